@@ -1,0 +1,82 @@
+/* cli.h - the thin command-line layer: global options, the subcommand table
+ * and a declarative option parser shared by every cmd_*.c file.  Each
+ * subcommand parses its flags and calls into libsbx; nothing here does
+ * runtime work.  */
+#ifndef SBX_CLI_H
+#define SBX_CLI_H
+
+#include <stdbool.h>
+
+#include "error.h"
+
+typedef struct
+{
+  const char *root;      /* state root, default /run/sbxrun */
+  const char *log;       /* --log FILE */
+  const char *log_format;
+  bool debug;
+  bool systemd_cgroup;
+  const char *rootless;
+} sbx_globals;
+
+typedef struct
+{
+  const char *name;  /* long name; a one-letter name is also the short one */
+  char short_name;   /* 0 for none */
+  bool has_arg;
+  const char *arg;   /* placeholder shown in help */
+  const char *help;
+} sbx_opt;
+
+/* Called for every option met; key is the index in the option table.  */
+typedef int (*sbx_opt_cb) (void *data, int key, const char *arg, sbx_error **err);
+
+typedef struct sbx_command
+{
+  const char *name;
+  const char *args;    /* positional arguments, for help */
+  const char *summary;
+  const sbx_opt *opts; /* terminated by a zero entry */
+  int (*run) (sbx_globals *g, int argc, char **argv, sbx_error **err);
+  bool stop_at_args;   /* stop option parsing at the first argument (exec) */
+} sbx_command;
+
+/* Parse argv (argv[0] is the command name).  Returns the index of the first
+   positional argument, SBX_CLI_HELP if --help was printed, or <0 with err.  */
+#define SBX_CLI_HELP (-1000)
+int sbx_cli_parse (const sbx_command *cmd, int argc, char **argv, sbx_opt_cb cb, void *data,
+                   sbx_error **err);
+/* Check the number of positional arguments left.  */
+int sbx_cli_nargs (const sbx_command *cmd, int nargs, int min, int max, sbx_error **err);
+void sbx_cli_usage (const sbx_command *cmd, int fd);
+
+/* The subcommands, in the order --help lists them.  */
+#define SBX_COMMANDS(X)                                                                            \
+  X (create) X (start) X (run) X (state) X (kill) X (delete) X (list) X (exec) X (ps) X (spec)     \
+  X (features)
+
+/* An option callback for commands without options.  */
+int sbx_no_opts (void *data, int key, const char *arg, sbx_error **err);
+
+/* create and run share their options.  */
+enum
+{
+  SBX_CO_BUNDLE,
+  SBX_CO_CONFIG,
+  SBX_CO_PID_FILE,
+  SBX_CO_CONSOLE_SOCKET,
+  SBX_CO_PRESERVE_FDS,
+  SBX_CO_NO_PIVOT,
+  SBX_CO_NO_NEW_KEYRING,
+  SBX_CO_DETACH,
+  SBX_CO_KEEP,
+};
+extern const sbx_opt sbx_create_options[];
+#include "container.h"
+int sbx_create_parse (const sbx_command *cmd, sbx_globals *g, int argc, char **argv,
+                      sbx_create_opts *o, sbx_error **err);
+
+#define SBX_DECLARE_CMD(n) extern const sbx_command sbx_cmd_##n;
+SBX_COMMANDS (SBX_DECLARE_CMD)
+
+#endif

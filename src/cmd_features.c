@@ -1,0 +1,39 @@
+/* cmd_features.c - `sbxrun features`: print the OCI features document.  */
+#include <config.h>
+
+#include <stdio.h>
+
+#include "cli.h"
+#include "ocifeatures.h"
+#include "utils.h"
+
+static int
+on_opt (void *data, int key, const char *arg, sbx_error **err)
+{
+  return 0;
+}
+
+static int
+run (sbx_globals *g, int argc, char **argv, sbx_error **err)
+{
+  oci_features *f = NULL;
+  cleanup_free char *json = NULL;
+  int i = sbx_cli_parse (&sbx_cmd_features, argc, argv, on_opt, NULL, err);
+
+  if (i < 0)
+    return i;
+  if (sbx_cli_nargs (&sbx_cmd_features, argc - i, 0, 0, err) < 0)
+    return -1;
+  if (sbx_features (&f, err) < 0)
+    return -1;
+  json = ocispec_generate (&oci_features_type, f, true, NULL);
+  oci_features_free (f);
+  printf ("%s\n", json);
+  return 0;
+}
+
+const sbx_command sbx_cmd_features = {
+  .name = "features",
+  .summary = "print the features this runtime implements (JSON)",
+  .run = run,
+};

@@ -1,0 +1,784 @@
+/* container.c - the lifecycle operations of container.h, runtime side.  The
+ * child side of create lives in init.c, exec in exec.c.  */
+#include <config.h>
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hooks.h"
+#include "init.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "process.h"
+#include "sync.h"
+#include "terminal.h"
+#include "utils.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+int
+sbx_pidfd_open (pid_t pid)
+{
+  return syscall (SYS_pidfd_open, pid, 0);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static void
+creator_release (sbx_creator *cr)
+{
+  oci_config_free (cr->c);
+  free (cr->bundle);
+  free (cr->rootfs);
+  sbx_state_free (cr->state);
+  sbx_cgroup_free (cr->cg);
+  sbx_seccomp_free (cr->sc);
+  sbx_ns_plan_close (&cr->plan);
+  if (cr->sync_parent >= 0)
+    close (cr->sync_parent);
+  if (cr->sync_child >= 0)
+    close (cr->sync_child);
+  if (cr->start_listen >= 0)
+    close (cr->start_listen);
+}
+
+/* A unix socket address for `name` inside a directory fd: through
+   /proc/self/fd, so long state paths never overflow sun_path.  */
+static socklen_t
+dir_sockaddr (int dirfd, const char *name, struct sockaddr_un *sa)
+{
+  memset (sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  snprintf (sa->sun_path, sizeof sa->sun_path, "/proc/self/fd/%d/%s", dirfd, name);
+  return sizeof *sa;
+}
+
+int
+sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err)
+{
+  cleanup_free char *d = xstrdup (path), *b = xstrdup (path);
+  cleanup_close int dfd = open (dirname (d), O_DIRECTORY | O_PATH | O_CLOEXEC);
+  char buf[32];
+  int n = snprintf (buf, sizeof buf, "%d", pid);
+  if (dfd < 0)
+    return sbx_error_sys (err, "pid file `%s`", path);
+  if (sbx_write_file_atomic (dfd, basename (b), buf, n, 0644, err) < 0)
+    return sbx_error_wrap (err, "pid file `%s`", path);
+  return 0;
+}
+
+static char *
+owner_name (void)
+{
+  struct passwd *pw = getpwuid (geteuid ());
+  return xstrdup (pw ? pw->pw_name : "");
+}
+
+/* Socket activation: fds 3..3+N-1 of LISTEN_FDS pass through, as with runc. */
+static void
+inherit_listen_fds (oci_process *p, int *preserve)
+{
+  const char *lf = getenv ("LISTEN_FDS");
+  long long n;
+  if (lf == NULL || sbx_parse_int64 (lf, &n) < 0 || n <= 0 || n > 1024)
+    return;
+  if (n > *preserve)
+    *preserve = (int) n;
+  p->env = xrealloc (p->env, (p->env_len + 3) * sizeof (char *));
+  p->env[p->env_len++] = xasprintf ("LISTEN_FDS=%lld", n);
+  p->env[p->env_len++] = xstrdup ("LISTEN_PID=1");
+  p->env[p->env_len] = NULL;
+}
+
+static int
+load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
+{
+  cleanup_free char *msg = NULL, *cfg = NULL, *root_path = NULL;
+  const char *bundle = o->bundle ? o->bundle : ".";
+
+  cr->bundle = realpath (bundle, NULL);
+  if (cr->bundle == NULL)
+    return sbx_error_sys (err, "bundle `%s`", bundle);
+  cfg = o->config ? xstrdup (o->config) : xasprintf ("%s/config.json", cr->bundle);
+  cr->c = oci_config_parse_file (cfg, &msg);
+  if (cr->c == NULL)
+    return sbx_error_set (err, EINVAL, "config.json: %s", msg);
+  if (cr->c->root == NULL)
+    return sbx_error_set (err, EINVAL, "config.json: root: required to create a container");
+  if (sbx_process_validate (cr->c->process, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  root_path = cr->c->root->path[0] == '/' ? xstrdup (cr->c->root->path)
+                                          : xasprintf ("%s/%s", cr->bundle, cr->c->root->path);
+  cr->rootfs = realpath (root_path, NULL);
+  if (cr->rootfs == NULL)
+    return sbx_error_sys (err, "config.json: root.path `%s`", cr->c->root->path);
+  if (cr->c->process->terminal && o->detach && o->console_socket == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "process.terminal is true but no --console-socket was given to receive "
+                          "the terminal of a detached container");
+  if (sbx_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
+    return sbx_error_set (err, ENOTSUP,
+                          "config.json: linux.namespaces: joining namespaces by path together with a "
+                          "new user namespace is not supported yet");
+  inherit_listen_fds (cr->c->process, (int *) &o->preserve_fds);
+  return 0;
+}
+
+static char *
+state_json_for_hooks (sbx_creator *cr, const char *status)
+{
+  return sbx_state_json (cr->state, cr->c, status, false);
+}
+
+static int
+run_hooks (sbx_creator *cr, const char *kind, oci_hook *const *h, size_t n, const char *status,
+           sbx_error **err)
+{
+  cleanup_free char *json = NULL;
+  if (n == 0)
+    return 0;
+  json = state_json_for_hooks (cr, status);
+  return sbx_hooks_run (kind, h, n, json, err);
+}
+
+static pid_t
+spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
+{
+  struct clone_args ca = { .flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) pidfd,
+                           .exit_signal = SIGCHLD };
+  int cgfd = cr->cg ? sbx_cgroup_dirfd (cr->cg) : -1;
+  pid_t pid;
+
+  /* The time and cgroup namespaces are made by the child: time offsets must
+     be written before anyone enters, and the cgroup namespace must be rooted
+     at the container's cgroup, which v1 can only join after clone.  */
+  ca.flags |= cr->plan.new_flags & ~(CLONE_NEWTIME | CLONE_NEWCGROUP);
+  /* Joining a pid namespace applies to our children: do it here.  */
+  for (size_t i = 0; i < cr->plan.njoin; i++)
+    if (cr->plan.join_types[i] == CLONE_NEWPID && setns (cr->plan.join_fds[i], CLONE_NEWPID) < 0)
+      return sbx_error_sys (err, "join pid namespace");
+  if (cgfd >= 0)
+    {
+      ca.flags |= CLONE_INTO_CGROUP;
+      ca.cgroup = cgfd;
+    }
+  pid = syscall (SYS_clone3, &ca, sizeof ca);
+  if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP) && (errno == EINVAL || errno == E2BIG))
+    {
+      ca.flags &= ~CLONE_INTO_CGROUP;
+      pid = syscall (SYS_clone3, &ca, sizeof ca);
+    }
+  if (pid < 0)
+    return sbx_error_sys (err, "clone3 the container process");
+  if (pid == 0)
+    sbx_init_main (cr);
+  if (!(ca.flags & CLONE_INTO_CGROUP) && cr->cg && sbx_cgroup_enter (cr->cg, pid, err) < 0)
+    return -1;
+  return pid;
+}
+
+/* Kill and reap a half-created init.  */
+static void
+kill_init (pid_t pid, int pidfd)
+{
+  if (pid <= 0)
+    return;
+  if (pidfd >= 0)
+    syscall (SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  else
+    kill (pid, SIGKILL);
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+}
+
+/* Everything of create up to "created".  On success the init is blocked on
+   start.sock; *pidfd and *pty (or -1) are for run.  */
+static int
+do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd_out, int *pty_out,
+           sbx_error **err)
+{
+  int sp[2];
+  struct sockaddr_un sa;
+  pid_t pid = -1;
+  int pidfd = -1, pty = -1;
+  const oci_config *c;
+
+  if (load_config (o, cr, err) < 0)
+    return -1;
+  c = cr->c;
+  if (sbx_id_validate (o->id, err) < 0)
+    return -1;
+  if (c->linux && c->linux->seccomp)
+    {
+      cleanup_free char *cache = xasprintf ("%s/.seccomp-cache", o->root);
+      sbx_mkdir_p (cache, 0700, NULL);
+      if (sbx_seccomp_prepare (c->linux->seccomp, cache, &cr->sc, err) < 0)
+        return sbx_error_wrap (err, "config.json");
+    }
+  if (sbx_state_create (o->root, o->id, &cr->state, err) < 0)
+    return -1;
+  cr->state->st->bundle = xstrdup (cr->bundle);
+  cr->state->st->rootfs = xstrdup (cr->rootfs);
+  cr->state->st->created = sbx_now_rfc3339 ();
+  cr->state->st->owner = owner_name ();
+  cr->state->st->systemd_cgroup = o->systemd_cgroup;
+  cr->state->st->has_systemd_cgroup = true;
+  {
+    size_t len;
+    cleanup_free char *json = ocispec_generate (&oci_config_type, c, false, &len);
+    if (sbx_write_file_atomic (cr->state->dir_fd, "config.json", json, len, 0600, err) < 0)
+      return sbx_error_wrap (err, "save config");
+  }
+  if (sbx_cgroup_host_mode () != SBX_CGROUP_NONE)
+    {
+      if (sbx_cgroup_create (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup,
+                             &cr->cg, err) < 0)
+        return -1;
+      cr->state->st->cgroup = sbx_cgroup_describe (cr->cg);
+      if (c->linux && c->linux->resources && sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
+        return -1;
+    }
+  if (sbx_state_save (cr->state, err) < 0)
+    return -1;
+
+  cr->start_listen = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (cr->start_listen < 0)
+    return sbx_error_sys (err, "socket");
+  if (bind (cr->start_listen, (struct sockaddr *) &sa, dir_sockaddr (cr->state->dir_fd, "start.sock", &sa)) < 0
+      || listen (cr->start_listen, 4) < 0)
+    return sbx_error_sys (err, "listen on `%s/start.sock`", cr->state->dir);
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+    return sbx_error_sys (err, "socketpair");
+  cr->sync_parent = sp[0];
+  cr->sync_child = sp[1];
+
+  pid = spawn_init (cr, &pidfd, err);
+  if (pid < 0)
+    goto fail;
+  close (cr->sync_child);
+  cr->sync_child = -1;
+  cr->state->st->pid = pid;
+  cr->state->st->has_pid = true;
+
+  if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_ns_write_id_maps (pid, c->linux, err) < 0)
+    goto fail;
+  if (sbx_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
+    goto fail;
+  if (sbx_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
+    goto fail;
+  if (c->hooks)
+    {
+      if (run_hooks (cr, "prestart", c->hooks->prestart, c->hooks->prestart_len, "creating", err) < 0
+          || run_hooks (cr, "createRuntime", c->hooks->create_runtime,
+                        c->hooks->create_runtime_len, "creating", err) < 0)
+        goto fail;
+    }
+  {
+    cleanup_free char *json = state_json_for_hooks (cr, "created");
+    if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, json, err) < 0)
+      goto fail;
+  }
+  if (c->process->terminal)
+    {
+      if (sbx_sync_expect (cr->sync_parent, SYNC_PTY, &pty, err) < 0)
+        goto fail;
+      if (o->console_socket)
+        {
+          cleanup_close int cs = sbx_unix_connect (o->console_socket, err);
+          if (cs < 0 || sbx_send_fd (cs, pty, "/dev/ptmx", err) < 0)
+            {
+              sbx_error_wrap (err, "--console-socket `%s`", o->console_socket);
+              goto fail;
+            }
+          close (pty);
+          pty = -1;
+        }
+    }
+  if (sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, err) < 0)
+    goto fail;
+  cr->state->st->pid_start = sbx_pid_start_time (pid);
+  cr->state->st->has_pid_start = true;
+  if (sbx_state_save (cr->state, err) < 0)
+    goto fail;
+  if (o->pid_file && sbx_write_pid_file (o->pid_file, pid, err) < 0)
+    goto fail;
+  *pid_out = pid;
+  *pidfd_out = pidfd;
+  *pty_out = pty;
+  return 0;
+
+fail:
+  if (pty >= 0)
+    close (pty);
+  kill_init (pid, pidfd);
+  if (pidfd >= 0)
+    close (pidfd);
+  return -1;
+}
+
+/* Undo a failed create: nothing may be left behind.  */
+static void
+create_cleanup (sbx_creator *cr)
+{
+  if (cr->cg)
+    sbx_cgroup_destroy (cr->cg, NULL);
+  if (cr->state)
+    sbx_state_remove (cr->state, NULL);
+}
+
+int
+sbx_container_create (const sbx_create_opts *o, sbx_error **err)
+{
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  pid_t pid;
+  int pidfd = -1, pty = -1, r;
+
+  r = do_create (o, &cr, &pid, &pidfd, &pty, err);
+  if (r < 0)
+    create_cleanup (&cr);
+  if (pidfd >= 0)
+    close (pidfd);
+  if (pty >= 0)
+    close (pty);
+  creator_release (&cr);
+  return r;
+}
+
+/* ---------------------------------------------------------------- start */
+
+int
+sbx_await_exec (int conn, sbx_state *s, const oci_config *c, sbx_error **err)
+{
+  /* A seccomp notify fd may come first; then EOF means exec happened.  */
+  for (;;)
+    {
+      cleanup_error sbx_error *e = NULL;
+      int notify_fd = -1;
+      if (sbx_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e) == 0)
+        {
+          if (notify_fd >= 0)
+            {
+              cleanup_free char *json = sbx_state_json (s, c, "running", false);
+              int r = sbx_seccomp_notify_send (c->linux->seccomp, notify_fd, s->st->pid, json, err);
+              close (notify_fd);
+              if (r < 0)
+                return r;
+            }
+          continue;
+        }
+      if (e->errno_ == SBX_SYNC_EOF_ERRNO)
+        return 0; /* closed by execve */
+      *err = steal_ptr (e);
+      return -1;
+    }
+}
+
+/* Ask the init blocked on start.sock to exec; returns once it did (the
+   connection closes on exec) or with its error.  */
+static int
+request_start (sbx_state *s, const oci_config *c, sbx_error **err)
+{
+  struct sockaddr_un sa;
+  cleanup_close int conn = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+  if (conn < 0)
+    return sbx_error_sys (err, "socket");
+  if (connect (conn, (struct sockaddr *) &sa, dir_sockaddr (s->dir_fd, "start.sock", &sa)) < 0)
+    return sbx_error_sys (err, "container \"%s\": connect to its init", s->id);
+  if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
+    return -1;
+  if (sbx_await_exec (conn, s, c, err) < 0)
+    return sbx_error_wrap (err, "container \"%s\": start", s->id);
+  return 0;
+}
+
+static int
+start_locked (sbx_state *s, sbx_error **err)
+{
+  oci_config *c = NULL;
+  const char *status = sbx_state_status (s);
+  int r;
+
+  if (strcmp (status, "created") != 0)
+    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be started: it is %s", s->id,
+                          status);
+  if (sbx_state_config (s, &c, err) < 0)
+    return -1;
+  r = request_start (s, c, err);
+  unlinkat (s->dir_fd, "start.sock", 0);
+  if (r == 0)
+    {
+      s->st->started = true;
+      s->st->has_started = true;
+      r = sbx_state_save (s, err);
+    }
+  if (r == 0 && c->hooks && c->hooks->poststart_len)
+    {
+      cleanup_error sbx_error *e = NULL;
+      cleanup_free char *json = sbx_state_json (s, c, "running", false);
+      /* runtime-spec: a failing poststart hook is only a warning.  */
+      if (sbx_hooks_run ("poststart", c->hooks->poststart, c->hooks->poststart_len, json, &e) < 0)
+        sbx_warn ("%s", e->msg);
+    }
+  oci_config_free (c);
+  return r;
+}
+
+int
+sbx_container_start (const char *root, const char *id, sbx_error **err)
+{
+  sbx_state *s = NULL;
+  int r;
+  if (sbx_state_open (root, id, &s, err) < 0)
+    return -1;
+  r = start_locked (s, err);
+  sbx_state_free (s);
+  return r;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static int
+exit_code (int status)
+{
+  if (WIFEXITED (status))
+    return WEXITSTATUS (status);
+  if (WIFSIGNALED (status))
+    return 128 + WTERMSIG (status);
+  return 255;
+}
+
+/* Forward signals to the init and wait for it, proxying the terminal when
+   we own it.  Returns the exit code.  */
+int
+sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
+{
+  sigset_t set, old;
+  cleanup_close int sfd = -1;
+  int status;
+
+  sigfillset (&set);
+  sigdelset (&set, SIGCHLD);
+  sigdelset (&set, SIGSEGV);
+  sigdelset (&set, SIGBUS);
+  sigdelset (&set, SIGILL);
+  sigdelset (&set, SIGFPE);
+  sigprocmask (SIG_BLOCK, &set, &old);
+  sfd = signalfd (-1, &set, SFD_CLOEXEC);
+  if (sfd < 0)
+    return sbx_error_sys (err, "signalfd");
+  if (pty >= 0)
+    {
+      /* The proxy returns when the pty hangs up, i.e. the init is gone. */
+      cleanup_error sbx_error *e = NULL;
+      sigprocmask (SIG_SETMASK, &old, NULL);
+      if (sbx_pty_proxy (pty, &e) < 0)
+        sbx_debug ("terminal proxy: %s", e->msg);
+      sigprocmask (SIG_BLOCK, &set, NULL);
+    }
+  for (;;)
+    {
+      struct pollfd pfd[2] = { { pidfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+      if (poll (pfd, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return sbx_error_sys (err, "poll");
+        }
+      if (pfd[1].revents & POLLIN)
+        {
+          struct signalfd_siginfo si;
+          if (read (sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD)
+            syscall (SYS_pidfd_send_signal, pidfd, si.ssi_signo, NULL, 0);
+        }
+      if (pfd[0].revents & POLLIN)
+        break;
+    }
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return sbx_error_sys (err, "wait for the container");
+  sigprocmask (SIG_SETMASK, &old, NULL);
+  return exit_code (status);
+}
+
+int
+sbx_container_run (const sbx_create_opts *o, sbx_error **err)
+{
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  cleanup_close int pidfd = -1, pty = -1;
+  pid_t pid;
+  int r;
+
+  r = do_create (o, &cr, &pid, &pidfd, &pty, err);
+  if (r < 0)
+    {
+      create_cleanup (&cr);
+      creator_release (&cr);
+      return -1;
+    }
+  /* Our own start.sock copy must go, or start would wait on ourselves. */
+  close (cr.start_listen);
+  cr.start_listen = -1;
+  r = start_locked (cr.state, err);
+  if (r < 0)
+    kill_init (pid, pidfd);
+  if (r == 0 && o->detach)
+    {
+      creator_release (&cr);
+      return 0;
+    }
+  /* Release the lock while the container runs, so that state, kill and
+     exec work on it.  */
+  {
+    char *root = xstrdup (o->root);
+    sbx_state_free (cr.state);
+    cr.state = NULL;
+    if (r == 0)
+      r = sbx_supervise (pid, pidfd, pty, err);
+    creator_release (&cr);
+    if (!o->keep)
+      {
+        cleanup_error sbx_error *e = NULL;
+        if (sbx_container_delete (root, o->id, true, &e) < 0)
+          sbx_warn ("delete after run: %s", e->msg);
+      }
+    free (root);
+  }
+  return r;
+}
+
+/* ---------------------------------------------------------------- state */
+
+int
+sbx_container_state (const char *root, const char *id, char **json, sbx_error **err)
+{
+  sbx_state *s = NULL;
+  oci_config *c = NULL;
+  if (sbx_state_open (root, id, &s, err) < 0)
+    return -1;
+  sbx_state_config (s, &c, NULL); /* annotations are optional extras */
+  *json = sbx_state_json (s, c, sbx_state_status (s), true);
+  oci_config_free (c);
+  sbx_state_free (s);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- kill */
+
+static const struct
+{
+  const char *name;
+  int signo;
+} signals[] = {
+  { "HUP", SIGHUP },     { "INT", SIGINT },     { "QUIT", SIGQUIT },   { "ILL", SIGILL },
+  { "TRAP", SIGTRAP },   { "ABRT", SIGABRT },   { "IOT", SIGIOT },     { "BUS", SIGBUS },
+  { "FPE", SIGFPE },     { "KILL", SIGKILL },   { "USR1", SIGUSR1 },   { "SEGV", SIGSEGV },
+  { "USR2", SIGUSR2 },   { "PIPE", SIGPIPE },   { "ALRM", SIGALRM },   { "TERM", SIGTERM },
+  { "STKFLT", SIGSTKFLT }, { "CHLD", SIGCHLD }, { "CONT", SIGCONT },   { "STOP", SIGSTOP },
+  { "TSTP", SIGTSTP },   { "TTIN", SIGTTIN },   { "TTOU", SIGTTOU },   { "URG", SIGURG },
+  { "XCPU", SIGXCPU },   { "XFSZ", SIGXFSZ },   { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF },
+  { "WINCH", SIGWINCH }, { "IO", SIGIO },       { "POLL", SIGPOLL },   { "PWR", SIGPWR },
+  { "SYS", SIGSYS },
+};
+
+int
+sbx_parse_signal (const char *s, sbx_error **err)
+{
+  long long n;
+  const char *name = s;
+  if (sbx_parse_int64 (s, &n) == 0)
+    {
+      if (n <= 0 || n > SIGRTMAX)
+        return sbx_error_set (err, EINVAL, "invalid signal `%s`", s);
+      return (int) n;
+    }
+  if (strncasecmp (name, "SIG", 3) == 0)
+    name += 3;
+  for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+    if (strcasecmp (name, signals[i].name) == 0)
+      return signals[i].signo;
+  if (strncasecmp (name, "RTMIN", 5) == 0 || strncasecmp (name, "RTMAX", 5) == 0)
+    {
+      long long off = 0;
+      int base = strncasecmp (name, "RTMIN", 5) == 0 ? SIGRTMIN : SIGRTMAX;
+      if (name[5] == '\0' || (sbx_parse_int64 (name + 5, &off) == 0 && base + off >= SIGRTMIN
+                              && base + off <= SIGRTMAX))
+        return base + (int) off;
+    }
+  return sbx_error_set (err, EINVAL, "invalid signal `%s`", s);
+}
+
+/* Signal the init through a pidfd checked against the saved start time,
+   so a recycled pid is never hit.  */
+static int
+signal_init (sbx_state *s, int signo, sbx_error **err)
+{
+  cleanup_close int pidfd = sbx_pidfd_open (s->st->pid);
+  if (pidfd < 0 || !sbx_state_alive (s))
+    return sbx_error_set (err, ESRCH, "container not running");
+  if (syscall (SYS_pidfd_send_signal, pidfd, signo, NULL, 0) < 0)
+    {
+      if (errno == ESRCH)
+        return sbx_error_set (err, ESRCH, "container not running");
+      return sbx_error_sys (err, "kill container \"%s\"", s->id);
+    }
+  return 0;
+}
+
+static int
+kill_locked (sbx_state *s, int signo, bool all, sbx_error **err)
+{
+  if (all && s->st->cgroup)
+    {
+      sbx_cgroup *cg = NULL;
+      int r;
+      if (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0)
+        return -1;
+      r = sbx_cgroup_kill (cg, signo, err);
+      sbx_cgroup_free (cg);
+      return r;
+    }
+  if (strcmp (sbx_state_status (s), "stopped") == 0)
+    return sbx_error_set (err, ESRCH, "container not running");
+  return signal_init (s, signo, err);
+}
+
+int
+sbx_container_kill (const char *root, const char *id, int signo, bool all, sbx_error **err)
+{
+  sbx_state *s = NULL;
+  int r;
+  if (sbx_state_open (root, id, &s, err) < 0)
+    return -1;
+  r = kill_locked (s, signo, all, err);
+  sbx_state_free (s);
+  return r;
+}
+
+/* ---------------------------------------------------------------- delete */
+
+/* Wait (bounded) for the init to be gone after SIGKILL.  */
+static void
+wait_gone (sbx_state *s)
+{
+  cleanup_close int pidfd = sbx_pidfd_open (s->st->pid);
+  if (pidfd >= 0 && sbx_state_alive (s))
+    {
+      struct pollfd p = { pidfd, POLLIN, 0 };
+      poll (&p, 1, 5000);
+    }
+  /* Reap it if it is ours (run).  */
+  waitpid (s->st->pid, NULL, WNOHANG);
+}
+
+static int
+delete_locked (sbx_state *s, bool force, sbx_error **err)
+{
+  const char *status = sbx_state_status (s);
+  oci_config *c = NULL;
+  sbx_cgroup *cg = NULL;
+
+  if (strcmp (status, "stopped") != 0 && strcmp (status, "created") != 0 && !force)
+    return sbx_error_set (err, EBUSY,
+                          "cannot delete container \"%s\" that is not stopped: %s (use --force)",
+                          s->id, status);
+  if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
+    cg = NULL;
+  if (strcmp (status, "stopped") != 0)
+    {
+      if (cg && strcmp (status, "paused") == 0)
+        sbx_cgroup_freeze (cg, false, NULL);
+      if (cg)
+        sbx_cgroup_kill (cg, SIGKILL, NULL);
+      signal_init (s, SIGKILL, NULL);
+      wait_gone (s);
+    }
+  if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
+    {
+      cleanup_error sbx_error *e = NULL;
+      cleanup_free char *json = sbx_state_json (s, c, "stopped", false);
+      /* runtime-spec: poststop failures are warnings; deletion goes on.  */
+      if (sbx_hooks_run ("poststop", c->hooks->poststop, c->hooks->poststop_len, json, &e) < 0)
+        sbx_warn ("%s", e->msg);
+    }
+  oci_config_free (c);
+  if (cg)
+    {
+      cleanup_error sbx_error *e = NULL;
+      if (sbx_cgroup_destroy (cg, &e) < 0)
+        sbx_warn ("container \"%s\": remove cgroup: %s", s->id, e->msg);
+      sbx_cgroup_free (cg);
+    }
+  return sbx_state_remove (s, err);
+}
+
+int
+sbx_container_delete (const char *root, const char *id, bool force, sbx_error **err)
+{
+  sbx_state *s = NULL;
+  cleanup_error sbx_error *e = NULL;
+  int r;
+  if (sbx_state_open (root, id, &s, &e) < 0)
+    {
+      /* delete --force is idempotent: a missing container is fine.  */
+      if (force && e->errno_ == ENOENT)
+        return 0;
+      *err = steal_ptr (e);
+      return -1;
+    }
+  r = delete_locked (s, force, err);
+  sbx_state_free (s);
+  return r;
+}
+
+/* ---------------------------------------------------------------- ps */
+
+int
+sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, sbx_error **err)
+{
+  sbx_state *s = NULL;
+  sbx_cgroup *cg = NULL;
+  int r = 0;
+  if (sbx_state_open (root, id, &s, err) < 0)
+    return -1;
+  *pids = NULL;
+  *n = 0;
+  if (strcmp (sbx_state_status (s), "stopped") == 0)
+    ;
+  else if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, err) == 0)
+    r = sbx_cgroup_pids (cg, pids, n, err);
+  else if (s->st->cgroup)
+    r = -1;
+  else
+    {
+      *pids = xmalloc0 (sizeof (pid_t));
+      (*pids)[0] = s->st->pid;
+      *n = 1;
+    }
+  sbx_cgroup_free (cg);
+  sbx_state_free (s);
+  return r;
+}

@@ -1,0 +1,194 @@
+/* init.c - see init.h.  Runs in the new namespaces as the future container
+ * process; every failure travels back to the parent as SYNC_ERROR.  */
+#include <config.h>
+#include "init.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hooks.h"
+#include "log.h"
+#include "mounts.h"
+#include "process.h"
+#include "sync.h"
+#include "terminal.h"
+#include "utils.h"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+static int
+set_sysctls (const oci_linux *l, sbx_error **err)
+{
+  for (size_t i = 0; l && i < l->sysctl_len; i++)
+    {
+      const char *key = l->sysctl_keys[i], *val = l->sysctl_values[i];
+      cleanup_free char *path = xasprintf ("/proc/sys/%s", key);
+      cleanup_close int fd = -1;
+      if (strstr (key, "..") || key[0] == '/' || key[0] == '.')
+        return sbx_error_set (err, EINVAL, "linux.sysctl: invalid key `%s`", key);
+      for (char *p = path + 10; *p; p++)
+        if (*p == '.')
+          *p = '/';
+      fd = open (path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0 || sbx_write_all (fd, val, strlen (val)) < 0)
+        return sbx_error_sys (err, "linux.sysctl[\"%s\"] = `%s`", key, val);
+    }
+  return 0;
+}
+
+static int
+set_names (const oci_config *c, int uts_private, sbx_error **err)
+{
+  if ((c->hostname || c->domainname) && !uts_private)
+    return sbx_error_set (err, EINVAL, "hostname: setting it needs a uts namespace of its own");
+  if (c->hostname && sethostname (c->hostname, strlen (c->hostname)) < 0)
+    return sbx_error_sys (err, "hostname `%s`", c->hostname);
+  if (c->domainname && setdomainname (c->domainname, strlen (c->domainname)) < 0)
+    return sbx_error_sys (err, "domainname `%s`", c->domainname);
+  return 0;
+}
+
+/* Everything up to "created".  */
+static int
+setup (sbx_creator *cr, char **state_json, sbx_error **err)
+{
+  const oci_config *c = cr->c;
+  const oci_linux *l = c->linux;
+  int flags = cr->plan.new_flags;
+  sbx_rootfs_opts ro = { .rootfs = cr->rootfs, .bundle = cr->bundle, .no_pivot = cr->o->no_pivot,
+                         .userns = (flags | cr->plan.join_flags) & CLONE_NEWUSER,
+                         .cgroupns = flags & CLONE_NEWCGROUP };
+
+  if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
+    return -1;
+  if (sbx_ns_join (&cr->plan, true, err) < 0)
+    return -1;
+  if (flags & CLONE_NEWUSER)
+    {
+      /* Become the container's root: the mapping of our host uid may be
+         anything, and setup needs full capabilities in the namespace.  */
+      if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
+        return sbx_error_sys (err, "become root in the user namespace (is uid/gid 0 mapped?)");
+    }
+  if ((flags & CLONE_NEWCGROUP) && unshare (CLONE_NEWCGROUP) < 0)
+    return sbx_error_sys (err, "create cgroup namespace");
+  if (flags & CLONE_NEWTIME)
+    {
+      if (unshare (CLONE_NEWTIME) < 0)
+        return sbx_error_sys (err, "create time namespace");
+      if (sbx_ns_write_time_offsets (l, err) < 0)
+        return -1;
+    }
+  if (set_names (c, (flags | cr->plan.join_flags) & CLONE_NEWUTS, err) < 0)
+    return -1;
+  if (!cr->o->no_new_keyring && syscall (SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0
+      && errno != ENOSYS && errno != EPERM && errno != EACCES)
+    return sbx_error_sys (err, "join a new session keyring");
+  if (!(flags & CLONE_NEWNS))
+    return sbx_error_set (err, EINVAL, "linux.namespaces: a mount namespace of its own is required");
+  if (sbx_rootfs_prepare (c, &ro, err) < 0)
+    return -1;
+
+  if (sbx_sync_send (cr->sync_child, SYNC_RUNTIME_HOOKS, -1, err) < 0)
+    return -1;
+  if (sbx_sync_expect_text (cr->sync_child, SYNC_HOOKS_DONE, NULL, state_json, err) < 0)
+    return -1;
+  if (c->hooks && sbx_hooks_run ("createContainer", c->hooks->create_container,
+                                 c->hooks->create_container_len, *state_json, err) < 0)
+    return -1;
+
+  if (sbx_rootfs_finish (c, &ro, err) < 0)
+    return -1;
+  if (set_sysctls (l, err) < 0)
+    return -1;
+  if (c->process->terminal)
+    {
+      cleanup_free char *slave = NULL;
+      cleanup_close int master = sbx_pty_open (&slave, err);
+      if (master < 0)
+        return -1;
+      if (sbx_sync_send_text (cr->sync_child, SYNC_PTY, master, slave, err) < 0)
+        return -1;
+      if (sbx_pty_setup_slave (slave, c->process->console_size, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+/* Block until `start` connects; returns the connection.  */
+static int
+wait_for_start (int listen_fd, sbx_error **err)
+{
+  for (;;)
+    {
+      cleanup_close int conn = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC);
+      if (conn < 0)
+        {
+          if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+          return sbx_error_sys (err, "wait for start");
+        }
+      /* Only a real start request counts; a probe that hangs up is ignored. */
+      if (sbx_sync_expect (conn, SYNC_GO, NULL, NULL) == 0)
+        return steal_fd (&conn);
+    }
+}
+
+_Noreturn void
+sbx_init_main (sbx_creator *cr)
+{
+  cleanup_error sbx_error *err = NULL;
+  cleanup_free char *state_json = NULL;
+  int conn;
+
+  /* Drop what belongs to the runtime: the state lock must not outlive it. */
+  close (cr->state->dir_fd);
+  close (cr->state->root_fd);
+  close (cr->sync_parent);
+  cr->state->dir_fd = cr->state->root_fd = -1;
+  /* Die with the runtime during setup; non-dumpable keeps container
+     processes away from our /proc/<pid>/exe (CVE-2019-5736).  */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  prctl (PR_SET_DUMPABLE, 0);
+
+  if (setup (cr, &state_json, &err) < 0)
+    goto fail;
+  prctl (PR_SET_PDEATHSIG, 0);
+  if (sbx_sync_send (cr->sync_child, SYNC_CREATED, -1, &err) < 0)
+    goto fail;
+  close (cr->sync_child);
+  cr->sync_child = -1;
+
+  conn = wait_for_start (cr->start_listen, &err);
+  if (conn < 0)
+    _exit (1);
+  close (cr->start_listen);
+  if (cr->c->hooks && sbx_hooks_run ("startContainer", cr->c->hooks->start_container,
+                                     cr->c->hooks->start_container_len, state_json, &err) < 0)
+    {
+      sbx_sync_send_error (conn, err);
+      _exit (1);
+    }
+  {
+    sbx_exec_ctx ctx = { .p = cr->c->process, .seccomp = cr->sc,
+                         .preserve_fds = cr->o->preserve_fds, .notify_sock = conn };
+    sbx_process_exec (&ctx, &err);
+  }
+  sbx_sync_send_error (conn, err);
+  _exit (127);
+
+fail:
+  if (cr->sync_child >= 0)
+    sbx_sync_send_error (cr->sync_child, err);
+  _exit (1);
+}

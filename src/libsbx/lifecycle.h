@@ -1,0 +1,20 @@
+/* lifecycle.h - helpers shared by create/start/run (container.c) and exec
+ * (exec.c); not part of the public library interface.  */
+#ifndef SBX_LIFECYCLE_H
+#define SBX_LIFECYCLE_H
+
+#include <sys/types.h>
+
+#include "error.h"
+#include "ocispec.h"
+#include "state.h"
+
+int sbx_pidfd_open (pid_t pid);
+int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
+/* Wait on conn until the process has exec'd (EOF), forwarding a seccomp
+   notify fd to listenerPath on the way; its SYNC_ERROR becomes *err.  */
+int sbx_await_exec (int conn, sbx_state *s, const oci_config *c, sbx_error **err);
+/* Forward signals to pid, proxy the pty (if >= 0), reap; the exit code.  */
+int sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err);
+
+#endif

@@ -1,0 +1,191 @@
+/* process.c - see process.h.  */
+#include <config.h>
+#include "process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "caps.h"
+#include "sync.h"
+#include "utils.h"
+
+static const struct
+{
+  const char *name;
+  int res;
+} rlimits[] = {
+  { "RLIMIT_AS", RLIMIT_AS },         { "RLIMIT_CORE", RLIMIT_CORE },
+  { "RLIMIT_CPU", RLIMIT_CPU },       { "RLIMIT_DATA", RLIMIT_DATA },
+  { "RLIMIT_FSIZE", RLIMIT_FSIZE },   { "RLIMIT_LOCKS", RLIMIT_LOCKS },
+  { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK }, { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
+  { "RLIMIT_NICE", RLIMIT_NICE },     { "RLIMIT_NOFILE", RLIMIT_NOFILE },
+  { "RLIMIT_NPROC", RLIMIT_NPROC },   { "RLIMIT_RSS", RLIMIT_RSS },
+  { "RLIMIT_RTPRIO", RLIMIT_RTPRIO }, { "RLIMIT_RTTIME", RLIMIT_RTTIME },
+  { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING }, { "RLIMIT_STACK", RLIMIT_STACK },
+};
+
+static int
+rlimit_res (const char *name)
+{
+  for (size_t i = 0; i < sizeof rlimits / sizeof *rlimits; i++)
+    if (strcmp (rlimits[i].name, name) == 0)
+      return rlimits[i].res;
+  return -1;
+}
+
+int
+sbx_process_validate (const oci_process *p, sbx_error **err)
+{
+  if (p == NULL)
+    return sbx_error_set (err, EINVAL, "process: required to create a container");
+  if (p->args_len == 0 || p->args[0][0] == '\0')
+    return sbx_error_set (err, EINVAL, "process.args: must name the program to run");
+  if (p->cwd[0] != '/')
+    return sbx_error_set (err, EINVAL, "process.cwd `%s`: must be an absolute path", p->cwd);
+  for (size_t i = 0; i < p->rlimits_len; i++)
+    {
+      if (rlimit_res (p->rlimits[i]->type) < 0)
+        return sbx_error_set (err, EINVAL, "process.rlimits[%zu].type: unknown rlimit `%s`", i,
+                              p->rlimits[i]->type);
+      if (p->rlimits[i]->soft > p->rlimits[i]->hard)
+        return sbx_error_set (err, EINVAL, "process.rlimits[%zu] (%s): soft limit above hard limit",
+                              i, p->rlimits[i]->type);
+    }
+  if (p->has_oom_score_adj && (p->oom_score_adj < -1000 || p->oom_score_adj > 1000))
+    return sbx_error_set (err, EINVAL, "process.oomScoreAdj: %d not in [-1000, 1000]",
+                          p->oom_score_adj);
+  return sbx_caps_validate (p->capabilities, err);
+}
+
+/* chdir to cwd resolved inside the current root, refusing magic links such as
+   /proc/self/fd/N that would lead out of it.  */
+static int
+enter_cwd (const char *cwd, sbx_error **err)
+{
+  struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  cleanup_close int fd = syscall (SYS_openat2, AT_FDCWD, cwd, &how, sizeof how);
+  if (fd < 0 && errno == ENOSYS)
+    fd = open (cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return sbx_error_sys (err, "process.cwd `%s`", cwd);
+  if (fchdir (fd) < 0)
+    return sbx_error_sys (err, "process.cwd `%s`: chdir", cwd);
+  return 0;
+}
+
+static int
+apply_user (const oci_user *u, sbx_error **err)
+{
+  uid_t uid = u ? u->uid : 0;
+  gid_t gid = u ? u->gid : 0;
+
+  if (u && u->additional_gids_len)
+    {
+      if (setgroups (u->additional_gids_len, u->additional_gids) < 0)
+        return sbx_error_sys (err, "process.user.additionalGids: setgroups");
+    }
+  else if (setgroups (0, NULL) < 0 && errno != EPERM)
+    return sbx_error_sys (err, "setgroups");
+  if (setresgid (gid, gid, gid) < 0)
+    return sbx_error_sys (err, "process.user.gid %u: setgid", gid);
+  if (sbx_caps_keep (1, err) < 0)
+    return -1;
+  if (setresuid (uid, uid, uid) < 0)
+    return sbx_error_sys (err, "process.user.uid %u: setuid", uid);
+  return sbx_caps_keep (0, err);
+}
+
+/* execvp with the container's PATH, not ours.  */
+static int
+do_exec (const oci_process *p, sbx_error **err)
+{
+  const char *path = NULL, *arg0 = p->args[0];
+  char *const *envp = p->env ? p->env : (char *const[]){ NULL };
+
+  if (strchr (arg0, '/'))
+    {
+      execve (arg0, p->args, envp);
+      return sbx_error_sys (err, "exec `%s`", arg0);
+    }
+  for (size_t i = 0; i < p->env_len; i++)
+    if (sbx_has_prefix (p->env[i], "PATH="))
+      path = p->env[i] + 5;
+  if (path == NULL)
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  int saved = ENOENT;
+  for (const char *s = path; *s;)
+    {
+      const char *e = strchrnul (s, ':');
+      cleanup_free char *cand = xasprintf ("%.*s/%s", (int) (e - s), s, arg0);
+      struct stat st;
+      if (e > s && stat (cand, &st) == 0 && S_ISREG (st.st_mode))
+        {
+          execve (cand, p->args, envp);
+          saved = errno;
+          if (saved != EACCES && saved != ENOENT)
+            break;
+        }
+      s = *e ? e + 1 : e;
+    }
+  return sbx_error_set (err, saved, "exec `%s`: not found in PATH `%s`", arg0, path);
+}
+
+int
+sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
+{
+  const oci_process *p = ctx->p;
+  int notify_fd = -1;
+
+  if (enter_cwd (p->cwd, err) < 0)
+    return -1;
+  for (size_t i = 0; i < p->rlimits_len; i++)
+    {
+      struct rlimit rl = { p->rlimits[i]->soft, p->rlimits[i]->hard };
+      if (setrlimit (rlimit_res (p->rlimits[i]->type), &rl) < 0)
+        return sbx_error_sys (err, "process.rlimits[%zu] (%s): setrlimit", i, p->rlimits[i]->type);
+    }
+  if (p->has_oom_score_adj)
+    {
+      char buf[16];
+      int n = snprintf (buf, sizeof buf, "%d", p->oom_score_adj);
+      cleanup_close int fd = open ("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write (fd, buf, n) < 0)
+        return sbx_error_sys (err, "process.oomScoreAdj: write /proc/self/oom_score_adj");
+    }
+  if (p->user && p->user->has_umask)
+    umask (p->user->umask);
+  /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+     before the capabilities go.  */
+  if (ctx->seccomp && !p->no_new_privileges && sbx_seccomp_load (ctx->seccomp, &notify_fd, err) < 0)
+    return -1;
+  if (apply_user (p->user, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
+    return -1;
+  if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return sbx_error_sys (err, "process.noNewPrivileges: prctl");
+  if (ctx->seccomp && p->no_new_privileges && sbx_seccomp_load (ctx->seccomp, &notify_fd, err) < 0)
+    return -1;
+  if (notify_fd >= 0 && ctx->notify_sock >= 0)
+    {
+      /* The runtime forwards it to listenerPath; the filter must allow
+         sendmsg, as the spec's notify flow implies.  */
+      if (sbx_sync_send (ctx->notify_sock, SYNC_EXEC_READY, notify_fd, err) < 0)
+        return -1;
+      close (notify_fd);
+    }
+  /* Nothing of ours may reach the container: everything above the
+     preserved fds is closed by execve.  */
+  if (syscall (SYS_close_range, 3 + ctx->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    return sbx_error_sys (err, "close_range");
+  return do_exec (p, err);
+}

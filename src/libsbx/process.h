@@ -1,0 +1,27 @@
+/* process.h - the last steps of a container process (init or exec) before
+ * execve: cwd, rlimits, oom score, umask, user and groups, capabilities,
+ * no_new_privs, seccomp, fd hygiene, PATH lookup inside the container.  */
+#ifndef SBX_PROCESS_H
+#define SBX_PROCESS_H
+
+#include <stdbool.h>
+
+#include "error.h"
+#include "ocispec.h"
+#include "seccomp.h"
+
+typedef struct
+{
+  const oci_process *p;
+  const sbx_seccomp *seccomp; /* may be NULL */
+  int preserve_fds;           /* fds 3..3+n-1 survive into the container */
+  int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
+} sbx_exec_ctx;
+
+/* Validate process fields that can be checked before anything runs
+   (args, cwd absolute, rlimit names, capabilities).  */
+int sbx_process_validate (const oci_process *p, sbx_error **err);
+/* Apply everything and execve.  Returns only on failure.  */
+int sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err);
+
+#endif

@@ -1,0 +1,112 @@
+/* sbxrun.c - entry point: global options, then dispatch to one subcommand.  */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ocifeatures.h"
+#include "log.h"
+#include "utils.h"
+
+#define SBX_CMD_PTR(n) &sbx_cmd_##n,
+static const sbx_command *commands[] = { SBX_COMMANDS (SBX_CMD_PTR) NULL };
+
+static void
+print_help (int fd)
+{
+  dprintf (fd, "Usage: sbxrun [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n\n"
+               "sbxrun - an OCI container runtime with an nftables egress allowlist.\n\n"
+               "Commands:\n");
+  for (const sbx_command **c = commands; *c; c++)
+    dprintf (fd, "  %-12s %s\n", (*c)->name, (*c)->summary);
+  dprintf (fd, "\nGlobal options:\n"
+               "  --root DIR             state directory root (default /run/sbxrun)\n"
+               "  --log FILE             write diagnostics to FILE\n"
+               "  --log-format FORMAT    text (default) or json\n"
+               "  --debug                verbose diagnostics\n"
+               "  --systemd-cgroup       cgroupsPath is slice:prefix:name (accepted)\n"
+               "  --rootless [VALUE]     accepted for compatibility\n"
+               "  -v, --version          print the version and features\n"
+               "  -h, --help             show this help\n\n"
+               "`sbxrun COMMAND --help` describes a command.  See sbxrun(1).\n");
+}
+
+static void
+print_version (void)
+{
+  printf ("sbxrun version %s\ncommit: %s\nspec: %s\n%s\n", PACKAGE_VERSION, GIT_COMMIT,
+          OCI_VERSION, SBX_FEATURE_TAGS);
+}
+
+int
+main (int argc, char **argv)
+{
+  sbx_globals g = { .root = "/run/sbxrun", .log_format = "text" };
+  cleanup_error sbx_error *err = NULL;
+  enum { O_ROOT = 256, O_LOG, O_LOG_FORMAT, O_DEBUG, O_SYSTEMD, O_ROOTLESS, O_CRIU };
+  static const struct option opts[] = {
+    { "root", required_argument, NULL, O_ROOT },
+    { "log", required_argument, NULL, O_LOG },
+    { "log-format", required_argument, NULL, O_LOG_FORMAT },
+    { "debug", no_argument, NULL, O_DEBUG },
+    { "systemd-cgroup", no_argument, NULL, O_SYSTEMD },
+    { "rootless", optional_argument, NULL, O_ROOTLESS },
+    { "criu", required_argument, NULL, O_CRIU },
+    { "version", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { 0 },
+  };
+  const sbx_command *cmd = NULL;
+  int c, r;
+
+  opterr = 0;
+  while ((c = getopt_long_only (argc, argv, "+vh", opts, NULL)) != -1)
+    switch (c)
+      {
+      case O_ROOT: g.root = optarg; break;
+      case O_LOG: g.log = optarg; break;
+      case O_LOG_FORMAT: g.log_format = optarg; break;
+      case O_DEBUG: g.debug = true; break;
+      case O_SYSTEMD: g.systemd_cgroup = true; break;
+      case O_ROOTLESS: g.rootless = optarg ? optarg : "true"; break;
+      case O_CRIU: break;
+      case 'v': print_version (); return 0;
+      case 'h': print_help (1); return 0;
+      default:
+        fprintf (stderr, "sbxrun: unknown global option `%s` (see `sbxrun --help`)\n",
+                 argv[optind - 1]);
+        return 1;
+      }
+  if (sbx_log_init (g.log, g.log_format, g.debug, &err) < 0)
+    {
+      sbx_log_error (err);
+      return 1;
+    }
+  if (optind >= argc)
+    {
+      print_help (2);
+      return 1;
+    }
+  for (const sbx_command **p = commands; *p; p++)
+    if (strcmp ((*p)->name, argv[optind]) == 0)
+      cmd = *p;
+  if (cmd == NULL)
+    {
+      sbx_error_set (&err, EINVAL, "unknown command `%s` (see `sbxrun --help`)", argv[optind]);
+      sbx_log_error (err);
+      return 1;
+    }
+  r = cmd->run (&g, argc - optind, argv + optind, &err);
+  if (r == SBX_CLI_HELP)
+    return 0;
+  if (r < 0)
+    {
+      sbx_log_error (err);
+      return 1;
+    }
+  return r;
+}

@@ -1,0 +1,528 @@
+"""Shared fixtures for the sbxrun integration tests.
+
+The suite runs the built binary ($SBXRUN, set by `make check`; defaults to
+src/sbxrun in this tree) as a black box.  Fixtures:
+
+  sbx            runs sbxrun with a private --root under the test's tmp dir and,
+                 at teardown, force-deletes whatever the test left and checks
+                 that no state directory and no mount under the tmp dir remain.
+  bundle         factory: bundle(args=[...]) makes a bundle (config.json from
+                 `sbxrun spec`, terminal false, cgroupsPath under our own
+                 cgroup, a copy of the busybox rootfs) and returns a Bundle
+                 whose .config dict can be edited and written back.
+  cgroup_parent  a per-test cgroup directory under the cgroup this process is
+                 in; .path(name) gives a linux.cgroupsPath.  Teardown removes
+                 everything below it and fails if a runtime left a cgroup.
+  busybox_rootfs session-wide cached rootfs built from Debian's static busybox.
+
+Markers (registered below):
+  @pytest.mark.needs_cmd("create", "start")  skip until sbxrun has the commands
+  @pytest.mark.needs_root                     skip unless running as root
+"""
+
+import contextlib
+import errno
+import functools
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+TOP_SRCDIR = Path(os.environ.get("TOP_SRCDIR") or Path(__file__).resolve().parents[2])
+SBXRUN = os.environ.get("SBXRUN") or str(TOP_SRCDIR / "src" / "sbxrun")
+BUSYBOX = "/bin/busybox"
+DEFAULT_TIMEOUT = 60  # seconds, for any single sbxrun invocation
+
+_seq = itertools.count(1)
+
+
+# ---------------------------------------------------------------------------
+# Plain helpers (no fixture needed)
+
+
+def run_cmd(argv, *, timeout=DEFAULT_TIMEOUT, **kw):
+    """subprocess.run with stdin from /dev/null (unless input= is given) and
+    stdout/stderr captured as text in .stdout/.stderr.
+
+    Output goes through temporary files, not pipes: a detached container
+    (`create`, `run -d`) inherits the runtime's stdout and stderr and would
+    hold a pipe open long after the command has returned."""
+    argv = [str(a) for a in argv]
+    if "input" not in kw:
+        kw.setdefault("stdin", subprocess.DEVNULL)
+    if "stdout" in kw or "stderr" in kw or kw.pop("capture_output", True) is False:
+        return subprocess.run(argv, text=True, timeout=timeout, **kw)
+    if isinstance(kw.get("input"), str):
+        kw["input"] = kw["input"].encode()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        cp = subprocess.run(argv, stdout=out, stderr=err, timeout=timeout, **kw)
+        out.seek(0)
+        err.seek(0)
+        cp.stdout = out.read().decode(errors="replace")
+        cp.stderr = err.read().decode(errors="replace")
+        return cp
+
+
+def sbxrun(*args, **kw):
+    """Run sbxrun without a per-test --root (for commands that keep no state)."""
+    return run_cmd([SBXRUN, *args], **kw)
+
+
+@functools.cache
+def has_command(name):
+    """True when this build of sbxrun implements subcommand NAME."""
+    return sbxrun(name, "--help").returncode == 0
+
+
+@functools.cache
+def subcommands():
+    """Subcommand names, as listed by `sbxrun --help`."""
+    out = sbxrun("--help").stdout
+    names, listing = [], False
+    for line in out.splitlines():
+        if line.strip().lower().startswith("commands"):
+            listing = True
+            continue
+        if listing:
+            if not line.strip():
+                if names:
+                    break
+                continue
+            names.append(line.split()[0])
+    return names
+
+
+def describe(cp):
+    """A CompletedProcess as text, for assertion messages."""
+    return f"$ {' '.join(map(str, cp.args))}\nexit {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
+
+
+def is_static_elf(path):
+    """True for an ELF executable without a program interpreter (PT_INTERP)."""
+    with open(path, "rb") as f:
+        hdr = f.read(64)
+        if hdr[:4] != b"\x7fELF":
+            return False
+        is64, little = hdr[4] == 2, hdr[5] == 1
+        e = "<" if little else ">"
+        if is64:
+            phoff, = struct.unpack(e + "Q", hdr[32:40])
+            phentsize, phnum = struct.unpack(e + "HH", hdr[54:58])
+        else:
+            phoff, = struct.unpack(e + "I", hdr[28:32])
+            phentsize, phnum = struct.unpack(e + "HH", hdr[42:46])
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            p_type, = struct.unpack(e + "I", f.read(4))
+            if p_type == 3:  # PT_INTERP
+                return False
+        return True
+
+
+def _unescape_mountinfo(s):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mountinfo():
+    """(mount root, mount point, fstype) for every line of /proc/self/mountinfo."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            out.append((_unescape_mountinfo(fields[3]), _unescape_mountinfo(fields[4]), right.split()[0]))
+    return out
+
+
+def mounts_under(directory):
+    """Mount points at or below DIRECTORY, deepest first."""
+    d = os.path.realpath(directory)
+    found = [mp for _, mp, _ in mountinfo() if mp == d or mp.startswith(d + "/")]
+    return sorted(found, key=len, reverse=True)
+
+
+# ---------------------------------------------------------------------------
+# cgroups
+
+
+def own_cgroup():
+    """The cgroup path this process is in, usable as a cgroupsPath parent.
+
+    /proc/self/cgroup has one line per hierarchy.  On a hybrid host like
+    `4:memory:/process_api/xyz`, `1:cpu:/`, `0::/`, the process sits deep in
+    the memory hierarchy and at the root elsewhere.  A cgroupsPath is the same
+    path in every hierarchy, so we take the deepest of our paths (normally the
+    memory controller's): it is then below our own cgroup in every hierarchy
+    whose path is one of its ancestors ("/" in the example), which is all of
+    them on such hosts.  On a pure cgroup v2 host it is the `0::` path.
+    """
+    paths = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            paths[controllers] = path
+    memory = [p for c, p in paths.items() if "memory" in c.split(",")]
+    deepest = max(paths.values(), key=lambda p: len(p.rstrip("/").split("/")))
+    for p in paths.values():
+        if not (deepest == p or deepest.startswith(p.rstrip("/") + "/")):
+            # Disjoint hierarchies: no path is below us everywhere; prefer memory.
+            return memory[0] if memory else deepest
+    return deepest
+
+
+def cgroup_mounts():
+    """[(mount point, mount root)] for every cgroup v1/v2 hierarchy mounted here."""
+    return [(mp, root) for root, mp, fstype in mountinfo() if fstype in ("cgroup", "cgroup2")]
+
+
+def cgroup_dirs(path):
+    """The directory of cgroup PATH in each mounted hierarchy that can hold it."""
+    out = []
+    for mp, root in cgroup_mounts():
+        root = root.rstrip("/")
+        if root and not (path == root or path.startswith(root + "/")):
+            continue
+        out.append(mp + path[len(root):])
+    return out
+
+
+def _kill_cgroup_procs(d):
+    """SIGKILL the processes of a leftover test cgroup (only ever below our own
+    per-test directory, so they were started by this test)."""
+    try:
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            pids = [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def _rmdir_tree(top):
+    """Remove a cgroup directory tree bottom-up; return the directories that
+    existed below TOP (excluding TOP) and the ones that could not be removed."""
+    found, stuck = [], []
+    for dirpath, _, _ in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
+        if dirpath != top:
+            found.append(dirpath)
+        for attempt in range(50):
+            try:
+                os.rmdir(dirpath)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or attempt == 49:
+                    stuck.append(f"{dirpath}: {e.strerror}")
+                    break
+                _kill_cgroup_procs(dirpath)
+                time.sleep(0.1)
+    return found, stuck
+
+
+class CgroupParent:
+    """A per-test cgroup below our own: `<own>/sbxtest-<pid>-<n>`."""
+
+    def __init__(self):
+        self.own = own_cgroup()
+        self.base = f"{self.own.rstrip('/')}/sbxtest-{os.getpid()}-{next(_seq)}"
+        self._names = itertools.count(1)
+        # Ancestors of base a runtime may create (it mkdir -p's the whole path
+        # in every hierarchy); remember which exist so teardown removes only
+        # the ones that appeared during the test.
+        self._preexisting = set()
+        for d in cgroup_dirs(self.base):
+            p = Path(d).parent
+            while p != Path(p.anchor) and not os.path.ismount(p):
+                if p.is_dir():
+                    self._preexisting.add(str(p))
+                p = p.parent
+
+    def path(self, name=None):
+        """A fresh linux.cgroupsPath below this test's cgroup."""
+        return f"{self.base}/{name or f'c{next(self._names)}'}"
+
+    def __str__(self):
+        return self.base
+
+    def cleanup(self):
+        leftovers, stuck = [], []
+        for d in cgroup_dirs(self.base):
+            if os.path.isdir(d):
+                found, st = _rmdir_tree(d)
+                leftovers += found
+                stuck += st
+            p = Path(d).parent
+            while p != Path(p.anchor) and not os.path.ismount(p) and str(p) not in self._preexisting:
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    break
+                p = p.parent
+        return leftovers, stuck
+
+
+@pytest.fixture
+def cgroup_parent():
+    cg = CgroupParent()
+    yield cg
+    leftovers, stuck = cg.cleanup()
+    if stuck:
+        pytest.fail("could not remove test cgroups:\n  " + "\n  ".join(stuck))
+    if leftovers:
+        pytest.fail("cgroups left behind after the containers were deleted:\n  " + "\n  ".join(leftovers))
+
+
+# ---------------------------------------------------------------------------
+# rootfs and bundles
+
+
+def build_busybox_rootfs(rootfs):
+    """A minimal rootfs: /bin/busybox, one symlink per applet, /etc basics."""
+    rootfs = Path(rootfs)
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var/tmp", "usr"):
+        (rootfs / d).mkdir(parents=True, exist_ok=True)
+    (rootfs / "tmp").chmod(0o1777)
+    (rootfs / "var/tmp").chmod(0o1777)
+    shutil.copy2(BUSYBOX, rootfs / "bin/busybox")
+    applets = run_cmd([BUSYBOX, "--list"], check=True).stdout.split()
+    for a in applets:
+        if "/" not in a and not (rootfs / "bin" / a).exists():
+            (rootfs / "bin" / a).symlink_to("busybox")
+    (rootfs / "sbin").symlink_to("bin")
+    (rootfs / "usr/bin").symlink_to("../bin")
+    (rootfs / "usr/sbin").symlink_to("../bin")
+    (rootfs / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    )
+    (rootfs / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    (rootfs / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+    (rootfs / "etc/resolv.conf").write_text("")
+    return rootfs
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory):
+    """Path of a busybox rootfs shared by the session; bundles copy it."""
+    if not os.path.exists(BUSYBOX):
+        pytest.skip(f"{BUSYBOX} missing: apt-get install busybox-static")
+    if not is_static_elf(BUSYBOX):
+        pytest.skip(f"{BUSYBOX} is dynamically linked: apt-get install busybox-static")
+    return build_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+class Bundle:
+    """An OCI bundle on disk.  Edit .config then call .write(), or use
+    `with b.edit() as c: ...` which writes on exit."""
+
+    def __init__(self, path, config):
+        self.path = Path(path)
+        self.config = config
+
+    @property
+    def config_path(self):
+        return self.path / "config.json"
+
+    @property
+    def rootfs(self):
+        return self.path / self.config["root"]["path"]
+
+    @property
+    def args(self):
+        return self.config["process"]["args"]
+
+    @args.setter
+    def args(self, value):
+        self.config["process"]["args"] = list(value)
+        self.write()
+
+    def write(self):
+        self.config_path.write_text(json.dumps(self.config, indent=2) + "\n")
+
+    def reload(self):
+        self.config = json.loads(self.config_path.read_text())
+        return self.config
+
+    @contextlib.contextmanager
+    def edit(self):
+        yield self.config
+        self.write()
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def __str__(self):
+        return str(self.path)
+
+
+@pytest.fixture
+def bundle(tmp_path, busybox_rootfs, cgroup_parent):
+    """bundle(args=None, *, name=None, spec_args=(), cgroup=True, rootfs=True,
+    terminal=False) -> Bundle.
+
+    config.json comes from `sbxrun spec [spec_args]`; process.args is ARGS when
+    given, process.terminal is TERMINAL, linux.cgroupsPath is a fresh path
+    under cgroup_parent (unless cgroup=False) and rootfs/ is a copy of the
+    cached busybox rootfs (unless rootfs=False)."""
+    names = itertools.count(1)
+
+    def make(args=None, *, name=None, spec_args=(), cgroup=True, rootfs=True, terminal=False):
+        name = name or f"bundle{next(names)}"
+        path = tmp_path / "bundles" / name
+        path.mkdir(parents=True)
+        cp = sbxrun("spec", "--bundle", path, *spec_args)
+        assert cp.returncode == 0, describe(cp)
+        b = Bundle(path, json.loads((path / "config.json").read_text()))
+        proc = b.config.setdefault("process", {})
+        proc["terminal"] = terminal
+        if args is not None:
+            proc["args"] = list(args)
+        if cgroup:
+            b.config.setdefault("linux", {})["cgroupsPath"] = cgroup_parent.path(name)
+        b.write()
+        if rootfs:
+            shutil.copytree(busybox_rootfs, b.rootfs, symlinks=True)
+        return b
+
+    return make
+
+
+# ---------------------------------------------------------------------------
+# running sbxrun
+
+
+class Sbx:
+    """Runs sbxrun with a private state root.  Every method takes the
+    subcommand and its arguments; keyword arguments go to subprocess.run."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.root = tmp_path / "root"  # short: sockets may live under it
+        self.binary = SBXRUN
+        self.global_args = []
+        self._ids = itertools.count(1)
+        self._procs = []
+
+    def argv(self, *args, global_args=()):
+        return [self.binary, "--root", str(self.root), *self.global_args, *global_args, *map(str, args)]
+
+    def __call__(self, *args, global_args=(), **kw):
+        return run_cmd(self.argv(*args, global_args=global_args), **kw)
+
+    def ok(self, *args, **kw):
+        """Run and assert exit status 0."""
+        cp = self(*args, **kw)
+        assert cp.returncode == 0, describe(cp)
+        return cp
+
+    def fail(self, *args, **kw):
+        """Run and assert a non-zero exit status."""
+        cp = self(*args, **kw)
+        assert cp.returncode != 0, describe(cp)
+        return cp
+
+    def json(self, *args, **kw):
+        """Run, assert success and parse stdout as JSON."""
+        return json.loads(self.ok(*args, **kw).stdout)
+
+    def popen(self, *args, **kw):
+        """Start sbxrun in the background (killed at teardown if still running)."""
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        kw.setdefault("text", True)
+        p = subprocess.Popen(self.argv(*args), **kw)
+        self._procs.append(p)
+        return p
+
+    def new_id(self, prefix="ctr"):
+        """A container id unique in this session."""
+        return f"{prefix}-{os.getpid()}-{next(_seq)}"
+
+    # -- lifecycle helpers (need the corresponding commands)
+
+    def state(self, cid):
+        return self.json("state", cid)
+
+    def wait_status(self, cid, status, timeout=10.0):
+        """Poll `state` until the container's status is STATUS."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.state(cid)
+            if st.get("status") == status:
+                return st
+            if time.monotonic() > deadline:
+                pytest.fail(f"container {cid} is {st.get('status')!r}, not {status!r}, after {timeout}s")
+            time.sleep(0.02)
+
+    def list_ids(self):
+        return self.ok("list", "-q").stdout.split()
+
+    # -- teardown
+
+    def cleanup(self):
+        """Delete every container, then report what was left behind."""
+        problems = []
+        for p in self._procs:
+            if p.poll() is None:
+                p.kill()
+            with contextlib.suppress(Exception):
+                p.communicate(timeout=10)
+        if has_command("list") and has_command("delete"):
+            cp = self("list", "-q")
+            for cid in cp.stdout.split() if cp.returncode == 0 else []:
+                self("delete", "--force", cid)
+        if self.root.is_dir():
+            left = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+            if left:
+                problems.append(f"state directories left in {self.root}: {left}")
+        mps = mounts_under(self.tmp)
+        if mps:
+            problems.append(f"mounts left under {self.tmp}: {mps}")
+            for mp in mps:  # keep the host clean for the following tests
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+        return problems
+
+
+@pytest.fixture
+def sbx(tmp_path, cgroup_parent):
+    # cgroup_parent is requested so that its teardown (which checks for
+    # leftover cgroups) runs after this one has deleted the containers.
+    s = Sbx(tmp_path)
+    yield s
+    problems = s.cleanup()
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+# ---------------------------------------------------------------------------
+# markers
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_cmd(*names): skip unless sbxrun implements the subcommands")
+    config.addinivalue_line("markers", "needs_root: skip unless running as root")
+
+
+def pytest_runtest_setup(item):
+    for m in item.iter_markers("needs_cmd"):
+        missing = [n for n in m.args if not has_command(n)]
+        if missing:
+            pytest.skip(f"sbxrun has no `{'`, `'.join(missing)}` command yet")
+    if item.get_closest_marker("needs_root") and os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+def pytest_report_header(config):
+    return [f"sbxrun: {SBXRUN}", f"own cgroup: {own_cgroup()}"]

@@ -1,0 +1,422 @@
+/* test_cgroup.c - the host-independent parts of the cgroup manager:
+ * discovery from /proc/self/cgroup + mountinfo text, cgroupsPath resolution,
+ * unit conversions, device lines, unified keys, describe/load.  */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cgroup.h"
+#include "cgroup_internal.h"
+#include "utils.h"
+
+/* ------------------------------------------------------------- fixtures */
+
+static const char hybrid_cgroup[] = "9:name=systemd:/\n"
+                                    "8:pids:/\n"
+                                    "7:blkio:/\n"
+                                    "6:freezer:/\n"
+                                    "5:devices:/\n"
+                                    "4:memory:/process_api/be77\n"
+                                    "3:cpuset:/\n"
+                                    "2:cpuacct:/\n"
+                                    "1:cpu:/\n"
+                                    "0::/\n";
+
+static const char hybrid_mountinfo[]
+    = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n"
+      "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+      "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+      "33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
+      "34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n"
+      "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+      "36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices\n"
+      "37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer\n"
+      "38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n"
+      "39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+      "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
+      "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+
+static sbx_cg_hier *
+by_ctrl (sbx_cg_hier *h, size_t n, const char *c)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp (h[i].controllers, c) == 0)
+      return &h[i];
+  return NULL;
+}
+
+/* ------------------------------------------------------------ discovery */
+
+static void
+test_hybrid_discovery (void **state)
+{
+  sbx_cg_hier *h = NULL, *x;
+  size_t n = 0;
+  (void)state;
+
+  assert_int_equal (sbx_cg_hierarchies_from_text (SBX_CGROUP_V1, "/sys/fs/cgroup", hybrid_cgroup,
+                                                  hybrid_mountinfo, &h, &n, NULL),
+                    0);
+  assert_int_equal (n, 10);
+  x = by_ctrl (h, n, "memory");
+  assert_non_null (x);
+  assert_string_equal (x->mountpoint, "/sys/fs/cgroup/memory");
+  assert_string_equal (x->mount_root, "/");
+  assert_string_equal (x->own, "/process_api/be77");
+  assert_false (x->unified);
+  x = by_ctrl (h, n, "name=systemd");
+  assert_non_null (x);
+  assert_string_equal (x->mountpoint, "/sys/fs/cgroup/systemd");
+  x = by_ctrl (h, n, "");
+  assert_non_null (x);
+  assert_true (x->unified);
+  assert_string_equal (x->mountpoint, "/sys/fs/cgroup/unified");
+  assert_int_equal (x->fd, -1);
+  sbx_cg_hiers_free (h, n);
+}
+
+static void
+test_combined_and_unmounted (void **state)
+{
+  /* cpu,cpuacct co-mounted; net_cls listed but not mounted; no unified;
+     a second bind of memory outside /sys/fs/cgroup that must not win */
+  static const char cg[] = "5:net_cls,net_prio:/\n4:cpu,cpuacct:/user.slice\n3:memory:/a b\n0::/\n";
+  static const char mi[]
+      = "50 1 0:40 /inner /mnt/mem rw - cgroup cgroup rw,memory\n"
+        "30 25 0:26 / /sys/fs/cgroup/cpu,cpuacct rw shared:10 - cgroup cgroup rw,cpu,cpuacct\n"
+        "31 25 0:27 / /sys/fs/cgroup/mem\\040ory rw shared:11 master:3 - cgroup cgroup rw,memory\n";
+  sbx_cg_hier *h = NULL, *x;
+  size_t n = 0;
+  (void)state;
+
+  assert_int_equal (sbx_cg_hierarchies_from_text (SBX_CGROUP_V1, "/sys/fs/cgroup", cg, mi, &h, &n, NULL), 0);
+  assert_int_equal (n, 2);
+  x = by_ctrl (h, n, "cpu,cpuacct");
+  assert_non_null (x);
+  assert_string_equal (x->mountpoint, "/sys/fs/cgroup/cpu,cpuacct");
+  assert_string_equal (x->own, "/user.slice");
+  x = by_ctrl (h, n, "memory");
+  assert_non_null (x);
+  assert_string_equal (x->mountpoint, "/sys/fs/cgroup/mem ory"); /* \040 decoded */
+  assert_string_equal (x->own, "/a b");
+  assert_null (by_ctrl (h, n, "net_cls,net_prio"));
+  sbx_cg_hiers_free (h, n);
+}
+
+static void
+test_v2_discovery (void **state)
+{
+  static const char cg[] = "0::/user.slice/user-0.slice/session-1.scope\n";
+  static const char mi[] = "25 22 0:23 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+  sbx_cg_hier *h = NULL;
+  size_t n = 0;
+  sbx_error *err = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_cg_hierarchies_from_text (SBX_CGROUP_V2, "/sys/fs/cgroup", cg, mi, &h, &n, NULL), 0);
+  assert_int_equal (n, 1);
+  assert_true (h[0].unified);
+  assert_string_equal (h[0].mountpoint, "/sys/fs/cgroup");
+  assert_string_equal (h[0].own, "/user.slice/user-0.slice/session-1.scope");
+  sbx_cg_hiers_free (h, n);
+
+  /* cgroup2 mount not visible: fall back to the whole hierarchy at root */
+  assert_int_equal (
+      sbx_cg_hierarchies_from_text (SBX_CGROUP_V2, "/sys/fs/cgroup", "0::/\n", "", &h, &n, NULL), 0);
+  assert_string_equal (h[0].mount_root, "/");
+  sbx_cg_hiers_free (h, n);
+
+  assert_true (sbx_cg_hierarchies_from_text (SBX_CGROUP_V2, "/sys/fs/cgroup", "garbage\n", mi, &h, &n, &err)
+               < 0);
+  assert_non_null (strstr (err->msg, "malformed"));
+  sbx_error_free (err);
+  err = NULL;
+  assert_true (sbx_cg_hierarchies_from_text (SBX_CGROUP_V1, "/sys/fs/cgroup", "1:cpu:/\n", mi, &h, &n, &err)
+               < 0);
+  sbx_error_free (err);
+}
+
+/* --------------------------------------------------------------- paths */
+
+static void
+expect_path (const char *own, const char *p, const char *id, const char *want)
+{
+  cleanup_free char *out = NULL;
+  sbx_error *err = NULL;
+  int r = sbx_cg_resolve_path (own, p, id, false, &out, &err);
+  if (r < 0)
+    fail_msg ("resolve `%s` below `%s`: %s", p ? p : "(null)", own, err->msg);
+  assert_string_equal (out, want);
+}
+
+static void
+expect_path_error (const char *own, const char *p, const char *id, bool systemd, const char *needle)
+{
+  char *out = NULL;
+  sbx_error *err = NULL;
+  assert_true (sbx_cg_resolve_path (own, p, id, systemd, &out, &err) < 0);
+  assert_null (out);
+  assert_non_null (err);
+  if (strstr (err->msg, needle) == NULL)
+    fail_msg ("error `%s` lacks `%s`", err->msg, needle);
+  sbx_error_free (err);
+}
+
+static void
+test_resolve_path (void **state)
+{
+  (void)state;
+  expect_path ("/process_api/be77", "/abs/ctr", "x", "/abs/ctr");
+  expect_path ("/process_api/be77", "rel/ctr", "x", "/process_api/be77/rel/ctr");
+  expect_path ("/", "rel/ctr", "x", "/rel/ctr");
+  expect_path ("/process_api/be77", NULL, "c1", "/process_api/be77/sbxrun/c1");
+  expect_path ("/process_api/be77", "", "c1", "/process_api/be77/sbxrun/c1");
+  expect_path ("/", NULL, "c1", "/sbxrun/c1");
+  expect_path ("/", "//a///b/", "x", "/a/b");
+  expect_path ("/own", "/a:b", "x", "/a:b"); /* absolute paths may contain ':' */
+
+  expect_path_error ("/", "machine.slice:sbxrun:c1", "c1", false, "systemd cgroup driver not supported yet");
+  expect_path_error ("/", "/a/b", "c1", true, "systemd cgroup driver not supported yet: cgroupsPath `/a/b`");
+  expect_path_error ("/", "a/../../etc", "x", false, "invalid component `..`");
+  expect_path_error ("/", "/a/./b", "x", false, "invalid component `.`");
+  expect_path_error ("/", "a\nb", "x", false, "invalid component");
+  expect_path_error ("/", "/", "x", false, "root cgroup");
+  expect_path_error ("/", NULL, "a/b", false, "invalid container id");
+  expect_path_error ("/", NULL, "..", false, "invalid container id");
+}
+
+static void
+test_dir_for (void **state)
+{
+  char *d = NULL;
+  sbx_error *err = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_cg_dir_for ("/sys/fs/cgroup/memory", "/", "/a/b", &d, NULL), 0);
+  assert_string_equal (d, "/sys/fs/cgroup/memory/a/b");
+  free (d);
+  assert_int_equal (sbx_cg_dir_for ("/mnt", "/inner", "/inner/x", &d, NULL), 0);
+  assert_string_equal (d, "/mnt/x");
+  free (d);
+  assert_int_equal (sbx_cg_dir_for ("/mnt", "/inner/", "/inner", &d, NULL), 0);
+  assert_string_equal (d, "/mnt");
+  free (d);
+  d = NULL;
+  assert_true (sbx_cg_dir_for ("/mnt", "/inner", "/innerx/y", &d, &err) < 0);
+  assert_null (d);
+  assert_non_null (strstr (err->msg, "outside"));
+  sbx_error_free (err);
+}
+
+/* ---------------------------------------------------------- conversions */
+
+static void
+test_shares_to_weight (void **state)
+{
+  uint64_t prev = 0;
+  (void)state;
+
+  assert_int_equal (sbx_cg_shares_to_weight (0), 0); /* unset */
+  assert_int_equal (sbx_cg_shares_to_weight (1), 1);
+  assert_int_equal (sbx_cg_shares_to_weight (2), 1);
+  assert_int_equal (sbx_cg_shares_to_weight (3), 2);
+  assert_int_equal (sbx_cg_shares_to_weight (512), 59);
+  assert_int_equal (sbx_cg_shares_to_weight (1024), 100); /* defaults map onto each other */
+  assert_int_equal (sbx_cg_shares_to_weight (2048), 174);
+  assert_int_equal (sbx_cg_shares_to_weight (100000), 4340);
+  assert_int_equal (sbx_cg_shares_to_weight (262143), 10000);
+  assert_int_equal (sbx_cg_shares_to_weight (262144), 10000);
+  assert_int_equal (sbx_cg_shares_to_weight (1u << 30), 10000);
+  for (uint64_t s = 2; s <= 262144; s += 97)
+    {
+      uint64_t w = sbx_cg_shares_to_weight (s);
+      assert_true (w >= prev && w >= 1 && w <= 10000);
+      prev = w;
+    }
+}
+
+static void
+test_blkio_weight (void **state)
+{
+  (void)state;
+  assert_int_equal (sbx_cg_blkio_to_io_weight (0), 0);
+  assert_int_equal (sbx_cg_blkio_to_io_weight (10), 1);
+  assert_int_equal (sbx_cg_blkio_to_io_weight (500), 4950);
+  assert_int_equal (sbx_cg_blkio_to_io_weight (1000), 10000);
+  assert_int_equal (sbx_cg_blkio_to_io_weight (5000), 10000);
+}
+
+static void
+test_swap_v2 (void **state)
+{
+  oci_memory m = { 0 };
+  int64_t out = 0;
+  sbx_error *err = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_cg_swap_v2 (&m, &out, NULL), 0); /* no swap */
+  m.has_limit = true;
+  m.limit = 64 << 20;
+  m.has_swap = true;
+  m.swap = 96 << 20;
+  assert_int_equal (sbx_cg_swap_v2 (&m, &out, NULL), 1);
+  assert_int_equal (out, 32 << 20);
+  m.swap = m.limit; /* memory+swap == memory: no swap at all */
+  assert_int_equal (sbx_cg_swap_v2 (&m, &out, NULL), 1);
+  assert_int_equal (out, 0);
+  m.swap = -1;
+  assert_int_equal (sbx_cg_swap_v2 (&m, &out, NULL), 1);
+  assert_int_equal (out, -1);
+  m.swap = 0; /* unset */
+  assert_int_equal (sbx_cg_swap_v2 (&m, &out, NULL), 0);
+  m.swap = 1 << 20;
+  assert_true (sbx_cg_swap_v2 (&m, &out, &err) < 0);
+  assert_non_null (strstr (err->msg, "linux.resources.memory.swap"));
+  sbx_error_free (err);
+  err = NULL;
+  m.has_limit = false;
+  m.swap = 96 << 20;
+  assert_true (sbx_cg_swap_v2 (&m, &out, &err) < 0);
+  assert_non_null (strstr (err->msg, "needs linux.resources.memory.limit"));
+  sbx_error_free (err);
+  m.swap = -2;
+  assert_true (sbx_cg_swap_v2 (&m, &out, NULL) < 0);
+}
+
+static void
+test_device_lines (void **state)
+{
+  oci_device_cgroup d = { 0 };
+  char buf[64];
+  sbx_error *err = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_cg_device_line (&d, 0, buf, sizeof buf, NULL), 0);
+  assert_string_equal (buf, "a");
+  d.type = (char *)"c";
+  d.has_major = d.has_minor = true;
+  d.major = 1;
+  d.minor = 3;
+  d.access = (char *)"rwm";
+  assert_int_equal (sbx_cg_device_line (&d, 0, buf, sizeof buf, NULL), 0);
+  assert_string_equal (buf, "c 1:3 rwm");
+  d.minor = -1;
+  d.access = (char *)"r";
+  assert_int_equal (sbx_cg_device_line (&d, 0, buf, sizeof buf, NULL), 0);
+  assert_string_equal (buf, "c 1:* r");
+  d.type = (char *)"b";
+  d.has_major = false;
+  assert_int_equal (sbx_cg_device_line (&d, 0, buf, sizeof buf, NULL), 0);
+  assert_string_equal (buf, "b *:* r");
+  d.type = (char *)"x";
+  assert_true (sbx_cg_device_line (&d, 4, buf, sizeof buf, &err) < 0);
+  assert_string_equal (err->msg, "linux.resources.devices[4].type: invalid `x`");
+  sbx_error_free (err);
+  d.type = (char *)"c";
+  d.access = (char *)"rwx";
+  assert_true (sbx_cg_device_line (&d, 0, buf, sizeof buf, NULL) < 0);
+}
+
+static void
+test_unified_keys (void **state)
+{
+  (void)state;
+  assert_int_equal (sbx_cg_check_unified_key ("memory.high", NULL), 0);
+  assert_int_equal (sbx_cg_check_unified_key ("hugetlb.2MB.max", NULL), 0);
+  assert_int_equal (sbx_cg_check_unified_key ("cgroup.max.depth", NULL), 0);
+  assert_true (sbx_cg_check_unified_key ("../memory.max", NULL) < 0);
+  assert_true (sbx_cg_check_unified_key ("a/memory.max", NULL) < 0);
+  assert_true (sbx_cg_check_unified_key ("memory..max", NULL) < 0);
+  assert_true (sbx_cg_check_unified_key ("", NULL) < 0);
+  assert_true (sbx_cg_check_unified_key ("nodot", NULL) < 0);
+  assert_true (sbx_cg_check_unified_key ("cgroup.procs", NULL) < 0);
+  assert_true (sbx_cg_check_unified_key ("cgroup.subtree_control", NULL) < 0);
+}
+
+static void
+test_has_word (void **state)
+{
+  (void)state;
+  assert_true (sbx_cg_has_word ("cpu,cpuacct", "cpu"));
+  assert_true (sbx_cg_has_word ("cpu,cpuacct", "cpuacct"));
+  assert_false (sbx_cg_has_word ("cpuacct", "cpu"));
+  assert_true (sbx_cg_has_word ("cpuset cpu io memory\n", "memory"));
+  assert_false (sbx_cg_has_word ("cpuset cpu", ""));
+  assert_false (sbx_cg_has_word (NULL, "cpu"));
+  assert_true (sbx_cg_valid_page_size ("2MB"));
+  assert_true (sbx_cg_valid_page_size ("64KB"));
+  assert_false (sbx_cg_valid_page_size ("MB"));
+  assert_false (sbx_cg_valid_page_size ("2MB/../x"));
+}
+
+static void
+test_describe_load (void **state)
+{
+  static const char saved[] = "sbxrun-cgroup 1 v1\n"
+                              "c\tmemory\t/nonexistent/memory\t/\t/process_api/be77/sbxrun/c1\n"
+                              "c\tcpu,cpuacct\t/nonexistent/cpu\t/\t/sbxrun/c1\n"
+                              "u\t\t/nonexistent/unified\t/\t/sbxrun/c1\n";
+  sbx_cgroup *cg = NULL;
+  sbx_error *err = NULL;
+  cleanup_free char *again = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_cgroup_load (saved, &cg, NULL), 0);
+  assert_int_equal (sbx_cgroup_get_mode (cg), SBX_CGROUP_V1);
+  assert_string_equal (sbx_cgroup_path (cg), "/process_api/be77/sbxrun/c1");
+  assert_string_equal (sbx_cgroup_controller_path (cg, "cpuacct"), "/sbxrun/c1");
+  assert_string_equal (sbx_cgroup_controller_path (cg, ""), "/sbxrun/c1");
+  assert_null (sbx_cgroup_controller_path (cg, "pids"));
+  assert_int_equal (sbx_cgroup_dirfd (cg), -1);
+  assert_false (sbx_cgroup_is_frozen (cg));            /* gone: not frozen, no crash */
+  assert_int_equal (sbx_cgroup_destroy (cg, NULL), 0); /* gone: success */
+  again = sbx_cgroup_describe (cg);
+  assert_string_equal (again, saved);
+  sbx_cgroup_free (cg);
+
+  assert_true (sbx_cgroup_load ("nonsense", &cg, &err) < 0);
+  sbx_error_free (err);
+  err = NULL;
+  assert_true (sbx_cgroup_load ("sbxrun-cgroup 1 v2\nc\tmemory\n", &cg, &err) < 0);
+  sbx_error_free (err);
+}
+
+static void
+test_systemd_error (void **state)
+{
+  sbx_cgroup *cg = NULL;
+  sbx_error *err = NULL;
+  (void)state;
+
+  assert_true (sbx_cgroup_create ("c1", "system.slice:sbxrun:c1", false, &cg, &err) < 0);
+  assert_string_equal (err->msg,
+                       "systemd cgroup driver not supported yet: cgroupsPath `system.slice:sbxrun:c1`");
+  assert_int_equal (err->errno_, 0);
+  sbx_error_free (err);
+  err = NULL;
+  assert_true (sbx_cgroup_create ("c1", NULL, true, &cg, &err) < 0);
+  assert_string_equal (err->msg, "systemd cgroup driver not supported yet: cgroupsPath ``");
+  sbx_error_free (err);
+  assert_null (cg);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_hybrid_discovery), cmocka_unit_test (test_combined_and_unmounted),
+    cmocka_unit_test (test_v2_discovery),     cmocka_unit_test (test_resolve_path),
+    cmocka_unit_test (test_dir_for),          cmocka_unit_test (test_shares_to_weight),
+    cmocka_unit_test (test_blkio_weight),     cmocka_unit_test (test_swap_v2),
+    cmocka_unit_test (test_device_lines),     cmocka_unit_test (test_unified_keys),
+    cmocka_unit_test (test_has_word),         cmocka_unit_test (test_describe_load),
+    cmocka_unit_test (test_systemd_error),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,210 @@
+/* test_mounts.c - mount option parsing (sbx_mount_opts_parse).  */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <cmocka.h>
+
+#include "mounts.h"
+
+#define N(a) (sizeof (a) / sizeof (a)[0])
+
+static void
+parse_ok (char *const *opts, size_t n, sbx_mount_opts *mo)
+{
+  sbx_error *err = NULL;
+  int r = sbx_mount_opts_parse (opts, n, mo, &err);
+  if (r < 0)
+    fail_msg ("parse failed: %s", err ? err->msg : "?");
+  assert_null (err);
+}
+
+static void
+test_flags (void **state)
+{
+  char *o[] = { "ro", "nosuid", "nodev", "noexec", "noatime", "nodiratime", "sync", "dirsync" };
+  sbx_mount_opts mo;
+  (void) state;
+  parse_ok (o, N (o), &mo);
+  assert_int_equal (mo.flags, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME
+                                  | MS_NODIRATIME | MS_SYNCHRONOUS | MS_DIRSYNC);
+  assert_int_equal (mo.clear, 0);
+  assert_int_equal (mo.propagation, 0);
+  assert_false (mo.bind);
+  assert_null (mo.data);
+  sbx_mount_opts_clear (&mo);
+}
+
+static void
+test_clears_last_wins (void **state)
+{
+  char *o[] = { "ro", "nosuid", "rw", "suid", "dev", "exec", "relatime", "norelatime", "async" };
+  sbx_mount_opts mo;
+  (void) state;
+  parse_ok (o, N (o), &mo);
+  assert_int_equal (mo.flags, 0);
+  assert_int_equal (mo.clear, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME
+                                  | MS_SYNCHRONOUS);
+  sbx_mount_opts_clear (&mo);
+
+  char *o2[] = { "rw", "ro", "strictatime", "lazytime", "defaults" };
+  parse_ok (o2, N (o2), &mo);
+  assert_int_equal (mo.flags, MS_RDONLY | MS_STRICTATIME | MS_LAZYTIME);
+  assert_int_equal (mo.clear, 0);
+  sbx_mount_opts_clear (&mo);
+}
+
+static void
+test_propagation (void **state)
+{
+  sbx_mount_opts mo;
+  (void) state;
+  char *o[] = { "rprivate" };
+  parse_ok (o, 1, &mo);
+  assert_int_equal (mo.propagation, MS_PRIVATE | MS_REC);
+  assert_int_equal (mo.flags, 0);
+  sbx_mount_opts_clear (&mo);
+
+  char *o2[] = { "shared", "rslave" };
+  parse_ok (o2, 2, &mo);
+  assert_int_equal (mo.propagation, MS_SLAVE | MS_REC);
+  sbx_mount_opts_clear (&mo);
+
+  char *o3[] = { "runbindable", "private" };
+  parse_ok (o3, 2, &mo);
+  assert_int_equal (mo.propagation, MS_PRIVATE);
+  sbx_mount_opts_clear (&mo);
+}
+
+static void
+test_bind (void **state)
+{
+  sbx_mount_opts mo;
+  (void) state;
+  char *o[] = { "bind", "ro" };
+  parse_ok (o, 2, &mo);
+  assert_true (mo.bind);
+  assert_int_equal (mo.flags, MS_BIND | MS_RDONLY);
+  sbx_mount_opts_clear (&mo);
+
+  char *o2[] = { "rbind", "rprivate" };
+  parse_ok (o2, 2, &mo);
+  assert_true (mo.bind);
+  assert_int_equal (mo.flags, MS_BIND | MS_REC);
+  assert_int_equal (mo.propagation, MS_PRIVATE | MS_REC);
+  sbx_mount_opts_clear (&mo);
+}
+
+static void
+test_data (void **state)
+{
+  sbx_mount_opts mo;
+  (void) state;
+  char *o[] = { "nosuid", "mode=755", "", "size=65536k", "strictatime", "newinstance" };
+  parse_ok (o, N (o), &mo);
+  assert_string_equal (mo.data, "mode=755,size=65536k,newinstance");
+  assert_int_equal (mo.flags, MS_NOSUID | MS_STRICTATIME);
+  sbx_mount_opts_clear (&mo);
+  assert_null (mo.data);
+}
+
+static void
+test_recursive_attrs (void **state)
+{
+  sbx_mount_opts mo;
+  (void) state;
+  char *o[] = { "rbind", "rro", "rnosuid", "rnoexec" };
+  parse_ok (o, N (o), &mo);
+  assert_true (mo.recursive_ro);
+  assert_int_equal (mo.attr_set, 0x1 | 0x2 | 0x8); /* MOUNT_ATTR_RDONLY|NOSUID|NOEXEC */
+  assert_int_equal (mo.attr_clr, 0);
+  assert_int_equal (mo.flags & MS_RDONLY, 0); /* rro is not the top-only ro */
+  sbx_mount_opts_clear (&mo);
+
+  char *o2[] = { "rro", "rrw" };
+  parse_ok (o2, 2, &mo);
+  assert_false (mo.recursive_ro);
+  assert_int_equal (mo.attr_set, 0);
+  assert_int_equal (mo.attr_clr, 0x1);
+  sbx_mount_opts_clear (&mo);
+
+  /* An atime mode must clear the whole atime field for mount_setattr.  */
+  char *o3[] = { "rstrictatime", "rnoatime" };
+  parse_ok (o3, 2, &mo);
+  assert_int_equal (mo.attr_set, 0x10); /* MOUNT_ATTR_NOATIME */
+  assert_int_equal (mo.attr_clr, 0x70); /* MOUNT_ATTR__ATIME */
+  sbx_mount_opts_clear (&mo);
+}
+
+static void
+test_unknown_and_unsupported (void **state)
+{
+  sbx_mount_opts mo;
+  sbx_error *err = NULL;
+  (void) state;
+
+  /* Unknown words are filesystem data, never a silently dropped flag.  */
+  char *o[] = { "rfoo", "nosuid", "frobnicate" };
+  parse_ok (o, N (o), &mo);
+  assert_string_equal (mo.data, "rfoo,frobnicate");
+  assert_int_equal (mo.flags, MS_NOSUID);
+  sbx_mount_opts_clear (&mo);
+
+  /* tmpcopyup is accepted but has no effect.  */
+  char *o2[] = { "tmpcopyup", "ro" };
+  parse_ok (o2, 2, &mo);
+  assert_null (mo.data);
+  assert_int_equal (mo.flags, MS_RDONLY);
+  sbx_mount_opts_clear (&mo);
+
+  /* idmapped mounts are not implemented: an error, not a plain mount.  */
+  char *o3[] = { "mode=1777", "idmap" };
+  assert_true (sbx_mount_opts_parse (o3, 2, &mo, &err) < 0);
+  assert_non_null (err);
+  assert_int_equal (err->errno_, EOPNOTSUPP);
+  assert_non_null (strstr (err->msg, "idmap"));
+  assert_null (mo.data);
+  sbx_error_free (err);
+}
+
+static void
+test_names_list (void **state)
+{
+  size_t n = 0;
+  bool rro = false, rbind = false;
+  (void) state;
+  for (; sbx_mount_option_names[n]; n++)
+    {
+      sbx_mount_opts mo;
+      char *one[] = { (char *) sbx_mount_option_names[n] };
+      parse_ok (one, 1, &mo);
+      /* Every advertised name is understood, not passed on as data.  */
+      assert_null (mo.data);
+      sbx_mount_opts_clear (&mo);
+      assert_string_not_equal (sbx_mount_option_names[n], "tmpcopyup");
+      assert_string_not_equal (sbx_mount_option_names[n], "idmap");
+      rro |= strcmp (sbx_mount_option_names[n], "rro") == 0;
+      rbind |= strcmp (sbx_mount_option_names[n], "rbind") == 0;
+    }
+  assert_true (n > 40);
+  assert_true (rro && rbind);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_flags),
+    cmocka_unit_test (test_clears_last_wins),
+    cmocka_unit_test (test_propagation),
+    cmocka_unit_test (test_bind),
+    cmocka_unit_test (test_data),
+    cmocka_unit_test (test_recursive_attrs),
+    cmocka_unit_test (test_unknown_and_unsupported),
+    cmocka_unit_test (test_names_list),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
