@@ -71,7 +71,7 @@ enum
   SBX_CO_DETACH,
   SBX_CO_KEEP,
 };
-extern const sbx_opt sbx_create_options[];
+extern const sbx_opt sbx_run_options[];
 #include "container.h"
 int sbx_create_parse (const sbx_command *cmd, sbx_globals *g, int argc, char **argv,
                       sbx_create_opts *o, sbx_error **err);

@@ -8,17 +8,24 @@
 #include "container.h"
 #include "utils.h"
 
-const sbx_opt sbx_create_options[] = {
-  [SBX_CO_BUNDLE] = { "bundle", 'b', true, "DIR", "bundle directory (default: .)" },
-  [SBX_CO_CONFIG] = { "config", 0, true, "FILE", "config file (default: BUNDLE/config.json)" },
-  [SBX_CO_PID_FILE] = { "pid-file", 0, true, "FILE", "write the container's pid to FILE" },
-  [SBX_CO_CONSOLE_SOCKET] = { "console-socket", 0, true, "PATH",
-                              "unix socket that receives the pty master (process.terminal)" },
-  [SBX_CO_PRESERVE_FDS] = { "preserve-fds", 0, true, "N", "pass fds 3..3+N-1 to the container" },
-  [SBX_CO_NO_PIVOT] = { "no-pivot", 0, false, NULL, "move the root instead of pivot_root" },
-  [SBX_CO_NO_NEW_KEYRING] = { "no-new-keyring", 0, false, NULL, "keep the caller's session keyring" },
-  [SBX_CO_DETACH] = { "detach", 'd', false, NULL, "(run) do not wait for the container" },
-  [SBX_CO_KEEP] = { "keep", 0, false, NULL, "(run) keep the container's state after it exits" },
+#define CREATE_OPTIONS                                                                             \
+  [SBX_CO_BUNDLE] = { "bundle", 'b', true, "DIR", "bundle directory (default: .)" },               \
+  [SBX_CO_CONFIG] = { "config", 0, true, "FILE", "config file (default: BUNDLE/config.json)" },    \
+  [SBX_CO_PID_FILE] = { "pid-file", 0, true, "FILE", "write the container's pid to FILE" },        \
+  [SBX_CO_CONSOLE_SOCKET]                                                                          \
+      = { "console-socket", 0, true, "PATH", "unix socket that receives the pty master" },        \
+  [SBX_CO_PRESERVE_FDS] = { "preserve-fds", 0, true, "N", "pass fds 3..3+N-1 to the container" }, \
+  [SBX_CO_NO_PIVOT] = { "no-pivot", 0, false, NULL, "move the root instead of pivot_root" },      \
+  [SBX_CO_NO_NEW_KEYRING]                                                                          \
+      = { "no-new-keyring", 0, false, NULL, "keep the caller's session keyring" }
+
+static const sbx_opt create_options[] = { CREATE_OPTIONS, { 0 } };
+
+
+const sbx_opt sbx_run_options[] = {
+  CREATE_OPTIONS,
+  [SBX_CO_DETACH] = { "detach", 'd', false, NULL, "do not wait for the container" },
+  [SBX_CO_KEEP] = { "keep", 0, false, NULL, "keep the container's state after it exits" },
   { 0 },
 };
 
@@ -69,8 +76,6 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
   int r = sbx_create_parse (&sbx_cmd_create, g, argc, argv, &o, err);
   if (r < 0)
     return r;
-  if (o.detach || o.keep)
-    return sbx_error_set (err, EINVAL, "create: --detach and --keep belong to `run`");
   o.detach = true; /* create never waits */
   return sbx_container_create (&o, err);
 }
@@ -79,6 +84,6 @@ const sbx_command sbx_cmd_create = {
   .name = "create",
   .args = "ID",
   .summary = "create a container from a bundle; its process waits for `start`",
-  .opts = sbx_create_options,
+  .opts = create_options,
   .run = run,
 };

@@ -18,6 +18,6 @@ const sbx_command sbx_cmd_run = {
   .name = "run",
   .args = "ID",
   .summary = "create and start a container; wait for it unless --detach",
-  .opts = sbx_create_options,
+  .opts = sbx_run_options,
   .run = run,
 };

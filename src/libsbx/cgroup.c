@@ -1003,11 +1003,25 @@ sbx_cgroup_destroy (sbx_cgroup *cg, sbx_error **err)
   if (ops_of (cg)->kill (cg, SIGKILL, &kerr) < 0)
     sbx_debug ("cgroup: destroy: %s", kerr->msg);
   for (size_t i = 0; i < cg->n; i++)
-    if (sbx_cg_remove (&cg->h[i], err) < 0)
-      {
-        if (kerr)
-          return sbx_error_wrap (err, "after failing to kill its processes (%s)", kerr->msg);
-        return -1;
-      }
+    {
+      cleanup_free char *parent = xstrdup (cg->h[i].dir);
+      char *slash;
+      if (sbx_cg_remove (&cg->h[i], err) < 0)
+        {
+          if (kerr)
+            return sbx_error_wrap (err, "after failing to kill its processes (%s)", kerr->msg);
+          return -1;
+        }
+      /* The default path's shared "sbxrun" level goes with its last
+         container; another container still in it keeps it (ENOTEMPTY).  */
+      slash = strrchr (parent, '/');
+      if (slash)
+        {
+          *slash = '\0';
+          slash = strrchr (parent, '/');
+          if (slash && strcmp (slash, "/sbxrun") == 0)
+            rmdir (parent);
+        }
+    }
   return 0;
 }

@@ -147,6 +147,40 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
   return 0;
 }
 
+/* The runtime-spec's default devices (and mknod of any node) stay usable
+   whatever linux.resources.devices denies, as with other runtimes: the
+   rules are appended after the user's, so they win.  */
+static void
+add_default_device_rules (oci_resources *r)
+{
+  static const struct
+  {
+    char type;
+    int64_t major, minor;
+    const char *access;
+  } defaults[] = {
+    { 'c', -1, -1, "m" }, { 'b', -1, -1, "m" }, { 'c', 1, 3, "rwm" },   { 'c', 1, 5, "rwm" },
+    { 'c', 1, 7, "rwm" }, { 'c', 1, 8, "rwm" }, { 'c', 1, 9, "rwm" },   { 'c', 5, 0, "rwm" },
+    { 'c', 5, 2, "rwm" }, { 'c', 136, -1, "rwm" },
+  };
+  size_t n = sizeof defaults / sizeof *defaults;
+
+  if (r == NULL || r->devices_len == 0)
+    return;
+  r->devices = xrealloc (r->devices, (r->devices_len + n + 1) * sizeof *r->devices);
+  for (size_t i = 0; i < n; i++)
+    {
+      oci_device_cgroup *d = xmalloc0 (sizeof *d);
+      d->allow = d->has_allow = true;
+      d->type = xasprintf ("%c", defaults[i].type);
+      d->major = defaults[i].major;
+      d->minor = defaults[i].minor;
+      d->has_major = d->has_minor = true;
+      d->access = xstrdup (defaults[i].access);
+      r->devices[r->devices_len++] = d;
+    }
+}
+
 static char *
 state_json_for_hooks (sbx_creator *cr, const char *status)
 {
@@ -224,7 +258,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   struct sockaddr_un sa;
   pid_t pid = -1;
   int pidfd = -1, pty = -1;
-  const oci_config *c;
+  oci_config *c;
 
   if (load_config (o, cr, err) < 0)
     return -1;
@@ -258,8 +292,12 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
                              &cr->cg, err) < 0)
         return -1;
       cr->state->st->cgroup = sbx_cgroup_describe (cr->cg);
-      if (c->linux && c->linux->resources && sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
-        return -1;
+      if (c->linux && c->linux->resources)
+        {
+          add_default_device_rules (c->linux->resources);
+          if (sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
+            return -1;
+        }
     }
   if (sbx_state_save (cr->state, err) < 0)
     return -1;

@@ -2,6 +2,7 @@
 #include <config.h>
 #include "process.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -106,6 +107,36 @@ apply_user (const oci_user *u, sbx_error **err)
   return sbx_caps_keep (0, err);
 }
 
+/* Mark every fd >= from close-on-exec, and clear it on the preserved ones
+   in [3, from) so that they do reach the container.  */
+static int
+mark_cloexec_from (int from, sbx_error **err)
+{
+  for (int fd = 3; fd < from; fd++)
+    {
+      int fl = fcntl (fd, F_GETFD);
+      if (fl >= 0 && fcntl (fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
+        return sbx_error_sys (err, "--preserve-fds: fd %d", fd);
+    }
+  if (syscall (SYS_close_range, from, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+    return 0;
+  if (errno != ENOSYS && errno != EINVAL)
+    return sbx_error_sys (err, "close_range");
+  /* Kernels before 5.11: walk /proc/self/fd.  */
+  DIR *d = opendir ("/proc/self/fd");
+  struct dirent *de;
+  if (d == NULL)
+    return sbx_error_sys (err, "open /proc/self/fd");
+  while ((de = readdir (d)))
+    {
+      long long fd;
+      if (sbx_parse_int64 (de->d_name, &fd) == 0 && fd >= from && fd != dirfd (d))
+        fcntl ((int) fd, F_SETFD, FD_CLOEXEC);
+    }
+  closedir (d);
+  return 0;
+}
+
 /* execvp with the container's PATH, not ours.  */
 static int
 do_exec (const oci_process *p, sbx_error **err)
@@ -147,6 +178,10 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   const oci_process *p = ctx->p;
   int notify_fd = -1;
 
+  /* First, before a seccomp filter can refuse the calls: nothing of ours
+     may reach the container.  */
+  if (mark_cloexec_from (3 + ctx->preserve_fds, err) < 0)
+    return -1;
   if (enter_cwd (p->cwd, err) < 0)
     return -1;
   for (size_t i = 0; i < p->rlimits_len; i++)
@@ -183,9 +218,5 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
         return -1;
       close (notify_fd);
     }
-  /* Nothing of ours may reach the container: everything above the
-     preserved fds is closed by execve.  */
-  if (syscall (SYS_close_range, 3 + ctx->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-    return sbx_error_sys (err, "close_range");
   return do_exec (p, err);
 }

@@ -66,8 +66,6 @@ def test_spec_defaults(tmp_path):
         assert path in c["linux"]["readonlyPaths"]
 
 
-@pytest.mark.xfail(reason="known bug: cmd_spec.c adds a newline after the generator's own, "
-                   "leaving a blank last line", strict=False)
 def test_spec_output_ends_with_single_newline(tmp_path):
     make_spec(tmp_path, "--bundle", tmp_path)
     assert (tmp_path / "config.json").read_text().endswith("}\n")

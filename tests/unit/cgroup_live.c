@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sched.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -328,6 +330,7 @@ main (void)
   oci_pids pids = { 0 };
   oci_resources res = { 0 };
   sbx_cgroup_mode mode;
+  int lock_fd;
 
   if (geteuid () != 0)
     {
@@ -341,6 +344,13 @@ main (void)
       return 77;
     }
   printf ("# host mode: %s\n", mode == SBX_CGROUP_V2 ? "cgroup v2" : "cgroup v1/hybrid");
+  /* One instance at a time (parallel `make check` runs in several trees):
+     the snapshot/restore of our own cgroup.subtree_control must not
+     interleave with another instance's.  Held until exit.  */
+  lock_fd = open ("/tmp/sbxrun-cgroup-live.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd >= 0)
+    while (flock (lock_fd, LOCK_EX) < 0 && errno == EINTR)
+      ;
   ppath = xasprintf ("sbxrun-test-%d", (int)getpid ());
   cpath = xasprintf ("%s/ctr", ppath);
 
