@@ -111,6 +111,17 @@ inherit_listen_fds (oci_process *p, int *preserve)
   p->env[p->env_len] = NULL;
 }
 
+/* "1.<minor>.<patch>" with an optional -suffix.  */
+static bool
+valid_oci_version (const char *v)
+{
+  unsigned a, b, c;
+  int n = 0;
+  if (sscanf (v, "%u.%u.%u%n", &a, &b, &c, &n) != 3 || a != 1)
+    return false;
+  return v[n] == '\0' || v[n] == '-' || v[n] == '+';
+}
+
 static int
 load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
 {
@@ -126,14 +137,18 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, EINVAL, "config.json: %s", msg);
   if (cr->c->root == NULL)
     return sbx_error_set (err, EINVAL, "config.json: root: required to create a container");
-  if (sbx_process_validate (cr->c->process, err) < 0)
+  if (!valid_oci_version (cr->c->oci_version))
+    return sbx_error_set (err, EINVAL, "config.json: ociVersion `%s`: unsupported (want 1.x.y)",
+                          cr->c->oci_version);
+  /* process may be absent at create; start then fails (runtime.md).  */
+  if (cr->c->process && sbx_process_validate (cr->c->process, err) < 0)
     return sbx_error_wrap (err, "config.json");
   root_path = cr->c->root->path[0] == '/' ? xstrdup (cr->c->root->path)
                                           : xasprintf ("%s/%s", cr->bundle, cr->c->root->path);
   cr->rootfs = realpath (root_path, NULL);
   if (cr->rootfs == NULL)
     return sbx_error_sys (err, "config.json: root.path `%s`", cr->c->root->path);
-  if (cr->c->process->terminal && o->detach && o->console_socket == NULL)
+  if (cr->c->process && cr->c->process->terminal && o->detach && o->console_socket == NULL)
     return sbx_error_set (err, EINVAL,
                           "process.terminal is true but no --console-socket was given to receive "
                           "the terminal of a detached container");
@@ -143,7 +158,8 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
                           "new user namespace is not supported yet");
-  inherit_listen_fds (cr->c->process, (int *) &o->preserve_fds);
+  if (cr->c->process)
+    inherit_listen_fds (cr->c->process, (int *) &o->preserve_fds);
   return 0;
 }
 
@@ -339,7 +355,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, json, err) < 0)
       goto fail;
   }
-  if (c->process->terminal)
+  if (c->process && c->process->terminal)
     {
       if (sbx_sync_expect (cr->sync_parent, SYNC_PTY, &pty, err) < 0)
         goto fail;
@@ -739,7 +755,9 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   oci_config *c = NULL;
   sbx_cgroup *cg = NULL;
 
-  if (strcmp (status, "stopped") != 0 && strcmp (status, "created") != 0 && !force)
+  /* runtime-spec: deleting a container that is not stopped is an error
+     (created included); --force kills it first.  */
+  if (strcmp (status, "stopped") != 0 && !force)
     return sbx_error_set (err, EBUSY,
                           "cannot delete container \"%s\" that is not stopped: %s (use --force)",
                           s->id, status);

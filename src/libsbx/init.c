@@ -94,9 +94,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
   if (!cr->o->no_new_keyring && syscall (SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0
       && errno != ENOSYS && errno != EPERM && errno != EACCES)
     return sbx_error_sys (err, "join a new session keyring");
-  if (!(flags & CLONE_NEWNS))
-    return sbx_error_set (err, EINVAL, "linux.namespaces: a mount namespace of its own is required");
-  if (sbx_rootfs_prepare (c, &ro, err) < 0)
+  /* Without a mount namespace of its own nothing may be mounted (it would
+     land in a namespace shared with others): the root is only entered.  */
+  if ((flags & CLONE_NEWNS) && sbx_rootfs_prepare (c, &ro, err) < 0)
     return -1;
 
   if (sbx_sync_send (cr->sync_child, SYNC_RUNTIME_HOOKS, -1, err) < 0)
@@ -107,11 +107,16 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                                  c->hooks->create_container_len, *state_json, err) < 0)
     return -1;
 
-  if (sbx_rootfs_finish (c, &ro, err) < 0)
-    return -1;
+  if (flags & CLONE_NEWNS)
+    {
+      if (sbx_rootfs_finish (c, &ro, err) < 0)
+        return -1;
+    }
+  else if (chroot (cr->rootfs) < 0 || chdir ("/") < 0)
+    return sbx_error_sys (err, "enter root `%s`", cr->rootfs);
   if (set_sysctls (l, err) < 0)
     return -1;
-  if (c->process->terminal)
+  if (c->process && c->process->terminal)
     {
       cleanup_free char *slave = NULL;
       cleanup_close int master = sbx_pty_open (&slave, err);
@@ -176,6 +181,12 @@ sbx_init_main (sbx_creator *cr)
   if (cr->c->hooks && sbx_hooks_run ("startContainer", cr->c->hooks->start_container,
                                      cr->c->hooks->start_container_len, state_json, &err) < 0)
     {
+      sbx_sync_send_error (conn, err);
+      _exit (1);
+    }
+  if (cr->c->process == NULL)
+    {
+      sbx_error_set (&err, EINVAL, "config.json has no process to start");
       sbx_sync_send_error (conn, err);
       _exit (1);
     }

@@ -903,10 +903,13 @@ do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
       cleanup_free char *src = NULL;
       if (m->source == NULL)
         r = sbx_error_set (err, EINVAL, "bind mount without a source");
-      else if (mo.data)
-        r = sbx_error_set (err, EINVAL, "unknown option(s) for a bind mount: %s", mo.data);
       else
         {
+          /* A bind has no filesystem to take data options; other runtimes
+             ignore them (configs carry e.g. mode= for tmpfs-or-bind).  */
+          if (mo.data)
+            sbx_debug ("mount %s: ignoring options for a bind mount: %s",
+                       m->destination, mo.data);
           if (m->source[0] == '/' || x->o->bundle == NULL)
             src = xstrdup (m->source);
           else

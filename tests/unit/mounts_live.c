@@ -740,8 +740,8 @@ main (void)
     { "user namespace: host device binds, locked flags", NULL, false, true, true, check_c, NULL },
     { "error names the mount", NULL, false, false, false, NULL,
       "mounts[1] (/data): bind /nonexistent/x: No such file or directory" },
-    { "bind with an unknown option fails", NULL, false, false, false, NULL,
-      "mounts[0] (/data): unknown option(s) for a bind mount: frob" },
+    { "bind without a source fails", NULL, false, false, false, NULL,
+      "mounts[0] (/data): bind mount without a source" },
     { "masking needs a real /dev/null", NULL, false, false, false, NULL,
       "the container's /dev/null is not the null device (char 1:3)" },
   };
@@ -753,7 +753,7 @@ main (void)
     "{\"destination\":\"/proc\",\"type\":\"proc\"},"
     "{\"destination\":\"/data\",\"type\":\"bind\",\"source\":\"/nonexistent/x\",\"options\":[\"bind\"]}]}",
     "{\"ociVersion\":\"1.2.0\",\"mounts\":["
-    "{\"destination\":\"/data\",\"source\":\"@B@/hostdir\",\"options\":[\"bind\",\"frob\"]}]}",
+    "{\"destination\":\"/data\",\"options\":[\"bind\",\"mode=755\"]}]}",
     "{\"ociVersion\":\"1.2.0\",\"mounts\":[{\"destination\":\"/dev\",\"type\":\"tmpfs\"}],"
     "\"linux\":{\"devices\":[{\"path\":\"/dev/null\",\"type\":\"c\",\"major\":1,\"minor\":5}],"
     "\"maskedPaths\":[\"/etc/secret\"]}}",
