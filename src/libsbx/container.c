@@ -25,6 +25,7 @@
 #include "init.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "lsm.h"
 #include "process.h"
 #include "sync.h"
 #include "terminal.h"
@@ -152,6 +153,8 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, EINVAL,
                           "process.terminal is true but no --console-socket was given to receive "
                           "the terminal of a detached container");
+  if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0)
+    return sbx_error_wrap (err, "config.json");
   if (sbx_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))

@@ -9,6 +9,7 @@
  * new mount, and remounting it would change the wrong mount.  */
 #include <config.h>
 #include "mounts.h"
+#include "lsm.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -525,6 +526,7 @@ bind_remount (int fd, const char *target, unsigned long set, unsigned long clear
 struct ctx
 {
   const sbx_rootfs_opts *o;
+  const oci_config *c;
   int rootfd;
 };
 
@@ -923,7 +925,14 @@ do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
     r = do_cgroup (x, m, &mo, err);
   else
     {
-      r = do_fs_mount (x, m->source, type, m->destination, mo.flags, mo.data, err);
+      /* linux.mountLabel labels the filesystems the container gets
+         (SELinux only; sbx_lsm_mount_data is NULL otherwise).  */
+      cleanup_free char *label = strcmp (type, "proc") && strcmp (type, "sysfs")
+                                     ? sbx_lsm_mount_data (x->c->linux)
+                                     : NULL;
+      cleanup_free char *data = label && mo.data ? xasprintf ("%s,%s", mo.data, label) : NULL;
+      r = do_fs_mount (x, m->source, type, m->destination, mo.flags,
+                       data ? data : label ? label : mo.data, err);
       if (r < 0 && x->o->userns && userns_fallback (type) && err && *err && (*err)->errno_ == EPERM)
         {
           sbx_debug ("%s: mounting %s denied in the user namespace, binding the host's", m->destination,
@@ -987,7 +996,7 @@ sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **e
   unsigned long prop;
   cleanup_close int rootfd = -1;
   struct statfs sf;
-  struct ctx x = { .o = o };
+  struct ctx x = { .o = o, .c = c };
   sbx_dev_kind dev = SBX_DEV_ROOTFS;
 
   if (o->rootfs == NULL || o->rootfs[0] != '/')

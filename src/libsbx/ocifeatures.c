@@ -66,8 +66,9 @@ sbx_features (oci_features **out, sbx_error **err)
   sc->archs_len = sbx_strv_len (sc->archs);
   SET_LIST (sc, known_flags, sbx_seccomp_flags);
   SET_LIST (sc, supported_flags, sbx_seccomp_flags);
-  l->apparmor = enabled (false);
-  l->selinux = enabled (false);
+  /* Implemented; used when the host's LSM is active.  */
+  l->apparmor = enabled (true);
+  l->selinux = enabled (true);
   l->intel_rdt = enabled (false);
   l->mount_extensions = xmalloc0 (sizeof *l->mount_extensions);
   l->mount_extensions->idmap = enabled (false);

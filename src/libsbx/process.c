@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "lsm.h"
 #include "sync.h"
 #include "utils.h"
 
@@ -65,6 +66,8 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
   if (p->has_oom_score_adj && (p->oom_score_adj < -1000 || p->oom_score_adj > 1000))
     return sbx_error_set (err, EINVAL, "process.oomScoreAdj: %d not in [-1000, 1000]",
                           p->oom_score_adj);
+  if (sbx_lsm_validate (p, NULL, err) < 0)
+    return -1;
   return sbx_caps_validate (p->capabilities, err);
 }
 
@@ -205,6 +208,8 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   if (ctx->seccomp && !p->no_new_privileges && sbx_seccomp_load (ctx->seccomp, &notify_fd, err) < 0)
     return -1;
   if (apply_user (p->user, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
+    return -1;
+  if (sbx_lsm_apply_exec (p, err) < 0)
     return -1;
   if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return sbx_error_sys (err, "process.noNewPrivileges: prctl");

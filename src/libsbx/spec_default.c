@@ -1,5 +1,12 @@
 /* spec_default.c - the default config.json, kept as JSON text so it reads
- * like the file users get, then adjusted in C for --rootless.  */
+ * like the file users get, then adjusted in C for --rootless.
+ *
+ * The seccomp profile is a deny-list written for sbxrun: everything is
+ * allowed except what lets a process reach the kernel's administrative
+ * surface (modules, kexec, mounts, namespaces, keyrings, bpf, perf, ptrace
+ * and cross-process memory, clocks, swap, io_uring).  clone() with a
+ * namespace flag is refused flag by flag; clone3() gets ENOSYS so that libc
+ * falls back to the filtered clone().  */
 #include <config.h>
 #include "spec_default.h"
 
@@ -47,6 +54,39 @@ static const char default_config[] =
   "  \"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
   "  \"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": \"ipc\"},"
   "                 {\"type\": \"uts\"}, {\"type\": \"mount\"}, {\"type\": \"cgroup\"}],"
+  "  \"seccomp\": {"
+  "    \"defaultAction\": \"SCMP_ACT_ALLOW\","
+  "    \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_X86\", \"SCMP_ARCH_X32\"],"
+  "    \"syscalls\": ["
+  "    {\"names\": ["
+  "      \"acct\", \"add_key\", \"bpf\", \"clock_adjtime\", \"clock_settime\", \"create_module\","
+  "      \"delete_module\", \"finit_module\", \"fsconfig\", \"fsmount\", \"fsopen\", \"fspick\","
+  "      \"get_kernel_syms\", \"init_module\", \"io_uring_enter\", \"io_uring_register\", \"io_uring_setup\", \"ioperm\","
+  "      \"iopl\", \"kcmp\", \"kexec_file_load\", \"kexec_load\", \"keyctl\", \"lookup_dcookie\","
+  "      \"mount\", \"mount_setattr\", \"move_mount\", \"name_to_handle_at\", \"nfsservctl\", \"open_by_handle_at\","
+  "      \"open_tree\", \"perf_event_open\", \"pivot_root\", \"process_vm_readv\", \"process_vm_writev\", \"ptrace\","
+  "      \"query_module\", \"quotactl\", \"quotactl_fd\", \"reboot\", \"request_key\", \"setns\","
+  "      \"settimeofday\", \"stime\", \"swapoff\", \"swapon\", \"syslog\", \"_sysctl\","
+  "      \"sysfs\", \"umount\", \"umount2\", \"unshare\", \"uselib\", \"userfaultfd\","
+  "      \"ustat\", \"vm86\", \"vm86old\""
+  "     ], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1},"
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 131072, \"valueTwo\": 131072, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWNS */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 33554432, \"valueTwo\": 33554432, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWCGROUP */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 67108864, \"valueTwo\": 67108864, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWUTS */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 134217728, \"valueTwo\": 134217728, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWIPC */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 268435456, \"valueTwo\": 268435456, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWUSER */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 536870912, \"valueTwo\": 536870912, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWPID */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 1073741824, \"valueTwo\": 1073741824, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWNET */
+  "    {\"names\": [\"clone3\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 38}"
+  "    ]"
+  "  },"
   "  \"maskedPaths\": [\"/proc/acpi\", \"/proc/asound\", \"/proc/kcore\", \"/proc/keys\","
   "    \"/proc/latency_stats\", \"/proc/timer_list\", \"/proc/timer_stats\", \"/proc/sched_debug\","
   "    \"/proc/scsi\", \"/sys/firmware\", \"/sys/devices/virtual/powercap\"],"
