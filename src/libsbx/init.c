@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -55,6 +56,18 @@ set_names (const oci_config *c, int uts_private, sbx_error **err)
     return sbx_error_sys (err, "hostname `%s`", c->hostname);
   if (c->domainname && setdomainname (c->domainname, strlen (c->domainname)) < 0)
     return sbx_error_sys (err, "domainname `%s`", c->domainname);
+  return 0;
+}
+
+/* config-linux.md: with a terminal, /dev/console is the pty.  */
+static int
+bind_console (const char *slave, sbx_error **err)
+{
+  cleanup_close int fd = open ("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 && errno != EEXIST && errno != ENXIO && errno != EACCES)
+    return sbx_error_sys (err, "create /dev/console");
+  if (mount (slave, "/dev/console", NULL, MS_BIND, NULL) < 0)
+    return sbx_error_sys (err, "bind %s on /dev/console", slave);
   return 0;
 }
 
@@ -121,6 +134,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       cleanup_free char *slave = NULL;
       cleanup_close int master = sbx_pty_open (&slave, err);
       if (master < 0)
+        return -1;
+      if ((flags & CLONE_NEWNS) && bind_console (slave, err) < 0)
         return -1;
       if (sbx_sync_send_text (cr->sync_child, SYNC_PTY, master, slave, err) < 0)
         return -1;
