@@ -68,7 +68,8 @@ BUILD_DEPS=(autoconf automake libtool pkg-config gcc make m4
 	go-md2man busybox-static)
 DEMO_DEPS=(jq iproute2 nftables)
 TEST_DEPS=(libcmocka-dev valgrind python3 python3-pytest runc crun
-	iproute2 nftables jq time util-linux xz-utils)
+	iproute2 nftables jq time util-linux xz-utils
+	libc6-dev clang libclang-rt-14-dev)
 
 install_packages() {
 	local missing=() p
@@ -127,10 +128,6 @@ SBX="$TOP/src/sbxrun"
 DEMO_DIR=${SBXRUN_DEMO_DIR:-/var/tmp/sbxrun-demo}
 DEMO_ID=sbxrun-demo
 
-has_command() {
-	"$SBX" "$1" --help >/dev/null 2>&1
-}
-
 # A minimal root filesystem: Debian's static busybox plus one symlink per applet.
 make_busybox_rootfs() {
 	local rootfs=$1 a
@@ -156,43 +153,119 @@ make_busybox_rootfs() {
 	: >"$rootfs/etc/resolv.conf"
 }
 
+# What the demo container runs (/bin/hello in the rootfs): who and where it
+# is, and what it can see.
+demo_hello() {
+	cat <<-'EOF'
+		#!/bin/sh
+		echo "hello from sbxrun"
+		echo "uname:    $(uname -srm)"
+		echo "id:       $(id)"
+		echo "hostname: $(hostname)"
+		echo "network:  $(ls /sys/class/net | tr '\n' ' ')(a network namespace of its own)"
+		echo "rootfs:   read-only: $(touch /x 2>/dev/null && echo no || echo yes); $(wc -l </proc/mounts) mounts in its own mount namespace"
+		echo "processes (a pid namespace of its own: this script is pid 1):"
+		ps -o pid,user,comm
+		exit 0
+	EOF
+}
+
+# Remove what an interrupted demo may have left: the container (its state and
+# cgroups) and nothing else.
+demo_cleanup() {
+	if [ -x "$SBX" ] && "$SBX" state "$DEMO_ID" >/dev/null 2>&1; then
+		"$SBX" delete --force "$DEMO_ID" >/dev/null 2>&1 || true
+	fi
+}
+
+# The container's cgroup directories, in every hierarchy.
+demo_cgroups() {
+	find /sys/fs/cgroup -type d -name "$DEMO_ID" -prune 2>/dev/null || true
+}
+
+demo_wait_status() {
+	local want=$1 i
+	for i in $(seq 100); do
+		[ "$("$SBX" state "$DEMO_ID" 2>/dev/null | jq -r .status)" = "$want" ] && return 0
+		sleep 0.05
+	done
+	die "container $DEMO_ID did not reach status $want"
+}
+
+# Print a command line, then run it.
+demo_show() {
+	printf '$ sbxrun %s\n' "$*"
+	"$SBX" "$@"
+}
+
+# `sbxrun state`, reduced to the fields named by the jq filter $1.
+demo_state() {
+	printf '$ sbxrun state %s | jq -c %s\n' "$DEMO_ID" "'$1'"
+	"$SBX" state "$DEMO_ID" | jq -c "$1"
+}
+
 demo() {
 	install_packages "${BUILD_DEPS[@]}" "${DEMO_DEPS[@]}"
 	build
+	trap 'demo_cleanup; rm -rf "$LOGDIR"' EXIT
 
 	say "bundle: $DEMO_DIR"
-	if has_command delete; then
-		"$SBX" delete --force "$DEMO_ID" >/dev/null 2>&1 || true
-	fi
+	demo_cleanup
 	rm -rf "$DEMO_DIR"
 	mkdir -p "$DEMO_DIR"
 	make_busybox_rootfs "$DEMO_DIR/rootfs"
+	demo_hello >"$DEMO_DIR/rootfs/bin/hello"
+	chmod 755 "$DEMO_DIR/rootfs/bin/hello"
 	"$SBX" spec --bundle "$DEMO_DIR"
 	jq --arg host "$DEMO_ID" '
 		.process.terminal = false
-		| .process.args = ["sh", "-c", "echo hello from sbxrun; uname -a; id; hostname"]
+		| .process.args = ["/bin/hello"]
 		| .hostname = $host' \
 		"$DEMO_DIR/config.json" >"$DEMO_DIR/config.json.new"
 	mv "$DEMO_DIR/config.json.new" "$DEMO_DIR/config.json"
+	jq '.process.args = ["sh", "-c", "exit 3"]' "$DEMO_DIR/config.json" >"$DEMO_DIR/config-exit3.json"
+	jq '.process.args = ["sleep", "600"]' "$DEMO_DIR/config.json" >"$DEMO_DIR/config-sleep.json"
 	echo "rootfs: busybox $("$DEMO_DIR/rootfs/bin/busybox" --help 2>&1 |
 		sed -n '1s/^BusyBox \(v[^ ]*\).*/\1/p'), $(find "$DEMO_DIR/rootfs/bin" -type l | wc -l) applets"
-	echo "process.args: $(jq -c .process.args "$DEMO_DIR/config.json")"
+	jq -r '"config: \(.linux.namespaces | map(.type) | join(", ")) namespaces, " +
+		"\(.mounts | length) mounts, \(.process.capabilities.bounding | length) capabilities, " +
+		"seccomp \(if .linux.seccomp then "on" else "off" end), cgroup <own cgroup>/sbxrun/'"$DEMO_ID"'"' \
+		"$DEMO_DIR/config.json"
 
-	if has_command run; then
-		say "sbxrun run --bundle $DEMO_DIR $DEMO_ID"
-		local rc=0
-		"$SBX" run --bundle "$DEMO_DIR" "$DEMO_ID" </dev/null || rc=$?
-		[ "$rc" -eq 0 ] || die "sbxrun run exited with status $rc"
-		say "demo finished in $(elapsed); try: sudo $SBX run --bundle $DEMO_DIR demo2"
-	else
-		say "sbxrun run is not implemented yet in this build; showing what exists"
-		echo "\$ sbxrun spec --bundle $DEMO_DIR   (namespaces and mounts of the generated config)"
-		jq -c '{ociVersion, namespaces: [.linux.namespaces[].type],
-			mounts: [.mounts[].destination]}' "$DEMO_DIR/config.json"
-		echo "\$ sbxrun features"
-		"$SBX" features
-		say "demo finished in $(elapsed); the bundle is ready for \`sbxrun run\` once it lands"
-	fi
+	local rc=0
+	say "sbxrun run --bundle $DEMO_DIR $DEMO_ID"
+	"$SBX" run --bundle "$DEMO_DIR" "$DEMO_ID" </dev/null || rc=$?
+	[ "$rc" -eq 0 ] || die "sbxrun run exited with status $rc"
+
+	say "exit status: run exits with the container's (128+N when killed by signal N)"
+	"$SBX" run --bundle "$DEMO_DIR" --config "$DEMO_DIR/config-exit3.json" "$DEMO_ID" </dev/null || rc=$?
+	echo "container: sh -c 'exit 3'  ->  sbxrun run exited with $rc"
+	[ "$rc" -eq 3 ] || die "expected exit status 3, got $rc"
+
+	say "life cycle: create, start, state, exec, ps, kill, delete"
+	demo_show create --bundle "$DEMO_DIR" --config "$DEMO_DIR/config-sleep.json" "$DEMO_ID" </dev/null
+	demo_state '{id, status, pid}'
+	demo_show start "$DEMO_ID"
+	demo_state '{id, status, pid}'
+	demo_show exec "$DEMO_ID" ps -o pid,args
+	demo_show ps "$DEMO_ID"
+	local cgroups
+	cgroups=$(demo_cgroups)
+	[ -n "$cgroups" ] || die "no cgroup named $DEMO_ID under /sys/fs/cgroup"
+	echo "cgroups: $(echo "$cgroups" | wc -l) directories, e.g. $(echo "$cgroups" | head -n 1)"
+	demo_show kill "$DEMO_ID" KILL
+	demo_wait_status stopped
+	demo_state '{id, status}'
+	demo_show delete "$DEMO_ID"
+
+	# Nothing may be left: no state, no cgroup.
+	! "$SBX" state "$DEMO_ID" >/dev/null 2>&1 || die "container $DEMO_ID still exists after delete"
+	local left
+	left=$(echo "$cgroups" | while read -r d; do [ ! -e "$d" ] || echo "$d"; done)
+	[ -z "$left" ] || die "cgroups left after delete: $left"
+	echo "cleaned up: the container's state and its $(echo "$cgroups" | wc -l) cgroup directories are gone"
+
+	say "demo finished in $(elapsed); the bundle stays in $DEMO_DIR: sudo $SBX run --bundle $DEMO_DIR demo2"
 }
 
 # ---- test -----------------------------------------------------------------

@@ -67,7 +67,10 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
       status = sbx_state_status (s);
       if (json)
         {
-          state = sbx_state_json (s, NULL, status, false);
+          oci_config *c = NULL;
+          sbx_state_config (s, &c, NULL); /* for the annotations */
+          state = sbx_state_json (s, c, status, false);
+          oci_config_free (c);
           printf ("%s%s", first ? "" : ",", state);
         }
       else

@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -743,6 +745,283 @@ sbx_cg_signal_all (sbx_cgroup *cg, int signo, size_t *seen, sbx_error **err)
   return 0;
 }
 
+/* ---------------------------------------------------------------- stats */
+
+bool
+sbx_cg_read_stat_map (sbx_cg_hier *h, const char *file, sbx_cgroup_stats *st)
+{
+  cleanup_free char *text = NULL;
+  char *save = NULL;
+
+  if (sbx_cg_read (h, file, &text, NULL) < 0)
+    return false;
+  for (char *l = strtok_r (text, "\n", &save); l; l = strtok_r (NULL, "\n", &save))
+    {
+      char *sp = strchr (l, ' ');
+      long long v;
+      if (sp == NULL)
+        continue;
+      *sp = '\0';
+      if (sbx_parse_int64 (sp + 1, &v) < 0 || v < 0)
+        continue;
+      st->memory_stat_keys = xrealloc (st->memory_stat_keys, (st->memory_stat_len + 2) * sizeof (char *));
+      st->memory_stat_values
+          = xrealloc (st->memory_stat_values, (st->memory_stat_len + 1) * sizeof (uint64_t));
+      st->memory_stat_keys[st->memory_stat_len] = xstrdup (l);
+      st->memory_stat_keys[st->memory_stat_len + 1] = NULL;
+      st->memory_stat_values[st->memory_stat_len] = (uint64_t)v;
+      st->memory_stat_len++;
+    }
+  return true;
+}
+
+uint64_t
+sbx_cg_stat_value (const sbx_cgroup_stats *st, const char *key)
+{
+  for (size_t i = 0; i < st->memory_stat_len; i++)
+    if (strcmp (st->memory_stat_keys[i], key) == 0)
+      return st->memory_stat_values[i];
+  return 0;
+}
+
+void
+sbx_cg_blkio_add (sbx_cgroup_blkio_entry **v, size_t *n, uint64_t major, uint64_t minor, const char *op,
+                  uint64_t value)
+{
+  *v = xrealloc (*v, (*n + 1) * sizeof **v);
+  (*v)[*n] = (sbx_cgroup_blkio_entry){ major, minor, op, value };
+  (*n)++;
+}
+
+char **
+sbx_cg_hugepage_sizes (void)
+{
+  DIR *d = opendir ("/sys/kernel/mm/hugepages");
+  struct dirent *de;
+  char **v = xmalloc0 (sizeof *v);
+  size_t n = 0;
+
+  if (d == NULL)
+    return v;
+  while ((de = readdir (d)))
+    {
+      unsigned long long kb;
+      char unit[8] = "";
+      if (sscanf (de->d_name, "hugepages-%llukB", &kb) != 1 || kb == 0)
+        continue;
+      if (kb % (1024 * 1024) == 0)
+        kb /= 1024 * 1024, strcpy (unit, "GB");
+      else if (kb % 1024 == 0)
+        kb /= 1024, strcpy (unit, "MB");
+      else
+        strcpy (unit, "KB");
+      v = xrealloc (v, (n + 2) * sizeof *v);
+      v[n++] = xasprintf ("%llu%s", kb, unit);
+      v[n] = NULL;
+    }
+  closedir (d);
+  return v;
+}
+
+void
+sbx_cg_hugetlb_add (sbx_cgroup_stats *st, const char *size, uint64_t usage, uint64_t max_usage,
+                    uint64_t failcnt)
+{
+  sbx_cgroup_hugetlb_stat *e;
+  st->hugetlb = xrealloc (st->hugetlb, (st->hugetlb_len + 1) * sizeof *st->hugetlb);
+  e = &st->hugetlb[st->hugetlb_len++];
+  memset (e, 0, sizeof *e);
+  snprintf (e->page_size, sizeof e->page_size, "%s", size);
+  e->usage = usage;
+  e->max_usage = max_usage;
+  e->failcnt = failcnt;
+}
+
+void
+sbx_cgroup_stats_release (sbx_cgroup_stats *st)
+{
+  if (st == NULL)
+    return;
+  free (st->cpu_percpu_ns);
+  sbx_strv_free (st->memory_stat_keys);
+  free (st->memory_stat_values);
+  free (st->blkio_bytes);
+  free (st->blkio_ios);
+  free (st->hugetlb);
+  memset (st, 0, sizeof *st);
+}
+
+/* ---------------------------------------------------------- OOM events */
+
+struct sbx_cgroup_oom_watch
+{
+  int fd;            /* eventfd (v1) or inotify (v2) */
+  bool inotify;
+  char *dir;         /* the memory cgroup's directory */
+  uint64_t last;     /* v2: oom_kill count seen so far */
+};
+
+static bool
+oom_kill_count (const char *dir, uint64_t *out)
+{
+  cleanup_close int fd = open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  cleanup_free char *text = NULL;
+  char *p;
+
+  if (fd < 0 || sbx_cg_read_at (fd, "memory.events", &text, NULL) < 0)
+    return false;
+  for (p = text; p; p = strchr (p, '\n') ? strchr (p, '\n') + 1 : NULL)
+    if (strncmp (p, "oom_kill ", 9) == 0)
+      {
+        *out = strtoull (p + 9, NULL, 10);
+        return true;
+      }
+  return false;
+}
+
+int
+sbx_cgroup_oom_watch_open (sbx_cgroup *cg, sbx_cgroup_oom_watch **out, sbx_error **err)
+{
+  sbx_cg_hier *h = cg->mode == SBX_CGROUP_V2 ? &cg->h[0] : sbx_cg_find_v1 (cg, "memory");
+  sbx_cgroup_oom_watch *w;
+
+  if (h == NULL)
+    return sbx_error_set (err, EOPNOTSUPP, "no memory controller: no OOM notifications");
+  w = xmalloc0 (sizeof *w);
+  w->fd = -1;
+  w->dir = xstrdup (h->dir);
+  if (cg->mode == SBX_CGROUP_V2)
+    {
+      cleanup_free char *file = xasprintf ("%s/memory.events", h->dir);
+      w->inotify = true;
+      if (!oom_kill_count (h->dir, &w->last))
+        {
+          sbx_cgroup_oom_watch_free (w);
+          return sbx_error_set (err, EOPNOTSUPP,
+                                "cgroup `%s` has no memory.events (memory controller not enabled): no OOM "
+                                "notifications",
+                                h->path);
+        }
+      w->fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
+      if (w->fd < 0 || inotify_add_watch (w->fd, file, IN_MODIFY) < 0)
+        {
+          sbx_error_sys (err, "watch `%s`", file);
+          sbx_cgroup_oom_watch_free (w);
+          return -1;
+        }
+    }
+  else
+    {
+      cleanup_free char *ctl = xasprintf ("%s/cgroup.event_control", h->dir);
+      cleanup_free char *oc = xasprintf ("%s/memory.oom_control", h->dir);
+      cleanup_close int ocfd = open (oc, O_RDONLY | O_CLOEXEC);
+      cleanup_close int ctlfd = open (ctl, O_WRONLY | O_CLOEXEC);
+      char line[64];
+      int n;
+
+      w->fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (w->fd < 0 || ocfd < 0 || ctlfd < 0)
+        {
+          sbx_error_sys (err, "register for OOM notifications of `%s`", h->dir);
+          sbx_cgroup_oom_watch_free (w);
+          return -1;
+        }
+      n = snprintf (line, sizeof line, "%d %d", w->fd, ocfd);
+      if (write (ctlfd, line, n) != n)
+        {
+          sbx_error_sys (err, "register for OOM notifications in `%s`", ctl);
+          sbx_cgroup_oom_watch_free (w);
+          return -1;
+        }
+    }
+  *out = w;
+  return 0;
+}
+
+int
+sbx_cgroup_oom_watch_fd (const sbx_cgroup_oom_watch *w)
+{
+  return w->fd;
+}
+
+int
+sbx_cgroup_oom_read (sbx_cgroup_oom_watch *w, uint64_t *n_new, sbx_error **err)
+{
+  *n_new = 0;
+  if (w->inotify)
+    {
+      char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+      uint64_t now = w->last;
+      while (read (w->fd, buf, sizeof buf) > 0)
+        ;
+      if (oom_kill_count (w->dir, &now) && now > w->last)
+        {
+          *n_new = now - w->last;
+          w->last = now;
+        }
+      return 0;
+    }
+  else
+    {
+      uint64_t v = 0;
+      if (read (w->fd, &v, sizeof v) != sizeof v)
+        {
+          if (errno == EAGAIN)
+            return 0;
+          return sbx_error_sys (err, "read the OOM eventfd");
+        }
+      /* the kernel also signals the eventfd when the cgroup goes away */
+      if (access (w->dir, F_OK) == 0)
+        *n_new = v;
+      return 0;
+    }
+}
+
+void
+sbx_cgroup_oom_watch_free (sbx_cgroup_oom_watch *w)
+{
+  if (w == NULL)
+    return;
+  if (w->fd >= 0)
+    close (w->fd);
+  free (w->dir);
+  free (w);
+}
+
+/* ------------------------------------------------------ default devices */
+
+void
+sbx_cgroup_add_default_devices (oci_resources *r)
+{
+  static const struct
+  {
+    char type;
+    int64_t major, minor;
+    const char *access;
+  } defaults[] = {
+    { 'c', -1, -1, "m" },  { 'b', -1, -1, "m" },  { 'c', 1, 3, "rwm" }, { 'c', 1, 5, "rwm" },
+    { 'c', 1, 7, "rwm" },  { 'c', 1, 8, "rwm" },  { 'c', 1, 9, "rwm" }, { 'c', 5, 0, "rwm" },
+    { 'c', 5, 2, "rwm" },  { 'c', 136, -1, "rwm" },
+  };
+  size_t n = sizeof defaults / sizeof *defaults;
+
+  if (r == NULL || r->devices_len == 0)
+    return;
+  r->devices = xrealloc (r->devices, (r->devices_len + n + 1) * sizeof *r->devices);
+  for (size_t i = 0; i < n; i++)
+    {
+      oci_device_cgroup *d = xmalloc0 (sizeof *d);
+      d->allow = d->has_allow = true;
+      d->type = xasprintf ("%c", defaults[i].type);
+      d->major = defaults[i].major;
+      d->minor = defaults[i].minor;
+      d->has_major = d->has_minor = true;
+      d->access = xstrdup (defaults[i].access);
+      r->devices[r->devices_len++] = d;
+    }
+  r->devices[r->devices_len] = NULL;
+}
+
 /* ------------------------------------------------------------ host mode */
 
 static bool
@@ -795,13 +1074,110 @@ ops_of (const sbx_cgroup *cg)
   return cg->mode == SBX_CGROUP_V2 ? &sbx_cg_v2_ops : &sbx_cg_v1_ops;
 }
 
+static void
+stage_close (sbx_cgroup *cg)
+{
+  for (size_t i = 0; i < cg->n; i++)
+    {
+      if (cg->stage_in && cg->stage_in[i] >= 0)
+        close (cg->stage_in[i]);
+      if (cg->stage_out && cg->stage_out[i] >= 0)
+        close (cg->stage_out[i]);
+    }
+  free (cg->stage_in);
+  free (cg->stage_out);
+  cg->stage_in = cg->stage_out = NULL;
+}
+
 void
 sbx_cgroup_free (sbx_cgroup *cg)
 {
   if (cg == NULL)
     return;
+  stage_close (cg);
   sbx_cg_hiers_free (cg->h, cg->n);
   free (cg);
+}
+
+/* Open the cgroup.procs pairs of sbx_cgroup_stage_*.  */
+static int
+stage_prepare (sbx_cgroup *cg, sbx_error **err)
+{
+  bool differs = false;
+
+  cg->stage_in = xmalloc0 (cg->n * sizeof (int));
+  cg->stage_out = xmalloc0 (cg->n * sizeof (int));
+  for (size_t i = 0; i < cg->n; i++)
+    cg->stage_in[i] = cg->stage_out[i] = -1;
+  for (size_t i = 0; i < cg->n; i++)
+    {
+      sbx_cg_hier *h = &cg->h[i];
+      cleanup_free char *own_dir = NULL, *file = NULL;
+
+      if (sbx_cg_dir_for (h->mountpoint, h->mount_root, h->own, &own_dir, err) < 0)
+        goto fail;
+      differs |= strcmp (own_dir, h->dir) != 0;
+      file = xasprintf ("%s/cgroup.procs", own_dir);
+      cg->stage_out[i] = open (file, O_WRONLY | O_CLOEXEC);
+      if (cg->stage_out[i] < 0)
+        {
+          sbx_error_sys (err, "open `%s`", file);
+          goto fail;
+        }
+      if (sbx_cg_open (h, err) < 0)
+        goto fail;
+      cg->stage_in[i] = openat (h->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+      if (cg->stage_in[i] < 0)
+        {
+          sbx_error_sys (err, "open `%s/cgroup.procs`", h->dir);
+          goto fail;
+        }
+    }
+  if (differs)
+    return 0;
+  sbx_error_set (err, 0, "the container's cgroup is the runtime's own");
+fail:
+  stage_close (cg);
+  return -1;
+}
+
+static int
+write_self (int fd)
+{
+  ssize_t r;
+  do
+    r = write (fd, "0", 1);
+  while (r < 0 && errno == EINTR);
+  return r == 1 ? 0 : -1;
+}
+
+int
+sbx_cgroup_stage_leave (sbx_cgroup *cg, sbx_error **err)
+{
+  if (cg->stage_out == NULL)
+    return sbx_error_set (err, 0, "cgroup staging not prepared");
+  for (size_t i = 0; i < cg->n; i++)
+    if (write_self (cg->stage_out[i]) < 0)
+      {
+        int e = errno;
+        for (size_t j = 0; j < i; j++) /* back where we were */
+          write_self (cg->stage_in[j]);
+        return sbx_error_set (err, e, "move the container init to the runtime's cgroup `%s`", cg->h[i].own);
+      }
+  cg->staged_out = true;
+  return 0;
+}
+
+int
+sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err)
+{
+  if (!cg->staged_out)
+    return 0;
+  for (size_t i = 0; i < cg->n; i++)
+    if (write_self (cg->stage_in[i]) < 0)
+      return sbx_error_sys (err, "move the container init into its cgroup `%s`", cg->h[i].dir);
+  cg->staged_out = false;
+  return 0;
 }
 
 static void
@@ -843,6 +1219,11 @@ sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup
   if (ops_of (cg)->create (cg, err) < 0)
     return -1;
   sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg), mode == SBX_CGROUP_V2 ? "v2" : "v1");
+  {
+    cleanup_error sbx_error *e = NULL;
+    if (stage_prepare (cg, &e) < 0)
+      sbx_debug ("cgroup: the init will set up inside the container's cgroup: %s", e->msg);
+  }
   *out = steal_ptr (cg);
   return 0;
 }

@@ -45,6 +45,11 @@ struct sbx_cgroup
   sbx_cgroup_mode mode;
   sbx_cg_hier *h;
   size_t n;
+  /* staging of the init (sbx_cgroup_stage_*): cgroup.procs of the
+     container's cgroup (in) and of the runtime's own cgroup (out), per
+     hierarchy, opened by sbx_cgroup_create; NULL when not prepared */
+  int *stage_in, *stage_out;
+  bool staged_out;
 };
 
 /* ---- discovery (cgroup.c); every parser takes the text so it is testable */
@@ -131,6 +136,34 @@ int sbx_cg_signal_all (sbx_cgroup *cg, int signo, size_t *seen, sbx_error **err)
 long long sbx_cg_now_ms (void);
 void sbx_cg_sleep_ms (int ms);
 
+/* ---- stats helpers (cgroup.c) */
+
+/* Read a "key value" file (memory.stat) into st->memory_stat_*.  */
+bool sbx_cg_read_stat_map (sbx_cg_hier *h, const char *file, sbx_cgroup_stats *st);
+/* The value of key in st->memory_stat_* (0 if absent).  */
+uint64_t sbx_cg_stat_value (const sbx_cgroup_stats *st, const char *key);
+void sbx_cg_blkio_add (sbx_cgroup_blkio_entry **v, size_t *n, uint64_t major, uint64_t minor, const char *op,
+                       uint64_t value);
+/* The host's huge page sizes in the hugetlb file infix form ("2MB", "1GB"),
+   from /sys/kernel/mm/hugepages; NULL-terminated, malloc'd.  */
+char **sbx_cg_hugepage_sizes (void);
+void sbx_cg_hugetlb_add (sbx_cgroup_stats *st, const char *size, uint64_t usage, uint64_t max_usage,
+                         uint64_t failcnt);
+
+/* ---- v2 device rules as an eBPF program (cgroup_devices_bpf.c) */
+
+struct bpf_insn;
+/* Compile linux.resources.devices into a BPF_PROG_TYPE_CGROUP_DEVICE
+   program (malloc'd instructions): for each access bit the request has
+   (mknod, read, write), the last rule that matches the device and has that
+   bit decides; no match allows.  Rules are validated (as for v1).  */
+int sbx_cg_devices_compile (oci_device_cgroup *const *rules, size_t n, struct bpf_insn **out, size_t *len,
+                            sbx_error **err);
+/* Load that program and attach it to h's cgroup (BPF_CGROUP_DEVICE,
+   BPF_F_ALLOW_MULTI), then detach the device programs that were attached
+   to it before (an earlier create or update).  n == 0 detaches them all.  */
+int sbx_cg_devices_attach (sbx_cg_hier *h, oci_device_cgroup *const *rules, size_t n, sbx_error **err);
+
 /* ---- backends */
 
 typedef struct
@@ -162,6 +195,8 @@ int sbx_cg2_apply_rdma (sbx_cg_hier *h, const oci_resources *r, sbx_error **err)
    to a controller of h.  */
 int sbx_cg2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_error **err);
 int sbx_cg2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err);
+/* hugetlb.<size>.current / .events of every host page size into st.  */
+void sbx_cg2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st);
 bool sbx_cg2_is_frozen_hier (sbx_cg_hier *h);
 
 #endif

@@ -120,6 +120,12 @@ sbx_cg_device_line (const oci_device_cgroup *d, size_t i, char *buf, size_t len,
   return 0;
 }
 
+static bool
+is_deny_all (const oci_device_cgroup *d)
+{
+  return !d->allow && (d->type == NULL || *d->type == '\0' || strcmp (d->type, "a") == 0);
+}
+
 static int
 apply_devices (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
 {
@@ -131,9 +137,17 @@ apply_devices (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
   for (size_t i = 0; i < r->devices_len; i++) /* validate them all first */
     if (sbx_cg_device_line (r->devices[i], i, line, sizeof line, err) < 0)
       return -1;
-  /* start from "nothing allowed", then apply the rules in order */
-  if (sbx_cg_write (h, "devices.deny", "a", "devices", err) < 0)
-    return -1;
+  /* Start from "everything allowed" (what a new cgroup below an
+     unrestricted parent has, and what an update must reset to), then apply
+     the rules in order: the kernel's exception lists then give the
+     semantics of cgroup.h (last match wins) for the usual lists, a deny-all
+     first and allows after it.  A deny-all first rule is its own reset.  */
+  if (!is_deny_all (r->devices[0]))
+    {
+      cleanup_error sbx_error *e = NULL;
+      if (sbx_cg_write (h, "devices.allow", "a", "devices", &e) < 0)
+        sbx_debug ("cgroup v1: cannot reset the device rules to allow-all (restricted parent?): %s", e->msg);
+    }
   for (size_t i = 0; i < r->devices_len; i++)
     {
       cleanup_free char *field = xasprintf ("devices[%zu]", i);
@@ -551,6 +565,17 @@ v1_kill (sbx_cgroup *cg, int signo, sbx_error **err)
 
   if (signo != SIGKILL)
     return sbx_cg_signal_all (cg, signo, &seen, err);
+  /* Hybrid hosts: the processes are in the unified hierarchy too, whose
+     cgroup.kill (5.14) kills them all at once, forks in flight included.  */
+  {
+    sbx_cg_hier *u = sbx_cg_unified (cg);
+    if (u && (u->fd >= 0 || access (u->dir, F_OK) == 0) && sbx_cg_exists (u, "cgroup.kill"))
+      {
+        cleanup_error sbx_error *e = NULL;
+        if (sbx_cg_write (u, "cgroup.kill", "1", NULL, &e) < 0)
+          sbx_debug ("cgroup: %s", e->msg);
+      }
+  }
   for (;;)
     {
       if (sbx_cg_signal_all (cg, SIGKILL, &seen, err) < 0)
@@ -570,6 +595,46 @@ v1_kill (sbx_cgroup *cg, int signo, sbx_error **err)
     }
 }
 
+/* blkio.*_recursive: "MAJ:MIN Read 4096" lines and a final "Total N" */
+static void
+blkio_file (sbx_cg_hier *h, const char *file, sbx_cgroup_blkio_entry **v, size_t *n)
+{
+  static const char *const ops[] = { "Read", "Write", "Sync", "Async", "Discard", "Total" };
+  cleanup_free char *text = NULL;
+  char *save = NULL;
+
+  if (sbx_cg_read (h, file, &text, NULL) < 0)
+    return;
+  for (char *l = strtok_r (text, "\n", &save); l; l = strtok_r (NULL, "\n", &save))
+    {
+      unsigned long long maj, min, val;
+      char op[16];
+      if (sscanf (l, "%llu:%llu %15s %llu", &maj, &min, op, &val) != 4)
+        continue;
+      for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
+        if (strcmp (op, ops[k]) == 0)
+          sbx_cg_blkio_add (v, n, maj, min, ops[k], val);
+    }
+}
+
+static void
+v1_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st)
+{
+  cleanup_strv char **sizes = sbx_cg_hugepage_sizes ();
+  for (size_t i = 0; sizes[i]; i++)
+    {
+      cleanup_free char *u = xasprintf ("hugetlb.%s.usage_in_bytes", sizes[i]);
+      cleanup_free char *m = xasprintf ("hugetlb.%s.max_usage_in_bytes", sizes[i]);
+      cleanup_free char *f = xasprintf ("hugetlb.%s.failcnt", sizes[i]);
+      uint64_t usage = 0, max = 0, fail = 0;
+      if (!sbx_cg_read_u64 (h, u, &usage))
+        continue;
+      sbx_cg_read_u64 (h, m, &max);
+      sbx_cg_read_u64 (h, f, &fail);
+      sbx_cg_hugetlb_add (st, sizes[i], usage, max, fail);
+    }
+}
+
 static int
 v1_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err)
 {
@@ -580,9 +645,19 @@ v1_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err)
     hz = 100;
   if ((h = sbx_cg_find_v1 (cg, "cpuacct")) && sbx_cg_read_u64 (h, "cpuacct.usage", &st->cpu_usage_ns))
     {
+      cleanup_free char *percpu = NULL;
       st->has_cpu = true;
       st->cpu_user_ns = sbx_cg_keyed_u64 (h, "cpuacct.stat", "user") * (1000000000ULL / (uint64_t)hz);
       st->cpu_system_ns = sbx_cg_keyed_u64 (h, "cpuacct.stat", "system") * (1000000000ULL / (uint64_t)hz);
+      if (sbx_cg_read (h, "cpuacct.usage_percpu", &percpu, NULL) == 0)
+        for (char *p = percpu, *end;; p = end)
+          {
+            unsigned long long v = strtoull (p, &end, 10);
+            if (end == p)
+              break;
+            st->cpu_percpu_ns = xrealloc (st->cpu_percpu_ns, (st->cpu_ncpu + 1) * sizeof (uint64_t));
+            st->cpu_percpu_ns[st->cpu_ncpu++] = v;
+          }
     }
   if ((h = sbx_cg_find_v1 (cg, "cpu")) && sbx_cg_exists (h, "cpu.stat"))
     {
@@ -600,14 +675,33 @@ v1_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err)
         st->memory_limit = 0;
       if (sbx_cg_read_u64 (h, "memory.memsw.usage_in_bytes", &memsw) && memsw > st->memory_usage)
         st->memory_swap_usage = memsw - st->memory_usage;
+      if (sbx_cg_read_u64 (h, "memory.memsw.limit_in_bytes", &st->memory_swap_limit)
+          && st->memory_swap_limit >= (UINT64_C (1) << 62))
+        st->memory_swap_limit = 0;
       sbx_cg_read_u64 (h, "memory.failcnt", &st->memory_failcnt);
+      sbx_cg_read_u64 (h, "memory.kmem.usage_in_bytes", &st->memory_kernel_usage);
       st->memory_oom_kill = sbx_cg_keyed_u64 (h, "memory.oom_control", "oom_kill");
+      if (sbx_cg_read_stat_map (h, "memory.stat", st))
+        st->memory_cache = sbx_cg_stat_value (st, "total_cache");
     }
   if ((h = sbx_cg_find_v1 (cg, "pids")) && sbx_cg_read_u64 (h, "pids.current", &st->pids_current))
     {
       st->has_pids = true;
       sbx_cg_read_u64 (h, "pids.max", &st->pids_limit);
     }
+  if ((h = sbx_cg_find_v1 (cg, "blkio")))
+    {
+      bool thr = sbx_cg_exists (h, "blkio.throttle.io_service_bytes_recursive");
+      st->has_blkio = true;
+      blkio_file (h, thr ? "blkio.throttle.io_service_bytes_recursive" : "blkio.io_service_bytes_recursive",
+                  &st->blkio_bytes, &st->blkio_bytes_len);
+      blkio_file (h, thr ? "blkio.throttle.io_serviced_recursive" : "blkio.io_serviced_recursive",
+                  &st->blkio_ios, &st->blkio_ios_len);
+    }
+  if ((h = sbx_cg_find_v1 (cg, "hugetlb")))
+    v1_hugetlb_stats (h, st);
+  else if ((h = sbx_cg_find (cg, "hugetlb")) && sbx_cg_open (h, NULL) == 0)
+    sbx_cg2_hugetlb_stats (h, st); /* hybrid: hugetlb in the unified hierarchy */
   (void)err;
   return 0;
 }

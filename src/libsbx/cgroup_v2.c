@@ -7,8 +7,8 @@
  * forbid processes in it.  linux.resources in v1 units are converted
  * (shares -> cpu.weight, memory+swap -> memory.swap.max, blkio weight ->
  * io.weight); what v2 cannot express is logged at debug level and skipped.
- * Device rules need an eBPF program attached to the cgroup, which is not
- * implemented yet: they are NOT enforced on v2 (debug message).
+ * Device rules become an eBPF program attached to the cgroup
+ * (cgroup_devices_bpf.c).
  *
  * Some pieces (enable, hugetlb, rdma, unified, freeze) also serve the unified
  * hierarchy of hybrid hosts, from cgroup_v1.c.  */
@@ -554,10 +554,8 @@ v2_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
   if (check_available (h, &nd, err) < 0)
     return -1;
 
-  if (r->devices_len)
-    sbx_debug ("cgroup v2: linux.resources.devices (%zu rules) need the eBPF device program, which is "
-               "not implemented yet: NOT enforced",
-               r->devices_len);
+  if (r->devices_len && sbx_cg_devices_attach (h, r->devices, r->devices_len, err) < 0)
+    return -1;
   if (m && apply_memory (h, m, err) < 0)
     return -1;
   if (c && apply_cpu (h, c, err) < 0)
@@ -723,6 +721,64 @@ sbx_cg_keyed_u64 (sbx_cg_hier *h, const char *file, const char *key)
   return (uint64_t)v;
 }
 
+/* io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N" */
+static void
+io_stat (sbx_cg_hier *h, sbx_cgroup_stats *st)
+{
+  static const struct
+  {
+    const char *key, *op;
+    bool bytes;
+  } keys[] = { { "rbytes", "Read", true },  { "wbytes", "Write", true },  { "dbytes", "Discard", true },
+               { "rios", "Read", false },   { "wios", "Write", false },   { "dios", "Discard", false } };
+  cleanup_free char *text = NULL;
+  char *save = NULL;
+
+  if (sbx_cg_read (h, "io.stat", &text, NULL) < 0)
+    return;
+  st->has_blkio = true;
+  for (char *l = strtok_r (text, "\n", &save); l; l = strtok_r (NULL, "\n", &save))
+    {
+      unsigned long long maj, min;
+      int off = 0;
+      if (sscanf (l, "%llu:%llu%n", &maj, &min, &off) != 2)
+        continue;
+      for (char *f = l + off; *f;)
+        {
+          size_t len;
+          char *eq;
+          f += strspn (f, " ");
+          len = strcspn (f, " ");
+          eq = memchr (f, '=', len);
+          if (eq)
+            for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+              if ((size_t)(eq - f) == strlen (keys[k].key) && strncmp (f, keys[k].key, eq - f) == 0)
+                {
+                  uint64_t v = strtoull (eq + 1, NULL, 10);
+                  if (keys[k].bytes)
+                    sbx_cg_blkio_add (&st->blkio_bytes, &st->blkio_bytes_len, maj, min, keys[k].op, v);
+                  else
+                    sbx_cg_blkio_add (&st->blkio_ios, &st->blkio_ios_len, maj, min, keys[k].op, v);
+                }
+          f += len;
+        }
+    }
+}
+
+void
+sbx_cg2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st)
+{
+  cleanup_strv char **sizes = sbx_cg_hugepage_sizes ();
+  for (size_t i = 0; sizes[i]; i++)
+    {
+      cleanup_free char *cur = xasprintf ("hugetlb.%s.current", sizes[i]);
+      cleanup_free char *ev = xasprintf ("hugetlb.%s.events", sizes[i]);
+      uint64_t usage = 0;
+      if (sbx_cg_read_u64 (h, cur, &usage))
+        sbx_cg_hugetlb_add (st, sizes[i], usage, 0, sbx_cg_keyed_u64 (h, ev, "max"));
+    }
+}
+
 static int
 v2_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err)
 {
@@ -746,15 +802,23 @@ v2_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err)
       sbx_cg_read_u64 (h, "memory.peak", &st->memory_max_usage);
       sbx_cg_read_u64 (h, "memory.max", &st->memory_limit);
       sbx_cg_read_u64 (h, "memory.swap.current", &st->memory_swap_usage);
+      sbx_cg_read_u64 (h, "memory.swap.max", &st->memory_swap_limit);
       st->memory_failcnt = sbx_cg_keyed_u64 (h, "memory.events", "max");
       st->memory_oom = sbx_cg_keyed_u64 (h, "memory.events", "oom");
       st->memory_oom_kill = sbx_cg_keyed_u64 (h, "memory.events", "oom_kill");
+      if (sbx_cg_read_stat_map (h, "memory.stat", st))
+        {
+          st->memory_cache = sbx_cg_stat_value (st, "file");
+          st->memory_kernel_usage = sbx_cg_stat_value (st, "kernel");
+        }
     }
   if (sbx_cg_read_u64 (h, "pids.current", &st->pids_current))
     {
       st->has_pids = true;
       sbx_cg_read_u64 (h, "pids.max", &st->pids_limit);
     }
+  io_stat (h, st);
+  sbx_cg2_hugetlb_stats (h, st);
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,7 +27,9 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "lsm.h"
+#include "netfilter.h"
 #include "process.h"
+#include "seccomp.h"
 #include "sync.h"
 #include "terminal.h"
 #include "utils.h"
@@ -100,9 +103,13 @@ owner_name (void)
 static void
 inherit_listen_fds (oci_process *p, int *preserve)
 {
-  const char *lf = getenv ("LISTEN_FDS");
-  long long n;
+  const char *lf = getenv ("LISTEN_FDS"), *lp = getenv ("LISTEN_PID");
+  long long n, for_pid;
   if (lf == NULL || sbx_parse_int64 (lf, &n) < 0 || n <= 0 || n > 1024)
+    return;
+  /* Meant for another process (an ancestor that exec'd us by accident):
+     those fds are not the container's.  */
+  if (lp && (sbx_parse_int64 (lp, &for_pid) < 0 || for_pid != getpid ()))
     return;
   if (n > *preserve)
     *preserve = (int) n;
@@ -134,8 +141,8 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_sys (err, "bundle `%s`", bundle);
   cfg = o->config ? xstrdup (o->config) : xasprintf ("%s/config.json", cr->bundle);
   cr->c = oci_config_parse_file (cfg, &msg);
-  if (cr->c == NULL)
-    return sbx_error_set (err, EINVAL, "config.json: %s", msg);
+  if (cr->c == NULL) /* the text says it all, strerror included */
+    return sbx_error_set (err, 0, "config.json: %s", msg);
   if (cr->c->root == NULL)
     return sbx_error_set (err, EINVAL, "config.json: root: required to create a container");
   if (!valid_oci_version (cr->c->oci_version))
@@ -144,11 +151,19 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
   /* process may be absent at create; start then fails (runtime.md).  */
   if (cr->c->process && sbx_process_validate (cr->c->process, err) < 0)
     return sbx_error_wrap (err, "config.json");
+  if (cr->c->process && cr->c->linux && cr->c->linux->seccomp
+      && sbx_seccomp_check_notify (cr->c->linux->seccomp, cr->c->process->no_new_privileges, err) < 0)
+    return sbx_error_wrap (err, "config.json");
   root_path = cr->c->root->path[0] == '/' ? xstrdup (cr->c->root->path)
                                           : xasprintf ("%s/%s", cr->bundle, cr->c->root->path);
   cr->rootfs = realpath (root_path, NULL);
   if (cr->rootfs == NULL)
     return sbx_error_sys (err, "config.json: root.path `%s`", cr->c->root->path);
+  {
+    struct stat st;
+    if (stat (cr->rootfs, &st) < 0 || !S_ISDIR (st.st_mode))
+      return sbx_error_set (err, ENOTDIR, "config.json: root.path `%s`", cr->c->root->path);
+  }
   if (cr->c->process && cr->c->process->terminal && o->detach && o->console_socket == NULL)
     return sbx_error_set (err, EINVAL,
                           "process.terminal is true but no --console-socket was given to receive "
@@ -157,6 +172,10 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_wrap (err, "config.json");
   if (sbx_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
     return sbx_error_wrap (err, "config.json");
+  if (cr->c->linux && cr->c->linux->time_offsets_len && !(cr->plan.new_flags & CLONE_NEWTIME))
+    return sbx_error_set (err, EINVAL,
+                          "config.json: linux.timeOffsets needs a new time namespace in "
+                          "linux.namespaces");
   if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
@@ -278,12 +297,16 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   pid_t pid = -1;
   int pidfd = -1, pty = -1;
   oci_config *c;
+  cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (netfilter.h) */
 
   if (load_config (o, cr, err) < 0)
     return -1;
   c = cr->c;
   if (sbx_id_validate (o->id, err) < 0)
     return -1;
+  if (sbx_net_policy_parse (c, cr->bundle, cr->rootfs, &np, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  sbx_net_policy_annotate (np, c);
   if (c->linux && c->linux->seccomp)
     {
       cleanup_free char *cache = xasprintf ("%s/.seccomp-cache", o->root);
@@ -346,6 +369,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     goto fail;
   if (sbx_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
     goto fail;
+  /* Namespaces exist, no container code or hook has run yet.  */
+  if (np && sbx_net_policy_install (np, c, pid, o->id, cr->cg, cr->state->dir_fd, err) < 0)
+    goto fail;
   if (c->hooks)
     {
       if (run_hooks (cr, "prestart", c->hooks->prestart, c->hooks->prestart_len, "creating", err) < 0
@@ -354,8 +380,11 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
         goto fail;
     }
   {
-    cleanup_free char *json = state_json_for_hooks (cr, "created");
-    if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, json, err) < 0)
+    /* The init builds the hooks' state itself (its copy of the config may
+       be larger than one message); it only lacks its own host pid.  */
+    char buf[32];
+    snprintf (buf, sizeof buf, "%d", pid);
+    if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, buf, err) < 0)
       goto fail;
   }
   if (c->process && c->process->terminal)
@@ -372,6 +401,13 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
             }
           close (pty);
           pty = -1;
+        }
+      else
+        {
+          /* Foreground: the process starts at the size of our terminal.  */
+          struct winsize ws;
+          if (ioctl (0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
+            ioctl (pty, TIOCSWINSZ, &ws);
         }
     }
   if (sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, err) < 0)
@@ -400,6 +436,8 @@ fail:
 static void
 create_cleanup (sbx_creator *cr)
 {
+  if (cr->state) /* egress rules in a namespace joined by path */
+    sbx_net_teardown_finish (sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
   if (cr->cg)
     sbx_cgroup_destroy (cr->cg, NULL);
   if (cr->state)
@@ -427,7 +465,7 @@ sbx_container_create (const sbx_create_opts *o, sbx_error **err)
 /* ---------------------------------------------------------------- start */
 
 int
-sbx_await_exec (int conn, sbx_state *s, const oci_config *c, sbx_error **err)
+sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err)
 {
   /* A seccomp notify fd may come first; then EOF means exec happened.  */
   for (;;)
@@ -439,10 +477,13 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, sbx_error **err)
           if (notify_fd >= 0)
             {
               cleanup_free char *json = sbx_state_json (s, c, "running", false);
-              int r = sbx_seccomp_notify_send (c->linux->seccomp, notify_fd, s->st->pid, json, err);
+              int r = sbx_seccomp_notify_send (c->linux->seccomp, notify_fd, pid, json, err);
               close (notify_fd);
               if (r < 0)
-                return r;
+                return r; /* the process sees EOF and does not exec */
+              /* The listener has it: the process may exec now.  */
+              if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
+                return -1;
             }
           continue;
         }
@@ -467,7 +508,7 @@ request_start (sbx_state *s, const oci_config *c, sbx_error **err)
     return sbx_error_sys (err, "container \"%s\": connect to its init", s->id);
   if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
     return -1;
-  if (sbx_await_exec (conn, s, c, err) < 0)
+  if (sbx_await_exec (conn, s, c, s->st->pid, err) < 0)
     return sbx_error_wrap (err, "container \"%s\": start", s->id);
   return 0;
 }
@@ -486,6 +527,16 @@ start_locked (sbx_state *s, sbx_error **err)
     return -1;
   r = request_start (s, c, err);
   unlinkat (s->dir_fd, "start.sock", 0);
+  if (r < 0)
+    {
+      /* The init exits right after reporting: wait for it, so that the
+         container reads "stopped" as soon as start has failed.  */
+      cleanup_close int pidfd = sbx_pidfd_open (s->st->pid);
+      struct pollfd p = { pidfd, POLLIN, 0 };
+      if (pidfd >= 0)
+        poll (&p, 1, 5000);
+      waitpid (s->st->pid, NULL, WNOHANG);
+    }
   if (r == 0)
     {
       s->st->started = true;
@@ -528,6 +579,18 @@ exit_code (int status)
   return 255;
 }
 
+/* The signals `run` and `exec` pass on to the container process.  */
+static void
+forwarded_signals (sigset_t *set)
+{
+  sigfillset (set);
+  sigdelset (set, SIGCHLD);
+  sigdelset (set, SIGSEGV);
+  sigdelset (set, SIGBUS);
+  sigdelset (set, SIGILL);
+  sigdelset (set, SIGFPE);
+}
+
 /* Forward signals to the init and wait for it, proxying the terminal when
    we own it.  Returns the exit code.  */
 int
@@ -537,12 +600,7 @@ sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
   cleanup_close int sfd = -1;
   int status;
 
-  sigfillset (&set);
-  sigdelset (&set, SIGCHLD);
-  sigdelset (&set, SIGSEGV);
-  sigdelset (&set, SIGBUS);
-  sigdelset (&set, SIGILL);
-  sigdelset (&set, SIGFPE);
+  forwarded_signals (&set);
   sigprocmask (SIG_BLOCK, &set, &old);
   sfd = signalfd (-1, &set, SFD_CLOEXEC);
   if (sfd < 0)
@@ -599,6 +657,14 @@ sbx_container_run (const sbx_create_opts *o, sbx_error **err)
   /* Our own start.sock copy must go, or start would wait on ourselves. */
   close (cr.start_listen);
   cr.start_listen = -1;
+  /* From start on, signals are for the container: hold them until the
+     supervisor forwards them, so none can kill us while poststart runs.  */
+  if (!o->detach)
+    {
+      sigset_t set;
+      forwarded_signals (&set);
+      sigprocmask (SIG_BLOCK, &set, NULL);
+    }
   r = start_locked (cr.state, err);
   if (r < 0)
     kill_init (pid, pidfd);
@@ -757,6 +823,7 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   const char *status = sbx_state_status (s);
   oci_config *c = NULL;
   sbx_cgroup *cg = NULL;
+  sbx_net_teardown *nt;
 
   /* runtime-spec: deleting a container that is not stopped is an error
      (created included); --force kills it first.  */
@@ -766,6 +833,9 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
                           s->id, status);
   if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
     cg = NULL;
+  /* Egress rules: found before the kill (a live init's namespace),
+     removed after it, so the container is never unrestricted.  */
+  nt = sbx_net_teardown_prepare (s->dir_fd, s->id, strcmp (status, "stopped") ? s->st->pid : 0);
   if (strcmp (status, "stopped") != 0)
     {
       if (cg && strcmp (status, "paused") == 0)
@@ -775,6 +845,7 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
       signal_init (s, SIGKILL, NULL);
       wait_gone (s);
     }
+  sbx_net_teardown_finish (nt);
   if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
     {
       cleanup_error sbx_error *e = NULL;

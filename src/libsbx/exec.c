@@ -20,6 +20,7 @@
 #include "container.h"
 #include "lifecycle.h"
 #include "namespaces.h"
+#include "netfilter.h"
 #include "process.h"
 #include "seccomp.h"
 #include "sync.h"
@@ -119,6 +120,11 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     return sbx_error_set (err, EINVAL, "cannot exec in container \"%s\": it is %s", s->id, status);
   if (sbx_process_validate (o->process, err) < 0)
     return -1;
+  if (c->linux && c->linux->seccomp
+      && sbx_seccomp_check_notify (c->linux->seccomp, o->process->no_new_privileges, err) < 0)
+    return -1;
+  if (sbx_net_exec_check (c, o->process, err) < 0) /* the egress policy stays */
+    return -1;
   if (o->process->terminal && o->detach && !o->console_socket)
     return sbx_error_set (err, EINVAL, "exec: a terminal for a detached process needs --console-socket");
   x.init_pidfd = sbx_pidfd_open (s->st->pid);
@@ -187,7 +193,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
           pty = -1;
         }
     }
-  if (sbx_await_exec (x.sync_parent, s, c, err) < 0)
+  if (sbx_await_exec (x.sync_parent, s, c, pid, err) < 0)
     goto out;
   if (o->pid_file && sbx_write_pid_file (o->pid_file, pid, err) < 0)
     goto out;

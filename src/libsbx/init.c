@@ -27,16 +27,49 @@
 #define CLONE_NEWTIME 0x00000080
 #endif
 
+/* Only sysctls that belong to one of the container's namespaces may be set:
+   anything else would change the host.  */
 static int
-set_sysctls (const oci_linux *l, sbx_error **err)
+sysctl_allowed (const char *key, int ns, sbx_error **err)
+{
+  static const char *const ipc_keys[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
+                                          "kernel.sem",    "kernel.shmall", "kernel.shmmax",
+                                          "kernel.shmmni", "kernel.shm_rmid_forced", NULL };
+  int need = 0;
+  if (sbx_has_prefix (key, "net."))
+    need = CLONE_NEWNET;
+  else if (sbx_has_prefix (key, "fs.mqueue."))
+    need = CLONE_NEWIPC;
+  else if (strcmp (key, "kernel.hostname") == 0 || strcmp (key, "kernel.domainname") == 0)
+    need = CLONE_NEWUTS;
+  for (const char *const *k = ipc_keys; need == 0 && *k; k++)
+    if (strcmp (key, *k) == 0)
+      need = CLONE_NEWIPC;
+  if (need == 0)
+    return sbx_error_set (err, EPERM, "linux.sysctl: `%s` is not namespaced: setting it would change the host",
+                          key);
+  if (!(ns & need))
+    return sbx_error_set (err, EPERM,
+                          "linux.sysctl: `%s` needs a %s namespace of the container's own", key,
+                          need == CLONE_NEWNET ? "network" : need == CLONE_NEWIPC ? "ipc" : "uts");
+  return 0;
+}
+
+/* Written through the runtime's /proc before pivot_root: /proc/sys resolves
+   net and ipc keys against the writer's namespaces, which are already the
+   container's, and the container's /proc/sys may be read-only by then.  */
+static int
+set_sysctls (const oci_linux *l, int ns, sbx_error **err)
 {
   for (size_t i = 0; l && i < l->sysctl_len; i++)
     {
       const char *key = l->sysctl_keys[i], *val = l->sysctl_values[i];
       cleanup_free char *path = xasprintf ("/proc/sys/%s", key);
       cleanup_close int fd = -1;
-      if (strstr (key, "..") || key[0] == '/' || key[0] == '.')
+      if (strstr (key, "..") || strchr (key, '/') || key[0] == '.')
         return sbx_error_set (err, EINVAL, "linux.sysctl: invalid key `%s`", key);
+      if (sysctl_allowed (key, ns, err) < 0)
+        return -1;
       for (char *p = path + 10; *p; p++)
         if (*p == '.')
           *p = '/';
@@ -50,12 +83,20 @@ set_sysctls (const oci_linux *l, sbx_error **err)
 static int
 set_names (const oci_config *c, int uts_private, sbx_error **err)
 {
-  if ((c->hostname || c->domainname) && !uts_private)
-    return sbx_error_set (err, EINVAL, "hostname: setting it needs a uts namespace of its own");
-  if (c->hostname && sethostname (c->hostname, strlen (c->hostname)) < 0)
-    return sbx_error_sys (err, "hostname `%s`", c->hostname);
-  if (c->domainname && setdomainname (c->domainname, strlen (c->domainname)) < 0)
-    return sbx_error_sys (err, "domainname `%s`", c->domainname);
+  /* An empty name is no name, as with other runtimes.  */
+  const char *names[2] = { c->hostname, c->domainname }, *fields[2] = { "hostname", "domainname" };
+  for (int i = 0; i < 2; i++)
+    {
+      if (names[i] == NULL || names[i][0] == '\0')
+        continue;
+      if (!uts_private)
+        return sbx_error_set (err, EINVAL, "%s `%s`: setting it needs a uts namespace of its own",
+                              fields[i], names[i]);
+      if ((i == 0 ? sethostname (names[i], strlen (names[i]))
+                  : setdomainname (names[i], strlen (names[i])))
+          < 0)
+        return sbx_error_sys (err, "%s `%s`", fields[i], names[i]);
+    }
   return 0;
 }
 
@@ -97,9 +138,16 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     return sbx_error_sys (err, "create cgroup namespace");
   if (flags & CLONE_NEWTIME)
     {
+      int r;
       if (unshare (CLONE_NEWTIME) < 0)
         return sbx_error_sys (err, "create time namespace");
-      if (sbx_ns_write_time_offsets (l, err) < 0)
+      /* Non-dumpable, our /proc/self files belong to host root, which a
+         user namespace may not map: be dumpable just for this write, while
+         no container code exists yet.  */
+      prctl (PR_SET_DUMPABLE, 1);
+      r = sbx_ns_write_time_offsets (l, err);
+      prctl (PR_SET_DUMPABLE, 0);
+      if (r < 0)
         return -1;
     }
   if (set_names (c, (flags | cr->plan.join_flags) & CLONE_NEWUTS, err) < 0)
@@ -111,11 +159,23 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
      land in a namespace shared with others): the root is only entered.  */
   if ((flags & CLONE_NEWNS) && sbx_rootfs_prepare (c, &ro, err) < 0)
     return -1;
+  if (set_sysctls (l, flags | cr->plan.join_flags, err) < 0)
+    return -1;
 
   if (sbx_sync_send (cr->sync_child, SYNC_RUNTIME_HOOKS, -1, err) < 0)
     return -1;
-  if (sbx_sync_expect_text (cr->sync_child, SYNC_HOOKS_DONE, NULL, state_json, err) < 0)
-    return -1;
+  {
+    cleanup_free char *pid = NULL;
+    long long n;
+    if (sbx_sync_expect_text (cr->sync_child, SYNC_HOOKS_DONE, NULL, &pid, err) < 0)
+      return -1;
+    if (sbx_parse_int64 (pid, &n) == 0)
+      {
+        cr->state->st->pid = (int) n;
+        cr->state->st->has_pid = true;
+      }
+    *state_json = sbx_state_json (cr->state, c, "creating", false);
+  }
   if (c->hooks && sbx_hooks_run ("createContainer", c->hooks->create_container,
                                  c->hooks->create_container_len, *state_json, err) < 0)
     return -1;
@@ -127,8 +187,6 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     }
   else if (chroot (cr->rootfs) < 0 || chdir ("/") < 0)
     return sbx_error_sys (err, "enter root `%s`", cr->rootfs);
-  if (set_sysctls (l, err) < 0)
-    return -1;
   if (c->process && c->process->terminal)
     {
       cleanup_free char *slave = NULL;
@@ -193,6 +251,8 @@ sbx_init_main (sbx_creator *cr)
   if (conn < 0)
     _exit (1);
   close (cr->start_listen);
+  free (state_json);
+  state_json = sbx_state_json (cr->state, cr->c, "created", false);
   if (cr->c->hooks && sbx_hooks_run ("startContainer", cr->c->hooks->start_container,
                                      cr->c->hooks->start_container_len, state_json, &err) < 0)
     {

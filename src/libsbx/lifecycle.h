@@ -11,9 +11,10 @@
 
 int sbx_pidfd_open (pid_t pid);
 int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
-/* Wait on conn until the process has exec'd (EOF), forwarding a seccomp
-   notify fd to listenerPath on the way; its SYNC_ERROR becomes *err.  */
-int sbx_await_exec (int conn, sbx_state *s, const oci_config *c, sbx_error **err);
+/* Wait on conn until process pid has exec'd (EOF), forwarding a seccomp
+   notify fd to listenerPath on the way (and acknowledging it, so the
+   process execs only once the listener has it); SYNC_ERROR becomes *err.  */
+int sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err);
 /* Forward signals to pid, proxy the pty (if >= 0), reap; the exit code.  */
 int sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err);
 

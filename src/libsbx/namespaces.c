@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,6 +83,22 @@ sbx_ns_plan_make (const oci_linux *l, sbx_ns_plan *plan, sbx_error **err)
       if (fd < 0)
         {
           int r = sbx_error_sys (err, "linux.namespaces[%zu].path: open `%s`", i, ns->path);
+          for (size_t k = 0; k < SBX_NS_MAX; k++)
+            if (fds_by_flag[k] >= 0)
+              close (fds_by_flag[k]);
+          return r;
+        }
+      /* The path must be a namespace of the named kind, not just any file. */
+      int kind = ioctl (fd, NS_GET_NSTYPE);
+      if (kind != flag)
+        {
+          int r = kind < 0 ? sbx_error_set (err, EINVAL,
+                                            "linux.namespaces[%zu].path `%s`: not a namespace", i,
+                                            ns->path)
+                           : sbx_error_set (err, EINVAL,
+                                            "linux.namespaces[%zu].path `%s`: not a %s namespace", i,
+                                            ns->path, ns->type);
+          close (fd);
           for (size_t k = 0; k < SBX_NS_MAX; k++)
             if (fds_by_flag[k] >= 0)
               close (fds_by_flag[k]);

@@ -7,6 +7,7 @@
 #include "caps.h"
 #include "mounts.h"
 #include "namespaces.h"
+#include "netfilter.h"
 #include "seccomp.h"
 #include "utils.h"
 
@@ -73,6 +74,17 @@ sbx_features (oci_features **out, sbx_error **err)
   l->mount_extensions = xmalloc0 (sizeof *l->mount_extensions);
   l->mount_extensions->idmap = enabled (false);
   l->net_devices = enabled (false);
+  /* The annotations we act on: name -> what it does.  */
+  for (const sbx_net_annotation *a = sbx_net_annotations; a->name; a++)
+    {
+      size_t n = f->annotations_len;
+      f->annotations_keys = xrealloc (f->annotations_keys, (n + 2) * sizeof (char *));
+      f->annotations_values = xrealloc (f->annotations_values, (n + 2) * sizeof (char *));
+      f->annotations_keys[n] = xstrdup (a->name);
+      f->annotations_values[n] = xstrdup (a->description);
+      f->annotations_keys[n + 1] = f->annotations_values[n + 1] = NULL;
+      f->annotations_len = n + 1;
+    }
   (void) err;
   *out = f;
   return 0;

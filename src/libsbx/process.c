@@ -222,6 +222,9 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
       if (sbx_sync_send (ctx->notify_sock, SYNC_EXEC_READY, notify_fd, err) < 0)
         return -1;
       close (notify_fd);
+      /* Exec only once the runtime has handed it to the listener.  */
+      if (sbx_sync_expect (ctx->notify_sock, SYNC_GO, NULL, err) < 0)
+        return sbx_error_wrap (err, "seccomp listener");
     }
   return do_exec (p, err);
 }

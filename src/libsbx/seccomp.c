@@ -1058,3 +1058,34 @@ sbx_seccomp_free (sbx_seccomp *sc)
   free (sc->insns);
   free (sc);
 }
+
+/* After loading the filter the container process still makes a few
+   syscalls of the runtime's own before execve (hand the notify fd over,
+   wait for the listener, PATH lookup; without no_new_privs also the user
+   and capability switch).  A NOTIFY rule on one of them would wait for a
+   listener that cannot have the fd yet: refuse it up front.  */
+int
+sbx_seccomp_check_notify (const oci_seccomp *s, bool no_new_privs, sbx_error **err)
+{
+  static const char *const always[]
+      = { "sendmsg", "recvmsg", "close", "execve", "execveat", "exit", "exit_group", "mmap", "munmap",
+          "brk", "newfstatat", "fstat", "stat", "statx", "openat", "write", "rt_sigprocmask", NULL };
+  static const char *const without_nnp[]
+      = { "setgroups", "setresgid", "setresuid", "prctl", "capget", "capset", NULL };
+  for (size_t i = 0; s && i < s->syscalls_len; i++)
+    {
+      const oci_seccomp_syscall *sc = s->syscalls[i];
+      if (strcmp (sc->action, "SCMP_ACT_NOTIFY") != 0)
+        continue;
+      for (size_t j = 0; j < sc->names_len; j++)
+        for (int pass = 0; pass < 2; pass++)
+          for (const char *const *n = pass ? without_nnp : always; *n; n++)
+            if ((pass == 0 || !no_new_privs) && strcmp (sc->names[j], *n) == 0)
+              return sbx_error_set (err, EINVAL,
+                                    "linux.seccomp.syscalls[%zu]: SCMP_ACT_NOTIFY on `%s` is not "
+                                    "supported: the runtime calls it after loading the filter%s, "
+                                    "before the listener can have the notify fd",
+                                    i, *n, pass ? " (noNewPrivileges is false)" : "");
+    }
+  return 0;
+}

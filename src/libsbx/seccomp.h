@@ -29,6 +29,9 @@ int sbx_seccomp_load (const sbx_seccomp *sc, int *notify_fd, sbx_error **err);
    state document.  */
 int sbx_seccomp_notify_send (const oci_seccomp *s, int notify_fd, int pid,
                              const char *oci_state_json, sbx_error **err);
+/* Refuse NOTIFY rules on the syscalls the container process still makes
+   between loading the filter and execve.  */
+int sbx_seccomp_check_notify (const oci_seccomp *s, bool no_new_privs, sbx_error **err);
 void sbx_seccomp_free (sbx_seccomp *sc);
 
 /* NULL-terminated lists for `features`.  */

@@ -25,8 +25,9 @@ sbx_id_validate (const char *id, sbx_error **err)
     return sbx_error_set (err, EINVAL, "container id: must not be empty");
   if (n > 1024)
     return sbx_error_set (err, EINVAL, "container id `%.32s...`: longer than 1024 characters", id);
-  if (strcmp (id, ".") == 0 || strcmp (id, "..") == 0)
-    return sbx_error_set (err, EINVAL, "container id `%s`: invalid", id);
+  /* Dot names are the state root's own (the seccomp cache) and hidden.  */
+  if (id[0] == '.')
+    return sbx_error_set (err, EINVAL, "container id `%s`: must not start with `.`", id);
   for (const char *p = id; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
           || strchr ("_+.-", *p)))
@@ -152,7 +153,7 @@ sbx_state_save (sbx_state *s, sbx_error **err)
 int
 sbx_state_remove (sbx_state *s, sbx_error **err)
 {
-  static const char *files[] = { "status.json", "config.json", "start.sock", NULL };
+  static const char *files[] = { "status.json", "config.json", "start.sock", "net.json", NULL };
   if (s == NULL)
     return 0;
   for (const char **f = files; *f; f++)

@@ -26,7 +26,7 @@ typedef struct
   sbx_status_file *st;
 } sbx_state;
 
-/* Check an ID: 1..1024 of [A-Za-z0-9_+.-], not "." or "..".  */
+/* Check an ID: 1..1024 of [A-Za-z0-9_+.-], not starting with ".".  */
 int sbx_id_validate (const char *id, sbx_error **err);
 /* Create <root>/<id> (fails with "already exists") and lock it.  */
 int sbx_state_create (const char *root, const char *id, sbx_state **out, sbx_error **err);

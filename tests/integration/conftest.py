@@ -526,3 +526,239 @@ def pytest_runtest_setup(item):
 
 def pytest_report_header(config):
     return [f"sbxrun: {SBXRUN}", f"own cgroup: {own_cgroup()}"]
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by the container tests (test_lifecycle, test_isolation,
+# test_exec, test_hooks).  Additions only: nothing above depends on them.
+
+import socket  # noqa: E402  (kept with the helpers that use it)
+
+# Capability numbers (linux/capability.h): CAP_NAMES[n] is capability n.
+CAP_NAMES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+]
+
+
+def cap_mask(names):
+    """The /proc/<pid>/status bit mask (an int) of capability NAMES."""
+    mask = 0
+    for n in names:
+        mask |= 1 << CAP_NAMES.index(n)
+    return mask
+
+
+def cap_names(mask):
+    """The capability names of a mask, for readable assertion messages."""
+    return sorted(n for i, n in enumerate(CAP_NAMES) if mask >> i & 1) + (
+        [f"bit{i}" for i in range(len(CAP_NAMES), 64) if mask >> i & 1])
+
+
+def parse_status(text):
+    """`Key:\\tvalue` lines (as in /proc/<pid>/status) -> {key: value}."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def wait_for(predicate, timeout=10.0, what="condition", interval=0.01):
+    """Poll PREDICATE until it returns a true value (which is returned)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    """True while PID exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def add_bind(b, source, destination, *, ro=False):
+    """Append a bind mount of host SOURCE at DESTINATION to bundle B's config
+    (written back).  The usual way to get files out of a container whose
+    root is read-only."""
+    opts = ["rbind", "ro" if ro else "rw"]
+    b.config.setdefault("mounts", []).append(
+        {"destination": destination, "type": "bind", "source": str(source), "options": opts})
+    b.write()
+
+
+@pytest.fixture
+def seccomp_cache_cleanup(sbx):
+    """sbxrun keeps compiled seccomp filters in `<--root>/.seccomp-cache`,
+    which is not the state of any container; remove it before the `sbx`
+    teardown looks for leftover state directories.  (test_lifecycle checks
+    that it never shadows a container ID.)"""
+    yield
+    shutil.rmtree(sbx.root / ".seccomp-cache", ignore_errors=True)
+
+
+class ConsoleSocket:
+    """The receiving end of `--console-socket`: a listening AF_UNIX stream
+    socket.  A runtime connects and sends the pty master with SCM_RIGHTS;
+    the connection is queued by the kernel, so `create` can be run to
+    completion before receive() accepts it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(4)
+
+    def receive(self, timeout=10.0):
+        """Accept one connection; return (master fd, text payload)."""
+        self.sock.settimeout(timeout)
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.settimeout(timeout)
+            msg, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+        assert len(fds) == 1, f"expected one fd over the console socket, got {fds} ({msg!r})"
+        return fds[0], msg.decode(errors="replace")
+
+    def close(self):
+        self.sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+@pytest.fixture
+def console_socket(tmp_path):
+    """A ConsoleSocket at <tmp>/cs (short: sun_path has 108 bytes)."""
+    cs = ConsoleSocket(tmp_path / "cs")
+    yield cs
+    cs.close()
+
+
+def read_pty_until(fd, needle, timeout=10.0):
+    """Read from pty master FD until the text NEEDLE (str or compiled regex)
+    has been seen; return everything read.  EIO means the other side hung up."""
+    import select
+
+    buf = b""
+    deadline = time.monotonic() + timeout
+
+    def found():
+        text = buf.decode(errors="replace")
+        return needle.search(text) if hasattr(needle, "search") else needle in text
+
+    while not found():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"no {needle!r} from the terminal within {timeout}s; got {buf!r}")
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            chunk = b""
+        if not chunk:
+            pytest.fail(f"terminal closed before {needle!r} was seen; got {buf!r}")
+        buf += chunk
+    return buf.decode(errors="replace")
+
+
+@pytest.fixture
+def public_bundle(bundle, busybox_rootfs, sbx):
+    """Like `bundle`, but in a directory every uid can traverse (pytest's
+    tmp root is 0700), for containers whose root is an unprivileged host uid.
+    The containers of the test are deleted before the directory goes."""
+    made = []
+
+    def make(args=None):
+        b = bundle(args, rootfs=False)
+        d = Path(tempfile.mkdtemp(prefix="sbxtest-", dir="/tmp"))
+        d.chmod(0o755)
+        made.append(d)
+        shutil.copy(b.config_path, d / "config.json")
+        pb = Bundle(d, json.loads((d / "config.json").read_text()))
+        shutil.copytree(busybox_rootfs, pb.rootfs, symlinks=True)
+        return pb
+
+    yield make
+    listed = sbx("list", "-q")
+    for cid in listed.stdout.split():
+        sbx("delete", "--force", cid)
+    for d in made:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Spawned:
+    """A background sbxrun whose output goes to temporary files: a container
+    it creates inherits them and, unlike pipes, they cannot keep us waiting."""
+
+    def __init__(self, sbx, *args):
+        self.args = [str(a) for a in args]
+        self.out, self.err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self.p = sbx.popen(*args, stdout=self.out, stderr=self.err)
+        self.pid = self.p.pid
+
+    def finish(self, timeout=30):
+        """Wait; return (exit status, stdout, stderr)."""
+        code = self.p.wait(timeout=timeout)
+        res = []
+        for f in (self.out, self.err):
+            f.seek(0)
+            res.append(f.read().decode(errors="replace"))
+            f.close()
+        return code, *res
+
+
+def clone_rootfs(src, dst):
+    """A private copy of rootfs SRC at DST, much cheaper than copytree for a
+    busybox tree: directories and regular files are copied, symbolic links
+    (the ~400 applet links) are hard links to the source's link inodes,
+    which nothing can change in place.  A container may add, remove or
+    rewrite files in DST without touching SRC."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir()
+    for root, dirs, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        for name in dirs + files:
+            s, d = Path(root) / name, dst / rel / name
+            if s.is_symlink():
+                os.link(s, d, follow_symlinks=False)
+            elif s.is_dir():
+                d.mkdir()
+            else:
+                shutil.copy2(s, d)
+    for root, dirs, _ in os.walk(src):
+        for name in [""] + dirs:
+            s = Path(root) / name
+            if not s.is_symlink():
+                shutil.copystat(s, dst / s.relative_to(src))
+
+
+@pytest.fixture
+def fast_bundle(bundle, busybox_rootfs):
+    """The `bundle` factory, with the rootfs made by clone_rootfs."""
+
+    def make(args=None, *, rootfs=True, **kw):
+        b = bundle(args, rootfs=False, **kw)
+        if rootfs:
+            clone_rootfs(busybox_rootfs, b.rootfs)
+        return b
+
+    return make

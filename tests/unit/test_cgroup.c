@@ -1,6 +1,8 @@
 /* test_cgroup.c - the host-independent parts of the cgroup manager:
  * discovery from /proc/self/cgroup + mountinfo text, cgroupsPath resolution,
- * unit conversions, device lines, unified keys, describe/load.  */
+ * unit conversions, device lines, unified keys, describe/load, the eBPF
+ * device program (run by a small interpreter here) and the size / duration
+ * parsers of `update` and `events`.  */
 #include <config.h>
 
 #include <stdarg.h>
@@ -11,8 +13,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <linux/bpf.h>
+
 #include "cgroup.h"
 #include "cgroup_internal.h"
+#include "control.h"
 #include "utils.h"
 
 /* ------------------------------------------------------------- fixtures */
@@ -406,6 +411,268 @@ test_systemd_error (void **state)
   assert_null (cg);
 }
 
+/* ------------------------------------------------- eBPF device program */
+
+/* Run the generated program the way the kernel would, for the subset of
+   instructions the generator uses; also check what the verifier checks
+   that matters here: every instruction reachable, jumps in range, r0 set
+   at exit.  */
+static int
+run_prog (const struct bpf_insn *p, size_t n, int type, unsigned access, uint32_t maj, uint32_t min)
+{
+  uint32_t ctx[3] = { (uint32_t)(access << 16) | (uint32_t)type, maj, min };
+  uint64_t r[11] = { 0 };
+  bool set[11] = { false };
+  size_t pc = 0, steps = 0;
+
+  set[1] = true;
+  for (;;)
+    {
+      const struct bpf_insn *i = &p[pc];
+      assert_true (pc < n);
+      assert_true (++steps < 100000);
+      switch (i->code)
+        {
+        case BPF_LDX | BPF_MEM | BPF_W:
+          assert_int_equal (i->src_reg, 1);
+          assert_true (i->off >= 0 && i->off <= 8 && i->off % 4 == 0);
+          r[i->dst_reg] = ctx[i->off / 4];
+          set[i->dst_reg] = true;
+          break;
+        case BPF_ALU64 | BPF_MOV | BPF_X:
+          assert_true (set[i->src_reg]);
+          r[i->dst_reg] = r[i->src_reg];
+          set[i->dst_reg] = true;
+          break;
+        case BPF_ALU64 | BPF_MOV | BPF_K:
+          r[i->dst_reg] = (uint64_t)(int64_t)i->imm;
+          set[i->dst_reg] = true;
+          break;
+        case BPF_ALU64 | BPF_RSH | BPF_K:
+          assert_true (set[i->dst_reg]);
+          r[i->dst_reg] >>= i->imm;
+          break;
+        case BPF_ALU64 | BPF_AND | BPF_K:
+          assert_true (set[i->dst_reg]);
+          r[i->dst_reg] &= (uint64_t)(int64_t)i->imm;
+          break;
+        case BPF_JMP | BPF_JEQ | BPF_K:
+          assert_true (set[i->dst_reg]);
+          if (r[i->dst_reg] == (uint64_t)(int64_t)i->imm)
+            pc += i->off;
+          break;
+        case BPF_JMP | BPF_JNE | BPF_K:
+          assert_true (set[i->dst_reg]);
+          if (r[i->dst_reg] != (uint64_t)(int64_t)i->imm)
+            pc += i->off;
+          break;
+        case BPF_JMP | BPF_JA:
+          pc += i->off;
+          break;
+        case BPF_JMP | BPF_EXIT:
+          assert_true (set[0]);
+          return (int)r[0];
+        default:
+          fail_msg ("unexpected opcode 0x%x at %zu", i->code, pc);
+        }
+      pc++;
+    }
+}
+
+static void
+assert_all_reachable (const struct bpf_insn *p, size_t n)
+{
+  bool *seen = calloc (n, 1);
+  size_t *stack = calloc (n + 1, sizeof *stack), top = 0;
+  stack[top++] = 0;
+  while (top)
+    {
+      size_t pc = stack[--top];
+      uint8_t c;
+      if (pc >= n || seen[pc])
+        continue;
+      seen[pc] = true;
+      c = p[pc].code;
+      if (c == (BPF_JMP | BPF_EXIT))
+        continue;
+      if (BPF_CLASS (c) == BPF_JMP)
+        {
+          assert_true (pc + 1 + p[pc].off < n);
+          stack[top++] = pc + 1 + p[pc].off;
+          if (BPF_OP (c) == BPF_JA)
+            continue;
+        }
+      stack[top++] = pc + 1;
+    }
+  for (size_t i = 0; i < n; i++)
+    if (!seen[i])
+      fail_msg ("instruction %zu is unreachable (the verifier rejects that)", i);
+  free (seen);
+  free (stack);
+}
+
+static oci_device_cgroup *
+dev (bool allow, const char *type, int64_t maj, int64_t min, const char *access)
+{
+  oci_device_cgroup *d = xmalloc0 (sizeof *d);
+  d->allow = allow;
+  d->has_allow = true;
+  d->type = type ? xstrdup (type) : NULL;
+  d->has_major = d->has_minor = true;
+  d->major = maj;
+  d->minor = min;
+  d->access = access ? xstrdup (access) : NULL;
+  return d;
+}
+
+#define C BPF_DEVCG_DEV_CHAR
+#define B BPF_DEVCG_DEV_BLOCK
+#define RD BPF_DEVCG_ACC_READ
+#define WR BPF_DEVCG_ACC_WRITE
+#define MK BPF_DEVCG_ACC_MKNOD
+
+static void
+test_devices_bpf (void **state)
+{
+  oci_resources r = { 0 };
+  struct bpf_insn *p = NULL;
+  size_t n = 0;
+  sbx_error *err = NULL;
+  (void)state;
+
+  /* deny all, allow c 1:3, allow b 8:* r, deny c 1:3 w, + the defaults */
+  r.devices = xmalloc0 (5 * sizeof *r.devices);
+  r.devices[r.devices_len++] = dev (false, NULL, -1, -1, "rwm");
+  r.devices[r.devices_len++] = dev (true, "c", 1, 3, "rwm");
+  r.devices[r.devices_len++] = dev (true, "b", 8, -1, "r");
+  r.devices[r.devices_len++] = dev (false, "c", 1, 3, "w");
+  assert_int_equal (sbx_cg_devices_compile (r.devices, r.devices_len, &p, &n, NULL), 0);
+  assert_all_reachable (p, n);
+  assert_int_equal (run_prog (p, n, C, RD, 1, 3), 1);
+  assert_int_equal (run_prog (p, n, C, WR, 1, 3), 0);      /* last match wins */
+  assert_int_equal (run_prog (p, n, C, RD | WR, 1, 3), 0); /* one bit denied: denied */
+  assert_int_equal (run_prog (p, n, C, MK, 1, 3), 1);
+  assert_int_equal (run_prog (p, n, B, RD, 8, 0), 1);
+  assert_int_equal (run_prog (p, n, B, RD, 8, 17), 1);
+  assert_int_equal (run_prog (p, n, B, WR, 8, 0), 0);
+  assert_int_equal (run_prog (p, n, C, RD, 8, 0), 0); /* type matters */
+  assert_int_equal (run_prog (p, n, C, RD, 1, 5), 0);
+  free (p);
+
+  /* the runtime's defaults come last and win */
+  sbx_cgroup_add_default_devices (&r);
+  assert_int_equal (r.devices_len, 14);
+  assert_int_equal (sbx_cg_devices_compile (r.devices, r.devices_len, &p, &n, NULL), 0);
+  assert_all_reachable (p, n);
+  assert_int_equal (run_prog (p, n, C, RD | WR, 1, 3), 1);
+  assert_int_equal (run_prog (p, n, C, RD | WR, 1, 5), 1);
+  assert_int_equal (run_prog (p, n, C, RD | WR, 136, 4), 1);
+  assert_int_equal (run_prog (p, n, B, MK, 8, 0), 1);
+  assert_int_equal (run_prog (p, n, B, MK | WR, 8, 0), 0);
+  assert_int_equal (run_prog (p, n, C, RD, 10, 200), 0);
+  free (p);
+  ocispec_free (&oci_resources_type, (oci_resources *)memcpy (xmalloc0 (sizeof r), &r, sizeof r));
+
+  /* no deny-all: what no rule matches is allowed */
+  {
+    oci_device_cgroup *v[] = { dev (false, "c", 10, 200, "rw") };
+    assert_int_equal (sbx_cg_devices_compile (v, 1, &p, &n, NULL), 0);
+    assert_all_reachable (p, n);
+    assert_int_equal (run_prog (p, n, C, RD, 10, 200), 0);
+    assert_int_equal (run_prog (p, n, C, MK, 10, 200), 1);
+    assert_int_equal (run_prog (p, n, C, RD | WR, 1, 3), 1);
+    assert_int_equal (run_prog (p, n, B, RD, 10, 200), 1);
+    free (p);
+    ocispec_free (&oci_device_cgroup_type, v[0]);
+  }
+  /* an allow-all after denials makes them moot; a deny-all at the end
+     denies everything (and nothing after a catch-all is emitted) */
+  {
+    oci_device_cgroup *v[] = { dev (false, "c", 1, 3, "rwm"), dev (true, "a", -1, -1, "r"),
+                               dev (false, "a", -1, -1, "rwm") };
+    assert_int_equal (sbx_cg_devices_compile (v, 2, &p, &n, NULL), 0);
+    assert_all_reachable (p, n);
+    assert_int_equal (run_prog (p, n, C, RD | WR | MK, 1, 3), 1); /* type a: every access */
+    free (p);
+    assert_int_equal (sbx_cg_devices_compile (v, 3, &p, &n, NULL), 0);
+    assert_all_reachable (p, n);
+    assert_int_equal (run_prog (p, n, C, RD, 1, 3), 0);
+    assert_int_equal (run_prog (p, n, B, MK, 7, 0), 0);
+    free (p);
+    for (size_t i = 0; i < 3; i++)
+      ocispec_free (&oci_device_cgroup_type, v[i]);
+  }
+  /* validation: same messages as v1 */
+  {
+    oci_device_cgroup *v[] = { dev (true, "x", 1, 3, "r"), dev (true, "c", 1, 3, "rx"),
+                               dev (true, "c", (int64_t)1 << 40, 3, "r") };
+    assert_true (sbx_cg_devices_compile (v, 1, &p, &n, &err) < 0);
+    assert_string_equal (err->msg, "linux.resources.devices[0].type: invalid `x`");
+    sbx_error_free (err);
+    err = NULL;
+    assert_true (sbx_cg_devices_compile (v + 1, 1, &p, &n, NULL) < 0);
+    assert_true (sbx_cg_devices_compile (v + 2, 1, &p, &n, NULL) < 0);
+    for (size_t i = 0; i < 3; i++)
+      ocispec_free (&oci_device_cgroup_type, v[i]);
+  }
+}
+
+/* ------------------------------------------------------------- parsers */
+
+static void
+test_parse_size (void **state)
+{
+  int64_t v;
+  (void)state;
+  assert_int_equal (sbx_parse_size ("1024", &v, NULL), 0);
+  assert_int_equal (v, 1024);
+  assert_int_equal (sbx_parse_size ("512k", &v, NULL), 0);
+  assert_int_equal (v, 512 * 1024);
+  assert_int_equal (sbx_parse_size ("64M", &v, NULL), 0);
+  assert_int_equal (v, 64 << 20);
+  assert_int_equal (sbx_parse_size ("1.5g", &v, NULL), 0);
+  assert_int_equal (v, 3LL << 29);
+  assert_int_equal (sbx_parse_size ("2 GiB", &v, NULL), 0);
+  assert_int_equal (v, 2LL << 30);
+  assert_int_equal (sbx_parse_size ("10mb", &v, NULL), 0);
+  assert_int_equal (v, 10 << 20);
+  assert_int_equal (sbx_parse_size ("7b", &v, NULL), 0);
+  assert_int_equal (v, 7);
+  assert_int_equal (sbx_parse_size ("-1", &v, NULL), 0);
+  assert_int_equal (v, -1);
+  assert_true (sbx_parse_size ("", &v, NULL) < 0);
+  assert_true (sbx_parse_size ("-2", &v, NULL) < 0);
+  assert_true (sbx_parse_size ("12x", &v, NULL) < 0);
+  assert_true (sbx_parse_size ("m", &v, NULL) < 0);
+  assert_true (sbx_parse_size ("1ki", &v, NULL) < 0);
+  assert_true (sbx_parse_size ("99999999p", &v, NULL) < 0);
+}
+
+static void
+test_parse_duration (void **state)
+{
+  long long ms;
+  (void)state;
+  assert_int_equal (sbx_parse_duration_ms ("5s", &ms, NULL), 0);
+  assert_int_equal (ms, 5000);
+  assert_int_equal (sbx_parse_duration_ms ("250ms", &ms, NULL), 0);
+  assert_int_equal (ms, 250);
+  assert_int_equal (sbx_parse_duration_ms ("1m30s", &ms, NULL), 0);
+  assert_int_equal (ms, 90000);
+  assert_int_equal (sbx_parse_duration_ms ("1.5h", &ms, NULL), 0);
+  assert_int_equal (ms, 5400000);
+  assert_int_equal (sbx_parse_duration_ms ("2", &ms, NULL), 0);
+  assert_int_equal (ms, 2000);
+  assert_int_equal (sbx_parse_duration_ms ("0", &ms, NULL), 0);
+  assert_int_equal (ms, 0);
+  assert_int_equal (sbx_parse_duration_ms ("1500us", &ms, NULL), 0);
+  assert_int_equal (ms, 2);
+  assert_true (sbx_parse_duration_ms ("", &ms, NULL) < 0);
+  assert_true (sbx_parse_duration_ms ("5x", &ms, NULL) < 0);
+  assert_true (sbx_parse_duration_ms ("s", &ms, NULL) < 0);
+  assert_true (sbx_parse_duration_ms ("-1s", &ms, NULL) < 0);
+}
+
 int
 main (void)
 {
@@ -416,7 +683,8 @@ main (void)
     cmocka_unit_test (test_blkio_weight),     cmocka_unit_test (test_swap_v2),
     cmocka_unit_test (test_device_lines),     cmocka_unit_test (test_unified_keys),
     cmocka_unit_test (test_has_word),         cmocka_unit_test (test_describe_load),
-    cmocka_unit_test (test_systemd_error),
+    cmocka_unit_test (test_systemd_error),    cmocka_unit_test (test_devices_bpf),
+    cmocka_unit_test (test_parse_size),       cmocka_unit_test (test_parse_duration),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
