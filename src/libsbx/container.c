@@ -272,6 +272,29 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
   return pid;
 }
 
+int
+sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error **err)
+{
+  cleanup_close int pty = -1;
+
+  if (sbx_sync_expect (sync, SYNC_PTY, &pty, err) < 0)
+    return -1;
+  if (console_socket)
+    {
+      cleanup_close int cs = sbx_unix_connect (console_socket, err);
+      if (cs < 0 || sbx_send_fd (cs, pty, "/dev/ptmx", err) < 0)
+        return sbx_error_wrap (err, "--console-socket `%s`", console_socket);
+      *pty_out = -1;
+      return 0;
+    }
+  /* Foreground: the process starts at the size of our terminal.  */
+  struct winsize ws;
+  if (ioctl (0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
+    ioctl (pty, TIOCSWINSZ, &ws);
+  *pty_out = steal_fd (&pty);
+  return 0;
+}
+
 /* Kill and reap a half-created init.  */
 static void
 kill_init (pid_t pid, int pidfd)
@@ -387,29 +410,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, buf, err) < 0)
       goto fail;
   }
-  if (c->process && c->process->terminal)
-    {
-      if (sbx_sync_expect (cr->sync_parent, SYNC_PTY, &pty, err) < 0)
-        goto fail;
-      if (o->console_socket)
-        {
-          cleanup_close int cs = sbx_unix_connect (o->console_socket, err);
-          if (cs < 0 || sbx_send_fd (cs, pty, "/dev/ptmx", err) < 0)
-            {
-              sbx_error_wrap (err, "--console-socket `%s`", o->console_socket);
-              goto fail;
-            }
-          close (pty);
-          pty = -1;
-        }
-      else
-        {
-          /* Foreground: the process starts at the size of our terminal.  */
-          struct winsize ws;
-          if (ioctl (0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
-            ioctl (pty, TIOCSWINSZ, &ws);
-        }
-    }
+  if (c->process && c->process->terminal
+      && sbx_receive_pty (cr->sync_parent, o->console_socket, &pty, err) < 0)
+    goto fail;
   if (sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, err) < 0)
     goto fail;
   cr->state->st->pid_start = sbx_pid_start_time (pid);

@@ -177,22 +177,8 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     goto out;
   if (sbx_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)
     goto out;
-  if (o->process->terminal)
-    {
-      if (sbx_sync_expect (x.sync_parent, SYNC_PTY, &pty, err) < 0)
-        goto out;
-      if (o->console_socket)
-        {
-          cleanup_close int cs = sbx_unix_connect (o->console_socket, err);
-          if (cs < 0 || sbx_send_fd (cs, pty, "/dev/ptmx", err) < 0)
-            {
-              sbx_error_wrap (err, "--console-socket `%s`", o->console_socket);
-              goto out;
-            }
-          close (pty);
-          pty = -1;
-        }
-    }
+  if (o->process->terminal && sbx_receive_pty (x.sync_parent, o->console_socket, &pty, err) < 0)
+    goto out;
   if (sbx_await_exec (x.sync_parent, s, c, pid, err) < 0)
     goto out;
   if (o->pid_file && sbx_write_pid_file (o->pid_file, pid, err) < 0)

@@ -15,6 +15,10 @@ int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
    notify fd to listenerPath on the way (and acknowledging it, so the
    process execs only once the listener has it); SYNC_ERROR becomes *err.  */
 int sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err);
+/* Receive the pty master of a process being set up (SYNC_PTY) and pass it
+   to console_socket, or keep it in *pty_out (-1 when passed on) for the
+   foreground, sized like our own terminal.  */
+int sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error **err);
 /* Forward signals to pid, proxy the pty (if >= 0), reap; the exit code.  */
 int sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err);
 
