@@ -7,7 +7,8 @@ there is
   * no state directory under --root (the seccomp compile cache aside),
   * no cgroup directory below the test's cgroup parent, in every v1
     hierarchy and in the unified one,
-  * no mount that was not in /proc/self/mountinfo before the command,
+  * no mount that was not in /proc/self/mountinfo before the command
+    (other than those other tests on the host evidently made meanwhile),
   * no surviving process: none whose root directory is one of the test's
     rootfs directories (compared by device and inode: a pivoted container
     reads `/` through readlink), none still running the runtime on our
@@ -103,14 +104,24 @@ class Leftovers:
         self.cgroup_parent = cgroup_parent
         self.tmp = tmp_path
         self.other_sessions = other_sessions
+        self.snapshot()
+
+    def snapshot(self):
+        """Take the "before" picture (again): right before the command
+        narrows the window in which others' mounts could be mistaken for
+        ours."""
         self.mounts_before = _mount_ids()
         self.netns_before = _all_netns()
 
     def _someone_elses(self, mountpoint):
-        """True for a mount that another test session running on this host
-        (the suite is run from several trees at once) evidently made: below
-        its pytest base temp, or named after its pytest process' pid, as the
+        """True for a mount that other tests running on this host at the
+        same time (the suite runs from several trees at once, next to the
+        unit tests) evidently made: a named network namespace of `ip netns`
+        (which sbxrun never makes), anything below another session's pytest
+        base temp or named after another pytest process' pid, as the
         fixtures name things (`sbxtest-<pid>-<n>`, `ctr-<pid>-<n>`)."""
+        if mountpoint.startswith(("/run/netns/", "/var/run/netns/")):
+            return True
         dirs, pids = self.other_sessions()
         if any(mountpoint == d or mountpoint.startswith(d + "/") for d in dirs):
             return True
@@ -255,6 +266,7 @@ def assert_names(cp, *fragments):
 def fail_and_check(sbx, leftovers, b, *fragments, cmd="create", cid=None, args=(), **kw):
     """Run CMD on bundle B, expect failure naming FRAGMENTS and nothing left."""
     cid = cid or sbx.new_id()
+    leftovers.snapshot()
     cp = sbx(cmd, *args, "--bundle", b, cid, **kw)
     assert_names(cp, *fragments)
     assert cp.stdout == "", describe(cp)
@@ -310,6 +322,7 @@ def test_config_unreadable(sbx, ro_bundle, leftovers):
     b = ro_bundle(["true"])
     b.config_path.chmod(0)
     cid = sbx.new_id()
+    leftovers.snapshot()
     cp = run_cmd([setpriv, "--bounding-set", "-dac_override,-dac_read_search",
                   *sbx.argv("create", "--bundle", b, cid)])
     assert_names(cp, "config.json", "Permission denied")
@@ -706,6 +719,7 @@ BAD_IDS = [
 def test_bad_id_rejected_before_any_path(sbx, ro_bundle, leftovers, tmp_path, cmd, cid, fragment):
     b = ro_bundle(["true"])
     assert not sbx.root.exists()
+    leftovers.snapshot()
     cp = sbx(cmd, "--bundle", b, cid)
     assert_names(cp, "container id", *([fragment] if fragment else []))
     assert not sbx.root.exists(), f"--root was created: {sorted(os.listdir(sbx.root))}"
@@ -724,6 +738,7 @@ def test_bad_id_never_touches_other_paths(sbx, tmp_path, leftovers, cmd, cid):
     (victim / "keep").write_text("keep\n")
     (sbx.root / "keep").write_text("keep\n")
     extra = ["true"] if cmd == ["exec"] else []
+    leftovers.snapshot()
     cp = sbx(*cmd, cid, *extra)
     assert cp.returncode != 0, describe(cp)
     assert "container id" in cp.stderr, describe(cp)
@@ -782,6 +797,7 @@ def test_unknown_option(sbx, ro_bundle, leftovers, cmd):
 def test_unknown_global_option(sbx, ro_bundle, leftovers):
     b = ro_bundle(["true"])
     cid = sbx.new_id()
+    leftovers.snapshot()
     cp = sbx("create", "--bundle", b, cid, global_args=["--no-such-global"])
     assert_names(cp, "--no-such-global")
     leftovers.check(cp, cid)
@@ -791,6 +807,7 @@ def test_unknown_global_option(sbx, ro_bundle, leftovers):
                                   ["delete"], ["ps"], ["exec"], ["state", "a", "b"], ["delete", "a", "b"]],
                          ids=lambda a: "-".join(a).replace("--", ""))
 def test_missing_or_extra_arguments(sbx, leftovers, argv):
+    leftovers.snapshot()
     cp = sbx(*argv)
     assert cp.returncode != 0, describe(cp)
     assert cp.stderr.startswith("sbxrun: "), describe(cp)
@@ -801,6 +818,7 @@ def test_missing_or_extra_arguments(sbx, leftovers, argv):
 def test_create_without_bundle_argument_value(sbx, leftovers, tmp_path):
     """`create --bundle` with the value missing must not take the ID as the
     bundle and create from the current directory."""
+    leftovers.snapshot()
     cp = sbx("create", "--bundle", cwd=tmp_path)
     assert_names(cp, "bundle")
     leftovers.check(cp)
@@ -823,6 +841,7 @@ def test_kill_invalid_signal(sbx, ro_bundle, leftovers, signame):
 
 def test_exec_into_missing_container(sbx, leftovers):
     cid = sbx.new_id()
+    leftovers.snapshot()
     cp = sbx("exec", cid, "true")
     assert_names(cp, "does not exist", cid)
     assert not (sbx.root / cid).exists()
