@@ -78,8 +78,7 @@ read_resources (const char *file, oci_resources **out, sbx_error **err)
   size_t len = 0;
 
   if (strcmp (file, "-") == 0 ? sbx_read_fd (0, 16 << 20, &text, &len, err)
-                              : sbx_read_file (file, 16 << 20, &text, &len, err)
-                                    < 0)
+                              : sbx_read_file (file, 16 << 20, &text, &len, err) < 0)
     return sbx_error_wrap (err, "--resources `%s`", file);
   *out = ocispec_parse (&oci_resources_type, text, len, &msg);
   if (*out == NULL)

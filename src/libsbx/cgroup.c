@@ -855,10 +855,10 @@ sbx_cgroup_stats_release (sbx_cgroup_stats *st)
 
 struct sbx_cgroup_oom_watch
 {
-  int fd;            /* eventfd (v1) or inotify (v2) */
+  int fd; /* eventfd (v1) or inotify (v2) */
   bool inotify;
-  char *dir;         /* the memory cgroup's directory */
-  uint64_t last;     /* v2: oom_kill count seen so far */
+  char *dir;     /* the memory cgroup's directory */
+  uint64_t last; /* v2: oom_kill count seen so far */
 };
 
 static bool
@@ -950,7 +950,7 @@ sbx_cgroup_oom_read (sbx_cgroup_oom_watch *w, uint64_t *n_new, sbx_error **err)
   *n_new = 0;
   if (w->inotify)
     {
-      char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+      char buf[4096] __attribute__ ((aligned (__alignof__(struct inotify_event))));
       uint64_t now = w->last;
       while (read (w->fd, buf, sizeof buf) > 0)
         ;
@@ -999,9 +999,9 @@ sbx_cgroup_add_default_devices (oci_resources *r)
     int64_t major, minor;
     const char *access;
   } defaults[] = {
-    { 'c', -1, -1, "m" },  { 'b', -1, -1, "m" },  { 'c', 1, 3, "rwm" }, { 'c', 1, 5, "rwm" },
-    { 'c', 1, 7, "rwm" },  { 'c', 1, 8, "rwm" },  { 'c', 1, 9, "rwm" }, { 'c', 5, 0, "rwm" },
-    { 'c', 5, 2, "rwm" },  { 'c', 136, -1, "rwm" },
+    { 'c', -1, -1, "m" }, { 'b', -1, -1, "m" },    { 'c', 1, 3, "rwm" }, { 'c', 1, 5, "rwm" },
+    { 'c', 1, 7, "rwm" }, { 'c', 1, 8, "rwm" },    { 'c', 1, 9, "rwm" }, { 'c', 5, 0, "rwm" },
+    { 'c', 5, 2, "rwm" }, { 'c', 136, -1, "rwm" },
   };
   size_t n = sizeof defaults / sizeof *defaults;
 

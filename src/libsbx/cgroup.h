@@ -112,7 +112,7 @@ typedef struct
   char **memory_stat_keys;              /* memory.stat, as it reads */
   uint64_t *memory_stat_values;
   size_t memory_stat_len;
-  uint64_t pids_current, pids_limit; /* limit 0 = unlimited */
+  uint64_t pids_current, pids_limit;               /* limit 0 = unlimited */
   sbx_cgroup_blkio_entry *blkio_bytes, *blkio_ios; /* io_service_bytes / io_serviced */
   size_t blkio_bytes_len, blkio_ios_len;
   sbx_cgroup_hugetlb_stat *hugetlb;

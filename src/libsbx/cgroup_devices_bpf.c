@@ -62,7 +62,7 @@ typedef struct
   {
     size_t at;
     int label;
-  } *fix;
+  } * fix;
   size_t nfix, capfix;
   size_t *label_at; /* label id -> instruction index (SIZE_MAX: unplaced) */
   size_t nlabels;
@@ -130,8 +130,9 @@ resolve (prog *p, sbx_error **err)
     {
       size_t to = p->label_at[p->fix[i].label], at = p->fix[i].at;
       if (to == SIZE_MAX || to <= at || to - at - 1 > INT16_MAX)
-        return sbx_error_set (err, EINVAL, "linux.resources.devices: internal error compiling the device "
-                                           "program (jump %zu -> %zu)",
+        return sbx_error_set (err, EINVAL,
+                              "linux.resources.devices: internal error compiling the device "
+                              "program (jump %zu -> %zu)",
                               at, to);
       p->v[at].off = (int16_t)(to - at - 1);
     }
@@ -156,9 +157,9 @@ prog_release (prog *p)
 typedef struct
 {
   bool allow;
-  int type;          /* 0 = any ("a"), else BPF_DEVCG_DEV_CHAR / _BLOCK */
-  int64_t maj, min;  /* -1 = any */
-  unsigned access;   /* BPF_DEVCG_ACC_* bits */
+  int type;         /* 0 = any ("a"), else BPF_DEVCG_DEV_CHAR / _BLOCK */
+  int64_t maj, min; /* -1 = any */
+  unsigned access;  /* BPF_DEVCG_ACC_* bits */
 } rule;
 
 static int
@@ -185,8 +186,8 @@ parse_rule (const oci_device_cgroup *d, size_t i, rule *out, sbx_error **err)
   if (d->has_minor && d->minor >= 0)
     out->min = d->minor;
   if (out->maj > INT32_MAX || out->min > INT32_MAX)
-    return sbx_error_set (err, EINVAL, "linux.resources.devices[%zu]: device number %" PRId64 ":%" PRId64
-                                       " out of range",
+    return sbx_error_set (err, EINVAL,
+                          "linux.resources.devices[%zu]: device number %" PRId64 ":%" PRId64 " out of range",
                           i, out->maj, out->min);
   for (const char *c = acc; *c; c++)
     out->access |= *c == 'r' ? BPF_DEVCG_ACC_READ : *c == 'w' ? BPF_DEVCG_ACC_WRITE : BPF_DEVCG_ACC_MKNOD;
@@ -385,7 +386,8 @@ sbx_cg_devices_attach (sbx_cg_hier *h, oci_device_cgroup *const *rules, size_t n
       a.attach_flags = BPF_F_ALLOW_MULTI;
       if (sys_bpf (BPF_PROG_ATTACH, &a) < 0)
         return sbx_error_sys (err, "linux.resources.devices: attach the eBPF device program to `%s`", h->dir);
-      sbx_debug ("cgroup v2: device program (%zu rules, %zu instructions) attached to %s", n, ninsns, h->path);
+      sbx_debug ("cgroup v2: device program (%zu rules, %zu instructions) attached to %s", n, ninsns,
+                 h->path);
     }
   /* the new program is in force: the previous ones can go */
   for (uint32_t i = 0; i < nold; i++)

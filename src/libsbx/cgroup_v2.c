@@ -554,8 +554,29 @@ v2_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
   if (check_available (h, &nd, err) < 0)
     return -1;
 
-  if (r->devices_len && sbx_cg_devices_attach (h, r->devices, r->devices_len, err) < 0)
-    return -1;
+  if (r->devices_len)
+    {
+      sbx_error *e = NULL;
+      if (sbx_cg_devices_attach (h, r->devices, r->devices_len, &e) < 0)
+        {
+          /* without privileges (rootless) device programs cannot be
+             loaded; like runc and crun, go on without them */
+          if (e->errno_ != EPERM || geteuid () == 0)
+            {
+              int st = sbx_error_status (e);
+              if (err)
+                {
+                  sbx_error_free (*err);
+                  *err = e;
+                }
+              else
+                sbx_error_free (e);
+              return st;
+            }
+          sbx_warn ("%s: device rules NOT enforced", e->msg);
+          sbx_error_free (e);
+        }
+    }
   if (m && apply_memory (h, m, err) < 0)
     return -1;
   if (c && apply_cpu (h, c, err) < 0)
@@ -729,8 +750,8 @@ io_stat (sbx_cg_hier *h, sbx_cgroup_stats *st)
   {
     const char *key, *op;
     bool bytes;
-  } keys[] = { { "rbytes", "Read", true },  { "wbytes", "Write", true },  { "dbytes", "Discard", true },
-               { "rios", "Read", false },   { "wios", "Write", false },   { "dios", "Discard", false } };
+  } keys[] = { { "rbytes", "Read", true }, { "wbytes", "Write", true }, { "dbytes", "Discard", true },
+               { "rios", "Read", false },  { "wios", "Write", false },  { "dios", "Discard", false } };
   cleanup_free char *text = NULL;
   char *save = NULL;
 

@@ -185,40 +185,6 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
   return 0;
 }
 
-/* The runtime-spec's default devices (and mknod of any node) stay usable
-   whatever linux.resources.devices denies, as with other runtimes: the
-   rules are appended after the user's, so they win.  */
-static void
-add_default_device_rules (oci_resources *r)
-{
-  static const struct
-  {
-    char type;
-    int64_t major, minor;
-    const char *access;
-  } defaults[] = {
-    { 'c', -1, -1, "m" }, { 'b', -1, -1, "m" }, { 'c', 1, 3, "rwm" },   { 'c', 1, 5, "rwm" },
-    { 'c', 1, 7, "rwm" }, { 'c', 1, 8, "rwm" }, { 'c', 1, 9, "rwm" },   { 'c', 5, 0, "rwm" },
-    { 'c', 5, 2, "rwm" }, { 'c', 136, -1, "rwm" },
-  };
-  size_t n = sizeof defaults / sizeof *defaults;
-
-  if (r == NULL || r->devices_len == 0)
-    return;
-  r->devices = xrealloc (r->devices, (r->devices_len + n + 1) * sizeof *r->devices);
-  for (size_t i = 0; i < n; i++)
-    {
-      oci_device_cgroup *d = xmalloc0 (sizeof *d);
-      d->allow = d->has_allow = true;
-      d->type = xasprintf ("%c", defaults[i].type);
-      d->major = defaults[i].major;
-      d->minor = defaults[i].minor;
-      d->has_major = d->has_minor = true;
-      d->access = xstrdup (defaults[i].access);
-      r->devices[r->devices_len++] = d;
-    }
-}
-
 static char *
 state_json_for_hooks (sbx_creator *cr, const char *status)
 {
@@ -359,7 +325,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       cr->state->st->cgroup = sbx_cgroup_describe (cr->cg);
       if (c->linux && c->linux->resources)
         {
-          add_default_device_rules (c->linux->resources);
+          sbx_cgroup_add_default_devices (c->linux->resources);
           if (sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
             return -1;
         }
@@ -397,9 +363,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     goto fail;
   if (c->hooks)
     {
-      if (run_hooks (cr, "prestart", c->hooks->prestart, c->hooks->prestart_len, "creating", err) < 0
+      /* "created", as the OCI validation suite and other runtimes have it.  */
+      if (run_hooks (cr, "prestart", c->hooks->prestart, c->hooks->prestart_len, "created", err) < 0
           || run_hooks (cr, "createRuntime", c->hooks->create_runtime,
-                        c->hooks->create_runtime_len, "creating", err) < 0)
+                        c->hooks->create_runtime_len, "created", err) < 0)
         goto fail;
     }
   {
@@ -548,11 +515,8 @@ start_locked (sbx_state *s, sbx_error **err)
     }
   if (r == 0 && c->hooks && c->hooks->poststart_len)
     {
-      cleanup_error sbx_error *e = NULL;
       cleanup_free char *json = sbx_state_json (s, c, "running", false);
-      /* runtime-spec: a failing poststart hook is only a warning.  */
-      if (sbx_hooks_run ("poststart", c->hooks->poststart, c->hooks->poststart_len, json, &e) < 0)
-        sbx_warn ("%s", e->msg);
+      sbx_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
     }
   oci_config_free (c);
   return r;
@@ -851,11 +815,8 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   sbx_net_teardown_finish (nt);
   if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
     {
-      cleanup_error sbx_error *e = NULL;
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);
-      /* runtime-spec: poststop failures are warnings; deletion goes on.  */
-      if (sbx_hooks_run ("poststop", c->hooks->poststop, c->hooks->poststop_len, json, &e) < 0)
-        sbx_warn ("%s", e->msg);
+      sbx_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);
     }
   oci_config_free (c);
   if (cg)

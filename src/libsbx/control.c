@@ -45,7 +45,8 @@ static int
 load_cgroup (sbx_state *s, sbx_cgroup **cg, sbx_error **err)
 {
   if (s->st->cgroup == NULL)
-    return sbx_error_set (err, EOPNOTSUPP, "container \"%s\" has no cgroup (none was available at create)", s->id);
+    return sbx_error_set (err, EOPNOTSUPP, "container \"%s\" has no cgroup (none was available at create)",
+                          s->id);
   if (sbx_cgroup_load (s->st->cgroup, cg, err) < 0)
     return sbx_error_wrap (err, "container \"%s\"", s->id);
   return 0;
@@ -66,7 +67,8 @@ sbx_container_pause (const char *root, const char *id, sbx_error **err)
   if (strcmp (status, "paused") == 0)
     return sbx_error_set (err, EINVAL, "container \"%s\" is already paused", id);
   if (strcmp (status, "running") != 0)
-    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be paused: it is %s, not running", id, status);
+    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be paused: it is %s, not running", id,
+                          status);
   if (load_cgroup (s, &cg, err) < 0)
     return -1;
   if (sbx_cgroup_freeze (cg, true, err) < 0)
@@ -85,7 +87,8 @@ sbx_container_resume (const char *root, const char *id, sbx_error **err)
     return -1;
   status = sbx_state_status (s);
   if (strcmp (status, "paused") != 0)
-    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be resumed: it is %s, not paused", id, status);
+    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be resumed: it is %s, not paused", id,
+                          status);
   if (load_cgroup (s, &cg, err) < 0)
     return -1;
   if (sbx_cgroup_freeze (cg, false, err) < 0)
@@ -95,36 +98,36 @@ sbx_container_resume (const char *root, const char *id, sbx_error **err)
 
 /* ---------------------------------------------------------------- update */
 
-#define TAKE(dst, src, f)                                                                          \
-  do                                                                                               \
-    if ((src)->has_##f)                                                                            \
-      {                                                                                            \
-        (dst)->f = (src)->f;                                                                       \
-        (dst)->has_##f = true;                                                                     \
-      }                                                                                            \
+#define TAKE(dst, src, f)                                                                                    \
+  do                                                                                                         \
+    if ((src)->has_##f)                                                                                      \
+      {                                                                                                      \
+        (dst)->f = (src)->f;                                                                                 \
+        (dst)->has_##f = true;                                                                               \
+      }                                                                                                      \
   while (0)
 
-#define TAKE_STR(dst, src, f)                                                                      \
-  do                                                                                               \
-    if ((src)->f)                                                                                  \
-      {                                                                                            \
-        free ((dst)->f);                                                                           \
-        (dst)->f = steal_ptr ((src)->f);                                                           \
-      }                                                                                            \
+#define TAKE_STR(dst, src, f)                                                                                \
+  do                                                                                                         \
+    if ((src)->f)                                                                                            \
+      {                                                                                                      \
+        free ((dst)->f);                                                                                     \
+        (dst)->f = steal_ptr ((src)->f);                                                                     \
+      }                                                                                                      \
   while (0)
 
 /* Replace an object array of dst by src's when src has one.  */
-#define TAKE_ARR(dst, src, f, type)                                                                \
-  do                                                                                               \
-    if ((src)->f##_len)                                                                            \
-      {                                                                                            \
-        for (size_t i_ = 0; i_ < (dst)->f##_len; i_++)                                             \
-          ocispec_free (&type, (dst)->f[i_]);                                                      \
-        free ((dst)->f);                                                                           \
-        (dst)->f = steal_ptr ((src)->f);                                                           \
-        (dst)->f##_len = (src)->f##_len;                                                           \
-        (src)->f##_len = 0;                                                                        \
-      }                                                                                            \
+#define TAKE_ARR(dst, src, f, type)                                                                          \
+  do                                                                                                         \
+    if ((src)->f##_len)                                                                                      \
+      {                                                                                                      \
+        for (size_t i_ = 0; i_ < (dst)->f##_len; i_++)                                                       \
+          ocispec_free (&type, (dst)->f[i_]);                                                                \
+        free ((dst)->f);                                                                                     \
+        (dst)->f = steal_ptr ((src)->f);                                                                     \
+        (dst)->f##_len = (src)->f##_len;                                                                     \
+        (src)->f##_len = 0;                                                                                  \
+      }                                                                                                      \
   while (0)
 
 /* Make *dst exist (an empty object) and return it.  */
@@ -407,7 +410,8 @@ sbx_parse_size (const char *s, int64_t *out, sbx_error **err)
   if (*p == 'b' || *p == 'B')
     p++;
   if (*p)
-    return sbx_error_set (err, EINVAL, "invalid size `%s` (want a number with an optional k, m, g, t or p)", s);
+    return sbx_error_set (err, EINVAL, "invalid size `%s` (want a number with an optional k, m, g, t or p)",
+                          s);
   v = v * (double)(UINT64_C (1) << shift);
   if (v >= 9.2e18)
     return sbx_error_set (err, ERANGE, "size `%s` is too large", s);
@@ -677,6 +681,8 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
   cleanup_close int pidfd = -1;
   sbx_cgroup_oom_watch *ow = NULL;
   long long next;
+  pid_t pid;
+  unsigned long long pid_start;
   int ret = -1;
 
   {
@@ -685,8 +691,11 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
     cleanup_state sbx_state *s = NULL;
     if (sbx_state_open (root, id, &s, err) < 0)
       return -1;
-    pidfd = sbx_pidfd_open (s->st->pid);
-    if (pidfd < 0 || strcmp (sbx_state_status (s), "stopped") == 0)
+    pid = s->st->pid;
+    pid_start = s->st->pid_start;
+    /* without pidfds (old kernels, valgrind) the init is polled */
+    pidfd = sbx_pidfd_open (pid);
+    if (strcmp (sbx_state_status (s), "stopped") == 0)
       return sbx_error_set (err, ESRCH, "container \"%s\" is not running", id);
     if (load_cgroup (s, &cg, err) < 0)
       return -1;
@@ -710,6 +719,8 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
           long long left = next - now_ms ();
           timeout = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
         }
+      if (pidfd < 0 && (timeout < 0 || timeout > 200))
+        timeout = 200;
       r = poll (p, 2, timeout);
       if (r < 0)
         {
@@ -720,7 +731,7 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
         }
       if ((p[1].revents & POLLIN) && emit_ooms (o->out_fd, ow, id, err) < 0)
         goto out;
-      if (p[0].revents & (POLLIN | POLLHUP))
+      if ((p[0].revents & (POLLIN | POLLHUP)) || (pidfd < 0 && sbx_pid_start_time (pid) != pid_start))
         {
           /* the init is gone: report an OOM that killed it, then stop */
           if (emit_ooms (o->out_fd, ow, id, err) < 0)

@@ -25,9 +25,9 @@ int sbx_container_update (const char *root, const char *id, const oci_resources 
 
 typedef struct
 {
-  bool stats_only;        /* print one stats event and return */
-  long long interval_ms;  /* between stats events; <= 0: none, only OOM events */
-  int out_fd;             /* where the JSON lines go */
+  bool stats_only;       /* print one stats event and return */
+  long long interval_ms; /* between stats events; <= 0: none, only OOM events */
+  int out_fd;            /* where the JSON lines go */
 } sbx_events_opts;
 
 /* runc-compatible event lines until the container stops:

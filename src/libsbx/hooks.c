@@ -356,3 +356,19 @@ sbx_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *s
     }
   return 0;
 }
+
+void
+sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json)
+{
+  size_t len = state_json ? strlen (state_json) : 0;
+
+  for (size_t i = 0; i < n; i++)
+    {
+      cleanup_error sbx_error *e = NULL;
+      const oci_hook *h = hooks[i];
+      if (h == NULL)
+        continue;
+      if (run_one (h, state_json ? state_json : "", len, &e) < 0)
+        sbx_warn ("%s hook #%zu (%s): %s", kind, i + 1, h->path ? h->path : "(null)", e->msg);
+    }
+}

@@ -15,4 +15,8 @@
 int sbx_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json,
                    sbx_error **err);
 
+/* For poststart and poststop: a failing hook is a warning and the
+   remaining hooks still run (runtime.md, lifecycle steps 9 and 12).  */
+void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json);
+
 #endif

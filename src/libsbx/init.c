@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -134,8 +135,18 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
         return sbx_error_sys (err, "become root in the user namespace (is uid/gid 0 mapped?)");
     }
-  if ((flags & CLONE_NEWCGROUP) && unshare (CLONE_NEWCGROUP) < 0)
-    return sbx_error_sys (err, "create cgroup namespace");
+  if (flags & CLONE_NEWCGROUP)
+    {
+      /* The namespace is rooted where we are: in the container's cgroup.
+         The rest of the setup is the runtime's work, done in the
+         runtime's own cgroups (best effort) so that it is not charged to
+         the container; sbx_init_main goes back in before "created".  */
+      cleanup_error sbx_error *e = NULL;
+      if (unshare (CLONE_NEWCGROUP) < 0)
+        return sbx_error_sys (err, "create cgroup namespace");
+      if (cr->cg && sbx_cgroup_stage_leave (cr->cg, &e) < 0)
+        sbx_debug ("init: setting up inside the container's cgroup: %s", e->msg);
+    }
   if (flags & CLONE_NEWTIME)
     {
       int r;
@@ -174,7 +185,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
         cr->state->st->pid = (int) n;
         cr->state->st->has_pid = true;
       }
-    *state_json = sbx_state_json (cr->state, c, "creating", false);
+    *state_json = sbx_state_json (cr->state, c, "created", false);
   }
   if (c->hooks && sbx_hooks_run ("createContainer", c->hooks->create_container,
                                  c->hooks->create_container_len, *state_json, err) < 0)
@@ -203,22 +214,41 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
   return 0;
 }
 
-/* Block until `start` connects; returns the connection.  */
+/* Block until `start` connects; returns the connection.  While created,
+   the init waits in the container's cgroup without allocating anything
+   (poll), and handles the connection (accept allocates a socket) and
+   everything up to execve in the runtime's cgroups: charges made in the
+   container's cgroup would also leave a per-CPU precharge of the memory
+   controller behind, which can make an exec within a tight memory limit
+   fail.  */
 static int
-wait_for_start (int listen_fd, sbx_error **err)
+wait_for_start (int listen_fd, sbx_cgroup *cg, sbx_error **err)
 {
   for (;;)
     {
-      cleanup_close int conn = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC);
-      if (conn < 0)
+      struct pollfd p = { listen_fd, POLLIN, 0 };
+      cleanup_close int conn = -1;
+      cleanup_error sbx_error *e = NULL;
+
+      if (poll (&p, 1, -1) < 0)
         {
-          if (errno == EINTR || errno == ECONNABORTED)
+          if (errno == EINTR)
             continue;
           return sbx_error_sys (err, "wait for start");
         }
+      if (cg && sbx_cgroup_stage_leave (cg, &e) < 0)
+        sbx_debug ("init: starting inside the container's cgroup: %s", e->msg);
+      conn = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC);
+      if (conn < 0)
+        {
+          if (errno != EINTR && errno != ECONNABORTED)
+            return sbx_error_sys (err, "wait for start");
+        }
       /* Only a real start request counts; a probe that hangs up is ignored. */
-      if (sbx_sync_expect (conn, SYNC_GO, NULL, NULL) == 0)
+      else if (sbx_sync_expect (conn, SYNC_GO, NULL, NULL) == 0)
         return steal_fd (&conn);
+      if (cg && sbx_cgroup_stage_enter (cg, err) < 0)
+        return -1;
     }
 }
 
@@ -242,12 +272,14 @@ sbx_init_main (sbx_creator *cr)
   if (setup (cr, &state_json, &err) < 0)
     goto fail;
   prctl (PR_SET_PDEATHSIG, 0);
+  if (cr->cg && sbx_cgroup_stage_enter (cr->cg, &err) < 0)
+    goto fail;
   if (sbx_sync_send (cr->sync_child, SYNC_CREATED, -1, &err) < 0)
     goto fail;
   close (cr->sync_child);
   cr->sync_child = -1;
 
-  conn = wait_for_start (cr->start_listen, &err);
+  conn = wait_for_start (cr->start_listen, cr->cg, &err);
   if (conn < 0)
     _exit (1);
   close (cr->start_listen);
@@ -266,7 +298,7 @@ sbx_init_main (sbx_creator *cr)
       _exit (1);
     }
   {
-    sbx_exec_ctx ctx = { .p = cr->c->process, .seccomp = cr->sc,
+    sbx_exec_ctx ctx = { .p = cr->c->process, .seccomp = cr->sc, .cg = cr->cg,
                          .preserve_fds = cr->o->preserve_fds, .notify_sock = conn };
     sbx_process_exec (&ctx, &err);
   }

@@ -207,6 +207,11 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
      before the capabilities go.  */
   if (ctx->seccomp && !p->no_new_privileges && sbx_seccomp_load (ctx->seccomp, &notify_fd, err) < 0)
     return -1;
+  /* Back into the container's cgroup (the init did its setup outside it,
+     see init.c) while we still have the runtime's credentials: what
+     follows is charged to the container.  */
+  if (ctx->cg && sbx_cgroup_stage_enter (ctx->cg, err) < 0)
+    return -1;
   if (apply_user (p->user, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
     return -1;
   if (sbx_lsm_apply_exec (p, err) < 0)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "cgroup.h"
 #include "error.h"
 #include "ocispec.h"
 #include "seccomp.h"
@@ -16,6 +17,7 @@ typedef struct
   const sbx_seccomp *seccomp; /* may be NULL */
   int preserve_fds;           /* fds 3..3+n-1 survive into the container */
   int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
+  sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
 } sbx_exec_ctx;
 
 /* Validate process fields that can be checked before anything runs

@@ -246,6 +246,24 @@ def test_tiny_limits_still_run_true(sbx, bundle):
     assert cp.returncode == 0, describe(cp)
 
 
+def test_cgroup_placement_and_namespace(sbx, bundle):
+    """The init is in the container's cgroup once created and once
+    started, and its cgroup namespace is rooted there."""
+    b = bundle(["sh", "-c", "cat /proc/self/cgroup > /tmp/cg; sleep 100"])
+    writable_root(b)
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid)
+    pid = sbx.state(cid)["pid"]
+    assert cg_procs(b) == [pid]
+    sbx.ok("start", cid)
+    view = wait_for(lambda: (b.rootfs / "tmp/cg").exists() and (b.rootfs / "tmp/cg").read_text())
+    assert cg_procs(b) == [pid]
+    lines = view.split()
+    assert lines and all(line.endswith(":/") for line in lines), view
+    if V2:
+        assert lines == ["0::/"], view
+
+
 def test_cpu_quota(sbx, bundle):
     b = bundle(["sh", "-c", "while :; do :; done"])
     set_resources(b, cpu={"quota": 20000, "period": 100000})
@@ -256,7 +274,8 @@ def test_cpu_quota(sbx, bundle):
     time.sleep(1.0)
     u1, t1 = cpu_usage_ns(b), time.monotonic()
     share = (u1 - u0) / ((t1 - t0) * 1e9)
-    assert 0.1 < share < 0.3, f"CPU share {share:.2f} with a 20% quota"
+    # the quota caps the share; a busy host (make -j check) may lower it
+    assert 0.05 < share < 0.3, f"CPU share {share:.2f} with a 20% quota"
     data = sbx.json("events", "--stats", cid)["data"]
     assert data["cpu"]["throttling"]["throttledPeriods"] > 0, data["cpu"]
 

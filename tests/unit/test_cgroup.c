@@ -588,8 +588,8 @@ test_devices_bpf (void **state)
   /* an allow-all after denials makes them moot; a deny-all at the end
      denies everything (and nothing after a catch-all is emitted) */
   {
-    oci_device_cgroup *v[] = { dev (false, "c", 1, 3, "rwm"), dev (true, "a", -1, -1, "r"),
-                               dev (false, "a", -1, -1, "rwm") };
+    oci_device_cgroup *v[]
+        = { dev (false, "c", 1, 3, "rwm"), dev (true, "a", -1, -1, "r"), dev (false, "a", -1, -1, "rwm") };
     assert_int_equal (sbx_cg_devices_compile (v, 2, &p, &n, NULL), 0);
     assert_all_reachable (p, n);
     assert_int_equal (run_prog (p, n, C, RD | WR | MK, 1, 3), 1); /* type a: every access */

@@ -27,7 +27,7 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || skip "qemu-system-x86_64 is not
 [ -x "$SBXRUN" ] || { echo "run-v2.sh: SBXRUN=$SBXRUN is not an executable; build first" >&2; exit 1; }
 case $SBXRUN in /*) ;; *) SBXRUN=$(pwd)/$SBXRUN ;; esac
 TOP_SRCDIR=$(cd "$TOP_SRCDIR" && pwd)
-live=$(dirname "$(dirname "$SBXRUN")")/tests/unit/cgroup_live
+live=${TOP_BUILDDIR:-$(dirname "$(dirname "$SBXRUN")")}/tests/unit/cgroup_live
 
 # The guest sees the host's / read-only (writes go to a RAM overlay), so
 # the binary, the sources and pytest are all there; the share is only a
