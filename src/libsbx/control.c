@@ -6,6 +6,8 @@
 #include <config.h>
 #include "control.h"
 
+#include "netfilter.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -518,8 +520,15 @@ blkio_list (oj_writer *w, const char *key, const sbx_cgroup_blkio_entry *v, size
   oj_w_end_array (w);
 }
 
+/* Packets the egress allowlist dropped (org.sbxrun.net.*), when there is one. */
+struct egress_drops
+{
+  bool have;
+  uint64_t packets, bytes;
+};
+
 static void
-write_stats (oj_writer *w, const sbx_cgroup_stats *st)
+write_stats (oj_writer *w, const sbx_cgroup_stats *st, const struct egress_drops *drops)
 {
   /* unlimited reads as the largest value, as runc reports cgroup v2 "max" */
   uint64_t mem_limit = st->memory_limit ? st->memory_limit : UINT64_MAX;
@@ -608,6 +617,16 @@ write_stats (oj_writer *w, const sbx_cgroup_stats *st)
   oj_w_end_object (w);
   oj_w_key (w, "network_interfaces");
   oj_w_null (w);
+  if (drops && drops->have)
+    {
+      oj_w_key (w, "egress");
+      oj_w_begin_object (w);
+      oj_w_key (w, "dropped_packets");
+      oj_w_uint (w, drops->packets);
+      oj_w_key (w, "dropped_bytes");
+      oj_w_uint (w, drops->bytes);
+      oj_w_end_object (w);
+    }
   oj_w_end_object (w);
 }
 
@@ -615,13 +634,14 @@ char *
 sbx_stats_json (const sbx_cgroup_stats *st)
 {
   oj_writer *w = oj_writer_new (false);
-  write_stats (w, st);
+  write_stats (w, st, NULL);
   return oj_writer_finish (w, NULL);
 }
 
 /* One event line; data may be NULL.  */
 static int
-emit_event (int fd, const char *type, const char *id, const sbx_cgroup_stats *data, sbx_error **err)
+emit_event (int fd, const char *type, const char *id, const sbx_cgroup_stats *data,
+            const struct egress_drops *drops, sbx_error **err)
 {
   oj_writer *w = oj_writer_new (false);
   cleanup_free char *line = NULL;
@@ -635,7 +655,7 @@ emit_event (int fd, const char *type, const char *id, const sbx_cgroup_stats *da
   if (data)
     {
       oj_w_key (w, "data");
-      write_stats (w, data);
+      write_stats (w, data, drops);
     }
   oj_w_end_object (w);
   line = oj_writer_finish (w, &len);
@@ -647,15 +667,19 @@ emit_event (int fd, const char *type, const char *id, const sbx_cgroup_stats *da
   return 0;
 }
 
+/* state_dirfd (unlocked) and pid locate the egress policy's counters.  */
 static int
-emit_stats (int fd, sbx_cgroup *cg, const char *id, sbx_error **err)
+emit_stats (int fd, sbx_cgroup *cg, const char *id, int state_dirfd, pid_t pid, sbx_error **err)
 {
   sbx_cgroup_stats st;
+  struct egress_drops drops = { 0 };
   int r;
 
   if (sbx_cgroup_get_stats (cg, &st, err) < 0)
     return sbx_error_wrap (err, "container \"%s\": stats", id);
-  r = emit_event (fd, "stats", id, &st, err);
+  if (state_dirfd >= 0)
+    drops.have = sbx_net_container_counters (state_dirfd, id, pid, &drops.packets, &drops.bytes, NULL) == 0;
+  r = emit_event (fd, "stats", id, &st, &drops, err);
   sbx_cgroup_stats_release (&st);
   return r;
 }
@@ -669,7 +693,7 @@ emit_ooms (int fd, sbx_cgroup_oom_watch *w, const char *id, sbx_error **err)
   if (sbx_cgroup_oom_read (w, &n, err) < 0)
     return -1;
   /* one line per notification, as runc: a burst of kills is one event */
-  if (n && emit_event (fd, "oom", id, NULL, err) < 0)
+  if (n && emit_event (fd, "oom", id, NULL, NULL, err) < 0)
     return -1;
   return 0;
 }
@@ -678,7 +702,7 @@ int
 sbx_container_events (const char *root, const char *id, const sbx_events_opts *o, sbx_error **err)
 {
   cleanup_cgroup sbx_cgroup *cg = NULL;
-  cleanup_close int pidfd = -1;
+  cleanup_close int pidfd = -1, state_dirfd = -1;
   sbx_cgroup_oom_watch *ow = NULL;
   long long next;
   pid_t pid;
@@ -699,9 +723,12 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
       return sbx_error_set (err, ESRCH, "container \"%s\" is not running", id);
     if (load_cgroup (s, &cg, err) < 0)
       return -1;
+    /* A second open of the state directory, without the lock, for the
+       egress counters (their namespace is found from its net.json).  */
+    state_dirfd = openat (s->root_fd, id, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   }
   if (o->stats_only)
-    return emit_stats (o->out_fd, cg, id, err);
+    return emit_stats (o->out_fd, cg, id, state_dirfd, pid, err);
 
   {
     cleanup_error sbx_error *e = NULL;
@@ -740,7 +767,7 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
         }
       if (next >= 0 && now_ms () >= next)
         {
-          if (emit_stats (o->out_fd, cg, id, err) < 0)
+          if (emit_stats (o->out_fd, cg, id, state_dirfd, pid, err) < 0)
             goto out;
           next += o->interval_ms;
           if (next < now_ms ())

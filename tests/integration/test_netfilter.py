@@ -458,6 +458,24 @@ def test_cidr_v4(sbx, bundle, tmp_path, netlab):
           blocked=[["tcp", "10.231.0.4", 80], ["udp", "10.231.0.53", 53], ["tcp", "fd31::2", 80]])
 
 
+def test_drop_counters_in_events_stats(sbx, bundle, tmp_path, netlab):
+    """What the policy dropped is visible in `events --stats`."""
+    b = net_bundle(bundle, tmp_path, netlab, {"org.sbxrun.net.allow": "10.231.0.2:80",
+                                              "org.sbxrun.net.dns": "none"})
+    cid = start(sbx, b)
+
+    def drops():
+        cp = sbx.ok("events", "--stats", cid)
+        return json.loads(cp.stdout.splitlines()[0])["data"]["egress"]
+
+    before = drops()
+    check(sbx, cid, allowed=[["tcp", "10.231.0.2", 80]],
+          blocked=[["udp", "10.231.0.3", 9000], ["tcp", "10.231.0.3", 80]])
+    after = drops()
+    assert after["dropped_packets"] >= before["dropped_packets"] + 2, (before, after)
+    assert after["dropped_bytes"] > before["dropped_bytes"], (before, after)
+
+
 def test_egress_deny(sbx, bundle, tmp_path, netlab):
     b = net_bundle(bundle, tmp_path, netlab, {"org.sbxrun.net.egress": "deny"},
                    resolv="nameserver 10.231.0.53\n")
