@@ -184,8 +184,8 @@ demo_cgroups() {
 }
 
 demo_wait_status() {
-	local want=$1 i
-	for i in $(seq 100); do
+	local want=$1 _
+	for _ in $(seq 100); do
 		[ "$("$SBX" state "$DEMO_ID" 2>/dev/null | jq -r .status)" = "$want" ] && return 0
 		sleep 0.05
 	done

@@ -144,9 +144,13 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
       else
         x.ns_flags |= f;
     }
-  if (c->linux && c->linux->seccomp
-      && sbx_seccomp_prepare (c->linux->seccomp, NULL, &sc, err) < 0)
-    goto out;
+  if (c->linux && c->linux->seccomp)
+    {
+      /* The filter was compiled at create: the cache has it.  */
+      cleanup_free char *cache = xasprintf ("%s/.seccomp-cache", o->root);
+      if (sbx_seccomp_prepare (c->linux->seccomp, cache, &sc, err) < 0)
+        goto out;
+    }
   x.sc = sc;
   if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, err) < 0)
     goto out;

@@ -51,7 +51,7 @@ size_t sbx_strv_len (char *const *v);
 /* Read a whole file (at most max bytes; 0 = no limit).  NUL terminated.  */
 int sbx_read_file (const char *path, size_t max, char **out, size_t *len, sbx_error **err);
 int sbx_read_fd (int fd, size_t max, char **out, size_t *len, sbx_error **err);
-/* Write a file atomically: temp file in the same directory, fsync, rename.  */
+/* Write a file atomically: temp file in the same directory, then rename.  */
 int sbx_write_file_atomic (int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                            sbx_error **err);
 int sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len, sbx_error **err);

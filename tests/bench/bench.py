@@ -430,7 +430,8 @@ def main_loop(ents, rootfs, n, repeat, work):
         log(f"repeat {rep + 1}/{repeat}: {n} iterations (+{WARMUP} warm-up) of "
             + ", ".join(a["name"] for a in actors) + f"; load {loadavg()}")
         for a in actors:
-            a["samples"].append({k: [] for k in ("run",) + PHASES})
+            a["samples"].append({k: [] for k in ("run", "prev") + PHASES})
+        prev = None
         for i in range(WARMUP + n):
             for a in shuffled(actors, (rep, i)):
                 if a.get("error"):
@@ -452,6 +453,9 @@ def main_loop(ents, rootfs, n, repeat, work):
                 if i >= WARMUP:
                     for key, v in r.items():
                         a["samples"][-1][key].append(v)
+                    if "run" in r:
+                        a["samples"][-1]["prev"].append(prev)
+                prev = a["name"]
     return floor
 
 
@@ -590,6 +594,23 @@ def report(ents, floor, sc, meta):
         table(["", "run median", "run p90", "create", "start", "delete", "peak RSS",
                "run, paired", "create, paired"], rows)
 
+    names = [a["name"] for a in ents + [floor] if a.get("samples") and pooled(a, "run")]
+    if len(names) > 2:
+        print("`run` median (ms) by the actor whose turn came just before (n in brackets).  "
+              "What the previous command left behind matters; compare runtimes column by "
+              "column:\n")
+        rows = []
+        for a in ents + [floor]:
+            if a["name"] not in names:
+                continue
+            by = {}
+            for r in a["samples"]:
+                for v, p in zip(r["run"], r.get("prev", [])):
+                    by.setdefault(p, []).append(v)
+            rows.append([a["name"]] + [f"{ms(statistics.median(by[p]))} ({len(by[p])})" if by.get(p) else "-"
+                                       for p in names])
+        table(["runtime"] + [f"after {p}" for p in names], rows)
+
     print("Per-repeat medians (ms): run, create, start, delete\n")
     rows = []
     for a in ents + [floor]:
@@ -727,11 +748,13 @@ def bench(args):
                                                       for e in ents + [floor]],
                            "seccomp": [{"name": a["name"], "t": a["t"]} for a in sc or []]}, f)
     finally:
-        for e in ents:
-            for w in ("worker", "sc_worker"):
-                if e.get(w):
-                    e[w].close()
-        remove_cgroups(base, keep)
+        try:
+            for e in ents:
+                for w in ("worker", "sc_worker"):
+                    if e.get(w):
+                        e[w].close()
+        finally:
+            remove_cgroups(base, keep)
         if args.workdir:
             for entry in os.listdir(work):
                 p = os.path.join(work, entry)
