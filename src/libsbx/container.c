@@ -208,16 +208,25 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
   struct clone_args ca = { .flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) pidfd,
                            .exit_signal = SIGCHLD };
   int cgfd = cr->cg ? sbx_cgroup_dirfd (cr->cg) : -1;
+  cleanup_close int own_pidns = -1;
   pid_t pid;
 
   /* The time and cgroup namespaces are made by the child: time offsets must
      be written before anyone enters, and the cgroup namespace must be rooted
      at the container's cgroup, which v1 can only join after clone.  */
   ca.flags |= cr->plan.new_flags & ~(CLONE_NEWTIME | CLONE_NEWCGROUP);
-  /* Joining a pid namespace applies to our children: do it here.  */
+  /* Joining a pid namespace applies to our children: do it here, and go
+     back to our own right after the clone so that the hooks we run later
+     stay in the runtime's namespace.  */
   for (size_t i = 0; i < cr->plan.njoin; i++)
-    if (cr->plan.join_types[i] == CLONE_NEWPID && setns (cr->plan.join_fds[i], CLONE_NEWPID) < 0)
-      return sbx_error_sys (err, "join pid namespace");
+    if (cr->plan.join_types[i] == CLONE_NEWPID)
+      {
+        own_pidns = open ("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (own_pidns < 0)
+          return sbx_error_sys (err, "open /proc/self/ns/pid");
+        if (setns (cr->plan.join_fds[i], CLONE_NEWPID) < 0)
+          return sbx_error_sys (err, "join pid namespace");
+      }
   if (cgfd >= 0)
     {
       ca.flags |= CLONE_INTO_CGROUP;
@@ -229,10 +238,16 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
       ca.flags &= ~CLONE_INTO_CGROUP;
       pid = syscall (SYS_clone3, &ca, sizeof ca);
     }
-  if (pid < 0)
-    return sbx_error_sys (err, "clone3 the container process");
   if (pid == 0)
     sbx_init_main (cr);
+  if (own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0 && pid > 0)
+    {
+      kill (pid, SIGKILL);
+      waitpid (pid, NULL, 0);
+      return sbx_error_sys (err, "return to the runtime's pid namespace");
+    }
+  if (pid < 0)
+    return sbx_error_sys (err, "clone3 the container process");
   if (!(ca.flags & CLONE_INTO_CGROUP) && cr->cg && sbx_cgroup_enter (cr->cg, pid, err) < 0)
     return -1;
   return pid;

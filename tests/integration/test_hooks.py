@@ -378,3 +378,26 @@ def test_failing_poststop_hook_does_not_stop_the_others(sbx, bundle, tmp_path):
     assert "poststop hook #1" in cp.stderr, cp.stderr
     assert out.read_text() == "second\n"
     assert not (sbx.root / cid).exists()
+
+
+def test_runtime_hooks_stay_in_the_runtime_pid_namespace(sbx, bundle, tmp_path):
+    """A container joining another's pid namespace by path: its
+    createRuntime hook still runs in the runtime's pid namespace."""
+    first = sbx.new_id()
+    sbx.ok("run", "--detach", "--bundle", bundle(["sleep", "600"]), first)
+    pid = json.loads(sbx.ok("state", first).stdout)["pid"]
+    out = tmp_path / "hook-pidns"
+    b = bundle(["true"])
+    with b.edit() as c:
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        c["linux"]["namespaces"].append({"type": "pid", "path": f"/proc/{pid}/ns/pid"})
+        c["hooks"] = {"createRuntime": [{"path": "/bin/sh",
+                                         "args": ["sh", "-c", f"readlink /proc/self/ns/pid > {out}"]}]}
+    second = sbx.new_id()
+    sbx.ok("create", "--bundle", b, second)
+    assert out.read_text().strip() == os.readlink("/proc/self/ns/pid")
+    # and the container itself did join the first one's pid namespace
+    pid2 = json.loads(sbx.ok("state", second).stdout)["pid"]
+    assert os.readlink(f"/proc/{pid2}/ns/pid") == os.readlink(f"/proc/{pid}/ns/pid")
+    sbx.ok("delete", "--force", second)
+    sbx.ok("delete", "--force", first)
