@@ -29,11 +29,19 @@ case $SBXRUN in /*) ;; *) SBXRUN=$(pwd)/$SBXRUN ;; esac
 TOP_SRCDIR=$(cd "$TOP_SRCDIR" && pwd)
 live=${TOP_BUILDDIR:-$(dirname "$(dirname "$SBXRUN")")}/tests/unit/cgroup_live
 
-# The guest sees the host's / read-only (writes go to a RAM overlay), so
-# the binary, the sources and pytest are all there; the share is only a
-# scratch directory.
+# The guest sees the host's / read-only (writes go to a RAM overlay) but
+# gets fresh /tmp and /run, so a checkout under /tmp would be invisible
+# there: what the guest runs is copied into the shared scratch directory.
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/sbxrun-v2.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
+mkdir -p "$scratch/tests"
+cp -r "$TOP_SRCDIR/tests/integration" "$scratch/tests/"
+cp "$SBXRUN" "$scratch/sbxrun"
+SBXRUN=$scratch/sbxrun
+if [ -x "$live" ]; then
+	cp "$live" "$scratch/cgroup_live"
+	live=$scratch/cgroup_live
+fi
 
 # shellcheck disable=SC2016
 guest='
@@ -52,7 +60,7 @@ exit $rc'
 start=$(date +%s)
 set +e
 "$IN_VM" --tcg --time --timeout "${IN_VM_TIMEOUT:-900}" --share "$scratch" -- \
-	sh -c "$guest" guest "$TOP_SRCDIR" "$SBXRUN" "$live" "$@"
+	sh -c "$guest" guest "$scratch" "$SBXRUN" "$live" "$@"
 rc=$?
 set -e
 echo "run-v2.sh: exit $rc after $(($(date +%s) - start))s"
