@@ -63,6 +63,8 @@ main (int argc, char **argv)
   const sbx_command *cmd = NULL;
   int c, r;
 
+  /* Before anything of ours is opened: the fds a container may inherit.  */
+  sbx_inherited_fds_snapshot ();
   opterr = 0;
   while ((c = getopt_long_only (argc, argv, "+vh", opts, NULL)) != -1)
     switch (c)

@@ -208,7 +208,7 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
   struct clone_args ca = { .flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) pidfd,
                            .exit_signal = SIGCHLD };
   int cgfd = cr->cg ? sbx_cgroup_dirfd (cr->cg) : -1;
-  cleanup_close int own_pidns = -1;
+  cleanup_close int own_pidns = -1, own_timens = -1;
   pid_t pid;
 
   /* The time and cgroup namespaces are made by the child: time offsets must
@@ -227,6 +227,15 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
         if (setns (cr->plan.join_fds[i], CLONE_NEWPID) < 0)
           return sbx_error_sys (err, "join pid namespace");
       }
+    else if (cr->plan.join_types[i] == CLONE_NEWTIME)
+      {
+        /* Likewise a time namespace: it too applies to our children.  */
+        own_timens = open ("/proc/self/ns/time", O_RDONLY | O_CLOEXEC);
+        if (own_timens < 0)
+          return sbx_error_sys (err, "open /proc/self/ns/time");
+        if (setns (cr->plan.join_fds[i], CLONE_NEWTIME) < 0)
+          return sbx_error_sys (err, "join time namespace");
+      }
   if (cgfd >= 0)
     {
       ca.flags |= CLONE_INTO_CGROUP;
@@ -240,11 +249,13 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
     }
   if (pid == 0)
     sbx_init_main (cr);
-  if (own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0 && pid > 0)
+  if (((own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0)
+       || (own_timens >= 0 && setns (own_timens, CLONE_NEWTIME) < 0))
+      && pid > 0)
     {
       kill (pid, SIGKILL);
       waitpid (pid, NULL, 0);
-      return sbx_error_sys (err, "return to the runtime's pid namespace");
+      return sbx_error_sys (err, "return to the runtime's pid/time namespace");
     }
   if (pid < 0)
     return sbx_error_sys (err, "clone3 the container process");

@@ -117,7 +117,10 @@ mark_cloexec_from (int from, sbx_error **err)
 {
   for (int fd = 3; fd < from; fd++)
     {
-      int fl = fcntl (fd, F_GETFD);
+      /* Only what our caller passed: a gap in the range may hold one of
+         the runtime's own fds (a cgroup dir, the start socket), which must
+         stay close-on-exec.  */
+      int fl = sbx_fd_inherited (fd) ? fcntl (fd, F_GETFD) : -1;
       if (fl >= 0 && fcntl (fd, F_SETFD, fl & ~FD_CLOEXEC) < 0)
         return sbx_error_sys (err, "--preserve-fds: fd %d", fd);
     }

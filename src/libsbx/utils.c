@@ -3,6 +3,7 @@
 #include "utils.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -257,4 +258,34 @@ sbx_parse_int64 (const char *s, long long *out)
     return -1;
   *out = v;
   return 0;
+}
+
+static int *inherited;
+static size_t n_inherited;
+
+void
+sbx_inherited_fds_snapshot (void)
+{
+  DIR *d = opendir ("/proc/self/fd");
+  struct dirent *de;
+  if (d == NULL)
+    return;
+  while ((de = readdir (d)))
+    {
+      long long fd;
+      if (sbx_parse_int64 (de->d_name, &fd) < 0 || fd < 3 || fd == dirfd (d))
+        continue;
+      inherited = xrealloc (inherited, (n_inherited + 1) * sizeof *inherited);
+      inherited[n_inherited++] = (int) fd;
+    }
+  closedir (d);
+}
+
+bool
+sbx_fd_inherited (int fd)
+{
+  for (size_t i = 0; i < n_inherited; i++)
+    if (inherited[i] == fd)
+      return true;
+  return false;
 }

@@ -60,6 +60,11 @@ ssize_t sbx_write_all (int fd, const void *buf, size_t len);
 ssize_t sbx_read_all (int fd, void *buf, size_t len);
 int sbx_mkdir_p (const char *path, mode_t mode, sbx_error **err);
 
+/* The fds sbxrun was started with (>= 3), recorded before it opens any:
+   only those may be passed to a container (--preserve-fds, LISTEN_FDS).  */
+void sbx_inherited_fds_snapshot (void);
+bool sbx_fd_inherited (int fd);
+
 bool sbx_has_prefix (const char *s, const char *prefix);
 int sbx_parse_int64 (const char *s, long long *out);
 

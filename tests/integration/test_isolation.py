@@ -20,6 +20,7 @@ import struct
 import subprocess
 import tempfile
 import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -894,3 +895,35 @@ def test_terminal_in_foreground_run_has_size_from_the_start(sbx, bundle):
         p.wait(timeout=30)
     finally:
         os.close(master)
+
+
+def test_preserve_fds_gap_leaks_nothing_of_the_runtime(sbx, bundle):
+    """--preserve-fds N with fewer fds passed: the runtime's own fds that land
+    in the range (cgroup dirs, the start socket) must not reach the
+    container; only what the caller passed does."""
+    b = bundle(["sh", "-c", "ls /proc/self/fd"])
+    cp = sbx.ok("run", "--preserve-fds", "8", "--bundle", b, sbx.new_id())
+    fds = sorted(int(x) for x in cp.stdout.split())
+    # 0-2, plus the one ls opens for the listing
+    assert len(fds) <= 4 and all(fd < 4 for fd in fds), cp.stdout
+
+
+def test_time_namespace_joined_by_path(sbx, bundle):
+    holder = subprocess.Popen(["unshare", "--time", "--fork", "sleep", "60"])
+    try:
+        target = None
+        for _ in range(100):
+            kids = open(f"/proc/{holder.pid}/task/{holder.pid}/children").read().split()
+            if kids:
+                target = kids[0]
+                break
+            time.sleep(0.02)
+        assert target, "unshare did not fork"
+        b = bundle(["sh", "-c", "readlink /proc/self/ns/time"])
+        with b.edit() as c:
+            c["linux"]["namespaces"].append({"type": "time", "path": f"/proc/{target}/ns/time"})
+        cp = sbx.ok("run", "--bundle", b, sbx.new_id())
+        assert cp.stdout.strip() == os.readlink(f"/proc/{target}/ns/time"), cp.stdout
+    finally:
+        holder.kill()
+        holder.wait()
