@@ -838,13 +838,8 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
       signal_init (s, SIGKILL, NULL);
       wait_gone (s);
     }
-  sbx_net_teardown_finish (nt);
-  if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
-    {
-      cleanup_free char *json = sbx_state_json (s, c, "stopped", false);
-      sbx_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);
-    }
-  oci_config_free (c);
+  /* Processes that outlived the init (no pid namespace) go before the
+     egress rules do: they must never run unrestricted.  */
   if (cg)
     {
       cleanup_error sbx_error *e = NULL;
@@ -852,6 +847,13 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
         sbx_warn ("container \"%s\": remove cgroup: %s", s->id, e->msg);
       sbx_cgroup_free (cg);
     }
+  sbx_net_teardown_finish (nt);
+  if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
+    {
+      cleanup_free char *json = sbx_state_json (s, c, "stopped", false);
+      sbx_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);
+    }
+  oci_config_free (c);
   return sbx_state_remove (s, err);
 }
 
