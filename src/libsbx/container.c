@@ -410,6 +410,12 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     goto fail;
   cr->state->st->pid_start = sbx_pid_start_time (pid);
   cr->state->st->has_pid_start = true;
+  if (cr->state->st->pid_start == 0)
+    {
+      sbx_error_set (err, ESRCH, "the container process %d is gone (or /proc/%d/stat is unreadable)",
+                     pid, pid);
+      goto fail;
+    }
   if (sbx_state_save (cr->state, err) < 0)
     goto fail;
   if (o->pid_file && sbx_write_pid_file (o->pid_file, pid, err) < 0)

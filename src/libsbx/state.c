@@ -247,7 +247,8 @@ sbx_pid_start_time (pid_t pid)
 bool
 sbx_state_alive (sbx_state *s)
 {
-  if (!s->st->has_pid || s->st->pid <= 0)
+  /* A start time of 0 means "could not be read": never proof of life.  */
+  if (!s->st->has_pid || s->st->pid <= 0 || s->st->pid_start == 0)
     return false;
   return sbx_pid_start_time (s->st->pid) == s->st->pid_start;
 }
