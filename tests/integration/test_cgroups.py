@@ -18,6 +18,7 @@ import time
 import pytest
 
 from conftest import cgroup_dirs, describe
+from conftest import wait_for as conftest_wait_for
 
 pytestmark = [
     pytest.mark.needs_root,
@@ -89,14 +90,8 @@ def writable_root(b):
 
 
 def wait_for(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+    """conftest's, with this file's longer default (slow v2 guest)."""
+    return conftest_wait_for(pred, timeout=timeout, what=what, interval=0.02)
 
 
 def read_counter(b):
