@@ -178,6 +178,9 @@ test_errno_and_args (void)
       char buf[4096];
       ssize_t n;
       int fd;
+      /* Lead our own session and group: under a CI runner whose session
+         leader lives outside our pid namespace getsid(0) would return 0. */
+      setsid ();
       child_load (sc, NULL);
       CHILD_ERRNO (1, mkdir (dir, 0700), EROFS);
       CHILD_ERRNO (2, syscall (SYS_mkdirat, AT_FDCWD, dir, 0700), EROFS);
