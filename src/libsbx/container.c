@@ -112,7 +112,7 @@ inherit_listen_fds (oci_process *p, int *preserve)
   if (lp && (sbx_parse_int64 (lp, &for_pid) < 0 || for_pid != getpid ()))
     return;
   if (n > *preserve)
-    *preserve = (int) n;
+    *preserve = (int)n;
   p->env = xrealloc (p->env, (p->env_len + 3) * sizeof (char *));
   p->env[p->env_len++] = xasprintf ("LISTEN_FDS=%lld", n);
   p->env[p->env_len++] = xstrdup ("LISTEN_PID=1");
@@ -181,7 +181,7 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
                           "config.json: linux.namespaces: joining namespaces by path together with a "
                           "new user namespace is not supported yet");
   if (cr->c->process)
-    inherit_listen_fds (cr->c->process, (int *) &o->preserve_fds);
+    inherit_listen_fds (cr->c->process, (int *)&o->preserve_fds);
   return 0;
 }
 
@@ -205,9 +205,8 @@ run_hooks (sbx_creator *cr, const char *kind, oci_hook *const *h, size_t n, cons
 static pid_t
 spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
 {
-  struct clone_args ca = { .flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) pidfd,
-                           .exit_signal = SIGCHLD };
-  int cgfd = cr->cg ? sbx_cgroup_dirfd (cr->cg) : -1;
+  struct clone_args ca
+      = { .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)pidfd, .exit_signal = SIGCHLD };
   cleanup_close int own_pidns = -1, own_timens = -1;
   pid_t pid;
 
@@ -236,17 +235,7 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
         if (setns (cr->plan.join_fds[i], CLONE_NEWTIME) < 0)
           return sbx_error_sys (err, "join time namespace");
       }
-  if (cgfd >= 0)
-    {
-      ca.flags |= CLONE_INTO_CGROUP;
-      ca.cgroup = cgfd;
-    }
-  pid = syscall (SYS_clone3, &ca, sizeof ca);
-  if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP) && (errno == EINVAL || errno == E2BIG))
-    {
-      ca.flags &= ~CLONE_INTO_CGROUP;
-      pid = syscall (SYS_clone3, &ca, sizeof ca);
-    }
+  pid = sbx_spawn_in_cgroup (&ca, cr->cg, "the container process", err);
   if (pid == 0)
     sbx_init_main (cr);
   if (((own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0)
@@ -257,10 +246,6 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
       waitpid (pid, NULL, 0);
       return sbx_error_sys (err, "return to the runtime's pid/time namespace");
     }
-  if (pid < 0)
-    return sbx_error_sys (err, "clone3 the container process");
-  if (!(ca.flags & CLONE_INTO_CGROUP) && cr->cg && sbx_cgroup_enter (cr->cg, pid, err) < 0)
-    return -1;
   return pid;
 }
 
@@ -345,8 +330,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   }
   if (sbx_cgroup_host_mode () != SBX_CGROUP_NONE)
     {
-      if (sbx_cgroup_create (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup,
-                             &cr->cg, err) < 0)
+      if (sbx_cgroup_create (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup, &cr->cg, err)
+          < 0)
         return -1;
       cr->state->st->cgroup = sbx_cgroup_describe (cr->cg);
       if (c->linux && c->linux->resources)
@@ -362,7 +347,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   cr->start_listen = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (cr->start_listen < 0)
     return sbx_error_sys (err, "socket");
-  if (bind (cr->start_listen, (struct sockaddr *) &sa, dir_sockaddr (cr->state->dir_fd, "start.sock", &sa)) < 0
+  if (bind (cr->start_listen, (struct sockaddr *)&sa, dir_sockaddr (cr->state->dir_fd, "start.sock", &sa)) < 0
       || listen (cr->start_listen, 4) < 0)
     return sbx_error_sys (err, "listen on `%s/start.sock`", cr->state->dir);
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
@@ -391,8 +376,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     {
       /* "created", as the OCI validation suite and other runtimes have it.  */
       if (run_hooks (cr, "prestart", c->hooks->prestart, c->hooks->prestart_len, "created", err) < 0
-          || run_hooks (cr, "createRuntime", c->hooks->create_runtime,
-                        c->hooks->create_runtime_len, "created", err) < 0)
+          || run_hooks (cr, "createRuntime", c->hooks->create_runtime, c->hooks->create_runtime_len,
+                        "created", err)
+                 < 0)
         goto fail;
     }
   {
@@ -412,8 +398,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   cr->state->st->has_pid_start = true;
   if (cr->state->st->pid_start == 0)
     {
-      sbx_error_set (err, ESRCH, "the container process %d is gone (or /proc/%d/stat is unreadable)",
-                     pid, pid);
+      sbx_error_set (err, ESRCH, "the container process %d is gone (or /proc/%d/stat is unreadable)", pid,
+                     pid);
       goto fail;
     }
   if (sbx_state_save (cr->state, err) < 0)
@@ -466,16 +452,40 @@ sbx_container_create (const sbx_create_opts *o, sbx_error **err)
 
 /* ---------------------------------------------------------------- start */
 
+/* The process died before its last word: say how, when it is our child.  */
+static int
+died_before_exec (pid_t pid, const oci_config *c, sbx_error **err)
+{
+  siginfo_t si = { 0 };
+  const char *hint = c && c->linux && c->linux->seccomp
+                         ? " (does the seccomp profile refuse a syscall the runtime needs before "
+                           "exec, such as setuid, capset, prctl or sendmsg?)"
+                         : "";
+  if (waitid (P_PID, pid, &si, WEXITED | WNOWAIT) == 0 && si.si_pid == pid)
+    {
+      if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+        return sbx_error_set (err, ECHILD, "the container process was killed by signal %d (%s) before exec%s",
+                              si.si_status, strsignal (si.si_status), hint);
+      return sbx_error_set (err, ECHILD, "the container process exited with status %d before exec%s",
+                            si.si_status, hint);
+    }
+  return sbx_error_set (err, ECHILD, "the container process exited before exec%s", hint);
+}
+
 int
 sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err)
 {
-  /* A seccomp notify fd may come first; then EOF means exec happened.  */
+  bool ready = false;
+
+  /* SYNC_EXEC_READY comes right before execve, with a seccomp notify fd
+     if there is one; EOF after it means the exec happened.  */
   for (;;)
     {
       cleanup_error sbx_error *e = NULL;
       int notify_fd = -1;
       if (sbx_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e) == 0)
         {
+          ready = true;
           if (notify_fd >= 0)
             {
               cleanup_free char *json = sbx_state_json (s, c, "running", false);
@@ -489,10 +499,12 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
             }
           continue;
         }
-      if (e->errno_ == SBX_SYNC_EOF_ERRNO)
-        return 0; /* closed by execve */
-      *err = steal_ptr (e);
-      return -1;
+      if (e->errno_ != SBX_SYNC_EOF_ERRNO)
+        {
+          *err = steal_ptr (e);
+          return -1;
+        }
+      return ready ? 0 : died_before_exec (pid, c, err);
     }
 }
 
@@ -506,7 +518,7 @@ request_start (sbx_state *s, const oci_config *c, sbx_error **err)
 
   if (conn < 0)
     return sbx_error_sys (err, "socket");
-  if (connect (conn, (struct sockaddr *) &sa, dir_sockaddr (s->dir_fd, "start.sock", &sa)) < 0)
+  if (connect (conn, (struct sockaddr *)&sa, dir_sockaddr (s->dir_fd, "start.sock", &sa)) < 0)
     return sbx_error_sys (err, "container \"%s\": connect to its init", s->id);
   if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
     return -1;
@@ -523,8 +535,7 @@ start_locked (sbx_state *s, sbx_error **err)
   int r;
 
   if (strcmp (status, "created") != 0)
-    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be started: it is %s", s->id,
-                          status);
+    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be started: it is %s", s->id, status);
   if (sbx_state_config (s, &c, err) < 0)
     return -1;
   r = request_start (s, c, err);
@@ -715,14 +726,14 @@ static const struct
   const char *name;
   int signo;
 } signals[] = {
-  { "HUP", SIGHUP },     { "INT", SIGINT },     { "QUIT", SIGQUIT },   { "ILL", SIGILL },
-  { "TRAP", SIGTRAP },   { "ABRT", SIGABRT },   { "IOT", SIGIOT },     { "BUS", SIGBUS },
-  { "FPE", SIGFPE },     { "KILL", SIGKILL },   { "USR1", SIGUSR1 },   { "SEGV", SIGSEGV },
-  { "USR2", SIGUSR2 },   { "PIPE", SIGPIPE },   { "ALRM", SIGALRM },   { "TERM", SIGTERM },
-  { "STKFLT", SIGSTKFLT }, { "CHLD", SIGCHLD }, { "CONT", SIGCONT },   { "STOP", SIGSTOP },
-  { "TSTP", SIGTSTP },   { "TTIN", SIGTTIN },   { "TTOU", SIGTTOU },   { "URG", SIGURG },
-  { "XCPU", SIGXCPU },   { "XFSZ", SIGXFSZ },   { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF },
-  { "WINCH", SIGWINCH }, { "IO", SIGIO },       { "POLL", SIGPOLL },   { "PWR", SIGPWR },
+  { "HUP", SIGHUP },       { "INT", SIGINT },   { "QUIT", SIGQUIT },     { "ILL", SIGILL },
+  { "TRAP", SIGTRAP },     { "ABRT", SIGABRT }, { "IOT", SIGIOT },       { "BUS", SIGBUS },
+  { "FPE", SIGFPE },       { "KILL", SIGKILL }, { "USR1", SIGUSR1 },     { "SEGV", SIGSEGV },
+  { "USR2", SIGUSR2 },     { "PIPE", SIGPIPE }, { "ALRM", SIGALRM },     { "TERM", SIGTERM },
+  { "STKFLT", SIGSTKFLT }, { "CHLD", SIGCHLD }, { "CONT", SIGCONT },     { "STOP", SIGSTOP },
+  { "TSTP", SIGTSTP },     { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },     { "URG", SIGURG },
+  { "XCPU", SIGXCPU },     { "XFSZ", SIGXFSZ }, { "VTALRM", SIGVTALRM }, { "PROF", SIGPROF },
+  { "WINCH", SIGWINCH },   { "IO", SIGIO },     { "POLL", SIGPOLL },     { "PWR", SIGPWR },
   { "SYS", SIGSYS },
 };
 
@@ -735,7 +746,7 @@ sbx_parse_signal (const char *s, sbx_error **err)
     {
       if (n <= 0 || n > SIGRTMAX)
         return sbx_error_set (err, EINVAL, "invalid signal `%s`", s);
-      return (int) n;
+      return (int)n;
     }
   if (strncasecmp (name, "SIG", 3) == 0)
     name += 3;
@@ -746,9 +757,9 @@ sbx_parse_signal (const char *s, sbx_error **err)
     {
       long long off = 0;
       int base = strncasecmp (name, "RTMIN", 5) == 0 ? SIGRTMIN : SIGRTMAX;
-      if (name[5] == '\0' || (sbx_parse_int64 (name + 5, &off) == 0 && base + off >= SIGRTMIN
-                              && base + off <= SIGRTMAX))
-        return base + (int) off;
+      if (name[5] == '\0'
+          || (sbx_parse_int64 (name + 5, &off) == 0 && base + off >= SIGRTMIN && base + off <= SIGRTMAX))
+        return base + (int)off;
     }
   return sbx_error_set (err, EINVAL, "invalid signal `%s`", s);
 }
@@ -827,8 +838,7 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   /* runtime-spec: deleting a container that is not stopped is an error
      (created included); --force kills it first.  */
   if (strcmp (status, "stopped") != 0 && !force)
-    return sbx_error_set (err, EBUSY,
-                          "cannot delete container \"%s\" that is not stopped: %s (use --force)",
+    return sbx_error_set (err, EBUSY, "cannot delete container \"%s\" that is not stopped: %s (use --force)",
                           s->id, status);
   if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
     cg = NULL;

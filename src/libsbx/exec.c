@@ -91,11 +91,12 @@ exec_child_main (struct exec_child *x)
           || sbx_pty_setup_slave (slave, p->console_size, &err) < 0)
         goto fail;
     }
-  if (!x->o->detach)
-    prctl (PR_SET_PDEATHSIG, 0);
   {
-    sbx_exec_ctx ctx = { .p = p, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds,
-                         .notify_sock = x->sync_child };
+    sbx_exec_ctx ctx
+        = { .p = p, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds, .notify_sock = x->sync_child };
+    /* Set up: from here the process outlives us (exec --detach), and a
+       runtime that dies now leaves it to exec or, waiting for a seccomp
+       listener's go, to see EOF and exit.  */
     prctl (PR_SET_PDEATHSIG, 0);
     sbx_process_exec (&ctx, &err);
   }
@@ -105,8 +106,8 @@ fail:
 }
 
 static int
-exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *pid_out,
-             int *pidfd_out, int *pty_out, sbx_error **err)
+exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *pid_out, int *pidfd_out,
+             int *pty_out, sbx_error **err)
 {
   struct exec_child x = { .o = o, .init_pidfd = -1, .sync_child = -1, .sync_parent = -1 };
   sbx_seccomp *sc = NULL;
@@ -161,24 +162,14 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     }
   x.sync_parent = sp[0];
   x.sync_child = sp[1];
-  ca.pidfd = (uint64_t) (uintptr_t) &pidfd;
-  if (cg && sbx_cgroup_dirfd (cg) >= 0)
-    {
-      ca.flags |= CLONE_INTO_CGROUP;
-      ca.cgroup = sbx_cgroup_dirfd (cg);
-    }
-  pid = syscall (SYS_clone3, &ca, sizeof ca);
+  ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+  pid = sbx_spawn_in_cgroup (&ca, cg, "the exec process", err);
   if (pid < 0)
-    {
-      sbx_error_sys (err, "clone3 the exec process");
-      goto out;
-    }
+    goto out;
   if (pid == 0)
     exec_child_main (&x);
   close (x.sync_child);
   x.sync_child = -1;
-  if (cg && !(ca.flags & CLONE_INTO_CGROUP) && sbx_cgroup_enter (cg, pid, err) < 0)
-    goto out;
   if (sbx_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)
     goto out;
   if (o->process->terminal && sbx_receive_pty (x.sync_parent, o->console_socket, &pty, err) < 0)

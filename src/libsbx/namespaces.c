@@ -23,9 +23,9 @@ static const struct
   const char *proc;
 } ns_table[] = {
   /* user first: joining it decides what else we may join.  */
-  { "user", CLONE_NEWUSER, "user" },   { "pid", CLONE_NEWPID, "pid" },
-  { "network", CLONE_NEWNET, "net" },  { "mount", CLONE_NEWNS, "mnt" },
-  { "ipc", CLONE_NEWIPC, "ipc" },      { "uts", CLONE_NEWUTS, "uts" },
+  { "user", CLONE_NEWUSER, "user" },       { "pid", CLONE_NEWPID, "pid" },
+  { "network", CLONE_NEWNET, "net" },      { "mount", CLONE_NEWNS, "mnt" },
+  { "ipc", CLONE_NEWIPC, "ipc" },          { "uts", CLONE_NEWUTS, "uts" },
   { "cgroup", CLONE_NEWCGROUP, "cgroup" }, { "time", CLONE_NEWTIME, "time" },
 };
 
@@ -60,49 +60,40 @@ sbx_ns_plan_make (const oci_linux *l, sbx_ns_plan *plan, sbx_error **err)
   for (size_t i = 0; l && i < l->namespaces_len; i++)
     {
       const oci_namespace *ns = l->namespaces[i];
-      int flag = sbx_ns_flag (ns->type);
+      int flag = sbx_ns_flag (ns->type), fd, kind;
       size_t slot = 0;
       if (flag == 0)
         {
-          sbx_ns_plan_close (plan);
-          return sbx_error_set (err, EINVAL, "linux.namespaces[%zu].type: unknown namespace `%s`",
-                                i, ns->type);
+          sbx_error_set (err, EINVAL, "linux.namespaces[%zu].type: unknown namespace `%s`", i, ns->type);
+          goto fail;
         }
       if ((plan->new_flags | plan->join_flags) & flag)
         {
-          sbx_ns_plan_close (plan);
-          return sbx_error_set (err, EINVAL, "linux.namespaces[%zu]: namespace `%s` given twice", i,
-                                ns->type);
+          sbx_error_set (err, EINVAL, "linux.namespaces[%zu]: namespace `%s` given twice", i, ns->type);
+          goto fail;
         }
       if (ns->path == NULL || *ns->path == '\0')
         {
           plan->new_flags |= flag;
           continue;
         }
-      int fd = open (ns->path, O_RDONLY | O_CLOEXEC);
+      fd = open (ns->path, O_RDONLY | O_CLOEXEC);
       if (fd < 0)
         {
-          int r = sbx_error_sys (err, "linux.namespaces[%zu].path: open `%s`", i, ns->path);
-          for (size_t k = 0; k < SBX_NS_MAX; k++)
-            if (fds_by_flag[k] >= 0)
-              close (fds_by_flag[k]);
-          return r;
+          sbx_error_sys (err, "linux.namespaces[%zu].path: open `%s`", i, ns->path);
+          goto fail;
         }
       /* The path must be a namespace of the named kind, not just any file. */
-      int kind = ioctl (fd, NS_GET_NSTYPE);
+      kind = ioctl (fd, NS_GET_NSTYPE);
       if (kind != flag)
         {
-          int r = kind < 0 ? sbx_error_set (err, EINVAL,
-                                            "linux.namespaces[%zu].path `%s`: not a namespace", i,
-                                            ns->path)
-                           : sbx_error_set (err, EINVAL,
-                                            "linux.namespaces[%zu].path `%s`: not a %s namespace", i,
-                                            ns->path, ns->type);
+          if (kind < 0)
+            sbx_error_set (err, EINVAL, "linux.namespaces[%zu].path `%s`: not a namespace", i, ns->path);
+          else
+            sbx_error_set (err, EINVAL, "linux.namespaces[%zu].path `%s`: not a %s namespace", i, ns->path,
+                           ns->type);
           close (fd);
-          for (size_t k = 0; k < SBX_NS_MAX; k++)
-            if (fds_by_flag[k] >= 0)
-              close (fds_by_flag[k]);
-          return r;
+          goto fail;
         }
       while (ns_table[slot].flag != flag)
         slot++;
@@ -117,6 +108,13 @@ sbx_ns_plan_make (const oci_linux *l, sbx_ns_plan *plan, sbx_error **err)
         plan->join_types[plan->njoin++] = ns_table[k].flag;
       }
   return 0;
+
+fail:
+  for (size_t k = 0; k < SBX_NS_MAX; k++)
+    if (fds_by_flag[k] >= 0)
+      close (fds_by_flag[k]);
+  memset (plan, 0, sizeof *plan);
+  return -1;
 }
 
 void
@@ -151,8 +149,7 @@ write_map (pid_t pid, const char *file, oci_id_mapping *const *m, size_t n, sbx_
   cleanup_close int fd = -1;
 
   for (size_t i = 0; i < n; i++)
-    len += snprintf (buf + len, cap - len, "%u %u %u\n", m[i]->container_id, m[i]->host_id,
-                     m[i]->size);
+    len += snprintf (buf + len, cap - len, "%u %u %u\n", m[i]->container_id, m[i]->host_id, m[i]->size);
   snprintf (path, sizeof path, "/proc/%d/%s", pid, file);
   fd = open (path, O_WRONLY | O_CLOEXEC);
   if (fd < 0)
@@ -191,9 +188,9 @@ sbx_ns_write_time_offsets (const oci_linux *l, sbx_error **err)
       const char *clock = l->time_offsets_keys[i];
       const oci_time_offset *o = l->time_offsets_values[i];
       if (strcmp (clock, "monotonic") && strcmp (clock, "boottime"))
-        return sbx_error_set (err, EINVAL, "linux.timeOffsets: unknown clock `%s` (want monotonic or boottime)",
-                              clock);
-      int n = snprintf (buf, sizeof buf, "%s %lld %u\n", clock, (long long) o->secs, o->nanosecs);
+        return sbx_error_set (err, EINVAL,
+                              "linux.timeOffsets: unknown clock `%s` (want monotonic or boottime)", clock);
+      int n = snprintf (buf, sizeof buf, "%s %lld %u\n", clock, (long long)o->secs, o->nanosecs);
       if (write (fd, buf, n) < 0)
         return sbx_error_sys (err, "linux.timeOffsets[\"%s\"]: write timens_offsets", clock);
     }

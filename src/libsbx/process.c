@@ -8,12 +8,15 @@
 #include <grp.h>
 #include <linux/close_range.h>
 #include <linux/openat2.h>
+#include <linux/sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "caps.h"
@@ -26,14 +29,22 @@ static const struct
   const char *name;
   int res;
 } rlimits[] = {
-  { "RLIMIT_AS", RLIMIT_AS },         { "RLIMIT_CORE", RLIMIT_CORE },
-  { "RLIMIT_CPU", RLIMIT_CPU },       { "RLIMIT_DATA", RLIMIT_DATA },
-  { "RLIMIT_FSIZE", RLIMIT_FSIZE },   { "RLIMIT_LOCKS", RLIMIT_LOCKS },
-  { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK }, { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
-  { "RLIMIT_NICE", RLIMIT_NICE },     { "RLIMIT_NOFILE", RLIMIT_NOFILE },
-  { "RLIMIT_NPROC", RLIMIT_NPROC },   { "RLIMIT_RSS", RLIMIT_RSS },
-  { "RLIMIT_RTPRIO", RLIMIT_RTPRIO }, { "RLIMIT_RTTIME", RLIMIT_RTTIME },
-  { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING }, { "RLIMIT_STACK", RLIMIT_STACK },
+  { "RLIMIT_AS", RLIMIT_AS },
+  { "RLIMIT_CORE", RLIMIT_CORE },
+  { "RLIMIT_CPU", RLIMIT_CPU },
+  { "RLIMIT_DATA", RLIMIT_DATA },
+  { "RLIMIT_FSIZE", RLIMIT_FSIZE },
+  { "RLIMIT_LOCKS", RLIMIT_LOCKS },
+  { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK },
+  { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
+  { "RLIMIT_NICE", RLIMIT_NICE },
+  { "RLIMIT_NOFILE", RLIMIT_NOFILE },
+  { "RLIMIT_NPROC", RLIMIT_NPROC },
+  { "RLIMIT_RSS", RLIMIT_RSS },
+  { "RLIMIT_RTPRIO", RLIMIT_RTPRIO },
+  { "RLIMIT_RTTIME", RLIMIT_RTTIME },
+  { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING },
+  { "RLIMIT_STACK", RLIMIT_STACK },
 };
 
 static int
@@ -60,12 +71,11 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
         return sbx_error_set (err, EINVAL, "process.rlimits[%zu].type: unknown rlimit `%s`", i,
                               p->rlimits[i]->type);
       if (p->rlimits[i]->soft > p->rlimits[i]->hard)
-        return sbx_error_set (err, EINVAL, "process.rlimits[%zu] (%s): soft limit above hard limit",
-                              i, p->rlimits[i]->type);
+        return sbx_error_set (err, EINVAL, "process.rlimits[%zu] (%s): soft limit above hard limit", i,
+                              p->rlimits[i]->type);
     }
   if (p->has_oom_score_adj && (p->oom_score_adj < -1000 || p->oom_score_adj > 1000))
-    return sbx_error_set (err, EINVAL, "process.oomScoreAdj: %d not in [-1000, 1000]",
-                          p->oom_score_adj);
+    return sbx_error_set (err, EINVAL, "process.oomScoreAdj: %d not in [-1000, 1000]", p->oom_score_adj);
   if (sbx_lsm_validate (p, NULL, err) < 0)
     return -1;
   return sbx_caps_validate (p->capabilities, err);
@@ -76,8 +86,8 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
 static int
 enter_cwd (const char *cwd, sbx_error **err)
 {
-  struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  struct open_how how
+      = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
   cleanup_close int fd = syscall (SYS_openat2, AT_FDCWD, cwd, &how, sizeof how);
   if (fd < 0 && errno == ENOSYS)
     fd = open (cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -137,7 +147,7 @@ mark_cloexec_from (int from, sbx_error **err)
     {
       long long fd;
       if (sbx_parse_int64 (de->d_name, &fd) == 0 && fd >= from && fd != dirfd (d))
-        fcntl ((int) fd, F_SETFD, FD_CLOEXEC);
+        fcntl ((int)fd, F_SETFD, FD_CLOEXEC);
     }
   closedir (d);
   return 0;
@@ -164,7 +174,7 @@ do_exec (const oci_process *p, sbx_error **err)
   for (const char *s = path; *s;)
     {
       const char *e = strchrnul (s, ':');
-      cleanup_free char *cand = xasprintf ("%.*s/%s", (int) (e - s), s, arg0);
+      cleanup_free char *cand = xasprintf ("%.*s/%s", (int)(e - s), s, arg0);
       struct stat st;
       if (e > s && stat (cand, &st) == 0 && S_ISREG (st.st_mode))
         {
@@ -178,11 +188,32 @@ do_exec (const oci_process *p, sbx_error **err)
   return sbx_error_set (err, saved, "exec `%s`: not found in PATH `%s`", arg0, path);
 }
 
+/* The last word before execve: the runtime takes EOF without it for a
+   death before exec.  A seccomp notify fd rides along, to be forwarded to
+   listenerPath; then we exec only once the runtime says the listener has
+   it.  */
+static int
+tell_exec_ready (int sock, int notify_fd, sbx_error **err)
+{
+  if (sock < 0)
+    return 0;
+  if (sbx_sync_send (sock, SYNC_EXEC_READY, notify_fd, err) < 0)
+    return -1;
+  if (notify_fd < 0)
+    return 0;
+  close (notify_fd);
+  if (sbx_sync_expect (sock, SYNC_GO, NULL, err) < 0)
+    return sbx_error_wrap (err, "seccomp listener");
+  return 0;
+}
+
 int
 sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
 {
   const oci_process *p = ctx->p;
+  const sbx_seccomp *sc = ctx->seccomp;
   int notify_fd = -1;
+  bool told = false;
 
   /* First, before a seccomp filter can refuse the calls: nothing of ours
      may reach the container.  */
@@ -207,8 +238,9 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   if (p->user && p->user->has_umask)
     umask (p->user->umask);
   /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
-     before the capabilities go.  */
-  if (ctx->seccomp && !p->no_new_privileges && sbx_seccomp_load (ctx->seccomp, &notify_fd, err) < 0)
+     before the capabilities go.  The runtime's own calls up to execve then
+     run under it: it must allow them (setuid, capset, prctl, sendmsg...).  */
+  if (sc && !p->no_new_privileges && sbx_seccomp_load (sc, &notify_fd, err) < 0)
     return -1;
   /* Back into the container's cgroup (the init did its setup outside it,
      see init.c) while we still have the runtime's credentials: what
@@ -221,18 +253,56 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
     return -1;
   if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return sbx_error_sys (err, "process.noNewPrivileges: prctl");
-  if (ctx->seccomp && p->no_new_privileges && sbx_seccomp_load (ctx->seccomp, &notify_fd, err) < 0)
-    return -1;
-  if (notify_fd >= 0 && ctx->notify_sock >= 0)
+  if (sc && p->no_new_privileges)
     {
-      /* The runtime forwards it to listenerPath; the filter must allow
-         sendmsg, as the spec's notify flow implies.  */
-      if (sbx_sync_send (ctx->notify_sock, SYNC_EXEC_READY, notify_fd, err) < 0)
+      /* Only execve follows this filter: speak first, so that it need not
+         allow sendmsg (unless a listener waits for the notify fd).  */
+      if (!sbx_seccomp_uses_notify (sc))
+        {
+          if (tell_exec_ready (ctx->notify_sock, -1, err) < 0)
+            return -1;
+          told = true;
+        }
+      if (sbx_seccomp_load (sc, &notify_fd, err) < 0)
         return -1;
-      close (notify_fd);
-      /* Exec only once the runtime has handed it to the listener.  */
-      if (sbx_sync_expect (ctx->notify_sock, SYNC_GO, NULL, err) < 0)
-        return sbx_error_wrap (err, "seccomp listener");
     }
+  if (!told && tell_exec_ready (ctx->notify_sock, notify_fd, err) < 0)
+    return -1;
   return do_exec (p, err);
+}
+
+pid_t
+sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err)
+{
+  int cgfd = cg ? sbx_cgroup_dirfd (cg) : -1;
+  pid_t pid;
+
+  if (cgfd >= 0)
+    {
+      ca->flags |= CLONE_INTO_CGROUP;
+      ca->cgroup = (uint64_t)cgfd;
+    }
+  pid = syscall (SYS_clone3, ca, sizeof *ca);
+  /* Kernels before 5.7 know neither the flag nor the larger struct.  */
+  if (pid < 0 && (ca->flags & CLONE_INTO_CGROUP) && (errno == EINVAL || errno == E2BIG))
+    {
+      ca->flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+      pid = syscall (SYS_clone3, ca, offsetof (struct clone_args, set_tid));
+    }
+  if (pid < 0)
+    return sbx_error_sys (err, "clone3 %s", what);
+  if (pid == 0 || cg == NULL || (ca->flags & CLONE_INTO_CGROUP))
+    return pid;
+  if (sbx_cgroup_enter (cg, pid, err) == 0)
+    return pid;
+  kill (pid, SIGKILL);
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  if ((ca->flags & CLONE_PIDFD) && ca->pidfd)
+    {
+      int *pidfd = (int *)(uintptr_t)ca->pidfd;
+      close (*pidfd);
+      *pidfd = -1;
+    }
+  return -1;
 }

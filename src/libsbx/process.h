@@ -20,6 +20,14 @@ typedef struct
   sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
 } sbx_exec_ctx;
 
+struct clone_args;
+/* clone3 with `ca`, straight into cg's directory when the kernel can
+   (CLONE_INTO_CGROUP, v2), else moving the child there afterwards; cg may
+   be NULL.  Returns 0 in the child; in the parent its pid, or -1 with the
+   child killed and reaped and its pidfd (CLONE_PIDFD) closed.  */
+pid_t sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what,
+                           sbx_error **err);
+
 /* Validate process fields that can be checked before anything runs
    (args, cwd absolute, rlimit names, capabilities).  */
 int sbx_process_validate (const oci_process *p, sbx_error **err);

@@ -508,6 +508,58 @@ def test_filter_without_no_new_privs_as_non_root(sbx, sbundle):
     assert "Permission denied" in cp.stderr
 
 
+# Without no_new_privs the filter is in place before the runtime switches
+# user and capabilities: a profile that kills or refuses those calls must
+# fail the start with the reason, not pass for a successful exec.
+DEATH_BEFORE_EXEC = {
+    "killed": (rule("capset", "SCMP_ACT_KILL_PROCESS"), "killed by signal 31"),
+    "mute": (rule("sendmsg", "SCMP_ACT_ERRNO", errno.EPERM), "exited with status 127 before exec"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEATH_BEFORE_EXEC))
+def test_run_reports_death_before_exec(sbx, sbundle, case):
+    r, want = DEATH_BEFORE_EXEC[case]
+    b = sbundle(["sh", "-c", "echo reached-exec"], seccomp=profile(syscalls=[r]))
+    with b.edit() as c:
+        c["process"]["noNewPrivileges"] = False
+    cid = sbx.new_id()
+    cp = run(sbx, b, cid=cid)
+    assert cp.returncode != 0 and "reached-exec" not in cp.stdout, describe(cp)
+    assert want in cp.stderr and "seccomp profile" in cp.stderr, describe(cp)
+    assert cid not in sbx.list_ids()
+
+
+@pytest.mark.parametrize("case", sorted(DEATH_BEFORE_EXEC))
+def test_start_reports_death_before_exec(sbx, sbundle, case):
+    r, _ = DEATH_BEFORE_EXEC[case]
+    b = sbundle(["sh", "-c", "echo reached-exec > /tmp/out"], seccomp=profile(syscalls=[r]))
+    with b.edit() as c:
+        c["process"]["noNewPrivileges"] = False
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid)
+    cp = sbx.fail("start", cid)
+    # not our child: how it died is unknown, that it did is not
+    assert "exited before exec" in cp.stderr and "seccomp profile" in cp.stderr, describe(cp)
+    assert sbx.state(cid)["status"] == "stopped"
+    assert not (b.rootfs / "tmp/out").exists()
+    sbx.ok("delete", cid)
+
+
+def test_exec_reports_death_before_exec(sbx, sbundle, tmp_path):
+    b = sbundle(["sleep", "30"], seccomp=profile(syscalls=[rule("capset", "SCMP_ACT_KILL_PROCESS")]))
+    with b.edit() as c:
+        c["process"]["noNewPrivileges"] = True  # the init's filter comes after capset
+    proc = dict(b.config["process"], args=["sh", "-c", "echo reached-exec"], noNewPrivileges=False)
+    pj = tmp_path / "process.json"
+    pj.write_text(json.dumps(proc))
+    with detached(sbx, b) as cid:
+        cp = sbx("exec", "--process", pj, cid)
+        assert cp.returncode != 0 and "reached-exec" not in cp.stdout, describe(cp)
+        assert "killed by signal 31" in cp.stderr and "before exec" in cp.stderr, describe(cp)
+        assert sbx.state(cid)["status"] == "running"
+
+
 def test_spec_default_capabilities_observed(sbx, sbundle):
     b = sbundle(STATUS_ARGS)
     caps = b.config["process"]["capabilities"]
