@@ -611,18 +611,21 @@ sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
   int status;
 
   forwarded_signals (&set);
+  /* With a terminal, a resize is passed on as the pty's new size (the
+     kernel then signals the container's foreground group).  */
+  if (pty >= 0)
+    sigdelset (&set, SIGWINCH);
   sigprocmask (SIG_BLOCK, &set, &old);
   sfd = signalfd (-1, &set, SFD_CLOEXEC);
   if (sfd < 0)
     return sbx_error_sys (err, "signalfd");
   if (pty >= 0)
     {
-      /* The proxy returns when the pty hangs up, i.e. the init is gone. */
+      /* The proxy forwards signals meanwhile and returns when the pty
+         hangs up, i.e. the process is gone.  */
       cleanup_error sbx_error *e = NULL;
-      sigprocmask (SIG_SETMASK, &old, NULL);
-      if (sbx_pty_proxy (pty, &e) < 0)
+      if (sbx_pty_proxy (pty, sfd, pidfd, &e) < 0)
         sbx_debug ("terminal proxy: %s", e->msg);
-      sigprocmask (SIG_BLOCK, &set, NULL);
     }
   for (;;)
     {

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -65,8 +66,8 @@ sbx_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error 
   if (size)
     {
       struct winsize ws = { 0 };
-      ws.ws_row = size->height > 0xffff ? 0xffff : (unsigned short) size->height;
-      ws.ws_col = size->width > 0xffff ? 0xffff : (unsigned short) size->width;
+      ws.ws_row = size->height > 0xffff ? 0xffff : (unsigned short)size->height;
+      ws.ws_col = size->width > 0xffff ? 0xffff : (unsigned short)size->width;
       if (ioctl (fd, TIOCSWINSZ, &ws) < 0)
         {
           int e = errno;
@@ -103,7 +104,7 @@ connect_to (int fd, const char *name)
       return -1;
     }
   memcpy (addr.sun_path, name, len + 1);
-  return connect (fd, (struct sockaddr *) &addr, offsetof (struct sockaddr_un, sun_path) + len + 1);
+  return connect (fd, (struct sockaddr *)&addr, offsetof (struct sockaddr_un, sun_path) + len + 1);
 }
 
 /* Paths longer than sun_path go through a directory fd: first as
@@ -115,7 +116,7 @@ connect_long (int fd, const char *path)
   cleanup_close int dirfd = -1;
   const char *slash = strrchr (path, '/');
   const char *base;
-  char proc_path[sizeof ((struct sockaddr_un *) 0)->sun_path + 32];
+  char proc_path[sizeof ((struct sockaddr_un *)0)->sun_path + 32];
   int r;
 
   if (slash == NULL)
@@ -123,14 +124,14 @@ connect_long (int fd, const char *path)
       errno = ENAMETOOLONG; /* a single name longer than sun_path */
       return -1;
     }
-  dir = slash == path ? xstrdup ("/") : xasprintf ("%.*s", (int) (slash - path), path);
+  dir = slash == path ? xstrdup ("/") : xasprintf ("%.*s", (int)(slash - path), path);
   base = slash + 1;
   dirfd = open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0)
     return -1;
 
   r = snprintf (proc_path, sizeof proc_path, "/proc/self/fd/%d/%s", dirfd, base);
-  if (r > 0 && (size_t) r < sizeof ((struct sockaddr_un *) 0)->sun_path)
+  if (r > 0 && (size_t)r < sizeof ((struct sockaddr_un *)0)->sun_path)
     {
       r = connect_to (fd, proc_path);
       if (r == 0 || access ("/proc/self/fd", F_OK) == 0)
@@ -182,7 +183,7 @@ sbx_send_fd (int sock, int fd, const char *name, sbx_error **err)
     struct cmsghdr h;
     char buf[CMSG_SPACE (sizeof (int))];
   } ctrl;
-  struct iovec iov = { .iov_base = (void *) data, .iov_len = len };
+  struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
   struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
   struct cmsghdr *c;
   ssize_t r;
@@ -202,7 +203,7 @@ sbx_send_fd (int sock, int fd, const char *name, sbx_error **err)
   if (r < 0)
     return sbx_error_sys (err, "send file descriptor");
   /* The fd went with the first byte; a short send only leaves name bytes.  */
-  while ((size_t) r < len)
+  while ((size_t)r < len)
     {
       ssize_t w = send (sock, data + r, len - r, MSG_NOSIGNAL);
       if (w < 0 && errno == EINTR)
@@ -260,7 +261,7 @@ sbx_recv_fd_name (int sock, char **name, sbx_error **err)
                   : sbx_error_set (err, EBADMSG, "receive file descriptor: none in the message");
   if (name)
     {
-      size_t len = strnlen (data, (size_t) r);
+      size_t len = strnlen (data, (size_t)r);
       *name = xmalloc0 (len + 1);
       memcpy (*name, data, len);
     }
@@ -284,6 +285,7 @@ copy_winsize (int from, int to)
 struct proxy
 {
   int master;
+  int fwd_sigfd, pidfd; /* signals to pass on, and to whom (or -1) */
   bool stdin_tty, stdin_open, want_eof;
   char in[4096];
   size_t in_len, in_off;
@@ -303,15 +305,15 @@ queue_eof (struct proxy *p)
   p->in_off = 0;
   p->in_len = 0;
   if (p->last_in != '\0' && p->last_in != '\n')
-    p->in[p->in_len++] = (char) t.c_cc[VEOF];
-  p->in[p->in_len++] = (char) t.c_cc[VEOF];
+    p->in[p->in_len++] = (char)t.c_cc[VEOF];
+  p->in[p->in_len++] = (char)t.c_cc[VEOF];
 }
 
 /* One round of poll.  Returns 1 when the master is done, 0 to go on.  */
 static int
 proxy_step (struct proxy *p, int sigfd, sbx_error **err)
 {
-  struct pollfd fds[3];
+  struct pollfd fds[4];
   int r;
 
   fds[0] = (struct pollfd){ .fd = p->master, .events = POLLIN };
@@ -319,15 +321,24 @@ proxy_step (struct proxy *p, int sigfd, sbx_error **err)
     fds[0].events |= POLLOUT;
   fds[1] = (struct pollfd){ .fd = p->stdin_open && p->in_off >= p->in_len ? 0 : -1, .events = POLLIN };
   fds[2] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+  fds[3] = (struct pollfd){ .fd = p->pidfd >= 0 ? p->fwd_sigfd : -1, .events = POLLIN };
 
-  r = poll (fds, 3, -1);
+  r = poll (fds, 4, -1);
   if (r < 0)
     return errno == EINTR ? 0 : sbx_error_sys (err, "poll");
+
+  if (fds[3].revents & POLLIN)
+    {
+      /* Signals for the container go on while the terminal is proxied.  */
+      struct signalfd_siginfo si;
+      if (read (p->fwd_sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+        syscall (SYS_pidfd_send_signal, p->pidfd, si.ssi_signo, NULL, 0);
+    }
 
   if (fds[2].revents & POLLIN)
     {
       struct signalfd_siginfo si;
-      while (read (sigfd, &si, sizeof si) == (ssize_t) sizeof si)
+      while (read (sigfd, &si, sizeof si) == (ssize_t)sizeof si)
         ;
       copy_winsize (0, p->master);
     }
@@ -338,7 +349,7 @@ proxy_step (struct proxy *p, int sigfd, sbx_error **err)
       if (n > 0)
         {
           p->in_off = 0;
-          p->in_len = (size_t) n;
+          p->in_len = (size_t)n;
         }
       else if (n == 0 || (errno != EINTR && errno != EAGAIN))
         {
@@ -353,7 +364,7 @@ proxy_step (struct proxy *p, int sigfd, sbx_error **err)
       ssize_t n = write (p->master, p->in + p->in_off, p->in_len - p->in_off);
       if (n > 0)
         {
-          p->in_off += (size_t) n;
+          p->in_off += (size_t)n;
           p->last_in = p->in[p->in_off - 1];
         }
       else if (n < 0 && errno == EIO)
@@ -370,7 +381,7 @@ proxy_step (struct proxy *p, int sigfd, sbx_error **err)
       ssize_t n = read (p->master, buf, sizeof buf);
       if (n > 0)
         {
-          if (sbx_write_all (1, buf, (size_t) n) < 0)
+          if (sbx_write_all (1, buf, (size_t)n) < 0)
             return sbx_error_sys (err, "write to stdout");
         }
       /* EIO: every slave fd is closed (and its output drained).  */
@@ -381,9 +392,9 @@ proxy_step (struct proxy *p, int sigfd, sbx_error **err)
 }
 
 int
-sbx_pty_proxy (int master, sbx_error **err)
+sbx_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err)
 {
-  struct proxy p = { .master = master, .stdin_open = true };
+  struct proxy p = { .master = master, .stdin_open = true, .fwd_sigfd = fwd_sigfd, .pidfd = pidfd };
   struct termios saved;
   bool raw = false;
   sigset_t winch, old_mask;

@@ -24,7 +24,9 @@ int sbx_recv_fd (int sock, sbx_error **err);
 int sbx_recv_fd_name (int sock, char **name, sbx_error **err);
 /* Copy between our stdio and the master until the master hangs up (used by
    `run`/`exec` in the foreground with a terminal but no console socket).
-   Puts our terminal (if stdin is one) in raw mode and restores it.  */
-int sbx_pty_proxy (int master, sbx_error **err);
+   Puts our terminal (if stdin is one) in raw mode and restores it.  With
+   pidfd >= 0, the signals read from fwd_sigfd (a signalfd) are sent on to
+   that process meanwhile; SIGWINCH is ours, for the window size.  */
+int sbx_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err);
 
 #endif

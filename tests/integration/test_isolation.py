@@ -12,6 +12,7 @@ detached container.
 import fcntl
 import os
 import pty
+import signal
 import re
 import resource
 import shutil
@@ -881,6 +882,51 @@ def test_terminal_in_foreground_run(sbx, bundle):
         assert p.wait(timeout=30) == 4
     finally:
         os.close(master)
+
+
+TRAP_SH = ("trap 'echo got-USR1' USR1; trap 'echo got-TERM; exit 3' TERM; echo ready; "
+           "while :; do sleep 0.05; done")
+
+
+def test_signals_forwarded_while_terminal_is_proxied(sbx, bundle):
+    """Foreground run with a terminal: signals to sbxrun reach the container
+    while the terminal is being proxied, not only after it exits."""
+    b = bundle(["sh", "-c", TRAP_SH], terminal=True)
+    p, master = run_on_pty(sbx, b)
+    try:
+        read_pty_until(master, "ready")
+        p.send_signal(signal.SIGUSR1)
+        read_pty_until(master, "got-USR1")
+        p.send_signal(signal.SIGTERM)
+        read_pty_until(master, "got-TERM")
+        assert p.wait(timeout=30) == 3
+    finally:
+        os.close(master)
+
+
+def test_signals_forwarded_to_exec_with_terminal(sbx, bundle):
+    b = bundle(["sleep", "1000"])
+    cid = sbx.new_id()
+    sbx.ok("run", "--detach", "--bundle", b, cid)
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen(sbx.argv("exec", "-t", cid, "sh", "-c", TRAP_SH),
+                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        sbx._procs.append(p)
+        os.close(slave)
+        slave = -1
+        read_pty_until(master, "ready")
+        p.send_signal(signal.SIGUSR1)
+        read_pty_until(master, "got-USR1")
+        p.send_signal(signal.SIGTERM)  # would kill an exec that does not forward
+        read_pty_until(master, "got-TERM")
+        assert p.wait(timeout=30) == 3
+        assert sbx.state(cid)["status"] == "running"
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+        sbx.ok("delete", "--force", cid)
 
 
 def test_terminal_in_foreground_run_has_size_from_the_start(sbx, bundle):

@@ -462,7 +462,7 @@ test_proxy (void **state)
       dup2 (in[0], 0);
       dup2 (outp[1], 1);
       close (in[0]), close (in[1]), close (outp[0]), close (outp[1]);
-      _exit (sbx_pty_proxy (master, &err) == 0 ? 0 : 1);
+      _exit (sbx_pty_proxy (master, -1, -1, &err) == 0 ? 0 : 1);
     }
   close (master);
   close (in[0]);
@@ -543,7 +543,7 @@ test_proxy_tty (void **state)
       alarm (10);
       if (sbx_pty_setup_slave (outer_slave, NULL, &err) < 0)
         _exit (1);
-      _exit (sbx_pty_proxy (inner, &err) == 0 ? 0 : 1);
+      _exit (sbx_pty_proxy (inner, -1, -1, &err) == 0 ? 0 : 1);
     }
   close (inner);
 
