@@ -163,9 +163,17 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     }
   if (set_names (c, (flags | cr->plan.join_flags) & CLONE_NEWUTS, err) < 0)
     return -1;
-  if (!cr->o->no_new_keyring && syscall (SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0
-      && errno != ENOSYS && errno != EPERM && errno != EACCES)
-    return sbx_error_sys (err, "join a new session keyring");
+  if (!cr->o->no_new_keyring && syscall (SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0)
+    {
+      /* No keyrings in this kernel: nothing to share.  Refused (a seccomp
+         filter around the runtime, a key quota): go on, but say that the
+         container keeps the runtime's session keyring.  */
+      if (errno != ENOSYS && errno != EPERM && errno != EACCES && errno != EDQUOT)
+        return sbx_error_sys (err, "join a new session keyring");
+      if (errno != ENOSYS)
+        sbx_warn ("cannot join a new session keyring (%s): the container shares the runtime's",
+                  strerror (errno));
+    }
   /* Without a mount namespace of its own nothing may be mounted (it would
      land in a namespace shared with others): the root is only entered.  */
   if ((flags & CLONE_NEWNS) && sbx_rootfs_prepare (c, &ro, err) < 0)

@@ -488,6 +488,67 @@ def test_status_seccomp_and_no_new_privs(sbx, sbundle, nnp):
     assert st.get("Seccomp_filters", "1") == "1"
 
 
+# ---------------------------------------------------------------------------
+# session keyring
+
+NR_KEYCTL = 250  # x86_64
+KEYRING_OP = f"sys:{NR_KEYCTL},0,-3,0"  # KEYCTL_GET_KEYRING_ID of the session keyring
+
+
+def own_session_keyring():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc.syscall(ctypes.c_long(NR_KEYCTL), ctypes.c_long(0), ctypes.c_long(-3), ctypes.c_long(0))
+
+
+def deny_keyctl():
+    """preexec_fn: a seccomp filter refusing keyctl with EPERM (as a
+    container engine's profile around the runtime would)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    class Insn(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
+
+    insns = (Insn * 4)(
+        Insn(0x20, 0, 0, 0),                   # ld [nr]
+        Insn(0x15, 0, 1, NR_KEYCTL),           # jeq keyctl
+        Insn(0x06, 0, 0, 0x00050000 | errno.EPERM),  # ret ERRNO(EPERM)
+        Insn(0x06, 0, 0, 0x7FFF0000),          # ret ALLOW
+    )
+    prog = Prog(4, insns)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:
+        os._exit(99)
+
+
+def keyring_in_container(sbx, sbundle, *extra, **kw):
+    """(ret, errno) of keyctl(GET_KEYRING_ID, session) in a container."""
+    b = sbundle(["/bin/sectest", KEYRING_OP], seccomp=None)
+    cp = sbx("run", *extra, "--bundle", b, sbx.new_id(), **kw)
+    assert cp.returncode == 0, describe(cp)
+    return sectest_results(cp.stdout)[KEYRING_OP], cp
+
+
+def test_new_session_keyring(sbx, sbundle):
+    ours = own_session_keyring()
+    assert ours > 0
+    (ring, err), cp = keyring_in_container(sbx, sbundle)
+    assert err == 0 and ring > 0 and ring != ours and "keyring" not in cp.stderr, describe(cp)
+    (ring, err), cp = keyring_in_container(sbx, sbundle, "--no-new-keyring")
+    assert (ring, err) == (ours, 0), describe(cp)
+
+
+def test_refused_keyring_is_a_warning(sbx, sbundle):
+    """keyctl refused around the runtime: the container still runs (under
+    the same filter), and the user is told it shares the keyring."""
+    (ring, err), cp = keyring_in_container(sbx, sbundle, preexec_fn=deny_keyctl)
+    assert (ring, err) == (-1, errno.EPERM), describe(cp)
+    assert "cannot join a new session keyring (Operation not permitted)" in cp.stderr, describe(cp)
+
+
 def test_status_without_seccomp(sbx, sbundle):
     st = proc_status(run_ok(sbx, sbundle(STATUS_ARGS, seccomp=None)).stdout)
     assert st["Seccomp"] == "0"
