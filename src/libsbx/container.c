@@ -539,7 +539,6 @@ start_locked (sbx_state *s, sbx_error **err)
   if (sbx_state_config (s, &c, err) < 0)
     return -1;
   r = request_start (s, c, err);
-  unlinkat (s->dir_fd, "start.sock", 0);
   if (r < 0)
     {
       /* The init exits right after reporting: wait for it, so that the
@@ -547,9 +546,19 @@ start_locked (sbx_state *s, sbx_error **err)
       cleanup_close int pidfd = sbx_pidfd_open (s->st->pid);
       struct pollfd p = { pidfd, POLLIN, 0 };
       if (pidfd >= 0)
-        poll (&p, 1, 5000);
+        poll (&p, 1, 2000);
       waitpid (s->st->pid, NULL, WNOHANG);
     }
+  if (r < 0 && sbx_state_alive (s))
+    {
+      /* An init still waiting never took the request: it stays startable. */
+      sbx_error_free (*err);
+      *err = NULL;
+      sbx_error_set (err, EAGAIN, "container \"%s\": start: its init did not take the request; try again",
+                     s->id);
+    }
+  else
+    unlinkat (s->dir_fd, "start.sock", 0);
   if (r == 0)
     {
       s->st->started = true;

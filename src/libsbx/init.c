@@ -33,9 +33,9 @@
 static int
 sysctl_allowed (const char *key, int ns, sbx_error **err)
 {
-  static const char *const ipc_keys[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",
-                                          "kernel.sem",    "kernel.shmall", "kernel.shmmax",
-                                          "kernel.shmmni", "kernel.shm_rmid_forced", NULL };
+  static const char *const ipc_keys[]
+      = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",          "kernel.sem", "kernel.shmall",
+          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced", NULL };
   int need = 0;
   if (sbx_has_prefix (key, "net."))
     need = CLONE_NEWNET;
@@ -47,12 +47,13 @@ sysctl_allowed (const char *key, int ns, sbx_error **err)
     if (strcmp (key, *k) == 0)
       need = CLONE_NEWIPC;
   if (need == 0)
-    return sbx_error_set (err, EPERM, "linux.sysctl: `%s` is not namespaced: setting it would change the host",
-                          key);
-  if (!(ns & need))
     return sbx_error_set (err, EPERM,
-                          "linux.sysctl: `%s` needs a %s namespace of the container's own", key,
-                          need == CLONE_NEWNET ? "network" : need == CLONE_NEWIPC ? "ipc" : "uts");
+                          "linux.sysctl: `%s` is not namespaced: setting it would change the host", key);
+  if (!(ns & need))
+    return sbx_error_set (err, EPERM, "linux.sysctl: `%s` needs a %s namespace of the container's own", key,
+                          need == CLONE_NEWNET   ? "network"
+                          : need == CLONE_NEWIPC ? "ipc"
+                                                 : "uts");
   return 0;
 }
 
@@ -91,10 +92,9 @@ set_names (const oci_config *c, int uts_private, sbx_error **err)
       if (names[i] == NULL || names[i][0] == '\0')
         continue;
       if (!uts_private)
-        return sbx_error_set (err, EINVAL, "%s `%s`: setting it needs a uts namespace of its own",
-                              fields[i], names[i]);
-      if ((i == 0 ? sethostname (names[i], strlen (names[i]))
-                  : setdomainname (names[i], strlen (names[i])))
+        return sbx_error_set (err, EINVAL, "%s `%s`: setting it needs a uts namespace of its own", fields[i],
+                              names[i]);
+      if ((i == 0 ? sethostname (names[i], strlen (names[i])) : setdomainname (names[i], strlen (names[i])))
           < 0)
         return sbx_error_sys (err, "%s `%s`", fields[i], names[i]);
     }
@@ -120,7 +120,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
   const oci_config *c = cr->c;
   const oci_linux *l = c->linux;
   int flags = cr->plan.new_flags;
-  sbx_rootfs_opts ro = { .rootfs = cr->rootfs, .bundle = cr->bundle, .no_pivot = cr->o->no_pivot,
+  sbx_rootfs_opts ro = { .rootfs = cr->rootfs,
+                         .bundle = cr->bundle,
+                         .no_pivot = cr->o->no_pivot,
                          .userns = (flags | cr->plan.join_flags) & CLONE_NEWUSER,
                          .cgroupns = flags & CLONE_NEWCGROUP };
 
@@ -190,13 +192,15 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       return -1;
     if (sbx_parse_int64 (pid, &n) == 0)
       {
-        cr->state->st->pid = (int) n;
+        cr->state->st->pid = (int)n;
         cr->state->st->has_pid = true;
       }
     *state_json = sbx_state_json (cr->state, c, "created", false);
   }
-  if (c->hooks && sbx_hooks_run ("createContainer", c->hooks->create_container,
-                                 c->hooks->create_container_len, *state_json, err) < 0)
+  if (c->hooks
+      && sbx_hooks_run ("createContainer", c->hooks->create_container, c->hooks->create_container_len,
+                        *state_json, err)
+             < 0)
     return -1;
 
   if (flags & CLONE_NEWNS)
@@ -229,6 +233,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
    container's cgroup would also leave a per-CPU precharge of the memory
    controller behind, which can make an exec within a tight memory limit
    fail.  */
+#define START_REQUEST_TIMEOUT_MS 3000
+
 static int
 wait_for_start (int listen_fd, sbx_cgroup *cg, sbx_error **err)
 {
@@ -252,9 +258,15 @@ wait_for_start (int listen_fd, sbx_cgroup *cg, sbx_error **err)
           if (errno != EINTR && errno != ECONNABORTED)
             return sbx_error_sys (err, "wait for start");
         }
-      /* Only a real start request counts; a probe that hangs up is ignored. */
-      else if (sbx_sync_expect (conn, SYNC_GO, NULL, NULL) == 0)
-        return steal_fd (&conn);
+      else
+        {
+          /* Only a real start request counts: a probe that hangs up, or
+             holds the connection without a word (`start` speaks at once),
+             must not keep the real one waiting.  */
+          struct pollfd q = { conn, POLLIN, 0 };
+          if (poll (&q, 1, START_REQUEST_TIMEOUT_MS) > 0 && sbx_sync_expect (conn, SYNC_GO, NULL, NULL) == 0)
+            return steal_fd (&conn);
+        }
       if (cg && sbx_cgroup_stage_enter (cg, err) < 0)
         return -1;
     }
@@ -293,8 +305,10 @@ sbx_init_main (sbx_creator *cr)
   close (cr->start_listen);
   free (state_json);
   state_json = sbx_state_json (cr->state, cr->c, "created", false);
-  if (cr->c->hooks && sbx_hooks_run ("startContainer", cr->c->hooks->start_container,
-                                     cr->c->hooks->start_container_len, state_json, &err) < 0)
+  if (cr->c->hooks
+      && sbx_hooks_run ("startContainer", cr->c->hooks->start_container, cr->c->hooks->start_container_len,
+                        state_json, &err)
+             < 0)
     {
       sbx_sync_send_error (conn, err);
       _exit (1);
@@ -306,8 +320,11 @@ sbx_init_main (sbx_creator *cr)
       _exit (1);
     }
   {
-    sbx_exec_ctx ctx = { .p = cr->c->process, .seccomp = cr->sc, .cg = cr->cg,
-                         .preserve_fds = cr->o->preserve_fds, .notify_sock = conn };
+    sbx_exec_ctx ctx = { .p = cr->c->process,
+                         .seccomp = cr->sc,
+                         .cg = cr->cg,
+                         .preserve_fds = cr->o->preserve_fds,
+                         .notify_sock = conn };
     sbx_process_exec (&ctx, &err);
   }
   sbx_sync_send_error (conn, err);

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import socket
 import time
 
 import pytest
@@ -248,6 +249,48 @@ def test_start_twice_fails_and_changes_nothing(sbx, bundle, out):
     assert "stopped" in cp.stderr, describe(cp)
     assert sbx.state(cid)["status"] == "stopped"
     assert lines(out / "runs") == ["run"]
+
+
+@pytest.mark.needs_cmd("create", "start")
+def test_silent_connection_does_not_block_start(sbx, bundle, out):
+    """A local process that connects to the init's start socket and says
+    nothing must not hold the real `start` off for good."""
+    b = bundle(["sh", "-c", "echo started > /out/marker"])
+    add_bind(b, out, "/out")
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as silent:
+        silent.connect(str(sbx.root / cid / "start.sock"))
+        t0 = time.monotonic()
+        sbx.ok("start", cid, timeout=30)
+        assert time.monotonic() - t0 < 15
+    wait_for(lambda: lines(out / "marker") == ["started"], what="the process to run")
+
+
+@pytest.mark.needs_cmd("create", "start")
+def test_start_the_init_never_took_leaves_it_startable(sbx, bundle, out):
+    """start.sock answered by something else (the request never reaches the
+    init, which is still waiting): start fails, and a later one works."""
+    b = bundle(["sh", "-c", "echo started > /out/marker"])
+    add_bind(b, out, "/out")
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid)
+    sock = sbx.root / cid / "start.sock"
+    os.rename(sock, sock.with_name("real.sock"))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as fake:
+        fake.bind(str(sock))
+        fake.listen(1)
+        fake.settimeout(30)
+        p = sbx.popen("start", cid)
+        conn, _ = fake.accept()
+        conn.close()  # hang up without a word
+        _, err = p.communicate(timeout=30)
+    assert p.returncode != 0 and "did not take the request" in err, err
+    assert sock.exists(), "start removed the socket of an init still waiting"
+    assert sbx.state(cid)["status"] == "created"
+    os.replace(sock.with_name("real.sock"), sock)
+    sbx.ok("start", cid)
+    wait_for(lambda: lines(out / "marker") == ["started"], what="the process to run")
 
 
 @pytest.mark.needs_cmd("start")
