@@ -475,7 +475,7 @@ died_before_exec (pid_t pid, const oci_config *c, sbx_error **err)
 int
 sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err)
 {
-  bool ready = false;
+  bool heard = false;
 
   /* SYNC_EXEC_READY comes right before execve, with a seccomp notify fd
      if there is one; EOF after it means the exec happened.  */
@@ -483,52 +483,64 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
     {
       cleanup_error sbx_error *e = NULL;
       int notify_fd = -1;
-      if (sbx_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e) == 0)
+      int r = sbx_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e);
+      if (r == SBX_SYNC_EOF)
         {
-          ready = true;
-          if (notify_fd >= 0)
-            {
-              cleanup_free char *json = sbx_state_json (s, c, "running", false);
-              int r = sbx_seccomp_notify_send (c->linux->seccomp, notify_fd, pid, json, err);
-              close (notify_fd);
-              if (r < 0)
-                return r; /* the process sees EOF and does not exec */
-              /* The listener has it: the process may exec now.  */
-              if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
-                return -1;
-            }
-          continue;
+          if (heard)
+            return 0;
+          died_before_exec (pid, c, err);
+          return SBX_SYNC_EOF;
         }
-      if (e->errno_ != SBX_SYNC_EOF_ERRNO)
+      if (r < 0)
         {
           *err = steal_ptr (e);
           return -1;
         }
-      return ready ? 0 : died_before_exec (pid, c, err);
+      heard = true;
+      if (notify_fd >= 0)
+        {
+          cleanup_free char *json = sbx_state_json (s, c, "running", false);
+          r = sbx_seccomp_notify_send (c->linux->seccomp, notify_fd, pid, json, err);
+          close (notify_fd);
+          if (r < 0)
+            return -1; /* the process sees EOF and does not exec */
+          /* The listener has it: the process may exec now.  */
+          if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
+            return -1;
+        }
     }
 }
 
 /* Ask the init blocked on start.sock to exec; returns once it did (the
-   connection closes on exec) or with its error.  */
+   connection closes on exec) or with its error: SBX_SYNC_EOF when it hung
+   up without a word.  */
 static int
 request_start (sbx_state *s, const oci_config *c, sbx_error **err)
 {
   struct sockaddr_un sa;
   cleanup_close int conn = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  int r;
 
   if (conn < 0)
     return sbx_error_sys (err, "socket");
   if (connect (conn, (struct sockaddr *)&sa, dir_sockaddr (s->dir_fd, "start.sock", &sa)) < 0)
     return sbx_error_sys (err, "container \"%s\": connect to its init", s->id);
   if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
-    return -1;
-  if (sbx_await_exec (conn, s, c, s->st->pid, err) < 0)
-    return sbx_error_wrap (err, "container \"%s\": start", s->id);
-  return 0;
+    {
+      int hung_up = (*err)->errno_ == EPIPE || (*err)->errno_ == ECONNRESET;
+      sbx_error_wrap (err, "container \"%s\": start", s->id);
+      return hung_up ? SBX_SYNC_EOF : -1;
+    }
+  r = sbx_await_exec (conn, s, c, s->st->pid, err);
+  if (r < 0)
+    sbx_error_wrap (err, "container \"%s\": start", s->id);
+  return r;
 }
 
+/* `may_retry`: a start that the init never took leaves the container
+   created (not for run, which kills the init on failure).  */
 static int
-start_locked (sbx_state *s, sbx_error **err)
+start_locked (sbx_state *s, bool may_retry, sbx_error **err)
 {
   oci_config *c = NULL;
   const char *status = sbx_state_status (s);
@@ -549,9 +561,10 @@ start_locked (sbx_state *s, sbx_error **err)
         poll (&p, 1, 2000);
       waitpid (s->st->pid, NULL, WNOHANG);
     }
-  if (r < 0 && sbx_state_alive (s))
+  if (r == SBX_SYNC_EOF && may_retry && sbx_state_alive (s))
     {
-      /* An init still waiting never took the request: it stays startable. */
+      /* Hung up without a word and still waiting: the init never took the
+         request (something else answered), so it stays startable.  */
       sbx_error_free (*err);
       *err = NULL;
       sbx_error_set (err, EAGAIN, "container \"%s\": start: its init did not take the request; try again",
@@ -571,7 +584,7 @@ start_locked (sbx_state *s, sbx_error **err)
       sbx_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
     }
   oci_config_free (c);
-  return r;
+  return r < 0 ? -1 : 0;
 }
 
 int
@@ -581,7 +594,7 @@ sbx_container_start (const char *root, const char *id, sbx_error **err)
   int r;
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
-  r = start_locked (s, err);
+  r = start_locked (s, true, err);
   sbx_state_free (s);
   return r;
 }
@@ -617,24 +630,42 @@ sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
 {
   sigset_t set, old;
   cleanup_close int sfd = -1;
-  int status;
+  int status, r = -1;
 
   forwarded_signals (&set);
-  /* With a terminal, a resize is passed on as the pty's new size (the
-     kernel then signals the container's foreground group).  */
-  if (pty >= 0)
-    sigdelset (&set, SIGWINCH);
   sigprocmask (SIG_BLOCK, &set, &old);
+  if (pty >= 0)
+    {
+      /* With a terminal, a resize is passed on as the pty's new size (the
+         kernel then signals the container's foreground group), and job
+         control stops us, not the container, when we run in the
+         background.  */
+      sigset_t ours;
+      sigemptyset (&ours);
+      sigaddset (&ours, SIGWINCH);
+      sigaddset (&ours, SIGTTIN);
+      sigaddset (&ours, SIGTTOU);
+      sigdelset (&set, SIGWINCH);
+      sigdelset (&set, SIGTTIN);
+      sigdelset (&set, SIGTTOU);
+      sigprocmask (SIG_UNBLOCK, &ours, NULL);
+    }
   sfd = signalfd (-1, &set, SFD_CLOEXEC);
   if (sfd < 0)
-    return sbx_error_sys (err, "signalfd");
+    {
+      sbx_error_sys (err, "signalfd");
+      goto out;
+    }
   if (pty >= 0)
     {
       /* The proxy forwards signals meanwhile and returns when the pty
-         hangs up, i.e. the process is gone.  */
+         hangs up, i.e. the process is gone, or when our side of the
+         terminal fails: then the container gets the hangup.  */
       cleanup_error sbx_error *e = NULL;
       if (sbx_pty_proxy (pty, sfd, pidfd, &e) < 0)
         sbx_debug ("terminal proxy: %s", e->msg);
+      close (pty);
+      pty = -1;
     }
   for (;;)
     {
@@ -643,7 +674,8 @@ sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
         {
           if (errno == EINTR)
             continue;
-          return sbx_error_sys (err, "poll");
+          sbx_error_sys (err, "poll");
+          goto out;
         }
       if (pfd[1].revents & POLLIN)
         {
@@ -654,11 +686,17 @@ sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
       if (pfd[0].revents & POLLIN)
         break;
     }
-  while (waitpid (pid, &status, 0) < 0)
-    if (errno != EINTR)
-      return sbx_error_sys (err, "wait for the container");
+  while ((r = waitpid (pid, &status, 0)) < 0 && errno == EINTR)
+    ;
+  if (r < 0)
+    sbx_error_sys (err, "wait for the container");
+  else
+    r = exit_code (status);
+out:
+  if (pty >= 0)
+    close (pty);
   sigprocmask (SIG_SETMASK, &old, NULL);
-  return exit_code (status);
+  return r;
 }
 
 int
@@ -687,7 +725,7 @@ sbx_container_run (const sbx_create_opts *o, sbx_error **err)
       forwarded_signals (&set);
       sigprocmask (SIG_BLOCK, &set, NULL);
     }
-  r = start_locked (cr.state, err);
+  r = start_locked (cr.state, false, err);
   if (r < 0)
     kill_init (pid, pidfd);
   if (r == 0 && o->detach)
@@ -702,7 +740,7 @@ sbx_container_run (const sbx_create_opts *o, sbx_error **err)
     sbx_state_free (cr.state);
     cr.state = NULL;
     if (r == 0)
-      r = sbx_supervise (pid, pidfd, pty, err);
+      r = sbx_supervise (pid, pidfd, steal_fd (&pty), err);
     creator_release (&cr);
     if (!o->keep)
       {

@@ -229,7 +229,5 @@ sbx_container_exec (const sbx_exec_opts *o, sbx_error **err)
     }
   r = sbx_supervise (pid, pidfd, pty, err);
   close (pidfd);
-  if (pty >= 0)
-    close (pty);
   return r;
 }

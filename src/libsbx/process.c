@@ -153,57 +153,77 @@ mark_cloexec_from (int from, sbx_error **err)
   return 0;
 }
 
-/* execvp with the container's PATH, not ours.  */
-static int
-do_exec (const oci_process *p, sbx_error **err)
+/* The file execvp would run, searched in the container's PATH (not ours).
+   Done before the last word to the runtime, so that a missing or
+   non-executable program is reported as such and only execve is left.  */
+static char *
+resolve_exec (const oci_process *p, sbx_error **err)
 {
   const char *path = NULL, *arg0 = p->args[0];
-  char *const *envp = p->env ? p->env : (char *const[]){ NULL };
+  int saved = ENOENT;
 
   if (strchr (arg0, '/'))
     {
-      execve (arg0, p->args, envp);
-      return sbx_error_sys (err, "exec `%s`", arg0);
+      if (faccessat (AT_FDCWD, arg0, X_OK, AT_EACCESS) < 0)
+        {
+          sbx_error_sys (err, "exec `%s`", arg0);
+          return NULL;
+        }
+      return xstrdup (arg0);
     }
   for (size_t i = 0; i < p->env_len; i++)
     if (sbx_has_prefix (p->env[i], "PATH="))
       path = p->env[i] + 5;
   if (path == NULL)
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  int saved = ENOENT;
   for (const char *s = path; *s;)
     {
       const char *e = strchrnul (s, ':');
-      cleanup_free char *cand = xasprintf ("%.*s/%s", (int)(e - s), s, arg0);
+      char *cand = xasprintf ("%.*s/%s", (int)(e - s), s, arg0);
       struct stat st;
       if (e > s && stat (cand, &st) == 0 && S_ISREG (st.st_mode))
         {
-          execve (cand, p->args, envp);
+          if (faccessat (AT_FDCWD, cand, X_OK, AT_EACCESS) == 0)
+            return cand;
           saved = errno;
-          if (saved != EACCES && saved != ENOENT)
-            break;
         }
+      free (cand);
       s = *e ? e + 1 : e;
     }
-  return sbx_error_set (err, saved, "exec `%s`: not found in PATH `%s`", arg0, path);
+  sbx_error_set (err, saved, "exec `%s`: not found in PATH `%s`", arg0, path);
+  return NULL;
 }
 
 /* The last word before execve: the runtime takes EOF without it for a
-   death before exec.  A seccomp notify fd rides along, to be forwarded to
-   listenerPath; then we exec only once the runtime says the listener has
-   it.  */
+   death before exec.  Under a seccomp filter (`plain`) it goes by write(2),
+   which any profile allows.  A notify fd rides along (sendmsg, as the
+   spec's notify flow implies), to be forwarded to listenerPath; then we
+   exec only once the runtime says the listener has it.  */
 static int
-tell_exec_ready (int sock, int notify_fd, sbx_error **err)
+tell_exec_ready (int sock, int notify_fd, bool plain, sbx_error **err)
 {
+  cleanup_error sbx_error *e = NULL;
+  int r;
+
   if (sock < 0)
     return 0;
-  if (sbx_sync_send (sock, SYNC_EXEC_READY, notify_fd, err) < 0)
-    return -1;
-  if (notify_fd < 0)
-    return 0;
-  close (notify_fd);
-  if (sbx_sync_expect (sock, SYNC_GO, NULL, err) < 0)
-    return sbx_error_wrap (err, "seccomp listener");
+  if (notify_fd >= 0)
+    {
+      if (sbx_sync_send (sock, SYNC_EXEC_READY, notify_fd, err) < 0)
+        return -1;
+      close (notify_fd);
+      if (sbx_sync_expect (sock, SYNC_GO, NULL, err) < 0)
+        return sbx_error_wrap (err, "seccomp listener");
+      return 0;
+    }
+  r = plain ? sbx_sync_send_plain (sock, SYNC_EXEC_READY, &e) : sbx_sync_send (sock, SYNC_EXEC_READY, -1, &e);
+  /* A runtime gone (start killed, exec --detach) has nobody to tell: the
+     process still runs, as it would have had the runtime waited.  */
+  if (r < 0 && e->errno_ != EPIPE && e->errno_ != ECONNRESET)
+    {
+      *err = steal_ptr (e);
+      return -1;
+    }
   return 0;
 }
 
@@ -253,22 +273,26 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
     return -1;
   if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return sbx_error_sys (err, "process.noNewPrivileges: prctl");
+  cleanup_free char *file = resolve_exec (p, err);
+  if (file == NULL)
+    return -1;
   if (sc && p->no_new_privileges)
     {
       /* Only execve follows this filter: speak first, so that it need not
          allow sendmsg (unless a listener waits for the notify fd).  */
       if (!sbx_seccomp_uses_notify (sc))
         {
-          if (tell_exec_ready (ctx->notify_sock, -1, err) < 0)
+          if (tell_exec_ready (ctx->notify_sock, -1, false, err) < 0)
             return -1;
           told = true;
         }
       if (sbx_seccomp_load (sc, &notify_fd, err) < 0)
         return -1;
     }
-  if (!told && tell_exec_ready (ctx->notify_sock, notify_fd, err) < 0)
+  if (!told && tell_exec_ready (ctx->notify_sock, notify_fd, sc != NULL, err) < 0)
     return -1;
-  return do_exec (p, err);
+  execve (file, p->args, p->env ? p->env : (char *const[]){ NULL });
+  return sbx_error_sys (err, "exec `%s`", file);
 }
 
 pid_t

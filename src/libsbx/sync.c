@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "utils.h"
 
@@ -20,9 +21,9 @@ struct sync_hdr
 const char *
 sbx_sync_step_name (sbx_sync_step s)
 {
-  static const char *names[] = { "?", "go", "runtime-hooks", "hooks-done", "pty", "created",
-                                 "exec-ready", "error" };
-  return (unsigned) s < sizeof names / sizeof *names ? names[s] : "?";
+  static const char *names[]
+      = { "?", "go", "runtime-hooks", "hooks-done", "pty", "created", "exec-ready", "error" };
+  return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
 }
 
 static int
@@ -32,7 +33,7 @@ send_msg (int sock, int step, int errno_, int fd, const char *text, sbx_error **
   size_t tl = text ? strlen (text) : 0;
   if (tl >= SYNC_MSG_MAX - sizeof h)
     tl = SYNC_MSG_MAX - sizeof h - 1;
-  struct iovec iov[2] = { { &h, sizeof h }, { (void *) (text ? text : ""), tl + 1 } };
+  struct iovec iov[2] = { { &h, sizeof h }, { (void *)(text ? text : ""), tl + 1 } };
   union
   {
     char buf[CMSG_SPACE (sizeof (int))];
@@ -70,6 +71,18 @@ sbx_sync_send (int sock, sbx_sync_step step, int fd, sbx_error **err)
   return send_msg (sock, step, 0, fd, NULL, err);
 }
 
+int
+sbx_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err)
+{
+  char buf[sizeof (struct sync_hdr) + 1] = { 0 };
+  struct sync_hdr h = { step, 0 };
+  memcpy (buf, &h, sizeof h);
+  while (write (sock, buf, sizeof buf) < 0)
+    if (errno != EINTR)
+      return sbx_error_sys (err, "sync: send `%s`", sbx_sync_step_name (step));
+  return 0;
+}
+
 void
 sbx_sync_send_error (int sock, const sbx_error *e)
 {
@@ -86,8 +99,8 @@ sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sb
     char buf[CMSG_SPACE (sizeof (int))];
     struct cmsghdr align;
   } u;
-  struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                       .msg_controllen = sizeof u.buf };
+  struct msghdr mh
+      = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
   struct sync_hdr h;
   ssize_t n;
   int got_fd = -1;
@@ -96,25 +109,34 @@ sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sb
   do
     n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
-  if (n < 0)
-    return sbx_error_sys (err, "sync: waiting for `%s`", sbx_sync_step_name (want));
-  if (n < (ssize_t) sizeof h)
-    return sbx_error_set (err, SBX_SYNC_EOF_ERRNO, "the container process exited while waiting for `%s`",
-                          sbx_sync_step_name (want));
+  if (n < 0 && errno != ECONNRESET)
+    {
+      sbx_error_sys (err, "sync: waiting for `%s`", sbx_sync_step_name (want));
+      return -1;
+    }
+  /* ECONNRESET: it hung up with our message unread.  */
+  if (n < (ssize_t)sizeof h)
+    {
+      sbx_error_set (err, SBX_SYNC_EOF_ERRNO, "the container process exited while waiting for `%s`",
+                     sbx_sync_step_name (want));
+      return SBX_SYNC_EOF;
+    }
   buf[n] = '\0';
   memcpy (&h, buf, sizeof h);
   payload = buf + sizeof h;
   for (struct cmsghdr *c = CMSG_FIRSTHDR (&mh); c; c = CMSG_NXTHDR (&mh, c))
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
       memcpy (&got_fd, CMSG_DATA (c), sizeof got_fd);
-  if (h.step != (int) want)
+  if (h.step != (int)want)
     {
       if (got_fd >= 0)
         close (got_fd);
       if (h.step == SYNC_ERROR)
-        return sbx_error_set (err, h.errno_, "%s", payload);
-      return sbx_error_set (err, EPROTO, "sync: expected `%s`, got `%s`", sbx_sync_step_name (want),
-                            sbx_sync_step_name (h.step));
+        sbx_error_set (err, h.errno_, "%s", payload);
+      else
+        sbx_error_set (err, EPROTO, "sync: expected `%s`, got `%s`", sbx_sync_step_name (want),
+                       sbx_sync_step_name (h.step));
+      return -1;
     }
   if (fd_out)
     *fd_out = got_fd;
