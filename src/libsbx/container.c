@@ -459,7 +459,7 @@ died_before_exec (pid_t pid, const oci_config *c, sbx_error **err)
   siginfo_t si = { 0 };
   const char *hint = c && c->linux && c->linux->seccomp
                          ? " (does the seccomp profile refuse a syscall the runtime needs before "
-                           "exec, such as setuid, capset, prctl or sendmsg?)"
+                           "exec, such as setresuid, capset, prctl or write?)"
                          : "";
   if (waitid (P_PID, pid, &si, WEXITED | WNOWAIT) == 0 && si.si_pid == pid)
     {
