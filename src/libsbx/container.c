@@ -525,13 +525,9 @@ request_start (sbx_state *s, const oci_config *c, sbx_error **err)
     return sbx_error_sys (err, "socket");
   if (connect (conn, (struct sockaddr *)&sa, dir_sockaddr (s->dir_fd, "start.sock", &sa)) < 0)
     return sbx_error_sys (err, "container \"%s\": connect to its init", s->id);
-  if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
-    {
-      int hung_up = (*err)->errno_ == EPIPE || (*err)->errno_ == ECONNRESET;
-      sbx_error_wrap (err, "container \"%s\": start", s->id);
-      return hung_up ? SBX_SYNC_EOF : -1;
-    }
-  r = sbx_await_exec (conn, s, c, s->st->pid, err);
+  r = sbx_sync_send (conn, SYNC_GO, -1, err);
+  if (r == 0)
+    r = sbx_await_exec (conn, s, c, s->st->pid, err);
   if (r < 0)
     sbx_error_wrap (err, "container \"%s\": start", s->id);
   return r;
@@ -565,8 +561,6 @@ start_locked (sbx_state *s, bool may_retry, sbx_error **err)
     {
       /* Hung up without a word and still waiting: the init never took the
          request (something else answered), so it stays startable.  */
-      sbx_error_free (*err);
-      *err = NULL;
       sbx_error_set (err, EAGAIN, "container \"%s\": start: its init did not take the request; try again",
                      s->id);
     }
@@ -640,15 +634,15 @@ sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
          kernel then signals the container's foreground group), and job
          control stops us, not the container, when we run in the
          background.  */
-      sigset_t ours;
-      sigemptyset (&ours);
-      sigaddset (&ours, SIGWINCH);
-      sigaddset (&ours, SIGTTIN);
-      sigaddset (&ours, SIGTTOU);
-      sigdelset (&set, SIGWINCH);
-      sigdelset (&set, SIGTTIN);
-      sigdelset (&set, SIGTTOU);
-      sigprocmask (SIG_UNBLOCK, &ours, NULL);
+      static const int ours[] = { SIGWINCH, SIGTTIN, SIGTTOU };
+      sigset_t keep;
+      sigemptyset (&keep);
+      for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
+        {
+          sigaddset (&keep, ours[i]);
+          sigdelset (&set, ours[i]);
+        }
+      sigprocmask (SIG_UNBLOCK, &keep, NULL);
     }
   sfd = signalfd (-1, &set, SFD_CLOEXEC);
   if (sfd < 0)
@@ -678,11 +672,7 @@ sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
           goto out;
         }
       if (pfd[1].revents & POLLIN)
-        {
-          struct signalfd_siginfo si;
-          if (read (sfd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGCHLD)
-            syscall (SYS_pidfd_send_signal, pidfd, si.ssi_signo, NULL, 0);
-        }
+        sbx_forward_signal (sfd, pidfd);
       if (pfd[0].revents & POLLIN)
         break;
     }

@@ -219,12 +219,11 @@ tell_exec_ready (int sock, int notify_fd, bool plain, sbx_error **err)
   r = plain ? sbx_sync_send_plain (sock, SYNC_EXEC_READY, &e) : sbx_sync_send (sock, SYNC_EXEC_READY, -1, &e);
   /* A runtime gone (start killed, exec --detach) has nobody to tell: the
      process still runs, as it would have had the runtime waited.  */
-  if (r < 0 && e->errno_ != EPIPE && e->errno_ != ECONNRESET)
-    {
-      *err = steal_ptr (e);
-      return -1;
-    }
-  return 0;
+  if (r == SBX_SYNC_EOF)
+    return 0;
+  if (r < 0)
+    *err = steal_ptr (e);
+  return r;
 }
 
 int
@@ -233,7 +232,6 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   const oci_process *p = ctx->p;
   const sbx_seccomp *sc = ctx->seccomp;
   int notify_fd = -1;
-  bool told = false;
 
   /* First, before a seccomp filter can refuse the calls: nothing of ours
      may reach the container.  */
@@ -259,7 +257,7 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
     umask (p->user->umask);
   /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
      before the capabilities go.  The runtime's own calls up to execve then
-     run under it: it must allow them (setuid, capset, prctl, sendmsg...).  */
+     run under it: it must allow them (setresuid, capset, prctl, write...).  */
   if (sc && !p->no_new_privileges && sbx_seccomp_load (sc, &notify_fd, err) < 0)
     return -1;
   /* Back into the container's cgroup (the init did its setup outside it,
@@ -276,20 +274,15 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   cleanup_free char *file = resolve_exec (p, err);
   if (file == NULL)
     return -1;
-  if (sc && p->no_new_privileges)
-    {
-      /* Only execve follows this filter: speak first, so that it need not
-         allow sendmsg (unless a listener waits for the notify fd).  */
-      if (!sbx_seccomp_uses_notify (sc))
-        {
-          if (tell_exec_ready (ctx->notify_sock, -1, false, err) < 0)
-            return -1;
-          told = true;
-        }
-      if (sbx_seccomp_load (sc, &notify_fd, err) < 0)
-        return -1;
-    }
-  if (!told && tell_exec_ready (ctx->notify_sock, notify_fd, sc != NULL, err) < 0)
+  /* With no_new_privs only execve follows the filter: speak before it, so
+     that it need not allow sendmsg (unless a listener waits for the notify
+     fd, which only loading the filter makes).  */
+  bool early = sc && p->no_new_privileges && !sbx_seccomp_uses_notify (sc);
+  if (early && tell_exec_ready (ctx->notify_sock, -1, false, err) < 0)
+    return -1;
+  if (sc && p->no_new_privileges && sbx_seccomp_load (sc, &notify_fd, err) < 0)
+    return -1;
+  if (!early && tell_exec_ready (ctx->notify_sock, notify_fd, sc != NULL, err) < 0)
     return -1;
   execve (file, p->args, p->env ? p->env : (char *const[]){ NULL });
   return sbx_error_sys (err, "exec `%s`", file);

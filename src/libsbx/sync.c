@@ -4,6 +4,7 @@
 #include "sync.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -24,6 +25,16 @@ sbx_sync_step_name (sbx_sync_step s)
   static const char *names[]
       = { "?", "go", "runtime-hooks", "hooks-done", "pty", "created", "exec-ready", "error" };
   return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
+}
+
+/* EPIPE/ECONNRESET: the peer hung up, which is SBX_SYNC_EOF as for the
+   expect functions.  */
+static int
+send_failed (int step, sbx_error **err)
+{
+  bool hung_up = errno == EPIPE || errno == ECONNRESET;
+  sbx_error_sys (err, "sync: send `%s`", sbx_sync_step_name (step));
+  return hung_up ? SBX_SYNC_EOF : -1;
 }
 
 static int
@@ -55,7 +66,7 @@ send_msg (int sock, int step, int errno_, int fd, const char *text, sbx_error **
     }
   while (sendmsg (sock, &mh, MSG_NOSIGNAL) < 0)
     if (errno != EINTR)
-      return sbx_error_sys (err, "sync: send `%s`", sbx_sync_step_name (step));
+      return send_failed (step, err);
   return 0;
 }
 
@@ -79,7 +90,7 @@ sbx_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err)
   memcpy (buf, &h, sizeof h);
   while (write (sock, buf, sizeof buf) < 0)
     if (errno != EINTR)
-      return sbx_error_sys (err, "sync: send `%s`", sbx_sync_step_name (step));
+      return send_failed (step, err);
   return 0;
 }
 

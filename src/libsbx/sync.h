@@ -34,8 +34,9 @@ typedef enum
 
 /* errno of the error reported when the peer hung up.  */
 #define SBX_SYNC_EOF_ERRNO EPIPE
-/* What the expect functions return then (any other failure: -1, not the
-   usual -errno), so that EOF is never confused with a reported error.  */
+/* What the send and expect functions return then (any other failure: -1,
+   not the usual -errno), so that EOF is never confused with a reported
+   error.  */
 #define SBX_SYNC_EOF (-2)
 
 const char *sbx_sync_step_name (sbx_sync_step s);
@@ -49,7 +50,8 @@ int sbx_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err);
 /* Send an error to the peer (best effort).  */
 void sbx_sync_send_error (int sock, const sbx_error *e);
 /* Wait for `want`.  A SYNC_ERROR becomes *err; EOF is "container init
-   exited during setup" and returns SBX_SYNC_EOF.  If fd_out is given it receives an attached fd.  */
+   exited during setup" and returns SBX_SYNC_EOF.  If fd_out is given it
+   receives an attached fd.  */
 int sbx_sync_expect (int sock, sbx_sync_step want, int *fd_out, sbx_error **err);
 /* Same, returning the text payload (malloc'd, "" if none) in *text.  */
 int sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err);

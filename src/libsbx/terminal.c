@@ -13,7 +13,6 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -327,13 +326,9 @@ proxy_step (struct proxy *p, int sigfd, sbx_error **err)
   if (r < 0)
     return errno == EINTR ? 0 : sbx_error_sys (err, "poll");
 
+  /* Signals for the container go on while the terminal is proxied.  */
   if (fds[3].revents & POLLIN)
-    {
-      /* Signals for the container go on while the terminal is proxied.  */
-      struct signalfd_siginfo si;
-      if (read (p->fwd_sigfd, &si, sizeof si) == (ssize_t)sizeof si)
-        syscall (SYS_pidfd_send_signal, p->pidfd, si.ssi_signo, NULL, 0);
-    }
+    sbx_forward_signal (p->fwd_sigfd, p->pidfd);
 
   if (fds[2].revents & POLLIN)
     {

@@ -9,7 +9,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 void
 sbx_freep (void *p)
@@ -288,4 +290,12 @@ sbx_fd_inherited (int fd)
     if (inherited[i] == fd)
       return true;
   return false;
+}
+
+void
+sbx_forward_signal (int sigfd, int pidfd)
+{
+  struct signalfd_siginfo si;
+  if (read (sigfd, &si, sizeof si) == (ssize_t) sizeof si)
+    syscall (SYS_pidfd_send_signal, pidfd, si.ssi_signo, NULL, 0);
 }

@@ -65,6 +65,10 @@ int sbx_mkdir_p (const char *path, mode_t mode, sbx_error **err);
 void sbx_inherited_fds_snapshot (void);
 bool sbx_fd_inherited (int fd);
 
+/* Read one signal from signalfd sigfd and send it to the process behind
+   pidfd (`run`/`exec` in the foreground pass signals on).  */
+void sbx_forward_signal (int sigfd, int pidfd);
+
 bool sbx_has_prefix (const char *s, const char *prefix);
 int sbx_parse_int64 (const char *s, long long *out);
 

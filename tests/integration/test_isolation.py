@@ -855,18 +855,22 @@ def test_unreachable_console_socket_fails_create(sbx, bundle, tmp_path):
     assert [d for d in cgroup_dirs(b.config["linux"]["cgroupsPath"]) if os.path.exists(d)] == []
 
 
-def run_on_pty(sbx, b, rows=24, cols=90):
-    """Start `sbxrun run` in the foreground with a new pty as its stdio;
+def sbx_on_pty(sbx, *args, rows=24, cols=90):
+    """Start `sbxrun ARGS...` in the foreground with a new pty as its stdio;
     return (Popen, master fd)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     try:
-        p = subprocess.Popen(sbx.argv("run", "--bundle", b, sbx.new_id()),
-                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        p = subprocess.Popen(sbx.argv(*args), stdin=slave, stdout=slave, stderr=slave,
+                             start_new_session=True)
     finally:
         os.close(slave)
     sbx._procs.append(p)
     return p, master
+
+
+def run_on_pty(sbx, b, rows=24, cols=90):
+    return sbx_on_pty(sbx, "run", "--bundle", b, sbx.new_id(), rows=rows, cols=cols)
 
 
 def test_terminal_in_foreground_run(sbx, bundle):
@@ -908,13 +912,8 @@ def test_signals_forwarded_to_exec_with_terminal(sbx, bundle):
     b = bundle(["sleep", "1000"])
     cid = sbx.new_id()
     sbx.ok("run", "--detach", "--bundle", b, cid)
-    master, slave = pty.openpty()
+    p, master = sbx_on_pty(sbx, "exec", "-t", cid, "sh", "-c", TRAP_SH)
     try:
-        p = subprocess.Popen(sbx.argv("exec", "-t", cid, "sh", "-c", TRAP_SH),
-                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-        sbx._procs.append(p)
-        os.close(slave)
-        slave = -1
         read_pty_until(master, "ready")
         p.send_signal(signal.SIGUSR1)
         read_pty_until(master, "got-USR1")
@@ -924,8 +923,6 @@ def test_signals_forwarded_to_exec_with_terminal(sbx, bundle):
         assert sbx.state(cid)["status"] == "running"
     finally:
         os.close(master)
-        if slave >= 0:
-            os.close(slave)
         sbx.ok("delete", "--force", cid)
 
 
