@@ -27,6 +27,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "lsm.h"
+#include "mounts.h"
 #include "netfilter.h"
 #include "process.h"
 #include "seccomp.h"
@@ -169,6 +170,8 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
                           "process.terminal is true but no --console-socket was given to receive "
                           "the terminal of a detached container");
   if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if (sbx_mounts_validate (cr->c, cr->bundle, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (sbx_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
     return sbx_error_wrap (err, "config.json");

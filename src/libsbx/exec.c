@@ -93,7 +93,8 @@ exec_child_main (struct exec_child *x)
     }
   {
     sbx_exec_ctx ctx
-        = { .p = p, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds, .notify_sock = x->sync_child };
+        = { .p = p, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds, .notify_sock = x->sync_child,
+            .procfd = -1 };
     /* Set up: from here the process outlives us (exec --detach), and a
        runtime that dies now leaves it to exec or, waiting for a seccomp
        listener's go, to see EOF and exit.  */

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "mounts.h"
 #include "process.h"
+#include "procfs.h"
 #include "sync.h"
 #include "terminal.h"
 #include "utils.h"
@@ -27,6 +28,10 @@
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
+
+/* The container's procfs, opened as soon as it was mounted (procfs.h):
+   the later writes to /proc (oom_score_adj, LSM labels) go through it.  */
+static int container_procfd = -1;
 
 /* Only sysctls that belong to one of the container's namespaces may be set:
    anything else would change the host.  */
@@ -63,21 +68,26 @@ sysctl_allowed (const char *key, int ns, sbx_error **err)
 static int
 set_sysctls (const oci_linux *l, int ns, sbx_error **err)
 {
-  for (size_t i = 0; l && i < l->sysctl_len; i++)
+  cleanup_close int procfd = -1;
+
+  if (l == NULL || l->sysctl_len == 0)
+    return 0;
+  procfd = sbx_proc_open (AT_FDCWD, "/proc", err);
+  if (procfd < 0)
+    return sbx_error_wrap (err, "linux.sysctl");
+  for (size_t i = 0; i < l->sysctl_len; i++)
     {
       const char *key = l->sysctl_keys[i], *val = l->sysctl_values[i];
-      cleanup_free char *path = xasprintf ("/proc/sys/%s", key);
-      cleanup_close int fd = -1;
+      cleanup_free char *rel = xasprintf ("sys/%s", key);
       if (strstr (key, "..") || strchr (key, '/') || key[0] == '.')
         return sbx_error_set (err, EINVAL, "linux.sysctl: invalid key `%s`", key);
       if (sysctl_allowed (key, ns, err) < 0)
         return -1;
-      for (char *p = path + 10; *p; p++)
+      for (char *p = rel + 4; *p; p++)
         if (*p == '.')
           *p = '/';
-      fd = open (path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fd < 0 || sbx_write_all (fd, val, strlen (val)) < 0)
-        return sbx_error_sys (err, "linux.sysctl[\"%s\"] = `%s`", key, val);
+      if (sbx_proc_write (procfd, rel, val, strlen (val), err) < 0)
+        return sbx_error_wrap (err, "linux.sysctl[\"%s\"] = `%s`", key, val);
     }
   return 0;
 }
@@ -178,7 +188,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     }
   /* Without a mount namespace of its own nothing may be mounted (it would
      land in a namespace shared with others): the root is only entered.  */
-  if ((flags & CLONE_NEWNS) && sbx_rootfs_prepare (c, &ro, err) < 0)
+  if ((flags & CLONE_NEWNS) && sbx_rootfs_prepare (c, &ro, &container_procfd, err) < 0)
     return -1;
   if (set_sysctls (l, flags | cr->plan.join_flags, err) < 0)
     return -1;
@@ -324,7 +334,8 @@ sbx_init_main (sbx_creator *cr)
                          .seccomp = cr->sc,
                          .cg = cr->cg,
                          .preserve_fds = cr->o->preserve_fds,
-                         .notify_sock = conn };
+                         .notify_sock = conn,
+                         .procfd = container_procfd };
     sbx_process_exec (&ctx, &err);
   }
   sbx_sync_send_error (conn, err);

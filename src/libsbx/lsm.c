@@ -8,6 +8,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "procfs.h"
 #include "utils.h"
 
 #define SELINUX_MAGIC 0xf97cff8c
@@ -43,31 +44,32 @@ sbx_lsm_validate (const oci_process *p, const oci_linux *l, sbx_error **err)
   return 0;
 }
 
-/* Write an attribute of this thread; the kernel applies it at execve.  */
+/* Write an attribute of this thread; the kernel applies it at execve.  A
+   write that does not reach procfs would leave the process unconfined:
+   procfs.h checks where it lands.  */
 static int
-write_attr (const char *path, const char *value, const char *field, sbx_error **err)
+write_attr (int procfd, const char *rel, const char *value, const char *field, sbx_error **err)
 {
-  cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || sbx_write_all (fd, value, strlen (value)) < 0)
-    return sbx_error_sys (err, "%s `%s`: write %s", field, value, path);
+  if (sbx_proc_write (procfd, rel, value, strlen (value), err) < 0)
+    return sbx_error_wrap (err, "%s `%s`", field, value);
   return 0;
 }
 
 int
-sbx_lsm_apply_exec (const oci_process *p, sbx_error **err)
+sbx_lsm_apply_exec (const oci_process *p, int procfd, sbx_error **err)
 {
   if (p->apparmor_profile && *p->apparmor_profile)
     {
       cleanup_free char *v = xasprintf ("exec %s", p->apparmor_profile);
       /* The per-LSM directory exists when several LSMs are stacked.  */
-      const char *path = access ("/proc/thread-self/attr/apparmor/exec", F_OK) == 0
-                             ? "/proc/thread-self/attr/apparmor/exec"
-                             : "/proc/thread-self/attr/exec";
-      if (write_attr (path, v, "process.apparmorProfile", err) < 0)
+      const char *rel = faccessat (procfd, "thread-self/attr/apparmor/exec", F_OK, AT_SYMLINK_NOFOLLOW) == 0
+                            ? "thread-self/attr/apparmor/exec"
+                            : "thread-self/attr/exec";
+      if (write_attr (procfd, rel, v, "process.apparmorProfile", err) < 0)
         return -1;
     }
   if (p->selinux_label && *p->selinux_label
-      && write_attr ("/proc/thread-self/attr/exec", p->selinux_label, "process.selinuxLabel", err) < 0)
+      && write_attr (procfd, "thread-self/attr/exec", p->selinux_label, "process.selinuxLabel", err) < 0)
     return -1;
   return 0;
 }

@@ -14,8 +14,9 @@ bool sbx_apparmor_enabled (void);
 bool sbx_selinux_enabled (void);
 /* Check the config's labels against the running host (create / exec).  */
 int sbx_lsm_validate (const oci_process *p, const oci_linux *l, sbx_error **err);
-/* Right before execve: the labels the exec'd program is to run with.  */
-int sbx_lsm_apply_exec (const oci_process *p, sbx_error **err);
+/* Right before execve: the labels the exec'd program is to run with.
+   Written through procfd (procfs.h).  */
+int sbx_lsm_apply_exec (const oci_process *p, int procfd, sbx_error **err);
 /* The mount data option carrying linux.mountLabel ("context=\"...\""), or
    NULL when there is none to add.  malloc'd.  */
 char *sbx_lsm_mount_data (const oci_linux *l);

@@ -28,6 +28,7 @@
 
 #include "devices.h"
 #include "log.h"
+#include "procfs.h"
 #include "utils.h"
 
 /* New syscalls share one number on every architecture but alpha.  */
@@ -259,6 +260,132 @@ sbx_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_e
         }
     }
   out->recursive_ro = (out->attr_set & MOUNT_ATTR_RDONLY) != 0;
+  return 0;
+}
+
+/* ---- destinations under /proc ---- */
+
+static bool
+under_proc (const char *clean)
+{
+  return strcmp (clean, "/proc") == 0 || sbx_has_prefix (clean, "/proc/");
+}
+
+char *
+sbx_mount_dest_clean (const char *dest)
+{
+  size_t n = strlen (dest);
+  char *out = xmalloc0 (n + 2);
+  size_t len = 0;
+  const char *s = dest;
+
+  while (*s)
+    {
+      size_t l;
+      while (*s == '/')
+        s++;
+      l = strcspn (s, "/");
+      if (l == 0 || (l == 1 && s[0] == '.'))
+        ;
+      else if (l == 2 && s[0] == '.' && s[1] == '.')
+        {
+          /* ".." never climbs above the root.  */
+          while (len > 0 && out[len - 1] != '/')
+            len--;
+          if (len > 0)
+            len--;
+        }
+      else
+        {
+          out[len++] = '/';
+          memcpy (out + len, s, l);
+          len += l;
+        }
+      s += l;
+    }
+  if (len == 0)
+    out[len++] = '/';
+  out[len] = '\0';
+  return out;
+}
+
+/* Files under /proc that may be covered by a bind: what LXCFS emulates,
+   none of them a file the runtime writes.  */
+static const char *const proc_bind_ok[]
+    = { "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+        "/proc/swaps",   "/proc/uptime",    "/proc/loadavg", "/proc/slabinfo",
+        "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled", NULL };
+
+static bool
+is_bind_entry (const oci_mount *m)
+{
+  if (m->type && strcmp (m->type, "bind") == 0)
+    return true;
+  for (size_t k = 0; k < m->options_len; k++)
+    if (m->options[k] && (strcmp (m->options[k], "bind") == 0 || strcmp (m->options[k], "rbind") == 0))
+      return true;
+  return false;
+}
+
+/* Is path the root of a procfs (not one of its directories)?  */
+static bool
+is_procfs_root (const char *path)
+{
+  struct statfs sf;
+  struct stat sb;
+  return statfs (path, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC && stat (path, &sb) == 0
+         && sb.st_ino == 1;
+}
+
+int
+sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err)
+{
+  for (size_t i = 0; i < c->mounts_len; i++)
+    {
+      const oci_mount *m = c->mounts[i];
+      cleanup_free char *clean = NULL;
+      bool bind;
+
+      if (m->destination == NULL)
+        continue;
+      clean = sbx_mount_dest_clean (m->destination);
+      if (!under_proc (clean))
+        continue;
+      bind = is_bind_entry (m);
+      if (strcmp (clean, "/proc") == 0)
+        {
+          cleanup_free char *src = NULL;
+          if (!bind && m->type && strcmp (m->type, "proc") == 0)
+            continue;
+          if (bind && m->source)
+            {
+              src = m->source[0] == '/' || bundle == NULL ? xstrdup (m->source)
+                                                          : xasprintf ("%s/%s", bundle, m->source);
+              if (is_procfs_root (src))
+                continue;
+            }
+          return sbx_error_set (err, EPERM,
+                                "mounts[%zu]: destination `%s`: only a procfs may be mounted on /proc "
+                                "(got %s `%s`): anything else could take the runtime's writes to "
+                                "/proc (LSM label, oom_score_adj) into ordinary files",
+                                i, m->destination, bind ? "a bind of" : "type",
+                                bind ? (m->source ? m->source : "") : (m->type ? m->type : ""));
+        }
+      if (bind)
+        {
+          bool ok = false;
+          for (const char *const *f = proc_bind_ok; *f && !ok; f++)
+            ok = strcmp (clean, *f) == 0;
+          if (ok)
+            continue;
+        }
+      return sbx_error_set (err, EPERM,
+                            "mounts[%zu]: destination `%s` is inside /proc: refused, a mount there "
+                            "could redirect the runtime's writes to procfs (allowed: a bind over one "
+                            "of /proc/cpuinfo, diskstats, meminfo, stat, swaps, uptime, loadavg, "
+                            "slabinfo, sys/kernel/ns_last_pid, sys/crypto/fips_enabled)",
+                            i, m->destination);
+    }
   return 0;
 }
 
@@ -528,7 +655,49 @@ struct ctx
   const sbx_rootfs_opts *o;
   const oci_config *c;
   int rootfd;
+  char *rootpath; /* where rootfd is, as readlink shows it */
+  int procfd;     /* the container's procfs (sbx_proc_open), or -1 */
 };
+
+/* Where the target fd resolved to must be what the destination says, for
+   proc and sysfs (exact: no symlink on the way, CVE-2019-19921), and for
+   every mount when it lands in /proc: a symlink in the image must not take
+   a mount there, where it could redirect procfs writes (CVE-2019-16884).
+   The fd is what gets mounted on, so nothing can swap the path after this
+   check.  */
+static int
+check_target (struct ctx *x, const char *dest, int tfd, bool exact, sbx_error **err)
+{
+  cleanup_free char *want = sbx_mount_dest_clean (dest);
+  char p[FDPATH_MAX], buf[PATH_MAX];
+  size_t rl = strlen (x->rootpath);
+  const char *rel;
+  struct statfs sf;
+  ssize_t n;
+
+  n = readlink (fdpath (p, tfd), buf, sizeof buf - 1);
+  if (n < 0)
+    return sbx_error_sys (err, "destination `%s`: read where it leads", dest);
+  buf[n] = '\0';
+  if (rl == 1)
+    rel = buf;
+  else if (strncmp (buf, x->rootpath, rl) == 0 && (buf[rl] == '/' || buf[rl] == '\0'))
+    rel = buf[rl] ? buf + rl : "/";
+  else
+    return sbx_error_set (err, EXDEV, "destination `%s` resolves outside the rootfs (%s)", dest, buf);
+  if (strcmp (rel, want) == 0)
+    return 0;
+  if (exact)
+    return sbx_error_set (err, ELOOP,
+                          "destination `%s` goes through a symlink in the rootfs (to %s): refused, "
+                          "proc and sysfs are only mounted on a real directory",
+                          dest, rel);
+  if (under_proc (rel) || (fstatfs (tfd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC))
+    return sbx_error_set (err, EPERM,
+                          "destination `%s` leads into /proc through a symlink in the rootfs (%s): refused",
+                          dest, rel);
+  return 0;
+}
 
 /* Propagation and recursive attributes, applied to the new mount at dest.  */
 static int
@@ -558,7 +727,7 @@ finish_mount (struct ctx *x, const char *dest, const sbx_mount_opts *mo, sbx_err
    apply flags/clear with a bind remount when there is anything to apply.  */
 static int
 do_bind (struct ctx *x, const char *src, bool rec, const char *dest, unsigned long flags,
-         unsigned long clear, sbx_error **err)
+         unsigned long clear, bool exact, sbx_error **err)
 {
   cleanup_close int sfd = -1, tfd = -1, nfd = -1;
   char p[FDPATH_MAX];
@@ -571,6 +740,8 @@ do_bind (struct ctx *x, const char *src, bool rec, const char *dest, unsigned lo
                           err);
   if (tfd < 0)
     return tfd;
+  if (check_target (x, dest, tfd, exact, err) < 0)
+    return -1;
   if (sbx_bind_fd (sfd, tfd, rec) < 0)
     return sbx_error_sys (err, "bind %s", src);
   if (flags & SB_ONLY)
@@ -596,6 +767,8 @@ do_fs_mount (struct ctx *x, const char *source, const char *type, const char *de
   tfd = sbx_root_resolve (x->rootfd, dest, SBX_RESOLVE_MKDIR, err);
   if (tfd < 0)
     return tfd;
+  if (check_target (x, dest, tfd, strcmp (type, "proc") == 0 || strcmp (type, "sysfs") == 0, err) < 0)
+    return -1;
   if (mount (source ? source : type, fdpath (p, tfd), type, flags & ~PROPAGATION, data) < 0)
     return sbx_error_sys (err, "mount %s%s%s%s", type, data ? " (" : "", data ? data : "",
                           data ? ")" : "");
@@ -783,7 +956,7 @@ cg_mount_one (struct ctx *x, const struct cg_hier *h, const char *dest, unsigned
     return do_fs_mount (x, h->v2 ? "cgroup2" : "cgroup", h->v2 ? "cgroup2" : "cgroup", dest, flags,
                         h->v2 ? data : h->opts, err);
   cleanup_free char *src = cg_own_dir (h);
-  return do_bind (x, src, false, dest, flags | MS_BIND, 0, err);
+  return do_bind (x, src, false, dest, flags | MS_BIND, 0, false, err);
 }
 
 /* type "cgroup": on a v1 or hybrid host a tmpfs carrying every hierarchy
@@ -916,7 +1089,7 @@ do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
             src = xstrdup (m->source);
           else
             src = xasprintf ("%s/%s", x->o->bundle, m->source);
-          r = do_bind (x, src, mo.flags & MS_REC, m->destination, mo.flags, mo.clear, err);
+          r = do_bind (x, src, mo.flags & MS_REC, m->destination, mo.flags, mo.clear, false, err);
         }
     }
   else if (type == NULL || *type == '\0')
@@ -938,7 +1111,7 @@ do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
           sbx_debug ("%s: mounting %s denied in the user namespace, binding the host's", m->destination,
                      type);
           r = do_bind (x, userns_fallback (type), true, m->destination, mo.flags | MS_BIND | MS_REC,
-                       mo.clear, err);
+                       mo.clear, true, err);
           /* The host's submounts (/sys/fs/cgroup...) come along: ro should
              cover them too (best effort: this was not asked for as rro).  */
           if (r >= 0 && (mo.flags & MS_RDONLY))
@@ -953,6 +1126,24 @@ do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
     }
   if (r >= 0)
     r = finish_mount (x, m->destination, &mo, err);
+  if (r >= 0)
+    {
+      /* The procfs the runtime writes to from now on, opened before
+         anything else can be mounted on or under it.  */
+      cleanup_free char *clean = sbx_mount_dest_clean (m->destination);
+      if (strcmp (clean, "/proc") == 0)
+        {
+          int pfd = sbx_proc_open (x->rootfd, "proc", err);
+          if (pfd < 0)
+            r = -1;
+          else
+            {
+              if (x->procfd >= 0)
+                close (x->procfd);
+              x->procfd = pfd;
+            }
+        }
+    }
   sbx_mount_opts_clear (&mo);
   return r;
 }
@@ -991,14 +1182,16 @@ is_dev (const char *dest)
 }
 
 int
-sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err)
+sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
 {
   unsigned long prop;
   cleanup_close int rootfd = -1;
   struct statfs sf;
-  struct ctx x = { .o = o, .c = c };
+  struct ctx x = { .o = o, .c = c, .procfd = -1 };
   sbx_dev_kind dev = SBX_DEV_ROOTFS;
+  int r = -1;
 
+  *procfd = -1;
   if (o->rootfs == NULL || o->rootfs[0] != '/')
     return sbx_error_set (err, EINVAL, "rootfs `%s` is not an absolute path",
                           o->rootfs ? o->rootfs : "");
@@ -1022,12 +1215,23 @@ sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **e
   if (rootfd < 0)
     return sbx_error_sys (err, "open rootfs %s", o->rootfs);
   x.rootfd = rootfd;
+  {
+    char p[FDPATH_MAX], buf[PATH_MAX];
+    ssize_t n = readlink (fdpath (p, rootfd), buf, sizeof buf - 1);
+    if (n < 0)
+      return sbx_error_sys (err, "read where rootfs %s is", o->rootfs);
+    buf[n] = '\0';
+    x.rootpath = xstrdup (buf);
+  }
 
   for (size_t i = 0; i < c->mounts_len; i++)
     {
       const oci_mount *m = c->mounts[i];
       if (do_mount_entry (&x, m, err) < 0)
-        return sbx_error_wrap (err, "mounts[%zu] (%s)", i, m->destination);
+        {
+          sbx_error_wrap (err, "mounts[%zu] (%s)", i, m->destination);
+          goto out;
+        }
       if (is_dev (m->destination))
         {
           bool b = (m->type && strcmp (m->type, "bind") == 0);
@@ -1037,8 +1241,17 @@ sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **e
         }
     }
   if (sbx_devices_setup (c, rootfd, o->userns, dev, err) < 0)
-    return sbx_error_wrap (err, "/dev");
-  return 0;
+    {
+      sbx_error_wrap (err, "/dev");
+      goto out;
+    }
+  *procfd = steal_fd (&x.procfd);
+  r = 0;
+out:
+  if (x.procfd >= 0)
+    close (x.procfd);
+  free (x.rootpath);
+  return r;
 }
 
 /* Where mount(2) must be pointed for the object behind fd after pivot_root:

@@ -35,12 +35,23 @@ typedef struct
 /* Phase 1, before pivot_root: make / private-ish as rootfsPropagation says,
    bind the rootfs onto itself, perform mounts[], create /dev content
    (default devices, linux.devices, ptmx, fd links).  The process' cwd is
-   left unchanged.  */
-int sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err);
+   left unchanged.
+   *procfd is the container's procfs (see procfs.h) when mounts[] has one on
+   /proc, else -1.  */
+int sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err);
 
 /* Phase 2: pivot_root (or move+chroot), then maskedPaths, readonlyPaths and
    root.readonly.  Afterwards "/" is the container root and cwd is "/".  */
 int sbx_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err);
+
+/* At create, before anything exists: no mount on or under /proc but a
+   procfs (or a bind of a procfs root) on /proc itself and binds over the
+   few files LXCFS emulates; anything else could redirect the runtime's
+   procfs writes (CVE-2019-16884).  bundle resolves relative sources.  */
+int sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err);
+/* dest made absolute and lexically clean ("//proc/./x/.." -> "/proc"); ".."
+   stops at "/".  malloc'd.  */
+char *sbx_mount_dest_clean (const char *dest);
 
 /* Mount option parsing, exposed for unit tests.  */
 typedef struct

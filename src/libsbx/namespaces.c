@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "procfs.h"
 #include "utils.h"
 
 #ifndef CLONE_NEWTIME
@@ -141,34 +142,33 @@ sbx_ns_join (const sbx_ns_plan *plan, bool skip_pid, sbx_error **err)
 }
 
 static int
-write_map (pid_t pid, const char *file, oci_id_mapping *const *m, size_t n, sbx_error **err)
+write_map (int procfd, pid_t pid, const char *file, oci_id_mapping *const *m, size_t n, sbx_error **err)
 {
-  char path[64];
+  char rel[64];
   size_t cap = 64 * (n + 1), len = 0;
   cleanup_free char *buf = xmalloc0 (cap);
-  cleanup_close int fd = -1;
 
   for (size_t i = 0; i < n; i++)
     len += snprintf (buf + len, cap - len, "%u %u %u\n", m[i]->container_id, m[i]->host_id, m[i]->size);
-  snprintf (path, sizeof path, "/proc/%d/%s", pid, file);
-  fd = open (path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return sbx_error_sys (err, "open `%s`", path);
-  if (sbx_write_all (fd, buf, len) < 0)
-    return sbx_error_sys (err, "write `%s` (%s)", path, file);
-  return 0;
+  snprintf (rel, sizeof rel, "%d/%s", pid, file);
+  return sbx_proc_write (procfd, rel, buf, len, err);
 }
 
 int
 sbx_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err)
 {
+  cleanup_close int procfd = -1;
+
   if (l->uid_mappings_len == 0 || l->gid_mappings_len == 0)
     return sbx_error_set (err, EINVAL,
                           "linux.uidMappings and linux.gidMappings are required with a new user "
                           "namespace");
-  if (write_map (pid, "uid_map", l->uid_mappings, l->uid_mappings_len, err) < 0)
+  procfd = sbx_proc_open (AT_FDCWD, "/proc", err);
+  if (procfd < 0)
+    return -1;
+  if (write_map (procfd, pid, "uid_map", l->uid_mappings, l->uid_mappings_len, err) < 0)
     return sbx_error_wrap (err, "linux.uidMappings");
-  if (write_map (pid, "gid_map", l->gid_mappings, l->gid_mappings_len, err) < 0)
+  if (write_map (procfd, pid, "gid_map", l->gid_mappings, l->gid_mappings_len, err) < 0)
     return sbx_error_wrap (err, "linux.gidMappings");
   return 0;
 }
@@ -176,13 +176,16 @@ sbx_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err)
 int
 sbx_ns_write_time_offsets (const oci_linux *l, sbx_error **err)
 {
-  cleanup_close int fd = -1;
+  cleanup_close int fd = -1, procfd = -1;
   char buf[256];
   if (l == NULL || l->time_offsets_len == 0)
     return 0;
-  fd = open ("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+  procfd = sbx_proc_open (AT_FDCWD, "/proc", err);
+  if (procfd < 0)
+    return sbx_error_wrap (err, "linux.timeOffsets");
+  fd = sbx_proc_open_write (procfd, "self/timens_offsets", err);
   if (fd < 0)
-    return sbx_error_sys (err, "open /proc/self/timens_offsets");
+    return sbx_error_wrap (err, "linux.timeOffsets");
   for (size_t i = 0; i < l->time_offsets_len; i++)
     {
       const char *clock = l->time_offsets_keys[i];

@@ -21,6 +21,7 @@
 
 #include "caps.h"
 #include "lsm.h"
+#include "procfs.h"
 #include "sync.h"
 #include "utils.h"
 
@@ -237,6 +238,19 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
      may reach the container.  */
   if (mark_cloexec_from (3 + ctx->preserve_fds, err) < 0)
     return -1;
+  /* Every write to procfs goes through a checked procfs fd (procfs.h),
+     opened while the runtime's capabilities and no filter are in force.  */
+  int procfd = ctx->procfd;
+  cleanup_close int own_procfd = -1;
+  if (procfd < 0
+      && (p->has_oom_score_adj || (p->apparmor_profile && *p->apparmor_profile)
+          || (p->selinux_label && *p->selinux_label)))
+    {
+      own_procfd = sbx_proc_open (AT_FDCWD, "/proc", err);
+      if (own_procfd < 0)
+        return sbx_error_wrap (err, "the container's /proc");
+      procfd = own_procfd;
+    }
   if (enter_cwd (p->cwd, err) < 0)
     return -1;
   for (size_t i = 0; i < p->rlimits_len; i++)
@@ -249,9 +263,8 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
     {
       char buf[16];
       int n = snprintf (buf, sizeof buf, "%d", p->oom_score_adj);
-      cleanup_close int fd = open ("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || write (fd, buf, n) < 0)
-        return sbx_error_sys (err, "process.oomScoreAdj: write /proc/self/oom_score_adj");
+      if (sbx_proc_write (procfd, "self/oom_score_adj", buf, n, err) < 0)
+        return sbx_error_wrap (err, "process.oomScoreAdj");
     }
   if (p->user && p->user->has_umask)
     umask (p->user->umask);
@@ -267,7 +280,7 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
     return -1;
   if (apply_user (p->user, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
     return -1;
-  if (sbx_lsm_apply_exec (p, err) < 0)
+  if (sbx_lsm_apply_exec (p, procfd, err) < 0)
     return -1;
   if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return sbx_error_sys (err, "process.noNewPrivileges: prctl");

@@ -18,6 +18,7 @@ typedef struct
   int preserve_fds;           /* fds 3..3+n-1 survive into the container */
   int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
   sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
+  int procfd;                 /* the container's procfs (procfs.h), or -1: open /proc */
 } sbx_exec_ctx;
 
 struct clone_args;

@@ -556,13 +556,14 @@ setup_and_check (const char *tmpl, bool no_pivot, bool userns, bool cgroupns, vo
   char *rootfs = xasprintf ("%s/bundle/rootfs", base), *bundle = xasprintf ("%s/bundle", base);
   sbx_rootfs_opts o = { .rootfs = rootfs, .bundle = bundle, .no_pivot = no_pivot,
                         .userns = userns, .cgroupns = cgroupns };
+  int procfd = -1;
 
   if (c == NULL)
     {
       fprintf (stderr, "  config: %s\n", msg);
       failures++;
     }
-  else if (sbx_rootfs_prepare (c, &o, &err) < 0 || sbx_rootfs_finish (c, &o, &err) < 0)
+  else if (sbx_rootfs_prepare (c, &o, &procfd, &err) < 0 || sbx_rootfs_finish (c, &o, &err) < 0)
     {
       char *t = sbx_error_text (err);
       if (want_error)
@@ -578,6 +579,8 @@ setup_and_check (const char *tmpl, bool no_pivot, bool userns, bool cgroupns, vo
     CHECK (0, "succeeded, want error `%s`", want_error);
   else
     check ();
+  if (procfd >= 0)
+    close (procfd);
   if (c)
     oci_config_free (c);
   sbx_error_free (err);
