@@ -87,8 +87,15 @@ exec_child_main (struct exec_child *x)
     {
       cleanup_free char *slave = NULL;
       cleanup_close int master = sbx_pty_open (&slave, &err);
-      if (master < 0 || sbx_sync_send_text (x->sync_child, SYNC_PTY, master, slave, &err) < 0
-          || sbx_pty_setup_slave (slave, p->console_size, &err) < 0)
+      int peer = master < 0 ? -1 : sbx_pty_open_peer (master, slave, &err);
+      if (peer < 0)
+        goto fail;
+      if (sbx_sync_send_text (x->sync_child, SYNC_PTY, master, slave, &err) < 0)
+        {
+          close (peer);
+          goto fail;
+        }
+      if (sbx_pty_setup_slave_fd (peer, slave, p->console_size, &err) < 0)
         goto fail;
     }
   {

@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -111,14 +112,42 @@ set_names (const oci_config *c, int uts_private, sbx_error **err)
   return 0;
 }
 
-/* config-linux.md: with a terminal, /dev/console is the pty.  */
+/* config-linux.md: with a terminal, /dev/console is the pty.  The bind
+   goes from the slave's fd onto an fd of console inside the container's
+   /dev: an image's /dev/console symlink (or a directory, a fifo) is
+   replaced by a plain file first, never followed.  */
 static int
-bind_console (const char *slave, sbx_error **err)
+bind_console (int slave_fd, const char *slave, sbx_error **err)
 {
-  cleanup_close int fd = open ("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0 && errno != EEXIST && errno != ENXIO && errno != EACCES)
-    return sbx_error_sys (err, "create /dev/console");
-  if (mount (slave, "/dev/console", NULL, MS_BIND, NULL) < 0)
+  cleanup_close int rootfd = -1, devfd = -1, fd = -1;
+  struct stat sb;
+
+  rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return sbx_error_sys (err, "open /");
+  devfd = sbx_root_resolve (rootfd, "/dev", SBX_RESOLVE_MKDIR, err);
+  if (devfd < 0)
+    return sbx_error_wrap (err, "/dev/console");
+  if (fstatat (devfd, "console", &sb, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG (sb.st_mode)
+      && !S_ISCHR (sb.st_mode))
+    {
+      if (unlinkat (devfd, "console", S_ISDIR (sb.st_mode) ? AT_REMOVEDIR : 0) < 0)
+        return sbx_error_sys (err, "/dev/console is neither a file nor a device: remove it");
+    }
+  {
+    /* O_PATH cannot create: make the file first, never through a link.  */
+    int c = openat (devfd, "console", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (c >= 0)
+      close (c);
+    else if (errno != EEXIST)
+      return sbx_error_sys (err, "create /dev/console");
+  }
+  fd = openat (devfd, "console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fstat (fd, &sb) < 0)
+    return sbx_error_sys (err, "open /dev/console");
+  if (!S_ISREG (sb.st_mode) && !S_ISCHR (sb.st_mode))
+    return sbx_error_set (err, EINVAL, "/dev/console is neither a file nor a device");
+  if (sbx_bind_fd (slave_fd, fd, false) < 0)
     return sbx_error_sys (err, "bind %s on /dev/console", slave);
   return 0;
 }
@@ -224,13 +253,17 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     {
       cleanup_free char *slave = NULL;
       cleanup_close int master = sbx_pty_open (&slave, err);
+      cleanup_close int peer = -1;
       if (master < 0)
         return -1;
-      if ((flags & CLONE_NEWNS) && bind_console (slave, err) < 0)
+      peer = sbx_pty_open_peer (master, slave, err);
+      if (peer < 0)
+        return -1;
+      if ((flags & CLONE_NEWNS) && bind_console (peer, slave, err) < 0)
         return -1;
       if (sbx_sync_send_text (cr->sync_child, SYNC_PTY, master, slave, err) < 0)
         return -1;
-      if (sbx_pty_setup_slave (slave, c->process->console_size, err) < 0)
+      if (sbx_pty_setup_slave_fd (steal_fd (&peer), slave, c->process->console_size, err) < 0)
         return -1;
     }
   return 0;

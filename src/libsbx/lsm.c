@@ -21,11 +21,14 @@ sbx_apparmor_enabled (void)
   return fd >= 0 && read (fd, buf, sizeof buf) > 0 && buf[0] == 'Y';
 }
 
+/* selinuxfs is mounted, and loaded with a policy (the enforce file only
+   exists then).  */
 bool
 sbx_selinux_enabled (void)
 {
   struct statfs sf;
-  return statfs ("/sys/fs/selinux", &sf) == 0 && (unsigned long) sf.f_type == SELINUX_MAGIC;
+  return statfs ("/sys/fs/selinux", &sf) == 0 && (unsigned long) sf.f_type == SELINUX_MAGIC
+         && access ("/sys/fs/selinux/enforce", F_OK) == 0;
 }
 
 int

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "caps.h"
+#include "lsm.h"
 #include "mounts.h"
 #include "namespaces.h"
 #include "netfilter.h"
@@ -67,9 +68,10 @@ sbx_features (oci_features **out, sbx_error **err)
   sc->archs_len = sbx_strv_len (sc->archs);
   SET_LIST (sc, known_flags, sbx_seccomp_flags);
   SET_LIST (sc, supported_flags, sbx_seccomp_flags);
-  /* Implemented; used when the host's LSM is active.  */
-  l->apparmor = enabled (true);
-  l->selinux = enabled (true);
+  /* What this host can apply: labels for an absent LSM are refused at
+     create by the same test (lsm.c).  */
+  l->apparmor = enabled (sbx_apparmor_enabled ());
+  l->selinux = enabled (sbx_selinux_enabled ());
   l->intel_rdt = enabled (false);
   l->mount_extensions = xmalloc0 (sizeof *l->mount_extensions);
   l->mount_extensions->idmap = enabled (false);

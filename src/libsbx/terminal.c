@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -43,23 +44,59 @@ sbx_pty_open (char **slave, sbx_error **err)
   return steal_fd (&master);
 }
 
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO ('T', 0x41)
+#endif
+
+int
+sbx_pty_open_peer (int master, const char *slave, sbx_error **err)
+{
+  int fd = ioctl (master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  struct stat sb;
+
+  if (fd >= 0)
+    return fd;
+  /* Before Linux 4.13 only the name leads to the slave: it must at least
+     be a terminal and not a symlink.  */
+  if (errno != EINVAL && errno != ENOTTY)
+    return sbx_error_sys (err, "open the terminal's slave (TIOCGPTPEER)");
+  fd = open (slave, O_RDWR | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sbx_error_sys (err, "open terminal `%s`", slave);
+  if (fstat (fd, &sb) < 0 || !S_ISCHR (sb.st_mode) || !isatty (fd))
+    {
+      close (fd);
+      return sbx_error_set (err, ENOTTY, "`%s` is not a terminal", slave);
+    }
+  return fd;
+}
+
 int
 sbx_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error **err)
 {
-  int fd;
+  int fd = open (slave, O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return sbx_error_sys (err, "open terminal `%s`", slave);
+  return sbx_pty_setup_slave_fd (fd, slave, size, err);
+}
 
+int
+sbx_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err)
+{
   /* A fresh session is needed to take a controlling terminal; EPERM only
      means we already lead one.  */
   if (setsid () < 0 && !(errno == EPERM && getsid (0) == getpid ()))
-    return sbx_error_sys (err, "setsid");
-
-  fd = open (slave, O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    return sbx_error_sys (err, "open terminal `%s`", slave);
+    {
+      int e = errno;
+      if (fd > 2)
+        close (fd);
+      return sbx_error_set (err, e, "setsid");
+    }
   if (ioctl (fd, TIOCSCTTY, 0) < 0)
     {
       int e = errno;
-      close (fd);
+      if (fd > 2)
+        close (fd);
       return sbx_error_set (err, e, "make `%s` the controlling terminal", slave);
     }
   if (size)
@@ -70,7 +107,8 @@ sbx_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error 
       if (ioctl (fd, TIOCSWINSZ, &ws) < 0)
         {
           int e = errno;
-          close (fd);
+          if (fd > 2)
+            close (fd);
           return sbx_error_set (err, e, "set the console size of `%s`", slave);
         }
     }

@@ -10,9 +10,16 @@
 /* Open a new pty from /dev/ptmx (of the current root); returns the master
    fd, and the slave's path in *slave (malloc'd).  */
 int sbx_pty_open (char **slave, sbx_error **err);
+/* The slave of master, opened from the master itself (TIOCGPTPEER), so no
+   path in the container's /dev can stand in for it; slave (the name) is
+   only used on kernels without the ioctl.  Returns the fd.  */
+int sbx_pty_open_peer (int master, const char *slave, sbx_error **err);
 /* In the process that will exec: setsid, open slave, TIOCSCTTY, dup onto
    0/1/2, apply consoleSize (may be NULL).  */
 int sbx_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error **err);
+/* Same with the slave already open (fd is consumed; slave names it in
+   messages).  */
+int sbx_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err);
 /* Connect to a unix socket path.  Returns the connected fd.  */
 int sbx_unix_connect (const char *path, sbx_error **err);
 /* Send / receive one fd with SCM_RIGHTS (with a short text payload, the
