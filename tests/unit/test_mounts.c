@@ -1,9 +1,11 @@
-/* test_mounts.c - mount option parsing (sbx_mount_opts_parse).  */
+/* test_mounts.c - mount option parsing (sbx_mount_opts_parse), destination
+ * cleaning and the /proc rule of sbx_mounts_validate.  */
 #include <config.h>
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <cmocka.h>
@@ -193,6 +195,84 @@ test_names_list (void **state)
   assert_true (rro && rbind);
 }
 
+static void
+test_dest_clean (void **state)
+{
+  static const char *const cases[][2] = {
+    { "/proc", "/proc" },       { "//proc/", "/proc" },       { "/./proc/.", "/proc" },
+    { "proc", "/proc" },        { "/x/../proc", "/proc" },    { "/../../proc", "/proc" },
+    { "/proc/self/..", "/proc" }, { "/", "/" },               { "", "/" },
+    { "/a//b/./c/", "/a/b/c" }, { "/proc/../procx", "/procx" }, { "/..", "/" },
+  };
+  (void) state;
+  for (size_t i = 0; i < N (cases); i++)
+    {
+      char *c = sbx_mount_dest_clean (cases[i][0]);
+      if (strcmp (c, cases[i][1]) != 0)
+        fail_msg ("clean(%s) = %s, want %s", cases[i][0], c, cases[i][1]);
+      free (c);
+    }
+}
+
+/* One mount through sbx_mounts_validate: 0 or the error's text.  */
+static int
+validate_one (const char *dest, const char *type, const char *source, const char *opt, char **msg)
+{
+  char *opts[] = { (char *) opt, NULL };
+  oci_mount m = { .destination = (char *) dest, .type = (char *) type, .source = (char *) source,
+                  .options = opt ? opts : NULL, .options_len = opt ? 1 : 0 };
+  oci_mount *ms[] = { &m, NULL };
+  oci_config c = { .mounts = ms, .mounts_len = 1 };
+  sbx_error *err = NULL;
+  int r = sbx_mounts_validate (&c, "/nonexistent-bundle", &err);
+  *msg = NULL;
+  if (r < 0)
+    {
+      assert_non_null (err);
+      *msg = strdup (err->msg);
+      sbx_error_free (err);
+    }
+  return r;
+}
+
+static void
+test_proc_rule (void **state)
+{
+  char *msg;
+  (void) state;
+  /* procfs on /proc, however spelt; anything outside /proc.  */
+  assert_int_equal (validate_one ("/proc", "proc", "proc", NULL, &msg), 0);
+  assert_int_equal (validate_one ("//proc/./", "proc", "proc", NULL, &msg), 0);
+  assert_int_equal (validate_one ("/procfs", "bind", "/tmp", "rbind", &msg), 0);
+  assert_int_equal (validate_one ("/sys", "sysfs", "sysfs", NULL, &msg), 0);
+  /* A bind of the host's procfs root on /proc; LXCFS's files.  */
+  assert_int_equal (validate_one ("/proc", "bind", "/proc", "rbind", &msg), 0);
+  assert_int_equal (validate_one ("/proc/meminfo", "bind", "/tmp/meminfo", "bind", &msg), 0);
+  assert_int_equal (validate_one ("/proc/./cpuinfo", NULL, "/tmp/cpuinfo", "rbind", &msg), 0);
+
+  /* A directory bound over /proc, a tmpfs, a procfs directory.  */
+  assert_int_equal (validate_one ("/proc", "bind", "/tmp", "rbind", &msg), -1);
+  assert_non_null (strstr (msg, "mounts[0]"));
+  assert_non_null (strstr (msg, "only a procfs may be mounted on /proc"));
+  free (msg);
+  assert_int_equal (validate_one ("/x/../proc", "tmpfs", "tmpfs", NULL, &msg), -1);
+  assert_non_null (strstr (msg, "`/x/../proc`"));
+  free (msg);
+  assert_int_equal (validate_one ("/proc", "bind", "/proc/self", "bind", &msg), -1);
+  free (msg);
+  /* Under /proc: the runtime's targets, and a procfs elsewhere in it.  */
+  assert_int_equal (validate_one ("/proc/self/attr/exec", "bind", "/tmp/x", "bind", &msg), -1);
+  assert_non_null (strstr (msg, "inside /proc"));
+  free (msg);
+  assert_int_equal (validate_one ("/proc/sys", "proc", "proc", NULL, &msg), -1);
+  free (msg);
+  assert_int_equal (validate_one ("proc/thread-self", "tmpfs", "tmpfs", NULL, &msg), -1);
+  free (msg);
+  /* An allowed file name, but not as a bind.  */
+  assert_int_equal (validate_one ("/proc/meminfo", "tmpfs", "tmpfs", NULL, &msg), -1);
+  free (msg);
+}
+
 int
 main (void)
 {
@@ -205,6 +285,8 @@ main (void)
     cmocka_unit_test (test_recursive_attrs),
     cmocka_unit_test (test_unknown_and_unsupported),
     cmocka_unit_test (test_names_list),
+    cmocka_unit_test (test_dest_clean),
+    cmocka_unit_test (test_proc_rule),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
