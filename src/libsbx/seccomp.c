@@ -889,10 +889,24 @@ sbx_seccomp_prepare (const oci_seccomp *s, const char *cache_dir, sbx_seccomp **
   if (cache_dir)
     {
       /* Whoever can write the cache decides the filters: refuse one that is
-         not the runtime's own rather than silently bypass it.  */
-      dfd = sbx_open_private_dir (cache_dir, true, "seccomp cache", err);
+         not the runtime's own (EPERM: owner or mode; ELOOP: a symlink).
+         One that cannot be made or opened only costs the cache.  */
+      cleanup_error sbx_error *e = NULL;
+      dfd = sbx_open_private_dir (cache_dir, true, "seccomp cache", &e);
+      if (dfd < 0 && (e->errno_ == EPERM || e->errno_ == ELOOP))
+        {
+          if (err)
+            {
+              sbx_error_free (*err);
+              *err = steal_ptr (e);
+            }
+          return -1;
+        }
       if (dfd < 0)
-        return -1;
+        {
+          cleanup_free char *t = sbx_error_text (e);
+          sbx_debug ("seccomp: no cache: %s", t);
+        }
     }
   sc = xmalloc0 (sizeof *sc);
   if (dfd >= 0)
