@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pwd.h>
@@ -82,13 +81,24 @@ dir_sockaddr (int dirfd, const char *name, struct sockaddr_un *sa)
 int
 sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err)
 {
-  cleanup_free char *d = xstrdup (path), *b = xstrdup (path);
-  cleanup_close int dfd = open (dirname (d), O_DIRECTORY | O_PATH | O_CLOEXEC);
-  char buf[32];
+  cleanup_free char *d = xstrdup (path);
+  cleanup_close int dfd = -1;
+  char *slash = strrchr (d, '/'), buf[32];
+  const char *base = slash ? slash + 1 : d;
   int n = snprintf (buf, sizeof buf, "%d", pid);
+
+  if (*base == '\0' || strcmp (base, ".") == 0 || strcmp (base, "..") == 0)
+    return sbx_error_set (err, EINVAL, "pid file `%s`: not a file name", path);
+  /* The directory is the caller's choice and is resolved like any path
+     they give (/var/run -> /run); only what is created in it is guarded
+     (see sbx_write_file_atomic): a symlink at the final name is replaced,
+     never written through.  */
+  if (slash)
+    *slash = '\0';
+  dfd = open (slash ? (*d ? d : "/") : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0)
-    return sbx_error_sys (err, "pid file `%s`", path);
-  if (sbx_write_file_atomic (dfd, basename (b), buf, n, 0644, err) < 0)
+    return sbx_error_sys (err, "pid file `%s`: directory", path);
+  if (sbx_write_file_atomic (dfd, base, buf, n, 0644, err) < 0)
     return sbx_error_wrap (err, "pid file `%s`", path);
   return 0;
 }
@@ -313,7 +323,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (c->linux && c->linux->seccomp)
     {
       cleanup_free char *cache = xasprintf ("%s/.seccomp-cache", o->root);
-      sbx_mkdir_p (cache, 0700, NULL);
+      /* The cache sits in the root: trust the root first (state_create checks it again).  */
+      cleanup_close int rfd = sbx_open_private_dir (o->root, true, "state root (--root)", err);
+      if (rfd < 0)
+        return -1;
       if (sbx_seccomp_prepare (c->linux->seccomp, cache, &cr->sc, err) < 0)
         return sbx_error_wrap (err, "config.json");
     }

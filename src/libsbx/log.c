@@ -2,6 +2,7 @@
 #include <config.h>
 #include "log.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,7 +30,12 @@ sbx_log_init (const char *path, const char *format, bool debug, sbx_error **err)
                           format);
   if (path && *path)
     {
-      log_fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      /* Engines reuse the file (append); a symlink planted at the name
+         would make root append to whatever it points at.  */
+      log_fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (log_fd < 0 && errno == ELOOP)
+        return sbx_error_set (err, ELOOP, "log file `%s`: is a symbolic link (refused: name the file itself)",
+                              path);
       if (log_fd < 0)
         return sbx_error_sys (err, "open log file `%s`", path);
     }

@@ -17,11 +17,15 @@
  *       <each resolver> udp/tcp dport 53 accept
  *       counter name dropped
  *       meta l4proto tcp reject with tcp reset
+ *       meta l4proto ipv6-icmp reject with icmpx admin-prohibited
  *       drop }
  *
  * A TCP connect to a blocked destination gets the reset and fails with
  * ECONNREFUSED at once; anything else is dropped in the output hook, which
- * makes sendmsg fail with EPERM at once.  Nothing waits for a timeout.
+ * makes sendmsg fail with EPERM at once -- except an ICMPv6 ping socket,
+ * whose sendmsg ignores that verdict: the admin-prohibited error is the
+ * only way to tell it (EACCES, if it is connected or has IPV6_RECVERR).
+ * Nothing waits for a timeout.
  *
  * The netlink socket is opened inside the container's namespace (setns
  * there and straight back), so the runtime never runs anything else in it;
@@ -543,6 +547,18 @@ build_policy_rules (const rule_ctx *rc, const sbx_net_policy *p, bool scoped)
     nftnl_expr_set_u8 (e, NFTNL_EXPR_REJECT_CODE, 0);
   }
   rule_add (rc, r, xstrdup ("nftables rule rejecting TCP"));
+  /* The drop alone is silent for ICMPv6: ping_v6_sendmsg does not return
+     the output hook's verdict, so the echo "succeeds".  An
+     admin-prohibited error sent back makes a connected or IPV6_RECVERR
+     socket fail with EACCES at once.  */
+  r = rule_new (rc, NULL);
+  x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+  {
+    struct nftnl_expr *e = expr_new (r, "reject");
+    nftnl_expr_set_u32 (e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
+    nftnl_expr_set_u8 (e, NFTNL_EXPR_REJECT_CODE, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+  }
+  rule_add (rc, r, xstrdup ("nftables rule rejecting ICMPv6"));
   r = rule_new (rc, NULL);
   x_verdict (r, NF_DROP, NULL);
   rule_add (rc, r, xstrdup ("nftables rule dropping the rest"));

@@ -44,7 +44,8 @@ typedef enum
 
 typedef enum
 {
-  SBX_NET_DNS_RESOLV = 0, /* the nameservers of the container's /etc/resolv.conf */
+  SBX_NET_DNS_RESOLV = 0, /* the engine's bind at /etc/resolv.conf, else the host's file */
+  SBX_NET_DNS_IMAGE,      /* the container's view: a bind's source, else the image's file */
   SBX_NET_DNS_NONE,
   SBX_NET_DNS_LIST
 } sbx_net_dns_mode;

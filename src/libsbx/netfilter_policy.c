@@ -40,7 +40,8 @@ const sbx_net_annotation sbx_net_annotations[] = {
                    "[IPv6], [IPv6 CIDR] or DNS name resolved at create), comma/space separated" },
   { SBX_NET_EGRESS, "open (default without allow), allowlist (implied by allow) or deny (loopback "
                     "only)" },
-  { SBX_NET_DNS, "resolv (default: port 53 to the nameservers of the container's "
+  { SBX_NET_DNS, "resolv (default: port 53 to the nameservers of the resolv.conf the engine "
+                 "bind-mounts at /etc/resolv.conf, else of the host's), image (the image's own "
                  "/etc/resolv.conf), none, or resolver addresses" },
   { NULL, NULL },
 };
@@ -520,11 +521,25 @@ open_resolv_conf_in (int rootfd)
   return openat (etc, "resolv.conf", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 }
 
-/* The text of the container's /etc/resolv.conf: a bind mount's source if
-   the config mounts one there, else the file in the rootfs (resolved
-   inside it).  NULL (no error) when there is none.  */
+static bool
+is_bind (const oci_mount *m)
+{
+  if (m->type && strcmp (m->type, "bind") == 0)
+    return true;
+  for (size_t i = 0; i < m->options_len; i++)
+    if (strcmp (m->options[i], "bind") == 0 || strcmp (m->options[i], "rbind") == 0)
+      return true;
+  return false;
+}
+
+/* The resolv.conf whose nameservers get port 53: the source of the
+   engine's bind mount at /etc/resolv.conf if the config has one, else the
+   host's own (the runtime's view).  The image's file only with IMAGE
+   (dns=image): otherwise the image would choose which hosts get port 53.
+   NULL (no error) when there is no such file.  */
 static int
-read_resolv_conf (const oci_config *c, const char *bundle, const char *rootfs, char **out, sbx_error **err)
+read_resolv_conf (const oci_config *c, const char *bundle, const char *rootfs, bool image, char **out,
+                  sbx_error **err)
 {
   cleanup_close int rootfd = -1, fd = -1;
   cleanup_free char *src = NULL;
@@ -533,7 +548,7 @@ read_resolv_conf (const oci_config *c, const char *bundle, const char *rootfs, c
   for (size_t i = c->mounts_len; i-- > 0;)
     {
       const oci_mount *m = c->mounts[i];
-      if (m->source && strcmp (m->destination, "/etc/resolv.conf") == 0)
+      if (m->source && strcmp (m->destination, "/etc/resolv.conf") == 0 && is_bind (m))
         {
           src = m->source[0] == '/' || bundle == NULL ? xstrdup (m->source)
                                                       : xasprintf ("%s/%s", bundle, m->source);
@@ -542,6 +557,8 @@ read_resolv_conf (const oci_config *c, const char *bundle, const char *rootfs, c
     }
   if (src)
     fd = open (src, O_RDONLY | O_CLOEXEC);
+  else if (!image)
+    fd = open ((src = xstrdup ("/etc/resolv.conf")), O_RDONLY | O_CLOEXEC);
   else if (rootfs)
     {
       rootfd = open (rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -555,22 +572,22 @@ read_resolv_conf (const oci_config *c, const char *bundle, const char *rootfs, c
     {
       if (errno == ENOENT || errno == ENOTDIR)
         return 0;
-      return sbx_error_sys (err, "%s", src ? src : "the container's /etc/resolv.conf");
+      return sbx_error_sys (err, "%s", src ? src : "the image's /etc/resolv.conf");
     }
   if (sbx_read_fd (fd, 1 << 20, out, NULL, err) < 0)
-    return sbx_error_wrap (err, "%s", src ? src : "the container's /etc/resolv.conf");
+    return sbx_error_wrap (err, "%s", src ? src : "the image's /etc/resolv.conf");
   return 0;
 }
 
 static int
 resolvers_from_resolv_conf (sbx_net_policy *p, const oci_config *c, const char *bundle, const char *rootfs,
-                            sbx_error **err)
+                            bool image, sbx_error **err)
 {
   cleanup_free char *text = NULL;
   char *save = NULL;
 
-  if (read_resolv_conf (c, bundle, rootfs, &text, err) < 0)
-    return sbx_error_wrap (err, "annotation %s=resolv", SBX_NET_DNS);
+  if (read_resolv_conf (c, bundle, rootfs, image, &text, err) < 0)
+    return sbx_error_wrap (err, "annotation %s=%s", SBX_NET_DNS, image ? "image" : "resolv");
   if (text == NULL)
     return 0;
   for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
@@ -594,10 +611,11 @@ parse_dns (sbx_net_policy *p, const char *value, bool validate_only, const oci_c
   cleanup_free char *v = value ? trimmed (value) : xstrdup ("resolv");
   cleanup_strv char **items = NULL;
 
-  if (strcmp (v, "resolv") == 0)
+  if (strcmp (v, "resolv") == 0 || strcmp (v, "image") == 0)
     {
-      p->dns = SBX_NET_DNS_RESOLV;
-      return validate_only ? 0 : resolvers_from_resolv_conf (p, c, bundle, rootfs, err);
+      bool image = v[0] == 'i';
+      p->dns = image ? SBX_NET_DNS_IMAGE : SBX_NET_DNS_RESOLV;
+      return validate_only ? 0 : resolvers_from_resolv_conf (p, c, bundle, rootfs, image, err);
     }
   if (strcmp (v, "none") == 0)
     {
@@ -607,7 +625,8 @@ parse_dns (sbx_net_policy *p, const char *value, bool validate_only, const oci_c
   p->dns = SBX_NET_DNS_LIST;
   items = split_entries (v);
   if (items[0] == NULL)
-    return sbx_error_set (err, EINVAL, "annotation %s: empty (expected resolv, none or resolver addresses)",
+    return sbx_error_set (err, EINVAL,
+                          "annotation %s: empty (expected resolv, image, none or resolver addresses)",
                           SBX_NET_DNS);
   for (char **it = items; *it; it++)
     {
@@ -615,7 +634,7 @@ parse_dns (sbx_net_policy *p, const char *value, bool validate_only, const oci_c
       if (!parse_resolver (*it, &r))
         return sbx_error_set (err, EINVAL,
                               "annotation %s: entry `%s`: not an IP address (expected resolv, "
-                              "none or resolver addresses)",
+                              "image, none or resolver addresses)",
                               SBX_NET_DNS, *it);
       if (add_rule (&p->resolvers, &p->nresolvers, &r, err) < 0)
         return -1;
@@ -819,6 +838,8 @@ static const struct
   { "CAP_NET_RAW", "packet sockets (AF_PACKET) send frames that netfilter never sees" },
   { "CAP_SYS_ADMIN", "it could leave its cgroup or join other network namespaces" },
   { "CAP_SYS_MODULE", "it could load kernel modules" },
+  { "CAP_SYS_PTRACE", "it could ptrace a process outside the policy (in a shared pid namespace) "
+                      "and make it send on its behalf" },
 };
 
 int

@@ -49,9 +49,11 @@
  * Cache.  Key: SHA-256 (implemented below) of the canonical JSON of the
  * seccomp section, the libseccomp version, the native audit arch, the
  * kernel's machine and release, and a format tag.  A file <hex>.bpf holds a
- * header (load flags, notify, length, SHA-256 of the program) and the
- * instructions; it is checked on read (owner, mode, size, digest) and
- * rewritten atomically on a miss.  A hit does not touch libseccomp at all.
+ * header (load flags, notify, length, the key itself, and a SHA-256 over
+ * the header and the program) and the instructions; it is checked on read
+ * (owner, mode, size, key, digest) and any mismatch is a miss, rewritten
+ * atomically (O_EXCL temporary, rename).  The directory itself is refused
+ * unless it is the euid's and not group/other-writable.  A hit does not touch libseccomp at all.
  * The cache directory must be as trusted as the runtime's state directory:
  * whoever writes it decides the filters.  Entries are never evicted.  */
 #include <config.h>
@@ -745,9 +747,12 @@ compile (const oci_seccomp *s, sbx_seccomp *sc, sbx_error **err)
 
 /* ---- cache ---- */
 
-#define CACHE_MAGIC "SBXBPF01"
-#define CACHE_FORMAT "sbxrun seccomp cache v1: enosys-prefix, split-dup-args"
+#define CACHE_MAGIC "SBXBPF02"
+#define CACHE_FORMAT "sbxrun seccomp cache v2: enosys-prefix, split-dup-args, bound key"
 
+/* The file names its key, but a name proves nothing: whoever could rename
+   a permissive profile's entry over a strict one's would choose the filter.
+   So the key is inside, and the digest covers it with everything else.  */
 struct cache_header
 {
   char magic[8];
@@ -755,15 +760,25 @@ struct cache_header
   uint32_t notify;
   uint32_t ninsns;
   uint32_t reserved;
-  uint8_t digest[32]; /* SHA-256 of the instructions */
+  uint8_t key[32];    /* the cache key (the file's name, in binary) */
+  uint8_t digest[32]; /* SHA-256 of the header up to here, then the instructions */
 };
 
 static void
-cache_key (const oci_seccomp *s, char hex[65])
+cache_digest (const struct cache_header *h, const void *insns, size_t body, uint8_t out[32])
+{
+  sha256_ctx c;
+  sha256_init (&c);
+  sha256_update (&c, h, offsetof (struct cache_header, digest));
+  sha256_update (&c, insns, body);
+  sha256_final (&c, out);
+}
+
+static void
+cache_key (const oci_seccomp *s, uint8_t d[32], char hex[65])
 {
   const struct scmp_version *v = seccomp_version ();
   struct utsname u;
-  uint8_t d[32];
   size_t jlen = 0;
   cleanup_free char *json = ocispec_generate (&oci_seccomp_type, s, false, &jlen);
   cleanup_free char *env = NULL;
@@ -781,13 +796,14 @@ cache_key (const oci_seccomp *s, char hex[65])
     snprintf (hex + 2 * i, 3, "%02x", d[i]);
 }
 
+/* Any mismatch is a miss: the caller compiles and rewrites the entry.  */
 static bool
-cache_read (const char *dir, const char *hex, sbx_seccomp *sc)
+cache_read (int dfd, const uint8_t key[32], const char *hex, sbx_seccomp *sc)
 {
-  cleanup_free char *path = xasprintf ("%s/%s.bpf", dir, hex);
+  cleanup_free char *name = xasprintf ("%s.bpf", hex);
   cleanup_free char *buf = NULL;
   cleanup_error sbx_error *e = NULL;
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  cleanup_close int fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   struct cache_header h;
   struct stat st;
   uint8_t d[32];
@@ -809,7 +825,12 @@ cache_read (const char *dir, const char *hex, sbx_seccomp *sc)
   if (memcmp (h.magic, CACHE_MAGIC, 8) != 0 || h.ninsns == 0 || h.ninsns > BPF_MAXINSNS
       || body != h.ninsns * sizeof (struct sock_filter))
     goto bad;
-  sbx_sha256 (buf + sizeof h, body, d);
+  if (memcmp (h.key, key, sizeof h.key) != 0)
+    {
+      sbx_debug ("seccomp: cache file %s/%s holds another key: ignored", ".seccomp-cache", name);
+      return false;
+    }
+  cache_digest (&h, buf + sizeof h, body, d);
   if (memcmp (d, h.digest, sizeof d) != 0)
     goto bad;
   sc->insns = xmalloc0 (body);
@@ -820,17 +841,16 @@ cache_read (const char *dir, const char *hex, sbx_seccomp *sc)
   sc->cached = true;
   return true;
 bad:
-  sbx_debug ("seccomp: ignoring invalid cache file %s", path);
+  sbx_debug ("seccomp: ignoring invalid cache file %s", name);
   return false;
 }
 
 static void
-cache_write (const char *dir, const char *hex, const sbx_seccomp *sc)
+cache_write (int dfd, const uint8_t key[32], const char *hex, const sbx_seccomp *sc)
 {
   cleanup_error sbx_error *e = NULL;
   cleanup_free char *name = xasprintf ("%s.bpf", hex);
   cleanup_free char *buf = NULL;
-  cleanup_close int dfd = -1;
   size_t body = sc->len * sizeof (struct sock_filter);
   struct cache_header h;
 
@@ -839,27 +859,17 @@ cache_write (const char *dir, const char *hex, const sbx_seccomp *sc)
   h.flags = sc->flags;
   h.notify = sc->notify;
   h.ninsns = (uint32_t)sc->len;
-  sbx_sha256 (sc->insns, body, h.digest);
+  memcpy (h.key, key, sizeof h.key);
+  cache_digest (&h, sc->insns, body, h.digest);
   buf = xmalloc0 (sizeof h + body);
   memcpy (buf, &h, sizeof h);
   memcpy (buf + sizeof h, sc->insns, body);
 
-  if (sbx_mkdir_p (dir, 0700, &e) < 0)
-    goto fail;
-  dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0)
-    {
-      sbx_error_sys (&e, "open `%s`", dir);
-      goto fail;
-    }
   if (sbx_write_file_atomic (dfd, name, buf, sizeof h + body, 0600, &e) < 0)
-    goto fail;
-  return;
-fail:
-  {
-    cleanup_free char *t = sbx_error_text (e);
-    sbx_debug ("seccomp: cannot write the cache: %s", t);
-  }
+    {
+      cleanup_free char *t = sbx_error_text (e);
+      sbx_debug ("seccomp: cannot write the cache: %s", t);
+    }
 }
 
 /* ---- public entry points ---- */
@@ -868,17 +878,41 @@ int
 sbx_seccomp_prepare (const oci_seccomp *s, const char *cache_dir, sbx_seccomp **out, sbx_error **err)
 {
   sbx_seccomp *sc;
+  cleanup_close int dfd = -1;
+  uint8_t key[32];
   char hex[65];
   int r;
 
   *out = NULL;
   if (s == NULL)
     return sbx_error_set (err, EINVAL, "linux.seccomp: missing");
-  sc = xmalloc0 (sizeof *sc);
   if (cache_dir)
     {
-      cache_key (s, hex);
-      if (cache_read (cache_dir, hex, sc))
+      /* Whoever can write the cache decides the filters: refuse one that is
+         not the runtime's own (EPERM: owner or mode; ELOOP: a symlink).
+         One that cannot be made or opened only costs the cache.  */
+      cleanup_error sbx_error *e = NULL;
+      dfd = sbx_open_private_dir (cache_dir, true, "seccomp cache", &e);
+      if (dfd < 0 && (e->errno_ == EPERM || e->errno_ == ELOOP))
+        {
+          if (err)
+            {
+              sbx_error_free (*err);
+              *err = steal_ptr (e);
+            }
+          return -1;
+        }
+      if (dfd < 0)
+        {
+          cleanup_free char *t = sbx_error_text (e);
+          sbx_debug ("seccomp: no cache: %s", t);
+        }
+    }
+  sc = xmalloc0 (sizeof *sc);
+  if (dfd >= 0)
+    {
+      cache_key (s, key, hex);
+      if (cache_read (dfd, key, hex, sc))
         {
           sbx_debug ("seccomp: cache hit %s", hex);
           *out = sc;
@@ -893,8 +927,8 @@ sbx_seccomp_prepare (const oci_seccomp *s, const char *cache_dir, sbx_seccomp **
       sbx_seccomp_free (sc);
       return r;
     }
-  if (cache_dir)
-    cache_write (cache_dir, hex, sc);
+  if (dfd >= 0)
+    cache_write (dfd, key, hex, sc);
   *out = sc;
   return 0;
 }

@@ -41,13 +41,7 @@ sbx_id_validate (const char *id, sbx_error **err)
 static int
 open_root (const char *root, bool create, sbx_error **err)
 {
-  int fd;
-  if (create && sbx_mkdir_p (root, 0700, err) < 0)
-    return sbx_error_wrap (err, "state root");
-  fd = open (root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return sbx_error_sys (err, "open state root `%s`", root);
-  return fd;
+  return sbx_open_private_dir (root, create, "state root (--root)", err);
 }
 
 static int
@@ -106,9 +100,14 @@ sbx_state_open (const char *root, const char *id, sbx_state **out, sbx_error **e
 
   if (sbx_id_validate (id, err) < 0)
     return -1;
-  root_fd = open (root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-  if (root_fd >= 0)
-    dir_fd = openat (root_fd, id, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  root_fd = open_root (root, false, err);
+  if (root_fd < 0)
+    {
+      if (root_fd == -ENOENT) /* the status of an error is -errno */
+        return sbx_error_set (err, ENOENT, "container \"%s\" does not exist", id);
+      return -1;
+    }
+  dir_fd = openat (root_fd, id, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (dir_fd < 0)
     {
       if (errno == ENOENT)
@@ -311,20 +310,28 @@ sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pret
 int
 sbx_state_list (const char *root, char ***ids, sbx_error **err)
 {
-  DIR *d = opendir (root);
+  int fd = open_root (root, false, err);
+  DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   struct dirent *de;
   size_t n = 0;
   char **v = xmalloc0 (sizeof *v);
 
   if (d == NULL)
     {
-      if (errno == ENOENT)
+      free (v);
+      if (fd == -ENOENT)
         {
-          *ids = v;
+          if (err)
+            sbx_error_freep (err);
+          *ids = xmalloc0 (sizeof **ids);
           return 0;
         }
-      free (v);
-      return sbx_error_sys (err, "open state root `%s`", root);
+      if (fd >= 0)
+        {
+          sbx_error_sys (err, "open state root `%s`", root);
+          close (fd);
+        }
+      return -1;
     }
   while ((de = readdir (d)))
     {

@@ -11,7 +11,10 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 void
 sbx_freep (void *p)
@@ -198,14 +201,38 @@ sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len, sb
   return 0;
 }
 
+/* 64 unpredictable bits for a temporary name: getrandom, or (no entropy
+   yet at early boot) the clock and pid, which O_EXCL still makes safe.  */
+static unsigned long long
+tmp_suffix (void)
+{
+  unsigned long long v;
+  struct timespec ts;
+  if (getrandom (&v, sizeof v, GRND_NONBLOCK) == (ssize_t) sizeof v)
+    return v;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ((unsigned long long) ts.tv_nsec << 20) ^ (unsigned long long) ts.tv_sec ^ (unsigned long long) getpid ();
+}
+
 int
 sbx_write_file_atomic (int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                        sbx_error **err)
 {
-  cleanup_free char *tmp = xasprintf (".%s.tmp.%d", name, getpid ());
-  cleanup_close int fd = openat (dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0)
-    return sbx_error_sys (err, "create `%s`", tmp);
+  cleanup_free char *tmp = NULL;
+  cleanup_close int fd = -1;
+
+  /* The directory may be writable by others (a pid file in /tmp): the
+     temporary gets a name nobody can guess, is created, never opened, and
+     no symlink is followed (O_EXCL|O_NOFOLLOW); rename then replaces the
+     final name's link (a symlink planted there included), never its target.  */
+  for (int tries = 0; fd < 0; tries++)
+    {
+      free (tmp);
+      tmp = xasprintf (".%.200s.%016llx.tmp", name, tmp_suffix ());
+      fd = openat (dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+      if (fd < 0 && (errno != EEXIST || tries >= 8))
+        return sbx_error_sys (err, "create `%s`", tmp);
+    }
   /* No fsync: rename alone keeps readers consistent, and the state under
      /run does not outlive a reboot; syncing cost 2-12 ms per run on disk. */
   if (sbx_write_all (fd, data, len) < 0)
@@ -239,6 +266,49 @@ sbx_mkdir_p (const char *path, mode_t mode, sbx_error **err)
   if (mkdir (p, mode) < 0 && errno != EEXIST)
     return sbx_error_sys (err, "mkdir `%s`", p);
   return 0;
+}
+
+int
+sbx_check_private_dir (int fd, const char *path, const char *what, sbx_error **err)
+{
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    return sbx_error_sys (err, "%s `%s`", what, path);
+  if (st.st_uid != geteuid ())
+    return sbx_error_set (err, EPERM,
+                          "%s `%s`: owned by uid %u, not by the caller (uid %u); refused, since "
+                          "whoever can write it decides what sbxrun trusts",
+                          what, path, (unsigned) st.st_uid, (unsigned) geteuid ());
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return sbx_error_set (err, EPERM,
+                          "%s `%s`: writable by group or others (mode %04o); refused, since "
+                          "whoever can write it decides what sbxrun trusts (chmod go-w)",
+                          what, path, (unsigned) (st.st_mode & 07777));
+  return 0;
+}
+
+int
+sbx_open_private_dir (const char *path, bool create, const char *what, sbx_error **err)
+{
+  struct stat st;
+  int fd;
+
+  if (create && sbx_mkdir_p (path, 0700, err) < 0)
+    return sbx_error_wrap (err, "%s", what);
+  fd = open (path, O_DIRECTORY | O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    {
+      if ((errno == ELOOP || errno == ENOTDIR) && lstat (path, &st) == 0 && S_ISLNK (st.st_mode))
+        return sbx_error_set (err, ELOOP, "%s `%s`: is a symbolic link (refused: name the directory itself)",
+                              what, path);
+      return sbx_error_sys (err, "open %s `%s`", what, path);
+    }
+  if (sbx_check_private_dir (fd, path, what, err) < 0)
+    {
+      close (fd);
+      return -1;
+    }
+  return fd;
 }
 
 bool

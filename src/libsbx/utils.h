@@ -51,7 +51,8 @@ size_t sbx_strv_len (char *const *v);
 /* Read a whole file (at most max bytes; 0 = no limit).  NUL terminated.  */
 int sbx_read_file (const char *path, size_t max, char **out, size_t *len, sbx_error **err);
 int sbx_read_fd (int fd, size_t max, char **out, size_t *len, sbx_error **err);
-/* Write a file atomically: temp file in the same directory, then rename.  */
+/* Write a file atomically: a temporary with an unpredictable name created
+   O_EXCL|O_NOFOLLOW in the same directory, then renamed over NAME.  */
 int sbx_write_file_atomic (int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                            sbx_error **err);
 int sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len, sbx_error **err);
@@ -59,6 +60,13 @@ int sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len
 ssize_t sbx_write_all (int fd, const void *buf, size_t len);
 ssize_t sbx_read_all (int fd, void *buf, size_t len);
 int sbx_mkdir_p (const char *path, mode_t mode, sbx_error **err);
+
+/* A directory whose contents sbxrun trusts (state root, seccomp cache):
+   refused (EPERM, naming WHAT and PATH) unless owned by the euid and not
+   writable by group or others; open_ also refuses a symlink and, with
+   CREATE, makes missing directories (0700).  Returns the fd.  */
+int sbx_check_private_dir (int fd, const char *path, const char *what, sbx_error **err);
+int sbx_open_private_dir (const char *path, bool create, const char *what, sbx_error **err);
 
 /* The fds sbxrun was started with (>= 3), recorded before it opens any:
    only those may be passed to a container (--preserve-fds, LISTEN_FDS).  */

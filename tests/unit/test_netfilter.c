@@ -406,9 +406,21 @@ test_dns_resolv (void **state)
                             "nameserver 10.0.0.53\nnameserver bogus\nnameservers 1.1.1.1\n"
                             "options ndots:2\nnameserver fd00::53",
                             NULL);
-  sbx_net_policy *p = parse_ok ("\"org.sbxrun.net.allow\": \"10.1.2.3:443\"", root);
-  assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_RESOLV);
+  sbx_net_policy *p = parse_ok ("\"org.sbxrun.net.allow\": \"10.1.2.3:443\", "
+                                "\"org.sbxrun.net.dns\": \"image\"", root);
+  size_t n;
+  const sbx_net_rule *v;
+  assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_IMAGE);
   assert_resolvers (p, "10.0.0.53 [fe80::1] [fd00::53]");
+  sbx_net_policy_free (p);
+
+  /* By default the image's file is not read (it would choose which hosts
+     get port 53): the host's /etc/resolv.conf is.  */
+  p = parse_ok ("\"org.sbxrun.net.allow\": \"10.1.2.3:443\"", root);
+  assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_RESOLV);
+  v = sbx_net_policy_resolvers (p, &n);
+  for (size_t i = 0; i < n; i++)
+    assert_false (v[i].family == AF_INET6 && v[i].addr[0] == 0xfe && v[i].addr[1] == 0x80);
   sbx_net_policy_free (p);
   remove_rootfs (root);
 
@@ -417,7 +429,7 @@ test_dns_resolv (void **state)
   root = make_rootfs ("nameserver 10.9.9.9\n", "/resolv.real");
   if (syscall (SYS_openat2, -1, "", NULL, 0) < 0 && errno != ENOSYS)
     {
-      p = parse_ok ("\"org.sbxrun.net.allow\": \"\", \"org.sbxrun.net.dns\": \"resolv\"", root);
+      p = parse_ok ("\"org.sbxrun.net.allow\": \"\", \"org.sbxrun.net.dns\": \"image\"", root);
       assert_resolvers (p, "10.9.9.9");
       sbx_net_policy_free (p);
     }
@@ -425,7 +437,7 @@ test_dns_resolv (void **state)
 
   /* No resolv.conf: no resolver (the libc default is loopback).  */
   root = make_rootfs (NULL, NULL);
-  p = parse_ok ("\"org.sbxrun.net.allow\": \"\"", root);
+  p = parse_ok ("\"org.sbxrun.net.allow\": \"\", \"org.sbxrun.net.dns\": \"image\"", root);
   assert_resolvers (p, "");
   sbx_net_policy_free (p);
   remove_rootfs (root);
@@ -489,14 +501,14 @@ test_errors (void **state)
                 "dns.internal\"",
                 NULL, NULL,
                 "annotation org.sbxrun.net.dns: entry `dns.internal`: not an IP address "
-                "(expected resolv, none or resolver addresses)");
+                "(expected resolv, image, none or resolver addresses)");
   expect_error ("\"org.sbxrun.net.allow\": \"10.0.0.1\", \"org.sbxrun.net.dns\": \" , \"", NULL, NULL,
-                "annotation org.sbxrun.net.dns: empty (expected resolv, none or resolver "
-                "addresses)");
+                "annotation org.sbxrun.net.dns: empty (expected resolv, image, none or "
+                "resolver addresses)");
   /* open still validates dns */
   expect_error ("\"org.sbxrun.net.dns\": \"bogus\"", NULL, NULL,
                 "annotation org.sbxrun.net.dns: entry `bogus`: not an IP address (expected "
-                "resolv, none or resolver addresses)");
+                "resolv, image, none or resolver addresses)");
   expect_error ("\"org.sbxrun.net.allow\": \"10.1.2.3:443, 10.0.0.1:99999\"", NULL, NULL,
                 "annotation org.sbxrun.net.allow: entry `10.0.0.1:99999`: port 99999 out of "
                 "range (1-65535)");

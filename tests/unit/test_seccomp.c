@@ -358,6 +358,29 @@ test_cache (void **state)
   assert_true (sbx_seccomp_from_cache (again));
   sbx_seccomp_free (again);
 
+  /* Another key's entry renamed over this one's is a miss, however
+     valid it is: the key is inside the file.  */
+  {
+    char *dir2 = xasprintf ("%s/cache/other", tmp), *other;
+    unsigned long n0;
+    int n2;
+    hot = expect_ok ("{\"defaultAction\":\"SCMP_ACT_ALLOW\"}", dir2);
+    sbx_seccomp_free (hot);
+    other = cache_file (dir2, &n2);
+    assert_int_equal (n2, 1);
+    assert_int_equal (rename (other, file), 0);
+    n0 = sbx_seccomp_compile_count ();
+    again = expect_ok (cache_profile, dir);
+    assert_int_equal (sbx_seccomp_compile_count (), n0 + 1);
+    assert_false (sbx_seccomp_from_cache (again));
+    nh = sbx_seccomp_program (again, &ph);
+    assert_int_equal (nh, nc);
+    assert_memory_equal (pc, ph, nc * sizeof *pc);
+    sbx_seccomp_free (again);
+    free (other);
+    free (dir2);
+  }
+
   /* An unusable cache directory only costs the cache.  */
   again = expect_ok (cache_profile, "/proc/sbx-no-such-dir");
   assert_false (sbx_seccomp_from_cache (again));
