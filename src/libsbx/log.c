@@ -19,6 +19,31 @@ static int log_fd = -1;
 static bool log_json;
 static bool log_debug;
 
+/* The fd that /dev/stdout, /dev/stderr, /dev/fd/N or /proc/self/fd/N
+   names, or -1.  */
+static int
+caller_stream (const char *path)
+{
+  const char *n = NULL;
+  char *end;
+  long fd;
+  if (strcmp (path, "/dev/stdout") == 0)
+    return 1;
+  if (strcmp (path, "/dev/stderr") == 0)
+    return 2;
+  if (strncmp (path, "/dev/fd/", 8) == 0)
+    n = path + 8;
+  else if (strncmp (path, "/proc/self/fd/", 14) == 0)
+    n = path + 14;
+  if (n == NULL || *n < '0' || *n > '9')
+    return -1;
+  errno = 0;
+  fd = strtol (n, &end, 10);
+  if (errno || *end || fd > 1 << 20 || fcntl ((int)fd, F_GETFD) < 0)
+    return -1;
+  return (int)fd;
+}
+
 int
 sbx_log_init (const char *path, const char *format, bool debug, sbx_error **err)
 {
@@ -32,6 +57,16 @@ sbx_log_init (const char *path, const char *format, bool debug, sbx_error **err)
     {
       /* Engines reuse the file (append); a symlink planted at the name
          would make root append to whatever it points at.  */
+      int std = caller_stream (path);
+      if (std >= 0)
+        {
+          /* The caller's own stream by its /dev name (a symlink into
+             /proc/self/fd): use the fd we were given, follow nothing.  */
+          log_fd = fcntl (std, F_DUPFD_CLOEXEC, 3);
+          if (log_fd < 0)
+            return sbx_error_sys (err, "log file `%s`", path);
+          return 0;
+        }
       log_fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
       if (log_fd < 0 && errno == ELOOP)
         return sbx_error_set (err, ELOOP, "log file `%s`: is a symbolic link (refused: name the file itself)",

@@ -147,3 +147,13 @@ def test_log_file_symlink_refused(sbx, scene):
     sbx("--log", shared / "log", "nosuchcommand")
     text = (shared / "log").read_text()
     assert text.startswith("earlier\n") and "nosuchcommand" in text, text
+
+
+@pytest.mark.needs_root
+@pytest.mark.parametrize("name", ["/dev/stderr", "/dev/fd/2", "/proc/self/fd/2"])
+def test_log_to_callers_own_stream(sbx, name):
+    # The caller's stream named through its /dev symlink is its own fd, not
+    # a planted link: the message reaches our stderr once per format.
+    cp = sbx("--log", name, "--log-format", "json", "state", "no-such-ctr")
+    assert cp.returncode != 0, describe(cp)
+    assert '"level":"error"' in cp.stderr and "does not exist" in cp.stderr, describe(cp)
