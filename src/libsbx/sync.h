@@ -30,6 +30,7 @@ typedef enum
   SYNC_CREATED,
   SYNC_EXEC_READY,
   SYNC_ERROR,
+  SYNC_CHILD_PID, /* text: host pid of the process that carries on (exec, joined pid ns) */
 } sbx_sync_step;
 
 /* errno of the error reported when the peer hung up.  */
