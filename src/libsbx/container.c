@@ -27,6 +27,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "lsm.h"
+#include "mounts.h"
 #include "netfilter.h"
 #include "process.h"
 #include "seccomp.h"
@@ -182,6 +183,11 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
                           "new user namespace is not supported yet");
   if (cr->c->process)
     inherit_listen_fds (cr->c->process, (int *)&o->preserve_fds);
+  /* Without a mount namespace nothing is mounted: no procfs to get right. */
+  cr->fork_init = (cr->plan.join_flags & CLONE_NEWPID)
+                  && (!(cr->plan.new_flags & CLONE_NEWNS) || sbx_mount_proc_pidns_supported ());
+  if ((cr->plan.join_flags & CLONE_NEWPID) && !cr->fork_init)
+    sbx_debug ("no procfs pidns= option: the init sets up inside the joined pid namespace");
   return 0;
 }
 
@@ -207,7 +213,7 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
 {
   struct clone_args ca
       = { .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)pidfd, .exit_signal = SIGCHLD };
-  cleanup_close int own_timens = -1;
+  cleanup_close int own_pidns = -1, own_timens = -1;
   pid_t pid;
 
   /* The time and cgroup namespaces are made by the child: time offsets must
@@ -217,7 +223,19 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
      init proper), so that no neighbour sees the setup (init.c).  */
   ca.flags |= cr->plan.new_flags & ~(CLONE_NEWTIME | CLONE_NEWCGROUP);
   for (size_t i = 0; i < cr->plan.njoin; i++)
-    if (cr->plan.join_types[i] == CLONE_NEWTIME)
+    if (cr->plan.join_types[i] == CLONE_NEWPID && !cr->fork_init)
+      {
+        /* A kernel that cannot mount procfs for another pid namespace:
+           the init is born in it and sets up there, seen by the
+           neighbours.  Go back to our own namespace right after the clone
+           so that the hooks we run later stay in the runtime's.  */
+        own_pidns = open ("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (own_pidns < 0)
+          return sbx_error_sys (err, "open /proc/self/ns/pid");
+        if (setns (cr->plan.join_fds[i], CLONE_NEWPID) < 0)
+          return sbx_error_sys (err, "join pid namespace");
+      }
+    else if (cr->plan.join_types[i] == CLONE_NEWTIME)
       {
         /* Likewise a time namespace: it too applies to our children.  */
         own_timens = open ("/proc/self/ns/time", O_RDONLY | O_CLOEXEC);
@@ -229,11 +247,13 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
   pid = sbx_spawn_in_cgroup (&ca, cr->cg, "the container process", err);
   if (pid == 0)
     sbx_init_main (cr);
-  if (own_timens >= 0 && setns (own_timens, CLONE_NEWTIME) < 0 && pid > 0)
+  if (((own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0)
+       || (own_timens >= 0 && setns (own_timens, CLONE_NEWTIME) < 0))
+      && pid > 0)
     {
       kill (pid, SIGKILL);
       waitpid (pid, NULL, 0);
-      return sbx_error_sys (err, "return to the runtime's time namespace");
+      return sbx_error_sys (err, "return to the runtime's pid/time namespace");
     }
   return pid;
 }
@@ -414,7 +434,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, buf, err) < 0)
       goto fail;
   }
-  if ((cr->plan.join_flags & CLONE_NEWPID) && take_forked_init (cr, &pid, &pidfd, err) < 0)
+  if (cr->fork_init && take_forked_init (cr, &pid, &pidfd, err) < 0)
     goto fail;
   if (c->process && c->process->terminal
       && sbx_receive_pty (cr->sync_parent, o->console_socket, &pty, err) < 0)

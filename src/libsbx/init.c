@@ -132,6 +132,15 @@ setup_terminal (sbx_creator *cr, sbx_error **err)
   return sbx_pty_setup_slave (slave, p->console_size, err);
 }
 
+static int
+joined_pidns (const sbx_creator *cr)
+{
+  for (size_t i = 0; i < cr->plan.njoin; i++)
+    if (cr->plan.join_types[i] == CLONE_NEWPID)
+      return cr->plan.join_fds[i];
+  return -1;
+}
+
 /* Everything up to "created".  */
 static int
 setup (sbx_creator *cr, char **state_json, sbx_error **err)
@@ -147,13 +156,13 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
 
   if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
-  /* A pid namespace joined by path applies to our children only: this
-     process stays in the host's, out of the neighbours' sight, for the
-     whole setup (see sbx_init_main).  First, while we have the host's
-     capabilities over it.  */
-  for (size_t i = 0; i < cr->plan.njoin; i++)
-    if (cr->plan.join_types[i] == CLONE_NEWPID && setns (cr->plan.join_fds[i], CLONE_NEWPID) < 0)
-      return sbx_error_sys (err, "join pid namespace");
+  if (cr->fork_init)
+    {
+      /* The joined pid namespace is entered only by the init we fork at
+         the end (fork_init); procfs is mounted for it meanwhile.  */
+      ro.has_proc_pidns = true;
+      ro.proc_pidns = joined_pidns (cr);
+    }
   if (sbx_ns_join (&cr->plan, true, err) < 0)
     return -1;
   if (flags & CLONE_NEWUSER)
@@ -238,7 +247,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     return sbx_error_sys (err, "enter root `%s`", cr->rootfs);
   /* The terminal makes a session: the init's, which with a joined pid
      namespace is the next stage's.  */
-  if (!(cr->plan.join_flags & CLONE_NEWPID))
+  if (!cr->fork_init)
     return setup_terminal (cr, err);
   return 0;
 }
@@ -313,6 +322,11 @@ fork_init (sbx_creator *cr, sbx_error **err)
 
   if (cr->cg && sbx_cgroup_stage_leave (cr->cg, &e) < 0)
     sbx_debug ("init: forked inside the container's cgroup: %s", e->msg);
+  /* Only now: our children so far (createContainer hooks, with the host's
+     root) stayed in the host's pid namespace, out of the neighbours'
+     sight.  */
+  if (setns (joined_pidns (cr), CLONE_NEWPID) < 0)
+    return sbx_error_sys (err, "join pid namespace");
   if (drop_host_fds (cr, err) < 0)
     return -1;
   pid = syscall (SYS_clone3, &ca, sizeof ca);
@@ -349,7 +363,7 @@ sbx_init_main (sbx_creator *cr)
 
   if (setup (cr, &state_json, &err) < 0)
     goto fail;
-  if (cr->plan.join_flags & CLONE_NEWPID)
+  if (cr->fork_init)
     {
       if (fork_init (cr, &err) < 0)
         goto fail;

@@ -213,3 +213,29 @@ def test_cwd_through_a_leaked_fd_is_refused(sbx, bundle, marker_dir):
         cp = sbx("run", "--bundle", rb, sbx.new_id(), cwd=marker_dir)
         assert "HOST-SECRET" not in cp.stdout, describe(cp)
         assert cp.returncode != 0 or cp.stdout.startswith("/proc/"), describe(cp)
+
+
+@pytest.mark.needs_root
+def test_created_init_holds_nothing_of_the_host(sbx, bundle, exploit, marker_dir):
+    """An exec into a created container sees its init (pid 1) waiting for
+    start: no cgroup directory (a v1 one leads to release_agent), no
+    cgroup.procs, no log file or other host fd; root and cwd the
+    container's."""
+    b = bundle(["true"])
+    shutil.copy(exploit("pidwatch"), b.rootfs / "pidwatch")
+    with b.edit() as c:
+        c["root"]["readonly"] = False
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid, global_args=("--log", marker_dir / "log.txt"), cwd=marker_dir)
+    sbx.ok("exec", "--detach", "--cap", "CAP_SYS_PTRACE", cid, "/pidwatch", "/tmp/watch.log", MARKER,
+           marker_dir / MARKER, cwd=marker_dir)
+    log = b.rootfs / "tmp/watch.log"
+    deadline = time.monotonic() + 10
+    while "ready" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    w = Watcher.__new__(Watcher)
+    w.log = log
+    lines = assert_nothing_of_the_host(w, {1})
+    assert any(l["what"] == "root" for l in lines), w.text()  # pid 1 was probed
+    assert not any("log.txt" in l["link"] or "cgroup" in l["link"] for l in lines), w.text()
