@@ -30,12 +30,6 @@
 #include "terminal.h"
 #include "utils.h"
 
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
 
 int
 sbx_container_exec_base (const char *root, const char *id, oci_process **out, sbx_error **err)
