@@ -1180,6 +1180,38 @@ sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err)
   return 0;
 }
 
+int
+sbx_cgroup_procs_open (sbx_cgroup *cg, int **fds, size_t *n, sbx_error **err)
+{
+  *fds = xmalloc0 ((cg->n + 1) * sizeof (int));
+  *n = 0;
+  for (size_t i = 0; i < cg->n; i++)
+    {
+      sbx_cg_hier *h = &cg->h[i];
+      int fd = sbx_cg_open (h, NULL) < 0 ? -1 : openat (h->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+      if (fd < 0)
+        {
+          sbx_error_sys (err, "open `%s/cgroup.procs`", h->dir);
+          while (*n > 0)
+            close ((*fds)[--*n]);
+          free (*fds);
+          *fds = NULL;
+          return -1;
+        }
+      (*fds)[(*n)++] = fd;
+    }
+  return 0;
+}
+
+int
+sbx_cgroup_procs_enter_self (const int *fds, size_t n, sbx_error **err)
+{
+  for (size_t i = 0; i < n; i++)
+    if (write_self (fds[i]) < 0)
+      return sbx_error_sys (err, "move the process into the container's cgroup");
+  return 0;
+}
+
 static void
 cgroup_freep (sbx_cgroup **cg)
 {

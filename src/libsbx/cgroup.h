@@ -71,6 +71,14 @@ int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
    nothing was prepared; enter is a no-op unless leave succeeded.  */
 int sbx_cgroup_stage_leave (sbx_cgroup *cg, sbx_error **err);
 int sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err);
+/* The container's cgroup.procs, one O_WRONLY fd per hierarchy (*n of them,
+   malloc'd array), for a process to move itself in with
+   sbx_cgroup_procs_enter_self from where paths do not reach (namespaces,
+   another root): as for staging, open-time credentials decide.  Such fds
+   are host files: close them before anything of the container can see
+   the holder.  */
+int sbx_cgroup_procs_open (sbx_cgroup *cg, int **fds, size_t *n, sbx_error **err);
+int sbx_cgroup_procs_enter_self (const int *fds, size_t n, sbx_error **err);
 /* All pids in the cgroup and its sub-cgroups, in every hierarchy: sorted,
    no duplicates (malloc'd array).  */
 int sbx_cgroup_pids (sbx_cgroup *cg, pid_t **pids, size_t *n, sbx_error **err);

@@ -195,6 +195,11 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
                           "new user namespace is not supported yet");
   if (cr->c->process)
     inherit_listen_fds (cr->c->process, (int *)&o->preserve_fds);
+  /* Without a mount namespace nothing is mounted: no procfs to get right. */
+  cr->fork_init = (cr->plan.join_flags & CLONE_NEWPID)
+                  && (!(cr->plan.new_flags & CLONE_NEWNS) || sbx_mount_proc_pidns_supported ());
+  if ((cr->plan.join_flags & CLONE_NEWPID) && !cr->fork_init)
+    sbx_debug ("no procfs pidns= option: the init sets up inside the joined pid namespace");
   return 0;
 }
 
@@ -225,14 +230,17 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
 
   /* The time and cgroup namespaces are made by the child: time offsets must
      be written before anyone enters, and the cgroup namespace must be rooted
-     at the container's cgroup, which v1 can only join after clone.  */
+     at the container's cgroup, which v1 can only join after clone.  A pid
+     namespace joined by path is joined by the child for its own child (the
+     init proper), so that no neighbour sees the setup (init.c).  */
   ca.flags |= cr->plan.new_flags & ~(CLONE_NEWTIME | CLONE_NEWCGROUP);
-  /* Joining a pid namespace applies to our children: do it here, and go
-     back to our own right after the clone so that the hooks we run later
-     stay in the runtime's namespace.  */
   for (size_t i = 0; i < cr->plan.njoin; i++)
-    if (cr->plan.join_types[i] == CLONE_NEWPID)
+    if (cr->plan.join_types[i] == CLONE_NEWPID && !cr->fork_init)
       {
+        /* A kernel that cannot mount procfs for another pid namespace:
+           the init is born in it and sets up there, seen by the
+           neighbours.  Go back to our own namespace right after the clone
+           so that the hooks we run later stay in the runtime's.  */
         own_pidns = open ("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
         if (own_pidns < 0)
           return sbx_error_sys (err, "open /proc/self/ns/pid");
@@ -297,6 +305,42 @@ kill_init (pid_t pid, int pidfd)
     kill (pid, SIGKILL);
   while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
     ;
+}
+
+/* A pid namespace joined by path: the setup process *pid forks the init
+   into it (init.c fork_init) and exits.  The init is our child: put it in
+   the container's cgroup by pid (it holds no cgroup fd), take it as the
+   container process and let it go on.  */
+static int
+take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
+{
+  cleanup_free char *text = NULL;
+  long long n;
+  pid_t init;
+  int fd;
+
+  if (sbx_sync_expect_text (cr->sync_parent, SYNC_CHILD_PID, NULL, &text, err) < 0)
+    return -1;
+  if (sbx_parse_int64 (text, &n) < 0 || n <= 0)
+    return sbx_error_set (err, EPROTO, "create: bad pid `%s` from the setup process", text);
+  init = (pid_t)n;
+  /* Not reaped, so the pid is still this child's.  */
+  fd = sbx_pidfd_open (init);
+  if (fd < 0)
+    {
+      sbx_error_sys (err, "pidfd_open the container process");
+      kill (init, SIGKILL);
+      waitpid (init, NULL, 0);
+      return -1;
+    }
+  kill_init (*pid, *pidfd); /* it exited, or will at once: reap it */
+  close (*pidfd);
+  *pid = init;
+  *pidfd = fd;
+  cr->state->st->pid = init;
+  if (cr->cg && sbx_cgroup_enter (cr->cg, init, err) < 0)
+    return -1;
+  return sbx_sync_send (cr->sync_parent, SYNC_GO, -1, err);
 }
 
 /* Everything of create up to "created".  On success the init is blocked on
@@ -405,6 +449,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, buf, err) < 0)
       goto fail;
   }
+  if (cr->fork_init && take_forked_init (cr, &pid, &pidfd, err) < 0)
+    goto fail;
   if (c->process && c->process->terminal
       && sbx_receive_pty (cr->sync_parent, o->console_socket, &pty, err) < 0)
     goto fail;

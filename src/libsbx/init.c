@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -152,6 +153,37 @@ bind_console (int slave_fd, const char *slave, sbx_error **err)
   return 0;
 }
 
+static int
+setup_terminal (sbx_creator *cr, sbx_error **err)
+{
+  const oci_process *p = cr->c->process;
+  cleanup_free char *slave = NULL;
+  cleanup_close int master = -1;
+  if (p == NULL || !p->terminal)
+    return 0;
+  cleanup_close int peer = -1;
+  master = sbx_pty_open (&slave, err);
+  if (master < 0)
+    return -1;
+  peer = sbx_pty_open_peer (master, slave, err);
+  if (peer < 0)
+    return -1;
+  if ((cr->plan.new_flags & CLONE_NEWNS) && bind_console (peer, slave, err) < 0)
+    return -1;
+  if (sbx_sync_send_text (cr->sync_child, SYNC_PTY, master, slave, err) < 0)
+    return -1;
+  return sbx_pty_setup_slave_fd (steal_fd (&peer), slave, p->console_size, err);
+}
+
+static int
+joined_pidns (const sbx_creator *cr)
+{
+  for (size_t i = 0; i < cr->plan.njoin; i++)
+    if (cr->plan.join_types[i] == CLONE_NEWPID)
+      return cr->plan.join_fds[i];
+  return -1;
+}
+
 /* Everything up to "created".  */
 static int
 setup (sbx_creator *cr, char **state_json, sbx_error **err)
@@ -167,6 +199,13 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
 
   if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
+  if (cr->fork_init)
+    {
+      /* The joined pid namespace is entered only by the init we fork at
+         the end (fork_init); procfs is mounted for it meanwhile.  */
+      ro.has_proc_pidns = true;
+      ro.proc_pidns = joined_pidns (cr);
+    }
   if (sbx_ns_join (&cr->plan, true, err) < 0)
     return -1;
   if (flags & CLONE_NEWUSER)
@@ -249,43 +288,26 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     }
   else if (chroot (cr->rootfs) < 0 || chdir ("/") < 0)
     return sbx_error_sys (err, "enter root `%s`", cr->rootfs);
-  if (c->process && c->process->terminal)
-    {
-      cleanup_free char *slave = NULL;
-      cleanup_close int master = sbx_pty_open (&slave, err);
-      cleanup_close int peer = -1;
-      if (master < 0)
-        return -1;
-      peer = sbx_pty_open_peer (master, slave, err);
-      if (peer < 0)
-        return -1;
-      if ((flags & CLONE_NEWNS) && bind_console (peer, slave, err) < 0)
-        return -1;
-      if (sbx_sync_send_text (cr->sync_child, SYNC_PTY, master, slave, err) < 0)
-        return -1;
-      if (sbx_pty_setup_slave_fd (steal_fd (&peer), slave, c->process->console_size, err) < 0)
-        return -1;
-    }
+  /* The terminal makes a session: the init's, which with a joined pid
+     namespace is the next stage's.  */
+  if (!cr->fork_init)
+    return setup_terminal (cr, err);
   return 0;
 }
 
 /* Block until `start` connects; returns the connection.  While created,
-   the init waits in the container's cgroup without allocating anything
-   (poll), and handles the connection (accept allocates a socket) and
-   everything up to execve in the runtime's cgroups: charges made in the
-   container's cgroup would also leave a per-CPU precharge of the memory
-   controller behind, which can make an exec within a tight memory limit
-   fail.  */
+   the init holds no cgroup fd (see drop_host_fds), so it waits, accepts
+   and execs in the container's cgroup: the runtime's own setup work was
+   done outside it (init setup, exec's joiner), what is left is small.  */
 #define START_REQUEST_TIMEOUT_MS 3000
 
 static int
-wait_for_start (int listen_fd, sbx_cgroup *cg, sbx_error **err)
+wait_for_start (int listen_fd, sbx_error **err)
 {
   for (;;)
     {
       struct pollfd p = { listen_fd, POLLIN, 0 };
       cleanup_close int conn = -1;
-      cleanup_error sbx_error *e = NULL;
 
       if (poll (&p, 1, -1) < 0)
         {
@@ -293,8 +315,6 @@ wait_for_start (int listen_fd, sbx_cgroup *cg, sbx_error **err)
             continue;
           return sbx_error_sys (err, "wait for start");
         }
-      if (cg && sbx_cgroup_stage_leave (cg, &e) < 0)
-        sbx_debug ("init: starting inside the container's cgroup: %s", e->msg);
       conn = accept4 (listen_fd, NULL, NULL, SOCK_CLOEXEC);
       if (conn < 0)
         {
@@ -310,9 +330,62 @@ wait_for_start (int listen_fd, sbx_cgroup *cg, sbx_error **err)
           if (poll (&q, 1, START_REQUEST_TIMEOUT_MS) > 0 && sbx_sync_expect (conn, SYNC_GO, NULL, NULL) == 0)
             return steal_fd (&conn);
         }
-      if (cg && sbx_cgroup_stage_enter (cg, err) < 0)
-        return -1;
     }
+}
+
+/* From here a container process may see us (an exec into the created
+   container, a neighbour in a joined pid namespace): keep only the sync
+   channel, start.sock, stdio and the preserved fds.  No cgroup directory
+   (a v1 one leads to the hierarchy root's release_agent), no cgroup.procs
+   (a way out of the limits), no namespace fd, no log file.  */
+static int
+drop_host_fds (sbx_creator *cr, sbx_error **err)
+{
+  /* The container's own /proc (for oom_score_adj and LSM labels) stays.  */
+  int keep[3] = { cr->sync_child, cr->start_listen, container_procfd };
+  sbx_cgroup_free (cr->cg);
+  cr->cg = NULL;
+  sbx_ns_plan_close (&cr->plan);
+  sbx_log_close ();
+  return sbx_close_fds_except (keep, container_procfd >= 0 ? 3 : 2, cr->o->preserve_fds, err);
+}
+
+/* With a pid namespace joined by path, the setup ran in a process of the
+   host's pid namespace; the init proper is forked into the joined one,
+   as the runtime's child (CLONE_PARENT), with nothing of the host.  It
+   starts outside the container's cgroup (pids.max may be 1: the runtime
+   moves it in by pid), makes the terminal's session and says "created".
+   Returns in the init; the setup process exits here.  */
+static int
+fork_init (sbx_creator *cr, sbx_error **err)
+{
+  struct clone_args ca = { .flags = CLONE_PARENT }; /* its exit signal is ours */
+  cleanup_error sbx_error *e = NULL;
+  char buf[32];
+  pid_t pid;
+
+  if (cr->cg && sbx_cgroup_stage_leave (cr->cg, &e) < 0)
+    sbx_debug ("init: forked inside the container's cgroup: %s", e->msg);
+  /* Only now: our children so far (createContainer hooks, with the host's
+     root) stayed in the host's pid namespace, out of the neighbours'
+     sight.  */
+  if (setns (joined_pidns (cr), CLONE_NEWPID) < 0)
+    return sbx_error_sys (err, "join pid namespace");
+  if (drop_host_fds (cr, err) < 0)
+    return -1;
+  pid = syscall (SYS_clone3, &ca, sizeof ca);
+  if (pid < 0)
+    return sbx_error_sys (err, "clone3 the container process");
+  if (pid > 0)
+    {
+      snprintf (buf, sizeof buf, "%d", pid);
+      _exit (sbx_sync_send_text (cr->sync_child, SYNC_CHILD_PID, -1, buf, NULL) < 0);
+    }
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  /* In its cgroup, and the runtime has our pid (EOF: it died first).  */
+  if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
+    return -1;
+  return setup_terminal (cr, err);
 }
 
 _Noreturn void
@@ -334,15 +407,20 @@ sbx_init_main (sbx_creator *cr)
 
   if (setup (cr, &state_json, &err) < 0)
     goto fail;
-  prctl (PR_SET_PDEATHSIG, 0);
-  if (cr->cg && sbx_cgroup_stage_enter (cr->cg, &err) < 0)
+  if (cr->fork_init)
+    {
+      if (fork_init (cr, &err) < 0)
+        goto fail;
+    }
+  else if ((cr->cg && sbx_cgroup_stage_enter (cr->cg, &err) < 0) || drop_host_fds (cr, &err) < 0)
     goto fail;
+  prctl (PR_SET_PDEATHSIG, 0);
   if (sbx_sync_send (cr->sync_child, SYNC_CREATED, -1, &err) < 0)
     goto fail;
   close (cr->sync_child);
   cr->sync_child = -1;
 
-  conn = wait_for_start (cr->start_listen, cr->cg, &err);
+  conn = wait_for_start (cr->start_listen, &err);
   if (conn < 0)
     _exit (1);
   close (cr->start_listen);
@@ -365,7 +443,6 @@ sbx_init_main (sbx_creator *cr)
   {
     sbx_exec_ctx ctx = { .p = cr->c->process,
                          .seccomp = cr->sc,
-                         .cg = cr->cg,
                          .preserve_fds = cr->o->preserve_fds,
                          .notify_sock = conn,
                          .procfd = container_procfd };

@@ -28,6 +28,8 @@ typedef struct
   int sync_child;      /* child's end */
   int start_listen;    /* listening start.sock */
   bool foreground_tty; /* run in the foreground with a terminal: keep the pty */
+  bool fork_init;      /* a pid namespace joined by path: the setup runs in the
+                          host's, and forks the init into it (init.c) */
 } sbx_creator;
 
 /* The child's entry point; never returns.  */

@@ -83,6 +83,14 @@ sbx_log_fd (void)
   return log_fd;
 }
 
+void
+sbx_log_close (void)
+{
+  if (log_fd >= 0)
+    close (log_fd);
+  log_fd = -1;
+}
+
 static const char *level_names[] = { "error", "warning", "info", "debug" };
 
 static void

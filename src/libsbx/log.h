@@ -26,5 +26,8 @@ void sbx_log (sbx_log_level level, const char *fmt, ...) __attribute__ ((format 
 void sbx_log_error (const sbx_error *err);
 /* The log fd (or -1), so children can be told not to close it.  */
 int sbx_log_fd (void);
+/* Close the log file in a process that a container can see: it is a host
+   file (messages then go to stderr).  */
+void sbx_log_close (void);
 
 #endif

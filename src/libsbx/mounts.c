@@ -756,6 +756,70 @@ do_bind (struct ctx *x, const char *src, bool rec, const char *dest, unsigned lo
   return 0;
 }
 
+/* The new mount API, for procfs of another pid namespace.  */
+#define SBX_FSOPEN_CLOEXEC 1
+#define SBX_FSMOUNT_CLOEXEC 1
+#define SBX_FSCONFIG_SET_FLAG 0
+#define SBX_FSCONFIG_SET_STRING 1
+#define SBX_FSCONFIG_SET_FD 5
+#define SBX_FSCONFIG_CMD_CREATE 6
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#endif
+
+bool
+sbx_mount_proc_pidns_supported (void)
+{
+  cleanup_close int fs = syscall (SYS_fsopen, "proc", SBX_FSOPEN_CLOEXEC);
+  cleanup_close int ns = open ("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  return fs >= 0 && ns >= 0 && syscall (SYS_fsconfig, fs, SBX_FSCONFIG_SET_FD, "pidns", NULL, ns) == 0;
+}
+
+/* procfs for pidns onto tfd: the mounter is still in the host's pid
+   namespace (it must not be seen before it has the container's root), and
+   a plain mount would show the host's processes.  */
+static int
+mount_proc_for (int pidns, int tfd, unsigned long flags, const char *data, sbx_error **err)
+{
+  static const struct
+  {
+    unsigned long ms, attr;
+  } attrs[] = { { MS_RDONLY, MOUNT_ATTR_RDONLY },     { MS_NOSUID, MOUNT_ATTR_NOSUID },
+                { MS_NODEV, MOUNT_ATTR_NODEV },       { MS_NOEXEC, MOUNT_ATTR_NOEXEC },
+                { MS_NOATIME, MOUNT_ATTR_NOATIME },   { MS_STRICTATIME, MOUNT_ATTR_STRICTATIME },
+                { MS_NODIRATIME, MOUNT_ATTR_NODIRATIME } };
+  cleanup_close int fs = syscall (SYS_fsopen, "proc", SBX_FSOPEN_CLOEXEC), mfd = -1;
+  cleanup_free char *opts = data ? xstrdup (data) : NULL;
+  unsigned long attr = 0;
+  char *save = NULL;
+
+  if (fs < 0 || syscall (SYS_fsconfig, fs, SBX_FSCONFIG_SET_FD, "pidns", NULL, pidns) < 0)
+    return sbx_error_sys (err, "mount proc for the joined pid namespace");
+  for (char *o = opts ? strtok_r (opts, ",", &save) : NULL; o; o = strtok_r (NULL, ",", &save))
+    {
+      char *eq = strchr (o, '=');
+      if (eq)
+        *eq = '\0';
+      if (syscall (SYS_fsconfig, fs, eq ? SBX_FSCONFIG_SET_STRING : SBX_FSCONFIG_SET_FLAG, o, eq ? eq + 1 : NULL,
+                   0)
+          < 0)
+        return sbx_error_sys (err, "mount proc: option `%s`", o);
+    }
+  if (syscall (SYS_fsconfig, fs, SBX_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+    return sbx_error_sys (err, "mount proc");
+  for (size_t i = 0; i < sizeof attrs / sizeof *attrs; i++)
+    if (flags & attrs[i].ms)
+      attr |= attrs[i].attr;
+  mfd = syscall (SYS_fsmount, fs, SBX_FSMOUNT_CLOEXEC, attr);
+  if (mfd < 0)
+    return sbx_error_sys (err, "mount proc: fsmount");
+  if (syscall (SYS_move_mount, mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return sbx_error_sys (err, "mount proc: move_mount");
+  return 0;
+}
+
 /* A plain mount(2) of a filesystem type onto dest.  */
 static int
 do_fs_mount (struct ctx *x, const char *source, const char *type, const char *dest,
@@ -769,6 +833,8 @@ do_fs_mount (struct ctx *x, const char *source, const char *type, const char *de
     return tfd;
   if (check_target (x, dest, tfd, strcmp (type, "proc") == 0 || strcmp (type, "sysfs") == 0, err) < 0)
     return -1;
+  if (x->o->has_proc_pidns && strcmp (type, "proc") == 0)
+    return mount_proc_for (x->o->proc_pidns, tfd, flags, data, err);
   if (mount (source ? source : type, fdpath (p, tfd), type, flags & ~PROPAGATION, data) < 0)
     return sbx_error_sys (err, "mount %s%s%s%s", type, data ? " (" : "", data ? data : "",
                           data ? ")" : "");

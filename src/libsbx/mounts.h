@@ -30,7 +30,15 @@ typedef struct
   bool no_pivot;        /* --no-pivot: MS_MOVE + chroot instead of pivot_root */
   bool userns;          /* running in a new user namespace: bind devices, no mknod */
   int cgroupns;         /* a new cgroup namespace was created (for cgroup mounts) */
+  bool has_proc_pidns;  /* procfs mounts show proc_pidns, not the mounter's pid
+                           namespace (one joined by path, whose init is
+                           forked only after the setup) */
+  int proc_pidns;
 } sbx_rootfs_opts;
+
+/* Can procfs be mounted for a given pid namespace (fsconfig "pidns",
+   Linux 6.17)?  */
+bool sbx_mount_proc_pidns_supported (void);
 
 /* Phase 1, before pivot_root: make / private-ish as rootfsPropagation says,
    bind the rootfs onto itself, perform mounts[], create /dev content

@@ -154,6 +154,36 @@ mark_cloexec_from (int from, sbx_error **err)
   return 0;
 }
 
+static bool
+fd_kept (int fd, const int *keep, size_t n, int preserve_fds)
+{
+  for (size_t i = 0; i < n; i++)
+    if (keep[i] == fd)
+      return true;
+  return fd < 3 + preserve_fds && sbx_fd_inherited (fd);
+}
+
+int
+sbx_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err)
+{
+  int top = 2 + (preserve_fds > 0 ? preserve_fds : 0);
+  for (size_t i = 0; i < n; i++)
+    if (keep[i] > top)
+      top = keep[i];
+  for (int fd = 3; fd <= top; fd++)
+    if (!fd_kept (fd, keep, n, preserve_fds))
+      close (fd);
+  if (syscall (SYS_close_range, top + 1, ~0U, 0) == 0)
+    return 0;
+  if (errno != ENOSYS)
+    return sbx_error_sys (err, "close_range");
+  /* Before 5.9: every possible fd (/proc may be the container's by now). */
+  long max = sysconf (_SC_OPEN_MAX);
+  for (long fd = top + 1; fd < (max > 0 && max < (1 << 20) ? max : 1 << 20); fd++)
+    close ((int)fd);
+  return 0;
+}
+
 /* The file execvp would run, searched in the container's PATH (not ours).
    Done before the last word to the runtime, so that a missing or
    non-executable program is reported as such and only execve is left.  */

@@ -29,6 +29,12 @@ struct clone_args;
 pid_t sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what,
                            sbx_error **err);
 
+/* Close every fd >= 3 except the n in keep and the ones the caller
+   passed in [3, 3 + preserve_fds): for a process about to become visible
+   to the container, which must hold nothing of the host (state dirs,
+   cgroup dirs, the log file...).  */
+int sbx_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err);
+
 /* Validate process fields that can be checked before anything runs
    (args, cwd absolute, rlimit names, capabilities).  */
 int sbx_process_validate (const oci_process *p, sbx_error **err);

@@ -23,7 +23,7 @@ const char *
 sbx_sync_step_name (sbx_sync_step s)
 {
   static const char *names[]
-      = { "?", "go", "runtime-hooks", "hooks-done", "pty", "created", "exec-ready", "error" };
+      = { "?", "go", "runtime-hooks", "hooks-done", "pty", "created", "exec-ready", "error", "child-pid" };
   return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
 }
 

@@ -7,12 +7,16 @@
  *   C->P  SYNC_RUNTIME_HOOKS  namespaces and mounts done, before pivot_root:
  *                             run prestart + createRuntime hooks now
  *   P->C  SYNC_HOOKS_DONE
+ *   C->P  SYNC_CHILD_PID      (pid namespace joined by path) the setup
+ *                             process forked the init into it and exits
+ *   P->C  SYNC_GO             the init is in its cgroup: go on
  *   C->P  SYNC_PTY            (terminal only) the pty master rides along
  *   C->P  SYNC_CREATED        all set up; blocked waiting for `start`
  *   C->P  SYNC_ERROR          at any point: text + errno of the failure
  *
- * The same framing carries exec's steps (SYNC_GO, SYNC_PTY, SYNC_ERROR and
- * SYNC_EXEC_READY).  Errors are sbx_errors rebuilt on the other side, so the
+ * The same framing carries exec's steps (SYNC_CHILD_PID from the joiner,
+ * then SYNC_GO, SYNC_PTY, SYNC_ERROR and SYNC_EXEC_READY with the exec
+ * process).  Errors are sbx_errors rebuilt on the other side, so the
  * user sees exactly what failed inside the container.  */
 #ifndef SBX_SYNC_H
 #define SBX_SYNC_H
@@ -30,6 +34,7 @@ typedef enum
   SYNC_CREATED,
   SYNC_EXEC_READY,
   SYNC_ERROR,
+  SYNC_CHILD_PID, /* text: host pid of the process that carries on (exec, joined pid ns) */
 } sbx_sync_step;
 
 /* errno of the error reported when the peer hung up.  */

@@ -470,3 +470,31 @@ def test_state_and_delete_when_cgroup_removed(sbx, bundle):
     assert sbx.state(cid)["status"] == "stopped"
     sbx.ok("delete", cid)
     assert cid not in sbx.list_ids()
+
+
+def test_pod_member_in_a_joined_pid_namespace(sbx, bundle):
+    """A container joining another's pid namespace by path (its init is
+    forked into it after the setup) is in its own cgroup, in the joined
+    namespace with a /proc of it, and runs within 512 KiB and
+    pids.max = 1."""
+    first = sbx.new_id()
+    sbx.ok("run", "--detach", "--bundle", bundle(["sleep", "600"]), first)
+    ppid = sbx.state(first)["pid"]
+    b = bundle(["sh", "-c", "exit 7"])
+    with b.edit() as c:
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        c["linux"]["namespaces"].append({"type": "pid", "path": f"/proc/{ppid}/ns/pid"})
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid)
+    pid = sbx.state(cid)["pid"]
+    assert cg_procs(b) == [pid]
+    assert os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(f"/proc/{ppid}/ns/pid")
+    sbx.ok("delete", "--force", cid)
+    # its /proc is the joined namespace's (the setup ran in the host's)
+    b.args = ["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"]
+    cp = sbx.ok("run", "--bundle", b, sbx.new_id())
+    assert cp.stdout.strip() == "sleep 600", describe(cp)
+    b.args = ["sh", "-c", "exit 7"]
+    set_resources(b, memory={"limit": 512 * 1024}, pids={"limit": 1})
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert cp.returncode == 7, describe(cp)

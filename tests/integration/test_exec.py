@@ -293,6 +293,31 @@ def test_exec_tty_with_console_socket(sbx, ctr, console_socket):
         os.close(master)
 
 
+def test_pod_member_with_terminal(sbx, ctr, bundle, console_socket):
+    """A container joining the pid namespace of another by path, with a
+    terminal: the init forked into the namespace makes the pty's session
+    (the setup process that joined the namespace is gone by then)."""
+    _, ppid, _ = ctr
+    b = bundle(["sh", "-c", "tty; echo sid-$(cut -d' ' -f6 /proc/self/stat)-pid-$$; read x; echo got-$x; exit 4"],
+               terminal=True)
+    with b.edit() as c:
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+        c["linux"]["namespaces"].append({"type": "pid", "path": f"/proc/{ppid}/ns/pid"})
+    cid = sbx.new_id()
+    sbx.ok("create", "--console-socket", console_socket.path, "--bundle", b, cid)
+    master, _ = console_socket.receive()
+    try:
+        sbx.ok("start", cid)
+        text = read_pty_until(master, re.compile(r"sid-\d+-pid-\d+"))
+        m = re.search(r"sid-(\d+)-pid-(\d+)", text)
+        assert m.group(1) == m.group(2), text  # its own session, on the pty
+        os.write(master, b"hi\n")
+        read_pty_until(master, "got-hi")
+    finally:
+        os.close(master)
+    sbx.wait_status(cid, "stopped")
+
+
 def test_exec_detached_tty(sbx, ctr, console_socket, tmp_path):
     cid, _, _ = ctr
     sbx.ok("exec", "-d", "-t", "--console-socket", console_socket.path, "--pid-file", tmp_path / "pid",
