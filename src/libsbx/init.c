@@ -341,13 +341,16 @@ wait_for_start (int listen_fd, sbx_error **err)
 static int
 drop_host_fds (sbx_creator *cr, sbx_error **err)
 {
-  /* The container's own /proc (for oom_score_adj and LSM labels) stays.  */
-  int keep[3] = { cr->sync_child, cr->start_listen, container_procfd };
+  int keep[2] = { cr->sync_child, cr->start_listen };
   sbx_cgroup_free (cr->cg);
   cr->cg = NULL;
   sbx_ns_plan_close (&cr->plan);
   sbx_log_close ();
-  return sbx_close_fds_except (keep, container_procfd >= 0 ? 3 : 2, cr->o->preserve_fds, err);
+  /* Nor the private copy of the container's /proc: masks and read-only
+     paths are not on it (sysrq-trigger, /proc/sys).  The writes before
+     execve open /proc again, checked (process.c).  */
+  container_procfd = -1;
+  return sbx_close_fds_except (keep, 2, cr->o->preserve_fds, err);
 }
 
 /* With a pid namespace joined by path, the setup ran in a process of the

@@ -276,7 +276,9 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
       && (p->has_oom_score_adj || (p->apparmor_profile && *p->apparmor_profile)
           || (p->selinux_label && *p->selinux_label)))
     {
-      own_procfd = sbx_proc_open (AT_FDCWD, "/proc", err);
+      /* We may be seen (pid 1 of a created container, an exec): never
+         hold an unmasked copy of /proc.  */
+      own_procfd = sbx_proc_open_as (AT_FDCWD, "/proc", SBX_PROC_MOUNTED, err);
       if (own_procfd < 0)
         return sbx_error_wrap (err, "the container's /proc");
       procfd = own_procfd;

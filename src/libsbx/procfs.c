@@ -38,6 +38,12 @@ on_procfs (int fd)
 int
 sbx_proc_open (int dirfd, const char *path, sbx_error **err)
 {
+  return sbx_proc_open_as (dirfd, path, SBX_PROC_PRIVATE_COPY, err);
+}
+
+int
+sbx_proc_open_as (int dirfd, const char *path, sbx_proc_open_mode mode, sbx_error **err)
+{
   cleanup_close int fd = -1;
   struct stat sb;
   int tree;
@@ -53,6 +59,8 @@ sbx_proc_open (int dirfd, const char *path, sbx_error **err)
      path (by a hook, a mask, or a container process) is in it.  Refused
      when the mount has children the user namespace may not reveal; the
      checks of sbx_proc_open_write hold either way.  */
+  if (mode == SBX_PROC_MOUNTED)
+    return steal_fd (&fd);
   tree = syscall (SYS_open_tree, fd, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
   if (tree >= 0)
     return tree;

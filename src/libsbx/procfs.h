@@ -21,6 +21,15 @@
    is not followed): an fd usable as procfd below.  Fails unless path is
    the root of a procfs.  */
 int sbx_proc_open (int dirfd, const char *path, sbx_error **err);
+/* The same, choosing: a private copy is for a process no container
+   process can see yet (it carries none of the masks either); a process
+   that may be seen uses the mount as it is, masks included.  */
+typedef enum
+{
+  SBX_PROC_PRIVATE_COPY,
+  SBX_PROC_MOUNTED,
+} sbx_proc_open_mode;
+int sbx_proc_open_as (int dirfd, const char *path, sbx_proc_open_mode mode, sbx_error **err);
 /* Open rel (e.g. "self/oom_score_adj") beneath procfd for writing.  */
 int sbx_proc_open_write (int procfd, const char *rel, sbx_error **err);
 /* Open rel beneath procfd and write buf (one write: procfs files take a
