@@ -39,6 +39,8 @@ typedef struct sbx_command
   const sbx_opt *opts; /* terminated by a zero entry */
   int (*run) (sbx_globals *g, int argc, char **argv, sbx_error **err);
   bool stop_at_args;   /* stop option parsing at the first argument (exec) */
+  bool sealed;         /* makes processes a container can see: run from a
+                          sealed copy of the binary (sealed.h) */
 } sbx_command;
 
 /* Parse argv (argv[0] is the command name).  Returns the index of the first

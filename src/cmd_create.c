@@ -86,4 +86,5 @@ const sbx_command sbx_cmd_create = {
   .summary = "create a container from a bundle; its process waits for `start`",
   .opts = create_options,
   .run = run,
+  .sealed = true,
 };

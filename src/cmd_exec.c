@@ -240,4 +240,5 @@ const sbx_command sbx_cmd_exec = {
   .opts = opts,
   .run = run,
   .stop_at_args = true,
+  .sealed = true,
 };

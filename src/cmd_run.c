@@ -20,4 +20,5 @@ const sbx_command sbx_cmd_run = {
   .summary = "create and start a container; wait for it unless --detach",
   .opts = sbx_run_options,
   .run = run,
+  .sealed = true,
 };

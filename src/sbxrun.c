@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "ocifeatures.h"
 #include "log.h"
+#include "sealed.h"
 #include "utils.h"
 
 #define SBX_CMD_PTR(n) &sbx_cmd_##n,
@@ -99,6 +100,12 @@ main (int argc, char **argv)
   if (cmd == NULL)
     {
       sbx_error_set (&err, EINVAL, "unknown command `%s` (see `sbxrun --help`)", argv[optind]);
+      sbx_log_error (err);
+      return 1;
+    }
+  /* Nothing of ours is open yet but the log (close-on-exec, reopened).  */
+  if (cmd->sealed && sbx_reexec_sealed (argv, &err) < 0)
+    {
       sbx_log_error (err);
       return 1;
     }

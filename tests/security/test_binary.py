@@ -1,0 +1,230 @@
+"""The runtime's binary cannot be rewritten from inside a container
+(CVE-2019-5736 class).
+
+The attack: an image whose entrypoint (or a program exec'd into it) is a
+link to /proc/self/exe makes the kernel run the runtime's own binary, with
+the ELF interpreter named in it resolved in the image: exe_interp.c, which
+opens the binary O_PATH and execs exe_overwrite.c ("/exploit"), which
+reopens it for writing once no process runs it any more and writes a shell
+script over it.  A process with CAP_SYS_PTRACE can do the same through
+/proc/<pid>/exe of any runtime process it sees (exe_overwrite.c poll).
+
+Every route first runs against a deliberately weak target and shows the
+binary rewritten; sbxrun runs from a sealed memfd copy (sealed.h), so the
+write fails and the binary on disk keeps its hash.  The sbxrun under attack
+is always a private copy (fixture sbxrun_copy), never the binary under
+test, so a regression cannot damage the build.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import add_bind, describe, pid_alive, run_cmd, sha256, wait_for
+
+pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
+
+INTERP = "lib64/ld-linux-x86-64.so.2"
+NAIVE_RUNTIME = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <unistd.h>
+/* A runtime without the defence: private mounts, /proc, chroot, exec.  */
+int main (int argc, char **argv)
+{
+  char p[4096];
+  snprintf (p, sizeof p, "%s/proc", argv[1]);
+  if (unshare (CLONE_NEWNS) || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)
+      || mount ("proc", p, "proc", 0, NULL) || chroot (argv[1]) || chdir ("/"))
+    return perror ("setup"), 1;
+  execv (argv[2], argv + 2);
+  return perror ("exec"), 127;
+}
+"""
+
+
+def report(path):
+    """The exploit's report: {key: [values...]}."""
+    out = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            k, _, v = line.partition(" ")
+            out.setdefault(k, []).append(v)
+    return out
+
+
+@pytest.fixture
+def weapons(exploit):
+    interp = exploit("exe_interp", "-nostdlib", "-fno-stack-protector", "-no-pie", "-fno-pie")
+    writer = exploit("exe_overwrite")
+    return interp, writer
+
+
+def arm(b, weapons, out):
+    """Make bundle B's image hostile: the fake interpreter, the writer at
+    /exploit, /bin/evil -> /proc/self/exe, and OUT bound at /out."""
+    interp, writer = weapons
+    root = b.rootfs
+    (root / "lib64").mkdir(exist_ok=True)
+    shutil.copy(interp, root / INTERP)
+    shutil.copy(writer, root / "exploit")
+    os.symlink("/proc/self/exe", root / "bin" / "evil")
+    out.mkdir(exist_ok=True)
+    add_bind(b, out, "/out")
+
+
+def wait_report(out, timeout=15):
+    return wait_for(lambda: "done" in report(out / "report") and report(out / "report"), timeout,
+                    "the exploit's report")
+
+
+def assert_stopped(rep, binary, before):
+    assert sha256(binary) == before, f"the runtime's binary was rewritten: {rep}"
+    assert rep.get("target") and all(t.startswith("/memfd:sbxrun") for t in rep["target"]), rep
+    # The copy may be opened, but not changed: F_SEAL_WRITE -> EPERM.
+    writes = rep.get("write", []) + [v for v in rep.get("open_write", []) if v != "0"]
+    assert writes and all(v != "0" for v in writes), rep
+
+
+def test_primitive_rewrites_an_unprotected_runtime(tmp_path, bundle, weapons):
+    """The same image against a runtime that execs the container from its
+    own binary: the binary on disk becomes the attacker's script."""
+    cc = shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no gcc")
+    src = tmp_path / "naive.c"
+    src.write_text(NAIVE_RUNTIME)
+    naive = tmp_path / "naive-runtime"
+    cp = run_cmd([cc, "-O1", "-o", naive, src])  # dynamic: it has an interpreter
+    assert cp.returncode == 0, describe(cp)
+    b = bundle(["/bin/evil"])
+    out = tmp_path / "out"
+    arm(b, weapons, out)
+    (b.rootfs / "out").mkdir(exist_ok=True)
+    before = sha256(naive)
+    # /out inside the naive root is the rootfs's own directory
+    cp = run_cmd([naive, b.rootfs, "/bin/evil"])
+    rep = report(b.rootfs / "out" / "report")
+    assert rep.get("write") == ["0"], (rep, describe(cp))
+    assert sha256(naive) != before
+    assert naive.read_bytes().startswith(b"#!/bin/sh\necho PWNED")
+
+
+@pytest.mark.parametrize("route", ["run-d", "create-start"])
+def test_entrypoint_cannot_rewrite_the_runtime(sbx, bundle, tmp_path, weapons, sbxrun_copy, route):
+    b = bundle(["/bin/evil"])
+    out = tmp_path / "out"
+    arm(b, weapons, out)
+    sbx.binary = str(sbxrun_copy)
+    before = sha256(sbxrun_copy)
+    cid = sbx.new_id()
+    if route == "run-d":
+        sbx.ok("run", "-d", "--bundle", b, cid)
+    else:
+        sbx.ok("create", "--bundle", b, cid)
+        sbx.ok("start", cid)
+    rep = wait_report(out)
+    assert_stopped(rep, sbxrun_copy, before)
+    sbx.ok("delete", "-f", cid)
+    # the copy still works
+    assert run_cmd([sbxrun_copy, "--version"]).returncode == 0
+
+
+def test_exec_cannot_rewrite_the_runtime(sbx, bundle, tmp_path, weapons, sbxrun_copy):
+    b = bundle(["sleep", "60"])
+    out = tmp_path / "out"
+    arm(b, weapons, out)
+    sbx.binary = str(sbxrun_copy)
+    before = sha256(sbxrun_copy)
+    cid = sbx.new_id()
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    sbx.ok("exec", "-d", cid, "/bin/evil")
+    rep = wait_report(out)
+    assert_stopped(rep, sbxrun_copy, before)
+
+
+def with_ptrace(b, args):
+    caps = b.config["process"]["capabilities"]
+    for k in caps:
+        if "CAP_SYS_PTRACE" not in caps[k]:
+            caps[k].append("CAP_SYS_PTRACE")
+    b.config["process"]["args"] = args
+    # the default profile refuses ptrace(2); /proc/<pid>/exe needs none
+    b.write()
+
+
+def test_primitive_ptracer_rewrites_a_visible_binary(sbx, bundle, tmp_path, weapons):
+    """A CAP_SYS_PTRACE poller in the container finds a process that runs a
+    host binary, holds its exe and rewrites it after it exits."""
+    if shutil.which("nsenter") is None:
+        pytest.skip("no nsenter")
+    b = bundle()
+    out = tmp_path / "out"
+    arm(b, weapons, out)
+    with_ptrace(b, ["/exploit", "poll", "victim-sleep", "/out/report", "20"])
+    victim = tmp_path / "victim-sleep"
+    shutil.copy(shutil.which("sleep"), victim)
+    before = sha256(victim)
+    cid = sbx.new_id()
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    pid = sbx.state(cid)["pid"]
+    p = subprocess.Popen(["nsenter", "-t", str(pid), "-p", "--", str(victim), "1"])
+    p.wait(timeout=20)
+    rep = wait_report(out, 25)
+    assert rep.get("found"), rep
+    assert rep.get("write") == ["0"], rep
+    assert sha256(victim) != before
+
+
+def test_ptracer_cannot_rewrite_the_runtime_during_exec(sbx, bundle, tmp_path, weapons, sbxrun_copy):
+    b = bundle()
+    out = tmp_path / "out"
+    arm(b, weapons, out)
+    with_ptrace(b, ["/exploit", "poll", "sbxrun", "/out/report", "30"])
+    sbx.binary = str(sbxrun_copy)
+    before = sha256(sbxrun_copy)
+    cid = sbx.new_id()
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    deadline = time.monotonic() + 25
+    while "found" not in report(out / "report") and time.monotonic() < deadline:
+        sbx.ok("exec", cid, "true")
+    rep = wait_report(out, 30)
+    assert rep.get("found"), f"the poller never saw an exec process: {rep}"
+    assert all("memfd:sbxrun" in f for f in rep["found"]), rep
+    assert sha256(sbxrun_copy) == before, rep
+    assert rep.get("write") and all(v != "0" for v in rep["write"]), rep
+
+
+def test_neighbour_cannot_rewrite_a_waiting_init(sbx, bundle, tmp_path, weapons, sbxrun_copy):
+    """A created container's init waits for `start` as sbxrun; a neighbour
+    in its pid namespace (a pod) goes for its /proc/1/exe."""
+    sbx.binary = str(sbxrun_copy)
+    before = sha256(sbxrun_copy)
+    a = bundle(["sleep", "30"], name="waiting")
+    aid = sbx.new_id()
+    sbx.ok("create", "--bundle", a, aid)
+    apid = sbx.state(aid)["pid"]
+    n = bundle(name="neighbour")
+    out = tmp_path / "out"
+    arm(n, weapons, out)
+    with_ptrace(n, ["/exploit", "poll", "sbxrun", "/out/report", "20"])
+    for ns in n.config["linux"]["namespaces"]:
+        if ns["type"] == "pid":
+            ns["path"] = f"/proc/{apid}/ns/pid"
+    n.write()
+    nid = sbx.new_id()
+    sbx.ok("run", "-d", "--bundle", n, nid)
+    wait_for(lambda: "found" in report(out / "report"), 20, "the neighbour to find the waiting init")
+    # The init leaves the binary for sleep: nothing runs the copy any more,
+    # so the held exe can be opened for writing; the write must still fail.
+    sbx.ok("start", aid)
+    rep = wait_report(out, 25)
+    assert rep.get("found"), f"the neighbour never saw the waiting init: {rep}"
+    assert sha256(sbxrun_copy) == before, rep
+    assert rep.get("write") and all(v != "0" for v in rep["write"]), rep
+    assert pid_alive(apid)
