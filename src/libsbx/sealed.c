@@ -2,7 +2,9 @@
 #include <config.h>
 #include "sealed.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +75,30 @@ copy_all (int dst, int src, off_t size)
   return off == size ? 0 : (errno = EIO, -1);
 }
 
+/* How much of the binary execution needs: up to the end of the last
+   segment.  Debug sections and section headers, which make most of an
+   unstripped build, stay behind (nothing at run time reads them).  The
+   whole file when it does not parse as our kind of ELF.  */
+static off_t
+exec_extent (int exe, off_t size)
+{
+  ElfW (Ehdr) eh;
+  off_t end;
+  if (pread (exe, &eh, sizeof eh, 0) != (ssize_t) sizeof eh || memcmp (eh.e_ident, ELFMAG, SELFMAG) != 0
+      || eh.e_ident[EI_CLASS] != (sizeof (void *) == 8 ? ELFCLASS64 : ELFCLASS32)
+      || eh.e_phentsize != sizeof (ElfW (Phdr)) || eh.e_phnum == 0 || eh.e_phnum > 256)
+    return size;
+  ElfW (Phdr) ph[256];
+  size_t n = (size_t) eh.e_phnum * sizeof ph[0];
+  if (pread (exe, ph, n, (off_t) eh.e_phoff) != (ssize_t) n)
+    return size;
+  end = (off_t) (eh.e_phoff + n);
+  for (int i = 0; i < eh.e_phnum; i++)
+    if ((off_t) (ph[i].p_offset + ph[i].p_filesz) > end)
+      end = (off_t) (ph[i].p_offset + ph[i].p_filesz);
+  return end > 0 && end <= size ? end : size;
+}
+
 /* A memfd holding the binary, sealed against any change.  */
 static int
 sealed_memfd (int exe, off_t size)
@@ -132,9 +158,10 @@ sbx_reexec_sealed (char **argv, sbx_error **err)
     return sbx_error_set (err, EPERM, "re-executed from a sealed copy of the binary, but it is not sealed");
   if (fstat (exe, &st) < 0)
     return sbx_error_sys (err, "stat /proc/self/exe");
-  copy = sealed_memfd (exe, st.st_size);
+  off_t len = exec_extent (exe, st.st_size);
+  copy = sealed_memfd (exe, len);
   if (copy < 0)
-    copy = tmpfile_copy (exe, st.st_size);
+    copy = tmpfile_copy (exe, len);
   if (copy < 0)
     return sbx_error_sys (err, "make a sealed copy of the sbxrun binary (memfd_create and O_TMPFILE both "
                                "failed): refusing to let containers reach the binary itself");
