@@ -12,7 +12,9 @@ src/sbxrun in this tree) as a black box.  Fixtures:
                  whose .config dict can be edited and written back.
   cgroup_parent  a per-test cgroup directory under the cgroup this process is
                  in; .path(name) gives a linux.cgroupsPath.  Teardown removes
-                 everything below it and fails if a runtime left a cgroup.
+                 everything below it, in every mounted hierarchy and in every
+                 plain directory under /sys/fs/cgroup (where engines such as
+                 conmon also mkdir), and fails if a runtime left a cgroup.
   busybox_rootfs session-wide cached rootfs built from Debian's static busybox.
 
 Markers (registered below):
@@ -180,8 +182,13 @@ def own_cgroup():
 
 
 def cgroup_mounts():
-    """[(mount point, mount root)] for every cgroup v1/v2 hierarchy mounted here."""
-    return [(mp, root) for root, mp, fstype in mountinfo() if fstype in ("cgroup", "cgroup2")]
+    """[(mount point, mount root)] for every cgroup v1/v2 hierarchy mounted here
+    (once per mount point: the mount on top, the one that is visible)."""
+    top = {}
+    for root, mp, fstype in mountinfo():
+        top.pop(mp, None)
+        top[mp] = (root, fstype)
+    return [(mp, root) for mp, (root, fstype) in top.items() if fstype in ("cgroup", "cgroup2")]
 
 
 def cgroup_dirs(path):
@@ -192,6 +199,61 @@ def cgroup_dirs(path):
         if root and not (path == root or path.startswith(root + "/")):
             continue
         out.append(mp + path[len(root):])
+    return out
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP_FSTYPES = ("cgroup", "cgroup2")
+
+
+def fstype_of(path):
+    """The file system type of the mount that holds PATH."""
+    path = os.path.realpath(path)
+    best, fstype = "", None
+    for _, mp, t in mountinfo():
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+            best, fstype = mp, t
+    return fstype
+
+
+def plain_cgroup_tops():
+    """Directories directly under /sys/fs/cgroup that are not a mounted
+    hierarchy: on a hybrid host, the controllers the kernel has but nobody
+    mounted (hugetlb, net_cls, net_prio, perf_event...) may exist there as
+    plain directories of the tmpfs, and engines (conmon) that mkdir -p a
+    cgroup in every directory they find there create ordinary directories
+    and files in them."""
+    if fstype_of(CGROUP_ROOT) in CGROUP_FSTYPES:
+        return []  # a cgroup2 root: its subdirectories are cgroups, not tops
+    mounted = {mp for _, mp, t in mountinfo() if t in CGROUP_FSTYPES}
+    try:
+        names = sorted(os.listdir(CGROUP_ROOT))
+    except OSError:
+        return []
+    out = []
+    for n in names:
+        d = os.path.join(CGROUP_ROOT, n)
+        if d not in mounted and not os.path.islink(d) and os.path.isdir(d):
+            out.append(d)
+    return out
+
+
+def cgroup_trees():
+    """[(top, mount root or None for a plain directory)]: every mounted
+    hierarchy (wherever it is mounted) and every plain directory under
+    /sys/fs/cgroup."""
+    return [(mp, root) for mp, root in cgroup_mounts()] + [(d, None) for d in plain_cgroup_tops()]
+
+
+def all_cgroup_dirs(path):
+    """(top, directory of cgroup PATH) in every mounted hierarchy that can
+    hold it and in every plain directory under /sys/fs/cgroup."""
+    out = []
+    for top, root in cgroup_trees():
+        root = (root or "").rstrip("/")
+        if root and not (path == root or path.startswith(root + "/")):
+            continue
+        out.append((top, top + path[len(root):]))
     return out
 
 
@@ -231,23 +293,66 @@ def _rmdir_tree(top):
     return found, stuck
 
 
+def _rm_plain_tree(top):
+    """Remove a tree of ordinary directories and files (what an engine made
+    in a plain directory under /sys/fs/cgroup): files first, then the
+    directories bottom-up.  A `tasks` or `cgroup.procs` file there is just a
+    file: the pids in it are not killed.  Same return as _rmdir_tree."""
+    found, stuck = [], []
+    for dirpath, _, files in os.walk(top, topdown=False):
+        if dirpath != top:
+            found.append(dirpath)
+        for f in files:
+            try:
+                os.unlink(os.path.join(dirpath, f))
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                stuck.append(f"{os.path.join(dirpath, f)}: {e.strerror}")
+        try:
+            os.rmdir(dirpath)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            stuck.append(f"{dirpath}: {e.strerror}")
+    return found, stuck
+
+
+def remove_cgroup_tree(d):
+    """Remove directory D and everything below it, whether D is a real cgroup
+    (kill its processes, rmdir bottom-up) or a plain directory (unlink the
+    files, then rmdir).  Returns (directories found below D, errors)."""
+    if not os.path.isdir(d) or os.path.islink(d):
+        return [], []
+    if fstype_of(d) in CGROUP_FSTYPES:
+        return _rmdir_tree(d)
+    return _rm_plain_tree(d)
+
+
 class CgroupParent:
     """A per-test cgroup below our own: `<own>/sbxtest-<pid>-<n>`."""
 
-    def __init__(self):
+    def __init__(self, base=None):
         self.own = own_cgroup()
-        self.base = f"{self.own.rstrip('/')}/sbxtest-{os.getpid()}-{next(_seq)}"
+        self.base = base or f"{self.own.rstrip('/')}/sbxtest-{os.getpid()}-{next(_seq)}"
         self._names = itertools.count(1)
-        # Ancestors of base a runtime may create (it mkdir -p's the whole path
-        # in every hierarchy); remember which exist so teardown removes only
-        # the ones that appeared during the test.
+        # Ancestors of base a runtime or an engine may create (they mkdir -p
+        # the whole path in every hierarchy, and conmon in every directory
+        # under /sys/fs/cgroup); remember which exist so teardown removes
+        # only the ones that appeared during the test.
         self._preexisting = set()
-        for d in cgroup_dirs(self.base):
-            p = Path(d).parent
-            while p != Path(p.anchor) and not os.path.ismount(p):
-                if p.is_dir():
-                    self._preexisting.add(str(p))
-                p = p.parent
+        for top, d in all_cgroup_dirs(self.base):
+            for p in self._ancestors(top, d):
+                if os.path.isdir(p):
+                    self._preexisting.add(p)
+
+    @staticmethod
+    def _ancestors(top, d):
+        """The directories strictly between TOP and D, deepest first."""
+        p = os.path.dirname(d)
+        while p.startswith(top.rstrip("/") + "/"):
+            yield p
+            p = os.path.dirname(p)
 
     def path(self, name=None):
         """A fresh linux.cgroupsPath below this test's cgroup."""
@@ -257,19 +362,22 @@ class CgroupParent:
         return self.base
 
     def cleanup(self):
+        """Remove the test's cgroup in every hierarchy and every plain
+        directory under /sys/fs/cgroup, and the ancestors that appeared
+        during the test.  Returns (directories found below the test's
+        cgroup, what could not be removed)."""
         leftovers, stuck = [], []
-        for d in cgroup_dirs(self.base):
-            if os.path.isdir(d):
-                found, st = _rmdir_tree(d)
-                leftovers += found
-                stuck += st
-            p = Path(d).parent
-            while p != Path(p.anchor) and not os.path.ismount(p) and str(p) not in self._preexisting:
+        for top, d in all_cgroup_dirs(self.base):
+            found, st = remove_cgroup_tree(d)
+            leftovers += found
+            stuck += st
+            for p in self._ancestors(top, d):
+                if p in self._preexisting:
+                    break
                 try:
                     os.rmdir(p)
                 except OSError:
                     break
-                p = p.parent
         return leftovers, stuck
 
 
