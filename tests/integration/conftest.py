@@ -16,6 +16,9 @@ src/sbxrun in this tree) as a black box.  Fixtures:
                  plain directory under /sys/fs/cgroup (where engines such as
                  conmon also mkdir), and fails if a runtime left a cgroup.
   busybox_rootfs session-wide cached rootfs built from Debian's static busybox.
+  _session_guard autouse, session-wide (HostGuard): fails the run, naming them,
+                 if the session left cgroups, network namespaces, host nft
+                 tables, mounts, state or tmp dirs or processes (see below).
 
 Markers (registered below):
   @pytest.mark.needs_cmd("create", "start")  skip until sbxrun has the commands
@@ -637,6 +640,298 @@ def pytest_report_header(config):
 
 
 # ---------------------------------------------------------------------------
+# The session guard: a run leaves nothing on the machine.
+#
+# Around the whole session it records what tests and the programs they start
+# could leave behind, and fails the run (exit status 1) naming every new
+# leftover, which it then removes.  Other suites may run on this host at the
+# same time, so only what is attributable to this pytest process counts:
+# names carrying its pid (the fixtures name things sbxtest-<pid>-<n>,
+# ctr-<pid>-<n>, sbxt<pid>-..., /tmp/<prefix>-<pid>-...), cgroups below its
+# own cgroup, paths below its tmp dirs, and its descendants.
+
+
+def _pid_token(pid):
+    return re.compile(rf"(?<!\d){pid}(?!\d)")
+
+
+def _foreign_marker(rel, pid):
+    """True when cgroup path REL goes through another session's per-test
+    cgroup (sbxtest-<other pid>-<n>)."""
+    return any(m.group(1) != str(pid) for m in re.finditer(r"(?:^|/)sbxtest-(\d+)-\d+(?=/|$)", rel))
+
+
+def _own_paths():
+    """{hierarchy controllers: path} from /proc/self/cgroup."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            out[controllers] = path
+    return out
+
+
+def guard_cgroups(pid):
+    """Cgroup directories attributable to session PID, in every mounted
+    hierarchy and every plain directory under /sys/fs/cgroup: anything
+    below our own cgroup (the deepest of our paths, which the fixtures use
+    everywhere; in a hierarchy disjoint from it, that hierarchy's own path)
+    that is not another session's per-test cgroup, and any
+    sbxtest-<pid>-<n> wherever it is."""
+    own = own_cgroup().rstrip("/")
+    paths = list(_own_paths().values())
+    ours_anywhere = re.compile(rf"(?:^|/)sbxtest-{pid}-\d+(?:/|$)")
+    found = set()
+    for top, root in cgroup_trees():
+        root = (root or "").rstrip("/")
+        scope = own
+        if root and not (own == root or own.startswith(root + "/")):
+            # own cgroup not visible in this hierarchy: its own path there
+            scope = next((p.rstrip("/") for p in paths if p == root or p.startswith(root + "/")), root)
+        for dirpath, dirs, _ in os.walk(top):
+            rel = root + dirpath[len(top):]
+            if _foreign_marker(rel, pid):
+                dirs[:] = []
+                continue
+            if ours_anywhere.search(rel) or rel.startswith(scope + "/"):
+                found.add(dirpath)
+    return found
+
+
+def _ip_netns_names():
+    names = set()
+    if shutil.which("ip"):
+        cp = run_cmd(["ip", "netns", "list"], timeout=30)
+        names |= {line.split()[0] for line in cp.stdout.splitlines() if line.strip()}
+    for d in ("/run/netns", "/var/run/netns"):
+        with contextlib.suppress(OSError):
+            names |= set(os.listdir(d))
+    return names
+
+
+def _nft_tables():
+    """{"family name"} of the tables in the host's network namespace."""
+    if not shutil.which("nft"):
+        return set()
+    cp = run_cmd(["nft", "list", "tables"], timeout=30)
+    return {line.split(None, 1)[1].strip() for line in cp.stdout.splitlines() if line.startswith("table ")}
+
+
+def _proc_stat(pid):
+    """(ppid, state, start time) of PID, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(rest[1]), rest[0], int(rest[19])
+
+
+def _under(path, roots):
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+class HostGuard:
+    """Snapshots of what a test session could leave behind; leftovers()
+    lists what is new and attributable to this session."""
+
+    STATE_ROOTS = ("/run/sbxrun",)
+
+    def __init__(self, basetemp):
+        self.pid = os.getpid()
+        self.token = _pid_token(self.pid)
+        self.basetemp = os.path.realpath(basetemp)
+        self.before = self.snapshot()
+
+    def test_roots(self):
+        """This session's tmp dirs: pytest's base temp and the /tmp
+        directories the tests make with the session pid in their name."""
+        roots = [self.basetemp]
+        with contextlib.suppress(OSError):
+            roots += [os.path.join("/tmp", n) for n in os.listdir("/tmp") if self.token.search(n)]
+        return roots
+
+    def _ours_proc(self, pid, roots):
+        """Why process PID belongs to this session, or None."""
+        st = _proc_stat(pid)
+        if st is None or st[1] in "ZX":
+            return None
+        p, hops = st[0], 0
+        while p > 1 and hops < 64:
+            if p == self.pid:
+                return "a descendant of the pytest process"
+            up = _proc_stat(p)
+            if up is None:
+                break
+            p, hops = up[0], hops + 1
+        for link in ("cwd", "root"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/{link}")
+                if target != "/" and _under(target, roots):
+                    return f"its {link} is {target}"
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cgroup") as f:
+                if re.search(rf"/sbxtest-{self.pid}-\d+(?:/|$)", f.read(), re.M):
+                    return "it is in a test cgroup"
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+            if any(r in cmd for r in roots):
+                return "its command line names a test dir"
+        return None
+
+    def snapshot(self):
+        roots = self.test_roots()
+        snap = {"cgroup": guard_cgroups(self.pid)}
+        snap["netns"] = {n for n in _ip_netns_names() if self.token.search(n)}
+        snap["nft table"] = {t for t in _nft_tables() if self.token.search(t)}
+        mounts = {}
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left = line.partition(" - ")[0].split()
+                root, mp = _unescape_mountinfo(left[3]), _unescape_mountinfo(left[4])
+                if _under(mp, roots) or _under(root, roots) or self.token.search(mp):
+                    mounts[left[0]] = mp
+        snap["mount"] = set(mounts.items())
+        state = set()
+        for r in self.STATE_ROOTS:
+            with contextlib.suppress(OSError):
+                state |= {os.path.join(r, n) for n in os.listdir(r) if self.token.search(n)}
+        # and the per-test --root dirs (sbx's root, runc-root) below base temp
+        for pattern in ("*/root/*", "*/runc-root/*"):
+            state |= {str(p) for p in Path(self.basetemp).glob(pattern)
+                      if p.is_dir() and not p.name.startswith(".")}
+        snap["state dir"] = state
+        snap["tmp dir"] = set(roots[1:])
+        procs = set()
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == self.pid:
+                continue
+            why = self._ours_proc(int(name), roots)
+            st = _proc_stat(name)
+            if why and st:
+                with contextlib.suppress(OSError):
+                    with open(f"/proc/{name}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                    procs.add((int(name), st[2], f"{cmd} ({why})"))
+        snap["process"] = procs
+        return snap
+
+    def new(self, snap):
+        out = {}
+        for kind, items in snap.items():
+            old = self.before.get(kind, set())
+            if kind == "process":
+                old_ids = {(p, t) for p, t, _ in old}
+                fresh = {x for x in items if (x[0], x[1]) not in old_ids}
+            else:
+                fresh = items - old
+            if fresh:
+                out[kind] = fresh
+        return out
+
+    def leftovers(self, settle=None):
+        """New leftovers, waited for for up to SETTLE seconds (a killed
+        process takes a moment to go, and its cgroup with it)."""
+        if settle is None:
+            settle = float(os.environ.get("SBXTEST_GUARD_SETTLE", "5"))
+        deadline = time.monotonic() + settle
+        while True:
+            found = self.new(self.snapshot())
+            if not found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.25)
+
+    @staticmethod
+    def report_lines(found):
+        lines = []
+        for kind in sorted(found):
+            for x in sorted(found[kind]):
+                if kind == "process":
+                    lines.append(f"process {x[0]}: {x[2]}")
+                elif kind == "mount":
+                    lines.append(f"mount {x[1]} (id {x[0]})")
+                else:
+                    lines.append(f"{kind} {x}")
+        return lines
+
+    def remove(self, found):
+        """Remove the leftovers FOUND; return what could not be removed."""
+        errors = []
+        procs = found.get("process", set())
+        for pid, start, _ in procs:
+            st = _proc_stat(pid)
+            if st and st[2] == start:  # the same process, not a reused pid
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while any(_proc_stat(p) and _proc_stat(p)[1] not in "ZX" for p, _, _ in procs):
+            if time.monotonic() > deadline:
+                errors.append("processes did not die")
+                break
+            time.sleep(0.05)
+        for _, mp in sorted(found.get("mount", set()), key=lambda m: len(m[1]), reverse=True):
+            cp = run_cmd(["umount", "-l", mp])
+            if cp.returncode != 0:
+                errors.append(f"umount {mp}: {cp.stderr.strip()}")
+        for ns in found.get("netns", set()):
+            cp = run_cmd(["ip", "netns", "delete", ns])
+            if cp.returncode != 0:
+                errors.append(f"ip netns delete {ns}: {cp.stderr.strip()}")
+        for t in found.get("nft table", set()):
+            cp = run_cmd(["nft", "delete", "table", *t.split()])
+            if cp.returncode != 0:
+                errors.append(f"nft delete table {t}: {cp.stderr.strip()}")
+        for d in sorted(found.get("cgroup", set()), key=len, reverse=True):
+            errors += remove_cgroup_tree(d)[1]
+        for d in found.get("state dir", set()) | found.get("tmp dir", set()):
+            if mounts_under(d):
+                errors.append(f"{d}: still has mounts, not removed")
+            elif os.path.isdir(d) and not os.path.islink(d):
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(d)
+        return errors
+
+
+# What the guard found, for the session-finish hooks.  (The security suite
+# loads this file as another module; the fixture and the hooks it copies
+# still share this dictionary, their globals.)
+_guard_result = {"leftovers": [], "errors": []}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_guard(tmp_path_factory):
+    """Autouse, session-wide: set up before any other fixture of the
+    session and so torn down after all of them."""
+    guard = HostGuard(tmp_path_factory.getbasetemp())
+    yield guard
+    found = guard.leftovers()
+    if found:
+        _guard_result["leftovers"] = guard.report_lines(found)
+        _guard_result["errors"] = guard.remove(found)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _guard_result["leftovers"] and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    left = _guard_result["leftovers"]
+    if not left:
+        return
+    tr = terminalreporter
+    tr.section("session guard: the run left things behind", sep="=", red=True, bold=True)
+    for line in left:
+        tr.line(f"LEFTOVER {line}", red=True)
+    for e in _guard_result["errors"]:
+        tr.line(f"could not remove: {e}", red=True)
+    tr.line("(removed by the guard; the run fails)")
+
+
+# ---------------------------------------------------------------------------
 # Helpers shared by the container tests (test_lifecycle, test_isolation,
 # test_exec, test_hooks).  Additions only: nothing above depends on them.
 
@@ -797,7 +1092,7 @@ def public_bundle(bundle, busybox_rootfs, sbx):
 
     def make(args=None):
         b = bundle(args, rootfs=False)
-        d = Path(tempfile.mkdtemp(prefix="sbxtest-", dir="/tmp"))
+        d = Path(tempfile.mkdtemp(prefix=f"sbxtest-{os.getpid()}-", dir="/tmp"))
         d.chmod(0o755)
         made.append(d)
         shutil.copy(b.config_path, d / "config.json")
