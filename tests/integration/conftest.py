@@ -695,7 +695,23 @@ def guard_cgroups(pid):
                 continue
             if ours_anywhere.search(rel) or rel.startswith(scope + "/"):
                 found.add(dirpath)
+            elif dirpath != top and (scope + "/").startswith(rel + "/"):
+                # our own cgroup or one of its ancestors, which a mkdir -p of
+                # a test cgroup may have made (in a plain directory, say): a
+                # leftover when new and empty (no other session in it)
+                found.add(("ancestor", dirpath, tuple(os.path.join(dirpath, d) for d in dirs)))
     return found
+
+
+def _cgroup_leftovers(before, after):
+    """New cgroup directories of AFTER (guard_cgroups() sets): ours, and the
+    new ancestors of our own cgroup that hold nothing but leftovers."""
+    seen = {x[1] if isinstance(x, tuple) else x for x in before}
+    out = {x for x in after if not isinstance(x, tuple) and x not in seen}
+    for _, d, children in sorted((x for x in after if isinstance(x, tuple)), key=lambda x: -len(x[1])):
+        if d not in seen and all(c in out for c in children):
+            out.add(d)
+    return out
 
 
 def _ip_netns_names():
@@ -824,6 +840,8 @@ class HostGuard:
             if kind == "process":
                 old_ids = {(p, t) for p, t, _ in old}
                 fresh = {x for x in items if (x[0], x[1]) not in old_ids}
+            elif kind == "cgroup":
+                fresh = _cgroup_leftovers(old, items)
             else:
                 fresh = items - old
             if fresh:
