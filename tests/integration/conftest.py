@@ -12,8 +12,13 @@ src/sbxrun in this tree) as a black box.  Fixtures:
                  whose .config dict can be edited and written back.
   cgroup_parent  a per-test cgroup directory under the cgroup this process is
                  in; .path(name) gives a linux.cgroupsPath.  Teardown removes
-                 everything below it and fails if a runtime left a cgroup.
+                 everything below it, in every mounted hierarchy and in every
+                 plain directory under /sys/fs/cgroup (where engines such as
+                 conmon also mkdir), and fails if a runtime left a cgroup.
   busybox_rootfs session-wide cached rootfs built from Debian's static busybox.
+  _session_guard autouse, session-wide (HostGuard): fails the run, naming them,
+                 if the session left cgroups, network namespaces, host nft
+                 tables, mounts, state or tmp dirs or processes (see below).
 
 Markers (registered below):
   @pytest.mark.needs_cmd("create", "start")  skip until sbxrun has the commands
@@ -180,8 +185,13 @@ def own_cgroup():
 
 
 def cgroup_mounts():
-    """[(mount point, mount root)] for every cgroup v1/v2 hierarchy mounted here."""
-    return [(mp, root) for root, mp, fstype in mountinfo() if fstype in ("cgroup", "cgroup2")]
+    """[(mount point, mount root)] for every cgroup v1/v2 hierarchy mounted here
+    (once per mount point: the mount on top, the one that is visible)."""
+    top = {}
+    for root, mp, fstype in mountinfo():
+        top.pop(mp, None)
+        top[mp] = (root, fstype)
+    return [(mp, root) for mp, (root, fstype) in top.items() if fstype in ("cgroup", "cgroup2")]
 
 
 def cgroup_dirs(path):
@@ -192,6 +202,61 @@ def cgroup_dirs(path):
         if root and not (path == root or path.startswith(root + "/")):
             continue
         out.append(mp + path[len(root):])
+    return out
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP_FSTYPES = ("cgroup", "cgroup2")
+
+
+def fstype_of(path):
+    """The file system type of the mount that holds PATH."""
+    path = os.path.realpath(path)
+    best, fstype = "", None
+    for _, mp, t in mountinfo():
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+            best, fstype = mp, t
+    return fstype
+
+
+def plain_cgroup_tops():
+    """Directories directly under /sys/fs/cgroup that are not a mounted
+    hierarchy: on a hybrid host, the controllers the kernel has but nobody
+    mounted (hugetlb, net_cls, net_prio, perf_event...) may exist there as
+    plain directories of the tmpfs, and engines (conmon) that mkdir -p a
+    cgroup in every directory they find there create ordinary directories
+    and files in them."""
+    if fstype_of(CGROUP_ROOT) in CGROUP_FSTYPES:
+        return []  # a cgroup2 root: its subdirectories are cgroups, not tops
+    mounted = {mp for _, mp, t in mountinfo() if t in CGROUP_FSTYPES}
+    try:
+        names = sorted(os.listdir(CGROUP_ROOT))
+    except OSError:
+        return []
+    out = []
+    for n in names:
+        d = os.path.join(CGROUP_ROOT, n)
+        if d not in mounted and not os.path.islink(d) and os.path.isdir(d):
+            out.append(d)
+    return out
+
+
+def cgroup_trees():
+    """[(top, mount root or None for a plain directory)]: every mounted
+    hierarchy (wherever it is mounted) and every plain directory under
+    /sys/fs/cgroup."""
+    return [(mp, root) for mp, root in cgroup_mounts()] + [(d, None) for d in plain_cgroup_tops()]
+
+
+def all_cgroup_dirs(path):
+    """(top, directory of cgroup PATH) in every mounted hierarchy that can
+    hold it and in every plain directory under /sys/fs/cgroup."""
+    out = []
+    for top, root in cgroup_trees():
+        root = (root or "").rstrip("/")
+        if root and not (path == root or path.startswith(root + "/")):
+            continue
+        out.append((top, top + path[len(root):]))
     return out
 
 
@@ -231,23 +296,66 @@ def _rmdir_tree(top):
     return found, stuck
 
 
+def _rm_plain_tree(top):
+    """Remove a tree of ordinary directories and files (what an engine made
+    in a plain directory under /sys/fs/cgroup): files first, then the
+    directories bottom-up.  A `tasks` or `cgroup.procs` file there is just a
+    file: the pids in it are not killed.  Same return as _rmdir_tree."""
+    found, stuck = [], []
+    for dirpath, _, files in os.walk(top, topdown=False):
+        if dirpath != top:
+            found.append(dirpath)
+        for f in files:
+            try:
+                os.unlink(os.path.join(dirpath, f))
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                stuck.append(f"{os.path.join(dirpath, f)}: {e.strerror}")
+        try:
+            os.rmdir(dirpath)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            stuck.append(f"{dirpath}: {e.strerror}")
+    return found, stuck
+
+
+def remove_cgroup_tree(d):
+    """Remove directory D and everything below it, whether D is a real cgroup
+    (kill its processes, rmdir bottom-up) or a plain directory (unlink the
+    files, then rmdir).  Returns (directories found below D, errors)."""
+    if not os.path.isdir(d) or os.path.islink(d):
+        return [], []
+    if fstype_of(d) in CGROUP_FSTYPES:
+        return _rmdir_tree(d)
+    return _rm_plain_tree(d)
+
+
 class CgroupParent:
     """A per-test cgroup below our own: `<own>/sbxtest-<pid>-<n>`."""
 
-    def __init__(self):
+    def __init__(self, base=None):
         self.own = own_cgroup()
-        self.base = f"{self.own.rstrip('/')}/sbxtest-{os.getpid()}-{next(_seq)}"
+        self.base = base or f"{self.own.rstrip('/')}/sbxtest-{os.getpid()}-{next(_seq)}"
         self._names = itertools.count(1)
-        # Ancestors of base a runtime may create (it mkdir -p's the whole path
-        # in every hierarchy); remember which exist so teardown removes only
-        # the ones that appeared during the test.
+        # Ancestors of base a runtime or an engine may create (they mkdir -p
+        # the whole path in every hierarchy, and conmon in every directory
+        # under /sys/fs/cgroup); remember which exist so teardown removes
+        # only the ones that appeared during the test.
         self._preexisting = set()
-        for d in cgroup_dirs(self.base):
-            p = Path(d).parent
-            while p != Path(p.anchor) and not os.path.ismount(p):
-                if p.is_dir():
-                    self._preexisting.add(str(p))
-                p = p.parent
+        for top, d in all_cgroup_dirs(self.base):
+            for p in self._ancestors(top, d):
+                if os.path.isdir(p):
+                    self._preexisting.add(p)
+
+    @staticmethod
+    def _ancestors(top, d):
+        """The directories strictly between TOP and D, deepest first."""
+        p = os.path.dirname(d)
+        while p.startswith(top.rstrip("/") + "/"):
+            yield p
+            p = os.path.dirname(p)
 
     def path(self, name=None):
         """A fresh linux.cgroupsPath below this test's cgroup."""
@@ -257,19 +365,22 @@ class CgroupParent:
         return self.base
 
     def cleanup(self):
+        """Remove the test's cgroup in every hierarchy and every plain
+        directory under /sys/fs/cgroup, and the ancestors that appeared
+        during the test.  Returns (directories found below the test's
+        cgroup, what could not be removed)."""
         leftovers, stuck = [], []
-        for d in cgroup_dirs(self.base):
-            if os.path.isdir(d):
-                found, st = _rmdir_tree(d)
-                leftovers += found
-                stuck += st
-            p = Path(d).parent
-            while p != Path(p.anchor) and not os.path.ismount(p) and str(p) not in self._preexisting:
+        for top, d in all_cgroup_dirs(self.base):
+            found, st = remove_cgroup_tree(d)
+            leftovers += found
+            stuck += st
+            for p in self._ancestors(top, d):
+                if p in self._preexisting:
+                    break
                 try:
                     os.rmdir(p)
                 except OSError:
                     break
-                p = p.parent
         return leftovers, stuck
 
 
@@ -529,6 +640,316 @@ def pytest_report_header(config):
 
 
 # ---------------------------------------------------------------------------
+# The session guard: a run leaves nothing on the machine.
+#
+# Around the whole session it records what tests and the programs they start
+# could leave behind, and fails the run (exit status 1) naming every new
+# leftover, which it then removes.  Other suites may run on this host at the
+# same time, so only what is attributable to this pytest process counts:
+# names carrying its pid (the fixtures name things sbxtest-<pid>-<n>,
+# ctr-<pid>-<n>, sbxt<pid>-..., /tmp/<prefix>-<pid>-...), cgroups below its
+# own cgroup, paths below its tmp dirs, and its descendants.
+
+
+def _pid_token(pid):
+    return re.compile(rf"(?<!\d){pid}(?!\d)")
+
+
+def _foreign_marker(rel, pid):
+    """True when cgroup path REL goes through another session's per-test
+    cgroup (sbxtest-<other pid>-<n>)."""
+    return any(m.group(1) != str(pid) for m in re.finditer(r"(?:^|/)sbxtest-(\d+)-\d+(?=/|$)", rel))
+
+
+def _own_paths():
+    """{hierarchy controllers: path} from /proc/self/cgroup."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            out[controllers] = path
+    return out
+
+
+def guard_cgroups(pid):
+    """Cgroup directories attributable to session PID, in every mounted
+    hierarchy and every plain directory under /sys/fs/cgroup: anything
+    below our own cgroup (the deepest of our paths, which the fixtures use
+    everywhere; in a hierarchy disjoint from it, that hierarchy's own path)
+    that is not another session's per-test cgroup, and any
+    sbxtest-<pid>-<n> wherever it is."""
+    own = own_cgroup().rstrip("/")
+    paths = list(_own_paths().values())
+    ours_anywhere = re.compile(rf"(?:^|/)sbxtest-{pid}-\d+(?:/|$)")
+    found = set()
+    for top, root in cgroup_trees():
+        root = (root or "").rstrip("/")
+        scope = own
+        if root and not (own == root or own.startswith(root + "/")):
+            # own cgroup not visible in this hierarchy: its own path there
+            scope = next((p.rstrip("/") for p in paths if p == root or p.startswith(root + "/")), root)
+        for dirpath, dirs, _ in os.walk(top):
+            rel = root + dirpath[len(top):]
+            if _foreign_marker(rel, pid):
+                dirs[:] = []
+                continue
+            if ours_anywhere.search(rel) or rel.startswith(scope + "/"):
+                found.add(dirpath)
+            elif dirpath != top and (scope + "/").startswith(rel + "/"):
+                # our own cgroup or one of its ancestors, which a mkdir -p of
+                # a test cgroup may have made (in a plain directory, say): a
+                # leftover when new and empty (no other session in it)
+                found.add(("ancestor", dirpath, tuple(os.path.join(dirpath, d) for d in dirs)))
+    return found
+
+
+def _cgroup_leftovers(before, after):
+    """New cgroup directories of AFTER (guard_cgroups() sets): ours, and the
+    new ancestors of our own cgroup that hold nothing but leftovers."""
+    seen = {x[1] if isinstance(x, tuple) else x for x in before}
+    out = {x for x in after if not isinstance(x, tuple) and x not in seen}
+    for _, d, children in sorted((x for x in after if isinstance(x, tuple)), key=lambda x: -len(x[1])):
+        if d not in seen and all(c in out for c in children):
+            out.add(d)
+    return out
+
+
+def _ip_netns_names():
+    names = set()
+    if shutil.which("ip"):
+        cp = run_cmd(["ip", "netns", "list"], timeout=30)
+        names |= {line.split()[0] for line in cp.stdout.splitlines() if line.strip()}
+    for d in ("/run/netns", "/var/run/netns"):
+        with contextlib.suppress(OSError):
+            names |= set(os.listdir(d))
+    return names
+
+
+def _nft_tables():
+    """{"family name"} of the tables in the host's network namespace."""
+    if not shutil.which("nft"):
+        return set()
+    cp = run_cmd(["nft", "list", "tables"], timeout=30)
+    return {line.split(None, 1)[1].strip() for line in cp.stdout.splitlines() if line.startswith("table ")}
+
+
+def _proc_stat(pid):
+    """(ppid, state, start time) of PID, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(rest[1]), rest[0], int(rest[19])
+
+
+def _under(path, roots):
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+class HostGuard:
+    """Snapshots of what a test session could leave behind; leftovers()
+    lists what is new and attributable to this session."""
+
+    STATE_ROOTS = ("/run/sbxrun",)
+
+    def __init__(self, basetemp):
+        self.pid = os.getpid()
+        self.token = _pid_token(self.pid)
+        self.basetemp = os.path.realpath(basetemp)
+        self.before = self.snapshot()
+
+    def test_roots(self):
+        """This session's tmp dirs: pytest's base temp and the /tmp
+        directories the tests make with the session pid in their name."""
+        roots = [self.basetemp]
+        with contextlib.suppress(OSError):
+            roots += [os.path.join("/tmp", n) for n in os.listdir("/tmp") if self.token.search(n)]
+        return roots
+
+    def _ours_proc(self, pid, roots):
+        """Why process PID belongs to this session, or None."""
+        st = _proc_stat(pid)
+        if st is None or st[1] in "ZX":
+            return None
+        p, hops = st[0], 0
+        while p > 1 and hops < 64:
+            if p == self.pid:
+                return "a descendant of the pytest process"
+            up = _proc_stat(p)
+            if up is None:
+                break
+            p, hops = up[0], hops + 1
+        for link in ("cwd", "root"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/{link}")
+                if target != "/" and _under(target, roots):
+                    return f"its {link} is {target}"
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cgroup") as f:
+                if re.search(rf"/sbxtest-{self.pid}-\d+(?:/|$)", f.read(), re.M):
+                    return "it is in a test cgroup"
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+            if any(r in cmd for r in roots):
+                return "its command line names a test dir"
+        return None
+
+    def snapshot(self):
+        roots = self.test_roots()
+        snap = {"cgroup": guard_cgroups(self.pid)}
+        snap["netns"] = {n for n in _ip_netns_names() if self.token.search(n)}
+        snap["nft table"] = {t for t in _nft_tables() if self.token.search(t)}
+        mounts = {}
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left = line.partition(" - ")[0].split()
+                root, mp = _unescape_mountinfo(left[3]), _unescape_mountinfo(left[4])
+                if _under(mp, roots) or _under(root, roots) or self.token.search(mp):
+                    mounts[left[0]] = mp
+        snap["mount"] = set(mounts.items())
+        state = set()
+        for r in self.STATE_ROOTS:
+            with contextlib.suppress(OSError):
+                state |= {os.path.join(r, n) for n in os.listdir(r) if self.token.search(n)}
+        # and the per-test --root dirs (sbx's root, runc-root) below base temp
+        for pattern in ("*/root/*", "*/runc-root/*"):
+            state |= {str(p) for p in Path(self.basetemp).glob(pattern)
+                      if p.is_dir() and not p.name.startswith(".")}
+        snap["state dir"] = state
+        snap["tmp dir"] = set(roots[1:])
+        procs = set()
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == self.pid:
+                continue
+            why = self._ours_proc(int(name), roots)
+            st = _proc_stat(name)
+            if why and st:
+                with contextlib.suppress(OSError):
+                    with open(f"/proc/{name}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                    procs.add((int(name), st[2], f"{cmd} ({why})"))
+        snap["process"] = procs
+        return snap
+
+    def new(self, snap):
+        out = {}
+        for kind, items in snap.items():
+            old = self.before.get(kind, set())
+            if kind == "process":
+                old_ids = {(p, t) for p, t, _ in old}
+                fresh = {x for x in items if (x[0], x[1]) not in old_ids}
+            elif kind == "cgroup":
+                fresh = _cgroup_leftovers(old, items)
+            else:
+                fresh = items - old
+            if fresh:
+                out[kind] = fresh
+        return out
+
+    def leftovers(self, settle=None):
+        """New leftovers, waited for for up to SETTLE seconds (a killed
+        process takes a moment to go, and its cgroup with it)."""
+        if settle is None:
+            settle = float(os.environ.get("SBXTEST_GUARD_SETTLE", "5"))
+        deadline = time.monotonic() + settle
+        while True:
+            found = self.new(self.snapshot())
+            if not found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.25)
+
+    @staticmethod
+    def report_lines(found):
+        lines = []
+        for kind in sorted(found):
+            for x in sorted(found[kind]):
+                if kind == "process":
+                    lines.append(f"process {x[0]}: {x[2]}")
+                elif kind == "mount":
+                    lines.append(f"mount {x[1]} (id {x[0]})")
+                else:
+                    lines.append(f"{kind} {x}")
+        return lines
+
+    def remove(self, found):
+        """Remove the leftovers FOUND; return what could not be removed."""
+        errors = []
+        procs = found.get("process", set())
+        for pid, start, _ in procs:
+            st = _proc_stat(pid)
+            if st and st[2] == start:  # the same process, not a reused pid
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while any(_proc_stat(p) and _proc_stat(p)[1] not in "ZX" for p, _, _ in procs):
+            if time.monotonic() > deadline:
+                errors.append("processes did not die")
+                break
+            time.sleep(0.05)
+        for _, mp in sorted(found.get("mount", set()), key=lambda m: len(m[1]), reverse=True):
+            cp = run_cmd(["umount", "-l", mp])
+            if cp.returncode != 0:
+                errors.append(f"umount {mp}: {cp.stderr.strip()}")
+        for ns in found.get("netns", set()):
+            cp = run_cmd(["ip", "netns", "delete", ns])
+            if cp.returncode != 0:
+                errors.append(f"ip netns delete {ns}: {cp.stderr.strip()}")
+        for t in found.get("nft table", set()):
+            cp = run_cmd(["nft", "delete", "table", *t.split()])
+            if cp.returncode != 0:
+                errors.append(f"nft delete table {t}: {cp.stderr.strip()}")
+        for d in sorted(found.get("cgroup", set()), key=len, reverse=True):
+            errors += remove_cgroup_tree(d)[1]
+        for d in found.get("state dir", set()) | found.get("tmp dir", set()):
+            if mounts_under(d):
+                errors.append(f"{d}: still has mounts, not removed")
+            elif os.path.isdir(d) and not os.path.islink(d):
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(d)
+        return errors
+
+
+# What the guard found, for the session-finish hooks.  (The security suite
+# loads this file as another module; the fixture and the hooks it copies
+# still share this dictionary, their globals.)
+_guard_result = {"leftovers": [], "errors": []}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_guard(tmp_path_factory):
+    """Autouse, session-wide: set up before any other fixture of the
+    session and so torn down after all of them."""
+    guard = HostGuard(tmp_path_factory.getbasetemp())
+    yield guard
+    found = guard.leftovers()
+    if found:
+        _guard_result["leftovers"] = guard.report_lines(found)
+        _guard_result["errors"] = guard.remove(found)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _guard_result["leftovers"] and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    left = _guard_result["leftovers"]
+    if not left:
+        return
+    tr = terminalreporter
+    tr.section("session guard: the run left things behind", sep="=", red=True, bold=True)
+    for line in left:
+        tr.line(f"LEFTOVER {line}", red=True)
+    for e in _guard_result["errors"]:
+        tr.line(f"could not remove: {e}", red=True)
+    tr.line("(removed by the guard; the run fails)")
+
+
+# ---------------------------------------------------------------------------
 # Helpers shared by the container tests (test_lifecycle, test_isolation,
 # test_exec, test_hooks).  Additions only: nothing above depends on them.
 
@@ -689,7 +1110,7 @@ def public_bundle(bundle, busybox_rootfs, sbx):
 
     def make(args=None):
         b = bundle(args, rootfs=False)
-        d = Path(tempfile.mkdtemp(prefix="sbxtest-", dir="/tmp"))
+        d = Path(tempfile.mkdtemp(prefix=f"sbxtest-{os.getpid()}-", dir="/tmp"))
         d.chmod(0o755)
         made.append(d)
         shutil.copy(b.config_path, d / "config.json")

@@ -3,8 +3,13 @@ points at sbxrun rather than at the harness."""
 
 import json
 import os
+import shutil
+import sys
+from pathlib import Path
 
-from conftest import cgroup_dirs, is_static_elf, own_cgroup
+import pytest
+
+from conftest import cgroup_dirs, describe, is_static_elf, own_cgroup, run_cmd
 
 
 def test_busybox_rootfs(busybox_rootfs):
@@ -65,3 +70,59 @@ def test_sbx_helper(sbx):
     cp = sbx.ok("--version")
     assert cp.args[:3] == [sbx.binary, "--root", str(sbx.root)]
     assert sbx.new_id() != sbx.new_id()
+
+
+# Inside a private mount namespace: /sys/fs/cgroup becomes a fresh tmpfs with
+# binds of the real hierarchies and a plain (unmounted) hugetlb directory, as
+# on hybrid hosts where conmon then makes ordinary directories and files.
+PLAIN_LAYOUT = """set -eu
+s=$(mktemp -d "$1/cgroot.XXXXXX")
+mount -t tmpfs sbxtest "$s"
+for h in /sys/fs/cgroup/*; do mkdir "$s/${h##*/}"; mount --bind "$h" "$s/${h##*/}"; done
+mkdir "$s/hugetlb"
+mount --move "$s" /sys/fs/cgroup
+shift
+exec "$@"
+"""
+
+PLAIN_CHECK = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from conftest import CgroupParent, all_cgroup_dirs, cgroup_dirs
+# below the outer test's cgroup_parent, whose finalizer removes whatever a
+# crash here leaves in the real hierarchies
+cg = CgroupParent(sys.argv[2])
+conmon = cg.path("pod") + "/conmon"
+plain = [d for top, d in all_cgroup_dirs(conmon) if top == "/sys/fs/cgroup/hugetlb"]
+made = []
+for d in plain:  # what conmon does in a plain directory
+    os.makedirs(d)
+    with open(os.path.join(d, "tasks"), "w") as f:
+        f.write(f"{os.getpid()}\\n")
+    made.append(d)
+for d in cgroup_dirs(conmon):  # and in the real hierarchies
+    os.makedirs(d)
+leftovers, stuck = cg.cleanup()
+print(json.dumps({"plain": made, "mounted": cgroup_dirs(conmon), "leftovers": leftovers, "stuck": stuck,
+                  "remaining": [p for p in os.listdir("/sys/fs/cgroup/hugetlb")]}))
+"""
+
+
+def test_cgroup_parent_cleans_plain_directories(tmp_path, cgroup_parent):
+    """Teardown also removes what an engine made in a plain directory under
+    /sys/fs/cgroup (issue 23: conmon's <parent>/conmon/tasks in hugetlb...),
+    which is not a mounted hierarchy and so not among cgroup_dirs()."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1)")
+    script = tmp_path / "check.py"
+    script.write_text(PLAIN_CHECK)
+    cp = run_cmd(["unshare", "--mount", "--propagation", "private", "sh", "-c", PLAIN_LAYOUT, "sh", tmp_path,
+                  sys.executable, script, Path(__file__).resolve().parent, cgroup_parent.path("inner")])
+    assert cp.returncode == 0, describe(cp)
+    r = json.loads(cp.stdout)
+    # the plain directory was reachable only through the new lookup
+    assert len(r["plain"]) == 1 and r["plain"][0] not in r["mounted"], r
+    assert r["plain"][0] in r["leftovers"], r
+    assert r["stuck"] == [], r
+    # nothing is left in it (the ancestors the "engine" made are gone too)
+    assert r["remaining"] == [], r

@@ -647,7 +647,7 @@ def test_user_namespace_mappings(sbx, public_bundle):
 
 def test_user_namespace_root_cannot_write_host_files(sbx, public_bundle, tmp_path):
     b = public_bundle()
-    hostdir = Path(tempfile.mkdtemp(prefix="sbxtest-", dir="/tmp"))
+    hostdir = Path(tempfile.mkdtemp(prefix=f"sbxtest-{os.getpid()}-", dir="/tmp"))
     try:
         hostdir.chmod(0o755)
         (hostdir / "owned-by-host-root").write_text("x\n")

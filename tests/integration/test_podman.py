@@ -3,16 +3,16 @@ output formats in shared/notes/engines.md, checked end to end with a real
 podman.  The image is the busybox rootfs, imported (no registry).  Skipped
 where podman is not installed."""
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 
 import pytest
 
-import os
-
-from conftest import SBXRUN, cgroup_dirs, describe, mounts_under, run_cmd
+from conftest import SBXRUN, all_cgroup_dirs, describe, mounts_under, remove_cgroup_tree, run_cmd
 
 pytestmark = [pytest.mark.needs_root,
               pytest.mark.skipif(shutil.which("podman") is None, reason="podman not installed")]
@@ -25,8 +25,9 @@ def podman(tmp_path, busybox_rootfs, cgroup_parent):
     conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024","nproc=4096:4096"]\n'
                     '[engine]\nruntime_supports_json = ["sbxrun"]\n'
                     f'[engine.runtimes]\nsbxrun = ["{SBXRUN}"]\n')
-    # podman refuses a runroot longer than 50 characters
-    runroot = tempfile.mkdtemp(prefix="sbxpm-", dir="/tmp")
+    # podman refuses a runroot longer than 50 characters; the pid in the
+    # name lets the session guard tell our runroots from other sessions'.
+    runroot = tempfile.mkdtemp(prefix=f"sbxpm-{os.getpid()}-", dir="/tmp")
     base = ["podman", "--root", str(tmp_path / "storage"), "--runroot", runroot,
             "--runtime", "sbxrun", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
     env = {"CONTAINERS_CONF": str(conf), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -37,29 +38,42 @@ def podman(tmp_path, busybox_rootfs, cgroup_parent):
             assert cp.returncode == 0, describe(cp)
         return cp
 
-    tar = subprocess.Popen(["tar", "-C", str(busybox_rootfs), "-c", "."], stdout=subprocess.PIPE)
-    pm("import", "-", "localhost/sbxtest-bb:latest", stdin=tar.stdout)
-    tar.wait()
     pm.parent = cgroup_parent.path("pod")
-    yield pm
-    ids = pm("ps", "-aq").stdout.split()
-    if ids:
-        pm("rm", "-f", "-t", "0", *ids, ok=False)
-    pm("system", "reset", "-f", ok=False)
-    left = mounts_under(tmp_path) + mounts_under(runroot)
-    shutil.rmtree(runroot, ignore_errors=True)
+    # Everything below runs on failure too (a failed import, a failed
+    # test): the containers, podman's storage mounts and runroot, and the
+    # cgroups conmon made go before cgroup_parent checks for leftovers.
+    left, ours, stuck = [], [], []
+    try:
+        tar = subprocess.Popen(["tar", "-C", str(busybox_rootfs), "-c", "."], stdout=subprocess.PIPE)
+        try:
+            pm("import", "-", "localhost/sbxtest-bb:latest", stdin=tar.stdout)
+        finally:
+            tar.stdout.close()
+            tar.wait()
+        yield pm
+    finally:
+        with contextlib.suppress(Exception):
+            ids = pm("ps", "-aq", ok=False).stdout.split()
+            if ids:
+                pm("rm", "-f", "-t", "0", *ids, ok=False)
+        with contextlib.suppress(Exception):
+            pm("system", "reset", "-f", ok=False)
+        left = mounts_under(tmp_path) + mounts_under(runroot)
+        for mp in left:  # keep the host clean for the following tests
+            subprocess.run(["umount", "-l", mp], capture_output=True)
+        shutil.rmtree(runroot, ignore_errors=True)
+        # conmon's cgroup (<parent>/conmon) is podman's to keep: it is made in
+        # every hierarchy and in every plain directory under /sys/fs/cgroup
+        # (unmounted controllers on a hybrid host), so remove it everywhere.
+        # The containers' cgroups (libpod-<id>) are sbxrun's and must be gone.
+        for _, d in all_cgroup_dirs(pm.parent):
+            if os.path.isdir(d):
+                ours += [os.path.join(d, e) for e in os.listdir(d) if e.startswith("libpod")]
+                stuck += remove_cgroup_tree(os.path.join(d, "conmon"))[1]
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
     assert left == [], "podman/sbxrun left mounts behind"
-    # conmon's cgroup (<parent>/conmon) is podman's to keep; the containers'
-    # cgroups (libpod-<id>) are sbxrun's and must be gone.
-    ours = []
-    for d in cgroup_dirs(pm.parent):
-        if os.path.isdir(d):
-            ours += [e for e in os.listdir(d) if e.startswith("libpod")]
-            for sub in (os.path.join(d, "conmon"), d):
-                try:
-                    os.rmdir(sub)
-                except OSError:
-                    pass
+    assert stuck == [], f"could not remove conmon's cgroups: {stuck}"
     assert ours == [], f"container cgroups left behind: {ours}"
 
 

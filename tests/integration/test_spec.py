@@ -130,7 +130,7 @@ def test_spec_rootless_as_unprivileged_user():
     as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     if run_cmd([*as_nobody, SBXRUN, "--version"]).returncode != 0:
         pytest.skip(f"{SBXRUN} is not executable by uid {NOBODY}")
-    top = tempfile.mkdtemp(prefix="sbxrun-rootless-")
+    top = tempfile.mkdtemp(prefix=f"sbxrun-rootless-{os.getpid()}-")
     try:
         os.chmod(top, 0o755)
         os.chown(top, NOBODY, NOBODY)
