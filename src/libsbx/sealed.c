@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -153,7 +154,16 @@ sbx_reexec_sealed (char **argv, sbx_error **err)
   if (exe < 0)
     return sbx_error_sys (err, "open /proc/self/exe (to run from a sealed copy)");
   if (fd_is_sealed_copy (exe))
-    return 0;
+    {
+      /* An exec by fd names the process after the fd ("memfd:sbxrun"):
+         keep the name ps and pgrep know.  */
+      if (marker == 1 && argv[0])
+        {
+          const char *base = strrchr (argv[0], '/');
+          prctl (PR_SET_NAME, base ? base + 1 : argv[0], 0, 0, 0);
+        }
+      return 0;
+    }
   if (marker == 1)
     return sbx_error_set (err, EPERM, "re-executed from a sealed copy of the binary, but it is not sealed");
   if (fstat (exe, &st) < 0)

@@ -16,7 +16,9 @@ is always a private copy (fixture sbxrun_copy), never the binary under
 test, so a regression cannot damage the build.
 """
 
+import ctypes
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -24,6 +26,8 @@ import time
 import pytest
 
 from conftest import add_bind, describe, pid_alive, run_cmd, sha256, wait_for
+
+MARKER = "_SBXRUN_SEALED_COPY"  # sealed.c
 
 pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
 
@@ -228,3 +232,89 @@ def test_neighbour_cannot_rewrite_a_waiting_init(sbx, bundle, tmp_path, weapons,
     assert sha256(sbxrun_copy) == before, rep
     assert rep.get("write") and all(v != "0" for v in rep["write"]), rep
     assert pid_alive(apid)
+
+
+def no_sealable_memfd():
+    """preexec_fn: a seccomp filter failing memfd_create(..., MFD_ALLOW_SEALING)
+    with ENOSYS, as on a kernel without memfd (the memfd sbxrun uses for
+    seccomp programs has no sealing flag and still works)."""
+    ret_allow, ret_errno, enosys = 0x7FFF0000, 0x00050000, 38
+    prog = [
+        (0x20, 0, 0, 4),            # ld arch
+        (0x15, 0, 5, 0xC000003E),   # AUDIT_ARCH_X86_64, else allow
+        (0x20, 0, 0, 0),            # ld nr
+        (0x15, 0, 3, 319),          # __NR_memfd_create, else allow
+        (0x20, 0, 0, 24),           # ld args[1] (low word)
+        (0x45, 0, 1, 2),            # MFD_ALLOW_SEALING set?
+        (0x06, 0, 0, ret_errno | enosys),
+        (0x06, 0, 0, ret_allow),
+    ]
+
+    class Insn(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                    ("k", ctypes.c_uint)]
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
+
+    insns = (Insn * len(prog))(*[Insn(*i) for i in prog])
+    p = Prog(len(prog), insns)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(p), 0, 0) != 0:
+        os._exit(121)  # PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP FILTER
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filter is for x86_64")
+def test_tmpfile_fallback_cannot_rewrite_the_runtime(sbx, bundle, tmp_path, weapons, sbxrun_copy):
+    """Without sealable memfds the copy is an unlinked O_TMPFILE file: the
+    exploit reaches only that copy; the binary on disk keeps its hash."""
+    b = bundle(["sleep", "60"])
+    out = tmp_path / "out"
+    arm(b, weapons, out)
+    sbx.binary = str(sbxrun_copy)
+    before = sha256(sbxrun_copy)
+    cid = sbx.new_id()
+    cp = run_cmd(sbx.argv("create", "--bundle", b, cid), preexec_fn=no_sealable_memfd)
+    assert cp.returncode == 0, describe(cp)
+    pid = sbx.state(cid)["pid"]
+    link, st = os.readlink(f"/proc/{pid}/exe"), os.stat(f"/proc/{pid}/exe")
+    assert "memfd:" not in link and link.endswith(" (deleted)") and st.st_nlink == 0, link
+    assert str(sbxrun_copy) not in link
+    sbx.ok("start", cid)
+    cp = run_cmd(sbx.argv("exec", "-d", cid, "/bin/evil"), preexec_fn=no_sealable_memfd)
+    assert cp.returncode == 0, describe(cp)
+    rep = wait_report(out)
+    assert rep.get("target") and all(t.endswith(" (deleted)") and "memfd" not in t for t in rep["target"]), rep
+    assert sha256(sbxrun_copy) == before, rep
+
+
+def test_marker_is_not_trusted(sbx, bundle, sbxrun_copy):
+    """The re-exec marker set by a caller does not make sbxrun believe it
+    runs from a sealed copy: the copy itself is checked, and the command
+    fails rather than running unprotected."""
+    b = bundle(["true"])
+    sbx.binary = str(sbxrun_copy)
+    env = dict(os.environ, **{MARKER: "1"})
+    cid = sbx.new_id()
+    cp = sbx("run", "--bundle", b, cid, env=env)
+    assert cp.returncode != 0 and "not sealed" in cp.stderr, describe(cp)
+    assert cid not in sbx.list_ids()
+
+
+def test_reexec_keeps_the_callers_fds(sbx, bundle, tmp_path):
+    """After the re-exec the container gets exactly the caller's fds
+    (--preserve-fds), none of the copy's, and no marker in its environment."""
+    keep = tmp_path / "preserved"
+    keep.write_text("kept\n")
+    fd = os.open(keep, os.O_RDONLY | os.O_CLOEXEC)
+    b = bundle(["sh", "-c", "ls -l /proc/1/fd; cat <&3; env"])
+    try:
+        cp = sbx.ok("run", "--preserve-fds", "1", "--bundle", b, sbx.new_id(),
+                    preexec_fn=lambda: os.dup2(fd, 3), close_fds=False)
+    finally:
+        os.close(fd)
+    fds = dict(re.findall(r" (\d+) -> (.*)$", cp.stdout, re.M))
+    assert sorted(fds, key=int) == ["0", "1", "2", "3"], describe(cp)
+    assert "kept" in cp.stdout, describe(cp)
+    assert not any("memfd" in t or "sbxrun" in t for t in fds.values()), describe(cp)
+    assert MARKER not in cp.stdout, describe(cp)
