@@ -293,6 +293,8 @@ sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error *
   return 0;
 }
 
+static int died_before_exec (pid_t pid, const oci_config *c, sbx_error **err);
+
 /* Kill and reap a half-created init.  */
 static void
 kill_init (pid_t pid, int pidfd)
@@ -454,8 +456,23 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (c->process && c->process->terminal
       && sbx_receive_pty (cr->sync_parent, o->console_socket, &pty, err) < 0)
     goto fail;
-  if (sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, err) < 0)
-    goto fail;
+  {
+    /* The init takes the container's credentials (and a filter that needs
+       CAP_SYS_ADMIN) before "created": a profile refusing what that
+       needs kills it here.  */
+    cleanup_error sbx_error *e = NULL;
+    int r = sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, &e);
+    if (r == SBX_SYNC_EOF)
+      {
+        died_before_exec (pid, c, err);
+        goto fail;
+      }
+    if (r < 0)
+      {
+        *err = steal_ptr (e);
+        goto fail;
+      }
+  }
   cr->state->st->pid_start = sbx_pid_start_time (pid);
   cr->state->st->has_pid_start = true;
   if (cr->state->st->pid_start == 0)

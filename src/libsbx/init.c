@@ -396,6 +396,7 @@ sbx_init_main (sbx_creator *cr)
 {
   cleanup_error sbx_error *err = NULL;
   cleanup_free char *state_json = NULL;
+  sbx_exec_prep prep = { .procfd = -1, .own_procfd = -1, .notify_fd = -1 };
   int conn;
 
   /* Drop what belongs to the runtime: the state lock must not outlive it. */
@@ -417,8 +418,26 @@ sbx_init_main (sbx_creator *cr)
     }
   else if ((cr->cg && sbx_cgroup_stage_enter (cr->cg, &err) < 0) || drop_host_fds (cr, &err) < 0)
     goto fail;
+  /* From "created" on, container processes may see us (an exec, a pod
+     neighbour) and, with CAP_SYS_PTRACE, inject code: hold the
+     container's credentials before, not after, waiting.  */
+  if (cr->c->process)
+    {
+      sbx_exec_ctx ctx = { .p = cr->c->process,
+                           .seccomp = cr->sc,
+                           .preserve_fds = cr->o->preserve_fds,
+                           .notify_sock = -1,
+                           .procfd = container_procfd };
+      if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
+        goto fail;
+    }
   prctl (PR_SET_PDEATHSIG, 0);
-  if (sbx_sync_send (cr->sync_child, SYNC_CREATED, -1, &err) < 0)
+  /* Under a filter loaded already (no no_new_privs), by write(2): every
+     profile allows it, sendmsg is not a given.  */
+  if ((cr->sc && cr->c->process && !cr->c->process->no_new_privileges
+           ? sbx_sync_send_plain (cr->sync_child, SYNC_CREATED, &err)
+           : sbx_sync_send (cr->sync_child, SYNC_CREATED, -1, &err))
+      < 0)
     goto fail;
   close (cr->sync_child);
   cr->sync_child = -1;
@@ -444,12 +463,8 @@ sbx_init_main (sbx_creator *cr)
       _exit (1);
     }
   {
-    sbx_exec_ctx ctx = { .p = cr->c->process,
-                         .seccomp = cr->sc,
-                         .preserve_fds = cr->o->preserve_fds,
-                         .notify_sock = conn,
-                         .procfd = container_procfd };
-    sbx_process_exec (&ctx, &err);
+    sbx_exec_ctx ctx = { .p = cr->c->process, .seccomp = cr->sc, .notify_sock = conn };
+    sbx_process_finish_exec (&ctx, &prep, &err);
   }
   sbx_sync_send_error (conn, err);
   _exit (127);

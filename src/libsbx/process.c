@@ -257,31 +257,34 @@ tell_exec_ready (int sock, int notify_fd, bool plain, sbx_error **err)
   return r;
 }
 
+/* The first half: everything that needs the runtime's privileges, ending
+   with the container's own credentials.  A process that a container
+   process may see while it waits (the created init) must have done this
+   first: with CAP_SYS_PTRACE a container can inject code into it, which
+   must then hold nothing the container does not.  */
 int
-sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
+sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err)
 {
   const oci_process *p = ctx->p;
   const sbx_seccomp *sc = ctx->seccomp;
-  int notify_fd = -1;
 
+  *prep = (sbx_exec_prep){ .procfd = ctx->procfd, .own_procfd = -1, .notify_fd = -1 };
   /* First, before a seccomp filter can refuse the calls: nothing of ours
      may reach the container.  */
   if (mark_cloexec_from (3 + ctx->preserve_fds, err) < 0)
     return -1;
   /* Every write to procfs goes through a checked procfs fd (procfs.h),
      opened while the runtime's capabilities and no filter are in force.  */
-  int procfd = ctx->procfd;
-  cleanup_close int own_procfd = -1;
-  if (procfd < 0
+  if (prep->procfd < 0
       && (p->has_oom_score_adj || (p->apparmor_profile && *p->apparmor_profile)
           || (p->selinux_label && *p->selinux_label)))
     {
       /* We may be seen (pid 1 of a created container, an exec): never
          hold an unmasked copy of /proc.  */
-      own_procfd = sbx_proc_open_as (AT_FDCWD, "/proc", SBX_PROC_MOUNTED, err);
-      if (own_procfd < 0)
+      prep->own_procfd = sbx_proc_open_as (AT_FDCWD, "/proc", SBX_PROC_MOUNTED, err);
+      if (prep->own_procfd < 0)
         return sbx_error_wrap (err, "the container's /proc");
-      procfd = own_procfd;
+      prep->procfd = prep->own_procfd;
     }
   if (enter_cwd (p->cwd, err) < 0)
     return -1;
@@ -295,7 +298,7 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
     {
       char buf[16];
       int n = snprintf (buf, sizeof buf, "%d", p->oom_score_adj);
-      if (sbx_proc_write (procfd, "self/oom_score_adj", buf, n, err) < 0)
+      if (sbx_proc_write (prep->procfd, "self/oom_score_adj", buf, n, err) < 0)
         return sbx_error_wrap (err, "process.oomScoreAdj");
     }
   if (p->user && p->user->has_umask)
@@ -303,7 +306,7 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
      before the capabilities go.  The runtime's own calls up to execve then
      run under it: it must allow them (setresuid, capset, prctl, write...).  */
-  if (sc && !p->no_new_privileges && sbx_seccomp_load (sc, &notify_fd, err) < 0)
+  if (sc && !p->no_new_privileges && sbx_seccomp_load (sc, &prep->notify_fd, err) < 0)
     return -1;
   /* Back into the container's cgroup (the init did its setup outside it,
      see init.c) while we still have the runtime's credentials: what
@@ -312,10 +315,32 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
     return -1;
   if (apply_user (p->user, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
     return -1;
-  if (sbx_lsm_apply_exec (p, procfd, err) < 0)
-    return -1;
   if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return sbx_error_sys (err, "process.noNewPrivileges: prctl");
+  return 0;
+}
+
+void
+sbx_exec_prep_release (sbx_exec_prep *prep)
+{
+  if (prep->own_procfd >= 0)
+    close (prep->own_procfd);
+  if (prep->notify_fd >= 0)
+    close (prep->notify_fd);
+  prep->own_procfd = prep->notify_fd = prep->procfd = -1;
+}
+
+/* The second half: the LSM label for the exec, the PATH lookup, the last
+   word, the filter under no_new_privs (as late as possible, so that it
+   need allow little of ours), execve.  */
+int
+sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err)
+{
+  const oci_process *p = ctx->p;
+  const sbx_seccomp *sc = ctx->seccomp;
+
+  if (sbx_lsm_apply_exec (p, prep->procfd, err) < 0)
+    return -1;
   cleanup_free char *file = resolve_exec (p, err);
   if (file == NULL)
     return -1;
@@ -325,12 +350,24 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   bool early = sc && p->no_new_privileges && !sbx_seccomp_uses_notify (sc);
   if (early && tell_exec_ready (ctx->notify_sock, -1, false, err) < 0)
     return -1;
-  if (sc && p->no_new_privileges && sbx_seccomp_load (sc, &notify_fd, err) < 0)
+  if (sc && p->no_new_privileges && sbx_seccomp_load (sc, &prep->notify_fd, err) < 0)
     return -1;
+  int notify_fd = steal_fd (&prep->notify_fd);
   if (!early && tell_exec_ready (ctx->notify_sock, notify_fd, sc != NULL, err) < 0)
     return -1;
   execve (file, p->args, p->env ? p->env : (char *const[]){ NULL });
   return sbx_error_sys (err, "exec `%s`", file);
+}
+
+int
+sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
+{
+  sbx_exec_prep prep;
+  int r = sbx_process_drop_privileges (ctx, &prep, err);
+  if (r == 0)
+    r = sbx_process_finish_exec (ctx, &prep, err);
+  sbx_exec_prep_release (&prep);
+  return r;
 }
 
 pid_t

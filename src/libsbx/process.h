@@ -40,5 +40,20 @@ int sbx_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error
 int sbx_process_validate (const oci_process *p, sbx_error **err);
 /* Apply everything and execve.  Returns only on failure.  */
 int sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err);
+/* The same in two halves, for a process that waits in between (the
+   created init): first everything that needs the runtime's privileges,
+   ending with the container's credentials (user, capabilities,
+   no_new_privs, and a seccomp filter that needs CAP_SYS_ADMIN to load);
+   then the LSM label, the PATH lookup, the last word on ctx->notify_sock,
+   a no_new_privs filter and execve.  */
+typedef struct
+{
+  int procfd;     /* for the LSM label: ctx's, or own_procfd */
+  int own_procfd; /* opened by the first half, or -1 */
+  int notify_fd;  /* a seccomp listener fd loaded early, or -1 */
+} sbx_exec_prep;
+int sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
+int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
+void sbx_exec_prep_release (sbx_exec_prep *prep);
 
 #endif

@@ -576,7 +576,12 @@ DEATH_BEFORE_EXEC = {
     "killed": ([rule("capset", "SCMP_ACT_KILL_PROCESS")], "killed by signal 31"),
     # refused, and the error cannot be told either
     "mute": ([rule(["capset", "sendmsg"], "SCMP_ACT_ERRNO", errno.EPERM)],
-             "exited with status 127 before exec"),
+             "exited with status 1 before exec"),
+}
+# Calls the init makes only after `start` (the PATH lookup): a filter loaded
+# early killing them kills a created init at start, not at create.
+DEATH_AT_START = {
+    "killed": ([rule(["faccessat", "faccessat2"], "SCMP_ACT_KILL_PROCESS")], "killed by signal 31"),
 }
 
 
@@ -594,8 +599,23 @@ def test_run_reports_death_before_exec(sbx, sbundle, case):
 
 
 @pytest.mark.parametrize("case", sorted(DEATH_BEFORE_EXEC))
+def test_create_reports_death_before_created(sbx, sbundle, case):
+    """The init takes the container's credentials before "created" (a
+    container process that can see it must not find the runtime's): a
+    profile killing capset kills it at create, which says how."""
+    r, want = DEATH_BEFORE_EXEC[case]
+    b = sbundle(["sh", "-c", "echo reached-exec"], seccomp=profile(syscalls=r))
+    with b.edit() as c:
+        c["process"]["noNewPrivileges"] = False
+    cid = sbx.new_id()
+    cp = sbx.fail("create", "--bundle", b, cid)
+    assert want in cp.stderr and "seccomp profile" in cp.stderr, describe(cp)
+    assert cid not in sbx.list_ids()
+
+
+@pytest.mark.parametrize("case", sorted(DEATH_AT_START))
 def test_start_reports_death_before_exec(sbx, sbundle, case):
-    r, _ = DEATH_BEFORE_EXEC[case]
+    r, _ = DEATH_AT_START[case]
     b = sbundle(["sh", "-c", "echo reached-exec > /tmp/out"], seccomp=profile(syscalls=r))
     with b.edit() as c:
         c["process"]["noNewPrivileges"] = False
