@@ -293,8 +293,6 @@ sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error *
   return 0;
 }
 
-static int died_before_exec (pid_t pid, const oci_config *c, sbx_error **err);
-
 /* Kill and reap a half-created init.  */
 static void
 kill_init (pid_t pid, int pidfd)
@@ -464,7 +462,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     int r = sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, &e);
     if (r == SBX_SYNC_EOF)
       {
-        died_before_exec (pid, c, err);
+        sbx_died_before_exec (pid, c, err);
         goto fail;
       }
     if (r < 0)
@@ -532,8 +530,8 @@ sbx_container_create (const sbx_create_opts *o, sbx_error **err)
 /* ---------------------------------------------------------------- start */
 
 /* The process died before its last word: say how, when it is our child.  */
-static int
-died_before_exec (pid_t pid, const oci_config *c, sbx_error **err)
+int
+sbx_died_before_exec (pid_t pid, const oci_config *c, sbx_error **err)
 {
   siginfo_t si = { 0 };
   const char *hint = c && c->linux && c->linux->seccomp
@@ -567,7 +565,7 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
         {
           if (heard)
             return 0;
-          died_before_exec (pid, c, err);
+          sbx_died_before_exec (pid, c, err);
           return SBX_SYNC_EOF;
         }
       if (r < 0)

@@ -71,7 +71,7 @@ struct exec_child
    exec_joiner_main).  It is the runtime's child (CLONE_PARENT), which
    supervises it and reports its death before exec.  */
 static _Noreturn void
-exec_process_main (struct exec_child *x)
+exec_process_main (struct exec_child *x, sbx_exec_prep *prep)
 {
   cleanup_error sbx_error *err = NULL;
   const oci_process *p = x->o->process;
@@ -97,14 +97,12 @@ exec_process_main (struct exec_child *x)
         goto fail;
     }
   {
-    sbx_exec_ctx ctx
-        = { .p = p, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds, .notify_sock = x->sync_child,
-            .procfd = -1 };
+    sbx_exec_ctx ctx = { .p = p, .seccomp = x->sc, .notify_sock = x->sync_child };
     /* Set up: from here the process outlives us (exec --detach), and a
        runtime that dies now leaves it to exec or, waiting for a seccomp
        listener's go, to see EOF and exit.  */
     prctl (PR_SET_PDEATHSIG, 0);
-    sbx_process_exec (&ctx, &err);
+    sbx_process_finish_exec (&ctx, prep, &err);
   }
 fail:
   sbx_sync_send_error (x->sync_child, err);
@@ -125,6 +123,7 @@ exec_joiner_main (struct exec_child *x)
   cleanup_free int *keep = xmalloc0 ((3 + x->cg_n) * sizeof (int));
   int nkeep = 0;
   char buf[32];
+  sbx_exec_prep prep = { .procfd = -1, .own_procfd = -1, .notify_fd = -1 };
   pid_t pid;
 
   close (x->sync_parent);
@@ -161,14 +160,28 @@ exec_joiner_main (struct exec_child *x)
     goto fail;
   for (int i = 1; i < nkeep; i++)
     close (keep[i]);
+  {
+    /* The exec process is born with the container's credentials: a
+       CAP_SYS_PTRACE process of the container can inject code into it
+       (non-dumpable does not stop a tracer holding the capability), so
+       it must hold no more than the container.  */
+    sbx_exec_ctx ctx = { .p = x->o->process, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds,
+                         .notify_sock = -1, .procfd = -1 };
+    if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
+      goto fail;
+  }
   pid = syscall (SYS_clone3, &ca, sizeof ca);
+  /* A filter loaded already (no no_new_privs) may refuse clone3, as
+     many profiles do (ENOSYS, so that libc falls back to clone).  */
+  if (pid < 0 && (errno == ENOSYS || errno == EPERM))
+    pid = syscall (SYS_clone, CLONE_PARENT, NULL, NULL, NULL, NULL);
   if (pid < 0)
     {
       sbx_error_sys (&err, "clone3 the exec process");
       goto fail;
     }
   if (pid == 0)
-    exec_process_main (x);
+    exec_process_main (x, &prep);
   snprintf (buf, sizeof buf, "%d", pid);
   if (sbx_sync_send_text (x->sync_child, SYNC_CHILD_PID, -1, buf, &err) < 0)
     _exit (1); /* the runtime is gone: the exec process sees EOF */
@@ -275,8 +288,20 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     cleanup_free char *text = NULL;
     long long n;
     int st = 0;
-    if (sbx_sync_expect_text (x.sync_parent, SYNC_CHILD_PID, NULL, &text, err) < 0)
-      goto out;
+    cleanup_error sbx_error *e = NULL;
+    int rr = sbx_sync_expect_text (x.sync_parent, SYNC_CHILD_PID, NULL, &text, &e);
+    if (rr == SBX_SYNC_EOF)
+      {
+        /* The joiner takes the process's credentials (and an early
+           filter): a profile refusing what that needs kills it here.  */
+        sbx_died_before_exec (joiner, c, err);
+        goto out;
+      }
+    if (rr < 0)
+      {
+        *err = steal_ptr (e);
+        goto out;
+      }
     if (sbx_parse_int64 (text, &n) < 0 || n <= 0)
       {
         sbx_error_set (err, EPROTO, "exec: bad pid `%s` from the joining process", text);

@@ -17,6 +17,9 @@ int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
    SYNC_ERROR becomes *err.  EOF without a word is a death before exec:
    SBX_SYNC_EOF, with *err saying how it died when pid is our child.  */
 int sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err);
+/* Our child pid died before its last word: say how (signal, status, and a
+   hint when a seccomp profile may have killed it).  Returns -1.  */
+int sbx_died_before_exec (pid_t pid, const oci_config *c, sbx_error **err);
 /* Receive the pty master of a process being set up (SYNC_PTY) and pass it
    to console_socket, or keep it in *pty_out (-1 when passed on) for the
    foreground, sized like our own terminal.  */

@@ -105,3 +105,15 @@ def test_created_init_holds_only_the_containers_credentials(sbx, bundle, attacke
         st = status_of(report.read_text())
         assert int(st["CapEff"], 16) & ~cap_set(b) == 0, report.read_text()
         assert st["core_pattern"] != "0", report.read_text()
+
+
+def test_exec_process_holds_only_the_containers_credentials(sbx, attacker):
+    """Processes exec'd into the attacker's container are born with its
+    credentials (the joiner outside its pid namespace took them first):
+    the injector never finds one with more capabilities than its own."""
+    a, aid, apid = attacker
+    log = a.rootfs / "inject.log"
+    for _ in range(30):
+        sbx.ok("exec", aid, "true")
+    text = log.read_text()
+    assert "injected" not in text and not (a.rootfs / "tmp/pwn.report").exists(), text
