@@ -153,26 +153,83 @@ bind_console (int slave_fd, const char *slave, sbx_error **err)
   return 0;
 }
 
+/* The container's terminal, in two halves: opening the pty and binding it
+   on /dev/console need the runtime's privileges; handing the master over
+   and making the session are the init's, and need none.  */
+struct pty_pair
+{
+  int master, peer;
+  char *slave;
+};
+
+static void
+pty_pair_release (struct pty_pair *t)
+{
+  if (t->master >= 0)
+    close (t->master);
+  if (t->peer >= 0)
+    close (t->peer);
+  free (t->slave);
+  *t = (struct pty_pair){ .master = -1, .peer = -1 };
+}
+
+static int
+open_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
+{
+  const oci_process *p = cr->c->process;
+  *t = (struct pty_pair){ .master = -1, .peer = -1 };
+  if (p == NULL || !p->terminal)
+    return 0;
+  t->master = sbx_pty_open (&t->slave, err);
+  if (t->master < 0)
+    return -1;
+  t->peer = sbx_pty_open_peer (t->master, t->slave, err);
+  if (t->peer < 0)
+    return -1;
+  if ((cr->plan.new_flags & CLONE_NEWNS) && bind_console (t->peer, t->slave, err) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+take_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
+{
+  int r = 0;
+  if (t->master >= 0)
+    {
+      r = sbx_sync_send_text (cr->sync_child, SYNC_PTY, t->master, t->slave, err);
+      if (r == 0)
+        r = sbx_pty_setup_slave_fd (steal_fd (&t->peer), t->slave, cr->c->process->console_size, err);
+    }
+  pty_pair_release (t);
+  return r;
+}
+
 static int
 setup_terminal (sbx_creator *cr, sbx_error **err)
 {
-  const oci_process *p = cr->c->process;
-  cleanup_free char *slave = NULL;
-  cleanup_close int master = -1;
-  if (p == NULL || !p->terminal)
+  struct pty_pair t;
+  if (open_terminal (cr, &t, err) < 0)
+    {
+      pty_pair_release (&t);
+      return -1;
+    }
+  return take_terminal (cr, &t, err);
+}
+
+/* The container's credentials, before any container process can see us
+   (see sbx_process_drop_privileges).  */
+static int
+take_container_credentials (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **err)
+{
+  if (cr->c->process == NULL)
     return 0;
-  cleanup_close int peer = -1;
-  master = sbx_pty_open (&slave, err);
-  if (master < 0)
-    return -1;
-  peer = sbx_pty_open_peer (master, slave, err);
-  if (peer < 0)
-    return -1;
-  if ((cr->plan.new_flags & CLONE_NEWNS) && bind_console (peer, slave, err) < 0)
-    return -1;
-  if (sbx_sync_send_text (cr->sync_child, SYNC_PTY, master, slave, err) < 0)
-    return -1;
-  return sbx_pty_setup_slave_fd (steal_fd (&peer), slave, p->console_size, err);
+  sbx_exec_ctx ctx = { .p = cr->c->process,
+                       .seccomp = cr->sc,
+                       .preserve_fds = cr->o->preserve_fds,
+                       .notify_sock = -1,
+                       .procfd = container_procfd };
+  return sbx_process_drop_privileges (&ctx, prep, err);
 }
 
 static int
@@ -339,9 +396,11 @@ wait_for_start (int listen_fd, sbx_error **err)
    (a v1 one leads to the hierarchy root's release_agent), no cgroup.procs
    (a way out of the limits), no namespace fd, no log file.  */
 static int
-drop_host_fds (sbx_creator *cr, sbx_error **err)
+drop_host_fds (sbx_creator *cr, const int *extra, size_t nextra, sbx_error **err)
 {
-  int keep[2] = { cr->sync_child, cr->start_listen };
+  int keep[4] = { cr->sync_child, cr->start_listen };
+  for (size_t i = 0; i < nextra && i < 2; i++)
+    keep[2 + i] = extra[i];
   sbx_cgroup_free (cr->cg);
   cr->cg = NULL;
   sbx_ns_plan_close (&cr->plan);
@@ -350,7 +409,7 @@ drop_host_fds (sbx_creator *cr, sbx_error **err)
      paths are not on it (sysrq-trigger, /proc/sys).  The writes before
      execve open /proc again, checked (process.c).  */
   container_procfd = -1;
-  return sbx_close_fds_except (keep, 2, cr->o->preserve_fds, err);
+  return sbx_close_fds_except (keep, 2 + (nextra < 2 ? nextra : 2), cr->o->preserve_fds, err);
 }
 
 /* With a pid namespace joined by path, the setup ran in a process of the
@@ -360,10 +419,11 @@ drop_host_fds (sbx_creator *cr, sbx_error **err)
    moves it in by pid), makes the terminal's session and says "created".
    Returns in the init; the setup process exits here.  */
 static int
-fork_init (sbx_creator *cr, sbx_error **err)
+fork_init (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **err)
 {
   struct clone_args ca = { .flags = CLONE_PARENT }; /* its exit signal is ours */
   cleanup_error sbx_error *e = NULL;
+  struct pty_pair t;
   char buf[32];
   pid_t pid;
 
@@ -374,11 +434,30 @@ fork_init (sbx_creator *cr, sbx_error **err)
      sight.  */
   if (setns (joined_pidns (cr), CLONE_NEWPID) < 0)
     return sbx_error_sys (err, "join pid namespace");
-  if (drop_host_fds (cr, err) < 0)
-    return -1;
+  /* The pty is opened and bound here, with our privileges; the init only
+     takes it.  */
+  if (open_terminal (cr, &t, err) < 0)
+    {
+      pty_pair_release (&t);
+      return -1;
+    }
+  if (drop_host_fds (cr, (int[]){ t.master, t.peer }, t.master >= 0 ? 2 : 0, err) < 0
+      || take_container_credentials (cr, prep, err) < 0)
+    {
+      pty_pair_release (&t);
+      return -1;
+    }
+  /* The init is born with the container's credentials: a neighbour that
+     injects code into it (CAP_SYS_PTRACE) gains nothing.  An early filter
+     may refuse clone3 (ENOSYS, for libc to fall back to clone).  */
   pid = syscall (SYS_clone3, &ca, sizeof ca);
+  if (pid < 0 && (errno == ENOSYS || errno == EPERM))
+    pid = syscall (SYS_clone, CLONE_PARENT, NULL, NULL, NULL, NULL);
   if (pid < 0)
-    return sbx_error_sys (err, "clone3 the container process");
+    {
+      pty_pair_release (&t);
+      return sbx_error_sys (err, "clone3 the container process");
+    }
   if (pid > 0)
     {
       snprintf (buf, sizeof buf, "%d", pid);
@@ -387,8 +466,11 @@ fork_init (sbx_creator *cr, sbx_error **err)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   /* In its cgroup, and the runtime has our pid (EOF: it died first).  */
   if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
-    return -1;
-  return setup_terminal (cr, err);
+    {
+      pty_pair_release (&t);
+      return -1;
+    }
+  return take_terminal (cr, &t, err);
 }
 
 _Noreturn void
@@ -413,24 +495,15 @@ sbx_init_main (sbx_creator *cr)
     goto fail;
   if (cr->fork_init)
     {
-      if (fork_init (cr, &err) < 0)
+      if (fork_init (cr, &prep, &err) < 0)
         goto fail;
     }
-  else if ((cr->cg && sbx_cgroup_stage_enter (cr->cg, &err) < 0) || drop_host_fds (cr, &err) < 0)
+  else if ((cr->cg && sbx_cgroup_stage_enter (cr->cg, &err) < 0) || drop_host_fds (cr, NULL, 0, &err) < 0
+           || take_container_credentials (cr, &prep, &err) < 0)
     goto fail;
-  /* From "created" on, container processes may see us (an exec, a pod
-     neighbour) and, with CAP_SYS_PTRACE, inject code: hold the
-     container's credentials before, not after, waiting.  */
-  if (cr->c->process)
-    {
-      sbx_exec_ctx ctx = { .p = cr->c->process,
-                           .seccomp = cr->sc,
-                           .preserve_fds = cr->o->preserve_fds,
-                           .notify_sock = -1,
-                           .procfd = container_procfd };
-      if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
-        goto fail;
-    }
+  /* From "created" on (a pod member's init: from birth), container
+     processes may see us and, with CAP_SYS_PTRACE, inject code: we hold
+     the container's credentials already (take_container_credentials).  */
   prctl (PR_SET_PDEATHSIG, 0);
   /* Under a filter loaded already (no no_new_privs), by write(2): every
      profile allows it, sendmsg is not a given.  */

@@ -84,6 +84,14 @@ def test_created_init_holds_only_the_containers_credentials(sbx, bundle, attacke
         c["root"]["readonly"] = False
         c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
         c["linux"]["namespaces"].append({"type": "pid", "path": f"/proc/{apid}/ns/pid"})
+    # A pod member's init is visible from its birth: several creates give
+    # the injector its chances at that moment too.
+    for _ in range(5):
+        bid = sbx.new_id("neighbour")
+        sbx.ok("create", "--bundle", b, bid)
+        bpid = sbx.state(bid)["pid"]
+        assert "injected" not in (a.rootfs / "inject.log").read_text()
+        sbx.ok("delete", "-f", bid)
     bid = sbx.new_id("neighbour")
     sbx.ok("create", "--bundle", b, bid)
     bpid = sbx.state(bid)["pid"]
