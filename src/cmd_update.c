@@ -42,6 +42,8 @@ static const sbx_opt opts[] = {
   [OPT_CPUSET_MEMS] = { "cpuset-mems", 0, true, "LIST", "memory nodes to use (0-1)" },
   [OPT_PIDS_LIMIT] = { "pids-limit", 0, true, "N", "maximum number of tasks (<= 0 = unlimited)" },
   [OPT_BLKIO_WEIGHT] = { "blkio-weight", 0, true, "N", "block IO weight (10-1000)" },
+  /* runc's spelling, which scripts written for it use */
+  [N_OPTS] = { "cpu-share", 0, true, "N", "the same as --cpu-shares" },
   { 0 },
 };
 
@@ -49,6 +51,8 @@ static int
 on_opt (void *data, int key, const char *arg, sbx_error **err)
 {
   const char **vals = data;
+  if (key == N_OPTS)
+    key = OPT_CPU_SHARES;
   if (key < 0 || key >= N_OPTS)
     return sbx_error_set (err, EINVAL, "unknown option");
   vals[key] = arg;

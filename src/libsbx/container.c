@@ -861,7 +861,8 @@ sbx_parse_signal (const char *s, sbx_error **err)
   const char *name = s;
   if (sbx_parse_int64 (s, &n) == 0)
     {
-      if (n <= 0 || n > SIGRTMAX)
+      /* 0 is a liveness check (kill(2)), as runc takes it.  */
+      if (n < 0 || n > SIGRTMAX)
         return sbx_error_set (err, EINVAL, "invalid signal `%s`", s);
       return (int)n;
     }

@@ -307,6 +307,12 @@ sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pret
   return oj_writer_finish (w, NULL);
 }
 
+static int
+cmp_ids (const void *a, const void *b)
+{
+  return strcmp (*(char *const *)a, *(char *const *)b);
+}
+
 int
 sbx_state_list (const char *root, char ***ids, sbx_error **err)
 {
@@ -342,6 +348,9 @@ sbx_state_list (const char *root, char ***ids, sbx_error **err)
       v[n] = NULL;
     }
   closedir (d);
+  /* By ID, as runc lists them: scripts diff and paginate the output.  */
+  if (n > 1)
+    qsort (v, n, sizeof *v, cmp_ids);
   *ids = v;
   return 0;
 }

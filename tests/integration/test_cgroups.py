@@ -368,6 +368,12 @@ def test_update_live_limits(sbx, bundle, tmp_path):
     assert res["pids"] == {"limit": 20}
     assert res["cpu"] == {"shares": 512, "quota": 50000, "period": 100000}
 
+    # runc's spelling of the shares flag, which scripts written for it use
+    sbx.ok("update", "--cpu-share", "256", cid)
+    assert cg_read(b, "cpu.weight" if V2 else "cpu.shares") == ("35" if V2 else "256")
+    assert saved_resources(sbx, cid)["cpu"]["shares"] == 256
+    sbx.ok("update", "--cpu-shares", "512", cid)
+
     # containerd's way: the linux.resources JSON on stdin; fields merge
     sbx.ok("update", "--resources", "-", cid, input=json.dumps({"memory": {"limit": 80 * MiB}, "pids": {"limit": 15}}))
     assert cg_read(b, mem_file) == str(80 * MiB)
