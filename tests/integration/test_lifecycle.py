@@ -494,7 +494,7 @@ def test_kill_stops_container(sbx, bundle, sig):
 @pytest.mark.needs_cmd("run", "kill")
 def test_kill_invalid_signal(sbx, bundle):
     cid, pid = start_running(sbx, bundle(["sleep", "1000"]))
-    for sig in ("NOSUCH", "SIGFOO", "-1", "65", "9x", ""):
+    for sig in ("NOSUCH", "SIGFOO", "4294967296", "65", "9x", ""):
         cp = sbx.fail("kill", cid, sig)
         assert "signal" in cp.stderr, describe(cp)
     assert sbx.state(cid)["status"] == "running"
