@@ -75,6 +75,21 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
         return sbx_error_set (err, EINVAL, "process.rlimits[%zu] (%s): soft limit above hard limit", i,
                               p->rlimits[i]->type);
     }
+  /* (uid_t)-1 is "no change" to setresuid/setresgid: the process would
+     keep the runtime's root.  */
+  if (p->user && p->user->uid == UINT32_MAX)
+    return sbx_error_set (err, EINVAL, "process.user.uid: %u is not a user id ((uid_t)-1 means \"unchanged\")",
+                          p->user->uid);
+  if (p->user && p->user->gid == UINT32_MAX)
+    return sbx_error_set (err, EINVAL, "process.user.gid: %u is not a group id ((gid_t)-1 means \"unchanged\")",
+                          p->user->gid);
+  for (size_t i = 0; p->user && i < p->user->additional_gids_len; i++)
+    if (p->user->additional_gids[i] == UINT32_MAX)
+      return sbx_error_set (err, EINVAL, "process.user.additionalGids[%zu]: %u is not a group id", i,
+                            p->user->additional_gids[i]);
+  for (size_t i = 0; i < p->env_len; i++)
+    if (strchr (p->env[i], '=') == NULL || p->env[i][0] == '=')
+      return sbx_error_set (err, EINVAL, "process.env[%zu] `%s`: want NAME=VALUE", i, p->env[i]);
   if (p->has_oom_score_adj && (p->oom_score_adj < -1000 || p->oom_score_adj > 1000))
     return sbx_error_set (err, EINVAL, "process.oomScoreAdj: %d not in [-1000, 1000]", p->oom_score_adj);
   if (sbx_lsm_validate (p, NULL, err) < 0)

@@ -419,6 +419,13 @@ CONFIG_CASES = [
     ("uid-string", _set(["process", "user", "uid"], "0"), ["process.user.uid", "expected integer"]),
     ("uid-negative", _set(["process", "user", "uid"], -1), ["process.user.uid", "-1"]),
     ("env-null", _set(["process", "env"], ["A=1", None]), ["process.env[1]", "expected string"]),
+    # (uid_t)-1 is "unchanged" to setresuid: the process would stay root
+    ("uid-minus-one", _set(["process", "user", "uid"], 4294967295), ["process.user.uid", "4294967295"]),
+    ("gid-minus-one", _set(["process", "user", "gid"], 4294967295), ["process.user.gid", "4294967295"]),
+    ("additional-gid-minus-one", _set(["process", "user", "additionalGids"], [5, 4294967295]),
+     ["process.user.additionalGids[1]", "4294967295"]),
+    ("env-without-equals", _set(["process", "env"], ["PATH=/bin", "JUSTANAME"]), ["process.env[1]", "JUSTANAME"]),
+    ("env-empty-name", _set(["process", "env"], ["=value"]), ["process.env[0]", "=value"]),
     ("mount-option-bool", lambda c: c["mounts"][1]["options"].__setitem__(1, True),
      ["mounts[1].options[1]", "expected string"]),
     ("memory-limit-string", _set(["linux", "resources"], {"memory": {"limit": "lots"}}),
