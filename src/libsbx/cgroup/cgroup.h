@@ -50,6 +50,10 @@ const char *sbx_cgroup_controller_path (const sbx_cgroup *cg, const char *contro
 /* v2 only: an O_PATH|O_DIRECTORY fd of the cgroup for CLONE_INTO_CGROUP
    (clone3 accepts O_PATH), owned by the manager; else -1.  */
 int sbx_cgroup_dirfd (const sbx_cgroup *cg);
+/* The container's directory in the unified (v2) hierarchy, also on hybrid
+   hosts, and its depth below the hierarchy root ("/a/b" = 2) in *level;
+   NULL when there is none.  For nftables' "socket cgroupv2" match.  */
+const char *sbx_cgroup_unified_dir (sbx_cgroup *cg, int *level);
 
 /* Write linux.resources; also used by `update` with only the sections that
    change (each complete).  Device rules (v1 devices.allow/deny, v2 an eBPF

@@ -386,6 +386,21 @@ sbx_cg_unified (sbx_cgroup *cg)
   return NULL;
 }
 
+const char *
+sbx_cgroup_unified_dir (sbx_cgroup *cg, int *level)
+{
+  sbx_cg_hier *u = sbx_cg_unified (cg);
+  int n = 0;
+
+  if (u == NULL || u->dir == NULL || u->path == NULL)
+    return NULL;
+  for (const char *p = u->path; *p; p++)
+    if (*p != '/' && (p == u->path || p[-1] == '/'))
+      n++;
+  *level = n;
+  return u->dir;
+}
+
 sbx_cg_hier *
 sbx_cg_find (sbx_cgroup *cg, const char *controller)
 {

@@ -57,7 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup/cgroup_internal.h"
+#include "cgroup/cgroup.h"
 #include "core/core.h"
 
 #define NFT_NAME_MAX 255 /* NFT_NAME_MAXLEN without the NUL */
@@ -833,17 +833,6 @@ net_record (const sbx_net_policy *p, const char *id, const char *joined, const s
   return oj_writer_finish (w, NULL);
 }
 
-/* The depth of a hierarchy-relative cgroup path ("/" = 0, "/a/b" = 2).  */
-static int
-cgroup_level (const char *path)
-{
-  int n = 0;
-  for (const char *p = path; *p; p++)
-    if (*p != '/' && (p == path || p[-1] == '/'))
-      n++;
-  return n;
-}
-
 int
 sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid, const char *id,
                         sbx_cgroup *cg, int state_dirfd, sbx_error **err)
@@ -861,14 +850,7 @@ sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid,
   if (fd < 0 || fstat (fd, &st) < 0)
     return sbx_error_sys (err, "open the container's network namespace");
   if (cg)
-    {
-      sbx_cg_hier *u = sbx_cg_unified (cg);
-      if (u && u->dir && u->path)
-        {
-          cg_dir = u->dir;
-          level = cgroup_level (u->path);
-        }
-    }
+    cg_dir = sbx_cgroup_unified_dir (cg, &level);
   if (cg_dir == NULL && joined)
     return sbx_error_set (err, ENOTSUP,
                           "annotations " SBX_NET_PREFIX "*: the network namespace `%s` is joined "
