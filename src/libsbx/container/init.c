@@ -22,10 +22,6 @@
 #include "fs/fs.h"
 #include "process/process.h"
 
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
-
 /* The container's procfs, opened as soon as it was mounted (procfs.h):
    the later writes to /proc (oom_score_adj, LSM labels) go through it.  */
 static int container_procfd = -1;

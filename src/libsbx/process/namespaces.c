@@ -12,10 +12,6 @@
 
 #include "core/core.h"
 
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
-
 static const struct
 {
   const char *name;

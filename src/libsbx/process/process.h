@@ -7,6 +7,7 @@
 #define SBX_PROCESS_PROCESS_H
 
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -124,6 +125,10 @@ void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, con
 /* namespaces.h - linux.namespaces: the table of namespace types, the flags to
  * create, the ones to join by path, uid/gid maps and time offsets.  */
 
+/* glibc before 2.39 lacks it (kernel 5.6).  */
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
 #define SBX_NS_MAX 8
 
 typedef struct
