@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "utils.h"
+#include "core/core.h"
 
 void
 sbx_cli_usage (const sbx_command *cmd, int fd)

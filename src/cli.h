@@ -7,7 +7,7 @@
 
 #include <stdbool.h>
 
-#include "error.h"
+#include "core/core.h"
 
 typedef struct
 {
@@ -74,7 +74,7 @@ enum
   SBX_CO_KEEP,
 };
 extern const sbx_opt sbx_run_options[];
-#include "container.h"
+#include "container/container.h"
 int sbx_create_parse (const sbx_command *cmd, sbx_globals *g, int argc, char **argv,
                       sbx_create_opts *o, sbx_error **err);
 

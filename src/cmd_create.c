@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "container.h"
-#include "utils.h"
+#include "container/container.h"
+#include "core/core.h"
 
 #define CREATE_OPTIONS                                                                             \
   [SBX_CO_BUNDLE] = { "bundle", 'b', true, "DIR", "bundle directory (default: .)" },               \

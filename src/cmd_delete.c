@@ -2,7 +2,7 @@
 #include <config.h>
 
 #include "cli.h"
-#include "container.h"
+#include "container/container.h"
 
 static const sbx_opt opts[] = {
   { "force", 'f', false, NULL, "kill the container if it still runs" },

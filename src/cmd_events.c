@@ -6,7 +6,7 @@
 #include <errno.h>
 
 #include "cli.h"
-#include "control.h"
+#include "container/container.h"
 
 enum
 {

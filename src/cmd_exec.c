@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "container.h"
-#include "utils.h"
+#include "container/container.h"
+#include "core/core.h"
 
 enum
 {

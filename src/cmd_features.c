@@ -4,8 +4,8 @@
 #include <stdio.h>
 
 #include "cli.h"
-#include "ocifeatures.h"
-#include "utils.h"
+#include "container/container.h"
+#include "core/core.h"
 
 static int
 on_opt (void *data, int key, const char *arg, sbx_error **err)

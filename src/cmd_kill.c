@@ -4,7 +4,7 @@
 #include <signal.h>
 
 #include "cli.h"
-#include "container.h"
+#include "container/container.h"
 
 static const sbx_opt opts[] = {
   { "all", 'a', false, NULL, "signal every process in the container's cgroup" },

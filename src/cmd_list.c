@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "container.h"
-#include "state.h"
-#include "utils.h"
+#include "container/container.h"
+#include "core/core.h"
+#include "state/state.h"
 
 enum { OPT_FORMAT, OPT_QUIET };
 static const sbx_opt opts[] = {

@@ -2,7 +2,7 @@
 #include <config.h>
 
 #include "cli.h"
-#include "control.h"
+#include "container/container.h"
 
 static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "container.h"
-#include "utils.h"
+#include "container/container.h"
+#include "core/core.h"
 
 static const sbx_opt opts[] = {
   { "format", 'f', true, "FORMAT", "table (default) or json (an array of host pids)" },

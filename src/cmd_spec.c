@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "spec_default.h"
-#include "utils.h"
+#include "container/container.h"
+#include "core/core.h"
 
 enum { OPT_BUNDLE, OPT_ROOTLESS };
 static const sbx_opt opts[] = {

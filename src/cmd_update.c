@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "control.h"
-#include "utils.h"
+#include "container/container.h"
+#include "core/core.h"
 
 enum
 {

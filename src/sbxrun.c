@@ -8,10 +8,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "ocifeatures.h"
-#include "log.h"
-#include "sealed.h"
-#include "utils.h"
+#include "container/container.h"
+#include "core/core.h"
+#include "security/security.h"
 
 #define SBX_CMD_PTR(n) &sbx_cmd_##n,
 static const sbx_command *commands[] = { SBX_COMMANDS (SBX_CMD_PTR) NULL };

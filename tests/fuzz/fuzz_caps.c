@@ -9,10 +9,10 @@
  * configuration made only of known names always validates.  */
 #include <config.h>
 
-#include "caps.h"
+#include "core/core.h"
 #include "fuzz_common.h"
 #include "ocispec.h"
-#include "utils.h"
+#include "security/security.h"
 
 static char **known;
 

@@ -16,8 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "log.h"
+#include "core/core.h"
 
 int
 sbx_log_init (const char *path, const char *format, bool debug, sbx_error **err)

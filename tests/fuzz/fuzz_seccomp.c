@@ -17,7 +17,7 @@
 
 #include "fuzz_common.h"
 #include "ocispec.h"
-#include "seccomp.h"
+#include "security/security.h"
 
 /* Serialize s, parse the text back and check that serializing again gives
    the same text.  Returns the parsed copy.  */

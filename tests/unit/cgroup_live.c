@@ -23,9 +23,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "cgroup_internal.h"
-#include "utils.h"
+#include "cgroup/cgroup.h"
+#include "cgroup/cgroup_internal.h"
+#include "core/core.h"
 
 static int failures;
 

@@ -27,9 +27,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mounts.h"
+#include "core/core.h"
+#include "fs/fs.h"
 #include "ocispec.h"
-#include "utils.h"
 
 static char base[64];
 static int failures;

@@ -23,10 +23,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "json.h"
 #include "ocispec.h"
-#include "seccomp.h"
-#include "utils.h"
+#include "security/security.h"
 
 static int failures;
 static char tmpdir[] = "/tmp/sbx-seccomp-live-XXXXXX";

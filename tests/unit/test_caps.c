@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "caps.h"
-#include "utils.h"
+#include "core/core.h"
+#include "security/security.h"
 
 #define SET(field, ...)                                                                            \
   .field = (char *[]){ __VA_ARGS__ }, .field##_len = sizeof ((char *[]){ __VA_ARGS__ }) / sizeof (char *)

@@ -15,10 +15,10 @@
 
 #include <linux/bpf.h>
 
-#include "cgroup.h"
-#include "cgroup_internal.h"
-#include "control.h"
-#include "utils.h"
+#include "cgroup/cgroup.h"
+#include "cgroup/cgroup_internal.h"
+#include "container/container.h"
+#include "core/core.h"
 
 /* ------------------------------------------------------------- fixtures */
 

@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hooks.h"
-#include "utils.h"
+#include "core/core.h"
+#include "process/process.h"
 
 static char tmpdir[] = "/tmp/sbx-test-hooks-XXXXXX";
 

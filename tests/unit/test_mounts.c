@@ -10,7 +10,7 @@
 #include <sys/mount.h>
 #include <cmocka.h>
 
-#include "mounts.h"
+#include "fs/fs.h"
 
 #define N(a) (sizeof (a) / sizeof (a)[0])
 

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "namespaces.h"
-#include "utils.h"
+#include "core/core.h"
+#include "process/process.h"
 
 static int
 open_fds (void)

@@ -25,8 +25,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include "netfilter.h"
-#include "utils.h"
+#include "core/core.h"
+#include "egress/egress.h"
 
 /* ---------------------------------------------------------------- helpers */
 

@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "ocispec.h"
-#include "seccomp.h"
-#include "utils.h"
+#include "security/security.h"
 
 static oci_seccomp *
 parse (const char *json)

@@ -21,8 +21,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "terminal.h"
-#include "utils.h"
+#include "core/core.h"
+#include "process/process.h"
 
 static char tmpdir[] = "/tmp/sbx-test-term-XXXXXX";
 

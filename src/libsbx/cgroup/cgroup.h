@@ -1,0 +1,157 @@
+/* cgroup/cgroup.h - one cgroup manager interface, with cgroup v2 and v1/hybrid
+ * backends (cgroup/v2.c, cgroup/v1.c) chosen from what the host mounts.
+ *
+ * Lifecycle: sbx_cgroup_create() before the container process runs (the
+ * returned manager can give an O_PATH dirfd for clone3 CLONE_INTO_CGROUP on
+ * v2), sbx_cgroup_apply() for linux.resources, then enter/kill/freeze/stats,
+ * and sbx_cgroup_destroy() on delete.  A manager can be re-opened from the
+ * path saved in the state directory (sbx_cgroup_load).  */
+#ifndef SBX_CGROUP_CGROUP_H
+#define SBX_CGROUP_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/core.h"
+#include "ocispec.h"
+
+typedef enum
+{
+  SBX_CGROUP_NONE = 0, /* no usable cgroup fs */
+  SBX_CGROUP_V1,       /* v1 controllers (with a cgroup2 mount on hybrid hosts) */
+  SBX_CGROUP_V2        /* pure unified hierarchy */
+} sbx_cgroup_mode;
+
+typedef struct sbx_cgroup sbx_cgroup;
+
+sbx_cgroup_mode sbx_cgroup_host_mode (void);
+
+/* Resolve linux.cgroupsPath (absolute: below the hierarchy roots; relative:
+   below the caller's own cgroup; absent: "/sbxrun/<id>" below the caller's own
+   cgroup -- see sbxrun(1)) and create the cgroup(s).  systemd_cgroup with a
+   slice:prefix:name path gives a clear "not supported" error for now.
+   On v1 hosts "own cgroup" is per hierarchy (from /proc/self/cgroup), so the
+   same cgroupsPath can land at different paths in different hierarchies.  */
+int sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
+                       sbx_error **err);
+/* Re-open from a saved description (the string from sbx_cgroup_describe).  */
+int sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err);
+/* A string to save in the state dir, for sbx_cgroup_load.  malloc'd.  */
+char *sbx_cgroup_describe (const sbx_cgroup *cg);
+/* The cgroup path relative to the hierarchy root (e.g. "/a/b/ctr").  On v1
+   hosts, where each hierarchy has its own path, the one in the memory
+   hierarchy (else the first mounted one): see sbx_cgroup_controller_path.  */
+const char *sbx_cgroup_path (const sbx_cgroup *cg);
+sbx_cgroup_mode sbx_cgroup_get_mode (const sbx_cgroup *cg);
+/* The path in the hierarchy carrying controller ("memory", "name=systemd";
+   "" = the unified hierarchy); NULL if the host has no such hierarchy.  */
+const char *sbx_cgroup_controller_path (const sbx_cgroup *cg, const char *controller);
+/* v2 only: an O_PATH|O_DIRECTORY fd of the cgroup for CLONE_INTO_CGROUP
+   (clone3 accepts O_PATH), owned by the manager; else -1.  */
+int sbx_cgroup_dirfd (const sbx_cgroup *cg);
+/* The container's directory in the unified (v2) hierarchy, also on hybrid
+   hosts, and its depth below the hierarchy root ("/a/b" = 2) in *level;
+   NULL when there is none.  For nftables' "socket cgroupv2" match.  */
+const char *sbx_cgroup_unified_dir (sbx_cgroup *cg, int *level);
+
+/* Write linux.resources; also used by `update` with only the sections that
+   change (each complete).  Device rules (v1 devices.allow/deny, v2 an eBPF
+   program replacing the one attached before) are evaluated in order, the
+   last matching rule winning for each of r/w/m; what no rule matches is
+   allowed, so lists normally start with a deny-all rule.  */
+int sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err);
+int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
+/* Staging of the container init, so that the runtime's own work is not
+   charged to the container (a 512 KiB memory limit must still run
+   /bin/true).  The init starts in the container's cgroup, where it creates
+   its cgroup namespace (rooted there); then stage_leave moves it to the
+   runtime's own cgroups for the rest of its setup (mounts, hooks, pivot),
+   and stage_enter puts it back before it reports "created".  Both move the
+   calling process (the init), through cgroup.procs descriptors that
+   sbx_cgroup_create opened in the runtime (open-time credentials and
+   cgroup namespace decide the permission, so this also works from a user
+   or cgroup namespace).  leave fails harmlessly (the init stays in) when
+   nothing was prepared; enter is a no-op unless leave succeeded.  */
+int sbx_cgroup_stage_leave (sbx_cgroup *cg, sbx_error **err);
+int sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err);
+/* The container's cgroup.procs, one O_WRONLY fd per hierarchy (*n of them,
+   malloc'd array), for a process to move itself in with
+   sbx_cgroup_procs_enter_self from where paths do not reach (namespaces,
+   another root): as for staging, open-time credentials decide.  Such fds
+   are host files: close them before anything of the container can see
+   the holder.  */
+int sbx_cgroup_procs_open (sbx_cgroup *cg, int **fds, size_t *n, sbx_error **err);
+int sbx_cgroup_procs_enter_self (const int *fds, size_t n, sbx_error **err);
+/* All pids in the cgroup and its sub-cgroups, in every hierarchy: sorted,
+   no duplicates (malloc'd array).  */
+int sbx_cgroup_pids (sbx_cgroup *cg, pid_t **pids, size_t *n, sbx_error **err);
+/* Signal every process; SIGKILL (cgroup.kill where available) also waits,
+   bounded, until the cgroup is empty, thawing a v1 freezer first.  */
+int sbx_cgroup_kill (sbx_cgroup *cg, int signo, sbx_error **err);
+/* Freeze (and wait, bounded, until frozen) or thaw.  */
+int sbx_cgroup_freeze (sbx_cgroup *cg, bool frozen, sbx_error **err);
+/* Is the cgroup frozen (for state "paused")?  */
+bool sbx_cgroup_is_frozen (sbx_cgroup *cg);
+/* Counters for `sbxrun events --stats`; what the host cannot give stays 0
+   (has_* false).  CPU times in nanoseconds, memory in bytes.  The arrays
+   are malloc'd: release with sbx_cgroup_stats_release.  */
+typedef struct
+{
+  uint64_t major, minor;
+  const char *op; /* "Read", "Write", "Sync", "Async", "Discard", "Total" (static strings) */
+  uint64_t value;
+} sbx_cgroup_blkio_entry;
+
+typedef struct
+{
+  char page_size[16]; /* "2MB", "1GB" */
+  uint64_t usage, max_usage, failcnt;
+} sbx_cgroup_hugetlb_stat;
+
+typedef struct
+{
+  bool has_cpu, has_memory, has_pids, has_blkio;
+  uint64_t cpu_usage_ns, cpu_user_ns, cpu_system_ns;
+  uint64_t cpu_nr_periods, cpu_nr_throttled, cpu_throttled_ns;
+  uint64_t *cpu_percpu_ns; /* v1 cpuacct.usage_percpu */
+  size_t cpu_ncpu;
+  uint64_t memory_usage, memory_max_usage, memory_limit; /* limit 0 = unlimited */
+  uint64_t memory_swap_usage, memory_swap_limit, memory_failcnt;
+  uint64_t memory_cache;                /* page cache (v1 "cache", v2 "file") */
+  uint64_t memory_kernel_usage;         /* v1 memory.kmem.usage_in_bytes, v2 "kernel" */
+  uint64_t memory_oom, memory_oom_kill; /* memory.events (v2) / oom_control (v1) */
+  char **memory_stat_keys;              /* memory.stat, as it reads */
+  uint64_t *memory_stat_values;
+  size_t memory_stat_len;
+  uint64_t pids_current, pids_limit;               /* limit 0 = unlimited */
+  sbx_cgroup_blkio_entry *blkio_bytes, *blkio_ios; /* io_service_bytes / io_serviced */
+  size_t blkio_bytes_len, blkio_ios_len;
+  sbx_cgroup_hugetlb_stat *hugetlb;
+  size_t hugetlb_len;
+} sbx_cgroup_stats;
+int sbx_cgroup_get_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err);
+void sbx_cgroup_stats_release (sbx_cgroup_stats *st);
+
+/* OOM notifications (`sbxrun events`): v1 an eventfd registered through
+   cgroup.event_control for memory.oom_control, v2 an inotify watch of
+   memory.events.  The fd polls readable when something may have happened;
+   then sbx_cgroup_oom_read says how many new OOM events there were.  */
+typedef struct sbx_cgroup_oom_watch sbx_cgroup_oom_watch;
+int sbx_cgroup_oom_watch_open (sbx_cgroup *cg, sbx_cgroup_oom_watch **out, sbx_error **err);
+int sbx_cgroup_oom_watch_fd (const sbx_cgroup_oom_watch *w);
+/* Drain the fd (non-blocking) and count new events since the last call.  */
+int sbx_cgroup_oom_read (sbx_cgroup_oom_watch *w, uint64_t *n_new, sbx_error **err);
+void sbx_cgroup_oom_watch_free (sbx_cgroup_oom_watch *w);
+
+/* The runtime-spec's default devices (null, zero, full, random, urandom,
+   tty, ptmx, the pts nodes) and mknod of every node, appended to a non-empty
+   linux.resources.devices so that they stay usable whatever the user's
+   rules deny.  */
+void sbx_cgroup_add_default_devices (oci_resources *r);
+
+/* Kill what is left and remove the cgroup(s); succeeds if already gone.  */
+int sbx_cgroup_destroy (sbx_cgroup *cg, sbx_error **err);
+void sbx_cgroup_free (sbx_cgroup *cg);
+
+#endif

@@ -1,0 +1,202 @@
+/* cgroup_internal.h - what cgroup/manager.c, cgroup/v1.c and cgroup/v2.c share, and
+ * the pure (text in, values out) helpers the unit tests call directly.
+ *
+ * A manager is a list of hierarchies.  On a pure cgroup v2 host that is one
+ * entry (the unified mount); on a v1/hybrid host one entry per mounted v1
+ * hierarchy (named ones such as name=systemd included) plus, when
+ * <root>/unified is a cgroup2 mount, that unified hierarchy: processes are
+ * placed there too (process tracking, cgroup.kill/cgroup.freeze) and the
+ * controllers it carries (hugetlb on some hosts) are driven through it with
+ * the v2 file names.  */
+#ifndef SBX_CGROUP_INTERNAL_H
+#define SBX_CGROUP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup/cgroup.h"
+#include "core/core.h"
+#include "ocispec.h"
+
+#define SBX_CGROUP_ROOT "/sys/fs/cgroup"
+
+/* Bounds of the waiting loops (kill, freeze, rmdir), in milliseconds.  */
+#define SBX_CG_KILL_TIMEOUT_MS 5000
+#define SBX_CG_FREEZE_TIMEOUT_MS 10000
+#define SBX_CG_RMDIR_TIMEOUT_MS 2000
+
+typedef struct sbx_cg_hier
+{
+  bool unified;      /* a cgroup2 hierarchy */
+  char *controllers; /* v1: as in /proc/self/cgroup ("cpu,cpuacct", "name=systemd"); v2: "" */
+  char *mountpoint;  /* where it is mounted ("/sys/fs/cgroup/memory") */
+  char *mount_root;  /* the hierarchy path the mount shows (usually "/") */
+  char *own;         /* the calling process's cgroup in this hierarchy */
+  char *path;        /* the container's cgroup, hierarchy-relative ("/a/b/ctr") */
+  char *dir;         /* its directory: mountpoint + path below mount_root */
+  int fd;            /* O_PATH|O_DIRECTORY fd of dir, or -1 (not opened / gone) */
+  bool created;      /* create() made dir (so a failed create removes it) */
+} sbx_cg_hier;
+
+struct sbx_cgroup
+{
+  sbx_cgroup_mode mode;
+  sbx_cg_hier *h;
+  size_t n;
+  /* staging of the init (sbx_cgroup_stage_*): cgroup.procs of the
+     container's cgroup (in) and of the runtime's own cgroup (out), per
+     hierarchy, opened by sbx_cgroup_create; NULL when not prepared */
+  int *stage_in, *stage_out;
+  bool staged_out;
+};
+
+/* ---- discovery (cgroup/manager.c); every parser takes the text so it is testable */
+
+/* Build the hierarchy list of a host in `mode` from the text of
+   /proc/self/cgroup and /proc/self/mountinfo.  root is where cgroup file
+   systems live ("/sys/fs/cgroup").  Fills controllers, mountpoint,
+   mount_root and own; path and dir stay NULL, fd -1.  */
+int sbx_cg_hierarchies_from_text (sbx_cgroup_mode mode, const char *root, const char *proc_cgroup,
+                                  const char *mountinfo, sbx_cg_hier **out, size_t *n, sbx_error **err);
+/* Resolve linux.cgroupsPath against `own` (the caller's cgroup in one
+   hierarchy): absolute -> itself, relative -> below own, NULL/"" ->
+   own/sbxrun/<id>.  The result is normalized ("/a/b", no "//", no trailing
+   "/").  ".." or "." components, tabs and newlines are rejected, and so is
+   the systemd form "slice:prefix:name" (also when systemd_cgroup).  */
+int sbx_cg_resolve_path (const char *own, const char *cgroups_path, const char *id, bool systemd_cgroup,
+                         char **out, sbx_error **err);
+/* mountpoint + (path below mount_root); error if path is outside the mount.  */
+int sbx_cg_dir_for (const char *mountpoint, const char *mount_root, const char *path, char **out,
+                    sbx_error **err);
+void sbx_cg_hiers_free (sbx_cg_hier *h, size_t n);
+/* The hierarchy (v1 or unified) carrying controller (e.g. "memory",
+   "name=systemd"); NULL if none.  For a unified hierarchy this checks the
+   cgroup.controllers file of its mount root.  */
+sbx_cg_hier *sbx_cg_find (sbx_cgroup *cg, const char *controller);
+sbx_cg_hier *sbx_cg_find_v1 (sbx_cgroup *cg, const char *controller);
+sbx_cg_hier *sbx_cg_unified (sbx_cgroup *cg);
+
+/* ---- unit conversions and validation (cgroup/v2.c; device lines in
+   cgroup/v1.c) */
+
+/* cpu.shares [2, 262144] -> cpu.weight [1, 10000]; 0 (unset) -> 0.  */
+uint64_t sbx_cg_shares_to_weight (uint64_t shares);
+/* blkio.weight [10, 1000] -> io.weight [1, 10000]; 0 -> 0.  */
+uint64_t sbx_cg_blkio_to_io_weight (uint64_t weight);
+/* linux.resources.memory.swap (memory+swap) -> memory.swap.max.
+   Returns 1 with *out set (-1 = "max"), 0 when there is nothing to write,
+   <0 on invalid combinations.  */
+int sbx_cg_swap_v2 (const oci_memory *m, int64_t *out, sbx_error **err);
+/* One v1 devices.allow/devices.deny line ("c 1:3 rwm", "a") for rule i.  */
+int sbx_cg_device_line (const oci_device_cgroup *d, size_t i, char *buf, size_t len, sbx_error **err);
+/* A linux.resources.unified key must name a file of the cgroup itself.  */
+int sbx_cg_check_unified_key (const char *key, sbx_error **err);
+/* Is word in list (separated by spaces, commas or newlines)?  */
+bool sbx_cg_has_word (const char *list, const char *word);
+
+/* ---- file helpers (cgroup/manager.c) */
+
+/* Make sure h->fd is open (O_PATH|O_DIRECTORY of h->dir).  */
+int sbx_cg_open (sbx_cg_hier *h, sbx_error **err);
+bool sbx_cg_exists (sbx_cg_hier *h, const char *file);
+/* One write(2) of value to file.  field (may be NULL) is the config field
+   for the message: "linux.resources.<field>: write <file> = <value>".  */
+int sbx_cg_write (sbx_cg_hier *h, const char *file, const char *value, const char *field, sbx_error **err);
+int sbx_cg_writef (sbx_cg_hier *h, const char *file, const char *field, sbx_error **err, const char *fmt, ...)
+    __attribute__ ((format (printf, 5, 6)));
+/* Read a file of the cgroup, trailing newline stripped.  */
+int sbx_cg_read (sbx_cg_hier *h, const char *file, char **out, sbx_error **err);
+int sbx_cg_read_at (int dirfd, const char *file, char **out, sbx_error **err);
+/* "key value" lines (cgroup.events, memory.events): the value of key.  */
+int sbx_cg_read_keyed (sbx_cg_hier *h, const char *file, const char *key, long long *value, sbx_error **err);
+/* mkdir h->dir level by level below the mount (existing levels are fine),
+   calling level(parent, dir) for each level, then open h->fd.  */
+int sbx_cg_mkdir (sbx_cg_hier *h, int (*level) (const char *parent, const char *dir, sbx_error **err),
+                  sbx_error **err);
+/* Undo a failed create: remove the leaf directories create() made.  */
+void sbx_cg_undo_create (sbx_cgroup *cg);
+/* (cgroup/v2.c) Numeric file ("max" reads as 0); false if absent or not a
+   number.  */
+bool sbx_cg_read_u64 (sbx_cg_hier *h, const char *file, uint64_t *out);
+/* Keyed value, 0 if absent.  */
+uint64_t sbx_cg_keyed_u64 (sbx_cg_hier *h, const char *file, const char *key);
+/* hugepageLimits pageSize: digits + KB/MB/GB (the hugetlb file infix).  */
+bool sbx_cg_valid_page_size (const char *s);
+/* Write rdma.max lines for linux.resources.rdma (same format on v1 and v2).  */
+int sbx_cg_rdma_write (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
+/* Append the pids of cgroup.procs of h and (recursively) its children.  */
+int sbx_cg_collect_pids (sbx_cg_hier *h, pid_t **pids, size_t *n, sbx_error **err);
+/* Remove the directory h->dir and its sub-cgroups (retrying on EBUSY for a
+   while); ENOENT is success.  */
+int sbx_cg_remove (sbx_cg_hier *h, sbx_error **err);
+/* Signal every pid of the cgroup once; *seen = how many there were.  */
+int sbx_cg_signal_all (sbx_cgroup *cg, int signo, size_t *seen, sbx_error **err);
+long long sbx_cg_now_ms (void);
+void sbx_cg_sleep_ms (int ms);
+
+/* ---- stats helpers (cgroup/manager.c) */
+
+/* Read a "key value" file (memory.stat) into st->memory_stat_*.  */
+bool sbx_cg_read_stat_map (sbx_cg_hier *h, const char *file, sbx_cgroup_stats *st);
+/* The value of key in st->memory_stat_* (0 if absent).  */
+uint64_t sbx_cg_stat_value (const sbx_cgroup_stats *st, const char *key);
+void sbx_cg_blkio_add (sbx_cgroup_blkio_entry **v, size_t *n, uint64_t major, uint64_t minor, const char *op,
+                       uint64_t value);
+/* The host's huge page sizes in the hugetlb file infix form ("2MB", "1GB"),
+   from /sys/kernel/mm/hugepages; NULL-terminated, malloc'd.  */
+char **sbx_cg_hugepage_sizes (void);
+void sbx_cg_hugetlb_add (sbx_cgroup_stats *st, const char *size, uint64_t usage, uint64_t max_usage,
+                         uint64_t failcnt);
+
+/* ---- v2 device rules as an eBPF program (cgroup/devices_bpf.c) */
+
+struct bpf_insn;
+/* Compile linux.resources.devices into a BPF_PROG_TYPE_CGROUP_DEVICE
+   program (malloc'd instructions): for each access bit the request has
+   (mknod, read, write), the last rule that matches the device and has that
+   bit decides; no match allows.  Rules are validated (as for v1).  */
+int sbx_cg_devices_compile (oci_device_cgroup *const *rules, size_t n, struct bpf_insn **out, size_t *len,
+                            sbx_error **err);
+/* Load that program and attach it to h's cgroup (BPF_CGROUP_DEVICE,
+   BPF_F_ALLOW_MULTI), then detach the device programs that were attached
+   to it before (an earlier create or update).  n == 0 detaches them all.  */
+int sbx_cg_devices_attach (sbx_cg_hier *h, oci_device_cgroup *const *rules, size_t n, sbx_error **err);
+
+/* ---- backends */
+
+typedef struct
+{
+  int (*create) (sbx_cgroup *cg, sbx_error **err);
+  int (*apply) (sbx_cgroup *cg, const oci_resources *r, sbx_error **err);
+  int (*enter) (sbx_cgroup *cg, pid_t pid, sbx_error **err);
+  int (*kill) (sbx_cgroup *cg, int signo, sbx_error **err);
+  int (*freeze) (sbx_cgroup *cg, bool frozen, sbx_error **err);
+  bool (*is_frozen) (sbx_cgroup *cg);
+  int (*stats) (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err);
+} sbx_cg_ops;
+
+extern const sbx_cg_ops sbx_cg_v1_ops;
+extern const sbx_cg_ops sbx_cg_v2_ops;
+
+/* cgroup/v2.c pieces the v1 backend uses for the unified hierarchy of hybrid
+   hosts.  */
+/* Enable controllers (NULL-terminated names) in cgroup.subtree_control of
+   every ancestor of h->path from the mount root down to its parent, where
+   not enabled yet.  The cgroup itself never gets controllers for children,
+   so processes can live in it.  */
+int sbx_cg2_enable (sbx_cg_hier *h, const char *const *ctrls, sbx_error **err);
+/* Is controller usable in the cgroup (its cgroup.controllers)?  */
+bool sbx_cg2_available (sbx_cg_hier *h, const char *controller);
+int sbx_cg2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
+int sbx_cg2_apply_rdma (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
+/* Write linux.resources.unified; with only_present (hybrid) keys must belong
+   to a controller of h.  */
+int sbx_cg2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_error **err);
+int sbx_cg2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err);
+/* hugetlb.<size>.current / .events of every host page size into st.  */
+void sbx_cg2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st);
+bool sbx_cg2_is_frozen_hier (sbx_cg_hier *h);
+
+#endif

@@ -1,0 +1,119 @@
+/* container/container.h - the library entry points the CLI calls, one per subcommand:
+ * the OCI lifecycle, operations on a running container, spec, features.
+ *
+ * Public header of src/libsbx/container/; one section per source file.  */
+#ifndef SBX_CONTAINER_CONTAINER_H
+#define SBX_CONTAINER_CONTAINER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <stdint.h>
+
+#include "cgroup/cgroup.h"
+#include "core/core.h"
+#include "ocispec.h"
+
+/* container.h - the OCI lifecycle (runtime.md): create, start, run, state,
+ * kill, delete, exec, ps, list.  Each operation takes the state root and the
+ * container ID; the CLI only parses flags and calls one of these.  */
+
+typedef struct
+{
+  const char *root;
+  const char *id;
+  const char *bundle;         /* default "." */
+  const char *config;         /* default <bundle>/config.json */
+  const char *pid_file;
+  const char *console_socket;
+  int preserve_fds;
+  bool no_pivot;
+  bool no_new_keyring;
+  bool systemd_cgroup;
+  bool detach;                /* run only */
+  bool keep;                  /* run only: keep the state after exit */
+} sbx_create_opts;
+
+int sbx_container_create (const sbx_create_opts *o, sbx_error **err);
+/* create + start; in the foreground returns the exit code (128+N for a
+   signal) after forwarding signals and deleting the container.  */
+int sbx_container_run (const sbx_create_opts *o, sbx_error **err);
+int sbx_container_start (const char *root, const char *id, sbx_error **err);
+/* The OCI state JSON (malloc'd).  */
+int sbx_container_state (const char *root, const char *id, char **json, sbx_error **err);
+int sbx_container_kill (const char *root, const char *id, int signo, bool all, sbx_error **err);
+int sbx_container_delete (const char *root, const char *id, bool force, sbx_error **err);
+int sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *n,
+                        sbx_error **err);
+
+typedef struct
+{
+  const char *root;
+  const char *id;
+  oci_process *process;       /* complete process (from --process or flags) */
+  const char *console_socket;
+  const char *pid_file;
+  int preserve_fds;
+  bool detach;
+} sbx_exec_opts;
+
+/* Build the exec process from the container's own process (runc semantics)
+   when no --process file is given.  */
+int sbx_container_exec_base (const char *root, const char *id, oci_process **out, sbx_error **err);
+/* Returns the exit code in the foreground, 0 detached.  */
+int sbx_container_exec (const sbx_exec_opts *o, sbx_error **err);
+
+/* Parse a signal name ("TERM", "SIGTERM", "15").  */
+int sbx_parse_signal (const char *s, sbx_error **err);
+
+/* control.h - operations on a running container's cgroup: pause, resume,
+ * update, events.  Like container.h, each takes the state root and the
+ * container ID; the cgroup comes from the description saved at create
+ * (sbx_cgroup_load).  */
+
+/* Freeze every process of a running container (state "paused").  */
+int sbx_container_pause (const char *root, const char *id, sbx_error **err);
+/* Thaw a paused container; an error if it is not paused.  */
+int sbx_container_resume (const char *root, const char *id, sbx_error **err);
+
+/* Merge r into the container's linux.resources (what r sets replaces the
+   saved values; devices, when given, replace the whole list), write the
+   sections that changed to the cgroup, and save the merged config.json in
+   the state directory.  The container must not be stopped.  */
+int sbx_container_update (const char *root, const char *id, const oci_resources *r, sbx_error **err);
+
+typedef struct
+{
+  bool stats_only;       /* print one stats event and return */
+  long long interval_ms; /* between stats events; <= 0: none, only OOM events */
+  int out_fd;            /* where the JSON lines go */
+} sbx_events_opts;
+
+/* runc-compatible event lines until the container stops:
+   {"type":"stats","id":ID,"data":{cpu, memory, pids, blkio, hugetlb...}}
+   every interval, {"type":"oom","id":ID} on each OOM.  */
+int sbx_container_events (const char *root, const char *id, const sbx_events_opts *o, sbx_error **err);
+
+/* The "data" object of a stats event (malloc'd compact JSON).  */
+char *sbx_stats_json (const sbx_cgroup_stats *st);
+
+/* A memory size as runc's update takes it: "1024", "512k", "1.5g", "64MiB",
+   "2 GB" (binary units: k = 1024), or "-1" for unlimited.  */
+int sbx_parse_size (const char *s, int64_t *out, sbx_error **err);
+/* A Go duration ("5s", "250ms", "1m30s", "1.5h"); a bare number is seconds.  */
+int sbx_parse_duration_ms (const char *s, long long *ms, sbx_error **err);
+
+/* spec_default.h - the configuration `sbxrun spec` writes.  */
+
+/* A fresh default config; rootless adapts it for an unprivileged user
+   (user namespace mapping the caller, no network namespace, /sys bound).  */
+int sbx_spec_default (bool rootless, oci_config **out, sbx_error **err);
+
+/* ocifeatures.h - the runtime-spec "features" document (features.md) and the
+ * compiled-in feature tags shown by --version.  Every list is taken from the
+ * module that implements it, so it cannot claim more than works.  */
+
+#define SBX_FEATURE_TAGS "+SECCOMP +CAP +NFTABLES +YAJL"
+
+int sbx_features (oci_features **out, sbx_error **err);
+
+#endif

@@ -1,0 +1,38 @@
+/* init_internal.h - the container init process: what the child of `create` does
+ * between clone3 and execve (see sync.h for the protocol with the parent).  */
+#ifndef SBX_INIT_INTERNAL_H
+#define SBX_INIT_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "cgroup/cgroup.h"
+#include "container/container.h"
+#include "ocispec.h"
+#include "process/process.h"
+#include "security/security.h"
+#include "state/state.h"
+
+/* Everything both sides of create need; built by the parent before clone3
+   (the child sees its copy).  */
+typedef struct
+{
+  const sbx_create_opts *o;
+  oci_config *c;
+  char *bundle;        /* absolute */
+  char *rootfs;        /* absolute */
+  sbx_state *state;
+  sbx_cgroup *cg;
+  sbx_seccomp *sc;
+  sbx_ns_plan plan;
+  int sync_parent;     /* parent's end */
+  int sync_child;      /* child's end */
+  int start_listen;    /* listening start.sock */
+  bool foreground_tty; /* run in the foreground with a terminal: keep the pty */
+  bool fork_init;      /* a pid namespace joined by path: the setup runs in the
+                          host's, and forks the init into it (init.c) */
+} sbx_creator;
+
+/* The child's entry point; never returns.  */
+_Noreturn void sbx_init_main (sbx_creator *cr);
+
+#endif

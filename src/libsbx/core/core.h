@@ -1,0 +1,186 @@
+/* core/core.h - the base every module builds on: the error idiom, cleanup
+ * attributes and file helpers, log lines, checked procfs writes.
+ *
+ * Public header of src/libsbx/core/; one section per source file.  */
+#ifndef SBX_CORE_CORE_H
+#define SBX_CORE_CORE_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* error.h - the one error idiom of sbxrun.
+ *
+ * Every fallible library function returns 0 (or a non-negative value) on
+ * success, or a negative value on failure after filling *err.  Callers add
+ * context while unwinding with sbx_error_wrap(); the CLI prints the result as
+ * "sbxrun: <context>: <message>: <strerror>" or as a JSON log line.  Library
+ * code never calls exit().  */
+
+typedef struct sbx_error
+{
+  int errno_;   /* 0 when the failure is not a system error */
+  char *msg;    /* full text, context prepended by wraps */
+} sbx_error;
+
+/* Create an error; errno_ may be 0.  Always returns -1 (or -errno_ if set),
+   so that `return sbx_error_set (...)` reads naturally.  If *err is already
+   set it is replaced.  */
+int sbx_error_set (sbx_error **err, int errno_, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+/* Same with errno as the error number.  */
+#define sbx_error_sys(err, ...) sbx_error_set ((err), errno, __VA_ARGS__)
+
+/* Prepend "context: " to an existing error and return its status.  */
+int sbx_error_wrap (sbx_error **err, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+/* The text "msg: strerror" (or just msg), owned by the caller.  */
+char *sbx_error_text (const sbx_error *err);
+
+void sbx_error_free (sbx_error *err);
+void sbx_error_freep (sbx_error **err);
+#define cleanup_error __attribute__ ((cleanup (sbx_error_freep)))
+
+/* Status for an error: negative errno, or -1.  */
+static inline int
+sbx_error_status (const sbx_error *err)
+{
+  return err && err->errno_ > 0 ? -err->errno_ : -1;
+}
+
+/* utils.h - cleanup helpers and small file/string utilities shared by all
+ * modules.  Ownership moves out of a cleanup variable with steal_ptr() or
+ * steal_fd().  */
+
+void sbx_freep (void *p);
+void sbx_closep (int *fd);
+void sbx_fclosep (void *f);
+void sbx_strv_freep (char ***v);
+
+#define cleanup_free __attribute__ ((cleanup (sbx_freep)))
+#define cleanup_close __attribute__ ((cleanup (sbx_closep)))
+#define cleanup_file __attribute__ ((cleanup (sbx_fclosep)))
+#define cleanup_strv __attribute__ ((cleanup (sbx_strv_freep)))
+
+static inline void *
+sbx_steal_ptr_ (void *pp)
+{
+  void **p = (void **) pp;
+  void *r = *p;
+  *p = NULL;
+  return r;
+}
+#define steal_ptr(p) sbx_steal_ptr_ (&(p))
+
+static inline int
+steal_fd (int *fd)
+{
+  int r = *fd;
+  *fd = -1;
+  return r;
+}
+
+/* Abort on allocation failure: an OOM runtime can do nothing useful.  */
+void *xmalloc0 (size_t n);
+void *xrealloc (void *p, size_t n);
+char *xstrdup (const char *s);
+char *xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+void sbx_strv_free (char **v);
+size_t sbx_strv_len (char *const *v);
+
+/* Read a whole file (at most max bytes; 0 = no limit).  NUL terminated.  */
+int sbx_read_file (const char *path, size_t max, char **out, size_t *len, sbx_error **err);
+int sbx_read_fd (int fd, size_t max, char **out, size_t *len, sbx_error **err);
+/* Write a file atomically: a temporary with an unpredictable name created
+   O_EXCL|O_NOFOLLOW in the same directory, then renamed over NAME.  */
+int sbx_write_file_atomic (int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                           sbx_error **err);
+int sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len, sbx_error **err);
+/* Full read/write loops retrying on EINTR.  */
+ssize_t sbx_write_all (int fd, const void *buf, size_t len);
+ssize_t sbx_read_all (int fd, void *buf, size_t len);
+int sbx_mkdir_p (const char *path, mode_t mode, sbx_error **err);
+
+/* A directory whose contents sbxrun trusts (state root, seccomp cache):
+   refused (EPERM, naming WHAT and PATH) unless owned by the euid and not
+   writable by group or others; open_ also refuses a symlink and, with
+   CREATE, makes missing directories (0700).  Returns the fd.  */
+int sbx_check_private_dir (int fd, const char *path, const char *what, sbx_error **err);
+int sbx_open_private_dir (const char *path, bool create, const char *what, sbx_error **err);
+
+/* The fds sbxrun was started with (>= 3), recorded before it opens any:
+   only those may be passed to a container (--preserve-fds, LISTEN_FDS).  */
+void sbx_inherited_fds_snapshot (void);
+bool sbx_fd_inherited (int fd);
+
+/* Read one signal from signalfd sigfd and send it to the process behind
+   pidfd (`run`/`exec` in the foreground pass signals on).  */
+void sbx_forward_signal (int sigfd, int pidfd);
+
+bool sbx_has_prefix (const char *s, const char *prefix);
+int sbx_parse_int64 (const char *s, long long *out);
+
+/* log.h - diagnostics for the CLI and library: text or JSON lines
+ * ({"level","msg","time"}, as podman and containerd parse) to the --log file,
+ * falling back to stderr.  */
+
+typedef enum
+{
+  SBX_LOG_ERROR,
+  SBX_LOG_WARNING,
+  SBX_LOG_INFO,
+  SBX_LOG_DEBUG
+} sbx_log_level;
+
+/* path may be NULL (stderr only).  format: "text" or "json".  */
+int sbx_log_init (const char *path, const char *format, bool debug, sbx_error **err);
+void sbx_log (sbx_log_level level, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+#define sbx_debug(...) sbx_log (SBX_LOG_DEBUG, __VA_ARGS__)
+#define sbx_warn(...) sbx_log (SBX_LOG_WARNING, __VA_ARGS__)
+/* Report a fatal error: always on stderr as "sbxrun: msg", and in the log
+   file in its format.  */
+void sbx_log_error (const sbx_error *err);
+/* The log fd (or -1), so children can be told not to close it.  */
+int sbx_log_fd (void);
+/* Close the log file in a process that a container can see: it is a host
+   file (messages then go to stderr).  */
+void sbx_log_close (void);
+
+/* procfs.h - writes into procfs that cannot be redirected.
+ *
+ * Files such as attr/exec (the LSM label), oom_score_adj, uid_map or a
+ * sysctl are only safe to write when the write lands on procfs itself: a
+ * bind mount over /proc (or over one of its files) would otherwise take the
+ * value into an ordinary file, or onto another procfs file, and the
+ * container would run unconfined (CVE-2019-16884, CVE-2025-52881).  So a
+ * procfs is opened once as a directory fd, checked to be the root of a
+ * procfs, replaced by a private detached copy of that mount (which carries
+ * none of the mounts stacked on it) where the kernel allows, and every file
+ * is then opened beneath that fd without crossing a mount or following a
+ * symlink at the end, and checked again to be on that same procfs.  */
+
+/* Open the procfs mounted at path (relative to dirfd; the last component
+   is not followed): an fd usable as procfd below.  Fails unless path is
+   the root of a procfs.  */
+int sbx_proc_open (int dirfd, const char *path, sbx_error **err);
+/* The same, choosing: a private copy is for a process no container
+   process can see yet (it carries none of the masks either); a process
+   that may be seen uses the mount as it is, masks included.  */
+typedef enum
+{
+  SBX_PROC_PRIVATE_COPY,
+  SBX_PROC_MOUNTED,
+} sbx_proc_open_mode;
+int sbx_proc_open_as (int dirfd, const char *path, sbx_proc_open_mode mode, sbx_error **err);
+/* Open rel (e.g. "self/oom_score_adj") beneath procfd for writing.  */
+int sbx_proc_open_write (int procfd, const char *rel, sbx_error **err);
+/* Open rel beneath procfd and write buf (one write: procfs files take a
+   value in one piece).  */
+int sbx_proc_write (int procfd, const char *rel, const char *buf, size_t len, sbx_error **err);
+
+#endif

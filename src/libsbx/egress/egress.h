@@ -1,0 +1,178 @@
+/* egress/egress.h - the egress allowlist: org.sbxrun.net.* annotations turned
+ * into nftables rules (libmnl + libnftnl, one atomic netlink batch) inside
+ * the container's network namespace, never the host's.
+ *
+ * Create: sbx_net_policy_parse() validates the annotations and resolves
+ * names before anything exists; sbx_net_policy_install() puts the rules in
+ * place once the namespaces exist and before any container code or
+ * createContainer hook runs.  Delete: sbx_net_teardown_prepare() before the
+ * container is killed, sbx_net_teardown_finish() after.
+ *
+ * Parsing (annotations, entries, resolv.conf, capability checks) lives in
+ * egress/policy.c; netlink and the state-directory record (net.json) in
+ * egress/nft.c.  User documentation: docs/annotations.md.  */
+#ifndef SBX_EGRESS_EGRESS_H
+#define SBX_EGRESS_EGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup/cgroup.h"
+#include "core/core.h"
+#include "ocispec.h"
+
+#define SBX_NET_PREFIX "org.sbxrun.net."
+#define SBX_NET_ALLOW SBX_NET_PREFIX "allow"
+#define SBX_NET_EGRESS SBX_NET_PREFIX "egress"
+#define SBX_NET_DNS SBX_NET_PREFIX "dns"
+/* Written by sbxrun into the saved config (so the state shows it), never
+   accepted from a bundle.  */
+#define SBX_NET_RESOLVED SBX_NET_PREFIX "resolved"
+/* The record of the installed rules in the state directory.  */
+#define SBX_NET_STATE_FILE "net.json"
+/* More allow rules than this (after resolving names) is refused.  */
+#define SBX_NET_MAX_RULES 2048
+
+typedef enum
+{
+  SBX_NET_EGRESS_OPEN = 0, /* no rules at all */
+  SBX_NET_EGRESS_ALLOWLIST,
+  SBX_NET_EGRESS_DENY
+} sbx_net_egress_mode;
+
+typedef enum
+{
+  SBX_NET_DNS_RESOLV = 0, /* the engine's bind at /etc/resolv.conf, else the host's file */
+  SBX_NET_DNS_IMAGE,      /* the container's view: a bind's source, else the image's file */
+  SBX_NET_DNS_NONE,
+  SBX_NET_DNS_LIST
+} sbx_net_dns_mode;
+
+/* One allowed destination.  */
+typedef struct
+{
+  int family;        /* AF_INET or AF_INET6 */
+  uint8_t addr[16];  /* network byte order, host bits cleared */
+  uint8_t prefix;    /* 0..32 or 0..128 */
+  uint8_t proto;     /* 0 = every protocol, else IPPROTO_TCP or IPPROTO_UDP */
+  uint16_t port_min; /* host order; 0 = every port (then port_max is 0 too) */
+  uint16_t port_max;
+} sbx_net_rule;
+
+/* One parsed entry of org.sbxrun.net.allow: name is NULL for an address
+   (rule complete) and the DNS name otherwise (rule.family 0: the address
+   part is filled per resolved address).  */
+typedef struct
+{
+  sbx_net_rule rule;
+  char *name;
+} sbx_net_entry;
+
+typedef struct sbx_net_policy sbx_net_policy;
+
+/* Parse one entry `[tcp:|udp:]HOST[:PORT[-PORT]]`.  On error returns -1
+   and *why (malloc'd) says what is wrong, without the entry itself.  */
+int sbx_net_entry_parse (const char *text, sbx_net_entry *out, char **why);
+void sbx_net_entry_clear (sbx_net_entry *e);
+/* Canonical text of a rule ("tcp:10.0.0.7:8000-8100", "[fd00::/64]",
+   "udp:[fd00::53]:53"), malloc'd.  */
+char *sbx_net_rule_format (const sbx_net_rule *r);
+
+/* Name resolution, replaceable for tests: fill *addrs (malloc'd rules
+   with family/addr/full prefix set) or return -1 with *why (malloc'd).  */
+typedef int (*sbx_net_resolver_fn) (const char *name, sbx_net_rule **addrs, size_t *n, char **why);
+/* NULL restores the default (getaddrinfo, which honours /etc/hosts).  */
+void sbx_net_set_resolver (sbx_net_resolver_fn fn);
+
+/* The annotations only: NULL in *out when there is no org.sbxrun.net.*
+   annotation or egress is open.  Errors name the annotation and the entry.
+   bundle (for relative mount sources) and rootfs locate the container's
+   /etc/resolv.conf for dns=resolv; either may be NULL.  */
+int sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const char *rootfs,
+                                     sbx_net_policy **out, sbx_error **err);
+/* sbx_net_policy_from_annotations, then refuse a policy without a network
+   namespace of the container's own (new, or joined by a path that is not
+   the runtime's own namespace), and a process that could lift it
+   (CAP_NET_ADMIN in any capability set).  */
+int sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy **out,
+                          sbx_error **err);
+/* Refuse CAP_NET_ADMIN in any set of p (what = "process" or "exec").  */
+int sbx_net_check_caps (const oci_process *p, const char *what, sbx_error **err);
+/* Does the config carry a policy (egress allowlist or deny)?  A cheap look
+   at the annotations, for exec on a saved config.  */
+bool sbx_net_config_has_policy (const oci_config *c);
+/* exec: refuse CAP_NET_ADMIN when the container has a policy.  */
+int sbx_net_exec_check (const oci_config *c, const oci_process *p, sbx_error **err);
+
+sbx_net_egress_mode sbx_net_policy_egress (const sbx_net_policy *p);
+sbx_net_dns_mode sbx_net_policy_dns_mode (const sbx_net_policy *p);
+/* Allowed destinations, names resolved.  */
+const sbx_net_rule *sbx_net_policy_rules (const sbx_net_policy *p, size_t *n);
+/* DNS resolvers (UDP and TCP port 53 allowed to each).  */
+const sbx_net_rule *sbx_net_policy_resolvers (const sbx_net_policy *p, size_t *n);
+/* The resolved names as a JSON object {"name": ["addr", ...]} (for the
+   state's org.sbxrun.net.resolved), or NULL when nothing was resolved.
+   malloc'd.  */
+char *sbx_net_policy_resolved (const sbx_net_policy *p);
+/* Add org.sbxrun.net.resolved (when names were resolved) to c's
+   annotations, so that the saved config, the state and the hooks show it.  */
+void sbx_net_policy_annotate (const sbx_net_policy *p, oci_config *c);
+void sbx_net_policy_free (sbx_net_policy *p);
+void sbx_net_policy_freep (sbx_net_policy **p);
+#define cleanup_net_policy __attribute__ ((cleanup (sbx_net_policy_freep)))
+
+/* ---- netlink (egress/nft.c) */
+
+/* The table ("sbxrun-<id>") and chain ("<id>") names of container id,
+   shortened with a hash when the ID is too long for nftables.  malloc'd. */
+char *sbx_net_table_name (const char *id);
+char *sbx_net_chain_name (const char *id);
+
+/* Install the rules for container `id` in the network namespace netns_fd,
+   replacing any left from an earlier container of that ID, in one atomic
+   batch.  cgroup2_dir: the container's cgroup directory in the unified
+   hierarchy and cgroup2_level its depth (root = 0): the rules then match
+   only sockets of that cgroup (nft `socket cgroupv2 level N`); NULL: every
+   packet of the namespace (only for a namespace of the container's own).  */
+int sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, const char *cgroup2_dir,
+                          int cgroup2_level, sbx_error **err);
+/* Remove container `id`'s rules from netns_fd; absent rules are fine.  */
+int sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err);
+/* Packets and bytes dropped by container `id`'s policy so far.  */
+int sbx_net_policy_counters (int netns_fd, const char *id, uint64_t *packets, uint64_t *bytes,
+                             sbx_error **err);
+
+/* ---- lifecycle glue (egress/nft.c) */
+
+/* create, after the init (pid) has its network namespace and before any
+   hook: record net.json in state_dirfd, then install the rules in the
+   init's network namespace, scoped to the container's cgroup v2 when the
+   host has one (required when the namespace was joined by path).  */
+int sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid, const char *id,
+                            sbx_cgroup *cg, int state_dirfd, sbx_error **err);
+/* The network namespace of a container with a policy, for removing its
+   rules: the joined path from net.json (if it is still the same
+   namespace), else live_pid's namespace (pass 0 once the init is gone).
+   NULL when there is nothing to remove.  Call before killing the init.  */
+typedef struct sbx_net_teardown sbx_net_teardown;
+sbx_net_teardown *sbx_net_teardown_prepare (int state_dirfd, const char *id, pid_t live_pid);
+/* Remove the rules (a failure is a warning) and free; NULL is fine.  */
+void sbx_net_teardown_finish (sbx_net_teardown *t);
+/* Dropped-packet counters of a container from its state directory
+   (for `events --stats`): -1 with ENOENT when it has no policy or its
+   namespace is gone.  */
+int sbx_net_container_counters (int state_dirfd, const char *id, pid_t live_pid, uint64_t *packets,
+                                uint64_t *bytes, sbx_error **err);
+
+/* The annotations we understand, for `features`: name and a short
+   description; ends with { NULL, NULL }.  */
+typedef struct
+{
+  const char *name;
+  const char *description;
+} sbx_net_annotation;
+extern const sbx_net_annotation sbx_net_annotations[];
+
+#endif

@@ -1,0 +1,1005 @@
+/* egress/policy.c - the org.sbxrun.net.* annotations: parsing, name
+ * resolution, resolv.conf, and the checks that refuse a policy the
+ * container could escape (see egress.h, docs/annotations.md).
+ * Nothing here touches the system beyond reading files and resolving
+ * names, so it all runs before create makes anything.  */
+#include <config.h>
+#include "egress/egress.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+struct sbx_net_policy
+{
+  sbx_net_egress_mode egress;
+  sbx_net_dns_mode dns;
+  sbx_net_rule *rules;
+  size_t nrules;
+  sbx_net_rule *resolvers;
+  size_t nresolvers;
+  char *resolved; /* JSON object text, or NULL */
+};
+
+const sbx_net_annotation sbx_net_annotations[] = {
+  { SBX_NET_ALLOW, "egress allowlist: [tcp:|udp:]HOST[:PORT[-PORT]] entries (IPv4, IPv4 CIDR, "
+                   "[IPv6], [IPv6 CIDR] or DNS name resolved at create), comma/space separated" },
+  { SBX_NET_EGRESS, "open (default without allow), allowlist (implied by allow) or deny (loopback "
+                    "only)" },
+  { SBX_NET_DNS, "resolv (default: port 53 to the nameservers of the resolv.conf the engine "
+                 "bind-mounts at /etc/resolv.conf, else of the host's), image (the image's own "
+                 "/etc/resolv.conf), none, or resolver addresses" },
+  { NULL, NULL },
+};
+
+/* ---------------------------------------------------------------- entries */
+
+static char *why_fmt (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static char *
+why_fmt (const char *fmt, ...)
+{
+  va_list ap;
+  char *s = NULL;
+  va_start (ap, fmt);
+  if (vasprintf (&s, fmt, ap) < 0)
+    abort ();
+  va_end (ap);
+  return s;
+}
+
+static bool
+all_of (const char *s, size_t n, const char *set)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!strchr (set, s[i]) || s[i] == '\0')
+      return false;
+  return n > 0;
+}
+
+static bool
+all_alpha (const char *s, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!isalpha ((unsigned char)s[i]))
+      return false;
+  return n > 0;
+}
+
+/* A decimal number of at most 6 digits (so no overflow); -1 otherwise.  */
+static long
+small_number (const char *s, size_t n)
+{
+  long v = 0;
+  if (n == 0 || n > 6 || !all_of (s, n, "0123456789"))
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    v = v * 10 + (s[i] - '0');
+  return v;
+}
+
+static int
+parse_port (const char *s, size_t n, uint16_t *out, char **why)
+{
+  long v = small_number (s, n);
+  if (n == 0)
+    {
+      *why = why_fmt ("missing port number");
+      return -1;
+    }
+  if (v < 0 && all_of (s, n, "0123456789"))
+    v = 1000000; /* many digits: out of range, not malformed */
+  if (v < 0)
+    {
+      *why = why_fmt ("invalid port `%.*s`", (int)n, s);
+      return -1;
+    }
+  if (v < 1 || v > 65535)
+    {
+      *why = why_fmt ("port %.*s out of range (1-65535)", (int)n, s);
+      return -1;
+    }
+  *out = (uint16_t)v;
+  return 0;
+}
+
+static int
+parse_ports (const char *s, sbx_net_rule *r, char **why)
+{
+  const char *dash = strchr (s, '-');
+  if (*s == '\0')
+    {
+      *why = why_fmt ("missing port after `:`");
+      return -1;
+    }
+  if (dash == NULL)
+    {
+      if (parse_port (s, strlen (s), &r->port_min, why) < 0)
+        return -1;
+      r->port_max = r->port_min;
+      return 0;
+    }
+  if (parse_port (s, dash - s, &r->port_min, why) < 0
+      || parse_port (dash + 1, strlen (dash + 1), &r->port_max, why) < 0)
+    return -1;
+  if (r->port_min > r->port_max)
+    {
+      *why = why_fmt ("port range %s is reversed", s);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+parse_prefix (const char *s, int max, uint8_t *out, char **why)
+{
+  long v = small_number (s, strlen (s));
+  if (v < 0)
+    {
+      *why = why_fmt ("invalid prefix length `%s`", s);
+      return -1;
+    }
+  if (v > max)
+    {
+      *why = why_fmt ("prefix length %ld out of range (0-%d)", v, max);
+      return -1;
+    }
+  *out = (uint8_t)v;
+  return 0;
+}
+
+static void
+mask_rule (sbx_net_rule *r)
+{
+  int bytes = r->family == AF_INET ? 4 : 16;
+  for (int i = 0; i < bytes; i++)
+    {
+      int bits = r->prefix - i * 8;
+      uint8_t m = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+      r->addr[i] &= m;
+    }
+}
+
+/* RFC 1123 host names (plus `_`, as in service names); one trailing dot
+   is allowed.  */
+static bool
+valid_dns_name (const char *s)
+{
+  size_t n = strlen (s), start = 0;
+  if (n && s[n - 1] == '.')
+    n--;
+  if (n == 0 || n > 253)
+    return false;
+  for (size_t i = 0; i <= n; i++)
+    {
+      if (i == n || s[i] == '.')
+        {
+          size_t len = i - start;
+          if (len == 0 || len > 63 || s[start] == '-' || s[i - 1] == '-')
+            return false;
+          start = i + 1;
+        }
+      else if (!isalnum ((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+        return false;
+    }
+  return true;
+}
+
+/* HOST part without brackets: IPv4 address, IPv4 CIDR or name.  */
+static int
+parse_plain_host (char *host, sbx_net_entry *e, char **why)
+{
+  char *slash = strchr (host, '/');
+  if (slash)
+    *slash = '\0';
+  if (*host == '\0')
+    {
+      *why = why_fmt ("missing host");
+      return -1;
+    }
+  if (all_of (host, strlen (host), "0123456789."))
+    {
+      if (inet_pton (AF_INET, host, e->rule.addr) != 1)
+        {
+          *why = why_fmt ("invalid IPv4 address `%s`", host);
+          return -1;
+        }
+      e->rule.family = AF_INET;
+      e->rule.prefix = 32;
+      if (slash && parse_prefix (slash + 1, 32, &e->rule.prefix, why) < 0)
+        return -1;
+      mask_rule (&e->rule);
+      return 0;
+    }
+  if (!valid_dns_name (host))
+    {
+      *why = why_fmt ("invalid host name `%s`", host);
+      return -1;
+    }
+  if (slash)
+    {
+      *why = why_fmt ("a prefix length needs an IP address, not the name `%s`", host);
+      return -1;
+    }
+  e->name = xstrdup (host);
+  return 0;
+}
+
+int
+sbx_net_entry_parse (const char *text, sbx_net_entry *out, char **why)
+{
+  cleanup_free char *buf = xstrdup (text);
+  char *rest = buf, *colon;
+  sbx_net_entry e = { { 0 }, NULL };
+
+  *why = NULL;
+  /* Protocol prefix: a word of letters before the first colon, unless what
+     follows is a port (then it was a host name: `db:5432`).  */
+  colon = strchr (rest, ':');
+  if (rest[0] != '[' && colon && all_alpha (rest, colon - rest)
+      && !all_of (colon + 1, strlen (colon + 1), "0123456789-"))
+    {
+      *colon = '\0';
+      if (strcasecmp (rest, "tcp") == 0)
+        e.rule.proto = IPPROTO_TCP;
+      else if (strcasecmp (rest, "udp") == 0)
+        e.rule.proto = IPPROTO_UDP;
+      else
+        {
+          *why = why_fmt ("unknown protocol `%s` (expected tcp: or udp:)", rest);
+          return -1;
+        }
+      rest = colon + 1;
+    }
+  if (rest[0] == '[')
+    {
+      char *end = strchr (rest, ']'), *slash;
+      if (end == NULL)
+        {
+          *why = why_fmt ("missing `]` after the IPv6 address");
+          goto fail;
+        }
+      *end = '\0';
+      slash = strchr (rest + 1, '/');
+      if (slash)
+        *slash = '\0';
+      if (inet_pton (AF_INET6, rest + 1, e.rule.addr) != 1)
+        {
+          *why = why_fmt ("invalid IPv6 address `%s`", rest + 1);
+          goto fail;
+        }
+      e.rule.family = AF_INET6;
+      e.rule.prefix = 128;
+      if (slash && parse_prefix (slash + 1, 128, &e.rule.prefix, why) < 0)
+        goto fail;
+      if (IN6_IS_ADDR_V4MAPPED ((struct in6_addr *)e.rule.addr) && e.rule.prefix >= 96)
+        {
+          /* ::ffff:a.b.c.d is IPv4 on the wire.  */
+          memmove (e.rule.addr, e.rule.addr + 12, 4);
+          memset (e.rule.addr + 4, 0, 12);
+          e.rule.family = AF_INET;
+          e.rule.prefix -= 96;
+        }
+      mask_rule (&e.rule);
+      rest = end + 1;
+      if (*rest != '\0' && *rest != ':')
+        {
+          *why = why_fmt ("unexpected `%s` after `]`", rest);
+          goto fail;
+        }
+      if (*rest == ':' && parse_ports (rest + 1, &e.rule, why) < 0)
+        goto fail;
+    }
+  else
+    {
+      colon = strchr (rest, ':');
+      if (colon && strchr (colon + 1, ':'))
+        {
+          *why = why_fmt ("an IPv6 address must be in brackets, as in `[fd00::1]:443`");
+          goto fail;
+        }
+      if (colon)
+        *colon = '\0';
+      if (parse_plain_host (rest, &e, why) < 0)
+        goto fail;
+      if (colon && parse_ports (colon + 1, &e.rule, why) < 0)
+        goto fail;
+    }
+  /* A port without a protocol means TCP.  */
+  if (e.rule.port_min && e.rule.proto == 0)
+    e.rule.proto = IPPROTO_TCP;
+  *out = e;
+  return 0;
+
+fail:
+  free (e.name);
+  return -1;
+}
+
+void
+sbx_net_entry_clear (sbx_net_entry *e)
+{
+  free (e->name);
+  e->name = NULL;
+}
+
+static void
+addr_text (const sbx_net_rule *r, char *buf, size_t len)
+{
+  if (inet_ntop (r->family, r->addr, buf, len) == NULL)
+    snprintf (buf, len, "?");
+}
+
+char *
+sbx_net_rule_format (const sbx_net_rule *r)
+{
+  char a[INET6_ADDRSTRLEN], host[INET6_ADDRSTRLEN + 8], ports[16] = "";
+  const char *proto = r->proto == IPPROTO_TCP ? "tcp:" : r->proto == IPPROTO_UDP ? "udp:" : "";
+  int full = r->family == AF_INET ? 32 : 128;
+
+  addr_text (r, a, sizeof a);
+  if (r->prefix == full)
+    snprintf (host, sizeof host, r->family == AF_INET6 ? "[%s]" : "%s", a);
+  else
+    snprintf (host, sizeof host, r->family == AF_INET6 ? "[%s/%d]" : "%s/%d", a, r->prefix);
+  if (r->port_min && r->port_min == r->port_max)
+    snprintf (ports, sizeof ports, ":%u", r->port_min);
+  else if (r->port_min)
+    snprintf (ports, sizeof ports, ":%u-%u", r->port_min, r->port_max);
+  return xasprintf ("%s%s%s", proto, host, ports);
+}
+
+/* ---------------------------------------------------------------- names */
+
+static bool
+same_rule (const sbx_net_rule *a, const sbx_net_rule *b)
+{
+  return a->family == b->family && a->prefix == b->prefix && a->proto == b->proto
+         && a->port_min == b->port_min && a->port_max == b->port_max
+         && memcmp (a->addr, b->addr, sizeof a->addr) == 0;
+}
+
+static int
+gai_resolver (const char *name, sbx_net_rule **addrs, size_t *n, char **why)
+{
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+  struct addrinfo *res = NULL;
+  sbx_net_rule *v = NULL;
+  size_t k = 0;
+  int r = getaddrinfo (name, NULL, &hints, &res);
+
+  if (r != 0)
+    {
+      *why = why_fmt ("cannot resolve `%s`: %s", name, r == EAI_SYSTEM ? strerror (errno) : gai_strerror (r));
+      return -1;
+    }
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+    {
+      sbx_net_rule x = { 0 };
+      if (ai->ai_family == AF_INET)
+        {
+          x.family = AF_INET;
+          x.prefix = 32;
+          memcpy (x.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+        }
+      else if (ai->ai_family == AF_INET6)
+        {
+          x.family = AF_INET6;
+          x.prefix = 128;
+          memcpy (x.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+        }
+      else
+        continue;
+      for (size_t i = 0; i < k && x.family; i++)
+        if (same_rule (&v[i], &x))
+          x.family = 0;
+      if (x.family == 0)
+        continue;
+      v = xrealloc (v, (k + 1) * sizeof *v);
+      v[k++] = x;
+    }
+  freeaddrinfo (res);
+  if (k == 0)
+    {
+      *why = why_fmt ("cannot resolve `%s`: no IPv4 or IPv6 address", name);
+      return -1;
+    }
+  *addrs = v;
+  *n = k;
+  return 0;
+}
+
+static sbx_net_resolver_fn resolver = gai_resolver;
+
+void
+sbx_net_set_resolver (sbx_net_resolver_fn fn)
+{
+  resolver = fn ? fn : gai_resolver;
+}
+
+/* ---------------------------------------------------------------- policy */
+
+static int
+add_rule (sbx_net_rule **v, size_t *n, const sbx_net_rule *r, sbx_error **err)
+{
+  for (size_t i = 0; i < *n; i++)
+    if (same_rule (&(*v)[i], r))
+      return 0;
+  if (*n >= SBX_NET_MAX_RULES)
+    return sbx_error_set (err, E2BIG, "annotation %s: more than %d destinations", SBX_NET_ALLOW,
+                          SBX_NET_MAX_RULES);
+  *v = xrealloc (*v, (*n + 1) * sizeof **v);
+  (*v)[(*n)++] = *r;
+  return 0;
+}
+
+/* Split on commas and white space; empty pieces are skipped.  */
+static char **
+split_entries (const char *s)
+{
+  char **v = xmalloc0 (sizeof *v);
+  size_t n = 0;
+  while (*s)
+    {
+      size_t len;
+      s += strspn (s, ", \t\r\n");
+      len = strcspn (s, ", \t\r\n");
+      if (len == 0)
+        break;
+      v = xrealloc (v, (n + 2) * sizeof *v);
+      v[n++] = strndup (s, len);
+      v[n] = NULL;
+      s += len;
+    }
+  return v;
+}
+
+static char *
+trimmed (const char *s)
+{
+  size_t len;
+  s += strspn (s, " \t\r\n");
+  len = strlen (s);
+  while (len && strchr (" \t\r\n", s[len - 1]))
+    len--;
+  return strndup (s, len);
+}
+
+/* An address for org.sbxrun.net.dns or a nameserver line: IPv4 or IPv6,
+   brackets optional, an IPv6 zone (`%eth0`) ignored.  */
+static bool
+parse_resolver (const char *text, sbx_net_rule *r)
+{
+  cleanup_free char *s = xstrdup (text);
+  char *a = s, *pct;
+  size_t len = strlen (s);
+
+  memset (r, 0, sizeof *r);
+  if (a[0] == '[' && len > 2 && a[len - 1] == ']')
+    {
+      a[len - 1] = '\0';
+      a++;
+    }
+  pct = strchr (a, '%');
+  if (pct)
+    *pct = '\0';
+  if (inet_pton (AF_INET, a, r->addr) == 1)
+    r->family = AF_INET, r->prefix = 32;
+  else if (inet_pton (AF_INET6, a, r->addr) == 1)
+    r->family = AF_INET6, r->prefix = 128;
+  return r->family != 0;
+}
+
+/* Open etc/resolv.conf below rootfd, following symlinks as if rootfd were
+   "/" (openat2 RESOLVE_IN_ROOT).  Where the kernel (or valgrind) has no
+   openat2, no symlink is followed at all (ELOOP).  */
+static int
+open_resolv_conf_in (int rootfd)
+{
+  struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+  cleanup_close int etc = -1;
+  int fd = syscall (SYS_openat2, rootfd, "etc/resolv.conf", &how, sizeof how);
+
+  if (fd >= 0 || errno != ENOSYS)
+    return fd;
+  etc = openat (rootfd, "etc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (etc < 0)
+    return -1;
+  return openat (etc, "resolv.conf", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static bool
+is_bind (const oci_mount *m)
+{
+  if (m->type && strcmp (m->type, "bind") == 0)
+    return true;
+  for (size_t i = 0; i < m->options_len; i++)
+    if (strcmp (m->options[i], "bind") == 0 || strcmp (m->options[i], "rbind") == 0)
+      return true;
+  return false;
+}
+
+/* The resolv.conf whose nameservers get port 53: the source of the
+   engine's bind mount at /etc/resolv.conf if the config has one, else the
+   host's own (the runtime's view).  The image's file only with IMAGE
+   (dns=image): otherwise the image would choose which hosts get port 53.
+   NULL (no error) when there is no such file.  */
+static int
+read_resolv_conf (const oci_config *c, const char *bundle, const char *rootfs, bool image, char **out,
+                  sbx_error **err)
+{
+  cleanup_close int rootfd = -1, fd = -1;
+  cleanup_free char *src = NULL;
+
+  *out = NULL;
+  for (size_t i = c->mounts_len; i-- > 0;)
+    {
+      const oci_mount *m = c->mounts[i];
+      if (m->source && strcmp (m->destination, "/etc/resolv.conf") == 0 && is_bind (m))
+        {
+          src = m->source[0] == '/' || bundle == NULL ? xstrdup (m->source)
+                                                      : xasprintf ("%s/%s", bundle, m->source);
+          break;
+        }
+    }
+  if (src)
+    fd = open (src, O_RDONLY | O_CLOEXEC);
+  else if (!image)
+    fd = open ((src = xstrdup ("/etc/resolv.conf")), O_RDONLY | O_CLOEXEC);
+  else if (rootfs)
+    {
+      rootfd = open (rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (rootfd < 0)
+        return sbx_error_sys (err, "rootfs `%s`", rootfs);
+      fd = open_resolv_conf_in (rootfd);
+    }
+  else
+    return 0;
+  if (fd < 0)
+    {
+      if (errno == ENOENT || errno == ENOTDIR)
+        return 0;
+      return sbx_error_sys (err, "%s", src ? src : "the image's /etc/resolv.conf");
+    }
+  if (sbx_read_fd (fd, 1 << 20, out, NULL, err) < 0)
+    return sbx_error_wrap (err, "%s", src ? src : "the image's /etc/resolv.conf");
+  return 0;
+}
+
+static int
+resolvers_from_resolv_conf (sbx_net_policy *p, const oci_config *c, const char *bundle, const char *rootfs,
+                            bool image, sbx_error **err)
+{
+  cleanup_free char *text = NULL;
+  char *save = NULL;
+
+  if (read_resolv_conf (c, bundle, rootfs, image, &text, err) < 0)
+    return sbx_error_wrap (err, "annotation %s=%s", SBX_NET_DNS, image ? "image" : "resolv");
+  if (text == NULL)
+    return 0;
+  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      char *w = line + strspn (line, " \t");
+      sbx_net_rule r;
+      if (strncmp (w, "nameserver", 10) != 0 || !strchr (" \t", w[10]) || w[10] == '\0')
+        continue;
+      w += 10 + strspn (w + 10, " \t");
+      w[strcspn (w, " \t\r#;")] = '\0';
+      if (parse_resolver (w, &r) && add_rule (&p->resolvers, &p->nresolvers, &r, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
+parse_dns (sbx_net_policy *p, const char *value, bool validate_only, const oci_config *c, const char *bundle,
+           const char *rootfs, sbx_error **err)
+{
+  cleanup_free char *v = value ? trimmed (value) : xstrdup ("resolv");
+  cleanup_strv char **items = NULL;
+
+  if (strcmp (v, "resolv") == 0 || strcmp (v, "image") == 0)
+    {
+      bool image = v[0] == 'i';
+      p->dns = image ? SBX_NET_DNS_IMAGE : SBX_NET_DNS_RESOLV;
+      return validate_only ? 0 : resolvers_from_resolv_conf (p, c, bundle, rootfs, image, err);
+    }
+  if (strcmp (v, "none") == 0)
+    {
+      p->dns = SBX_NET_DNS_NONE;
+      return 0;
+    }
+  p->dns = SBX_NET_DNS_LIST;
+  items = split_entries (v);
+  if (items[0] == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "annotation %s: empty (expected resolv, image, none or resolver addresses)",
+                          SBX_NET_DNS);
+  for (char **it = items; *it; it++)
+    {
+      sbx_net_rule r;
+      if (!parse_resolver (*it, &r))
+        return sbx_error_set (err, EINVAL,
+                              "annotation %s: entry `%s`: not an IP address (expected resolv, "
+                              "image, none or resolver addresses)",
+                              SBX_NET_DNS, *it);
+      if (add_rule (&p->resolvers, &p->nresolvers, &r, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+/* Append `"name": ["a", ...]` for one resolved name.  */
+static void
+resolved_add (oj_writer *w, const char *name, const sbx_net_rule *addrs, size_t n)
+{
+  oj_w_key (w, name);
+  oj_w_begin_array (w);
+  for (size_t i = 0; i < n; i++)
+    {
+      char a[INET6_ADDRSTRLEN];
+      addr_text (&addrs[i], a, sizeof a);
+      oj_w_string (w, a);
+    }
+  oj_w_end_array (w);
+}
+
+static int
+parse_allow (sbx_net_policy *p, const char *value, sbx_error **err)
+{
+  cleanup_strv char **items = split_entries (value);
+  cleanup_strv char **names = xmalloc0 (sizeof *names);
+  size_t nnames = 0;
+  oj_writer *w = oj_writer_new (false);
+  int r = -1;
+
+  oj_w_begin_object (w);
+  for (char **it = items; *it; it++)
+    {
+      sbx_net_entry e;
+      cleanup_free char *why = NULL;
+      cleanup_free sbx_net_rule *addrs = NULL;
+      size_t n = 0;
+      bool seen = false;
+
+      if (sbx_net_entry_parse (*it, &e, &why) < 0)
+        {
+          sbx_error_set (err, EINVAL, "annotation %s: entry `%s`: %s", SBX_NET_ALLOW, *it, why);
+          goto out;
+        }
+      if (e.name == NULL)
+        {
+          if (add_rule (&p->rules, &p->nrules, &e.rule, err) < 0)
+            goto out;
+          continue;
+        }
+      if (resolver (e.name, &addrs, &n, &why) < 0)
+        {
+          sbx_error_set (err, 0, "annotation %s: entry `%s`: %s", SBX_NET_ALLOW, *it, why);
+          sbx_net_entry_clear (&e);
+          goto out;
+        }
+      for (size_t i = 0; i < n; i++)
+        {
+          sbx_net_rule x = e.rule;
+          x.family = addrs[i].family;
+          x.prefix = addrs[i].family == AF_INET ? 32 : 128;
+          memcpy (x.addr, addrs[i].addr, sizeof x.addr);
+          if (add_rule (&p->rules, &p->nrules, &x, err) < 0)
+            {
+              sbx_net_entry_clear (&e);
+              goto out;
+            }
+        }
+      for (size_t i = 0; i < nnames; i++)
+        seen = seen || strcmp (names[i], e.name) == 0;
+      if (!seen)
+        {
+          resolved_add (w, e.name, addrs, n);
+          names = xrealloc (names, (nnames + 2) * sizeof *names);
+          names[nnames++] = steal_ptr (e.name);
+          names[nnames] = NULL;
+        }
+      sbx_net_entry_clear (&e);
+    }
+  r = 0;
+out:
+  oj_w_end_object (w);
+  {
+    char *json = oj_writer_finish (w, NULL);
+    if (r == 0 && nnames)
+      p->resolved = json;
+    else
+      free (json);
+  }
+  return r;
+}
+
+static sbx_net_policy *
+policy_new (void)
+{
+  return xmalloc0 (sizeof (sbx_net_policy));
+}
+
+int
+sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const char *rootfs,
+                                 sbx_net_policy **out, sbx_error **err)
+{
+  const char *allow = NULL, *egress = NULL, *dns = NULL;
+  cleanup_free char *eg = NULL;
+  sbx_net_policy *p = NULL;
+  bool any = false;
+
+  *out = NULL;
+  for (size_t i = 0; i < c->annotations_len; i++)
+    {
+      const char *k = c->annotations_keys[i], *v = c->annotations_values[i];
+      if (!sbx_has_prefix (k, SBX_NET_PREFIX))
+        continue;
+      any = true;
+      if (strcmp (k, SBX_NET_ALLOW) == 0)
+        allow = v;
+      else if (strcmp (k, SBX_NET_EGRESS) == 0)
+        egress = v;
+      else if (strcmp (k, SBX_NET_DNS) == 0)
+        dns = v;
+      else if (strcmp (k, SBX_NET_RESOLVED) == 0)
+        return sbx_error_set (err, EINVAL,
+                              "annotation `%s`: written by sbxrun into the container's state, not "
+                              "accepted from a bundle",
+                              k);
+      else
+        return sbx_error_set (err, EINVAL,
+                              "annotation `%s`: unknown key under `" SBX_NET_PREFIX "` (known: %s, "
+                              "%s, %s)",
+                              k, SBX_NET_ALLOW, SBX_NET_EGRESS, SBX_NET_DNS);
+    }
+  if (!any)
+    return 0;
+
+  p = policy_new ();
+  eg = egress ? trimmed (egress) : xstrdup (allow ? "allowlist" : "open");
+  if (strcmp (eg, "open") == 0)
+    p->egress = SBX_NET_EGRESS_OPEN;
+  else if (strcmp (eg, "allowlist") == 0)
+    p->egress = SBX_NET_EGRESS_ALLOWLIST;
+  else if (strcmp (eg, "deny") == 0)
+    p->egress = SBX_NET_EGRESS_DENY;
+  else
+    {
+      sbx_error_set (err, EINVAL, "annotation %s: `%s`: expected open, allowlist or deny", SBX_NET_EGRESS,
+                     eg);
+      goto fail;
+    }
+  if (allow && p->egress != SBX_NET_EGRESS_ALLOWLIST)
+    {
+      sbx_error_set (err, EINVAL, "annotation %s: conflicts with %s=%s (remove one of them)", SBX_NET_ALLOW,
+                     SBX_NET_EGRESS, eg);
+      goto fail;
+    }
+  if (p->egress == SBX_NET_EGRESS_OPEN)
+    {
+      /* Nothing to install; still reject a malformed dns value.  */
+      if (parse_dns (p, dns, true, c, bundle, rootfs, err) < 0)
+        goto fail;
+      sbx_net_policy_free (p);
+      return 0;
+    }
+  if (p->egress == SBX_NET_EGRESS_DENY)
+    {
+      if (parse_dns (p, dns ? dns : "none", true, c, bundle, rootfs, err) < 0)
+        goto fail;
+      if (p->dns != SBX_NET_DNS_NONE)
+        {
+          sbx_error_set (err, EINVAL,
+                         "annotation %s: conflicts with %s=deny, which allows nothing but "
+                         "loopback (use none)",
+                         SBX_NET_DNS, SBX_NET_EGRESS);
+          goto fail;
+        }
+      p->nresolvers = 0;
+      *out = p;
+      return 0;
+    }
+  if (allow && parse_allow (p, allow, err) < 0)
+    goto fail;
+  if (parse_dns (p, dns, false, c, bundle, rootfs, err) < 0)
+    goto fail;
+  *out = p;
+  return 0;
+
+fail:
+  sbx_net_policy_free (p);
+  return -1;
+}
+
+/* ---------------------------------------------------------------- checks */
+
+/* Capabilities with which a process could lift or slip past its egress
+   rules; a container with a policy may hold none of them, in any set.  */
+static const struct
+{
+  const char *cap, *why;
+} bypass_caps[] = {
+  { "CAP_NET_ADMIN", "it could remove its own egress rules" },
+  { "CAP_NET_RAW", "packet sockets (AF_PACKET) send frames that netfilter never sees" },
+  { "CAP_SYS_ADMIN", "it could leave its cgroup or join other network namespaces" },
+  { "CAP_SYS_MODULE", "it could load kernel modules" },
+  { "CAP_SYS_PTRACE", "it could ptrace a process outside the policy (in a shared pid namespace) "
+                      "and make it send on its behalf" },
+};
+
+int
+sbx_net_check_caps (const oci_process *p, const char *what, sbx_error **err)
+{
+  const oci_capabilities *c = p ? p->capabilities : NULL;
+  struct
+  {
+    const char *name;
+    char **v;
+    size_t n;
+  } sets[] = {
+    { "bounding", c ? c->bounding : NULL, c ? c->bounding_len : 0 },
+    { "effective", c ? c->effective : NULL, c ? c->effective_len : 0 },
+    { "inheritable", c ? c->inheritable : NULL, c ? c->inheritable_len : 0 },
+    { "permitted", c ? c->permitted : NULL, c ? c->permitted_len : 0 },
+    { "ambient", c ? c->ambient : NULL, c ? c->ambient_len : 0 },
+  };
+
+  for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+    for (size_t j = 0; j < sets[i].n; j++)
+      for (size_t k = 0; k < sizeof bypass_caps / sizeof *bypass_caps; k++)
+        if (strcmp (sets[i].v[j], bypass_caps[k].cap) == 0)
+          return sbx_error_set (err, EPERM,
+                                "%s.capabilities.%s: %s is refused with an egress policy "
+                                "(" SBX_NET_PREFIX "* annotations): %s; drop it from every "
+                                "capability set",
+                                what, sets[i].name, bypass_caps[k].cap, bypass_caps[k].why);
+  return 0;
+}
+
+static int
+check_netns (const oci_config *c, sbx_error **err)
+{
+  const oci_namespace *net = NULL;
+  struct stat own, joined;
+
+  for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
+    if (strcmp (c->linux->namespaces[i]->type, "network") == 0)
+      net = c->linux->namespaces[i];
+  if (net == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "annotations " SBX_NET_PREFIX "*: an egress policy needs a network "
+                          "namespace of the container's own (linux.namespaces has no `network` "
+                          "entry, so the rules would apply to the host)");
+  if (net->path == NULL || net->path[0] == '\0')
+    return 0;
+  if (stat (net->path, &joined) < 0)
+    return sbx_error_sys (err, "linux.namespaces: network path `%s`", net->path);
+  if (stat ("/proc/self/ns/net", &own) == 0 && own.st_dev == joined.st_dev && own.st_ino == joined.st_ino)
+    return sbx_error_set (err, EINVAL,
+                          "annotations " SBX_NET_PREFIX "*: an egress policy needs a network "
+                          "namespace of the container's own, but `%s` is the runtime's (host) "
+                          "network namespace",
+                          net->path);
+  return 0;
+}
+
+int
+sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy **out,
+                      sbx_error **err)
+{
+  sbx_net_policy *p = NULL;
+
+  *out = NULL;
+  if (sbx_net_policy_from_annotations (c, bundle, rootfs, &p, err) < 0)
+    return -1;
+  if (p == NULL)
+    return 0;
+  if (check_netns (c, err) < 0 || sbx_net_check_caps (c->process, "process", err) < 0)
+    {
+      sbx_net_policy_free (p);
+      return -1;
+    }
+  *out = p;
+  return 0;
+}
+
+bool
+sbx_net_config_has_policy (const oci_config *c)
+{
+  const char *allow
+      = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_ALLOW);
+  const char *egress
+      = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_EGRESS);
+  cleanup_free char *eg = egress ? trimmed (egress) : NULL;
+  if (eg)
+    return strcmp (eg, "open") != 0;
+  return allow != NULL;
+}
+
+int
+sbx_net_exec_check (const oci_config *c, const oci_process *p, sbx_error **err)
+{
+  if (!sbx_net_config_has_policy (c))
+    return 0;
+  return sbx_net_check_caps (p, "exec: process", err);
+}
+
+/* ---------------------------------------------------------------- access */
+
+sbx_net_egress_mode
+sbx_net_policy_egress (const sbx_net_policy *p)
+{
+  return p ? p->egress : SBX_NET_EGRESS_OPEN;
+}
+
+sbx_net_dns_mode
+sbx_net_policy_dns_mode (const sbx_net_policy *p)
+{
+  return p->dns;
+}
+
+const sbx_net_rule *
+sbx_net_policy_rules (const sbx_net_policy *p, size_t *n)
+{
+  *n = p->nrules;
+  return p->rules;
+}
+
+const sbx_net_rule *
+sbx_net_policy_resolvers (const sbx_net_policy *p, size_t *n)
+{
+  *n = p->nresolvers;
+  return p->resolvers;
+}
+
+char *
+sbx_net_policy_resolved (const sbx_net_policy *p)
+{
+  return p && p->resolved ? xstrdup (p->resolved) : NULL;
+}
+
+void
+sbx_net_policy_annotate (const sbx_net_policy *p, oci_config *c)
+{
+  size_t n = c->annotations_len;
+  if (p == NULL || p->resolved == NULL)
+    return;
+  c->annotations_keys = xrealloc (c->annotations_keys, (n + 2) * sizeof (char *));
+  c->annotations_values = xrealloc (c->annotations_values, (n + 2) * sizeof (char *));
+  c->annotations_keys[n] = xstrdup (SBX_NET_RESOLVED);
+  c->annotations_values[n] = xstrdup (p->resolved);
+  c->annotations_keys[n + 1] = c->annotations_values[n + 1] = NULL;
+  c->annotations_len = n + 1;
+}
+
+void
+sbx_net_policy_free (sbx_net_policy *p)
+{
+  if (p == NULL)
+    return;
+  free (p->rules);
+  free (p->resolvers);
+  free (p->resolved);
+  free (p);
+}
+
+void
+sbx_net_policy_freep (sbx_net_policy **p)
+{
+  sbx_net_policy_free (*p);
+  *p = NULL;
+}

@@ -1,0 +1,1445 @@
+/* mounts.c - see mounts.h.
+ *
+ * Every mount target is reached through an O_PATH fd obtained by resolving
+ * the destination inside the rootfs (openat2 RESOLVE_IN_ROOT, or a manual
+ * O_NOFOLLOW walk), and mount(2) is pointed at /proc/self/fd/N (binds use
+ * open_tree + move_mount on the fds), so a symlink planted in the image can
+ * never redirect a mount onto the host.  After each mount the destination
+ * is resolved again: the old fd still names the covered directory, not the
+ * new mount, and remounting it would change the wrong mount.  */
+#include <config.h>
+#include "fs/fs.h"
+#include "security/security.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+/* New syscalls share one number on every architecture but alpha.  */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define MOVE_MOUNT_T_EMPTY_PATH 0x40
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x1
+#define MOUNT_ATTR_NOSUID 0x2
+#define MOUNT_ATTR_NODEV 0x4
+#define MOUNT_ATTR_NOEXEC 0x8
+#define MOUNT_ATTR__ATIME 0x70
+#define MOUNT_ATTR_RELATIME 0x0
+#define MOUNT_ATTR_NOATIME 0x10
+#define MOUNT_ATTR_STRICTATIME 0x20
+#define MOUNT_ATTR_NODIRATIME 0x80
+#endif
+#ifndef MOUNT_ATTR_NOSYMFOLLOW
+#define MOUNT_ATTR_NOSYMFOLLOW 0x200000
+#endif
+#ifndef MS_NOSYMFOLLOW
+#define MS_NOSYMFOLLOW 256
+#endif
+#ifndef ST_RELATIME
+#define ST_RELATIME 4096
+#endif
+
+struct sbx_mount_attr
+{
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* mount(2) ignores the type of a bind, remount, move or propagation change;
+   "" instead of NULL keeps valgrind's check of the argument quiet.  */
+#define NOFS ""
+
+#define ATIME_MODE (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)
+#define PROPAGATION (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
+/* Flags that only make sense on a superblock: a bind remount ignores them.  */
+#define SB_ONLY (MS_SYNCHRONOUS | MS_DIRSYNC | MS_MANDLOCK | MS_LAZYTIME | MS_SILENT)
+
+/* ---- option parsing ---- */
+
+enum
+{
+  K_NOP,    /* accepted, no effect */
+  K_SET,    /* MS_* set */
+  K_CLR,    /* MS_* cleared */
+  K_PROP,   /* propagation, applied with its own mount call */
+  K_BIND,   /* bind; v = MS_REC for rbind */
+  K_ASET,   /* mount_setattr attribute set recursively */
+  K_ACLR,   /* mount_setattr attribute cleared recursively */
+  K_ATIME,  /* recursive atime mode: clear MOUNT_ATTR__ATIME, set v */
+  K_IGNORE, /* accepted, not honoured (debug message) */
+  K_REJECT, /* known but unsupported: fail rather than misapply */
+};
+
+/* X-macro so the parser table and the features list cannot drift apart.  */
+#define SBX_MOUNT_OPTIONS(X)                                                                       \
+  X ("defaults", K_NOP, 0)                                                                         \
+  X ("ro", K_SET, MS_RDONLY)                                                                       \
+  X ("rw", K_CLR, MS_RDONLY)                                                                       \
+  X ("nosuid", K_SET, MS_NOSUID)                                                                   \
+  X ("suid", K_CLR, MS_NOSUID)                                                                     \
+  X ("nodev", K_SET, MS_NODEV)                                                                     \
+  X ("dev", K_CLR, MS_NODEV)                                                                       \
+  X ("noexec", K_SET, MS_NOEXEC)                                                                   \
+  X ("exec", K_CLR, MS_NOEXEC)                                                                     \
+  X ("sync", K_SET, MS_SYNCHRONOUS)                                                                \
+  X ("async", K_CLR, MS_SYNCHRONOUS)                                                               \
+  X ("dirsync", K_SET, MS_DIRSYNC)                                                                 \
+  X ("remount", K_SET, MS_REMOUNT)                                                                 \
+  X ("mand", K_SET, MS_MANDLOCK)                                                                   \
+  X ("nomand", K_CLR, MS_MANDLOCK)                                                                 \
+  X ("noatime", K_SET, MS_NOATIME)                                                                 \
+  X ("atime", K_CLR, MS_NOATIME)                                                                   \
+  X ("nodiratime", K_SET, MS_NODIRATIME)                                                           \
+  X ("diratime", K_CLR, MS_NODIRATIME)                                                             \
+  X ("relatime", K_SET, MS_RELATIME)                                                               \
+  X ("norelatime", K_CLR, MS_RELATIME)                                                             \
+  X ("strictatime", K_SET, MS_STRICTATIME)                                                         \
+  X ("nostrictatime", K_CLR, MS_STRICTATIME)                                                       \
+  X ("lazytime", K_SET, MS_LAZYTIME)                                                               \
+  X ("nolazytime", K_CLR, MS_LAZYTIME)                                                             \
+  X ("nosymfollow", K_SET, MS_NOSYMFOLLOW)                                                         \
+  X ("symfollow", K_CLR, MS_NOSYMFOLLOW)                                                           \
+  X ("silent", K_SET, MS_SILENT)                                                                   \
+  X ("loud", K_CLR, MS_SILENT)                                                                     \
+  X ("bind", K_BIND, 0)                                                                            \
+  X ("rbind", K_BIND, MS_REC)                                                                      \
+  X ("private", K_PROP, MS_PRIVATE)                                                                \
+  X ("rprivate", K_PROP, MS_PRIVATE | MS_REC)                                                      \
+  X ("shared", K_PROP, MS_SHARED)                                                                  \
+  X ("rshared", K_PROP, MS_SHARED | MS_REC)                                                        \
+  X ("slave", K_PROP, MS_SLAVE)                                                                    \
+  X ("rslave", K_PROP, MS_SLAVE | MS_REC)                                                          \
+  X ("unbindable", K_PROP, MS_UNBINDABLE)                                                          \
+  X ("runbindable", K_PROP, MS_UNBINDABLE | MS_REC)                                                \
+  X ("rro", K_ASET, MOUNT_ATTR_RDONLY)                                                             \
+  X ("rrw", K_ACLR, MOUNT_ATTR_RDONLY)                                                             \
+  X ("rnosuid", K_ASET, MOUNT_ATTR_NOSUID)                                                         \
+  X ("rsuid", K_ACLR, MOUNT_ATTR_NOSUID)                                                           \
+  X ("rnodev", K_ASET, MOUNT_ATTR_NODEV)                                                           \
+  X ("rdev", K_ACLR, MOUNT_ATTR_NODEV)                                                             \
+  X ("rnoexec", K_ASET, MOUNT_ATTR_NOEXEC)                                                         \
+  X ("rexec", K_ACLR, MOUNT_ATTR_NOEXEC)                                                           \
+  X ("rnodiratime", K_ASET, MOUNT_ATTR_NODIRATIME)                                                 \
+  X ("rdiratime", K_ACLR, MOUNT_ATTR_NODIRATIME)                                                   \
+  X ("rnosymfollow", K_ASET, MOUNT_ATTR_NOSYMFOLLOW)                                               \
+  X ("rsymfollow", K_ACLR, MOUNT_ATTR_NOSYMFOLLOW)                                                 \
+  X ("rnoatime", K_ATIME, MOUNT_ATTR_NOATIME)                                                      \
+  X ("rrelatime", K_ATIME, MOUNT_ATTR_RELATIME)                                                    \
+  X ("ratime", K_ATIME, MOUNT_ATTR_RELATIME)                                                       \
+  X ("rstrictatime", K_ATIME, MOUNT_ATTR_STRICTATIME)                                              \
+  X ("rnorelatime", K_ATIME, MOUNT_ATTR_STRICTATIME)                                               \
+  X ("rnostrictatime", K_ATIME, MOUNT_ATTR_RELATIME)
+
+struct mount_opt
+{
+  const char *name;
+  int kind;
+  unsigned long v;
+};
+
+#define OPT_ENTRY(n, k, v) { n, k, v },
+#define OPT_NAME(n, k, v) n,
+static const struct mount_opt mount_opts[] = {
+  SBX_MOUNT_OPTIONS (OPT_ENTRY)
+  { "tmpcopyup", K_IGNORE, 0 },
+  { "idmap", K_REJECT, 0 },
+  { "ridmap", K_REJECT, 0 },
+};
+/* tmpcopyup and idmap are left out: features must not claim them.  */
+const char *const sbx_mount_option_names[] = { SBX_MOUNT_OPTIONS (OPT_NAME) NULL };
+
+static const struct mount_opt *
+find_opt (const char *name)
+{
+  for (size_t i = 0; i < sizeof mount_opts / sizeof mount_opts[0]; i++)
+    if (strcmp (mount_opts[i].name, name) == 0)
+      return &mount_opts[i];
+  return NULL;
+}
+
+void
+sbx_mount_opts_clear (sbx_mount_opts *o)
+{
+  free (o->data);
+  memset (o, 0, sizeof *o);
+}
+
+int
+sbx_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_error **err)
+{
+  memset (out, 0, sizeof *out);
+  for (size_t i = 0; i < n; i++)
+    {
+      const char *s = options[i];
+      const struct mount_opt *m;
+
+      if (s == NULL || *s == '\0')
+        continue;
+      m = find_opt (s);
+      if (m == NULL)
+        {
+          /* Filesystem data (mode=755, size=64k, newinstance...): the kernel
+             rejects what the filesystem does not know.  */
+          char *d = out->data ? xasprintf ("%s,%s", out->data, s) : xstrdup (s);
+          free (out->data);
+          out->data = d;
+          continue;
+        }
+      switch (m->kind)
+        {
+        case K_SET:
+          out->flags |= m->v;
+          out->clear &= ~m->v;
+          break;
+        case K_CLR:
+          out->clear |= m->v;
+          out->flags &= ~m->v;
+          break;
+        case K_PROP:
+          out->propagation = m->v; /* the last one wins */
+          break;
+        case K_BIND:
+          out->bind = true;
+          out->flags |= MS_BIND | m->v;
+          break;
+        case K_ASET:
+          out->attr_set |= m->v;
+          out->attr_clr &= ~m->v;
+          break;
+        case K_ACLR:
+          out->attr_clr |= m->v;
+          out->attr_set &= ~m->v;
+          break;
+        case K_ATIME:
+          out->attr_set = (out->attr_set & ~(unsigned long) MOUNT_ATTR__ATIME) | m->v;
+          out->attr_clr |= MOUNT_ATTR__ATIME;
+          break;
+        case K_IGNORE:
+          sbx_debug ("mount option `%s` is not supported: ignored", s);
+          break;
+        case K_REJECT:
+          sbx_mount_opts_clear (out);
+          return sbx_error_set (err, EOPNOTSUPP, "mount option `%s`", s);
+        default:
+          break;
+        }
+    }
+  out->recursive_ro = (out->attr_set & MOUNT_ATTR_RDONLY) != 0;
+  return 0;
+}
+
+/* ---- destinations under /proc ---- */
+
+static bool
+under_proc (const char *clean)
+{
+  return strcmp (clean, "/proc") == 0 || sbx_has_prefix (clean, "/proc/");
+}
+
+char *
+sbx_mount_dest_clean (const char *dest)
+{
+  size_t n = strlen (dest);
+  char *out = xmalloc0 (n + 2);
+  size_t len = 0;
+  const char *s = dest;
+
+  while (*s)
+    {
+      size_t l;
+      while (*s == '/')
+        s++;
+      l = strcspn (s, "/");
+      if (l == 0 || (l == 1 && s[0] == '.'))
+        ;
+      else if (l == 2 && s[0] == '.' && s[1] == '.')
+        {
+          /* ".." never climbs above the root.  */
+          while (len > 0 && out[len - 1] != '/')
+            len--;
+          if (len > 0)
+            len--;
+        }
+      else
+        {
+          out[len++] = '/';
+          memcpy (out + len, s, l);
+          len += l;
+        }
+      s += l;
+    }
+  if (len == 0)
+    out[len++] = '/';
+  out[len] = '\0';
+  return out;
+}
+
+/* Files under /proc that may be covered by a bind: what LXCFS emulates,
+   none of them a file the runtime writes.  */
+static const char *const proc_bind_ok[]
+    = { "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+        "/proc/swaps",   "/proc/uptime",    "/proc/loadavg", "/proc/slabinfo",
+        "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled", NULL };
+
+static bool
+is_bind_entry (const oci_mount *m)
+{
+  if (m->type && strcmp (m->type, "bind") == 0)
+    return true;
+  for (size_t k = 0; k < m->options_len; k++)
+    if (m->options[k] && (strcmp (m->options[k], "bind") == 0 || strcmp (m->options[k], "rbind") == 0))
+      return true;
+  return false;
+}
+
+/* Is path the root of a procfs (not one of its directories)?  */
+static bool
+is_procfs_root (const char *path)
+{
+  struct statfs sf;
+  struct stat sb;
+  return statfs (path, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC && stat (path, &sb) == 0
+         && sb.st_ino == 1;
+}
+
+int
+sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err)
+{
+  for (size_t i = 0; i < c->mounts_len; i++)
+    {
+      const oci_mount *m = c->mounts[i];
+      cleanup_free char *clean = NULL;
+      bool bind;
+
+      if (m->destination == NULL)
+        continue;
+      clean = sbx_mount_dest_clean (m->destination);
+      if (!under_proc (clean))
+        continue;
+      bind = is_bind_entry (m);
+      if (strcmp (clean, "/proc") == 0)
+        {
+          cleanup_free char *src = NULL;
+          if (!bind && m->type && strcmp (m->type, "proc") == 0)
+            continue;
+          if (bind && m->source)
+            {
+              src = m->source[0] == '/' || bundle == NULL ? xstrdup (m->source)
+                                                          : xasprintf ("%s/%s", bundle, m->source);
+              if (is_procfs_root (src))
+                continue;
+            }
+          return sbx_error_set (err, EPERM,
+                                "mounts[%zu]: destination `%s`: only a procfs may be mounted on /proc "
+                                "(got %s `%s`): anything else could take the runtime's writes to "
+                                "/proc (LSM label, oom_score_adj) into ordinary files",
+                                i, m->destination, bind ? "a bind of" : "type",
+                                bind ? (m->source ? m->source : "") : (m->type ? m->type : ""));
+        }
+      if (bind)
+        {
+          bool ok = false;
+          for (const char *const *f = proc_bind_ok; *f && !ok; f++)
+            ok = strcmp (clean, *f) == 0;
+          if (ok)
+            continue;
+        }
+      return sbx_error_set (err, EPERM,
+                            "mounts[%zu]: destination `%s` is inside /proc: refused, a mount there "
+                            "could redirect the runtime's writes to procfs (allowed: a bind over one "
+                            "of /proc/cpuinfo, diskstats, meminfo, stat, swaps, uptime, loadavg, "
+                            "slabinfo, sys/kernel/ns_last_pid, sys/crypto/fips_enabled)",
+                            i, m->destination);
+    }
+  return 0;
+}
+
+/* ---- resolution inside the rootfs ---- */
+
+#define FDPATH_MAX 40
+static const char *
+fdpath (char *buf, int fd)
+{
+  snprintf (buf, FDPATH_MAX, "/proc/self/fd/%d", fd);
+  return buf;
+}
+
+struct fdstack
+{
+  int *fd;
+  size_t n, cap;
+};
+
+static void
+fdstack_push (struct fdstack *s, int fd)
+{
+  if (s->n == s->cap)
+    {
+      s->cap = s->cap ? s->cap * 2 : 16;
+      s->fd = xrealloc (s->fd, s->cap * sizeof *s->fd);
+    }
+  s->fd[s->n++] = fd;
+}
+
+static void
+fdstack_pop (struct fdstack *s)
+{
+  close (s->fd[--s->n]);
+}
+
+static void
+fdstack_free (struct fdstack *s)
+{
+  while (s->n)
+    fdstack_pop (s);
+  free (s->fd);
+}
+
+/* The fallback when openat2 is missing, and the only way to create missing
+   components: walk one component at a time with O_NOFOLLOW, reading each
+   symlink and splicing its target into the rest of the path; an absolute
+   target or ".." never climbs above rootfd.  A dangling symlink as the last
+   component therefore creates its target (inside the root).  */
+static int
+walk_in_root (int rootfd, const char *path, int create, sbx_error **err)
+{
+  struct fdstack st = { 0 };
+  cleanup_free char *todo = xstrdup (path);
+  size_t pos = 0;
+  int links = 0, r = -1, fd;
+
+  fd = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return sbx_error_sys (err, "open root");
+  fdstack_push (&st, fd);
+  for (;;)
+    {
+      cleanup_free char *name = NULL;
+      size_t len, rest;
+      bool last;
+      struct stat sb;
+      int dir = st.fd[st.n - 1];
+
+      while (todo[pos] == '/')
+        pos++;
+      if (todo[pos] == '\0')
+        break;
+      len = strcspn (todo + pos, "/");
+      name = xasprintf ("%.*s", (int) len, todo + pos);
+      pos += len;
+      for (rest = pos; todo[rest] == '/'; rest++)
+        ;
+      last = todo[rest] == '\0';
+
+      if (strcmp (name, ".") == 0)
+        continue;
+      if (strcmp (name, "..") == 0)
+        {
+          if (st.n > 1)
+            fdstack_pop (&st);
+          continue;
+        }
+      fd = openat (dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0 && errno == ENOENT && create != SBX_RESOLVE_EXISTING)
+        {
+          if (!last || create == SBX_RESOLVE_MKDIR)
+            {
+              if (mkdirat (dir, name, 0755) < 0 && errno != EEXIST)
+                {
+                  r = sbx_error_sys (err, "mkdir %s", path);
+                  goto out;
+                }
+            }
+          else
+            {
+              int f = openat (dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+              if (f < 0 && errno != EEXIST)
+                {
+                  r = sbx_error_sys (err, "create %s", path);
+                  goto out;
+                }
+              if (f >= 0)
+                close (f);
+            }
+          fd = openat (dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        }
+      if (fd < 0)
+        {
+          r = sbx_error_sys (err, "open %s", path);
+          goto out;
+        }
+      if (fstat (fd, &sb) < 0)
+        {
+          r = sbx_error_sys (err, "stat %s", path);
+          close (fd);
+          goto out;
+        }
+      if (S_ISLNK (sb.st_mode))
+        {
+          char target[PATH_MAX];
+          ssize_t n = readlinkat (fd, "", target, sizeof target - 1);
+          char *next;
+
+          close (fd);
+          if (n < 0 || ++links > 40)
+            {
+              r = sbx_error_set (err, n < 0 ? errno : ELOOP, "resolve %s", path);
+              goto out;
+            }
+          target[n] = '\0';
+          if (target[0] == '/')
+            while (st.n > 1)
+              fdstack_pop (&st);
+          next = xasprintf ("%s/%s", target, todo + pos);
+          free (todo);
+          todo = next;
+          pos = 0;
+          continue;
+        }
+      if (!last && !S_ISDIR (sb.st_mode))
+        {
+          close (fd);
+          r = sbx_error_set (err, ENOTDIR, "open %s", path);
+          goto out;
+        }
+      fdstack_push (&st, fd);
+    }
+  r = st.fd[--st.n];
+out:
+  fdstack_free (&st);
+  return r;
+}
+
+int
+sbx_root_resolve (int rootfd, const char *path, int create, sbx_error **err)
+{
+  struct open_how how = { .flags = O_PATH | O_CLOEXEC,
+                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  const char *rel = path;
+  int fd = -1;
+
+  while (*rel == '/')
+    rel++;
+  if (*rel == '\0')
+    rel = ".";
+  /* EAGAIN: a concurrent rename raced the lookup; retry a few times.  */
+  for (int i = 0; i < 8; i++)
+    {
+      fd = syscall (SYS_openat2, rootfd, rel, &how, sizeof how);
+      if (fd >= 0 || errno != EAGAIN)
+        break;
+    }
+  if (fd >= 0)
+    return fd;
+  if (errno == ENOENT && create == SBX_RESOLVE_EXISTING)
+    return sbx_error_sys (err, "open %s", path);
+  if (errno != ENOENT && errno != ENOSYS && errno != E2BIG && errno != EAGAIN)
+    return sbx_error_sys (err, "open %s", path);
+  return walk_in_root (rootfd, path, create, err);
+}
+
+/* ---- mount primitives ---- */
+
+int
+sbx_bind_fd (int srcfd, int tgtfd, bool recursive)
+{
+  char s[FDPATH_MAX], t[FDPATH_MAX];
+  int tree, r, saved;
+
+  tree = syscall (SYS_open_tree, srcfd, "",
+                  OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
+  if (tree >= 0)
+    {
+      r = syscall (SYS_move_mount, tree, "", tgtfd, "",
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+      saved = errno;
+      close (tree);
+      errno = saved;
+      return r < 0 ? -1 : 0;
+    }
+  if (errno != ENOSYS)
+    return -1;
+  return mount (fdpath (s, srcfd), fdpath (t, tgtfd), NOFS, MS_BIND | (recursive ? MS_REC : 0),
+                NULL);
+}
+
+/* The flags of the mount behind fd that a bind remount must repeat: in a
+   user namespace the kernel locks ro/nosuid/nodev/noexec/atime of mounts
+   inherited from the parent, and a remount that drops one fails with
+   EPERM.  The atime mode is always returned explicitly.  */
+static int
+mount_flags_of (int fd, unsigned long *out)
+{
+  struct statvfs sv;
+  unsigned long f = 0;
+
+  if (fstatvfs (fd, &sv) < 0)
+    return -1;
+  if (sv.f_flag & ST_RDONLY)
+    f |= MS_RDONLY;
+  if (sv.f_flag & ST_NOSUID)
+    f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV)
+    f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC)
+    f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NODIRATIME)
+    f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_NOATIME)
+    f |= MS_NOATIME;
+  else if (sv.f_flag & ST_RELATIME)
+    f |= MS_RELATIME;
+  else
+    f |= MS_STRICTATIME;
+  *out = f;
+  return 0;
+}
+
+/* MS_REMOUNT|MS_BIND of the mount behind fd: keep its current flags except
+   those explicitly cleared, add set.  target is where mount(2) is pointed.  */
+static int
+bind_remount (int fd, const char *target, unsigned long set, unsigned long clear)
+{
+  unsigned long cur, f;
+
+  if (mount_flags_of (fd, &cur) < 0)
+    return -1;
+  f = cur & ~clear;
+  if (set & ATIME_MODE)
+    f &= ~ATIME_MODE;
+  if (!(f & ATIME_MODE) && !(set & ATIME_MODE))
+    f |= MS_RELATIME; /* an atime mode was cleared: the kernel default */
+  f |= set & ~(MS_BIND | MS_REC | MS_REMOUNT | PROPAGATION | SB_ONLY);
+  return mount (NULL, target, NOFS, MS_REMOUNT | MS_BIND | f, NULL);
+}
+
+/* ---- mounts[] ---- */
+
+struct ctx
+{
+  const sbx_rootfs_opts *o;
+  const oci_config *c;
+  int rootfd;
+  char *rootpath; /* where rootfd is, as readlink shows it */
+  int procfd;     /* the container's procfs (sbx_proc_open), or -1 */
+};
+
+/* Where the target fd resolved to must be what the destination says, for
+   proc and sysfs (exact: no symlink on the way, CVE-2019-19921), and for
+   every mount when it lands in /proc: a symlink in the image must not take
+   a mount there, where it could redirect procfs writes (CVE-2019-16884).
+   The fd is what gets mounted on, so nothing can swap the path after this
+   check.  */
+static int
+check_target (struct ctx *x, const char *dest, int tfd, bool exact, sbx_error **err)
+{
+  cleanup_free char *want = sbx_mount_dest_clean (dest);
+  char p[FDPATH_MAX], buf[PATH_MAX];
+  size_t rl = strlen (x->rootpath);
+  const char *rel;
+  struct statfs sf;
+  ssize_t n;
+
+  n = readlink (fdpath (p, tfd), buf, sizeof buf - 1);
+  if (n < 0)
+    return sbx_error_sys (err, "destination `%s`: read where it leads", dest);
+  buf[n] = '\0';
+  if (rl == 1)
+    rel = buf;
+  else if (strncmp (buf, x->rootpath, rl) == 0 && (buf[rl] == '/' || buf[rl] == '\0'))
+    rel = buf[rl] ? buf + rl : "/";
+  else
+    return sbx_error_set (err, EXDEV, "destination `%s` resolves outside the rootfs (%s)", dest, buf);
+  if (strcmp (rel, want) == 0)
+    return 0;
+  if (exact)
+    return sbx_error_set (err, ELOOP,
+                          "destination `%s` goes through a symlink in the rootfs (to %s): refused, "
+                          "proc and sysfs are only mounted on a real directory",
+                          dest, rel);
+  if (under_proc (rel) || (fstatfs (tfd, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC))
+    return sbx_error_set (err, EPERM,
+                          "destination `%s` leads into /proc through a symlink in the rootfs (%s): refused",
+                          dest, rel);
+  return 0;
+}
+
+/* Propagation and recursive attributes, applied to the new mount at dest.  */
+static int
+finish_mount (struct ctx *x, const char *dest, const sbx_mount_opts *mo, sbx_error **err)
+{
+  cleanup_close int fd = -1;
+  char p[FDPATH_MAX];
+
+  if (mo->propagation == 0 && mo->attr_set == 0 && mo->attr_clr == 0)
+    return 0;
+  fd = sbx_root_resolve (x->rootfd, dest, SBX_RESOLVE_EXISTING, err);
+  if (fd < 0)
+    return fd;
+  if (mo->attr_set || mo->attr_clr)
+    {
+      struct sbx_mount_attr a = { .attr_set = mo->attr_set, .attr_clr = mo->attr_clr };
+      if (syscall (SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+        return sbx_error_sys (err, errno == ENOSYS ? "recursive mount attributes need Linux 5.12"
+                                                   : "mount_setattr");
+    }
+  if (mo->propagation && mount (NULL, fdpath (p, fd), NOFS, mo->propagation, NULL) < 0)
+    return sbx_error_sys (err, "set propagation");
+  return 0;
+}
+
+/* Bind host path src (recursively if rec) onto dest inside the rootfs, then
+   apply flags/clear with a bind remount when there is anything to apply.  */
+static int
+do_bind (struct ctx *x, const char *src, bool rec, const char *dest, unsigned long flags,
+         unsigned long clear, bool exact, sbx_error **err)
+{
+  cleanup_close int sfd = -1, tfd = -1, nfd = -1;
+  char p[FDPATH_MAX];
+  struct stat sb;
+
+  sfd = open (src, O_PATH | O_CLOEXEC);
+  if (sfd < 0 || fstat (sfd, &sb) < 0)
+    return sbx_error_sys (err, "bind %s", src);
+  tfd = sbx_root_resolve (x->rootfd, dest, S_ISDIR (sb.st_mode) ? SBX_RESOLVE_MKDIR : SBX_RESOLVE_MKFILE,
+                          err);
+  if (tfd < 0)
+    return tfd;
+  if (check_target (x, dest, tfd, exact, err) < 0)
+    return -1;
+  if (sbx_bind_fd (sfd, tfd, rec) < 0)
+    return sbx_error_sys (err, "bind %s", src);
+  if (flags & SB_ONLY)
+    sbx_warn ("%s: sync/dirsync/mand/lazytime/silent do not apply to a bind mount", dest);
+  if ((flags & ~(MS_BIND | MS_REC | MS_REMOUNT | SB_ONLY)) == 0 && (clear & ~SB_ONLY) == 0)
+    return 0;
+  nfd = sbx_root_resolve (x->rootfd, dest, SBX_RESOLVE_EXISTING, err);
+  if (nfd < 0)
+    return nfd;
+  if (bind_remount (nfd, fdpath (p, nfd), flags, clear) < 0)
+    return sbx_error_sys (err, "remount %s", dest);
+  return 0;
+}
+
+/* The new mount API, for procfs of another pid namespace.  */
+#define SBX_FSOPEN_CLOEXEC 1
+#define SBX_FSMOUNT_CLOEXEC 1
+#define SBX_FSCONFIG_SET_FLAG 0
+#define SBX_FSCONFIG_SET_STRING 1
+#define SBX_FSCONFIG_SET_FD 5
+#define SBX_FSCONFIG_CMD_CREATE 6
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#endif
+
+bool
+sbx_mount_proc_pidns_supported (void)
+{
+  cleanup_close int fs = syscall (SYS_fsopen, "proc", SBX_FSOPEN_CLOEXEC);
+  cleanup_close int ns = open ("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  return fs >= 0 && ns >= 0 && syscall (SYS_fsconfig, fs, SBX_FSCONFIG_SET_FD, "pidns", NULL, ns) == 0;
+}
+
+/* procfs for pidns onto tfd: the mounter is still in the host's pid
+   namespace (it must not be seen before it has the container's root), and
+   a plain mount would show the host's processes.  */
+static int
+mount_proc_for (int pidns, int tfd, unsigned long flags, const char *data, sbx_error **err)
+{
+  static const struct
+  {
+    unsigned long ms, attr;
+  } attrs[] = { { MS_RDONLY, MOUNT_ATTR_RDONLY },     { MS_NOSUID, MOUNT_ATTR_NOSUID },
+                { MS_NODEV, MOUNT_ATTR_NODEV },       { MS_NOEXEC, MOUNT_ATTR_NOEXEC },
+                { MS_NOATIME, MOUNT_ATTR_NOATIME },   { MS_STRICTATIME, MOUNT_ATTR_STRICTATIME },
+                { MS_NODIRATIME, MOUNT_ATTR_NODIRATIME } };
+  cleanup_close int fs = syscall (SYS_fsopen, "proc", SBX_FSOPEN_CLOEXEC), mfd = -1;
+  cleanup_free char *opts = data ? xstrdup (data) : NULL;
+  unsigned long attr = 0;
+  char *save = NULL;
+
+  if (fs < 0 || syscall (SYS_fsconfig, fs, SBX_FSCONFIG_SET_FD, "pidns", NULL, pidns) < 0)
+    return sbx_error_sys (err, "mount proc for the joined pid namespace");
+  for (char *o = opts ? strtok_r (opts, ",", &save) : NULL; o; o = strtok_r (NULL, ",", &save))
+    {
+      char *eq = strchr (o, '=');
+      if (eq)
+        *eq = '\0';
+      if (syscall (SYS_fsconfig, fs, eq ? SBX_FSCONFIG_SET_STRING : SBX_FSCONFIG_SET_FLAG, o, eq ? eq + 1 : NULL,
+                   0)
+          < 0)
+        return sbx_error_sys (err, "mount proc: option `%s`", o);
+    }
+  if (syscall (SYS_fsconfig, fs, SBX_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+    return sbx_error_sys (err, "mount proc");
+  for (size_t i = 0; i < sizeof attrs / sizeof *attrs; i++)
+    if (flags & attrs[i].ms)
+      attr |= attrs[i].attr;
+  mfd = syscall (SYS_fsmount, fs, SBX_FSMOUNT_CLOEXEC, attr);
+  if (mfd < 0)
+    return sbx_error_sys (err, "mount proc: fsmount");
+  if (syscall (SYS_move_mount, mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return sbx_error_sys (err, "mount proc: move_mount");
+  return 0;
+}
+
+/* A plain mount(2) of a filesystem type onto dest.  */
+static int
+do_fs_mount (struct ctx *x, const char *source, const char *type, const char *dest,
+             unsigned long flags, const char *data, sbx_error **err)
+{
+  cleanup_close int tfd = -1;
+  char p[FDPATH_MAX];
+
+  tfd = sbx_root_resolve (x->rootfd, dest, SBX_RESOLVE_MKDIR, err);
+  if (tfd < 0)
+    return tfd;
+  if (check_target (x, dest, tfd, strcmp (type, "proc") == 0 || strcmp (type, "sysfs") == 0, err) < 0)
+    return -1;
+  if (x->o->has_proc_pidns && strcmp (type, "proc") == 0)
+    return mount_proc_for (x->o->proc_pidns, tfd, flags, data, err);
+  if (mount (source ? source : type, fdpath (p, tfd), type, flags & ~PROPAGATION, data) < 0)
+    return sbx_error_sys (err, "mount %s%s%s%s", type, data ? " (" : "", data ? data : "",
+                          data ? ")" : "");
+  return 0;
+}
+
+/* ---- cgroup mounts ---- */
+
+struct cg_hier
+{
+  char *name;  /* entry under the hierarchy base, e.g. "cpu" or "unified" */
+  char *path;  /* host mount point */
+  char *root;  /* the mount's root within the hierarchy */
+  char *opts;  /* v1 controller options (superblock options minus rw/ro) */
+  bool v2;
+};
+
+struct cg_layout
+{
+  struct cg_hier *h;
+  size_t n;
+  char *base;  /* host directory holding the v1 hierarchies (hybrid/v1) */
+  int nv1;
+};
+
+static void
+cg_layout_free (struct cg_layout *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    {
+      free (l->h[i].name);
+      free (l->h[i].path);
+      free (l->h[i].root);
+      free (l->h[i].opts);
+    }
+  free (l->h);
+  free (l->base);
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo.  */
+static void
+unescape (char *s)
+{
+  char *w = s;
+  for (char *r = s; *r; r++)
+    {
+      if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0'
+          && r[3] <= '7')
+        {
+          *w++ = (char) ((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+          r += 3;
+        }
+      else
+        *w++ = *r;
+    }
+  *w = '\0';
+}
+
+/* Superblock options of a v1 hierarchy without rw/ro and release_agent:
+   what must be repeated to mount the same hierarchy again.  */
+static char *
+cg_controller_opts (const char *super)
+{
+  cleanup_free char *copy = xstrdup (super);
+  char *out = NULL, *save = NULL;
+  for (char *t = strtok_r (copy, ",", &save); t; t = strtok_r (NULL, ",", &save))
+    {
+      char *n;
+      if (strcmp (t, "rw") == 0 || strcmp (t, "ro") == 0 || sbx_has_prefix (t, "release_agent="))
+        continue;
+      n = out ? xasprintf ("%s,%s", out, t) : xstrdup (t);
+      free (out);
+      out = n;
+    }
+  return out;
+}
+
+static const char *
+basename_of (const char *p)
+{
+  const char *s = strrchr (p, '/');
+  return s ? s + 1 : p;
+}
+
+static int
+cg_layout_read (struct cg_layout *l, sbx_error **err)
+{
+  cleanup_free char *text = NULL;
+  char *save = NULL;
+
+  memset (l, 0, sizeof *l);
+  if (sbx_read_file ("/proc/self/mountinfo", 0, &text, NULL, err) < 0)
+    return -1;
+  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      char *f[64], *s2 = NULL, *fstype = NULL, *super = NULL;
+      size_t nf = 0;
+      struct cg_hier *h;
+
+      for (char *t = strtok_r (line, " ", &s2); t && nf < 64; t = strtok_r (NULL, " ", &s2))
+        f[nf++] = t;
+      for (size_t i = 6; i + 1 < nf; i++)
+        if (strcmp (f[i], "-") == 0)
+          {
+            fstype = f[i + 1];
+            super = i + 3 < nf ? f[i + 3] : "";
+            break;
+          }
+      if (nf < 5 || fstype == NULL || (strcmp (fstype, "cgroup") != 0 && strcmp (fstype, "cgroup2") != 0))
+        continue;
+      l->h = xrealloc (l->h, (l->n + 1) * sizeof *l->h);
+      h = &l->h[l->n++];
+      unescape (f[3]);
+      unescape (f[4]);
+      h->v2 = strcmp (fstype, "cgroup2") == 0;
+      h->path = xstrdup (f[4]);
+      h->root = xstrdup (f[3]);
+      h->name = xstrdup (basename_of (f[4]));
+      h->opts = h->v2 ? NULL : cg_controller_opts (super);
+      if (!h->v2 && l->nv1++ == 0)
+        l->base = xasprintf ("%.*s", (int) (strlen (h->path) - strlen (h->name) - 1), h->path);
+    }
+  return 0;
+}
+
+/* Is hierarchy h (of the layout) under the base directory?  */
+static bool
+cg_in_base (const struct cg_layout *l, const struct cg_hier *h)
+{
+  size_t n = strlen (l->base);
+  return strncmp (h->path, l->base, n) == 0 && h->path[n] == '/' && strchr (h->path + n + 1, '/') == NULL;
+}
+
+/* The host directory to bind for hierarchy h when there is no cgroup
+   namespace: this process' own cgroup (from /proc/self/cgroup), so the
+   container sees its subtree as the root, as a cgroup namespace would show.  */
+static char *
+cg_own_dir (const struct cg_hier *h)
+{
+  cleanup_free char *text = NULL;
+  char *save = NULL;
+
+  if (sbx_read_file ("/proc/self/cgroup", 0, &text, NULL, NULL) < 0)
+    return xstrdup (h->path);
+  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      char *c1 = strchr (line, ':'), *c2 = c1 ? strchr (c1 + 1, ':') : NULL, *cg;
+      bool match = true;
+      if (c2 == NULL)
+        continue;
+      *c2 = '\0';
+      cg = c2 + 1;
+      if (h->v2)
+        match = c1[1] == '\0';
+      else if (c1[1] == '\0')
+        match = false;
+      else
+        {
+          /* Every controller of the line must be an option of the mount.  */
+          cleanup_free char *ctl = xstrdup (c1 + 1);
+          cleanup_free char *opts = xasprintf (",%s,", h->opts ? h->opts : "");
+          char *s3 = NULL;
+          for (char *t = strtok_r (ctl, ",", &s3); t && match; t = strtok_r (NULL, ",", &s3))
+            {
+              cleanup_free char *needle = xasprintf (",%s,", t);
+              match = strstr (opts, needle) != NULL;
+            }
+        }
+      if (!match)
+        continue;
+      if (strcmp (h->root, "/") != 0 && sbx_has_prefix (cg, h->root))
+        cg += strlen (h->root);
+      return xasprintf ("%s%s", h->path, cg);
+    }
+  return xstrdup (h->path);
+}
+
+/* One hierarchy at dest: a fresh cgroup mount inside a cgroup namespace,
+   else a bind of the host's directory with the same flags.  */
+static int
+cg_mount_one (struct ctx *x, const struct cg_hier *h, const char *dest, unsigned long flags,
+              const char *data, sbx_error **err)
+{
+  if (x->o->cgroupns)
+    return do_fs_mount (x, h->v2 ? "cgroup2" : "cgroup", h->v2 ? "cgroup2" : "cgroup", dest, flags,
+                        h->v2 ? data : h->opts, err);
+  cleanup_free char *src = cg_own_dir (h);
+  return do_bind (x, src, false, dest, flags | MS_BIND, 0, false, err);
+}
+
+/* type "cgroup": on a v1 or hybrid host a tmpfs carrying every hierarchy
+   under the same names as on the host; on a pure v2 host (and for type
+   "cgroup2") the unified hierarchy itself.  */
+static int
+do_cgroup (struct ctx *x, const oci_mount *m, const sbx_mount_opts *mo, sbx_error **err)
+{
+  struct cg_layout l;
+  unsigned long flags = mo->flags & ~(MS_BIND | MS_REC | PROPAGATION);
+  bool want_v2 = strcmp (m->type, "cgroup2") == 0;
+  cleanup_close int tfd = -1;
+  int r = -1;
+
+  if (cg_layout_read (&l, err) < 0)
+    return -1;
+  if (want_v2 || l.nv1 == 0)
+    {
+      for (size_t i = 0; i < l.n; i++)
+        if (l.h[i].v2)
+          {
+            r = cg_mount_one (x, &l.h[i], m->destination, flags, mo->data, err);
+            goto out;
+          }
+      if (x->o->cgroupns)
+        r = do_fs_mount (x, "cgroup2", "cgroup2", m->destination, flags, mo->data, err);
+      else
+        r = sbx_error_set (err, ENOENT, "no cgroup2 hierarchy on the host");
+      goto out;
+    }
+
+  /* The tmpfs stays writable until the hierarchies' directories exist.  */
+  if (do_fs_mount (x, "tmpfs", "tmpfs", m->destination, (flags & ~MS_RDONLY), "mode=755", err) < 0)
+    goto out;
+  tfd = sbx_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_EXISTING, err);
+  if (tfd < 0)
+    goto out;
+  for (size_t i = 0; i < l.n; i++)
+    {
+      cleanup_free char *sub = NULL;
+      if (!cg_in_base (&l, &l.h[i]))
+        continue;
+      sub = xasprintf ("%s/%s", m->destination, l.h[i].name);
+      if (cg_mount_one (x, &l.h[i], sub, flags, mo->data, err) < 0)
+        {
+          sbx_error_wrap (err, "%s", l.h[i].name);
+          goto out;
+        }
+    }
+  /* Recreate the host's aliases (cpu -> cpu,cpuacct ...).  */
+  {
+    DIR *d = opendir (l.base);
+    struct dirent *de;
+    while (d && (de = readdir (d)))
+      {
+        char target[PATH_MAX];
+        ssize_t n;
+        if (de->d_type != DT_LNK)
+          continue;
+        n = readlinkat (dirfd (d), de->d_name, target, sizeof target - 1);
+        if (n < 0)
+          continue;
+        target[n] = '\0';
+        if (symlinkat (target, tfd, de->d_name) < 0 && errno != EEXIST)
+          sbx_debug ("cgroup alias %s: %s", de->d_name, strerror (errno));
+      }
+    if (d)
+      closedir (d);
+  }
+  if (flags & MS_RDONLY)
+    {
+      char p[FDPATH_MAX];
+      if (bind_remount (tfd, fdpath (p, tfd), flags, 0) < 0)
+        {
+          r = sbx_error_sys (err, "remount %s read-only", m->destination);
+          goto out;
+        }
+    }
+  r = 0;
+out:
+  cg_layout_free (&l);
+  return r;
+}
+
+/* Filesystems a user namespace may not mount without owning the matching
+   namespace (sysfs needs the netns, mqueue the ipcns): fall back to a bind
+   of the host's instance.  */
+static const char *
+userns_fallback (const char *type)
+{
+  if (strcmp (type, "sysfs") == 0)
+    return "/sys";
+  if (strcmp (type, "mqueue") == 0)
+    return "/dev/mqueue";
+  return NULL;
+}
+
+static int
+do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
+{
+  sbx_mount_opts mo;
+  const char *type = m->type;
+  bool bind;
+  int r;
+
+  if (sbx_mount_opts_parse (m->options, m->options_len, &mo, err) < 0)
+    return -1;
+  if (m->uid_mappings_len || m->gid_mappings_len)
+    {
+      sbx_mount_opts_clear (&mo);
+      return sbx_error_set (err, EOPNOTSUPP, "idmapped mounts (uidMappings/gidMappings)");
+    }
+  if (m->destination[0] != '/')
+    sbx_debug ("mount destination `%s` is relative: taken from the container root", m->destination);
+  bind = mo.bind || (type && strcmp (type, "bind") == 0);
+
+  if (bind)
+    {
+      cleanup_free char *src = NULL;
+      if (m->source == NULL)
+        r = sbx_error_set (err, EINVAL, "bind mount without a source");
+      else
+        {
+          /* A bind has no filesystem to take data options; other runtimes
+             ignore them (configs carry e.g. mode= for tmpfs-or-bind).  */
+          if (mo.data)
+            sbx_debug ("mount %s: ignoring options for a bind mount: %s",
+                       m->destination, mo.data);
+          if (m->source[0] == '/' || x->o->bundle == NULL)
+            src = xstrdup (m->source);
+          else
+            src = xasprintf ("%s/%s", x->o->bundle, m->source);
+          r = do_bind (x, src, mo.flags & MS_REC, m->destination, mo.flags, mo.clear, false, err);
+        }
+    }
+  else if (type == NULL || *type == '\0')
+    r = sbx_error_set (err, EINVAL, "no filesystem type");
+  else if (strcmp (type, "cgroup") == 0 || strcmp (type, "cgroup2") == 0)
+    r = do_cgroup (x, m, &mo, err);
+  else
+    {
+      /* linux.mountLabel labels the filesystems the container gets
+         (SELinux only; sbx_lsm_mount_data is NULL otherwise).  */
+      cleanup_free char *label = strcmp (type, "proc") && strcmp (type, "sysfs")
+                                     ? sbx_lsm_mount_data (x->c->linux)
+                                     : NULL;
+      cleanup_free char *data = label && mo.data ? xasprintf ("%s,%s", mo.data, label) : NULL;
+      r = do_fs_mount (x, m->source, type, m->destination, mo.flags,
+                       data ? data : label ? label : mo.data, err);
+      if (r < 0 && x->o->userns && userns_fallback (type) && err && *err && (*err)->errno_ == EPERM)
+        {
+          sbx_debug ("%s: mounting %s denied in the user namespace, binding the host's", m->destination,
+                     type);
+          r = do_bind (x, userns_fallback (type), true, m->destination, mo.flags | MS_BIND | MS_REC,
+                       mo.clear, true, err);
+          /* The host's submounts (/sys/fs/cgroup...) come along: ro should
+             cover them too (best effort: this was not asked for as rro).  */
+          if (r >= 0 && (mo.flags & MS_RDONLY))
+            {
+              sbx_mount_opts rro = { .attr_set = MOUNT_ATTR_RDONLY };
+              sbx_error *e2 = NULL;
+              if (finish_mount (x, m->destination, &rro, &e2) < 0)
+                sbx_warn ("%s: submounts stay writable: %s", m->destination, e2->msg);
+              sbx_error_free (e2);
+            }
+        }
+    }
+  if (r >= 0)
+    r = finish_mount (x, m->destination, &mo, err);
+  if (r >= 0)
+    {
+      /* The procfs the runtime writes to from now on, opened before
+         anything else can be mounted on or under it.  */
+      cleanup_free char *clean = sbx_mount_dest_clean (m->destination);
+      if (strcmp (clean, "/proc") == 0)
+        {
+          int pfd = sbx_proc_open (x->rootfd, "proc", err);
+          if (pfd < 0)
+            r = -1;
+          else
+            {
+              if (x->procfd >= 0)
+                close (x->procfd);
+              x->procfd = pfd;
+            }
+        }
+    }
+  sbx_mount_opts_clear (&mo);
+  return r;
+}
+
+/* ---- rootfs ---- */
+
+static int
+root_propagation (const oci_config *c, unsigned long *out, sbx_error **err)
+{
+  const char *p = c->linux ? c->linux->rootfs_propagation : NULL;
+  const struct mount_opt *m;
+
+  /* Default rprivate: no mount event crosses between host and container.  */
+  *out = MS_REC | MS_PRIVATE;
+  if (p == NULL || *p == '\0')
+    return 0;
+  m = find_opt (p);
+  if (m == NULL || m->kind != K_PROP)
+    return sbx_error_set (err, EINVAL, "linux.rootfsPropagation: unknown value `%s`", p);
+  *out = m->v;
+  return 0;
+}
+
+/* Normalised comparison of a destination with "/dev".  */
+static bool
+is_dev (const char *dest)
+{
+  while (*dest == '/')
+    dest++;
+  if (strncmp (dest, "dev", 3) != 0)
+    return false;
+  dest += 3;
+  while (*dest == '/')
+    dest++;
+  return *dest == '\0';
+}
+
+int
+sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
+{
+  unsigned long prop;
+  cleanup_close int rootfd = -1;
+  struct statfs sf;
+  struct ctx x = { .o = o, .c = c, .procfd = -1 };
+  sbx_dev_kind dev = SBX_DEV_ROOTFS;
+  int r = -1;
+
+  *procfd = -1;
+  if (o->rootfs == NULL || o->rootfs[0] != '/')
+    return sbx_error_set (err, EINVAL, "rootfs `%s` is not an absolute path",
+                          o->rootfs ? o->rootfs : "");
+  if (root_propagation (c, &prop, err) < 0)
+    return -1;
+  /* Mount targets are named through /proc/self/fd: it must be a procfs.  */
+  if (statfs ("/proc", &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
+    return sbx_error_set (err, ENOENT, "/proc is not mounted");
+  /* Cut the propagation to the host first, always recursively so nothing
+     mounted below leaks out.  shared/slave keep a slave link to the host;
+     the requested type itself is set on the new / after pivot_root (which
+     rejects a shared new root, and an unbindable one could not be bound
+     onto itself below).  */
+  if (mount (NULL, "/", NOFS, MS_REC | ((prop & (MS_SHARED | MS_SLAVE)) ? MS_SLAVE : MS_PRIVATE), NULL)
+      < 0)
+    return sbx_error_sys (err, "set propagation of /");
+  /* pivot_root needs the new root to be a mount point.  */
+  if (mount (o->rootfs, o->rootfs, NOFS, MS_BIND | MS_REC, NULL) < 0)
+    return sbx_error_sys (err, "bind rootfs %s", o->rootfs);
+  rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return sbx_error_sys (err, "open rootfs %s", o->rootfs);
+  x.rootfd = rootfd;
+  {
+    char p[FDPATH_MAX], buf[PATH_MAX];
+    ssize_t n = readlink (fdpath (p, rootfd), buf, sizeof buf - 1);
+    if (n < 0)
+      return sbx_error_sys (err, "read where rootfs %s is", o->rootfs);
+    buf[n] = '\0';
+    x.rootpath = xstrdup (buf);
+  }
+
+  for (size_t i = 0; i < c->mounts_len; i++)
+    {
+      const oci_mount *m = c->mounts[i];
+      if (do_mount_entry (&x, m, err) < 0)
+        {
+          sbx_error_wrap (err, "mounts[%zu] (%s)", i, m->destination);
+          goto out;
+        }
+      if (is_dev (m->destination))
+        {
+          bool b = (m->type && strcmp (m->type, "bind") == 0);
+          for (size_t k = 0; k < m->options_len && !b; k++)
+            b = strcmp (m->options[k], "bind") == 0 || strcmp (m->options[k], "rbind") == 0;
+          dev = b ? SBX_DEV_HOST : SBX_DEV_FRESH;
+        }
+    }
+  if (sbx_devices_setup (c, rootfd, o->userns, dev, err) < 0)
+    {
+      sbx_error_wrap (err, "/dev");
+      goto out;
+    }
+  *procfd = steal_fd (&x.procfd);
+  r = 0;
+out:
+  if (x.procfd >= 0)
+    close (x.procfd);
+  free (x.rootpath);
+  return r;
+}
+
+/* Where mount(2) must be pointed for the object behind fd after pivot_root:
+   its magic link when the container has a procfs, else the path itself
+   (no container process exists yet, and without /proc a path inside the new
+   root cannot lead out of it).  */
+static const char *
+target_of (char *buf, int fd, const char *path, bool have_proc)
+{
+  return have_proc ? fdpath (buf, fd) : path;
+}
+
+static int
+mask_path (int rootfd, const char *path, bool have_proc, int *nullfd, sbx_error **err)
+{
+  cleanup_close int fd = -1;
+  char p[FDPATH_MAX];
+  struct stat sb;
+
+  fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
+  if (fd == -ENOENT) /* a missing path needs no masking */
+    {
+      if (err)
+        sbx_error_freep (err);
+      return 0;
+    }
+  if (fd < 0)
+    return fd;
+  if (fstat (fd, &sb) < 0)
+    return sbx_error_sys (err, "stat");
+  if (S_ISDIR (sb.st_mode))
+    {
+      if (mount ("tmpfs", target_of (p, fd, path, have_proc), "tmpfs",
+                 MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return sbx_error_sys (err, "mount read-only tmpfs");
+      return 0;
+    }
+  if (*nullfd < 0)
+    {
+      struct stat ns;
+      int nf = sbx_root_resolve (rootfd, "/dev/null", SBX_RESOLVE_EXISTING, err);
+      if (nf < 0)
+        return sbx_error_wrap (err, "the container's /dev/null");
+      if (fstat (nf, &ns) < 0 || !S_ISCHR (ns.st_mode) || ns.st_rdev != makedev (1, 3))
+        {
+          close (nf);
+          return sbx_error_set (err, EINVAL,
+                                "the container's /dev/null is not the null device (char 1:3)");
+        }
+      *nullfd = nf;
+    }
+  if (sbx_bind_fd (*nullfd, fd, false) < 0)
+    return sbx_error_sys (err, "bind /dev/null");
+  return 0;
+}
+
+static int
+readonly_path (int rootfd, const char *path, bool have_proc, sbx_error **err)
+{
+  cleanup_close int fd = -1, nfd = -1;
+  char p[FDPATH_MAX];
+
+  fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
+  if (fd == -ENOENT) /* a missing path needs no masking */
+    {
+      if (err)
+        sbx_error_freep (err);
+      return 0;
+    }
+  if (fd < 0)
+    return fd;
+  if (sbx_bind_fd (fd, fd, true) < 0)
+    return sbx_error_sys (err, "bind onto itself");
+  nfd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
+  if (nfd < 0)
+    return nfd;
+  if (bind_remount (nfd, target_of (p, nfd, path, have_proc), MS_RDONLY, 0) < 0)
+    return sbx_error_sys (err, "remount read-only");
+  return 0;
+}
+
+int
+sbx_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err)
+{
+  unsigned long prop;
+  cleanup_close int rootfd = -1, nullfd = -1;
+  struct statfs sf;
+  bool have_proc;
+  const oci_linux *l = c->linux;
+
+  if (root_propagation (c, &prop, err) < 0)
+    return -1;
+  if (chdir (o->rootfs) < 0)
+    return sbx_error_sys (err, "chdir %s", o->rootfs);
+  if (o->no_pivot)
+    {
+      if (mount (o->rootfs, "/", NOFS, MS_MOVE, NULL) < 0)
+        return sbx_error_sys (err, "move rootfs onto /");
+      if (chroot (".") < 0)
+        return sbx_error_sys (err, "chroot");
+    }
+  else
+    {
+      /* The old root ends up stacked on the new one; detach it.  */
+      if (syscall (SYS_pivot_root, ".", ".") < 0)
+        return sbx_error_sys (err, "pivot_root %s", o->rootfs);
+      if (umount2 (".", MNT_DETACH) < 0)
+        return sbx_error_sys (err, "detach the old root");
+    }
+  if (chdir ("/") < 0)
+    return sbx_error_sys (err, "chdir /");
+  if (mount (NULL, "/", NOFS, prop, NULL) < 0)
+    return sbx_error_sys (err, "linux.rootfsPropagation");
+
+  rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return sbx_error_sys (err, "open /");
+  have_proc = statfs ("/proc/self/fd", &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+  for (size_t i = 0; l && i < l->masked_paths_len; i++)
+    if (mask_path (rootfd, l->masked_paths[i], have_proc, &nullfd, err) < 0)
+      return sbx_error_wrap (err, "maskedPaths[%zu] (%s)", i, l->masked_paths[i]);
+  for (size_t i = 0; l && i < l->readonly_paths_len; i++)
+    if (readonly_path (rootfd, l->readonly_paths[i], have_proc, err) < 0)
+      return sbx_error_wrap (err, "readonlyPaths[%zu] (%s)", i, l->readonly_paths[i]);
+  if (c->root && c->root->readonly && bind_remount (rootfd, "/", MS_RDONLY, 0) < 0)
+    return sbx_error_sys (err, "root.readonly: remount / read-only");
+  return 0;
+}

@@ -1,0 +1,165 @@
+/* sync.c - see sync.h.  A message is a header (step, errno) followed by an
+ * optional NUL-terminated text; SOCK_SEQPACKET keeps the boundaries.  */
+#include <config.h>
+#include "process/process.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+#define SYNC_MSG_MAX (256 * 1024)
+
+struct sync_hdr
+{
+  int step;
+  int errno_;
+};
+
+const char *
+sbx_sync_step_name (sbx_sync_step s)
+{
+  static const char *names[]
+      = { "?", "go", "runtime-hooks", "hooks-done", "pty", "created", "exec-ready", "error", "child-pid" };
+  return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
+}
+
+/* EPIPE/ECONNRESET: the peer hung up, which is SBX_SYNC_EOF as for the
+   expect functions.  */
+static int
+send_failed (int step, sbx_error **err)
+{
+  bool hung_up = errno == EPIPE || errno == ECONNRESET;
+  sbx_error_sys (err, "sync: send `%s`", sbx_sync_step_name (step));
+  return hung_up ? SBX_SYNC_EOF : -1;
+}
+
+static int
+send_msg (int sock, int step, int errno_, int fd, const char *text, sbx_error **err)
+{
+  struct sync_hdr h = { step, errno_ };
+  size_t tl = text ? strlen (text) : 0;
+  if (tl >= SYNC_MSG_MAX - sizeof h)
+    tl = SYNC_MSG_MAX - sizeof h - 1;
+  struct iovec iov[2] = { { &h, sizeof h }, { (void *)(text ? text : ""), tl + 1 } };
+  union
+  {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+
+  if (fd >= 0)
+    {
+      struct cmsghdr *c;
+      memset (&u, 0, sizeof u);
+      mh.msg_control = u.buf;
+      mh.msg_controllen = sizeof u.buf;
+      c = CMSG_FIRSTHDR (&mh);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN (sizeof (int));
+      memcpy (CMSG_DATA (c), &fd, sizeof fd);
+    }
+  while (sendmsg (sock, &mh, MSG_NOSIGNAL) < 0)
+    if (errno != EINTR)
+      return send_failed (step, err);
+  return 0;
+}
+
+int
+sbx_sync_send_text (int sock, sbx_sync_step step, int fd, const char *text, sbx_error **err)
+{
+  return send_msg (sock, step, 0, fd, text, err);
+}
+
+int
+sbx_sync_send (int sock, sbx_sync_step step, int fd, sbx_error **err)
+{
+  return send_msg (sock, step, 0, fd, NULL, err);
+}
+
+int
+sbx_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err)
+{
+  char buf[sizeof (struct sync_hdr) + 1] = { 0 };
+  struct sync_hdr h = { step, 0 };
+  memcpy (buf, &h, sizeof h);
+  while (write (sock, buf, sizeof buf) < 0)
+    if (errno != EINTR)
+      return send_failed (step, err);
+  return 0;
+}
+
+void
+sbx_sync_send_error (int sock, const sbx_error *e)
+{
+  send_msg (sock, SYNC_ERROR, e ? e->errno_ : 0, -1, e ? e->msg : "unknown error", NULL);
+}
+
+int
+sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err)
+{
+  cleanup_free char *buf = xmalloc0 (SYNC_MSG_MAX + 1);
+  struct iovec iov = { buf, SYNC_MSG_MAX };
+  union
+  {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr mh
+      = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+  struct sync_hdr h;
+  ssize_t n;
+  int got_fd = -1;
+  const char *payload;
+
+  do
+    n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno != ECONNRESET)
+    {
+      sbx_error_sys (err, "sync: waiting for `%s`", sbx_sync_step_name (want));
+      return -1;
+    }
+  /* ECONNRESET: it hung up with our message unread.  */
+  if (n < (ssize_t)sizeof h)
+    {
+      sbx_error_set (err, SBX_SYNC_EOF_ERRNO, "the container process exited while waiting for `%s`",
+                     sbx_sync_step_name (want));
+      return SBX_SYNC_EOF;
+    }
+  buf[n] = '\0';
+  memcpy (&h, buf, sizeof h);
+  payload = buf + sizeof h;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR (&mh); c; c = CMSG_NXTHDR (&mh, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      memcpy (&got_fd, CMSG_DATA (c), sizeof got_fd);
+  if (h.step != (int)want)
+    {
+      if (got_fd >= 0)
+        close (got_fd);
+      if (h.step == SYNC_ERROR)
+        sbx_error_set (err, h.errno_, "%s", payload);
+      else
+        sbx_error_set (err, EPROTO, "sync: expected `%s`, got `%s`", sbx_sync_step_name (want),
+                       sbx_sync_step_name (h.step));
+      return -1;
+    }
+  if (fd_out)
+    *fd_out = got_fd;
+  else if (got_fd >= 0)
+    close (got_fd);
+  if (text)
+    *text = xstrdup (payload);
+  return 0;
+}
+
+int
+sbx_sync_expect (int sock, sbx_sync_step want, int *fd_out, sbx_error **err)
+{
+  return sbx_sync_expect_text (sock, want, fd_out, NULL, err);
+}

@@ -1,0 +1,185 @@
+/* sealed.c - see sealed.h.  */
+#include <config.h>
+#include "security/security.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <link.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+/* Set for the re-executed image only, and removed by it at once: it tells
+   "this is the copy" (for the O_TMPFILE fallback, which has no seals) and
+   stops a loop should the copy somehow not count as sealed.  */
+#define SEALED_ENV "_SBXRUN_SEALED_COPY"
+
+#define WANT_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+extern char **environ;
+
+static int marker = -1; /* the environment said we are the copy */
+
+static bool
+fd_is_sealed_copy (int fd)
+{
+  int seals = fcntl (fd, F_GET_SEALS);
+  struct stat st;
+  if (seals >= 0)
+    return (seals & WANT_SEALS) == WANT_SEALS;
+  /* The fallback's copy: no name left, and we made it.  */
+  return marker == 1 && fstat (fd, &st) == 0 && st.st_nlink == 0;
+}
+
+bool
+sbx_running_sealed (void)
+{
+  cleanup_close int fd = open ("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  return fd >= 0 && fd_is_sealed_copy (fd);
+}
+
+static int
+copy_all (int dst, int src, off_t size)
+{
+  off_t off = 0;
+  while (off < size)
+    {
+      ssize_t n = sendfile (dst, src, &off, (size_t) (size - off));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          /* No sendfile into this file: plain reads and writes.  */
+          char buf[65536];
+          ssize_t r = pread (src, buf, sizeof buf, off);
+          if (r <= 0 || sbx_write_all (dst, buf, (size_t) r) < 0)
+            return -1;
+          off += r;
+          continue;
+        }
+      if (n == 0)
+        break;
+    }
+  return off == size ? 0 : (errno = EIO, -1);
+}
+
+/* How much of the binary execution needs: up to the end of the last
+   segment.  Debug sections and section headers, which make most of an
+   unstripped build, stay behind (nothing at run time reads them).  The
+   whole file when it does not parse as our kind of ELF.  */
+static off_t
+exec_extent (int exe, off_t size)
+{
+  ElfW (Ehdr) eh;
+  off_t end;
+  if (pread (exe, &eh, sizeof eh, 0) != (ssize_t) sizeof eh || memcmp (eh.e_ident, ELFMAG, SELFMAG) != 0
+      || eh.e_ident[EI_CLASS] != (sizeof (void *) == 8 ? ELFCLASS64 : ELFCLASS32)
+      || eh.e_phentsize != sizeof (ElfW (Phdr)) || eh.e_phnum == 0 || eh.e_phnum > 256)
+    return size;
+  ElfW (Phdr) ph[256];
+  size_t n = (size_t) eh.e_phnum * sizeof ph[0];
+  if (pread (exe, ph, n, (off_t) eh.e_phoff) != (ssize_t) n)
+    return size;
+  end = (off_t) (eh.e_phoff + n);
+  for (int i = 0; i < eh.e_phnum; i++)
+    if ((off_t) (ph[i].p_offset + ph[i].p_filesz) > end)
+      end = (off_t) (ph[i].p_offset + ph[i].p_filesz);
+  return end > 0 && end <= size ? end : size;
+}
+
+/* A memfd holding the binary, sealed against any change.  */
+static int
+sealed_memfd (int exe, off_t size)
+{
+  cleanup_close int fd = memfd_create ("sbxrun", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (fd < 0 && errno == EINVAL) /* a kernel before 6.3 knows no MFD_EXEC */
+    fd = memfd_create ("sbxrun", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0 || copy_all (fd, exe, size) < 0)
+    return -1;
+  if (fcntl (fd, F_ADD_SEALS, WANT_SEALS) < 0)
+    return -1;
+  return steal_fd (&fd);
+}
+
+/* Without memfd: an unnamed file of our own, reopened read-only (a file
+   open for writing cannot be executed).  Writing it later would change a
+   copy that no name leads to and that dies with its last process.  */
+static int
+tmpfile_copy (int exe, off_t size)
+{
+  static const char *const dirs[] = { "/run", "/var/run", "/tmp", NULL };
+  for (const char *const *d = dirs; *d; d++)
+    {
+      char path[64];
+      cleanup_close int w = open (*d, O_TMPFILE | O_RDWR | O_CLOEXEC, 0500);
+      int r;
+      if (w < 0)
+        continue;
+      if (copy_all (w, exe, size) < 0)
+        return -1;
+      snprintf (path, sizeof path, "/proc/self/fd/%d", w);
+      r = open (path, O_RDONLY | O_CLOEXEC);
+      if (r >= 0)
+        return r;
+    }
+  return -1;
+}
+
+int
+sbx_reexec_sealed (char **argv, sbx_error **err)
+{
+  cleanup_close int exe = -1, copy = -1;
+  struct stat st;
+
+  if (marker < 0)
+    {
+      const char *m = getenv (SEALED_ENV);
+      marker = m && strcmp (m, "1") == 0;
+      unsetenv (SEALED_ENV); /* never reaches hooks or containers */
+    }
+  exe = open ("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (exe < 0)
+    return sbx_error_sys (err, "open /proc/self/exe (to run from a sealed copy)");
+  if (fd_is_sealed_copy (exe))
+    {
+      /* An exec by fd names the process after the fd ("memfd:sbxrun"):
+         keep the name ps and pgrep know.  */
+      if (marker == 1 && argv[0])
+        {
+          const char *base = strrchr (argv[0], '/');
+          prctl (PR_SET_NAME, base ? base + 1 : argv[0], 0, 0, 0);
+        }
+      return 0;
+    }
+  if (marker == 1)
+    return sbx_error_set (err, EPERM, "re-executed from a sealed copy of the binary, but it is not sealed");
+  if (fstat (exe, &st) < 0)
+    return sbx_error_sys (err, "stat /proc/self/exe");
+  off_t len = exec_extent (exe, st.st_size);
+  copy = sealed_memfd (exe, len);
+  if (copy < 0)
+    copy = tmpfile_copy (exe, len);
+  if (copy < 0)
+    return sbx_error_sys (err, "make a sealed copy of the sbxrun binary (memfd_create and O_TMPFILE both "
+                               "failed): refusing to let containers reach the binary itself");
+  if (setenv (SEALED_ENV, "1", 1) < 0)
+    return sbx_error_sys (err, "setenv");
+  syscall (SYS_execveat, copy, "", argv, environ, AT_EMPTY_PATH);
+  int saved = errno;
+  unsetenv (SEALED_ENV);
+  errno = saved;
+  return sbx_error_sys (err, "execute the sealed copy of the sbxrun binary");
+}

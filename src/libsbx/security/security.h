@@ -1,0 +1,120 @@
+/* security/security.h - what confines a container process: capabilities, LSM labels,
+ * the seccomp filter, and the sealed copy of our own binary.
+ *
+ * Public header of src/libsbx/security/; one section per source file.  */
+#ifndef SBX_SECURITY_SECURITY_H
+#define SBX_SECURITY_SECURITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/core.h"
+#include "ocispec.h"
+
+/* caps.h - process capabilities (all five sets) with libcap.  */
+
+/* Validate names (unknown names are an error naming the set and the value;
+   names the running kernel does not know are dropped with a warning).  Call
+   before exec, after setuid: sets bounding, then inheritable/permitted/
+   effective, then ambient (only those permitted+inheritable allow).  A NULL
+   caps drops everything.  */
+int sbx_caps_apply (const oci_capabilities *caps, sbx_error **err);
+/* Check the names only (at create time, to fail before anything is set up).  */
+int sbx_caps_validate (const oci_capabilities *caps, sbx_error **err);
+/* NULL-terminated list of every capability name known to libcap ("CAP_...").  */
+char **sbx_caps_known_names (void);
+/* Keep permitted capabilities over setuid (PR_SET_KEEPCAPS and back).  */
+int sbx_caps_keep (int on, sbx_error **err);
+
+/* lsm.h - Linux security module labels: process.apparmorProfile,
+ * process.selinuxLabel and linux.mountLabel.  Each is applied only when its
+ * LSM is active; asking for one on a host without it is a clear error at
+ * create time, never a silent no-op.  */
+
+bool sbx_apparmor_enabled (void);
+bool sbx_selinux_enabled (void);
+/* Check the config's labels against the running host (create / exec).  */
+int sbx_lsm_validate (const oci_process *p, const oci_linux *l, sbx_error **err);
+/* Right before execve: the labels the exec'd program is to run with.
+   Written through procfd (procfs.h).  */
+int sbx_lsm_apply_exec (const oci_process *p, int procfd, sbx_error **err);
+/* The mount data option carrying linux.mountLabel ("context=\"...\""), or
+   NULL when there is none to add.  malloc'd.  */
+char *sbx_lsm_mount_data (const oci_linux *l);
+
+/* seccomp.h - linux.seccomp with libseccomp.  The filter is compiled in the
+ * runtime (before the container process exists, cached by a hash of the
+ * seccomp section) and only loaded by the container process, as late as
+ * possible before exec.  */
+
+typedef struct sbx_seccomp sbx_seccomp;
+
+/* Validate and compile to a BPF program.  Errors name the field (e.g.
+   "linux.seccomp.syscalls[3].action: unknown action `SCMP_ACT_FOO`").
+   Unknown syscall names are skipped with a debug message.  cache_dir (may be
+   NULL) holds compiled programs keyed by a hash of the seccomp section.  */
+int sbx_seccomp_prepare (const oci_seccomp *s, const char *cache_dir, sbx_seccomp **out,
+                         sbx_error **err);
+/* In the container process, right before exec: load the program with the
+   seccomp(2) syscall (no libseccomp call needed after fork).  If the profile
+   uses SCMP_ACT_NOTIFY, *notify_fd receives the listener fd, else -1.  */
+int sbx_seccomp_load (const sbx_seccomp *sc, int *notify_fd, sbx_error **err);
+/* In the runtime (host side): send notify_fd and the container process state
+   (config-linux.md "Seccomp notification": ociVersion, fds, pid, metadata,
+   state) to listenerPath over SCM_RIGHTS.  oci_state_json is the container's
+   state document.  */
+int sbx_seccomp_notify_send (const oci_seccomp *s, int notify_fd, int pid,
+                             const char *oci_state_json, sbx_error **err);
+/* Refuse NOTIFY rules on the syscalls the container process still makes
+   between loading the filter and execve.  */
+int sbx_seccomp_check_notify (const oci_seccomp *s, bool no_new_privs, sbx_error **err);
+void sbx_seccomp_free (sbx_seccomp *sc);
+
+/* NULL-terminated lists for `features`.  */
+extern const char *const sbx_seccomp_actions[];
+extern const char *const sbx_seccomp_operators[];
+extern const char *const sbx_seccomp_flags[];
+char **sbx_seccomp_archs (void);
+/* The flags of sbx_seccomp_flags the running kernel accepts (supportedFlags
+   in `features`); free with sbx_strv_free.  */
+char **sbx_seccomp_supported_flags (void);
+
+/* Whether the program needs a notify listener (some rule uses
+   SCMP_ACT_NOTIFY): the caller must then pass notify_fd to load and hand the
+   fd to sbx_seccomp_notify_send.  */
+bool sbx_seccomp_uses_notify (const sbx_seccomp *sc);
+
+/* Introspection, mostly for tests: whether sc came from the cache, how many
+   times libseccomp compiled a filter in this process, and the program
+   itself (its length in instructions).  */
+bool sbx_seccomp_from_cache (const sbx_seccomp *sc);
+unsigned long sbx_seccomp_compile_count (void);
+struct sock_filter;
+size_t sbx_seccomp_program (const sbx_seccomp *sc, const struct sock_filter **insns);
+
+/* SHA-256 of a buffer (the cache key hash).  */
+void sbx_sha256 (const void *data, size_t len, unsigned char out[32]);
+
+/* sealed.h - run from a sealed copy of our own binary.
+ *
+ * A container process that can reach one of our processes' executable
+ * (its own entrypoint a link to /proc/self/exe, /proc/<pid>/exe of our init
+ * or exec process, a ptracer in a shared pid namespace) could otherwise
+ * reopen the host's sbxrun for writing once we exit, and the next sbxrun on
+ * the host would run its code as root (CVE-2019-5736).  So the commands
+ * that make processes a container can see re-execute themselves, first
+ * thing, from an anonymous copy sealed against writes: the file behind
+ * every such /proc/<pid>/exe is then that copy, which nobody can change and
+ * which disappears with the last process that runs it.  */
+
+/* True when this process runs from a sealed copy (or an unlinked private
+   copy made by the fallback).  */
+bool sbx_running_sealed (void);
+/* Re-execute from a sealed copy of /proc/self/exe with the same argv and
+   environment, unless already running from one.  Returns 0 when running
+   sealed; on failure returns -1 with *err set (never runs unprotected
+   silently).  Call before opening anything: every fd of ours is
+   close-on-exec, the caller's fds pass through unchanged.  */
+int sbx_reexec_sealed (char **argv, sbx_error **err);
+
+#endif

@@ -1,0 +1,54 @@
+/* state/state.h - the state directory <root>/<id>/ of one container.
+ *
+ *   status.json   sbx_status_file, written atomically (temp + rename)
+ *   config.json   the config the container was created with
+ *   start.sock    listening socket the created init waits on for `start`
+ *
+ * Every mutation happens under an exclusive flock on the directory.  IDs are
+ * validated before any path is built.  The live status (created, running,
+ * paused, stopped) is derived from the saved pid and its start time, so a
+ * recycled pid is never mistaken for the container.  */
+#ifndef SBX_STATE_STATE_H
+#define SBX_STATE_STATE_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "core/core.h"
+#include "ocispec.h"
+
+typedef struct
+{
+  int root_fd;        /* the --root directory */
+  int dir_fd;         /* <root>/<id> */
+  char *id;
+  char *dir;          /* path of dir_fd */
+  sbx_status_file *st;
+} sbx_state;
+
+/* Check an ID: 1..1024 of [A-Za-z0-9_+.-], not starting with ".".  */
+int sbx_id_validate (const char *id, sbx_error **err);
+/* Create <root>/<id> (fails with "already exists") and lock it.  */
+int sbx_state_create (const char *root, const char *id, sbx_state **out, sbx_error **err);
+/* Open and lock an existing container: "container \"<id>\" does not exist".  */
+int sbx_state_open (const char *root, const char *id, sbx_state **out, sbx_error **err);
+int sbx_state_save (sbx_state *s, sbx_error **err);
+/* Remove the directory and free; ENOENT is fine.  */
+int sbx_state_remove (sbx_state *s, sbx_error **err);
+void sbx_state_free (sbx_state *s);
+/* The container's saved config.  */
+int sbx_state_config (sbx_state *s, oci_config **out, sbx_error **err);
+
+/* Process start time (field 22 of /proc/pid/stat); 0 if gone or a zombie.  */
+unsigned long long sbx_pid_start_time (pid_t pid);
+/* "created", "running", "paused", "stopped".  */
+const char *sbx_state_status (sbx_state *s);
+bool sbx_state_alive (sbx_state *s);
+/* The OCI state document for this container (runtime.md), pretty or not. */
+char *sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pretty);
+/* List IDs under root (malloc'd NULL-terminated).  */
+int sbx_state_list (const char *root, char ***ids, sbx_error **err);
+/* RFC 3339 UTC timestamp with nanoseconds.  */
+char *sbx_now_rfc3339 (void);
+
+#endif
