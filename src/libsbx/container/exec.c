@@ -115,7 +115,6 @@ static _Noreturn void
 exec_joiner_main (struct exec_child *x)
 {
   cleanup_error sbx_error *err = NULL;
-  struct clone_args ca = { .flags = CLONE_PARENT }; /* its exit signal is ours */
   cleanup_free int *keep = xmalloc0 ((3 + x->cg_n) * sizeof (int));
   int nkeep = 0;
   char buf[32];
@@ -166,11 +165,7 @@ exec_joiner_main (struct exec_child *x)
     if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
       goto fail;
   }
-  pid = syscall (SYS_clone3, &ca, sizeof ca);
-  /* A filter loaded already (no no_new_privs) may refuse clone3, as
-     many profiles do (ENOSYS, so that libc falls back to clone).  */
-  if (pid < 0 && (errno == ENOSYS || errno == EPERM))
-    pid = syscall (SYS_clone, CLONE_PARENT, NULL, NULL, NULL, NULL);
+  pid = sbx_fork_sibling ();
   if (pid < 0)
     {
       sbx_error_sys (&err, "clone3 the exec process");

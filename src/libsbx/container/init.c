@@ -412,7 +412,6 @@ drop_host_fds (sbx_creator *cr, const int *extra, size_t nextra, sbx_error **err
 static int
 fork_init (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **err)
 {
-  struct clone_args ca = { .flags = CLONE_PARENT }; /* its exit signal is ours */
   cleanup_error sbx_error *e = NULL;
   struct pty_pair t;
   char buf[32];
@@ -439,11 +438,8 @@ fork_init (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **err)
       return -1;
     }
   /* The init is born with the container's credentials: a neighbour that
-     injects code into it (CAP_SYS_PTRACE) gains nothing.  An early filter
-     may refuse clone3 (ENOSYS, for libc to fall back to clone).  */
-  pid = syscall (SYS_clone3, &ca, sizeof ca);
-  if (pid < 0 && (errno == ENOSYS || errno == EPERM))
-    pid = syscall (SYS_clone, CLONE_PARENT, NULL, NULL, NULL, NULL);
+     injects code into it (CAP_SYS_PTRACE) gains nothing.  */
+  pid = sbx_fork_sibling ();
   if (pid < 0)
     {
       pty_pair_release (&t);

@@ -24,8 +24,7 @@ static int
 caller_stream (const char *path)
 {
   const char *n = NULL;
-  char *end;
-  long fd;
+  long long fd;
   if (strcmp (path, "/dev/stdout") == 0)
     return 1;
   if (strcmp (path, "/dev/stderr") == 0)
@@ -36,9 +35,7 @@ caller_stream (const char *path)
     n = path + 14;
   if (n == NULL || *n < '0' || *n > '9')
     return -1;
-  errno = 0;
-  fd = strtol (n, &end, 10);
-  if (errno || *end || fd > 1 << 20 || fcntl ((int)fd, F_GETFD) < 0)
+  if (sbx_parse_int64 (n, &fd) < 0 || fd > 1 << 20 || fcntl ((int)fd, F_GETFD) < 0)
     return -1;
   return (int)fd;
 }

@@ -383,6 +383,16 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
 }
 
 pid_t
+sbx_fork_sibling (void)
+{
+  struct clone_args ca = { .flags = CLONE_PARENT }; /* its exit signal is ours */
+  pid_t pid = syscall (SYS_clone3, &ca, sizeof ca);
+  if (pid < 0 && (errno == ENOSYS || errno == EPERM))
+    pid = syscall (SYS_clone, CLONE_PARENT, NULL, NULL, NULL, NULL);
+  return pid;
+}
+
+pid_t
 sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err)
 {
   int cgfd = cg ? sbx_cgroup_dirfd (cg) : -1;

@@ -185,6 +185,11 @@ pid_t sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *wh
    passed in [3, 3 + preserve_fds): for a process about to become visible
    to the container, which must hold nothing of the host (state dirs,
    cgroup dirs, the log file...).  */
+/* Fork a sibling (CLONE_PARENT: our parent's child, which it can wait
+   for and supervise).  clone3 first; clone when a seccomp filter loaded
+   already refuses clone3, as many profiles do so that libc falls back.
+   Returns as fork does, -1 with errno.  */
+pid_t sbx_fork_sibling (void);
 int sbx_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err);
 
 /* Validate process fields that can be checked before anything runs

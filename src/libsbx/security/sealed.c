@@ -44,13 +44,6 @@ fd_is_sealed_copy (int fd)
   return marker == 1 && fstat (fd, &st) == 0 && st.st_nlink == 0;
 }
 
-bool
-sbx_running_sealed (void)
-{
-  cleanup_close int fd = open ("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-  return fd >= 0 && fd_is_sealed_copy (fd);
-}
-
 static int
 copy_all (int dst, int src, off_t size)
 {

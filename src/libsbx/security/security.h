@@ -107,9 +107,6 @@ void sbx_sha256 (const void *data, size_t len, unsigned char out[32]);
  * every such /proc/<pid>/exe is then that copy, which nobody can change and
  * which disappears with the last process that runs it.  */
 
-/* True when this process runs from a sealed copy (or an unlinked private
-   copy made by the fallback).  */
-bool sbx_running_sealed (void);
 /* Re-execute from a sealed copy of /proc/self/exe with the same argv and
    environment, unless already running from one.  Returns 0 when running
    sealed; on failure returns -1 with *err set (never runs unprotected
