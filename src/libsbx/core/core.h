@@ -183,4 +183,23 @@ int sbx_proc_open_write (int procfd, const char *rel, sbx_error **err);
    value in one piece).  */
 int sbx_proc_write (int procfd, const char *rel, const char *buf, size_t len, sbx_error **err);
 
+/* sha256.h - SHA-256 (FIPS 180-4): the seccomp cache key, snapshot
+ * manifests.  */
+
+typedef struct
+{
+  unsigned int h[8];
+  unsigned long long total;
+  unsigned char buf[64];
+  size_t used;
+} sbx_sha256_ctx;
+
+void sbx_sha256_init (sbx_sha256_ctx *c);
+void sbx_sha256_update (sbx_sha256_ctx *c, const void *data, size_t len);
+void sbx_sha256_final (sbx_sha256_ctx *c, unsigned char out[32]);
+/* One buffer at once.  */
+void sbx_sha256 (const void *data, size_t len, unsigned char out[32]);
+/* 64 lowercase hex digits and a NUL.  */
+void sbx_sha256_hex (const unsigned char d[32], char hex[65]);
+
 #endif
