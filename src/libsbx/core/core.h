@@ -105,6 +105,9 @@ int sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len
 ssize_t sbx_write_all (int fd, const void *buf, size_t len);
 ssize_t sbx_read_all (int fd, void *buf, size_t len);
 int sbx_mkdir_p (const char *path, mode_t mode, sbx_error **err);
+/* Remove name under dirfd and everything below it, never following a
+   symlink; a missing name is fine.  -1 with errno on the first failure.  */
+int sbx_remove_tree_at (int dirfd, const char *name);
 
 /* A directory whose contents sbxrun trusts (state root, seccomp cache):
    refused (EPERM, naming WHAT and PATH) unless owned by the euid and not

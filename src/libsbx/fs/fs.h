@@ -38,6 +38,9 @@ typedef struct
                            namespace (one joined by path, whose init is
                            forked only after the setup) */
   int proc_pidns;
+  bool has_root_mount;  /* root_mount_fd (a detached mount, the overlay) is
+                           moved onto rootfs instead of binding it */
+  int root_mount_fd;
 } sbx_rootfs_opts;
 
 /* Can procfs be mounted for a given pid namespace (fsconfig "pidns",
@@ -112,5 +115,28 @@ typedef enum
    cannot be created, bind the host's node onto an empty file instead.  */
 int sbx_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind,
                        sbx_error **err);
+
+/* overlay.h - the opt-in writable overlay: annotation
+ * org.sbxrun.rootfs.overlay=true or create/run --overlay.  The bundle's
+ * rootfs is the lower layer (never written); upper/ and work/ are in the
+ * container's state directory.  The runtime builds the filesystem with the
+ * new mount API (fsopen/fsconfig/fsmount) as a detached mount, and the init
+ * moves it onto the rootfs in its own mount namespace: the host never has
+ * it mounted, so nothing is left when the container's namespace goes.  */
+
+#define SBX_OVERLAY_ANNOTATION "org.sbxrun.rootfs.overlay"
+#define SBX_OVERLAY_UPPER "upper"
+#define SBX_OVERLAY_WORK "work"
+
+/* Whether the config asks for the overlay (flag: --overlay).  Any other
+   key under org.sbxrun.rootfs. or a value other than true/false is refused
+   naming it.  */
+int sbx_overlay_wanted (const oci_config *c, bool flag, bool *out, sbx_error **err);
+/* Create upper/ and work/ in the state directory (kept if they exist: a
+   fork fills upper/ first); upper/ takes the owner and mode of lower's
+   root, which the merged root shows.  */
+int sbx_overlay_dirs (int state_dirfd, const char *lower, sbx_error **err);
+/* The overlay as a detached mount (an fd for move_mount).  */
+int sbx_overlay_mount_fd (const char *lower, const char *upper, const char *work, sbx_error **err);
 
 #endif

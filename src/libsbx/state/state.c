@@ -155,8 +155,14 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
   static const char *files[] = { "status.json", "config.json", "start.sock", "net.json", NULL };
   if (s == NULL)
     return 0;
+  /* The overlay's upper and work dirs, a fork's private rootfs and the
+     snapshots are trees.  */
+  static const char *trees[] = { "upper", "work", "rootfs", "snapshots", NULL };
   for (const char **f = files; *f; f++)
     unlinkat (s->dir_fd, *f, 0);
+  for (const char **t = trees; *t; t++)
+    if (sbx_remove_tree_at (s->dir_fd, *t) < 0)
+      return sbx_error_sys (err, "remove `%s/%s`", s->dir, *t);
   if (unlinkat (s->root_fd, s->id, AT_REMOVEDIR) < 0 && errno != ENOENT)
     {
       /* Unknown leftovers (temp files of a crashed writer): remove them.  */

@@ -3,6 +3,9 @@
  *   status.json   sbx_status_file, written atomically (temp + rename)
  *   config.json   the config the container was created with
  *   start.sock    listening socket the created init waits on for `start`
+ *   upper/ work/  the overlay's upper and work dirs (fs.h, overlay)
+ *   rootfs/       a fork's private copy of a whole-rootfs snapshot
+ *   snapshots/    filesystem snapshots (fs.h, snapshot)
  *
  * Every mutation happens under an exclusive flock on the directory.  IDs are
  * validated before any path is built.  The live status (created, running,
