@@ -414,6 +414,33 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
             return -1;
         }
     }
+  if (o->from_snapshot)
+    {
+      char *forked_root = NULL;
+      if (sbx_snapshot_fork (o->root, o->from_snapshot, cr->state->dir_fd, cr->state->dir, cr->rootfs,
+                             &cr->overlay, &forked_root, err)
+          < 0)
+        return -1;
+      if (cr->overlay && !(cr->plan.new_flags & CLONE_NEWNS))
+        return sbx_error_set (err, EINVAL,
+                              "--from-snapshot: an overlay snapshot needs a new mount namespace in "
+                              "linux.namespaces");
+      if (forked_root)
+        {
+          if (cr->overlay)
+            {
+              free (forked_root);
+              return sbx_error_set (err, EINVAL,
+                                    "--from-snapshot `%s`: a whole-rootfs snapshot cannot be used with "
+                                    "--overlay or " SBX_OVERLAY_ANNOTATION,
+                                    o->from_snapshot);
+            }
+          free (cr->rootfs);
+          cr->rootfs = forked_root;
+          free (cr->state->st->rootfs);
+          cr->state->st->rootfs = xstrdup (forked_root);
+        }
+    }
   if (cr->overlay && make_overlay (cr, err) < 0)
     return -1;
   if (sbx_state_save (cr->state, err) < 0)

@@ -20,21 +20,27 @@
 int
 sbx_id_validate (const char *id, sbx_error **err)
 {
+  return sbx_name_validate ("container id", id, err);
+}
+
+int
+sbx_name_validate (const char *what, const char *id, sbx_error **err)
+{
   size_t n = id ? strlen (id) : 0;
   if (n == 0)
-    return sbx_error_set (err, EINVAL, "container id: must not be empty");
+    return sbx_error_set (err, EINVAL, "%s: must not be empty", what);
   if (n > 1024)
-    return sbx_error_set (err, EINVAL, "container id `%.32s...`: longer than 1024 characters", id);
+    return sbx_error_set (err, EINVAL, "%s `%.32s...`: longer than 1024 characters", what, id);
   /* Dot names are the state root's own (the seccomp cache) and hidden.  */
   if (id[0] == '.')
-    return sbx_error_set (err, EINVAL, "container id `%s`: must not start with `.`", id);
+    return sbx_error_set (err, EINVAL, "%s `%s`: must not start with `.`", what, id);
   for (const char *p = id; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
           || strchr ("_+.-", *p)))
       return sbx_error_set (err, EINVAL,
-                            "container id `%s`: invalid character `%c` (allowed: letters, digits, "
+                            "%s `%s`: invalid character `%c` (allowed: letters, digits, "
                             "`_`, `+`, `.`, `-`)",
-                            id, *p);
+                            what, id, *p);
   return 0;
 }
 
