@@ -209,8 +209,6 @@ sbx_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err)
 int
 sbx_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error **err)
 {
-  if (fsync (snapsfd) < 0 && errno != EINVAL)
-    return sbx_error_sys (err, "sync");
   if (renameat2 (snapsfd, tmp, snapsfd, name, RENAME_NOREPLACE) < 0)
     {
       if (errno == EEXIST)
@@ -256,10 +254,11 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
     cleanup_close int dst = openat (tfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dst < 0)
       return sbx_error_sys (err, "open snapshot tree");
+    /* No syncfs: the rename makes it visible only when complete to
+       any process (kill -9 included); a power cut can still tear the
+       data, which the manifest check then mostly catches (sizes).  */
     if (sbx_tree_copy (srcfd, dst, &sum, err) < 0)
       return sbx_error_wrap (err, "copy");
-    if (syncfs (dst) < 0)
-      return sbx_error_sys (err, "sync snapshot");
   }
   m.name = (char *)name;
   m.kind = (char *)(overlay ? SBX_SNAPSHOT_OVERLAY : SBX_SNAPSHOT_FULL);
