@@ -2,7 +2,7 @@
  * that nothing of the host is ever visible from inside: a joiner, in the
  * host's pid namespace, drops the runtime's fds and joins the namespaces,
  * root and cgroup of the init; only then does it fork the exec process into
- * the container's pid namespace, which finishes like the init (process.c).  */
+ * the container's pid namespace, which finishes like the init (process/execve.c).  */
 #include <config.h>
 
 #include <errno.h>
