@@ -190,17 +190,17 @@ extern const sbx_cg_ops sbx_cg_v2_ops;
    every ancestor of h->path from the mount root down to its parent, where
    not enabled yet.  The cgroup itself never gets controllers for children,
    so processes can live in it.  */
-int sbx_cg2_enable (sbx_cg_hier *h, const char *const *ctrls, sbx_error **err);
+int sbx_cg_v2_enable (sbx_cg_hier *h, const char *const *ctrls, sbx_error **err);
 /* Is controller usable in the cgroup (its cgroup.controllers)?  */
-bool sbx_cg2_available (sbx_cg_hier *h, const char *controller);
-int sbx_cg2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
-int sbx_cg2_apply_rdma (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
+bool sbx_cg_v2_available (sbx_cg_hier *h, const char *controller);
+int sbx_cg_v2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
+int sbx_cg_v2_apply_rdma (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
 /* Write linux.resources.unified; with only_present (hybrid) keys must belong
    to a controller of h.  */
-int sbx_cg2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_error **err);
-int sbx_cg2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err);
+int sbx_cg_v2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_error **err);
+int sbx_cg_v2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err);
 /* hugetlb.<size>.current / .events of every host page size into st.  */
-void sbx_cg2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st);
-bool sbx_cg2_is_frozen_hier (sbx_cg_hier *h);
+void sbx_cg_v2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st);
+bool sbx_cg_v2_is_frozen_hier (sbx_cg_hier *h);
 
 #endif

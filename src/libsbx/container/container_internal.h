@@ -26,7 +26,7 @@ int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
    then EOF), forwarding a seccomp notify fd to listenerPath on the way (and
    acknowledging it, so the process execs only once the listener has it);
    SYNC_ERROR becomes *err.  EOF without a word is a death before exec:
-   SBX_SYNC_EOF, with *err saying how it died when pid is our child.  */
+   SBX_SYNC_HUNG_UP, with *err saying how it died when pid is our child.  */
 int sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err);
 /* Our child pid died before its last word: say how (signal, status, and a
    hint when a seccomp profile may have killed it).  Returns -1.  */

@@ -452,7 +452,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
        needs kills it here.  */
     cleanup_error sbx_error *e = NULL;
     int r = sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, &e);
-    if (r == SBX_SYNC_EOF)
+    if (r == SBX_SYNC_HUNG_UP)
       {
         sbx_died_before_exec (pid, c, err);
         goto fail;

@@ -68,12 +68,12 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
       cleanup_error sbx_error *e = NULL;
       int notify_fd = -1;
       int r = sbx_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e);
-      if (r == SBX_SYNC_EOF)
+      if (r == SBX_SYNC_HUNG_UP)
         {
           if (heard)
             return 0;
           sbx_died_before_exec (pid, c, err);
-          return SBX_SYNC_EOF;
+          return SBX_SYNC_HUNG_UP;
         }
       if (r < 0)
         {
@@ -96,7 +96,7 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
 }
 
 /* Ask the init blocked on start.sock to exec; returns once it did (the
-   connection closes on exec) or with its error: SBX_SYNC_EOF when it hung
+   connection closes on exec) or with its error: SBX_SYNC_HUNG_UP when it hung
    up without a word.  */
 static int
 request_start (sbx_state *s, const oci_config *c, sbx_error **err)
@@ -141,7 +141,7 @@ sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
         poll (&p, 1, 2000);
       waitpid (s->st->pid, NULL, WNOHANG);
     }
-  if (r == SBX_SYNC_EOF && may_retry && sbx_state_alive (s))
+  if (r == SBX_SYNC_HUNG_UP && may_retry && sbx_state_alive (s))
     {
       /* Hung up without a word and still waiting: the init never took the
          request (something else answered), so it stays startable.  */

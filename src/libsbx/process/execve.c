@@ -263,7 +263,7 @@ tell_exec_ready (int sock, int notify_fd, bool plain, sbx_error **err)
   r = plain ? sbx_sync_send_plain (sock, SYNC_EXEC_READY, &e) : sbx_sync_send (sock, SYNC_EXEC_READY, -1, &e);
   /* A runtime gone (start killed, exec --detach) has nobody to tell: the
      process still runs, as it would have had the runtime waited.  */
-  if (r == SBX_SYNC_EOF)
+  if (r == SBX_SYNC_HUNG_UP)
     return 0;
   if (r < 0)
     *err = steal_ptr (e);
