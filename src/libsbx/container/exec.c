@@ -2,7 +2,7 @@
  * that nothing of the host is ever visible from inside: a joiner, in the
  * host's pid namespace, drops the runtime's fds and joins the namespaces,
  * root and cgroup of the init; only then does it fork the exec process into
- * the container's pid namespace, which finishes like the init (process.c).  */
+ * the container's pid namespace, which finishes like the init (process/execve.c).  */
 #include <config.h>
 
 #include <errno.h>
@@ -286,7 +286,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     int st = 0;
     cleanup_error sbx_error *e = NULL;
     int rr = sbx_sync_expect_text (x.sync_parent, SYNC_CHILD_PID, NULL, &text, &e);
-    if (rr == SBX_SYNC_EOF)
+    if (rr == SBX_SYNC_HUNG_UP)
       {
         /* The joiner takes the process's credentials (and an early
            filter): a profile refusing what that needs kills it here.  */

@@ -399,7 +399,7 @@ drop_host_fds (sbx_creator *cr, const int *extra, size_t nextra, sbx_error **err
   sbx_log_close ();
   /* Nor the private copy of the container's /proc: masks and read-only
      paths are not on it (sysrq-trigger, /proc/sys).  The writes before
-     execve open /proc again, checked (process.c).  */
+     execve open /proc again, checked (process/execve.c).  */
   container_procfd = -1;
   return sbx_close_fds_except (keep, 2 + (nextra < 2 ? nextra : 2), cr->o->preserve_fds, err);
 }

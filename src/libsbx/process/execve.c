@@ -1,4 +1,5 @@
-/* process.c - see process.h.  */
+/* process/execve.c - a process's last steps before execve (see process.h):
+ * validation, cwd, user, rlimits, fds, privileges, the exec itself.  */
 #include <config.h>
 #include "process/process.h"
 
@@ -262,7 +263,7 @@ tell_exec_ready (int sock, int notify_fd, bool plain, sbx_error **err)
   r = plain ? sbx_sync_send_plain (sock, SYNC_EXEC_READY, &e) : sbx_sync_send (sock, SYNC_EXEC_READY, -1, &e);
   /* A runtime gone (start killed, exec --detach) has nobody to tell: the
      process still runs, as it would have had the runtime waited.  */
-  if (r == SBX_SYNC_EOF)
+  if (r == SBX_SYNC_HUNG_UP)
     return 0;
   if (r < 0)
     *err = steal_ptr (e);
@@ -392,48 +393,3 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   return r;
 }
 
-pid_t
-sbx_fork_sibling (void)
-{
-  struct clone_args ca = { .flags = CLONE_PARENT }; /* its exit signal is ours */
-  pid_t pid = syscall (SYS_clone3, &ca, sizeof ca);
-  if (pid < 0 && (errno == ENOSYS || errno == EPERM))
-    pid = syscall (SYS_clone, CLONE_PARENT, NULL, NULL, NULL, NULL);
-  return pid;
-}
-
-pid_t
-sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err)
-{
-  int cgfd = cg ? sbx_cgroup_dirfd (cg) : -1;
-  pid_t pid;
-
-  if (cgfd >= 0)
-    {
-      ca->flags |= CLONE_INTO_CGROUP;
-      ca->cgroup = (uint64_t)cgfd;
-    }
-  pid = syscall (SYS_clone3, ca, sizeof *ca);
-  /* Kernels before 5.7 know neither the flag nor the larger struct.  */
-  if (pid < 0 && (ca->flags & CLONE_INTO_CGROUP) && (errno == EINVAL || errno == E2BIG))
-    {
-      ca->flags &= ~(uint64_t)CLONE_INTO_CGROUP;
-      pid = syscall (SYS_clone3, ca, offsetof (struct clone_args, set_tid));
-    }
-  if (pid < 0)
-    return sbx_error_sys (err, "clone3 %s", what);
-  if (pid == 0 || cg == NULL || (ca->flags & CLONE_INTO_CGROUP))
-    return pid;
-  if (sbx_cgroup_enter (cg, pid, err) == 0)
-    return pid;
-  kill (pid, SIGKILL);
-  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-    ;
-  if ((ca->flags & CLONE_PIDFD) && ca->pidfd)
-    {
-      int *pidfd = (int *)(uintptr_t)ca->pidfd;
-      close (*pidfd);
-      *pidfd = -1;
-    }
-  return -1;
-}
