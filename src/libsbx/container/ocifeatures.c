@@ -38,14 +38,15 @@ enabled (bool on)
   return e;
 }
 
+/* value is consumed.  */
 static void
-add_annotation (oci_features *f, const char *name, const char *what)
+add_annotation (oci_features *f, const char *key, char *value)
 {
   size_t n = f->annotations_len;
   f->annotations_keys = xrealloc (f->annotations_keys, (n + 2) * sizeof (char *));
   f->annotations_values = xrealloc (f->annotations_values, (n + 2) * sizeof (char *));
-  f->annotations_keys[n] = xstrdup (name);
-  f->annotations_values[n] = xstrdup (what);
+  f->annotations_keys[n] = xstrdup (key);
+  f->annotations_values[n] = value;
   f->annotations_keys[n + 1] = f->annotations_values[n + 1] = NULL;
   f->annotations_len = n + 1;
 }
@@ -88,10 +89,17 @@ sbx_features (oci_features **out, sbx_error **err)
   l->net_devices = enabled (false);
   /* The annotations we act on: name -> what it does.  */
   for (const sbx_net_annotation *a = sbx_net_annotations; a->name; a++)
-    add_annotation (f, a->name, a->description);
+    add_annotation (f, a->name, xstrdup (a->description));
+  add_annotation (f, SBX_LANDLOCK_PREFIX "fs",
+                  xstrdup ("Landlock filesystem rules: RIGHTS:PATH[,PATH...] groups joined by ;"));
+  add_annotation (f, SBX_LANDLOCK_PREFIX "net", xstrdup ("Landlock TCP rules: bind:PORTS; connect:PORTS"));
+  add_annotation (f, SBX_LANDLOCK_PREFIX "mode", xstrdup ("best-effort (default) or strict"));
   add_annotation (f, SBX_OVERLAY_ANNOTATION,
-                  "true: a writable overlay over the rootfs, changes in the state directory");
-  (void)err;
+                  xstrdup ("true: a writable overlay over the rootfs, changes in the state directory"));
+  /* What this kernel enforces (0: no Landlock).  */
+  add_annotation (f, SBX_LANDLOCK_PREFIX "abi", xasprintf ("%d", sbx_landlock_abi ()));
+  add_annotation (f, SBX_LANDLOCK_PREFIX "rights", sbx_landlock_rights_supported ());
+  (void) err;
   *out = f;
   return 0;
 }
