@@ -9,8 +9,9 @@
  * container is killed, sbx_net_teardown_finish() after.
  *
  * Parsing (annotations, entries, resolv.conf, capability checks) lives in
- * egress/policy.c; netlink and the state-directory record (net.json) in
- * egress/nft.c.  User documentation: docs/annotations.md.  */
+ * egress/policy.c; the netlink socket and batches in egress/nl.c; the
+ * table, chains, sets and rules in egress/nft.c; the state-directory
+ * record (net.json), install and teardown in egress/lifecycle.c.  User documentation: docs/annotations.md.  */
 #ifndef SBX_EGRESS_EGRESS_H
 #define SBX_EGRESS_EGRESS_H
 
@@ -123,7 +124,7 @@ void sbx_net_policy_free (sbx_net_policy *p);
 void sbx_net_policy_freep (sbx_net_policy **p);
 #define cleanup_net_policy __attribute__ ((cleanup (sbx_net_policy_freep)))
 
-/* ---- netlink (egress/nft.c) */
+/* ---- nftables (egress/nft.c) */
 
 /* The table ("sbxrun-<id>") and chain ("<id>") names of container id,
    shortened with a hash when the ID is too long for nftables.  malloc'd. */
@@ -144,7 +145,7 @@ int sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err);
 int sbx_net_policy_counters (int netns_fd, const char *id, uint64_t *packets, uint64_t *bytes,
                              sbx_error **err);
 
-/* ---- lifecycle glue (egress/nft.c) */
+/* ---- lifecycle glue (egress/lifecycle.c) */
 
 /* create, after the init (pid) has its network namespace and before any
    hook: record net.json in state_dirfd, then install the rules in the
