@@ -11,7 +11,7 @@
  * Parsing (annotations, entries, resolv.conf, capability checks) lives in
  * egress/policy.c; the netlink socket and batches in egress/nl.c; the
  * table, chains, sets and rules in egress/nft.c; the state-directory
- * record (net.json), install and teardown in egress/lifecycle.c.  User documentation: docs/annotations.md.  */
+ * record (net.json), install and teardown in egress/lifecycle.c.  User documentation: docs/annotations.md. */
 #ifndef SBX_EGRESS_EGRESS_H
 #define SBX_EGRESS_EGRESS_H
 
@@ -139,6 +139,11 @@ char *sbx_net_chain_name (const char *id);
    packet of the namespace (only for a namespace of the container's own).  */
 int sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, const char *cgroup2_dir,
                           int cgroup2_level, sbx_error **err);
+/* Close the netlink socket sbx_net_policy_apply keeps open after its
+   commit (closing it waits for an RCU grace period; later, that wait
+   overlaps with the container's start).  Close-on-exec meanwhile; call
+   when the container has started, or before the runtime exits.  */
+void sbx_net_release (void);
 /* Remove container `id`'s rules from netns_fd; absent rules are fine.  */
 int sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err);
 /* Packets and bytes dropped by container `id`'s policy so far.  */

@@ -30,6 +30,8 @@ typedef struct
 typedef int (*nl_reply_cb) (const struct nlmsghdr *nlh, void *data);
 
 void egr_nl_ctx_release (nl_ctx *x);
+/* Keep x's socket open until sbx_net_release (see nl.c).  */
+void egr_nl_park (nl_ctx *x);
 /* A netfilter netlink socket of the namespace netns_fd (setns there and
    straight back).  */
 int egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err);

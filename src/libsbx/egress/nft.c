@@ -364,6 +364,7 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
       sbx_error_wrap (err, "install the egress policy");
       goto out;
     }
+  egr_nl_park (&x);
   r = 0;
 out:
   egr_nl_ctx_release (&x);

@@ -23,6 +23,29 @@
 
 /* ---------------------------------------------------------------- netlink */
 
+/* The socket of the last committed batch, closed by sbx_net_release.
+   Closing a netfilter socket waits for the destroy work of every earlier
+   transaction (nft_rcv_nl_event flushes it), i.e. for an RCU grace
+   period after the commit: 10-15 ms, most of what a policy cost `run`.
+   Parked, that wait overlaps with the container's own start.  */
+static struct mnl_socket *parked;
+
+void
+sbx_net_release (void)
+{
+  if (parked)
+    mnl_socket_close (parked);
+  parked = NULL;
+}
+
+void
+egr_nl_park (nl_ctx *x)
+{
+  sbx_net_release ();
+  parked = x->nl;
+  x->nl = NULL;
+}
+
 void
 egr_nl_ctx_release (nl_ctx *x)
 {
