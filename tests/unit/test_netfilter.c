@@ -407,7 +407,8 @@ test_dns_resolv (void **state)
                             "options ndots:2\nnameserver fd00::53",
                             NULL);
   sbx_net_policy *p = parse_ok ("\"org.sbxrun.net.allow\": \"10.1.2.3:443\", "
-                                "\"org.sbxrun.net.dns\": \"image\"", root);
+                                "\"org.sbxrun.net.dns\": \"image\"",
+                                root);
   size_t n;
   const sbx_net_rule *v;
   assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_IMAGE);
@@ -758,16 +759,13 @@ test_live_apply (void **state)
 
   /* The largest policy, with the longest names, in one batch.  */
   {
-    cleanup_free char *allow = xstrdup (""), *ann = NULL;
+    cleanup_free char *allow = xmalloc0 ((size_t)SBX_NET_MAX_RULES * 48), *ann = NULL;
     char id[1025];
     sbx_net_policy *big;
-    size_t n;
+    size_t n, len = 0;
     for (int i = 0; i < SBX_NET_MAX_RULES; i++)
-      {
-        char *t = xasprintf ("%s udp:[fd%02x:%x::/100]:%d-%d", allow, i % 256, i, 1000 + i, 2000 + i);
-        free (allow);
-        allow = t;
-      }
+      len += (size_t)sprintf (allow + len, " udp:[fd%02x:%x::/100]:%d-%d", i % 256, i, 1000 + i % 30000,
+                              2000 + i % 30000);
     ann = xasprintf ("\"org.sbxrun.net.allow\": \"%s\", \"org.sbxrun.net.dns\": \"none\"", allow);
     big = parse_ok (ann, NULL);
     sbx_net_policy_rules (big, &n);

@@ -823,6 +823,21 @@ sbx_container_state (const char *root, const char *id, char **json, sbx_error **
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
   sbx_state_config (s, &c, NULL); /* annotations are optional extras */
+  if (c && sbx_net_config_has_policy (c) && strcmp (sbx_state_status (s), "stopped") != 0)
+    {
+      /* what the egress policy refused lately, read from its nftables set */
+      char *denied = sbx_net_container_denied (s->dir_fd, s->id, s->st->pid);
+      if (denied)
+        {
+          size_t n = c->annotations_len;
+          c->annotations_keys = xrealloc (c->annotations_keys, (n + 2) * sizeof (char *));
+          c->annotations_values = xrealloc (c->annotations_values, (n + 2) * sizeof (char *));
+          c->annotations_keys[n] = xstrdup (SBX_NET_DENIED);
+          c->annotations_values[n] = denied;
+          c->annotations_keys[n + 1] = c->annotations_values[n + 1] = NULL;
+          c->annotations_len = n + 1;
+        }
+    }
   *json = sbx_state_json (s, c, sbx_state_status (s), true);
   oci_config_free (c);
   sbx_state_free (s);

@@ -26,7 +26,6 @@
 #include "process/process.h"
 #include "security/security.h"
 
-
 int
 sbx_container_exec_base (const char *root, const char *id, oci_process **out, sbx_error **err)
 {
@@ -160,8 +159,11 @@ exec_joiner_main (struct exec_child *x)
        CAP_SYS_PTRACE process of the container can inject code into it
        (non-dumpable does not stop a tracer holding the capability), so
        it must hold no more than the container.  */
-    sbx_exec_ctx ctx = { .p = x->o->process, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds,
-                         .notify_sock = -1, .procfd = -1 };
+    sbx_exec_ctx ctx = { .p = x->o->process,
+                         .seccomp = x->sc,
+                         .preserve_fds = x->o->preserve_fds,
+                         .notify_sock = -1,
+                         .procfd = -1 };
     if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
       goto fail;
   }
@@ -256,7 +258,8 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     }
   x.sc = sc;
   if (s->st->cgroup
-      && (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0 || sbx_cgroup_procs_open (cg, &x.cg_fds, &x.cg_n, err) < 0))
+      && (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0
+          || sbx_cgroup_procs_open (cg, &x.cg_fds, &x.cg_n, err) < 0))
     goto out;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
     {

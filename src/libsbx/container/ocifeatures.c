@@ -26,8 +26,8 @@ strv_from (const char *const *list, size_t *len)
 
 #define SET_LIST(obj, field, list) ((obj)->field = strv_from ((list), &(obj)->field##_len))
 
-static const char *const hooks[] = { "prestart",  "createRuntime", "createContainer",
-                                     "startContainer", "poststart", "poststop", NULL };
+static const char *const hooks[]
+    = { "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop", NULL };
 
 static oci_features_enabled *
 enabled (bool on)
@@ -85,7 +85,7 @@ sbx_features (oci_features **out, sbx_error **err)
       f->annotations_keys[n + 1] = f->annotations_values[n + 1] = NULL;
       f->annotations_len = n + 1;
     }
-  (void) err;
+  (void)err;
   *out = f;
   return 0;
 }

@@ -33,8 +33,13 @@
 #define SBX_NET_RESOLVED SBX_NET_PREFIX "resolved"
 /* The record of the installed rules in the state directory.  */
 #define SBX_NET_STATE_FILE "net.json"
-/* More allow rules than this (after resolving names) is refused.  */
-#define SBX_NET_MAX_RULES 2048
+/* More allowed destinations than this (after resolving names) is
+   refused.  They are nftables set elements (egress/sets.c).  */
+#define SBX_NET_MAX_RULES 65536
+/* The record of denied destinations: at most this many per family, each
+   forgotten this long after its last drop.  */
+#define SBX_NET_DENIED_MAX 64
+#define SBX_NET_DENIED_TIMEOUT_S 3600
 
 typedef enum
 {
@@ -150,6 +155,11 @@ int sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err);
 int sbx_net_policy_counters (int netns_fd, const char *id, uint64_t *packets, uint64_t *bytes,
                              sbx_error **err);
 
+/* The destinations container `id`'s policy refused lately, most recent
+   first, as a JSON array of {"family", "address", "protocol", "port",
+   "count", "bytes", "last"} (malloc'd in *json).  */
+int sbx_net_policy_denied (int netns_fd, const char *id, char **json, sbx_error **err);
+
 /* ---- lifecycle glue (egress/lifecycle.c) */
 
 /* create, after the init (pid) has its network namespace and before any
@@ -171,6 +181,12 @@ void sbx_net_teardown_finish (sbx_net_teardown *t);
    namespace is gone.  */
 int sbx_net_container_counters (int state_dirfd, const char *id, pid_t live_pid, uint64_t *packets,
                                 uint64_t *bytes, sbx_error **err);
+
+/* sbx_net_policy_denied for a container from its state directory: NULL
+   when it has no policy or its namespace is gone.  */
+char *sbx_net_container_denied (int state_dirfd, const char *id, pid_t live_pid);
+/* Shown by `state` (computed, never accepted from a bundle).  */
+#define SBX_NET_DENIED SBX_NET_PREFIX "denied"
 
 /* The annotations we understand, for `features`: name and a short
    description; ends with { NULL, NULL }.  */

@@ -10,6 +10,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 
 #include "egress/egress.h"
 
@@ -25,6 +26,7 @@ typedef struct
   char **what; /* description of each message, by seq - seq0 */
   size_t nwhat;
   bool overflow;
+  uint32_t set_ids;
 } nl_ctx;
 
 typedef int (*nl_reply_cb) (const struct nlmsghdr *nlh, void *data);
@@ -36,7 +38,7 @@ void egr_nl_park (nl_ctx *x);
    straight back).  */
 int egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err);
 /* A batch with room for about nmsgs messages.  */
-void egr_batch_start (nl_ctx *x, size_t nmsgs);
+void egr_batch_start (nl_ctx *x, size_t nmsgs, size_t extra_bytes);
 /* The header of the next message; `what` describes it for errors (taken). */
 struct nlmsghdr *egr_batch_msg (nl_ctx *x, uint16_t type, uint16_t flags, char *what);
 void egr_batch_done_msg (nl_ctx *x);
@@ -58,5 +60,34 @@ void egr_x_u8_eq (struct nftnl_rule *r, uint32_t meta_key, uint8_t v);
 /* meta nfproto, then the destination address masked to d's prefix.  */
 void egr_x_daddr (struct nftnl_rule *r, const sbx_net_rule *d);
 void egr_x_dport (struct nftnl_rule *r, uint16_t lo, uint16_t hi);
+
+/* With an explicit destination register (NFT_REG_1, NFT_REG32_xx).  */
+void egr_x_meta_to (struct nftnl_rule *r, uint32_t key, uint32_t dreg);
+void egr_x_payload_to (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg);
+
+/* ---- sets.c: the allowed destinations as sets */
+
+/* Per family (0: IPv4, 1: IPv6) and kind (0: allowN, address . protocol;
+   1: portsN, address . protocol . port): disjoint elements.  */
+typedef struct
+{
+  void *raw[2][2], *elems[2][2];
+  size_t n[2][2];
+  /* some entry meets the family's multicast range: reports go out */
+  bool multicast[2];
+} egr_sets;
+
+void egr_sets_build (egr_sets *s, const sbx_net_policy *p);
+void egr_sets_free (egr_sets *s);
+const char *egr_set_name (int v6, int ports);
+/* Bytes of key: address, protocol (4 with padding)[, port (4)].  */
+uint32_t egr_key_len (int v6, int ports);
+/* A NEWSET of that key; expr (taken) is a per-element template.  */
+void egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int ports, uint32_t flags,
+                  uint32_t size, uint64_t timeout_ms, struct nftnl_expr *expr);
+/* The NEWSETELEM messages of the four allow sets.  */
+void egr_sets_elems_msgs (nl_ctx *x, const char *table, const egr_sets *s);
+/* Batch room they need.  */
+size_t egr_sets_batch_bytes (const egr_sets *s);
 
 #endif

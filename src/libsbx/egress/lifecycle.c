@@ -195,3 +195,17 @@ sbx_net_container_counters (int state_dirfd, const char *id, pid_t live_pid, uin
   teardown_free (t);
   return r;
 }
+
+char *
+sbx_net_container_denied (int state_dirfd, const char *id, pid_t live_pid)
+{
+  sbx_net_teardown *t = sbx_net_teardown_prepare (state_dirfd, id, live_pid);
+  cleanup_error sbx_error *e = NULL;
+  char *json = NULL;
+  if (t == NULL)
+    return NULL;
+  if (sbx_net_policy_denied (t->fd, id, &json, &e) < 0)
+    sbx_debug ("%s", e->msg);
+  teardown_free (t);
+  return json;
+}

@@ -63,6 +63,8 @@
 #define NFT_NAME_MAX 255 /* NFT_NAME_MAXLEN without the NUL */
 #define BASE_CHAIN "output"
 #define COUNTER "dropped"
+#define DENIED4 "denied4"
+#define DENIED6 "denied6"
 
 /* conntrack state bits as the ct expression reports them
    (NF_CT_STATE_BIT of IP_CT_ESTABLISHED and IP_CT_RELATED).  */
@@ -127,27 +129,118 @@ rule_add (const rule_ctx *rc, struct nftnl_rule *r, char *what)
   egr_batch_done_msg (rc->x);
 }
 
-/* The accept rule for one destination (proto/ports from d).  */
+/* The key of a packet into registers 32_00...: destination address,
+   meta l4proto[, transport port at offset 2 (th dport), or 0].  */
 static void
-rule_allow (const rule_ctx *rc, const sbx_net_rule *d, const char *kind)
+x_key (struct nftnl_rule *r, int v6, int ports, bool port_zero)
+{
+  uint32_t alen = v6 ? 16 : 4, reg = NFT_REG32_00 + alen / 4;
+  egr_x_payload_to (r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, alen, NFT_REG32_00);
+  egr_x_meta_to (r, NFT_META_L4PROTO, reg);
+  if (!ports)
+    return;
+  if (port_zero)
+    {
+      struct nftnl_expr *e = egr_expr_new (r, "immediate");
+      uint32_t zero = 0;
+      nftnl_expr_set_u32 (e, NFTNL_EXPR_IMM_DREG, reg + 1);
+      nftnl_expr_set (e, NFTNL_EXPR_IMM_DATA, &zero, sizeof zero);
+    }
+  else
+    egr_x_payload_to (r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg + 1);
+}
+
+/* ip[6] daddr . meta l4proto [. th dport] @set accept  */
+static void
+rule_lookup (const rule_ctx *rc, int v6, int ports)
 {
   struct nftnl_rule *r = rule_new (rc, NULL);
-  cleanup_free char *text = sbx_net_rule_format (d);
-  egr_x_daddr (r, d);
-  if (d->proto)
-    egr_x_u8_eq (r, NFT_META_L4PROTO, d->proto);
-  if (d->port_min)
-    egr_x_dport (r, d->port_min, d->port_max);
+  struct nftnl_expr *e;
+  egr_x_u8_eq (r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  x_key (r, v6, ports, false);
+  e = egr_expr_new (r, "lookup");
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
+  nftnl_expr_set_str (e, NFTNL_EXPR_LOOKUP_SET, egr_set_name (v6, ports));
   egr_x_verdict (r, NF_ACCEPT, NULL);
-  rule_add (rc, r, xasprintf ("nftables rule allowing %s %s", kind, text));
+  rule_add (rc, r, xasprintf ("nftables rule looking up set `%s`", egr_set_name (v6, ports)));
+}
+
+/* Protocols whose transport header starts with the ports.  */
+static const uint8_t port_protos[]
+    = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_SCTP, IPPROTO_DCCP };
+
+/* update @deniedN { daddr . l4proto . dport-or-0 }: its own rules, since a
+   full set ends the rule that tries to add to it.  */
+static void
+rules_record_denied (const rule_ctx *rc)
+{
+  for (int v6 = 0; v6 < 2; v6++)
+    for (int with_port = 1; with_port >= 0; with_port--)
+      {
+        size_t np = with_port ? 1 : sizeof port_protos;
+        for (size_t i = 0; i < (with_port ? sizeof port_protos : 1); i++)
+          {
+            struct nftnl_rule *r = rule_new (rc, NULL);
+            struct nftnl_expr *e;
+            egr_x_u8_eq (r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+            egr_x_meta (r, NFT_META_L4PROTO);
+            for (size_t j = 0; j < np; j++)
+              {
+                uint8_t v = with_port ? port_protos[i] : port_protos[j];
+                egr_x_cmp (r, with_port ? NFT_CMP_EQ : NFT_CMP_NEQ, &v, 1);
+              }
+            x_key (r, v6, 1, !with_port);
+            e = egr_expr_new (r, "dynset");
+            nftnl_expr_set_u32 (e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
+            nftnl_expr_set_u32 (e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+            nftnl_expr_set_str (e, NFTNL_EXPR_DYNSET_SET_NAME, v6 ? DENIED6 : DENIED4);
+            rule_add (
+                rc, r,
+                xasprintf ("nftables rule recording denied destinations in `%s`", v6 ? DENIED6 : DENIED4));
+          }
+      }
+}
+
+/* The kernel's own multicast listener reports carry the groups a process
+   joined: 28 (IGMP) or 112 (MLD) bits of its choosing per packet.  They
+   belong to no socket, so the scoped jump never sees them: drop them in
+   the base chain unless an allowed destination is multicast.  */
+static void
+rules_drop_reports (const rule_ctx *rc, const egr_sets *s)
+{
+  struct nftnl_rule *r;
+  if (!s->multicast[0])
+    {
+      r = rule_new (rc, BASE_CHAIN);
+      egr_x_u8_eq (r, NFT_META_NFPROTO, NFPROTO_IPV4);
+      egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_IGMP);
+      egr_x_verdict (r, NF_DROP, NULL);
+      rule_add (rc, r, xstrdup ("nftables rule dropping IGMP reports"));
+    }
+  if (!s->multicast[1])
+    {
+      /* MLDv1 report (131) and done (132), MLDv2 report (143) */
+      static const uint8_t types[][2] = { { 131, 132 }, { 143, 143 } };
+      for (size_t i = 0; i < 2; i++)
+        {
+          r = rule_new (rc, BASE_CHAIN);
+          egr_x_u8_eq (r, NFT_META_NFPROTO, NFPROTO_IPV6);
+          egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+          egr_x_payload (r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+          if (types[i][0] == types[i][1])
+            egr_x_cmp (r, NFT_CMP_EQ, &types[i][0], 1);
+          else
+            egr_x_range (r, &types[i][0], &types[i][1], 1);
+          egr_x_verdict (r, NF_DROP, NULL);
+          rule_add (rc, r, xstrdup ("nftables rule dropping MLD reports"));
+        }
+    }
 }
 
 static void
-build_policy_rules (const rule_ctx *rc, const sbx_net_policy *p, bool scoped)
+build_policy_rules (const rule_ctx *rc, bool scoped)
 {
   struct nftnl_rule *r;
-  size_t n;
-  const sbx_net_rule *v;
 
   /* oif lo accept: loopback, and every local address (routed via lo).  */
   r = rule_new (rc, NULL);
@@ -174,9 +267,10 @@ build_policy_rules (const rule_ctx *rc, const sbx_net_policy *p, bool scoped)
 
   if (!scoped)
     {
-      /* The kernel's own neighbour discovery and multicast listener
-         reports (MLD, IGMP) go through this hook too when the whole
-         namespace is filtered; without them IPv6 breaks on the link.  */
+      /* The kernel's own neighbour discovery (and, when the base chain
+         let them through, multicast listener reports) go through this
+         hook too when the whole namespace is filtered; without neighbour
+         discovery IPv6 breaks on the link.  */
       static const struct
       {
         uint8_t from, to;
@@ -201,20 +295,12 @@ build_policy_rules (const rule_ctx *rc, const sbx_net_policy *p, bool scoped)
       rule_add (rc, r, xstrdup ("nftables rule allowing IGMP"));
     }
 
-  v = sbx_net_policy_rules (p, &n);
-  for (size_t i = 0; i < n; i++)
-    rule_allow (rc, &v[i], "destination");
-  v = sbx_net_policy_resolvers (p, &n);
-  for (size_t i = 0; i < n; i++)
-    for (int k = 0; k < 2; k++)
-      {
-        sbx_net_rule d = v[i];
-        d.proto = k ? IPPROTO_TCP : IPPROTO_UDP;
-        d.port_min = d.port_max = 53;
-        rule_allow (rc, &d, "resolver");
-      }
+  /* the allowed destinations and resolvers */
+  for (int v6 = 0; v6 < 2; v6++)
+    for (int ports = 0; ports < 2; ports++)
+      rule_lookup (rc, v6, ports);
 
-  /* counter name dropped; meta l4proto tcp reject with tcp reset; drop  */
+  /* counter name dropped; record; meta l4proto tcp reject with tcp reset; drop  */
   r = rule_new (rc, NULL);
   {
     struct nftnl_expr *e = egr_expr_new (r, "objref");
@@ -222,6 +308,7 @@ build_policy_rules (const rule_ctx *rc, const sbx_net_policy *p, bool scoped)
     nftnl_expr_set_str (e, NFTNL_EXPR_OBJREF_IMM_NAME, COUNTER);
   }
   rule_add (rc, r, xstrdup ("nftables rule counting drops"));
+  rules_record_denied (rc);
   r = rule_new (rc, NULL);
   egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_TCP);
   {
@@ -320,7 +407,8 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
   nl_ctx x = { 0 };
   cleanup_free char *table = sbx_net_table_name (id), *chain = sbx_net_chain_name (id);
   rule_ctx rc = { &x, table, chain };
-  size_t nrules, nres;
+  egr_sets sets = { 0 };
+  struct timespec t0, t1;
   uint64_t cgid = 0;
   int r = -1;
 
@@ -333,16 +421,30 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
         return sbx_error_sys (err, "cgroup `%s`", cgroup2_dir);
       cgid = st.st_ino;
     }
-  sbx_net_policy_rules (p, &nrules);
-  sbx_net_policy_resolvers (p, &nres);
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  egr_sets_build (&sets, p);
   if (egr_nl_open (&x, netns_fd, err) < 0)
     goto out;
-  egr_batch_start (&x, nrules + 2 * nres + 16);
+  egr_batch_start (&x, 64, egr_sets_batch_bytes (&sets));
   table_drop (&x, table);
   table_msg (&x, table, NFT_MSG_NEWTABLE, NLM_F_CREATE, xasprintf ("nftables table `%s`", table));
   counter_msg (&x, table);
+  for (int v6 = 0; v6 < 2; v6++)
+    for (int ports = 0; ports < 2; ports++)
+      egr_set_msg (&x, table, egr_set_name (v6, ports), v6, ports, NFT_SET_INTERVAL | NFT_SET_CONCAT, 0, 0,
+                   NULL);
+  for (int v6 = 0; v6 < 2; v6++)
+    {
+      struct nftnl_expr *ctr = nftnl_expr_alloc ("counter");
+      if (ctr == NULL)
+        abort ();
+      egr_set_msg (&x, table, v6 ? DENIED6 : DENIED4, v6, 1, NFT_SET_EVAL | NFT_SET_TIMEOUT,
+                   SBX_NET_DENIED_MAX, SBX_NET_DENIED_TIMEOUT_S * 1000ULL, ctr);
+    }
+  egr_sets_elems_msgs (&x, table, &sets);
   chain_msg (&x, table, BASE_CHAIN, true);
   chain_msg (&x, table, chain, false);
+  rules_drop_reports (&rc, &sets);
   {
     struct nftnl_rule *jr = rule_new (&rc, BASE_CHAIN);
     if (cgroup2_dir)
@@ -358,15 +460,20 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
               cgroup2_dir ? xasprintf ("nftables rule matching the sockets of cgroup `%s`", cgroup2_dir)
                           : xstrdup ("nftables rule jumping to the policy"));
   }
-  build_policy_rules (&rc, p, cgroup2_dir != NULL);
+  build_policy_rules (&rc, cgroup2_dir != NULL);
   if (egr_batch_commit (&x, err) < 0)
     {
       sbx_error_wrap (err, "install the egress policy");
       goto out;
     }
   egr_nl_park (&x);
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  sbx_debug ("egress policy: %zu set elements, %zu bytes of netlink batch, installed in %.2f ms",
+             sets.n[0][0] + sets.n[0][1] + sets.n[1][0] + sets.n[1][1], mnl_nlmsg_batch_size (x.b),
+             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
   r = 0;
 out:
+  egr_sets_free (&sets);
   egr_nl_ctx_release (&x);
   return r;
 }
@@ -380,7 +487,7 @@ sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err)
 
   if (egr_nl_open (&x, netns_fd, err) < 0)
     goto out;
-  egr_batch_start (&x, 4);
+  egr_batch_start (&x, 4, 0);
   table_drop (&x, table);
   if (egr_batch_commit (&x, err) < 0)
     {
@@ -460,6 +567,185 @@ sbx_net_policy_counters (int netns_fd, const char *id, uint64_t *packets, uint64
   *bytes = c.bytes;
   r = 0;
 out:
+  egr_nl_ctx_release (&x);
+  return r;
+}
+
+/* ---------------------------------------------------------------- denied */
+
+typedef struct
+{
+  int v6;
+  uint8_t key[24];
+  uint64_t packets, bytes, ago_ms;
+} denied_elem;
+
+typedef struct
+{
+  int v6;
+  denied_elem *v;
+  size_t n;
+  bool bad;
+} denied_reply;
+
+static int
+on_denied_expr (struct nftnl_expr *e, void *data)
+{
+  denied_elem *d = data;
+  const char *name = nftnl_expr_get_str (e, NFTNL_EXPR_NAME);
+  if (name && strcmp (name, "counter") == 0)
+    {
+      d->packets = nftnl_expr_get_u64 (e, NFTNL_EXPR_CTR_PACKETS);
+      d->bytes = nftnl_expr_get_u64 (e, NFTNL_EXPR_CTR_BYTES);
+    }
+  return 0;
+}
+
+static int
+on_denied (const struct nlmsghdr *nlh, void *data)
+{
+  denied_reply *d = data;
+  struct nftnl_set *s;
+  struct nftnl_set_elems_iter *it;
+  struct nftnl_set_elem *e;
+
+  if ((nlh->nlmsg_type & 0xff) != NFT_MSG_NEWSETELEM)
+    return 0;
+  s = nftnl_set_alloc ();
+  if (s == NULL)
+    abort ();
+  if (nftnl_set_elems_nlmsg_parse (nlh, s) < 0)
+    {
+      nftnl_set_free (s);
+      return -1;
+    }
+  it = nftnl_set_elems_iter_create (s);
+  while (it && (e = nftnl_set_elems_iter_next (it)))
+    {
+      uint32_t len = 0;
+      const void *key = nftnl_set_elem_get (e, NFTNL_SET_ELEM_KEY, &len);
+      uint64_t timeout = SBX_NET_DENIED_TIMEOUT_S * 1000ULL, left;
+      denied_elem *de;
+      if (key == NULL || len != egr_key_len (d->v6, 1))
+        continue;
+      d->v = xrealloc (d->v, (d->n + 1) * sizeof *d->v);
+      de = memset (&d->v[d->n++], 0, sizeof *de);
+      de->v6 = d->v6;
+      memcpy (de->key, key, len);
+      if (nftnl_set_elem_is_set (e, NFTNL_SET_ELEM_TIMEOUT))
+        timeout = nftnl_set_elem_get_u64 (e, NFTNL_SET_ELEM_TIMEOUT);
+      left = nftnl_set_elem_get_u64 (e, NFTNL_SET_ELEM_EXPIRATION);
+      de->ago_ms = left < timeout ? timeout - left : 0;
+      nftnl_set_elem_expr_foreach (e, on_denied_expr, de);
+    }
+  nftnl_set_elems_iter_destroy (it);
+  nftnl_set_free (s);
+  return 0;
+}
+
+static int
+by_recent (const void *a, const void *b)
+{
+  const denied_elem *x = a, *y = b;
+  return x->ago_ms < y->ago_ms ? -1 : x->ago_ms > y->ago_ms;
+}
+
+static const char *
+proto_name (uint8_t p, char *buf, size_t len)
+{
+  switch (p)
+    {
+    case IPPROTO_TCP:
+      return "tcp";
+    case IPPROTO_UDP:
+      return "udp";
+    case IPPROTO_UDPLITE:
+      return "udplite";
+    case IPPROTO_SCTP:
+      return "sctp";
+    case IPPROTO_DCCP:
+      return "dccp";
+    case IPPROTO_ICMP:
+      return "icmp";
+    case IPPROTO_ICMPV6:
+      return "ipv6-icmp";
+    default:
+      snprintf (buf, len, "%u", p);
+      return buf;
+    }
+}
+
+int
+sbx_net_policy_denied (int netns_fd, const char *id, char **json, sbx_error **err)
+{
+  nl_ctx x = { 0 };
+  cleanup_free char *table = sbx_net_table_name (id);
+  denied_reply d = { 0 };
+  int r = -1;
+
+  if (egr_nl_open (&x, netns_fd, err) < 0)
+    goto out;
+  for (int v6 = 0; v6 < 2; v6++)
+    {
+      char buf[MNL_SOCKET_BUFFER_SIZE];
+      struct nftnl_set *s = nftnl_set_alloc ();
+      struct nlmsghdr *nlh;
+      uint32_t seq = x.seq++;
+      if (s == NULL)
+        abort ();
+      nftnl_set_set_str (s, NFTNL_SET_TABLE, table);
+      nftnl_set_set_str (s, NFTNL_SET_NAME, v6 ? DENIED6 : DENIED4);
+      nlh = nftnl_nlmsg_build_hdr (buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
+      nftnl_set_elems_nlmsg_build_payload (nlh, s);
+      nftnl_set_free (s);
+      d.v6 = v6;
+      if (egr_nl_talk (&x, nlh, nlh->nlmsg_len, seq, on_denied, &d, err) < 0)
+        {
+          sbx_error_wrap (err, "container \"%s\": read the denied destinations", id);
+          goto out;
+        }
+    }
+  qsort (d.v, d.n, sizeof *d.v, by_recent);
+  {
+    oj_writer *w = oj_writer_new (false);
+    struct timespec now;
+    clock_gettime (CLOCK_REALTIME, &now);
+    oj_w_begin_array (w);
+    for (size_t i = 0; i < d.n; i++)
+      {
+        const denied_elem *e = &d.v[i];
+        int alen = e->v6 ? 16 : 4;
+        char addr[INET6_ADDRSTRLEN], pbuf[8], when[32];
+        uint8_t proto = e->key[alen];
+        uint16_t port = (uint16_t)(e->key[alen + 4] << 8 | e->key[alen + 5]);
+        time_t t = now.tv_sec - (time_t)((e->ago_ms + 500) / 1000);
+        struct tm tm;
+        inet_ntop (e->v6 ? AF_INET6 : AF_INET, e->key, addr, sizeof addr);
+        gmtime_r (&t, &tm);
+        strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        oj_w_begin_object (w);
+        oj_w_key (w, "family");
+        oj_w_string (w, e->v6 ? "ipv6" : "ipv4");
+        oj_w_key (w, "address");
+        oj_w_string (w, addr);
+        oj_w_key (w, "protocol");
+        oj_w_string (w, proto_name (proto, pbuf, sizeof pbuf));
+        oj_w_key (w, "port");
+        oj_w_uint (w, port);
+        oj_w_key (w, "count");
+        oj_w_uint (w, e->packets);
+        oj_w_key (w, "bytes");
+        oj_w_uint (w, e->bytes);
+        oj_w_key (w, "last");
+        oj_w_string (w, when);
+        oj_w_end_object (w);
+      }
+    oj_w_end_array (w);
+    *json = oj_writer_finish (w, NULL);
+  }
+  r = 0;
+out:
+  free (d.v);
   egr_nl_ctx_release (&x);
   return r;
 }

@@ -87,11 +87,11 @@ egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err)
 }
 
 void
-egr_batch_start (nl_ctx *x, size_t nmsgs)
+egr_batch_start (nl_ctx *x, size_t nmsgs, size_t extra_bytes)
 {
   /* A message is well under 2 KiB even with 255-byte table and chain
      names and an IPv6 CIDR with a port range.  */
-  x->cap = 4096 + 2048 * nmsgs;
+  x->cap = 4096 + 2048 * nmsgs + extra_bytes;
   /* mnl batches may overrun their limit by one message.  */
   x->buf = xmalloc0 (x->cap + MNL_SOCKET_BUFFER_SIZE);
   x->b = mnl_nlmsg_batch_start (x->buf, x->cap);
@@ -196,6 +196,15 @@ egr_nl_talk (nl_ctx *x, const void *buf, size_t len, uint32_t last, nl_reply_cb 
                 }
               continue;
             }
+          if (nlh->nlmsg_type == NLMSG_DONE && nlh->nlmsg_seq == last) /* end of a dump */
+            {
+              if (first)
+                {
+                  *err = steal_ptr (first);
+                  return -1;
+                }
+              return 0;
+            }
           if (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_NOOP)
             continue;
           if (cb && cb (nlh, data) < 0)
@@ -244,11 +253,17 @@ egr_expr_new (struct nftnl_rule *r, const char *name)
 }
 
 void
-egr_x_meta (struct nftnl_rule *r, uint32_t key)
+egr_x_meta_to (struct nftnl_rule *r, uint32_t key, uint32_t dreg)
 {
   struct nftnl_expr *e = egr_expr_new (r, "meta");
   nftnl_expr_set_u32 (e, NFTNL_EXPR_META_KEY, key);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_META_DREG, dreg);
+}
+
+void
+egr_x_meta (struct nftnl_rule *r, uint32_t key)
+{
+  egr_x_meta_to (r, key, NFT_REG_1);
 }
 
 void
@@ -261,13 +276,19 @@ egr_x_cmp (struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
 }
 
 void
-egr_x_payload (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len)
+egr_x_payload_to (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg)
 {
   struct nftnl_expr *e = egr_expr_new (r, "payload");
   nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_BASE, base);
   nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
   nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_LEN, len);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+}
+
+void
+egr_x_payload (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len)
+{
+  egr_x_payload_to (r, base, offset, len, NFT_REG_1);
 }
 
 void
