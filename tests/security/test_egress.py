@@ -274,3 +274,140 @@ def test_raw_sockets_mapped_addresses_and_dns(sbx, bundle, tmp_path, netlab):
     assert refused(res[3], "ECONNREFUSED"), res                # mapped address: still 10.231.0.3
     assert refused(res[4], "EPERM") and refused(res[5], "ECONNREFUSED"), res  # not a resolver
     assert res[6]["ok"] == "tcp 80" and res[7]["ok"] == "udp 53 hi", res      # what is allowed works
+
+
+# ---------------------------------------------------------------------------
+# multicast membership reports: a covert channel through the kernel
+
+
+RECORDER = textwrap.dedent(
+    """
+    # recorder.py IFACE SECONDS: the IGMP and MLD reports arriving on IFACE,
+    # as JSON [{"kind": "igmp"|"mld", "groups": [...]}, ...]
+    import json, socket, struct, sys, time
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s.bind((sys.argv[1], 0))
+    s.settimeout(0.2)
+    print("ready", flush=True)
+    out, end = [], time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < end:
+        try:
+            f = s.recv(65536)
+        except socket.timeout:
+            continue
+        eth, p = struct.unpack("!H", f[12:14])[0], f[14:]
+        if eth == 0x0800 and p[9] == 2:  # IGMP
+            q = p[(p[0] & 15) * 4:]
+            groups = []
+            if q[0] == 0x22:  # v3 report: records of type, aux, nsrc, group
+                n, off = struct.unpack("!H", q[6:8])[0], 8
+                for _ in range(n):
+                    nsrc = struct.unpack("!H", q[off + 2:off + 4])[0]
+                    groups.append(socket.inet_ntop(socket.AF_INET, q[off + 4:off + 8]))
+                    off += 8 + 4 * nsrc + 4 * q[off + 1]
+            elif q[0] in (0x12, 0x16, 0x17):
+                groups.append(socket.inet_ntop(socket.AF_INET, q[4:8]))
+            out.append({"kind": "igmp", "type": q[0], "groups": groups})
+        elif eth == 0x86DD:
+            nh, q = p[6], p[40:]
+            while nh in (0, 43, 60):  # hop-by-hop (router alert), routing, dest options
+                nh, q = q[0], q[(q[1] + 1) * 8:]
+            if nh == 58 and q[0] in (131, 132, 143):
+                groups = []
+                if q[0] == 143:
+                    n, off = struct.unpack("!H", q[6:8])[0], 8
+                    for _ in range(n):
+                        nsrc = struct.unpack("!H", q[off + 2:off + 4])[0]
+                        groups.append(socket.inet_ntop(socket.AF_INET6, q[off + 4:off + 20]))
+                        off += 20 + 16 * nsrc + 4 * q[off + 1]
+                else:
+                    groups.append(socket.inet_ntop(socket.AF_INET6, q[8:24]))
+                out.append({"kind": "mld", "type": q[0], "groups": groups})
+    print(json.dumps(out))
+    """
+)
+
+JOIN = textwrap.dedent(
+    """
+    # join.py V4ADDR IFNAME GROUP4 GROUP6 SECONDS: join both groups (as any
+    # unprivileged process may), hold them, print what the calls returned
+    import json, socket, struct, sys, time
+    v4addr, ifname, g4, g6, hold = sys.argv[1:6]
+    res = {}
+    s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        s4.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                      socket.inet_aton(g4) + socket.inet_aton(v4addr))
+        res["v4"] = "joined"
+    except OSError as e:
+        res["v4"] = e.strerror
+    try:
+        mreq = socket.inet_pton(socket.AF_INET6, g6) + struct.pack("@I", socket.if_nametoindex(ifname))
+        s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+        res["v6"] = "joined"
+    except OSError as e:
+        res["v6"] = e.strerror
+    time.sleep(float(hold))
+    print(json.dumps(res))
+    """
+)
+
+G4, G6 = "239.69.71.72", "ff05::4547:4821"
+
+
+def record_joins(sbx, tmp_path, lab, cid):
+    """Join G4 and G6 in container CID while the server namespace records
+    the reports on its end of the veth pair."""
+    rec = tmp_path / "recorder.py"
+    rec.write_text(RECORDER)
+    p = subprocess.Popen(["ip", "netns", "exec", lab.server, nf.PYTHON, str(rec), lab.veth[1], "4"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        cp = sbx.ok("exec", cid, nf.PYTHON, "/probe/join.py", nf.CLIENT4, lab.veth[0], G4, G6, "2.5",
+                    timeout=60)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    return json.loads(cp.stdout), json.loads(out)
+
+
+def groups_of(frames, kind):
+    return {g for f in frames if f["kind"] == kind for g in f["groups"]}
+
+
+def test_multicast_reports_do_not_leave(sbx, bundle, tmp_path, netlab):
+    def mcast_bundle(ann):
+        b = egress_bundle(bundle, tmp_path, netlab, ann)
+        (tmp_path / "probe" / "join.py").write_text(JOIN)
+        return b
+
+    # The primitive: without a policy, the groups a process joins go out
+    # on the link in the kernel's IGMPv3 and MLDv2 reports.
+    cid = nf.start(sbx, mcast_bundle({}))
+    calls, frames = record_joins(sbx, tmp_path, netlab, cid)
+    assert calls == {"v4": "joined", "v6": "joined"}, calls
+    assert G4 in groups_of(frames, "igmp") and G6 in groups_of(frames, "mld"), frames
+    sbx.ok("delete", "--force", cid)
+
+    # Under a policy: the joins succeed, no report leaves at all, and what
+    # is allowed still works over IPv4 and IPv6 (neighbour discovery).
+    run_cmd(["ip", "-n", netlab.client, "neigh", "flush", "all"])
+    cid = nf.start(sbx, mcast_bundle({"org.sbxrun.net.allow": "10.231.0.2:80, [fd31::2]:80",
+                                      "org.sbxrun.net.dns": "none"}))
+    calls, frames = record_joins(sbx, tmp_path, netlab, cid)
+    assert calls == {"v4": "joined", "v6": "joined"}, calls
+    assert frames == [], frames
+    res = probe_in(sbx, cid, ["tcp", "10.231.0.2", 80], ["tcp", "fd31::2", 80])
+    assert [r["ok"] for r in res] == ["tcp 80", "tcp 80"], res
+    sbx.ok("delete", "--force", cid)
+
+    # A policy that allows a multicast destination explicitly lets that
+    # family's reports out (and only that family's).
+    cid = nf.start(sbx, mcast_bundle({"org.sbxrun.net.allow": "udp:239.69.0.0/16", "org.sbxrun.net.dns": "none"}))
+    calls, frames = record_joins(sbx, tmp_path, netlab, cid)
+    assert G4 in groups_of(frames, "igmp") and not groups_of(frames, "mld"), frames
