@@ -168,13 +168,70 @@ def test_cap_sys_ptrace_refused(sbx, bundle, tmp_path, netlab, outside_process):
     assert "CAP_SYS_PTRACE" in cp.stderr and "egress policy" in cp.stderr and "ptrace" in cp.stderr, describe(cp)
     assert not (sbx.root / cid).exists()
 
-    # ... and by exec into a container under a policy.
-    cid = nf.start(sbx, shared_pid_bundle({"org.sbxrun.net.egress": "deny"}, ()))
+    # ... and by exec into a container under a policy (whose seccomp
+    # profile denies ptrace: required in a shared pid namespace).
+    b = shared_pid_bundle({"org.sbxrun.net.egress": "deny"}, ())
+    with b.edit() as c:
+        c["linux"]["seccomp"] = DENY_REACH
+    cid = nf.start(sbx, b)
     cp = sbx("exec", "--cap", "CAP_SYS_PTRACE", cid, nf.PYTHON, "/probe/egress.py", json.dumps([spec]))
     assert cp.returncode != 0 and "CAP_SYS_PTRACE" in cp.stderr, describe(cp)
     assert "attached" not in cp.stdout
     (r,) = probe_in(sbx, cid, spec)
     assert r["err"] == "EPERM", r
+
+
+DENY_REACH = {"defaultAction": "SCMP_ACT_ALLOW",
+              "syscalls": [{"names": ["ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd"],
+                            "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+USER = 1000
+
+
+@pytest.fixture
+def outside_user_process():
+    """A process outside any container and rule, as uid USER."""
+    p = subprocess.Popen(["setpriv", "--reuid", str(USER), "--regid", str(USER), "--clear-groups",
+                          "sleep", "600"])
+    try:
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_shared_pid_namespace_same_uid(sbx, bundle, tmp_path, netlab, outside_user_process):
+    """Without any capability, a process may ptrace another of its uid: in
+    a pid namespace shared with an unrestricted process of that uid, a
+    way out.  Under a policy the filter must deny it."""
+    def same_uid_bundle(ann, seccomp=None):
+        b = egress_bundle(bundle, tmp_path, netlab, ann)
+        with b.edit() as c:
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+            c["process"]["user"] = {"uid": USER, "gid": USER}
+            c["linux"].pop("seccomp", None)
+            if seccomp:
+                c["linux"]["seccomp"] = seccomp
+        return b
+
+    spec = ["ptrace", "", outside_user_process.pid]
+    # The primitive: no capability, same uid, the host's pid namespace.
+    cid = nf.start(sbx, same_uid_bundle({}))
+    (r,) = probe_in(sbx, cid, spec)
+    assert r["ok"] == "attached", r
+    sbx.ok("delete", "--force", cid)
+
+    # A policy without a filter against it is refused, saying why ...
+    cid = sbx.new_id("net")
+    cp = sbx("create", "--bundle", same_uid_bundle({"org.sbxrun.net.egress": "deny"}), cid)
+    assert cp.returncode != 0, describe(cp)
+    assert "shares a pid namespace" in cp.stderr and "`ptrace`" in cp.stderr, describe(cp)
+    assert not (sbx.root / cid).exists()
+    assert "sbxrun-" not in netlab.ruleset()
+
+    # ... and with one, the attach fails.
+    cid = nf.start(sbx, same_uid_bundle({"org.sbxrun.net.egress": "deny"}, DENY_REACH))
+    (r,) = probe_in(sbx, cid, spec)
+    assert r["ok"] is None and r["err"] == "EPERM", r
 
 
 # ---------------------------------------------------------------------------
