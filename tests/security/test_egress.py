@@ -31,84 +31,15 @@ pytestmark = [pytest.mark.needs_root, pytest.mark.needs_cmd("create", "start", "
 NOBODY = 65534
 PING_SYSCTL = {"net.ipv4.ping_group_range": "0 2147483647"}
 
-PROBE = textwrap.dedent(
-    """
-    # egress.py '[[kind, host, port], ...]' -> [{"ok": ..., "err": ..., "t": s}, ...]
-    import ctypes, errno, json, socket, struct, sys, time
-
-    def fam(host):
-        return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    def echo6(host, how):
-        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6)
-        with s:
-            s.settimeout(1.5)
-            if how == "recverr":
-                s.setsockopt(socket.IPPROTO_IPV6, 25, 1)  # IPV6_RECVERR
-            if how == "connected":
-                s.connect((host, 0))
-            s.sendto(struct.pack("!BBHHH", 128, 0, 0, 0, 1) + b"sbxt", (host, 0))
-            while True:
-                if s.recv(2048)[0] == 129:
-                    return "pong"
-
-    def tcp(host, port):
-        with socket.socket(fam(host), socket.SOCK_STREAM) as s:
-            s.settimeout(4)
-            s.connect((host, port))
-            return s.recv(64).decode().strip()
-
-    def udp(host, port):
-        with socket.socket(fam(host), socket.SOCK_DGRAM) as s:
-            s.settimeout(4)
-            s.sendto(b"hi", (host, port))
-            return s.recvfrom(256)[0].decode().strip()
-
-    def opened(*args):
-        socket.socket(*args).close()
-        return "opened"
-
-    def ptrace(pid):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.ptrace.restype = ctypes.c_long
-        libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-        if libc.ptrace(0x4206, pid, None, None) < 0:  # PTRACE_SEIZE
-            e = ctypes.get_errno()
-            raise OSError(e, "ptrace")
-        return "attached"  # detached when this process exits
-
-    KINDS = {
-        "ping6-connected": lambda h, p: echo6(h, "connected"),
-        "ping6-recverr": lambda h, p: echo6(h, "recverr"),
-        "ping6": lambda h, p: echo6(h, "plain"),
-        "tcp": tcp, "udp": udp,
-        "packet": lambda h, p: opened(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)),
-        "raw4": lambda h, p: opened(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),
-        "raw6": lambda h, p: opened(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6),
-        "ptrace": lambda h, p: ptrace(p),
-    }
-    out = []
-    for kind, host, port in json.loads(sys.argv[1]):
-        t = time.monotonic()
-        try:
-            r = {"ok": KINDS[kind](host, port), "err": None}
-        except OSError as e:
-            r = {"ok": None, "err": errno.errorcode.get(e.errno, str(e))}
-        r["t"] = round(time.monotonic() - t, 3)
-        out.append(r)
-    print(json.dumps(out))
-    """
-)
+PROBE = nf.PROBE  # tests/integration/helpers/egress_probe.py
 
 
 def egress_bundle(bundle, tmp_path, lab, annotations, **kw):
-    b = nf.net_bundle(bundle, tmp_path, lab, annotations, **kw)
-    (tmp_path / "probe" / "egress.py").write_text(PROBE)
-    return b
+    return nf.net_bundle(bundle, tmp_path, lab, annotations, **kw)
 
 
 def probe_in(sbx, cid, *specs):
-    cp = sbx.ok("exec", cid, nf.PYTHON, "/probe/egress.py", json.dumps(specs), timeout=120)
+    cp = sbx.ok("exec", cid, nf.PYTHON, "/probe/probe.py", json.dumps(specs), timeout=120)
     return json.loads(cp.stdout)
 
 
@@ -174,7 +105,7 @@ def test_cap_sys_ptrace_refused(sbx, bundle, tmp_path, netlab, outside_process):
     with b.edit() as c:
         c["linux"]["seccomp"] = DENY_REACH
     cid = nf.start(sbx, b)
-    cp = sbx("exec", "--cap", "CAP_SYS_PTRACE", cid, nf.PYTHON, "/probe/egress.py", json.dumps([spec]))
+    cp = sbx("exec", "--cap", "CAP_SYS_PTRACE", cid, nf.PYTHON, "/probe/probe.py", json.dumps([spec]))
     assert cp.returncode != 0 and "CAP_SYS_PTRACE" in cp.stderr, describe(cp)
     assert "attached" not in cp.stdout
     (r,) = probe_in(sbx, cid, spec)
