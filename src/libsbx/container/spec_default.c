@@ -15,96 +15,85 @@
 
 #include "core/core.h"
 
-static const char default_config[]
-    = "{"
-      "\"ociVersion\": \"" OCI_VERSION "\","
-      "\"process\": {"
-      "  \"terminal\": true,"
-      "  \"user\": {\"uid\": 0, \"gid\": 0},"
-      "  \"args\": [\"sh\"],"
-      "  \"env\": [\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\", \"TERM=xterm\"],"
-      "  \"cwd\": \"/\","
-      "  \"capabilities\": {"
-#define CAPS                                                                                                 \
-  "[\"CAP_CHOWN\", \"CAP_DAC_OVERRIDE\", \"CAP_FOWNER\", \"CAP_FSETID\", \"CAP_KILL\","                      \
-  " \"CAP_NET_BIND_SERVICE\", \"CAP_SETFCAP\", \"CAP_SETGID\", \"CAP_SETPCAP\","                             \
-  " \"CAP_SETUID\", \"CAP_SYS_CHROOT\"]"
-      "    \"bounding\": " CAPS ", \"effective\": " CAPS ", \"permitted\": " CAPS "  },"
-      "  \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1024, \"soft\": 1024}],"
-      "  \"noNewPrivileges\": true"
-      "},"
-      "\"root\": {\"path\": \"rootfs\", \"readonly\": true},"
-      "\"hostname\": \"sbxrun\","
-      "\"mounts\": ["
-      "  {\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
-      "  {\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
-      "   \"options\": [\"nosuid\", \"strictatime\", \"mode=755\", \"size=65536k\"]},"
-      "  {\"destination\": \"/dev/pts\", \"type\": \"devpts\", \"source\": \"devpts\","
-      "   \"options\": [\"nosuid\", \"noexec\", \"newinstance\", \"ptmxmode=0666\", \"mode=0620\", "
-      "\"gid=5\"]},"
-      "  {\"destination\": \"/dev/shm\", \"type\": \"tmpfs\", \"source\": \"shm\","
-      "   \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"mode=1777\", \"size=65536k\"]},"
-      "  {\"destination\": \"/dev/mqueue\", \"type\": \"mqueue\", \"source\": \"mqueue\","
-      "   \"options\": [\"nosuid\", \"noexec\", \"nodev\"]},"
-      "  {\"destination\": \"/sys\", \"type\": \"sysfs\", \"source\": \"sysfs\","
-      "   \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"ro\"]},"
-      "  {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\","
-      "   \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"relatime\", \"ro\"]}"
-      "],"
-      "\"linux\": {"
-      "  \"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
-      "  \"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": \"ipc\"},"
-      "                 {\"type\": \"uts\"}, {\"type\": \"mount\"}, {\"type\": \"cgroup\"}],"
-      "  \"seccomp\": {"
-      "    \"defaultAction\": \"SCMP_ACT_ALLOW\","
-      "    \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_X86\", \"SCMP_ARCH_X32\"],"
-      "    \"syscalls\": ["
-      "    {\"names\": ["
-      "      \"acct\", \"add_key\", \"bpf\", \"clock_adjtime\", \"clock_settime\", \"create_module\","
-      "      \"delete_module\", \"finit_module\", \"fsconfig\", \"fsmount\", \"fsopen\", \"fspick\","
-      "      \"get_kernel_syms\", \"init_module\", \"io_uring_enter\", \"io_uring_register\", "
-      "\"io_uring_setup\", \"ioperm\","
-      "      \"iopl\", \"kcmp\", \"kexec_file_load\", \"kexec_load\", \"keyctl\", \"lookup_dcookie\","
-      "      \"mount\", \"mount_setattr\", \"move_mount\", \"name_to_handle_at\", \"nfsservctl\", "
-      "\"open_by_handle_at\","
-      "      \"open_tree\", \"perf_event_open\", \"pivot_root\", \"process_vm_readv\", "
-      "\"process_vm_writev\", \"ptrace\","
-      "      \"query_module\", \"quotactl\", \"quotactl_fd\", \"reboot\", \"request_key\", \"setns\","
-      "      \"settimeofday\", \"stime\", \"swapoff\", \"swapon\", \"syslog\", \"_sysctl\","
-      "      \"sysfs\", \"umount\", \"umount2\", \"unshare\", \"uselib\", \"userfaultfd\","
-      "      \"ustat\", \"vm86\", \"vm86old\""
-      "     ], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1},"
-      "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
-      "     \"args\": [{\"index\": 0, \"value\": 131072, \"valueTwo\": 131072, \"op\": "
-      "\"SCMP_CMP_MASKED_EQ\"}]}," /* CLONE_NEWNS */
-      "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
-      "     \"args\": [{\"index\": 0, \"value\": 33554432, \"valueTwo\": 33554432, \"op\": "
-      "\"SCMP_CMP_MASKED_EQ\"}]}," /* CLONE_NEWCGROUP */
-      "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
-      "     \"args\": [{\"index\": 0, \"value\": 67108864, \"valueTwo\": 67108864, \"op\": "
-      "\"SCMP_CMP_MASKED_EQ\"}]}," /* CLONE_NEWUTS */
-      "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
-      "     \"args\": [{\"index\": 0, \"value\": 134217728, \"valueTwo\": 134217728, \"op\": "
-      "\"SCMP_CMP_MASKED_EQ\"}]}," /* CLONE_NEWIPC */
-      "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
-      "     \"args\": [{\"index\": 0, \"value\": 268435456, \"valueTwo\": 268435456, \"op\": "
-      "\"SCMP_CMP_MASKED_EQ\"}]}," /* CLONE_NEWUSER */
-      "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
-      "     \"args\": [{\"index\": 0, \"value\": 536870912, \"valueTwo\": 536870912, \"op\": "
-      "\"SCMP_CMP_MASKED_EQ\"}]}," /* CLONE_NEWPID */
-      "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
-      "     \"args\": [{\"index\": 0, \"value\": 1073741824, \"valueTwo\": 1073741824, \"op\": "
-      "\"SCMP_CMP_MASKED_EQ\"}]}," /* CLONE_NEWNET */
-      "    {\"names\": [\"clone3\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 38}"
-      "    ]"
-      "  },"
-      "  \"maskedPaths\": [\"/proc/acpi\", \"/proc/asound\", \"/proc/kcore\", \"/proc/keys\","
-      "    \"/proc/latency_stats\", \"/proc/timer_list\", \"/proc/timer_stats\", \"/proc/sched_debug\","
-      "    \"/proc/scsi\", \"/sys/firmware\", \"/sys/devices/virtual/powercap\"],"
-      "  \"readonlyPaths\": [\"/proc/bus\", \"/proc/fs\", \"/proc/irq\", \"/proc/sys\","
-      "    \"/proc/sysrq-trigger\"]"
-      "}"
-      "}";
+static const char default_config[] =
+  "{"
+  "\"ociVersion\": \"" OCI_VERSION "\","
+  "\"process\": {"
+  "  \"terminal\": true,"
+  "  \"user\": {\"uid\": 0, \"gid\": 0},"
+  "  \"args\": [\"sh\"],"
+  "  \"env\": [\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\", \"TERM=xterm\"],"
+  "  \"cwd\": \"/\","
+  "  \"capabilities\": {"
+#define CAPS "[\"CAP_CHOWN\", \"CAP_DAC_OVERRIDE\", \"CAP_FOWNER\", \"CAP_FSETID\", \"CAP_KILL\"," \
+             " \"CAP_NET_BIND_SERVICE\", \"CAP_SETFCAP\", \"CAP_SETGID\", \"CAP_SETPCAP\"," \
+             " \"CAP_SETUID\", \"CAP_SYS_CHROOT\"]"
+  "    \"bounding\": " CAPS ", \"effective\": " CAPS ", \"permitted\": " CAPS
+  "  },"
+  "  \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1024, \"soft\": 1024}],"
+  "  \"noNewPrivileges\": true"
+  "},"
+  "\"root\": {\"path\": \"rootfs\", \"readonly\": true},"
+  "\"hostname\": \"sbxrun\","
+  "\"mounts\": ["
+  "  {\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
+  "  {\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+  "   \"options\": [\"nosuid\", \"strictatime\", \"mode=755\", \"size=65536k\"]},"
+  "  {\"destination\": \"/dev/pts\", \"type\": \"devpts\", \"source\": \"devpts\","
+  "   \"options\": [\"nosuid\", \"noexec\", \"newinstance\", \"ptmxmode=0666\", \"mode=0620\", \"gid=5\"]},"
+  "  {\"destination\": \"/dev/shm\", \"type\": \"tmpfs\", \"source\": \"shm\","
+  "   \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"mode=1777\", \"size=65536k\"]},"
+  "  {\"destination\": \"/dev/mqueue\", \"type\": \"mqueue\", \"source\": \"mqueue\","
+  "   \"options\": [\"nosuid\", \"noexec\", \"nodev\"]},"
+  "  {\"destination\": \"/sys\", \"type\": \"sysfs\", \"source\": \"sysfs\","
+  "   \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"ro\"]},"
+  "  {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\","
+  "   \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"relatime\", \"ro\"]}"
+  "],"
+  "\"linux\": {"
+  "  \"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
+  "  \"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": \"ipc\"},"
+  "                 {\"type\": \"uts\"}, {\"type\": \"mount\"}, {\"type\": \"cgroup\"}],"
+  "  \"seccomp\": {"
+  "    \"defaultAction\": \"SCMP_ACT_ALLOW\","
+  "    \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_X86\", \"SCMP_ARCH_X32\"],"
+  "    \"syscalls\": ["
+  "    {\"names\": ["
+  "      \"acct\", \"add_key\", \"bpf\", \"clock_adjtime\", \"clock_settime\", \"create_module\","
+  "      \"delete_module\", \"finit_module\", \"fsconfig\", \"fsmount\", \"fsopen\", \"fspick\","
+  "      \"get_kernel_syms\", \"init_module\", \"io_uring_enter\", \"io_uring_register\", \"io_uring_setup\", \"ioperm\","
+  "      \"iopl\", \"kcmp\", \"kexec_file_load\", \"kexec_load\", \"keyctl\", \"lookup_dcookie\","
+  "      \"mount\", \"mount_setattr\", \"move_mount\", \"name_to_handle_at\", \"nfsservctl\", \"open_by_handle_at\","
+  "      \"open_tree\", \"perf_event_open\", \"pivot_root\", \"process_vm_readv\", \"process_vm_writev\", \"ptrace\","
+  "      \"query_module\", \"quotactl\", \"quotactl_fd\", \"reboot\", \"request_key\", \"setns\","
+  "      \"settimeofday\", \"stime\", \"swapoff\", \"swapon\", \"syslog\", \"_sysctl\","
+  "      \"sysfs\", \"umount\", \"umount2\", \"unshare\", \"uselib\", \"userfaultfd\","
+  "      \"ustat\", \"vm86\", \"vm86old\""
+  "     ], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1},"
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 131072, \"valueTwo\": 131072, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWNS */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 33554432, \"valueTwo\": 33554432, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWCGROUP */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 67108864, \"valueTwo\": 67108864, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWUTS */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 134217728, \"valueTwo\": 134217728, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWIPC */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 268435456, \"valueTwo\": 268435456, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWUSER */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 536870912, \"valueTwo\": 536870912, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWPID */
+  "    {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 1,"
+  "     \"args\": [{\"index\": 0, \"value\": 1073741824, \"valueTwo\": 1073741824, \"op\": \"SCMP_CMP_MASKED_EQ\"}]},"  /* CLONE_NEWNET */
+  "    {\"names\": [\"clone3\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 38}"
+  "    ]"
+  "  },"
+  "  \"maskedPaths\": [\"/proc/acpi\", \"/proc/asound\", \"/proc/kcore\", \"/proc/keys\","
+  "    \"/proc/latency_stats\", \"/proc/timer_list\", \"/proc/timer_stats\", \"/proc/sched_debug\","
+  "    \"/proc/scsi\", \"/sys/firmware\", \"/sys/devices/virtual/powercap\"],"
+  "  \"readonlyPaths\": [\"/proc/bus\", \"/proc/fs\", \"/proc/irq\", \"/proc/sys\","
+  "    \"/proc/sysrq-trigger\"]"
+  "}"
+  "}";
 
 static int
 make_rootless (oci_config *c, sbx_error **err)
@@ -175,7 +164,7 @@ make_rootless (oci_config *c, sbx_error **err)
           m->options_len = 5;
         }
     }
-  (void)err;
+  (void) err;
   return 0;
 }
 
