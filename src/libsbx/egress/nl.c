@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,15 +28,47 @@
    Closing a netfilter socket waits for the destroy work of every earlier
    transaction (nft_rcv_nl_event flushes it), i.e. for an RCU grace
    period after the commit: 10-15 ms, most of what a policy cost `run`.
-   Parked, that wait overlaps with the container's own start.  */
+   Parked, that wait overlaps with the container's own start; and the
+   last close is left to a grandchild nobody waits for.  */
 static struct mnl_socket *parked;
 
 void
 sbx_net_release (void)
 {
-  if (parked)
-    mnl_socket_close (parked);
+  int fd, gate[2] = { -1, -1 };
+  pid_t pid;
+
+  if (parked == NULL)
+    return;
+  fd = mnl_socket_get_fd (parked);
+  pid = pipe2 (gate, O_CLOEXEC) == 0 ? fork () : -1;
+  if (pid == 0)
+    {
+      close (gate[1]);
+      if (fork () == 0)
+        {
+          char c;
+          /* until the runtime has dropped its copy: ours must be the last */
+          while (read (gate[0], &c, 1) < 0 && errno == EINTR)
+            ;
+          close (fd);
+        }
+      _exit (0);
+    }
+  mnl_socket_close (parked); /* not the last reference when the fork worked */
   parked = NULL;
+  if (pid > 0)
+    {
+      close (gate[1]);
+      close (gate[0]);
+      while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    }
+  else if (gate[0] >= 0)
+    {
+      close (gate[0]);
+      close (gate[1]);
+    }
 }
 
 void
