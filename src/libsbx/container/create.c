@@ -60,6 +60,7 @@ creator_release (sbx_creator *cr)
     close (cr->start_listen);
   if (cr->overlay_fd >= 0)
     close (cr->overlay_fd);
+  sbx_net_release ();
 }
 
 /* A unix socket address for `name` inside a directory fd: through
