@@ -340,3 +340,16 @@ def test_snapshot_delete(sbx, bundle):
     assert os.listdir(sbx.root / cid / "snapshots") == []
     cp = sbx.fail("snapshot", "delete", cid, name)
     assert "no snapshot" in cp.stderr
+
+
+def test_snapshot_of_paused_container_stays_paused(sbx, bundle):
+    b = writable(bundle(), ["sh", "-c", "echo x > /f; sleep 600"])
+    cid = sbx.new_id("paused")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    wait_for(lambda: (sbx.root / cid / "upper/f").exists(), what="the file written")
+    sbx.ok("pause", cid)
+    sbx.ok("snapshot", "create", cid, "p")
+    assert sbx.state(cid)["status"] == "paused"
+    assert (sbx.root / cid / "snapshots/p/tree/f").read_text() == "x\n"
+    sbx.ok("resume", cid)
+    sbx.ok("delete", "--force", cid)
