@@ -220,13 +220,57 @@ test_export_extract (void **state)
   assert_int_equal (system (path), 0);
 }
 
+/* A pax "size" record overrides the header's size field (files past the
+   ustar field's 8 GiB).  */
+static void
+test_pax_size_overrides (void **state)
+{
+  char dir[] = "/tmp/sbx-test-tar-size-XXXXXX", path[128];
+  unsigned char blk[512];
+  cleanup_free char *recs = NULL;
+  cleanup_close int d = -1, fd = -1;
+  size_t len = 0;
+  char data[8] = { 0 };
+  FILE *f = tmpfile ();
+  (void)state;
+  assert_non_null (mkdtemp (dir));
+  d = open (dir, O_RDONLY | O_DIRECTORY);
+  sbx_tar_header (blk, "tree", '5', 0755, 0, 0, 0, 0, 0, 0);
+  fwrite (blk, 1, 512, f);
+  sbx_pax_add (&recs, &len, "path", "tree/f", 6);
+  sbx_pax_add (&recs, &len, "size", "5", 1);
+  sbx_tar_header (blk, "x", 'x', 0644, 0, 0, len, 0, 0, 0);
+  fwrite (blk, 1, 512, f);
+  memset (blk, 0, 512);
+  memcpy (blk, recs, len);
+  fwrite (blk, 1, 512, f);
+  sbx_tar_header (blk, "ignored", '0', 0644, 0, 0, 0, 0, 0, 0);
+  fwrite (blk, 1, 512, f);
+  memset (blk, 0, 512);
+  memcpy (blk, "hello", 5);
+  fwrite (blk, 1, 512, f);
+  memset (blk, 0, 512);
+  fwrite (blk, 1, 512, f);
+  fwrite (blk, 1, 512, f);
+  rewind (f);
+  assert_int_equal (sbx_tar_extract (fileno (f), d, NULL), 0);
+  fclose (f);
+  fd = openat (d, "tree/f", O_RDONLY);
+  assert_true (fd >= 0);
+  assert_int_equal (read (fd, data, sizeof data), 5);
+  assert_string_equal (data, "hello");
+  snprintf (path, sizeof path, "rm -rf %s", dir);
+  assert_int_equal (system (path), 0);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_pax_round_trip),    cmocka_unit_test (test_pax_malformed),
-    cmocka_unit_test (test_header_round_trip), cmocka_unit_test (test_manifest_parse),
-    cmocka_unit_test (test_manifest_refused),  cmocka_unit_test (test_export_extract),
+    cmocka_unit_test (test_pax_round_trip),     cmocka_unit_test (test_pax_malformed),
+    cmocka_unit_test (test_header_round_trip),  cmocka_unit_test (test_manifest_parse),
+    cmocka_unit_test (test_manifest_refused),   cmocka_unit_test (test_export_extract),
+    cmocka_unit_test (test_pax_size_overrides),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

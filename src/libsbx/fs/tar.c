@@ -363,11 +363,19 @@ export_entry (struct tw *t, int pfd, const char *name, const char *path, sbx_err
             size += ext[2 * i + 1];
         }
     }
+  if (type == '0' && size > 077777777777ULL)
+    {
+      /* Beyond the 11 octal digits of the ustar field (8 GiB).  */
+      char num[32];
+      snprintf (num, sizeof num, "%llu", size);
+      sbx_pax_add (&recs, &rlen, "size", num, strlen (num));
+    }
   if (add_xattrs (pfd, name, &recs, &rlen, err) < 0)
     return sbx_error_wrap (err, "`%s`", path);
   if (put_pax (t->fd, path, recs, rlen, err) < 0)
     return -1;
-  sbx_tar_header (h, path, type, st.st_mode, st.st_uid, st.st_gid, type == '0' ? size : 0, st.st_mtim.tv_sec,
+  sbx_tar_header (h, path, type, st.st_mode, st.st_uid, st.st_gid,
+                  type == '0' && size <= 077777777777ULL ? size : 0, st.st_mtim.tv_sec,
                   (type == '3' || type == '4') ? major (st.st_rdev) : 0,
                   (type == '3' || type == '4') ? minor (st.st_rdev) : 0);
   if (put (t->fd, h, BLOCK, err) < 0)

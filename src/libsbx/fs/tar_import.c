@@ -29,6 +29,7 @@ struct pending
 {
   char *path, *linkpath, *sparse_name;
   long long realsize;
+  long long size; /* pax "size", or -1 */
   bool sparse;
   struct xattr *x;
   size_t nx;
@@ -48,6 +49,7 @@ pending_clear (struct pending *p)
   free (p->x);
   memset (p, 0, sizeof *p);
   p->realsize = -1;
+  p->size = -1;
 }
 
 static char *
@@ -63,7 +65,13 @@ on_record (void *data, const char *key, size_t klen, const char *val, size_t vle
 {
   struct pending *p = data;
   cleanup_free char *k = dupn (key, klen);
-  if (strcmp (k, "path") == 0)
+  if (strcmp (k, "size") == 0)
+    {
+      cleanup_free char *v = dupn (val, vlen);
+      if (sbx_parse_int64 (v, &p->size) < 0 || p->size < 0)
+        return sbx_error_set (err, EBADMSG, "tar: bad pax size `%s`", v);
+    }
+  else if (strcmp (k, "path") == 0)
     free (p->path), p->path = dupn (val, vlen);
   else if (strcmp (k, "linkpath") == 0)
     free (p->linkpath), p->linkpath = dupn (val, vlen);
@@ -327,7 +335,7 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
 int
 sbx_tar_extract (int in, int rootfd, sbx_error **err)
 {
-  struct pending p = { .realsize = -1 };
+  struct pending p = { .realsize = -1, .size = -1 };
   unsigned char h[BLOCK];
   int r = 0;
 
@@ -364,6 +372,8 @@ sbx_tar_extract (int in, int rootfd, sbx_error **err)
             }
           continue;
         }
+      if (p.size >= 0)
+        e.size = (unsigned long long)p.size;
       r = extract (in, rootfd, &e, &p, err);
       pending_clear (&p);
       if (r < 0)
