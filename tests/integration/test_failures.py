@@ -411,6 +411,11 @@ def _seccomp_bad_rule_action(c):
     return ["linux.seccomp.syscalls[0].action"]
 
 
+def _res(**sections):
+    """Set linux.resources to SECTIONS (whatever `runc spec` had)."""
+    return _set(["linux", "resources"], sections)
+
+
 MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
 # (id, mutation of config, fragments the error must contain)
@@ -426,6 +431,43 @@ CONFIG_CASES = [
      ["process.user.additionalGids[1]", "4294967295"]),
     ("env-without-equals", _set(["process", "env"], ["PATH=/bin", "JUSTANAME"]), ["process.env[1]", "JUSTANAME"]),
     ("env-empty-name", _set(["process", "env"], ["=value"]), ["process.env[0]", "=value"]),
+    ("process-null", _set(["process"], None), ["process", "required"]),
+    ("process-absent", _del(["process"]), ["process", "required"]),
+    # linux.resources: -1 is the only "unlimited"; what the kernel would
+    # silently clamp, round or read as unlimited is refused
+    ("memory-limit-minus-two", _res(memory={"limit": -2}), ["linux.resources.memory.limit", "-2"]),
+    ("memory-reservation-minus-two", _res(memory={"reservation": -2}),
+     ["linux.resources.memory.reservation", "-2"]),
+    ("memory-swap-minus-two", _res(memory={"limit": 1 << 26, "swap": -2}), ["linux.resources.memory.swap", "-2"]),
+    ("memory-swap-below-limit", _res(memory={"limit": 1 << 26, "swap": 1 << 25}),
+     ["linux.resources.memory.swap", str(1 << 25), "below"]),
+    ("memory-swappiness-101", _res(memory={"swappiness": 101}), ["linux.resources.memory.swappiness", "101"]),
+    ("pids-limit-minus-two", _res(pids={"limit": -2}), ["linux.resources.pids.limit", "-2"]),
+    ("cpu-shares-max", _res(cpu={"shares": 2**64 - 1}), ["linux.resources.cpu.shares", str(2**64 - 1)]),
+    ("cpu-shares-1", _res(cpu={"shares": 1}), ["linux.resources.cpu.shares", "1 is not in [2, 262144]"]),
+    ("cpu-shares-262145", _res(cpu={"shares": 262145}), ["linux.resources.cpu.shares", "262145"]),
+    ("cpu-quota-minus-two", _res(cpu={"quota": -2}), ["linux.resources.cpu.quota", "-2"]),
+    ("cpu-quota-999", _res(cpu={"quota": 999}), ["linux.resources.cpu.quota", "999"]),
+    ("cpu-period-999", _res(cpu={"period": 999}), ["linux.resources.cpu.period", "999"]),
+    ("cpu-period-1000001", _res(cpu={"period": 1000001}), ["linux.resources.cpu.period", "1000001"]),
+    ("cpu-burst-above-quota", _res(cpu={"quota": 50000, "burst": 60000}), ["linux.resources.cpu.burst", "60000"]),
+    ("cpu-idle-2", _res(cpu={"idle": 2}), ["linux.resources.cpu.idle", "2"]),
+    ("cpu-rt-runtime-minus-two", _res(cpu={"realtimeRuntime": -2}), ["linux.resources.cpu.realtimeRuntime", "-2"]),
+    ("blkio-weight-9", _res(blockIO={"weight": 9}), ["linux.resources.blockIO.weight", "9 is not in [10, 1000]"]),
+    ("blkio-weight-1001", _res(blockIO={"weight": 1001}), ["linux.resources.blockIO.weight", "1001"]),
+    ("blkio-leaf-weight-0", _res(blockIO={"leafWeight": 0}), ["linux.resources.blockIO.leafWeight", "0"]),
+    ("blkio-weight-device", _res(blockIO={"weightDevice": [{"major": 8, "minor": 0, "weight": 2000}]}),
+     ["linux.resources.blockIO.weightDevice[0].weight", "2000"]),
+    ("blkio-throttle-negative-major",
+     _res(blockIO={"throttleReadBpsDevice": [{"major": -1, "minor": 0, "rate": 1000}]}),
+     ["linux.resources.blockIO.throttleReadBpsDevice[0]", "-1:0"]),
+    ("hugepage-limit-not-page-multiple", _res(hugepageLimits=[{"pageSize": "2MB", "limit": 3 << 20}]),
+     ["linux.resources.hugepageLimits[0].limit", str(3 << 20), "2MB"]),
+    ("hugepage-page-size", _res(hugepageLimits=[{"pageSize": "2XB", "limit": 0}]),
+     ["linux.resources.hugepageLimits[0].pageSize", "2XB"]),
+    ("hugepage-twice", _res(hugepageLimits=[{"pageSize": "2MB", "limit": 0}, {"pageSize": "2MB", "limit": 0}]),
+     ["linux.resources.hugepageLimits[1].pageSize", "2MB"]),
+    ("device-rule-type", _res(devices=[{"allow": False, "type": "x"}]), ["linux.resources.devices[0].type", "x"]),
     ("mount-option-bool", lambda c: c["mounts"][1]["options"].__setitem__(1, True),
      ["mounts[1].options[1]", "expected string"]),
     ("memory-limit-string", _set(["linux", "resources"], {"memory": {"limit": "lots"}}),
@@ -475,6 +517,41 @@ def test_invalid_config(sbx, ro_bundle, leftovers, cmd, mutate, expect):
     extra = mutate(b.config) or []
     b.write()
     fail_and_check(sbx, leftovers, b, *expect, *extra, cmd=cmd)
+
+
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_root_symlink_out_of_bundle(sbx, bundle, busybox_rootfs, leftovers, cmd):
+    """A rootfs in the bundle that is a symlink to a directory elsewhere:
+    refused (whoever wrote the bundle would pick a host directory)."""
+    b = bundle(["true"], rootfs=False)
+    (b.path / "rootfs").symlink_to(busybox_rootfs)
+    b.config["root"] = {"path": "rootfs", "readonly": True}
+    b.write()
+    fail_and_check(sbx, leftovers, b, "root.path `rootfs`", "symlink", "outside the bundle", str(busybox_rootfs),
+                   cmd=cmd)
+
+
+def test_root_symlink_inside_bundle(sbx, bundle, busybox_rootfs):
+    """A symlink that stays in the bundle is fine."""
+    b = bundle(["true"], rootfs=False)
+    shutil.copytree(busybox_rootfs, b.path / "real", symlinks=True)
+    (b.path / "rootfs").symlink_to("real")
+    b.config["root"] = {"path": "rootfs", "readonly": True}
+    b.write()
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert cp.returncode == 0, describe(cp)
+
+
+def test_relative_mount_destination_warns(sbx, ro_bundle):
+    """config.md: SHOULD be absolute, a relative one is taken from "/":
+    mounted there, with a warning (as runc has it)."""
+    b = ro_bundle(["sh", "-c", "grep ' /tmp ' /proc/self/mountinfo"])
+    b.config["mounts"].append({"destination": "tmp", "type": "tmpfs", "source": "tmpfs"})
+    b.write()
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert cp.returncode == 0, describe(cp)
+    assert "tmpfs" in cp.stdout, describe(cp)
+    assert "mounts[" in cp.stderr and "`tmp` is not absolute" in cp.stderr, describe(cp)
 
 
 def test_systemd_cgroups_path_with_flag(sbx, ro_bundle, leftovers):

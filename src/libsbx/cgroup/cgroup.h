@@ -61,6 +61,11 @@ const char *sbx_cgroup_unified_dir (sbx_cgroup *cg, int *level);
    last matching rule winning for each of r/w/m; what no rule matches is
    allowed, so lists normally start with a deny-all rule.  */
 int sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err);
+/* Check linux.resources (or the sections of an update) against the spec's
+   meaning (-1 is the only "unlimited") and the ranges the kernel takes
+   without changing the value, touching nothing: create calls it before
+   anything exists.  */
+int sbx_cgroup_validate (const oci_resources *r, sbx_error **err);
 int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
 /* Staging of the container init, so that the runtime's own work is not
    charged to the container (a 512 KiB memory limit must still run

@@ -122,6 +122,16 @@ inherit_listen_fds (oci_process *p, int *preserve)
   p->env[p->env_len] = NULL;
 }
 
+/* Is path dir itself or below it (both absolute and clean)?  */
+static bool
+path_under (const char *path, const char *dir)
+{
+  size_t n = strlen (dir);
+  if (n == 1 && dir[0] == '/')
+    return true;
+  return strncmp (path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
 /* "1.<minor>.<patch>" with an optional -suffix.  */
 static bool
 valid_oci_version (const char *v)
@@ -151,8 +161,14 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
   if (!valid_oci_version (cr->c->oci_version))
     return sbx_error_set (err, EINVAL, "config.json: ociVersion `%s`: unsupported (want 1.x.y)",
                           cr->c->oci_version);
-  /* process may be absent at create; start then fails (runtime.md).  */
-  if (cr->c->process && sbx_process_validate (cr->c->process, err) < 0)
+  /* config.md makes process optional until start, but a container without
+     one could never start: say so now rather than at start.  */
+  if (cr->c->process == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "config.json: process: required to create a container (missing or null)");
+  if (sbx_process_validate (cr->c->process, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if (cr->c->linux && sbx_cgroup_validate (cr->c->linux->resources, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (cr->c->process && cr->c->linux && cr->c->linux->seccomp
       && sbx_seccomp_check_notify (cr->c->linux->seccomp, cr->c->process->no_new_privileges, err) < 0)
@@ -162,6 +178,15 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
   cr->rootfs = realpath (root_path, NULL);
   if (cr->rootfs == NULL)
     return sbx_error_sys (err, "config.json: root.path `%s`", cr->c->root->path);
+  {
+    /* A rootfs in the bundle that a symlink takes elsewhere: whoever
+       wrote the bundle picks a host directory as the container's root.  */
+    cleanup_free char *lexical = sbx_mount_dest_clean (root_path);
+    if (path_under (lexical, cr->bundle) && !path_under (cr->rootfs, cr->bundle))
+      return sbx_error_set (
+          err, EXDEV, "config.json: root.path `%s`: a symlink leads outside the bundle (to `%s`): refused",
+          cr->c->root->path, cr->rootfs);
+  }
   {
     struct stat st;
     if (stat (cr->rootfs, &st) < 0 || !S_ISDIR (st.st_mode))

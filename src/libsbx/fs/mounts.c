@@ -345,6 +345,12 @@ sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err)
 
       if (m->destination == NULL)
         continue;
+      /* config.md: SHOULD be absolute; a relative one is deprecated and
+         taken from "/" */
+      if (m->destination[0] != '/')
+        sbx_warn ("mounts[%zu]: destination `%s` is not absolute: mounted at `/%s` (relative "
+                  "destinations are deprecated by the runtime spec)",
+                  i, m->destination, m->destination);
       clean = sbx_mount_dest_clean (m->destination);
       if (!under_proc (clean))
         continue;
@@ -1132,8 +1138,6 @@ do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
       sbx_mount_opts_clear (&mo);
       return sbx_error_set (err, EOPNOTSUPP, "idmapped mounts (uidMappings/gidMappings)");
     }
-  if (m->destination[0] != '/')
-    sbx_debug ("mount destination `%s` is relative: taken from the container root", m->destination);
   bind = mo.bind || (type && strcmp (type, "bind") == 0);
 
   if (bind)
