@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -239,6 +240,28 @@ def test_tiny_limits_still_run_true(sbx, bundle):
     set_resources(b, memory={"limit": 512 * 1024}, pids={"limit": 1})
     cp = sbx("run", "--bundle", b, sbx.new_id())
     assert cp.returncode == 0, describe(cp)
+
+
+@pytest.mark.parametrize("spec", ["sbxrun", "runc"])
+def test_true_runs_under_256k_every_time(sbx, bundle, spec):
+    """The bar of issue 14: /bin/true under a 256 KiB memory limit, 10 of 10
+    times, with sbxrun's and runc's default configs (what the init charges
+    to the container before exec must stay well below that)."""
+    b = bundle(["/bin/true"])
+    if spec == "runc":
+        if not shutil.which("runc"):
+            pytest.skip("runc is not installed")
+        keep = {"root": b.config["root"], "cgroupsPath": b.config["linux"]["cgroupsPath"]}
+        b.config_path.unlink()
+        cp = subprocess.run(["runc", "spec", "--bundle", str(b.path)], capture_output=True, text=True)
+        assert cp.returncode == 0, cp.stderr
+        b.reload()
+        b.config["root"] = keep["root"]
+        b.config["linux"]["cgroupsPath"] = keep["cgroupsPath"]
+        b.config["process"].update(args=["/bin/true"], terminal=False)
+    set_resources(b, memory={"limit": 256 * 1024})
+    fails = [cp for cp in (sbx("run", "--bundle", b, sbx.new_id()) for _ in range(10)) if cp.returncode != 0]
+    assert not fails, f"{len(fails)} of 10 failed; first:\n{describe(fails[0])}"
 
 
 def test_cgroup_placement_and_namespace(sbx, bundle):

@@ -520,6 +520,18 @@ def test_invalid_config(sbx, ro_bundle, leftovers, cmd, mutate, expect):
 
 
 @pytest.mark.parametrize("cmd", ["create", "run"])
+def test_memory_limit_too_small_for_setup(sbx, ro_bundle, leftovers, cmd):
+    """4096 bytes cannot hold the init's setup: say it was OOM-killed and
+    name the limit (it used to be `... waiting for runtime-hooks: Broken
+    pipe`)."""
+    b = ro_bundle(["true"])
+    b.config["linux"]["resources"] = {"memory": {"limit": 4096}}
+    b.write()
+    fail_and_check(sbx, leftovers, b, "init was OOM-killed during setup", "linux.resources.memory.limit 4096 bytes",
+                   cmd=cmd)
+
+
+@pytest.mark.parametrize("cmd", ["create", "run"])
 def test_root_symlink_out_of_bundle(sbx, bundle, busybox_rootfs, leftovers, cmd):
     """A rootfs in the bundle that is a symlink to a directory elsewhere:
     refused (whoever wrote the bundle would pick a host directory)."""
