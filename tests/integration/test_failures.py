@@ -23,9 +23,11 @@ A test that shows a runtime bug is marked xfail(strict=True, reason="bug:
 ..."), so that it fails as XPASS once the bug is fixed and the mark can go.
 """
 
+import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -1090,3 +1092,88 @@ def test_state_dir_is_private(sbx, ro_bundle):
         if not p.is_socket():
             assert mode & 0o077 == 0, f"{p} is mode {mode:o}"
     sbx.ok("delete", "--force", cid)
+
+
+# ---- crash consistency (issue 14): the runtime SIGKILLed at every step of
+# create, run and delete (SBXRUN_TEST_KILL_AT, see docs/design.md) leaves a
+# container that `list` shows and `delete --force` removes whole (cgroups in
+# every hierarchy, processes, egress rules, state), its ID reusable.
+
+CREATE_STEPS = [("create:state", "creating"), ("create:cgroup-recorded", "creating"),
+                ("create:cgroup", "creating"), ("create:resources", "creating"),
+                ("create:spawned", "creating"), ("create:net", "creating"), ("create:hooks", "creating"),
+                ("create:created", "created")]
+RUN_STEPS = CREATE_STEPS + [("run:created", "created"), ("run:started", "running")]
+DELETE_STEPS = ["delete:marked", "delete:killed", "delete:cgroup", "delete:net"]
+
+
+def _crash_bundle(ro_bundle):
+    """Limits in several hierarchies, an egress policy: something of each
+    kind to leave behind."""
+    b = ro_bundle(["sleep", "100"])
+    b.config["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 32},
+                                      "cpu": {"shares": 512}}
+    b.config.setdefault("annotations", {}).update({"org.sbxrun.net.allow": "127.0.0.1:9",
+                                                   "org.sbxrun.net.dns": "none"})
+    b.write()
+    return b
+
+
+def _listed(sbx, cid):
+    cp = sbx("list", "--format", "json")
+    assert cp.returncode == 0, describe(cp)
+    return {c["id"]: c["status"] for c in json.loads(cp.stdout)}.get(cid)
+
+
+def _delete_all_and_reuse(sbx, leftovers, b, cid):
+    cp = sbx("delete", "--force", cid)
+    assert cp.returncode == 0, describe(cp)
+    leftovers.check(cp, cid)
+    assert _listed(sbx, cid) is None
+    # the ID is free again
+    b.config["process"]["args"] = ["true"]
+    b.write()
+    cp = sbx("run", "--bundle", b, cid)
+    assert cp.returncode == 0, describe(cp)
+    leftovers.check(cp, cid)
+
+
+@pytest.mark.parametrize("cmd, step, status",
+                         [pytest.param("create", s, st, id=f"create-{s}") for s, st in CREATE_STEPS]
+                         + [pytest.param("run", s, st, id=f"run-{s}") for s, st in RUN_STEPS])
+def test_killed_during_create_or_run(sbx, ro_bundle, leftovers, cmd, step, status):
+    b = _crash_bundle(ro_bundle)
+    cid = sbx.new_id()
+    leftovers.snapshot()
+    cp = sbx(cmd, "--bundle", b, cid, env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
+    assert cp.returncode == -signal.SIGKILL, describe(cp)
+    assert _listed(sbx, cid) == status
+    if status == "creating":
+        # a create that did not finish is not stopped: plain delete says so
+        cp = sbx("delete", cid)
+        assert cp.returncode != 0 and "creating" in cp.stderr and "--force" in cp.stderr, describe(cp)
+    _delete_all_and_reuse(sbx, leftovers, b, cid)
+
+
+@pytest.mark.parametrize("step", DELETE_STEPS)
+def test_killed_during_delete(sbx, ro_bundle, leftovers, step):
+    b = _crash_bundle(ro_bundle)
+    cid = sbx.new_id()
+    leftovers.snapshot()
+    sbx.ok("create", "--bundle", b, cid)
+    cp = sbx("delete", "--force", cid, env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
+    assert cp.returncode == -signal.SIGKILL, describe(cp)
+    assert _listed(sbx, cid) == "deleting"
+    _delete_all_and_reuse(sbx, leftovers, b, cid)
+
+
+def test_state_dir_without_status_is_removable(sbx, ro_bundle, leftovers):
+    """What an older sbxrun killed during create left (a state directory
+    with only config.json) is listed as creating and removed by delete -f."""
+    b = ro_bundle(["true"])
+    cid = sbx.new_id()
+    d = sbx.root / cid
+    d.mkdir(parents=True)
+    shutil.copy(b.config_path, d / "config.json")
+    assert _listed(sbx, cid) == "creating"
+    _delete_all_and_reuse(sbx, leftovers, b, cid)

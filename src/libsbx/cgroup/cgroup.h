@@ -35,6 +35,12 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
    same cgroupsPath can land at different paths in different hierarchies.  */
 int sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                        sbx_error **err);
+/* The same in two steps, so that the paths can be recorded (describe)
+   before anything exists: plan resolves them, make creates the cgroups
+   (on failure, what it made is removed again; sbx_cgroup_free after).  */
+int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
+                     sbx_error **err);
+int sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err);
 /* Re-open from a saved description (the string from sbx_cgroup_describe).  */
 int sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err);
 /* A string to save in the state dir, for sbx_cgroup_load.  malloc'd.  */

@@ -435,6 +435,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       if (sbx_seccomp_prepare (c->linux->seccomp, cache, &cr->sc, err) < 0)
         return sbx_error_wrap (err, "config.json");
     }
+  /* From here status.json is the journal (state.h): phase "creating",
+     each resource recorded before it is made, so that a runtime killed
+     at any point leaves what delete --force can remove.  */
   if (sbx_state_create (o->root, o->id, &cr->state, err) < 0)
     return -1;
   cr->state->st->bundle = xstrdup (cr->bundle);
@@ -443,6 +446,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   cr->state->st->owner = owner_name ();
   cr->state->st->systemd_cgroup = o->systemd_cgroup;
   cr->state->st->has_systemd_cgroup = true;
+  if (sbx_state_save (cr->state, err) < 0)
+    return -1;
+  sbx_test_kill_point ("create:state");
   {
     size_t len;
     cleanup_free char *json = ocispec_generate (&oci_config_type, c, false, &len);
@@ -451,19 +457,25 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   }
   if (sbx_cgroup_host_mode () != SBX_CGROUP_NONE)
     {
-      if (sbx_cgroup_create (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup, &cr->cg, err)
-          < 0)
+      sbx_cgroup *cg = NULL;
+      if (sbx_cgroup_plan (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup, &cg, err) < 0)
         return -1;
-      cr->state->st->cgroup = sbx_cgroup_describe (cr->cg);
+      cr->cg = cg;
+      cr->state->st->cgroup = sbx_cgroup_describe (cg);
+      if (sbx_state_save (cr->state, err) < 0)
+        return -1;
+      sbx_test_kill_point ("create:cgroup-recorded");
+      if (sbx_cgroup_make (cg, err) < 0)
+        return -1;
+      sbx_test_kill_point ("create:cgroup");
       if (c->linux && c->linux->resources)
         {
           sbx_cgroup_add_default_devices (c->linux->resources);
           if (sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
             return -1;
         }
+      sbx_test_kill_point ("create:resources");
     }
-  if (sbx_state_save (cr->state, err) < 0)
-    return -1;
 
   cr->start_listen = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (cr->start_listen < 0)
@@ -481,8 +493,15 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     goto fail;
   close (cr->sync_child);
   cr->sync_child = -1;
+  /* Dies with us until "created" (PR_SET_PDEATHSIG), and in the cgroup:
+     recorded for a delete that finds no cgroup (none on the host).  */
   cr->state->st->pid = pid;
   cr->state->st->has_pid = true;
+  cr->state->st->pid_start = sbx_pid_start_time (pid);
+  cr->state->st->has_pid_start = true;
+  if (sbx_state_save (cr->state, err) < 0)
+    goto fail;
+  sbx_test_kill_point ("create:spawned");
 
   if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_ns_write_id_maps (pid, c->linux, err) < 0)
     goto fail;
@@ -493,6 +512,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   /* Namespaces exist, no container code or hook has run yet.  */
   if (np && sbx_net_policy_install (np, c, pid, o->id, cr->cg, cr->state->dir_fd, err) < 0)
     goto fail;
+  sbx_test_kill_point ("create:net");
   if (c->hooks)
     {
       /* "created", as the OCI validation suite and other runtimes have it.  */
@@ -540,8 +560,12 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
                      pid);
       goto fail;
     }
+  free (cr->state->st->phase);
+  cr->state->st->phase = NULL;
+  sbx_test_kill_point ("create:hooks");
   if (sbx_state_save (cr->state, err) < 0)
     goto fail;
+  sbx_test_kill_point ("create:created");
   if (o->pid_file && sbx_write_pid_file (o->pid_file, pid, err) < 0)
     goto fail;
   *pid_out = pid;
@@ -860,9 +884,12 @@ sbx_container_run (const sbx_create_opts *o, sbx_error **err)
       forwarded_signals (&set);
       sigprocmask (SIG_BLOCK, &set, NULL);
     }
+  sbx_test_kill_point ("run:created");
   r = start_locked (cr.state, false, err);
   if (r < 0)
     kill_init (pid, pidfd);
+  else
+    sbx_test_kill_point ("run:started");
   if (r == 0 && o->detach)
     {
       creator_release (&cr);
@@ -1023,9 +1050,15 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
 
   /* runtime-spec: deleting a container that is not stopped is an error
      (created included); --force kills it first.  */
-  if (strcmp (status, "stopped") != 0 && !force)
-    return sbx_error_set (err, EBUSY, "cannot delete container \"%s\" that is not stopped: %s (use --force)",
-                          s->id, status);
+  if (strcmp (status, "stopped") != 0 && strcmp (status, "deleting") != 0 && !force)
+    return sbx_error_set (err, EBUSY,
+                          "cannot delete container \"%s\" that is not stopped: %s%s (use --force)", s->id,
+                          status, strcmp (status, "creating") == 0 ? " (a create that did not finish)" : "");
+  /* Journal first: a delete killed from here on leaves a container that
+     list shows as "deleting" and the next delete finishes.  */
+  if (sbx_state_set_phase (s, "deleting", err) < 0)
+    return sbx_error_wrap (err, "delete container \"%s\"", s->id);
+  sbx_test_kill_point ("delete:marked");
   if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
     cg = NULL;
   /* Egress rules: found before the kill (a live init's namespace),
@@ -1039,6 +1072,7 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
         sbx_cgroup_kill (cg, SIGKILL, NULL);
       signal_init (s, SIGKILL, NULL);
       wait_gone (s);
+      sbx_test_kill_point ("delete:killed");
     }
   /* Processes that outlived the init (no pid namespace) go before the
      egress rules do: they must never run unrestricted.  */
@@ -1048,8 +1082,10 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
       if (sbx_cgroup_destroy (cg, &e) < 0)
         sbx_warn ("container \"%s\": remove cgroup: %s", s->id, e->msg);
       sbx_cgroup_free (cg);
+      sbx_test_kill_point ("delete:cgroup");
     }
   sbx_net_teardown_finish (nt);
+  sbx_test_kill_point ("delete:net");
   if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);

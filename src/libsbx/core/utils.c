@@ -6,8 +6,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -368,4 +370,12 @@ sbx_forward_signal (int sigfd, int pidfd)
   struct signalfd_siginfo si;
   if (read (sigfd, &si, sizeof si) == (ssize_t) sizeof si)
     syscall (SYS_pidfd_send_signal, pidfd, si.ssi_signo, NULL, 0);
+}
+
+void
+sbx_test_kill_point (const char *step)
+{
+  const char *at = getenv ("SBXRUN_TEST_KILL_AT");
+  if (at && strcmp (at, step) == 0)
+    kill (getpid (), SIGKILL);
 }
