@@ -262,6 +262,13 @@ def test_true_runs_under_256k_every_time(sbx, bundle, spec):
     set_resources(b, memory={"limit": 256 * 1024})
     fails = [cp for cp in (sbx("run", "--bundle", b, sbx.new_id()) for _ in range(10)) if cp.returncode != 0]
     assert not fails, f"{len(fails)} of 10 failed; first:\n{describe(fails[0])}"
+    # held below one charge batch during setup, the configured limit once created
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid)
+    try:
+        assert cg_read(b, "memory.max" if V2 else "memory.limit_in_bytes") == str(256 * 1024)
+    finally:
+        sbx.ok("delete", "--force", cid)
 
 
 def test_cgroup_placement_and_namespace(sbx, bundle):

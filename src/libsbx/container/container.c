@@ -324,6 +324,35 @@ kill_init (pid_t pid, int pidfd)
     ;
 }
 
+/* The kernel charges a memory cgroup in per-CPU batches of 64 pages: the
+   first charge of an empty cgroup whose limit is at least that takes the
+   whole batch into one CPU's cache, and a charge from another CPU then
+   finds no room and OOM-kills before the cache is drained (asynchronous).
+   Measured with /bin/true under 256 KiB on a busy 2-CPU host: 3 runs in 60
+   killed during setup, none under 252 KiB.  So while the init sets up in
+   the container's cgroup, a limit within a few batches is held just below
+   one batch (stricter, never looser), which makes every charge exact; the
+   configured limit is back before "created".  Returns the limit to
+   restore, or 0.  */
+static int64_t
+setup_memory_cap (const oci_resources *r, int64_t *cap)
+{
+  int64_t batch = 64 * (int64_t)sysconf (_SC_PAGESIZE);
+  const oci_memory *m = r ? r->memory : NULL;
+  if (m == NULL || !m->has_limit || m->limit < batch || m->limit >= 4 * batch)
+    return 0;
+  *cap = batch - sysconf (_SC_PAGESIZE);
+  return m->limit;
+}
+
+static int
+set_memory_limit (sbx_cgroup *cg, int64_t limit, sbx_error **err)
+{
+  oci_memory m = { .limit = limit, .has_limit = true };
+  oci_resources r = { .memory = &m };
+  return sbx_cgroup_apply (cg, &r, err);
+}
+
 /* A create or start that failed because the init vanished (EOF on the
    sync socket, "killed by signal 9 before exec"): when it died of SIGKILL
    and the container's memory cgroup counts an OOM kill (no container code
@@ -415,6 +444,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   pid_t pid = -1;
   int pidfd = -1, pty = -1;
   oci_config *c;
+  int64_t restore_limit = 0;                    /* see setup_memory_cap */
   cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
 
   if (load_config (o, cr, err) < 0)
@@ -470,9 +500,14 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       sbx_test_kill_point ("create:cgroup");
       if (c->linux && c->linux->resources)
         {
+          int64_t cap = 0;
           sbx_cgroup_add_default_devices (c->linux->resources);
           if (sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
             return -1;
+          restore_limit = setup_memory_cap (c->linux->resources, &cap);
+          if (restore_limit && set_memory_limit (cr->cg, cap, err) < 0)
+            return sbx_error_wrap (
+                err, "linux.resources.memory.limit: hold it below one charge batch during setup");
         }
       sbx_test_kill_point ("create:resources");
     }
@@ -552,6 +587,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
         goto fail;
       }
   }
+  if (restore_limit && set_memory_limit (cr->cg, restore_limit, err) < 0)
+    goto fail;
   cr->state->st->pid_start = sbx_pid_start_time (pid);
   cr->state->st->has_pid_start = true;
   if (cr->state->st->pid_start == 0)
