@@ -372,6 +372,22 @@ def test_update_device_rules(sbx, bundle):
 # update
 
 
+def test_update_refuses_what_create_refuses(sbx, bundle):
+    """update checks the merged sections as create does: the value is
+    named and nothing changes."""
+    b = bundle(["sleep", "100"])
+    set_resources(b, cpu={"shares": 1024}, pids={"limit": 10})
+    cid = sbx.new_id()
+    sbx.ok("run", "--detach", "--bundle", b, cid)
+    for res, frag in [({"cpu": {"shares": 1}}, "linux.resources.cpu.shares: 1 "),
+                      ({"pids": {"limit": -2}}, "linux.resources.pids.limit: -2"),
+                      ({"cpu": {"period": 999}}, "linux.resources.cpu.period: 999")]:
+        cp = sbx("update", "--resources", "-", cid, input=json.dumps(res))
+        assert cp.returncode != 0 and frag in cp.stderr, describe(cp)
+    assert cg_read(b, "pids.max") == "10"
+    assert saved_resources(sbx, cid)["cpu"] == {"shares": 1024}
+
+
 def test_update_live_limits(sbx, bundle, tmp_path):
     b = bundle(["sleep", "100"])
     set_resources(b, memory={"limit": 64 * MiB}, pids={"limit": 10}, cpu={"shares": 1024})
