@@ -127,6 +127,10 @@ void sbx_forward_signal (int sigfd, int pidfd);
 
 bool sbx_has_prefix (const char *s, const char *prefix);
 int sbx_parse_int64 (const char *s, long long *out);
+/* Crash-consistency tests: SBXRUN_TEST_KILL_AT=<step> makes the runtime
+   SIGKILL itself when it reaches step (names in docs/design.md).  Built in
+   always: whoever sets sbxrun's environment can kill it anyway.  */
+void sbx_test_kill_point (const char *step);
 
 /* log.h - diagnostics for the CLI and library: text or JSON lines
  * ({"level","msg","time"}, as podman and containerd parse) to the --log file,

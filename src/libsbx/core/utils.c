@@ -7,8 +7,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -418,4 +420,12 @@ sbx_remove_tree_at (int dfd, const char *name)
       return unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -1 : 0;
     }
   return unlinkat (dfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+void
+sbx_test_kill_point (const char *step)
+{
+  const char *at = getenv ("SBXRUN_TEST_KILL_AT");
+  if (at && strcmp (at, step) == 0)
+    kill (getpid (), SIGKILL);
 }
