@@ -439,6 +439,19 @@ sbx_cgroup_is_frozen (sbx_cgroup *cg)
   return ops_of (cg)->is_frozen (cg);
 }
 
+bool
+sbx_cgroup_saved_is_frozen (const char *saved)
+{
+  sbx_cgroup *cg = NULL;
+  bool frozen = false;
+  if (sbx_cgroup_load (saved, &cg, NULL) == 0)
+    {
+      frozen = sbx_cgroup_is_frozen (cg);
+      sbx_cgroup_free (cg);
+    }
+  return frozen;
+}
+
 int
 sbx_cgroup_get_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err)
 {

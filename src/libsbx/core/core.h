@@ -183,4 +183,12 @@ int sbx_proc_open_write (int procfd, const char *rel, sbx_error **err);
    value in one piece).  */
 int sbx_proc_write (int procfd, const char *rel, const char *buf, size_t len, sbx_error **err);
 
+/* One line of /proc/<pid>/mountinfo, split in place (root and mountpoint
+   unescaped); false if it is not a complete line.  */
+typedef struct
+{
+  char *root, *mountpoint, *fstype, *superopts;
+} sbx_mountinfo_entry;
+bool sbx_mountinfo_parse_line (char *line, sbx_mountinfo_entry *e);
+
 #endif
