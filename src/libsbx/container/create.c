@@ -50,6 +50,7 @@ creator_release (sbx_creator *cr)
   sbx_state_free (cr->state);
   sbx_cgroup_free (cr->cg);
   sbx_seccomp_free (cr->sc);
+  sbx_landlock_free (cr->landlock);
   sbx_ns_plan_close (&cr->plan);
   if (cr->sync_parent >= 0)
     close (cr->sync_parent);
@@ -356,6 +357,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (sbx_net_policy_parse (c, cr->bundle, cr->rootfs, &np, err) < 0)
     return sbx_error_wrap (err, "config.json");
   sbx_net_policy_annotate (np, c);
+  if (sbx_landlock_parse (c, false, &cr->landlock, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if (cr->landlock)
+    sbx_config_annotate (c, SBX_LANDLOCK_EFFECTIVE, sbx_landlock_effective (cr->landlock));
   if (c->linux && c->linux->seccomp)
     {
       cleanup_free char *cache = xasprintf ("%s/.seccomp-cache", o->root);

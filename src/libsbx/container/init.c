@@ -219,7 +219,8 @@ take_container_credentials (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **er
                        .seccomp = cr->sc,
                        .preserve_fds = cr->o->preserve_fds,
                        .notify_sock = -1,
-                       .procfd = container_procfd };
+                       .procfd = container_procfd,
+                       .landlock = cr->landlock };
   return sbx_process_drop_privileges (&ctx, prep, err);
 }
 
@@ -462,7 +463,7 @@ sbx_init_main (sbx_creator *cr)
 {
   cleanup_error sbx_error *err = NULL;
   cleanup_free char *state_json = NULL;
-  sbx_exec_prep prep = { .procfd = -1, .own_procfd = -1, .notify_fd = -1 };
+  sbx_exec_prep prep = SBX_EXEC_PREP_INIT;
   int conn;
 
   /* Drop what belongs to the runtime: the state lock must not outlive it. */

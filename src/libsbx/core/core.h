@@ -191,4 +191,9 @@ typedef struct
 } sbx_mountinfo_entry;
 bool sbx_mountinfo_parse_line (char *line, sbx_mountinfo_entry *e);
 
+/* Append (or replace) one annotation of a config: what the runtime
+   records in the saved config for `state` (org.sbxrun.*.resolved...).  */
+struct oci_config;
+void sbx_config_annotate (struct oci_config *c, const char *key, const char *value);
+
 #endif

@@ -281,7 +281,8 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
   const oci_process *p = ctx->p;
   const sbx_seccomp *sc = ctx->seccomp;
 
-  *prep = (sbx_exec_prep){ .procfd = ctx->procfd, .own_procfd = -1, .notify_fd = -1 };
+  *prep = (sbx_exec_prep)SBX_EXEC_PREP_INIT;
+  prep->procfd = ctx->procfd;
   /* First, before a seccomp filter can refuse the calls: nothing of ours
      may reach the container.  */
   if (mark_cloexec_from (3 + ctx->preserve_fds, err) < 0)
@@ -300,6 +301,9 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
       prep->procfd = prep->own_procfd;
     }
   if (enter_cwd (p->cwd, err) < 0)
+    return -1;
+  /* The paths are opened in the final root, as root, before any filter.  */
+  if (ctx->landlock && sbx_landlock_prepare (ctx->landlock, &prep->landlock_fd, err) < 0)
     return -1;
   for (size_t i = 0; i < p->rlimits_len; i++)
     {
@@ -340,7 +344,9 @@ sbx_exec_prep_release (sbx_exec_prep *prep)
     close (prep->own_procfd);
   if (prep->notify_fd >= 0)
     close (prep->notify_fd);
-  prep->own_procfd = prep->notify_fd = prep->procfd = -1;
+  if (prep->landlock_fd >= 0)
+    close (prep->landlock_fd);
+  prep->own_procfd = prep->notify_fd = prep->procfd = prep->landlock_fd = -1;
 }
 
 /* The second half: the LSM label for the exec, the PATH lookup, the last
@@ -356,6 +362,10 @@ sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error
     return -1;
   cleanup_free char *file = resolve_exec (p, err);
   if (file == NULL)
+    return -1;
+  /* The last restriction before the program: after the lookup, which
+     the rules need not allow.  */
+  if (sbx_landlock_enforce (&prep->landlock_fd, err) < 0)
     return -1;
   /* With no_new_privs only execve follows the filter: speak before it, so
      that it need not allow sendmsg (unless a listener waits for the notify

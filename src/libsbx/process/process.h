@@ -171,6 +171,7 @@ typedef struct
   int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
   sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
   int procfd;                 /* the container's procfs (procfs.h), or -1: open /proc */
+  const sbx_landlock *landlock; /* org.sbxrun.landlock.* rules, or NULL */
 } sbx_exec_ctx;
 
 struct clone_args;
@@ -208,7 +209,9 @@ typedef struct
   int procfd;     /* for the LSM label: ctx's, or own_procfd */
   int own_procfd; /* opened by the first half, or -1 */
   int notify_fd;  /* a seccomp listener fd loaded early, or -1 */
+  int landlock_fd; /* the Landlock ruleset built in the first half, or -1 */
 } sbx_exec_prep;
+#define SBX_EXEC_PREP_INIT { .procfd = -1, .own_procfd = -1, .notify_fd = -1, .landlock_fd = -1 }
 int sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 void sbx_exec_prep_release (sbx_exec_prep *prep);
