@@ -62,14 +62,6 @@ sbx_cg_has_word (const char *list, const char *word)
   return false;
 }
 
-long long
-sbx_cg_now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 sbx_cg_sleep_ms (int ms)
 {

@@ -143,9 +143,6 @@ typedef struct
    every interval, {"type":"oom","id":ID} on each OOM.  */
 int sbx_container_events (const char *root, const char *id, const sbx_events_opts *o, sbx_error **err);
 
-/* The "data" object of a stats event (malloc'd compact JSON).  */
-char *sbx_stats_json (const sbx_cgroup_stats *st);
-
 /* A memory size as runc's update takes it: "1024", "512k", "1.5g", "64MiB",
    "2 GB" (binary units: k = 1024), or "-1" for unlimited.  */
 int sbx_parse_size (const char *s, int64_t *out, sbx_error **err);

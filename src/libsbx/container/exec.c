@@ -265,18 +265,10 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     int st = 0;
     cleanup_error sbx_error *e = NULL;
     int rr = sbx_sync_expect_text (x.sync_parent, SYNC_CHILD_PID, NULL, &text, &e);
-    if (rr == SBX_SYNC_HUNG_UP)
-      {
-        /* The joiner takes the process's credentials (and an early
-           filter): a profile refusing what that needs kills it here.  */
-        sbx_died_before_exec (joiner, c, err);
-        goto out;
-      }
-    if (rr < 0)
-      {
-        *err = steal_ptr (e);
-        goto out;
-      }
+    /* The joiner takes the process's credentials (and an early filter): a
+       profile refusing what that needs kills it here.  */
+    if (sbx_expect_outcome (rr, &e, joiner, c, err) < 0)
+      goto out;
     if (sbx_parse_int64 (text, &n) < 0 || n <= 0)
       {
         sbx_error_set (err, EPROTO, "exec: bad pid `%s` from the joining process", text);

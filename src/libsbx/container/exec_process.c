@@ -89,10 +89,10 @@ apply_flags (const sbx_exec_flags *a, oci_process *p, sbx_error **err)
         return sbx_error_set (err, EINVAL, "exec: --user `%s`: want numeric UID[:GID]", a->user);
       if (p->user == NULL)
         p->user = xmalloc0 (sizeof *p->user);
-      p->user->uid = (uint32_t) uid;
+      p->user->uid = (uint32_t)uid;
       p->user->has_uid = true;
       if (colon)
-        p->user->gid = (uint32_t) gid;
+        p->user->gid = (uint32_t)gid;
       p->user->has_gid = true;
     }
   if (a->ngids)

@@ -389,3 +389,22 @@ sbx_config_annotate (oci_config *c, const char *key, const char *value)
   c->annotations_keys[n + 1] = c->annotations_values[n + 1] = NULL;
   c->annotations_len = n + 1;
 }
+
+int
+sbx_pidfd_open (pid_t pid)
+{
+#ifdef SYS_pidfd_open
+  return (int)syscall (SYS_pidfd_open, pid, 0);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+long long
+sbx_now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
