@@ -52,6 +52,9 @@ creator_release (sbx_creator *cr)
     close (cr->sync_child);
   if (cr->start_listen >= 0)
     close (cr->start_listen);
+  if (cr->overlay_fd >= 0)
+    close (cr->overlay_fd);
+  sbx_net_release ();
 }
 
 /* A unix socket address for `name` inside a directory fd: through
@@ -170,12 +173,18 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_wrap (err, "config.json");
   if (sbx_mounts_validate (cr->c, cr->bundle, err) < 0)
     return sbx_error_wrap (err, "config.json");
+  if (sbx_overlay_wanted (cr->c, o->overlay, &cr->overlay, err) < 0)
+    return sbx_error_wrap (err, "config.json");
   if (sbx_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (cr->c->linux && cr->c->linux->time_offsets_len && !(cr->plan.new_flags & CLONE_NEWTIME))
     return sbx_error_set (err, EINVAL,
                           "config.json: linux.timeOffsets needs a new time namespace in "
                           "linux.namespaces");
+  if (cr->overlay && !(cr->plan.new_flags & CLONE_NEWNS))
+    return sbx_error_set (err, EINVAL,
+                          "config.json: " SBX_OVERLAY_ANNOTATION " (or --overlay) needs a new mount "
+                          "namespace in linux.namespaces");
   if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
@@ -187,6 +196,51 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
                   && (!(cr->plan.new_flags & CLONE_NEWNS) || sbx_mount_proc_pidns_supported ());
   if ((cr->plan.join_flags & CLONE_NEWPID) && !cr->fork_init)
     sbx_debug ("no procfs pidns= option: the init sets up inside the joined pid namespace");
+  return 0;
+}
+
+/* upper/ and work/ in the state dir and the detached overlay the init
+   attaches (fs.h).  */
+static int
+make_overlay (sbx_creator *cr, sbx_error **err)
+{
+  cleanup_free char *upper = xasprintf ("%s/" SBX_OVERLAY_UPPER, cr->state->dir);
+  cleanup_free char *work = xasprintf ("%s/" SBX_OVERLAY_WORK, cr->state->dir);
+  if (sbx_overlay_dirs (cr->state->dir_fd, cr->rootfs, err) < 0)
+    return -1;
+  cr->overlay_fd = sbx_overlay_mount_fd (cr->rootfs, upper, work, err);
+  return cr->overlay_fd < 0 ? -1 : 0;
+}
+
+/* --from-snapshot: fill the state dir from the snapshot (fs.h); a whole
+   rootfs copy becomes the container's rootfs.  */
+static int
+fork_snapshot (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
+{
+  char *forked_root = NULL;
+  bool flag_overlay = cr->overlay;
+  if (sbx_snapshot_fork (o->root, o->from_snapshot, cr->state->dir_fd, cr->state->dir, cr->rootfs,
+                         &cr->overlay, &forked_root, err)
+      < 0)
+    return -1;
+  if (cr->overlay && !(cr->plan.new_flags & CLONE_NEWNS))
+    return sbx_error_set (err, EINVAL,
+                          "--from-snapshot: an overlay snapshot needs a new mount namespace in "
+                          "linux.namespaces");
+  if (forked_root == NULL)
+    return 0;
+  if (flag_overlay)
+    {
+      free (forked_root);
+      return sbx_error_set (err, EINVAL,
+                            "--from-snapshot `%s`: a whole-rootfs snapshot cannot be used with "
+                            "--overlay or " SBX_OVERLAY_ANNOTATION,
+                            o->from_snapshot);
+    }
+  free (cr->rootfs);
+  cr->rootfs = forked_root;
+  free (cr->state->st->rootfs);
+  cr->state->st->rootfs = xstrdup (forked_root);
   return 0;
 }
 
@@ -392,6 +446,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
             return -1;
         }
     }
+  if (o->from_snapshot && fork_snapshot (o, cr, err) < 0)
+    return -1;
+  if (cr->overlay && make_overlay (cr, err) < 0)
+    return -1;
   if (sbx_state_save (cr->state, err) < 0)
     return -1;
 
@@ -495,7 +553,7 @@ create_cleanup (sbx_creator *cr)
 int
 sbx_container_create (const sbx_create_opts *o, sbx_error **err)
 {
-  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1, .overlay_fd = -1 };
   pid_t pid;
   int pidfd = -1, pty = -1, r;
 
@@ -609,7 +667,7 @@ out:
 int
 sbx_container_run (const sbx_create_opts *o, sbx_error **err)
 {
-  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1, .overlay_fd = -1 };
   cleanup_close int pidfd = -1, pty = -1;
   pid_t pid;
   int r;

@@ -244,7 +244,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .bundle = cr->bundle,
                          .no_pivot = cr->o->no_pivot,
                          .userns = (flags | cr->plan.join_flags) & CLONE_NEWUSER,
-                         .cgroupns = flags & CLONE_NEWCGROUP };
+                         .cgroupns = flags & CLONE_NEWCGROUP,
+                         .has_root_mount = cr->overlay_fd >= 0,
+                         .root_mount_fd = cr->overlay_fd };
 
   if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
@@ -307,6 +309,11 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
      land in a namespace shared with others): the root is only entered.  */
   if ((flags & CLONE_NEWNS) && sbx_rootfs_prepare (c, &ro, &container_procfd, err) < 0)
     return -1;
+  if (cr->overlay_fd >= 0)
+    {
+      close (cr->overlay_fd);
+      cr->overlay_fd = -1;
+    }
   if (set_sysctls (l, flags | cr->plan.join_flags, err) < 0)
     return -1;
 

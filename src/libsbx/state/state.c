@@ -20,21 +20,27 @@
 int
 sbx_id_validate (const char *id, sbx_error **err)
 {
+  return sbx_name_validate ("container id", id, err);
+}
+
+int
+sbx_name_validate (const char *what, const char *id, sbx_error **err)
+{
   size_t n = id ? strlen (id) : 0;
   if (n == 0)
-    return sbx_error_set (err, EINVAL, "container id: must not be empty");
+    return sbx_error_set (err, EINVAL, "%s: must not be empty", what);
   if (n > 1024)
-    return sbx_error_set (err, EINVAL, "container id `%.32s...`: longer than 1024 characters", id);
+    return sbx_error_set (err, EINVAL, "%s `%.32s...`: longer than 1024 characters", what, id);
   /* Dot names are the state root's own (the seccomp cache) and hidden.  */
   if (id[0] == '.')
-    return sbx_error_set (err, EINVAL, "container id `%s`: must not start with `.`", id);
+    return sbx_error_set (err, EINVAL, "%s `%s`: must not start with `.`", what, id);
   for (const char *p = id; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
           || strchr ("_+.-", *p)))
       return sbx_error_set (err, EINVAL,
-                            "container id `%s`: invalid character `%c` (allowed: letters, digits, "
+                            "%s `%s`: invalid character `%c` (allowed: letters, digits, "
                             "`_`, `+`, `.`, `-`)",
-                            id, *p);
+                            what, id, *p);
   return 0;
 }
 
@@ -155,8 +161,14 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
   static const char *files[] = { "status.json", "config.json", "start.sock", "net.json", NULL };
   if (s == NULL)
     return 0;
+  /* The overlay's upper and work dirs, a fork's private rootfs and the
+     snapshots are trees.  */
+  static const char *trees[] = { "upper", "work", "rootfs", "snapshots", NULL };
   for (const char **f = files; *f; f++)
     unlinkat (s->dir_fd, *f, 0);
+  for (const char **t = trees; *t; t++)
+    if (sbx_remove_tree_at (s->dir_fd, *t) < 0)
+      return sbx_error_sys (err, "remove `%s/%s`", s->dir, *t);
   if (unlinkat (s->root_fd, s->id, AT_REMOVEDIR) < 0 && errno != ENOENT)
     {
       /* Unknown leftovers (temp files of a crashed writer): remove them.  */

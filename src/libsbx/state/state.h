@@ -3,6 +3,9 @@
  *   status.json   sbx_status_file, written atomically (temp + rename)
  *   config.json   the config the container was created with
  *   start.sock    listening socket the created init waits on for `start`
+ *   upper/ work/  the overlay's upper and work dirs (fs.h, overlay)
+ *   rootfs/       a fork's private copy of a whole-rootfs snapshot
+ *   snapshots/    filesystem snapshots (fs.h, snapshot)
  *
  * Every mutation happens under an exclusive flock on the directory.  IDs are
  * validated before any path is built.  The live status (created, running,
@@ -28,6 +31,8 @@ typedef struct
 
 /* Check an ID: 1..1024 of [A-Za-z0-9_+.-], not starting with ".".  */
 int sbx_id_validate (const char *id, sbx_error **err);
+/* The same rule for other names (snapshots); what names them in errors.  */
+int sbx_name_validate (const char *what, const char *name, sbx_error **err);
 /* Create <root>/<id> (fails with "already exists") and lock it.  */
 int sbx_state_create (const char *root, const char *id, sbx_state **out, sbx_error **err);
 /* Open and lock an existing container: "container \"<id>\" does not exist".  */
