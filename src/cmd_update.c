@@ -6,8 +6,6 @@
 #include <config.h>
 
 #include <errno.h>
-#include <inttypes.h>
-#include <limits.h>
 #include <string.h>
 
 #include "cli.h"
@@ -29,6 +27,7 @@ enum
   OPT_BLKIO_WEIGHT,
   N_OPTS
 };
+_Static_assert (N_OPTS - OPT_MEMORY == SBX_UPDATE_N, "one flag per sbx_update_field, in order");
 
 static const sbx_opt opts[] = {
   [OPT_RESOURCES] = { "resources", 'r', true, "FILE", "linux.resources JSON to apply (- for stdin)" },
@@ -60,138 +59,17 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
 }
 
 static int
-number (const char *s, long long min, long long max, long long *out, sbx_error **err)
-{
-  if (sbx_parse_int64 (s, out) < 0 || *out < min || *out > max)
-    return sbx_error_set (err, EINVAL, "invalid value `%s` (want an integer in [%lld, %lld])", s, min, max);
-  return 0;
-}
-
-static void *
-ensure (void **p, size_t size)
-{
-  if (*p == NULL)
-    *p = xmalloc0 (size);
-  return *p;
-}
-
-static int
-read_resources (const char *file, oci_resources **out, sbx_error **err)
-{
-  cleanup_free char *text = NULL, *msg = NULL;
-  size_t len = 0;
-
-  if (strcmp (file, "-") == 0 ? sbx_read_fd (0, 16 << 20, &text, &len, err)
-                              : sbx_read_file (file, 16 << 20, &text, &len, err) < 0)
-    return sbx_error_wrap (err, "--resources `%s`", file);
-  *out = ocispec_parse (&oci_resources_type, text, len, &msg);
-  if (*out == NULL)
-    return sbx_error_set (err, EINVAL, "--resources `%s`: %s", file, msg);
-  return 0;
-}
-
-/* Lay the single-field options over r.  */
-static int
-apply_flags (const char **v, oci_resources *r, sbx_error **err)
-{
-  static const struct
-  {
-    int key;
-    size_t off_val, off_has;
-  } mem[] = {
-    { OPT_MEMORY, offsetof (oci_memory, limit), offsetof (oci_memory, has_limit) },
-    { OPT_MEMORY_SWAP, offsetof (oci_memory, swap), offsetof (oci_memory, has_swap) },
-    { OPT_MEMORY_RESERVATION, offsetof (oci_memory, reservation), offsetof (oci_memory, has_reservation) },
-  };
-  long long n;
-
-  for (size_t i = 0; i < sizeof mem / sizeof mem[0]; i++)
-    if (v[mem[i].key])
-      {
-        int64_t size;
-        oci_memory *m = ensure ((void **)&r->memory, sizeof *r->memory);
-        if (sbx_parse_size (v[mem[i].key], &size, err) < 0)
-          return sbx_error_wrap (err, "--%s", opts[mem[i].key].name);
-        *(int64_t *)((char *)m + mem[i].off_val) = size;
-        *(bool *)((char *)m + mem[i].off_has) = true;
-      }
-  if (v[OPT_CPU_SHARES])
-    {
-      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
-      if (number (v[OPT_CPU_SHARES], 0, 262144, &n, err) < 0)
-        return sbx_error_wrap (err, "--cpu-shares");
-      c->shares = (uint64_t)n;
-      c->has_shares = true;
-    }
-  if (v[OPT_CPU_QUOTA])
-    {
-      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
-      if (number (v[OPT_CPU_QUOTA], -1, LLONG_MAX, &n, err) < 0)
-        return sbx_error_wrap (err, "--cpu-quota");
-      c->quota = n;
-      c->has_quota = true;
-    }
-  if (v[OPT_CPU_PERIOD])
-    {
-      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
-      if (number (v[OPT_CPU_PERIOD], 0, LLONG_MAX, &n, err) < 0)
-        return sbx_error_wrap (err, "--cpu-period");
-      c->period = (uint64_t)n;
-      c->has_period = true;
-    }
-  if (v[OPT_CPUSET_CPUS])
-    {
-      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
-      free (c->cpus);
-      c->cpus = xstrdup (v[OPT_CPUSET_CPUS]);
-    }
-  if (v[OPT_CPUSET_MEMS])
-    {
-      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
-      free (c->mems);
-      c->mems = xstrdup (v[OPT_CPUSET_MEMS]);
-    }
-  if (v[OPT_PIDS_LIMIT])
-    {
-      oci_pids *p = ensure ((void **)&r->pids, sizeof *r->pids);
-      if (number (v[OPT_PIDS_LIMIT], LLONG_MIN, LLONG_MAX, &n, err) < 0)
-        return sbx_error_wrap (err, "--pids-limit");
-      p->limit = n;
-      p->has_limit = true;
-    }
-  if (v[OPT_BLKIO_WEIGHT])
-    {
-      oci_blkio *b = ensure ((void **)&r->block_io, sizeof *r->block_io);
-      if (number (v[OPT_BLKIO_WEIGHT], 10, 1000, &n, err) < 0)
-        return sbx_error_wrap (err, "--blkio-weight");
-      b->weight = (uint16_t)n;
-      b->has_weight = true;
-    }
-  return 0;
-}
-
-static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)
 {
   const char *v[N_OPTS] = { 0 };
-  oci_resources *r = NULL;
-  bool any = false;
-  int i, ret;
-
-  i = sbx_cli_parse (&sbx_cmd_update, argc, argv, on_opt, v, err);
+  sbx_update_opts o = { 0 };
+  int i = sbx_cli_parse (&sbx_cmd_update, argc, argv, on_opt, v, err);
   if (i < 0 || sbx_cli_nargs (&sbx_cmd_update, argc - i, 1, 1, err) < 0)
     return i < 0 ? i : -1;
-  for (int k = 0; k < N_OPTS; k++)
-    any |= v[k] != NULL;
-  if (!any)
-    return sbx_error_set (err, EINVAL, "update: nothing to change (see `sbxrun update --help`)");
-  if (v[OPT_RESOURCES] ? read_resources (v[OPT_RESOURCES], &r, err) < 0 : (r = xmalloc0 (sizeof *r), 0))
-    return -1;
-  ret = apply_flags (v, r, err);
-  if (ret == 0)
-    ret = sbx_container_update (g->root, argv[i], r, err);
-  ocispec_free (&oci_resources_type, r);
-  return ret;
+  o.resources_file = v[OPT_RESOURCES];
+  for (int k = OPT_MEMORY; k < N_OPTS; k++)
+    o.flags[k - OPT_MEMORY] = v[k];
+  return sbx_container_update_from (g->root, argv[i], &o, err);
 }
 
 const sbx_command sbx_cmd_update = {

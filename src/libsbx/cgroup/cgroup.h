@@ -104,6 +104,9 @@ int sbx_cgroup_kill (sbx_cgroup *cg, int signo, sbx_error **err);
 int sbx_cgroup_freeze (sbx_cgroup *cg, bool frozen, sbx_error **err);
 /* Is the cgroup frozen (for state "paused")?  */
 bool sbx_cgroup_is_frozen (sbx_cgroup *cg);
+/* The same for the cgroup of a saved description (sbx_cgroup_describe);
+   false if it cannot be loaded.  */
+bool sbx_cgroup_saved_is_frozen (const char *saved);
 /* Counters for `sbxrun events --stats`; what the host cannot give stays 0
    (has_* false).  CPU times in nanoseconds, memory in bytes.  The arrays
    are malloc'd: release with sbx_cgroup_stats_release.  */

@@ -138,6 +138,10 @@ bool sbx_cg_read_u64 (sbx_cg_hier *h, const char *file, uint64_t *out);
 uint64_t sbx_cg_keyed_u64 (sbx_cg_hier *h, const char *file, const char *key);
 /* hugepageLimits pageSize: digits + KB/MB/GB (the hugetlb file infix).  */
 bool sbx_cg_valid_page_size (const char *s);
+/* Write linux.resources.hugepageLimits: hugetlb.<size>.<limit_file> and,
+   where the kernel has it, hugetlb.<size>.rsvd.<limit_file> (v1
+   "limit_in_bytes", v2 "max").  */
+int sbx_cg_hugetlb_write (sbx_cg_hier *h, const oci_resources *r, const char *limit_file, sbx_error **err);
 /* Write rdma.max lines for linux.resources.rdma (same format on v1 and v2).  */
 int sbx_cg_rdma_write (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
 /* Append the pids of cgroup.procs of h and (recursively) its children.  */
@@ -147,7 +151,6 @@ int sbx_cg_collect_pids (sbx_cg_hier *h, pid_t **pids, size_t *n, sbx_error **er
 int sbx_cg_remove (sbx_cg_hier *h, sbx_error **err);
 /* Signal every pid of the cgroup once; *seen = how many there were.  */
 int sbx_cg_signal_all (sbx_cgroup *cg, int signo, size_t *seen, sbx_error **err);
-long long sbx_cg_now_ms (void);
 void sbx_cg_sleep_ms (int ms);
 
 /* ---- stats helpers (cgroup/stats.c) */

@@ -33,60 +33,6 @@ bad_chars (const char *s)
 
 /* ------------------------------------------------------- text discovery */
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo.  */
-static void
-unescape_octal (char *s)
-{
-  char *w = s;
-  for (char *r = s; *r; r++)
-    {
-      if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0'
-          && r[3] <= '7')
-        {
-          *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-          r += 3;
-        }
-      else
-        *w++ = *r;
-    }
-  *w = '\0';
-}
-
-typedef struct
-{
-  char *root, *mountpoint, *fstype, *superopts;
-} mi_entry;
-
-/* Split one mountinfo line in place.  */
-static bool
-parse_mountinfo_line (char *line, mi_entry *e)
-{
-  char *f[6] = { 0 };
-  char *save = NULL, *tok;
-  int i = 0;
-
-  for (tok = strtok_r (line, " ", &save); tok && i < 6; tok = strtok_r (NULL, " ", &save))
-    f[i++] = tok;
-  if (i < 6)
-    return false;
-  e->root = f[3];
-  e->mountpoint = f[4];
-  /* optional fields until the lone "-" */
-  while (tok && strcmp (tok, "-") != 0)
-    tok = strtok_r (NULL, " ", &save);
-  if (tok == NULL)
-    return false;
-  e->fstype = strtok_r (NULL, " ", &save);
-  if (e->fstype == NULL || strtok_r (NULL, " ", &save) == NULL)
-    return false;
-  e->superopts = strtok_r (NULL, " ", &save);
-  if (e->superopts == NULL)
-    return false;
-  unescape_octal (e->root);
-  unescape_octal (e->mountpoint);
-  return true;
-}
-
 /* Every controller of the comma list `ctrls` is among the mount options.  */
 static bool
 opts_cover (const char *superopts, const char *ctrls)
@@ -113,7 +59,7 @@ under (const char *path, const char *dir)
 /* Find the mount for one /proc/self/cgroup line; prefer mounts below root.  */
 static bool
 find_mount (char **lines, size_t n, sbx_cgroup_mode mode, const char *root, const char *ctrls,
-            mi_entry *found)
+            sbx_mountinfo_entry *found)
 {
   cleanup_free char *unified_at = xasprintf ("%s/unified", root);
   bool have = false;
@@ -121,10 +67,10 @@ find_mount (char **lines, size_t n, sbx_cgroup_mode mode, const char *root, cons
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free char *dup = xstrdup (lines[i]);
-      mi_entry e;
+      sbx_mountinfo_entry e;
       bool match;
 
-      if (!parse_mountinfo_line (dup, &e))
+      if (!sbx_mountinfo_parse_line (dup, &e))
         continue;
       if (*ctrls == '\0')
         match = strcmp (e.fstype, "cgroup2") == 0
@@ -178,7 +124,7 @@ sbx_cg_hierarchies_from_text (sbx_cgroup_mode mode, const char *root, const char
   for (size_t i = 0; i < nlines; i++)
     {
       char *c1 = strchr (lines[i], ':'), *c2;
-      mi_entry m = { 0 };
+      sbx_mountinfo_entry m = { 0 };
       const char *ctrls;
 
       if (c1 == NULL || (c2 = strchr (c1 + 1, ':')) == NULL)

@@ -286,7 +286,7 @@ sbx_cg_remove (sbx_cg_hier *h, sbx_error **err)
   cleanup_free char *parent = xstrdup (h->dir);
   cleanup_close int pfd = -1;
   char *slash = strrchr (parent, '/');
-  long long deadline = sbx_cg_now_ms () + SBX_CG_RMDIR_TIMEOUT_MS;
+  long long deadline = sbx_now_ms () + SBX_CG_RMDIR_TIMEOUT_MS;
   int r;
 
   if (h->fd >= 0)
@@ -305,7 +305,7 @@ sbx_cg_remove (sbx_cg_hier *h, sbx_error **err)
       r = remove_tree (pfd, slash + 1, 0);
       if (r == 0)
         return 0;
-      if (r != -EBUSY || sbx_cg_now_ms () > deadline)
+      if (r != -EBUSY || sbx_now_ms () > deadline)
         return sbx_error_set (err, -r, "remove cgroup `%s`", h->dir);
       sbx_cg_sleep_ms (10);
     }

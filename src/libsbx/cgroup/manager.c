@@ -62,14 +62,6 @@ sbx_cg_has_word (const char *list, const char *word)
   return false;
 }
 
-long long
-sbx_cg_now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 sbx_cg_sleep_ms (int ms)
 {
@@ -455,6 +447,19 @@ bool
 sbx_cgroup_is_frozen (sbx_cgroup *cg)
 {
   return ops_of (cg)->is_frozen (cg);
+}
+
+bool
+sbx_cgroup_saved_is_frozen (const char *saved)
+{
+  sbx_cgroup *cg = NULL;
+  bool frozen = false;
+  if (sbx_cgroup_load (saved, &cg, NULL) == 0)
+    {
+      frozen = sbx_cgroup_is_frozen (cg);
+      sbx_cgroup_free (cg);
+    }
+  return frozen;
 }
 
 int

@@ -355,27 +355,7 @@ apply_hugetlb (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
                               "linux.resources.hugepageLimits: no hugetlb controller on this host");
       return sbx_cg_v2_apply_hugetlb (h, r, err);
     }
-  for (size_t i = 0; i < r->hugepage_limits_len; i++)
-    {
-      const oci_hugepage_limit *l = r->hugepage_limits[i];
-      cleanup_free char *file = NULL, *rsvd = NULL, *field = NULL;
-      if (l->page_size == NULL || !sbx_cg_valid_page_size (l->page_size))
-        return sbx_error_set (err, EINVAL, "linux.resources.hugepageLimits[%zu].pageSize: invalid `%s`", i,
-                              l->page_size ? l->page_size : "");
-      file = xasprintf ("hugetlb.%s.limit_in_bytes", l->page_size);
-      rsvd = xasprintf ("hugetlb.%s.rsvd.limit_in_bytes", l->page_size);
-      field = xasprintf ("hugepageLimits[%zu].limit", i);
-      if (!sbx_cg_exists (h, file))
-        return sbx_error_set (err, EOPNOTSUPP,
-                              "linux.resources.hugepageLimits[%zu].pageSize: page size `%s` not supported "
-                              "here (no %s)",
-                              i, l->page_size, file);
-      if (sbx_cg_writef (h, file, field, err, "%" PRIu64, l->limit) < 0)
-        return -1;
-      if (sbx_cg_exists (h, rsvd) && sbx_cg_writef (h, rsvd, field, err, "%" PRIu64, l->limit) < 0)
-        return -1;
-    }
-  return 0;
+  return sbx_cg_hugetlb_write (h, r, "limit_in_bytes", err);
 }
 
 static int
@@ -497,7 +477,7 @@ v1_freeze (sbx_cgroup *cg, bool frozen, sbx_error **err)
 {
   sbx_cg_hier *h = sbx_cg_find_v1 (cg, "freezer"), *u;
   const char *want = frozen ? "FROZEN" : "THAWED";
-  long long deadline = sbx_cg_now_ms () + SBX_CG_FREEZE_TIMEOUT_MS;
+  long long deadline = sbx_now_ms () + SBX_CG_FREEZE_TIMEOUT_MS;
 
   if (h == NULL)
     {
@@ -515,7 +495,7 @@ v1_freeze (sbx_cgroup *cg, bool frozen, sbx_error **err)
         return -1;
       if (strcmp (state, want) == 0)
         return 0;
-      if (sbx_cg_now_ms () > deadline)
+      if (sbx_now_ms () > deadline)
         {
           if (frozen)
             sbx_cg_write (h, "freezer.state", "THAWED", NULL, NULL);
@@ -543,7 +523,7 @@ thaw_quietly (sbx_cgroup *cg)
 static int
 v1_kill (sbx_cgroup *cg, int signo, sbx_error **err)
 {
-  long long deadline = sbx_cg_now_ms () + SBX_CG_KILL_TIMEOUT_MS;
+  long long deadline = sbx_now_ms () + SBX_CG_KILL_TIMEOUT_MS;
   bool thawed = false;
   size_t seen = 0;
 
@@ -572,7 +552,7 @@ v1_kill (sbx_cgroup *cg, int signo, sbx_error **err)
           thaw_quietly (cg);
           thawed = true;
         }
-      if (sbx_cg_now_ms () > deadline)
+      if (sbx_now_ms () > deadline)
         return sbx_error_set (err, EBUSY, "cgroup `%s` still has %zu processes after SIGKILL",
                               sbx_cgroup_path (cg), seen);
       sbx_cg_sleep_ms (10);

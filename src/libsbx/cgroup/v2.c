@@ -410,6 +410,12 @@ sbx_cg_v2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err
     return 0;
   if (sbx_cg_v2_enable (h, ctrl, err) < 0)
     return sbx_error_wrap (err, "linux.resources.hugepageLimits");
+  return sbx_cg_hugetlb_write (h, r, "max", err);
+}
+
+int
+sbx_cg_hugetlb_write (sbx_cg_hier *h, const oci_resources *r, const char *limit_file, sbx_error **err)
+{
   for (size_t i = 0; i < r->hugepage_limits_len; i++)
     {
       const oci_hugepage_limit *l = r->hugepage_limits[i];
@@ -417,8 +423,8 @@ sbx_cg_v2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err
       if (l->page_size == NULL || !sbx_cg_valid_page_size (l->page_size))
         return sbx_error_set (err, EINVAL, "linux.resources.hugepageLimits[%zu].pageSize: invalid `%s`", i,
                               l->page_size ? l->page_size : "");
-      file = xasprintf ("hugetlb.%s.max", l->page_size);
-      rsvd = xasprintf ("hugetlb.%s.rsvd.max", l->page_size);
+      file = xasprintf ("hugetlb.%s.%s", l->page_size, limit_file);
+      rsvd = xasprintf ("hugetlb.%s.rsvd.%s", l->page_size, limit_file);
       field = xasprintf ("hugepageLimits[%zu].limit", i);
       if (!sbx_cg_exists (h, file))
         return sbx_error_set (err, EOPNOTSUPP,
@@ -604,7 +610,7 @@ v2_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err)
 static int
 wait_populated_empty (sbx_cg_hier *h, sbx_error **err)
 {
-  long long deadline = sbx_cg_now_ms () + SBX_CG_KILL_TIMEOUT_MS;
+  long long deadline = sbx_now_ms () + SBX_CG_KILL_TIMEOUT_MS;
   for (int ms = 1;; ms = ms < 32 ? ms * 2 : ms)
     {
       long long populated = 0;
@@ -612,7 +618,7 @@ wait_populated_empty (sbx_cg_hier *h, sbx_error **err)
         return -1;
       if (populated == 0)
         return 0;
-      if (sbx_cg_now_ms () > deadline)
+      if (sbx_now_ms () > deadline)
         return sbx_error_set (err, EBUSY, "cgroup `%s` still has processes after SIGKILL", h->path);
       sbx_cg_sleep_ms (ms);
     }
@@ -636,14 +642,14 @@ v2_kill (sbx_cgroup *cg, int signo, sbx_error **err)
   if (signo != SIGKILL)
     return sbx_cg_signal_all (cg, signo, &seen, err);
   /* kernels before 5.14: SIGKILL every process until none is left */
-  deadline = sbx_cg_now_ms () + SBX_CG_KILL_TIMEOUT_MS;
+  deadline = sbx_now_ms () + SBX_CG_KILL_TIMEOUT_MS;
   for (;;)
     {
       if (sbx_cg_signal_all (cg, SIGKILL, &seen, err) < 0)
         return -1;
       if (seen == 0)
         return 0;
-      if (sbx_cg_now_ms () > deadline)
+      if (sbx_now_ms () > deadline)
         return sbx_error_set (err, EBUSY, "cgroup `%s` still has processes after SIGKILL", h->path);
       sbx_cg_sleep_ms (10);
     }
@@ -661,7 +667,7 @@ sbx_cg_v2_is_frozen_hier (sbx_cg_hier *h)
 int
 sbx_cg_v2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err)
 {
-  long long deadline = sbx_cg_now_ms () + SBX_CG_FREEZE_TIMEOUT_MS;
+  long long deadline = sbx_now_ms () + SBX_CG_FREEZE_TIMEOUT_MS;
 
   if (!sbx_cg_exists (h, "cgroup.freeze"))
     return sbx_error_set (err, EOPNOTSUPP, "cgroup `%s`: no cgroup.freeze (kernel older than 5.2?)", h->path);
@@ -674,7 +680,7 @@ sbx_cg_v2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err)
         return -1;
       if ((v == 1) == frozen)
         return 0;
-      if (sbx_cg_now_ms () > deadline)
+      if (sbx_now_ms () > deadline)
         {
           if (frozen)
             sbx_cg_write (h, "cgroup.freeze", "0", NULL, NULL);

@@ -1,5 +1,5 @@
 /* container/container.c - operations on an existing container: state,
- * pause and resume (the freezer), kill, delete, ps.  Create and run are in
+ * pause and resume (the freezer), kill, delete, ps; and list.  Create and run are in
  * create.c, start in start.c, update in update.c, events in events.c, exec
  * in exec.c.  */
 #include <config.h>
@@ -327,4 +327,89 @@ sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, s
   sbx_cgroup_free (cg);
   sbx_state_free (s);
   return r;
+}
+
+/* The command line of pid as ps shows it: NULs as spaces, "" if gone.  */
+static void
+print_cmdline (FILE *out, pid_t pid)
+{
+  char path[64], buf[4096];
+  ssize_t n;
+  cleanup_close int fd = -1;
+  snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  n = fd < 0 ? -1 : sbx_read_all (fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    n = 0;
+  for (ssize_t k = 0; k < n; k++)
+    if (buf[k] == '\0')
+      buf[k] = ' ';
+  buf[n] = '\0';
+  fprintf (out, "%-8d %s\n", pid, buf);
+}
+
+int
+sbx_container_ps (const char *root, const char *id, bool json, FILE *out, sbx_error **err)
+{
+  cleanup_free pid_t *pids = NULL;
+  size_t n = 0;
+  if (sbx_container_pids (root, id, &pids, &n, err) < 0)
+    return -1;
+  if (json)
+    {
+      fprintf (out, "[");
+      for (size_t k = 0; k < n; k++)
+        fprintf (out, "%s%d", k ? "," : "", pids[k]);
+      fprintf (out, "]\n");
+      return 0;
+    }
+  fprintf (out, "%-8s %s\n", "PID", "CMD");
+  for (size_t k = 0; k < n; k++)
+    print_cmdline (out, pids[k]);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- list */
+
+int
+sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_error **err)
+{
+  cleanup_strv char **ids = NULL;
+  bool first = true;
+  if (sbx_state_list (root, &ids, err) < 0)
+    return -1;
+  if (json && !quiet)
+    fprintf (out, "[");
+  else if (!quiet)
+    fprintf (out, "%-24s %-8s %-8s %-40s %-32s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+  for (char **id = ids; *id; id++)
+    {
+      cleanup_free char *state = NULL;
+      sbx_state *s = NULL;
+      const char *status;
+      if (quiet)
+        {
+          fprintf (out, "%s\n", *id);
+          continue;
+        }
+      if (sbx_state_open (root, *id, &s, NULL) < 0)
+        continue; /* deleted meanwhile */
+      status = sbx_state_status (s);
+      if (json)
+        {
+          oci_config *c = NULL;
+          sbx_state_config (s, &c, NULL); /* for the annotations */
+          state = sbx_state_json (s, c, status, false);
+          oci_config_free (c);
+          fprintf (out, "%s%s", first ? "" : ",", state);
+        }
+      else
+        fprintf (out, "%-24s %-8d %-8s %-40s %-32s %s\n", *id, strcmp (status, "stopped") ? s->st->pid : 0,
+                 status, s->st->bundle, s->st->created ? s->st->created : "", s->st->owner ? s->st->owner : "");
+      first = false;
+      sbx_state_free (s);
+    }
+  if (json && !quiet)
+    fprintf (out, "]\n");
+  return 0;
 }

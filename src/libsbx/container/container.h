@@ -6,6 +6,7 @@
 #define SBX_CONTAINER_CONTAINER_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <stdint.h>
 
@@ -46,21 +47,47 @@ int sbx_container_kill (const char *root, const char *id, int signo, bool all, s
 int sbx_container_delete (const char *root, const char *id, bool force, sbx_error **err);
 int sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *n,
                         sbx_error **err);
+/* `ps`: the pids as a JSON array, or a PID / CMD table (from /proc).  */
+int sbx_container_ps (const char *root, const char *id, bool json, FILE *out, sbx_error **err);
+/* `list`: every container under root as a table, a JSON array of OCI
+   states, or (quiet) only the IDs.  */
+int sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_error **err);
+
+/* What `exec` runs when no oci_process is given: a --process file as is,
+   else the container's own process with these laid over it.  */
+typedef struct
+{
+  const char *process_file; /* --process: the whole process.json */
+  char *const *args;        /* COMMAND [ARG...] */
+  size_t nargs;
+  bool tty, no_new_privs;
+  const char *cwd;
+  const char *user;  /* numeric UID[:GID] */
+  char *const *env;  /* KEY=VALUE, replacing the base's KEY */
+  size_t nenv;
+  char *const *caps; /* added to every capability set */
+  size_t ncaps;
+  const uint32_t *gids; /* replace additionalGids */
+  size_t ngids;
+} sbx_exec_flags;
 
 typedef struct
 {
   const char *root;
   const char *id;
-  oci_process *process;       /* complete process (from --process or flags) */
+  oci_process *process;       /* complete process; NULL: built from flags */
+  const sbx_exec_flags *flags;
   const char *console_socket;
   const char *pid_file;
   int preserve_fds;
   bool detach;
 } sbx_exec_opts;
 
-/* Build the exec process from the container's own process (runc semantics)
-   when no --process file is given.  */
+/* The container's own process (runc semantics), the base of flags.  */
 int sbx_container_exec_base (const char *root, const char *id, oci_process **out, sbx_error **err);
+/* The process of sbx_exec_flags (malloc'd; ocispec_free it).  */
+int sbx_container_exec_process (const char *root, const char *id, const sbx_exec_flags *f, oci_process **out,
+                                sbx_error **err);
 /* Returns the exit code in the foreground, 0 detached.  */
 int sbx_container_exec (const sbx_exec_opts *o, sbx_error **err);
 
@@ -82,6 +109,29 @@ int sbx_container_resume (const char *root, const char *id, sbx_error **err);
    sections that changed to the cgroup, and save the merged config.json in
    the state directory.  The container must not be stopped.  */
 int sbx_container_update (const char *root, const char *id, const oci_resources *r, sbx_error **err);
+/* `update` from the command line: a linux.resources JSON file ("-" =
+   stdin) and single-field flags as given (NULL = not given), which win over
+   the file; errors name the flag (--memory, ...).  */
+typedef enum
+{
+  SBX_UPDATE_MEMORY,
+  SBX_UPDATE_MEMORY_SWAP,
+  SBX_UPDATE_MEMORY_RESERVATION,
+  SBX_UPDATE_CPU_SHARES,
+  SBX_UPDATE_CPU_QUOTA,
+  SBX_UPDATE_CPU_PERIOD,
+  SBX_UPDATE_CPUSET_CPUS,
+  SBX_UPDATE_CPUSET_MEMS,
+  SBX_UPDATE_PIDS_LIMIT,
+  SBX_UPDATE_BLKIO_WEIGHT,
+  SBX_UPDATE_N
+} sbx_update_field;
+typedef struct
+{
+  const char *resources_file;
+  const char *flags[SBX_UPDATE_N];
+} sbx_update_opts;
+int sbx_container_update_from (const char *root, const char *id, const sbx_update_opts *o, sbx_error **err);
 
 typedef struct
 {
@@ -94,9 +144,6 @@ typedef struct
    {"type":"stats","id":ID,"data":{cpu, memory, pids, blkio, hugetlb...}}
    every interval, {"type":"oom","id":ID} on each OOM.  */
 int sbx_container_events (const char *root, const char *id, const sbx_events_opts *o, sbx_error **err);
-
-/* The "data" object of a stats event (malloc'd compact JSON).  */
-char *sbx_stats_json (const sbx_cgroup_stats *st);
 
 /* A memory size as runc's update takes it: "1024", "512k", "1.5g", "64MiB",
    "2 GB" (binary units: k = 1024), or "-1" for unlimited.  */

@@ -14,7 +14,6 @@
 #include "ocispec.h"
 #include "state/state.h"
 
-int sbx_pidfd_open (pid_t pid);
 /* A unix socket address for `name` inside a directory fd: through
    /proc/self/fd, so long state paths never overflow sun_path.  */
 socklen_t sbx_dir_sockaddr (int dirfd, const char *name, struct sockaddr_un *sa);
@@ -36,6 +35,10 @@ int sbx_died_before_exec (pid_t pid, const oci_config *c, sbx_error **err);
    linux.resources.memory.limit; when ("during setup", "before exec").  */
 void sbx_explain_oom (sbx_cgroup *cg, const oci_config *c, pid_t pid, int pidfd, const char *when,
                       sbx_error **err);
+/* For r, what a sync expect returned with its error in *e: a hang-up is a
+   death before exec (sbx_died_before_exec of pid into *err), any other
+   error moves from *e to *err.  Returns r, or -1.  */
+int sbx_expect_outcome (int r, sbx_error **e, pid_t pid, const oci_config *c, sbx_error **err);
 /* Receive the pty master of a process being set up (SYNC_PTY) and pass it
    to console_socket, or keep it in *pty_out (-1 when passed on) for the
    foreground, sized like our own terminal.  */

@@ -33,12 +33,6 @@
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
 
-int
-sbx_pidfd_open (pid_t pid)
-{
-  return syscall (SYS_pidfd_open, pid, 0);
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 static void
@@ -597,16 +591,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
        needs kills it here.  */
     cleanup_error sbx_error *e = NULL;
     int r = sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, &e);
-    if (r == SBX_SYNC_HUNG_UP)
-      {
-        sbx_died_before_exec (pid, c, err);
-        goto fail;
-      }
-    if (r < 0)
-      {
-        *err = steal_ptr (e);
-        goto fail;
-      }
+    if (sbx_expect_outcome (r, &e, pid, c, err) < 0)
+      goto fail;
   }
   if (restore_limit && set_memory_limit (cr->cg, restore_limit, err) < 0)
     goto fail;

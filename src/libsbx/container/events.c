@@ -78,14 +78,6 @@ sbx_parse_duration_ms (const char *s, long long *ms, sbx_error **err)
 
 /* ---------------------------------------------------------------- events */
 
-static long long
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 mem_entry (oj_writer *w, const char *key, uint64_t limit, uint64_t usage, uint64_t max, uint64_t failcnt)
 {
@@ -244,14 +236,6 @@ write_stats (oj_writer *w, const sbx_cgroup_stats *st, const struct egress_drops
   oj_w_end_object (w);
 }
 
-char *
-sbx_stats_json (const sbx_cgroup_stats *st)
-{
-  oj_writer *w = oj_writer_new (false);
-  write_stats (w, st, NULL);
-  return oj_writer_finish (w, NULL);
-}
-
 /* One event line; data may be NULL.  */
 static int
 emit_event (int fd, const char *type, const char *id, const sbx_cgroup_stats *data,
@@ -352,7 +336,7 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
     if (sbx_cgroup_oom_watch_open (cg, &ow, &e) < 0)
       sbx_debug ("events: %s", e->msg);
   }
-  next = o->interval_ms > 0 ? now_ms () + o->interval_ms : -1;
+  next = o->interval_ms > 0 ? sbx_now_ms () + o->interval_ms : -1;
   for (;;)
     {
       struct pollfd p[2] = { { pidfd, POLLIN, 0 }, { ow ? sbx_cgroup_oom_watch_fd (ow) : -1, POLLIN, 0 } };
@@ -360,7 +344,7 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
 
       if (next >= 0)
         {
-          long long left = next - now_ms ();
+          long long left = next - sbx_now_ms ();
           timeout = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
         }
       if (pidfd < 0 && (timeout < 0 || timeout > 200))
@@ -382,13 +366,13 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
             goto out;
           break;
         }
-      if (next >= 0 && now_ms () >= next)
+      if (next >= 0 && sbx_now_ms () >= next)
         {
           if (emit_stats (o->out_fd, cg, id, state_dirfd, pid, err) < 0)
             goto out;
           next += o->interval_ms;
-          if (next < now_ms ())
-            next = now_ms () + o->interval_ms;
+          if (next < sbx_now_ms ())
+            next = sbx_now_ms () + o->interval_ms;
         }
     }
   ret = 0;

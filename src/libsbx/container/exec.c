@@ -27,27 +27,6 @@
 #include "security/security.h"
 
 
-int
-sbx_container_exec_base (const char *root, const char *id, oci_process **out, sbx_error **err)
-{
-  sbx_state *s = NULL;
-  oci_config *c = NULL;
-  int r = -1;
-  if (sbx_state_open (root, id, &s, err) < 0)
-    return -1;
-  if (sbx_state_config (s, &c, err) == 0)
-    {
-      *out = ocispec_dup (&oci_process_type, c->process);
-      if (*out == NULL)
-        sbx_error_set (err, EINVAL, "container \"%s\" has no process", id);
-      else
-        r = 0;
-    }
-  oci_config_free (c);
-  sbx_state_free (s);
-  return r;
-}
-
 /* What both stages of the exec child need; the runtime fills it before
    the fork.  */
 struct exec_child
@@ -286,18 +265,10 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     int st = 0;
     cleanup_error sbx_error *e = NULL;
     int rr = sbx_sync_expect_text (x.sync_parent, SYNC_CHILD_PID, NULL, &text, &e);
-    if (rr == SBX_SYNC_HUNG_UP)
-      {
-        /* The joiner takes the process's credentials (and an early
-           filter): a profile refusing what that needs kills it here.  */
-        sbx_died_before_exec (joiner, c, err);
-        goto out;
-      }
-    if (rr < 0)
-      {
-        *err = steal_ptr (e);
-        goto out;
-      }
+    /* The joiner takes the process's credentials (and an early filter): a
+       profile refusing what that needs kills it here.  */
+    if (sbx_expect_outcome (rr, &e, joiner, c, err) < 0)
+      goto out;
     if (sbx_parse_int64 (text, &n) < 0 || n <= 0)
       {
         sbx_error_set (err, EPROTO, "exec: bad pid `%s` from the joining process", text);
@@ -361,6 +332,17 @@ sbx_container_exec (const sbx_exec_opts *o, sbx_error **err)
   pid_t pid = -1;
   int pidfd = -1, pty = -1, r;
 
+  if (o->process == NULL)
+    {
+      sbx_exec_opts built = *o;
+      if (o->flags == NULL)
+        return sbx_error_set (err, EINVAL, "exec: no process given");
+      if (sbx_container_exec_process (o->root, o->id, o->flags, &built.process, err) < 0)
+        return -1;
+      r = sbx_container_exec (&built, err);
+      ocispec_free (&oci_process_type, built.process);
+      return r;
+    }
   if (sbx_state_open (o->root, o->id, &s, err) < 0)
     return -1;
   r = sbx_state_config (s, &c, err);

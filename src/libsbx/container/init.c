@@ -325,11 +325,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     if (sbx_sync_expect_text (cr->sync_child, SYNC_HOOKS_DONE, NULL, &pid, err) < 0)
       return -1;
     if (sbx_parse_int64 (pid, &n) == 0)
-      {
-        cr->state->st->pid = (int)n;
-        cr->state->st->has_pid = true;
-      }
-    *state_json = sbx_state_json (cr->state, c, "created", false);
+      cr->hooks_pid = (pid_t)n;
+    *state_json = sbx_state_json_pid (cr->state, c, "created", cr->hooks_pid, false);
   }
   if (c->hooks
       && sbx_hooks_run ("createContainer", c->hooks->create_container, c->hooks->create_container_len,
@@ -486,6 +483,7 @@ sbx_init_main (sbx_creator *cr)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   prctl (PR_SET_DUMPABLE, 0);
 
+  cr->hooks_pid = cr->state->st->pid;
   if (setup (cr, &state_json, &err) < 0)
     goto fail;
   if (cr->fork_init)
@@ -515,7 +513,7 @@ sbx_init_main (sbx_creator *cr)
     _exit (1);
   close (cr->start_listen);
   free (state_json);
-  state_json = sbx_state_json (cr->state, cr->c, "created", false);
+  state_json = sbx_state_json_pid (cr->state, cr->c, "created", cr->hooks_pid, false);
   if (cr->c->hooks
       && sbx_hooks_run ("startContainer", cr->c->hooks->start_container, cr->c->hooks->start_container_len,
                         state_json, &err)

@@ -33,6 +33,7 @@ typedef struct
   int overlay_fd;      /* ... built here, attached by the init (or -1) */
   bool fork_init;      /* a pid namespace joined by path: the setup runs in the
                           host's, and forks the init into it (init.c) */
+  pid_t hooks_pid;     /* child: the init's host pid for the hooks' state */
 } sbx_creator;
 
 /* The child's entry point; never returns.  */

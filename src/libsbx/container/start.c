@@ -101,6 +101,19 @@ sbx_died_before_exec (pid_t pid, const oci_config *c, sbx_error **err)
 }
 
 int
+sbx_expect_outcome (int r, sbx_error **e, pid_t pid, const oci_config *c, sbx_error **err)
+{
+  if (r == SBX_SYNC_HUNG_UP)
+    return sbx_died_before_exec (pid, c, err);
+  if (r < 0)
+    {
+      *err = steal_ptr (*e);
+      return -1;
+    }
+  return r;
+}
+
+int
 sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err)
 {
   bool heard = false;

@@ -1,6 +1,6 @@
 /* container/update.c - update: linux.resources of a live container, merged
- * into the saved config.json and written to the cgroup; the size parser of
- * the CLI flags.  */
+ * into the saved config.json and written to the cgroup; the command line's
+ * --resources file and single-field flags laid into an oci_resources.  */
 #include <config.h>
 #include "container/container.h"
 
@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -296,6 +297,139 @@ sbx_container_update (const char *root, const char *id, const oci_resources *r, 
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
   return update_locked (s, r, err);
+}
+
+/* ---------------------------------------------------------- command line */
+
+static int
+number (const char *s, long long min, long long max, long long *out, sbx_error **err)
+{
+  if (sbx_parse_int64 (s, out) < 0 || *out < min || *out > max)
+    return sbx_error_set (err, EINVAL, "invalid value `%s` (want an integer in [%lld, %lld])", s, min, max);
+  return 0;
+}
+
+static int
+read_resources (const char *file, oci_resources **out, sbx_error **err)
+{
+  cleanup_free char *text = NULL, *msg = NULL;
+  size_t len = 0;
+
+  if ((strcmp (file, "-") == 0 ? sbx_read_fd (0, 16 << 20, &text, &len, err)
+                               : sbx_read_file (file, 16 << 20, &text, &len, err))
+      < 0)
+    return sbx_error_wrap (err, "--resources `%s`", file);
+  *out = ocispec_parse (&oci_resources_type, text, len, &msg);
+  if (*out == NULL)
+    return sbx_error_set (err, EINVAL, "--resources `%s`: %s", file, msg);
+  return 0;
+}
+
+/* Lay the single-field flags over r.  */
+static int
+apply_flags (const char *const *v, oci_resources *r, sbx_error **err)
+{
+  static const struct
+  {
+    int key;
+    const char *flag;
+    size_t off_val, off_has;
+  } mem[] = {
+    { SBX_UPDATE_MEMORY, "memory", offsetof (oci_memory, limit), offsetof (oci_memory, has_limit) },
+    { SBX_UPDATE_MEMORY_SWAP, "memory-swap", offsetof (oci_memory, swap), offsetof (oci_memory, has_swap) },
+    { SBX_UPDATE_MEMORY_RESERVATION, "memory-reservation", offsetof (oci_memory, reservation),
+      offsetof (oci_memory, has_reservation) },
+  };
+  long long n;
+
+  for (size_t i = 0; i < sizeof mem / sizeof mem[0]; i++)
+    if (v[mem[i].key])
+      {
+        int64_t size;
+        oci_memory *m = ensure ((void **)&r->memory, sizeof *r->memory);
+        if (sbx_parse_size (v[mem[i].key], &size, err) < 0)
+          return sbx_error_wrap (err, "--%s", mem[i].flag);
+        *(int64_t *)((char *)m + mem[i].off_val) = size;
+        *(bool *)((char *)m + mem[i].off_has) = true;
+      }
+  if (v[SBX_UPDATE_CPU_SHARES])
+    {
+      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
+      if (number (v[SBX_UPDATE_CPU_SHARES], 0, 262144, &n, err) < 0)
+        return sbx_error_wrap (err, "--cpu-shares");
+      c->shares = (uint64_t)n;
+      c->has_shares = true;
+    }
+  if (v[SBX_UPDATE_CPU_QUOTA])
+    {
+      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
+      if (number (v[SBX_UPDATE_CPU_QUOTA], -1, LLONG_MAX, &n, err) < 0)
+        return sbx_error_wrap (err, "--cpu-quota");
+      c->quota = n;
+      c->has_quota = true;
+    }
+  if (v[SBX_UPDATE_CPU_PERIOD])
+    {
+      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
+      if (number (v[SBX_UPDATE_CPU_PERIOD], 0, LLONG_MAX, &n, err) < 0)
+        return sbx_error_wrap (err, "--cpu-period");
+      c->period = (uint64_t)n;
+      c->has_period = true;
+    }
+  if (v[SBX_UPDATE_CPUSET_CPUS])
+    {
+      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
+      free (c->cpus);
+      c->cpus = xstrdup (v[SBX_UPDATE_CPUSET_CPUS]);
+    }
+  if (v[SBX_UPDATE_CPUSET_MEMS])
+    {
+      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
+      free (c->mems);
+      c->mems = xstrdup (v[SBX_UPDATE_CPUSET_MEMS]);
+    }
+  if (v[SBX_UPDATE_PIDS_LIMIT])
+    {
+      oci_pids *p = ensure ((void **)&r->pids, sizeof *r->pids);
+      if (number (v[SBX_UPDATE_PIDS_LIMIT], LLONG_MIN, LLONG_MAX, &n, err) < 0)
+        return sbx_error_wrap (err, "--pids-limit");
+      p->limit = n;
+      p->has_limit = true;
+    }
+  if (v[SBX_UPDATE_BLKIO_WEIGHT])
+    {
+      oci_blkio *b = ensure ((void **)&r->block_io, sizeof *r->block_io);
+      if (number (v[SBX_UPDATE_BLKIO_WEIGHT], 10, 1000, &n, err) < 0)
+        return sbx_error_wrap (err, "--blkio-weight");
+      b->weight = (uint16_t)n;
+      b->has_weight = true;
+    }
+  return 0;
+}
+
+int
+sbx_container_update_from (const char *root, const char *id, const sbx_update_opts *o, sbx_error **err)
+{
+  oci_resources *r = NULL;
+  bool any = o->resources_file != NULL;
+  int ret;
+
+  for (int k = 0; k < SBX_UPDATE_N; k++)
+    any |= o->flags[k] != NULL;
+  if (!any)
+    return sbx_error_set (err, EINVAL, "update: nothing to change (see `sbxrun update --help`)");
+  if (o->resources_file)
+    {
+      if (read_resources (o->resources_file, &r, err) < 0)
+        return -1;
+    }
+  else
+    r = xmalloc0 (sizeof *r);
+  ret = apply_flags (o->flags, r, err);
+  if (ret == 0)
+    ret = sbx_container_update (root, id, r, err);
+  ocispec_free (&oci_resources_type, r);
+  return ret;
 }
 
 /* ---------------------------------------------------------------- parsing */

@@ -190,6 +190,27 @@ int sbx_proc_open_write (int procfd, const char *rel, sbx_error **err);
    value in one piece).  */
 int sbx_proc_write (int procfd, const char *rel, const char *buf, size_t len, sbx_error **err);
 
+/* Connect to a unix socket path (SOCK_STREAM, close-on-exec); paths longer
+   than sun_path go through /proc/self/fd/N/name of their directory, else
+   (no /proc) a temporary fchdir.  Returns the connected fd.  */
+int sbx_unix_connect (const char *path, sbx_error **err);
+/* sendmsg(2) of iov with fd (if >= 0) attached as SCM_RIGHTS; MSG_NOSIGNAL,
+   EINTR retried.  What sendmsg returns (errno set on -1).  */
+struct iovec;
+ssize_t sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd);
+/* pidfd_open(2) (-1 with ENOSYS where the headers lack it).  */
+int sbx_pidfd_open (pid_t pid);
+/* CLOCK_MONOTONIC in milliseconds, for deadlines.  */
+long long sbx_now_ms (void);
+
+/* One line of /proc/<pid>/mountinfo, split in place (root and mountpoint
+   unescaped); false if it is not a complete line.  */
+typedef struct
+{
+  char *root, *mountpoint, *fstype, *superopts;
+} sbx_mountinfo_entry;
+bool sbx_mountinfo_parse_line (char *line, sbx_mountinfo_entry *e);
+
 /* Append (or replace) one annotation of a config: what the runtime
    records in the saved config for `state` (org.sbxrun.*.resolved...).  */
 struct oci_config;

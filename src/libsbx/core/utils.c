@@ -429,3 +429,22 @@ sbx_test_kill_point (const char *step)
   if (at && strcmp (at, step) == 0)
     kill (getpid (), SIGKILL);
 }
+
+int
+sbx_pidfd_open (pid_t pid)
+{
+#ifdef SYS_pidfd_open
+  return (int)syscall (SYS_pidfd_open, pid, 0);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+long long
+sbx_now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -322,25 +322,6 @@ cg_layout_free (struct cg_layout *l)
   free (l->base);
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo.  */
-static void
-unescape (char *s)
-{
-  char *w = s;
-  for (char *r = s; *r; r++)
-    {
-      if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0'
-          && r[3] <= '7')
-        {
-          *w++ = (char) ((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-          r += 3;
-        }
-      else
-        *w++ = *r;
-    }
-  *w = '\0';
-}
-
 /* Superblock options of a v1 hierarchy without rw/ro and release_agent:
    what must be repeated to mount the same hierarchy again.  */
 static char *
@@ -378,30 +359,19 @@ cg_layout_read (struct cg_layout *l, sbx_error **err)
     return -1;
   for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
     {
-      char *f[64], *s2 = NULL, *fstype = NULL, *super = NULL;
-      size_t nf = 0;
+      sbx_mountinfo_entry e;
       struct cg_hier *h;
 
-      for (char *t = strtok_r (line, " ", &s2); t && nf < 64; t = strtok_r (NULL, " ", &s2))
-        f[nf++] = t;
-      for (size_t i = 6; i + 1 < nf; i++)
-        if (strcmp (f[i], "-") == 0)
-          {
-            fstype = f[i + 1];
-            super = i + 3 < nf ? f[i + 3] : "";
-            break;
-          }
-      if (nf < 5 || fstype == NULL || (strcmp (fstype, "cgroup") != 0 && strcmp (fstype, "cgroup2") != 0))
+      if (!sbx_mountinfo_parse_line (line, &e)
+          || (strcmp (e.fstype, "cgroup") != 0 && strcmp (e.fstype, "cgroup2") != 0))
         continue;
       l->h = xrealloc (l->h, (l->n + 1) * sizeof *l->h);
       h = &l->h[l->n++];
-      unescape (f[3]);
-      unescape (f[4]);
-      h->v2 = strcmp (fstype, "cgroup2") == 0;
-      h->path = xstrdup (f[4]);
-      h->root = xstrdup (f[3]);
-      h->name = xstrdup (basename_of (f[4]));
-      h->opts = h->v2 ? NULL : cg_controller_opts (super);
+      h->v2 = strcmp (e.fstype, "cgroup2") == 0;
+      h->path = xstrdup (e.mountpoint);
+      h->root = xstrdup (e.root);
+      h->name = xstrdup (basename_of (e.mountpoint));
+      h->opts = h->v2 ? NULL : cg_controller_opts (e.superopts);
       if (!h->v2 && l->nv1++ == 0)
         l->base = xasprintf ("%.*s", (int) (strlen (h->path) - strlen (h->name) - 1), h->path);
     }

@@ -26,17 +26,6 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static int
-sys_pidfd_open (pid_t pid)
-{
-#ifdef SYS_pidfd_open
-  return (int) syscall (SYS_pidfd_open, pid, 0);
-#else
-  errno = ENOSYS;
-  return -1;
-#endif
-}
-
 /* Mark every fd >= 3 close-on-exec in the forked child.  Only async-signal
    safe calls: we may have been forked from a multi-threaded process.  */
 static void
@@ -117,14 +106,6 @@ fail:
   _exit (127);
 }
 
-static int64_t
-now_ms (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Write as much of the state as the pipe takes.  Returns 1 when done (all
    written, or the hook closed its stdin), 0 to continue, -1 on error.  */
 static int
@@ -152,7 +133,7 @@ static int
 wait_hook (pid_t pid, int pidfd, int wfd, const char *state, size_t len, int timeout_s,
            int *status, bool *timed_out, sbx_error **err)
 {
-  int64_t deadline = timeout_s > 0 ? now_ms () + (int64_t) timeout_s * 1000 : -1;
+  int64_t deadline = timeout_s > 0 ? sbx_now_ms () + (int64_t) timeout_s * 1000 : -1;
   size_t off = 0;
   bool exited = false;
 
@@ -187,7 +168,7 @@ wait_hook (pid_t pid, int pidfd, int wfd, const char *state, size_t len, int tim
         fds[n++] = (struct pollfd){ .fd = wfd, .events = POLLOUT };
       if (deadline >= 0)
         {
-          int64_t left = deadline - now_ms ();
+          int64_t left = deadline - sbx_now_ms ();
           wait_ms = left > 0 ? (int) (left > INT_MAX ? INT_MAX : left) : 0;
         }
       /* Without a pidfd (old kernel), poll the child's state at 20ms.  */
@@ -214,7 +195,7 @@ wait_hook (pid_t pid, int pidfd, int wfd, const char *state, size_t len, int tim
             close (wfd);
           return sbx_error_sys (err, "waitpid");
         }
-      else if (deadline >= 0 && now_ms () >= deadline)
+      else if (deadline >= 0 && sbx_now_ms () >= deadline)
         {
           *timed_out = true;
           kill (pid, SIGKILL);
@@ -291,7 +272,7 @@ run_one (const oci_hook *h, const char *state, size_t len, sbx_error **err)
       return sbx_error_set (err, child_errno, "exec");
     }
 
-  pidfd = sys_pidfd_open (pid);
+  pidfd = sbx_pidfd_open (pid);
   if (fcntl (in_pipe[1], F_SETFL, O_NONBLOCK) < 0)
     {
       int e = errno;

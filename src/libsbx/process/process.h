@@ -90,8 +90,6 @@ int sbx_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_er
 /* Same with the slave already open (fd is consumed; slave names it in
    messages).  */
 int sbx_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err);
-/* Connect to a unix socket path.  Returns the connected fd.  */
-int sbx_unix_connect (const char *path, sbx_error **err);
 /* Send / receive one fd with SCM_RIGHTS (with a short text payload, the
    pty name, as runc sends).  recv returns the fd.  */
 int sbx_send_fd (int sock, int fd, const char *name, sbx_error **err);

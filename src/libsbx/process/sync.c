@@ -45,28 +45,9 @@ send_msg (int sock, int step, int errno_, int fd, const char *text, sbx_error **
   if (tl >= SYNC_MSG_MAX - sizeof h)
     tl = SYNC_MSG_MAX - sizeof h - 1;
   struct iovec iov[2] = { { &h, sizeof h }, { (void *)(text ? text : ""), tl + 1 } };
-  union
-  {
-    char buf[CMSG_SPACE (sizeof (int))];
-    struct cmsghdr align;
-  } u;
-  struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
 
-  if (fd >= 0)
-    {
-      struct cmsghdr *c;
-      memset (&u, 0, sizeof u);
-      mh.msg_control = u.buf;
-      mh.msg_controllen = sizeof u.buf;
-      c = CMSG_FIRSTHDR (&mh);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN (sizeof (int));
-      memcpy (CMSG_DATA (c), &fd, sizeof fd);
-    }
-  while (sendmsg (sock, &mh, MSG_NOSIGNAL) < 0)
-    if (errno != EINTR)
-      return send_failed (step, err);
+  if (sbx_sendmsg_fd (sock, iov, 2, fd) < 0)
+    return send_failed (step, err);
   return 0;
 }
 

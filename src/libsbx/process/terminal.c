@@ -128,85 +128,6 @@ sbx_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size,
   return 0;
 }
 
-static int
-connect_to (int fd, const char *name)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  size_t len = strlen (name);
-
-  if (len >= sizeof addr.sun_path)
-    {
-      errno = ENAMETOOLONG;
-      return -1;
-    }
-  memcpy (addr.sun_path, name, len + 1);
-  return connect (fd, (struct sockaddr *)&addr, offsetof (struct sockaddr_un, sun_path) + len + 1);
-}
-
-/* Paths longer than sun_path go through a directory fd: first as
-   /proc/self/fd/N/name, else (no /proc) by a temporary fchdir.  */
-static int
-connect_long (int fd, const char *path)
-{
-  cleanup_free char *dir = NULL;
-  cleanup_close int dirfd = -1;
-  const char *slash = strrchr (path, '/');
-  const char *base;
-  char proc_path[sizeof ((struct sockaddr_un *)0)->sun_path + 32];
-  int r;
-
-  if (slash == NULL)
-    {
-      errno = ENAMETOOLONG; /* a single name longer than sun_path */
-      return -1;
-    }
-  dir = slash == path ? xstrdup ("/") : xasprintf ("%.*s", (int)(slash - path), path);
-  base = slash + 1;
-  dirfd = open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0)
-    return -1;
-
-  r = snprintf (proc_path, sizeof proc_path, "/proc/self/fd/%d/%s", dirfd, base);
-  if (r > 0 && (size_t)r < sizeof ((struct sockaddr_un *)0)->sun_path)
-    {
-      r = connect_to (fd, proc_path);
-      if (r == 0 || access ("/proc/self/fd", F_OK) == 0)
-        return r;
-    }
-
-  {
-    cleanup_close int cwd = open (".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    int e;
-    if (cwd < 0 || fchdir (dirfd) < 0)
-      return -1;
-    r = connect_to (fd, base);
-    e = errno;
-    if (fchdir (cwd) < 0)
-      sbx_warn ("could not return to the working directory: %s", strerror (errno));
-    errno = e;
-    return r;
-  }
-}
-
-int
-sbx_unix_connect (const char *path, sbx_error **err)
-{
-  cleanup_close int fd = -1;
-  struct sockaddr_un addr;
-  int r;
-
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return sbx_error_sys (err, "socket");
-  if (strlen (path) < sizeof addr.sun_path)
-    r = connect_to (fd, path);
-  else
-    r = connect_long (fd, path);
-  if (r < 0)
-    return sbx_error_sys (err, "connect to `%s`", path);
-  return steal_fd (&fd);
-}
-
 int
 sbx_send_fd (int sock, int fd, const char *name, sbx_error **err)
 {
@@ -214,28 +135,9 @@ sbx_send_fd (int sock, int fd, const char *name, sbx_error **err)
   static const char nul = '\0';
   const char *data = name && *name ? name : &nul;
   size_t len = name && *name ? strlen (name) : 1;
-  union
-  {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE (sizeof (int))];
-  } ctrl;
   struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-  struct cmsghdr *c;
-  ssize_t r;
+  ssize_t r = sbx_sendmsg_fd (sock, &iov, 1, fd);
 
-  memset (&ctrl, 0, sizeof ctrl);
-  msg.msg_control = ctrl.buf;
-  msg.msg_controllen = sizeof ctrl.buf;
-  c = CMSG_FIRSTHDR (&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN (sizeof (int));
-  memcpy (CMSG_DATA (c), &fd, sizeof fd);
-
-  do
-    r = sendmsg (sock, &msg, MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
   if (r < 0)
     return sbx_error_sys (err, "send file descriptor");
   /* The fd went with the first byte; a short send only leaves name bytes.  */

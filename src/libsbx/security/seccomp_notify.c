@@ -31,42 +31,6 @@
 #include "core/core.h"
 #include "security/security_internal.h"
 
-/* Connect to path; paths longer than sun_path go through /proc/self/fd.  */
-static int
-connect_unix (const char *path, sbx_error **err)
-{
-  struct sockaddr_un addr;
-  cleanup_close int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  cleanup_close int dirfd = -1;
-  const char *target = path;
-  cleanup_free char *alt = NULL;
-
-  if (fd < 0)
-    return sbx_error_sys (err, "socket");
-  if (strlen (path) >= sizeof addr.sun_path)
-    {
-      cleanup_free char *dir = xstrdup (path);
-      char *slash = strrchr (dir, '/');
-      if (slash == NULL || slash == dir)
-        return sbx_error_set (err, ENAMETOOLONG, "linux.seccomp.listenerPath: `%s`", path);
-      *slash = '\0';
-      dirfd = open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (dirfd < 0)
-        return sbx_error_sys (err, "linux.seccomp.listenerPath: open `%s`", dir);
-      alt = xasprintf ("/proc/self/fd/%d/%s", dirfd, slash + 1);
-      if (strlen (alt) >= sizeof addr.sun_path)
-        return sbx_error_set (err, ENAMETOOLONG, "linux.seccomp.listenerPath: `%s`", path);
-      target = alt;
-    }
-  memset (&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  strcpy (addr.sun_path, target);
-  while (connect (fd, (struct sockaddr *)&addr, sizeof addr) < 0)
-    if (errno != EINTR)
-      return sbx_error_sys (err, "linux.seccomp.listenerPath: connect to `%s`", path);
-  return steal_fd (&fd);
-}
-
 static char *
 process_state_json (const oci_seccomp *s, int pid, const oci_state *st, size_t *len)
 {
@@ -100,11 +64,6 @@ sbx_seccomp_notify_send (const oci_seccomp *s, int notify_fd, int pid, const cha
   cleanup_close int sock = -1;
   oci_state *st;
   size_t len = 0, sent = 0;
-  union
-  {
-    char buf[CMSG_SPACE (sizeof (int))];
-    struct cmsghdr align;
-  } ctl;
 
   if (s == NULL || s->listener_path == NULL)
     return sbx_error_set (err, EINVAL, "linux.seccomp.listenerPath: not set");
@@ -118,29 +77,14 @@ sbx_seccomp_notify_send (const oci_seccomp *s, int notify_fd, int pid, const cha
   json = process_state_json (s, pid, st, &len);
   oci_state_free (st);
 
-  sock = connect_unix (s->listener_path, err);
+  sock = sbx_unix_connect (s->listener_path, err);
   if (sock < 0)
-    return sock;
+    return sbx_error_wrap (err, "linux.seccomp.listenerPath");
   while (sent < len)
     {
       struct iovec iov = { .iov_base = json + sent, .iov_len = len - sent };
-      struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-      ssize_t n;
-      if (sent == 0)
-        {
-          struct cmsghdr *cm;
-          memset (&ctl, 0, sizeof ctl);
-          msg.msg_control = ctl.buf;
-          msg.msg_controllen = sizeof ctl.buf;
-          cm = CMSG_FIRSTHDR (&msg);
-          cm->cmsg_level = SOL_SOCKET;
-          cm->cmsg_type = SCM_RIGHTS;
-          cm->cmsg_len = CMSG_LEN (sizeof (int));
-          memcpy (CMSG_DATA (cm), &notify_fd, sizeof (int));
-        }
-      n = sendmsg (sock, &msg, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
+      /* the fd rides with the first bytes */
+      ssize_t n = sbx_sendmsg_fd (sock, &iov, 1, sent == 0 ? notify_fd : -1);
       if (n <= 0)
         return sbx_error_sys (err, "linux.seccomp.listenerPath: send to `%s`", s->listener_path);
       sent += (size_t)n;

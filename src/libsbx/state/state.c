@@ -381,23 +381,19 @@ sbx_state_status (sbx_state *s)
     return "stopped";
   if (!s->st->started)
     return "created";
-  if (s->st->cgroup)
-    {
-      sbx_cgroup *cg = NULL;
-      bool frozen = false;
-      if (sbx_cgroup_load (s->st->cgroup, &cg, NULL) == 0)
-        {
-          frozen = sbx_cgroup_is_frozen (cg);
-          sbx_cgroup_free (cg);
-        }
-      if (frozen)
-        return "paused";
-    }
+  if (s->st->cgroup && sbx_cgroup_saved_is_frozen (s->st->cgroup))
+    return "paused";
   return "running";
 }
 
 char *
 sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pretty)
+{
+  return sbx_state_json_pid (s, c, status, s->st->pid, pretty);
+}
+
+char *
+sbx_state_json_pid (sbx_state *s, const oci_config *c, const char *status, pid_t pid, bool pretty)
 {
   oj_writer *w = oj_writer_new (pretty);
   oj_w_begin_object (w);
@@ -408,7 +404,7 @@ sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pret
   oj_w_key (w, "status");
   oj_w_string (w, status);
   oj_w_key (w, "pid");
-  oj_w_int (w, strcmp (status, "stopped") == 0 ? 0 : s->st->pid);
+  oj_w_int (w, strcmp (status, "stopped") == 0 ? 0 : pid);
   oj_w_key (w, "bundle");
   oj_w_string (w, s->st->bundle);
   oj_w_key (w, "rootfs");

@@ -66,6 +66,9 @@ const char *sbx_state_status (sbx_state *s);
 bool sbx_state_alive (sbx_state *s);
 /* The OCI state document for this container (runtime.md), pretty or not. */
 char *sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pretty);
+/* The same with the given pid (the init's view for hooks, before the
+   state on disk has it).  */
+char *sbx_state_json_pid (sbx_state *s, const oci_config *c, const char *status, pid_t pid, bool pretty);
 /* List IDs under root (malloc'd NULL-terminated).  */
 int sbx_state_list (const char *root, char ***ids, sbx_error **err);
 /* RFC 3339 UTC timestamp with nanoseconds.  */

@@ -1,0 +1,123 @@
+/* core/unix.c - connecting to a unix socket by path, also when the path is
+ * longer than sun_path (through a directory fd), and sending an fd with
+ * SCM_RIGHTS.  */
+#include <config.h>
+#include "core/core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int
+connect_to (int fd, const char *name)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  size_t len = strlen (name);
+
+  if (len >= sizeof addr.sun_path)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  memcpy (addr.sun_path, name, len + 1);
+  return connect (fd, (struct sockaddr *)&addr, offsetof (struct sockaddr_un, sun_path) + len + 1);
+}
+
+/* Paths longer than sun_path go through a directory fd: first as
+   /proc/self/fd/N/name, else (no /proc) by a temporary fchdir.  */
+static int
+connect_long (int fd, const char *path)
+{
+  cleanup_free char *dir = NULL;
+  cleanup_close int dirfd = -1;
+  const char *slash = strrchr (path, '/');
+  const char *base;
+  char proc_path[sizeof ((struct sockaddr_un *)0)->sun_path + 32];
+  int r;
+
+  if (slash == NULL)
+    {
+      errno = ENAMETOOLONG; /* a single name longer than sun_path */
+      return -1;
+    }
+  dir = slash == path ? xstrdup ("/") : xasprintf ("%.*s", (int)(slash - path), path);
+  base = slash + 1;
+  dirfd = open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return -1;
+
+  r = snprintf (proc_path, sizeof proc_path, "/proc/self/fd/%d/%s", dirfd, base);
+  if (r > 0 && (size_t)r < sizeof ((struct sockaddr_un *)0)->sun_path)
+    {
+      r = connect_to (fd, proc_path);
+      if (r == 0 || access ("/proc/self/fd", F_OK) == 0)
+        return r;
+    }
+
+  {
+    cleanup_close int cwd = open (".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int e;
+    if (cwd < 0 || fchdir (dirfd) < 0)
+      return -1;
+    r = connect_to (fd, base);
+    e = errno;
+    if (fchdir (cwd) < 0)
+      sbx_warn ("could not return to the working directory: %s", strerror (errno));
+    errno = e;
+    return r;
+  }
+}
+
+int
+sbx_unix_connect (const char *path, sbx_error **err)
+{
+  cleanup_close int fd = -1;
+  struct sockaddr_un addr;
+  int r;
+
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return sbx_error_sys (err, "socket");
+  if (strlen (path) < sizeof addr.sun_path)
+    r = connect_to (fd, path);
+  else
+    r = connect_long (fd, path);
+  if (r < 0)
+    return sbx_error_sys (err, "connect to `%s`", path);
+  return steal_fd (&fd);
+}
+
+ssize_t
+sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd)
+{
+  union
+  {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE (sizeof (int))];
+  } ctrl;
+  struct msghdr msg = { .msg_iov = iov, .msg_iovlen = niov };
+  ssize_t r;
+
+  if (fd >= 0)
+    {
+      struct cmsghdr *c;
+      memset (&ctrl, 0, sizeof ctrl);
+      msg.msg_control = ctrl.buf;
+      msg.msg_controllen = sizeof ctrl.buf;
+      c = CMSG_FIRSTHDR (&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN (sizeof (int));
+      memcpy (CMSG_DATA (c), &fd, sizeof fd);
+    }
+  do
+    r = sendmsg (sock, &msg, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
