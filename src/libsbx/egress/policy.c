@@ -1,6 +1,6 @@
 /* egress/policy.c - the org.sbxrun.net.* annotations: parsing, name
- * resolution, resolv.conf, and the checks that refuse a policy the
- * container could escape (see egress.h, docs/annotations.md).
+ * resolution and resolv.conf (see egress.h, docs/annotations.md); the
+ * checks that refuse a policy the container could escape are in scope.c.
  * Nothing here touches the system beyond reading files and resolving
  * names, so it all runs before create makes anything.  */
 #include <config.h>
@@ -22,17 +22,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
-
-struct sbx_net_policy
-{
-  sbx_net_egress_mode egress;
-  sbx_net_dns_mode dns;
-  sbx_net_rule *rules;
-  size_t nrules;
-  sbx_net_rule *resolvers;
-  size_t nresolvers;
-  char *resolved; /* JSON object text, or NULL */
-};
+#include "egress/egress_internal.h"
 
 const sbx_net_annotation sbx_net_annotations[] = {
   { SBX_NET_ALLOW, "egress allowlist: [tcp:|udp:]HOST[:PORT[-PORT]] entries (IPv4, IPv4 CIDR, "
@@ -466,8 +456,8 @@ split_entries (const char *s)
   return v;
 }
 
-static char *
-trimmed (const char *s)
+char *
+sbx_net_trimmed (const char *s)
 {
   size_t len;
   s += strspn (s, " \t\r\n");
@@ -607,7 +597,7 @@ static int
 parse_dns (sbx_net_policy *p, const char *value, bool validate_only, const oci_config *c, const char *bundle,
            const char *rootfs, sbx_error **err)
 {
-  cleanup_free char *v = value ? trimmed (value) : xstrdup ("resolv");
+  cleanup_free char *v = value ? sbx_net_trimmed (value) : xstrdup ("resolv");
   cleanup_strv char **items = NULL;
 
   if (strcmp (v, "resolv") == 0 || strcmp (v, "image") == 0)
@@ -770,7 +760,7 @@ sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const 
     return 0;
 
   p = policy_new ();
-  eg = egress ? trimmed (egress) : xstrdup (allow ? "allowlist" : "open");
+  eg = egress ? sbx_net_trimmed (egress) : xstrdup (allow ? "allowlist" : "open");
   if (strcmp (eg, "open") == 0)
     p->egress = SBX_NET_EGRESS_OPEN;
   else if (strcmp (eg, "allowlist") == 0)
@@ -823,119 +813,6 @@ sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const 
 fail:
   sbx_net_policy_free (p);
   return -1;
-}
-
-/* ---------------------------------------------------------------- checks */
-
-/* Capabilities with which a process could lift or slip past its egress
-   rules; a container with a policy may hold none of them, in any set.  */
-static const struct
-{
-  const char *cap, *why;
-} bypass_caps[] = {
-  { "CAP_NET_ADMIN", "it could remove its own egress rules" },
-  { "CAP_NET_RAW", "packet sockets (AF_PACKET) send frames that netfilter never sees" },
-  { "CAP_SYS_ADMIN", "it could leave its cgroup or join other network namespaces" },
-  { "CAP_SYS_MODULE", "it could load kernel modules" },
-  { "CAP_SYS_PTRACE", "it could ptrace a process outside the policy (in a shared pid namespace) "
-                      "and make it send on its behalf" },
-};
-
-int
-sbx_net_check_caps (const oci_process *p, const char *what, sbx_error **err)
-{
-  const oci_capabilities *c = p ? p->capabilities : NULL;
-  struct
-  {
-    const char *name;
-    char **v;
-    size_t n;
-  } sets[] = {
-    { "bounding", c ? c->bounding : NULL, c ? c->bounding_len : 0 },
-    { "effective", c ? c->effective : NULL, c ? c->effective_len : 0 },
-    { "inheritable", c ? c->inheritable : NULL, c ? c->inheritable_len : 0 },
-    { "permitted", c ? c->permitted : NULL, c ? c->permitted_len : 0 },
-    { "ambient", c ? c->ambient : NULL, c ? c->ambient_len : 0 },
-  };
-
-  for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
-    for (size_t j = 0; j < sets[i].n; j++)
-      for (size_t k = 0; k < sizeof bypass_caps / sizeof *bypass_caps; k++)
-        if (strcmp (sets[i].v[j], bypass_caps[k].cap) == 0)
-          return sbx_error_set (err, EPERM,
-                                "%s.capabilities.%s: %s is refused with an egress policy "
-                                "(" SBX_NET_PREFIX "* annotations): %s; drop it from every "
-                                "capability set",
-                                what, sets[i].name, bypass_caps[k].cap, bypass_caps[k].why);
-  return 0;
-}
-
-static int
-check_netns (const oci_config *c, sbx_error **err)
-{
-  const oci_namespace *net = NULL;
-  struct stat own, joined;
-
-  for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
-    if (strcmp (c->linux->namespaces[i]->type, "network") == 0)
-      net = c->linux->namespaces[i];
-  if (net == NULL)
-    return sbx_error_set (err, EINVAL,
-                          "annotations " SBX_NET_PREFIX "*: an egress policy needs a network "
-                          "namespace of the container's own (linux.namespaces has no `network` "
-                          "entry, so the rules would apply to the host)");
-  if (net->path == NULL || net->path[0] == '\0')
-    return 0;
-  if (stat (net->path, &joined) < 0)
-    return sbx_error_sys (err, "linux.namespaces: network path `%s`", net->path);
-  if (stat ("/proc/self/ns/net", &own) == 0 && own.st_dev == joined.st_dev && own.st_ino == joined.st_ino)
-    return sbx_error_set (err, EINVAL,
-                          "annotations " SBX_NET_PREFIX "*: an egress policy needs a network "
-                          "namespace of the container's own, but `%s` is the runtime's (host) "
-                          "network namespace",
-                          net->path);
-  return 0;
-}
-
-int
-sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy **out,
-                      sbx_error **err)
-{
-  sbx_net_policy *p = NULL;
-
-  *out = NULL;
-  if (sbx_net_policy_from_annotations (c, bundle, rootfs, &p, err) < 0)
-    return -1;
-  if (p == NULL)
-    return 0;
-  if (check_netns (c, err) < 0 || sbx_net_check_caps (c->process, "process", err) < 0)
-    {
-      sbx_net_policy_free (p);
-      return -1;
-    }
-  *out = p;
-  return 0;
-}
-
-bool
-sbx_net_config_has_policy (const oci_config *c)
-{
-  const char *allow
-      = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_ALLOW);
-  const char *egress
-      = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_EGRESS);
-  cleanup_free char *eg = egress ? trimmed (egress) : NULL;
-  if (eg)
-    return strcmp (eg, "open") != 0;
-  return allow != NULL;
-}
-
-int
-sbx_net_exec_check (const oci_config *c, const oci_process *p, sbx_error **err)
-{
-  if (!sbx_net_config_has_policy (c))
-    return 0;
-  return sbx_net_check_caps (p, "exec: process", err);
 }
 
 /* ---------------------------------------------------------------- access */
