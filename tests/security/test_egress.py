@@ -34,7 +34,7 @@ PING_SYSCTL = {"net.ipv4.ping_group_range": "0 2147483647"}
 PROBE = textwrap.dedent(
     """
     # egress.py '[[kind, host, port], ...]' -> [{"ok": ..., "err": ..., "t": s}, ...]
-    import ctypes, errno, json, socket, struct, sys, time
+    import ctypes, errno, json, os, socket, struct, sys, time
 
     def fam(host):
         return socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -77,7 +77,35 @@ PROBE = textwrap.dedent(
             raise OSError(e, "ptrace")
         return "attached"  # detached when this process exits
 
+    def rawsend(host, hdrincl):
+        # an ICMP echo from a raw socket; with hdrincl an IPPROTO_RAW socket
+        # writing the whole IPv4 header itself (a forged source address)
+        icmp = struct.pack("!BBHHH", 8, 0, 0, 7, 1) + b"sbxt"
+        s16 = sum(struct.unpack("!6H", icmp)); s16 = (s16 >> 16) + (s16 & 0xFFFF)
+        icmp = icmp[:2] + struct.pack("!H", ~(s16 + (s16 >> 16)) & 0xFFFF) + icmp[4:]
+        proto = socket.IPPROTO_RAW if hdrincl else socket.IPPROTO_ICMP
+        with socket.socket(socket.AF_INET, socket.SOCK_RAW, proto) as s:
+            if hdrincl:
+                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0,
+                                 socket.inet_aton("10.231.0.77"), socket.inet_aton(host))
+                icmp = ip + icmp
+            s.sendto(icmp, (host, 0))
+        return "sent"
+
+    def io_uring(_h, _p):
+        libc = ctypes.CDLL(None, use_errno=True)
+        params = ctypes.create_string_buffer(120)
+        fd = libc.syscall(425, 4, params)  # io_uring_setup
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "io_uring_setup")
+        os.close(fd)
+        return "opened"
+
     KINDS = {
+        "rawsend": lambda h, p: rawsend(h, False), "hdrincl": lambda h, p: rawsend(h, True),
+        "xdp": lambda h, p: opened(44, socket.SOCK_RAW, 0),
+        "sock_packet": lambda h, p: opened(socket.AF_INET, 10, socket.htons(3)),
+        "io_uring": io_uring,
         "ping6-connected": lambda h, p: echo6(h, "connected"),
         "ping6-recverr": lambda h, p: echo6(h, "recverr"),
         "ping6": lambda h, p: echo6(h, "plain"),
@@ -274,3 +302,25 @@ def test_raw_sockets_mapped_addresses_and_dns(sbx, bundle, tmp_path, netlab):
     assert refused(res[3], "ECONNREFUSED"), res                # mapped address: still 10.231.0.3
     assert refused(res[4], "EPERM") and refused(res[5], "ECONNREFUSED"), res  # not a resolver
     assert res[6]["ok"] == "tcp 80" and res[7]["ok"] == "udp 53 hi", res      # what is allowed works
+
+
+def test_net_raw_contained(sbx, bundle, tmp_path, netlab):
+    """CAP_NET_RAW under a policy (issue 12): raw IP sockets open, and what
+    they send passes the output hook like any packet (a forged header
+    too); the sockets that would skip it (AF_PACKET, SOCK_PACKET, AF_XDP)
+    and io_uring (whose socket operation skips seccomp) fail with EPERM."""
+    specs = [["packet", "", 0], ["sock_packet", "", 0], ["xdp", "", 0], ["io_uring", "", 0],
+             ["raw4", "", 0], ["raw6", "", 0], ["rawsend", "10.231.0.3", 0], ["hdrincl", "10.231.0.3", 0],
+             ["rawsend", "10.231.0.4", 0], ["hdrincl", "10.231.0.4", 0]]
+    outside = probe_outside(netlab, tmp_path, *specs)
+    assert [r["ok"] for r in outside] == ["opened"] * 6 + ["sent"] * 4, outside  # the primitives exist
+    b = egress_bundle(bundle, tmp_path, netlab, {"org.sbxrun.net.allow": "10.231.0.2:80, 10.231.0.4",
+                                                 "org.sbxrun.net.dns": "none"}, caps=["CAP_NET_RAW"])
+    with b.edit() as c:
+        c["linux"].pop("seccomp", None)
+    cid = nf.start(sbx, b)
+    res = probe_in(sbx, cid, *specs)
+    assert [r["err"] for r in res[:4]] == ["EPERM"] * 4, res
+    assert [r["ok"] for r in res[4:6]] == ["opened"] * 2, res
+    assert [r["err"] for r in res[6:8]] == ["EPERM"] * 2, res  # to a blocked host
+    assert [r["ok"] for r in res[8:]] == ["sent"] * 2, res     # to an allowed one

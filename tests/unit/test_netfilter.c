@@ -102,7 +102,7 @@ parse_ok (const char *annotations, const char *rootfs)
   oci_config *c = config (annotations, NULL, NULL);
   sbx_net_policy *p = NULL;
   sbx_error *err = NULL;
-  if (sbx_net_policy_parse (c, NULL, rootfs, &p, &err) < 0)
+  if (sbx_net_policy_parse (c, NULL, rootfs, NULL, &p, &err) < 0)
     fail_msg ("unexpected error for {%s}: %s", annotations, err->msg);
   oci_config_free (c);
   return p;
@@ -114,7 +114,7 @@ expect_error (const char *annotations, const char *namespaces, const char *proce
   oci_config *c = config (annotations, namespaces, process);
   sbx_net_policy *p = NULL;
   sbx_error *err = NULL;
-  int r = sbx_net_policy_parse (c, NULL, NULL, &p, &err);
+  int r = sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err);
   oci_config_free (c);
   if (r == 0)
     {
@@ -461,7 +461,7 @@ test_dns_resolv_bind_mount (void **state)
 
   assert_non_null (c);
   /* The source is relative to the bundle.  */
-  assert_int_equal (sbx_net_policy_parse (c, other, root, &p, &err), 0);
+  assert_int_equal (sbx_net_policy_parse (c, other, root, NULL, &p, &err), 0);
   assert_resolvers (p, "10.0.0.2");
   sbx_net_policy_free (p);
   oci_config_free (c);
@@ -551,7 +551,7 @@ test_errors (void **state)
                             "{\"bounding\": [\"CAP_NET_ADMIN\"]}}");
     sbx_net_policy *p = (sbx_net_policy *)1;
     sbx_error *err = NULL;
-    assert_int_equal (sbx_net_policy_parse (c, NULL, NULL, &p, &err), 0);
+    assert_int_equal (sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err), 0);
     assert_null (p);
     oci_config_free (c);
   }
@@ -567,14 +567,14 @@ test_joined_netns_ok (void **state)
                           "{\"type\": \"network\", \"path\": \"/dev/null\"}", NULL);
   sbx_net_policy *p = NULL;
   sbx_error *err = NULL;
-  assert_int_equal (sbx_net_policy_parse (c, NULL, NULL, &p, &err), 0);
+  assert_int_equal (sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err), 0);
   assert_non_null (p);
   sbx_net_policy_free (p);
   oci_config_free (c);
 
   c = config ("\"org.sbxrun.net.egress\": \"deny\"",
               "{\"type\": \"network\", \"path\": \"/nonexistent/netns\"}", NULL);
-  assert_true (sbx_net_policy_parse (c, NULL, NULL, &p, &err) < 0);
+  assert_true (sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err) < 0);
   assert_int_equal (err->errno_, ENOENT);
   assert_string_equal (err->msg, "linux.namespaces: network path `/nonexistent/netns`");
   sbx_error_free (err);
@@ -597,10 +597,13 @@ test_exec_check (void **state)
   assert_true (sbx_net_config_has_policy (deny));
   assert_false (sbx_net_config_has_policy (open));
   assert_false (sbx_net_config_has_policy (none));
-  assert_int_equal (sbx_net_exec_check (with, &plain, &err), 0);
-  assert_int_equal (sbx_net_exec_check (none, &p, &err), 0);
-  assert_int_equal (sbx_net_exec_check (open, &p, &err), 0);
-  assert_int_equal (sbx_net_exec_check (deny, &p, &err), -EPERM);
+  bool g;
+  assert_int_equal (sbx_net_exec_check (with, -1, &plain, &g, &err), 0);
+  assert_true (g);
+  assert_int_equal (sbx_net_exec_check (none, -1, &p, &g, &err), 0);
+  assert_false (g);
+  assert_int_equal (sbx_net_exec_check (open, -1, &p, &g, &err), 0);
+  assert_int_equal (sbx_net_exec_check (deny, -1, &p, &g, &err), -EPERM);
   assert_string_equal (err->msg, "exec: process.capabilities.ambient: CAP_NET_ADMIN is refused with an "
                                  "egress policy (org.sbxrun.net.* annotations): it could remove its own "
                                  "egress rules; drop it from every capability set");

@@ -30,6 +30,7 @@ typedef struct
   bool foreground_tty; /* run in the foreground with a terminal: keep the pty */
   bool fork_init;      /* a pid namespace joined by path: the setup runs in the
                           host's, and forks the init into it (init.c) */
+  bool packet_guard;   /* under an egress policy (own or the pod's) */
 } sbx_creator;
 
 /* The child's entry point; never returns.  */

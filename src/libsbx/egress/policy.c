@@ -871,6 +871,8 @@ sbx_net_policy_free (sbx_net_policy *p)
   free (p->rules);
   free (p->resolvers);
   free (p->resolved);
+  free (p->pod_id);
+  free (p->pod_cgroup2);
   free (p);
 }
 

@@ -171,6 +171,7 @@ typedef struct
   int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
   sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
   int procfd;                 /* the container's procfs (procfs.h), or -1: open /proc */
+  bool packet_guard;          /* under an egress policy: sbx_packet_guard_load */
 } sbx_exec_ctx;
 
 struct clone_args;
