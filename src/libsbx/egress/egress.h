@@ -8,9 +8,11 @@
  * createContainer hook runs.  Delete: sbx_net_teardown_prepare() before the
  * container is killed, sbx_net_teardown_finish() after.
  *
- * Parsing (annotations, entries, resolv.conf, capability checks) lives in
- * egress/policy.c; netlink and the state-directory record (net.json) in
- * egress/nft.c.  User documentation: docs/annotations.md.  */
+ * Parsing (annotations, entries, resolv.conf) lives in egress/policy.c;
+ * who a policy applies to (capability and namespace checks, pod sandboxes
+ * and their members) in egress/scope.c; netlink and the state-directory
+ * record (net.json) in egress/nft.c.  User documentation:
+ * docs/annotations.md.  */
 #ifndef SBX_EGRESS_EGRESS_H
 #define SBX_EGRESS_EGRESS_H
 
