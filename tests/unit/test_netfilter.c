@@ -27,6 +27,7 @@
 
 #include "core/core.h"
 #include "egress/egress.h"
+#include "egress/egress_internal.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -407,7 +408,8 @@ test_dns_resolv (void **state)
                             "options ndots:2\nnameserver fd00::53",
                             NULL);
   sbx_net_policy *p = parse_ok ("\"org.sbxrun.net.allow\": \"10.1.2.3:443\", "
-                                "\"org.sbxrun.net.dns\": \"image\"", root);
+                                "\"org.sbxrun.net.dns\": \"image\"",
+                                root);
   size_t n;
   const sbx_net_rule *v;
   assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_IMAGE);
@@ -794,6 +796,76 @@ test_live_apply (void **state)
   close (fd);
 }
 
+/* A pod member's own policy may only narrow the pod's: each entry must be
+   within one of the pod's entries (address, prefix, protocol, ports).  */
+static void
+test_pod_narrowing (void **state)
+{
+  static const struct
+  {
+    const char *allow;
+    bool ok;
+  } cases[] = {
+    { "10.1.2.3:443", true },        { "tcp:192.168.1.1:85", true }, { "tcp:192.168.1.1:80-90", true },
+    { "10.0.0.0/8", true },          { "udp:10.200.0.1:53", true },  { "[fd00::1]:80", true },
+    { "udp:192.168.1.1:85", false }, { "11.0.0.1", false },          { "tcp:192.168.1.1:80-91", false },
+    { "10.0.0.0/7", false },         { "tcp:192.168.0.1", false },   { "[fd00::/63]", false },
+    { "192.168.0.53", false }, /* a resolver: port 53 only */
+    { "udp:192.168.0.53:53", true },
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    {
+      oci_config *pc = config ("\"org.sbxrun.net.allow\": \"10.0.0.0/8, tcp:192.168.1.1:80-90, [fd00::/64]\","
+                               " \"org.sbxrun.net.dns\": \"192.168.0.53\"",
+                               NULL, NULL);
+      cleanup_free char *ann
+          = xasprintf ("\"org.sbxrun.net.allow\": \"%s\", \"org.sbxrun.net.dns\": \"none\"", cases[i].allow);
+      oci_config *mc = config (ann, NULL, NULL);
+      sbx_net_policy *pod = NULL, *p = NULL;
+      sbx_error *err = NULL;
+      assert_int_equal (sbx_net_policy_from_annotations (pc, NULL, NULL, &pod, &err), 0);
+      pod->pod_id = xstrdup ("sb");
+      int r = sbx_net_policy_parse (mc, NULL, NULL, pod, &p, &err);
+      if (cases[i].ok != (r == 0))
+        fail_msg ("%s: %s", cases[i].allow, err ? err->msg : "accepted");
+      if (r < 0)
+        {
+          assert_non_null (strstr (err->msg, "may only narrow"));
+          assert_non_null (strstr (err->msg, "\"sb\""));
+          sbx_error_free (err);
+        }
+      else
+        assert_string_equal (p->pod_id, "sb");
+      sbx_net_policy_free (p);
+      oci_config_free (pc);
+      oci_config_free (mc);
+    }
+  /* egress=open widens; no annotation at all inherits the pod's */
+  {
+    oci_config *pc
+        = config ("\"org.sbxrun.net.allow\": \"10.0.0.0/8\", \"org.sbxrun.net.dns\": \"none\"", NULL, NULL);
+    oci_config *open = config ("\"org.sbxrun.net.egress\": \"open\"", NULL, NULL);
+    oci_config *none = config ("\"x\": \"y\"", NULL, NULL);
+    sbx_net_policy *pod = NULL, *p = NULL;
+    sbx_error *err = NULL;
+    assert_int_equal (sbx_net_policy_from_annotations (pc, NULL, NULL, &pod, &err), 0);
+    pod->pod_id = xstrdup ("sb");
+    assert_true (sbx_net_policy_parse (open, NULL, NULL, pod, &p, &err) < 0);
+    assert_non_null (strstr (err->msg, "org.sbxrun.net.egress: `open` would widen"));
+    sbx_error_free (err);
+    err = NULL;
+    assert_int_equal (sbx_net_policy_from_annotations (pc, NULL, NULL, &pod, &err), 0);
+    pod->pod_id = xstrdup ("sb");
+    assert_int_equal (sbx_net_policy_parse (none, NULL, NULL, pod, &p, &err), 0);
+    assert_true (p->inherited);
+    sbx_net_policy_free (p);
+    oci_config_free (pc);
+    oci_config_free (open);
+    oci_config_free (none);
+  }
+}
+
 int
 main (void)
 {
@@ -812,6 +884,7 @@ main (void)
     cmocka_unit_test (test_exec_check),
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_features_list),
+    cmocka_unit_test (test_pod_narrowing),
     cmocka_unit_test_setup_teardown (test_live_apply, setup, live_teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
