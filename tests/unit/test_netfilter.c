@@ -796,6 +796,39 @@ test_live_apply (void **state)
   close (fd);
 }
 
+/* Which container is a pod sandbox, and which sandbox a member names.  */
+static void
+test_pod_annotations (void **state)
+{
+  static const struct
+  {
+    const char *ann, *sandbox_id;
+    bool sandbox;
+  } cases[] = {
+    { "\"io.kubernetes.cri.container-type\": \"sandbox\", \"io.kubernetes.cri.sandbox-id\": \"s1\"", NULL,
+      true },
+    { "\"io.kubernetes.cri-o.ContainerType\": \"sandbox\", \"io.kubernetes.cri-o.SandboxID\": \"s1\"", NULL,
+      true },
+    { "\"io.kubernetes.cri.container-type\": \"container\", \"io.kubernetes.cri.sandbox-id\": \"s1\"", "s1",
+      false },
+    { "\"io.kubernetes.cri-o.ContainerType\": \"container\", \"io.kubernetes.cri-o.SandboxID\": \"s2\"", "s2",
+      false },
+    { "\"io.container.manager\": \"libpod\"", NULL, false }, /* podman's infra: no marker */
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    {
+      oci_config *c = config (cases[i].ann, NULL, NULL);
+      const char *sid = sbx_net_sandbox_id (c);
+      assert_int_equal (sbx_net_is_sandbox (c), cases[i].sandbox);
+      if (cases[i].sandbox_id)
+        assert_string_equal (sid, cases[i].sandbox_id);
+      else
+        assert_null (sid);
+      oci_config_free (c);
+    }
+}
+
 /* A pod member's own policy may only narrow the pod's: each entry must be
    within one of the pod's entries (address, prefix, protocol, ports).  */
 static void
@@ -884,6 +917,7 @@ main (void)
     cmocka_unit_test (test_exec_check),
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_features_list),
+    cmocka_unit_test (test_pod_annotations),
     cmocka_unit_test (test_pod_narrowing),
     cmocka_unit_test_setup_teardown (test_live_apply, setup, live_teardown),
   };
