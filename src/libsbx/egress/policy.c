@@ -1,6 +1,6 @@
 /* egress/policy.c - the org.sbxrun.net.* annotations: parsing, name
- * resolution and resolv.conf (see egress.h, docs/annotations.md); the
- * checks that refuse a policy the container could escape are in scope.c.
+ * resolution, resolv.conf, and the checks that refuse a policy the
+ * container could escape (see egress.h, docs/annotations.md).
  * Nothing here touches the system beyond reading files and resolving
  * names, so it all runs before create makes anything.  */
 #include <config.h>
@@ -422,15 +422,61 @@ sbx_net_set_resolver (sbx_net_resolver_fn fn)
 /* ---------------------------------------------------------------- policy */
 
 static int
-add_rule (sbx_net_rule **v, size_t *n, const sbx_net_rule *r, sbx_error **err)
+rule_cmp_idx (const void *a, const void *b, void *base)
 {
+  size_t i = *(const size_t *)a, j = *(const size_t *)b;
+  const sbx_net_rule *x = (const sbx_net_rule *)base + i, *y = (const sbx_net_rule *)base + j;
+  int c = memcmp (x->addr, y->addr, sizeof x->addr);
+  if (c == 0)
+    c = x->family - y->family;
+  if (c == 0)
+    c = x->prefix - y->prefix;
+  if (c == 0)
+    c = x->proto - y->proto;
+  if (c == 0)
+    c = x->port_min - y->port_min;
+  if (c == 0)
+    c = x->port_max - y->port_max;
+  return c ? c : (i > j) - (i < j);
+}
+
+/* Drop repeated rules, keeping the first of each in order (n log n), then
+   enforce the limit.  */
+static int
+rules_dedup (sbx_net_rule *v, size_t *n, sbx_error **err)
+{
+  size_t *idx = xmalloc0 ((*n + 1) * sizeof *idx), k = 0;
+  bool *drop = xmalloc0 (*n + 1);
   for (size_t i = 0; i < *n; i++)
-    if (same_rule (&(*v)[i], r))
-      return 0;
-  if (*n >= SBX_NET_MAX_RULES)
+    idx[i] = i;
+  qsort_r (idx, *n, sizeof *idx, rule_cmp_idx, v);
+  for (size_t i = 1; i < *n; i++)
+    if (same_rule (&v[idx[i - 1]], &v[idx[i]]))
+      drop[idx[i]] = true;
+  for (size_t i = 0; i < *n; i++)
+    if (!drop[i])
+      v[k++] = v[i];
+  *n = k;
+  free (idx);
+  free (drop);
+  if (k > SBX_NET_MAX_RULES)
     return sbx_error_set (err, E2BIG, "annotation %s: more than %d destinations", SBX_NET_ALLOW,
                           SBX_NET_MAX_RULES);
-  *v = xrealloc (*v, (*n + 1) * sizeof **v);
+  return 0;
+}
+
+static int
+add_rule (sbx_net_rule **v, size_t *n, const sbx_net_rule *r, sbx_error **err)
+{
+  /* Only the previous entry: a list of 65,536 must not take n^2 here;
+     rules_dedup drops the other duplicates.  */
+  if (*n && same_rule (&(*v)[*n - 1], r))
+    return 0;
+  if (*n >= 4 * SBX_NET_MAX_RULES) /* before duplicates go (rules_dedup) */
+    return sbx_error_set (err, E2BIG, "annotation %s: more than %d destinations", SBX_NET_ALLOW,
+                          SBX_NET_MAX_RULES);
+  if ((*n & (*n - 1)) == 0) /* grow by doubling */
+    *v = xrealloc (*v, (*n ? 2 * *n : 1) * sizeof **v);
   (*v)[(*n)++] = *r;
   return 0;
 }
@@ -590,7 +636,7 @@ resolvers_from_resolv_conf (sbx_net_policy *p, const oci_config *c, const char *
       if (parse_resolver (w, &r) && add_rule (&p->resolvers, &p->nresolvers, &r, err) < 0)
         return -1;
     }
-  return 0;
+  return rules_dedup (p->resolvers, &p->nresolvers, err);
 }
 
 static int
@@ -628,7 +674,7 @@ parse_dns (sbx_net_policy *p, const char *value, bool validate_only, const oci_c
       if (add_rule (&p->resolvers, &p->nresolvers, &r, err) < 0)
         return -1;
     }
-  return 0;
+  return rules_dedup (p->resolvers, &p->nresolvers, err);
 }
 
 /* Append `"name": ["a", ...]` for one resolved name.  */
@@ -704,6 +750,8 @@ parse_allow (sbx_net_policy *p, const char *value, sbx_error **err)
         }
       sbx_net_entry_clear (&e);
     }
+  if (rules_dedup (p->rules, &p->nrules, err) < 0)
+    goto out;
   r = 0;
 out:
   oj_w_end_object (w);
@@ -745,7 +793,7 @@ sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const 
         egress = v;
       else if (strcmp (k, SBX_NET_DNS) == 0)
         dns = v;
-      else if (strcmp (k, SBX_NET_RESOLVED) == 0)
+      else if (strcmp (k, SBX_NET_RESOLVED) == 0 || strcmp (k, SBX_NET_DENIED) == 0)
         return sbx_error_set (err, EINVAL,
                               "annotation `%s`: written by sbxrun into the container's state, not "
                               "accepted from a bundle",
@@ -813,6 +861,19 @@ sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const 
 fail:
   sbx_net_policy_free (p);
   return -1;
+}
+
+bool
+sbx_net_config_has_policy (const oci_config *c)
+{
+  const char *allow
+      = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_ALLOW);
+  const char *egress
+      = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_EGRESS);
+  cleanup_free char *eg = egress ? sbx_net_trimmed (egress) : NULL;
+  if (eg)
+    return strcmp (eg, "open") != 0;
+  return allow != NULL;
 }
 
 /* ---------------------------------------------------------------- access */

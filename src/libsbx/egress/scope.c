@@ -1,6 +1,7 @@
-/* egress/scope.c - who a policy applies to: the checks that refuse a
- * policy the container could escape (its network namespace, capabilities)
- * and the exec check (see egress.h, docs/annotations.md).  */
+/* egress/scope.c - pods: which container is a sandbox, which sandbox a
+ * member belongs to, the sandbox's policy rebuilt from its net.json, and
+ * the rule that a member may only narrow it (see egress.h,
+ * docs/annotations.md "Pods").  */
 #include <config.h>
 #include "egress/egress.h"
 
@@ -14,79 +15,6 @@
 
 #include "core/core.h"
 #include "egress/egress_internal.h"
-
-/* ---------------------------------------------------------------- checks */
-
-/* Capabilities with which a process could lift or slip past its egress
-   rules; a container with a policy may hold none of them, in any set.
-   CAP_NET_RAW is not among them: raw IP sockets pass the output hook, and
-   packet sockets are refused by a seccomp filter (packet_guard.c).  */
-static const struct
-{
-  const char *cap, *why;
-} bypass_caps[] = {
-  { "CAP_NET_ADMIN", "it could remove its own egress rules" },
-  { "CAP_SYS_ADMIN", "it could leave its cgroup or join other network namespaces" },
-  { "CAP_SYS_MODULE", "it could load kernel modules" },
-  { "CAP_SYS_PTRACE", "it could ptrace a process outside the policy (in a shared pid namespace) "
-                      "and make it send on its behalf" },
-};
-
-int
-sbx_net_check_caps (const oci_process *p, const char *what, sbx_error **err)
-{
-  const oci_capabilities *c = p ? p->capabilities : NULL;
-  struct
-  {
-    const char *name;
-    char **v;
-    size_t n;
-  } sets[] = {
-    { "bounding", c ? c->bounding : NULL, c ? c->bounding_len : 0 },
-    { "effective", c ? c->effective : NULL, c ? c->effective_len : 0 },
-    { "inheritable", c ? c->inheritable : NULL, c ? c->inheritable_len : 0 },
-    { "permitted", c ? c->permitted : NULL, c ? c->permitted_len : 0 },
-    { "ambient", c ? c->ambient : NULL, c ? c->ambient_len : 0 },
-  };
-
-  for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
-    for (size_t j = 0; j < sets[i].n; j++)
-      for (size_t k = 0; k < sizeof bypass_caps / sizeof *bypass_caps; k++)
-        if (strcmp (sets[i].v[j], bypass_caps[k].cap) == 0)
-          return sbx_error_set (err, EPERM,
-                                "%s.capabilities.%s: %s is refused with an egress policy "
-                                "(" SBX_NET_PREFIX "* annotations): %s; drop it from every "
-                                "capability set",
-                                what, sets[i].name, bypass_caps[k].cap, bypass_caps[k].why);
-  return 0;
-}
-
-static int
-check_netns (const oci_config *c, sbx_error **err)
-{
-  const oci_namespace *net = NULL;
-  struct stat own, joined;
-
-  for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
-    if (strcmp (c->linux->namespaces[i]->type, "network") == 0)
-      net = c->linux->namespaces[i];
-  if (net == NULL)
-    return sbx_error_set (err, EINVAL,
-                          "annotations " SBX_NET_PREFIX "*: an egress policy needs a network "
-                          "namespace of the container's own (linux.namespaces has no `network` "
-                          "entry, so the rules would apply to the host)");
-  if (net->path == NULL || net->path[0] == '\0')
-    return 0;
-  if (stat (net->path, &joined) < 0)
-    return sbx_error_sys (err, "linux.namespaces: network path `%s`", net->path);
-  if (stat ("/proc/self/ns/net", &own) == 0 && own.st_dev == joined.st_dev && own.st_ino == joined.st_ino)
-    return sbx_error_set (err, EINVAL,
-                          "annotations " SBX_NET_PREFIX "*: an egress policy needs a network "
-                          "namespace of the container's own, but `%s` is the runtime's (host) "
-                          "network namespace",
-                          net->path);
-  return 0;
-}
 
 /* ---------------------------------------------------------------- pods */
 
@@ -175,7 +103,7 @@ sbx_net_pod_load (int sandbox_dirfd, const char *sandbox_id, const oci_config *m
   *out = NULL;
   if (fd < 0 || path == NULL || stat (path, &st) < 0)
     return 0; /* no policy, or not in the sandbox's namespace */
-  if (sbx_read_fd (fd, 1 << 20, &text, NULL, err) < 0)
+  if (sbx_read_fd (fd, SBX_NET_RECORD_MAX, &text, NULL, err) < 0)
     return sbx_error_wrap (err, "sandbox \"%s\": net.json", sandbox_id);
   rec = oj_parse (text, strlen (text), NULL);
   if (rec == NULL || rec->type != OJ_OBJECT)
@@ -296,8 +224,8 @@ pod_allows (const sbx_net_policy *pod, const sbx_net_rule *r)
 }
 
 /* A pod member's own policy may only narrow the pod's.  */
-static int
-check_narrows (const sbx_net_policy *own, const sbx_net_policy *pod, sbx_error **err)
+int
+sbx_net_check_narrows (const sbx_net_policy *own, const sbx_net_policy *pod, sbx_error **err)
 {
   for (int k = 0; k < 2; k++)
     {
@@ -331,78 +259,4 @@ check_narrows (const sbx_net_policy *own, const sbx_net_policy *pod, sbx_error *
         }
     }
   return 0;
-}
-
-int
-sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy *pod,
-                      sbx_net_policy **out, sbx_error **err)
-{
-  sbx_net_policy *p = NULL;
-
-  *out = NULL;
-  if (sbx_net_policy_from_annotations (c, bundle, rootfs, &p, err) < 0)
-    goto fail;
-  if (pod)
-    {
-      const char *eg = annotation (c, SBX_NET_EGRESS);
-      cleanup_free char *v = eg ? sbx_net_trimmed (eg) : NULL;
-      if (v && strcmp (v, "open") == 0)
-        {
-          sbx_error_set (err, EPERM,
-                         "annotation %s: `open` would widen the policy of pod sandbox \"%s\": a "
-                         "container of a pod under a policy may only narrow it",
-                         SBX_NET_EGRESS, pod->pod_id);
-          goto fail;
-        }
-      if (p)
-        {
-          if (check_narrows (p, pod, err) < 0)
-            goto fail;
-          p->pod_id = steal_ptr (pod->pod_id);
-          p->pod_cgroup2 = steal_ptr (pod->pod_cgroup2);
-          sbx_net_policy_free (pod);
-        }
-      else
-        {
-          p = pod;
-          p->inherited = true;
-        }
-      pod = NULL;
-    }
-  if (p == NULL)
-    return 0;
-  p->sandbox = !p->inherited && p->pod_id == NULL && sbx_net_is_sandbox (c);
-  if (check_netns (c, err) < 0 || sbx_net_check_caps (c->process, "process", err) < 0)
-    goto fail;
-  *out = p;
-  return 0;
-
-fail:
-  sbx_net_policy_free (pod);
-  sbx_net_policy_free (p);
-  return -1;
-}
-
-bool
-sbx_net_config_has_policy (const oci_config *c)
-{
-  const char *allow = annotation (c, SBX_NET_ALLOW);
-  const char *egress = annotation (c, SBX_NET_EGRESS);
-  cleanup_free char *eg = egress ? sbx_net_trimmed (egress) : NULL;
-  if (eg)
-    return strcmp (eg, "open") != 0;
-  return allow != NULL;
-}
-
-int
-sbx_net_exec_check (const oci_config *c, int state_dirfd, const oci_process *p, bool *governed,
-                    sbx_error **err)
-{
-  struct stat st;
-  *governed
-      = sbx_net_config_has_policy (c)
-        || (state_dirfd >= 0 && fstatat (state_dirfd, SBX_NET_STATE_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0);
-  if (!*governed)
-    return 0;
-  return sbx_net_check_caps (p, "exec: process", err);
 }
