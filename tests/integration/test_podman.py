@@ -39,6 +39,7 @@ def podman(tmp_path, busybox_rootfs, cgroup_parent):
         return cp
 
     pm.parent = cgroup_parent.path("pod")
+    pm.base, pm.env = base, env
     # Everything below runs on failure too (a failed import, a failed
     # test): the containers, podman's storage mounts and runroot, and the
     # cgroups conmon made go before cgroup_parent checks for leftovers.

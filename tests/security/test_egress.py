@@ -399,3 +399,25 @@ def test_multicast_reports_do_not_leave(sbx, bundle, tmp_path, netlab):
     cid = nf.start(sbx, mcast_bundle({"org.sbxrun.net.allow": "udp:239.69.0.0/16", "org.sbxrun.net.dns": "none"}))
     calls, frames = record_joins(sbx, tmp_path, netlab, cid)
     assert G4 in groups_of(frames, "igmp") and not groups_of(frames, "mld"), frames
+
+
+def test_net_raw_contained(sbx, bundle, tmp_path, netlab):
+    """CAP_NET_RAW under a policy (issue 12): raw IP sockets open, and what
+    they send passes the output hook like any packet (a forged header
+    too); the sockets that would skip it (AF_PACKET, SOCK_PACKET, AF_XDP)
+    and io_uring (whose socket operation skips seccomp) fail with EPERM."""
+    specs = [["packet", "", 0], ["sock_packet", "", 0], ["xdp", "", 0], ["io_uring", "", 0],
+             ["raw4", "", 0], ["raw6", "", 0], ["rawsend", "10.231.0.3", 0], ["hdrincl", "10.231.0.3", 0],
+             ["rawsend", "10.231.0.4", 0], ["hdrincl", "10.231.0.4", 0]]
+    outside = probe_outside(netlab, tmp_path, *specs)
+    assert [r["ok"] for r in outside] == ["opened"] * 6 + ["sent"] * 4, outside  # the primitives exist
+    b = egress_bundle(bundle, tmp_path, netlab, {"org.sbxrun.net.allow": "10.231.0.2:80, 10.231.0.4",
+                                                 "org.sbxrun.net.dns": "none"}, caps=["CAP_NET_RAW"])
+    with b.edit() as c:
+        c["linux"].pop("seccomp", None)
+    cid = nf.start(sbx, b)
+    res = probe_in(sbx, cid, *specs)
+    assert [r["err"] for r in res[:4]] == ["EPERM"] * 4, res
+    assert [r["ok"] for r in res[4:6]] == ["opened"] * 2, res
+    assert [r["err"] for r in res[6:8]] == ["EPERM"] * 2, res  # to a blocked host
+    assert [r["ok"] for r in res[8:]] == ["sent"] * 2, res     # to an allowed one

@@ -27,6 +27,7 @@
 
 #include "core/core.h"
 #include "egress/egress.h"
+#include "egress/egress_internal.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -107,7 +108,7 @@ parse_ok (const char *annotations, const char *rootfs)
   oci_config *c = config (annotations, NULL, NULL);
   sbx_net_policy *p = NULL;
   sbx_error *err = NULL;
-  if (sbx_net_policy_parse (c, NULL, rootfs, &p, &err) < 0)
+  if (sbx_net_policy_parse (c, NULL, rootfs, NULL, &p, &err) < 0)
     fail_msg ("unexpected error for {%s}: %s", annotations, err->msg);
   oci_config_free (c);
   return p;
@@ -119,7 +120,7 @@ expect_error (const char *annotations, const char *namespaces, const char *proce
   oci_config *c = config (annotations, namespaces, process);
   sbx_net_policy *p = NULL;
   sbx_error *err = NULL;
-  int r = sbx_net_policy_parse (c, NULL, NULL, &p, &err);
+  int r = sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err);
   oci_config_free (c);
   if (r == 0)
     {
@@ -467,7 +468,7 @@ test_dns_resolv_bind_mount (void **state)
 
   assert_non_null (c);
   /* The source is relative to the bundle.  */
-  assert_int_equal (sbx_net_policy_parse (c, other, root, &p, &err), 0);
+  assert_int_equal (sbx_net_policy_parse (c, other, root, NULL, &p, &err), 0);
   assert_resolvers (p, "10.0.0.2");
   sbx_net_policy_free (p);
   oci_config_free (c);
@@ -557,7 +558,7 @@ test_errors (void **state)
                             "{\"bounding\": [\"CAP_NET_ADMIN\"]}}");
     sbx_net_policy *p = (sbx_net_policy *)1;
     sbx_error *err = NULL;
-    assert_int_equal (sbx_net_policy_parse (c, NULL, NULL, &p, &err), 0);
+    assert_int_equal (sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err), 0);
     assert_null (p);
     oci_config_free (c);
   }
@@ -573,14 +574,14 @@ test_joined_netns_ok (void **state)
                           "{\"type\": \"network\", \"path\": \"/dev/null\"}", NULL);
   sbx_net_policy *p = NULL;
   sbx_error *err = NULL;
-  assert_int_equal (sbx_net_policy_parse (c, NULL, NULL, &p, &err), 0);
+  assert_int_equal (sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err), 0);
   assert_non_null (p);
   sbx_net_policy_free (p);
   oci_config_free (c);
 
   c = config ("\"org.sbxrun.net.egress\": \"deny\"",
               "{\"type\": \"network\", \"path\": \"/nonexistent/netns\"}", NULL);
-  assert_true (sbx_net_policy_parse (c, NULL, NULL, &p, &err) < 0);
+  assert_true (sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err) < 0);
   assert_int_equal (err->errno_, ENOENT);
   assert_string_equal (err->msg, "linux.namespaces: network path `/nonexistent/netns`");
   sbx_error_free (err);
@@ -631,7 +632,7 @@ test_shared_pidns (void **state)
       host_pid = i == 0; /* the host's pid namespace */
       c = config ("\"org.sbxrun.net.egress\": \"deny\"", spliced, NULL);
       host_pid = false;
-      r = sbx_net_policy_parse (c, NULL, NULL, &p, &err);
+      r = sbx_net_policy_parse (c, NULL, NULL, NULL, &p, &err);
       oci_config_free (c);
       if (cases[i].refused == NULL)
         {
@@ -668,10 +669,13 @@ test_exec_check (void **state)
   assert_true (sbx_net_config_has_policy (deny));
   assert_false (sbx_net_config_has_policy (open));
   assert_false (sbx_net_config_has_policy (none));
-  assert_int_equal (sbx_net_exec_check (with, &plain, &err), 0);
-  assert_int_equal (sbx_net_exec_check (none, &p, &err), 0);
-  assert_int_equal (sbx_net_exec_check (open, &p, &err), 0);
-  assert_int_equal (sbx_net_exec_check (deny, &p, &err), -EPERM);
+  bool g;
+  assert_int_equal (sbx_net_exec_check (with, -1, &plain, &g, &err), 0);
+  assert_true (g);
+  assert_int_equal (sbx_net_exec_check (none, -1, &p, &g, &err), 0);
+  assert_false (g);
+  assert_int_equal (sbx_net_exec_check (open, -1, &p, &g, &err), 0);
+  assert_int_equal (sbx_net_exec_check (deny, -1, &p, &g, &err), -EPERM);
   assert_string_equal (err->msg, "exec: process.capabilities.ambient: CAP_NET_ADMIN is refused with an "
                                  "egress policy (org.sbxrun.net.* annotations): it could remove its own "
                                  "egress rules; drop it from every capability set");
@@ -859,6 +863,109 @@ test_live_apply (void **state)
   close (fd);
 }
 
+/* Which container is a pod sandbox, and which sandbox a member names.  */
+static void
+test_pod_annotations (void **state)
+{
+  static const struct
+  {
+    const char *ann, *sandbox_id;
+    bool sandbox;
+  } cases[] = {
+    { "\"io.kubernetes.cri.container-type\": \"sandbox\", \"io.kubernetes.cri.sandbox-id\": \"s1\"", NULL,
+      true },
+    { "\"io.kubernetes.cri-o.ContainerType\": \"sandbox\", \"io.kubernetes.cri-o.SandboxID\": \"s1\"", NULL,
+      true },
+    { "\"io.kubernetes.cri.container-type\": \"container\", \"io.kubernetes.cri.sandbox-id\": \"s1\"", "s1",
+      false },
+    { "\"io.kubernetes.cri-o.ContainerType\": \"container\", \"io.kubernetes.cri-o.SandboxID\": \"s2\"", "s2",
+      false },
+    { "\"io.container.manager\": \"libpod\"", NULL, false }, /* podman's infra: no marker */
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    {
+      oci_config *c = config (cases[i].ann, NULL, NULL);
+      const char *sid = sbx_net_sandbox_id (c);
+      assert_int_equal (sbx_net_is_sandbox (c), cases[i].sandbox);
+      if (cases[i].sandbox_id)
+        assert_string_equal (sid, cases[i].sandbox_id);
+      else
+        assert_null (sid);
+      oci_config_free (c);
+    }
+}
+
+/* A pod member's own policy may only narrow the pod's: each entry must be
+   within one of the pod's entries (address, prefix, protocol, ports).  */
+static void
+test_pod_narrowing (void **state)
+{
+  static const struct
+  {
+    const char *allow;
+    bool ok;
+  } cases[] = {
+    { "10.1.2.3:443", true },        { "tcp:192.168.1.1:85", true }, { "tcp:192.168.1.1:80-90", true },
+    { "10.0.0.0/8", true },          { "udp:10.200.0.1:53", true },  { "[fd00::1]:80", true },
+    { "udp:192.168.1.1:85", false }, { "11.0.0.1", false },          { "tcp:192.168.1.1:80-91", false },
+    { "10.0.0.0/7", false },         { "tcp:192.168.0.1", false },   { "[fd00::/63]", false },
+    { "192.168.0.53", false }, /* a resolver: port 53 only */
+    { "udp:192.168.0.53:53", true },
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    {
+      oci_config *pc = config ("\"org.sbxrun.net.allow\": \"10.0.0.0/8, tcp:192.168.1.1:80-90, [fd00::/64]\","
+                               " \"org.sbxrun.net.dns\": \"192.168.0.53\"",
+                               NULL, NULL);
+      cleanup_free char *ann
+          = xasprintf ("\"org.sbxrun.net.allow\": \"%s\", \"org.sbxrun.net.dns\": \"none\"", cases[i].allow);
+      oci_config *mc = config (ann, NULL, NULL);
+      sbx_net_policy *pod = NULL, *p = NULL;
+      sbx_error *err = NULL;
+      assert_int_equal (sbx_net_policy_from_annotations (pc, NULL, NULL, &pod, &err), 0);
+      pod->pod_id = xstrdup ("sb");
+      int r = sbx_net_policy_parse (mc, NULL, NULL, pod, &p, &err);
+      if (cases[i].ok != (r == 0))
+        fail_msg ("%s: %s", cases[i].allow, err ? err->msg : "accepted");
+      if (r < 0)
+        {
+          assert_non_null (strstr (err->msg, "may only narrow"));
+          assert_non_null (strstr (err->msg, "\"sb\""));
+          sbx_error_free (err);
+        }
+      else
+        assert_string_equal (p->pod_id, "sb");
+      sbx_net_policy_free (p);
+      oci_config_free (pc);
+      oci_config_free (mc);
+    }
+  /* egress=open widens; no annotation at all inherits the pod's */
+  {
+    oci_config *pc
+        = config ("\"org.sbxrun.net.allow\": \"10.0.0.0/8\", \"org.sbxrun.net.dns\": \"none\"", NULL, NULL);
+    oci_config *open = config ("\"org.sbxrun.net.egress\": \"open\"", NULL, NULL);
+    oci_config *none = config ("\"x\": \"y\"", NULL, NULL);
+    sbx_net_policy *pod = NULL, *p = NULL;
+    sbx_error *err = NULL;
+    assert_int_equal (sbx_net_policy_from_annotations (pc, NULL, NULL, &pod, &err), 0);
+    pod->pod_id = xstrdup ("sb");
+    assert_true (sbx_net_policy_parse (open, NULL, NULL, pod, &p, &err) < 0);
+    assert_non_null (strstr (err->msg, "org.sbxrun.net.egress: `open` would widen"));
+    sbx_error_free (err);
+    err = NULL;
+    assert_int_equal (sbx_net_policy_from_annotations (pc, NULL, NULL, &pod, &err), 0);
+    pod->pod_id = xstrdup ("sb");
+    assert_int_equal (sbx_net_policy_parse (none, NULL, NULL, pod, &p, &err), 0);
+    assert_true (p->inherited);
+    sbx_net_policy_free (p);
+    oci_config_free (pc);
+    oci_config_free (open);
+    oci_config_free (none);
+  }
+}
+
 int
 main (void)
 {
@@ -878,6 +985,8 @@ main (void)
     cmocka_unit_test (test_exec_check),
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_features_list),
+    cmocka_unit_test (test_pod_annotations),
+    cmocka_unit_test (test_pod_narrowing),
     cmocka_unit_test_setup_teardown (test_live_apply, setup, live_teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

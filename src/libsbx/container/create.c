@@ -438,6 +438,48 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
   return sbx_sync_send (cr->sync_parent, SYNC_GO, -1, err);
 }
 
+/* The egress policy of the pod a container belongs to: its sandbox,
+   named by the CRI / CRI-O sandbox ID annotation, else the container of
+   this root whose policy record is for the network namespace the
+   container joins.  NULL when there is none.  */
+static int
+find_pod_policy (const sbx_create_opts *o, const oci_config *c, sbx_net_policy **out, sbx_error **err)
+{
+  const char *sid = sbx_net_sandbox_id (c);
+  cleanup_strv char **ids = NULL;
+
+  *out = NULL;
+  if (sbx_net_is_sandbox (c))
+    return 0;
+  if (sid)
+    {
+      sbx_state *s = NULL;
+      int r;
+      if (strcmp (sid, o->id) == 0 || sbx_id_validate (sid, NULL) < 0
+          || sbx_state_open (o->root, sid, &s, NULL) < 0)
+        return 0; /* not a sandbox of ours */
+      r = sbx_net_pod_load (s->dir_fd, sid, c, false, out, err);
+      sbx_state_free (s);
+      return r;
+    }
+  /* No sandbox ID: the namespace itself, when it is a pod sandbox's (a
+     container that only shares another one's namespace is not governed by
+     that one's policy).  Only a joined namespace can be a sandbox's.  */
+  if (!sbx_net_joins_netns (c) || sbx_state_list (o->root, &ids, NULL) < 0)
+    return 0;
+  for (size_t i = 0; ids[i] && *out == NULL; i++)
+    {
+      sbx_state *s = NULL;
+      if (strcmp (ids[i], o->id) == 0 || sbx_state_open (o->root, ids[i], &s, NULL) < 0)
+        continue;
+      int r = sbx_net_pod_load (s->dir_fd, ids[i], c, true, out, err);
+      sbx_state_free (s);
+      if (r < 0)
+        return -1;
+    }
+  return 0;
+}
+
 /* Everything of create up to "created".  On success the init is blocked on
    start.sock; *pidfd and *pty (or -1) are for run.  */
 static int
@@ -451,15 +493,19 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   oci_config *c;
   int64_t restore_limit = 0;                    /* see setup_memory_cap */
   cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
+  cleanup_net_policy sbx_net_policy *pod = NULL;
 
   if (load_config (o, cr, err) < 0)
     return -1;
   c = cr->c;
   if (sbx_id_validate (o->id, err) < 0)
     return -1;
-  if (sbx_net_policy_parse (c, cr->bundle, cr->rootfs, &np, err) < 0)
+  if (find_pod_policy (o, c, &pod, err) < 0)
+    return -1;
+  if (sbx_net_policy_parse (c, cr->bundle, cr->rootfs, steal_ptr (pod), &np, err) < 0)
     return sbx_error_wrap (err, "config.json");
   sbx_net_policy_annotate (np, c);
+  cr->packet_guard = np != NULL;
   if (sbx_landlock_parse (c, false, &cr->landlock, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (cr->landlock)
@@ -530,7 +576,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   cr->start_listen = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (cr->start_listen < 0)
     return sbx_error_sys (err, "socket");
-  if (bind (cr->start_listen, (struct sockaddr *)&sa, sbx_dir_sockaddr (cr->state->dir_fd, "start.sock", &sa)) < 0
+  if (bind (cr->start_listen, (struct sockaddr *)&sa, sbx_dir_sockaddr (cr->state->dir_fd, "start.sock", &sa))
+          < 0
       || listen (cr->start_listen, 4) < 0)
     return sbx_error_sys (err, "listen on `%s/start.sock`", cr->state->dir);
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)

@@ -40,6 +40,7 @@ struct exec_child
   int *cg_fds;  /* the container's cgroup.procs, per hierarchy */
   size_t cg_n;
   int sync_child, sync_parent;
+  bool packet_guard; /* the container is under an egress policy */
 };
 
 /* Stage 2, the exec process: born in the container's pid namespace, where
@@ -140,8 +141,13 @@ exec_joiner_main (struct exec_child *x)
        CAP_SYS_PTRACE process of the container can inject code into it
        (non-dumpable does not stop a tracer holding the capability), so
        it must hold no more than the container.  */
-    sbx_exec_ctx ctx = { .p = x->o->process, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds,
-                         .notify_sock = -1, .procfd = -1, .landlock = x->landlock };
+    sbx_exec_ctx ctx = { .p = x->o->process,
+                         .seccomp = x->sc,
+                         .preserve_fds = x->o->preserve_fds,
+                         .notify_sock = -1,
+                         .procfd = -1,
+                         .landlock = x->landlock,
+                         .packet_guard = x->packet_guard };
     if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
       goto fail;
   }
@@ -213,7 +219,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
   if (c->linux && c->linux->seccomp
       && sbx_seccomp_check_notify (c->linux->seccomp, o->process->no_new_privileges, err) < 0)
     return -1;
-  if (sbx_net_exec_check (c, o->process, err) < 0) /* the egress policy stays */
+  if (sbx_net_exec_check (c, s->dir_fd, o->process, &x.packet_guard, err) < 0) /* the egress policy stays */
     return -1;
   if (sbx_landlock_parse (c, true, &ll, err) < 0) /* and so do the Landlock rules */
     return -1;
@@ -240,7 +246,8 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     }
   x.sc = sc;
   if (s->st->cgroup
-      && (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0 || sbx_cgroup_procs_open (cg, &x.cg_fds, &x.cg_n, err) < 0))
+      && (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0
+          || sbx_cgroup_procs_open (cg, &x.cg_fds, &x.cg_n, err) < 0))
     goto out;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
     {

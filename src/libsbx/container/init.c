@@ -220,7 +220,8 @@ take_container_credentials (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **er
                        .preserve_fds = cr->o->preserve_fds,
                        .notify_sock = -1,
                        .procfd = container_procfd,
-                       .landlock = cr->landlock };
+                       .landlock = cr->landlock,
+                       .packet_guard = cr->packet_guard };
   return sbx_process_drop_privileges (&ctx, prep, err);
 }
 

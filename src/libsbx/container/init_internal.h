@@ -34,6 +34,7 @@ typedef struct
   bool fork_init;      /* a pid namespace joined by path: the setup runs in the
                           host's, and forks the init into it (init.c) */
   pid_t hooks_pid;     /* child: the init's host pid for the hooks' state */
+  bool packet_guard;   /* under an egress policy (own or the pod's) */
 } sbx_creator;
 
 /* The child's entry point; never returns.  */

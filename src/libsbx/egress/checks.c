@@ -6,19 +6,22 @@
 #include "egress/egress.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/core.h"
+#include "egress/egress_internal.h"
 
 /* Capabilities with which a process could lift or slip past its egress
-   rules; a container with a policy may hold none of them, in any set.  */
+   rules; a container with a policy may hold none of them, in any set.
+   CAP_NET_RAW is not among them: raw IP sockets pass the output hook, and
+   packet sockets are refused by a seccomp filter (packet_guard.c).  */
 static const struct
 {
   const char *cap, *why;
 } bypass_caps[] = {
   { "CAP_NET_ADMIN", "it could remove its own egress rules" },
-  { "CAP_NET_RAW", "packet sockets (AF_PACKET) send frames that netfilter never sees" },
   { "CAP_SYS_ADMIN", "it could leave its cgroup or join other network namespaces" },
   { "CAP_SYS_MODULE", "it could load kernel modules" },
   { "CAP_SYS_PTRACE", "it could ptrace a process outside the policy (in a shared pid namespace) "
@@ -143,30 +146,66 @@ check_pidns (const oci_config *c, sbx_error **err)
 }
 
 int
-sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy **out,
-                      sbx_error **err)
+sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy *pod,
+                      sbx_net_policy **out, sbx_error **err)
 {
   sbx_net_policy *p = NULL;
 
   *out = NULL;
   if (sbx_net_policy_from_annotations (c, bundle, rootfs, &p, err) < 0)
-    return -1;
+    goto fail;
+  if (pod)
+    {
+      const char *eg
+          = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_EGRESS);
+      cleanup_free char *v = eg ? sbx_net_trimmed (eg) : NULL;
+      if (v && strcmp (v, "open") == 0)
+        {
+          sbx_error_set (err, EPERM,
+                         "annotation %s: `open` would widen the policy of pod sandbox \"%s\": a "
+                         "container of a pod under a policy may only narrow it",
+                         SBX_NET_EGRESS, pod->pod_id);
+          goto fail;
+        }
+      if (p)
+        {
+          if (sbx_net_check_narrows (p, pod, err) < 0)
+            goto fail;
+          p->pod_id = steal_ptr (pod->pod_id);
+          p->pod_cgroup2 = steal_ptr (pod->pod_cgroup2);
+          sbx_net_policy_free (pod);
+        }
+      else
+        {
+          p = pod;
+          p->inherited = true;
+        }
+      pod = NULL;
+    }
   if (p == NULL)
     return 0;
+  p->sandbox = !p->inherited && p->pod_id == NULL && sbx_net_is_sandbox (c);
   if (check_netns (c, err) < 0 || sbx_net_check_caps (c->process, "process", err) < 0
       || check_pidns (c, err) < 0)
-    {
-      sbx_net_policy_free (p);
-      return -1;
-    }
+    goto fail;
   *out = p;
   return 0;
+
+fail:
+  sbx_net_policy_free (pod);
+  sbx_net_policy_free (p);
+  return -1;
 }
 
 int
-sbx_net_exec_check (const oci_config *c, const oci_process *p, sbx_error **err)
+sbx_net_exec_check (const oci_config *c, int state_dirfd, const oci_process *p, bool *governed,
+                    sbx_error **err)
 {
-  if (!sbx_net_config_has_policy (c))
+  struct stat st;
+  *governed
+      = sbx_net_config_has_policy (c)
+        || (state_dirfd >= 0 && fstatat (state_dirfd, SBX_NET_STATE_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0);
+  if (!*governed)
     return 0;
   return sbx_net_check_caps (p, "exec: process", err);
 }

@@ -8,8 +8,9 @@
  * createContainer hook runs.  Delete: sbx_net_teardown_prepare() before the
  * container is killed, sbx_net_teardown_finish() after.
  *
- * Parsing (annotations, entries, resolv.conf, capability checks) lives in
- * egress/policy.c; the netlink socket and batches in egress/nl.c; the
+ * Parsing (annotations, entries, resolv.conf) lives in egress/policy.c;
+ * the capability and namespace checks in egress/checks.c; pod sandboxes
+ * and their members in egress/scope.c; the netlink socket and batches in egress/nl.c; the
  * table, chains, sets and rules in egress/nft.c; the state-directory
  * record (net.json), install and teardown in egress/lifecycle.c.  User documentation: docs/annotations.md. */
 #ifndef SBX_EGRESS_EGRESS_H
@@ -98,19 +99,44 @@ void sbx_net_set_resolver (sbx_net_resolver_fn fn);
    /etc/resolv.conf for dns=resolv; either may be NULL.  */
 int sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const char *rootfs,
                                      sbx_net_policy **out, sbx_error **err);
+/* Pods.  A policy on a pod sandbox (CRI or CRI-O annotation) governs the
+   whole pod: scoped to the pod's cgroup (the sandbox cgroup's parent).  */
+#define SBX_CRI_CONTAINER_TYPE "io.kubernetes.cri.container-type"
+#define SBX_CRIO_CONTAINER_TYPE "io.kubernetes.cri-o.ContainerType"
+#define SBX_CRI_SANDBOX_ID "io.kubernetes.cri.sandbox-id"
+#define SBX_CRIO_SANDBOX_ID "io.kubernetes.cri-o.SandboxID"
+bool sbx_net_is_sandbox (const oci_config *c);
+/* The sandbox ID a pod member names (CRI / CRI-O annotation), NULL for a
+   sandbox or a container outside any pod.  */
+const char *sbx_net_sandbox_id (const oci_config *c);
+/* Does the container join a network namespace by path?  */
+bool sbx_net_joins_netns (const oci_config *c);
+/* The policy of sandbox `sandbox_id` from its state directory, when it
+   has one and `member` joins its network namespace (by path, same device
+   and inode as recorded), and with pod_scope_only when it is a pod
+   sandbox's (scoped to the pod): *out NULL otherwise.  */
+int sbx_net_pod_load (int sandbox_dirfd, const char *sandbox_id, const oci_config *member,
+                      bool pod_scope_only, sbx_net_policy **out, sbx_error **err);
+
 /* sbx_net_policy_from_annotations, then refuse a policy without a network
    namespace of the container's own (new, or joined by a path that is not
    the runtime's own namespace), and a process that could lift it
-   (CAP_NET_ADMIN in any capability set).  */
-int sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy **out,
-                          sbx_error **err);
+   (CAP_NET_ADMIN, ... in any capability set).  pod (taken over, may be
+   NULL): the policy of the pod the container belongs to (sbx_net_pod_load);
+   the container's own annotations may then only narrow it, and without
+   any *out is the pod's.  */
+int sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy *pod,
+                          sbx_net_policy **out, sbx_error **err);
 /* Refuse CAP_NET_ADMIN in any set of p (what = "process" or "exec").  */
 int sbx_net_check_caps (const oci_process *p, const char *what, sbx_error **err);
 /* Does the config carry a policy (egress allowlist or deny)?  A cheap look
    at the annotations, for exec on a saved config.  */
 bool sbx_net_config_has_policy (const oci_config *c);
-/* exec: refuse CAP_NET_ADMIN when the container has a policy.  */
-int sbx_net_exec_check (const oci_config *c, const oci_process *p, sbx_error **err);
+/* exec: is the container under a policy (its own, or its pod's: net.json
+   in state_dirfd)?  Then refuse the capabilities that lift it, and
+   *governed is true (the exec'd process gets the packet-socket filter).  */
+int sbx_net_exec_check (const oci_config *c, int state_dirfd, const oci_process *p, bool *governed,
+                        sbx_error **err);
 
 sbx_net_egress_mode sbx_net_policy_egress (const sbx_net_policy *p);
 sbx_net_dns_mode sbx_net_policy_dns_mode (const sbx_net_policy *p);

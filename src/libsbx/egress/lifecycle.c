@@ -13,21 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *
-joined_netns_path (const oci_config *c)
-{
-  for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
-    {
-      const oci_namespace *ns = c->linux->namespaces[i];
-      if (strcmp (ns->type, "network") == 0 && ns->path && ns->path[0])
-        return ns->path;
-    }
-  return NULL;
-}
-
 static char *
 net_record (const sbx_net_policy *p, const char *id, const char *joined, const struct stat *st,
-            const char *cgroup2_dir)
+            const char *cgroup2_dir, bool has_table)
 {
   oj_writer *w = oj_writer_new (true);
   cleanup_free char *table = sbx_net_table_name (id), *chain = sbx_net_chain_name (id);
@@ -35,7 +23,10 @@ net_record (const sbx_net_policy *p, const char *id, const char *joined, const s
 
   oj_w_begin_object (w);
   oj_w_key (w, "table");
-  oj_w_string (w, table);
+  if (has_table)
+    oj_w_string (w, table);
+  else
+    oj_w_null (w); /* a pod member covered by the pod's rules */
   oj_w_key (w, "chain");
   oj_w_string (w, chain);
   oj_w_key (w, "netnsPath");
@@ -61,6 +52,7 @@ net_record (const sbx_net_policy *p, const char *id, const char *joined, const s
     }
   else
     oj_w_begin_object (w), oj_w_end_object (w);
+  sbx_net_record_policy (w, p);
   oj_w_end_object (w);
   return oj_writer_finish (w, NULL);
 }
@@ -71,8 +63,9 @@ sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid,
 {
   char path[64];
   cleanup_close int fd = -1;
-  cleanup_free char *record = NULL;
-  const char *joined = joined_netns_path (c);
+  cleanup_free char *record = NULL, *pod_dir = NULL;
+  const char *joined = sbx_net_joined_netns (c);
+  bool covered;
   const char *cg_dir = NULL;
   int level = 0;
   struct stat st;
@@ -89,10 +82,30 @@ sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid,
                           "by path, so the rules must match only this container's sockets, by "
                           "its cgroup v2, and this host has no unified cgroup hierarchy for it",
                           joined);
-  record = net_record (p, id, joined, &st, cg_dir);
+  if (cg_dir && p->sandbox)
+    {
+      /* The pod's cgroup: every container of the pod, the later ones too.  */
+      pod_dir = sbx_net_pod_scope (cg_dir);
+      if (pod_dir == NULL || level < 2)
+        return sbx_error_set (err, EINVAL,
+                              "annotations " SBX_NET_PREFIX "*: the pod sandbox's cgroup `%s` has "
+                              "no parent of the pod's own to scope the policy to",
+                              cg_dir);
+      cg_dir = pod_dir;
+      level--;
+    }
+  /* A member without a policy of its own, inside the pod's cgroup: the
+     pod's rules cover it already.  */
+  covered = p->inherited && cg_dir && sbx_net_cgroup_within (cg_dir, p->pod_cgroup2);
+  record = net_record (p, id, joined, &st, cg_dir, !covered);
   /* Recorded first, so that a failure from here on is undone.  */
   if (sbx_write_file_atomic (state_dirfd, SBX_NET_STATE_FILE, record, strlen (record), 0600, err) < 0)
     return sbx_error_wrap (err, "save the egress policy record");
+  if (covered)
+    {
+      sbx_debug ("container \"%s\": covered by the egress policy of pod sandbox \"%s\"", id, p->pod_id);
+      return 0;
+    }
   if (sbx_net_policy_apply (p, fd, id, cg_dir, level, err) < 0)
     return -1;
   sbx_debug ("container \"%s\": egress policy installed (%s)", id,
@@ -106,12 +119,6 @@ struct sbx_net_teardown
   char *id;
 };
 
-static bool
-num_eq (const oj_value *v, unsigned long long want)
-{
-  return v && v->type == OJ_NUMBER && strtoull (v->text, NULL, 10) == want;
-}
-
 static int
 open_if_same (const char *path, const oj_value *rec)
 {
@@ -119,8 +126,8 @@ open_if_same (const char *path, const oj_value *rec)
   int fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -1;
-  if (fstat (fd, &st) < 0 || !num_eq (oj_object_get (rec, "netnsDev"), st.st_dev)
-      || !num_eq (oj_object_get (rec, "netnsIno"), st.st_ino))
+  if (fstat (fd, &st) < 0 || !sbx_net_json_uint_is (oj_object_get (rec, "netnsDev"), st.st_dev)
+      || !sbx_net_json_uint_is (oj_object_get (rec, "netnsIno"), st.st_ino))
     {
       close (fd);
       return -1;
@@ -138,7 +145,7 @@ sbx_net_teardown_prepare (int state_dirfd, const char *id, pid_t live_pid)
   sbx_net_teardown *t;
   int fd = -1;
 
-  if (rfd < 0 || sbx_read_fd (rfd, 1 << 20, &text, NULL, NULL) < 0)
+  if (rfd < 0 || sbx_read_fd (rfd, SBX_NET_RECORD_MAX, &text, NULL, NULL) < 0)
     return NULL;
   rec = oj_parse (text, strlen (text), NULL);
   if (rec == NULL || rec->type != OJ_OBJECT)
@@ -147,6 +154,8 @@ sbx_net_teardown_prepare (int state_dirfd, const char *id, pid_t live_pid)
       return NULL;
     }
   path = oj_object_get (rec, "netnsPath");
+  if (oj_object_get (rec, "table") == NULL || oj_object_get (rec, "table")->type != OJ_STRING)
+    path = NULL, live_pid = 0; /* covered by its pod's rules: nothing of its own */
   if (path && path->type == OJ_STRING)
     fd = open_if_same (path->text, rec);
   if (fd < 0 && live_pid > 0)

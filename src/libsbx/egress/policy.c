@@ -22,17 +22,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
-
-struct sbx_net_policy
-{
-  sbx_net_egress_mode egress;
-  sbx_net_dns_mode dns;
-  sbx_net_rule *rules;
-  size_t nrules;
-  sbx_net_rule *resolvers;
-  size_t nresolvers;
-  char *resolved; /* JSON object text, or NULL */
-};
+#include "egress/egress_internal.h"
 
 const sbx_net_annotation sbx_net_annotations[] = {
   { SBX_NET_ALLOW, "egress allowlist: [tcp:|udp:]HOST[:PORT[-PORT]] entries (IPv4, IPv4 CIDR, "
@@ -512,8 +502,8 @@ split_entries (const char *s)
   return v;
 }
 
-static char *
-trimmed (const char *s)
+char *
+sbx_net_trimmed (const char *s)
 {
   size_t len;
   s += strspn (s, " \t\r\n");
@@ -653,7 +643,7 @@ static int
 parse_dns (sbx_net_policy *p, const char *value, bool validate_only, const oci_config *c, const char *bundle,
            const char *rootfs, sbx_error **err)
 {
-  cleanup_free char *v = value ? trimmed (value) : xstrdup ("resolv");
+  cleanup_free char *v = value ? sbx_net_trimmed (value) : xstrdup ("resolv");
   cleanup_strv char **items = NULL;
 
   if (strcmp (v, "resolv") == 0 || strcmp (v, "image") == 0)
@@ -818,7 +808,7 @@ sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const 
     return 0;
 
   p = policy_new ();
-  eg = egress ? trimmed (egress) : xstrdup (allow ? "allowlist" : "open");
+  eg = egress ? sbx_net_trimmed (egress) : xstrdup (allow ? "allowlist" : "open");
   if (strcmp (eg, "open") == 0)
     p->egress = SBX_NET_EGRESS_OPEN;
   else if (strcmp (eg, "allowlist") == 0)
@@ -880,7 +870,7 @@ sbx_net_config_has_policy (const oci_config *c)
       = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_ALLOW);
   const char *egress
       = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, SBX_NET_EGRESS);
-  cleanup_free char *eg = egress ? trimmed (egress) : NULL;
+  cleanup_free char *eg = egress ? sbx_net_trimmed (egress) : NULL;
   if (eg)
     return strcmp (eg, "open") != 0;
   return allow != NULL;
@@ -935,6 +925,8 @@ sbx_net_policy_free (sbx_net_policy *p)
   free (p->rules);
   free (p->resolvers);
   free (p->resolved);
+  free (p->pod_id);
+  free (p->pod_cgroup2);
   free (p);
 }
 

@@ -320,6 +320,9 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
     }
   if (p->user && p->user->has_umask)
     umask (p->user->umask);
+  /* First of the filters: the profile's may refuse seccomp(2).  */
+  if (ctx->packet_guard && sbx_packet_guard_load (err) < 0)
+    return -1;
   /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
      before the capabilities go.  The runtime's own calls up to execve then
      run under it: it must allow them (setresuid, capset, prctl, write...).  */

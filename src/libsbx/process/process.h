@@ -131,9 +131,9 @@ void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, con
 
 typedef struct
 {
-  int new_flags;             /* CLONE_NEW* to create */
-  int join_flags;            /* CLONE_NEW* joined by path */
-  int join_fds[SBX_NS_MAX];  /* opened paths, in join order (user first) */
+  int new_flags;            /* CLONE_NEW* to create */
+  int join_flags;           /* CLONE_NEW* joined by path */
+  int join_fds[SBX_NS_MAX]; /* opened paths, in join order (user first) */
   int join_types[SBX_NS_MAX];
   size_t njoin;
 } sbx_ns_plan;
@@ -164,12 +164,13 @@ int sbx_ns_write_time_offsets (const oci_linux *l, sbx_error **err);
 typedef struct
 {
   const oci_process *p;
-  const sbx_seccomp *seccomp; /* may be NULL */
-  int preserve_fds;           /* fds 3..3+n-1 survive into the container */
-  int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
-  sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
-  int procfd;                 /* the container's procfs (procfs.h), or -1: open /proc */
+  const sbx_seccomp *seccomp;   /* may be NULL */
+  int preserve_fds;             /* fds 3..3+n-1 survive into the container */
+  int notify_sock;              /* where a seccomp notify fd is sent, or -1 */
+  sbx_cgroup *cg;               /* the init's: re-entered before the user switch */
+  int procfd;                   /* the container's procfs (procfs.h), or -1: open /proc */
   const sbx_landlock *landlock; /* org.sbxrun.landlock.* rules, or NULL */
+  bool packet_guard;            /* under an egress policy: sbx_packet_guard_load */
 } sbx_exec_ctx;
 
 struct clone_args;
@@ -177,8 +178,7 @@ struct clone_args;
    (CLONE_INTO_CGROUP, v2), else moving the child there afterwards; cg may
    be NULL.  Returns 0 in the child; in the parent its pid, or -1 with the
    child killed and reaped and its pidfd (CLONE_PIDFD) closed.  */
-pid_t sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what,
-                           sbx_error **err);
+pid_t sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err);
 
 /* Close every fd >= 3 except the n in keep and the ones the caller
    passed in [3, 3 + preserve_fds): for a process about to become visible
@@ -204,12 +204,15 @@ int sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err);
    a no_new_privs filter and execve.  */
 typedef struct
 {
-  int procfd;     /* for the LSM label: ctx's, or own_procfd */
-  int own_procfd; /* opened by the first half, or -1 */
-  int notify_fd;  /* a seccomp listener fd loaded early, or -1 */
+  int procfd;      /* for the LSM label: ctx's, or own_procfd */
+  int own_procfd;  /* opened by the first half, or -1 */
+  int notify_fd;   /* a seccomp listener fd loaded early, or -1 */
   int landlock_fd; /* the Landlock ruleset built in the first half, or -1 */
 } sbx_exec_prep;
-#define SBX_EXEC_PREP_INIT { .procfd = -1, .own_procfd = -1, .notify_fd = -1, .landlock_fd = -1 }
+#define SBX_EXEC_PREP_INIT                                                                                   \
+  {                                                                                                          \
+    .procfd = -1, .own_procfd = -1, .notify_fd = -1, .landlock_fd = -1                                       \
+  }
 int sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 void sbx_exec_prep_release (sbx_exec_prep *prep);

@@ -49,6 +49,12 @@ char *sbx_lsm_mount_data (const oci_linux *l);
 
 typedef struct sbx_seccomp sbx_seccomp;
 
+/* security/packet_guard.c: under an egress policy, a filter of its own
+   making socket(AF_PACKET / AF_XDP / SOCK_PACKET) and io_uring_setup fail
+   with EPERM, stacked on (never weakening) the profile's.  Call while the
+   runtime's privileges are still in force, before the profile's filter.  */
+int sbx_packet_guard_load (sbx_error **err);
+
 /* Validate and compile to a BPF program.  Errors name the field (e.g.
    "linux.seccomp.syscalls[3].action: unknown action `SCMP_ACT_FOO`").
    Unknown syscall names are skipped with a debug message.  cache_dir (may be

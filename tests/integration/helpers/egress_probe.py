@@ -114,7 +114,38 @@ def ptrace(pid):
     return "attached"  # detached when this process exits
 
 
+def rawsend(host, hdrincl):
+    # an ICMP echo from a raw socket; with hdrincl an IPPROTO_RAW socket
+    # writing the whole IPv4 header itself (a forged source address)
+    icmp = struct.pack("!BBHHH", 8, 0, 0, 7, 1) + b"sbxt"
+    s16 = sum(struct.unpack("!6H", icmp))
+    s16 = (s16 >> 16) + (s16 & 0xFFFF)
+    icmp = icmp[:2] + struct.pack("!H", ~(s16 + (s16 >> 16)) & 0xFFFF) + icmp[4:]
+    proto = socket.IPPROTO_RAW if hdrincl else socket.IPPROTO_ICMP
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, proto) as s:
+        if hdrincl:
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0,
+                             socket.inet_aton("10.231.0.77"), socket.inet_aton(host))
+            icmp = ip + icmp
+        s.sendto(icmp, (host, 0))
+    return "sent"
+
+
+def io_uring(_h, _p):
+    libc = ctypes.CDLL(None, use_errno=True)
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(425, 4, params)  # io_uring_setup
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "io_uring_setup")
+    os.close(fd)
+    return "opened"
+
+
 KINDS = {
+    "rawsend": lambda h, p: rawsend(h, False), "hdrincl": lambda h, p: rawsend(h, True),
+    "xdp": lambda h, p: opened(44, socket.SOCK_RAW, 0),
+    "sock_packet": lambda h, p: opened(socket.AF_INET, 10, socket.htons(3)),
+    "io_uring": io_uring,
     "tcp": tcp, "udp": udp, "ping": ping, "loopback": loopback, "netlink": netlink_delete,
     "ping6-connected": lambda h, p: echo6(h, "connected"),
     "ping6-recverr": lambda h, p: echo6(h, "recverr"),
