@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -133,6 +134,22 @@ valid_oci_version (const char *v)
   return v[n] == '\0' || v[n] == '-' || v[n] == '+';
 }
 
+/* linux.intelRdt: resctrl groups are not implemented; say which of the two
+   reasons applies.  */
+#define SBX_RDTGROUP_SUPER_MAGIC 0x7655821
+static int
+intel_rdt_validate (const oci_linux *l, sbx_error **err)
+{
+  struct statfs sf;
+  if (l == NULL || l->intel_rdt == NULL)
+    return 0;
+  if (statfs ("/sys/fs/resctrl", &sf) < 0 || sf.f_type != SBX_RDTGROUP_SUPER_MAGIC)
+    return sbx_error_set (err, ENOTSUP,
+                          "linux.intelRdt: this host has no resctrl filesystem mounted at /sys/fs/resctrl "
+                          "(no Intel RDT / AMD QoS, or not mounted)");
+  return sbx_error_set (err, ENOTSUP, "linux.intelRdt: resctrl groups are not supported by sbxrun yet");
+}
+
 static int
 load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
 {
@@ -171,7 +188,8 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, EINVAL,
                           "process.terminal is true but no --console-socket was given to receive "
                           "the terminal of a detached container");
-  if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0)
+  if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0 || sbx_linux_proc_validate (cr->c->linux, err) < 0
+      || intel_rdt_validate (cr->c->linux, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (sbx_mounts_validate (cr->c, cr->bundle, err) < 0)
     return sbx_error_wrap (err, "config.json");
@@ -185,6 +203,8 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
                           "new user namespace is not supported yet");
+  if (sbx_netdev_validate (cr->c->linux, (cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWNET, err) < 0)
+    return sbx_error_wrap (err, "config.json");
   if (cr->c->process)
     inherit_listen_fds (cr->c->process, (int *)&o->preserve_fds);
   /* Without a mount namespace nothing is mounted: no procfs to get right. */
@@ -345,6 +365,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   struct sockaddr_un sa;
   pid_t pid = -1;
   int pidfd = -1, pty = -1;
+  cleanup_close int moved_netns = -1; /* linux.netDevices went there */
   oci_config *c;
   cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
 
@@ -422,6 +443,21 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (sbx_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
     goto fail;
   /* Namespaces exist, no container code or hook has run yet.  */
+  if (c->linux && c->linux->net_devices_len)
+    {
+      char p[64];
+      cleanup_close int netns = -1;
+      snprintf (p, sizeof p, "/proc/%d/ns/net", pid); /* our child, not reaped */
+      netns = open (p, O_RDONLY | O_CLOEXEC);
+      if (netns < 0)
+        {
+          sbx_error_sys (err, "linux.netDevices: open `%s`", p);
+          goto fail;
+        }
+      moved_netns = steal_fd (&netns);
+      if (sbx_netdev_move_in (c->linux, moved_netns, err) < 0)
+        goto fail;
+    }
   if (np && sbx_net_policy_install (np, c, pid, o->id, cr->cg, cr->state->dir_fd, err) < 0)
     goto fail;
   if (c->hooks)
@@ -463,6 +499,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
         goto fail;
       }
   }
+  /* From outside, on the init, which only execs from here: see sched.h.  */
+  if (c->process && sbx_sched_apply_to (pid, c->process, err) < 0)
+    goto fail;
   cr->state->st->pid_start = sbx_pid_start_time (pid);
   cr->state->st->has_pid_start = true;
   if (cr->state->st->pid_start == 0)
@@ -483,6 +522,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 fail:
   if (pty >= 0)
     close (pty);
+  sbx_netdev_move_out (c->linux, moved_netns);
   kill_init (pid, pidfd);
   if (pidfd >= 0)
     close (pidfd);
@@ -955,8 +995,20 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   /* Egress rules: found before the kill (a live init's namespace),
      removed after it, so the container is never unrestricted.  */
   nt = sbx_net_teardown_prepare (s->dir_fd, s->id, strcmp (status, "stopped") ? s->st->pid : 0);
+  if (sbx_state_config (s, &c, NULL) < 0)
+    c = NULL;
   if (strcmp (status, "stopped") != 0)
     {
+      /* linux.netDevices go back to the host while the namespace lives.  */
+      if (c && c->linux && c->linux->net_devices_len)
+        {
+          char p[64];
+          cleanup_close int netns = -1;
+          snprintf (p, sizeof p, "/proc/%d/ns/net", s->st->pid);
+          netns = open (p, O_RDONLY | O_CLOEXEC);
+          if (netns >= 0 && sbx_state_alive (s))
+            sbx_netdev_move_out (c->linux, netns);
+        }
       if (cg && strcmp (status, "paused") == 0)
         sbx_cgroup_freeze (cg, false, NULL);
       if (cg)
@@ -974,7 +1026,7 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
       sbx_cgroup_free (cg);
     }
   sbx_net_teardown_finish (nt);
-  if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
+  if (c && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);
       sbx_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);

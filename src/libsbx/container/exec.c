@@ -54,6 +54,7 @@ struct exec_child
 {
   const sbx_exec_opts *o;
   const sbx_seccomp *sc;
+  const oci_linux *linux; /* the container's */
   int init_pidfd;
   int root_fd;  /* the init's root, opened from the host and checked alive */
   int ns_flags; /* every namespace of the container, pid and time included */
@@ -150,6 +151,8 @@ exec_joiner_main (struct exec_child *x)
       sbx_error_sys (&err, "enter the container's root");
       goto fail;
     }
+  if (sbx_cpu_affinity_apply (x->o->process, true, &err) < 0)
+    goto fail;
   /* Forked inside, so that pids.max counts the exec process.  */
   if (sbx_cgroup_procs_enter_self (x->cg_fds, x->cg_n, &err) < 0)
     goto fail;
@@ -160,8 +163,12 @@ exec_joiner_main (struct exec_child *x)
        CAP_SYS_PTRACE process of the container can inject code into it
        (non-dumpable does not stop a tracer holding the capability), so
        it must hold no more than the container.  */
-    sbx_exec_ctx ctx = { .p = x->o->process, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds,
-                         .notify_sock = -1, .procfd = -1 };
+    sbx_exec_ctx ctx = { .p = x->o->process,
+                         .seccomp = x->sc,
+                         .preserve_fds = x->o->preserve_fds,
+                         .notify_sock = -1,
+                         .procfd = -1,
+                         .linux = x->linux };
     if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
       goto fail;
   }
@@ -218,7 +225,8 @@ static int
 exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *pid_out, int *pidfd_out,
              int *pty_out, sbx_error **err)
 {
-  struct exec_child x = { .o = o, .init_pidfd = -1, .root_fd = -1, .sync_child = -1, .sync_parent = -1 };
+  struct exec_child x
+      = { .o = o, .linux = c->linux, .init_pidfd = -1, .root_fd = -1, .sync_child = -1, .sync_parent = -1 };
   sbx_seccomp *sc = NULL;
   sbx_cgroup *cg = NULL;
   int sp[2], pidfd = -1, pty = -1, r = -1;
@@ -310,7 +318,8 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
       sbx_error_sys (err, "pidfd_open the exec process");
       goto out;
     }
-  if (sbx_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)
+  /* From outside, on the process that execs: see sched.h.  */
+  if (sbx_sched_apply_to (pid, o->process, err) < 0 || sbx_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)
     goto out;
   if (o->process->terminal && sbx_receive_pty (x.sync_parent, o->console_socket, &pty, err) < 0)
     goto out;

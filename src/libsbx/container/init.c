@@ -219,7 +219,8 @@ take_container_credentials (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **er
                        .seccomp = cr->sc,
                        .preserve_fds = cr->o->preserve_fds,
                        .notify_sock = -1,
-                       .procfd = container_procfd };
+                       .procfd = container_procfd,
+                       .linux = cr->c->linux };
   return sbx_process_drop_privileges (&ctx, prep, err);
 }
 
@@ -246,6 +247,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .cgroupns = flags & CLONE_NEWCGROUP };
 
   if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
+    return -1;
+  if (c->process && sbx_cpu_affinity_apply (c->process, true, err) < 0)
     return -1;
   if (cr->fork_init)
     {
@@ -289,6 +292,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       if (r < 0)
         return -1;
     }
+  if ((flags & CLONE_NEWNET) && sbx_netns_loopback_up (err) < 0)
+    return -1;
   if (set_names (c, (flags | cr->plan.join_flags) & CLONE_NEWUTS, err) < 0)
     return -1;
   if (!cr->o->no_new_keyring && syscall (SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0)

@@ -89,7 +89,7 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
       return sbx_error_set (err, EINVAL, "process.env[%zu] `%s`: want NAME=VALUE", i, p->env[i]);
   if (p->has_oom_score_adj && (p->oom_score_adj < -1000 || p->oom_score_adj > 1000))
     return sbx_error_set (err, EINVAL, "process.oomScoreAdj: %d not in [-1000, 1000]", p->oom_score_adj);
-  if (sbx_lsm_validate (p, NULL, err) < 0)
+  if (sbx_lsm_validate (p, NULL, err) < 0 || sbx_sched_validate (p, err) < 0)
     return -1;
   return sbx_caps_validate (p->capabilities, err);
 }
@@ -306,6 +306,9 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
       if (setrlimit (rlimit_res (p->rlimits[i]->type), &rl) < 0)
         return sbx_error_sys (err, "process.rlimits[%zu] (%s): setrlimit", i, p->rlimits[i]->type);
     }
+  /* Before a filter can refuse personality(2) or set_mempolicy(2).  */
+  if (sbx_linux_proc_apply (ctx->linux, err) < 0)
+    return -1;
   if (p->has_oom_score_adj)
     {
       char buf[16];
@@ -324,6 +327,8 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
      see init.c) while we still have the runtime's credentials: what
      follows is charged to the container.  */
   if (ctx->cg && sbx_cgroup_stage_enter (ctx->cg, err) < 0)
+    return -1;
+  if (sbx_cpu_affinity_apply (p, false, err) < 0)
     return -1;
   if (apply_user (p->user, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
     return -1;

@@ -128,6 +128,36 @@ void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, con
 /* glibc before 2.39 lacks it (kernel 5.6).  */
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
+/* sched.h - the kernel's per-process attributes: process.scheduler and
+ * process.ioPriority (set on the final process by the runtime, from
+ * outside: a process the runtime forks after them would lose a
+ * reset-on-fork policy, and SCHED_DEADLINE cannot fork at all), and
+ * linux.personality and linux.memoryPolicy (set by the process itself,
+ * inherited by its children).  Every rule the kernel applies is checked by
+ * the validators, with errors naming the field.  */
+int sbx_sched_validate (const oci_process *p, sbx_error **err);
+int sbx_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err);
+int sbx_linux_proc_validate (const oci_linux *l, sbx_error **err);
+int sbx_linux_proc_apply (const oci_linux *l, sbx_error **err);
+/* process.execCPUAffinity: `initial` before the process joins the
+   container's cgroup (exec's joiner, the init's setup), `final` after.  */
+int sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err);
+int sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
+
+/* netdev.h - rtnetlink in the container's network namespace.  */
+/* Bring up the loopback of the (new) network namespace we are in.  */
+int sbx_netns_loopback_up (sbx_error **err);
+/* linux.netDevices: names valid, devices present on the host, a network
+   namespace of the container's own.  */
+int sbx_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err);
+/* Move the devices into netns_fd's namespace, renamed as configured, with
+   their permanent addresses (from the runtime, in the host's namespace).  */
+int sbx_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err);
+/* At delete, while the namespace lives: move them back under their host
+   names (best effort: warns).  A namespace that died has sent physical
+   devices back already, and destroyed virtual ones.  */
+void sbx_netdev_move_out (const oci_linux *l, int netns_fd);
+
 #endif
 #define SBX_NS_MAX 8
 
@@ -171,6 +201,7 @@ typedef struct
   int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
   sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
   int procfd;                 /* the container's procfs (procfs.h), or -1: open /proc */
+  const oci_linux *linux;     /* the container's: personality, memoryPolicy (may be NULL) */
 } sbx_exec_ctx;
 
 struct clone_args;
@@ -212,5 +243,35 @@ typedef struct
 int sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 void sbx_exec_prep_release (sbx_exec_prep *prep);
+
+/* sched.h - the kernel's per-process attributes: process.scheduler and
+ * process.ioPriority (set on the final process by the runtime, from
+ * outside: a process the runtime forks after them would lose a
+ * reset-on-fork policy, and SCHED_DEADLINE cannot fork at all), and
+ * linux.personality and linux.memoryPolicy (set by the process itself,
+ * inherited by its children).  Every rule the kernel applies is checked by
+ * the validators, with errors naming the field.  */
+int sbx_sched_validate (const oci_process *p, sbx_error **err);
+int sbx_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err);
+int sbx_linux_proc_validate (const oci_linux *l, sbx_error **err);
+int sbx_linux_proc_apply (const oci_linux *l, sbx_error **err);
+/* process.execCPUAffinity: `initial` before the process joins the
+   container's cgroup (exec's joiner, the init's setup), `final` after.  */
+int sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err);
+int sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
+
+/* netdev.h - rtnetlink in the container's network namespace.  */
+/* Bring up the loopback of the (new) network namespace we are in.  */
+int sbx_netns_loopback_up (sbx_error **err);
+/* linux.netDevices: names valid, devices present on the host, a network
+   namespace of the container's own.  */
+int sbx_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err);
+/* Move the devices into netns_fd's namespace, renamed as configured, with
+   their permanent addresses (from the runtime, in the host's namespace).  */
+int sbx_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err);
+/* At delete, while the namespace lives: move them back under their host
+   names (best effort: warns).  A namespace that died has sent physical
+   devices back already, and destroyed virtual ones.  */
+void sbx_netdev_move_out (const oci_linux *l, int netns_fd);
 
 #endif
