@@ -432,3 +432,28 @@ def test_exec_cpu_affinity_refused(sbx, bundle, aff, words):
     with b.edit() as c:
         c["process"]["execCPUAffinity"] = aff
     refused(sbx, b, *words)
+
+
+# ---- refused outright
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c: c["process"].__setitem__("commandLine", "sh -c true"), ["process.commandLine", "Windows only"]),
+    (lambda c: c["process"]["user"].__setitem__("username", "root"), ["process.user.username", "Windows only"]),
+], ids=["commandLine", "username"])
+def test_windows_only_fields_refused(sbx, bundle, edit, words):
+    b = bundle()
+    with b.edit() as c:
+        edit(c)
+    refused(sbx, b, *words)
+
+
+@pytest.mark.parametrize("key", ["uidMappings", "gidMappings"])
+def test_idmapped_mounts_refused(sbx, bundle, tmp_path, key):
+    src = tmp_path / "src"
+    src.mkdir()
+    b = bundle()
+    with b.edit() as c:
+        c["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(src), "options": ["bind"],
+                            key: [{"containerID": 0, "hostID": 100000, "size": 1}]})
+    refused(sbx, b, "idmapped mounts")

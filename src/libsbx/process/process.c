@@ -61,6 +61,14 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
     return sbx_error_set (err, EINVAL, "process: required to create a container");
   if (p->args_len == 0 || p->args[0][0] == '\0')
     return sbx_error_set (err, EINVAL, "process.args: must name the program to run");
+  /* Windows-only fields: a Linux config naming them expects something
+     this platform does not do.  */
+  if (p->command_line)
+    return sbx_error_set (err, EINVAL, "process.commandLine: Windows only; on Linux the program is process.args");
+  if (p->user && p->user->username)
+    return sbx_error_set (err, EINVAL,
+                          "process.user.username `%s`: Windows only; on Linux the user is process.user.uid/gid",
+                          p->user->username);
   if (p->cwd[0] != '/')
     return sbx_error_set (err, EINVAL, "process.cwd `%s`: must be an absolute path", p->cwd);
   for (size_t i = 0; i < p->rlimits_len; i++)
