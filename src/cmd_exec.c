@@ -169,6 +169,9 @@ apply_flags (struct args *a, oci_process *p, int nargs, char **args, sbx_error *
       memcpy (p->user->additional_gids, a->gids, a->ngids * sizeof (uint32_t));
       p->user->additional_gids_len = a->ngids;
     }
+  /* --cap: bounding, effective and permitted only, as runc does (not
+     inheritable or ambient: a non-root process keeps it no further than
+     its own execve).  */
   if (a->ncaps)
     {
       if (p->capabilities == NULL)
@@ -179,8 +182,6 @@ apply_flags (struct args *a, oci_process *p, int nargs, char **args, sbx_error *
           strv_add (&c->bounding, &c->bounding_len, a->caps[k]);
           strv_add (&c->effective, &c->effective_len, a->caps[k]);
           strv_add (&c->permitted, &c->permitted_len, a->caps[k]);
-          strv_add (&c->inheritable, &c->inheritable_len, a->caps[k]);
-          strv_add (&c->ambient, &c->ambient_len, a->caps[k]);
         }
     }
   if (a->nnp)

@@ -203,6 +203,18 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
                           "new user namespace is not supported yet");
+  for (size_t i = 0; cr->c->linux && i < cr->c->linux->sysctl_len; i++)
+    {
+      /* Two values for one name: refused rather than one silently winning.  */
+      const char *k = cr->c->linux->sysctl_keys[i], *v = cr->c->linux->sysctl_values[i];
+      const char *field = strcmp (k, "kernel.hostname") == 0     ? "hostname"
+                          : strcmp (k, "kernel.domainname") == 0 ? "domainname"
+                                                                 : NULL;
+      const char *name = field == NULL ? NULL : field[0] == 'h' ? cr->c->hostname : cr->c->domainname;
+      if (name && *name && strcmp (name, v ? v : "") != 0)
+        return sbx_error_set (err, EINVAL, "config.json: linux.sysctl[\"%s\"] `%s` conflicts with %s `%s`", k,
+                              v ? v : "", field, name);
+    }
   if (sbx_netdev_validate (cr->c->linux, (cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWNET, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (cr->c->process)
@@ -372,6 +384,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (load_config (o, cr, err) < 0)
     return -1;
   c = cr->c;
+  sbx_hooks_set_output (c);
   if (sbx_id_validate (o->id, err) < 0)
     return -1;
   if (sbx_net_policy_parse (c, cr->bundle, cr->rootfs, &np, err) < 0)
@@ -384,6 +397,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       cleanup_close int rfd = sbx_open_private_dir (o->root, true, "state root (--root)", err);
       if (rfd < 0)
         return -1;
+      if (sbx_annotation_on (c, SBX_ANN_SECCOMP_FAIL_UNKNOWN)
+          && sbx_seccomp_check_names (c->linux->seccomp, err) < 0)
+        return sbx_error_wrap (err, "config.json");
       if (sbx_seccomp_prepare (c->linux->seccomp, cache, &cr->sc, err) < 0)
         return sbx_error_wrap (err, "config.json");
     }
@@ -684,6 +700,7 @@ start_locked (sbx_state *s, bool may_retry, sbx_error **err)
   if (r == 0 && c->hooks && c->hooks->poststart_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "running", false);
+      sbx_hooks_set_output (c);
       sbx_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
     }
   oci_config_free (c);
@@ -985,9 +1002,10 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   sbx_cgroup *cg = NULL;
   sbx_net_teardown *nt;
 
-  /* runtime-spec: deleting a container that is not stopped is an error
-     (created included); --force kills it first.  */
-  if (strcmp (status, "stopped") != 0 && !force)
+  /* runtime-spec: deleting a running container is an error; --force kills
+     it first.  A created one is deleted as runc and crun do, its init
+     killed: its process never ran.  */
+  if (strcmp (status, "stopped") != 0 && strcmp (status, "created") != 0 && !force)
     return sbx_error_set (err, EBUSY, "cannot delete container \"%s\" that is not stopped: %s (use --force)",
                           s->id, status);
   if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
@@ -1029,6 +1047,7 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   if (c && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);
+      sbx_hooks_set_output (c);
       sbx_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);
     }
   oci_config_free (c);

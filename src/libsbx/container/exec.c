@@ -55,6 +55,7 @@ struct exec_child
   const sbx_exec_opts *o;
   const sbx_seccomp *sc;
   const oci_linux *linux; /* the container's */
+  bool keep_groups;       /* its run.oci.keep_original_groups */
   int init_pidfd;
   int root_fd;  /* the init's root, opened from the host and checked alive */
   int ns_flags; /* every namespace of the container, pid and time included */
@@ -168,7 +169,8 @@ exec_joiner_main (struct exec_child *x)
                          .preserve_fds = x->o->preserve_fds,
                          .notify_sock = -1,
                          .procfd = -1,
-                         .linux = x->linux };
+                         .linux = x->linux,
+                         .keep_groups = x->keep_groups };
     if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
       goto fail;
   }
@@ -226,7 +228,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
              int *pty_out, sbx_error **err)
 {
   struct exec_child x
-      = { .o = o, .linux = c->linux, .init_pidfd = -1, .root_fd = -1, .sync_child = -1, .sync_parent = -1 };
+      = { .o = o, .linux = c->linux, .keep_groups = sbx_annotation_on (c, SBX_ANN_KEEP_GROUPS), .init_pidfd = -1, .root_fd = -1, .sync_child = -1, .sync_parent = -1 };
   sbx_seccomp *sc = NULL;
   sbx_cgroup *cg = NULL;
   int sp[2], pidfd = -1, pty = -1, r = -1;
@@ -319,7 +321,18 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
       goto out;
     }
   /* From outside, on the process that execs: see sched.h.  */
-  if (sbx_sched_apply_to (pid, o->process, err) < 0 || sbx_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)
+  if (sbx_sched_apply_to (pid, o->process, err) < 0)
+    goto out;
+  /* It leads its own process group, as a shell's job would (done here: our
+     child, not exec'd yet, and under no seccomp filter of the container's).
+     With a terminal it makes its own session instead; on our own terminal
+     it stays in the foreground group, or reading it would stop it.  */
+  if (!o->process->terminal && !isatty (STDIN_FILENO) && setpgid (pid, pid) < 0)
+    {
+      sbx_error_sys (err, "exec: setpgid");
+      goto out;
+    }
+  if (sbx_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)
     goto out;
   if (o->process->terminal && sbx_receive_pty (x.sync_parent, o->console_socket, &pty, err) < 0)
     goto out;

@@ -76,6 +76,16 @@ sbx_features (oci_features **out, sbx_error **err)
   l->mount_extensions->idmap = enabled (false);
   l->net_devices = enabled (true);
   /* The annotations we act on: name -> what it does.  */
+  for (const sbx_oci_annotation *a = sbx_oci_annotations; a->name; a++)
+    {
+      size_t n = f->annotations_len;
+      f->annotations_keys = xrealloc (f->annotations_keys, (n + 2) * sizeof (char *));
+      f->annotations_values = xrealloc (f->annotations_values, (n + 2) * sizeof (char *));
+      f->annotations_keys[n] = xstrdup (a->name);
+      f->annotations_values[n] = xstrdup (a->description);
+      f->annotations_keys[n + 1] = f->annotations_values[n + 1] = NULL;
+      f->annotations_len = n + 1;
+    }
   for (const sbx_net_annotation *a = sbx_net_annotations; a->name; a++)
     {
       size_t n = f->annotations_len;

@@ -118,6 +118,11 @@ int sbx_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err);
 int sbx_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json,
                    sbx_error **err);
 
+/* The hooks' stdout/stderr from then on: the files named by c's
+   run.oci.hooks.stdout / run.oci.hooks.stderr (opened for append, created
+   0600, at each hook), or ours (c NULL, or no annotation).  */
+void sbx_hooks_set_output (const oci_config *c);
+
 /* For poststart and poststop: a failing hook is a warning and the
    remaining hooks still run (runtime.md, lifecycle steps 9 and 12).  */
 void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json);
@@ -143,6 +148,19 @@ int sbx_linux_proc_apply (const oci_linux *l, sbx_error **err);
    container's cgroup (exec's joiner, the init's setup), `final` after.  */
 int sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err);
 int sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
+
+/* The engine annotations (crun's) that sbxrun acts on, for features.  */
+#define SBX_ANN_KEEP_GROUPS "run.oci.keep_original_groups"
+#define SBX_ANN_SECCOMP_FAIL_UNKNOWN "run.oci.seccomp_fail_unknown_syscall"
+#define SBX_ANN_HOOKS_STDOUT "run.oci.hooks.stdout"
+#define SBX_ANN_HOOKS_STDERR "run.oci.hooks.stderr"
+typedef struct
+{
+  const char *name, *description;
+} sbx_oci_annotation;
+extern const sbx_oci_annotation sbx_oci_annotations[];
+/* Whether annotation `name` of c is "1" (or "true").  */
+bool sbx_annotation_on (const oci_config *c, const char *name);
 
 /* netdev.h - rtnetlink in the container's network namespace.  */
 /* Bring up the loopback of the (new) network namespace we are in.  */
@@ -202,6 +220,7 @@ typedef struct
   sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
   int procfd;                 /* the container's procfs (procfs.h), or -1: open /proc */
   const oci_linux *linux;     /* the container's: personality, memoryPolicy (may be NULL) */
+  bool keep_groups;           /* run.oci.keep_original_groups: the caller's groups stay */
 } sbx_exec_ctx;
 
 struct clone_args;
@@ -239,9 +258,15 @@ typedef struct
   int procfd;     /* for the LSM label: ctx's, or own_procfd */
   int own_procfd; /* opened by the first half, or -1 */
   int notify_fd;  /* a seccomp listener fd loaded early, or -1 */
+  char *file;     /* the program, once resolved (sbx_process_resolve), or NULL */
+  char *home;     /* "HOME=..." when process.env has none, or NULL */
 } sbx_exec_prep;
 int sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
+/* Between the halves: find the program (in the container's PATH, with its
+   credentials), so that a missing or non-executable one fails `create`
+   ("executable file not found", which engines map to 127; EACCES: 126).  */
+int sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 void sbx_exec_prep_release (sbx_exec_prep *prep);
 
 /* sched.h - the kernel's per-process attributes: process.scheduler and
@@ -259,6 +284,19 @@ int sbx_linux_proc_apply (const oci_linux *l, sbx_error **err);
    container's cgroup (exec's joiner, the init's setup), `final` after.  */
 int sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err);
 int sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
+
+/* The engine annotations (crun's) that sbxrun acts on, for features.  */
+#define SBX_ANN_KEEP_GROUPS "run.oci.keep_original_groups"
+#define SBX_ANN_SECCOMP_FAIL_UNKNOWN "run.oci.seccomp_fail_unknown_syscall"
+#define SBX_ANN_HOOKS_STDOUT "run.oci.hooks.stdout"
+#define SBX_ANN_HOOKS_STDERR "run.oci.hooks.stderr"
+typedef struct
+{
+  const char *name, *description;
+} sbx_oci_annotation;
+extern const sbx_oci_annotation sbx_oci_annotations[];
+/* Whether annotation `name` of c is "1" (or "true").  */
+bool sbx_annotation_on (const oci_config *c, const char *name);
 
 /* netdev.h - rtnetlink in the container's network namespace.  */
 /* Bring up the loopback of the (new) network namespace we are in.  */
