@@ -196,3 +196,60 @@ def test_features_lists_the_annotations():
     for k in ("run.oci.keep_original_groups", "run.oci.hooks.stdout", "run.oci.hooks.stderr",
               "run.oci.seccomp_fail_unknown_syscall"):
         assert k in ann, ann
+
+
+# ---- tmpfs mounts and user namespaces
+
+
+def test_tmpfs_without_mode_takes_the_mount_points_mode(sbx, bundle):
+    b = bundle()
+    (b.rootfs / "scratch").mkdir()
+    os.chmod(b.rootfs / "scratch", 0o1731)
+    (b.rootfs / "given").mkdir()
+    with b.edit() as c:
+        c["mounts"].append({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]})
+        c["mounts"].append({"destination": "/given", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700"]})
+    out = run_out(sbx, b, "stat -c %a /scratch /given; grep ' /scratch ' /proc/self/mountinfo")
+    lines = out.splitlines()
+    assert lines[:2] == ["1731", "700"], out
+    assert "tmpfs" in lines[2], out
+
+
+def test_tmpcopyup(sbx, bundle):
+    b = bundle()
+    d = b.rootfs / "etc/app"
+    (d / "sub").mkdir(parents=True)
+    (d / "conf").write_text("from the image\n")
+    (d / "sub/deep").write_text("deep\n")
+    (d / "link").symlink_to("/etc/passwd")
+    os.chown(d / "conf", 123, 456)
+    os.chmod(d / "conf", 0o640)
+    os.chmod(d, 0o751)
+    with b.edit() as c:
+        c["mounts"].append({"destination": "/etc/app", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["tmpcopyup", "nosuid"]})
+    out = run_out(sbx, b, "cat /etc/app/conf /etc/app/sub/deep; readlink /etc/app/link; "
+                          "stat -c '%a %u %g' /etc/app/conf /etc/app; echo new > /etc/app/conf; "
+                          "grep ' /etc/app ' /proc/self/mountinfo | grep -c tmpfs")
+    assert out.splitlines() == ["from the image", "deep", "/etc/passwd", "640 123 456", "751 0 0", "1"], out
+    # the image itself is unchanged
+    assert (d / "conf").read_text() == "from the image\n"
+    # read-only: copied first, then made read-only
+    with b.edit() as c:
+        c["mounts"][-1]["options"] = ["tmpcopyup", "ro"]
+    out = run_out(sbx, b, "cat /etc/app/conf; echo x > /etc/app/conf 2>/dev/null || echo refused")
+    assert out.split() == ["from", "the", "image", "refused"], out
+
+
+def test_user_namespace_without_mappings_maps_the_caller_to_root(sbx, bundle):
+    b = bundle()
+    with b.edit() as c:
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"].pop("uidMappings", None)
+        c["linux"].pop("gidMappings", None)
+        for m in c["mounts"]:  # only gid 0 exists in there
+            m["options"] = [o for o in m.get("options", []) if o != "gid=5"]
+    out = run_out(sbx, b, "cat /proc/self/uid_map /proc/self/gid_map; id -u")
+    maps = [ln.split() for ln in out.splitlines()[:2]]
+    assert maps == [["0", str(os.geteuid()), "1"], ["0", str(os.getegid()), "1"]], out
+    assert out.splitlines()[2] == "0"

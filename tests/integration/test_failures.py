@@ -454,7 +454,6 @@ CONFIG_CASES = [
     ("seccomp-arch", _set(["linux", "seccomp", "architectures"], ["SCMP_ARCH_FOO"]),
      ["linux.seccomp.architectures[0]", "SCMP_ARCH_FOO"]),
     ("seccomp-operator", _seccomp_bad_op, ["SCMP_CMP_FOO"]),
-    ("userns-no-mappings", _userns(None, None), ["uidMappings"]),
     ("userns-no-gid-mappings", _userns(MAP, None), ["gidMappings"]),
     ("userns-mapping-size-0", _userns([{"containerID": 0, "hostID": 100000, "size": 0}], MAP),
      ["uidMappings"]),

@@ -223,8 +223,9 @@ apply_memory (sbx_cgroup *cg, const oci_memory *m, sbx_error **err)
   if (m->has_kernel_tcp)
     {
       if (!sbx_cg_exists (h, "memory.kmem.tcp.limit_in_bytes"))
-        return sbx_error_set (err, EOPNOTSUPP,
-                              "linux.resources.memory.kernelTCP: this kernel has no memory.kmem.tcp.limit_in_bytes");
+        return sbx_error_set (
+            err, EOPNOTSUPP,
+            "linux.resources.memory.kernelTCP: this kernel has no memory.kmem.tcp.limit_in_bytes");
       if (write_i64 (h, "memory.kmem.tcp.limit_in_bytes", m->kernel_tcp, "memory.kernelTCP", err) < 0)
         return -1;
     }
@@ -338,8 +339,8 @@ apply_blkio (sbx_cgroup *cg, const oci_blkio *b, sbx_error **err)
                                   "blkio.leaf_weight_device (gone since Linux 5.0)",
                                   i);
           if (sbx_cg_writef (h, "blkio.leaf_weight_device", "blockIO.weightDevice", err,
-                                  "%" PRId64 ":%" PRId64 " %" PRIu16, d->major, d->minor, d->leaf_weight)
-                   < 0)
+                             "%" PRId64 ":%" PRId64 " %" PRIu16, d->major, d->minor, d->leaf_weight)
+              < 0)
             return -1;
         }
     }
@@ -416,8 +417,9 @@ apply_network (sbx_cgroup *cg, const oci_network *n, sbx_error **err)
     {
       h = sbx_cg_find_v1 (cg, "net_cls");
       if (h == NULL)
-        return sbx_error_set (err, EOPNOTSUPP, "linux.resources.network.classID: the net_cls controller is not "
-                                               "mounted on this host");
+        return sbx_error_set (err, EOPNOTSUPP,
+                              "linux.resources.network.classID: the net_cls controller is not "
+                              "mounted on this host");
       if (sbx_cg_writef (h, "net_cls.classid", "network.classID", err, "%" PRIu32, n->class_id) < 0)
         return -1;
     }
@@ -425,8 +427,9 @@ apply_network (sbx_cgroup *cg, const oci_network *n, sbx_error **err)
     {
       h = sbx_cg_find_v1 (cg, "net_prio");
       if (h == NULL)
-        return sbx_error_set (err, EOPNOTSUPP, "linux.resources.network.priorities: the net_prio controller is "
-                                               "not mounted on this host");
+        return sbx_error_set (err, EOPNOTSUPP,
+                              "linux.resources.network.priorities: the net_prio controller is "
+                              "not mounted on this host");
       for (size_t i = 0; i < n->priorities_len; i++)
         {
           const oci_network_priority *p = n->priorities[i];

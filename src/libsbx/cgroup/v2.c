@@ -553,7 +553,8 @@ refuse_v1_only (const oci_resources *r, sbx_error **err)
     if (b->weight_device[i]->has_leaf_weight)
       what = "blockIO.weightDevice[].leafWeight";
   if (what)
-    return sbx_error_set (err, EOPNOTSUPP, "linux.resources.%s: cgroup v1 only, this host uses cgroup v2", what);
+    return sbx_error_set (err, EOPNOTSUPP, "linux.resources.%s: cgroup v1 only, this host uses cgroup v2",
+                          what);
   return 0;
 }
 

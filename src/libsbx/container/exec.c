@@ -229,8 +229,13 @@ static int
 exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *pid_out, int *pidfd_out,
              int *pty_out, sbx_error **err)
 {
-  struct exec_child x
-      = { .o = o, .linux = c->linux, .keep_groups = sbx_annotation_on (c, SBX_ANN_KEEP_GROUPS), .init_pidfd = -1, .root_fd = -1, .sync_child = -1, .sync_parent = -1 };
+  struct exec_child x = { .o = o,
+                          .linux = c->linux,
+                          .keep_groups = sbx_annotation_on (c, SBX_ANN_KEEP_GROUPS),
+                          .init_pidfd = -1,
+                          .root_fd = -1,
+                          .sync_child = -1,
+                          .sync_parent = -1 };
   sbx_seccomp *sc = NULL;
   cleanup_landlock sbx_landlock *ll = NULL;
   sbx_cgroup *cg = NULL;

@@ -65,11 +65,12 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
   /* Windows-only fields: a Linux config naming them expects something
      this platform does not do.  */
   if (p->command_line)
-    return sbx_error_set (err, EINVAL, "process.commandLine: Windows only; on Linux the program is process.args");
-  if (p->user && p->user->username)
     return sbx_error_set (err, EINVAL,
-                          "process.user.username `%s`: Windows only; on Linux the user is process.user.uid/gid",
-                          p->user->username);
+                          "process.commandLine: Windows only; on Linux the program is process.args");
+  if (p->user && p->user->username)
+    return sbx_error_set (
+        err, EINVAL, "process.user.username `%s`: Windows only; on Linux the user is process.user.uid/gid",
+        p->user->username);
   if (p->cwd[0] != '/')
     return sbx_error_set (err, EINVAL, "process.cwd `%s`: must be an absolute path", p->cwd);
   for (size_t i = 0; i < p->rlimits_len; i++)
@@ -138,7 +139,8 @@ home_of (const oci_process *p)
     if (sbx_has_prefix (p->env[i], "HOME="))
       return NULL;
   fd = syscall (SYS_openat2, AT_FDCWD, "/etc/passwd", &how, sizeof how);
-  if (fd >= 0 && fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && sbx_read_fd (fd, 1 << 20, &text, NULL, NULL) == 0)
+  if (fd >= 0 && fstat (fd, &st) == 0 && S_ISREG (st.st_mode)
+      && sbx_read_fd (fd, 1 << 20, &text, NULL, NULL) == 0)
     for (char *line = text, *next; line && *line && home == NULL; line = next)
       {
         char *f[7] = { 0 };
@@ -173,8 +175,8 @@ const sbx_oci_annotation sbx_oci_annotations[] = {
 bool
 sbx_annotation_on (const oci_config *c, const char *name)
 {
-  const char *v = c ? ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, name)
-                    : NULL;
+  const char *v
+      = c ? ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, name) : NULL;
   return v && (strcmp (v, "1") == 0 || strcmp (v, "true") == 0);
 }
 

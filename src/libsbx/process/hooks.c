@@ -105,9 +105,8 @@ make_vector (char *const *v, size_t n, char *first)
 }
 
 /* Never returns.  Reports an exec failure as an int errno on errfd.  */
-static void __attribute__ ((noreturn))
-child_exec (const oci_hook *h, char *const *argv, char *const *envp, int stdin_fd, int errfd, int outfd,
-            int hook_errfd)
+static void __attribute__ ((noreturn)) child_exec (const oci_hook *h, char *const *argv, char *const *envp,
+                                                   int stdin_fd, int errfd, int outfd, int hook_errfd)
 {
   struct sigaction sa;
   sigset_t none;

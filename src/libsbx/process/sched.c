@@ -482,9 +482,10 @@ cpu_list_make (const char *list, const char *field, cpu_set_t *set, sbx_error **
   if (sbx_read_file ("/sys/devices/system/cpu/online", 4096, &online, NULL, NULL) == 0
       && parse_id_list (first_line (online), CPU_SETSIZE, host, &empty, &bad) == 0)
     for (size_t n = 0; n < CPU_SETSIZE; n++)
-      if ((mask[n / BITS_PER_UL] >> (n % BITS_PER_UL) & 1) && !(host[n / BITS_PER_UL] >> (n % BITS_PER_UL) & 1))
-        return sbx_error_set (err, EINVAL, "process.execCPUAffinity.%s `%s`: CPU %zu is not online (%s)", field,
-                              list, n, online);
+      if ((mask[n / BITS_PER_UL] >> (n % BITS_PER_UL) & 1)
+          && !(host[n / BITS_PER_UL] >> (n % BITS_PER_UL) & 1))
+        return sbx_error_set (err, EINVAL, "process.execCPUAffinity.%s `%s`: CPU %zu is not online (%s)",
+                              field, list, n, online);
   CPU_ZERO (set);
   for (size_t n = 0; n < CPU_SETSIZE; n++)
     if (mask[n / BITS_PER_UL] >> (n % BITS_PER_UL) & 1)
