@@ -87,7 +87,8 @@ CFLAGS="-g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra -Wno-unused-para
 CPPFLAGS="-DHAVE_CONFIG_H -I$TOP_BUILDDIR -I$TOP_SRCDIR/libocispec -iquote $TOP_SRCDIR/src/libsbx \
 -I$TOP_SRCDIR/src ${FUZZ_CFLAGS:-}"
 LIB_SOURCES="libocispec/json.c libocispec/ocispec.c src/libsbx/core/error.c src/libsbx/core/utils.c \
-src/libsbx/security/seccomp.c src/libsbx/security/caps.c"
+src/libsbx/security/seccomp.c src/libsbx/security/seccomp_cache.c src/libsbx/security/seccomp_notify.c \
+src/libsbx/security/caps.c"
 HEADERS="$TOP_BUILDDIR/config.h $(ls "$TOP_SRCDIR"/libocispec/*.h "$TOP_SRCDIR"/libocispec/spec.def \
 	"$TOP_SRCDIR"/src/libsbx/*/*.h "$FUZZ_DIR"/*.h)"
 

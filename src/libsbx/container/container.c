@@ -103,6 +103,14 @@ sbx_container_state (const char *root, const char *id, char **json, sbx_error **
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
   sbx_state_config (s, &c, NULL); /* annotations are optional extras */
+  if (c && sbx_net_config_has_policy (c) && strcmp (sbx_state_status (s), "stopped") != 0)
+    {
+      /* what the egress policy refused lately, read from its nftables set */
+      char *denied = sbx_net_container_denied (s->dir_fd, s->id, s->st->pid);
+      if (denied)
+        sbx_config_annotate (c, SBX_NET_DENIED, denied);
+      free (denied);
+    }
   *json = sbx_state_json (s, c, sbx_state_status (s), true);
   oci_config_free (c);
   sbx_state_free (s);

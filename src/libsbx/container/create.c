@@ -59,6 +59,7 @@ creator_release (sbx_creator *cr)
     close (cr->sync_child);
   if (cr->start_listen >= 0)
     close (cr->start_listen);
+  sbx_net_release ();
 }
 
 /* A unix socket address for `name` inside a directory fd: through
