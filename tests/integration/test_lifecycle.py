@@ -380,15 +380,16 @@ def test_delete_running_needs_force(sbx, bundle):
 
 
 @pytest.mark.needs_cmd("create", "delete", "state")
-def test_delete_created_without_force(sbx, bundle, out):
-    """As runc and crun do: a created container's process never ran, its
-    init is killed."""
+def test_delete_created_needs_force(sbx, bundle, out):
     b = bundle(["sh", "-c", "echo ran > /out/marker"])
     add_bind(b, out, "/out")
     cid = sbx.new_id()
     sbx.ok("create", "--bundle", b, cid)
     pid = sbx.state(cid)["pid"]
-    sbx.ok("delete", cid)
+    cp = sbx.fail("delete", cid)
+    assert "created" in cp.stderr, describe(cp)
+    assert sbx.state(cid)["status"] == "created"
+    sbx.ok("delete", "-f", cid)
     assert not pid_alive(pid)
     assert not (out / "marker").exists(), "deleting a created container ran its process"
     assert_gone(sbx, cid, b.config["linux"]["cgroupsPath"])

@@ -234,10 +234,11 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   sbx_cgroup *cg = NULL;
   sbx_net_teardown *nt;
 
-  /* runtime-spec: deleting a running container is an error; --force kills
-     it first.  A created one is deleted as runc and crun do, its init
-     killed: its process never ran.  */
-  if (strcmp (status, "stopped") != 0 && strcmp (status, "created") != 0 && !force)
+  /* runtime-spec: deleting a container that is not stopped is an error
+     (created included: runtime.md's MUST, checked by the OCI validation
+     suite, although runc and crun delete a created one); --force kills it
+     first.  */
+  if (strcmp (status, "stopped") != 0 && !force)
     return sbx_error_set (err, EBUSY, "cannot delete container \"%s\" that is not stopped: %s (use --force)",
                           s->id, status);
   if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
