@@ -69,7 +69,7 @@ BUILD_DEPS=(autoconf automake libtool pkg-config gcc make m4
 DEMO_DEPS=(jq iproute2 nftables)
 TEST_DEPS=(libcmocka-dev valgrind python3 python3-pytest runc crun podman
 	iproute2 nftables jq time util-linux xz-utils
-	libc6-dev clang libclang-rt-14-dev)
+	libc6-dev clang libclang-rt-14-dev golang-github-opencontainers-specs-dev)
 
 install_packages() {
 	local missing=() p

@@ -232,14 +232,17 @@ def test_json_log_last_error_explains_create_failure(sbx, ctr, tmp_path, debug, 
     assert not (tmp_path / "pid").exists()
 
 
-def test_json_log_last_error_explains_start_failure(sbx, ctr, tmp_path):
-    b = ctr(["/no/such/program"])
+def test_json_log_last_error_explains_start_failure(sbx, bundle, tmp_path):
+    # a program that is there at create and gone at start
+    b = bundle(["/bin/vanishing"])
+    shutil.copy(b.rootfs / "bin/busybox", b.rootfs / "bin/vanishing")
     log, cid = tmp_path / "log.json", sbx.new_id()
     g = ["--log", log, "--log-format", "json", "--debug"]
     sbx.ok("create", "--bundle", b, cid, global_args=g)
+    (b.rootfs / "bin/vanishing").unlink()
     sbx.fail("start", cid, global_args=g)
     errors = [e for e in log_entries(log) if e["level"] == "error"]
-    assert errors and "/no/such/program" in errors[-1]["msg"], errors
+    assert errors and "/bin/vanishing" in errors[-1]["msg"], errors
     sbx.ok("delete", "--force", cid)
 
 

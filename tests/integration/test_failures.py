@@ -498,7 +498,6 @@ CONFIG_CASES = [
     ("seccomp-arch", _set(["linux", "seccomp", "architectures"], ["SCMP_ARCH_FOO"]),
      ["linux.seccomp.architectures[0]", "SCMP_ARCH_FOO"]),
     ("seccomp-operator", _seccomp_bad_op, ["SCMP_CMP_FOO"]),
-    ("userns-no-mappings", _userns(None, None), ["uidMappings"]),
     ("userns-no-gid-mappings", _userns(MAP, None), ["gidMappings"]),
     ("userns-mapping-size-0", _userns([{"containerID": 0, "hostID": 100000, "size": 0}], MAP),
      ["uidMappings"]),
@@ -733,16 +732,15 @@ def test_failing_start_container_hook_run(sbx, ro_bundle, leftovers):
 # the program to run
 
 
-def test_missing_program_fails_at_start(sbx, ro_bundle, leftovers):
+def test_missing_program_fails_at_create(sbx, ro_bundle, leftovers):
+    """The program is looked up at create (as runc does): engines map the
+    error text to 127 (not found) and 126 (not executable)."""
     b = ro_bundle(["/no/such/program", "arg"])
-    cid = sbx.new_id()
-    sbx.ok("create", "--bundle", b, cid)
-    assert sbx.state(cid)["status"] == "created"
-    cp = sbx.fail("start", cid)
-    assert_names(cp, "/no/such/program")
-    sbx.wait_status(cid, "stopped")
-    sbx.ok("delete", cid)
-    leftovers.check(cp, cid)
+    cp = fail_and_check(sbx, leftovers, b, "/no/such/program", "No such file or directory")
+    b = ro_bundle(["no-such-program"], name="inpath")
+    fail_and_check(sbx, leftovers, b, "no-such-program", "executable file not found in $PATH")
+    b = ro_bundle(["/etc/passwd"], name="noexec")
+    fail_and_check(sbx, leftovers, b, "/etc/passwd", "Permission denied")
 
 
 def test_missing_program_run(sbx, ro_bundle, leftovers):
@@ -770,7 +768,7 @@ os.waitpid(child, 0)
 """
 
 
-def test_stopped_as_soon_as_start_failed(sbx, ro_bundle, tmp_path):
+def test_stopped_as_soon_as_start_failed(sbx, bundle, tmp_path):
     """A failed `start` returns only once the init is gone, so the
     container reads "stopped" (and a plain `delete` works) right away.
 
@@ -780,10 +778,13 @@ def test_stopped_as_soon_as_start_failed(sbx, ro_bundle, tmp_path):
     the container's pid namespace and reaps it only after a second, and an
     exiting pid-namespace init waits until every process in its namespace
     has been reaped."""
-    b = ro_bundle(["/no/such/program"])
+    # there at create (where the program is looked up), gone at start
+    b = bundle(["/bin/vanishing"])
+    shutil.copy(b.rootfs / "bin/busybox", b.rootfs / "bin/vanishing")
     cid = sbx.new_id()
     pidfile = tmp_path / "init.pid"
     sbx.ok("create", "--bundle", b, "--pid-file", pidfile, cid)
+    (b.rootfs / "bin/vanishing").unlink()
     pin = subprocess.Popen([sys.executable, "-c", PIN_HELPER, pidfile.read_text().strip(), "1.0"],
                            stdout=subprocess.PIPE, text=True)
     try:

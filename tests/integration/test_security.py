@@ -577,11 +577,14 @@ DEATH_BEFORE_EXEC = {
     # refused, and the error cannot be told either
     "mute": ([rule(["capset", "sendmsg"], "SCMP_ACT_ERRNO", errno.EPERM)],
              "exited with status 1 before exec"),
+    # the PATH lookup, done at create so that a missing program fails there
+    "lookup": ([rule(["faccessat", "faccessat2"], "SCMP_ACT_KILL_PROCESS")], "killed by signal 31"),
 }
-# Calls the init makes only after `start` (the PATH lookup): a filter loaded
-# early killing them kills a created init at start, not at create.
+# Calls the init makes only after `start` (taking the start request): a
+# filter loaded early killing them kills a created init at start, not at
+# create.
 DEATH_AT_START = {
-    "killed": ([rule(["faccessat", "faccessat2"], "SCMP_ACT_KILL_PROCESS")], "killed by signal 31"),
+    "killed": ([rule(["accept4", "accept"], "SCMP_ACT_KILL_PROCESS")], "killed by signal 31"),
 }
 
 

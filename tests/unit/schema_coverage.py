@@ -17,8 +17,17 @@ type cannot hold and differences in required-ness are reported as notes only:
 spec.def follows the prose of runtime-spec 1.2, which this (older) schema
 does not always match.  windows, solaris, vm and zos are skipped.
 
+Then every config field of spec.def (a superset of the schema: runtime-spec
+1.2) must have a row in docs/fields.md saying that it is implemented, refused,
+or host-dependent, with the tests that show it: each test named must exist
+(a `def test_...` in tests/integration/*.py or tests/security/*.py, a
+function in tests/unit/*.c).  A field without a row, a row for no field, an
+unknown status or a test that does not exist fail.  This part runs even
+without the schema.
+
 Exit status: 0 all covered, 1 something missing, 77 (automake's "skipped")
-when the schema is not installed.  OCI_SCHEMA_DIR overrides where it lives.
+when the schema is not installed and the field table is fine.
+OCI_SCHEMA_DIR overrides where the schema lives.
 """
 
 import json
@@ -278,13 +287,82 @@ class Checker:
             self.check_value(p, field, self.schema.shape(node, fname), fname)
 
 
+STATUSES = {"implemented", "refused", "host"}
+TEST_DIRS = ("tests/integration", "tests/security", "tests/unit")
+
+
+def config_paths(types, t="oci_config", prefix=""):
+    """Every field path of the config as docs/fields.md spells it."""
+    out = []
+    for name, (kind, _, sub, _) in types[t].items():
+        p = prefix + ("." if prefix else "") + name
+        out.append(p)
+        if sub:
+            out += config_paths(types, sub, p + ("[]" if kind == "OBJARR" else "[*]" if kind == "OBJMAP" else ""))
+    return out
+
+
+def test_exists(top, ref, cache={}):
+    fname, _, func = ref.partition("::")
+    if not func:
+        return False
+    for d in TEST_DIRS:
+        path = os.path.join(top, d, fname)
+        if os.path.isfile(path):
+            if path not in cache:
+                with open(path, encoding="utf-8") as f:
+                    cache[path] = f.read()
+            pat = r"^def %s\(" if path.endswith(".py") else r"^%s \("
+            return re.search(pat % re.escape(func), cache[path], re.M) is not None
+    return False
+
+
+def check_field_table(types, top):
+    """docs/fields.md against spec.def; returns the problems."""
+    problems, rows = [], []
+    path = os.path.join(top, "docs", "fields.md")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            m = re.match(r"^\|\s*`([^`]+)`\s*\|\s*(\w+)\s*\|([^|]*)\|", line)
+            if m:
+                rows.append((lineno, m.group(1), m.group(2), re.findall(r"`([^`]+)`", m.group(3))))
+    fields = config_paths(types)
+    covered = set()
+    for lineno, pat, status, tests in rows:
+        where = "docs/fields.md:%d `%s`" % (lineno, pat)
+        if pat.endswith(".*"):
+            base = pat[:-2]
+            hit = [p for p in fields if p == base or p.startswith(base + ".") or p.startswith(base + "[")]
+        else:
+            hit = [p for p in fields if p == pat]
+        if not hit:
+            problems.append("%s: no such field in spec.def" % where)
+        covered.update(hit)
+        if status not in STATUSES:
+            problems.append("%s: status `%s` is none of %s" % (where, status, sorted(STATUSES)))
+        if not tests:
+            problems.append("%s: names no test" % where)
+        for t in tests:
+            if not test_exists(top, t):
+                problems.append("%s: test `%s` does not exist" % (where, t))
+    for p in fields:
+        if p not in covered:
+            problems.append("%s: neither marked implemented nor refused in docs/fields.md" % p)
+    print("schema_coverage: %d config fields, %d rows in docs/fields.md" % (len(fields), len(rows)))
+    return problems
+
+
 def main():
+    spec_def = find_spec_def()
+    types = parse_spec_def(spec_def)
+    top = os.path.dirname(os.path.dirname(spec_def))
+    table_problems = check_field_table(types, top)
+    for p in table_problems:
+        print("FAIL: " + p)
     if not os.path.isdir(SCHEMA_DIR):
         print("SKIP: runtime-spec schema not found in %s "
               "(apt-get install golang-github-opencontainers-specs-dev)" % SCHEMA_DIR)
-        return 77
-    spec_def = find_spec_def()
-    types = parse_spec_def(spec_def)
+        return 1 if table_problems else 77
     schema = Schema(SCHEMA_DIR)
     checker = Checker(schema, types)
     for fname, type_name in DOCUMENTS:
@@ -314,7 +392,7 @@ def main():
         print("FAIL: " + p)
     print("schema_coverage: %d schema properties checked against %s (%d types), %d problem(s)"
           % (checker.checked, spec_def, len(types), len(checker.problems)))
-    return 1 if checker.problems else 0
+    return 1 if checker.problems or table_problems else 0
 
 
 if __name__ == "__main__":

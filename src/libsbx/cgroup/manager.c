@@ -422,6 +422,13 @@ sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
 {
   if (r == NULL)
     return 0;
+  /* Linux dropped kernel memory limits (v1 since 5.16, never on v2): a
+     limit asked for cannot be had.  -1 and 0 ask for none.  */
+  if (r->memory && r->memory->has_kernel && r->memory->kernel != 0 && r->memory->kernel != -1)
+    return sbx_error_set (
+        err, EOPNOTSUPP,
+        "linux.resources.memory.kernel: kernel memory limits are not supported by Linux any "
+        "more (deprecated in runtime-spec)");
   return ops_of (cg)->apply (cg, r, err);
 }
 

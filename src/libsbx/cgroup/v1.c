@@ -171,11 +171,7 @@ apply_memory (sbx_cgroup *cg, const oci_memory *m, sbx_error **err)
 
   if (!(m->has_limit || m->has_reservation || want_swap || m->has_swappiness || m->has_disable_oom_killer
         || m->has_kernel_tcp || m->has_use_hierarchy))
-    {
-      if (m->has_kernel)
-        sbx_warn ("linux.resources.memory.kernel is deprecated and ignored");
-      return 0;
-    }
+    return 0;
   h = need_v1 (cg, "memory", "memory", err);
   if (h == NULL)
     return -1;
@@ -224,17 +220,14 @@ apply_memory (sbx_cgroup *cg, const oci_memory *m, sbx_error **err)
                        err)
              < 0)
     return -1;
-  if (m->has_kernel)
-    sbx_warn ("linux.resources.memory.kernel is deprecated and ignored");
   if (m->has_kernel_tcp)
     {
-      if (sbx_cg_exists (h, "memory.kmem.tcp.limit_in_bytes"))
-        {
-          if (write_i64 (h, "memory.kmem.tcp.limit_in_bytes", m->kernel_tcp, "memory.kernelTCP", err) < 0)
-            return -1;
-        }
-      else
-        sbx_debug ("cgroup v1: no memory.kmem.tcp.limit_in_bytes, linux.resources.memory.kernelTCP ignored");
+      if (!sbx_cg_exists (h, "memory.kmem.tcp.limit_in_bytes"))
+        return sbx_error_set (
+            err, EOPNOTSUPP,
+            "linux.resources.memory.kernelTCP: this kernel has no memory.kmem.tcp.limit_in_bytes");
+      if (write_i64 (h, "memory.kmem.tcp.limit_in_bytes", m->kernel_tcp, "memory.kernelTCP", err) < 0)
+        return -1;
     }
   if (m->has_use_hierarchy
       && sbx_cg_write (h, "memory.use_hierarchy", m->use_hierarchy ? "1" : "0", "memory.useHierarchy", err)
@@ -300,14 +293,20 @@ apply_blkio (sbx_cgroup *cg, const oci_blkio *b, sbx_error **err)
   /* CFQ had blkio.weight; with BFQ the files are blkio.bfq.* */
   wfile = sbx_cg_exists (h, "blkio.weight") ? "blkio.weight" : "blkio.bfq.weight";
   wdfile = sbx_cg_exists (h, "blkio.weight_device") ? "blkio.weight_device" : "blkio.bfq.weight_device";
+  if ((b->has_weight || b->weight_device_len) && !sbx_cg_exists (h, wfile))
+    return sbx_error_set (err, EOPNOTSUPP,
+                          "linux.resources.blockIO.weight%s: no %s (the host's I/O scheduler has no weights: "
+                          "BFQ or CFQ needed)",
+                          b->has_weight ? "" : "Device", wfile);
   if (b->has_weight && sbx_cg_writef (h, wfile, "blockIO.weight", err, "%" PRIu16, b->weight) < 0)
     return -1;
   if (b->has_leaf_weight)
     {
       if (!sbx_cg_exists (h, "blkio.leaf_weight"))
-        sbx_warn ("linux.resources.blockIO.leafWeight: not supported by this kernel, ignored");
-      else if (sbx_cg_writef (h, "blkio.leaf_weight", "blockIO.leafWeight", err, "%" PRIu16, b->leaf_weight)
-               < 0)
+        return sbx_error_set (err, EOPNOTSUPP,
+                              "linux.resources.blockIO.leafWeight: this kernel has no blkio.leaf_weight "
+                              "(gone since Linux 5.0)");
+      if (sbx_cg_writef (h, "blkio.leaf_weight", "blockIO.leafWeight", err, "%" PRIu16, b->leaf_weight) < 0)
         return -1;
     }
   for (size_t i = 0; i < b->weight_device_len; i++)
@@ -321,10 +320,13 @@ apply_blkio (sbx_cgroup *cg, const oci_blkio *b, sbx_error **err)
       if (d->has_leaf_weight)
         {
           if (!sbx_cg_exists (h, "blkio.leaf_weight_device"))
-            sbx_warn ("linux.resources.blockIO.weightDevice[%zu].leafWeight: not supported, ignored", i);
-          else if (sbx_cg_writef (h, "blkio.leaf_weight_device", "blockIO.weightDevice", err,
-                                  "%" PRId64 ":%" PRId64 " %" PRIu16, d->major, d->minor, d->leaf_weight)
-                   < 0)
+            return sbx_error_set (err, EOPNOTSUPP,
+                                  "linux.resources.blockIO.weightDevice[%zu].leafWeight: this kernel has no "
+                                  "blkio.leaf_weight_device (gone since Linux 5.0)",
+                                  i);
+          if (sbx_cg_writef (h, "blkio.leaf_weight_device", "blockIO.weightDevice", err,
+                             "%" PRId64 ":%" PRId64 " %" PRIu16, d->major, d->minor, d->leaf_weight)
+              < 0)
             return -1;
         }
     }
@@ -380,18 +382,19 @@ apply_network (sbx_cgroup *cg, const oci_network *n, sbx_error **err)
     {
       h = sbx_cg_find_v1 (cg, "net_cls");
       if (h == NULL)
-        sbx_warn ("linux.resources.network.classID: net_cls is not mounted, ignored");
-      else if (sbx_cg_writef (h, "net_cls.classid", "network.classID", err, "%" PRIu32, n->class_id) < 0)
+        return sbx_error_set (err, EOPNOTSUPP,
+                              "linux.resources.network.classID: the net_cls controller is not "
+                              "mounted on this host");
+      if (sbx_cg_writef (h, "net_cls.classid", "network.classID", err, "%" PRIu32, n->class_id) < 0)
         return -1;
     }
   if (n->priorities_len)
     {
       h = sbx_cg_find_v1 (cg, "net_prio");
       if (h == NULL)
-        {
-          sbx_warn ("linux.resources.network.priorities: net_prio is not mounted, ignored");
-          return 0;
-        }
+        return sbx_error_set (err, EOPNOTSUPP,
+                              "linux.resources.network.priorities: the net_prio controller is "
+                              "not mounted on this host");
       for (size_t i = 0; i < n->priorities_len; i++)
         {
           const oci_network_priority *p = n->priorities[i];

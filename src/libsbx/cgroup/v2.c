@@ -275,6 +275,20 @@ apply_memory (sbx_cg_hier *h, const oci_memory *m, sbx_error **err)
   int64_t swap = 0;
   int r;
 
+  /* v1 refuses a limit below the usage by itself; v2 would OOM-kill.  */
+  if (m->has_check_before_update && m->check_before_update && m->has_limit && m->limit >= 0)
+    {
+      cleanup_free char *cur = NULL;
+      long long used;
+      if (sbx_cg_read (h, "memory.current", &cur, err) < 0)
+        return sbx_error_wrap (err, "linux.resources.memory.checkBeforeUpdate");
+      cur[strcspn (cur, "\n")] = '\0';
+      if (sbx_parse_int64 (cur, &used) == 0 && used > m->limit)
+        return sbx_error_set (err, EBUSY,
+                              "linux.resources.memory.limit: %" PRId64 " is below the current usage %lld "
+                              "(checkBeforeUpdate)",
+                              m->limit, used);
+    }
   if (m->has_limit
       && (m->limit < 0 ? sbx_cg_write (h, "memory.max", "max", "memory.limit", err)
                        : sbx_cg_writef (h, "memory.max", "memory.limit", err, "%" PRId64, m->limit))
@@ -302,12 +316,7 @@ apply_memory (sbx_cg_hier *h, const oci_memory *m, sbx_error **err)
                < 0)
         return -1;
     }
-  if (m->has_swappiness)
-    sbx_debug ("cgroup v2: linux.resources.memory.swappiness has no v2 equivalent, ignored");
-  if (m->has_disable_oom_killer && m->disable_oom_killer)
-    sbx_debug ("cgroup v2: linux.resources.memory.disableOOMKiller has no v2 equivalent, ignored");
-  if (m->has_kernel || m->has_kernel_tcp)
-    sbx_debug ("cgroup v2: linux.resources.memory.kernel/kernelTCP have no v2 equivalent, ignored");
+  /* v1-only knobs were refused already (refuse_v1_only).  */
   return 0;
 }
 
@@ -368,8 +377,6 @@ apply_io (sbx_cg_hier *h, const oci_blkio *b, sbx_error **err)
                         bfq ? (uint64_t)b->weight : sbx_cg_blkio_to_io_weight (b->weight))
              < 0)
     return -1;
-  if (b->has_leaf_weight)
-    sbx_debug ("cgroup v2: linux.resources.blockIO.leafWeight has no v2 equivalent, ignored");
   for (size_t i = 0; i < b->weight_device_len; i++)
     {
       const oci_blkio_weight_device *d = b->weight_device[i];
@@ -379,8 +386,6 @@ apply_io (sbx_cg_hier *h, const oci_blkio *b, sbx_error **err)
                             bfq ? (uint64_t)d->weight : sbx_cg_blkio_to_io_weight (d->weight))
                  < 0)
         return -1;
-      if (d->has_leaf_weight)
-        sbx_debug ("cgroup v2: linux.resources.blockIO.weightDevice[%zu].leafWeight ignored", i);
     }
   for (size_t t = 0; t < SBX_CG_THROTTLE_KINDS; t++)
     {
@@ -517,6 +522,33 @@ sbx_cg_v2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sb
   return 0;
 }
 
+/* Knobs of v1 controllers that v2 does not have: refused, never dropped.
+   Values that ask for nothing (false, 0) pass.  */
+static int
+refuse_v1_only (const oci_resources *r, sbx_error **err)
+{
+  const oci_memory *m = r->memory;
+  const oci_blkio *b = r->block_io;
+  const char *what = NULL;
+  if (m && m->has_swappiness)
+    what = "memory.swappiness";
+  else if (m && m->has_disable_oom_killer && m->disable_oom_killer)
+    what = "memory.disableOOMKiller";
+  else if (m && m->has_kernel_tcp && m->kernel_tcp)
+    what = "memory.kernelTCP";
+  else if (b && b->has_leaf_weight)
+    what = "blockIO.leafWeight";
+  else if (r->network && (r->network->has_class_id || r->network->priorities_len))
+    what = "network";
+  for (size_t i = 0; what == NULL && b && i < b->weight_device_len; i++)
+    if (b->weight_device[i]->has_leaf_weight)
+      what = "blockIO.weightDevice[].leafWeight";
+  if (what)
+    return sbx_error_set (err, EOPNOTSUPP, "linux.resources.%s: cgroup v1 only, this host uses cgroup v2",
+                          what);
+  return 0;
+}
+
 static int
 v2_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
 {
@@ -525,6 +557,8 @@ v2_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
   const oci_memory *m = r->memory;
   const oci_cpu *c = r->cpu;
 
+  if (refuse_v1_only (r, err) < 0)
+    return -1;
   if (m && (m->has_limit || m->has_reservation || (m->has_swap && m->swap)))
     need (&nd, "memory", "memory");
   if (c && ((c->has_shares && c->shares) || c->has_quota || c->has_period || c->has_burst || c->has_idle))
@@ -580,8 +614,6 @@ v2_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
     return -1;
   if (sbx_cg_v2_apply_hugetlb (h, r, err) < 0 || sbx_cg_v2_apply_rdma (h, r, err) < 0)
     return -1;
-  if (r->network)
-    sbx_debug ("cgroup v2: linux.resources.network (net_cls/net_prio) does not exist on v2, ignored");
   /* last, so that raw values override the converted ones */
   if (r->unified_len && sbx_cg_v2_apply_unified (h, r, false, err) < 0)
     return -1;

@@ -235,7 +235,9 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   sbx_net_teardown *nt;
 
   /* runtime-spec: deleting a container that is not stopped is an error
-     (created included); --force kills it first.  */
+     (created included: runtime.md's MUST, checked by the OCI validation
+     suite, although runc and crun delete a created one); --force kills it
+     first.  */
   if (strcmp (status, "stopped") != 0 && strcmp (status, "deleting") != 0 && !force)
     return sbx_error_set (err, EBUSY,
                           "cannot delete container \"%s\" that is not stopped: %s%s (use --force)", s->id,
@@ -250,8 +252,20 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   /* Egress rules: found before the kill (a live init's namespace),
      removed after it, so the container is never unrestricted.  */
   nt = sbx_net_teardown_prepare (s->dir_fd, s->id, strcmp (status, "stopped") ? s->st->pid : 0);
+  if (sbx_state_config (s, &c, NULL) < 0)
+    c = NULL;
   if (strcmp (status, "stopped") != 0)
     {
+      /* linux.netDevices go back to the host while the namespace lives.  */
+      if (c && c->linux && c->linux->net_devices_len)
+        {
+          char p[64];
+          cleanup_close int netns = -1;
+          snprintf (p, sizeof p, "/proc/%d/ns/net", s->st->pid);
+          netns = open (p, O_RDONLY | O_CLOEXEC);
+          if (netns >= 0 && sbx_state_alive (s))
+            sbx_netdev_move_out (c->linux, netns);
+        }
       if (cg && strcmp (status, "paused") == 0)
         sbx_cgroup_freeze (cg, false, NULL);
       if (cg)
@@ -272,9 +286,10 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
     }
   sbx_net_teardown_finish (nt);
   sbx_test_kill_point ("delete:net");
-  if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
+  if (c && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);
+      sbx_hooks_set_output (c);
       sbx_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);
     }
   oci_config_free (c);

@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -141,6 +142,22 @@ valid_oci_version (const char *v)
   return v[n] == '\0' || v[n] == '-' || v[n] == '+';
 }
 
+/* linux.intelRdt: resctrl groups are not implemented; say which of the two
+   reasons applies.  */
+#define SBX_RDTGROUP_SUPER_MAGIC 0x7655821
+static int
+intel_rdt_validate (const oci_linux *l, sbx_error **err)
+{
+  struct statfs sf;
+  if (l == NULL || l->intel_rdt == NULL)
+    return 0;
+  if (statfs ("/sys/fs/resctrl", &sf) < 0 || sf.f_type != SBX_RDTGROUP_SUPER_MAGIC)
+    return sbx_error_set (err, ENOTSUP,
+                          "linux.intelRdt: this host has no resctrl filesystem mounted at /sys/fs/resctrl "
+                          "(no Intel RDT / AMD QoS, or not mounted)");
+  return sbx_error_set (err, ENOTSUP, "linux.intelRdt: resctrl groups are not supported by sbxrun yet");
+}
+
 static int
 load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
 {
@@ -194,7 +211,8 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, EINVAL,
                           "process.terminal is true but no --console-socket was given to receive "
                           "the terminal of a detached container");
-  if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0)
+  if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0 || sbx_linux_proc_validate (cr->c->linux, err) < 0
+      || intel_rdt_validate (cr->c->linux, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (sbx_mounts_validate (cr->c, cr->bundle, err) < 0)
     return sbx_error_wrap (err, "config.json");
@@ -214,6 +232,20 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
                           "new user namespace is not supported yet");
+  for (size_t i = 0; cr->c->linux && i < cr->c->linux->sysctl_len; i++)
+    {
+      /* Two values for one name: refused rather than one silently winning.  */
+      const char *k = cr->c->linux->sysctl_keys[i], *v = cr->c->linux->sysctl_values[i];
+      const char *field = strcmp (k, "kernel.hostname") == 0     ? "hostname"
+                          : strcmp (k, "kernel.domainname") == 0 ? "domainname"
+                                                                 : NULL;
+      const char *name = field == NULL ? NULL : field[0] == 'h' ? cr->c->hostname : cr->c->domainname;
+      if (name && *name && strcmp (name, v ? v : "") != 0)
+        return sbx_error_set (err, EINVAL, "config.json: linux.sysctl[\"%s\"] `%s` conflicts with %s `%s`", k,
+                              v ? v : "", field, name);
+    }
+  if (sbx_netdev_validate (cr->c->linux, (cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWNET, err) < 0)
+    return sbx_error_wrap (err, "config.json");
   if (cr->c->process)
     inherit_listen_fds (cr->c->process, (int *)&o->preserve_fds);
   /* Without a mount namespace nothing is mounted: no procfs to get right. */
@@ -490,6 +522,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   struct sockaddr_un sa;
   pid_t pid = -1;
   int pidfd = -1, pty = -1;
+  cleanup_close int moved_netns = -1; /* linux.netDevices went there */
   oci_config *c;
   int64_t restore_limit = 0;                    /* see setup_memory_cap */
   cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
@@ -498,6 +531,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (load_config (o, cr, err) < 0)
     return -1;
   c = cr->c;
+  sbx_hooks_set_output (c);
   if (sbx_id_validate (o->id, err) < 0)
     return -1;
   if (find_pod_policy (o, c, &pod, err) < 0)
@@ -517,6 +551,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       cleanup_close int rfd = sbx_open_private_dir (o->root, true, "state root (--root)", err);
       if (rfd < 0)
         return -1;
+      if (sbx_annotation_on (c, SBX_ANN_SECCOMP_FAIL_UNKNOWN)
+          && sbx_seccomp_check_names (c->linux->seccomp, err) < 0)
+        return sbx_error_wrap (err, "config.json");
       if (sbx_seccomp_prepare (c->linux->seccomp, cache, &cr->sc, err) < 0)
         return sbx_error_wrap (err, "config.json");
     }
@@ -607,6 +644,21 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (sbx_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
     goto fail;
   /* Namespaces exist, no container code or hook has run yet.  */
+  if (c->linux && c->linux->net_devices_len)
+    {
+      char p[64];
+      cleanup_close int netns = -1;
+      snprintf (p, sizeof p, "/proc/%d/ns/net", pid); /* our child, not reaped */
+      netns = open (p, O_RDONLY | O_CLOEXEC);
+      if (netns < 0)
+        {
+          sbx_error_sys (err, "linux.netDevices: open `%s`", p);
+          goto fail;
+        }
+      moved_netns = steal_fd (&netns);
+      if (sbx_netdev_move_in (c->linux, moved_netns, err) < 0)
+        goto fail;
+    }
   if (np && sbx_net_policy_install (np, c, pid, o->id, cr->cg, cr->state->dir_fd, err) < 0)
     goto fail;
   sbx_test_kill_point ("create:net");
@@ -643,6 +695,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   }
   if (restore_limit && set_memory_limit (cr->cg, restore_limit, err) < 0)
     goto fail;
+  /* From outside, on the init, which only execs from here: see sched.h.  */
+  if (c->process && sbx_sched_apply_to (pid, c->process, err) < 0)
+    goto fail;
   cr->state->st->pid_start = sbx_pid_start_time (pid);
   cr->state->st->has_pid_start = true;
   if (cr->state->st->pid_start == 0)
@@ -667,6 +722,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 fail:
   if (pty >= 0)
     close (pty);
+  sbx_netdev_move_out (c->linux, moved_netns);
   sbx_explain_oom (cr->cg, c, pid, pidfd, "during setup", err);
   kill_init (pid, pidfd);
   if (pidfd >= 0)

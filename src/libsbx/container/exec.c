@@ -33,6 +33,8 @@ struct exec_child
 {
   const sbx_exec_opts *o;
   const sbx_seccomp *sc;
+  const oci_linux *linux; /* the container's */
+  bool keep_groups;       /* its run.oci.keep_original_groups */
   const sbx_landlock *landlock;
   int init_pidfd;
   int root_fd;  /* the init's root, opened from the host and checked alive */
@@ -131,6 +133,8 @@ exec_joiner_main (struct exec_child *x)
       sbx_error_sys (&err, "enter the container's root");
       goto fail;
     }
+  if (sbx_cpu_affinity_apply (x->o->process, true, &err) < 0)
+    goto fail;
   /* Forked inside, so that pids.max counts the exec process.  */
   if (sbx_cgroup_procs_enter_self (x->cg_fds, x->cg_n, &err) < 0)
     goto fail;
@@ -146,6 +150,8 @@ exec_joiner_main (struct exec_child *x)
                          .preserve_fds = x->o->preserve_fds,
                          .notify_sock = -1,
                          .procfd = -1,
+                         .linux = x->linux,
+                         .keep_groups = x->keep_groups,
                          .landlock = x->landlock,
                          .packet_guard = x->packet_guard };
     if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
@@ -204,7 +210,13 @@ static int
 exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *pid_out, int *pidfd_out,
              int *pty_out, sbx_error **err)
 {
-  struct exec_child x = { .o = o, .init_pidfd = -1, .root_fd = -1, .sync_child = -1, .sync_parent = -1 };
+  struct exec_child x = { .o = o,
+                          .linux = c->linux,
+                          .keep_groups = sbx_annotation_on (c, SBX_ANN_KEEP_GROUPS),
+                          .init_pidfd = -1,
+                          .root_fd = -1,
+                          .sync_child = -1,
+                          .sync_parent = -1 };
   sbx_seccomp *sc = NULL;
   cleanup_landlock sbx_landlock *ll = NULL;
   sbx_cgroup *cg = NULL;
@@ -291,6 +303,18 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
   if (pidfd < 0)
     {
       sbx_error_sys (err, "pidfd_open the exec process");
+      goto out;
+    }
+  /* From outside, on the process that execs: see sched.h.  */
+  if (sbx_sched_apply_to (pid, o->process, err) < 0)
+    goto out;
+  /* It leads its own process group, as a shell's job would (done here: our
+     child, not exec'd yet, and under no seccomp filter of the container's).
+     With a terminal it makes its own session instead; on our own terminal
+     it stays in the foreground group, or reading it would stop it.  */
+  if (!o->process->terminal && !isatty (STDIN_FILENO) && setpgid (pid, pid) < 0)
+    {
+      sbx_error_sys (err, "exec: setpgid");
       goto out;
     }
   if (sbx_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)

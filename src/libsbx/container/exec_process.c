@@ -104,6 +104,9 @@ apply_flags (const sbx_exec_flags *a, oci_process *p, sbx_error **err)
       memcpy (p->user->additional_gids, a->gids, a->ngids * sizeof (uint32_t));
       p->user->additional_gids_len = a->ngids;
     }
+  /* --cap: bounding, effective and permitted only, as runc does (not
+     inheritable or ambient: a non-root process keeps it no further than
+     its own execve).  */
   if (a->ncaps)
     {
       if (p->capabilities == NULL)
@@ -114,8 +117,6 @@ apply_flags (const sbx_exec_flags *a, oci_process *p, sbx_error **err)
           strv_add (&c->bounding, &c->bounding_len, a->caps[k]);
           strv_add (&c->effective, &c->effective_len, a->caps[k]);
           strv_add (&c->permitted, &c->permitted_len, a->caps[k]);
-          strv_add (&c->inheritable, &c->inheritable_len, a->caps[k]);
-          strv_add (&c->ambient, &c->ambient_len, a->caps[k]);
         }
     }
   if (a->no_new_privs)

@@ -220,6 +220,8 @@ take_container_credentials (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **er
                        .preserve_fds = cr->o->preserve_fds,
                        .notify_sock = -1,
                        .procfd = container_procfd,
+                       .linux = cr->c->linux,
+                       .keep_groups = sbx_annotation_on (cr->c, SBX_ANN_KEEP_GROUPS),
                        .landlock = cr->landlock,
                        .packet_guard = cr->packet_guard };
   return sbx_process_drop_privileges (&ctx, prep, err);
@@ -250,6 +252,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .root_mount_fd = cr->overlay_fd };
 
   if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
+    return -1;
+  if (c->process && sbx_cpu_affinity_apply (c->process, true, err) < 0)
     return -1;
   if (cr->fork_init)
     {
@@ -293,6 +297,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       if (r < 0)
         return -1;
     }
+  if ((flags & CLONE_NEWNET) && sbx_netns_loopback_up (err) < 0)
+    return -1;
   if (set_names (c, (flags | cr->plan.join_flags) & CLONE_NEWUTS, err) < 0)
     return -1;
   if (!cr->o->no_new_keyring && syscall (SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0)
@@ -335,6 +341,21 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
              < 0)
     return -1;
 
+  /* A missing cwd is made (as runc does), inside the root, never through
+     a link out of it; not in a root that is to be read-only.  */
+  if (c->process && c->process->cwd && !c->root->readonly)
+    {
+      cleanup_close int rootfd = open (cr->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      cleanup_close int cwdfd = -1;
+      if (rootfd < 0)
+        return sbx_error_sys (err, "open `%s`", cr->rootfs);
+      cwdfd = sbx_root_resolve (rootfd, c->process->cwd, SBX_RESOLVE_MKDIR, err);
+      if (cwdfd < 0)
+        return sbx_error_wrap (err, "process.cwd `%s`", c->process->cwd);
+    }
+  /* From here paths resolve in the container: startContainer hooks, which
+     run there, keep the container's stdio.  */
+  sbx_hooks_set_output (NULL);
   if (flags & CLONE_NEWNS)
     {
       if (sbx_rootfs_finish (c, &ro, err) < 0)
@@ -495,6 +516,12 @@ sbx_init_main (sbx_creator *cr)
   else if ((cr->cg && sbx_cgroup_stage_enter (cr->cg, &err) < 0) || drop_host_fds (cr, NULL, 0, &err) < 0
            || take_container_credentials (cr, &prep, &err) < 0)
     goto fail;
+  if (cr->c->process)
+    {
+      sbx_exec_ctx ctx = { .p = cr->c->process };
+      if (sbx_process_resolve (&ctx, &prep, &err) < 0)
+        goto fail;
+    }
   /* From "created" on (a pod member's init: from birth), container
      processes may see us and, with CAP_SYS_PTRACE, inject code: we hold
      the container's credentials already (take_container_credentials).  */

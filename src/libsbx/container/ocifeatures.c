@@ -83,11 +83,14 @@ sbx_features (oci_features **out, sbx_error **err)
      create by the same test (lsm.c).  */
   l->apparmor = enabled (sbx_apparmor_enabled ());
   l->selinux = enabled (sbx_selinux_enabled ());
+  /* resctrl groups are not implemented: linux.intelRdt is refused.  */
   l->intel_rdt = enabled (false);
   l->mount_extensions = xmalloc0 (sizeof *l->mount_extensions);
   l->mount_extensions->idmap = enabled (false);
-  l->net_devices = enabled (false);
+  l->net_devices = enabled (true);
   /* The annotations we act on: name -> what it does.  */
+  for (const sbx_oci_annotation *a = sbx_oci_annotations; a->name; a++)
+    add_annotation (f, a->name, xstrdup (a->description));
   for (const sbx_net_annotation *a = sbx_net_annotations; a->name; a++)
     add_annotation (f, a->name, xstrdup (a->description));
   add_annotation (f, SBX_LANDLOCK_PREFIX "fs",

@@ -222,6 +222,7 @@ sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
   if (r == 0 && c->hooks && c->hooks->poststart_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "running", false);
+      sbx_hooks_set_output (c);
       sbx_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
     }
   oci_config_free (c);

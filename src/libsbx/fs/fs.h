@@ -24,8 +24,9 @@
  * cgroup, unified as cgroup2); with a new cgroup namespace each hierarchy is
  * mounted afresh, without one the process' own cgroup directory of each host
  * hierarchy is bound instead, so the container never sees the host's tree
- * above it either way.  idmapped mounts are refused (EOPNOTSUPP), and
- * tmpcopyup is accepted but ignored.  */
+ * above it either way.  idmapped mounts are refused (EOPNOTSUPP).  A tmpfs
+ * without mode= takes its mount point's mode; with tmpcopyup it starts with
+ * a copy of what the image has there.  */
 
 typedef struct
 {
@@ -78,6 +79,7 @@ typedef struct
   unsigned long attr_clr;    /* MOUNT_ATTR_* cleared recursively (rrw, rsuid, r*atime) */
   bool recursive_ro;         /* rro */
   bool bind;
+  bool tmpcopyup;            /* tmpfs: start with the mount point's contents */
   char *data;                /* comma separated filesystem options */
 } sbx_mount_opts;
 

@@ -105,4 +105,9 @@ int sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **er
    is pointed.  */
 int sbx_bind_remount (int fd, const char *target, unsigned long set, unsigned long clear);
 
+/* copyup.c: copy the tree below directory fd `from` into `to` (tmpcopyup):
+   files, directories, links (as links), nodes, with owners and modes;
+   nothing followed.  */
+int sbx_copy_tree (int from, int to, int depth, sbx_error **err);
+
 #endif

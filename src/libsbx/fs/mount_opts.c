@@ -35,7 +35,7 @@ enum
   K_ASET,   /* mount_setattr attribute set recursively */
   K_ACLR,   /* mount_setattr attribute cleared recursively */
   K_ATIME,  /* recursive atime mode: clear MOUNT_ATTR__ATIME, set v */
-  K_IGNORE, /* accepted, not honoured (debug message) */
+  K_COPYUP, /* tmpcopyup */
   K_REJECT, /* known but unsupported: fail rather than misapply */
 };
 
@@ -109,13 +109,12 @@ struct mount_opt
 #define OPT_ENTRY(n, k, v) { n, k, v },
 #define OPT_NAME(n, k, v) n,
 static const struct mount_opt mount_opts[] = {
-  SBX_MOUNT_OPTIONS (OPT_ENTRY)
-  { "tmpcopyup", K_IGNORE, 0 },
+  SBX_MOUNT_OPTIONS (OPT_ENTRY){ "tmpcopyup", K_COPYUP, 0 },
   { "idmap", K_REJECT, 0 },
   { "ridmap", K_REJECT, 0 },
 };
-/* tmpcopyup and idmap are left out: features must not claim them.  */
-const char *const sbx_mount_option_names[] = { SBX_MOUNT_OPTIONS (OPT_NAME) NULL };
+/* idmap and ridmap are left out: features must not claim them.  */
+const char *const sbx_mount_option_names[] = { SBX_MOUNT_OPTIONS (OPT_NAME) "tmpcopyup", NULL };
 
 static const struct mount_opt *
 find_opt (const char *name)
@@ -183,8 +182,8 @@ sbx_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_e
           out->attr_set = (out->attr_set & ~(unsigned long) MOUNT_ATTR__ATIME) | m->v;
           out->attr_clr |= MOUNT_ATTR__ATIME;
           break;
-        case K_IGNORE:
-          sbx_debug ("mount option `%s` is not supported: ignored", s);
+        case K_COPYUP:
+          out->tmpcopyup = true;
           break;
         case K_REJECT:
           sbx_mount_opts_clear (out);

@@ -289,6 +289,62 @@ do_fs_mount (struct sbx_mount_ctx *x, const char *source, const char *type, cons
   return 0;
 }
 
+/* A tmpfs: without mode= it takes the mode of its mount point (as other
+   runtimes do); with tmpcopyup it starts with a copy of what the image has
+   there (mounted writable for the copy, made read-only after).  */
+static int
+do_tmpfs (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo, const char *data,
+          sbx_error **err)
+{
+  cleanup_close int tfd = -1, old = -1, nfd = -1, new_root = -1;
+  cleanup_free char *d = NULL;
+  struct stat st;
+  char p[FDPATH_MAX];
+  bool has_mode = false;
+
+  tfd = sbx_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_MKDIR, err);
+  if (tfd < 0)
+    return tfd;
+  if (check_target (x, m->destination, tfd, false, err) < 0)
+    return -1;
+  if (fstat (tfd, &st) < 0)
+    return sbx_error_sys (err, "stat the mount point");
+  for (const char *s = data; s && *s;)
+    {
+      if (strncmp (s, "mode=", 5) == 0)
+        has_mode = true;
+      s = strchr (s, ',');
+      s = s ? s + 1 : NULL;
+    }
+  d = has_mode ? xstrdup (data)
+      : data   ? xasprintf ("%s,mode=%o", data, (unsigned)(st.st_mode & 07777))
+               : xasprintf ("mode=%o", (unsigned)(st.st_mode & 07777));
+  if (mo->tmpcopyup && (old = openat (tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    return sbx_error_sys (err, "tmpcopyup: open the mount point");
+  if (mount (m->source ? m->source : "tmpfs", fdpath (p, tfd), "tmpfs",
+             (mo->flags & ~PROPAGATION) & ~(mo->tmpcopyup ? MS_RDONLY : 0), d)
+      < 0)
+    return sbx_error_sys (err, "mount tmpfs (%s)", d);
+  if (!mo->tmpcopyup)
+    return 0;
+  nfd = sbx_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_EXISTING, err);
+  if (nfd < 0)
+    return nfd;
+  new_root = openat (nfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (new_root < 0)
+    return sbx_error_sys (err, "tmpcopyup: open the new tmpfs");
+  if (sbx_copy_tree (old, new_root, 0, err) < 0
+      || (fchown (new_root, st.st_uid, st.st_gid) < 0 && sbx_error_sys (err, "tmpcopyup: chown") < 0))
+    return -1;
+  if (mo->flags & MS_RDONLY)
+    {
+      struct sbx_mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+      if (syscall (SYS_mount_setattr, nfd, "", AT_EMPTY_PATH, &a, sizeof a) < 0)
+        return sbx_error_sys (err, "tmpcopyup: make the tmpfs read-only");
+    }
+  return 0;
+}
+
 /* ---- cgroup mounts ---- */
 
 struct cg_hier
@@ -586,8 +642,14 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
                                      ? sbx_lsm_mount_data (x->c->linux)
                                      : NULL;
       cleanup_free char *data = label && mo.data ? xasprintf ("%s,%s", mo.data, label) : NULL;
-      r = do_fs_mount (x, m->source, type, m->destination, mo.flags,
-                       data ? data : label ? label : mo.data, err);
+      if (strcmp (type, "tmpfs") == 0)
+        r = do_tmpfs (x, m, &mo, data ? data : label ? label : mo.data, err);
+      else
+        r = do_fs_mount (x, m->source, type, m->destination, mo.flags,
+                         data    ? data
+                         : label ? label
+                                 : mo.data,
+                         err);
       if (r < 0 && x->o->userns && userns_fallback (type) && err && *err && (*err)->errno_ == EPERM)
         {
           sbx_debug ("%s: mounting %s denied in the user namespace, binding the host's", m->destination,

@@ -62,6 +62,15 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
     return sbx_error_set (err, EINVAL, "process: required to create a container");
   if (p->args_len == 0 || p->args[0][0] == '\0')
     return sbx_error_set (err, EINVAL, "process.args: must name the program to run");
+  /* Windows-only fields: a Linux config naming them expects something
+     this platform does not do.  */
+  if (p->command_line)
+    return sbx_error_set (err, EINVAL,
+                          "process.commandLine: Windows only; on Linux the program is process.args");
+  if (p->user && p->user->username)
+    return sbx_error_set (
+        err, EINVAL, "process.user.username `%s`: Windows only; on Linux the user is process.user.uid/gid",
+        p->user->username);
   if (p->cwd[0] != '/')
     return sbx_error_set (err, EINVAL, "process.cwd `%s`: must be an absolute path", p->cwd);
   for (size_t i = 0; i < p->rlimits_len; i++)
@@ -90,7 +99,7 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
       return sbx_error_set (err, EINVAL, "process.env[%zu] `%s`: want NAME=VALUE", i, p->env[i]);
   if (p->has_oom_score_adj && (p->oom_score_adj < -1000 || p->oom_score_adj > 1000))
     return sbx_error_set (err, EINVAL, "process.oomScoreAdj: %d not in [-1000, 1000]", p->oom_score_adj);
-  if (sbx_lsm_validate (p, NULL, err) < 0)
+  if (sbx_lsm_validate (p, NULL, err) < 0 || sbx_sched_validate (p, err) < 0)
     return -1;
   return sbx_caps_validate (p->capabilities, err);
 }
@@ -112,13 +121,95 @@ enter_cwd (const char *cwd, sbx_error **err)
   return 0;
 }
 
+/* process.env without HOME: the home of the process's uid in the
+   container's /etc/passwd, else "/" (as runc and crun do).  The image is
+   the attacker's: no magic links, nothing but a regular file, bounded.  */
+static char *
+home_of (const oci_process *p)
+{
+  struct open_how how = { .flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  uid_t uid = p->user ? p->user->uid : 0;
+  cleanup_close int fd = -1;
+  cleanup_free char *text = NULL;
+  struct stat st;
+  char *home = NULL;
+
+  for (size_t i = 0; i < p->env_len; i++)
+    if (sbx_has_prefix (p->env[i], "HOME="))
+      return NULL;
+  fd = syscall (SYS_openat2, AT_FDCWD, "/etc/passwd", &how, sizeof how);
+  if (fd >= 0 && fstat (fd, &st) == 0 && S_ISREG (st.st_mode)
+      && sbx_read_fd (fd, 1 << 20, &text, NULL, NULL) == 0)
+    for (char *line = text, *next; line && *line && home == NULL; line = next)
+      {
+        char *f[7] = { 0 };
+        int n = 0;
+        long long id;
+        next = strchr (line, '\n');
+        if (next)
+          *next++ = '\0';
+        for (char *q = line; n < 7 && q; n++)
+          {
+            f[n] = q;
+            q = strchr (q, ':');
+            if (q)
+              *q++ = '\0';
+          }
+        if (n >= 6 && sbx_parse_int64 (f[2], &id) == 0 && id == (long long)uid && f[5][0] == '/')
+          home = xasprintf ("HOME=%s", f[5]);
+      }
+  return home ? home : xstrdup ("HOME=/");
+}
+
+const sbx_oci_annotation sbx_oci_annotations[] = {
+  { SBX_ANN_KEEP_GROUPS, "1: the process keeps the caller's supplementary groups (podman --group-add "
+                         "keep-groups), with process.user.additionalGids added" },
+  { SBX_ANN_SECCOMP_FAIL_UNKNOWN, "1: a syscall name of linux.seccomp that libseccomp does not know fails "
+                                  "create (default: skipped)" },
+  { SBX_ANN_HOOKS_STDOUT, "file (appended to, created 0600) for the standard output of the hooks" },
+  { SBX_ANN_HOOKS_STDERR, "file (appended to, created 0600) for the standard error of the hooks" },
+  { NULL, NULL },
+};
+
+bool
+sbx_annotation_on (const oci_config *c, const char *name)
+{
+  const char *v
+      = c ? ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, name) : NULL;
+  return v && (strcmp (v, "1") == 0 || strcmp (v, "true") == 0);
+}
+
+/* The caller's supplementary groups, then `add`.  */
 static int
-apply_user (const oci_user *u, sbx_error **err)
+keep_groups (const gid_t *add, size_t nadd, sbx_error **err)
+{
+  int n = getgroups (0, NULL);
+  cleanup_free gid_t *g = NULL;
+  if (n < 0)
+    return sbx_error_sys (err, "run.oci.keep_original_groups: getgroups");
+  g = xmalloc0 ((n + nadd + 1) * sizeof *g);
+  n = getgroups (n, g);
+  if (n < 0)
+    return sbx_error_sys (err, "run.oci.keep_original_groups: getgroups");
+  memcpy (g + n, add, nadd * sizeof *g);
+  if (setgroups (n + nadd, g) < 0)
+    return sbx_error_sys (err, "run.oci.keep_original_groups: setgroups");
+  return 0;
+}
+
+static int
+apply_user (const oci_user *u, bool keep, sbx_error **err)
 {
   uid_t uid = u ? u->uid : 0;
   gid_t gid = u ? u->gid : 0;
 
-  if (u && u->additional_gids_len)
+  if (keep)
+    {
+      if (keep_groups (u ? u->additional_gids : NULL, u ? u->additional_gids_len : 0, err) < 0)
+        return -1;
+    }
+  else if (u && u->additional_gids_len)
     {
       if (setgroups (u->additional_gids_len, u->additional_gids) < 0)
         return sbx_error_sys (err, "process.user.additionalGids: setgroups");
@@ -234,7 +325,7 @@ resolve_exec (const oci_process *p, sbx_error **err)
       free (cand);
       s = *e ? e + 1 : e;
     }
-  sbx_error_set (err, saved, "exec `%s`: not found in PATH `%s`", arg0, path);
+  sbx_error_set (err, saved, "exec `%s`: executable file not found in $PATH `%s`", arg0, path);
   return NULL;
 }
 
@@ -302,6 +393,7 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
     }
   if (enter_cwd (p->cwd, err) < 0)
     return -1;
+  prep->home = home_of (p);
   /* The paths are opened in the final root, as root, before any filter.  */
   if (ctx->landlock && sbx_landlock_prepare (ctx->landlock, &prep->landlock_fd, err) < 0)
     return -1;
@@ -311,6 +403,9 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
       if (setrlimit (rlimit_res (p->rlimits[i]->type), &rl) < 0)
         return sbx_error_sys (err, "process.rlimits[%zu] (%s): setrlimit", i, p->rlimits[i]->type);
     }
+  /* Before a filter can refuse personality(2) or set_mempolicy(2).  */
+  if (sbx_linux_proc_apply (ctx->linux, err) < 0)
+    return -1;
   if (p->has_oom_score_adj)
     {
       char buf[16];
@@ -333,16 +428,29 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
      follows is charged to the container.  */
   if (ctx->cg && sbx_cgroup_stage_enter (ctx->cg, err) < 0)
     return -1;
-  if (apply_user (p->user, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
+  if (sbx_cpu_affinity_apply (p, false, err) < 0)
+    return -1;
+  if (apply_user (p->user, ctx->keep_groups, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
     return -1;
   if (p->no_new_privileges && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return sbx_error_sys (err, "process.noNewPrivileges: prctl");
   return 0;
 }
 
+int
+sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err)
+{
+  free (prep->file);
+  prep->file = resolve_exec (ctx->p, err);
+  return prep->file ? 0 : -1;
+}
+
 void
 sbx_exec_prep_release (sbx_exec_prep *prep)
 {
+  free (prep->file);
+  free (prep->home);
+  prep->file = prep->home = NULL;
   if (prep->own_procfd >= 0)
     close (prep->own_procfd);
   if (prep->notify_fd >= 0)
@@ -363,7 +471,8 @@ sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error
 
   if (sbx_lsm_apply_exec (p, prep->procfd, err) < 0)
     return -1;
-  cleanup_free char *file = resolve_exec (p, err);
+  /* Resolved already by the created init (sbx_process_resolve).  */
+  cleanup_free char *file = prep->file ? steal_ptr (prep->file) : resolve_exec (p, err);
   if (file == NULL)
     return -1;
   /* The last restriction before the program: after the lookup, which
@@ -381,7 +490,15 @@ sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error
   int notify_fd = steal_fd (&prep->notify_fd);
   if (!early && tell_exec_ready (ctx->notify_sock, notify_fd, sc != NULL, err) < 0)
     return -1;
-  execve (file, p->args, p->env ? p->env : (char *const[]){ NULL });
+  {
+    /* process.env, and HOME when it has none (home_of).  */
+    char **env = xmalloc0 ((p->env_len + 2) * sizeof *env);
+    for (size_t i = 0; i < p->env_len; i++)
+      env[i] = p->env[i];
+    env[p->env_len] = prep->home;
+    execve (file, p->args, env);
+    free (env);
+  }
   return sbx_error_sys (err, "exec `%s`", file);
 }
 

@@ -26,6 +26,37 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+/* run.oci.hooks.stdout / stderr of the container whose hooks run.  */
+static char *out_path, *err_path;
+
+void
+sbx_hooks_set_output (const oci_config *c)
+{
+  free (out_path);
+  free (err_path);
+  out_path = err_path = NULL;
+  if (c == NULL)
+    return;
+  const char *o = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len,
+                                   SBX_ANN_HOOKS_STDOUT);
+  const char *e = ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len,
+                                   SBX_ANN_HOOKS_STDERR);
+  out_path = o && *o ? xstrdup (o) : NULL;
+  err_path = e && *e ? xstrdup (e) : NULL;
+}
+
+static int
+open_output (const char *path, const char *what, sbx_error **err)
+{
+  int fd;
+  if (path == NULL)
+    return -1;
+  fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+  if (fd < 0)
+    return sbx_error_sys (err, "%s `%s`", what, path);
+  return fd;
+}
+
 /* Mark every fd >= 3 close-on-exec in the forked child.  Only async-signal
    safe calls: we may have been forked from a multi-threaded process.  */
 static void
@@ -63,8 +94,8 @@ make_vector (char *const *v, size_t n, char *first)
 }
 
 /* Never returns.  Reports an exec failure as an int errno on errfd.  */
-static void __attribute__ ((noreturn))
-child_exec (const oci_hook *h, char *const *argv, char *const *envp, int stdin_fd, int errfd)
+static void __attribute__ ((noreturn)) child_exec (const oci_hook *h, char *const *argv, char *const *envp,
+                                                   int stdin_fd, int errfd, int outfd, int hook_errfd)
 {
   struct sigaction sa;
   sigset_t none;
@@ -93,6 +124,8 @@ child_exec (const oci_hook *h, char *const *argv, char *const *envp, int stdin_f
         goto fail;
     }
   else if (dup2 (stdin_fd, 0) < 0)
+    goto fail;
+  if ((outfd >= 0 && dup2 (outfd, 1) < 0) || (hook_errfd >= 0 && dup2 (hook_errfd, 2) < 0))
     goto fail;
 
   child_cloexec_from_3 ();
@@ -217,6 +250,7 @@ run_one (const oci_hook *h, const char *state, size_t len, sbx_error **err)
   cleanup_free char **argv = NULL;
   cleanup_free char **envp = NULL;
   int in_pipe[2], err_pipe[2];
+  cleanup_close int outfd = -1, hook_errfd = -1;
   int status = 0, child_errno = 0;
   bool timed_out = false;
   ssize_t got;
@@ -232,6 +266,10 @@ run_one (const oci_hook *h, const char *state, size_t len, sbx_error **err)
   argv = make_vector (h->args, h->args_len, h->path);
   envp = make_vector (h->env, h->env_len, NULL);
 
+  if (out_path && (outfd = open_output (out_path, SBX_ANN_HOOKS_STDOUT, err)) < 0)
+    return -1;
+  if (err_path && (hook_errfd = open_output (err_path, SBX_ANN_HOOKS_STDERR, err)) < 0)
+    return -1;
   if (pipe2 (in_pipe, O_CLOEXEC) < 0)
     return sbx_error_sys (err, "pipe");
   if (pipe2 (err_pipe, O_CLOEXEC) < 0)
@@ -253,7 +291,7 @@ run_one (const oci_hook *h, const char *state, size_t len, sbx_error **err)
     {
       close (in_pipe[1]);
       close (err_pipe[0]);
-      child_exec (h, argv, envp, in_pipe[0], err_pipe[1]);
+      child_exec (h, argv, envp, in_pipe[0], err_pipe[1], outfd, hook_errfd);
     }
 
   close (in_pipe[0]);

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/core.h"
 
@@ -154,16 +155,27 @@ sbx_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err)
 {
   cleanup_close int procfd = -1;
 
-  if (l->uid_mappings_len == 0 || l->gid_mappings_len == 0)
+  /* Neither: the caller becomes the namespace's root, alone (size 1), as
+     the reference runtimes do.  Only one of them is a mistake.  */
+  oci_id_mapping self_uid = { .container_id = 0, .host_id = geteuid (), .size = 1 };
+  oci_id_mapping self_gid = { .container_id = 0, .host_id = getegid (), .size = 1 };
+  oci_id_mapping *const self_u[] = { &self_uid }, *const self_g[] = { &self_gid };
+  bool none = l->uid_mappings_len == 0 && l->gid_mappings_len == 0;
+
+  if (!none && (l->uid_mappings_len == 0 || l->gid_mappings_len == 0))
     return sbx_error_set (err, EINVAL,
-                          "linux.uidMappings and linux.gidMappings are required with a new user "
-                          "namespace");
+                          "%s is required with %s in a new user namespace (or neither, to map the caller to "
+                          "root)",
+                          l->uid_mappings_len ? "linux.gidMappings" : "linux.uidMappings",
+                          l->uid_mappings_len ? "linux.uidMappings" : "linux.gidMappings");
   procfd = sbx_proc_open (AT_FDCWD, "/proc", err);
   if (procfd < 0)
     return -1;
-  if (write_map (procfd, pid, "uid_map", l->uid_mappings, l->uid_mappings_len, err) < 0)
+  if (write_map (procfd, pid, "uid_map", none ? self_u : l->uid_mappings, none ? 1 : l->uid_mappings_len, err)
+      < 0)
     return sbx_error_wrap (err, "linux.uidMappings");
-  if (write_map (procfd, pid, "gid_map", l->gid_mappings, l->gid_mappings_len, err) < 0)
+  if (write_map (procfd, pid, "gid_map", none ? self_g : l->gid_mappings, none ? 1 : l->gid_mappings_len, err)
+      < 0)
     return sbx_error_wrap (err, "linux.gidMappings");
   return 0;
 }

@@ -116,6 +116,11 @@ int sbx_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err);
 int sbx_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json,
                    sbx_error **err);
 
+/* The hooks' stdout/stderr from then on: the files named by c's
+   run.oci.hooks.stdout / run.oci.hooks.stderr (opened for append, created
+   0600, at each hook), or ours (c NULL, or no annotation).  */
+void sbx_hooks_set_output (const oci_config *c);
+
 /* For poststart and poststop: a failing hook is a warning and the
    remaining hooks still run (runtime.md, lifecycle steps 9 and 12).  */
 void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json);
@@ -126,6 +131,49 @@ void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, con
 /* glibc before 2.39 lacks it (kernel 5.6).  */
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
+/* sched.h - the kernel's per-process attributes: process.scheduler and
+ * process.ioPriority (set on the final process by the runtime, from
+ * outside: a process the runtime forks after them would lose a
+ * reset-on-fork policy, and SCHED_DEADLINE cannot fork at all), and
+ * linux.personality and linux.memoryPolicy (set by the process itself,
+ * inherited by its children).  Every rule the kernel applies is checked by
+ * the validators, with errors naming the field.  */
+int sbx_sched_validate (const oci_process *p, sbx_error **err);
+int sbx_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err);
+int sbx_linux_proc_validate (const oci_linux *l, sbx_error **err);
+int sbx_linux_proc_apply (const oci_linux *l, sbx_error **err);
+/* process.execCPUAffinity: `initial` before the process joins the
+   container's cgroup (exec's joiner, the init's setup), `final` after.  */
+int sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err);
+int sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
+
+/* The engine annotations (crun's) that sbxrun acts on, for features.  */
+#define SBX_ANN_KEEP_GROUPS "run.oci.keep_original_groups"
+#define SBX_ANN_SECCOMP_FAIL_UNKNOWN "run.oci.seccomp_fail_unknown_syscall"
+#define SBX_ANN_HOOKS_STDOUT "run.oci.hooks.stdout"
+#define SBX_ANN_HOOKS_STDERR "run.oci.hooks.stderr"
+typedef struct
+{
+  const char *name, *description;
+} sbx_oci_annotation;
+extern const sbx_oci_annotation sbx_oci_annotations[];
+/* Whether annotation `name` of c is "1" (or "true").  */
+bool sbx_annotation_on (const oci_config *c, const char *name);
+
+/* netdev.h - rtnetlink in the container's network namespace.  */
+/* Bring up the loopback of the (new) network namespace we are in.  */
+int sbx_netns_loopback_up (sbx_error **err);
+/* linux.netDevices: names valid, devices present on the host, a network
+   namespace of the container's own.  */
+int sbx_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err);
+/* Move the devices into netns_fd's namespace, renamed as configured, with
+   their permanent addresses (from the runtime, in the host's namespace).  */
+int sbx_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err);
+/* At delete, while the namespace lives: move them back under their host
+   names (best effort: warns).  A namespace that died has sent physical
+   devices back already, and destroyed virtual ones.  */
+void sbx_netdev_move_out (const oci_linux *l, int netns_fd);
+
 #endif
 #define SBX_NS_MAX 8
 
@@ -164,11 +212,13 @@ int sbx_ns_write_time_offsets (const oci_linux *l, sbx_error **err);
 typedef struct
 {
   const oci_process *p;
-  const sbx_seccomp *seccomp;   /* may be NULL */
-  int preserve_fds;             /* fds 3..3+n-1 survive into the container */
-  int notify_sock;              /* where a seccomp notify fd is sent, or -1 */
-  sbx_cgroup *cg;               /* the init's: re-entered before the user switch */
-  int procfd;                   /* the container's procfs (procfs.h), or -1: open /proc */
+  const sbx_seccomp *seccomp; /* may be NULL */
+  int preserve_fds;           /* fds 3..3+n-1 survive into the container */
+  int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
+  sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
+  int procfd;                 /* the container's procfs (procfs.h), or -1: open /proc */
+  const oci_linux *linux;     /* the container's: personality, memoryPolicy (may be NULL) */
+  bool keep_groups;           /* run.oci.keep_original_groups: the caller's groups stay */
   const sbx_landlock *landlock; /* org.sbxrun.landlock.* rules, or NULL */
   bool packet_guard;            /* under an egress policy: sbx_packet_guard_load */
 } sbx_exec_ctx;
@@ -204,9 +254,11 @@ int sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err);
    a no_new_privs filter and execve.  */
 typedef struct
 {
-  int procfd;      /* for the LSM label: ctx's, or own_procfd */
-  int own_procfd;  /* opened by the first half, or -1 */
-  int notify_fd;   /* a seccomp listener fd loaded early, or -1 */
+  int procfd;     /* for the LSM label: ctx's, or own_procfd */
+  int own_procfd; /* opened by the first half, or -1 */
+  int notify_fd;  /* a seccomp listener fd loaded early, or -1 */
+  char *file;     /* the program, once resolved (sbx_process_resolve), or NULL */
+  char *home;     /* "HOME=..." when process.env has none, or NULL */
   int landlock_fd; /* the Landlock ruleset built in the first half, or -1 */
 } sbx_exec_prep;
 #define SBX_EXEC_PREP_INIT                                                                                   \
@@ -215,6 +267,53 @@ typedef struct
   }
 int sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
+/* Between the halves: find the program (in the container's PATH, with its
+   credentials), so that a missing or non-executable one fails `create`
+   ("executable file not found", which engines map to 127; EACCES: 126).  */
+int sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 void sbx_exec_prep_release (sbx_exec_prep *prep);
+
+/* sched.h - the kernel's per-process attributes: process.scheduler and
+ * process.ioPriority (set on the final process by the runtime, from
+ * outside: a process the runtime forks after them would lose a
+ * reset-on-fork policy, and SCHED_DEADLINE cannot fork at all), and
+ * linux.personality and linux.memoryPolicy (set by the process itself,
+ * inherited by its children).  Every rule the kernel applies is checked by
+ * the validators, with errors naming the field.  */
+int sbx_sched_validate (const oci_process *p, sbx_error **err);
+int sbx_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err);
+int sbx_linux_proc_validate (const oci_linux *l, sbx_error **err);
+int sbx_linux_proc_apply (const oci_linux *l, sbx_error **err);
+/* process.execCPUAffinity: `initial` before the process joins the
+   container's cgroup (exec's joiner, the init's setup), `final` after.  */
+int sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err);
+int sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
+
+/* The engine annotations (crun's) that sbxrun acts on, for features.  */
+#define SBX_ANN_KEEP_GROUPS "run.oci.keep_original_groups"
+#define SBX_ANN_SECCOMP_FAIL_UNKNOWN "run.oci.seccomp_fail_unknown_syscall"
+#define SBX_ANN_HOOKS_STDOUT "run.oci.hooks.stdout"
+#define SBX_ANN_HOOKS_STDERR "run.oci.hooks.stderr"
+typedef struct
+{
+  const char *name, *description;
+} sbx_oci_annotation;
+extern const sbx_oci_annotation sbx_oci_annotations[];
+/* Whether annotation `name` of c is "1" (or "true").  */
+bool sbx_annotation_on (const oci_config *c, const char *name);
+
+/* netdev.h - rtnetlink in the container's network namespace.  */
+/* Bring up the loopback of the (new) network namespace we are in.  */
+int sbx_netns_loopback_up (sbx_error **err);
+/* linux.netDevices: names valid, devices present on the host, a network
+   namespace of the container's own.  */
+int sbx_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err);
+/* Move the devices into netns_fd's namespace, renamed as configured, with
+   their permanent addresses (from the runtime, in the host's namespace).  */
+int sbx_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err);
+/* At delete, while the namespace lives: move them back under their host
+   names (best effort: warns).  A namespace that died has sent physical
+   devices back already, and destroyed virtual ones.  */
+void sbx_netdev_move_out (const oci_linux *l, int netns_fd);
 
 #endif

@@ -622,6 +622,19 @@ compile (const oci_seccomp *s, sbx_seccomp *sc, sbx_error **err)
 /* ---- public entry points ---- */
 
 int
+sbx_seccomp_check_names (const oci_seccomp *s, sbx_error **err)
+{
+  for (size_t i = 0; s && i < s->syscalls_len; i++)
+    for (size_t k = 0; k < s->syscalls[i]->names_len; k++)
+      if (seccomp_syscall_resolve_name (s->syscalls[i]->names[k]) == __NR_SCMP_ERROR)
+        return sbx_error_set (err, EINVAL,
+                              "linux.seccomp.syscalls[%zu].names[%zu]: unknown syscall `%s` "
+                              "(run.oci.seccomp_fail_unknown_syscall)",
+                              i, k, s->syscalls[i]->names[k]);
+  return 0;
+}
+
+int
 sbx_seccomp_prepare (const oci_seccomp *s, const char *cache_dir, sbx_seccomp **out, sbx_error **err)
 {
   sbx_seccomp *sc;

@@ -59,6 +59,9 @@ int sbx_packet_guard_load (sbx_error **err);
    "linux.seccomp.syscalls[3].action: unknown action `SCMP_ACT_FOO`").
    Unknown syscall names are skipped with a debug message.  cache_dir (may be
    NULL) holds compiled programs keyed by a hash of the seccomp section.  */
+/* Every syscall name known to libseccomp (run.oci.seccomp_fail_unknown_syscall);
+   by default unknown names are skipped, as other runtimes do.  */
+int sbx_seccomp_check_names (const oci_seccomp *s, sbx_error **err);
 int sbx_seccomp_prepare (const oci_seccomp *s, const char *cache_dir, sbx_seccomp **out,
                          sbx_error **err);
 /* In the container process, right before exec: load the program with the
