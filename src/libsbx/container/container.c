@@ -335,18 +335,13 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
   return sbx_sync_send (cr->sync_parent, SYNC_GO, -1, err);
 }
 
-/* Everything of create up to "created".  On success the init is blocked on
-   start.sock; *pidfd and *pty (or -1) are for run.  */
+/* Everything of create before the init exists: the config checked, the
+   state directory with the saved config, the cgroup with its limits.  */
 static int
-do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd_out, int *pty_out,
-           sbx_error **err)
+prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, sbx_error **err)
 {
-  int sp[2];
-  struct sockaddr_un sa;
-  pid_t pid = -1;
-  int pidfd = -1, pty = -1;
   oci_config *c;
-  cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
+  sbx_net_policy *np = NULL;
 
   if (load_config (o, cr, err) < 0)
     return -1;
@@ -355,6 +350,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     return -1;
   if (sbx_net_policy_parse (c, cr->bundle, cr->rootfs, &np, err) < 0)
     return sbx_error_wrap (err, "config.json");
+  *npp = np;
   sbx_net_policy_annotate (np, c);
   if (c->linux && c->linux->seccomp)
     {
@@ -393,9 +389,25 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
             return -1;
         }
     }
-  if (sbx_state_save (cr->state, err) < 0)
-    return -1;
+  return sbx_state_save (cr->state, err);
+}
 
+/* Everything of create up to "created".  On success the init is blocked on
+   start.sock; *pidfd and *pty (or -1) are for run.  */
+static int
+do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd_out, int *pty_out,
+           sbx_error **err)
+{
+  int sp[2];
+  struct sockaddr_un sa;
+  pid_t pid = -1;
+  int pidfd = -1, pty = -1;
+  oci_config *c;
+  cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
+
+  if (prepare (o, cr, &np, err) < 0)
+    return -1;
+  c = cr->c;
   cr->start_listen = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (cr->start_listen < 0)
     return sbx_error_sys (err, "socket");
@@ -515,6 +527,21 @@ sbx_container_create (const sbx_create_opts *o, sbx_error **err)
     close (pidfd);
   if (pty >= 0)
     close (pty);
+  creator_release (&cr);
+  return r;
+}
+
+int
+sbx_container_prepare (const sbx_create_opts *o, sbx_state **out, sbx_error **err)
+{
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  cleanup_net_policy sbx_net_policy *np = NULL;
+  int r = prepare (o, &cr, &np, err);
+
+  if (r < 0)
+    create_cleanup (&cr);
+  else
+    *out = steal_ptr (cr.state);
   creator_release (&cr);
   return r;
 }

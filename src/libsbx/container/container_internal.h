@@ -9,8 +9,6 @@
 #include "ocispec.h"
 #include "state/state.h"
 
-int sbx_pidfd_open (pid_t pid);
-int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
 /* Wait on conn until process pid has exec'd (its last word SYNC_EXEC_READY,
    then EOF), forwarding a seccomp notify fd to listenerPath on the way (and
    acknowledging it, so the process execs only once the listener has it);
@@ -24,8 +22,5 @@ int sbx_died_before_exec (pid_t pid, const oci_config *c, sbx_error **err);
    to console_socket, or keep it in *pty_out (-1 when passed on) for the
    foreground, sized like our own terminal.  */
 int sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error **err);
-/* Forward signals to pid, proxy the pty (if >= 0; closed when the proxy
-   ends, so the container sees a hangup), reap; the exit code.  */
-int sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err);
 
 #endif

@@ -149,6 +149,33 @@ sbx_state_save (sbx_state *s, sbx_error **err)
   return sbx_write_file_atomic (s->dir_fd, "status.json", json, len, 0600, err);
 }
 
+/* Remove directory name below dirfd and all it holds, never following a
+   symlink (the default checkpoint image directory).  */
+static void
+remove_tree_at (int dirfd, const char *name, int depth)
+{
+  int fd;
+  DIR *d;
+  struct dirent *de;
+
+  if (unlinkat (dirfd, name, 0) == 0 || errno == ENOENT || depth > 16)
+    return;
+  fd = openat (dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  d = fdopendir (fd);
+  if (d == NULL)
+    {
+      close (fd);
+      return;
+    }
+  while ((de = readdir (d)))
+    if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))
+      remove_tree_at (fd, de->d_name, depth + 1);
+  closedir (d);
+  unlinkat (dirfd, name, AT_REMOVEDIR);
+}
+
 int
 sbx_state_remove (sbx_state *s, sbx_error **err)
 {
@@ -157,6 +184,10 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
     return 0;
   for (const char **f = files; *f; f++)
     unlinkat (s->dir_fd, *f, 0);
+  /* checkpoint/: CRIU's images when no --image-path was given; criu-root:
+     the mount point of a restore (unmounted, empty).  */
+  remove_tree_at (s->dir_fd, "checkpoint", 0);
+  unlinkat (s->dir_fd, "criu-root", AT_REMOVEDIR);
   if (unlinkat (s->root_fd, s->id, AT_REMOVEDIR) < 0 && errno != ENOENT)
     {
       /* Unknown leftovers (temp files of a crashed writer): remove them.  */

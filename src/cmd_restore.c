@@ -1,0 +1,114 @@
+/* cmd_restore.c - `sbxrun restore [OPTIONS] ID`: runc's flags.  Options
+ * fill one sbx_restore_opts; each source of a restore is one library call. */
+#include <config.h>
+
+#include "checkpoint/checkpoint.h"
+#include "cli.h"
+
+enum
+{
+  O_IMAGE,
+  O_WORK,
+  O_BUNDLE,
+  O_DETACH,
+  O_PID_FILE,
+  O_CONSOLE,
+  O_NO_SUBREAPER,
+  O_NO_PIVOT,
+  O_TCP,
+  O_UNIX,
+  O_SHELL,
+  O_LOCKS,
+  O_CGMODE,
+  O_LSM,
+};
+
+static const sbx_opt opts[] = {
+  [O_IMAGE] = { "image-path", 0, true, "DIR", "the images (default <root>/<id>/checkpoint)" },
+  [O_WORK] = { "work-path", 0, true, "DIR", "CRIU's log and work files (default: the image path)" },
+  [O_BUNDLE] = { "bundle", 'b', true, "DIR", "bundle of a container that does not exist (default .)" },
+  [O_DETACH] = { "detach", 'd', false, NULL, "return once the container runs" },
+  [O_PID_FILE] = { "pid-file", 0, true, "FILE", "write the restored init's pid" },
+  [O_CONSOLE] = { "console-socket", 0, true, "SOCKET", "receives the new terminal's master" },
+  [O_NO_SUBREAPER] = { "no-subreaper", 0, false, NULL, "do not adopt the restored processes" },
+  [O_NO_PIVOT] = { "no-pivot", 0, false, NULL, "refused: CRIU sets up the restored root itself" },
+  [O_TCP] = { "tcp-established", 0, false, NULL, "restore established TCP connections" },
+  [O_UNIX] = { "ext-unix-sk", 0, false, NULL, "allow unix sockets connected outside" },
+  [O_SHELL] = { "shell-job", 0, false, NULL, "the container is a shell job" },
+  [O_LOCKS] = { "file-locks", 0, false, NULL, "restore file locks" },
+  [O_CGMODE] = { "manage-cgroups-mode", 0, true, "MODE", "soft (default), full, strict or ignore" },
+  [O_LSM] = { "lsm-profile", 0, true, "TYPE:NAME", "apparmor:PROFILE or selinux:LABEL for the processes" },
+  { 0 },
+};
+
+static int
+on_opt (void *data, int key, const char *arg, sbx_error **err)
+{
+  sbx_restore_opts *o = data;
+  switch (key)
+    {
+    case O_IMAGE:
+      o->image_path = arg;
+      break;
+    case O_WORK:
+      o->work_path = arg;
+      break;
+    case O_BUNDLE:
+      o->bundle = arg;
+      break;
+    case O_DETACH:
+      o->detach = true;
+      break;
+    case O_PID_FILE:
+      o->pid_file = arg;
+      break;
+    case O_CONSOLE:
+      o->console_socket = arg;
+      break;
+    case O_NO_SUBREAPER:
+      o->no_subreaper = true;
+      break;
+    case O_NO_PIVOT:
+      return sbx_error_set (err, ENOTSUP,
+                            "restore --no-pivot: not supported (CRIU pivots into the "
+                            "restored root itself)");
+    case O_TCP:
+      o->tcp_established = true;
+      break;
+    case O_UNIX:
+      o->ext_unix_sk = true;
+      break;
+    case O_SHELL:
+      o->shell_job = true;
+      break;
+    case O_LOCKS:
+      o->file_locks = true;
+      break;
+    case O_CGMODE:
+      o->manage_cgroups_mode = arg;
+      break;
+    case O_LSM:
+      o->lsm_profile = arg;
+      break;
+    }
+  return 0;
+}
+
+static int
+run (sbx_globals *g, int argc, char **argv, sbx_error **err)
+{
+  sbx_restore_opts o = { .root = g->root, .criu = g->criu, .systemd_cgroup = g->systemd_cgroup };
+  int i = sbx_cli_parse (&sbx_cmd_restore, argc, argv, on_opt, &o, err);
+  if (i < 0 || sbx_cli_nargs (&sbx_cmd_restore, argc - i, 1, 1, err) < 0)
+    return i < 0 ? i : -1;
+  o.id = argv[i];
+  return sbx_container_restore (&o, err);
+}
+
+const sbx_command sbx_cmd_restore = {
+  .name = "restore",
+  .args = "ID",
+  .summary = "restore a container from a CRIU checkpoint",
+  .opts = opts,
+  .run = run,
+};
