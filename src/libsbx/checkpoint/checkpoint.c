@@ -21,6 +21,7 @@
 #include "container/container.h"
 #include "egress/egress.h"
 #include "process/process.h"
+#include "security/security.h"
 #include "state/state.h"
 
 /* What restore must give back to CRIU, next to its images.  */
@@ -227,6 +228,18 @@ checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config 
                             "linux.namespaces: the %s namespace is joined by path (`%s`): only a joined "
                             "network namespace can be checkpointed",
                             *t, joined_ns (c, *t));
+  {
+    /* CRIU neither dumps nor restores a Landlock domain: the restored
+       processes would run without it.  */
+    sbx_landlock *ll = NULL;
+    if (sbx_landlock_parse (c, true, &ll, err) < 0)
+      return -1;
+    sbx_landlock_free (ll);
+    if (ll)
+      return sbx_error_set (err, ENOTSUP,
+                            "annotations " SBX_LANDLOCK_PREFIX "*: CRIU cannot restore a Landlock "
+                            "ruleset, so a container with one is not checkpointed");
+  }
   if (o->empty_ns && strcmp (o->empty_ns, "network") != 0)
     return sbx_error_set (err, EINVAL, "--empty-ns `%s`: only `network` is supported", o->empty_ns);
   if (check_mode (o->manage_cgroups_mode, err) < 0)
