@@ -4,6 +4,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli.h"
+#include "fs/fs.h"
 
 enum
 {
@@ -21,6 +22,7 @@ enum
   O_LOCKS,
   O_CGMODE,
   O_LSM,
+  O_FROM_SNAPSHOT,
 };
 
 static const sbx_opt opts[] = {
@@ -38,13 +40,21 @@ static const sbx_opt opts[] = {
   [O_LOCKS] = { "file-locks", 0, false, NULL, "restore file locks" },
   [O_CGMODE] = { "manage-cgroups-mode", 0, true, "MODE", "soft (default), full, strict or ignore" },
   [O_LSM] = { "lsm-profile", 0, true, "TYPE:NAME", "apparmor:PROFILE or selinux:LABEL for the processes" },
+  [O_FROM_SNAPSHOT]
+  = { "from-snapshot", 0, true, "NAME", "reset a stopped container's filesystem to snapshot NAME" },
   { 0 },
 };
+
+typedef struct
+{
+  sbx_restore_opts o;
+  const char *snapshot;
+} restore_args;
 
 static int
 on_opt (void *data, int key, const char *arg, sbx_error **err)
 {
-  sbx_restore_opts *o = data;
+  sbx_restore_opts *o = &((restore_args *)data)->o;
   switch (key)
     {
     case O_IMAGE:
@@ -90,6 +100,9 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
     case O_LSM:
       o->lsm_profile = arg;
       break;
+    case O_FROM_SNAPSHOT:
+      ((restore_args *)data)->snapshot = arg;
+      break;
     }
   return 0;
 }
@@ -97,18 +110,21 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
 static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)
 {
-  sbx_restore_opts o = { .root = g->root, .criu = g->criu, .systemd_cgroup = g->systemd_cgroup };
-  int i = sbx_cli_parse (&sbx_cmd_restore, argc, argv, on_opt, &o, err);
+  restore_args a = { .o = { .root = g->root, .criu = g->criu, .systemd_cgroup = g->systemd_cgroup } };
+  int i = sbx_cli_parse (&sbx_cmd_restore, argc, argv, on_opt, &a, err);
   if (i < 0 || sbx_cli_nargs (&sbx_cmd_restore, argc - i, 1, 1, err) < 0)
     return i < 0 ? i : -1;
-  o.id = argv[i];
-  return sbx_container_restore (&o, err);
+  a.o.id = argv[i];
+  /* One library call per source: a filesystem snapshot, or CRIU's images.  */
+  if (a.snapshot)
+    return sbx_snapshot_restore (g->root, a.o.id, a.snapshot, err);
+  return sbx_container_restore (&a.o, err);
 }
 
 const sbx_command sbx_cmd_restore = {
   .name = "restore",
   .args = "ID",
-  .summary = "restore a container from a CRIU checkpoint",
+  .summary = "restore a container from a CRIU checkpoint, or its filesystem from a snapshot",
   .opts = opts,
   .run = run,
 };

@@ -95,6 +95,16 @@ uint64_t sbx_cg_blkio_to_io_weight (uint64_t weight);
 int sbx_cg_swap_v2 (const oci_memory *m, int64_t *out, sbx_error **err);
 /* One v1 devices.allow/devices.deny line ("c 1:3 rwm", "a") for rule i.  */
 int sbx_cg_device_line (const oci_device_cgroup *d, size_t i, char *buf, size_t len, sbx_error **err);
+/* The four blockIO.throttle* lists: v1 file, v2 io.max key, field name
+   ("blockIO.throttleReadBpsDevice"); sbx_cg_throttle_list gives list t of b.  */
+typedef struct
+{
+  size_t off_arr, off_len;
+  const char *v1_file, *v2_key, *field;
+} sbx_cg_throttle_kind;
+#define SBX_CG_THROTTLE_KINDS 4
+extern const sbx_cg_throttle_kind sbx_cg_throttles[SBX_CG_THROTTLE_KINDS];
+oci_blkio_throttle *const *sbx_cg_throttle_list (const oci_blkio *b, size_t t, size_t *len);
 /* A linux.resources.unified key must name a file of the cgroup itself.  */
 int sbx_cg_check_unified_key (const char *key, sbx_error **err);
 /* Is word in list (separated by spaces, commas or newlines)?  */

@@ -264,8 +264,8 @@ cgroup_freep (sbx_cgroup **cg)
 #define cleanup_cgroup __attribute__ ((cleanup (cgroup_freep)))
 
 int
-sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
-                   sbx_error **err)
+sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
+                 sbx_error **err)
 {
   cleanup_cgroup sbx_cgroup *cg = NULL;
   cleanup_free char *self_cg = NULL, *mountinfo = NULL;
@@ -292,14 +292,32 @@ sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup
           || sbx_cg_dir_for (h->mountpoint, h->mount_root, h->path, &h->dir, err) < 0)
         return -1;
     }
+  *out = steal_ptr (cg);
+  return 0;
+}
+
+int
+sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
+{
   if (ops_of (cg)->create (cg, err) < 0)
     return -1;
-  sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg), mode == SBX_CGROUP_V2 ? "v2" : "v1");
+  sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg),
+             cg->mode == SBX_CGROUP_V2 ? "v2" : "v1");
   {
     cleanup_error sbx_error *e = NULL;
     if (stage_prepare (cg, &e) < 0)
       sbx_debug ("cgroup: the init will set up inside the container's cgroup: %s", e->msg);
   }
+  return 0;
+}
+
+int
+sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
+                   sbx_error **err)
+{
+  cleanup_cgroup sbx_cgroup *cg = NULL;
+  if (sbx_cgroup_plan (id, cgroups_path, systemd_cgroup, &cg, err) < 0 || sbx_cgroup_make (cg, err) < 0)
+    return -1;
   *out = steal_ptr (cg);
   return 0;
 }
