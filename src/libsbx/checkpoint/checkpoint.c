@@ -670,6 +670,9 @@ restore_locked (restorer *r, const sbx_restore_opts *o, sbx_error **err)
   r->s->st->has_pid_start = true;
   r->s->st->started = true;
   r->s->st->has_started = true;
+  /* A container created for the restore is done creating (state.h).  */
+  free (r->s->st->phase);
+  r->s->st->phase = NULL;
   if (apply_policy (r, o, err) < 0 || sbx_state_save (r->s, err) < 0)
     return -1;
   if (r->pty_master >= 0 && o->console_socket)
