@@ -17,6 +17,7 @@ typedef struct
   bool debug;
   bool systemd_cgroup;
   const char *rootless;
+  const char *criu;      /* --criu PATH, default "criu" */
 } sbx_globals;
 
 typedef struct
@@ -55,7 +56,7 @@ void sbx_cli_usage (const sbx_command *cmd, int fd);
 /* The subcommands, in the order --help lists them.  */
 #define SBX_COMMANDS(X)                                                                            \
   X (create) X (start) X (run) X (state) X (kill) X (delete) X (list) X (exec) X (ps) X (pause)   \
-  X (resume) X (update) X (events) X (spec) X (features) X (snapshot) X (restore)
+  X (resume) X (update) X (checkpoint) X (restore) X (events) X (spec) X (features) X (snapshot)
 
 /* An option callback for commands without options.  */
 int sbx_no_opts (void *data, int key, const char *arg, sbx_error **err);

@@ -1,51 +1,130 @@
-/* cmd_restore.c - `sbxrun restore --from-snapshot NAME ID`: reset a stopped
- * container's filesystem to one of its snapshots (fs.h).  A process restore
- * (CRIU) is not part of this build and is refused.  */
+/* cmd_restore.c - `sbxrun restore [OPTIONS] ID`: runc's flags.  Options
+ * fill one sbx_restore_opts; each source of a restore is one library call. */
 #include <config.h>
 
-#include <errno.h>
-
+#include "checkpoint/checkpoint.h"
 #include "cli.h"
-#include "core/core.h"
 #include "fs/fs.h"
 
 enum
 {
+  O_IMAGE,
+  O_WORK,
+  O_BUNDLE,
+  O_DETACH,
+  O_PID_FILE,
+  O_CONSOLE,
+  O_NO_SUBREAPER,
+  O_NO_PIVOT,
+  O_TCP,
+  O_UNIX,
+  O_SHELL,
+  O_LOCKS,
+  O_CGMODE,
+  O_LSM,
   O_FROM_SNAPSHOT,
 };
 
-static const sbx_opt restore_opts[] = {
-  [O_FROM_SNAPSHOT] = { "from-snapshot", 0, true, "NAME", "reset the filesystem to snapshot NAME" },
+static const sbx_opt opts[] = {
+  [O_IMAGE] = { "image-path", 0, true, "DIR", "the images (default <root>/<id>/checkpoint)" },
+  [O_WORK] = { "work-path", 0, true, "DIR", "CRIU's log and work files (default: the image path)" },
+  [O_BUNDLE] = { "bundle", 'b', true, "DIR", "bundle of a container that does not exist (default .)" },
+  [O_DETACH] = { "detach", 'd', false, NULL, "return once the container runs" },
+  [O_PID_FILE] = { "pid-file", 0, true, "FILE", "write the restored init's pid" },
+  [O_CONSOLE] = { "console-socket", 0, true, "SOCKET", "receives the new terminal's master" },
+  [O_NO_SUBREAPER] = { "no-subreaper", 0, false, NULL, "do not adopt the restored processes" },
+  [O_NO_PIVOT] = { "no-pivot", 0, false, NULL, "refused: CRIU sets up the restored root itself" },
+  [O_TCP] = { "tcp-established", 0, false, NULL, "restore established TCP connections" },
+  [O_UNIX] = { "ext-unix-sk", 0, false, NULL, "allow unix sockets connected outside" },
+  [O_SHELL] = { "shell-job", 0, false, NULL, "the container is a shell job" },
+  [O_LOCKS] = { "file-locks", 0, false, NULL, "restore file locks" },
+  [O_CGMODE] = { "manage-cgroups-mode", 0, true, "MODE", "soft (default), full, strict or ignore" },
+  [O_LSM] = { "lsm-profile", 0, true, "TYPE:NAME", "apparmor:PROFILE or selinux:LABEL for the processes" },
+  [O_FROM_SNAPSHOT]
+  = { "from-snapshot", 0, true, "NAME", "reset a stopped container's filesystem to snapshot NAME" },
   { 0 },
 };
+
+typedef struct
+{
+  sbx_restore_opts o;
+  const char *snapshot;
+} restore_args;
 
 static int
 on_opt (void *data, int key, const char *arg, sbx_error **err)
 {
-  (void)err;
-  if (key == O_FROM_SNAPSHOT)
-    *(const char **)data = arg;
+  sbx_restore_opts *o = &((restore_args *)data)->o;
+  switch (key)
+    {
+    case O_IMAGE:
+      o->image_path = arg;
+      break;
+    case O_WORK:
+      o->work_path = arg;
+      break;
+    case O_BUNDLE:
+      o->bundle = arg;
+      break;
+    case O_DETACH:
+      o->detach = true;
+      break;
+    case O_PID_FILE:
+      o->pid_file = arg;
+      break;
+    case O_CONSOLE:
+      o->console_socket = arg;
+      break;
+    case O_NO_SUBREAPER:
+      o->no_subreaper = true;
+      break;
+    case O_NO_PIVOT:
+      return sbx_error_set (err, ENOTSUP,
+                            "restore --no-pivot: not supported (CRIU pivots into the "
+                            "restored root itself)");
+    case O_TCP:
+      o->tcp_established = true;
+      break;
+    case O_UNIX:
+      o->ext_unix_sk = true;
+      break;
+    case O_SHELL:
+      o->shell_job = true;
+      break;
+    case O_LOCKS:
+      o->file_locks = true;
+      break;
+    case O_CGMODE:
+      o->manage_cgroups_mode = arg;
+      break;
+    case O_LSM:
+      o->lsm_profile = arg;
+      break;
+    case O_FROM_SNAPSHOT:
+      ((restore_args *)data)->snapshot = arg;
+      break;
+    }
   return 0;
 }
 
 static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)
 {
-  const char *snap = NULL;
-  int i = sbx_cli_parse (&sbx_cmd_restore, argc, argv, on_opt, &snap, err);
+  restore_args a = { .o = { .root = g->root, .criu = g->criu, .systemd_cgroup = g->systemd_cgroup } };
+  int i = sbx_cli_parse (&sbx_cmd_restore, argc, argv, on_opt, &a, err);
   if (i < 0 || sbx_cli_nargs (&sbx_cmd_restore, argc - i, 1, 1, err) < 0)
     return i < 0 ? i : -1;
-  if (snap == NULL)
-    return sbx_error_set (err, ENOTSUP,
-                          "restore: only --from-snapshot NAME is supported by this build (a process "
-                          "restore from a CRIU checkpoint is not)");
-  return sbx_snapshot_restore (g->root, argv[i], snap, err);
+  a.o.id = argv[i];
+  /* One library call per source: a filesystem snapshot, or CRIU's images.  */
+  if (a.snapshot)
+    return sbx_snapshot_restore (g->root, a.o.id, a.snapshot, err);
+  return sbx_container_restore (&a.o, err);
 }
 
 const sbx_command sbx_cmd_restore = {
   .name = "restore",
   .args = "ID",
-  .summary = "reset a stopped container's filesystem to a snapshot (--from-snapshot NAME)",
-  .opts = restore_opts,
+  .summary = "restore a container from a CRIU checkpoint, or its filesystem from a snapshot",
+  .opts = opts,
   .run = run,
 };

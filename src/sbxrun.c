@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint/checkpoint.h"
 #include "cli.h"
 #include "container/container.h"
 #include "core/core.h"
@@ -30,16 +31,19 @@ print_help (int fd)
                "  --debug                verbose diagnostics\n"
                "  --systemd-cgroup       cgroupsPath is slice:prefix:name (accepted)\n"
                "  --rootless [VALUE]     accepted for compatibility\n"
+               "  --criu PATH            the criu binary for checkpoint/restore (default criu)\n"
                "  -v, --version          print the version and features\n"
                "  -h, --help             show this help\n\n"
                "`sbxrun COMMAND --help` describes a command.  See sbxrun(1).\n");
 }
 
 static void
-print_version (void)
+print_version (const sbx_globals *g)
 {
-  printf ("sbxrun version %s\ncommit: %s\nspec: %s\n%s\n", PACKAGE_VERSION, GIT_COMMIT,
-          OCI_VERSION, SBX_FEATURE_TAGS);
+  cleanup_free char *why = NULL;
+  bool criu = sbx_criu_usable (g->criu, g->root, &why);
+  printf ("sbxrun version %s\ncommit: %s\nspec: %s\n%s\ncriu: %s%s\n", PACKAGE_VERSION, GIT_COMMIT,
+          OCI_VERSION, SBX_FEATURE_TAGS, criu ? "usable, " : "not usable: ", why);
 }
 
 int
@@ -61,6 +65,7 @@ main (int argc, char **argv)
     { 0 },
   };
   const sbx_command *cmd = NULL;
+  bool version = false;
   int c, r;
 
   /* Before anything of ours is opened: the fds a container may inherit.  */
@@ -75,14 +80,19 @@ main (int argc, char **argv)
       case O_DEBUG: g.debug = true; break;
       case O_SYSTEMD: g.systemd_cgroup = true; break;
       case O_ROOTLESS: g.rootless = optarg ? optarg : "true"; break;
-      case O_CRIU: break;
-      case 'v': print_version (); return 0;
+      case O_CRIU: g.criu = optarg; break;
+      case 'v': version = true; break;
       case 'h': print_help (1); return 0;
       default:
         fprintf (stderr, "sbxrun: unknown global option `%s` (see `sbxrun --help`)\n",
                  argv[optind - 1]);
         return 1;
       }
+  if (version) /* after the loop: --criu may follow -v */
+    {
+      print_version (&g);
+      return 0;
+    }
   if (sbx_log_init (g.log, g.log_format, g.debug, &err) < 0)
     {
       sbx_log_error (err);

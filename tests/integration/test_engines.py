@@ -445,7 +445,6 @@ def test_features_ignores_global_options(sbx):
     assert sbx.ok("features", global_args=["--log-format", "json"]).stdout == plain
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="checkpoint not implemented yet")
 def test_checkpoint_help():
     """podman disables checkpoint/restore when `checkpoint --help` fails."""
     cp = sbxrun("checkpoint", "--help")

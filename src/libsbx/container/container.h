@@ -12,7 +12,9 @@
 
 #include "cgroup/cgroup.h"
 #include "core/core.h"
+#include "egress/egress.h"
 #include "ocispec.h"
+#include "state/state.h"
 
 /* container.h - the OCI lifecycle (runtime.md): create, start, run, state,
  * kill, delete, exec, ps, list.  Each operation takes the state root and the
@@ -40,6 +42,11 @@ int sbx_container_create (const sbx_create_opts *o, sbx_error **err);
 /* create + start; in the foreground returns the exit code (128+N for a
    signal) after forwarding signals and deleting the container.  */
 int sbx_container_run (const sbx_create_opts *o, sbx_error **err);
+/* create's checks, the state directory (saved config, status) and the
+   cgroup with its limits, but no process: for restore of a container that
+   does not exist yet.  *out is the locked state; on failure nothing is
+   left behind.  */
+int sbx_container_prepare (const sbx_create_opts *o, sbx_state **out, sbx_error **err);
 int sbx_container_start (const char *root, const char *id, sbx_error **err);
 /* The OCI state JSON (malloc'd).  */
 int sbx_container_state (const char *root, const char *id, char **json, sbx_error **err);
@@ -90,6 +97,14 @@ int sbx_container_exec_process (const char *root, const char *id, const sbx_exec
                                 sbx_error **err);
 /* Returns the exit code in the foreground, 0 detached.  */
 int sbx_container_exec (const sbx_exec_opts *o, sbx_error **err);
+
+/* Shared with restore (checkpoint/): a pidfd, the --pid-file, and the
+   foreground of run: forward signals to pid, proxy the pty (if >= 0;
+   closed when the proxy ends, so the container sees a hangup), reap; the
+   exit code.  */
+int sbx_pidfd_open (pid_t pid);
+int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
+int sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err);
 
 /* Parse a signal name ("TERM", "SIGTERM", "15").  */
 int sbx_parse_signal (const char *s, sbx_error **err);
@@ -164,5 +179,12 @@ int sbx_spec_default (bool rootless, oci_config **out, sbx_error **err);
 #define SBX_FEATURE_TAGS "+SECCOMP +CAP +NFTABLES +YAJL"
 
 int sbx_features (oci_features **out, sbx_error **err);
+
+/* The egress policy of the pod container `id` (config c) belongs to: its
+   sandbox, named by the CRI / CRI-O sandbox ID annotation, else the
+   container of `root` whose policy record is for the network namespace c
+   joins.  NULL in *out when there is none.  */
+int sbx_container_find_pod_policy (const char *root, const char *id, const oci_config *c,
+                                   sbx_net_policy **out, sbx_error **err);
 
 #endif

@@ -20,7 +20,6 @@ socklen_t sbx_dir_sockaddr (int dirfd, const char *name, struct sockaddr_un *sa)
 /* Start the created container of s (locked by the caller); may_retry:
    a start the init never took leaves it created (not for run).  */
 int sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err);
-int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
 /* Wait on conn until process pid has exec'd (its last word SYNC_EXEC_READY,
    then EOF), forwarding a seccomp notify fd to listenerPath on the way (and
    acknowledging it, so the process execs only once the listener has it);
@@ -43,9 +42,6 @@ int sbx_expect_outcome (int r, sbx_error **e, pid_t pid, const oci_config *c, sb
    to console_socket, or keep it in *pty_out (-1 when passed on) for the
    foreground, sized like our own terminal.  */
 int sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error **err);
-/* Forward signals to pid, proxy the pty (if >= 0; closed when the proxy
-   ends, so the container sees a hangup), reap; the exit code.  */
-int sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err);
 static inline void
 cgroup_freep (sbx_cgroup **cg)
 {

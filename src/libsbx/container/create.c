@@ -474,8 +474,9 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
    named by the CRI / CRI-O sandbox ID annotation, else the container of
    this root whose policy record is for the network namespace the
    container joins.  NULL when there is none.  */
-static int
-find_pod_policy (const sbx_create_opts *o, const oci_config *c, sbx_net_policy **out, sbx_error **err)
+int
+sbx_container_find_pod_policy (const char *root, const char *id, const oci_config *c, sbx_net_policy **out,
+                               sbx_error **err)
 {
   const char *sid = sbx_net_sandbox_id (c);
   cleanup_strv char **ids = NULL;
@@ -487,8 +488,8 @@ find_pod_policy (const sbx_create_opts *o, const oci_config *c, sbx_net_policy *
     {
       sbx_state *s = NULL;
       int r;
-      if (strcmp (sid, o->id) == 0 || sbx_id_validate (sid, NULL) < 0
-          || sbx_state_open (o->root, sid, &s, NULL) < 0)
+      if (strcmp (sid, id) == 0 || sbx_id_validate (sid, NULL) < 0
+          || sbx_state_open (root, sid, &s, NULL) < 0)
         return 0; /* not a sandbox of ours */
       r = sbx_net_pod_load (s->dir_fd, sid, c, false, out, err);
       sbx_state_free (s);
@@ -497,12 +498,12 @@ find_pod_policy (const sbx_create_opts *o, const oci_config *c, sbx_net_policy *
   /* No sandbox ID: the namespace itself, when it is a pod sandbox's (a
      container that only shares another one's namespace is not governed by
      that one's policy).  Only a joined namespace can be a sandbox's.  */
-  if (!sbx_net_joins_netns (c) || sbx_state_list (o->root, &ids, NULL) < 0)
+  if (!sbx_net_joins_netns (c) || sbx_state_list (root, &ids, NULL) < 0)
     return 0;
   for (size_t i = 0; ids[i] && *out == NULL; i++)
     {
       sbx_state *s = NULL;
-      if (strcmp (ids[i], o->id) == 0 || sbx_state_open (o->root, ids[i], &s, NULL) < 0)
+      if (strcmp (ids[i], id) == 0 || sbx_state_open (root, ids[i], &s, NULL) < 0)
         continue;
       int r = sbx_net_pod_load (s->dir_fd, ids[i], c, true, out, err);
       sbx_state_free (s);
@@ -512,20 +513,15 @@ find_pod_policy (const sbx_create_opts *o, const oci_config *c, sbx_net_policy *
   return 0;
 }
 
-/* Everything of create up to "created".  On success the init is blocked on
-   start.sock; *pidfd and *pty (or -1) are for run.  */
+/* Everything of create before the init exists: the config checked, the
+   state directory with the saved config, the cgroup with its limits (the
+   memory limit held at *restore_limit's cap, see setup_memory_cap).  */
 static int
-do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd_out, int *pty_out,
-           sbx_error **err)
+prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_t *restore_limit,
+         sbx_error **err)
 {
-  int sp[2];
-  struct sockaddr_un sa;
-  pid_t pid = -1;
-  int pidfd = -1, pty = -1;
-  cleanup_close int moved_netns = -1; /* linux.netDevices went there */
   oci_config *c;
-  int64_t restore_limit = 0;                    /* see setup_memory_cap */
-  cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
+  sbx_net_policy *np = NULL;
   cleanup_net_policy sbx_net_policy *pod = NULL;
 
   if (load_config (o, cr, err) < 0)
@@ -534,10 +530,11 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   sbx_hooks_set_output (c);
   if (sbx_id_validate (o->id, err) < 0)
     return -1;
-  if (find_pod_policy (o, c, &pod, err) < 0)
+  if (sbx_container_find_pod_policy (o->root, o->id, c, &pod, err) < 0)
     return -1;
   if (sbx_net_policy_parse (c, cr->bundle, cr->rootfs, steal_ptr (pod), &np, err) < 0)
     return sbx_error_wrap (err, "config.json");
+  *npp = np;
   sbx_net_policy_annotate (np, c);
   cr->packet_guard = np != NULL;
   if (sbx_landlock_parse (c, false, &cr->landlock, err) < 0)
@@ -596,8 +593,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
           sbx_cgroup_add_default_devices (c->linux->resources);
           if (sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
             return -1;
-          restore_limit = setup_memory_cap (c->linux->resources, &cap);
-          if (restore_limit && set_memory_limit (cr->cg, cap, err) < 0)
+          *restore_limit = setup_memory_cap (c->linux->resources, &cap);
+          if (*restore_limit && set_memory_limit (cr->cg, cap, err) < 0)
             return sbx_error_wrap (
                 err, "linux.resources.memory.limit: hold it below one charge batch during setup");
         }
@@ -607,9 +604,27 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     return -1;
   if (cr->overlay && make_overlay (cr, err) < 0)
     return -1;
-  if (sbx_state_save (cr->state, err) < 0)
-    return -1;
+  return sbx_state_save (cr->state, err);
+}
 
+/* Everything of create up to "created".  On success the init is blocked on
+   start.sock; *pidfd and *pty (or -1) are for run.  */
+static int
+do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd_out, int *pty_out,
+           sbx_error **err)
+{
+  int sp[2];
+  struct sockaddr_un sa;
+  pid_t pid = -1;
+  int pidfd = -1, pty = -1;
+  cleanup_close int moved_netns = -1; /* linux.netDevices went there */
+  oci_config *c;
+  int64_t restore_limit = 0;                    /* see setup_memory_cap */
+  cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
+
+  if (prepare (o, cr, &np, &restore_limit, err) < 0)
+    return -1;
+  c = cr->c;
   cr->start_listen = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (cr->start_listen < 0)
     return sbx_error_sys (err, "socket");
@@ -756,6 +771,22 @@ sbx_container_create (const sbx_create_opts *o, sbx_error **err)
     close (pidfd);
   if (pty >= 0)
     close (pty);
+  creator_release (&cr);
+  return r;
+}
+
+int
+sbx_container_prepare (const sbx_create_opts *o, sbx_state **out, sbx_error **err)
+{
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  cleanup_net_policy sbx_net_policy *np = NULL;
+  int64_t restore_limit = 0; /* the caller writes linux.resources again */
+  int r = prepare (o, &cr, &np, &restore_limit, err);
+
+  if (r < 0)
+    create_cleanup (&cr);
+  else
+    *out = steal_ptr (cr.state);
   creator_release (&cr);
   return r;
 }

@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -182,6 +183,34 @@ open_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
   return 0;
 }
 
+/* Stdio that is the runtime's /dev/null (a node of the host's /dev) is
+   opened again from the container's own /dev, as runc does: a file of a
+   mount the container does not have cannot be checkpointed by CRIU.  */
+static int
+reopen_dev_null (sbx_error **err)
+{
+  for (int fd = 0; fd < 3; fd++)
+    {
+      struct stat st, nst;
+      int n;
+      if (fstat (fd, &st) < 0 || !S_ISCHR (st.st_mode) || st.st_rdev != makedev (1, 3))
+        continue;
+      n = open ("/dev/null", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+      if (n < 0)
+        continue; /* no /dev/null in the container: keep the host's */
+      if (fstat (n, &nst) < 0 || !S_ISCHR (nst.st_mode) || nst.st_rdev != makedev (1, 3)
+          || (nst.st_dev != st.st_dev && dup2 (n, fd) < 0))
+        {
+          close (n);
+          if (S_ISCHR (nst.st_mode) && nst.st_rdev == makedev (1, 3))
+            return sbx_error_sys (err, "reopen /dev/null as fd %d", fd);
+          continue;
+        }
+      close (n);
+    }
+  return 0;
+}
+
 static int
 take_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
 {
@@ -192,6 +221,13 @@ take_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
       if (r == 0)
         r = sbx_pty_setup_slave_fd (steal_fd (&t->peer), t->slave, cr->c->process->console_size, err);
     }
+  else if (setsid () < 0)
+    /* Without a terminal too the init leads a session of its own, as
+       runc's: none begun outside its pid namespace (which CRIU cannot
+       dump), and no job-control signal from the caller's terminal.  */
+    r = sbx_error_sys (err, "setsid");
+  else
+    r = reopen_dev_null (err);
   pty_pair_release (t);
   return r;
 }

@@ -279,15 +279,17 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
   const char *name;
   if (s == NULL)
     return 0;
-  /* The overlay's upper and work dirs, a fork's private rootfs and the
-     snapshots are trees.  */
-  static const char *trees[] = { "upper", "work", "rootfs", "snapshots", NULL };
+  /* The overlay's upper and work dirs, a fork's private rootfs, the
+     snapshots and CRIU's default image directory are trees.  */
+  static const char *trees[] = { "upper", "work", "rootfs", "snapshots", "checkpoint", NULL };
   name = s->tmp_name ? s->tmp_name : s->id;
   for (const char **t = trees; *t; t++)
     if (sbx_remove_tree_at (s->dir_fd, *t) < 0)
       return sbx_error_sys (err, "remove `%s/%s`", s->dir, *t);
   for (const char **f = files; *f; f++)
     unlinkat (s->dir_fd, *f, 0);
+  /* criu-root: the mount point of a restore (unmounted, empty).  */
+  unlinkat (s->dir_fd, "criu-root", AT_REMOVEDIR);
   if (unlinkat (s->root_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT
       && remove_dir (s->root_fd, name, s->dir_fd) < 0) /* temp files of a crashed writer */
     return sbx_error_sys (err, "remove state directory `%s`", s->dir);

@@ -1,0 +1,80 @@
+/* checkpoint/checkpoint.h - process checkpoint/restore with CRIU, with
+ * runc's flags and semantics (what podman and containerd's runc shim pass).
+ *
+ * The engine is the criu binary (--criu PATH, default "criu" on PATH), run
+ * on its command line: `criu dump|pre-dump|restore`.  The image directory
+ * defaults to <root>/<id>/checkpoint/, so `checkpoint ID` then `restore ID`
+ * need no paths.  Next to CRIU's images sbxrun writes sbx-criu.txt: what
+ * restore must hand back to CRIU (external mounts and their host sources,
+ * the joined network namespace, the terminal).  Restore reapplies the
+ * cgroup limits and the egress allowlist from the saved config, and checks
+ * that the restored tasks carry the config's seccomp and no_new_privs,
+ * before they run again.
+ *
+ * Layout: criu.c runs CRIU and caches `criu check` per boot; checkpoint.c
+ * the two operations.  */
+#ifndef SBX_CHECKPOINT_CHECKPOINT_H
+#define SBX_CHECKPOINT_CHECKPOINT_H
+
+#include <stdbool.h>
+
+#include "core/core.h"
+
+typedef struct
+{
+  const char *root;
+  const char *id;
+  const char *criu;                /* binary; NULL = "criu" */
+  const char *image_path;          /* NULL = <root>/<id>/checkpoint */
+  const char *work_path;           /* NULL = the image directory */
+  const char *parent_path;         /* previous pre-dump, relative to image_path */
+  const char *manage_cgroups_mode; /* soft|full|strict|ignore; NULL = soft */
+  const char *empty_ns;            /* "network" or NULL */
+  bool leave_running;
+  bool tcp_established;
+  bool ext_unix_sk;
+  bool shell_job;
+  bool file_locks;
+  bool pre_dump;
+  bool auto_dedup;
+} sbx_checkpoint_opts;
+
+/* Dump a running container.  Without leave_running (or pre_dump) its
+   processes are gone afterwards and it reads "stopped"; the state directory
+   stays for restore and delete.  A failure leaves the container running.  */
+int sbx_container_checkpoint (const sbx_checkpoint_opts *o, sbx_error **err);
+
+typedef struct
+{
+  const char *root;
+  const char *id;
+  const char *criu;
+  const char *image_path;
+  const char *work_path;
+  const char *bundle; /* a container that does not exist: created from it */
+  const char *pid_file;
+  const char *console_socket;
+  const char *manage_cgroups_mode;
+  const char *lsm_profile; /* passed to CRIU: apparmor:NAME or selinux:LABEL */
+  bool detach;
+  bool no_subreaper;
+  bool tcp_established;
+  bool ext_unix_sk;
+  bool shell_job;
+  bool file_locks;
+  bool systemd_cgroup;
+} sbx_restore_opts;
+
+/* Bring a checkpointed container back "running" with the same ID: a
+   stopped container of that ID is reused (its saved config and bundle), a
+   missing one is created from the bundle first.  Detached it returns once
+   the processes run; in the foreground it waits for the init and returns
+   its exit code.  */
+int sbx_container_restore (const sbx_restore_opts *o, sbx_error **err);
+
+/* Is CRIU usable here?  `criu check` is run once per boot and binary, the
+   result cached in <root>/.criu-check.  Returns true/false; *why (malloc'd)
+   is "criu VERSION" when usable, CRIU's own reason otherwise.  */
+bool sbx_criu_usable (const char *criu, const char *root, char **why);
+
+#endif

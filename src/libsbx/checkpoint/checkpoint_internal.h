@@ -1,0 +1,39 @@
+/* checkpoint_internal.h - running CRIU (criu.c) for checkpoint.c.  */
+#ifndef SBX_CHECKPOINT_INTERNAL_H
+#define SBX_CHECKPOINT_INTERNAL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/core.h"
+
+/* A growing NULL-terminated argument vector.  */
+typedef struct
+{
+  char **v;
+  size_t n;
+} sbx_argv;
+
+void sbx_argv_add (sbx_argv *a, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+void sbx_argv_clear (sbx_argv *a);
+
+/* Run `criu ARGS...` (a->v[0] is replaced by the binary) with stdin
+   /dev/null and fds[i] as fd 3+i in CRIU; nothing else of ours is
+   inherited.  CRIU logs to log_path; on failure *err carries CRIU's
+   "Error" lines from it (the last few) and the log's path.  */
+int sbx_criu_run (const char *criu, sbx_argv *a, const int *fds, size_t nfds, const char *log_path,
+                  sbx_error **err);
+
+/* A mount of /proc/PID/mountinfo.  */
+typedef struct
+{
+  unsigned maj, min;
+  char *root;  /* path inside its filesystem */
+  char *point; /* mount point, relative to the process's root */
+  char *fstype;
+} sbx_mnt;
+
+int sbx_mountinfo_read (const char *path, sbx_mnt **out, size_t *n, sbx_error **err);
+void sbx_mountinfo_free (sbx_mnt *m, size_t n);
+
+#endif
