@@ -119,13 +119,14 @@ def test_primitive_a_host_process_in_the_pid_namespace_gives_the_host_away(watch
 
 @pytest.mark.needs_root
 def test_exec_child_shows_only_the_container(sbx, watcher, marker_dir):
-    """20 execs (foreground, detached, with a terminal): pidwatch sees every
-    one of them, and through none reaches a host directory or the marker."""
+    """20 execs (foreground, detached, with a terminal), each alive long
+    enough to be seen on a loaded host: pidwatch sees every one of them, and
+    through none reaches a host directory or the marker."""
     w = watcher()
     before = w.seen()
     for i in range(20):
         extra = ["--detach"] if i % 5 == 1 else ["--tty"] if i % 5 == 2 else []
-        sbx.ok("exec", *extra, "--cwd", "/tmp", w.cid, "sh", "-c", "sleep 0.05", cwd=marker_dir)
+        sbx.ok("exec", *extra, "--cwd", "/tmp", w.cid, "sh", "-c", "sleep 0.3", cwd=marker_dir)
     w.settle()
     new = w.seen() - before
     assert len(new) >= 20, w.text()  # the watcher did observe them
