@@ -166,7 +166,19 @@ request_start (sbx_state *s, const oci_config *c, sbx_error **err)
     return sbx_error_sys (err, "socket");
   if (connect (conn, (struct sockaddr *)&sa, sbx_dir_sockaddr (s->dir_fd, "start.sock", &sa)) < 0)
     return sbx_error_sys (err, "container \"%s\": connect to its init", s->id);
-  r = sbx_sync_send (conn, SYNC_GO, -1, err);
+  {
+    cleanup_error sbx_error *e = NULL;
+    r = sbx_sync_send (conn, SYNC_GO, -1, &e);
+    /* An init that died before it took the connection (killed in accept)
+       resets it: a hang-up like any other.  */
+    if (r < 0 && e && (e->errno_ == ECONNRESET || e->errno_ == EPIPE))
+      {
+        sbx_died_before_exec (s->st->pid, c, err);
+        r = SBX_SYNC_HUNG_UP;
+      }
+    else if (r < 0)
+      *err = steal_ptr (e);
+  }
   if (r == 0)
     r = sbx_await_exec (conn, s, c, s->st->pid, err);
   if (r < 0)
