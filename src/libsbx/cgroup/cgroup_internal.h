@@ -40,9 +40,16 @@ typedef struct sbx_cg_hier
   bool created;      /* create() made dir (so a failed create removes it) */
 } sbx_cg_hier;
 
+typedef struct sbx_cg_systemd sbx_cg_systemd;
+
 struct sbx_cgroup
 {
   sbx_cgroup_mode mode;
+  /* the systemd driver (cgroup/systemd.c): the unit, the bus (opened when
+     needed) and the placeholder holding a new scope until the init is in */
+  char *unit;
+  sbx_cg_systemd *bus;
+  pid_t hold;
   sbx_cg_hier *h;
   size_t n;
   /* staging of the init (sbx_cgroup_stage_*): cgroup.procs of the
@@ -163,6 +170,29 @@ int sbx_cg_devices_compile (oci_device_cgroup *const *rules, size_t n, struct bp
    BPF_F_ALLOW_MULTI), then detach the device programs that were attached
    to it before (an earlier create or update).  n == 0 detaches them all.  */
 int sbx_cg_devices_attach (sbx_cg_hier *h, oci_device_cgroup *const *rules, size_t n, sbx_error **err);
+
+/* ---- the systemd driver (cgroup/systemd.c) */
+
+/* "slice:prefix:name" (or NULL/"": system.slice, sbxrun-<id>.scope) -> the
+   slice and the unit (a scope "prefix-name.scope", or name if it ends in
+   ".slice").  */
+int sbx_cg_systemd_parse (const char *cgroups_path, const char *id, char **slice, char **unit,
+                          sbx_error **err);
+/* "a-b.slice" -> "/a.slice/a-b.slice" ("-.slice" -> "").  */
+int sbx_cg_systemd_expand_slice (const char *slice, char **out, sbx_error **err);
+/* Start the unit of cgroups_path and wait for it; *path_out its cgroup,
+ *hold_out the placeholder process in a scope (0 for a slice).  */
+int sbx_cg_systemd_start (const char *id, const char *cgroups_path, sbx_cg_systemd **out, char **unit_out,
+                          char **path_out, pid_t *hold_out, sbx_error **err);
+int sbx_cg_systemd_open (sbx_cg_systemd **out, sbx_error **err);
+/* The unit properties for r (SetUnitProperties, runtime).  */
+int sbx_cg_systemd_set (sbx_cg_systemd *s, const char *unit, const oci_resources *r, sbx_error **err);
+/* Stop the unit, wait until systemd has unloaded it; a unit already gone is
+   success.  */
+int sbx_cg_systemd_stop (sbx_cg_systemd *s, const char *unit, sbx_error **err);
+void sbx_cg_systemd_close (sbx_cg_systemd *s);
+/* Kill and reap the placeholder (cg->hold), if any.  */
+void sbx_cg_systemd_release (sbx_cgroup *cg);
 
 /* ---- backends */
 

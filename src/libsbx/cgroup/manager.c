@@ -33,6 +33,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -315,9 +316,13 @@ sbx_cg_resolve_path (const char *own, const char *cgroups_path, const char *id, 
   size_t cap;
   cleanup_free char *res = NULL;
 
-  if (systemd_cgroup || is_systemd_form (cgroups_path))
-    return sbx_error_set (err, 0, "systemd cgroup driver not supported yet: cgroupsPath `%s`",
+  if (systemd_cgroup)
+    return sbx_error_set (err, 0, "linux.cgroupsPath `%s`: the systemd driver resolves it, not a path",
                           cgroups_path ? cgroups_path : "");
+  if (is_systemd_form (cgroups_path))
+    return sbx_error_set (err, EINVAL,
+                          "linux.cgroupsPath `%s` is systemd's slice:prefix:name: it needs --systemd-cgroup",
+                          cgroups_path);
   if (own == NULL || *own != '/')
     return sbx_error_set (err, 0, "invalid own cgroup `%s`", own ? own : "");
   if (cgroups_path == NULL || *cgroups_path == '\0')
@@ -1109,8 +1114,17 @@ sbx_cgroup_free (sbx_cgroup *cg)
   if (cg == NULL)
     return;
   stage_close (cg);
+  sbx_cg_systemd_release (cg);
+  sbx_cg_systemd_close (cg->bus);
+  free (cg->unit);
   sbx_cg_hiers_free (cg->h, cg->n);
   free (cg);
+}
+
+void
+sbx_cgroup_placed (sbx_cgroup *cg)
+{
+  sbx_cg_systemd_release (cg);
 }
 
 /* Open the cgroup.procs pairs of sbx_cgroup_stage_*.  */
@@ -1233,18 +1247,78 @@ cgroup_freep (sbx_cgroup **cg)
 }
 #define cleanup_cgroup __attribute__ ((cleanup (cgroup_freep)))
 
+/* mountinfo lists mounts that others cover (a tmpfs over a cgroup2 mount
+   at <root>/unified): keep only hierarchies whose mount point statfs(2)
+   shows as that kind of cgroup file system.  */
+static void
+drop_shadowed (sbx_cgroup *cg)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < cg->n; i++)
+    {
+      struct statfs sf;
+      unsigned long want = cg->h[i].unified ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC;
+      if (statfs (cg->h[i].mountpoint, &sf) == 0 && (unsigned long)sf.f_type == want)
+        {
+          if (k != i)
+            cg->h[k] = cg->h[i];
+          k++;
+          continue;
+        }
+      sbx_debug ("cgroup: %s is not a %s mount (covered?): ignored", cg->h[i].mountpoint,
+                 cg->h[i].unified ? "cgroup2" : "cgroup");
+      free (cg->h[i].controllers);
+      free (cg->h[i].mountpoint);
+      free (cg->h[i].mount_root);
+      free (cg->h[i].own);
+    }
+  cg->n = k;
+}
+
+static int create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err);
+
 int
 sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                    sbx_error **err)
+{
+  sbx_cg_systemd *bus = NULL;
+  cleanup_free char *unit = NULL, *path = NULL;
+  pid_t hold = 0;
+
+  if (!systemd_cgroup)
+    {
+      if (is_systemd_form (cgroups_path))
+        return sbx_error_set (
+            err, EINVAL, "linux.cgroupsPath `%s` is systemd's slice:prefix:name: it needs --systemd-cgroup",
+            cgroups_path);
+      return create_fs (id, cgroups_path, out, err);
+    }
+  if (sbx_cg_systemd_start (id, cgroups_path, &bus, &unit, &path, &hold, err) < 0)
+    return -1;
+  if (create_fs (id, path, out, err) < 0)
+    {
+      sbx_cg_systemd_stop (bus, unit, NULL);
+      sbx_cg_systemd_close (bus);
+      if (hold > 0)
+        {
+          kill (hold, SIGKILL);
+          waitpid (hold, NULL, 0);
+        }
+      return -1;
+    }
+  (*out)->unit = steal_ptr (unit);
+  (*out)->bus = bus;
+  (*out)->hold = hold;
+  return 0;
+}
+
+static int
+create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err)
 {
   cleanup_cgroup sbx_cgroup *cg = NULL;
   cleanup_free char *self_cg = NULL, *mountinfo = NULL;
   sbx_cgroup_mode mode;
 
-  /* the driver check first: it does not depend on the host */
-  if (systemd_cgroup || is_systemd_form (cgroups_path))
-    return sbx_error_set (err, 0, "systemd cgroup driver not supported yet: cgroupsPath `%s`",
-                          cgroups_path ? cgroups_path : "");
   mode = sbx_cgroup_host_mode ();
   if (mode == SBX_CGROUP_NONE)
     return sbx_error_set (err, ENOENT, "no cgroup file system mounted at `%s`", SBX_CGROUP_ROOT);
@@ -1255,6 +1329,9 @@ sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup
   cg->mode = mode;
   if (sbx_cg_hierarchies_from_text (mode, SBX_CGROUP_ROOT, self_cg, mountinfo, &cg->h, &cg->n, err) < 0)
     return -1;
+  drop_shadowed (cg);
+  if (cg->n == 0)
+    return sbx_error_set (err, ENOENT, "no cgroup hierarchy is reachable under `%s`", SBX_CGROUP_ROOT);
   for (size_t i = 0; i < cg->n; i++)
     {
       sbx_cg_hier *h = &cg->h[i];
@@ -1283,8 +1360,10 @@ sbx_cgroup_describe (const sbx_cgroup *cg)
   for (size_t i = 0; i < cg->n; i++)
     cap += strlen (cg->h[i].controllers) + strlen (cg->h[i].mountpoint) + strlen (cg->h[i].mount_root)
            + strlen (cg->h[i].path) + 8;
+  cap += cg->unit ? strlen (cg->unit) : 0;
   s = xmalloc0 (cap);
-  len = snprintf (s, cap, "%s %s\n", DESCRIBE_MAGIC, cg->mode == SBX_CGROUP_V2 ? "v2" : "v1");
+  len = snprintf (s, cap, "%s %s%s%s\n", DESCRIBE_MAGIC, cg->mode == SBX_CGROUP_V2 ? "v2" : "v1",
+                  cg->unit ? " " : "", cg->unit ? cg->unit : "");
   for (size_t i = 0; i < cg->n; i++)
     len += snprintf (s + len, cap - len, "%c\t%s\t%s\t%s\t%s\n", cg->h[i].unified ? 'u' : 'c',
                      cg->h[i].controllers, cg->h[i].mountpoint, cg->h[i].mount_root, cg->h[i].path);
@@ -1303,6 +1382,18 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
     return sbx_error_set (err, EINVAL, "invalid saved cgroup description");
   m = lines[0] + strlen (DESCRIBE_MAGIC " ");
   cg = xmalloc0 (sizeof *cg);
+  {
+    char *sp = strchr (lines[0], ' ');
+    sp = sp ? strchr (sp + 1, ' ') : NULL; /* after the magic's own space */
+    sp = sp ? strchr (sp + 1, ' ') : NULL;
+    if (sp)
+      {
+        *sp = '\0';
+        if (sp[1] == '\0' || strpbrk (sp + 1, "/ \t"))
+          return sbx_error_set (err, EINVAL, "invalid saved systemd unit `%s`", sp + 1);
+        cg->unit = xstrdup (sp + 1);
+      }
+  }
   if (strcmp (m, "v2") == 0)
     cg->mode = SBX_CGROUP_V2;
   else if (strcmp (m, "v1") == 0)
@@ -1382,6 +1473,13 @@ sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
 {
   if (r == NULL)
     return 0;
+  if (cg->unit)
+    {
+      if (cg->bus == NULL && sbx_cg_systemd_open (&cg->bus, err) < 0)
+        return -1;
+      if (sbx_cg_systemd_set (cg->bus, cg->unit, r, err) < 0)
+        return -1;
+    }
   return ops_of (cg)->apply (cg, r, err);
 }
 
@@ -1425,10 +1523,20 @@ sbx_cgroup_destroy (sbx_cgroup *cg, sbx_error **err)
   for (size_t i = 0; i < cg->n; i++)
     if (access (cg->h[i].dir, F_OK) == 0)
       any = true;
-  if (!any)
+  if (!any && cg->unit == NULL)
     return 0;
-  if (ops_of (cg)->kill (cg, SIGKILL, &kerr) < 0)
+  if (any && ops_of (cg)->kill (cg, SIGKILL, &kerr) < 0)
     sbx_debug ("cgroup: destroy: %s", kerr->msg);
+  sbx_cg_systemd_release (cg);
+  if (cg->unit)
+    {
+      /* systemd removes the unit's own cgroup(s); the ones we made in its
+         other hierarchies (v1) are removed below */
+      if (cg->bus == NULL && sbx_cg_systemd_open (&cg->bus, err) < 0)
+        return -1;
+      if (sbx_cg_systemd_stop (cg->bus, cg->unit, err) < 0)
+        return -1;
+    }
   for (size_t i = 0; i < cg->n; i++)
     {
       cleanup_free char *parent = xstrdup (cg->h[i].dir);

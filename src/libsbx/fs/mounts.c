@@ -942,10 +942,18 @@ cg_layout_read (struct cg_layout *l, sbx_error **err)
           }
       if (nf < 5 || fstype == NULL || (strcmp (fstype, "cgroup") != 0 && strcmp (fstype, "cgroup2") != 0))
         continue;
+      unescape (f[4]);
+      {
+        /* a mount that another covers (a tmpfs over cgroup2 at unified)
+           is not what the path shows: statfs says what is there */
+        struct statfs sf;
+        unsigned long want = strcmp (fstype, "cgroup2") == 0 ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC;
+        if (statfs (f[4], &sf) < 0 || (unsigned long)sf.f_type != want)
+          continue;
+      }
       l->h = xrealloc (l->h, (l->n + 1) * sizeof *l->h);
       h = &l->h[l->n++];
       unescape (f[3]);
-      unescape (f[4]);
       h->v2 = strcmp (fstype, "cgroup2") == 0;
       h->path = xstrdup (f[4]);
       h->root = xstrdup (f[3]);
