@@ -368,11 +368,14 @@ typedef struct
 {
   const char *field; /* linux.resources.<field> */
   const char *name;  /* the unit property */
-  char type;         /* 't' or 'y' (a byte array) */
+  char type;         /* 't', 'y' (a byte array) or 'd' (device path, value pairs) */
   uint64_t u;
   uint8_t *mask;
   size_t masklen;
   char *shown; /* the value for messages */
+  char **dev;  /* 'd': /dev/block/MAJ:MIN ... */
+  uint64_t *val;
+  size_t ndev;
 } sd_prop;
 
 static void
@@ -382,6 +385,10 @@ props_free (sd_prop *p, size_t n)
     {
       free (p[i].mask);
       free (p[i].shown);
+      for (size_t k = 0; k < p[i].ndev; k++)
+        free (p[i].dev[k]);
+      free (p[i].dev);
+      free (p[i].val);
     }
   free (p);
 }
@@ -390,7 +397,8 @@ static void
 add_u64 (sd_prop **p, size_t *n, const char *field, const char *name, uint64_t v)
 {
   *p = xrealloc (*p, (*n + 1) * sizeof **p);
-  (*p)[*n] = (sd_prop){ field, name, 't', v, NULL, 0, xasprintf ("%llu", (unsigned long long)v) };
+  (*p)[*n]
+      = (sd_prop){ field, name, 't', v, NULL, 0, xasprintf ("%llu", (unsigned long long)v), NULL, NULL, 0 };
   (*n)++;
 }
 
@@ -402,9 +410,32 @@ add_mask (sd_prop **p, size_t *n, const char *field, const char *name, const cha
   if (cpuset_mask (list, &m, &len) < 0)
     return sbx_error_set (err, EINVAL, "linux.resources.%s: invalid list `%s`", field, list);
   *p = xrealloc (*p, (*n + 1) * sizeof **p);
-  (*p)[*n] = (sd_prop){ field, name, 'y', 0, m, len, xstrdup (list) };
+  (*p)[*n] = (sd_prop){ field, name, 'y', 0, m, len, xstrdup (list), NULL, NULL, 0 };
   (*n)++;
   return 0;
+}
+
+/* blockIO throttle lists -> IO{Read,Write}{Bandwidth,IOPS}Max (a rate of 0
+   is "max").  */
+static void
+add_throttle (sd_prop **p, size_t *n, const char *field, const char *name, oci_blkio_throttle *const *arr,
+              size_t len)
+{
+  sd_prop *q;
+  if (len == 0)
+    return;
+  *p = xrealloc (*p, (*n + 1) * sizeof **p);
+  q = &(*p)[(*n)++];
+  *q = (sd_prop){
+    field, name, 'd', 0, NULL, 0, NULL, xmalloc0 (len * sizeof (char *)), xmalloc0 (len * sizeof (uint64_t)),
+    len
+  };
+  for (size_t i = 0; i < len; i++)
+    {
+      q->dev[i] = xasprintf ("/dev/block/%lld:%lld", (long long)arr[i]->major, (long long)arr[i]->minor);
+      q->val[i] = arr[i]->rate ? arr[i]->rate : UINT64_MAX;
+    }
+  q->shown = xasprintf ("%s %llu%s", q->dev[0], (unsigned long long)q->val[0], len > 1 ? " ..." : "");
 }
 
 /* linux.resources -> the unit properties systemd has for them.  What it has
@@ -419,7 +450,7 @@ props_from (const oci_resources *r, bool slice, sd_prop **out, size_t *n, sbx_er
   if (r->memory)
     {
       const oci_memory *m = r->memory;
-      if (m->has_limit)
+      if (m->has_limit && m->limit != 0)
         add_u64 (&p, n, "memory.limit", "MemoryMax", m->limit < 0 ? UINT64_MAX : (uint64_t)m->limit);
       if (m->has_reservation)
         add_u64 (&p, n, "memory.reservation", "MemoryLow",
@@ -462,8 +493,20 @@ props_from (const oci_resources *r, bool slice, sd_prop **out, size_t *n, sbx_er
     }
   if (r->pids && r->pids->limit != 0)
     add_u64 (&p, n, "pids.limit", "TasksMax", r->pids->limit < 0 ? UINT64_MAX : (uint64_t)r->pids->limit);
-  if (r->block_io && r->block_io->has_weight && r->block_io->weight)
-    add_u64 (&p, n, "blockIO.weight", "IOWeight", sbx_cg_blkio_to_io_weight (r->block_io->weight));
+  if (r->block_io)
+    {
+      const oci_blkio *b = r->block_io;
+      if (b->has_weight && b->weight)
+        add_u64 (&p, n, "blockIO.weight", "IOWeight", sbx_cg_blkio_to_io_weight (b->weight));
+      add_throttle (&p, n, "blockIO.throttleReadBpsDevice", "IOReadBandwidthMax", b->throttle_read_bps_device,
+                    b->throttle_read_bps_device_len);
+      add_throttle (&p, n, "blockIO.throttleWriteBpsDevice", "IOWriteBandwidthMax",
+                    b->throttle_write_bps_device, b->throttle_write_bps_device_len);
+      add_throttle (&p, n, "blockIO.throttleReadIOPSDevice", "IOReadIOPSMax", b->throttle_read_iops_device,
+                    b->throttle_read_iops_device_len);
+      add_throttle (&p, n, "blockIO.throttleWriteIOPSDevice", "IOWriteIOPSMax", b->throttle_write_iops_device,
+                    b->throttle_write_iops_device_len);
+    }
   *out = p;
   return 0;
 fail:
@@ -479,6 +522,16 @@ append_props (sd_bus_message *m, const sd_prop *p, size_t n)
     {
       if (p[i].type == 't')
         r = prop_u64 (m, p[i].name, p[i].u);
+      else if (p[i].type == 'd')
+        {
+          if ((r = sd.open_container (m, 'r', "sv")) >= 0 && (r = sd.append (m, "s", p[i].name)) >= 0
+              && (r = sd.open_container (m, 'v', "a(st)")) >= 0
+              && (r = sd.open_container (m, 'a', "(st)")) >= 0)
+            for (size_t k = 0; k < p[i].ndev && r >= 0; k++)
+              r = sd.append (m, "(st)", p[i].dev[k], p[i].val[k]);
+          if (r >= 0 && (r = sd.close_container (m)) >= 0 && (r = sd.close_container (m)) >= 0)
+            r = sd.close_container (m);
+        }
       else if ((r = sd.open_container (m, 'r', "sv")) >= 0 && (r = sd.append (m, "s", p[i].name)) >= 0
                && (r = sd.open_container (m, 'v', "ay")) >= 0
                && (r = sd.append_array (m, 'y', p[i].mask, p[i].masklen)) >= 0
