@@ -36,9 +36,10 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
    same cgroupsPath can land at different paths in different hierarchies.  */
 int sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                        sbx_error **err);
-/* The container's init is in the cgroup: with --systemd-cgroup, the
-   placeholder that kept the new scope alive until then goes.  */
-void sbx_cgroup_placed (sbx_cgroup *cg);
+/* The container's init is in the cgroup for good: with --systemd-cgroup,
+   the placeholder that kept the new scope alive until then goes (and
+   pids.limit, raised by one for it, is set as configured).  */
+int sbx_cgroup_placed (sbx_cgroup *cg, sbx_error **err);
 /* Re-open from a saved description (the string from sbx_cgroup_describe).  */
 int sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err);
 /* A string to save in the state dir, for sbx_cgroup_load.  malloc'd.  */

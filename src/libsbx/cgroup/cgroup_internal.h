@@ -50,6 +50,7 @@ struct sbx_cgroup
   char *unit;
   sbx_cg_systemd *bus;
   pid_t hold;
+  int64_t pids_after; /* pids.limit to set once the placeholder is gone (0: none) */
   sbx_cg_hier *h;
   size_t n;
   /* staging of the init (sbx_cgroup_stage_*): cgroup.procs of the

@@ -1121,10 +1121,20 @@ sbx_cgroup_free (sbx_cgroup *cg)
   free (cg);
 }
 
-void
-sbx_cgroup_placed (sbx_cgroup *cg)
+int
+sbx_cgroup_placed (sbx_cgroup *cg, sbx_error **err)
 {
+  oci_pids p = { 0 };
+  oci_resources r = { 0 };
+
   sbx_cg_systemd_release (cg);
+  if (cg->pids_after == 0)
+    return 0;
+  /* the limit itself, now that the placeholder no longer counts */
+  p.limit = cg->pids_after;
+  r.pids = &p;
+  cg->pids_after = 0;
+  return sbx_cgroup_apply (cg, &r, err);
 }
 
 /* Open the cgroup.procs pairs of sbx_cgroup_stage_*.  */
@@ -1471,8 +1481,21 @@ sbx_cgroup_dirfd (const sbx_cgroup *cg)
 int
 sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
 {
+  oci_resources held;
+  oci_pids pids;
+
   if (r == NULL)
     return 0;
+  if (cg->hold > 0 && r->pids && r->pids->limit > 0)
+    {
+      /* The placeholder is one of the scope's tasks until the init is in:
+         one more until sbx_cgroup_placed sets the limit itself.  */
+      held = *r;
+      pids = *r->pids;
+      cg->pids_after = pids.limit++;
+      held.pids = &pids;
+      r = &held;
+    }
   if (cg->unit)
     {
       if (cg->bus == NULL && sbx_cg_systemd_open (&cg->bus, err) < 0)

@@ -465,8 +465,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   }
   /* "created": the init is back in its cgroup for good (staging), so a
      new systemd scope holds without its placeholder */
-  if (cr->cg)
-    sbx_cgroup_placed (cr->cg);
+  if (cr->cg && sbx_cgroup_placed (cr->cg, err) < 0)
+    goto fail;
   cr->state->st->pid_start = sbx_pid_start_time (pid);
   cr->state->st->has_pid_start = true;
   if (cr->state->st->pid_start == 0)
