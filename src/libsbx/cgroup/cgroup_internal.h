@@ -1,4 +1,4 @@
-/* cgroup_internal.h - what cgroup/manager.c, cgroup/v1.c and cgroup/v2.c share, and
+/* cgroup_internal.h - what the files of src/libsbx/cgroup share, and
  * the pure (text in, values out) helpers the unit tests call directly.
  *
  * A manager is a list of hierarchies.  On a pure cgroup v2 host that is one
@@ -60,7 +60,7 @@ struct sbx_cgroup
   bool staged_out;
 };
 
-/* ---- discovery (cgroup/manager.c); every parser takes the text so it is testable */
+/* ---- discovery (cgroup/discovery.c); every parser takes the text so it is testable */
 
 /* Build the hierarchy list of a host in `mode` from the text of
    /proc/self/cgroup and /proc/self/mountinfo.  root is where cgroup file
@@ -79,6 +79,10 @@ int sbx_cg_resolve_path (const char *own, const char *cgroups_path, const char *
 int sbx_cg_dir_for (const char *mountpoint, const char *mount_root, const char *path, char **out,
                     sbx_error **err);
 void sbx_cg_hiers_free (sbx_cg_hier *h, size_t n);
+/* The lines of text (NULL-terminated, malloc'd; empty lines dropped).  */
+char **sbx_cg_split_lines (const char *text, size_t *n);
+/* cgroupsPath in systemd's "slice:prefix:name" form.  */
+bool sbx_cg_is_systemd_form (const char *p);
 /* The hierarchy (v1 or unified) carrying controller (e.g. "memory",
    "name=systemd"); NULL if none.  For a unified hierarchy this checks the
    cgroup.controllers file of its mount root.  */
@@ -104,7 +108,7 @@ int sbx_cg_check_unified_key (const char *key, sbx_error **err);
 /* Is word in list (separated by spaces, commas or newlines)?  */
 bool sbx_cg_has_word (const char *list, const char *word);
 
-/* ---- file helpers (cgroup/manager.c) */
+/* ---- file helpers (cgroup/files.c) */
 
 /* Make sure h->fd is open (O_PATH|O_DIRECTORY of h->dir).  */
 int sbx_cg_open (sbx_cg_hier *h, sbx_error **err);
@@ -144,7 +148,7 @@ int sbx_cg_signal_all (sbx_cgroup *cg, int signo, size_t *seen, sbx_error **err)
 long long sbx_cg_now_ms (void);
 void sbx_cg_sleep_ms (int ms);
 
-/* ---- stats helpers (cgroup/manager.c) */
+/* ---- stats helpers (cgroup/stats.c) */
 
 /* Read a "key value" file (memory.stat) into st->memory_stat_*.  */
 bool sbx_cg_read_stat_map (sbx_cg_hier *h, const char *file, sbx_cgroup_stats *st);
@@ -217,17 +221,17 @@ extern const sbx_cg_ops sbx_cg_v2_ops;
    every ancestor of h->path from the mount root down to its parent, where
    not enabled yet.  The cgroup itself never gets controllers for children,
    so processes can live in it.  */
-int sbx_cg2_enable (sbx_cg_hier *h, const char *const *ctrls, sbx_error **err);
+int sbx_cg_v2_enable (sbx_cg_hier *h, const char *const *ctrls, sbx_error **err);
 /* Is controller usable in the cgroup (its cgroup.controllers)?  */
-bool sbx_cg2_available (sbx_cg_hier *h, const char *controller);
-int sbx_cg2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
-int sbx_cg2_apply_rdma (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
+bool sbx_cg_v2_available (sbx_cg_hier *h, const char *controller);
+int sbx_cg_v2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
+int sbx_cg_v2_apply_rdma (sbx_cg_hier *h, const oci_resources *r, sbx_error **err);
 /* Write linux.resources.unified; with only_present (hybrid) keys must belong
    to a controller of h.  */
-int sbx_cg2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_error **err);
-int sbx_cg2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err);
+int sbx_cg_v2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_error **err);
+int sbx_cg_v2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err);
 /* hugetlb.<size>.current / .events of every host page size into st.  */
-void sbx_cg2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st);
-bool sbx_cg2_is_frozen_hier (sbx_cg_hier *h);
+void sbx_cg_v2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st);
+bool sbx_cg_v2_is_frozen_hier (sbx_cg_hier *h);
 
 #endif

@@ -368,7 +368,7 @@ apply_hugetlb (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
       if (h == NULL)
         return sbx_error_set (err, EOPNOTSUPP,
                               "linux.resources.hugepageLimits: no hugetlb controller on this host");
-      return sbx_cg2_apply_hugetlb (h, r, err);
+      return sbx_cg_v2_apply_hugetlb (h, r, err);
     }
   for (size_t i = 0; i < r->hugepage_limits_len; i++)
     {
@@ -403,7 +403,7 @@ apply_rdma (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
   h = sbx_cg_find (cg, "rdma");
   if (h == NULL)
     return sbx_error_set (err, EOPNOTSUPP, "linux.resources.rdma: no rdma controller on this host");
-  return sbx_cg2_apply_rdma (h, r, err);
+  return sbx_cg_v2_apply_rdma (h, r, err);
 }
 
 static int
@@ -474,7 +474,7 @@ v1_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
       if (u == NULL)
         return sbx_error_set (err, EOPNOTSUPP,
                               "linux.resources.unified: needs cgroup v2; this host has only cgroup v1");
-      if (sbx_cg2_apply_unified (u, r, true, err) < 0)
+      if (sbx_cg_v2_apply_unified (u, r, true, err) < 0)
         return -1;
     }
   return 0;
@@ -504,7 +504,7 @@ v1_is_frozen (sbx_cgroup *cg)
       return sbx_cg_read (h, "freezer.state", &state, NULL) == 0 && strcmp (state, "FROZEN") == 0;
     }
   u = sbx_cg_unified (cg);
-  return u && sbx_cg2_is_frozen_hier (u);
+  return u && sbx_cg_v2_is_frozen_hier (u);
 }
 
 static int
@@ -518,7 +518,7 @@ v1_freeze (sbx_cgroup *cg, bool frozen, sbx_error **err)
     {
       u = sbx_cg_unified (cg);
       if (u && sbx_cg_exists (u, "cgroup.freeze"))
-        return sbx_cg2_freeze_hier (u, frozen, err);
+        return sbx_cg_v2_freeze_hier (u, frozen, err);
       return sbx_error_set (err, EOPNOTSUPP, "no freezer controller on this host");
     }
   for (int ms = 1;; ms = ms < 32 ? ms * 2 : ms)
@@ -551,8 +551,8 @@ thaw_quietly (sbx_cgroup *cg)
       if (v1_freeze (cg, false, &e) < 0)
         sbx_debug ("cgroup: thaw before kill: %s", e->msg);
     }
-  if (u && sbx_cg_find_v1 (cg, "freezer") && sbx_cg2_is_frozen_hier (u))
-    sbx_cg2_freeze_hier (u, false, NULL);
+  if (u && sbx_cg_find_v1 (cg, "freezer") && sbx_cg_v2_is_frozen_hier (u))
+    sbx_cg_v2_freeze_hier (u, false, NULL);
 }
 
 static int
@@ -700,7 +700,7 @@ v1_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err)
   if ((h = sbx_cg_find_v1 (cg, "hugetlb")))
     v1_hugetlb_stats (h, st);
   else if ((h = sbx_cg_find (cg, "hugetlb")) && sbx_cg_open (h, NULL) == 0)
-    sbx_cg2_hugetlb_stats (h, st); /* hybrid: hugetlb in the unified hierarchy */
+    sbx_cg_v2_hugetlb_stats (h, st); /* hybrid: hugetlb in the unified hierarchy */
   (void)err;
   return 0;
 }

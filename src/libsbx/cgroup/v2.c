@@ -132,7 +132,7 @@ sbx_cg_valid_page_size (const char *s)
 /* --------------------------------------------------------- controllers */
 
 bool
-sbx_cg2_available (sbx_cg_hier *h, const char *controller)
+sbx_cg_v2_available (sbx_cg_hier *h, const char *controller)
 {
   cleanup_free char *avail = NULL;
   if (sbx_cg_read (h, "cgroup.controllers", &avail, NULL) < 0)
@@ -192,7 +192,7 @@ enable_in (const char *dir, const char *const *ctrls, sbx_error **err)
 }
 
 int
-sbx_cg2_enable (sbx_cg_hier *h, const char *const *ctrls, sbx_error **err)
+sbx_cg_v2_enable (sbx_cg_hier *h, const char *const *ctrls, sbx_error **err)
 {
   size_t ml = strlen (h->mountpoint);
   cleanup_free char *cur = NULL;
@@ -417,13 +417,13 @@ apply_io (sbx_cg_hier *h, const oci_blkio *b, sbx_error **err)
 }
 
 int
-sbx_cg2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err)
+sbx_cg_v2_apply_hugetlb (sbx_cg_hier *h, const oci_resources *r, sbx_error **err)
 {
   static const char *const ctrl[] = { "hugetlb", NULL };
 
   if (r->hugepage_limits_len == 0)
     return 0;
-  if (sbx_cg2_enable (h, ctrl, err) < 0)
+  if (sbx_cg_v2_enable (h, ctrl, err) < 0)
     return sbx_error_wrap (err, "linux.resources.hugepageLimits");
   for (size_t i = 0; i < r->hugepage_limits_len; i++)
     {
@@ -473,19 +473,19 @@ sbx_cg_rdma_write (sbx_cg_hier *h, const oci_resources *r, sbx_error **err)
 }
 
 int
-sbx_cg2_apply_rdma (sbx_cg_hier *h, const oci_resources *r, sbx_error **err)
+sbx_cg_v2_apply_rdma (sbx_cg_hier *h, const oci_resources *r, sbx_error **err)
 {
   static const char *const ctrl[] = { "rdma", NULL };
 
   if (r->rdma_len == 0)
     return 0;
-  if (sbx_cg2_enable (h, ctrl, err) < 0)
+  if (sbx_cg_v2_enable (h, ctrl, err) < 0)
     return sbx_error_wrap (err, "linux.resources.rdma");
   return sbx_cg_rdma_write (h, r, err);
 }
 
 int
-sbx_cg2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_error **err)
+sbx_cg_v2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_error **err)
 {
   /* validate every key before writing any */
   for (size_t i = 0; i < r->unified_len; i++)
@@ -509,9 +509,9 @@ sbx_cg2_apply_unified (sbx_cg_hier *h, const oci_resources *r, bool hybrid, sbx_
       if (c)
         {
           const char *one[] = { c, NULL };
-          if (!sbx_cg2_available (h, c) && sbx_cg2_enable (h, one, err) < 0)
+          if (!sbx_cg_v2_available (h, c) && sbx_cg_v2_enable (h, one, err) < 0)
             return sbx_error_wrap (err, "linux.resources.unified.%s", key);
-          if (!sbx_cg2_available (h, c))
+          if (!sbx_cg_v2_available (h, c))
             return sbx_error_set (
                 err, EOPNOTSUPP,
                 "linux.resources.unified.%s: the %s controller is not available in cgroup `%s`", key, c,
@@ -548,7 +548,7 @@ v2_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
     need (&nd, "hugetlb", "hugepageLimits");
   if (r->rdma_len)
     need (&nd, "rdma", "rdma");
-  if (sbx_cg2_enable (h, nd.names, err) < 0)
+  if (sbx_cg_v2_enable (h, nd.names, err) < 0)
     return sbx_error_wrap (err, "linux.resources");
   if (check_available (h, &nd, err) < 0)
     return -1;
@@ -587,12 +587,12 @@ v2_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
     return -1;
   if (r->block_io && apply_io (h, r->block_io, err) < 0)
     return -1;
-  if (sbx_cg2_apply_hugetlb (h, r, err) < 0 || sbx_cg2_apply_rdma (h, r, err) < 0)
+  if (sbx_cg_v2_apply_hugetlb (h, r, err) < 0 || sbx_cg_v2_apply_rdma (h, r, err) < 0)
     return -1;
   if (r->network)
     sbx_debug ("cgroup v2: linux.resources.network (net_cls/net_prio) does not exist on v2, ignored");
   /* last, so that raw values override the converted ones */
-  if (r->unified_len && sbx_cg2_apply_unified (h, r, false, err) < 0)
+  if (r->unified_len && sbx_cg_v2_apply_unified (h, r, false, err) < 0)
     return -1;
   return 0;
 }
@@ -675,7 +675,7 @@ v2_kill (sbx_cgroup *cg, int signo, sbx_error **err)
 }
 
 bool
-sbx_cg2_is_frozen_hier (sbx_cg_hier *h)
+sbx_cg_v2_is_frozen_hier (sbx_cg_hier *h)
 {
   long long v = 0;
   if (h->fd < 0 && access (h->dir, F_OK) < 0)
@@ -684,7 +684,7 @@ sbx_cg2_is_frozen_hier (sbx_cg_hier *h)
 }
 
 int
-sbx_cg2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err)
+sbx_cg_v2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err)
 {
   long long deadline = sbx_cg_now_ms () + SBX_CG_FREEZE_TIMEOUT_MS;
 
@@ -713,13 +713,13 @@ sbx_cg2_freeze_hier (sbx_cg_hier *h, bool frozen, sbx_error **err)
 static int
 v2_freeze (sbx_cgroup *cg, bool frozen, sbx_error **err)
 {
-  return sbx_cg2_freeze_hier (&cg->h[0], frozen, err);
+  return sbx_cg_v2_freeze_hier (&cg->h[0], frozen, err);
 }
 
 static bool
 v2_is_frozen (sbx_cgroup *cg)
 {
-  return sbx_cg2_is_frozen_hier (&cg->h[0]);
+  return sbx_cg_v2_is_frozen_hier (&cg->h[0]);
 }
 
 /* ---------------------------------------------------------------- stats */
@@ -796,7 +796,7 @@ io_stat (sbx_cg_hier *h, sbx_cgroup_stats *st)
 }
 
 void
-sbx_cg2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st)
+sbx_cg_v2_hugetlb_stats (sbx_cg_hier *h, sbx_cgroup_stats *st)
 {
   cleanup_strv char **sizes = sbx_cg_hugepage_sizes ();
   for (size_t i = 0; sizes[i]; i++)
@@ -848,7 +848,7 @@ v2_stats (sbx_cgroup *cg, sbx_cgroup_stats *st, sbx_error **err)
       sbx_cg_read_u64 (h, "pids.max", &st->pids_limit);
     }
   io_stat (h, st);
-  sbx_cg2_hugetlb_stats (h, st);
+  sbx_cg_v2_hugetlb_stats (h, st);
   return 0;
 }
 

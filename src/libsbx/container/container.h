@@ -65,8 +65,8 @@ int sbx_container_exec (const sbx_exec_opts *o, sbx_error **err);
 /* Parse a signal name ("TERM", "SIGTERM", "15").  */
 int sbx_parse_signal (const char *s, sbx_error **err);
 
-/* control.h - operations on a running container's cgroup: pause, resume,
- * update, events.  Like container.h, each takes the state root and the
+/* Operations on a running container's cgroup: pause, resume (container.c),
+ * update (update.c), events (events.c).  Each takes the state root and the
  * container ID; the cgroup comes from the description saved at create
  * (sbx_cgroup_load).  */
 

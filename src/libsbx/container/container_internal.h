@@ -1,21 +1,32 @@
-/* container_internal.h - helpers shared by create/start/run (container.c) and exec
- * (exec.c); not part of the public library interface.  */
+/* container_internal.h - helpers shared by the files of src/libsbx/container
+ * (create, start, run, exec, update, events); not part of the public library
+ * interface.  */
 #ifndef SBX_CONTAINER_INTERNAL_H
 #define SBX_CONTAINER_INTERNAL_H
 
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
+#include "cgroup/cgroup.h"
 #include "core/core.h"
 #include "ocispec.h"
 #include "state/state.h"
 
 int sbx_pidfd_open (pid_t pid);
+/* A unix socket address for `name` inside a directory fd: through
+   /proc/self/fd, so long state paths never overflow sun_path.  */
+socklen_t sbx_dir_sockaddr (int dirfd, const char *name, struct sockaddr_un *sa);
+/* Start the created container of s (locked by the caller); may_retry:
+   a start the init never took leaves it created (not for run).  */
+int sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err);
 int sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err);
 /* Wait on conn until process pid has exec'd (its last word SYNC_EXEC_READY,
    then EOF), forwarding a seccomp notify fd to listenerPath on the way (and
    acknowledging it, so the process execs only once the listener has it);
    SYNC_ERROR becomes *err.  EOF without a word is a death before exec:
-   SBX_SYNC_EOF, with *err saying how it died when pid is our child.  */
+   SBX_SYNC_HUNG_UP, with *err saying how it died when pid is our child.  */
 int sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err);
 /* Our child pid died before its last word: say how (signal, status, and a
    hint when a seccomp profile may have killed it).  Returns -1.  */
@@ -27,5 +38,22 @@ int sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_err
 /* Forward signals to pid, proxy the pty (if >= 0; closed when the proxy
    ends, so the container sees a hangup), reap; the exit code.  */
 int sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err);
+static inline void
+cgroup_freep (sbx_cgroup **cg)
+{
+  sbx_cgroup_free (*cg);
+}
+#define cleanup_cgroup __attribute__ ((cleanup (cgroup_freep)))
+
+static inline void
+state_freep (sbx_state **s)
+{
+  sbx_state_free (*s);
+}
+#define cleanup_state __attribute__ ((cleanup (state_freep)))
+
+/* The manager of the container's cgroup (saved in its state); an error
+   naming the container when it has none.  */
+int sbx_container_load_cgroup (sbx_state *s, sbx_cgroup **cg, sbx_error **err);
 
 #endif

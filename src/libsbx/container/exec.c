@@ -2,7 +2,7 @@
  * that nothing of the host is ever visible from inside: a joiner, in the
  * host's pid namespace, drops the runtime's fds and joins the namespaces,
  * root and cgroup of the init; only then does it fork the exec process into
- * the container's pid namespace, which finishes like the init (process.c).  */
+ * the container's pid namespace, which finishes like the init (process/execve.c).  */
 #include <config.h>
 
 #include <errno.h>
@@ -54,6 +54,7 @@ struct exec_child
 {
   const sbx_exec_opts *o;
   const sbx_seccomp *sc;
+  const sbx_landlock *landlock;
   int init_pidfd;
   int root_fd;  /* the init's root, opened from the host and checked alive */
   int ns_flags; /* every namespace of the container, pid and time included */
@@ -118,7 +119,7 @@ exec_joiner_main (struct exec_child *x)
   cleanup_free int *keep = xmalloc0 ((3 + x->cg_n) * sizeof (int));
   int nkeep = 0;
   char buf[32];
-  sbx_exec_prep prep = { .procfd = -1, .own_procfd = -1, .notify_fd = -1 };
+  sbx_exec_prep prep = SBX_EXEC_PREP_INIT;
   pid_t pid;
 
   close (x->sync_parent);
@@ -161,7 +162,7 @@ exec_joiner_main (struct exec_child *x)
        (non-dumpable does not stop a tracer holding the capability), so
        it must hold no more than the container.  */
     sbx_exec_ctx ctx = { .p = x->o->process, .seccomp = x->sc, .preserve_fds = x->o->preserve_fds,
-                         .notify_sock = -1, .procfd = -1 };
+                         .notify_sock = -1, .procfd = -1, .landlock = x->landlock };
     if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
       goto fail;
   }
@@ -220,6 +221,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
 {
   struct exec_child x = { .o = o, .init_pidfd = -1, .root_fd = -1, .sync_child = -1, .sync_parent = -1 };
   sbx_seccomp *sc = NULL;
+  cleanup_landlock sbx_landlock *ll = NULL;
   sbx_cgroup *cg = NULL;
   int sp[2], pidfd = -1, pty = -1, r = -1;
   pid_t joiner = -1, pid = -1;
@@ -234,6 +236,9 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     return -1;
   if (sbx_net_exec_check (c, o->process, err) < 0) /* the egress policy stays */
     return -1;
+  if (sbx_landlock_parse (c, true, &ll, err) < 0) /* and so do the Landlock rules */
+    return -1;
+  x.landlock = ll;
   if (o->process->terminal && o->detach && !o->console_socket)
     return sbx_error_set (err, EINVAL, "exec: a terminal for a detached process needs --console-socket");
   x.init_pidfd = sbx_pidfd_open (s->st->pid);
@@ -281,7 +286,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     int st = 0;
     cleanup_error sbx_error *e = NULL;
     int rr = sbx_sync_expect_text (x.sync_parent, SYNC_CHILD_PID, NULL, &text, &e);
-    if (rr == SBX_SYNC_EOF)
+    if (rr == SBX_SYNC_HUNG_UP)
       {
         /* The joiner takes the process's credentials (and an early
            filter): a profile refusing what that needs kills it here.  */

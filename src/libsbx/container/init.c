@@ -219,7 +219,8 @@ take_container_credentials (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **er
                        .seccomp = cr->sc,
                        .preserve_fds = cr->o->preserve_fds,
                        .notify_sock = -1,
-                       .procfd = container_procfd };
+                       .procfd = container_procfd,
+                       .landlock = cr->landlock };
   return sbx_process_drop_privileges (&ctx, prep, err);
 }
 
@@ -398,7 +399,7 @@ drop_host_fds (sbx_creator *cr, const int *extra, size_t nextra, sbx_error **err
   sbx_log_close ();
   /* Nor the private copy of the container's /proc: masks and read-only
      paths are not on it (sysrq-trigger, /proc/sys).  The writes before
-     execve open /proc again, checked (process.c).  */
+     execve open /proc again, checked (process/execve.c).  */
   container_procfd = -1;
   return sbx_close_fds_except (keep, 2 + (nextra < 2 ? nextra : 2), cr->o->preserve_fds, err);
 }
@@ -465,7 +466,7 @@ sbx_init_main (sbx_creator *cr)
 {
   cleanup_error sbx_error *err = NULL;
   cleanup_free char *state_json = NULL;
-  sbx_exec_prep prep = { .procfd = -1, .own_procfd = -1, .notify_fd = -1 };
+  sbx_exec_prep prep = SBX_EXEC_PREP_INIT;
   int conn;
 
   /* Drop what belongs to the runtime: the state lock must not outlive it. */

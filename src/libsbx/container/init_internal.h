@@ -23,6 +23,7 @@ typedef struct
   sbx_state *state;
   sbx_cgroup *cg;
   sbx_seccomp *sc;
+  sbx_landlock *landlock; /* org.sbxrun.landlock.* (security.h) */
   sbx_ns_plan plan;
   int sync_parent;     /* parent's end */
   int sync_child;      /* child's end */

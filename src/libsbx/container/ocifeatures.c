@@ -38,6 +38,19 @@ enabled (bool on)
   return e;
 }
 
+/* value is consumed.  */
+static void
+add_annotation (oci_features *f, const char *key, char *value)
+{
+  size_t n = f->annotations_len;
+  f->annotations_keys = xrealloc (f->annotations_keys, (n + 2) * sizeof (char *));
+  f->annotations_values = xrealloc (f->annotations_values, (n + 2) * sizeof (char *));
+  f->annotations_keys[n] = xstrdup (key);
+  f->annotations_values[n] = value;
+  f->annotations_keys[n + 1] = f->annotations_values[n + 1] = NULL;
+  f->annotations_len = n + 1;
+}
+
 int
 sbx_features (oci_features **out, sbx_error **err)
 {
@@ -79,15 +92,14 @@ sbx_features (oci_features **out, sbx_error **err)
   l->net_devices = enabled (false);
   /* The annotations we act on: name -> what it does.  */
   for (const sbx_net_annotation *a = sbx_net_annotations; a->name; a++)
-    {
-      size_t n = f->annotations_len;
-      f->annotations_keys = xrealloc (f->annotations_keys, (n + 2) * sizeof (char *));
-      f->annotations_values = xrealloc (f->annotations_values, (n + 2) * sizeof (char *));
-      f->annotations_keys[n] = xstrdup (a->name);
-      f->annotations_values[n] = xstrdup (a->description);
-      f->annotations_keys[n + 1] = f->annotations_values[n + 1] = NULL;
-      f->annotations_len = n + 1;
-    }
+    add_annotation (f, a->name, xstrdup (a->description));
+  add_annotation (f, SBX_LANDLOCK_PREFIX "fs",
+                  xstrdup ("Landlock filesystem rules: RIGHTS:PATH[,PATH...] groups joined by ;"));
+  add_annotation (f, SBX_LANDLOCK_PREFIX "net", xstrdup ("Landlock TCP rules: bind:PORTS; connect:PORTS"));
+  add_annotation (f, SBX_LANDLOCK_PREFIX "mode", xstrdup ("best-effort (default) or strict"));
+  /* What this kernel enforces (0: no Landlock).  */
+  add_annotation (f, SBX_LANDLOCK_PREFIX "abi", xasprintf ("%d", sbx_landlock_abi ()));
+  add_annotation (f, SBX_LANDLOCK_PREFIX "rights", sbx_landlock_rights_supported ());
   (void) err;
   *out = f;
   return 0;

@@ -183,4 +183,9 @@ int sbx_proc_open_write (int procfd, const char *rel, sbx_error **err);
    value in one piece).  */
 int sbx_proc_write (int procfd, const char *rel, const char *buf, size_t len, sbx_error **err);
 
+/* Append (or replace) one annotation of a config: what the runtime
+   records in the saved config for `state` (org.sbxrun.*.resolved...).  */
+struct oci_config;
+void sbx_config_annotate (struct oci_config *c, const char *key, const char *value);
+
 #endif

@@ -1,6 +1,7 @@
 /* utils.c - see utils.h.  */
 #include <config.h>
 #include "core/core.h"
+#include "ocispec.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -368,4 +369,23 @@ sbx_forward_signal (int sigfd, int pidfd)
   struct signalfd_siginfo si;
   if (read (sigfd, &si, sizeof si) == (ssize_t) sizeof si)
     syscall (SYS_pidfd_send_signal, pidfd, si.ssi_signo, NULL, 0);
+}
+
+void
+sbx_config_annotate (oci_config *c, const char *key, const char *value)
+{
+  size_t n = c->annotations_len;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp (c->annotations_keys[i], key) == 0)
+      {
+        free (c->annotations_values[i]);
+        c->annotations_values[i] = xstrdup (value);
+        return;
+      }
+  c->annotations_keys = xrealloc (c->annotations_keys, (n + 2) * sizeof (char *));
+  c->annotations_values = xrealloc (c->annotations_values, (n + 2) * sizeof (char *));
+  c->annotations_keys[n] = xstrdup (key);
+  c->annotations_values[n] = xstrdup (value);
+  c->annotations_keys[n + 1] = c->annotations_values[n + 1] = NULL;
+  c->annotations_len = n + 1;
 }

@@ -975,15 +975,8 @@ sbx_net_policy_resolved (const sbx_net_policy *p)
 void
 sbx_net_policy_annotate (const sbx_net_policy *p, oci_config *c)
 {
-  size_t n = c->annotations_len;
-  if (p == NULL || p->resolved == NULL)
-    return;
-  c->annotations_keys = xrealloc (c->annotations_keys, (n + 2) * sizeof (char *));
-  c->annotations_values = xrealloc (c->annotations_values, (n + 2) * sizeof (char *));
-  c->annotations_keys[n] = xstrdup (SBX_NET_RESOLVED);
-  c->annotations_values[n] = xstrdup (p->resolved);
-  c->annotations_keys[n + 1] = c->annotations_values[n + 1] = NULL;
-  c->annotations_len = n + 1;
+  if (p && p->resolved)
+    sbx_config_annotate (c, SBX_NET_RESOLVED, p->resolved);
 }
 
 void

@@ -27,548 +27,8 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "fs/fs_internal.h"
 
-/* New syscalls share one number on every architecture but alpha.  */
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x4
-#define MOVE_MOUNT_T_EMPTY_PATH 0x40
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
-#ifndef MOUNT_ATTR_RDONLY
-#define MOUNT_ATTR_RDONLY 0x1
-#define MOUNT_ATTR_NOSUID 0x2
-#define MOUNT_ATTR_NODEV 0x4
-#define MOUNT_ATTR_NOEXEC 0x8
-#define MOUNT_ATTR__ATIME 0x70
-#define MOUNT_ATTR_RELATIME 0x0
-#define MOUNT_ATTR_NOATIME 0x10
-#define MOUNT_ATTR_STRICTATIME 0x20
-#define MOUNT_ATTR_NODIRATIME 0x80
-#endif
-#ifndef MOUNT_ATTR_NOSYMFOLLOW
-#define MOUNT_ATTR_NOSYMFOLLOW 0x200000
-#endif
-#ifndef MS_NOSYMFOLLOW
-#define MS_NOSYMFOLLOW 256
-#endif
-#ifndef ST_RELATIME
-#define ST_RELATIME 4096
-#endif
-
-struct sbx_mount_attr
-{
-  uint64_t attr_set, attr_clr, propagation, userns_fd;
-};
-
-/* mount(2) ignores the type of a bind, remount, move or propagation change;
-   "" instead of NULL keeps valgrind's check of the argument quiet.  */
-#define NOFS ""
-
-#define ATIME_MODE (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)
-#define PROPAGATION (MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE)
-/* Flags that only make sense on a superblock: a bind remount ignores them.  */
-#define SB_ONLY (MS_SYNCHRONOUS | MS_DIRSYNC | MS_MANDLOCK | MS_LAZYTIME | MS_SILENT)
-
-/* ---- option parsing ---- */
-
-enum
-{
-  K_NOP,    /* accepted, no effect */
-  K_SET,    /* MS_* set */
-  K_CLR,    /* MS_* cleared */
-  K_PROP,   /* propagation, applied with its own mount call */
-  K_BIND,   /* bind; v = MS_REC for rbind */
-  K_ASET,   /* mount_setattr attribute set recursively */
-  K_ACLR,   /* mount_setattr attribute cleared recursively */
-  K_ATIME,  /* recursive atime mode: clear MOUNT_ATTR__ATIME, set v */
-  K_IGNORE, /* accepted, not honoured (debug message) */
-  K_REJECT, /* known but unsupported: fail rather than misapply */
-};
-
-/* X-macro so the parser table and the features list cannot drift apart.  */
-#define SBX_MOUNT_OPTIONS(X)                                                                       \
-  X ("defaults", K_NOP, 0)                                                                         \
-  X ("ro", K_SET, MS_RDONLY)                                                                       \
-  X ("rw", K_CLR, MS_RDONLY)                                                                       \
-  X ("nosuid", K_SET, MS_NOSUID)                                                                   \
-  X ("suid", K_CLR, MS_NOSUID)                                                                     \
-  X ("nodev", K_SET, MS_NODEV)                                                                     \
-  X ("dev", K_CLR, MS_NODEV)                                                                       \
-  X ("noexec", K_SET, MS_NOEXEC)                                                                   \
-  X ("exec", K_CLR, MS_NOEXEC)                                                                     \
-  X ("sync", K_SET, MS_SYNCHRONOUS)                                                                \
-  X ("async", K_CLR, MS_SYNCHRONOUS)                                                               \
-  X ("dirsync", K_SET, MS_DIRSYNC)                                                                 \
-  X ("remount", K_SET, MS_REMOUNT)                                                                 \
-  X ("mand", K_SET, MS_MANDLOCK)                                                                   \
-  X ("nomand", K_CLR, MS_MANDLOCK)                                                                 \
-  X ("noatime", K_SET, MS_NOATIME)                                                                 \
-  X ("atime", K_CLR, MS_NOATIME)                                                                   \
-  X ("nodiratime", K_SET, MS_NODIRATIME)                                                           \
-  X ("diratime", K_CLR, MS_NODIRATIME)                                                             \
-  X ("relatime", K_SET, MS_RELATIME)                                                               \
-  X ("norelatime", K_CLR, MS_RELATIME)                                                             \
-  X ("strictatime", K_SET, MS_STRICTATIME)                                                         \
-  X ("nostrictatime", K_CLR, MS_STRICTATIME)                                                       \
-  X ("lazytime", K_SET, MS_LAZYTIME)                                                               \
-  X ("nolazytime", K_CLR, MS_LAZYTIME)                                                             \
-  X ("nosymfollow", K_SET, MS_NOSYMFOLLOW)                                                         \
-  X ("symfollow", K_CLR, MS_NOSYMFOLLOW)                                                           \
-  X ("silent", K_SET, MS_SILENT)                                                                   \
-  X ("loud", K_CLR, MS_SILENT)                                                                     \
-  X ("bind", K_BIND, 0)                                                                            \
-  X ("rbind", K_BIND, MS_REC)                                                                      \
-  X ("private", K_PROP, MS_PRIVATE)                                                                \
-  X ("rprivate", K_PROP, MS_PRIVATE | MS_REC)                                                      \
-  X ("shared", K_PROP, MS_SHARED)                                                                  \
-  X ("rshared", K_PROP, MS_SHARED | MS_REC)                                                        \
-  X ("slave", K_PROP, MS_SLAVE)                                                                    \
-  X ("rslave", K_PROP, MS_SLAVE | MS_REC)                                                          \
-  X ("unbindable", K_PROP, MS_UNBINDABLE)                                                          \
-  X ("runbindable", K_PROP, MS_UNBINDABLE | MS_REC)                                                \
-  X ("rro", K_ASET, MOUNT_ATTR_RDONLY)                                                             \
-  X ("rrw", K_ACLR, MOUNT_ATTR_RDONLY)                                                             \
-  X ("rnosuid", K_ASET, MOUNT_ATTR_NOSUID)                                                         \
-  X ("rsuid", K_ACLR, MOUNT_ATTR_NOSUID)                                                           \
-  X ("rnodev", K_ASET, MOUNT_ATTR_NODEV)                                                           \
-  X ("rdev", K_ACLR, MOUNT_ATTR_NODEV)                                                             \
-  X ("rnoexec", K_ASET, MOUNT_ATTR_NOEXEC)                                                         \
-  X ("rexec", K_ACLR, MOUNT_ATTR_NOEXEC)                                                           \
-  X ("rnodiratime", K_ASET, MOUNT_ATTR_NODIRATIME)                                                 \
-  X ("rdiratime", K_ACLR, MOUNT_ATTR_NODIRATIME)                                                   \
-  X ("rnosymfollow", K_ASET, MOUNT_ATTR_NOSYMFOLLOW)                                               \
-  X ("rsymfollow", K_ACLR, MOUNT_ATTR_NOSYMFOLLOW)                                                 \
-  X ("rnoatime", K_ATIME, MOUNT_ATTR_NOATIME)                                                      \
-  X ("rrelatime", K_ATIME, MOUNT_ATTR_RELATIME)                                                    \
-  X ("ratime", K_ATIME, MOUNT_ATTR_RELATIME)                                                       \
-  X ("rstrictatime", K_ATIME, MOUNT_ATTR_STRICTATIME)                                              \
-  X ("rnorelatime", K_ATIME, MOUNT_ATTR_STRICTATIME)                                               \
-  X ("rnostrictatime", K_ATIME, MOUNT_ATTR_RELATIME)
-
-struct mount_opt
-{
-  const char *name;
-  int kind;
-  unsigned long v;
-};
-
-#define OPT_ENTRY(n, k, v) { n, k, v },
-#define OPT_NAME(n, k, v) n,
-static const struct mount_opt mount_opts[] = {
-  SBX_MOUNT_OPTIONS (OPT_ENTRY)
-  { "tmpcopyup", K_IGNORE, 0 },
-  { "idmap", K_REJECT, 0 },
-  { "ridmap", K_REJECT, 0 },
-};
-/* tmpcopyup and idmap are left out: features must not claim them.  */
-const char *const sbx_mount_option_names[] = { SBX_MOUNT_OPTIONS (OPT_NAME) NULL };
-
-static const struct mount_opt *
-find_opt (const char *name)
-{
-  for (size_t i = 0; i < sizeof mount_opts / sizeof mount_opts[0]; i++)
-    if (strcmp (mount_opts[i].name, name) == 0)
-      return &mount_opts[i];
-  return NULL;
-}
-
-void
-sbx_mount_opts_clear (sbx_mount_opts *o)
-{
-  free (o->data);
-  memset (o, 0, sizeof *o);
-}
-
-int
-sbx_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_error **err)
-{
-  memset (out, 0, sizeof *out);
-  for (size_t i = 0; i < n; i++)
-    {
-      const char *s = options[i];
-      const struct mount_opt *m;
-
-      if (s == NULL || *s == '\0')
-        continue;
-      m = find_opt (s);
-      if (m == NULL)
-        {
-          /* Filesystem data (mode=755, size=64k, newinstance...): the kernel
-             rejects what the filesystem does not know.  */
-          char *d = out->data ? xasprintf ("%s,%s", out->data, s) : xstrdup (s);
-          free (out->data);
-          out->data = d;
-          continue;
-        }
-      switch (m->kind)
-        {
-        case K_SET:
-          out->flags |= m->v;
-          out->clear &= ~m->v;
-          break;
-        case K_CLR:
-          out->clear |= m->v;
-          out->flags &= ~m->v;
-          break;
-        case K_PROP:
-          out->propagation = m->v; /* the last one wins */
-          break;
-        case K_BIND:
-          out->bind = true;
-          out->flags |= MS_BIND | m->v;
-          break;
-        case K_ASET:
-          out->attr_set |= m->v;
-          out->attr_clr &= ~m->v;
-          break;
-        case K_ACLR:
-          out->attr_clr |= m->v;
-          out->attr_set &= ~m->v;
-          break;
-        case K_ATIME:
-          out->attr_set = (out->attr_set & ~(unsigned long) MOUNT_ATTR__ATIME) | m->v;
-          out->attr_clr |= MOUNT_ATTR__ATIME;
-          break;
-        case K_IGNORE:
-          sbx_debug ("mount option `%s` is not supported: ignored", s);
-          break;
-        case K_REJECT:
-          sbx_mount_opts_clear (out);
-          return sbx_error_set (err, EOPNOTSUPP, "mount option `%s`", s);
-        default:
-          break;
-        }
-    }
-  out->recursive_ro = (out->attr_set & MOUNT_ATTR_RDONLY) != 0;
-  return 0;
-}
-
-/* ---- destinations under /proc ---- */
-
-static bool
-under_proc (const char *clean)
-{
-  return strcmp (clean, "/proc") == 0 || sbx_has_prefix (clean, "/proc/");
-}
-
-char *
-sbx_mount_dest_clean (const char *dest)
-{
-  size_t n = strlen (dest);
-  char *out = xmalloc0 (n + 2);
-  size_t len = 0;
-  const char *s = dest;
-
-  while (*s)
-    {
-      size_t l;
-      while (*s == '/')
-        s++;
-      l = strcspn (s, "/");
-      if (l == 0 || (l == 1 && s[0] == '.'))
-        ;
-      else if (l == 2 && s[0] == '.' && s[1] == '.')
-        {
-          /* ".." never climbs above the root.  */
-          while (len > 0 && out[len - 1] != '/')
-            len--;
-          if (len > 0)
-            len--;
-        }
-      else
-        {
-          out[len++] = '/';
-          memcpy (out + len, s, l);
-          len += l;
-        }
-      s += l;
-    }
-  if (len == 0)
-    out[len++] = '/';
-  out[len] = '\0';
-  return out;
-}
-
-/* Files under /proc that may be covered by a bind: what LXCFS emulates,
-   none of them a file the runtime writes.  */
-static const char *const proc_bind_ok[]
-    = { "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
-        "/proc/swaps",   "/proc/uptime",    "/proc/loadavg", "/proc/slabinfo",
-        "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled", NULL };
-
-static bool
-is_bind_entry (const oci_mount *m)
-{
-  if (m->type && strcmp (m->type, "bind") == 0)
-    return true;
-  for (size_t k = 0; k < m->options_len; k++)
-    if (m->options[k] && (strcmp (m->options[k], "bind") == 0 || strcmp (m->options[k], "rbind") == 0))
-      return true;
-  return false;
-}
-
-/* Is path the root of a procfs (not one of its directories)?  */
-static bool
-is_procfs_root (const char *path)
-{
-  struct statfs sf;
-  struct stat sb;
-  return statfs (path, &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC && stat (path, &sb) == 0
-         && sb.st_ino == 1;
-}
-
-int
-sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err)
-{
-  for (size_t i = 0; i < c->mounts_len; i++)
-    {
-      const oci_mount *m = c->mounts[i];
-      cleanup_free char *clean = NULL;
-      bool bind;
-
-      if (m->destination == NULL)
-        continue;
-      clean = sbx_mount_dest_clean (m->destination);
-      if (!under_proc (clean))
-        continue;
-      bind = is_bind_entry (m);
-      if (strcmp (clean, "/proc") == 0)
-        {
-          cleanup_free char *src = NULL;
-          if (!bind && m->type && strcmp (m->type, "proc") == 0)
-            continue;
-          if (bind && m->source)
-            {
-              src = m->source[0] == '/' || bundle == NULL ? xstrdup (m->source)
-                                                          : xasprintf ("%s/%s", bundle, m->source);
-              if (is_procfs_root (src))
-                continue;
-            }
-          return sbx_error_set (err, EPERM,
-                                "mounts[%zu]: destination `%s`: only a procfs may be mounted on /proc "
-                                "(got %s `%s`): anything else could take the runtime's writes to "
-                                "/proc (LSM label, oom_score_adj) into ordinary files",
-                                i, m->destination, bind ? "a bind of" : "type",
-                                bind ? (m->source ? m->source : "") : (m->type ? m->type : ""));
-        }
-      if (bind)
-        {
-          bool ok = false;
-          for (const char *const *f = proc_bind_ok; *f && !ok; f++)
-            ok = strcmp (clean, *f) == 0;
-          if (ok)
-            continue;
-        }
-      return sbx_error_set (err, EPERM,
-                            "mounts[%zu]: destination `%s` is inside /proc: refused, a mount there "
-                            "could redirect the runtime's writes to procfs (allowed: a bind over one "
-                            "of /proc/cpuinfo, diskstats, meminfo, stat, swaps, uptime, loadavg, "
-                            "slabinfo, sys/kernel/ns_last_pid, sys/crypto/fips_enabled)",
-                            i, m->destination);
-    }
-  return 0;
-}
-
-/* ---- resolution inside the rootfs ---- */
-
-#define FDPATH_MAX 40
-static const char *
-fdpath (char *buf, int fd)
-{
-  snprintf (buf, FDPATH_MAX, "/proc/self/fd/%d", fd);
-  return buf;
-}
-
-struct fdstack
-{
-  int *fd;
-  size_t n, cap;
-};
-
-static void
-fdstack_push (struct fdstack *s, int fd)
-{
-  if (s->n == s->cap)
-    {
-      s->cap = s->cap ? s->cap * 2 : 16;
-      s->fd = xrealloc (s->fd, s->cap * sizeof *s->fd);
-    }
-  s->fd[s->n++] = fd;
-}
-
-static void
-fdstack_pop (struct fdstack *s)
-{
-  close (s->fd[--s->n]);
-}
-
-static void
-fdstack_free (struct fdstack *s)
-{
-  while (s->n)
-    fdstack_pop (s);
-  free (s->fd);
-}
-
-/* The fallback when openat2 is missing, and the only way to create missing
-   components: walk one component at a time with O_NOFOLLOW, reading each
-   symlink and splicing its target into the rest of the path; an absolute
-   target or ".." never climbs above rootfd.  A dangling symlink as the last
-   component therefore creates its target (inside the root).  */
-static int
-walk_in_root (int rootfd, const char *path, int create, sbx_error **err)
-{
-  struct fdstack st = { 0 };
-  cleanup_free char *todo = xstrdup (path);
-  size_t pos = 0;
-  int links = 0, r = -1, fd;
-
-  fd = openat (rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return sbx_error_sys (err, "open root");
-  fdstack_push (&st, fd);
-  for (;;)
-    {
-      cleanup_free char *name = NULL;
-      size_t len, rest;
-      bool last;
-      struct stat sb;
-      int dir = st.fd[st.n - 1];
-
-      while (todo[pos] == '/')
-        pos++;
-      if (todo[pos] == '\0')
-        break;
-      len = strcspn (todo + pos, "/");
-      name = xasprintf ("%.*s", (int) len, todo + pos);
-      pos += len;
-      for (rest = pos; todo[rest] == '/'; rest++)
-        ;
-      last = todo[rest] == '\0';
-
-      if (strcmp (name, ".") == 0)
-        continue;
-      if (strcmp (name, "..") == 0)
-        {
-          if (st.n > 1)
-            fdstack_pop (&st);
-          continue;
-        }
-      fd = openat (dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0 && errno == ENOENT && create != SBX_RESOLVE_EXISTING)
-        {
-          if (!last || create == SBX_RESOLVE_MKDIR)
-            {
-              if (mkdirat (dir, name, 0755) < 0 && errno != EEXIST)
-                {
-                  r = sbx_error_sys (err, "mkdir %s", path);
-                  goto out;
-                }
-            }
-          else
-            {
-              int f = openat (dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-              if (f < 0 && errno != EEXIST)
-                {
-                  r = sbx_error_sys (err, "create %s", path);
-                  goto out;
-                }
-              if (f >= 0)
-                close (f);
-            }
-          fd = openat (dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        }
-      if (fd < 0)
-        {
-          r = sbx_error_sys (err, "open %s", path);
-          goto out;
-        }
-      if (fstat (fd, &sb) < 0)
-        {
-          r = sbx_error_sys (err, "stat %s", path);
-          close (fd);
-          goto out;
-        }
-      if (S_ISLNK (sb.st_mode))
-        {
-          char target[PATH_MAX];
-          ssize_t n = readlinkat (fd, "", target, sizeof target - 1);
-          char *next;
-
-          close (fd);
-          if (n < 0 || ++links > 40)
-            {
-              r = sbx_error_set (err, n < 0 ? errno : ELOOP, "resolve %s", path);
-              goto out;
-            }
-          target[n] = '\0';
-          if (target[0] == '/')
-            while (st.n > 1)
-              fdstack_pop (&st);
-          next = xasprintf ("%s/%s", target, todo + pos);
-          free (todo);
-          todo = next;
-          pos = 0;
-          continue;
-        }
-      if (!last && !S_ISDIR (sb.st_mode))
-        {
-          close (fd);
-          r = sbx_error_set (err, ENOTDIR, "open %s", path);
-          goto out;
-        }
-      fdstack_push (&st, fd);
-    }
-  r = st.fd[--st.n];
-out:
-  fdstack_free (&st);
-  return r;
-}
-
-int
-sbx_root_resolve (int rootfd, const char *path, int create, sbx_error **err)
-{
-  struct open_how how = { .flags = O_PATH | O_CLOEXEC,
-                          .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-  const char *rel = path;
-  int fd = -1;
-
-  while (*rel == '/')
-    rel++;
-  if (*rel == '\0')
-    rel = ".";
-  /* EAGAIN: a concurrent rename raced the lookup; retry a few times.  */
-  for (int i = 0; i < 8; i++)
-    {
-      fd = syscall (SYS_openat2, rootfd, rel, &how, sizeof how);
-      if (fd >= 0 || errno != EAGAIN)
-        break;
-    }
-  if (fd >= 0)
-    return fd;
-  if (errno == ENOENT && create == SBX_RESOLVE_EXISTING)
-    return sbx_error_sys (err, "open %s", path);
-  if (errno != ENOENT && errno != ENOSYS && errno != E2BIG && errno != EAGAIN)
-    return sbx_error_sys (err, "open %s", path);
-  return walk_in_root (rootfd, path, create, err);
-}
 
 /* ---- mount primitives ---- */
 
@@ -629,8 +89,8 @@ mount_flags_of (int fd, unsigned long *out)
 
 /* MS_REMOUNT|MS_BIND of the mount behind fd: keep its current flags except
    those explicitly cleared, add set.  target is where mount(2) is pointed.  */
-static int
-bind_remount (int fd, const char *target, unsigned long set, unsigned long clear)
+int
+sbx_bind_remount (int fd, const char *target, unsigned long set, unsigned long clear)
 {
   unsigned long cur, f;
 
@@ -647,15 +107,6 @@ bind_remount (int fd, const char *target, unsigned long set, unsigned long clear
 
 /* ---- mounts[] ---- */
 
-struct ctx
-{
-  const sbx_rootfs_opts *o;
-  const oci_config *c;
-  int rootfd;
-  char *rootpath; /* where rootfd is, as readlink shows it */
-  int procfd;     /* the container's procfs (sbx_proc_open), or -1 */
-};
-
 /* Where the target fd resolved to must be what the destination says, for
    proc and sysfs (exact: no symlink on the way, CVE-2019-19921), and for
    every mount when it lands in /proc: a symlink in the image must not take
@@ -663,7 +114,7 @@ struct ctx
    The fd is what gets mounted on, so nothing can swap the path after this
    check.  */
 static int
-check_target (struct ctx *x, const char *dest, int tfd, bool exact, sbx_error **err)
+check_target (struct sbx_mount_ctx *x, const char *dest, int tfd, bool exact, sbx_error **err)
 {
   cleanup_free char *want = sbx_mount_dest_clean (dest);
   char p[FDPATH_MAX], buf[PATH_MAX];
@@ -698,7 +149,7 @@ check_target (struct ctx *x, const char *dest, int tfd, bool exact, sbx_error **
 
 /* Propagation and recursive attributes, applied to the new mount at dest.  */
 static int
-finish_mount (struct ctx *x, const char *dest, const sbx_mount_opts *mo, sbx_error **err)
+finish_mount (struct sbx_mount_ctx *x, const char *dest, const sbx_mount_opts *mo, sbx_error **err)
 {
   cleanup_close int fd = -1;
   char p[FDPATH_MAX];
@@ -723,7 +174,7 @@ finish_mount (struct ctx *x, const char *dest, const sbx_mount_opts *mo, sbx_err
 /* Bind host path src (recursively if rec) onto dest inside the rootfs, then
    apply flags/clear with a bind remount when there is anything to apply.  */
 static int
-do_bind (struct ctx *x, const char *src, bool rec, const char *dest, unsigned long flags,
+do_bind (struct sbx_mount_ctx *x, const char *src, bool rec, const char *dest, unsigned long flags,
          unsigned long clear, bool exact, sbx_error **err)
 {
   cleanup_close int sfd = -1, tfd = -1, nfd = -1;
@@ -748,7 +199,7 @@ do_bind (struct ctx *x, const char *src, bool rec, const char *dest, unsigned lo
   nfd = sbx_root_resolve (x->rootfd, dest, SBX_RESOLVE_EXISTING, err);
   if (nfd < 0)
     return nfd;
-  if (bind_remount (nfd, fdpath (p, nfd), flags, clear) < 0)
+  if (sbx_bind_remount (nfd, fdpath (p, nfd), flags, clear) < 0)
     return sbx_error_sys (err, "remount %s", dest);
   return 0;
 }
@@ -819,7 +270,7 @@ mount_proc_for (int pidns, int tfd, unsigned long flags, const char *data, sbx_e
 
 /* A plain mount(2) of a filesystem type onto dest.  */
 static int
-do_fs_mount (struct ctx *x, const char *source, const char *type, const char *dest,
+do_fs_mount (struct sbx_mount_ctx *x, const char *source, const char *type, const char *dest,
              unsigned long flags, const char *data, sbx_error **err)
 {
   cleanup_close int tfd = -1;
@@ -1020,7 +471,7 @@ cg_own_dir (const struct cg_hier *h)
 /* One hierarchy at dest: a fresh cgroup mount inside a cgroup namespace,
    else a bind of the host's directory with the same flags.  */
 static int
-cg_mount_one (struct ctx *x, const struct cg_hier *h, const char *dest, unsigned long flags,
+cg_mount_one (struct sbx_mount_ctx *x, const struct cg_hier *h, const char *dest, unsigned long flags,
               const char *data, sbx_error **err)
 {
   if (x->o->cgroupns)
@@ -1034,7 +485,7 @@ cg_mount_one (struct ctx *x, const struct cg_hier *h, const char *dest, unsigned
    under the same names as on the host; on a pure v2 host (and for type
    "cgroup2") the unified hierarchy itself.  */
 static int
-do_cgroup (struct ctx *x, const oci_mount *m, const sbx_mount_opts *mo, sbx_error **err)
+do_cgroup (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo, sbx_error **err)
 {
   struct cg_layout l;
   unsigned long flags = mo->flags & ~(MS_BIND | MS_REC | PROPAGATION);
@@ -1100,7 +551,7 @@ do_cgroup (struct ctx *x, const oci_mount *m, const sbx_mount_opts *mo, sbx_erro
   if (flags & MS_RDONLY)
     {
       char p[FDPATH_MAX];
-      if (bind_remount (tfd, fdpath (p, tfd), flags, 0) < 0)
+      if (sbx_bind_remount (tfd, fdpath (p, tfd), flags, 0) < 0)
         {
           r = sbx_error_sys (err, "remount %s read-only", m->destination);
           goto out;
@@ -1125,8 +576,8 @@ userns_fallback (const char *type)
   return NULL;
 }
 
-static int
-do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
+int
+sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
 {
   sbx_mount_opts mo;
   const char *type = m->type;
@@ -1217,237 +668,4 @@ do_mount_entry (struct ctx *x, const oci_mount *m, sbx_error **err)
     }
   sbx_mount_opts_clear (&mo);
   return r;
-}
-
-/* ---- rootfs ---- */
-
-static int
-root_propagation (const oci_config *c, unsigned long *out, sbx_error **err)
-{
-  const char *p = c->linux ? c->linux->rootfs_propagation : NULL;
-  const struct mount_opt *m;
-
-  /* Default rprivate: no mount event crosses between host and container.  */
-  *out = MS_REC | MS_PRIVATE;
-  if (p == NULL || *p == '\0')
-    return 0;
-  m = find_opt (p);
-  if (m == NULL || m->kind != K_PROP)
-    return sbx_error_set (err, EINVAL, "linux.rootfsPropagation: unknown value `%s`", p);
-  *out = m->v;
-  return 0;
-}
-
-/* Normalised comparison of a destination with "/dev".  */
-static bool
-is_dev (const char *dest)
-{
-  while (*dest == '/')
-    dest++;
-  if (strncmp (dest, "dev", 3) != 0)
-    return false;
-  dest += 3;
-  while (*dest == '/')
-    dest++;
-  return *dest == '\0';
-}
-
-int
-sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
-{
-  unsigned long prop;
-  cleanup_close int rootfd = -1;
-  struct statfs sf;
-  struct ctx x = { .o = o, .c = c, .procfd = -1 };
-  sbx_dev_kind dev = SBX_DEV_ROOTFS;
-  int r = -1;
-
-  *procfd = -1;
-  if (o->rootfs == NULL || o->rootfs[0] != '/')
-    return sbx_error_set (err, EINVAL, "rootfs `%s` is not an absolute path",
-                          o->rootfs ? o->rootfs : "");
-  if (root_propagation (c, &prop, err) < 0)
-    return -1;
-  /* Mount targets are named through /proc/self/fd: it must be a procfs.  */
-  if (statfs ("/proc", &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
-    return sbx_error_set (err, ENOENT, "/proc is not mounted");
-  /* Cut the propagation to the host first, always recursively so nothing
-     mounted below leaks out.  shared/slave keep a slave link to the host;
-     the requested type itself is set on the new / after pivot_root (which
-     rejects a shared new root, and an unbindable one could not be bound
-     onto itself below).  */
-  if (mount (NULL, "/", NOFS, MS_REC | ((prop & (MS_SHARED | MS_SLAVE)) ? MS_SLAVE : MS_PRIVATE), NULL)
-      < 0)
-    return sbx_error_sys (err, "set propagation of /");
-  /* pivot_root needs the new root to be a mount point.  */
-  if (mount (o->rootfs, o->rootfs, NOFS, MS_BIND | MS_REC, NULL) < 0)
-    return sbx_error_sys (err, "bind rootfs %s", o->rootfs);
-  rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0)
-    return sbx_error_sys (err, "open rootfs %s", o->rootfs);
-  x.rootfd = rootfd;
-  {
-    char p[FDPATH_MAX], buf[PATH_MAX];
-    ssize_t n = readlink (fdpath (p, rootfd), buf, sizeof buf - 1);
-    if (n < 0)
-      return sbx_error_sys (err, "read where rootfs %s is", o->rootfs);
-    buf[n] = '\0';
-    x.rootpath = xstrdup (buf);
-  }
-
-  for (size_t i = 0; i < c->mounts_len; i++)
-    {
-      const oci_mount *m = c->mounts[i];
-      if (do_mount_entry (&x, m, err) < 0)
-        {
-          sbx_error_wrap (err, "mounts[%zu] (%s)", i, m->destination);
-          goto out;
-        }
-      if (is_dev (m->destination))
-        {
-          bool b = (m->type && strcmp (m->type, "bind") == 0);
-          for (size_t k = 0; k < m->options_len && !b; k++)
-            b = strcmp (m->options[k], "bind") == 0 || strcmp (m->options[k], "rbind") == 0;
-          dev = b ? SBX_DEV_HOST : SBX_DEV_FRESH;
-        }
-    }
-  if (sbx_devices_setup (c, rootfd, o->userns, dev, err) < 0)
-    {
-      sbx_error_wrap (err, "/dev");
-      goto out;
-    }
-  *procfd = steal_fd (&x.procfd);
-  r = 0;
-out:
-  if (x.procfd >= 0)
-    close (x.procfd);
-  free (x.rootpath);
-  return r;
-}
-
-/* Where mount(2) must be pointed for the object behind fd after pivot_root:
-   its magic link when the container has a procfs, else the path itself
-   (no container process exists yet, and without /proc a path inside the new
-   root cannot lead out of it).  */
-static const char *
-target_of (char *buf, int fd, const char *path, bool have_proc)
-{
-  return have_proc ? fdpath (buf, fd) : path;
-}
-
-static int
-mask_path (int rootfd, const char *path, bool have_proc, int *nullfd, sbx_error **err)
-{
-  cleanup_close int fd = -1;
-  char p[FDPATH_MAX];
-  struct stat sb;
-
-  fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
-  if (fd == -ENOENT) /* a missing path needs no masking */
-    {
-      if (err)
-        sbx_error_freep (err);
-      return 0;
-    }
-  if (fd < 0)
-    return fd;
-  if (fstat (fd, &sb) < 0)
-    return sbx_error_sys (err, "stat");
-  if (S_ISDIR (sb.st_mode))
-    {
-      if (mount ("tmpfs", target_of (p, fd, path, have_proc), "tmpfs",
-                 MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        return sbx_error_sys (err, "mount read-only tmpfs");
-      return 0;
-    }
-  if (*nullfd < 0)
-    {
-      struct stat ns;
-      int nf = sbx_root_resolve (rootfd, "/dev/null", SBX_RESOLVE_EXISTING, err);
-      if (nf < 0)
-        return sbx_error_wrap (err, "the container's /dev/null");
-      if (fstat (nf, &ns) < 0 || !S_ISCHR (ns.st_mode) || ns.st_rdev != makedev (1, 3))
-        {
-          close (nf);
-          return sbx_error_set (err, EINVAL,
-                                "the container's /dev/null is not the null device (char 1:3)");
-        }
-      *nullfd = nf;
-    }
-  if (sbx_bind_fd (*nullfd, fd, false) < 0)
-    return sbx_error_sys (err, "bind /dev/null");
-  return 0;
-}
-
-static int
-readonly_path (int rootfd, const char *path, bool have_proc, sbx_error **err)
-{
-  cleanup_close int fd = -1, nfd = -1;
-  char p[FDPATH_MAX];
-
-  fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
-  if (fd == -ENOENT) /* a missing path needs no masking */
-    {
-      if (err)
-        sbx_error_freep (err);
-      return 0;
-    }
-  if (fd < 0)
-    return fd;
-  if (sbx_bind_fd (fd, fd, true) < 0)
-    return sbx_error_sys (err, "bind onto itself");
-  nfd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
-  if (nfd < 0)
-    return nfd;
-  if (bind_remount (nfd, target_of (p, nfd, path, have_proc), MS_RDONLY, 0) < 0)
-    return sbx_error_sys (err, "remount read-only");
-  return 0;
-}
-
-int
-sbx_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err)
-{
-  unsigned long prop;
-  cleanup_close int rootfd = -1, nullfd = -1;
-  struct statfs sf;
-  bool have_proc;
-  const oci_linux *l = c->linux;
-
-  if (root_propagation (c, &prop, err) < 0)
-    return -1;
-  if (chdir (o->rootfs) < 0)
-    return sbx_error_sys (err, "chdir %s", o->rootfs);
-  if (o->no_pivot)
-    {
-      if (mount (o->rootfs, "/", NOFS, MS_MOVE, NULL) < 0)
-        return sbx_error_sys (err, "move rootfs onto /");
-      if (chroot (".") < 0)
-        return sbx_error_sys (err, "chroot");
-    }
-  else
-    {
-      /* The old root ends up stacked on the new one; detach it.  */
-      if (syscall (SYS_pivot_root, ".", ".") < 0)
-        return sbx_error_sys (err, "pivot_root %s", o->rootfs);
-      if (umount2 (".", MNT_DETACH) < 0)
-        return sbx_error_sys (err, "detach the old root");
-    }
-  if (chdir ("/") < 0)
-    return sbx_error_sys (err, "chdir /");
-  if (mount (NULL, "/", NOFS, prop, NULL) < 0)
-    return sbx_error_sys (err, "linux.rootfsPropagation");
-
-  rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd < 0)
-    return sbx_error_sys (err, "open /");
-  have_proc = statfs ("/proc/self/fd", &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
-  for (size_t i = 0; l && i < l->masked_paths_len; i++)
-    if (mask_path (rootfd, l->masked_paths[i], have_proc, &nullfd, err) < 0)
-      return sbx_error_wrap (err, "maskedPaths[%zu] (%s)", i, l->masked_paths[i]);
-  for (size_t i = 0; l && i < l->readonly_paths_len; i++)
-    if (readonly_path (rootfd, l->readonly_paths[i], have_proc, err) < 0)
-      return sbx_error_wrap (err, "readonlyPaths[%zu] (%s)", i, l->readonly_paths[i]);
-  if (c->root && c->root->readonly && bind_remount (rootfd, "/", MS_RDONLY, 0) < 0)
-    return sbx_error_sys (err, "root.readonly: remount / read-only");
-  return 0;
 }

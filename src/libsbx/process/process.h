@@ -50,11 +50,11 @@ typedef enum
 } sbx_sync_step;
 
 /* errno of the error reported when the peer hung up.  */
-#define SBX_SYNC_EOF_ERRNO EPIPE
-/* What the send and expect functions return then (any other failure: -1,
-   not the usual -errno), so that EOF is never confused with a reported
-   error.  */
-#define SBX_SYNC_EOF (-2)
+#define SBX_SYNC_HUNG_UP_ERRNO EPIPE
+/* What the send and expect functions return then (any other failure: -1).
+   Below -4095 (MAX_ERRNO), so it can never be read as a -errno (-2 was
+   -ENOENT).  */
+#define SBX_SYNC_HUNG_UP (-4096)
 
 const char *sbx_sync_step_name (sbx_sync_step s);
 /* Send a step; fd (>= 0) is attached with SCM_RIGHTS; text (may be NULL)
@@ -67,7 +67,7 @@ int sbx_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err);
 /* Send an error to the peer (best effort).  */
 void sbx_sync_send_error (int sock, const sbx_error *e);
 /* Wait for `want`.  A SYNC_ERROR becomes *err; EOF is "container init
-   exited during setup" and returns SBX_SYNC_EOF.  If fd_out is given it
+   exited during setup" and returns SBX_SYNC_HUNG_UP.  If fd_out is given it
    receives an attached fd.  */
 int sbx_sync_expect (int sock, sbx_sync_step want, int *fd_out, sbx_error **err);
 /* Same, returning the text payload (malloc'd, "" if none) in *text.  */
@@ -171,6 +171,7 @@ typedef struct
   int notify_sock;            /* where a seccomp notify fd is sent, or -1 */
   sbx_cgroup *cg;             /* the init's: re-entered before the user switch */
   int procfd;                 /* the container's procfs (procfs.h), or -1: open /proc */
+  const sbx_landlock *landlock; /* org.sbxrun.landlock.* rules, or NULL */
 } sbx_exec_ctx;
 
 struct clone_args;
@@ -208,7 +209,9 @@ typedef struct
   int procfd;     /* for the LSM label: ctx's, or own_procfd */
   int own_procfd; /* opened by the first half, or -1 */
   int notify_fd;  /* a seccomp listener fd loaded early, or -1 */
+  int landlock_fd; /* the Landlock ruleset built in the first half, or -1 */
 } sbx_exec_prep;
+#define SBX_EXEC_PREP_INIT { .procfd = -1, .own_procfd = -1, .notify_fd = -1, .landlock_fd = -1 }
 int sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 void sbx_exec_prep_release (sbx_exec_prep *prep);

@@ -27,14 +27,14 @@ sbx_sync_step_name (sbx_sync_step s)
   return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
 }
 
-/* EPIPE/ECONNRESET: the peer hung up, which is SBX_SYNC_EOF as for the
+/* EPIPE/ECONNRESET: the peer hung up, which is SBX_SYNC_HUNG_UP as for the
    expect functions.  */
 static int
 send_failed (int step, sbx_error **err)
 {
   bool hung_up = errno == EPIPE || errno == ECONNRESET;
   sbx_error_sys (err, "sync: send `%s`", sbx_sync_step_name (step));
-  return hung_up ? SBX_SYNC_EOF : -1;
+  return hung_up ? SBX_SYNC_HUNG_UP : -1;
 }
 
 static int
@@ -128,9 +128,9 @@ sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sb
   /* ECONNRESET: it hung up with our message unread.  */
   if (n < (ssize_t)sizeof h)
     {
-      sbx_error_set (err, SBX_SYNC_EOF_ERRNO, "the container process exited while waiting for `%s`",
+      sbx_error_set (err, SBX_SYNC_HUNG_UP_ERRNO, "the container process exited while waiting for `%s`",
                      sbx_sync_step_name (want));
-      return SBX_SYNC_EOF;
+      return SBX_SYNC_HUNG_UP;
     }
   buf[n] = '\0';
   memcpy (&h, buf, sizeof h);

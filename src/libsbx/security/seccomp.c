@@ -1,5 +1,6 @@
-/* seccomp.c - linux.seccomp: validation, compilation with libseccomp, a
- * compile cache, loading with seccomp(2), and the SCMP_ACT_NOTIFY hand-off.
+/* seccomp.c - linux.seccomp: validation, compilation with libseccomp and
+ * loading with seccomp(2); the compile cache is in seccomp_cache.c, the
+ * SCMP_ACT_NOTIFY hand-off in seccomp_notify.c.
  *
  * Design notes
  *
@@ -80,27 +81,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
-
-#ifndef SECCOMP_FILTER_FLAG_TSYNC_ESRCH
-#define SECCOMP_FILTER_FLAG_TSYNC_ESRCH (1U << 4)
-#endif
-#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
-#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1U << 5)
-#endif
-#ifndef BPF_MAXINSNS
-#define BPF_MAXINSNS 4096
-#endif
-#define MAX_ERRNO_VALUE 4095
-#define MAX_SYSCALL_ARGS 6
-
-struct sbx_seccomp
-{
-  struct sock_filter *insns;
-  size_t len;
-  unsigned int flags; /* for seccomp(2), NEW_LISTENER included */
-  bool notify;
-  bool cached; /* taken from the cache */
-};
+#include "security/security_internal.h"
 
 static unsigned long compile_count;
 
@@ -261,112 +242,6 @@ sbx_seccomp_program (const sbx_seccomp *sc, const struct sock_filter **insns)
   if (insns)
     *insns = sc ? sc->insns : NULL;
   return sc ? sc->len : 0;
-}
-
-/* ---- SHA-256 (FIPS 180-4) ---- */
-
-typedef struct
-{
-  uint32_t h[8];
-  uint64_t total;
-  uint8_t buf[64];
-  size_t used;
-} sha256_ctx;
-
-static const uint32_t sha256_k[64] = {
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-#define ROR32(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void
-sha256_block (sha256_ctx *c, const uint8_t *p)
-{
-  uint32_t w[64], a, b, d, e, f, g, h, cc, t1, t2;
-  for (int i = 0; i < 16; i++)
-    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8
-           | p[4 * i + 3];
-  for (int i = 16; i < 64; i++)
-    {
-      uint32_t s0 = ROR32 (w[i - 15], 7) ^ ROR32 (w[i - 15], 18) ^ (w[i - 15] >> 3);
-      uint32_t s1 = ROR32 (w[i - 2], 17) ^ ROR32 (w[i - 2], 19) ^ (w[i - 2] >> 10);
-      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-  a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
-  e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
-  for (int i = 0; i < 64; i++)
-    {
-      t1 = h + (ROR32 (e, 6) ^ ROR32 (e, 11) ^ ROR32 (e, 25)) + ((e & f) ^ (~e & g)) + sha256_k[i] + w[i];
-      t2 = (ROR32 (a, 2) ^ ROR32 (a, 13) ^ ROR32 (a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
-      h = g, g = f, f = e, e = d + t1;
-      d = cc, cc = b, b = a, a = t1 + t2;
-    }
-  c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d;
-  c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
-}
-
-static void
-sha256_init (sha256_ctx *c)
-{
-  static const uint32_t iv[8]
-      = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
-  memcpy (c->h, iv, sizeof iv);
-  c->total = 0;
-  c->used = 0;
-}
-
-static void
-sha256_update (sha256_ctx *c, const void *data, size_t len)
-{
-  const uint8_t *p = data;
-  c->total += len;
-  while (len > 0)
-    {
-      size_t n = 64 - c->used < len ? 64 - c->used : len;
-      memcpy (c->buf + c->used, p, n);
-      c->used += n, p += n, len -= n;
-      if (c->used == 64)
-        {
-          sha256_block (c, c->buf);
-          c->used = 0;
-        }
-    }
-}
-
-static void
-sha256_final (sha256_ctx *c, uint8_t out[32])
-{
-  uint64_t bits = c->total * 8;
-  uint8_t pad = 0x80, zero = 0, lenbuf[8];
-  sha256_update (c, &pad, 1);
-  while (c->used != 56)
-    sha256_update (c, &zero, 1);
-  for (int i = 0; i < 8; i++)
-    lenbuf[i] = (uint8_t)(bits >> (56 - 8 * i));
-  sha256_update (c, lenbuf, 8);
-  for (int i = 0; i < 8; i++)
-    {
-      out[4 * i] = (uint8_t)(c->h[i] >> 24);
-      out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-      out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-      out[4 * i + 3] = (uint8_t)c->h[i];
-    }
-}
-
-void
-sbx_sha256 (const void *data, size_t len, unsigned char out[32])
-{
-  sha256_ctx c;
-  sha256_init (&c);
-  sha256_update (&c, data, len);
-  sha256_final (&c, out);
 }
 
 /* ---- validation helpers ---- */
@@ -744,133 +619,6 @@ compile (const oci_seccomp *s, sbx_seccomp *sc, sbx_error **err)
   return 0;
 }
 
-/* ---- cache ---- */
-
-#define CACHE_MAGIC "SBXBPF02"
-#define CACHE_FORMAT "sbxrun seccomp cache v2: enosys-prefix, split-dup-args, bound key"
-
-/* The file names its key, but a name proves nothing: whoever could rename
-   a permissive profile's entry over a strict one's would choose the filter.
-   So the key is inside, and the digest covers it with everything else.  */
-struct cache_header
-{
-  char magic[8];
-  uint32_t flags;
-  uint32_t notify;
-  uint32_t ninsns;
-  uint32_t reserved;
-  uint8_t key[32];    /* the cache key (the file's name, in binary) */
-  uint8_t digest[32]; /* SHA-256 of the header up to here, then the instructions */
-};
-
-static void
-cache_digest (const struct cache_header *h, const void *insns, size_t body, uint8_t out[32])
-{
-  sha256_ctx c;
-  sha256_init (&c);
-  sha256_update (&c, h, offsetof (struct cache_header, digest));
-  sha256_update (&c, insns, body);
-  sha256_final (&c, out);
-}
-
-static void
-cache_key (const oci_seccomp *s, uint8_t d[32], char hex[65])
-{
-  const struct scmp_version *v = seccomp_version ();
-  struct utsname u;
-  size_t jlen = 0;
-  cleanup_free char *json = ocispec_generate (&oci_seccomp_type, s, false, &jlen);
-  cleanup_free char *env = NULL;
-  sha256_ctx c;
-
-  if (uname (&u) < 0)
-    memset (&u, 0, sizeof u);
-  env = xasprintf ("%s\n%u.%u.%u\n%u\n%s\n%s\n", CACHE_FORMAT, v ? v->major : 0, v ? v->minor : 0,
-                   v ? v->micro : 0, seccomp_arch_native (), u.machine, u.release);
-  sha256_init (&c);
-  sha256_update (&c, env, strlen (env));
-  sha256_update (&c, json, jlen);
-  sha256_final (&c, d);
-  for (int i = 0; i < 32; i++)
-    snprintf (hex + 2 * i, 3, "%02x", d[i]);
-}
-
-/* Any mismatch is a miss: the caller compiles and rewrites the entry.  */
-static bool
-cache_read (int dfd, const uint8_t key[32], const char *hex, sbx_seccomp *sc)
-{
-  cleanup_free char *name = xasprintf ("%s.bpf", hex);
-  cleanup_free char *buf = NULL;
-  cleanup_error sbx_error *e = NULL;
-  cleanup_close int fd = openat (dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  struct cache_header h;
-  struct stat st;
-  uint8_t d[32];
-  size_t len = 0, body;
-
-  if (fd < 0)
-    return false;
-  /* The program decides what the container may do: only trust our own,
-     non group/world-writable files.  */
-  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode) || st.st_uid != geteuid ()
-      || (st.st_mode & (S_IWGRP | S_IWOTH)))
-    goto bad;
-  if (sbx_read_fd (fd, sizeof h + BPF_MAXINSNS * sizeof (struct sock_filter) + 1, &buf, &len, &e) < 0)
-    return false;
-  if (len < sizeof h)
-    goto bad;
-  memcpy (&h, buf, sizeof h);
-  body = len - sizeof h;
-  if (memcmp (h.magic, CACHE_MAGIC, 8) != 0 || h.ninsns == 0 || h.ninsns > BPF_MAXINSNS
-      || body != h.ninsns * sizeof (struct sock_filter))
-    goto bad;
-  if (memcmp (h.key, key, sizeof h.key) != 0)
-    {
-      sbx_debug ("seccomp: cache file %s/%s holds another key: ignored", ".seccomp-cache", name);
-      return false;
-    }
-  cache_digest (&h, buf + sizeof h, body, d);
-  if (memcmp (d, h.digest, sizeof d) != 0)
-    goto bad;
-  sc->insns = xmalloc0 (body);
-  memcpy (sc->insns, buf + sizeof h, body);
-  sc->len = h.ninsns;
-  sc->flags = h.flags;
-  sc->notify = h.notify != 0;
-  sc->cached = true;
-  return true;
-bad:
-  sbx_debug ("seccomp: ignoring invalid cache file %s", name);
-  return false;
-}
-
-static void
-cache_write (int dfd, const uint8_t key[32], const char *hex, const sbx_seccomp *sc)
-{
-  cleanup_error sbx_error *e = NULL;
-  cleanup_free char *name = xasprintf ("%s.bpf", hex);
-  cleanup_free char *buf = NULL;
-  size_t body = sc->len * sizeof (struct sock_filter);
-  struct cache_header h;
-
-  memset (&h, 0, sizeof h);
-  memcpy (h.magic, CACHE_MAGIC, 8);
-  h.flags = sc->flags;
-  h.notify = sc->notify;
-  h.ninsns = (uint32_t)sc->len;
-  memcpy (h.key, key, sizeof h.key);
-  cache_digest (&h, sc->insns, body, h.digest);
-  buf = xmalloc0 (sizeof h + body);
-  memcpy (buf, &h, sizeof h);
-  memcpy (buf + sizeof h, sc->insns, body);
-
-  if (sbx_write_file_atomic (dfd, name, buf, sizeof h + body, 0600, &e) < 0)
-    {
-      cleanup_free char *t = sbx_error_text (e);
-      sbx_debug ("seccomp: cannot write the cache: %s", t);
-    }
-}
-
 /* ---- public entry points ---- */
 
 int
@@ -910,8 +658,8 @@ sbx_seccomp_prepare (const oci_seccomp *s, const char *cache_dir, sbx_seccomp **
   sc = xmalloc0 (sizeof *sc);
   if (dfd >= 0)
     {
-      cache_key (s, key, hex);
-      if (cache_read (dfd, key, hex, sc))
+      sbx_seccomp_cache_key (s, key, hex);
+      if (sbx_seccomp_cache_read (dfd, key, hex, sc))
         {
           sbx_debug ("seccomp: cache hit %s", hex);
           *out = sc;
@@ -927,7 +675,7 @@ sbx_seccomp_prepare (const oci_seccomp *s, const char *cache_dir, sbx_seccomp **
       return r;
     }
   if (dfd >= 0)
-    cache_write (dfd, key, hex, sc);
+    sbx_seccomp_cache_write (dfd, key, hex, sc);
   *out = sc;
   return 0;
 }
@@ -966,123 +714,6 @@ sbx_seccomp_load (const sbx_seccomp *sc, int *notify_fd, sbx_error **err)
   return 0;
 }
 
-/* Connect to path; paths longer than sun_path go through /proc/self/fd.  */
-static int
-connect_unix (const char *path, sbx_error **err)
-{
-  struct sockaddr_un addr;
-  cleanup_close int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  cleanup_close int dirfd = -1;
-  const char *target = path;
-  cleanup_free char *alt = NULL;
-
-  if (fd < 0)
-    return sbx_error_sys (err, "socket");
-  if (strlen (path) >= sizeof addr.sun_path)
-    {
-      cleanup_free char *dir = xstrdup (path);
-      char *slash = strrchr (dir, '/');
-      if (slash == NULL || slash == dir)
-        return sbx_error_set (err, ENAMETOOLONG, "linux.seccomp.listenerPath: `%s`", path);
-      *slash = '\0';
-      dirfd = open (dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (dirfd < 0)
-        return sbx_error_sys (err, "linux.seccomp.listenerPath: open `%s`", dir);
-      alt = xasprintf ("/proc/self/fd/%d/%s", dirfd, slash + 1);
-      if (strlen (alt) >= sizeof addr.sun_path)
-        return sbx_error_set (err, ENAMETOOLONG, "linux.seccomp.listenerPath: `%s`", path);
-      target = alt;
-    }
-  memset (&addr, 0, sizeof addr);
-  addr.sun_family = AF_UNIX;
-  strcpy (addr.sun_path, target);
-  while (connect (fd, (struct sockaddr *)&addr, sizeof addr) < 0)
-    if (errno != EINTR)
-      return sbx_error_sys (err, "linux.seccomp.listenerPath: connect to `%s`", path);
-  return steal_fd (&fd);
-}
-
-static char *
-process_state_json (const oci_seccomp *s, int pid, const oci_state *st, size_t *len)
-{
-  oj_writer *w = oj_writer_new (false);
-  oj_w_begin_object (w);
-  oj_w_key (w, "ociVersion");
-  oj_w_string (w, OCI_VERSION);
-  oj_w_key (w, "fds");
-  oj_w_begin_array (w);
-  oj_w_string (w, "seccompFd");
-  oj_w_end_array (w);
-  oj_w_key (w, "pid");
-  oj_w_int (w, pid);
-  if (s->listener_metadata)
-    {
-      oj_w_key (w, "metadata");
-      oj_w_string (w, s->listener_metadata);
-    }
-  oj_w_key (w, "state");
-  ocispec_write (&oci_state_type, st, w);
-  oj_w_end_object (w);
-  return oj_writer_finish (w, len);
-}
-
-int
-sbx_seccomp_notify_send (const oci_seccomp *s, int notify_fd, int pid, const char *oci_state_json,
-                         sbx_error **err)
-{
-  cleanup_free char *emsg = NULL;
-  cleanup_free char *json = NULL;
-  cleanup_close int sock = -1;
-  oci_state *st;
-  size_t len = 0, sent = 0;
-  union
-  {
-    char buf[CMSG_SPACE (sizeof (int))];
-    struct cmsghdr align;
-  } ctl;
-
-  if (s == NULL || s->listener_path == NULL)
-    return sbx_error_set (err, EINVAL, "linux.seccomp.listenerPath: not set");
-  if (notify_fd < 0)
-    return sbx_error_set (err, EBADF, "seccomp notify: no listener fd");
-  if (oci_state_json == NULL)
-    return sbx_error_set (err, EINVAL, "seccomp notify: no container state");
-  st = ocispec_parse (&oci_state_type, oci_state_json, strlen (oci_state_json), &emsg);
-  if (st == NULL)
-    return sbx_error_set (err, EINVAL, "seccomp notify: container state: %s", emsg ? emsg : "invalid");
-  json = process_state_json (s, pid, st, &len);
-  oci_state_free (st);
-
-  sock = connect_unix (s->listener_path, err);
-  if (sock < 0)
-    return sock;
-  while (sent < len)
-    {
-      struct iovec iov = { .iov_base = json + sent, .iov_len = len - sent };
-      struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-      ssize_t n;
-      if (sent == 0)
-        {
-          struct cmsghdr *cm;
-          memset (&ctl, 0, sizeof ctl);
-          msg.msg_control = ctl.buf;
-          msg.msg_controllen = sizeof ctl.buf;
-          cm = CMSG_FIRSTHDR (&msg);
-          cm->cmsg_level = SOL_SOCKET;
-          cm->cmsg_type = SCM_RIGHTS;
-          cm->cmsg_len = CMSG_LEN (sizeof (int));
-          memcpy (CMSG_DATA (cm), &notify_fd, sizeof (int));
-        }
-      n = sendmsg (sock, &msg, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return sbx_error_sys (err, "linux.seccomp.listenerPath: send to `%s`", s->listener_path);
-      sent += (size_t)n;
-    }
-  return 0;
-}
-
 void
 sbx_seccomp_free (sbx_seccomp *sc)
 {
@@ -1090,35 +721,4 @@ sbx_seccomp_free (sbx_seccomp *sc)
     return;
   free (sc->insns);
   free (sc);
-}
-
-/* After loading the filter the container process still makes a few
-   syscalls of the runtime's own before execve (hand the notify fd over,
-   wait for the listener, PATH lookup; without no_new_privs also the user
-   and capability switch).  A NOTIFY rule on one of them would wait for a
-   listener that cannot have the fd yet: refuse it up front.  */
-int
-sbx_seccomp_check_notify (const oci_seccomp *s, bool no_new_privs, sbx_error **err)
-{
-  static const char *const always[]
-      = { "sendmsg", "recvmsg", "close", "execve", "execveat", "exit", "exit_group", "mmap", "munmap",
-          "brk", "newfstatat", "fstat", "stat", "statx", "openat", "write", "rt_sigprocmask", NULL };
-  static const char *const without_nnp[]
-      = { "setgroups", "setresgid", "setresuid", "prctl", "capget", "capset", NULL };
-  for (size_t i = 0; s && i < s->syscalls_len; i++)
-    {
-      const oci_seccomp_syscall *sc = s->syscalls[i];
-      if (strcmp (sc->action, "SCMP_ACT_NOTIFY") != 0)
-        continue;
-      for (size_t j = 0; j < sc->names_len; j++)
-        for (int pass = 0; pass < 2; pass++)
-          for (const char *const *n = pass ? without_nnp : always; *n; n++)
-            if ((pass == 0 || !no_new_privs) && strcmp (sc->names[j], *n) == 0)
-              return sbx_error_set (err, EINVAL,
-                                    "linux.seccomp.syscalls[%zu]: SCMP_ACT_NOTIFY on `%s` is not "
-                                    "supported: the runtime calls it after loading the filter%s, "
-                                    "before the listener can have the notify fd",
-                                    i, *n, pass ? " (noNewPrivileges is false)" : "");
-    }
-  return 0;
 }

@@ -1,5 +1,5 @@
 /* security/security.h - what confines a container process: capabilities, LSM labels,
- * the seccomp filter, and the sealed copy of our own binary.
+ * the seccomp filter, Landlock rules, and the sealed copy of our own binary.
  *
  * Public header of src/libsbx/security/; one section per source file.  */
 #ifndef SBX_SECURITY_SECURITY_H
@@ -113,5 +113,37 @@ void sbx_sha256 (const void *data, size_t len, unsigned char out[32]);
    silently).  Call before opening anything: every fd of ours is
    close-on-exec, the caller's fds pass through unchanged.  */
 int sbx_reexec_sealed (char **argv, sbx_error **err);
+
+/* landlock.h - org.sbxrun.landlock.* annotations: Landlock rules on the
+ * container's paths and TCP ports (docs/annotations.md).  Parsed at create
+ * (and for each exec from the saved config); the container process builds
+ * the ruleset inside its final root while still privileged
+ * (sbx_landlock_prepare) and enforces it as its last step before execve
+ * (sbx_landlock_enforce), which implies no_new_privs.  */
+
+#define SBX_LANDLOCK_PREFIX "org.sbxrun.landlock."
+#define SBX_LANDLOCK_EFFECTIVE SBX_LANDLOCK_PREFIX "effective"
+
+typedef struct sbx_landlock sbx_landlock;
+
+/* The kernel's Landlock ABI version, 0 when Landlock is unavailable.  */
+int sbx_landlock_abi (void);
+/* "execute, write_file, ..., connect_tcp": the rights this kernel knows.  */
+char *sbx_landlock_rights_supported (void);
+/* NULL in *out when c has no org.sbxrun.landlock.* annotation.  Errors
+   name the annotation and the value; rights the kernel cannot enforce are
+   refused in mode strict and warned about (unless from_state) otherwise.  */
+int sbx_landlock_parse (const oci_config *c, bool from_state, sbx_landlock **out, sbx_error **err);
+/* The rules in force, for the state's org.sbxrun.landlock.effective.  */
+const char *sbx_landlock_effective (const sbx_landlock *ll);
+/* In the container process, in its final root: the ruleset fd in *fd_out
+   (-1 when this kernel enforces nothing of it).  A path missing in the
+   container is an error naming it.  */
+int sbx_landlock_prepare (const sbx_landlock *ll, int *fd_out, sbx_error **err);
+/* Enforce the ruleset *ruleset (consumed; nothing when -1).  */
+int sbx_landlock_enforce (int *ruleset, sbx_error **err);
+void sbx_landlock_free (sbx_landlock *ll);
+void sbx_landlock_freep (sbx_landlock **ll);
+#define cleanup_landlock __attribute__ ((cleanup (sbx_landlock_freep)))
 
 #endif

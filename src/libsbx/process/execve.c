@@ -1,4 +1,5 @@
-/* process.c - see process.h.  */
+/* process/execve.c - a process's last steps before execve (see process.h):
+ * validation, cwd, user, rlimits, fds, privileges, the exec itself.  */
 #include <config.h>
 #include "process/process.h"
 
@@ -262,7 +263,7 @@ tell_exec_ready (int sock, int notify_fd, bool plain, sbx_error **err)
   r = plain ? sbx_sync_send_plain (sock, SYNC_EXEC_READY, &e) : sbx_sync_send (sock, SYNC_EXEC_READY, -1, &e);
   /* A runtime gone (start killed, exec --detach) has nobody to tell: the
      process still runs, as it would have had the runtime waited.  */
-  if (r == SBX_SYNC_EOF)
+  if (r == SBX_SYNC_HUNG_UP)
     return 0;
   if (r < 0)
     *err = steal_ptr (e);
@@ -280,7 +281,8 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
   const oci_process *p = ctx->p;
   const sbx_seccomp *sc = ctx->seccomp;
 
-  *prep = (sbx_exec_prep){ .procfd = ctx->procfd, .own_procfd = -1, .notify_fd = -1 };
+  *prep = (sbx_exec_prep)SBX_EXEC_PREP_INIT;
+  prep->procfd = ctx->procfd;
   /* First, before a seccomp filter can refuse the calls: nothing of ours
      may reach the container.  */
   if (mark_cloexec_from (3 + ctx->preserve_fds, err) < 0)
@@ -299,6 +301,9 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
       prep->procfd = prep->own_procfd;
     }
   if (enter_cwd (p->cwd, err) < 0)
+    return -1;
+  /* The paths are opened in the final root, as root, before any filter.  */
+  if (ctx->landlock && sbx_landlock_prepare (ctx->landlock, &prep->landlock_fd, err) < 0)
     return -1;
   for (size_t i = 0; i < p->rlimits_len; i++)
     {
@@ -339,7 +344,9 @@ sbx_exec_prep_release (sbx_exec_prep *prep)
     close (prep->own_procfd);
   if (prep->notify_fd >= 0)
     close (prep->notify_fd);
-  prep->own_procfd = prep->notify_fd = prep->procfd = -1;
+  if (prep->landlock_fd >= 0)
+    close (prep->landlock_fd);
+  prep->own_procfd = prep->notify_fd = prep->procfd = prep->landlock_fd = -1;
 }
 
 /* The second half: the LSM label for the exec, the PATH lookup, the last
@@ -355,6 +362,10 @@ sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error
     return -1;
   cleanup_free char *file = resolve_exec (p, err);
   if (file == NULL)
+    return -1;
+  /* The last restriction before the program: after the lookup, which
+     the rules need not allow.  */
+  if (sbx_landlock_enforce (&prep->landlock_fd, err) < 0)
     return -1;
   /* With no_new_privs only execve follows the filter: speak before it, so
      that it need not allow sendmsg (unless a listener waits for the notify
@@ -382,48 +393,3 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   return r;
 }
 
-pid_t
-sbx_fork_sibling (void)
-{
-  struct clone_args ca = { .flags = CLONE_PARENT }; /* its exit signal is ours */
-  pid_t pid = syscall (SYS_clone3, &ca, sizeof ca);
-  if (pid < 0 && (errno == ENOSYS || errno == EPERM))
-    pid = syscall (SYS_clone, CLONE_PARENT, NULL, NULL, NULL, NULL);
-  return pid;
-}
-
-pid_t
-sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err)
-{
-  int cgfd = cg ? sbx_cgroup_dirfd (cg) : -1;
-  pid_t pid;
-
-  if (cgfd >= 0)
-    {
-      ca->flags |= CLONE_INTO_CGROUP;
-      ca->cgroup = (uint64_t)cgfd;
-    }
-  pid = syscall (SYS_clone3, ca, sizeof *ca);
-  /* Kernels before 5.7 know neither the flag nor the larger struct.  */
-  if (pid < 0 && (ca->flags & CLONE_INTO_CGROUP) && (errno == EINVAL || errno == E2BIG))
-    {
-      ca->flags &= ~(uint64_t)CLONE_INTO_CGROUP;
-      pid = syscall (SYS_clone3, ca, offsetof (struct clone_args, set_tid));
-    }
-  if (pid < 0)
-    return sbx_error_sys (err, "clone3 %s", what);
-  if (pid == 0 || cg == NULL || (ca->flags & CLONE_INTO_CGROUP))
-    return pid;
-  if (sbx_cgroup_enter (cg, pid, err) == 0)
-    return pid;
-  kill (pid, SIGKILL);
-  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-    ;
-  if ((ca->flags & CLONE_PIDFD) && ca->pidfd)
-    {
-      int *pidfd = (int *)(uintptr_t)ca->pidfd;
-      close (*pidfd);
-      *pidfd = -1;
-    }
-  return -1;
-}

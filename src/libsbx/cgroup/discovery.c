@@ -1,0 +1,416 @@
+/* cgroup/discovery.c - host mode detection, discovery of the hierarchies and
+ * of the caller's own cgroups from /proc/self/cgroup and mountinfo, and
+ * linux.cgroupsPath resolution (see manager.c for the rules).  */
+#include <config.h>
+#include "cgroup/cgroup.h"
+#include "cgroup/cgroup_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+
+static bool
+bad_chars (const char *s)
+{
+  return s == NULL || strpbrk (s, "\t\n") != NULL;
+}
+
+/* ------------------------------------------------------- text discovery */
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo.  */
+static void
+unescape_octal (char *s)
+{
+  char *w = s;
+  for (char *r = s; *r; r++)
+    {
+      if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0'
+          && r[3] <= '7')
+        {
+          *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+          r += 3;
+        }
+      else
+        *w++ = *r;
+    }
+  *w = '\0';
+}
+
+typedef struct
+{
+  char *root, *mountpoint, *fstype, *superopts;
+} mi_entry;
+
+/* Split one mountinfo line in place.  */
+static bool
+parse_mountinfo_line (char *line, mi_entry *e)
+{
+  char *f[6] = { 0 };
+  char *save = NULL, *tok;
+  int i = 0;
+
+  for (tok = strtok_r (line, " ", &save); tok && i < 6; tok = strtok_r (NULL, " ", &save))
+    f[i++] = tok;
+  if (i < 6)
+    return false;
+  e->root = f[3];
+  e->mountpoint = f[4];
+  /* optional fields until the lone "-" */
+  while (tok && strcmp (tok, "-") != 0)
+    tok = strtok_r (NULL, " ", &save);
+  if (tok == NULL)
+    return false;
+  e->fstype = strtok_r (NULL, " ", &save);
+  if (e->fstype == NULL || strtok_r (NULL, " ", &save) == NULL)
+    return false;
+  e->superopts = strtok_r (NULL, " ", &save);
+  if (e->superopts == NULL)
+    return false;
+  unescape_octal (e->root);
+  unescape_octal (e->mountpoint);
+  return true;
+}
+
+/* Every controller of the comma list `ctrls` is among the mount options.  */
+static bool
+opts_cover (const char *superopts, const char *ctrls)
+{
+  cleanup_free char *dup = xstrdup (ctrls);
+  char *save = NULL;
+  bool any = false;
+  for (char *c = strtok_r (dup, ",", &save); c; c = strtok_r (NULL, ",", &save))
+    {
+      if (!sbx_cg_has_word (superopts, c))
+        return false;
+      any = true;
+    }
+  return any;
+}
+
+static bool
+under (const char *path, const char *dir)
+{
+  size_t l = strlen (dir);
+  return strncmp (path, dir, l) == 0 && (path[l] == '/' || path[l] == '\0');
+}
+
+/* Find the mount for one /proc/self/cgroup line; prefer mounts below root.  */
+static bool
+find_mount (char **lines, size_t n, sbx_cgroup_mode mode, const char *root, const char *ctrls,
+            mi_entry *found)
+{
+  cleanup_free char *unified_at = xasprintf ("%s/unified", root);
+  bool have = false;
+
+  for (size_t i = 0; i < n; i++)
+    {
+      cleanup_free char *dup = xstrdup (lines[i]);
+      mi_entry e;
+      bool match;
+
+      if (!parse_mountinfo_line (dup, &e))
+        continue;
+      if (*ctrls == '\0')
+        match = strcmp (e.fstype, "cgroup2") == 0
+                && strcmp (e.mountpoint, mode == SBX_CGROUP_V2 ? root : unified_at) == 0;
+      else
+        match = strcmp (e.fstype, "cgroup") == 0 && opts_cover (e.superopts, ctrls);
+      if (!match || bad_chars (e.mountpoint) || bad_chars (e.root))
+        continue;
+      if (!have || (!under (found->mountpoint, root) && under (e.mountpoint, root)))
+        {
+          if (have)
+            {
+              free (found->root);
+              free (found->mountpoint);
+            }
+          found->root = xstrdup (e.root);
+          found->mountpoint = xstrdup (e.mountpoint);
+          have = true;
+        }
+    }
+  return have;
+}
+
+char **
+sbx_cg_split_lines (const char *text, size_t *n)
+{
+  cleanup_free char *dup = xstrdup (text ? text : "");
+  char **v = NULL, *save = NULL;
+  size_t k = 0;
+  for (char *l = strtok_r (dup, "\n", &save); l; l = strtok_r (NULL, "\n", &save))
+    {
+      v = xrealloc (v, (k + 2) * sizeof *v);
+      v[k++] = xstrdup (l);
+      v[k] = NULL;
+    }
+  *n = k;
+  return v ? v : xmalloc0 (sizeof (char *));
+}
+
+int
+sbx_cg_hierarchies_from_text (sbx_cgroup_mode mode, const char *root, const char *proc_cgroup,
+                              const char *mountinfo, sbx_cg_hier **out, size_t *n, sbx_error **err)
+{
+  size_t nlines = 0, nmi = 0, k = 0;
+  cleanup_strv char **lines = sbx_cg_split_lines (proc_cgroup, &nlines);
+  cleanup_strv char **mi = sbx_cg_split_lines (mountinfo, &nmi);
+  sbx_cg_hier *h = NULL;
+
+  if (mode != SBX_CGROUP_V1 && mode != SBX_CGROUP_V2)
+    return sbx_error_set (err, ENOENT, "no cgroup file system at `%s`", root);
+  for (size_t i = 0; i < nlines; i++)
+    {
+      char *c1 = strchr (lines[i], ':'), *c2;
+      mi_entry m = { 0 };
+      const char *ctrls;
+
+      if (c1 == NULL || (c2 = strchr (c1 + 1, ':')) == NULL)
+        {
+          sbx_cg_hiers_free (h, k);
+          return sbx_error_set (err, 0, "/proc/self/cgroup: malformed line `%s`", lines[i]);
+        }
+      *c1 = *c2 = '\0';
+      ctrls = c1 + 1;
+      if (c2[1] != '/' || bad_chars (c2 + 1))
+        continue;
+      if (*ctrls == '\0' && strcmp (lines[i], "0") != 0)
+        continue; /* a named v1 hierarchy without controllers and name: ignore */
+      if (mode == SBX_CGROUP_V2 && *ctrls != '\0')
+        continue;
+      if (!find_mount (mi, nmi, mode, root, ctrls, &m))
+        {
+          if (mode == SBX_CGROUP_V2)
+            {
+              /* statfs said cgroup2 but mountinfo does not show it (odd
+                 mount namespaces): assume the whole hierarchy.  */
+              m.root = xstrdup ("/");
+              m.mountpoint = xstrdup (root);
+            }
+          else
+            continue;
+        }
+      h = xrealloc (h, (k + 1) * sizeof *h);
+      memset (&h[k], 0, sizeof h[k]);
+      h[k].unified = *ctrls == '\0';
+      h[k].controllers = xstrdup (ctrls);
+      h[k].mountpoint = m.mountpoint;
+      h[k].mount_root = m.root;
+      h[k].own = xstrdup (c2 + 1);
+      h[k].fd = -1;
+      k++;
+    }
+  if (k == 0)
+    return sbx_error_set (err, ENOENT, "no mounted cgroup hierarchy matches /proc/self/cgroup");
+  if (mode == SBX_CGROUP_V2 && k != 1)
+    {
+      sbx_cg_hiers_free (h, k);
+      return sbx_error_set (err, 0, "/proc/self/cgroup: more than one cgroup v2 entry");
+    }
+  *out = h;
+  *n = k;
+  return 0;
+}
+
+void
+sbx_cg_hiers_free (sbx_cg_hier *h, size_t n)
+{
+  for (size_t i = 0; h && i < n; i++)
+    {
+      free (h[i].controllers);
+      free (h[i].mountpoint);
+      free (h[i].mount_root);
+      free (h[i].own);
+      free (h[i].path);
+      free (h[i].dir);
+      if (h[i].fd >= 0)
+        close (h[i].fd);
+    }
+  free (h);
+}
+
+/* ---------------------------------------------------------- path logic */
+
+bool
+sbx_cg_is_systemd_form (const char *p)
+{
+  return p && *p && *p != '/' && strchr (p, ':') != NULL;
+}
+
+int
+sbx_cg_resolve_path (const char *own, const char *cgroups_path, const char *id, bool systemd_cgroup,
+                     char **out, sbx_error **err)
+{
+  cleanup_free char *joined = NULL;
+  char *save = NULL, *w;
+  size_t cap;
+  cleanup_free char *res = NULL;
+
+  if (systemd_cgroup)
+    return sbx_error_set (err, 0, "linux.cgroupsPath `%s`: the systemd driver resolves it, not a path",
+                          cgroups_path ? cgroups_path : "");
+  if (sbx_cg_is_systemd_form (cgroups_path))
+    return sbx_error_set (err, EINVAL,
+                          "linux.cgroupsPath `%s` is systemd's slice:prefix:name: it needs --systemd-cgroup",
+                          cgroups_path);
+  if (own == NULL || *own != '/')
+    return sbx_error_set (err, 0, "invalid own cgroup `%s`", own ? own : "");
+  if (cgroups_path == NULL || *cgroups_path == '\0')
+    {
+      if (id == NULL || *id == '\0' || strchr (id, '/') || strcmp (id, ".") == 0 || strcmp (id, "..") == 0)
+        return sbx_error_set (err, 0, "linux.cgroupsPath: invalid container id `%s` for a cgroup name",
+                              id ? id : "");
+      joined = xasprintf ("%s/sbxrun/%s", own, id);
+    }
+  else if (*cgroups_path == '/')
+    joined = xstrdup (cgroups_path);
+  else
+    joined = xasprintf ("%s/%s", own, cgroups_path);
+
+  cap = strlen (joined) + 2;
+  res = xmalloc0 (cap);
+  w = res;
+  for (char *c = strtok_r (joined, "/", &save); c; c = strtok_r (NULL, "/", &save))
+    {
+      if (strcmp (c, ".") == 0 || strcmp (c, "..") == 0 || bad_chars (c))
+        return sbx_error_set (err, 0, "linux.cgroupsPath: invalid component `%s` in `%s`", c,
+                              cgroups_path ? cgroups_path : "");
+      *w++ = '/';
+      w = stpcpy (w, c);
+    }
+  if (w == res)
+    return sbx_error_set (err, 0, "linux.cgroupsPath: `%s` resolves to the root cgroup",
+                          cgroups_path ? cgroups_path : "");
+  *out = steal_ptr (res);
+  return 0;
+}
+
+int
+sbx_cg_dir_for (const char *mountpoint, const char *mount_root, const char *path, char **out, sbx_error **err)
+{
+  size_t rl = strlen (mount_root);
+  const char *rest;
+
+  while (rl > 0 && mount_root[rl - 1] == '/')
+    rl--;
+  if (strncmp (path, mount_root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
+    return sbx_error_set (err, 0, "cgroup `%s` is outside the cgroup mount `%s` (which shows `%s`)", path,
+                          mountpoint, mount_root);
+  rest = path + rl;
+  while (*rest == '/')
+    rest++;
+  *out = *rest ? xasprintf ("%s/%s", mountpoint, rest) : xstrdup (mountpoint);
+  return 0;
+}
+
+sbx_cg_hier *
+sbx_cg_find_v1 (sbx_cgroup *cg, const char *controller)
+{
+  for (size_t i = 0; i < cg->n; i++)
+    if (!cg->h[i].unified && sbx_cg_has_word (cg->h[i].controllers, controller))
+      return &cg->h[i];
+  return NULL;
+}
+
+sbx_cg_hier *
+sbx_cg_unified (sbx_cgroup *cg)
+{
+  for (size_t i = 0; i < cg->n; i++)
+    if (cg->h[i].unified)
+      return &cg->h[i];
+  return NULL;
+}
+
+const char *
+sbx_cgroup_unified_dir (sbx_cgroup *cg, int *level)
+{
+  sbx_cg_hier *u = sbx_cg_unified (cg);
+  int n = 0;
+
+  if (u == NULL || u->dir == NULL || u->path == NULL)
+    return NULL;
+  for (const char *p = u->path; *p; p++)
+    if (*p != '/' && (p == u->path || p[-1] == '/'))
+      n++;
+  *level = n;
+  return u->dir;
+}
+
+sbx_cg_hier *
+sbx_cg_find (sbx_cgroup *cg, const char *controller)
+{
+  sbx_cg_hier *h = sbx_cg_find_v1 (cg, controller), *u;
+  cleanup_free char *path = NULL, *avail = NULL;
+
+  if (h)
+    return h;
+  u = sbx_cg_unified (cg);
+  if (u == NULL)
+    return NULL;
+  path = xasprintf ("%s/cgroup.controllers", u->mountpoint);
+  if (sbx_read_file (path, 0, &avail, NULL, NULL) < 0)
+    return NULL;
+  return sbx_cg_has_word (avail, controller) ? u : NULL;
+}
+
+
+
+/* ------------------------------------------------------------ host mode */
+
+static bool
+has_v1_mount (const char *root)
+{
+  DIR *d = opendir (root);
+  struct dirent *de;
+  bool found = false;
+
+  if (d == NULL)
+    return false;
+  while (!found && (de = readdir (d)))
+    {
+      cleanup_free char *p = NULL;
+      struct statfs s;
+      if (de->d_name[0] == '.')
+        continue;
+      p = xasprintf ("%s/%s", root, de->d_name);
+      if (statfs (p, &s) == 0 && s.f_type == CGROUP_SUPER_MAGIC)
+        found = true;
+    }
+  closedir (d);
+  return found;
+}
+
+sbx_cgroup_mode
+sbx_cgroup_host_mode (void)
+{
+  static int cached = -1;
+  struct statfs s;
+
+  if (cached >= 0)
+    return (sbx_cgroup_mode)cached;
+  if (statfs (SBX_CGROUP_ROOT, &s) < 0)
+    cached = SBX_CGROUP_NONE;
+  else if (s.f_type == CGROUP2_SUPER_MAGIC)
+    cached = SBX_CGROUP_V2;
+  else if (s.f_type == TMPFS_MAGIC && has_v1_mount (SBX_CGROUP_ROOT))
+    cached = SBX_CGROUP_V1;
+  else
+    cached = SBX_CGROUP_NONE;
+  return (sbx_cgroup_mode)cached;
+}

@@ -1,0 +1,679 @@
+/* container/create.c - create (the runtime side; the child side is init.c)
+ * and run (create, start and supervise in one).  */
+#include <config.h>
+#include "container/container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "container/container_internal.h"
+#include "container/init_internal.h"
+#include "core/core.h"
+#include "egress/egress.h"
+#include "fs/fs.h"
+#include "process/process.h"
+#include "security/security.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+int
+sbx_pidfd_open (pid_t pid)
+{
+  return syscall (SYS_pidfd_open, pid, 0);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static void
+creator_release (sbx_creator *cr)
+{
+  oci_config_free (cr->c);
+  free (cr->bundle);
+  free (cr->rootfs);
+  sbx_state_free (cr->state);
+  sbx_cgroup_free (cr->cg);
+  sbx_seccomp_free (cr->sc);
+  sbx_landlock_free (cr->landlock);
+  sbx_ns_plan_close (&cr->plan);
+  if (cr->sync_parent >= 0)
+    close (cr->sync_parent);
+  if (cr->sync_child >= 0)
+    close (cr->sync_child);
+  if (cr->start_listen >= 0)
+    close (cr->start_listen);
+}
+
+/* A unix socket address for `name` inside a directory fd: through
+   /proc/self/fd, so long state paths never overflow sun_path.  */
+socklen_t
+sbx_dir_sockaddr (int dirfd, const char *name, struct sockaddr_un *sa)
+{
+  memset (sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  snprintf (sa->sun_path, sizeof sa->sun_path, "/proc/self/fd/%d/%s", dirfd, name);
+  return sizeof *sa;
+}
+
+int
+sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err)
+{
+  cleanup_free char *d = xstrdup (path);
+  cleanup_close int dfd = -1;
+  char *slash = strrchr (d, '/'), buf[32];
+  const char *base = slash ? slash + 1 : d;
+  int n = snprintf (buf, sizeof buf, "%d", pid);
+
+  if (*base == '\0' || strcmp (base, ".") == 0 || strcmp (base, "..") == 0)
+    return sbx_error_set (err, EINVAL, "pid file `%s`: not a file name", path);
+  /* The directory is the caller's choice and is resolved like any path
+     they give (/var/run -> /run); only what is created in it is guarded
+     (see sbx_write_file_atomic): a symlink at the final name is replaced,
+     never written through.  */
+  if (slash)
+    *slash = '\0';
+  dfd = open (slash ? (*d ? d : "/") : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return sbx_error_sys (err, "pid file `%s`: directory", path);
+  if (sbx_write_file_atomic (dfd, base, buf, n, 0644, err) < 0)
+    return sbx_error_wrap (err, "pid file `%s`", path);
+  return 0;
+}
+
+static char *
+owner_name (void)
+{
+  struct passwd *pw = getpwuid (geteuid ());
+  return xstrdup (pw ? pw->pw_name : "");
+}
+
+/* Socket activation: fds 3..3+N-1 of LISTEN_FDS pass through, as with runc. */
+static void
+inherit_listen_fds (oci_process *p, int *preserve)
+{
+  const char *lf = getenv ("LISTEN_FDS"), *lp = getenv ("LISTEN_PID");
+  long long n, for_pid;
+  if (lf == NULL || sbx_parse_int64 (lf, &n) < 0 || n <= 0 || n > 1024)
+    return;
+  /* Meant for another process (an ancestor that exec'd us by accident):
+     those fds are not the container's.  */
+  if (lp && (sbx_parse_int64 (lp, &for_pid) < 0 || for_pid != getpid ()))
+    return;
+  if (n > *preserve)
+    *preserve = (int)n;
+  p->env = xrealloc (p->env, (p->env_len + 3) * sizeof (char *));
+  p->env[p->env_len++] = xasprintf ("LISTEN_FDS=%lld", n);
+  p->env[p->env_len++] = xstrdup ("LISTEN_PID=1");
+  p->env[p->env_len] = NULL;
+}
+
+/* "1.<minor>.<patch>" with an optional -suffix.  */
+static bool
+valid_oci_version (const char *v)
+{
+  unsigned a, b, c;
+  int n = 0;
+  if (sscanf (v, "%u.%u.%u%n", &a, &b, &c, &n) != 3 || a != 1)
+    return false;
+  return v[n] == '\0' || v[n] == '-' || v[n] == '+';
+}
+
+static int
+load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
+{
+  cleanup_free char *msg = NULL, *cfg = NULL, *root_path = NULL;
+  const char *bundle = o->bundle ? o->bundle : ".";
+
+  cr->bundle = realpath (bundle, NULL);
+  if (cr->bundle == NULL)
+    return sbx_error_sys (err, "bundle `%s`", bundle);
+  cfg = o->config ? xstrdup (o->config) : xasprintf ("%s/config.json", cr->bundle);
+  cr->c = oci_config_parse_file (cfg, &msg);
+  if (cr->c == NULL) /* the text says it all, strerror included */
+    return sbx_error_set (err, 0, "config.json: %s", msg);
+  if (cr->c->root == NULL)
+    return sbx_error_set (err, EINVAL, "config.json: root: required to create a container");
+  if (!valid_oci_version (cr->c->oci_version))
+    return sbx_error_set (err, EINVAL, "config.json: ociVersion `%s`: unsupported (want 1.x.y)",
+                          cr->c->oci_version);
+  /* process may be absent at create; start then fails (runtime.md).  */
+  if (cr->c->process && sbx_process_validate (cr->c->process, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if (cr->c->process && cr->c->linux && cr->c->linux->seccomp
+      && sbx_seccomp_check_notify (cr->c->linux->seccomp, cr->c->process->no_new_privileges, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  root_path = cr->c->root->path[0] == '/' ? xstrdup (cr->c->root->path)
+                                          : xasprintf ("%s/%s", cr->bundle, cr->c->root->path);
+  cr->rootfs = realpath (root_path, NULL);
+  if (cr->rootfs == NULL)
+    return sbx_error_sys (err, "config.json: root.path `%s`", cr->c->root->path);
+  {
+    struct stat st;
+    if (stat (cr->rootfs, &st) < 0 || !S_ISDIR (st.st_mode))
+      return sbx_error_set (err, ENOTDIR, "config.json: root.path `%s`", cr->c->root->path);
+  }
+  if (cr->c->process && cr->c->process->terminal && o->detach && o->console_socket == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "process.terminal is true but no --console-socket was given to receive "
+                          "the terminal of a detached container");
+  if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if (sbx_mounts_validate (cr->c, cr->bundle, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if (sbx_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if (cr->c->linux && cr->c->linux->time_offsets_len && !(cr->plan.new_flags & CLONE_NEWTIME))
+    return sbx_error_set (err, EINVAL,
+                          "config.json: linux.timeOffsets needs a new time namespace in "
+                          "linux.namespaces");
+  if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
+    return sbx_error_set (err, ENOTSUP,
+                          "config.json: linux.namespaces: joining namespaces by path together with a "
+                          "new user namespace is not supported yet");
+  if (cr->c->process)
+    inherit_listen_fds (cr->c->process, (int *)&o->preserve_fds);
+  /* Without a mount namespace nothing is mounted: no procfs to get right. */
+  cr->fork_init = (cr->plan.join_flags & CLONE_NEWPID)
+                  && (!(cr->plan.new_flags & CLONE_NEWNS) || sbx_mount_proc_pidns_supported ());
+  if ((cr->plan.join_flags & CLONE_NEWPID) && !cr->fork_init)
+    sbx_debug ("no procfs pidns= option: the init sets up inside the joined pid namespace");
+  return 0;
+}
+
+static char *
+state_json_for_hooks (sbx_creator *cr, const char *status)
+{
+  return sbx_state_json (cr->state, cr->c, status, false);
+}
+
+static int
+run_hooks (sbx_creator *cr, const char *kind, oci_hook *const *h, size_t n, const char *status,
+           sbx_error **err)
+{
+  cleanup_free char *json = NULL;
+  if (n == 0)
+    return 0;
+  json = state_json_for_hooks (cr, status);
+  return sbx_hooks_run (kind, h, n, json, err);
+}
+
+static pid_t
+spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
+{
+  struct clone_args ca
+      = { .flags = CLONE_PIDFD, .pidfd = (uint64_t)(uintptr_t)pidfd, .exit_signal = SIGCHLD };
+  cleanup_close int own_pidns = -1, own_timens = -1;
+  pid_t pid;
+
+  /* The time and cgroup namespaces are made by the child: time offsets must
+     be written before anyone enters, and the cgroup namespace must be rooted
+     at the container's cgroup, which v1 can only join after clone.  A pid
+     namespace joined by path is joined by the child for its own child (the
+     init proper), so that no neighbour sees the setup (init.c).  */
+  ca.flags |= cr->plan.new_flags & ~(CLONE_NEWTIME | CLONE_NEWCGROUP);
+  for (size_t i = 0; i < cr->plan.njoin; i++)
+    if (cr->plan.join_types[i] == CLONE_NEWPID && !cr->fork_init)
+      {
+        /* A kernel that cannot mount procfs for another pid namespace:
+           the init is born in it and sets up there, seen by the
+           neighbours.  Go back to our own namespace right after the clone
+           so that the hooks we run later stay in the runtime's.  */
+        own_pidns = open ("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (own_pidns < 0)
+          return sbx_error_sys (err, "open /proc/self/ns/pid");
+        if (setns (cr->plan.join_fds[i], CLONE_NEWPID) < 0)
+          return sbx_error_sys (err, "join pid namespace");
+      }
+    else if (cr->plan.join_types[i] == CLONE_NEWTIME)
+      {
+        /* Likewise a time namespace: it too applies to our children.  */
+        own_timens = open ("/proc/self/ns/time", O_RDONLY | O_CLOEXEC);
+        if (own_timens < 0)
+          return sbx_error_sys (err, "open /proc/self/ns/time");
+        if (setns (cr->plan.join_fds[i], CLONE_NEWTIME) < 0)
+          return sbx_error_sys (err, "join time namespace");
+      }
+  pid = sbx_spawn_in_cgroup (&ca, cr->cg, "the container process", err);
+  if (pid == 0)
+    sbx_init_main (cr);
+  if (((own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0)
+       || (own_timens >= 0 && setns (own_timens, CLONE_NEWTIME) < 0))
+      && pid > 0)
+    {
+      kill (pid, SIGKILL);
+      waitpid (pid, NULL, 0);
+      return sbx_error_sys (err, "return to the runtime's pid/time namespace");
+    }
+  return pid;
+}
+
+int
+sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error **err)
+{
+  cleanup_close int pty = -1;
+
+  if (sbx_sync_expect (sync, SYNC_PTY, &pty, err) < 0)
+    return -1;
+  if (console_socket)
+    {
+      cleanup_close int cs = sbx_unix_connect (console_socket, err);
+      if (cs < 0 || sbx_send_fd (cs, pty, "/dev/ptmx", err) < 0)
+        return sbx_error_wrap (err, "--console-socket `%s`", console_socket);
+      *pty_out = -1;
+      return 0;
+    }
+  /* Foreground: the process starts at the size of our terminal.  */
+  struct winsize ws;
+  if (ioctl (0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
+    ioctl (pty, TIOCSWINSZ, &ws);
+  *pty_out = steal_fd (&pty);
+  return 0;
+}
+
+/* Kill and reap a half-created init.  */
+static void
+kill_init (pid_t pid, int pidfd)
+{
+  if (pid <= 0)
+    return;
+  if (pidfd >= 0)
+    syscall (SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  else
+    kill (pid, SIGKILL);
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+}
+
+/* A pid namespace joined by path: the setup process *pid forks the init
+   into it (init.c fork_init) and exits.  The init is our child: put it in
+   the container's cgroup by pid (it holds no cgroup fd), take it as the
+   container process and let it go on.  */
+static int
+take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
+{
+  cleanup_free char *text = NULL;
+  long long n;
+  pid_t init;
+  int fd;
+
+  if (sbx_sync_expect_text (cr->sync_parent, SYNC_CHILD_PID, NULL, &text, err) < 0)
+    return -1;
+  if (sbx_parse_int64 (text, &n) < 0 || n <= 0)
+    return sbx_error_set (err, EPROTO, "create: bad pid `%s` from the setup process", text);
+  init = (pid_t)n;
+  /* Not reaped, so the pid is still this child's.  */
+  fd = sbx_pidfd_open (init);
+  if (fd < 0)
+    {
+      sbx_error_sys (err, "pidfd_open the container process");
+      kill (init, SIGKILL);
+      waitpid (init, NULL, 0);
+      return -1;
+    }
+  kill_init (*pid, *pidfd); /* it exited, or will at once: reap it */
+  close (*pidfd);
+  *pid = init;
+  *pidfd = fd;
+  cr->state->st->pid = init;
+  if (cr->cg && sbx_cgroup_enter (cr->cg, init, err) < 0)
+    return -1;
+  return sbx_sync_send (cr->sync_parent, SYNC_GO, -1, err);
+}
+
+/* Everything of create up to "created".  On success the init is blocked on
+   start.sock; *pidfd and *pty (or -1) are for run.  */
+static int
+do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd_out, int *pty_out,
+           sbx_error **err)
+{
+  int sp[2];
+  struct sockaddr_un sa;
+  pid_t pid = -1;
+  int pidfd = -1, pty = -1;
+  oci_config *c;
+  cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
+
+  if (load_config (o, cr, err) < 0)
+    return -1;
+  c = cr->c;
+  if (sbx_id_validate (o->id, err) < 0)
+    return -1;
+  if (sbx_net_policy_parse (c, cr->bundle, cr->rootfs, &np, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  sbx_net_policy_annotate (np, c);
+  if (sbx_landlock_parse (c, false, &cr->landlock, err) < 0)
+    return sbx_error_wrap (err, "config.json");
+  if (cr->landlock)
+    sbx_config_annotate (c, SBX_LANDLOCK_EFFECTIVE, sbx_landlock_effective (cr->landlock));
+  if (c->linux && c->linux->seccomp)
+    {
+      cleanup_free char *cache = xasprintf ("%s/.seccomp-cache", o->root);
+      /* The cache sits in the root: trust the root first (state_create checks it again).  */
+      cleanup_close int rfd = sbx_open_private_dir (o->root, true, "state root (--root)", err);
+      if (rfd < 0)
+        return -1;
+      if (sbx_seccomp_prepare (c->linux->seccomp, cache, &cr->sc, err) < 0)
+        return sbx_error_wrap (err, "config.json");
+    }
+  if (sbx_state_create (o->root, o->id, &cr->state, err) < 0)
+    return -1;
+  cr->state->st->bundle = xstrdup (cr->bundle);
+  cr->state->st->rootfs = xstrdup (cr->rootfs);
+  cr->state->st->created = sbx_now_rfc3339 ();
+  cr->state->st->owner = owner_name ();
+  cr->state->st->systemd_cgroup = o->systemd_cgroup;
+  cr->state->st->has_systemd_cgroup = true;
+  {
+    size_t len;
+    cleanup_free char *json = ocispec_generate (&oci_config_type, c, false, &len);
+    if (sbx_write_file_atomic (cr->state->dir_fd, "config.json", json, len, 0600, err) < 0)
+      return sbx_error_wrap (err, "save config");
+  }
+  if (sbx_cgroup_host_mode () != SBX_CGROUP_NONE)
+    {
+      if (sbx_cgroup_create (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup, &cr->cg, err)
+          < 0)
+        return -1;
+      cr->state->st->cgroup = sbx_cgroup_describe (cr->cg);
+      if (c->linux && c->linux->resources)
+        {
+          sbx_cgroup_add_default_devices (c->linux->resources);
+          if (sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
+            return -1;
+        }
+    }
+  if (sbx_state_save (cr->state, err) < 0)
+    return -1;
+
+  cr->start_listen = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (cr->start_listen < 0)
+    return sbx_error_sys (err, "socket");
+  if (bind (cr->start_listen, (struct sockaddr *)&sa, sbx_dir_sockaddr (cr->state->dir_fd, "start.sock", &sa)) < 0
+      || listen (cr->start_listen, 4) < 0)
+    return sbx_error_sys (err, "listen on `%s/start.sock`", cr->state->dir);
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+    return sbx_error_sys (err, "socketpair");
+  cr->sync_parent = sp[0];
+  cr->sync_child = sp[1];
+
+  pid = spawn_init (cr, &pidfd, err);
+  if (pid < 0)
+    goto fail;
+  close (cr->sync_child);
+  cr->sync_child = -1;
+  cr->state->st->pid = pid;
+  cr->state->st->has_pid = true;
+
+  if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_ns_write_id_maps (pid, c->linux, err) < 0)
+    goto fail;
+  if (sbx_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
+    goto fail;
+  if (sbx_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
+    goto fail;
+  /* Namespaces exist, no container code or hook has run yet.  */
+  if (np && sbx_net_policy_install (np, c, pid, o->id, cr->cg, cr->state->dir_fd, err) < 0)
+    goto fail;
+  if (c->hooks)
+    {
+      /* "created", as the OCI validation suite and other runtimes have it.  */
+      if (run_hooks (cr, "prestart", c->hooks->prestart, c->hooks->prestart_len, "created", err) < 0
+          || run_hooks (cr, "createRuntime", c->hooks->create_runtime, c->hooks->create_runtime_len,
+                        "created", err)
+                 < 0)
+        goto fail;
+    }
+  {
+    /* The init builds the hooks' state itself (its copy of the config may
+       be larger than one message); it only lacks its own host pid.  */
+    char buf[32];
+    snprintf (buf, sizeof buf, "%d", pid);
+    if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, buf, err) < 0)
+      goto fail;
+  }
+  if (cr->fork_init && take_forked_init (cr, &pid, &pidfd, err) < 0)
+    goto fail;
+  if (c->process && c->process->terminal
+      && sbx_receive_pty (cr->sync_parent, o->console_socket, &pty, err) < 0)
+    goto fail;
+  {
+    /* The init takes the container's credentials (and a filter that needs
+       CAP_SYS_ADMIN) before "created": a profile refusing what that
+       needs kills it here.  */
+    cleanup_error sbx_error *e = NULL;
+    int r = sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, &e);
+    if (r == SBX_SYNC_HUNG_UP)
+      {
+        sbx_died_before_exec (pid, c, err);
+        goto fail;
+      }
+    if (r < 0)
+      {
+        *err = steal_ptr (e);
+        goto fail;
+      }
+  }
+  /* "created": the init is back in its cgroup for good (staging), so a
+     new systemd scope holds without its placeholder */
+  if (cr->cg && sbx_cgroup_placed (cr->cg, err) < 0)
+    goto fail;
+  cr->state->st->pid_start = sbx_pid_start_time (pid);
+  cr->state->st->has_pid_start = true;
+  if (cr->state->st->pid_start == 0)
+    {
+      sbx_error_set (err, ESRCH, "the container process %d is gone (or /proc/%d/stat is unreadable)", pid,
+                     pid);
+      goto fail;
+    }
+  if (sbx_state_save (cr->state, err) < 0)
+    goto fail;
+  if (o->pid_file && sbx_write_pid_file (o->pid_file, pid, err) < 0)
+    goto fail;
+  *pid_out = pid;
+  *pidfd_out = pidfd;
+  *pty_out = pty;
+  return 0;
+
+fail:
+  if (pty >= 0)
+    close (pty);
+  kill_init (pid, pidfd);
+  if (pidfd >= 0)
+    close (pidfd);
+  return -1;
+}
+
+/* Undo a failed create: nothing may be left behind.  */
+static void
+create_cleanup (sbx_creator *cr)
+{
+  if (cr->state) /* egress rules in a namespace joined by path */
+    sbx_net_teardown_finish (sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
+  if (cr->cg)
+    sbx_cgroup_destroy (cr->cg, NULL);
+  if (cr->state)
+    sbx_state_remove (cr->state, NULL);
+}
+
+int
+sbx_container_create (const sbx_create_opts *o, sbx_error **err)
+{
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  pid_t pid;
+  int pidfd = -1, pty = -1, r;
+
+  r = do_create (o, &cr, &pid, &pidfd, &pty, err);
+  if (r < 0)
+    create_cleanup (&cr);
+  if (pidfd >= 0)
+    close (pidfd);
+  if (pty >= 0)
+    close (pty);
+  creator_release (&cr);
+  return r;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static int
+exit_code (int status)
+{
+  if (WIFEXITED (status))
+    return WEXITSTATUS (status);
+  if (WIFSIGNALED (status))
+    return 128 + WTERMSIG (status);
+  return 255;
+}
+
+/* The signals `run` and `exec` pass on to the container process.  */
+static void
+forwarded_signals (sigset_t *set)
+{
+  sigfillset (set);
+  sigdelset (set, SIGCHLD);
+  sigdelset (set, SIGSEGV);
+  sigdelset (set, SIGBUS);
+  sigdelset (set, SIGILL);
+  sigdelset (set, SIGFPE);
+}
+
+/* Forward signals to the init and wait for it, proxying the terminal when
+   we own it.  Returns the exit code.  */
+int
+sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
+{
+  sigset_t set, old;
+  cleanup_close int sfd = -1;
+  int status, r = -1;
+
+  forwarded_signals (&set);
+  sigprocmask (SIG_BLOCK, &set, &old);
+  if (pty >= 0)
+    {
+      /* With a terminal, a resize is passed on as the pty's new size (the
+         kernel then signals the container's foreground group), and job
+         control stops us, not the container, when we run in the
+         background.  */
+      static const int ours[] = { SIGWINCH, SIGTTIN, SIGTTOU };
+      sigset_t keep;
+      sigemptyset (&keep);
+      for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
+        {
+          sigaddset (&keep, ours[i]);
+          sigdelset (&set, ours[i]);
+        }
+      sigprocmask (SIG_UNBLOCK, &keep, NULL);
+    }
+  sfd = signalfd (-1, &set, SFD_CLOEXEC);
+  if (sfd < 0)
+    {
+      sbx_error_sys (err, "signalfd");
+      goto out;
+    }
+  if (pty >= 0)
+    {
+      /* The proxy forwards signals meanwhile and returns when the pty
+         hangs up, i.e. the process is gone, or when our side of the
+         terminal fails: then the container gets the hangup.  */
+      cleanup_error sbx_error *e = NULL;
+      if (sbx_pty_proxy (pty, sfd, pidfd, &e) < 0)
+        sbx_debug ("terminal proxy: %s", e->msg);
+      close (pty);
+      pty = -1;
+    }
+  for (;;)
+    {
+      struct pollfd pfd[2] = { { pidfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+      if (poll (pfd, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          sbx_error_sys (err, "poll");
+          goto out;
+        }
+      if (pfd[1].revents & POLLIN)
+        sbx_forward_signal (sfd, pidfd);
+      if (pfd[0].revents & POLLIN)
+        break;
+    }
+  while ((r = waitpid (pid, &status, 0)) < 0 && errno == EINTR)
+    ;
+  if (r < 0)
+    sbx_error_sys (err, "wait for the container");
+  else
+    r = exit_code (status);
+out:
+  if (pty >= 0)
+    close (pty);
+  sigprocmask (SIG_SETMASK, &old, NULL);
+  return r;
+}
+
+int
+sbx_container_run (const sbx_create_opts *o, sbx_error **err)
+{
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  cleanup_close int pidfd = -1, pty = -1;
+  pid_t pid;
+  int r;
+
+  r = do_create (o, &cr, &pid, &pidfd, &pty, err);
+  if (r < 0)
+    {
+      create_cleanup (&cr);
+      creator_release (&cr);
+      return -1;
+    }
+  /* Our own start.sock copy must go, or start would wait on ourselves. */
+  close (cr.start_listen);
+  cr.start_listen = -1;
+  /* From start on, signals are for the container: hold them until the
+     supervisor forwards them, so none can kill us while poststart runs.  */
+  if (!o->detach)
+    {
+      sigset_t set;
+      forwarded_signals (&set);
+      sigprocmask (SIG_BLOCK, &set, NULL);
+    }
+  r = sbx_container_start_locked (cr.state, false, err);
+  if (r < 0)
+    kill_init (pid, pidfd);
+  if (r == 0 && o->detach)
+    {
+      creator_release (&cr);
+      return 0;
+    }
+  /* Release the lock while the container runs, so that state, kill and
+     exec work on it.  */
+  {
+    char *root = xstrdup (o->root);
+    sbx_state_free (cr.state);
+    cr.state = NULL;
+    if (r == 0)
+      r = sbx_supervise (pid, pidfd, steal_fd (&pty), err);
+    creator_release (&cr);
+    if (!o->keep)
+      {
+        cleanup_error sbx_error *e = NULL;
+        if (sbx_container_delete (root, o->id, true, &e) < 0)
+          sbx_warn ("delete after run: %s", e->msg);
+      }
+    free (root);
+  }
+  return r;
+}

@@ -1,0 +1,178 @@
+/* container/start.c - start: tell the created init to exec, and wait until
+ * it has (or say how it died before).  */
+#include <config.h>
+#include "container/container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "container/container_internal.h"
+#include "container/init_internal.h"
+#include "core/core.h"
+#include "egress/egress.h"
+#include "fs/fs.h"
+#include "process/process.h"
+#include "security/security.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+
+/* ---------------------------------------------------------------- start */
+
+/* The process died before its last word: say how, when it is our child.  */
+int
+sbx_died_before_exec (pid_t pid, const oci_config *c, sbx_error **err)
+{
+  siginfo_t si = { 0 };
+  const char *hint = c && c->linux && c->linux->seccomp
+                         ? " (does the seccomp profile refuse a syscall the runtime needs before "
+                           "exec, such as setresuid, capset, prctl or write?)"
+                         : "";
+  if (waitid (P_PID, pid, &si, WEXITED | WNOWAIT) == 0 && si.si_pid == pid)
+    {
+      if (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED)
+        return sbx_error_set (err, ECHILD, "the container process was killed by signal %d (%s) before exec%s",
+                              si.si_status, strsignal (si.si_status), hint);
+      return sbx_error_set (err, ECHILD, "the container process exited with status %d before exec%s",
+                            si.si_status, hint);
+    }
+  return sbx_error_set (err, ECHILD, "the container process exited before exec%s", hint);
+}
+
+int
+sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err)
+{
+  bool heard = false;
+
+  /* SYNC_EXEC_READY comes right before execve, with a seccomp notify fd
+     if there is one; EOF after it means the exec happened.  */
+  for (;;)
+    {
+      cleanup_error sbx_error *e = NULL;
+      int notify_fd = -1;
+      int r = sbx_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e);
+      if (r == SBX_SYNC_HUNG_UP)
+        {
+          if (heard)
+            return 0;
+          sbx_died_before_exec (pid, c, err);
+          return SBX_SYNC_HUNG_UP;
+        }
+      if (r < 0)
+        {
+          *err = steal_ptr (e);
+          return -1;
+        }
+      heard = true;
+      if (notify_fd >= 0)
+        {
+          cleanup_free char *json = sbx_state_json (s, c, "running", false);
+          r = sbx_seccomp_notify_send (c->linux->seccomp, notify_fd, pid, json, err);
+          close (notify_fd);
+          if (r < 0)
+            return -1; /* the process sees EOF and does not exec */
+          /* The listener has it: the process may exec now.  */
+          if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
+            return -1;
+        }
+    }
+}
+
+/* Ask the init blocked on start.sock to exec; returns once it did (the
+   connection closes on exec) or with its error: SBX_SYNC_HUNG_UP when it hung
+   up without a word.  */
+static int
+request_start (sbx_state *s, const oci_config *c, sbx_error **err)
+{
+  struct sockaddr_un sa;
+  cleanup_close int conn = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  int r;
+
+  if (conn < 0)
+    return sbx_error_sys (err, "socket");
+  if (connect (conn, (struct sockaddr *)&sa, sbx_dir_sockaddr (s->dir_fd, "start.sock", &sa)) < 0)
+    return sbx_error_sys (err, "container \"%s\": connect to its init", s->id);
+  r = sbx_sync_send (conn, SYNC_GO, -1, err);
+  if (r == 0)
+    r = sbx_await_exec (conn, s, c, s->st->pid, err);
+  if (r < 0)
+    sbx_error_wrap (err, "container \"%s\": start", s->id);
+  return r;
+}
+
+/* `may_retry`: a start that the init never took leaves the container
+   created (not for run, which kills the init on failure).  */
+int
+sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
+{
+  oci_config *c = NULL;
+  const char *status = sbx_state_status (s);
+  int r;
+
+  if (strcmp (status, "created") != 0)
+    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be started: it is %s", s->id, status);
+  if (sbx_state_config (s, &c, err) < 0)
+    return -1;
+  r = request_start (s, c, err);
+  if (r < 0)
+    {
+      /* The init exits right after reporting: wait for it, so that the
+         container reads "stopped" as soon as start has failed.  */
+      cleanup_close int pidfd = sbx_pidfd_open (s->st->pid);
+      struct pollfd p = { pidfd, POLLIN, 0 };
+      if (pidfd >= 0)
+        poll (&p, 1, 2000);
+      waitpid (s->st->pid, NULL, WNOHANG);
+    }
+  if (r == SBX_SYNC_HUNG_UP && may_retry && sbx_state_alive (s))
+    {
+      /* Hung up without a word and still waiting: the init never took the
+         request (something else answered), so it stays startable.  */
+      sbx_error_set (err, EAGAIN, "container \"%s\": start: its init did not take the request; try again",
+                     s->id);
+    }
+  else
+    unlinkat (s->dir_fd, "start.sock", 0);
+  if (r == 0)
+    {
+      s->st->started = true;
+      s->st->has_started = true;
+      r = sbx_state_save (s, err);
+    }
+  if (r == 0 && c->hooks && c->hooks->poststart_len)
+    {
+      cleanup_free char *json = sbx_state_json (s, c, "running", false);
+      sbx_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
+    }
+  oci_config_free (c);
+  return r < 0 ? -1 : 0;
+}
+
+int
+sbx_container_start (const char *root, const char *id, sbx_error **err)
+{
+  sbx_state *s = NULL;
+  int r;
+  if (sbx_state_open (root, id, &s, err) < 0)
+    return -1;
+  r = sbx_container_start_locked (s, true, err);
+  sbx_state_free (s);
+  return r;
+}
