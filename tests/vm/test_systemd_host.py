@@ -479,15 +479,26 @@ def test_containerd_shim_systemd_cgroup(ctr):
     limit; the unit is gone afterwards."""
     cid = f"sbxctr{os.getpid()}"
     unit = f"sbxctr-{cid}.scope"
-    cp = ctr("run", "--rm", "--runc-binary", os.environ.get("SBXRUN"), "--runc-systemd-cgroup",
-             "--cgroup", f"machine.slice:sbxctr:{cid}", "--memory-limit", str(64 << 20),
-             "localhost/sbxbox:latest", cid, "sh", "-c",
-             # no cgroup namespace here; /sys/fs/cgroup shows the container's
-             # own cgroup (or the whole tree, as some runtimes mount it)
-             "cat /proc/self/cgroup; cg=$(sed -n 's/^0:://p' /proc/self/cgroup);"
-             " cat /sys/fs/cgroup${cg%/}/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory.max")
-    lines = cp.stdout.split()
-    assert lines[0] in ("0::/", f"0::/machine.slice/{unit}"), describe(cp)
-    assert lines[1] == str(64 << 20), describe(cp)
+    path = f"/machine.slice/{unit}"
+    ctr("run", "-d", "--runc-binary", os.environ.get("SBXRUN"), "--runc-systemd-cgroup",
+        "--cgroup", f"machine.slice:sbxctr:{cid}", "--memory-limit", str(64 << 20),
+        "localhost/sbxbox:latest", cid, "sleep", "1000")
+
+    def task():
+        for line in ctr("task", "ls").stdout.splitlines()[1:]:
+            f = line.split()
+            if f and f[0] == cid:
+                return int(f[1]), f[2]
+        return None, None
+
+    pid, status = task()
+    assert status == "RUNNING", (pid, status)
+    assert init_cgroup(pid) == f"0::{path}"
+    assert cgfile(path, "memory.max") == str(64 << 20)
+    assert unit_prop(unit, "ActiveState") == "active"
+    ctr("task", "kill", "-s", "SIGKILL", cid)
+    wait_for(lambda: task()[1] == "STOPPED", timeout=30, what="task stopped")
+    ctr("task", "delete", cid)
+    ctr("containers", "delete", cid)
     wait_for(lambda: unit_gone(unit), timeout=20, what=f"{unit} gone")
-    assert ctr("containers", "list", "-q").stdout.strip() == ""
+    assert not os.path.exists(CG + path)
