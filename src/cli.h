@@ -55,7 +55,7 @@ void sbx_cli_usage (const sbx_command *cmd, int fd);
 /* The subcommands, in the order --help lists them.  */
 #define SBX_COMMANDS(X)                                                                            \
   X (create) X (start) X (run) X (state) X (kill) X (delete) X (list) X (exec) X (ps) X (pause)   \
-  X (resume) X (update) X (events) X (spec) X (features)
+  X (resume) X (update) X (events) X (spec) X (features) X (snapshot) X (restore)
 
 /* An option callback for commands without options.  */
 int sbx_no_opts (void *data, int key, const char *arg, sbx_error **err);
@@ -70,6 +70,8 @@ enum
   SBX_CO_PRESERVE_FDS,
   SBX_CO_NO_PIVOT,
   SBX_CO_NO_NEW_KEYRING,
+  SBX_CO_OVERLAY,
+  SBX_CO_FROM_SNAPSHOT,
   SBX_CO_DETACH,
   SBX_CO_KEEP,
 };

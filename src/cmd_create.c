@@ -17,7 +17,11 @@
   [SBX_CO_PRESERVE_FDS] = { "preserve-fds", 0, true, "N", "pass fds 3..3+N-1 to the container" }, \
   [SBX_CO_NO_PIVOT] = { "no-pivot", 0, false, NULL, "move the root instead of pivot_root" },      \
   [SBX_CO_NO_NEW_KEYRING]                                                                          \
-      = { "no-new-keyring", 0, false, NULL, "keep the caller's session keyring" }
+      = { "no-new-keyring", 0, false, NULL, "keep the caller's session keyring" },                \
+  [SBX_CO_OVERLAY]                                                                                 \
+      = { "overlay", 0, false, NULL, "writable overlay over the rootfs, changes in the state dir" }, \
+  [SBX_CO_FROM_SNAPSHOT] = { "from-snapshot", 0, true, "SRCID:NAME",                               \
+                             "fork from snapshot NAME of container SRCID" }
 
 static const sbx_opt create_options[] = { CREATE_OPTIONS, { 0 } };
 
@@ -47,6 +51,8 @@ sbx_create_on_opt (void *data, int key, const char *arg, sbx_error **err)
       break;
     case SBX_CO_NO_PIVOT: o->no_pivot = true; break;
     case SBX_CO_NO_NEW_KEYRING: o->no_new_keyring = true; break;
+    case SBX_CO_OVERLAY: o->overlay = true; break;
+    case SBX_CO_FROM_SNAPSHOT: o->from_snapshot = arg; break;
     case SBX_CO_DETACH: o->detach = true; break;
     case SBX_CO_KEEP: o->keep = true; break;
     }

@@ -493,6 +493,36 @@ def seccomp_loop(ents, n, work):
     return actors
 
 
+POLICY = {"org.sbxrun.net.allow": "10.0.0.1:443", "org.sbxrun.net.dns": "none"}
+
+
+def policy_loop(ents, n):
+    """sbxrun's `run` with and without an egress policy (org.sbxrun.net.*,
+    a new network namespace either way), paired: each iteration runs both,
+    in a shuffled order.  Returns {"plain": [...], "policy": [...]}."""
+    e = next((e for e in ents if e["name"] == "sbxrun" and e.get("pol_worker")), None)
+    if e is None or e.get("error"):
+        return None
+    actors = [{"name": "plain", "worker": e["worker"], "bundle": e["bundle"]},
+              {"name": "policy", "worker": e["pol_worker"], "bundle": e["pol_bundle"]}]
+    out = {"plain": [], "policy": []}
+    log(f"egress policy: {n} pairs (+{WARMUP} warm-up) of sbxrun run with and without a policy; "
+        f"load {loadavg()}")
+    for i in range(WARMUP + n):
+        pair = {}
+        for a in shuffled(actors, ("policy", i)):
+            try:
+                pair[a["name"]] = a["worker"].ask(op="run", bundle=a["bundle"], id=f"p{i}-{a['name']}")["run"]
+            except Failure as ex:
+                out["error"] = str(ex)
+                log(f"egress policy: {ex}")
+                return out
+        if i >= WARMUP:
+            for k, v in pair.items():
+                out[k].append(v)
+    return out
+
+
 # ---------------------------------------------------------------------------
 # report
 
@@ -544,7 +574,7 @@ def table(cols, rows):
     print()
 
 
-def report(ents, floor, sc, meta):
+def report(ents, floor, sc, meta, pol=None):
     n, repeat = meta["n"], meta["repeat"]
     print(f"## Container start-up: {n} sequential runs of /bin/true (busybox bundle), x{repeat} repeats\n")
     print(f"- host: {platform.node()}, kernel {platform.release()}, {os.cpu_count()} x {cpu_model()}, "
@@ -643,6 +673,20 @@ def report(ents, floor, sc, meta):
         table(["runtime", "run median (ms)", "run p90 (ms)", "added by the profile (ms)",
                "vs sbxrun warm"], rows)
 
+    if pol and pol["plain"]:
+        ratios = [b / a for a, b in zip(pol["plain"], pol["policy"])]
+        m0, m1 = statistics.median(pol["plain"]), statistics.median(pol["policy"])
+        print(f"### egress policy: `run` of /bin/true with and without org.sbxrun.net.allow, "
+              f"{len(ratios)} pairs\n")
+        print("Both in a new network namespace; the policy is one allowed destination "
+              f"({POLICY['org.sbxrun.net.allow']}, dns none).  Ratio: median of the per-pair ratios.\n")
+        table(["sbxrun", "run median (ms)", "run p90 (ms)"],
+              [["no policy", ms(m0), ms(percentile(pol["plain"], 90))],
+               ["policy", ms(m1), ms(percentile(pol["policy"], 90))]])
+        print(f"Added by the policy: {(m1 - m0) * 1000:+.1f} ms; paired ratio {statistics.median(ratios):.2f}\n")
+    if pol and pol.get("error"):
+        print(f"**egress policy pairs failed**: {pol['error']}\n")
+
     for a in ents + [floor] + (sc or []):
         if a.get("error"):
             print(f"**{a['name']} failed**: {a['error']}\n")
@@ -720,6 +764,12 @@ def bench(args):
                 wrap = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
                         'mount -t tmpfs none /sys/fs/cgroup/unified && exec "$@"', "sh")
             e["worker"] = Worker(name, binary, os.path.join(work, f"state-{name}"), wrap)
+            if name == "sbxrun" and e["run"] and not args.no_policy:
+                pc = json.loads(json.dumps(config))
+                pc.setdefault("annotations", {}).update(POLICY)
+                e["pol_bundle"] = os.path.join(work, "bundle-sbxrun-policy")
+                make_bundle(pc, e["pol_bundle"], rootfs, f"{base}/sbxrun-policy", sc_main)
+                e["pol_worker"] = Worker(name, binary, os.path.join(work, "state-sbxrun-policy"), wrap)
             if large and e["run"]:
                 e["sc_bundle"] = os.path.join(work, f"bundle-{name}-seccomp")
                 make_bundle(config, e["sc_bundle"], rootfs, f"{base}/{name}-seccomp", large)
@@ -739,18 +789,20 @@ def bench(args):
             floor["rss_kib"] = peak_rss(lambda i: floor_argv(rootfs), os.path.join(work, "floor.err"),
                                         RSS_RUNS)
         sc = seccomp_loop(ents, args.n, work) if large else None
-        failed = any(a.get("error") for a in ents + [floor] + (sc or []))
+        pol = policy_loop(ents, args.n)
+        failed = any(a.get("error") for a in ents + [floor] + (sc or [])) or bool(pol and pol.get("error"))
         print()
-        report(ents, floor, sc, meta)
+        report(ents, floor, sc, meta, pol)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"meta": meta, "runtimes": [{k: v for k, v in e.items() if "worker" not in k}
                                                       for e in ents + [floor]],
-                           "seccomp": [{"name": a["name"], "t": a["t"]} for a in sc or []]}, f)
+                           "seccomp": [{"name": a["name"], "t": a["t"]} for a in sc or []],
+                           "policy": pol}, f)
     finally:
         try:
             for e in ents:
-                for w in ("worker", "sc_worker"):
+                for w in ("worker", "sc_worker", "pol_worker"):
                     if e.get(w):
                         e[w].close()
         finally:
@@ -780,6 +832,8 @@ def main():
     b.add_argument("--on-disk", action="store_true",
                    help="bundles and state roots in /var/tmp instead of a private tmpfs")
     b.add_argument("--json", metavar="FILE", help="also write the raw samples to FILE")
+    b.add_argument("--no-policy", action="store_true",
+                   help="skip the paired runs with and without an egress policy")
     b.add_argument("--workdir", help=argparse.SUPPRESS)
     w = sub.add_parser("worker", help="(internal) drive one runtime")
     w.add_argument("--name", required=True)

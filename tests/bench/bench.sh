@@ -8,17 +8,19 @@
 # each runtime (median, p90, ratios), the create/start/delete phases, the peak
 # RSS of `run` and the namespace floor (unshare + chroot without a runtime),
 # interleaved, the whole repeated 3 times; then `run` with a ~300-rule seccomp
-# profile (sbxrun with a cold and a warm compile cache, crun, runc).  Prints
+# profile (sbxrun with a cold and a warm compile cache, crun, runc), then
+# sbxrun's `run` paired with and without an egress policy
+# (org.sbxrun.net.allow; --no-policy skips it).  Prints
 # Markdown tables on stdout; progress goes to stderr.  Runtimes that are
 # missing, or an sbxrun without `run`, are reported and skipped.  Needs root,
 # busybox-static, and runc/crun for the comparison.  OPTIONS go to bench.py
 # (--repeat R, --on-disk, --seccomp none|spec|FILE, --no-seccomp-cache,
-# --runtimes LIST, --json FILE; see `bench.py bench --help`).  Results and
+# --runtimes LIST, --no-policy, --json FILE; see `bench.py bench --help`).  Results and
 # method: docs/performance.md.
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
-	sed -n '2,18s/^# \{0,1\}//p' "$0"
+	sed -n '2,20s/^# \{0,1\}//p' "$0"
 	[ $# -ge 1 ] && exit 0 || exit 2
 fi
 SBXRUN_BIN=$1

@@ -23,9 +23,11 @@ A test that shows a runtime bug is marked xfail(strict=True, reason="bug:
 ..."), so that it fails as XPASS once the bug is fixed and the mark can go.
 """
 
+import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -411,6 +413,11 @@ def _seccomp_bad_rule_action(c):
     return ["linux.seccomp.syscalls[0].action"]
 
 
+def _res(**sections):
+    """Set linux.resources to SECTIONS (whatever `runc spec` had)."""
+    return _set(["linux", "resources"], sections)
+
+
 MAP = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
 # (id, mutation of config, fragments the error must contain)
@@ -426,6 +433,43 @@ CONFIG_CASES = [
      ["process.user.additionalGids[1]", "4294967295"]),
     ("env-without-equals", _set(["process", "env"], ["PATH=/bin", "JUSTANAME"]), ["process.env[1]", "JUSTANAME"]),
     ("env-empty-name", _set(["process", "env"], ["=value"]), ["process.env[0]", "=value"]),
+    ("process-null", _set(["process"], None), ["process", "required"]),
+    ("process-absent", _del(["process"]), ["process", "required"]),
+    # linux.resources: -1 is the only "unlimited"; what the kernel would
+    # silently clamp, round or read as unlimited is refused
+    ("memory-limit-minus-two", _res(memory={"limit": -2}), ["linux.resources.memory.limit", "-2"]),
+    ("memory-reservation-minus-two", _res(memory={"reservation": -2}),
+     ["linux.resources.memory.reservation", "-2"]),
+    ("memory-swap-minus-two", _res(memory={"limit": 1 << 26, "swap": -2}), ["linux.resources.memory.swap", "-2"]),
+    ("memory-swap-below-limit", _res(memory={"limit": 1 << 26, "swap": 1 << 25}),
+     ["linux.resources.memory.swap", str(1 << 25), "below"]),
+    ("memory-swappiness-101", _res(memory={"swappiness": 101}), ["linux.resources.memory.swappiness", "101"]),
+    ("pids-limit-minus-two", _res(pids={"limit": -2}), ["linux.resources.pids.limit", "-2"]),
+    ("cpu-shares-max", _res(cpu={"shares": 2**64 - 1}), ["linux.resources.cpu.shares", str(2**64 - 1)]),
+    ("cpu-shares-1", _res(cpu={"shares": 1}), ["linux.resources.cpu.shares", "1 is not in [2, 262144]"]),
+    ("cpu-shares-262145", _res(cpu={"shares": 262145}), ["linux.resources.cpu.shares", "262145"]),
+    ("cpu-quota-minus-two", _res(cpu={"quota": -2}), ["linux.resources.cpu.quota", "-2"]),
+    ("cpu-quota-999", _res(cpu={"quota": 999}), ["linux.resources.cpu.quota", "999"]),
+    ("cpu-period-999", _res(cpu={"period": 999}), ["linux.resources.cpu.period", "999"]),
+    ("cpu-period-1000001", _res(cpu={"period": 1000001}), ["linux.resources.cpu.period", "1000001"]),
+    ("cpu-burst-above-quota", _res(cpu={"quota": 50000, "burst": 60000}), ["linux.resources.cpu.burst", "60000"]),
+    ("cpu-idle-2", _res(cpu={"idle": 2}), ["linux.resources.cpu.idle", "2"]),
+    ("cpu-rt-runtime-minus-two", _res(cpu={"realtimeRuntime": -2}), ["linux.resources.cpu.realtimeRuntime", "-2"]),
+    ("blkio-weight-9", _res(blockIO={"weight": 9}), ["linux.resources.blockIO.weight", "9 is not in [10, 1000]"]),
+    ("blkio-weight-1001", _res(blockIO={"weight": 1001}), ["linux.resources.blockIO.weight", "1001"]),
+    ("blkio-leaf-weight-0", _res(blockIO={"leafWeight": 0}), ["linux.resources.blockIO.leafWeight", "0"]),
+    ("blkio-weight-device", _res(blockIO={"weightDevice": [{"major": 8, "minor": 0, "weight": 2000}]}),
+     ["linux.resources.blockIO.weightDevice[0].weight", "2000"]),
+    ("blkio-throttle-negative-major",
+     _res(blockIO={"throttleReadBpsDevice": [{"major": -1, "minor": 0, "rate": 1000}]}),
+     ["linux.resources.blockIO.throttleReadBpsDevice[0]", "-1:0"]),
+    ("hugepage-limit-not-page-multiple", _res(hugepageLimits=[{"pageSize": "2MB", "limit": 3 << 20}]),
+     ["linux.resources.hugepageLimits[0].limit", str(3 << 20), "2MB"]),
+    ("hugepage-page-size", _res(hugepageLimits=[{"pageSize": "2XB", "limit": 0}]),
+     ["linux.resources.hugepageLimits[0].pageSize", "2XB"]),
+    ("hugepage-twice", _res(hugepageLimits=[{"pageSize": "2MB", "limit": 0}, {"pageSize": "2MB", "limit": 0}]),
+     ["linux.resources.hugepageLimits[1].pageSize", "2MB"]),
+    ("device-rule-type", _res(devices=[{"allow": False, "type": "x"}]), ["linux.resources.devices[0].type", "x"]),
     ("mount-option-bool", lambda c: c["mounts"][1]["options"].__setitem__(1, True),
      ["mounts[1].options[1]", "expected string"]),
     ("memory-limit-string", _set(["linux", "resources"], {"memory": {"limit": "lots"}}),
@@ -475,6 +519,53 @@ def test_invalid_config(sbx, ro_bundle, leftovers, cmd, mutate, expect):
     extra = mutate(b.config) or []
     b.write()
     fail_and_check(sbx, leftovers, b, *expect, *extra, cmd=cmd)
+
+
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_memory_limit_too_small_for_setup(sbx, ro_bundle, leftovers, cmd):
+    """4096 bytes cannot hold the init's setup: say it was OOM-killed and
+    name the limit (it used to be `... waiting for runtime-hooks: Broken
+    pipe`)."""
+    b = ro_bundle(["true"])
+    b.config["linux"]["resources"] = {"memory": {"limit": 4096}}
+    b.write()
+    fail_and_check(sbx, leftovers, b, "init was OOM-killed during setup", "linux.resources.memory.limit 4096 bytes",
+                   cmd=cmd)
+
+
+@pytest.mark.parametrize("cmd", ["create", "run"])
+def test_root_symlink_out_of_bundle(sbx, bundle, busybox_rootfs, leftovers, cmd):
+    """A rootfs in the bundle that is a symlink to a directory elsewhere:
+    refused (whoever wrote the bundle would pick a host directory)."""
+    b = bundle(["true"], rootfs=False)
+    (b.path / "rootfs").symlink_to(busybox_rootfs)
+    b.config["root"] = {"path": "rootfs", "readonly": True}
+    b.write()
+    fail_and_check(sbx, leftovers, b, "root.path `rootfs`", "symlink", "outside the bundle", str(busybox_rootfs),
+                   cmd=cmd)
+
+
+def test_root_symlink_inside_bundle(sbx, bundle, busybox_rootfs):
+    """A symlink that stays in the bundle is fine."""
+    b = bundle(["true"], rootfs=False)
+    shutil.copytree(busybox_rootfs, b.path / "real", symlinks=True)
+    (b.path / "rootfs").symlink_to("real")
+    b.config["root"] = {"path": "rootfs", "readonly": True}
+    b.write()
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert cp.returncode == 0, describe(cp)
+
+
+def test_relative_mount_destination_warns(sbx, ro_bundle):
+    """config.md: SHOULD be absolute, a relative one is taken from "/":
+    mounted there, with a warning (as runc has it)."""
+    b = ro_bundle(["sh", "-c", "grep ' /tmp ' /proc/self/mountinfo"])
+    b.config["mounts"].append({"destination": "tmp", "type": "tmpfs", "source": "tmpfs"})
+    b.write()
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert cp.returncode == 0, describe(cp)
+    assert "tmpfs" in cp.stdout, describe(cp)
+    assert "mounts[" in cp.stderr and "`tmp` is not absolute" in cp.stderr, describe(cp)
 
 
 def test_systemd_cgroups_path_with_flag(sbx, ro_bundle, leftovers):
@@ -1027,3 +1118,88 @@ def test_state_dir_is_private(sbx, ro_bundle):
         if not p.is_socket():
             assert mode & 0o077 == 0, f"{p} is mode {mode:o}"
     sbx.ok("delete", "--force", cid)
+
+
+# ---- crash consistency (issue 14): the runtime SIGKILLed at every step of
+# create, run and delete (SBXRUN_TEST_KILL_AT, see docs/design.md) leaves a
+# container that `list` shows and `delete --force` removes whole (cgroups in
+# every hierarchy, processes, egress rules, state), its ID reusable.
+
+CREATE_STEPS = [("create:state", "creating"), ("create:cgroup-recorded", "creating"),
+                ("create:cgroup", "creating"), ("create:resources", "creating"),
+                ("create:spawned", "creating"), ("create:net", "creating"), ("create:hooks", "creating"),
+                ("create:created", "created")]
+RUN_STEPS = CREATE_STEPS + [("run:created", "created"), ("run:started", "running")]
+DELETE_STEPS = ["delete:marked", "delete:killed", "delete:cgroup", "delete:net"]
+
+
+def _crash_bundle(ro_bundle):
+    """Limits in several hierarchies, an egress policy: something of each
+    kind to leave behind."""
+    b = ro_bundle(["sleep", "100"])
+    b.config["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 32},
+                                      "cpu": {"shares": 512}}
+    b.config.setdefault("annotations", {}).update({"org.sbxrun.net.allow": "127.0.0.1:9",
+                                                   "org.sbxrun.net.dns": "none"})
+    b.write()
+    return b
+
+
+def _listed(sbx, cid):
+    cp = sbx("list", "--format", "json")
+    assert cp.returncode == 0, describe(cp)
+    return {c["id"]: c["status"] for c in json.loads(cp.stdout)}.get(cid)
+
+
+def _delete_all_and_reuse(sbx, leftovers, b, cid):
+    cp = sbx("delete", "--force", cid)
+    assert cp.returncode == 0, describe(cp)
+    leftovers.check(cp, cid)
+    assert _listed(sbx, cid) is None
+    # the ID is free again
+    b.config["process"]["args"] = ["true"]
+    b.write()
+    cp = sbx("run", "--bundle", b, cid)
+    assert cp.returncode == 0, describe(cp)
+    leftovers.check(cp, cid)
+
+
+@pytest.mark.parametrize("cmd, step, status",
+                         [pytest.param("create", s, st, id=f"create-{s}") for s, st in CREATE_STEPS]
+                         + [pytest.param("run", s, st, id=f"run-{s}") for s, st in RUN_STEPS])
+def test_killed_during_create_or_run(sbx, ro_bundle, leftovers, cmd, step, status):
+    b = _crash_bundle(ro_bundle)
+    cid = sbx.new_id()
+    leftovers.snapshot()
+    cp = sbx(cmd, "--bundle", b, cid, env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
+    assert cp.returncode == -signal.SIGKILL, describe(cp)
+    assert _listed(sbx, cid) == status
+    if status == "creating":
+        # a create that did not finish is not stopped: plain delete says so
+        cp = sbx("delete", cid)
+        assert cp.returncode != 0 and "creating" in cp.stderr and "--force" in cp.stderr, describe(cp)
+    _delete_all_and_reuse(sbx, leftovers, b, cid)
+
+
+@pytest.mark.parametrize("step", DELETE_STEPS)
+def test_killed_during_delete(sbx, ro_bundle, leftovers, step):
+    b = _crash_bundle(ro_bundle)
+    cid = sbx.new_id()
+    leftovers.snapshot()
+    sbx.ok("create", "--bundle", b, cid)
+    cp = sbx("delete", "--force", cid, env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
+    assert cp.returncode == -signal.SIGKILL, describe(cp)
+    assert _listed(sbx, cid) == "deleting"
+    _delete_all_and_reuse(sbx, leftovers, b, cid)
+
+
+def test_state_dir_without_status_is_removable(sbx, ro_bundle, leftovers):
+    """What an older sbxrun killed during create left (a state directory
+    with only config.json) is listed as creating and removed by delete -f."""
+    b = ro_bundle(["true"])
+    cid = sbx.new_id()
+    d = sbx.root / cid
+    d.mkdir(parents=True)
+    shutil.copy(b.config_path, d / "config.json")
+    assert _listed(sbx, cid) == "creating"
+    _delete_all_and_reuse(sbx, leftovers, b, cid)

@@ -141,6 +141,26 @@ def test_capabilities_of_root(sbx, bundle, caps):
             f"{key}: container has {cap_names(int(seen[key], 16))}, configured {cap_names(mask)}")
 
 
+RUNC_SPEC_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["quiet", "debug"])
+def test_runc_spec_ambient_caps_are_quiet(sbx, bundle, debug):
+    """`runc spec` lists ambient caps that are not inheritable: they are not
+    raised (as with runc and crun), and only --debug says so."""
+    b = bundle(["grep", "Cap", "/proc/self/status"])
+    with b.edit() as c:
+        c["process"]["capabilities"] = {k: RUNC_SPEC_CAPS for k in ("bounding", "effective", "permitted",
+                                                                  "ambient")}
+    cp = sbx("run", "--bundle", b, sbx.new_id(), global_args=["--debug"] if debug else [])
+    assert cp.returncode == 0, describe(cp)
+    assert re.search(r"^CapAmb:\s+0+$", cp.stdout, re.M), describe(cp)
+    if debug:
+        assert "CAP_KILL not raised" in cp.stderr, describe(cp)
+    else:
+        assert "ambient" not in cp.stderr and cp.stderr == "", describe(cp)
+
+
 def test_capabilities_of_non_root_with_ambient(sbx, bundle):
     b = bundle()
     amb = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]

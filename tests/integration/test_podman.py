@@ -105,3 +105,19 @@ def test_detached_exec_pause_stop_rm(podman):
     assert state["Status"] == "exited", state
     podman("rm", cid)
     assert podman("ps", "-aq").stdout.strip() == ""
+
+
+def test_landlock_annotation(podman):
+    """org.sbxrun.landlock.* through podman's --annotation, with podman's
+    default seccomp profile loaded before the rules (noNewPrivileges false)."""
+    # podman's --annotation splits its value at commas: one group per path.
+    rules = "org.sbxrun.landlock.fs=rx:/bin; rx:/usr; ro:/etc; ro:/proc; rw:/tmp; rw:/dev"
+    script = "cat /etc/passwd >/dev/null && echo read-ok; echo x > /root/x || echo write-refused; " \
+             "grep NoNewPrivs /proc/self/status"
+    cp = podman("run", "--rm", "--network", "none", "--cgroup-parent", podman.parent,
+                "--annotation", rules, "localhost/sbxtest-bb:latest", "sh", "-c", script)
+    assert cp.stdout.split("\n")[:3] == ["read-ok", "write-refused", "NoNewPrivs:\t1"], describe(cp)
+    # Without the annotation the same write works: the rule, not the image, refuses it.
+    cp = podman("run", "--rm", "--network", "none", "--cgroup-parent", podman.parent,
+                "localhost/sbxtest-bb:latest", "sh", "-c", "echo x > /root/x && echo write-ok")
+    assert cp.stdout.strip() == "write-ok", describe(cp)

@@ -31,84 +31,15 @@ pytestmark = [pytest.mark.needs_root, pytest.mark.needs_cmd("create", "start", "
 NOBODY = 65534
 PING_SYSCTL = {"net.ipv4.ping_group_range": "0 2147483647"}
 
-PROBE = textwrap.dedent(
-    """
-    # egress.py '[[kind, host, port], ...]' -> [{"ok": ..., "err": ..., "t": s}, ...]
-    import ctypes, errno, json, socket, struct, sys, time
-
-    def fam(host):
-        return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    def echo6(host, how):
-        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_ICMPV6)
-        with s:
-            s.settimeout(1.5)
-            if how == "recverr":
-                s.setsockopt(socket.IPPROTO_IPV6, 25, 1)  # IPV6_RECVERR
-            if how == "connected":
-                s.connect((host, 0))
-            s.sendto(struct.pack("!BBHHH", 128, 0, 0, 0, 1) + b"sbxt", (host, 0))
-            while True:
-                if s.recv(2048)[0] == 129:
-                    return "pong"
-
-    def tcp(host, port):
-        with socket.socket(fam(host), socket.SOCK_STREAM) as s:
-            s.settimeout(4)
-            s.connect((host, port))
-            return s.recv(64).decode().strip()
-
-    def udp(host, port):
-        with socket.socket(fam(host), socket.SOCK_DGRAM) as s:
-            s.settimeout(4)
-            s.sendto(b"hi", (host, port))
-            return s.recvfrom(256)[0].decode().strip()
-
-    def opened(*args):
-        socket.socket(*args).close()
-        return "opened"
-
-    def ptrace(pid):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.ptrace.restype = ctypes.c_long
-        libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-        if libc.ptrace(0x4206, pid, None, None) < 0:  # PTRACE_SEIZE
-            e = ctypes.get_errno()
-            raise OSError(e, "ptrace")
-        return "attached"  # detached when this process exits
-
-    KINDS = {
-        "ping6-connected": lambda h, p: echo6(h, "connected"),
-        "ping6-recverr": lambda h, p: echo6(h, "recverr"),
-        "ping6": lambda h, p: echo6(h, "plain"),
-        "tcp": tcp, "udp": udp,
-        "packet": lambda h, p: opened(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)),
-        "raw4": lambda h, p: opened(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),
-        "raw6": lambda h, p: opened(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6),
-        "ptrace": lambda h, p: ptrace(p),
-    }
-    out = []
-    for kind, host, port in json.loads(sys.argv[1]):
-        t = time.monotonic()
-        try:
-            r = {"ok": KINDS[kind](host, port), "err": None}
-        except OSError as e:
-            r = {"ok": None, "err": errno.errorcode.get(e.errno, str(e))}
-        r["t"] = round(time.monotonic() - t, 3)
-        out.append(r)
-    print(json.dumps(out))
-    """
-)
+PROBE = nf.PROBE  # tests/integration/helpers/egress_probe.py
 
 
 def egress_bundle(bundle, tmp_path, lab, annotations, **kw):
-    b = nf.net_bundle(bundle, tmp_path, lab, annotations, **kw)
-    (tmp_path / "probe" / "egress.py").write_text(PROBE)
-    return b
+    return nf.net_bundle(bundle, tmp_path, lab, annotations, **kw)
 
 
 def probe_in(sbx, cid, *specs):
-    cp = sbx.ok("exec", cid, nf.PYTHON, "/probe/egress.py", json.dumps(specs), timeout=120)
+    cp = sbx.ok("exec", cid, nf.PYTHON, "/probe/probe.py", json.dumps(specs), timeout=120)
     return json.loads(cp.stdout)
 
 
@@ -168,13 +99,70 @@ def test_cap_sys_ptrace_refused(sbx, bundle, tmp_path, netlab, outside_process):
     assert "CAP_SYS_PTRACE" in cp.stderr and "egress policy" in cp.stderr and "ptrace" in cp.stderr, describe(cp)
     assert not (sbx.root / cid).exists()
 
-    # ... and by exec into a container under a policy.
-    cid = nf.start(sbx, shared_pid_bundle({"org.sbxrun.net.egress": "deny"}, ()))
-    cp = sbx("exec", "--cap", "CAP_SYS_PTRACE", cid, nf.PYTHON, "/probe/egress.py", json.dumps([spec]))
+    # ... and by exec into a container under a policy (whose seccomp
+    # profile denies ptrace: required in a shared pid namespace).
+    b = shared_pid_bundle({"org.sbxrun.net.egress": "deny"}, ())
+    with b.edit() as c:
+        c["linux"]["seccomp"] = DENY_REACH
+    cid = nf.start(sbx, b)
+    cp = sbx("exec", "--cap", "CAP_SYS_PTRACE", cid, nf.PYTHON, "/probe/probe.py", json.dumps([spec]))
     assert cp.returncode != 0 and "CAP_SYS_PTRACE" in cp.stderr, describe(cp)
     assert "attached" not in cp.stdout
     (r,) = probe_in(sbx, cid, spec)
     assert r["err"] == "EPERM", r
+
+
+DENY_REACH = {"defaultAction": "SCMP_ACT_ALLOW",
+              "syscalls": [{"names": ["ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd"],
+                            "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+USER = 1000
+
+
+@pytest.fixture
+def outside_user_process():
+    """A process outside any container and rule, as uid USER."""
+    p = subprocess.Popen(["setpriv", "--reuid", str(USER), "--regid", str(USER), "--clear-groups",
+                          "sleep", "600"])
+    try:
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_shared_pid_namespace_same_uid(sbx, bundle, tmp_path, netlab, outside_user_process):
+    """Without any capability, a process may ptrace another of its uid: in
+    a pid namespace shared with an unrestricted process of that uid, a
+    way out.  Under a policy the filter must deny it."""
+    def same_uid_bundle(ann, seccomp=None):
+        b = egress_bundle(bundle, tmp_path, netlab, ann)
+        with b.edit() as c:
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
+            c["process"]["user"] = {"uid": USER, "gid": USER}
+            c["linux"].pop("seccomp", None)
+            if seccomp:
+                c["linux"]["seccomp"] = seccomp
+        return b
+
+    spec = ["ptrace", "", outside_user_process.pid]
+    # The primitive: no capability, same uid, the host's pid namespace.
+    cid = nf.start(sbx, same_uid_bundle({}))
+    (r,) = probe_in(sbx, cid, spec)
+    assert r["ok"] == "attached", r
+    sbx.ok("delete", "--force", cid)
+
+    # A policy without a filter against it is refused, saying why ...
+    cid = sbx.new_id("net")
+    cp = sbx("create", "--bundle", same_uid_bundle({"org.sbxrun.net.egress": "deny"}), cid)
+    assert cp.returncode != 0, describe(cp)
+    assert "shares a pid namespace" in cp.stderr and "`ptrace`" in cp.stderr, describe(cp)
+    assert not (sbx.root / cid).exists()
+    assert "sbxrun-" not in netlab.ruleset()
+
+    # ... and with one, the attach fails.
+    cid = nf.start(sbx, same_uid_bundle({"org.sbxrun.net.egress": "deny"}, DENY_REACH))
+    (r,) = probe_in(sbx, cid, spec)
+    assert r["ok"] is None and r["err"] == "EPERM", r
 
 
 # ---------------------------------------------------------------------------
@@ -274,3 +262,140 @@ def test_raw_sockets_mapped_addresses_and_dns(sbx, bundle, tmp_path, netlab):
     assert refused(res[3], "ECONNREFUSED"), res                # mapped address: still 10.231.0.3
     assert refused(res[4], "EPERM") and refused(res[5], "ECONNREFUSED"), res  # not a resolver
     assert res[6]["ok"] == "tcp 80" and res[7]["ok"] == "udp 53 hi", res      # what is allowed works
+
+
+# ---------------------------------------------------------------------------
+# multicast membership reports: a covert channel through the kernel
+
+
+RECORDER = textwrap.dedent(
+    """
+    # recorder.py IFACE SECONDS: the IGMP and MLD reports arriving on IFACE,
+    # as JSON [{"kind": "igmp"|"mld", "groups": [...]}, ...]
+    import json, socket, struct, sys, time
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s.bind((sys.argv[1], 0))
+    s.settimeout(0.2)
+    print("ready", flush=True)
+    out, end = [], time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < end:
+        try:
+            f = s.recv(65536)
+        except socket.timeout:
+            continue
+        eth, p = struct.unpack("!H", f[12:14])[0], f[14:]
+        if eth == 0x0800 and p[9] == 2:  # IGMP
+            q = p[(p[0] & 15) * 4:]
+            groups = []
+            if q[0] == 0x22:  # v3 report: records of type, aux, nsrc, group
+                n, off = struct.unpack("!H", q[6:8])[0], 8
+                for _ in range(n):
+                    nsrc = struct.unpack("!H", q[off + 2:off + 4])[0]
+                    groups.append(socket.inet_ntop(socket.AF_INET, q[off + 4:off + 8]))
+                    off += 8 + 4 * nsrc + 4 * q[off + 1]
+            elif q[0] in (0x12, 0x16, 0x17):
+                groups.append(socket.inet_ntop(socket.AF_INET, q[4:8]))
+            out.append({"kind": "igmp", "type": q[0], "groups": groups})
+        elif eth == 0x86DD:
+            nh, q = p[6], p[40:]
+            while nh in (0, 43, 60):  # hop-by-hop (router alert), routing, dest options
+                nh, q = q[0], q[(q[1] + 1) * 8:]
+            if nh == 58 and q[0] in (131, 132, 143):
+                groups = []
+                if q[0] == 143:
+                    n, off = struct.unpack("!H", q[6:8])[0], 8
+                    for _ in range(n):
+                        nsrc = struct.unpack("!H", q[off + 2:off + 4])[0]
+                        groups.append(socket.inet_ntop(socket.AF_INET6, q[off + 4:off + 20]))
+                        off += 20 + 16 * nsrc + 4 * q[off + 1]
+                else:
+                    groups.append(socket.inet_ntop(socket.AF_INET6, q[8:24]))
+                out.append({"kind": "mld", "type": q[0], "groups": groups})
+    print(json.dumps(out))
+    """
+)
+
+JOIN = textwrap.dedent(
+    """
+    # join.py V4ADDR IFNAME GROUP4 GROUP6 SECONDS: join both groups (as any
+    # unprivileged process may), hold them, print what the calls returned
+    import json, socket, struct, sys, time
+    v4addr, ifname, g4, g6, hold = sys.argv[1:6]
+    res = {}
+    s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        s4.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                      socket.inet_aton(g4) + socket.inet_aton(v4addr))
+        res["v4"] = "joined"
+    except OSError as e:
+        res["v4"] = e.strerror
+    try:
+        mreq = socket.inet_pton(socket.AF_INET6, g6) + struct.pack("@I", socket.if_nametoindex(ifname))
+        s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+        res["v6"] = "joined"
+    except OSError as e:
+        res["v6"] = e.strerror
+    time.sleep(float(hold))
+    print(json.dumps(res))
+    """
+)
+
+G4, G6 = "239.69.71.72", "ff05::4547:4821"
+
+
+def record_joins(sbx, tmp_path, lab, cid):
+    """Join G4 and G6 in container CID while the server namespace records
+    the reports on its end of the veth pair."""
+    rec = tmp_path / "recorder.py"
+    rec.write_text(RECORDER)
+    p = subprocess.Popen(["ip", "netns", "exec", lab.server, nf.PYTHON, str(rec), lab.veth[1], "4"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        cp = sbx.ok("exec", cid, nf.PYTHON, "/probe/join.py", nf.CLIENT4, lab.veth[0], G4, G6, "2.5",
+                    timeout=60)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    return json.loads(cp.stdout), json.loads(out)
+
+
+def groups_of(frames, kind):
+    return {g for f in frames if f["kind"] == kind for g in f["groups"]}
+
+
+def test_multicast_reports_do_not_leave(sbx, bundle, tmp_path, netlab):
+    def mcast_bundle(ann):
+        b = egress_bundle(bundle, tmp_path, netlab, ann)
+        (tmp_path / "probe" / "join.py").write_text(JOIN)
+        return b
+
+    # The primitive: without a policy, the groups a process joins go out
+    # on the link in the kernel's IGMPv3 and MLDv2 reports.
+    cid = nf.start(sbx, mcast_bundle({}))
+    calls, frames = record_joins(sbx, tmp_path, netlab, cid)
+    assert calls == {"v4": "joined", "v6": "joined"}, calls
+    assert G4 in groups_of(frames, "igmp") and G6 in groups_of(frames, "mld"), frames
+    sbx.ok("delete", "--force", cid)
+
+    # Under a policy: the joins succeed, no report leaves at all, and what
+    # is allowed still works over IPv4 and IPv6 (neighbour discovery).
+    run_cmd(["ip", "-n", netlab.client, "neigh", "flush", "all"])
+    cid = nf.start(sbx, mcast_bundle({"org.sbxrun.net.allow": "10.231.0.2:80, [fd31::2]:80",
+                                      "org.sbxrun.net.dns": "none"}))
+    calls, frames = record_joins(sbx, tmp_path, netlab, cid)
+    assert calls == {"v4": "joined", "v6": "joined"}, calls
+    assert frames == [], frames
+    res = probe_in(sbx, cid, ["tcp", "10.231.0.2", 80], ["tcp", "fd31::2", 80])
+    assert [r["ok"] for r in res] == ["tcp 80", "tcp 80"], res
+    sbx.ok("delete", "--force", cid)
+
+    # A policy that allows a multicast destination explicitly lets that
+    # family's reports out (and only that family's).
+    cid = nf.start(sbx, mcast_bundle({"org.sbxrun.net.allow": "udp:239.69.0.0/16", "org.sbxrun.net.dns": "none"}))
+    calls, frames = record_joins(sbx, tmp_path, netlab, cid)
+    assert G4 in groups_of(frames, "igmp") and not groups_of(frames, "mld"), frames

@@ -78,17 +78,22 @@ teardown (void **state)
   return 0;
 }
 
+/* Set: config() adds no pid namespace (the container shares the host's). */
+static bool host_pid;
+
 /* A config from JSON text with a network namespace unless extra says
    otherwise: extra is spliced into the top-level object.  */
 static oci_config *
 config (const char *annotations, const char *namespaces, const char *process)
 {
   char *msg = NULL;
-  cleanup_free char *json
-      = xasprintf ("{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"}, \"annotations\": {%s},"
-                   " \"linux\": {\"namespaces\": [%s]}%s%s}",
-                   annotations, namespaces ? namespaces : "{\"type\": \"network\"}, {\"type\": \"mount\"}",
-                   process ? ", \"process\": " : "", process ? process : "");
+  /* a pid namespace of its own unless the test says otherwise */
+  bool pid = !host_pid && (namespaces == NULL || strstr (namespaces, "\"pid\"") == NULL);
+  cleanup_free char *json = xasprintf (
+      "{\"ociVersion\": \"1.2.0\", \"root\": {\"path\": \"rootfs\"}, \"annotations\": {%s},"
+      " \"linux\": {\"namespaces\": [%s%s]}%s%s}",
+      annotations, namespaces ? namespaces : "{\"type\": \"network\"}, {\"type\": \"mount\"}",
+      pid ? ", {\"type\": \"pid\"}" : "", process ? ", \"process\": " : "", process ? process : "");
   oci_config *c = ocispec_parse (&oci_config_type, json, strlen (json), &msg);
   if (c == NULL)
     fail_msg ("bad test config: %s\n%s", msg, json);
@@ -407,7 +412,8 @@ test_dns_resolv (void **state)
                             "options ndots:2\nnameserver fd00::53",
                             NULL);
   sbx_net_policy *p = parse_ok ("\"org.sbxrun.net.allow\": \"10.1.2.3:443\", "
-                                "\"org.sbxrun.net.dns\": \"image\"", root);
+                                "\"org.sbxrun.net.dns\": \"image\"",
+                                root);
   size_t n;
   const sbx_net_rule *v;
   assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_IMAGE);
@@ -453,7 +459,7 @@ test_dns_resolv_bind_mount (void **state)
                    " \"annotations\": {\"org.sbxrun.net.egress\": \"allowlist\"},"
                    " \"mounts\": [{\"destination\": \"/etc/resolv.conf\", \"type\": \"bind\","
                    " \"source\": \"etc/resolv.conf\", \"options\": [\"rbind\"]}],"
-                   " \"linux\": {\"namespaces\": [{\"type\": \"network\"}]}}");
+                   " \"linux\": {\"namespaces\": [{\"type\": \"network\"}, {\"type\": \"pid\"}]}}");
   char *msg = NULL;
   oci_config *c = ocispec_parse (&oci_config_type, json, strlen (json), &msg);
   sbx_net_policy *p = NULL;
@@ -579,6 +585,71 @@ test_joined_netns_ok (void **state)
   assert_string_equal (err->msg, "linux.namespaces: network path `/nonexistent/netns`");
   sbx_error_free (err);
   oci_config_free (c);
+}
+
+static void
+test_shared_pidns (void **state)
+{
+  /* Spliced into linux: the pid namespace, then a seccomp profile (the
+     trailing maskedPaths takes the array's closing bracket).  */
+  static const char *net = "{\"type\": \"network\"}, ";
+  struct
+  {
+    const char *ns, *seccomp, *refused; /* refused: the syscall named, or NULL */
+  } cases[] = {
+    { "{\"type\": \"mount\"}", NULL, "ptrace" },
+    { "{\"type\": \"pid\", \"path\": \"/proc/1/ns/pid\"}", NULL, "ptrace" },
+    { "{\"type\": \"pid\", \"path\": \"/proc/1/ns/pid\"}",
+      "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"read\"], \"action\": "
+      "\"SCMP_ACT_ALLOW\"}]}",
+      NULL },
+    { "{\"type\": \"pid\", \"path\": \"/proc/1/ns/pid\"}",
+      "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"ptrace\", "
+      "\"process_vm_readv\", \"process_vm_writev\"], \"action\": \"SCMP_ACT_ERRNO\"}]}",
+      "pidfd_getfd" },
+    { "{\"type\": \"pid\", \"path\": \"/proc/1/ns/pid\"}",
+      "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"process_vm_writev\"], "
+      "\"action\": \"SCMP_ACT_ALLOW\"}]}",
+      "process_vm_writev" },
+    { "{\"type\": \"pid\", \"path\": \"/proc/1/ns/pid\"}",
+      "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"ptrace\", "
+      "\"process_vm_readv\", \"process_vm_writev\", \"pidfd_getfd\"], \"action\": \"SCMP_ACT_KILL\", "
+      "\"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
+      "ptrace" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    {
+      cleanup_free char *ns
+          = xasprintf ("%s%s%s%s", net, cases[i].ns, cases[i].seccomp ? "], \"seccomp\": " : "",
+                       cases[i].seccomp ? cases[i].seccomp : "");
+      cleanup_free char *spliced
+          = cases[i].seccomp ? xasprintf ("%s, \"maskedPaths\": [\"/x\"", ns) : xstrdup (ns);
+      oci_config *c;
+      sbx_net_policy *p = NULL;
+      sbx_error *err = NULL;
+      int r;
+      host_pid = i == 0; /* the host's pid namespace */
+      c = config ("\"org.sbxrun.net.egress\": \"deny\"", spliced, NULL);
+      host_pid = false;
+      r = sbx_net_policy_parse (c, NULL, NULL, &p, &err);
+      oci_config_free (c);
+      if (cases[i].refused == NULL)
+        {
+          if (r < 0)
+            fail_msg ("case %zu: %s", i, err->msg);
+          sbx_net_policy_free (p);
+          continue;
+        }
+      if (r == 0)
+        fail_msg ("case %zu: not refused", i);
+      assert_non_null (strstr (err->msg, "shares a pid namespace"));
+      {
+        cleanup_free char *want = xasprintf ("does not deny `%s`", cases[i].refused);
+        if (strstr (err->msg, want) == NULL)
+          fail_msg ("case %zu: %s", i, err->msg);
+      }
+      sbx_error_free (err);
+    }
 }
 
 static void
@@ -758,16 +829,13 @@ test_live_apply (void **state)
 
   /* The largest policy, with the longest names, in one batch.  */
   {
-    cleanup_free char *allow = xstrdup (""), *ann = NULL;
+    cleanup_free char *allow = xmalloc0 ((size_t)SBX_NET_MAX_RULES * 48), *ann = NULL;
     char id[1025];
     sbx_net_policy *big;
-    size_t n;
+    size_t n, len = 0;
     for (int i = 0; i < SBX_NET_MAX_RULES; i++)
-      {
-        char *t = xasprintf ("%s udp:[fd%02x:%x::/100]:%d-%d", allow, i % 256, i, 1000 + i, 2000 + i);
-        free (allow);
-        allow = t;
-      }
+      len += (size_t)sprintf (allow + len, " udp:[fd%02x:%x::/100]:%d-%d", i % 256, i, 1000 + i % 30000,
+                              2000 + i % 30000);
     ann = xasprintf ("\"org.sbxrun.net.allow\": \"%s\", \"org.sbxrun.net.dns\": \"none\"", allow);
     big = parse_ok (ann, NULL);
     sbx_net_policy_rules (big, &n);
@@ -806,6 +874,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_dns_resolv_bind_mount, setup, teardown),
     cmocka_unit_test_setup_teardown (test_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_joined_netns_ok, setup, teardown),
+    cmocka_unit_test (test_shared_pidns),
     cmocka_unit_test (test_exec_check),
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_features_list),

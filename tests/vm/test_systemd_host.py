@@ -329,6 +329,26 @@ def test_failed_create_stops_the_unit(sbx, bundle):
     wait_for(lambda: unit_gone(f"sbx-{cid}.scope"), timeout=10, what="unit gone")
 
 
+@needs_driver
+@pytest.mark.parametrize("step", ["create:cgroup-recorded", "create:cgroup", "create:resources",
+                                  "create:spawned"])
+def test_killed_create_is_removed_with_its_unit(sbx, bundle, step):
+    """The journal names the unit before systemd is asked for it: a create
+    killed at any step is listed as creating, and delete --force stops the
+    unit and removes its cgroup."""
+    cid = sbx.new_id()
+    unit = f"sbx-{cid}.scope"
+    b = sd_bundle(bundle, f"machine.slice:sbx:{cid}")
+    cp = sbx("--systemd-cgroup", "create", "--bundle", b, cid, env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
+    assert cp.returncode == -9, describe(cp)
+    listed = {c["id"]: c["status"] for c in json.loads(sbx.ok("list", "--format", "json").stdout)}
+    assert listed.get(cid) == "creating"
+    sbx.ok("delete", "--force", cid)
+    assert not (sbx.root / cid).exists()
+    wait_for(lambda: unit_gone(unit), timeout=10, what=f"{unit} gone")
+    assert not os.path.exists(f"{CG}/machine.slice/{unit}")
+
+
 # ---------------------------------------------------------------------------
 # podman, with its default cgroup_manager = "systemd"
 

@@ -36,6 +36,14 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
    same cgroupsPath can land at different paths in different hierarchies.  */
 int sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                        sbx_error **err);
+/* The same in two steps, so that the paths can be recorded (describe)
+   before anything exists: plan resolves them, make creates the cgroups
+   (on failure, what it made is removed again; sbx_cgroup_free after).
+   With systemd_cgroup, plan computes the unit and its cgroup without asking
+   systemd; make starts the unit and checks systemd put it there.  */
+int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
+                     sbx_error **err);
+int sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err);
 /* The container's init is in the cgroup for good: with --systemd-cgroup,
    the placeholder that kept the new scope alive until then goes (and
    pids.limit, raised by one for it, is set as configured).  */
@@ -66,6 +74,11 @@ const char *sbx_cgroup_unified_dir (sbx_cgroup *cg, int *level);
    last matching rule winning for each of r/w/m; what no rule matches is
    allowed, so lists normally start with a deny-all rule.  */
 int sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err);
+/* Check linux.resources (or the sections of an update) against the spec's
+   meaning (-1 is the only "unlimited") and the ranges the kernel takes
+   without changing the value, touching nothing: create calls it before
+   anything exists.  */
+int sbx_cgroup_validate (const oci_resources *r, sbx_error **err);
 int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
 /* Staging of the container init, so that the runtime's own work is not
    charged to the container (a 512 KiB memory limit must still run

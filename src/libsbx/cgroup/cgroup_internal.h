@@ -48,6 +48,9 @@ struct sbx_cgroup
   /* the systemd driver (cgroup/systemd.c): the unit, the bus (opened when
      needed) and the placeholder holding a new scope until the init is in */
   char *unit;
+  /* planned, for sbx_cgroup_make (NULL in a loaded cgroup): the slice,
+     the unit's cgroup path that systemd must report, the container id */
+  char *slice, *unit_path, *id;
   sbx_cg_systemd *bus;
   pid_t hold;
   int64_t pids_after; /* pids.limit to set once the placeholder is gone (0: none) */
@@ -103,6 +106,16 @@ uint64_t sbx_cg_blkio_to_io_weight (uint64_t weight);
 int sbx_cg_swap_v2 (const oci_memory *m, int64_t *out, sbx_error **err);
 /* One v1 devices.allow/devices.deny line ("c 1:3 rwm", "a") for rule i.  */
 int sbx_cg_device_line (const oci_device_cgroup *d, size_t i, char *buf, size_t len, sbx_error **err);
+/* The four blockIO.throttle* lists: v1 file, v2 io.max key, field name
+   ("blockIO.throttleReadBpsDevice"); sbx_cg_throttle_list gives list t of b.  */
+typedef struct
+{
+  size_t off_arr, off_len;
+  const char *v1_file, *v2_key, *field;
+} sbx_cg_throttle_kind;
+#define SBX_CG_THROTTLE_KINDS 4
+extern const sbx_cg_throttle_kind sbx_cg_throttles[SBX_CG_THROTTLE_KINDS];
+oci_blkio_throttle *const *sbx_cg_throttle_list (const oci_blkio *b, size_t t, size_t *len);
 /* A linux.resources.unified key must name a file of the cgroup itself.  */
 int sbx_cg_check_unified_key (const char *key, sbx_error **err);
 /* Is word in list (separated by spaces, commas or newlines)?  */
@@ -185,10 +198,13 @@ int sbx_cg_systemd_parse (const char *cgroups_path, const char *id, char **slice
                           sbx_error **err);
 /* "a-b.slice" -> "/a.slice/a-b.slice" ("-.slice" -> "").  */
 int sbx_cg_systemd_expand_slice (const char *slice, char **out, sbx_error **err);
-/* Start the unit of cgroups_path and wait for it; *path_out its cgroup,
- *hold_out the placeholder process in a scope (0 for a slice).  */
-int sbx_cg_systemd_start (const char *id, const char *cgroups_path, sbx_cg_systemd **out, char **unit_out,
-                          char **path_out, pid_t *hold_out, sbx_error **err);
+/* The cgroup path systemd gives unit in slice (both from
+   sbx_cg_systemd_parse).  */
+int sbx_cg_systemd_unit_path (const char *slice, const char *unit, char **out, sbx_error **err);
+/* Start the planned unit (cg->unit in cg->slice, with a placeholder process
+   in cg->hold for a scope) and wait for it; its ControlGroup must be
+   cg->unit_path.  On failure nothing of it is left.  */
+int sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err);
 int sbx_cg_systemd_open (sbx_cg_systemd **out, sbx_error **err);
 /* The unit properties for r (SetUnitProperties, runtime).  */
 int sbx_cg_systemd_set (sbx_cg_systemd *s, const char *unit, const oci_resources *r, sbx_error **err);

@@ -33,7 +33,6 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,6 +142,9 @@ sbx_cgroup_free (sbx_cgroup *cg)
   sbx_cg_systemd_release (cg);
   sbx_cg_systemd_close (cg->bus);
   free (cg->unit);
+  free (cg->slice);
+  free (cg->unit_path);
+  free (cg->id);
   sbx_cg_hiers_free (cg->h, cg->n);
   free (cg);
 }
@@ -314,37 +316,35 @@ drop_shadowed (sbx_cgroup *cg)
 static int create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err);
 
 int
-sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
-                   sbx_error **err)
+sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
+                 sbx_error **err)
 {
-  sbx_cg_systemd *bus = NULL;
-  cleanup_free char *unit = NULL, *path = NULL;
-  pid_t hold = 0;
+  cleanup_free char *slice = NULL, *unit = NULL, *path = NULL;
 
   if (!systemd_cgroup)
     {
       if (sbx_cg_is_systemd_form (cgroups_path))
-        return sbx_error_set (err, EINVAL,
-                              "linux.cgroupsPath `%s` is systemd's slice:prefix:name: it needs --systemd-cgroup",
-                              cgroups_path);
+        return sbx_error_set (
+            err, EINVAL, "linux.cgroupsPath `%s` is systemd's slice:prefix:name: it needs --systemd-cgroup",
+            cgroups_path);
       return create_fs (id, cgroups_path, out, err);
     }
-  if (sbx_cg_systemd_start (id, cgroups_path, &bus, &unit, &path, &hold, err) < 0)
+  /* only computed: the unit is started by sbx_cgroup_make, once the
+     journal has its name */
+  if (sbx_cg_systemd_parse (cgroups_path, id, &slice, &unit, err) < 0
+      || sbx_cg_systemd_unit_path (slice, unit, &path, err) < 0)
     return -1;
+#ifndef HAVE_SYSTEMD
+  return sbx_error_set (err, ENOTSUP,
+                        "--systemd-cgroup: this sbxrun was built without libsystemd (configure "
+                        "--with-systemd)");
+#endif
   if (create_fs (id, path, out, err) < 0)
-    {
-      sbx_cg_systemd_stop (bus, unit, NULL);
-      sbx_cg_systemd_close (bus);
-      if (hold > 0)
-        {
-          kill (hold, SIGKILL);
-          waitpid (hold, NULL, 0);
-        }
-      return -1;
-    }
+    return -1;
   (*out)->unit = steal_ptr (unit);
-  (*out)->bus = bus;
-  (*out)->hold = hold;
+  (*out)->slice = steal_ptr (slice);
+  (*out)->unit_path = steal_ptr (path);
+  (*out)->id = xstrdup (id);
   return 0;
 }
 
@@ -375,14 +375,43 @@ create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error
           || sbx_cg_dir_for (h->mountpoint, h->mount_root, h->path, &h->dir, err) < 0)
         return -1;
     }
-  if (ops_of (cg)->create (cg, err) < 0)
+  *out = steal_ptr (cg);
+  return 0;
+}
+
+int
+sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
+{
+  /* systemd makes the unit's cgroup(s); the other hierarchies (v1) are
+     ours, as with the cgroupfs driver */
+  if (cg->slice && sbx_cg_systemd_start (cg, err) < 0)
     return -1;
-  sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg), mode == SBX_CGROUP_V2 ? "v2" : "v1");
+  if (ops_of (cg)->create (cg, err) < 0)
+    {
+      if (cg->slice)
+        {
+          sbx_cg_systemd_release (cg);
+          sbx_cg_systemd_stop (cg->bus, cg->unit, NULL);
+        }
+      return -1;
+    }
+  sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg),
+             cg->mode == SBX_CGROUP_V2 ? "v2" : "v1");
   {
     cleanup_error sbx_error *e = NULL;
     if (stage_prepare (cg, &e) < 0)
       sbx_debug ("cgroup: the init will set up inside the container's cgroup: %s", e->msg);
   }
+  return 0;
+}
+
+int
+sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
+                   sbx_error **err)
+{
+  cleanup_cgroup sbx_cgroup *cg = NULL;
+  if (sbx_cgroup_plan (id, cgroups_path, systemd_cgroup, &cg, err) < 0 || sbx_cgroup_make (cg, err) < 0)
+    return -1;
   *out = steal_ptr (cg);
   return 0;
 }

@@ -72,6 +72,13 @@ sbx_cg_systemd_expand_slice (const char *slice, char **out, sbx_error **err)
   return 0;
 }
 
+static bool
+is_slice_unit (const char *unit)
+{
+  size_t l = strlen (unit);
+  return l > 6 && strcmp (unit + l - 6, ".slice") == 0;
+}
+
 int
 sbx_cg_systemd_parse (const char *cgroups_path, const char *id, char **slice, char **unit, sbx_error **err)
 {
@@ -105,10 +112,23 @@ sbx_cg_systemd_parse (const char *cgroups_path, const char *id, char **slice, ch
   if (sbx_cg_systemd_expand_slice (sl, &expanded, err) < 0)
     return sbx_error_wrap (err, "`%s`", cgroups_path);
   *slice = xstrdup (sl);
-  if (strlen (name) > 6 && strcmp (name + strlen (name) - 6, ".slice") == 0)
+  if (is_slice_unit (name))
     *unit = xstrdup (name);
   else
     *unit = xasprintf ("%s-%s.scope", prefix, name);
+  return 0;
+}
+
+int
+sbx_cg_systemd_unit_path (const char *slice, const char *unit, char **out, sbx_error **err)
+{
+  cleanup_free char *sp = NULL;
+  /* a slice is placed by its own name; a scope goes in its slice */
+  if (is_slice_unit (unit))
+    return sbx_cg_systemd_expand_slice (unit, out, err);
+  if (sbx_cg_systemd_expand_slice (slice, &sp, err) < 0)
+    return -1;
+  *out = xasprintf ("%s/%s", sp, unit);
   return 0;
 }
 
@@ -573,7 +593,7 @@ sbx_cg_systemd_set (sbx_cg_systemd *s, const char *unit, const oci_resources *r,
   sd_bus_error e = SD_BUS_ERROR_NULL;
   int rc;
 
-  if (props_from (r, strlen (unit) > 6 && strcmp (unit + strlen (unit) - 6, ".slice") == 0, &p, &n, err) < 0)
+  if (props_from (r, is_slice_unit (unit), &p, &n, err) < 0)
     return -1;
   if (n == 0)
     return 0;
@@ -687,7 +707,7 @@ unit_cgroup (sbx_cg_systemd *s, const char *unit, char **out, sbx_error **err)
   sd_bus_error e = SD_BUS_ERROR_NULL;
   sd_bus_message *reply = NULL;
   const char *obj;
-  bool is_slice = strlen (unit) > 6 && strcmp (unit + strlen (unit) - 6, ".slice") == 0;
+  bool is_slice = is_slice_unit (unit);
   int r;
 
   r = sd.call_method (s->bus, SD_DEST, SD_PATH, SD_MANAGER, "GetUnit", &e, &reply, "s", unit);
@@ -753,37 +773,33 @@ stop_unit (sbx_cg_systemd *s, const char *unit, sbx_error **err)
 }
 
 int
-sbx_cg_systemd_start (const char *id, const char *cgroups_path, sbx_cg_systemd **out, char **unit_out,
-                      char **path_out, pid_t *hold_out, sbx_error **err)
+sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err)
 {
-  cleanup_free char *slice = NULL, *unit = NULL;
-  sbx_cg_systemd *s = NULL;
-  pid_t hold = 0;
+  cleanup_free char *path = NULL;
 
-  if (sbx_cg_systemd_parse (cgroups_path, id, &slice, &unit, err) < 0)
+  if (cg->bus == NULL && bus_open (&cg->bus, err) < 0)
     return -1;
-  if (bus_open (&s, err) < 0)
-    return -1;
-  if (strcmp (unit + strlen (unit) - 6, ".slice") != 0 && (hold = spawn_hold (err)) < 0)
-    goto fail;
-  if (start_unit (s, id, slice, unit, hold, err) < 0)
-    goto fail_stop;
-  if (unit_cgroup (s, unit, path_out, err) < 0)
-    goto fail_stop;
-  sbx_debug ("cgroup: systemd unit %s, cgroup %s", unit, *path_out);
-  *out = s;
-  *unit_out = steal_ptr (unit);
-  *hold_out = hold;
-  return 0;
-fail_stop:
-  stop_unit (s, unit, NULL);
-fail:
-  if (hold > 0)
+  if (!is_slice_unit (cg->unit) && (cg->hold = spawn_hold (err)) < 0)
     {
-      kill (hold, SIGKILL);
-      waitpid (hold, NULL, 0);
+      cg->hold = 0;
+      return -1;
     }
-  bus_close (s);
+  if (start_unit (cg->bus, cg->id, cg->slice, cg->unit, cg->hold, err) < 0)
+    goto fail;
+  if (unit_cgroup (cg->bus, cg->unit, &path, err) < 0)
+    goto fail;
+  /* the path recorded in the journal (plan) is the one to clean up */
+  if (strcmp (path, cg->unit_path) != 0)
+    {
+      sbx_error_set (err, EIO, "--systemd-cgroup: systemd put unit `%s` at `%s`, not at `%s`", cg->unit, path,
+                     cg->unit_path);
+      goto fail;
+    }
+  sbx_debug ("cgroup: systemd unit %s, cgroup %s", cg->unit, path);
+  return 0;
+fail:
+  stop_unit (cg->bus, cg->unit, NULL);
+  sbx_cg_systemd_release (cg);
   return -1;
 }
 
@@ -808,13 +824,9 @@ sbx_cg_systemd_close (sbx_cg_systemd *s)
 #else /* !HAVE_SYSTEMD */
 
 int
-sbx_cg_systemd_start (const char *id, const char *cgroups_path, sbx_cg_systemd **out, char **unit_out,
-                      char **path_out, pid_t *hold_out, sbx_error **err)
+sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err)
 {
-  cleanup_free char *slice = NULL, *unit = NULL;
-  (void)out, (void)unit_out, (void)path_out, (void)hold_out;
-  if (sbx_cg_systemd_parse (cgroups_path, id, &slice, &unit, err) < 0)
-    return -1;
+  (void)cg;
   return sbx_error_set (err, ENOTSUP,
                         "--systemd-cgroup: this sbxrun was built without libsystemd (configure "
                         "--with-systemd)");

@@ -292,20 +292,6 @@ apply_cpu (sbx_cgroup *cg, const oci_cpu *c, sbx_error **err)
 static int
 apply_blkio (sbx_cgroup *cg, const oci_blkio *b, sbx_error **err)
 {
-  static const struct
-  {
-    size_t off_arr, off_len;
-    const char *file, *field;
-  } thr[] = {
-    { offsetof (oci_blkio, throttle_read_bps_device), offsetof (oci_blkio, throttle_read_bps_device_len),
-      "blkio.throttle.read_bps_device", "blockIO.throttleReadBpsDevice" },
-    { offsetof (oci_blkio, throttle_write_bps_device), offsetof (oci_blkio, throttle_write_bps_device_len),
-      "blkio.throttle.write_bps_device", "blockIO.throttleWriteBpsDevice" },
-    { offsetof (oci_blkio, throttle_read_iops_device), offsetof (oci_blkio, throttle_read_iops_device_len),
-      "blkio.throttle.read_iops_device", "blockIO.throttleReadIOPSDevice" },
-    { offsetof (oci_blkio, throttle_write_iops_device), offsetof (oci_blkio, throttle_write_iops_device_len),
-      "blkio.throttle.write_iops_device", "blockIO.throttleWriteIOPSDevice" },
-  };
   sbx_cg_hier *h = need_v1 (cg, "blkio", "blockIO", err);
   const char *wfile, *wdfile;
 
@@ -342,14 +328,13 @@ apply_blkio (sbx_cgroup *cg, const oci_blkio *b, sbx_error **err)
             return -1;
         }
     }
-  for (size_t t = 0; t < sizeof thr / sizeof thr[0]; t++)
+  for (size_t t = 0; t < SBX_CG_THROTTLE_KINDS; t++)
     {
-      oci_blkio_throttle *const *arr
-          = *(oci_blkio_throttle *const *const *)((const char *)b + thr[t].off_arr);
-      size_t len = *(const size_t *)((const char *)b + thr[t].off_len);
+      size_t len;
+      oci_blkio_throttle *const *arr = sbx_cg_throttle_list (b, t, &len);
       for (size_t i = 0; i < len; i++)
-        if (sbx_cg_writef (h, thr[t].file, thr[t].field, err, "%" PRId64 ":%" PRId64 " %" PRIu64,
-                           arr[i]->major, arr[i]->minor, arr[i]->rate)
+        if (sbx_cg_writef (h, sbx_cg_throttles[t].v1_file, sbx_cg_throttles[t].field, err,
+                           "%" PRId64 ":%" PRId64 " %" PRIu64, arr[i]->major, arr[i]->minor, arr[i]->rate)
             < 0)
           return -1;
     }

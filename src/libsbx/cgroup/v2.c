@@ -362,20 +362,6 @@ apply_io (sbx_cg_hier *h, const oci_blkio *b, sbx_error **err)
   /* BFQ keeps the v1 range [1, 1000] in io.bfq.weight; io.weight is [1, 10000] */
   bool bfq = sbx_cg_exists (h, "io.bfq.weight");
   const char *wfile = bfq ? "io.bfq.weight" : "io.weight";
-  static const struct
-  {
-    size_t off_arr, off_len;
-    const char *key, *field;
-  } thr[] = {
-    { offsetof (oci_blkio, throttle_read_bps_device), offsetof (oci_blkio, throttle_read_bps_device_len),
-      "rbps", "blockIO.throttleReadBpsDevice" },
-    { offsetof (oci_blkio, throttle_write_bps_device), offsetof (oci_blkio, throttle_write_bps_device_len),
-      "wbps", "blockIO.throttleWriteBpsDevice" },
-    { offsetof (oci_blkio, throttle_read_iops_device), offsetof (oci_blkio, throttle_read_iops_device_len),
-      "riops", "blockIO.throttleReadIOPSDevice" },
-    { offsetof (oci_blkio, throttle_write_iops_device), offsetof (oci_blkio, throttle_write_iops_device_len),
-      "wiops", "blockIO.throttleWriteIOPSDevice" },
-  };
 
   if (b->has_weight && b->weight
       && sbx_cg_writef (h, wfile, "blockIO.weight", err, "default %" PRIu64,
@@ -396,19 +382,18 @@ apply_io (sbx_cg_hier *h, const oci_blkio *b, sbx_error **err)
       if (d->has_leaf_weight)
         sbx_debug ("cgroup v2: linux.resources.blockIO.weightDevice[%zu].leafWeight ignored", i);
     }
-  for (size_t t = 0; t < sizeof thr / sizeof thr[0]; t++)
+  for (size_t t = 0; t < SBX_CG_THROTTLE_KINDS; t++)
     {
-      oci_blkio_throttle *const *arr
-          = *(oci_blkio_throttle *const *const *)((const char *)b + thr[t].off_arr);
-      size_t len = *(const size_t *)((const char *)b + thr[t].off_len);
+      const sbx_cg_throttle_kind *k = &sbx_cg_throttles[t];
+      size_t len;
+      oci_blkio_throttle *const *arr = sbx_cg_throttle_list (b, t, &len);
       for (size_t i = 0; i < len; i++)
         {
           const oci_blkio_throttle *d = arr[i];
-          int r = d->rate
-                      ? sbx_cg_writef (h, "io.max", thr[t].field, err, "%" PRId64 ":%" PRId64 " %s=%" PRIu64,
-                                       d->major, d->minor, thr[t].key, d->rate)
-                      : sbx_cg_writef (h, "io.max", thr[t].field, err, "%" PRId64 ":%" PRId64 " %s=max",
-                                       d->major, d->minor, thr[t].key);
+          int r = d->rate ? sbx_cg_writef (h, "io.max", k->field, err, "%" PRId64 ":%" PRId64 " %s=%" PRIu64,
+                                           d->major, d->minor, k->v2_key, d->rate)
+                          : sbx_cg_writef (h, "io.max", k->field, err, "%" PRId64 ":%" PRId64 " %s=max",
+                                           d->major, d->minor, k->v2_key);
           if (r < 0)
             return -1;
         }

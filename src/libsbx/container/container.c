@@ -103,6 +103,14 @@ sbx_container_state (const char *root, const char *id, char **json, sbx_error **
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
   sbx_state_config (s, &c, NULL); /* annotations are optional extras */
+  if (c && sbx_net_config_has_policy (c) && strcmp (sbx_state_status (s), "stopped") != 0)
+    {
+      /* what the egress policy refused lately, read from its nftables set */
+      char *denied = sbx_net_container_denied (s->dir_fd, s->id, s->st->pid);
+      if (denied)
+        sbx_config_annotate (c, SBX_NET_DENIED, denied);
+      free (denied);
+    }
   *json = sbx_state_json (s, c, sbx_state_status (s), true);
   oci_config_free (c);
   sbx_state_free (s);
@@ -228,9 +236,15 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
 
   /* runtime-spec: deleting a container that is not stopped is an error
      (created included); --force kills it first.  */
-  if (strcmp (status, "stopped") != 0 && !force)
-    return sbx_error_set (err, EBUSY, "cannot delete container \"%s\" that is not stopped: %s (use --force)",
-                          s->id, status);
+  if (strcmp (status, "stopped") != 0 && strcmp (status, "deleting") != 0 && !force)
+    return sbx_error_set (err, EBUSY,
+                          "cannot delete container \"%s\" that is not stopped: %s%s (use --force)", s->id,
+                          status, strcmp (status, "creating") == 0 ? " (a create that did not finish)" : "");
+  /* Journal first: a delete killed from here on leaves a container that
+     list shows as "deleting" and the next delete finishes.  */
+  if (sbx_state_set_phase (s, "deleting", err) < 0)
+    return sbx_error_wrap (err, "delete container \"%s\"", s->id);
+  sbx_test_kill_point ("delete:marked");
   if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
     cg = NULL;
   /* Egress rules: found before the kill (a live init's namespace),
@@ -244,6 +258,7 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
         sbx_cgroup_kill (cg, SIGKILL, NULL);
       signal_init (s, SIGKILL, NULL);
       wait_gone (s);
+      sbx_test_kill_point ("delete:killed");
     }
   /* Processes that outlived the init (no pid namespace) go before the
      egress rules do: they must never run unrestricted.  */
@@ -253,8 +268,10 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
       if (sbx_cgroup_destroy (cg, &e) < 0)
         sbx_warn ("container \"%s\": remove cgroup: %s", s->id, e->msg);
       sbx_cgroup_free (cg);
+      sbx_test_kill_point ("delete:cgroup");
     }
   sbx_net_teardown_finish (nt);
+  sbx_test_kill_point ("delete:net");
   if (sbx_state_config (s, &c, NULL) == 0 && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);

@@ -31,6 +31,8 @@ typedef struct
   bool systemd_cgroup;
   bool detach;                /* run only */
   bool keep;                  /* run only: keep the state after exit */
+  bool overlay;               /* --overlay (or the annotation, fs.h) */
+  const char *from_snapshot;  /* --from-snapshot SRCID:NAME: fork (fs.h) */
 } sbx_create_opts;
 
 int sbx_container_create (const sbx_create_opts *o, sbx_error **err);

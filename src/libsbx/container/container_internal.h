@@ -31,6 +31,11 @@ int sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_
 /* Our child pid died before its last word: say how (signal, status, and a
    hint when a seccomp profile may have killed it).  Returns -1.  */
 int sbx_died_before_exec (pid_t pid, const oci_config *c, sbx_error **err);
+/* When the init died of SIGKILL and the container's memory cgroup counts
+   an OOM kill (no container code ran yet), replace *err with that, naming
+   linux.resources.memory.limit; when ("during setup", "before exec").  */
+void sbx_explain_oom (sbx_cgroup *cg, const oci_config *c, pid_t pid, int pidfd, const char *when,
+                      sbx_error **err);
 /* Receive the pty master of a process being set up (SYNC_PTY) and pass it
    to console_socket, or keep it in *pty_out (-1 when passed on) for the
    foreground, sized like our own terminal.  */

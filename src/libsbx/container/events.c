@@ -128,6 +128,7 @@ struct egress_drops
 {
   bool have;
   uint64_t packets, bytes;
+  char *denied; /* JSON array (sbx_net_policy_denied) or NULL */
 };
 
 static void
@@ -228,6 +229,16 @@ write_stats (oj_writer *w, const sbx_cgroup_stats *st, const struct egress_drops
       oj_w_uint (w, drops->packets);
       oj_w_key (w, "dropped_bytes");
       oj_w_uint (w, drops->bytes);
+      if (drops->denied)
+        {
+          oj_value *v = oj_parse (drops->denied, strlen (drops->denied), NULL);
+          if (v)
+            {
+              oj_w_key (w, "denied");
+              oj_w_value (w, v);
+              oj_free (v);
+            }
+        }
       oj_w_end_object (w);
     }
   oj_w_end_object (w);
@@ -282,7 +293,10 @@ emit_stats (int fd, sbx_cgroup *cg, const char *id, int state_dirfd, pid_t pid, 
     return sbx_error_wrap (err, "container \"%s\": stats", id);
   if (state_dirfd >= 0)
     drops.have = sbx_net_container_counters (state_dirfd, id, pid, &drops.packets, &drops.bytes, NULL) == 0;
+  if (drops.have)
+    drops.denied = sbx_net_container_denied (state_dirfd, id, pid);
   r = emit_event (fd, "stats", id, &st, &drops, err);
+  free (drops.denied);
   sbx_cgroup_stats_release (&st);
   return r;
 }

@@ -244,7 +244,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .bundle = cr->bundle,
                          .no_pivot = cr->o->no_pivot,
                          .userns = (flags | cr->plan.join_flags) & CLONE_NEWUSER,
-                         .cgroupns = flags & CLONE_NEWCGROUP };
+                         .cgroupns = flags & CLONE_NEWCGROUP,
+                         .has_root_mount = cr->overlay_fd >= 0,
+                         .root_mount_fd = cr->overlay_fd };
 
   if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
@@ -264,18 +266,18 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
         return sbx_error_sys (err, "become root in the user namespace (is uid/gid 0 mapped?)");
     }
-  if (flags & CLONE_NEWCGROUP)
-    {
-      /* The namespace is rooted where we are: in the container's cgroup.
-         The rest of the setup is the runtime's work, done in the
-         runtime's own cgroups (best effort) so that it is not charged to
-         the container; sbx_init_main goes back in before "created".  */
-      cleanup_error sbx_error *e = NULL;
-      if (unshare (CLONE_NEWCGROUP) < 0)
-        return sbx_error_sys (err, "create cgroup namespace");
-      if (cr->cg && sbx_cgroup_stage_leave (cr->cg, &e) < 0)
-        sbx_debug ("init: setting up inside the container's cgroup: %s", e->msg);
-    }
+  /* A new cgroup namespace is rooted where we are: in the container's
+     cgroup.  The rest of the setup is the runtime's work, done in the
+     runtime's own cgroups (best effort) so that it is not charged to the
+     container, with or without a cgroup namespace (runc's default config
+     has none); sbx_init_main goes back in before "created".  */
+  if ((flags & CLONE_NEWCGROUP) && unshare (CLONE_NEWCGROUP) < 0)
+    return sbx_error_sys (err, "create cgroup namespace");
+  {
+    cleanup_error sbx_error *e = NULL;
+    if (cr->cg && sbx_cgroup_stage_leave (cr->cg, &e) < 0)
+      sbx_debug ("init: setting up inside the container's cgroup: %s", e->msg);
+  }
   if (flags & CLONE_NEWTIME)
     {
       int r;
@@ -307,6 +309,11 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
      land in a namespace shared with others): the root is only entered.  */
   if ((flags & CLONE_NEWNS) && sbx_rootfs_prepare (c, &ro, &container_procfd, err) < 0)
     return -1;
+  if (cr->overlay_fd >= 0)
+    {
+      close (cr->overlay_fd);
+      cr->overlay_fd = -1;
+    }
   if (set_sysctls (l, flags | cr->plan.join_flags, err) < 0)
     return -1;
 

@@ -29,6 +29,8 @@ typedef struct
   int sync_child;      /* child's end */
   int start_listen;    /* listening start.sock */
   bool foreground_tty; /* run in the foreground with a terminal: keep the pty */
+  bool overlay;        /* the rootfs is an overlay (fs.h) ... */
+  int overlay_fd;      /* ... built here, attached by the init (or -1) */
   bool fork_init;      /* a pid namespace joined by path: the setup runs in the
                           host's, and forks the init into it (init.c) */
 } sbx_creator;

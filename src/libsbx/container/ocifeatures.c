@@ -26,8 +26,8 @@ strv_from (const char *const *list, size_t *len)
 
 #define SET_LIST(obj, field, list) ((obj)->field = strv_from ((list), &(obj)->field##_len))
 
-static const char *const hooks[] = { "prestart",  "createRuntime", "createContainer",
-                                     "startContainer", "poststart", "poststop", NULL };
+static const char *const hooks[]
+    = { "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop", NULL };
 
 static oci_features_enabled *
 enabled (bool on)
@@ -97,6 +97,8 @@ sbx_features (oci_features **out, sbx_error **err)
                   xstrdup ("Landlock filesystem rules: RIGHTS:PATH[,PATH...] groups joined by ;"));
   add_annotation (f, SBX_LANDLOCK_PREFIX "net", xstrdup ("Landlock TCP rules: bind:PORTS; connect:PORTS"));
   add_annotation (f, SBX_LANDLOCK_PREFIX "mode", xstrdup ("best-effort (default) or strict"));
+  add_annotation (f, SBX_OVERLAY_ANNOTATION,
+                  xstrdup ("true: a writable overlay over the rootfs, changes in the state directory"));
   /* What this kernel enforces (0: no Landlock).  */
   add_annotation (f, SBX_LANDLOCK_PREFIX "abi", xasprintf ("%d", sbx_landlock_abi ()));
   add_annotation (f, SBX_LANDLOCK_PREFIX "rights", sbx_landlock_rights_supported ());

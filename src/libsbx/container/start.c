@@ -36,6 +36,50 @@
 
 /* ---------------------------------------------------------------- start */
 
+/* A create or start that failed because the init vanished (EOF on the
+   sync socket, "killed by signal 9 before exec"): when it died of SIGKILL
+   and the container's memory cgroup counts an OOM kill (no container code
+   has run yet), the memory limit was too small for the setup, which runs
+   partly in that cgroup, or for the exec.  Say that instead.  */
+void
+sbx_explain_oom (sbx_cgroup *cg, const oci_config *c, pid_t pid, int pidfd, const char *when, sbx_error **err)
+{
+  const oci_resources *r = c && c->linux ? c->linux->resources : NULL;
+  const oci_memory *m = r ? r->memory : NULL;
+  sbx_cgroup_stats st = { 0 };
+  siginfo_t si = { 0 };
+  uint64_t kills;
+
+  if (err == NULL || *err == NULL || cg == NULL || pid <= 0 || m == NULL || !m->has_limit || m->limit < 0)
+    return;
+  if (pidfd >= 0)
+    {
+      /* its end of the socket closes a moment before it is a zombie */
+      struct pollfd p = { pidfd, POLLIN, 0 };
+      poll (&p, 1, 1000);
+    }
+  if (waitid (P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+    {
+      if (si.si_pid != pid || si.si_code != CLD_KILLED || si.si_status != SIGKILL)
+        return; /* alive, or gone otherwise */
+    }
+  else if (sbx_pid_start_time (pid) != 0)
+    return; /* not our child (start), and still there */
+  if (sbx_cgroup_get_stats (cg, &st, NULL) < 0)
+    return;
+  kills = st.has_memory ? st.memory_oom_kill : 0;
+  sbx_cgroup_stats_release (&st);
+  if (kills == 0)
+    return;
+  sbx_error_free (*err);
+  *err = NULL;
+  sbx_error_set (
+      err, ENOMEM,
+      "the container's init was OOM-killed %s: linux.resources.memory.limit %lld bytes is too small "
+      "for it (the memory cgroup counted %llu OOM kill%s)",
+      when, (long long)m->limit, (unsigned long long)kills, kills == 1 ? "" : "s");
+}
+
 /* The process died before its last word: say how, when it is our child.  */
 int
 sbx_died_before_exec (pid_t pid, const oci_config *c, sbx_error **err)
@@ -137,8 +181,14 @@ sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
          container reads "stopped" as soon as start has failed.  */
       cleanup_close int pidfd = sbx_pidfd_open (s->st->pid);
       struct pollfd p = { pidfd, POLLIN, 0 };
+      sbx_cgroup *cg = NULL;
       if (pidfd >= 0)
         poll (&p, 1, 2000);
+      if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) == 0)
+        {
+          sbx_explain_oom (cg, c, s->st->pid, pidfd, "before exec", err);
+          sbx_cgroup_free (cg);
+        }
       waitpid (s->st->pid, NULL, WNOHANG);
     }
   if (r == SBX_SYNC_HUNG_UP && may_retry && sbx_state_alive (s))

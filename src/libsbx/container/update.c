@@ -265,7 +265,7 @@ update_locked (sbx_state *s, const oci_resources *r, sbx_error **err)
   ap.unified_values = u->unified_values;
   ap.unified_len = u->unified_len;
 
-  if (sbx_cgroup_apply (cg, &ap, err) < 0)
+  if (sbx_cgroup_validate (&ap, err) < 0 || sbx_cgroup_apply (cg, &ap, err) < 0)
     {
       sbx_error_wrap (err, "update container \"%s\"", s->id);
       goto out;

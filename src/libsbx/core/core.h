@@ -105,6 +105,9 @@ int sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len
 ssize_t sbx_write_all (int fd, const void *buf, size_t len);
 ssize_t sbx_read_all (int fd, void *buf, size_t len);
 int sbx_mkdir_p (const char *path, mode_t mode, sbx_error **err);
+/* Remove name under dirfd and everything below it, never following a
+   symlink; a missing name is fine.  -1 with errno on the first failure.  */
+int sbx_remove_tree_at (int dirfd, const char *name);
 
 /* A directory whose contents sbxrun trusts (state root, seccomp cache):
    refused (EPERM, naming WHAT and PATH) unless owned by the euid and not
@@ -124,6 +127,10 @@ void sbx_forward_signal (int sigfd, int pidfd);
 
 bool sbx_has_prefix (const char *s, const char *prefix);
 int sbx_parse_int64 (const char *s, long long *out);
+/* Crash-consistency tests: SBXRUN_TEST_KILL_AT=<step> makes the runtime
+   SIGKILL itself when it reaches step (names in docs/design.md).  Built in
+   always: whoever sets sbxrun's environment can kill it anyway.  */
+void sbx_test_kill_point (const char *step);
 
 /* log.h - diagnostics for the CLI and library: text or JSON lines
  * ({"level","msg","time"}, as podman and containerd parse) to the --log file,
@@ -187,5 +194,24 @@ int sbx_proc_write (int procfd, const char *rel, const char *buf, size_t len, sb
    records in the saved config for `state` (org.sbxrun.*.resolved...).  */
 struct oci_config;
 void sbx_config_annotate (struct oci_config *c, const char *key, const char *value);
+
+/* sha256.h - SHA-256 (FIPS 180-4): the seccomp cache key, snapshot
+ * manifests.  */
+
+typedef struct
+{
+  unsigned int h[8];
+  unsigned long long total;
+  unsigned char buf[64];
+  size_t used;
+} sbx_sha256_ctx;
+
+void sbx_sha256_init (sbx_sha256_ctx *c);
+void sbx_sha256_update (sbx_sha256_ctx *c, const void *data, size_t len);
+void sbx_sha256_final (sbx_sha256_ctx *c, unsigned char out[32]);
+/* One buffer at once.  */
+void sbx_sha256 (const void *data, size_t len, unsigned char out[32]);
+/* 64 lowercase hex digits and a NUL.  */
+void sbx_sha256_hex (const unsigned char d[32], char hex[65]);
 
 #endif

@@ -7,8 +7,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -388,4 +390,42 @@ sbx_config_annotate (oci_config *c, const char *key, const char *value)
   c->annotations_values[n] = xstrdup (value);
   c->annotations_keys[n + 1] = c->annotations_values[n + 1] = NULL;
   c->annotations_len = n + 1;
+}
+
+int
+sbx_remove_tree_at (int dfd, const char *name)
+{
+  struct stat st;
+  if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : -1;
+  if (S_ISDIR (st.st_mode))
+    {
+      int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+      struct dirent *de;
+      int r = 0;
+      if (d == NULL)
+        {
+          if (fd >= 0)
+            close (fd);
+          return -1;
+        }
+      while ((de = readdir (d)))
+        if (strcmp (de->d_name, ".") && strcmp (de->d_name, "..")
+            && sbx_remove_tree_at (dirfd (d), de->d_name) < 0)
+          r = -1;
+      closedir (d);
+      if (r < 0)
+        return -1;
+      return unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -1 : 0;
+    }
+  return unlinkat (dfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+void
+sbx_test_kill_point (const char *step)
+{
+  const char *at = getenv ("SBXRUN_TEST_KILL_AT");
+  if (at && strcmp (at, step) == 0)
+    kill (getpid (), SIGKILL);
 }

@@ -9,8 +9,9 @@
  * container is killed, sbx_net_teardown_finish() after.
  *
  * Parsing (annotations, entries, resolv.conf, capability checks) lives in
- * egress/policy.c; netlink and the state-directory record (net.json) in
- * egress/nft.c.  User documentation: docs/annotations.md.  */
+ * egress/policy.c; the netlink socket and batches in egress/nl.c; the
+ * table, chains, sets and rules in egress/nft.c; the state-directory
+ * record (net.json), install and teardown in egress/lifecycle.c.  User documentation: docs/annotations.md. */
 #ifndef SBX_EGRESS_EGRESS_H
 #define SBX_EGRESS_EGRESS_H
 
@@ -32,8 +33,13 @@
 #define SBX_NET_RESOLVED SBX_NET_PREFIX "resolved"
 /* The record of the installed rules in the state directory.  */
 #define SBX_NET_STATE_FILE "net.json"
-/* More allow rules than this (after resolving names) is refused.  */
-#define SBX_NET_MAX_RULES 2048
+/* More allowed destinations than this (after resolving names) is
+   refused.  They are nftables set elements (egress/sets.c).  */
+#define SBX_NET_MAX_RULES 65536
+/* The record of denied destinations: at most this many per family, each
+   forgotten this long after its last drop.  */
+#define SBX_NET_DENIED_MAX 64
+#define SBX_NET_DENIED_TIMEOUT_S 3600
 
 typedef enum
 {
@@ -123,7 +129,7 @@ void sbx_net_policy_free (sbx_net_policy *p);
 void sbx_net_policy_freep (sbx_net_policy **p);
 #define cleanup_net_policy __attribute__ ((cleanup (sbx_net_policy_freep)))
 
-/* ---- netlink (egress/nft.c) */
+/* ---- nftables (egress/nft.c) */
 
 /* The table ("sbxrun-<id>") and chain ("<id>") names of container id,
    shortened with a hash when the ID is too long for nftables.  malloc'd. */
@@ -138,13 +144,23 @@ char *sbx_net_chain_name (const char *id);
    packet of the namespace (only for a namespace of the container's own).  */
 int sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, const char *cgroup2_dir,
                           int cgroup2_level, sbx_error **err);
+/* Close the netlink socket sbx_net_policy_apply keeps open after its
+   commit (closing it waits for an RCU grace period; later, that wait
+   overlaps with the container's start).  Close-on-exec meanwhile; call
+   when the container has started, or before the runtime exits.  */
+void sbx_net_release (void);
 /* Remove container `id`'s rules from netns_fd; absent rules are fine.  */
 int sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err);
 /* Packets and bytes dropped by container `id`'s policy so far.  */
 int sbx_net_policy_counters (int netns_fd, const char *id, uint64_t *packets, uint64_t *bytes,
                              sbx_error **err);
 
-/* ---- lifecycle glue (egress/nft.c) */
+/* The destinations container `id`'s policy refused lately, most recent
+   first, as a JSON array of {"family", "address", "protocol", "port",
+   "count", "bytes", "last"} (malloc'd in *json).  */
+int sbx_net_policy_denied (int netns_fd, const char *id, char **json, sbx_error **err);
+
+/* ---- lifecycle glue (egress/lifecycle.c) */
 
 /* create, after the init (pid) has its network namespace and before any
    hook: record net.json in state_dirfd, then install the rules in the
@@ -165,6 +181,12 @@ void sbx_net_teardown_finish (sbx_net_teardown *t);
    namespace is gone.  */
 int sbx_net_container_counters (int state_dirfd, const char *id, pid_t live_pid, uint64_t *packets,
                                 uint64_t *bytes, sbx_error **err);
+
+/* sbx_net_policy_denied for a container from its state directory: NULL
+   when it has no policy or its namespace is gone.  */
+char *sbx_net_container_denied (int state_dirfd, const char *id, pid_t live_pid);
+/* Shown by `state` (computed, never accepted from a bundle).  */
+#define SBX_NET_DENIED SBX_NET_PREFIX "denied"
 
 /* The annotations we understand, for `features`: name and a short
    description; ends with { NULL, NULL }.  */

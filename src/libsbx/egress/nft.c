@@ -31,7 +31,7 @@
  * there and straight back), so the runtime never runs anything else in it;
  * every change goes in one batch, which the kernel applies atomically.  */
 #include <config.h>
-#include "egress/egress.h"
+#include "egress/egress_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,13 +63,13 @@
 #define NFT_NAME_MAX 255 /* NFT_NAME_MAXLEN without the NUL */
 #define BASE_CHAIN "output"
 #define COUNTER "dropped"
-#define NL_TIMEOUT_S 10
+#define DENIED4 "denied4"
+#define DENIED6 "denied6"
 
 /* conntrack state bits as the ct expression reports them
    (NF_CT_STATE_BIT of IP_CT_ESTABLISHED and IP_CT_RELATED).  */
 #define CT_STATE_ESTABLISHED (1u << 1)
 #define CT_STATE_RELATED (1u << 2)
-
 /* ---------------------------------------------------------------- names */
 
 static uint64_t
@@ -102,320 +102,6 @@ sbx_net_chain_name (const char *id)
   return nft_name ("", id);
 }
 
-/* ---------------------------------------------------------------- netlink */
-
-typedef struct
-{
-  struct mnl_socket *nl;
-  char *buf; /* the batch */
-  size_t cap;
-  struct mnl_nlmsg_batch *b;
-  uint32_t seq0, seq;
-  char **what; /* description of each message, by seq - seq0 */
-  size_t nwhat;
-  bool overflow;
-} nl_ctx;
-
-static void
-nl_ctx_release (nl_ctx *x)
-{
-  if (x->b)
-    mnl_nlmsg_batch_stop (x->b);
-  if (x->nl)
-    mnl_socket_close (x->nl);
-  free (x->buf);
-  for (size_t i = 0; i < x->nwhat; i++)
-    free (x->what[i]);
-  free (x->what);
-}
-
-/* A netfilter netlink socket of the namespace netns_fd.  */
-static int
-nl_open (nl_ctx *x, int netns_fd, sbx_error **err)
-{
-  cleanup_close int self = open ("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  struct timeval tv = { .tv_sec = NL_TIMEOUT_S };
-  int one = 1, saved;
-
-  if (self < 0)
-    return sbx_error_sys (err, "open the runtime's network namespace");
-  if (setns (netns_fd, CLONE_NEWNET) < 0)
-    return sbx_error_sys (err, "enter the container's network namespace");
-  x->nl = mnl_socket_open2 (NETLINK_NETFILTER, SOCK_CLOEXEC);
-  saved = errno;
-  if (setns (self, CLONE_NEWNET) < 0)
-    return sbx_error_sys (err, "return to the runtime's network namespace");
-  if (x->nl == NULL)
-    return sbx_error_set (err, saved, "open a netfilter netlink socket");
-  if (mnl_socket_bind (x->nl, 0, MNL_SOCKET_AUTOPID) < 0)
-    return sbx_error_sys (err, "bind the netfilter netlink socket");
-  setsockopt (mnl_socket_get_fd (x->nl), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
-  setsockopt (mnl_socket_get_fd (x->nl), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-  setsockopt (mnl_socket_get_fd (x->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  x->seq0 = x->seq = (uint32_t)time (NULL);
-  return 0;
-}
-
-static void
-batch_start (nl_ctx *x, size_t nmsgs)
-{
-  /* A message is well under 2 KiB even with 255-byte table and chain
-     names and an IPv6 CIDR with a port range.  */
-  x->cap = 4096 + 2048 * nmsgs;
-  /* mnl batches may overrun their limit by one message.  */
-  x->buf = xmalloc0 (x->cap + MNL_SOCKET_BUFFER_SIZE);
-  x->b = mnl_nlmsg_batch_start (x->buf, x->cap);
-  nftnl_batch_begin (mnl_nlmsg_batch_current (x->b), x->seq++);
-  mnl_nlmsg_batch_next (x->b);
-}
-
-/* The header of the next message of the batch; `what` describes it for
-   errors (taken).  */
-static struct nlmsghdr *
-batch_msg (nl_ctx *x, uint16_t type, uint16_t flags, char *what)
-{
-  uint32_t i = x->seq - x->seq0;
-  if (i >= x->nwhat)
-    {
-      x->what = xrealloc (x->what, (i + 1) * sizeof *x->what);
-      while (x->nwhat <= i)
-        x->what[x->nwhat++] = NULL;
-    }
-  x->what[i] = what;
-  return nftnl_nlmsg_build_hdr (mnl_nlmsg_batch_current (x->b), type, NFPROTO_INET, flags, x->seq++);
-}
-
-static void
-batch_done_msg (nl_ctx *x)
-{
-  if (!mnl_nlmsg_batch_next (x->b))
-    x->overflow = true;
-}
-
-/* The text of an extended ack (NLMSGERR_ATTR_MSG), or NULL.  */
-static const char *
-extack_msg (const struct nlmsghdr *nlh)
-{
-  const struct nlmsgerr *e = mnl_nlmsg_get_payload (nlh);
-  const char *p = (const char *)(e + 1), *end = (const char *)nlh + nlh->nlmsg_len;
-
-  if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-    return NULL;
-  if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-    p += e->msg.nlmsg_len - sizeof (struct nlmsghdr);
-  while (p + sizeof (struct nlattr) <= end)
-    {
-      const struct nlattr *a = (const struct nlattr *)p;
-      if (a->nla_len < sizeof *a || p + a->nla_len > end)
-        break;
-      if ((a->nla_type & NLA_TYPE_MASK) == NLMSGERR_ATTR_MSG && a->nla_len > sizeof *a)
-        return (const char *)(a + 1);
-      p += NLA_ALIGN (a->nla_len);
-    }
-  return NULL;
-}
-
-typedef int (*nl_reply_cb) (const struct nlmsghdr *nlh, void *data);
-
-/* Send len bytes of buf, then read replies until the ack of message
-   `last` (sent with NLM_F_ACK).  The first error reported for any message
-   becomes *err; cb sees every other reply.  */
-static int
-nl_talk (nl_ctx *x, const void *buf, size_t len, uint32_t last, nl_reply_cb cb, void *data, sbx_error **err)
-{
-  int fd = mnl_socket_get_fd (x->nl);
-  cleanup_free char *rbuf = xmalloc0 (MNL_SOCKET_BUFFER_SIZE * 4);
-  cleanup_error sbx_error *first = NULL;
-
-  if (mnl_socket_sendto (x->nl, buf, len) < 0)
-    return sbx_error_sys (err, "send to netfilter");
-  for (;;)
-    {
-      ssize_t n = recv (fd, rbuf, MNL_SOCKET_BUFFER_SIZE * 4, 0);
-      int left;
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          if (errno == EAGAIN)
-            return sbx_error_set (err, ETIMEDOUT, "no answer from netfilter");
-          return sbx_error_sys (err, "receive from netfilter");
-        }
-      left = (int)n;
-      for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf; mnl_nlmsg_ok (nlh, left);
-           nlh = mnl_nlmsg_next (nlh, &left))
-        {
-          if (nlh->nlmsg_type == NLMSG_ERROR)
-            {
-              const struct nlmsgerr *e = mnl_nlmsg_get_payload (nlh);
-              uint32_t seq = e->msg.nlmsg_seq;
-              if (e->error != 0 && first == NULL)
-                {
-                  const char *ext = extack_msg (nlh);
-                  uint32_t i = seq - x->seq0;
-                  const char *what = i < x->nwhat && x->what[i] ? x->what[i] : "netfilter request";
-                  sbx_error_set (&first, -e->error, "%s%s%s", what, ext ? ": " : "", ext ? ext : "");
-                }
-              if (seq == last)
-                {
-                  if (first)
-                    {
-                      *err = steal_ptr (first);
-                      return -1;
-                    }
-                  return 0;
-                }
-              continue;
-            }
-          if (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_NOOP)
-            continue;
-          if (cb && cb (nlh, data) < 0)
-            return sbx_error_set (err, EPROTO, "malformed reply from netfilter");
-        }
-    }
-}
-
-/* Send the batch, then a generation request with an ack: its answer comes
-   after every error of the batch.  */
-static int
-batch_commit (nl_ctx *x, sbx_error **err)
-{
-  char req[256];
-  uint32_t gen_seq;
-  struct nlmsghdr *nlh;
-
-  nftnl_batch_end (mnl_nlmsg_batch_current (x->b), x->seq++);
-  if (!mnl_nlmsg_batch_next (x->b) || x->overflow)
-    return sbx_error_set (err, E2BIG, "too many nftables rules for one batch");
-  {
-    size_t len = mnl_nlmsg_batch_size (x->b);
-    if (len > 128 * 1024)
-      {
-        int sz = (int)len + 65536;
-        setsockopt (mnl_socket_get_fd (x->nl), SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz);
-      }
-    if (mnl_socket_sendto (x->nl, mnl_nlmsg_batch_head (x->b), len) < 0)
-      return sbx_error_sys (err, "send the nftables batch");
-  }
-  gen_seq = x->seq++;
-  nlh = nftnl_nlmsg_build_hdr (req, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, gen_seq);
-  return nl_talk (x, nlh, nlh->nlmsg_len, gen_seq, NULL, NULL, err);
-}
-
-/* ---------------------------------------------------------------- rules */
-
-static struct nftnl_expr *
-expr_new (struct nftnl_rule *r, const char *name)
-{
-  struct nftnl_expr *e = nftnl_expr_alloc (name);
-  if (e == NULL)
-    abort ();
-  nftnl_rule_add_expr (r, e);
-  return e;
-}
-
-static void
-x_meta (struct nftnl_rule *r, uint32_t key)
-{
-  struct nftnl_expr *e = expr_new (r, "meta");
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_META_KEY, key);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_META_DREG, NFT_REG_1);
-}
-
-static void
-x_cmp (struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
-{
-  struct nftnl_expr *e = expr_new (r, "cmp");
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_CMP_OP, op);
-  nftnl_expr_set (e, NFTNL_EXPR_CMP_DATA, data, len);
-}
-
-static void
-x_payload (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len)
-{
-  struct nftnl_expr *e = expr_new (r, "payload");
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_BASE, base);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_LEN, len);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-}
-
-static void
-x_mask (struct nftnl_rule *r, const void *mask, uint32_t len)
-{
-  static const uint8_t zero[16];
-  struct nftnl_expr *e = expr_new (r, "bitwise");
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_BITWISE_LEN, len);
-  nftnl_expr_set (e, NFTNL_EXPR_BITWISE_MASK, mask, len);
-  nftnl_expr_set (e, NFTNL_EXPR_BITWISE_XOR, zero, len);
-}
-
-static void
-x_range (struct nftnl_rule *r, const void *from, const void *to, uint32_t len)
-{
-  struct nftnl_expr *e = expr_new (r, "range");
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_RANGE_SREG, NFT_REG_1);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ);
-  nftnl_expr_set (e, NFTNL_EXPR_RANGE_FROM_DATA, from, len);
-  nftnl_expr_set (e, NFTNL_EXPR_RANGE_TO_DATA, to, len);
-}
-
-static void
-x_verdict (struct nftnl_rule *r, int verdict, const char *chain)
-{
-  struct nftnl_expr *e = expr_new (r, "immediate");
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-  nftnl_expr_set_u32 (e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
-  if (chain)
-    nftnl_expr_set_str (e, NFTNL_EXPR_IMM_CHAIN, chain);
-}
-
-static void
-x_u8_eq (struct nftnl_rule *r, uint32_t meta_key, uint8_t v)
-{
-  x_meta (r, meta_key);
-  x_cmp (r, NFT_CMP_EQ, &v, 1);
-}
-
-/* meta nfproto, then the destination address (masked to the prefix).  */
-static void
-x_daddr (struct nftnl_rule *r, const sbx_net_rule *d)
-{
-  bool v4 = d->family == AF_INET;
-  uint32_t len = v4 ? 4 : 16;
-  int full = v4 ? 32 : 128;
-
-  x_u8_eq (r, NFT_META_NFPROTO, v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
-  if (d->prefix == 0)
-    return;
-  x_payload (r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 16 : 24, len);
-  if (d->prefix < full)
-    {
-      uint8_t mask[16] = { 0 };
-      for (int i = 0; i < (int)len; i++)
-        {
-          int bits = d->prefix - i * 8;
-          mask[i] = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
-        }
-      x_mask (r, mask, len);
-    }
-  x_cmp (r, NFT_CMP_EQ, d->addr, len);
-}
-
-static void
-x_dport (struct nftnl_rule *r, uint16_t lo, uint16_t hi)
-{
-  uint16_t a = htons (lo), b = htons (hi);
-  x_payload (r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
-  if (lo == hi)
-    x_cmp (r, NFT_CMP_EQ, &a, 2);
-  else
-    x_range (r, &a, &b, 2);
-}
-
 typedef struct
 {
   nl_ctx *x;
@@ -437,62 +123,154 @@ rule_new (const rule_ctx *rc, const char *chain)
 static void
 rule_add (const rule_ctx *rc, struct nftnl_rule *r, char *what)
 {
-  struct nlmsghdr *nlh = batch_msg (rc->x, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE, what);
+  struct nlmsghdr *nlh = egr_batch_msg (rc->x, NFT_MSG_NEWRULE, NLM_F_APPEND | NLM_F_CREATE, what);
   nftnl_rule_nlmsg_build_payload (nlh, r);
   nftnl_rule_free (r);
-  batch_done_msg (rc->x);
+  egr_batch_done_msg (rc->x);
 }
 
-/* The accept rule for one destination (proto/ports from d).  */
+/* The key of a packet into registers 32_00...: destination address,
+   meta l4proto[, transport port at offset 2 (th dport), or 0].  */
 static void
-rule_allow (const rule_ctx *rc, const sbx_net_rule *d, const char *kind)
+x_key (struct nftnl_rule *r, int v6, int ports, bool port_zero)
+{
+  uint32_t alen = v6 ? 16 : 4, reg = NFT_REG32_00 + alen / 4;
+  egr_x_payload_to (r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, alen, NFT_REG32_00);
+  egr_x_meta_to (r, NFT_META_L4PROTO, reg);
+  if (!ports)
+    return;
+  if (port_zero)
+    {
+      struct nftnl_expr *e = egr_expr_new (r, "immediate");
+      uint32_t zero = 0;
+      nftnl_expr_set_u32 (e, NFTNL_EXPR_IMM_DREG, reg + 1);
+      nftnl_expr_set (e, NFTNL_EXPR_IMM_DATA, &zero, sizeof zero);
+    }
+  else
+    egr_x_payload_to (r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg + 1);
+}
+
+/* ip[6] daddr . meta l4proto [. th dport] @set accept  */
+static void
+rule_lookup (const rule_ctx *rc, int v6, int ports)
 {
   struct nftnl_rule *r = rule_new (rc, NULL);
-  cleanup_free char *text = sbx_net_rule_format (d);
-  x_daddr (r, d);
-  if (d->proto)
-    x_u8_eq (r, NFT_META_L4PROTO, d->proto);
-  if (d->port_min)
-    x_dport (r, d->port_min, d->port_max);
-  x_verdict (r, NF_ACCEPT, NULL);
-  rule_add (rc, r, xasprintf ("nftables rule allowing %s %s", kind, text));
+  struct nftnl_expr *e;
+  egr_x_u8_eq (r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  x_key (r, v6, ports, false);
+  e = egr_expr_new (r, "lookup");
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
+  nftnl_expr_set_str (e, NFTNL_EXPR_LOOKUP_SET, egr_set_name (v6, ports));
+  egr_x_verdict (r, NF_ACCEPT, NULL);
+  rule_add (rc, r, xasprintf ("nftables rule looking up set `%s`", egr_set_name (v6, ports)));
+}
+
+/* Protocols whose transport header starts with the ports.  */
+static const uint8_t port_protos[]
+    = { IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_SCTP, IPPROTO_DCCP };
+
+/* update @deniedN { daddr . l4proto . dport-or-0 }: its own rules, since a
+   full set ends the rule that tries to add to it.  */
+static void
+rules_record_denied (const rule_ctx *rc)
+{
+  for (int v6 = 0; v6 < 2; v6++)
+    for (int with_port = 1; with_port >= 0; with_port--)
+      {
+        size_t np = with_port ? 1 : sizeof port_protos;
+        for (size_t i = 0; i < (with_port ? sizeof port_protos : 1); i++)
+          {
+            struct nftnl_rule *r = rule_new (rc, NULL);
+            struct nftnl_expr *e;
+            egr_x_u8_eq (r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+            egr_x_meta (r, NFT_META_L4PROTO);
+            for (size_t j = 0; j < np; j++)
+              {
+                uint8_t v = with_port ? port_protos[i] : port_protos[j];
+                egr_x_cmp (r, with_port ? NFT_CMP_EQ : NFT_CMP_NEQ, &v, 1);
+              }
+            x_key (r, v6, 1, !with_port);
+            e = egr_expr_new (r, "dynset");
+            nftnl_expr_set_u32 (e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG32_00);
+            nftnl_expr_set_u32 (e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+            nftnl_expr_set_str (e, NFTNL_EXPR_DYNSET_SET_NAME, v6 ? DENIED6 : DENIED4);
+            rule_add (
+                rc, r,
+                xasprintf ("nftables rule recording denied destinations in `%s`", v6 ? DENIED6 : DENIED4));
+          }
+      }
+}
+
+/* The kernel's own multicast listener reports carry the groups a process
+   joined: 28 (IGMP) or 112 (MLD) bits of its choosing per packet.  They
+   belong to no socket, so the scoped jump never sees them: drop them in
+   the base chain unless an allowed destination is multicast.  */
+static void
+rules_drop_reports (const rule_ctx *rc, const egr_sets *s)
+{
+  struct nftnl_rule *r;
+  if (!s->multicast[0])
+    {
+      r = rule_new (rc, BASE_CHAIN);
+      egr_x_u8_eq (r, NFT_META_NFPROTO, NFPROTO_IPV4);
+      egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_IGMP);
+      egr_x_verdict (r, NF_DROP, NULL);
+      rule_add (rc, r, xstrdup ("nftables rule dropping IGMP reports"));
+    }
+  if (!s->multicast[1])
+    {
+      /* MLDv1 report (131) and done (132), MLDv2 report (143) */
+      static const uint8_t types[][2] = { { 131, 132 }, { 143, 143 } };
+      for (size_t i = 0; i < 2; i++)
+        {
+          r = rule_new (rc, BASE_CHAIN);
+          egr_x_u8_eq (r, NFT_META_NFPROTO, NFPROTO_IPV6);
+          egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+          egr_x_payload (r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+          if (types[i][0] == types[i][1])
+            egr_x_cmp (r, NFT_CMP_EQ, &types[i][0], 1);
+          else
+            egr_x_range (r, &types[i][0], &types[i][1], 1);
+          egr_x_verdict (r, NF_DROP, NULL);
+          rule_add (rc, r, xstrdup ("nftables rule dropping MLD reports"));
+        }
+    }
 }
 
 static void
-build_policy_rules (const rule_ctx *rc, const sbx_net_policy *p, bool scoped)
+build_policy_rules (const rule_ctx *rc, bool scoped)
 {
   struct nftnl_rule *r;
-  size_t n;
-  const sbx_net_rule *v;
 
   /* oif lo accept: loopback, and every local address (routed via lo).  */
   r = rule_new (rc, NULL);
   {
     uint32_t lo = 1; /* the loopback device is ifindex 1 in every namespace */
-    x_meta (r, NFT_META_OIF);
-    x_cmp (r, NFT_CMP_EQ, &lo, sizeof lo);
+    egr_x_meta (r, NFT_META_OIF);
+    egr_x_cmp (r, NFT_CMP_EQ, &lo, sizeof lo);
   }
-  x_verdict (r, NF_ACCEPT, NULL);
+  egr_x_verdict (r, NF_ACCEPT, NULL);
   rule_add (rc, r, xstrdup ("nftables rule allowing loopback"));
 
   /* ct state established,related accept  */
   r = rule_new (rc, NULL);
   {
-    struct nftnl_expr *e = expr_new (r, "ct");
+    struct nftnl_expr *e = egr_expr_new (r, "ct");
     uint32_t mask = CT_STATE_ESTABLISHED | CT_STATE_RELATED, zero = 0;
     nftnl_expr_set_u32 (e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
     nftnl_expr_set_u32 (e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-    x_mask (r, &mask, sizeof mask);
-    x_cmp (r, NFT_CMP_NEQ, &zero, sizeof zero);
+    egr_x_mask (r, &mask, sizeof mask);
+    egr_x_cmp (r, NFT_CMP_NEQ, &zero, sizeof zero);
   }
-  x_verdict (r, NF_ACCEPT, NULL);
+  egr_x_verdict (r, NF_ACCEPT, NULL);
   rule_add (rc, r, xstrdup ("nftables rule allowing established connections"));
 
   if (!scoped)
     {
-      /* The kernel's own neighbour discovery and multicast listener
-         reports (MLD, IGMP) go through this hook too when the whole
-         namespace is filtered; without them IPv6 breaks on the link.  */
+      /* The kernel's own neighbour discovery (and, when the base chain
+         let them through, multicast listener reports) go through this
+         hook too when the whole namespace is filtered; without neighbour
+         discovery IPv6 breaks on the link.  */
       static const struct
       {
         uint8_t from, to;
@@ -500,48 +278,41 @@ build_policy_rules (const rule_ctx *rc, const sbx_net_policy *p, bool scoped)
       for (size_t i = 0; i < sizeof icmp6 / sizeof *icmp6; i++)
         {
           r = rule_new (rc, NULL);
-          x_u8_eq (r, NFT_META_NFPROTO, NFPROTO_IPV6);
-          x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
-          x_payload (r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+          egr_x_u8_eq (r, NFT_META_NFPROTO, NFPROTO_IPV6);
+          egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+          egr_x_payload (r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
           if (icmp6[i].from == icmp6[i].to)
-            x_cmp (r, NFT_CMP_EQ, &icmp6[i].from, 1);
+            egr_x_cmp (r, NFT_CMP_EQ, &icmp6[i].from, 1);
           else
-            x_range (r, &icmp6[i].from, &icmp6[i].to, 1);
-          x_verdict (r, NF_ACCEPT, NULL);
+            egr_x_range (r, &icmp6[i].from, &icmp6[i].to, 1);
+          egr_x_verdict (r, NF_ACCEPT, NULL);
           rule_add (rc, r, xstrdup ("nftables rule allowing IPv6 neighbour discovery and MLD"));
         }
       r = rule_new (rc, NULL);
-      x_u8_eq (r, NFT_META_NFPROTO, NFPROTO_IPV4);
-      x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_IGMP);
-      x_verdict (r, NF_ACCEPT, NULL);
+      egr_x_u8_eq (r, NFT_META_NFPROTO, NFPROTO_IPV4);
+      egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_IGMP);
+      egr_x_verdict (r, NF_ACCEPT, NULL);
       rule_add (rc, r, xstrdup ("nftables rule allowing IGMP"));
     }
 
-  v = sbx_net_policy_rules (p, &n);
-  for (size_t i = 0; i < n; i++)
-    rule_allow (rc, &v[i], "destination");
-  v = sbx_net_policy_resolvers (p, &n);
-  for (size_t i = 0; i < n; i++)
-    for (int k = 0; k < 2; k++)
-      {
-        sbx_net_rule d = v[i];
-        d.proto = k ? IPPROTO_TCP : IPPROTO_UDP;
-        d.port_min = d.port_max = 53;
-        rule_allow (rc, &d, "resolver");
-      }
+  /* the allowed destinations and resolvers */
+  for (int v6 = 0; v6 < 2; v6++)
+    for (int ports = 0; ports < 2; ports++)
+      rule_lookup (rc, v6, ports);
 
-  /* counter name dropped; meta l4proto tcp reject with tcp reset; drop  */
+  /* counter name dropped; record; meta l4proto tcp reject with tcp reset; drop  */
   r = rule_new (rc, NULL);
   {
-    struct nftnl_expr *e = expr_new (r, "objref");
+    struct nftnl_expr *e = egr_expr_new (r, "objref");
     nftnl_expr_set_u32 (e, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
     nftnl_expr_set_str (e, NFTNL_EXPR_OBJREF_IMM_NAME, COUNTER);
   }
   rule_add (rc, r, xstrdup ("nftables rule counting drops"));
+  rules_record_denied (rc);
   r = rule_new (rc, NULL);
-  x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_TCP);
+  egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_TCP);
   {
-    struct nftnl_expr *e = expr_new (r, "reject");
+    struct nftnl_expr *e = egr_expr_new (r, "reject");
     nftnl_expr_set_u32 (e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
     nftnl_expr_set_u8 (e, NFTNL_EXPR_REJECT_CODE, 0);
   }
@@ -551,15 +322,15 @@ build_policy_rules (const rule_ctx *rc, const sbx_net_policy *p, bool scoped)
      admin-prohibited error sent back makes a connected or IPV6_RECVERR
      socket fail with EACCES at once.  */
   r = rule_new (rc, NULL);
-  x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
+  egr_x_u8_eq (r, NFT_META_L4PROTO, IPPROTO_ICMPV6);
   {
-    struct nftnl_expr *e = expr_new (r, "reject");
+    struct nftnl_expr *e = egr_expr_new (r, "reject");
     nftnl_expr_set_u32 (e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
     nftnl_expr_set_u8 (e, NFTNL_EXPR_REJECT_CODE, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
   }
   rule_add (rc, r, xstrdup ("nftables rule rejecting ICMPv6"));
   r = rule_new (rc, NULL);
-  x_verdict (r, NF_DROP, NULL);
+  egr_x_verdict (r, NF_DROP, NULL);
   rule_add (rc, r, xstrdup ("nftables rule dropping the rest"));
 }
 
@@ -572,10 +343,10 @@ table_msg (nl_ctx *x, const char *table, uint16_t type, uint16_t flags, char *wh
     abort ();
   nftnl_table_set_u32 (t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
   nftnl_table_set_str (t, NFTNL_TABLE_NAME, table);
-  nlh = batch_msg (x, type, flags, what);
+  nlh = egr_batch_msg (x, type, flags, what);
   nftnl_table_nlmsg_build_payload (nlh, t);
   nftnl_table_free (t);
-  batch_done_msg (x);
+  egr_batch_done_msg (x);
 }
 
 /* Add then delete the table: removes it whether it existed or not.  */
@@ -603,11 +374,11 @@ chain_msg (nl_ctx *x, const char *table, const char *name, bool base)
       nftnl_chain_set_str (c, NFTNL_CHAIN_TYPE, "filter");
       nftnl_chain_set_u32 (c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
     }
-  nlh = batch_msg (x, NFT_MSG_NEWCHAIN, NLM_F_CREATE,
-                   xasprintf ("nftables chain `%s`%s", name, base ? " (output hook)" : ""));
+  nlh = egr_batch_msg (x, NFT_MSG_NEWCHAIN, NLM_F_CREATE,
+                       xasprintf ("nftables chain `%s`%s", name, base ? " (output hook)" : ""));
   nftnl_chain_nlmsg_build_payload (nlh, c);
   nftnl_chain_free (c);
-  batch_done_msg (x);
+  egr_batch_done_msg (x);
 }
 
 static void
@@ -623,10 +394,10 @@ counter_msg (nl_ctx *x, const char *table)
   nftnl_obj_set_u32 (o, NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
   nftnl_obj_set_u64 (o, NFTNL_OBJ_CTR_PKTS, 0);
   nftnl_obj_set_u64 (o, NFTNL_OBJ_CTR_BYTES, 0);
-  nlh = batch_msg (x, NFT_MSG_NEWOBJ, NLM_F_CREATE, xstrdup ("nftables counter `" COUNTER "`"));
+  nlh = egr_batch_msg (x, NFT_MSG_NEWOBJ, NLM_F_CREATE, xstrdup ("nftables counter `" COUNTER "`"));
   nftnl_obj_nlmsg_build_payload (nlh, o);
   nftnl_obj_free (o);
-  batch_done_msg (x);
+  egr_batch_done_msg (x);
 }
 
 int
@@ -636,7 +407,8 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
   nl_ctx x = { 0 };
   cleanup_free char *table = sbx_net_table_name (id), *chain = sbx_net_chain_name (id);
   rule_ctx rc = { &x, table, chain };
-  size_t nrules, nres;
+  egr_sets sets = { 0 };
+  struct timespec t0, t1;
   uint64_t cgid = 0;
   int r = -1;
 
@@ -649,40 +421,60 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
         return sbx_error_sys (err, "cgroup `%s`", cgroup2_dir);
       cgid = st.st_ino;
     }
-  sbx_net_policy_rules (p, &nrules);
-  sbx_net_policy_resolvers (p, &nres);
-  if (nl_open (&x, netns_fd, err) < 0)
+  clock_gettime (CLOCK_MONOTONIC, &t0);
+  egr_sets_build (&sets, p);
+  if (egr_nl_open (&x, netns_fd, err) < 0)
     goto out;
-  batch_start (&x, nrules + 2 * nres + 16);
+  egr_batch_start (&x, 64, egr_sets_batch_bytes (&sets));
   table_drop (&x, table);
   table_msg (&x, table, NFT_MSG_NEWTABLE, NLM_F_CREATE, xasprintf ("nftables table `%s`", table));
   counter_msg (&x, table);
+  for (int v6 = 0; v6 < 2; v6++)
+    for (int ports = 0; ports < 2; ports++)
+      egr_set_msg (&x, table, egr_set_name (v6, ports), v6, ports, NFT_SET_INTERVAL | NFT_SET_CONCAT, 0, 0,
+                   NULL);
+  for (int v6 = 0; v6 < 2; v6++)
+    {
+      struct nftnl_expr *ctr = nftnl_expr_alloc ("counter");
+      if (ctr == NULL)
+        abort ();
+      egr_set_msg (&x, table, v6 ? DENIED6 : DENIED4, v6, 1, NFT_SET_EVAL | NFT_SET_TIMEOUT,
+                   SBX_NET_DENIED_MAX, SBX_NET_DENIED_TIMEOUT_S * 1000ULL, ctr);
+    }
+  egr_sets_elems_msgs (&x, table, &sets);
   chain_msg (&x, table, BASE_CHAIN, true);
   chain_msg (&x, table, chain, false);
+  rules_drop_reports (&rc, &sets);
   {
     struct nftnl_rule *jr = rule_new (&rc, BASE_CHAIN);
     if (cgroup2_dir)
       {
-        struct nftnl_expr *e = expr_new (jr, "socket");
+        struct nftnl_expr *e = egr_expr_new (jr, "socket");
         nftnl_expr_set_u32 (e, NFTNL_EXPR_SOCKET_KEY, NFT_SOCKET_CGROUPV2);
         nftnl_expr_set_u32 (e, NFTNL_EXPR_SOCKET_LEVEL, (uint32_t)cgroup2_level);
         nftnl_expr_set_u32 (e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
-        x_cmp (jr, NFT_CMP_EQ, &cgid, sizeof cgid);
+        egr_x_cmp (jr, NFT_CMP_EQ, &cgid, sizeof cgid);
       }
-    x_verdict (jr, NFT_JUMP, chain);
+    egr_x_verdict (jr, NFT_JUMP, chain);
     rule_add (&rc, jr,
               cgroup2_dir ? xasprintf ("nftables rule matching the sockets of cgroup `%s`", cgroup2_dir)
                           : xstrdup ("nftables rule jumping to the policy"));
   }
-  build_policy_rules (&rc, p, cgroup2_dir != NULL);
-  if (batch_commit (&x, err) < 0)
+  build_policy_rules (&rc, cgroup2_dir != NULL);
+  if (egr_batch_commit (&x, err) < 0)
     {
       sbx_error_wrap (err, "install the egress policy");
       goto out;
     }
+  egr_nl_park (&x);
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  sbx_debug ("egress policy: %zu set elements, %zu bytes of netlink batch, installed in %.2f ms",
+             sets.n[0][0] + sets.n[0][1] + sets.n[1][0] + sets.n[1][1], mnl_nlmsg_batch_size (x.b),
+             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
   r = 0;
 out:
-  nl_ctx_release (&x);
+  egr_sets_free (&sets);
+  egr_nl_ctx_release (&x);
   return r;
 }
 
@@ -693,18 +485,18 @@ sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err)
   cleanup_free char *table = sbx_net_table_name (id);
   int r = -1;
 
-  if (nl_open (&x, netns_fd, err) < 0)
+  if (egr_nl_open (&x, netns_fd, err) < 0)
     goto out;
-  batch_start (&x, 4);
+  egr_batch_start (&x, 4, 0);
   table_drop (&x, table);
-  if (batch_commit (&x, err) < 0)
+  if (egr_batch_commit (&x, err) < 0)
     {
       sbx_error_wrap (err, "remove the egress policy");
       goto out;
     }
   r = 0;
 out:
-  nl_ctx_release (&x);
+  egr_nl_ctx_release (&x);
   return r;
 }
 
@@ -749,7 +541,7 @@ sbx_net_policy_counters (int netns_fd, const char *id, uint64_t *packets, uint64
   uint32_t seq;
   int r = -1;
 
-  if (nl_open (&x, netns_fd, err) < 0)
+  if (egr_nl_open (&x, netns_fd, err) < 0)
     goto out;
   o = nftnl_obj_alloc ();
   if (o == NULL)
@@ -761,7 +553,7 @@ sbx_net_policy_counters (int netns_fd, const char *id, uint64_t *packets, uint64
   nlh = nftnl_nlmsg_build_hdr (buf, NFT_MSG_GETOBJ, NFPROTO_INET, NLM_F_ACK, seq);
   nftnl_obj_nlmsg_build_payload (nlh, o);
   nftnl_obj_free (o);
-  if (nl_talk (&x, nlh, nlh->nlmsg_len, seq, on_counter, &c, err) < 0)
+  if (egr_nl_talk (&x, nlh, nlh->nlmsg_len, seq, on_counter, &c, err) < 0)
     {
       sbx_error_wrap (err, "container \"%s\": read the egress drop counter", id);
       goto out;
@@ -775,191 +567,185 @@ sbx_net_policy_counters (int netns_fd, const char *id, uint64_t *packets, uint64
   *bytes = c.bytes;
   r = 0;
 out:
-  nl_ctx_release (&x);
+  egr_nl_ctx_release (&x);
   return r;
 }
 
-/* ---------------------------------------------------------------- lifecycle */
+/* ---------------------------------------------------------------- denied */
 
-static const char *
-joined_netns_path (const oci_config *c)
+typedef struct
 {
-  for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
+  int v6;
+  uint8_t key[24];
+  uint64_t packets, bytes, ago_ms;
+} denied_elem;
+
+typedef struct
+{
+  int v6;
+  denied_elem *v;
+  size_t n;
+  bool bad;
+} denied_reply;
+
+static int
+on_denied_expr (struct nftnl_expr *e, void *data)
+{
+  denied_elem *d = data;
+  const char *name = nftnl_expr_get_str (e, NFTNL_EXPR_NAME);
+  if (name && strcmp (name, "counter") == 0)
     {
-      const oci_namespace *ns = c->linux->namespaces[i];
-      if (strcmp (ns->type, "network") == 0 && ns->path && ns->path[0])
-        return ns->path;
+      d->packets = nftnl_expr_get_u64 (e, NFTNL_EXPR_CTR_PACKETS);
+      d->bytes = nftnl_expr_get_u64 (e, NFTNL_EXPR_CTR_BYTES);
     }
-  return NULL;
-}
-
-static char *
-net_record (const sbx_net_policy *p, const char *id, const char *joined, const struct stat *st,
-            const char *cgroup2_dir)
-{
-  oj_writer *w = oj_writer_new (true);
-  cleanup_free char *table = sbx_net_table_name (id), *chain = sbx_net_chain_name (id);
-  cleanup_free char *resolved = sbx_net_policy_resolved (p);
-
-  oj_w_begin_object (w);
-  oj_w_key (w, "table");
-  oj_w_string (w, table);
-  oj_w_key (w, "chain");
-  oj_w_string (w, chain);
-  oj_w_key (w, "netnsPath");
-  if (joined)
-    oj_w_string (w, joined);
-  else
-    oj_w_null (w);
-  oj_w_key (w, "netnsDev");
-  oj_w_uint (w, st->st_dev);
-  oj_w_key (w, "netnsIno");
-  oj_w_uint (w, st->st_ino);
-  oj_w_key (w, "cgroup2");
-  if (cgroup2_dir)
-    oj_w_string (w, cgroup2_dir);
-  else
-    oj_w_null (w);
-  oj_w_key (w, "resolved");
-  if (resolved)
-    {
-      oj_value *v = oj_parse (resolved, strlen (resolved), NULL);
-      oj_w_value (w, v);
-      oj_free (v);
-    }
-  else
-    oj_w_begin_object (w), oj_w_end_object (w);
-  oj_w_end_object (w);
-  return oj_writer_finish (w, NULL);
-}
-
-int
-sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid, const char *id,
-                        sbx_cgroup *cg, int state_dirfd, sbx_error **err)
-{
-  char path[64];
-  cleanup_close int fd = -1;
-  cleanup_free char *record = NULL;
-  const char *joined = joined_netns_path (c);
-  const char *cg_dir = NULL;
-  int level = 0;
-  struct stat st;
-
-  snprintf (path, sizeof path, "/proc/%d/ns/net", pid);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fstat (fd, &st) < 0)
-    return sbx_error_sys (err, "open the container's network namespace");
-  if (cg)
-    cg_dir = sbx_cgroup_unified_dir (cg, &level);
-  if (cg_dir == NULL && joined)
-    return sbx_error_set (err, ENOTSUP,
-                          "annotations " SBX_NET_PREFIX "*: the network namespace `%s` is joined "
-                          "by path, so the rules must match only this container's sockets, by "
-                          "its cgroup v2, and this host has no unified cgroup hierarchy for it",
-                          joined);
-  record = net_record (p, id, joined, &st, cg_dir);
-  /* Recorded first, so that a failure from here on is undone.  */
-  if (sbx_write_file_atomic (state_dirfd, SBX_NET_STATE_FILE, record, strlen (record), 0600, err) < 0)
-    return sbx_error_wrap (err, "save the egress policy record");
-  if (sbx_net_policy_apply (p, fd, id, cg_dir, level, err) < 0)
-    return -1;
-  sbx_debug ("container \"%s\": egress policy installed (%s)", id,
-             cg_dir ? "scoped to its cgroup" : "whole network namespace");
   return 0;
 }
 
-struct sbx_net_teardown
+static int
+on_denied (const struct nlmsghdr *nlh, void *data)
 {
-  int fd;
-  char *id;
-};
+  denied_reply *d = data;
+  struct nftnl_set *s;
+  struct nftnl_set_elems_iter *it;
+  struct nftnl_set_elem *e;
 
-static bool
-num_eq (const oj_value *v, unsigned long long want)
-{
-  return v && v->type == OJ_NUMBER && strtoull (v->text, NULL, 10) == want;
+  if ((nlh->nlmsg_type & 0xff) != NFT_MSG_NEWSETELEM)
+    return 0;
+  s = nftnl_set_alloc ();
+  if (s == NULL)
+    abort ();
+  if (nftnl_set_elems_nlmsg_parse (nlh, s) < 0)
+    {
+      nftnl_set_free (s);
+      return -1;
+    }
+  it = nftnl_set_elems_iter_create (s);
+  while (it && (e = nftnl_set_elems_iter_next (it)))
+    {
+      uint32_t len = 0;
+      const void *key = nftnl_set_elem_get (e, NFTNL_SET_ELEM_KEY, &len);
+      uint64_t timeout = SBX_NET_DENIED_TIMEOUT_S * 1000ULL, left;
+      denied_elem *de;
+      if (key == NULL || len != egr_key_len (d->v6, 1))
+        continue;
+      d->v = xrealloc (d->v, (d->n + 1) * sizeof *d->v);
+      de = memset (&d->v[d->n++], 0, sizeof *de);
+      de->v6 = d->v6;
+      memcpy (de->key, key, len);
+      if (nftnl_set_elem_is_set (e, NFTNL_SET_ELEM_TIMEOUT))
+        timeout = nftnl_set_elem_get_u64 (e, NFTNL_SET_ELEM_TIMEOUT);
+      left = nftnl_set_elem_get_u64 (e, NFTNL_SET_ELEM_EXPIRATION);
+      de->ago_ms = left < timeout ? timeout - left : 0;
+      nftnl_set_elem_expr_foreach (e, on_denied_expr, de);
+    }
+  nftnl_set_elems_iter_destroy (it);
+  nftnl_set_free (s);
+  return 0;
 }
 
 static int
-open_if_same (const char *path, const oj_value *rec)
+by_recent (const void *a, const void *b)
 {
-  struct stat st;
-  int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  if (fstat (fd, &st) < 0 || !num_eq (oj_object_get (rec, "netnsDev"), st.st_dev)
-      || !num_eq (oj_object_get (rec, "netnsIno"), st.st_ino))
-    {
-      close (fd);
-      return -1;
-    }
-  return fd;
+  const denied_elem *x = a, *y = b;
+  return x->ago_ms < y->ago_ms ? -1 : x->ago_ms > y->ago_ms;
 }
 
-sbx_net_teardown *
-sbx_net_teardown_prepare (int state_dirfd, const char *id, pid_t live_pid)
+static const char *
+proto_name (uint8_t p, char *buf, size_t len)
 {
-  cleanup_close int rfd = openat (state_dirfd, SBX_NET_STATE_FILE, O_RDONLY | O_CLOEXEC);
-  cleanup_free char *text = NULL;
-  oj_value *rec;
-  const oj_value *path;
-  sbx_net_teardown *t;
-  int fd = -1;
-
-  if (rfd < 0 || sbx_read_fd (rfd, 1 << 20, &text, NULL, NULL) < 0)
-    return NULL;
-  rec = oj_parse (text, strlen (text), NULL);
-  if (rec == NULL || rec->type != OJ_OBJECT)
+  switch (p)
     {
-      oj_free (rec);
-      return NULL;
+    case IPPROTO_TCP:
+      return "tcp";
+    case IPPROTO_UDP:
+      return "udp";
+    case IPPROTO_UDPLITE:
+      return "udplite";
+    case IPPROTO_SCTP:
+      return "sctp";
+    case IPPROTO_DCCP:
+      return "dccp";
+    case IPPROTO_ICMP:
+      return "icmp";
+    case IPPROTO_ICMPV6:
+      return "ipv6-icmp";
+    default:
+      snprintf (buf, len, "%u", p);
+      return buf;
     }
-  path = oj_object_get (rec, "netnsPath");
-  if (path && path->type == OJ_STRING)
-    fd = open_if_same (path->text, rec);
-  if (fd < 0 && live_pid > 0)
-    {
-      char p[64];
-      snprintf (p, sizeof p, "/proc/%d/ns/net", live_pid);
-      fd = open_if_same (p, rec);
-    }
-  oj_free (rec);
-  if (fd < 0)
-    return NULL;
-  t = xmalloc0 (sizeof *t);
-  t->fd = fd;
-  t->id = xstrdup (id);
-  return t;
-}
-
-static void
-teardown_free (sbx_net_teardown *t)
-{
-  close (t->fd);
-  free (t->id);
-  free (t);
-}
-
-void
-sbx_net_teardown_finish (sbx_net_teardown *t)
-{
-  cleanup_error sbx_error *e = NULL;
-  if (t == NULL)
-    return;
-  if (sbx_net_policy_remove (t->fd, t->id, &e) < 0)
-    sbx_warn ("container \"%s\": %s", t->id, e->msg);
-  teardown_free (t);
 }
 
 int
-sbx_net_container_counters (int state_dirfd, const char *id, pid_t live_pid, uint64_t *packets,
-                            uint64_t *bytes, sbx_error **err)
+sbx_net_policy_denied (int netns_fd, const char *id, char **json, sbx_error **err)
 {
-  sbx_net_teardown *t = sbx_net_teardown_prepare (state_dirfd, id, live_pid);
-  int r;
-  if (t == NULL)
-    return sbx_error_set (err, ENOENT, "container \"%s\" has no egress policy in place", id);
-  r = sbx_net_policy_counters (t->fd, id, packets, bytes, err);
-  teardown_free (t);
+  nl_ctx x = { 0 };
+  cleanup_free char *table = sbx_net_table_name (id);
+  denied_reply d = { 0 };
+  int r = -1;
+
+  if (egr_nl_open (&x, netns_fd, err) < 0)
+    goto out;
+  for (int v6 = 0; v6 < 2; v6++)
+    {
+      char buf[MNL_SOCKET_BUFFER_SIZE];
+      struct nftnl_set *s = nftnl_set_alloc ();
+      struct nlmsghdr *nlh;
+      uint32_t seq = x.seq++;
+      if (s == NULL)
+        abort ();
+      nftnl_set_set_str (s, NFTNL_SET_TABLE, table);
+      nftnl_set_set_str (s, NFTNL_SET_NAME, v6 ? DENIED6 : DENIED4);
+      nlh = nftnl_nlmsg_build_hdr (buf, NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
+      nftnl_set_elems_nlmsg_build_payload (nlh, s);
+      nftnl_set_free (s);
+      d.v6 = v6;
+      if (egr_nl_talk (&x, nlh, nlh->nlmsg_len, seq, on_denied, &d, err) < 0)
+        {
+          sbx_error_wrap (err, "container \"%s\": read the denied destinations", id);
+          goto out;
+        }
+    }
+  qsort (d.v, d.n, sizeof *d.v, by_recent);
+  {
+    oj_writer *w = oj_writer_new (false);
+    struct timespec now;
+    clock_gettime (CLOCK_REALTIME, &now);
+    oj_w_begin_array (w);
+    for (size_t i = 0; i < d.n; i++)
+      {
+        const denied_elem *e = &d.v[i];
+        int alen = e->v6 ? 16 : 4;
+        char addr[INET6_ADDRSTRLEN], pbuf[8], when[32];
+        uint8_t proto = e->key[alen];
+        uint16_t port = (uint16_t)(e->key[alen + 4] << 8 | e->key[alen + 5]);
+        time_t t = now.tv_sec - (time_t)((e->ago_ms + 500) / 1000);
+        struct tm tm;
+        inet_ntop (e->v6 ? AF_INET6 : AF_INET, e->key, addr, sizeof addr);
+        gmtime_r (&t, &tm);
+        strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        oj_w_begin_object (w);
+        oj_w_key (w, "family");
+        oj_w_string (w, e->v6 ? "ipv6" : "ipv4");
+        oj_w_key (w, "address");
+        oj_w_string (w, addr);
+        oj_w_key (w, "protocol");
+        oj_w_string (w, proto_name (proto, pbuf, sizeof pbuf));
+        oj_w_key (w, "port");
+        oj_w_uint (w, port);
+        oj_w_key (w, "count");
+        oj_w_uint (w, e->packets);
+        oj_w_key (w, "bytes");
+        oj_w_uint (w, e->bytes);
+        oj_w_key (w, "last");
+        oj_w_string (w, when);
+        oj_w_end_object (w);
+      }
+    oj_w_end_array (w);
+    *json = oj_writer_finish (w, NULL);
+  }
+  r = 0;
+out:
+  free (d.v);
+  egr_nl_ctx_release (&x);
   return r;
 }

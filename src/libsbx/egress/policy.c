@@ -432,15 +432,61 @@ sbx_net_set_resolver (sbx_net_resolver_fn fn)
 /* ---------------------------------------------------------------- policy */
 
 static int
-add_rule (sbx_net_rule **v, size_t *n, const sbx_net_rule *r, sbx_error **err)
+rule_cmp_idx (const void *a, const void *b, void *base)
 {
+  size_t i = *(const size_t *)a, j = *(const size_t *)b;
+  const sbx_net_rule *x = (const sbx_net_rule *)base + i, *y = (const sbx_net_rule *)base + j;
+  int c = memcmp (x->addr, y->addr, sizeof x->addr);
+  if (c == 0)
+    c = x->family - y->family;
+  if (c == 0)
+    c = x->prefix - y->prefix;
+  if (c == 0)
+    c = x->proto - y->proto;
+  if (c == 0)
+    c = x->port_min - y->port_min;
+  if (c == 0)
+    c = x->port_max - y->port_max;
+  return c ? c : (i > j) - (i < j);
+}
+
+/* Drop repeated rules, keeping the first of each in order (n log n), then
+   enforce the limit.  */
+static int
+rules_dedup (sbx_net_rule *v, size_t *n, sbx_error **err)
+{
+  size_t *idx = xmalloc0 ((*n + 1) * sizeof *idx), k = 0;
+  bool *drop = xmalloc0 (*n + 1);
   for (size_t i = 0; i < *n; i++)
-    if (same_rule (&(*v)[i], r))
-      return 0;
-  if (*n >= SBX_NET_MAX_RULES)
+    idx[i] = i;
+  qsort_r (idx, *n, sizeof *idx, rule_cmp_idx, v);
+  for (size_t i = 1; i < *n; i++)
+    if (same_rule (&v[idx[i - 1]], &v[idx[i]]))
+      drop[idx[i]] = true;
+  for (size_t i = 0; i < *n; i++)
+    if (!drop[i])
+      v[k++] = v[i];
+  *n = k;
+  free (idx);
+  free (drop);
+  if (k > SBX_NET_MAX_RULES)
     return sbx_error_set (err, E2BIG, "annotation %s: more than %d destinations", SBX_NET_ALLOW,
                           SBX_NET_MAX_RULES);
-  *v = xrealloc (*v, (*n + 1) * sizeof **v);
+  return 0;
+}
+
+static int
+add_rule (sbx_net_rule **v, size_t *n, const sbx_net_rule *r, sbx_error **err)
+{
+  /* Only the previous entry: a list of 65,536 must not take n^2 here;
+     rules_dedup drops the other duplicates.  */
+  if (*n && same_rule (&(*v)[*n - 1], r))
+    return 0;
+  if (*n >= 4 * SBX_NET_MAX_RULES) /* before duplicates go (rules_dedup) */
+    return sbx_error_set (err, E2BIG, "annotation %s: more than %d destinations", SBX_NET_ALLOW,
+                          SBX_NET_MAX_RULES);
+  if ((*n & (*n - 1)) == 0) /* grow by doubling */
+    *v = xrealloc (*v, (*n ? 2 * *n : 1) * sizeof **v);
   (*v)[(*n)++] = *r;
   return 0;
 }
@@ -600,7 +646,7 @@ resolvers_from_resolv_conf (sbx_net_policy *p, const oci_config *c, const char *
       if (parse_resolver (w, &r) && add_rule (&p->resolvers, &p->nresolvers, &r, err) < 0)
         return -1;
     }
-  return 0;
+  return rules_dedup (p->resolvers, &p->nresolvers, err);
 }
 
 static int
@@ -638,7 +684,7 @@ parse_dns (sbx_net_policy *p, const char *value, bool validate_only, const oci_c
       if (add_rule (&p->resolvers, &p->nresolvers, &r, err) < 0)
         return -1;
     }
-  return 0;
+  return rules_dedup (p->resolvers, &p->nresolvers, err);
 }
 
 /* Append `"name": ["a", ...]` for one resolved name.  */
@@ -714,6 +760,8 @@ parse_allow (sbx_net_policy *p, const char *value, sbx_error **err)
         }
       sbx_net_entry_clear (&e);
     }
+  if (rules_dedup (p->rules, &p->nrules, err) < 0)
+    goto out;
   r = 0;
 out:
   oj_w_end_object (w);
@@ -755,7 +803,7 @@ sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, const 
         egress = v;
       else if (strcmp (k, SBX_NET_DNS) == 0)
         dns = v;
-      else if (strcmp (k, SBX_NET_RESOLVED) == 0)
+      else if (strcmp (k, SBX_NET_RESOLVED) == 0 || strcmp (k, SBX_NET_DENIED) == 0)
         return sbx_error_set (err, EINVAL,
                               "annotation `%s`: written by sbxrun into the container's state, not "
                               "accepted from a bundle",
@@ -825,98 +873,6 @@ fail:
   return -1;
 }
 
-/* ---------------------------------------------------------------- checks */
-
-/* Capabilities with which a process could lift or slip past its egress
-   rules; a container with a policy may hold none of them, in any set.  */
-static const struct
-{
-  const char *cap, *why;
-} bypass_caps[] = {
-  { "CAP_NET_ADMIN", "it could remove its own egress rules" },
-  { "CAP_NET_RAW", "packet sockets (AF_PACKET) send frames that netfilter never sees" },
-  { "CAP_SYS_ADMIN", "it could leave its cgroup or join other network namespaces" },
-  { "CAP_SYS_MODULE", "it could load kernel modules" },
-  { "CAP_SYS_PTRACE", "it could ptrace a process outside the policy (in a shared pid namespace) "
-                      "and make it send on its behalf" },
-};
-
-int
-sbx_net_check_caps (const oci_process *p, const char *what, sbx_error **err)
-{
-  const oci_capabilities *c = p ? p->capabilities : NULL;
-  struct
-  {
-    const char *name;
-    char **v;
-    size_t n;
-  } sets[] = {
-    { "bounding", c ? c->bounding : NULL, c ? c->bounding_len : 0 },
-    { "effective", c ? c->effective : NULL, c ? c->effective_len : 0 },
-    { "inheritable", c ? c->inheritable : NULL, c ? c->inheritable_len : 0 },
-    { "permitted", c ? c->permitted : NULL, c ? c->permitted_len : 0 },
-    { "ambient", c ? c->ambient : NULL, c ? c->ambient_len : 0 },
-  };
-
-  for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
-    for (size_t j = 0; j < sets[i].n; j++)
-      for (size_t k = 0; k < sizeof bypass_caps / sizeof *bypass_caps; k++)
-        if (strcmp (sets[i].v[j], bypass_caps[k].cap) == 0)
-          return sbx_error_set (err, EPERM,
-                                "%s.capabilities.%s: %s is refused with an egress policy "
-                                "(" SBX_NET_PREFIX "* annotations): %s; drop it from every "
-                                "capability set",
-                                what, sets[i].name, bypass_caps[k].cap, bypass_caps[k].why);
-  return 0;
-}
-
-static int
-check_netns (const oci_config *c, sbx_error **err)
-{
-  const oci_namespace *net = NULL;
-  struct stat own, joined;
-
-  for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
-    if (strcmp (c->linux->namespaces[i]->type, "network") == 0)
-      net = c->linux->namespaces[i];
-  if (net == NULL)
-    return sbx_error_set (err, EINVAL,
-                          "annotations " SBX_NET_PREFIX "*: an egress policy needs a network "
-                          "namespace of the container's own (linux.namespaces has no `network` "
-                          "entry, so the rules would apply to the host)");
-  if (net->path == NULL || net->path[0] == '\0')
-    return 0;
-  if (stat (net->path, &joined) < 0)
-    return sbx_error_sys (err, "linux.namespaces: network path `%s`", net->path);
-  if (stat ("/proc/self/ns/net", &own) == 0 && own.st_dev == joined.st_dev && own.st_ino == joined.st_ino)
-    return sbx_error_set (err, EINVAL,
-                          "annotations " SBX_NET_PREFIX "*: an egress policy needs a network "
-                          "namespace of the container's own, but `%s` is the runtime's (host) "
-                          "network namespace",
-                          net->path);
-  return 0;
-}
-
-int
-sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootfs, sbx_net_policy **out,
-                      sbx_error **err)
-{
-  sbx_net_policy *p = NULL;
-
-  *out = NULL;
-  if (sbx_net_policy_from_annotations (c, bundle, rootfs, &p, err) < 0)
-    return -1;
-  if (p == NULL)
-    return 0;
-  if (check_netns (c, err) < 0 || sbx_net_check_caps (c->process, "process", err) < 0)
-    {
-      sbx_net_policy_free (p);
-      return -1;
-    }
-  *out = p;
-  return 0;
-}
-
 bool
 sbx_net_config_has_policy (const oci_config *c)
 {
@@ -928,14 +884,6 @@ sbx_net_config_has_policy (const oci_config *c)
   if (eg)
     return strcmp (eg, "open") != 0;
   return allow != NULL;
-}
-
-int
-sbx_net_exec_check (const oci_config *c, const oci_process *p, sbx_error **err)
-{
-  if (!sbx_net_config_has_policy (c))
-    return 0;
-  return sbx_net_check_caps (p, "exec: process", err);
 }
 
 /* ---------------------------------------------------------------- access */

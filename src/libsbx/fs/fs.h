@@ -38,6 +38,9 @@ typedef struct
                            namespace (one joined by path, whose init is
                            forked only after the setup) */
   int proc_pidns;
+  bool has_root_mount;  /* root_mount_fd (a detached mount, the overlay) is
+                           moved onto rootfs instead of binding it */
+  int root_mount_fd;
 } sbx_rootfs_opts;
 
 /* Can procfs be mounted for a given pid namespace (fsconfig "pidns",
@@ -112,5 +115,123 @@ typedef enum
    cannot be created, bind the host's node onto an empty file instead.  */
 int sbx_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind,
                        sbx_error **err);
+
+/* overlay.h - the opt-in writable overlay: annotation
+ * org.sbxrun.rootfs.overlay=true or create/run --overlay.  The bundle's
+ * rootfs is the lower layer (never written); upper/ and work/ are in the
+ * container's state directory.  The runtime builds the filesystem with the
+ * new mount API (fsopen/fsconfig/fsmount) as a detached mount, and the init
+ * moves it onto the rootfs in its own mount namespace: the host never has
+ * it mounted, so nothing is left when the container's namespace goes.  */
+
+#define SBX_OVERLAY_ANNOTATION "org.sbxrun.rootfs.overlay"
+#define SBX_OVERLAY_UPPER "upper"
+#define SBX_OVERLAY_WORK "work"
+
+/* Whether the config asks for the overlay (flag: --overlay).  Any other
+   key under org.sbxrun.rootfs. or a value other than true/false is refused
+   naming it.  */
+int sbx_overlay_wanted (const oci_config *c, bool flag, bool *out, sbx_error **err);
+/* Create upper/ and work/ in the state directory (kept if they exist: a
+   fork fills upper/ first); upper/ takes the owner and mode of lower's
+   root, which the merged root shows.  */
+int sbx_overlay_dirs (int state_dirfd, const char *lower, sbx_error **err);
+/* The overlay as a detached mount (an fd for move_mount).  */
+int sbx_overlay_mount_fd (const char *lower, const char *upper, const char *work, sbx_error **err);
+
+/* snapshot.h - filesystem snapshots of a container, in its state dir:
+ *
+ *   snapshots/<name>/manifest.json  sbx_snapshot_manifest: kind, source,
+ *                                   lower (overlay), config digest, entries,
+ *                                   bytes, tree digest
+ *   snapshots/<name>/tree/          the overlay's upper dir (kind
+ *                                   "overlay") or the whole rootfs ("full")
+ *
+ * Built in snapshots/.tmp-* and renamed into place when complete; every use
+ * checks the tree against the manifest and refuses, naming the snapshot,
+ * what does not match.  Names are checked like container IDs.  */
+
+#define SBX_SNAPSHOT_OVERLAY "overlay"
+#define SBX_SNAPSHOT_FULL "full"
+
+/* The digest of a tree's metadata (snapcopy.c says what it covers).  */
+typedef struct
+{
+  char digest[65];
+  unsigned long long entries, bytes;
+} sbx_tree_sum;
+/* Copy the tree at srcfd into the empty directory dstfd (reflink, else
+   extent by extent keeping holes; hard links, xattrs, whiteouts kept).  */
+int sbx_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err);
+int sbx_tree_sum_of (int dirfd, sbx_tree_sum *sum, sbx_error **err);
+/* size bytes of in to out: FICLONE, else only the data extents.  */
+int sbx_copy_file_data (int in, int out, off_t size, sbx_error **err);
+
+int sbx_snapshot_name_validate (const char *name, sbx_error **err);
+/* Parse and check a manifest (name is for the messages).  */
+int sbx_snapshot_manifest_parse (const char *text, size_t len, const char *name,
+                                 sbx_snapshot_manifest **out, sbx_error **err);
+char *sbx_snapshot_manifest_json (const sbx_snapshot_manifest *m, size_t *len);
+/* Check snapshot directory snapfd (manifest.json + tree/).  */
+int sbx_snapshot_verify_dir (int snapfd, const char *name, sbx_snapshot_manifest **out, sbx_error **err);
+/* snapshots/ of a state dir (made with create).  */
+int sbx_snapshot_open_store (int state_dirfd, bool create, sbx_error **err);
+/* Rename the finished temporary tmp to name (never over an existing one). */
+int sbx_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error **err);
+/* mkdir prefix + 6 random characters under dirfd (0700).  */
+int sbx_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err);
+
+/* A running container is frozen for the copy.  NULL name: snap-<UTC time>;
+   *name_out gets the name used.  with_process (a CRIU checkpoint too) is
+   refused: not built yet.  */
+int sbx_snapshot_create (const char *root, const char *id, const char *name, bool with_process,
+                         char **name_out, sbx_error **err);
+/* A table: NAME KIND CREATED BYTES (malloc'd).  */
+int sbx_snapshot_list (const char *root, const char *id, char **text, sbx_error **err);
+int sbx_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err);
+/* restore --from-snapshot: reset a stopped container's filesystem (its
+   upper dir, or its whole rootfs) to the snapshot.  */
+int sbx_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err);
+/* create --from-snapshot SRCID:NAME: fill the new container's state dir
+   (dst_dirfd, path dst_dir): an overlay snapshot (whose lower must be
+   rootfs) becomes its upper dir and sets *overlay; a full one becomes
+   dst_dir/rootfs, returned in *rootfs_out.  */
+int sbx_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char *dst_dir,
+                       const char *rootfs, bool *overlay, char **rootfs_out, sbx_error **err);
+/* The pax tar stream of a snapshot (manifest first, then the tree), and
+   back into a new snapshot NAME of container ID (checked against the
+   manifest it carries before it becomes visible).  */
+int sbx_snapshot_export (const char *root, const char *id, const char *name, int out_fd, sbx_error **err);
+int sbx_snapshot_import (const char *root, const char *id, const char *name, int in_fd, sbx_error **err);
+
+/* tar.h - the pax tar format of snapshot export/import (tar.c), exposed for
+ * unit tests.  */
+
+typedef struct
+{
+  char name[101], linkname[101];
+  char type;
+  mode_t mode;
+  uid_t uid;
+  gid_t gid;
+  unsigned long long size;
+  long long mtime;
+  unsigned devmajor, devminor;
+} sbx_tar_entry;
+
+/* Append one "LEN key=value\n" record.  */
+void sbx_pax_add (char **buf, size_t *len, const char *key, const char *val, size_t vlen);
+typedef int (*sbx_pax_cb) (void *data, const char *key, size_t klen, const char *val, size_t vlen,
+                           sbx_error **err);
+/* Call cb for each record; a malformed one is an error (EBADMSG).  */
+int sbx_pax_parse (const char *buf, size_t len, sbx_pax_cb cb, void *data, sbx_error **err);
+/* A ustar header block (checksum filled in).  */
+int sbx_tar_header (unsigned char h[512], const char *name, char type, mode_t mode, uid_t uid, gid_t gid,
+                    unsigned long long size, long long mtime, unsigned maj, unsigned min);
+/* Parse a header block, checking its checksum and numbers.  */
+int sbx_tar_parse_header (const unsigned char h[512], sbx_tar_entry *e, sbx_error **err);
+/* Write snapshot directory snapfd as a stream; read one into rootfd.  */
+int sbx_snapshot_export_fd (int snapfd, int out_fd, sbx_error **err);
+int sbx_tar_extract (int in, int rootfd, sbx_error **err);
 
 #endif

@@ -276,6 +276,12 @@ sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err)
 
       if (m->destination == NULL)
         continue;
+      /* config.md: SHOULD be absolute; a relative one is deprecated and
+         taken from "/" */
+      if (m->destination[0] != '/')
+        sbx_warn ("mounts[%zu]: destination `%s` is not absolute: mounted at `/%s` (relative "
+                  "destinations are deprecated by the runtime spec)",
+                  i, m->destination, m->destination);
       clean = sbx_mount_dest_clean (m->destination);
       if (!under_proc (clean))
         continue;

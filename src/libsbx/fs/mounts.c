@@ -591,8 +591,6 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
       sbx_mount_opts_clear (&mo);
       return sbx_error_set (err, EOPNOTSUPP, "idmapped mounts (uidMappings/gidMappings)");
     }
-  if (m->destination[0] != '/')
-    sbx_debug ("mount destination `%s` is relative: taken from the container root", m->destination);
   bind = mo.bind || (type && strcmp (type, "bind") == 0);
 
   if (bind)

@@ -66,8 +66,15 @@ sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, 
   if (mount (NULL, "/", NOFS, MS_REC | ((prop & (MS_SHARED | MS_SLAVE)) ? MS_SLAVE : MS_PRIVATE), NULL)
       < 0)
     return sbx_error_sys (err, "set propagation of /");
-  /* pivot_root needs the new root to be a mount point.  */
-  if (mount (o->rootfs, o->rootfs, NOFS, MS_BIND | MS_REC, NULL) < 0)
+  /* pivot_root needs the new root to be a mount point.  The overlay is
+     one already; it is attached only now that nothing propagates out.  */
+  if (o->has_root_mount)
+    {
+      if (syscall (SYS_move_mount, o->root_mount_fd, "", AT_FDCWD, o->rootfs, MOVE_MOUNT_F_EMPTY_PATH)
+          < 0)
+        return sbx_error_sys (err, "attach the overlay onto rootfs %s", o->rootfs);
+    }
+  else if (mount (o->rootfs, o->rootfs, NOFS, MS_BIND | MS_REC, NULL) < 0)
     return sbx_error_sys (err, "bind rootfs %s", o->rootfs);
   rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)

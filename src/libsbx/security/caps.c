@@ -37,7 +37,7 @@ cap_spec_name (cap_value_t v)
   r = xstrdup (s);
   cap_free (s);
   for (char *p = r; *p; p++)
-    *p = toupper ((unsigned char) *p);
+    *p = toupper ((unsigned char)*p);
   return r;
 }
 
@@ -76,7 +76,7 @@ kernel_last_cap (void)
         {
           s[strcspn (s, "\n")] = '\0';
           if (sbx_parse_int64 (s, &n) == 0 && n >= 0)
-            bits = (int) n + 1;
+            bits = (int)n + 1;
         }
     }
   if (bits <= 0)
@@ -225,7 +225,9 @@ sbx_caps_apply (const oci_capabilities *caps, sbx_error **err)
     return sbx_error_sys (err, "set the effective, permitted and inheritable capabilities");
 
   /* Ambient caps must be in permitted and inheritable, else the kernel
-     refuses them; warn instead of failing, the process can still run.  */
+     refuses them.  `runc spec` lists ambient caps that are not inheritable
+     in every config: like runc and crun, leave them out without a word
+     (debug only) rather than widen the inheritable set nobody asked for.  */
   if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
     {
       if (errno != EINVAL || amb != 0)
@@ -242,9 +244,9 @@ sbx_caps_apply (const oci_capabilities *caps, sbx_error **err)
       n = cap_spec_name (v);
       if (!(prm & bit) || !(inh & bit))
         {
-          sbx_warn ("ambient capability %s is not in both the permitted and inheritable sets; "
-                    "not raising it",
-                    n ? n : "?");
+          sbx_debug ("process.capabilities.ambient: %s not raised: an ambient capability must also be "
+                     "permitted and inheritable",
+                     n ? n : "?");
           continue;
         }
       if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, v, 0, 0) < 0)

@@ -1,6 +1,5 @@
 /* security/seccomp_cache.c - the compile cache of linux.seccomp filters
- * (bound to the profile, libseccomp, arch and kernel by a SHA-256 key) and
- * that SHA-256 (FIPS 180-4).  */
+ * (bound to the profile, libseccomp, arch and kernel by a SHA-256 key, core/sha256.c).  */
 #include <config.h>
 #include "security/security.h"
 
@@ -31,111 +30,6 @@
 #include "core/core.h"
 #include "security/security_internal.h"
 
-/* ---- SHA-256 (FIPS 180-4) ---- */
-
-typedef struct
-{
-  uint32_t h[8];
-  uint64_t total;
-  uint8_t buf[64];
-  size_t used;
-} sha256_ctx;
-
-static const uint32_t sha256_k[64] = {
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-#define ROR32(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void
-sha256_block (sha256_ctx *c, const uint8_t *p)
-{
-  uint32_t w[64], a, b, d, e, f, g, h, cc, t1, t2;
-  for (int i = 0; i < 16; i++)
-    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8
-           | p[4 * i + 3];
-  for (int i = 16; i < 64; i++)
-    {
-      uint32_t s0 = ROR32 (w[i - 15], 7) ^ ROR32 (w[i - 15], 18) ^ (w[i - 15] >> 3);
-      uint32_t s1 = ROR32 (w[i - 2], 17) ^ ROR32 (w[i - 2], 19) ^ (w[i - 2] >> 10);
-      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-  a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
-  e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
-  for (int i = 0; i < 64; i++)
-    {
-      t1 = h + (ROR32 (e, 6) ^ ROR32 (e, 11) ^ ROR32 (e, 25)) + ((e & f) ^ (~e & g)) + sha256_k[i] + w[i];
-      t2 = (ROR32 (a, 2) ^ ROR32 (a, 13) ^ ROR32 (a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
-      h = g, g = f, f = e, e = d + t1;
-      d = cc, cc = b, b = a, a = t1 + t2;
-    }
-  c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d;
-  c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
-}
-
-static void
-sha256_init (sha256_ctx *c)
-{
-  static const uint32_t iv[8]
-      = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
-  memcpy (c->h, iv, sizeof iv);
-  c->total = 0;
-  c->used = 0;
-}
-
-static void
-sha256_update (sha256_ctx *c, const void *data, size_t len)
-{
-  const uint8_t *p = data;
-  c->total += len;
-  while (len > 0)
-    {
-      size_t n = 64 - c->used < len ? 64 - c->used : len;
-      memcpy (c->buf + c->used, p, n);
-      c->used += n, p += n, len -= n;
-      if (c->used == 64)
-        {
-          sha256_block (c, c->buf);
-          c->used = 0;
-        }
-    }
-}
-
-static void
-sha256_final (sha256_ctx *c, uint8_t out[32])
-{
-  uint64_t bits = c->total * 8;
-  uint8_t pad = 0x80, zero = 0, lenbuf[8];
-  sha256_update (c, &pad, 1);
-  while (c->used != 56)
-    sha256_update (c, &zero, 1);
-  for (int i = 0; i < 8; i++)
-    lenbuf[i] = (uint8_t)(bits >> (56 - 8 * i));
-  sha256_update (c, lenbuf, 8);
-  for (int i = 0; i < 8; i++)
-    {
-      out[4 * i] = (uint8_t)(c->h[i] >> 24);
-      out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-      out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-      out[4 * i + 3] = (uint8_t)c->h[i];
-    }
-}
-
-void
-sbx_sha256 (const void *data, size_t len, unsigned char out[32])
-{
-  sha256_ctx c;
-  sha256_init (&c);
-  sha256_update (&c, data, len);
-  sha256_final (&c, out);
-}
 
 /* ---- cache ---- */
 
@@ -159,11 +53,11 @@ struct cache_header
 static void
 cache_digest (const struct cache_header *h, const void *insns, size_t body, uint8_t out[32])
 {
-  sha256_ctx c;
-  sha256_init (&c);
-  sha256_update (&c, h, offsetof (struct cache_header, digest));
-  sha256_update (&c, insns, body);
-  sha256_final (&c, out);
+  sbx_sha256_ctx c;
+  sbx_sha256_init (&c);
+  sbx_sha256_update (&c, h, offsetof (struct cache_header, digest));
+  sbx_sha256_update (&c, insns, body);
+  sbx_sha256_final (&c, out);
 }
 
 void
@@ -174,16 +68,16 @@ sbx_seccomp_cache_key (const oci_seccomp *s, uint8_t d[32], char hex[65])
   size_t jlen = 0;
   cleanup_free char *json = ocispec_generate (&oci_seccomp_type, s, false, &jlen);
   cleanup_free char *env = NULL;
-  sha256_ctx c;
+  sbx_sha256_ctx c;
 
   if (uname (&u) < 0)
     memset (&u, 0, sizeof u);
   env = xasprintf ("%s\n%u.%u.%u\n%u\n%s\n%s\n", CACHE_FORMAT, v ? v->major : 0, v ? v->minor : 0,
                    v ? v->micro : 0, seccomp_arch_native (), u.machine, u.release);
-  sha256_init (&c);
-  sha256_update (&c, env, strlen (env));
-  sha256_update (&c, json, jlen);
-  sha256_final (&c, d);
+  sbx_sha256_init (&c);
+  sbx_sha256_update (&c, env, strlen (env));
+  sbx_sha256_update (&c, json, jlen);
+  sbx_sha256_final (&c, d);
   for (int i = 0; i < 32; i++)
     snprintf (hex + 2 * i, 3, "%02x", d[i]);
 }

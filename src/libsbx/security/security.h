@@ -92,8 +92,6 @@ unsigned long sbx_seccomp_compile_count (void);
 struct sock_filter;
 size_t sbx_seccomp_program (const sbx_seccomp *sc, const struct sock_filter **insns);
 
-/* SHA-256 of a buffer (the cache key hash).  */
-void sbx_sha256 (const void *data, size_t len, unsigned char out[32]);
 
 /* sealed.h - run from a sealed copy of our own binary.
  *

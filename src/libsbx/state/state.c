@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cgroup/cgroup.h"
 #include "core/core.h"
@@ -20,21 +21,27 @@
 int
 sbx_id_validate (const char *id, sbx_error **err)
 {
+  return sbx_name_validate ("container id", id, err);
+}
+
+int
+sbx_name_validate (const char *what, const char *id, sbx_error **err)
+{
   size_t n = id ? strlen (id) : 0;
   if (n == 0)
-    return sbx_error_set (err, EINVAL, "container id: must not be empty");
+    return sbx_error_set (err, EINVAL, "%s: must not be empty", what);
   if (n > 1024)
-    return sbx_error_set (err, EINVAL, "container id `%.32s...`: longer than 1024 characters", id);
+    return sbx_error_set (err, EINVAL, "%s `%.32s...`: longer than 1024 characters", what, id);
   /* Dot names are the state root's own (the seccomp cache) and hidden.  */
   if (id[0] == '.')
-    return sbx_error_set (err, EINVAL, "container id `%s`: must not start with `.`", id);
+    return sbx_error_set (err, EINVAL, "%s `%s`: must not start with `.`", what, id);
   for (const char *p = id; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
           || strchr ("_+.-", *p)))
       return sbx_error_set (err, EINVAL,
-                            "container id `%s`: invalid character `%c` (allowed: letters, digits, "
+                            "%s `%s`: invalid character `%c` (allowed: letters, digits, "
                             "`_`, `+`, `.`, `-`)",
-                            id, *p);
+                            what, id, *p);
   return 0;
 }
 
@@ -53,28 +60,79 @@ lock_dir (int fd, sbx_error **err)
   return 0;
 }
 
+/* The temporary name of a state directory being created: not an ID (IDs
+   do not start with a dot), hidden from list.  */
+static char *
+tmp_name_of (const char *id)
+{
+  return xasprintf (".~%s", id);
+}
+
+/* Is the directory dir_fd (locked) still <root>/<name>?  */
+static bool
+still_named (int root_fd, const char *name, int dir_fd)
+{
+  struct stat a, b;
+  return fstat (dir_fd, &a) == 0 && fstatat (root_fd, name, &b, AT_SYMLINK_NOFOLLOW) == 0
+         && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Remove a directory and the files in it (state directories hold no
+   subdirectories).  */
+static int
+remove_dir (int root_fd, const char *name, int dir_fd)
+{
+  DIR *d = fdopendir (dup (dir_fd));
+  struct dirent *de;
+  if (d)
+    {
+      while ((de = readdir (d)))
+        if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))
+          unlinkat (dir_fd, de->d_name, 0);
+      closedir (d);
+    }
+  if (unlinkat (root_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return -1;
+  return 0;
+}
+
 int
 sbx_state_create (const char *root, const char *id, sbx_state **out, sbx_error **err)
 {
   cleanup_close int root_fd = -1, dir_fd = -1;
+  cleanup_free char *tmp = NULL;
   sbx_state *s;
+  struct stat st;
 
   if (sbx_id_validate (id, err) < 0)
     return -1;
   root_fd = open_root (root, true, err);
   if (root_fd < 0)
     return -1;
-  if (mkdirat (root_fd, id, 0700) < 0)
+  if (fstatat (root_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return sbx_error_set (err, EEXIST, "container with id `%s` already exists", id);
+  tmp = tmp_name_of (id);
+  for (int tries = 0;; tries++)
     {
-      if (errno == EEXIST)
-        return sbx_error_set (err, EEXIST, "container with id `%s` already exists", id);
-      return sbx_error_sys (err, "create state directory `%s/%s`", root, id);
+      if (mkdirat (root_fd, tmp, 0700) == 0)
+        break;
+      if (errno != EEXIST || tries > 0)
+        return sbx_error_sys (err, "create state directory `%s/%s`", root, tmp);
+      /* Another create of this id, or what a killed one left before it
+         saved anything (nothing else exists yet): the lock tells.  */
+      dir_fd = openat (root_fd, tmp, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (dir_fd < 0 || flock (dir_fd, LOCK_EX | LOCK_NB) < 0)
+        return sbx_error_set (err, EEXIST, "container with id `%s` already exists (being created)", id);
+      if (still_named (root_fd, tmp, dir_fd))
+        remove_dir (root_fd, tmp, dir_fd);
+      close (dir_fd);
+      dir_fd = -1;
     }
-  dir_fd = openat (root_fd, id, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  dir_fd = openat (root_fd, tmp, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (dir_fd < 0 || lock_dir (dir_fd, err) < 0)
     {
       int r = dir_fd < 0 ? sbx_error_sys (err, "open state directory") : -1;
-      unlinkat (root_fd, id, AT_REMOVEDIR);
+      unlinkat (root_fd, tmp, AT_REMOVEDIR);
       return r;
     }
   s = xmalloc0 (sizeof *s);
@@ -82,11 +140,44 @@ sbx_state_create (const char *root, const char *id, sbx_state **out, sbx_error *
   s->dir_fd = steal_fd (&dir_fd);
   s->id = xstrdup (id);
   s->dir = xasprintf ("%s/%s", root, id);
+  s->tmp_name = steal_ptr (tmp);
   s->st = xmalloc0 (sizeof *s->st);
   s->st->version = STATUS_VERSION;
   s->st->has_version = true;
   s->st->id = xstrdup (id);
+  s->st->phase = xstrdup ("creating");
   *out = s;
+  return 0;
+}
+
+/* The first save of a created directory gives it its name: with a status
+   in it, never empty, never over another container's.  */
+static int
+publish (sbx_state *s, sbx_error **err)
+{
+  if (renameat2 (s->root_fd, s->tmp_name, s->root_fd, s->id, RENAME_NOREPLACE) < 0)
+    {
+      if (errno == EEXIST)
+        return sbx_error_set (err, EEXIST, "container with id `%s` already exists", s->id);
+      if (errno != EINVAL && errno != ENOSYS)
+        return sbx_error_sys (err, "create state directory `%s`", s->dir);
+      /* No RENAME_NOREPLACE here: an empty directory reserves the name,
+         the rename replaces it.  */
+      if (mkdirat (s->root_fd, s->id, 0700) < 0)
+        {
+          if (errno == EEXIST)
+            return sbx_error_set (err, EEXIST, "container with id `%s` already exists", s->id);
+          return sbx_error_sys (err, "create state directory `%s`", s->dir);
+        }
+      if (renameat (s->root_fd, s->tmp_name, s->root_fd, s->id) < 0)
+        {
+          int r = sbx_error_sys (err, "create state directory `%s`", s->dir);
+          unlinkat (s->root_fd, s->id, AT_REMOVEDIR);
+          return r;
+        }
+    }
+  free (s->tmp_name);
+  s->tmp_name = NULL;
   return 0;
 }
 
@@ -116,22 +207,42 @@ sbx_state_open (const char *root, const char *id, sbx_state **out, sbx_error **e
     }
   if (lock_dir (dir_fd, err) < 0)
     return -1;
+  /* Removed while we waited for the lock (a failed create, a delete).  */
+  if (!still_named (root_fd, id, dir_fd))
+    return sbx_error_set (err, ENOENT, "container \"%s\" does not exist", id);
+  s = xmalloc0 (sizeof *s);
   sfd = openat (dir_fd, "status.json", O_RDONLY | O_CLOEXEC);
   if (sfd < 0)
     {
-      /* A create that died before saving anything: treat as absent.  */
-      if (errno == ENOENT)
-        return sbx_error_set (err, ENOENT, "container \"%s\" does not exist", id);
-      return sbx_error_sys (err, "open state of container \"%s\"", id);
+      if (errno != ENOENT)
+        {
+          free (s);
+          return sbx_error_sys (err, "open state of container \"%s\"", id);
+        }
+      /* Left by an older sbxrun killed during create, or by a delete
+         killed at its very end: nothing is recorded, so nothing but the
+         directory is known to exist.  Shown as "creating"; delete
+         --force removes it.  */
+      s->st = xmalloc0 (sizeof *s->st);
+      s->st->version = STATUS_VERSION;
+      s->st->has_version = true;
+      s->st->id = xstrdup (id);
+      s->st->bundle = xstrdup ("");
+      s->st->phase = xstrdup ("creating");
     }
-  if (sbx_read_fd (sfd, 1 << 20, &text, NULL, err) < 0)
-    return sbx_error_wrap (err, "read state of container \"%s\"", id);
-  s = xmalloc0 (sizeof *s);
-  s->st = ocispec_parse (&sbx_status_file_type, text, strlen (text), &msg);
-  if (s->st == NULL)
+  else
     {
-      free (s);
-      return sbx_error_set (err, EINVAL, "state of container \"%s\" is corrupt: %s", id, msg);
+      if (sbx_read_fd (sfd, 1 << 20, &text, NULL, err) < 0)
+        {
+          free (s);
+          return sbx_error_wrap (err, "read state of container \"%s\"", id);
+        }
+      s->st = ocispec_parse (&sbx_status_file_type, text, strlen (text), &msg);
+      if (s->st == NULL)
+        {
+          free (s);
+          return sbx_error_set (err, EINVAL, "state of container \"%s\" is corrupt: %s", id, msg);
+        }
     }
   s->root_fd = steal_fd (&root_fd);
   s->dir_fd = steal_fd (&dir_fd);
@@ -146,32 +257,40 @@ sbx_state_save (sbx_state *s, sbx_error **err)
 {
   size_t len;
   cleanup_free char *json = ocispec_generate (&sbx_status_file_type, s->st, false, &len);
-  return sbx_write_file_atomic (s->dir_fd, "status.json", json, len, 0600, err);
+  if (sbx_write_file_atomic (s->dir_fd, "status.json", json, len, 0600, err) < 0)
+    return -1;
+  return s->tmp_name ? publish (s, err) : 0;
+}
+
+int
+sbx_state_set_phase (sbx_state *s, const char *phase, sbx_error **err)
+{
+  free (s->st->phase);
+  s->st->phase = phase ? xstrdup (phase) : NULL;
+  return sbx_state_save (s, err);
 }
 
 int
 sbx_state_remove (sbx_state *s, sbx_error **err)
 {
-  static const char *files[] = { "status.json", "config.json", "start.sock", "net.json", NULL };
+  /* status.json last: until the directory goes, what is left of it is
+     still a container that list shows and delete removes.  */
+  static const char *files[] = { "config.json", "start.sock", "net.json", "status.json", NULL };
+  const char *name;
   if (s == NULL)
     return 0;
+  /* The overlay's upper and work dirs, a fork's private rootfs and the
+     snapshots are trees.  */
+  static const char *trees[] = { "upper", "work", "rootfs", "snapshots", NULL };
+  name = s->tmp_name ? s->tmp_name : s->id;
+  for (const char **t = trees; *t; t++)
+    if (sbx_remove_tree_at (s->dir_fd, *t) < 0)
+      return sbx_error_sys (err, "remove `%s/%s`", s->dir, *t);
   for (const char **f = files; *f; f++)
     unlinkat (s->dir_fd, *f, 0);
-  if (unlinkat (s->root_fd, s->id, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    {
-      /* Unknown leftovers (temp files of a crashed writer): remove them.  */
-      DIR *d = fdopendir (dup (s->dir_fd));
-      struct dirent *de;
-      if (d)
-        {
-          while ((de = readdir (d)))
-            if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))
-              unlinkat (s->dir_fd, de->d_name, 0);
-          closedir (d);
-        }
-      if (unlinkat (s->root_fd, s->id, AT_REMOVEDIR) < 0 && errno != ENOENT)
-        return sbx_error_sys (err, "remove state directory `%s`", s->dir);
-    }
+  if (unlinkat (s->root_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT
+      && remove_dir (s->root_fd, name, s->dir_fd) < 0) /* temp files of a crashed writer */
+    return sbx_error_sys (err, "remove state directory `%s`", s->dir);
   return 0;
 }
 
@@ -187,6 +306,7 @@ sbx_state_free (sbx_state *s)
   ocispec_free (&sbx_status_file_type, s->st);
   free (s->id);
   free (s->dir);
+  free (s->tmp_name);
   free (s);
 }
 
@@ -255,6 +375,8 @@ sbx_state_alive (sbx_state *s)
 const char *
 sbx_state_status (sbx_state *s)
 {
+  if (s->st->phase && *s->st->phase)
+    return s->st->phase;
   if (!sbx_state_alive (s))
     return "stopped";
   if (!s->st->started)

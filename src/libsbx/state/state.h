@@ -3,11 +3,23 @@
  *   status.json   sbx_status_file, written atomically (temp + rename)
  *   config.json   the config the container was created with
  *   start.sock    listening socket the created init waits on for `start`
+ *   upper/ work/  the overlay's upper and work dirs (fs.h, overlay)
+ *   rootfs/       a fork's private copy of a whole-rootfs snapshot
+ *   snapshots/    filesystem snapshots (fs.h, snapshot)
  *
  * Every mutation happens under an exclusive flock on the directory.  IDs are
  * validated before any path is built.  The live status (created, running,
  * paused, stopped) is derived from the saved pid and its start time, so a
- * recycled pid is never mistaken for the container.  */
+ * recycled pid is never mistaken for the container.
+ *
+ * status.json is also the journal of create and delete: the directory is
+ * made under a temporary name and appears as <id> (rename, no replace)
+ * with its first status.json, which has phase "creating"; each resource
+ * (cgroups, the init's pid) is recorded there before it is made, and the
+ * phase is cleared once the container is created.  delete sets phase
+ * "deleting" before it removes anything.  A runtime killed in between
+ * leaves a container that `list` shows in that phase and `delete --force`
+ * removes whole.  */
 #ifndef SBX_STATE_STATE_H
 #define SBX_STATE_STATE_H
 
@@ -24,15 +36,22 @@ typedef struct
   char *id;
   char *dir;          /* path of dir_fd */
   sbx_status_file *st;
+  char *tmp_name;     /* created, not yet saved: its temporary name in root */
 } sbx_state;
 
 /* Check an ID: 1..1024 of [A-Za-z0-9_+.-], not starting with ".".  */
 int sbx_id_validate (const char *id, sbx_error **err);
-/* Create <root>/<id> (fails with "already exists") and lock it.  */
+/* The same rule for other names (snapshots); what names them in errors.  */
+int sbx_name_validate (const char *what, const char *name, sbx_error **err);
+/* Create the state directory of id, locked, under a temporary name; the
+   first sbx_state_save makes it <root>/<id> (fails with "already
+   exists").  Its status starts in phase "creating".  */
 int sbx_state_create (const char *root, const char *id, sbx_state **out, sbx_error **err);
 /* Open and lock an existing container: "container \"<id>\" does not exist".  */
 int sbx_state_open (const char *root, const char *id, sbx_state **out, sbx_error **err);
 int sbx_state_save (sbx_state *s, sbx_error **err);
+/* Record the phase ("creating", "deleting"; NULL: done) and save.  */
+int sbx_state_set_phase (sbx_state *s, const char *phase, sbx_error **err);
 /* Remove the directory and free; ENOENT is fine.  */
 int sbx_state_remove (sbx_state *s, sbx_error **err);
 void sbx_state_free (sbx_state *s);
@@ -41,7 +60,8 @@ int sbx_state_config (sbx_state *s, oci_config **out, sbx_error **err);
 
 /* Process start time (field 22 of /proc/pid/stat); 0 if gone or a zombie.  */
 unsigned long long sbx_pid_start_time (pid_t pid);
-/* "created", "running", "paused", "stopped".  */
+/* "created", "running", "paused", "stopped", or the phase of a create or
+   delete that did not finish ("creating", "deleting").  */
 const char *sbx_state_status (sbx_state *s);
 bool sbx_state_alive (sbx_state *s);
 /* The OCI state document for this container (runtime.md), pretty or not. */

@@ -1,0 +1,93 @@
+/* egress/egress_internal.h - shared by the egress files: the netfilter
+ * netlink context (nl.c) and the libnftnl expression helpers.  */
+#ifndef SBX_EGRESS_INTERNAL_H
+#define SBX_EGRESS_INTERNAL_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+
+#include "egress/egress.h"
+
+/* One netfilter netlink socket in a container's namespace and the batch
+   being built.  */
+typedef struct
+{
+  struct mnl_socket *nl;
+  char *buf; /* the batch */
+  size_t cap;
+  struct mnl_nlmsg_batch *b;
+  uint32_t seq0, seq;
+  char **what; /* description of each message, by seq - seq0 */
+  size_t nwhat;
+  bool overflow;
+  uint32_t set_ids;
+} nl_ctx;
+
+typedef int (*nl_reply_cb) (const struct nlmsghdr *nlh, void *data);
+
+void egr_nl_ctx_release (nl_ctx *x);
+/* Keep x's socket open until sbx_net_release (see nl.c).  */
+void egr_nl_park (nl_ctx *x);
+/* A netfilter netlink socket of the namespace netns_fd (setns there and
+   straight back).  */
+int egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err);
+/* A batch with room for about nmsgs messages.  */
+void egr_batch_start (nl_ctx *x, size_t nmsgs, size_t extra_bytes);
+/* The header of the next message; `what` describes it for errors (taken). */
+struct nlmsghdr *egr_batch_msg (nl_ctx *x, uint16_t type, uint16_t flags, char *what);
+void egr_batch_done_msg (nl_ctx *x);
+/* Send len bytes, read replies until the ack of `last`; cb sees the rest. */
+int egr_nl_talk (nl_ctx *x, const void *buf, size_t len, uint32_t last, nl_reply_cb cb, void *data,
+                 sbx_error **err);
+/* Send the batch and wait until the kernel has applied it (or not).  */
+int egr_batch_commit (nl_ctx *x, sbx_error **err);
+
+/* Expressions appended to r; values go through register 1.  */
+struct nftnl_expr *egr_expr_new (struct nftnl_rule *r, const char *name);
+void egr_x_meta (struct nftnl_rule *r, uint32_t key);
+void egr_x_cmp (struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len);
+void egr_x_payload (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len);
+void egr_x_mask (struct nftnl_rule *r, const void *mask, uint32_t len);
+void egr_x_range (struct nftnl_rule *r, const void *from, const void *to, uint32_t len);
+void egr_x_verdict (struct nftnl_rule *r, int verdict, const char *chain);
+void egr_x_u8_eq (struct nftnl_rule *r, uint32_t meta_key, uint8_t v);
+/* meta nfproto, then the destination address masked to d's prefix.  */
+void egr_x_daddr (struct nftnl_rule *r, const sbx_net_rule *d);
+void egr_x_dport (struct nftnl_rule *r, uint16_t lo, uint16_t hi);
+
+/* With an explicit destination register (NFT_REG_1, NFT_REG32_xx).  */
+void egr_x_meta_to (struct nftnl_rule *r, uint32_t key, uint32_t dreg);
+void egr_x_payload_to (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg);
+
+/* ---- sets.c: the allowed destinations as sets */
+
+/* Per family (0: IPv4, 1: IPv6) and kind (0: allowN, address . protocol;
+   1: portsN, address . protocol . port): disjoint elements.  */
+typedef struct
+{
+  void *raw[2][2], *elems[2][2];
+  size_t n[2][2];
+  /* some entry meets the family's multicast range: reports go out */
+  bool multicast[2];
+} egr_sets;
+
+void egr_sets_build (egr_sets *s, const sbx_net_policy *p);
+void egr_sets_free (egr_sets *s);
+const char *egr_set_name (int v6, int ports);
+/* Bytes of key: address, protocol (4 with padding)[, port (4)].  */
+uint32_t egr_key_len (int v6, int ports);
+/* A NEWSET of that key; expr (taken) is a per-element template.  */
+void egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int ports, uint32_t flags,
+                  uint32_t size, uint64_t timeout_ms, struct nftnl_expr *expr);
+/* The NEWSETELEM messages of the four allow sets.  */
+void egr_sets_elems_msgs (nl_ctx *x, const char *table, const egr_sets *s);
+/* Batch room they need.  */
+size_t egr_sets_batch_bytes (const egr_sets *s);
+
+#endif

@@ -1,0 +1,211 @@
+/* egress/lifecycle.c - the egress policy in a container's life (see
+ * egress.h): the record in the state directory (net.json), installing the
+ * rules at create, finding the namespace again to remove them or read the
+ * counters.  */
+#include <config.h>
+#include "egress/egress_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *
+joined_netns_path (const oci_config *c)
+{
+  for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
+    {
+      const oci_namespace *ns = c->linux->namespaces[i];
+      if (strcmp (ns->type, "network") == 0 && ns->path && ns->path[0])
+        return ns->path;
+    }
+  return NULL;
+}
+
+static char *
+net_record (const sbx_net_policy *p, const char *id, const char *joined, const struct stat *st,
+            const char *cgroup2_dir)
+{
+  oj_writer *w = oj_writer_new (true);
+  cleanup_free char *table = sbx_net_table_name (id), *chain = sbx_net_chain_name (id);
+  cleanup_free char *resolved = sbx_net_policy_resolved (p);
+
+  oj_w_begin_object (w);
+  oj_w_key (w, "table");
+  oj_w_string (w, table);
+  oj_w_key (w, "chain");
+  oj_w_string (w, chain);
+  oj_w_key (w, "netnsPath");
+  if (joined)
+    oj_w_string (w, joined);
+  else
+    oj_w_null (w);
+  oj_w_key (w, "netnsDev");
+  oj_w_uint (w, st->st_dev);
+  oj_w_key (w, "netnsIno");
+  oj_w_uint (w, st->st_ino);
+  oj_w_key (w, "cgroup2");
+  if (cgroup2_dir)
+    oj_w_string (w, cgroup2_dir);
+  else
+    oj_w_null (w);
+  oj_w_key (w, "resolved");
+  if (resolved)
+    {
+      oj_value *v = oj_parse (resolved, strlen (resolved), NULL);
+      oj_w_value (w, v);
+      oj_free (v);
+    }
+  else
+    oj_w_begin_object (w), oj_w_end_object (w);
+  oj_w_end_object (w);
+  return oj_writer_finish (w, NULL);
+}
+
+int
+sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid, const char *id,
+                        sbx_cgroup *cg, int state_dirfd, sbx_error **err)
+{
+  char path[64];
+  cleanup_close int fd = -1;
+  cleanup_free char *record = NULL;
+  const char *joined = joined_netns_path (c);
+  const char *cg_dir = NULL;
+  int level = 0;
+  struct stat st;
+
+  snprintf (path, sizeof path, "/proc/%d/ns/net", pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || fstat (fd, &st) < 0)
+    return sbx_error_sys (err, "open the container's network namespace");
+  if (cg)
+    cg_dir = sbx_cgroup_unified_dir (cg, &level);
+  if (cg_dir == NULL && joined)
+    return sbx_error_set (err, ENOTSUP,
+                          "annotations " SBX_NET_PREFIX "*: the network namespace `%s` is joined "
+                          "by path, so the rules must match only this container's sockets, by "
+                          "its cgroup v2, and this host has no unified cgroup hierarchy for it",
+                          joined);
+  record = net_record (p, id, joined, &st, cg_dir);
+  /* Recorded first, so that a failure from here on is undone.  */
+  if (sbx_write_file_atomic (state_dirfd, SBX_NET_STATE_FILE, record, strlen (record), 0600, err) < 0)
+    return sbx_error_wrap (err, "save the egress policy record");
+  if (sbx_net_policy_apply (p, fd, id, cg_dir, level, err) < 0)
+    return -1;
+  sbx_debug ("container \"%s\": egress policy installed (%s)", id,
+             cg_dir ? "scoped to its cgroup" : "whole network namespace");
+  return 0;
+}
+
+struct sbx_net_teardown
+{
+  int fd;
+  char *id;
+};
+
+static bool
+num_eq (const oj_value *v, unsigned long long want)
+{
+  return v && v->type == OJ_NUMBER && strtoull (v->text, NULL, 10) == want;
+}
+
+static int
+open_if_same (const char *path, const oj_value *rec)
+{
+  struct stat st;
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  if (fstat (fd, &st) < 0 || !num_eq (oj_object_get (rec, "netnsDev"), st.st_dev)
+      || !num_eq (oj_object_get (rec, "netnsIno"), st.st_ino))
+    {
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+sbx_net_teardown *
+sbx_net_teardown_prepare (int state_dirfd, const char *id, pid_t live_pid)
+{
+  cleanup_close int rfd = openat (state_dirfd, SBX_NET_STATE_FILE, O_RDONLY | O_CLOEXEC);
+  cleanup_free char *text = NULL;
+  oj_value *rec;
+  const oj_value *path;
+  sbx_net_teardown *t;
+  int fd = -1;
+
+  if (rfd < 0 || sbx_read_fd (rfd, 1 << 20, &text, NULL, NULL) < 0)
+    return NULL;
+  rec = oj_parse (text, strlen (text), NULL);
+  if (rec == NULL || rec->type != OJ_OBJECT)
+    {
+      oj_free (rec);
+      return NULL;
+    }
+  path = oj_object_get (rec, "netnsPath");
+  if (path && path->type == OJ_STRING)
+    fd = open_if_same (path->text, rec);
+  if (fd < 0 && live_pid > 0)
+    {
+      char p[64];
+      snprintf (p, sizeof p, "/proc/%d/ns/net", live_pid);
+      fd = open_if_same (p, rec);
+    }
+  oj_free (rec);
+  if (fd < 0)
+    return NULL;
+  t = xmalloc0 (sizeof *t);
+  t->fd = fd;
+  t->id = xstrdup (id);
+  return t;
+}
+
+static void
+teardown_free (sbx_net_teardown *t)
+{
+  close (t->fd);
+  free (t->id);
+  free (t);
+}
+
+void
+sbx_net_teardown_finish (sbx_net_teardown *t)
+{
+  cleanup_error sbx_error *e = NULL;
+  if (t == NULL)
+    return;
+  if (sbx_net_policy_remove (t->fd, t->id, &e) < 0)
+    sbx_warn ("container \"%s\": %s", t->id, e->msg);
+  teardown_free (t);
+}
+
+int
+sbx_net_container_counters (int state_dirfd, const char *id, pid_t live_pid, uint64_t *packets,
+                            uint64_t *bytes, sbx_error **err)
+{
+  sbx_net_teardown *t = sbx_net_teardown_prepare (state_dirfd, id, live_pid);
+  int r;
+  if (t == NULL)
+    return sbx_error_set (err, ENOENT, "container \"%s\" has no egress policy in place", id);
+  r = sbx_net_policy_counters (t->fd, id, packets, bytes, err);
+  teardown_free (t);
+  return r;
+}
+
+char *
+sbx_net_container_denied (int state_dirfd, const char *id, pid_t live_pid)
+{
+  sbx_net_teardown *t = sbx_net_teardown_prepare (state_dirfd, id, live_pid);
+  cleanup_error sbx_error *e = NULL;
+  char *json = NULL;
+  if (t == NULL)
+    return NULL;
+  if (sbx_net_policy_denied (t->fd, id, &json, &e) < 0)
+    sbx_debug ("%s", e->msg);
+  teardown_free (t);
+  return json;
+}

@@ -1,0 +1,400 @@
+/* egress/nl.c - netfilter netlink for the egress policy (see egress.h):
+ * a socket opened in the container's network namespace, one atomic batch
+ * per change with a description of each message for errors, and the
+ * libnftnl expression helpers the rule and set builders share.  */
+#include <config.h>
+#include "egress/egress_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NL_TIMEOUT_S 10
+
+/* ---------------------------------------------------------------- netlink */
+
+/* The socket of the last committed batch, closed by sbx_net_release.
+   Closing a netfilter socket waits for the destroy work of every earlier
+   transaction (nft_rcv_nl_event flushes it), i.e. for an RCU grace
+   period after the commit: 10-15 ms, most of what a policy cost `run`.
+   Parked, that wait overlaps with the container's own start; and the
+   last close is left to a grandchild nobody waits for.  */
+static struct mnl_socket *parked;
+
+void
+sbx_net_release (void)
+{
+  int fd, gate[2] = { -1, -1 };
+  pid_t pid;
+
+  if (parked == NULL)
+    return;
+  fd = mnl_socket_get_fd (parked);
+  pid = pipe2 (gate, O_CLOEXEC) == 0 ? fork () : -1;
+  if (pid == 0)
+    {
+      close (gate[1]);
+      if (fork () == 0)
+        {
+          char c;
+          /* until the runtime has dropped its copy: ours must be the last */
+          while (read (gate[0], &c, 1) < 0 && errno == EINTR)
+            ;
+          close (fd);
+        }
+      _exit (0);
+    }
+  mnl_socket_close (parked); /* not the last reference when the fork worked */
+  parked = NULL;
+  if (pid > 0)
+    {
+      close (gate[1]);
+      close (gate[0]);
+      while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    }
+  else if (gate[0] >= 0)
+    {
+      close (gate[0]);
+      close (gate[1]);
+    }
+}
+
+void
+egr_nl_park (nl_ctx *x)
+{
+  sbx_net_release ();
+  parked = x->nl;
+  x->nl = NULL;
+}
+
+void
+egr_nl_ctx_release (nl_ctx *x)
+{
+  if (x->b)
+    mnl_nlmsg_batch_stop (x->b);
+  if (x->nl)
+    mnl_socket_close (x->nl);
+  free (x->buf);
+  for (size_t i = 0; i < x->nwhat; i++)
+    free (x->what[i]);
+  free (x->what);
+}
+
+/* A netfilter netlink socket of the namespace netns_fd.  */
+int
+egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err)
+{
+  cleanup_close int self = open ("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  struct timeval tv = { .tv_sec = NL_TIMEOUT_S };
+  int one = 1, saved;
+
+  if (self < 0)
+    return sbx_error_sys (err, "open the runtime's network namespace");
+  if (setns (netns_fd, CLONE_NEWNET) < 0)
+    return sbx_error_sys (err, "enter the container's network namespace");
+  x->nl = mnl_socket_open2 (NETLINK_NETFILTER, SOCK_CLOEXEC);
+  saved = errno;
+  if (setns (self, CLONE_NEWNET) < 0)
+    return sbx_error_sys (err, "return to the runtime's network namespace");
+  if (x->nl == NULL)
+    return sbx_error_set (err, saved, "open a netfilter netlink socket");
+  if (mnl_socket_bind (x->nl, 0, MNL_SOCKET_AUTOPID) < 0)
+    return sbx_error_sys (err, "bind the netfilter netlink socket");
+  setsockopt (mnl_socket_get_fd (x->nl), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt (mnl_socket_get_fd (x->nl), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  setsockopt (mnl_socket_get_fd (x->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  x->seq0 = x->seq = (uint32_t)time (NULL);
+  return 0;
+}
+
+void
+egr_batch_start (nl_ctx *x, size_t nmsgs, size_t extra_bytes)
+{
+  /* A message is well under 2 KiB even with 255-byte table and chain
+     names and an IPv6 CIDR with a port range.  */
+  x->cap = 4096 + 2048 * nmsgs + extra_bytes;
+  /* mnl batches may overrun their limit by one message.  */
+  x->buf = xmalloc0 (x->cap + MNL_SOCKET_BUFFER_SIZE);
+  x->b = mnl_nlmsg_batch_start (x->buf, x->cap);
+  nftnl_batch_begin (mnl_nlmsg_batch_current (x->b), x->seq++);
+  mnl_nlmsg_batch_next (x->b);
+}
+
+/* The header of the next message of the batch; `what` describes it for
+   errors (taken).  */
+struct nlmsghdr *
+egr_batch_msg (nl_ctx *x, uint16_t type, uint16_t flags, char *what)
+{
+  uint32_t i = x->seq - x->seq0;
+  if (i >= x->nwhat)
+    {
+      x->what = xrealloc (x->what, (i + 1) * sizeof *x->what);
+      while (x->nwhat <= i)
+        x->what[x->nwhat++] = NULL;
+    }
+  x->what[i] = what;
+  return nftnl_nlmsg_build_hdr (mnl_nlmsg_batch_current (x->b), type, NFPROTO_INET, flags, x->seq++);
+}
+
+void
+egr_batch_done_msg (nl_ctx *x)
+{
+  if (!mnl_nlmsg_batch_next (x->b))
+    x->overflow = true;
+}
+
+/* The text of an extended ack (NLMSGERR_ATTR_MSG), or NULL.  */
+static const char *
+egr_extack_msg (const struct nlmsghdr *nlh)
+{
+  const struct nlmsgerr *e = mnl_nlmsg_get_payload (nlh);
+  const char *p = (const char *)(e + 1), *end = (const char *)nlh + nlh->nlmsg_len;
+
+  if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+    return NULL;
+  if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+    p += e->msg.nlmsg_len - sizeof (struct nlmsghdr);
+  while (p + sizeof (struct nlattr) <= end)
+    {
+      const struct nlattr *a = (const struct nlattr *)p;
+      if (a->nla_len < sizeof *a || p + a->nla_len > end)
+        break;
+      if ((a->nla_type & NLA_TYPE_MASK) == NLMSGERR_ATTR_MSG && a->nla_len > sizeof *a)
+        return (const char *)(a + 1);
+      p += NLA_ALIGN (a->nla_len);
+    }
+  return NULL;
+}
+
+/* Send len bytes of buf, then read replies until the ack of message
+   `last` (sent with NLM_F_ACK).  The first error reported for any message
+   becomes *err; cb sees every other reply.  */
+int
+egr_nl_talk (nl_ctx *x, const void *buf, size_t len, uint32_t last, nl_reply_cb cb, void *data,
+             sbx_error **err)
+{
+  int fd = mnl_socket_get_fd (x->nl);
+  cleanup_free char *rbuf = xmalloc0 (MNL_SOCKET_BUFFER_SIZE * 4);
+  cleanup_error sbx_error *first = NULL;
+
+  if (mnl_socket_sendto (x->nl, buf, len) < 0)
+    return sbx_error_sys (err, "send to netfilter");
+  for (;;)
+    {
+      ssize_t n = recv (fd, rbuf, MNL_SOCKET_BUFFER_SIZE * 4, 0);
+      int left;
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN)
+            return sbx_error_set (err, ETIMEDOUT, "no answer from netfilter");
+          return sbx_error_sys (err, "receive from netfilter");
+        }
+      left = (int)n;
+      for (const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf; mnl_nlmsg_ok (nlh, left);
+           nlh = mnl_nlmsg_next (nlh, &left))
+        {
+          if (nlh->nlmsg_type == NLMSG_ERROR)
+            {
+              const struct nlmsgerr *e = mnl_nlmsg_get_payload (nlh);
+              uint32_t seq = e->msg.nlmsg_seq;
+              if (e->error != 0 && first == NULL)
+                {
+                  const char *ext = egr_extack_msg (nlh);
+                  uint32_t i = seq - x->seq0;
+                  const char *what = i < x->nwhat && x->what[i] ? x->what[i] : "netfilter request";
+                  sbx_error_set (&first, -e->error, "%s%s%s", what, ext ? ": " : "", ext ? ext : "");
+                }
+              if (seq == last)
+                {
+                  if (first)
+                    {
+                      *err = steal_ptr (first);
+                      return -1;
+                    }
+                  return 0;
+                }
+              continue;
+            }
+          if (nlh->nlmsg_type == NLMSG_DONE && nlh->nlmsg_seq == last) /* end of a dump */
+            {
+              if (first)
+                {
+                  *err = steal_ptr (first);
+                  return -1;
+                }
+              return 0;
+            }
+          if (nlh->nlmsg_type == NLMSG_DONE || nlh->nlmsg_type == NLMSG_NOOP)
+            continue;
+          if (cb && cb (nlh, data) < 0)
+            return sbx_error_set (err, EPROTO, "malformed reply from netfilter");
+        }
+    }
+}
+
+/* Send the batch, then a generation request with an ack: its answer comes
+   after every error of the batch.  */
+int
+egr_batch_commit (nl_ctx *x, sbx_error **err)
+{
+  char req[256];
+  uint32_t gen_seq;
+  struct nlmsghdr *nlh;
+
+  nftnl_batch_end (mnl_nlmsg_batch_current (x->b), x->seq++);
+  if (!mnl_nlmsg_batch_next (x->b) || x->overflow)
+    return sbx_error_set (err, E2BIG, "too many nftables rules for one batch");
+  {
+    size_t len = mnl_nlmsg_batch_size (x->b);
+    if (len > 128 * 1024)
+      {
+        int sz = (int)len + 65536;
+        setsockopt (mnl_socket_get_fd (x->nl), SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz);
+      }
+    if (mnl_socket_sendto (x->nl, mnl_nlmsg_batch_head (x->b), len) < 0)
+      return sbx_error_sys (err, "send the nftables batch");
+  }
+  gen_seq = x->seq++;
+  nlh = nftnl_nlmsg_build_hdr (req, NFT_MSG_GETGEN, AF_UNSPEC, NLM_F_ACK, gen_seq);
+  return egr_nl_talk (x, nlh, nlh->nlmsg_len, gen_seq, NULL, NULL, err);
+}
+
+/* ---------------------------------------------------------------- rules */
+
+struct nftnl_expr *
+egr_expr_new (struct nftnl_rule *r, const char *name)
+{
+  struct nftnl_expr *e = nftnl_expr_alloc (name);
+  if (e == NULL)
+    abort ();
+  nftnl_rule_add_expr (r, e);
+  return e;
+}
+
+void
+egr_x_meta_to (struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+  struct nftnl_expr *e = egr_expr_new (r, "meta");
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_META_KEY, key);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_META_DREG, dreg);
+}
+
+void
+egr_x_meta (struct nftnl_rule *r, uint32_t key)
+{
+  egr_x_meta_to (r, key, NFT_REG_1);
+}
+
+void
+egr_x_cmp (struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
+{
+  struct nftnl_expr *e = egr_expr_new (r, "cmp");
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_CMP_OP, op);
+  nftnl_expr_set (e, NFTNL_EXPR_CMP_DATA, data, len);
+}
+
+void
+egr_x_payload_to (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len, uint32_t dreg)
+{
+  struct nftnl_expr *e = egr_expr_new (r, "payload");
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_BASE, base);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_LEN, len);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+}
+
+void
+egr_x_payload (struct nftnl_rule *r, uint32_t base, uint32_t offset, uint32_t len)
+{
+  egr_x_payload_to (r, base, offset, len, NFT_REG_1);
+}
+
+void
+egr_x_mask (struct nftnl_rule *r, const void *mask, uint32_t len)
+{
+  static const uint8_t zero[16];
+  struct nftnl_expr *e = egr_expr_new (r, "bitwise");
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_BITWISE_LEN, len);
+  nftnl_expr_set (e, NFTNL_EXPR_BITWISE_MASK, mask, len);
+  nftnl_expr_set (e, NFTNL_EXPR_BITWISE_XOR, zero, len);
+}
+
+void
+egr_x_range (struct nftnl_rule *r, const void *from, const void *to, uint32_t len)
+{
+  struct nftnl_expr *e = egr_expr_new (r, "range");
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_RANGE_SREG, NFT_REG_1);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ);
+  nftnl_expr_set (e, NFTNL_EXPR_RANGE_FROM_DATA, from, len);
+  nftnl_expr_set (e, NFTNL_EXPR_RANGE_TO_DATA, to, len);
+}
+
+void
+egr_x_verdict (struct nftnl_rule *r, int verdict, const char *chain)
+{
+  struct nftnl_expr *e = egr_expr_new (r, "immediate");
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+  nftnl_expr_set_u32 (e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+  if (chain)
+    nftnl_expr_set_str (e, NFTNL_EXPR_IMM_CHAIN, chain);
+}
+
+void
+egr_x_u8_eq (struct nftnl_rule *r, uint32_t meta_key, uint8_t v)
+{
+  egr_x_meta (r, meta_key);
+  egr_x_cmp (r, NFT_CMP_EQ, &v, 1);
+}
+
+/* meta nfproto, then the destination address (masked to the prefix).  */
+void
+egr_x_daddr (struct nftnl_rule *r, const sbx_net_rule *d)
+{
+  bool v4 = d->family == AF_INET;
+  uint32_t len = v4 ? 4 : 16;
+  int full = v4 ? 32 : 128;
+
+  egr_x_u8_eq (r, NFT_META_NFPROTO, v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+  if (d->prefix == 0)
+    return;
+  egr_x_payload (r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 16 : 24, len);
+  if (d->prefix < full)
+    {
+      uint8_t mask[16] = { 0 };
+      for (int i = 0; i < (int)len; i++)
+        {
+          int bits = d->prefix - i * 8;
+          mask[i] = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+        }
+      egr_x_mask (r, mask, len);
+    }
+  egr_x_cmp (r, NFT_CMP_EQ, d->addr, len);
+}
+
+void
+egr_x_dport (struct nftnl_rule *r, uint16_t lo, uint16_t hi)
+{
+  uint16_t a = htons (lo), b = htons (hi);
+  egr_x_payload (r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+  if (lo == hi)
+    egr_x_cmp (r, NFT_CMP_EQ, &a, 2);
+  else
+    egr_x_range (r, &a, &b, 2);
+}

@@ -1,0 +1,372 @@
+/* egress/sets.c - the allowed destinations as nftables sets (see nft.c):
+ * per family, `allow4`/`allow6` (address . protocol, for entries without
+ * a port) and `ports4`/`ports6` (address . protocol . port), all interval
+ * sets with concatenated keys (the kernel's pipapo backend), so a lookup
+ * costs about the same for ten entries or 65,536 and an install is one
+ * element message per thousand entries instead of one rule each.
+ *
+ * The kernel refuses an element that overlaps another one of the same
+ * set, and lists overlap freely (10.0.0.0/8 and 10.1.2.3, a port range and
+ * a port in it), so the entries are first turned into disjoint boxes: a
+ * sweep over the address boundaries, merging the second dimension
+ * (protocol, or protocol and port) of the entries covering each segment.
+ * Two entries that only touch are merged when they can be.  */
+#include <config.h>
+#include "egress/egress_internal.h"
+
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef unsigned __int128 u128;
+
+/* A box: addresses lo..hi times values blo..bhi of the second dimension
+   (a protocol, or protocol << 16 | port).  Values with different
+   `block` (v >> block_shift) are never merged into one box.  */
+typedef struct
+{
+  u128 lo, hi;
+  uint32_t blo, bhi;
+} box;
+
+typedef struct
+{
+  box *v;
+  size_t n, cap;
+} boxes;
+
+static void
+boxes_push (boxes *b, box x)
+{
+  if (b->n == b->cap)
+    {
+      b->cap = b->cap ? 2 * b->cap : 64;
+      b->v = xrealloc (b->v, b->cap * sizeof *b->v);
+    }
+  b->v[b->n++] = x;
+}
+
+static int
+by_lo (const void *a, const void *b)
+{
+  const box *x = a, *y = b;
+  return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static int
+u128_cmp (const void *a, const void *b)
+{
+  u128 x = *(const u128 *)a, y = *(const u128 *)b;
+  return x < y ? -1 : x > y;
+}
+
+typedef struct
+{
+  uint32_t lo, hi;
+} span;
+
+static int
+by_span (const void *a, const void *b)
+{
+  const span *x = a, *y = b;
+  return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* The union of `in` as disjoint boxes; in->v is sorted.  */
+static void
+disjoint (boxes *in, u128 max, int block_shift, boxes *out)
+{
+  size_t nb = 0, next = 0, nact = 0, nsp;
+  u128 *bound = xmalloc0 ((2 * in->n + 1) * sizeof *bound);
+  size_t *act = xmalloc0 ((in->n + 1) * sizeof *act);
+  span *sp = xmalloc0 ((in->n + 1) * sizeof *sp);
+  size_t prev_first = 0, prev_n = 0;
+
+  qsort (in->v, in->n, sizeof *in->v, by_lo);
+  for (size_t i = 0; i < in->n; i++)
+    {
+      bound[nb++] = in->v[i].lo;
+      if (in->v[i].hi != max)
+        bound[nb++] = in->v[i].hi + 1;
+    }
+  qsort (bound, nb, sizeof *bound, u128_cmp);
+  for (size_t k = 0; k < nb; k++)
+    {
+      u128 lo = bound[k], hi;
+      size_t keep = 0, first = out->n;
+      if (k + 1 < nb && bound[k + 1] == lo)
+        continue;
+      hi = k + 1 < nb ? bound[k + 1] - 1 : max;
+      while (next < in->n && in->v[next].lo <= lo)
+        act[nact++] = next++;
+      for (size_t i = 0; i < nact; i++)
+        if (in->v[act[i]].hi >= lo)
+          act[keep++] = act[i];
+      nact = keep;
+      if (nact == 0)
+        {
+          prev_n = 0;
+          continue;
+        }
+      for (size_t i = 0; i < nact; i++)
+        sp[i] = (span){ in->v[act[i]].blo, in->v[act[i]].bhi };
+      qsort (sp, nact, sizeof *sp, by_span);
+      nsp = 0;
+      for (size_t i = 0; i < nact; i++)
+        {
+          span *t = nsp ? &sp[nsp - 1] : NULL;
+          if (t
+              && (sp[i].lo <= t->hi
+                  || (sp[i].lo == t->hi + 1
+                      && ((uint64_t)sp[i].lo >> block_shift) == ((uint64_t)t->hi >> block_shift))))
+            {
+              if (sp[i].hi > t->hi)
+                t->hi = sp[i].hi;
+            }
+          else
+            sp[nsp++] = sp[i];
+        }
+      /* The same spans as the segment just before: widen those boxes.  */
+      if (prev_n == nsp && out->v[prev_first].hi + 1 == lo)
+        {
+          bool same = true;
+          for (size_t i = 0; i < nsp && same; i++)
+            same = out->v[prev_first + i].blo == sp[i].lo && out->v[prev_first + i].bhi == sp[i].hi;
+          if (same)
+            {
+              for (size_t i = 0; i < nsp; i++)
+                out->v[prev_first + i].hi = hi;
+              continue;
+            }
+        }
+      for (size_t i = 0; i < nsp; i++)
+        boxes_push (out, (box){ lo, hi, sp[i].lo, sp[i].hi });
+      prev_first = first;
+      prev_n = nsp;
+    }
+  free (bound);
+  free (act);
+  free (sp);
+}
+
+static u128
+addr_num (const uint8_t *a, int len)
+{
+  u128 v = 0;
+  for (int i = 0; i < len; i++)
+    v = (v << 8) | a[i];
+  return v;
+}
+
+static void
+num_addr (u128 v, uint8_t *a, int len)
+{
+  for (int i = len - 1; i >= 0; i--, v >>= 8)
+    a[i] = (uint8_t)v;
+}
+
+/* Does r's address range meet the family's multicast range
+   (224.0.0.0/4, ff00::/8)?  */
+static bool
+meets_multicast (const sbx_net_rule *r)
+{
+  int mbits = r->family == AF_INET ? 4 : 8;
+  uint8_t first = r->family == AF_INET ? 0xe0 : 0xff;
+  int bits = r->prefix < mbits ? r->prefix : mbits;
+  uint8_t mask = (uint8_t)(0xff << (8 - bits));
+  return bits == 0 || (r->addr[0] & mask) == (first & mask);
+}
+
+static void
+add_rule (egr_sets *s, const sbx_net_rule *r)
+{
+  int v6 = r->family == AF_INET6, len = v6 ? 16 : 4, host = (v6 ? 128 : 32) - r->prefix;
+  u128 lo = addr_num (r->addr, len);
+  u128 hostmask = host >= 128 ? ~(u128)0 : (((u128)1 << host) - 1);
+  box b = { lo & ~hostmask, lo | hostmask, 0, 0 };
+
+  if (meets_multicast (r))
+    s->multicast[v6] = true;
+  if (r->proto == 0 || r->port_min == 0)
+    {
+      b.blo = r->proto ? r->proto : 0;
+      b.bhi = r->proto ? r->proto : 255;
+      boxes_push ((boxes *)s->raw[v6][0], b);
+    }
+  else
+    {
+      b.blo = (uint32_t)r->proto << 16 | r->port_min;
+      b.bhi = (uint32_t)r->proto << 16 | r->port_max;
+      boxes_push ((boxes *)s->raw[v6][1], b);
+    }
+}
+
+void
+egr_sets_build (egr_sets *s, const sbx_net_policy *p)
+{
+  size_t n;
+  const sbx_net_rule *v;
+
+  memset (s, 0, sizeof *s);
+  for (int f = 0; f < 2; f++)
+    for (int k = 0; k < 2; k++)
+      s->raw[f][k] = xmalloc0 (sizeof (boxes)), s->elems[f][k] = xmalloc0 (sizeof (boxes));
+  v = sbx_net_policy_rules (p, &n);
+  for (size_t i = 0; i < n; i++)
+    add_rule (s, &v[i]);
+  v = sbx_net_policy_resolvers (p, &n);
+  for (size_t i = 0; i < n; i++)
+    for (int k = 0; k < 2; k++)
+      {
+        sbx_net_rule d = v[i];
+        d.proto = k ? IPPROTO_TCP : IPPROTO_UDP;
+        d.port_min = d.port_max = 53;
+        add_rule (s, &d);
+      }
+  for (int f = 0; f < 2; f++)
+    for (int k = 0; k < 2; k++)
+      {
+        boxes *in = s->raw[f][k], *out = s->elems[f][k];
+        disjoint (in, f ? ~(u128)0 : 0xffffffffu, k ? 16 : 31, out);
+        s->n[f][k] = out->n;
+      }
+}
+
+void
+egr_sets_free (egr_sets *s)
+{
+  for (int f = 0; f < 2; f++)
+    for (int k = 0; k < 2; k++)
+      {
+        boxes *a = s->raw[f][k], *b = s->elems[f][k];
+        if (a)
+          free (a->v);
+        if (b)
+          free (b->v);
+        free (a);
+        free (b);
+      }
+}
+
+const char *
+egr_set_name (int v6, int ports)
+{
+  static const char *names[2][2] = { { "allow4", "ports4" }, { "allow6", "ports6" } };
+  return names[v6][ports];
+}
+
+/* The concatenation's type as nft shows it (datatype ids: ipv4_addr 7,
+   ipv6_addr 8, inet_proto 12, inet_service 13; 6 bits each).  */
+static uint32_t
+concat_type (int v6, int ports)
+{
+  uint32_t t = ((v6 ? 8u : 7u) << 6) | 12;
+  return ports ? (t << 6) | 13 : t;
+}
+
+uint32_t
+egr_key_len (int v6, int ports)
+{
+  return (v6 ? 16 : 4) + 4 + (ports ? 4 : 0);
+}
+
+void
+egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int ports, uint32_t flags, uint32_t size,
+             uint64_t timeout_ms, struct nftnl_expr *expr)
+{
+  struct nftnl_set *s = nftnl_set_alloc ();
+  uint8_t fields[4] = { v6 ? 16 : 4, 1, ports ? 2 : 0, 0 };
+  struct nlmsghdr *nlh;
+  if (s == NULL)
+    abort ();
+  nftnl_set_set_u32 (s, NFTNL_SET_FAMILY, NFPROTO_INET);
+  nftnl_set_set_str (s, NFTNL_SET_TABLE, table);
+  nftnl_set_set_str (s, NFTNL_SET_NAME, name);
+  nftnl_set_set_u32 (s, NFTNL_SET_FLAGS, flags);
+  nftnl_set_set_u32 (s, NFTNL_SET_KEY_TYPE, concat_type (v6, ports));
+  nftnl_set_set_u32 (s, NFTNL_SET_KEY_LEN, egr_key_len (v6, ports));
+  if (flags & NFT_SET_CONCAT)
+    nftnl_set_set_data (s, NFTNL_SET_DESC_CONCAT, fields, ports ? 3 : 2);
+  nftnl_set_set_u32 (s, NFTNL_SET_ID, ++x->set_ids);
+  if (size)
+    nftnl_set_set_u32 (s, NFTNL_SET_DESC_SIZE, size);
+  if (timeout_ms)
+    nftnl_set_set_u64 (s, NFTNL_SET_TIMEOUT, timeout_ms);
+  if (expr)
+    nftnl_set_add_expr (s, expr);
+  nlh = egr_batch_msg (x, NFT_MSG_NEWSET, NLM_F_CREATE, xasprintf ("nftables set `%s`", name));
+  nftnl_set_nlmsg_build_payload (nlh, s);
+  nftnl_set_free (s);
+  egr_batch_done_msg (x);
+}
+
+#define ELEMS_PER_MSG 1024
+
+static void
+key_bytes (uint8_t *k, int v6, int ports, u128 addr, uint32_t second)
+{
+  int alen = v6 ? 16 : 4;
+  memset (k, 0, 20 + 4 + 4);
+  num_addr (addr, k, alen);
+  if (ports)
+    {
+      k[alen] = (uint8_t)(second >> 16);
+      k[alen + 4] = (uint8_t)(second >> 8);
+      k[alen + 5] = (uint8_t)second;
+    }
+  else
+    k[alen] = (uint8_t)second;
+}
+
+void
+egr_sets_elems_msgs (nl_ctx *x, const char *table, const egr_sets *s)
+{
+  for (int f = 0; f < 2; f++)
+    for (int k = 0; k < 2; k++)
+      {
+        const boxes *b = s->elems[f][k];
+        uint32_t klen = egr_key_len (f, k);
+        for (size_t i = 0; i < b->n; i += ELEMS_PER_MSG)
+          {
+            struct nftnl_set *set = nftnl_set_alloc ();
+            struct nlmsghdr *nlh;
+            size_t end = i + ELEMS_PER_MSG < b->n ? i + ELEMS_PER_MSG : b->n;
+            if (set == NULL)
+              abort ();
+            nftnl_set_set_u32 (set, NFTNL_SET_FAMILY, NFPROTO_INET);
+            nftnl_set_set_str (set, NFTNL_SET_TABLE, table);
+            nftnl_set_set_str (set, NFTNL_SET_NAME, egr_set_name (f, k));
+            for (size_t j = i; j < end; j++)
+              {
+                struct nftnl_set_elem *e = nftnl_set_elem_alloc ();
+                uint8_t key[28], key_end[28];
+                if (e == NULL)
+                  abort ();
+                key_bytes (key, f, k, b->v[j].lo, b->v[j].blo);
+                key_bytes (key_end, f, k, b->v[j].hi, b->v[j].bhi);
+                nftnl_set_elem_set (e, NFTNL_SET_ELEM_KEY, key, klen);
+                nftnl_set_elem_set (e, NFTNL_SET_ELEM_KEY_END, key_end, klen);
+                nftnl_set_elem_add (set, e);
+              }
+            nlh = egr_batch_msg (
+                x, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
+                xasprintf ("nftables set `%s`: elements %zu to %zu", egr_set_name (f, k), i + 1, end));
+            nftnl_set_elems_nlmsg_build_payload (nlh, set);
+            nftnl_set_free (set);
+            egr_batch_done_msg (x);
+          }
+      }
+}
+
+size_t
+egr_sets_batch_bytes (const egr_sets *s)
+{
+  size_t n = 0;
+  for (int f = 0; f < 2; f++)
+    for (int k = 0; k < 2; k++)
+      n += s->n[f][k];
+  /* an element: two nested keys of at most 24 bytes, and their headers */
+  return n * 96 + (n / ELEMS_PER_MSG + 4) * 512;
+}

@@ -1,0 +1,355 @@
+"""Filesystem snapshots (issue 10, section 2) with real busybox containers:
+the opt-in writable overlay (org.sbxrun.rootfs.overlay / --overlay),
+`snapshot create|list|delete|export|import`, `restore --from-snapshot` and
+`create|run --from-snapshot SRCID:NAME`.
+
+What a container sees is read from its own output (`run` in the foreground
+prints it); what is on disk is read from the state directory
+(<--root>/<id>/upper, snapshots/<name>/tree) and the bundle's rootfs."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import describe, wait_for
+
+pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
+
+MB = 1 << 20
+
+
+@pytest.fixture
+def bundle(fast_bundle):
+    return fast_bundle
+
+
+def writable(b, args, overlay=True):
+    """A bundle with a writable root (the overlay annotation when OVERLAY)."""
+    with b.edit() as c:
+        c["root"]["readonly"] = False
+        c["process"]["args"] = list(args)
+        if overlay:
+            c.setdefault("annotations", {})["org.sbxrun.rootfs.overlay"] = "true"
+    return b
+
+
+def tree_listing(path):
+    """{relative path: (mode, size, link target)} of a directory tree."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            p = os.path.join(root, n)
+            st = os.lstat(p)
+            out[os.path.relpath(p, path)] = (
+                st.st_mode, st.st_size, os.readlink(p) if stat.S_ISLNK(st.st_mode) else None)
+    return out
+
+
+# Changes a prepared container makes: a file added, one changed, one deleted
+# (a whiteout in the upper dir), a hard link, a 100 MB sparse file with one
+# block of data at 50 MB.
+PREPARE = (
+    "echo added > /added; echo changed > /etc/hosts; rm /etc/group; "
+    "mkdir -p /data; echo linked > /data/a; ln /data/a /data/b; "
+    "truncate -s 100M /sparse; echo middle | dd of=/sparse bs=1M seek=50 conv=notrunc 2>/dev/null; "
+    "echo prepared"
+)
+
+CHECK = (
+    "cat /added /etc/hosts; test -e /etc/group && echo group-present || echo group-gone; "
+    "cat /data/b; stat -c 'links=%h' /data/a; "
+    "dd if=/sparse bs=1M skip=50 count=1 2>/dev/null | head -c 6; echo; stat -c 'size=%s' /sparse"
+)
+
+
+def prepared(sbx, bundle, overlay=True):
+    """A stopped container that ran PREPARE; its id and bundle."""
+    b = writable(bundle(), ["sh", "-c", PREPARE], overlay=overlay)
+    cid = sbx.new_id("prep")
+    cp = sbx.ok("run", "--keep", "--bundle", b, cid)
+    assert "prepared" in cp.stdout
+    return cid, b
+
+
+def check_output(out):
+    lines = out.split("\n")
+    assert lines[0] == "added" and lines[1] == "changed", out
+    assert "group-gone" in out and "linked" in out and "links=2" in out, out
+    assert "middle" in out and f"size={100 * MB}" in out, out
+
+
+def test_overlay_lower_never_written_upper_in_state_dir(sbx, bundle):
+    cid, b = None, bundle()
+    before = tree_listing(b.rootfs)
+    writable(b, ["sh", "-c", PREPARE + "; grep ' / / ' /proc/self/mountinfo"])
+    cid = sbx.new_id("ovl")
+    cp = sbx.ok("run", "--keep", "--bundle", b, cid)
+    # Inside: / is an overlay whose upper dir is in the state directory.
+    line = [l for l in cp.stdout.splitlines() if " / / " in l][0]
+    assert " - overlay " in line, line
+    upper = sbx.root / cid / "upper"
+    assert f"upperdir={upper}" in line, line
+    # The bundle's rootfs is exactly as before.
+    assert tree_listing(b.rootfs) == before
+    assert (b.rootfs / "etc/group").exists() and not (b.rootfs / "added").exists()
+    # The changes are in upper/: a file, a whiteout for the deleted one.
+    assert (upper / "added").read_text() == "added\n"
+    wh = os.lstat(upper / "etc/group")
+    assert stat.S_ISCHR(wh.st_mode) and wh.st_rdev == 0
+    sbx.ok("delete", cid)
+    assert not (sbx.root / cid).exists()
+
+
+def test_overlay_flag_and_bad_annotation(sbx, bundle):
+    b = writable(bundle(), ["sh", "-c", "grep ' / / ' /proc/self/mountinfo"], overlay=False)
+    cid = sbx.new_id("flag")
+    cp = sbx.ok("run", "--overlay", "--bundle", b, cid)
+    assert " - overlay " in cp.stdout
+    for key, value, word in (("org.sbxrun.rootfs.overlay", "yes", "expected true or false"),
+                             ("org.sbxrun.rootfs.other", "true", "unknown key")):
+        with b.edit() as c:
+            c["annotations"] = {key: value}
+        cid = sbx.new_id("bad")
+        cp = sbx.fail("run", "--bundle", b, cid)
+        assert key in cp.stderr and word in cp.stderr, describe(cp)
+        assert not (sbx.root / cid).exists()
+
+
+@pytest.mark.parametrize("overlay", [True, False], ids=["overlay", "full"])
+def test_snapshot_round_trip_and_forks(sbx, bundle, overlay):
+    cid, b = prepared(sbx, bundle, overlay=overlay)
+    if overlay:
+        # An xattr on a changed file (set in the upper dir while stopped).
+        os.setxattr(sbx.root / cid / "upper/added", "user.note", b"kept")
+    else:
+        os.setxattr(b.rootfs / "added", "user.note", b"kept")
+    sbx.ok("snapshot", "create", cid, "s1")
+    listing = sbx.ok("snapshot", "list", cid).stdout
+    assert "s1" in listing and ("overlay" if overlay else "full") in listing
+    tree = sbx.root / cid / "snapshots/s1/tree"
+    assert os.getxattr(tree / "added", "user.note") == b"kept"
+    sp = os.stat(tree / "sparse")
+    assert sp.st_size == 100 * MB and sp.st_blocks * 512 < 4 * MB, sp
+    man = json.loads((sbx.root / cid / "snapshots/s1/manifest.json").read_text())
+    assert man["kind"] == ("overlay" if overlay else "full") and man["configDigest"].startswith("sha256:")
+
+    # Several forks side by side: each sees the snapshot, changes stay apart.
+    fb = writable(bundle(), ["sh", "-c", "sleep 600"], overlay=False)
+    if overlay:
+        with fb.edit() as c:  # the change set is over the source's lower
+            c["root"]["path"] = str(b.rootfs)
+    forks = [sbx.new_id("fork") for _ in range(3)]
+    for i, f in enumerate(forks):
+        sbx.ok("run", "-d", "--from-snapshot", f"{cid}:s1", "--bundle", fb, f)
+        sbx.ok("exec", f, "sh", "-c", f"echo fork{i} > /mine; echo more >> /added")
+    for i, f in enumerate(forks):
+        cp = sbx.ok("exec", f, "sh", "-c", CHECK + "; cat /mine; cat /added | wc -l")
+        check_output(cp.stdout.replace("added\nmore\n", "added\n", 1))
+        assert f"fork{i}" in cp.stdout and cp.stdout.rstrip().endswith("2"), cp.stdout
+        assert os.getxattr(sbx.root / f / ("upper/added" if overlay else "rootfs/added"), "user.note") == b"kept"
+    # The snapshot itself is untouched by the forks.
+    assert (tree / "added").read_text() == "added\n" and not (tree / "mine").exists()
+    for f in forks:
+        sbx.ok("delete", "--force", f)
+        assert not (sbx.root / f).exists()
+
+
+def test_snapshot_of_running_container_is_frozen_then_thawed(sbx, bundle):
+    b = writable(bundle(), ["sh", "-c", "echo before > /f; while :; do date +%s%N > /tick; sleep 0.01; done"])
+    cid = sbx.new_id("live")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    wait_for(lambda: (sbx.root / cid / "upper/f").exists(), what="the file written")
+    sbx.ok("snapshot", "create", cid, "live")
+    assert sbx.state(cid)["status"] == "running"
+    assert (sbx.root / cid / "snapshots/live/tree/f").read_text() == "before\n"
+    t0 = (sbx.root / cid / "upper/tick").read_text()
+    wait_for(lambda: (sbx.root / cid / "upper/tick").read_text() != t0, what="the container to run on")
+    sbx.ok("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("overlay", [True, False], ids=["overlay", "full"])
+def test_restore_from_snapshot_resets_filesystem(sbx, bundle, overlay):
+    cid, b = prepared(sbx, bundle, overlay=overlay)
+    sbx.ok("snapshot", "create", cid, "base")
+    where = sbx.root / cid / "upper" if overlay else b.rootfs
+    (where / "added").write_text("later\n")
+    (where / "extra").write_text("x")
+    sbx.ok("restore", "--from-snapshot", "base", cid)
+    assert (where / "added").read_text() == "added\n" and not (where / "extra").exists()
+    if not overlay:
+        # The reset rootfs, used again by a new container of the bundle.
+        sbx.ok("delete", cid)
+        writable(b, ["sh", "-c", CHECK], overlay=False)
+        check_output(sbx.ok("run", "--bundle", b, sbx.new_id("again")).stdout)
+    # Only a stopped container is reset.
+    b2 = writable(bundle(), ["sleep", "600"])
+    live = sbx.new_id("busy")
+    sbx.ok("run", "-d", "--bundle", b2, live)
+    sbx.ok("snapshot", "create", live, "s")
+    cp = sbx.fail("restore", "--from-snapshot", "s", live)
+    assert "stopped" in cp.stderr
+
+
+def corrupt_variants():
+    return ["appended", "truncated", "removed", "manifest-edited", "manifest-missing"]
+
+
+@pytest.mark.parametrize("how", corrupt_variants())
+def test_corrupted_snapshot_refused_nothing_changes(sbx, bundle, how):
+    cid, b = prepared(sbx, bundle)
+    sbx.ok("snapshot", "create", cid, "s")
+    snap = sbx.root / cid / "snapshots/s"
+    if how == "appended":
+        with open(snap / "tree/added", "a") as f:
+            f.write("evil")
+    elif how == "truncated":
+        os.truncate(snap / "tree/sparse", MB)
+    elif how == "removed":
+        os.unlink(snap / "tree/data/b")
+    elif how == "manifest-edited":
+        m = json.loads((snap / "manifest.json").read_text())
+        m["bytes"] += 1
+        (snap / "manifest.json").write_text(json.dumps(m))
+    else:
+        os.unlink(snap / "manifest.json")
+    upper = sbx.root / cid / "upper"
+    (upper / "added").write_text("current\n")
+    before = tree_listing(upper)
+    cp = sbx.fail("restore", "--from-snapshot", "s", cid)
+    assert 'snapshot "s"' in cp.stderr, describe(cp)
+    assert tree_listing(upper) == before and (upper / "added").read_text() == "current\n"
+    fork = sbx.new_id("nofork")
+    fb = writable(bundle(), ["true"], overlay=False)
+    with fb.edit() as c:
+        c["root"]["path"] = str(b.rootfs)
+    cp = sbx.fail("run", "--from-snapshot", f"{cid}:s", "--bundle", fb, fork)
+    assert 'snapshot "s"' in cp.stderr, describe(cp)
+    assert not (sbx.root / fork).exists()
+    cp = sbx("snapshot", "export", cid, "s", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert cp.returncode != 0 and 'snapshot "s"' in cp.stderr
+
+
+def test_kill9_during_create_leaves_nothing_visible(sbx, bundle):
+    cid, b = prepared(sbx, bundle)
+    with open(sbx.root / cid / "upper/big", "wb") as f:  # real data: a long copy
+        chunk = os.urandom(MB)
+        for _ in range(400):
+            f.write(chunk)
+    snaps = sbx.root / cid / "snapshots"
+    p = sbx.popen("snapshot", "create", cid, "half")
+    wait_for(lambda: snaps.is_dir() and any(n.startswith(".tmp-") for n in os.listdir(snaps)),
+             what="the copy to start", interval=0.001)
+    time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL, "snapshot create finished before the kill"
+    assert not (snaps / "half").exists()
+    assert "half" not in sbx.ok("snapshot", "list", cid).stdout
+    sbx.fail("restore", "--from-snapshot", "half", cid)
+    # The next create removes the leftover and succeeds under the same name.
+    os.unlink(sbx.root / cid / "upper/big")
+    sbx.ok("snapshot", "create", cid, "half")
+    assert sorted(os.listdir(snaps)) == ["half"]
+
+
+@pytest.mark.parametrize("name", ["../x", "/", "", "a/b", ".hidden", "x" * 1025, "bad\nname"])
+def test_bad_snapshot_names_refused(sbx, bundle, name):
+    cid, b = prepared(sbx, bundle)
+    cp = sbx.fail("snapshot", "create", cid, name)
+    assert "snapshot name" in cp.stderr, describe(cp)
+    assert not (sbx.root / cid / "snapshots").exists() or os.listdir(sbx.root / cid / "snapshots") == []
+    for args in (("snapshot", "delete", cid, name), ("restore", "--from-snapshot", name, cid),
+                 ("snapshot", "import", cid, name)):
+        cp = sbx.fail(*args, input="")
+        assert "snapshot name" in cp.stderr, describe(cp)
+    cp = sbx.fail("run", "--from-snapshot", f"{cid}:{name}", "--bundle", b, sbx.new_id("n"))
+    assert "snapshot name" in cp.stderr, describe(cp)
+
+
+def test_export_import_round_trip(sbx, bundle, tmp_path):
+    cid, b = prepared(sbx, bundle)
+    os.setxattr(sbx.root / cid / "upper/added", "user.note", b"kept")
+    sbx.ok("snapshot", "create", cid, "s")
+    archive = tmp_path / "s.tar"
+    with open(archive, "wb") as f:
+        cp = sbx("snapshot", "export", cid, "s", stdout=f)
+    assert cp.returncode == 0
+    # 100 MB sparse, exported as its data only.
+    assert archive.stat().st_size < 2 * MB
+    # GNU tar reads it: the sparse file at full size, the whiteout a 0,0 device.
+    listing = subprocess.run(["tar", "tvf", archive], capture_output=True, text=True, check=True).stdout
+    assert "tree/etc/group" in listing and "0,0" in listing and str(100 * MB) in listing
+    other, _ = prepared(sbx, bundle)
+    with open(archive, "rb") as f:
+        sbx.ok("snapshot", "import", other, "copy", stdin=f)
+    t = sbx.root / other / "snapshots/copy/tree"
+    assert os.getxattr(t / "added", "user.note") == b"kept"
+    assert os.stat(t / "data/a").st_ino == os.stat(t / "data/b").st_ino
+    assert os.stat(t / "sparse").st_blocks * 512 < 4 * MB
+    fb = writable(bundle(), ["sh", "-c", CHECK], overlay=False)
+    with fb.edit() as c:
+        c["root"]["path"] = str(b.rootfs)
+    check_output(sbx.ok("run", "--from-snapshot", f"{other}:copy", "--bundle", fb, sbx.new_id("imp")).stdout)
+    # A truncated stream is refused and leaves nothing.
+    data = archive.read_bytes()
+    cp = sbx.fail("snapshot", "import", other, "cut", input=data[: len(data) // 2])
+    assert "truncated" in cp.stderr or "does not match" in cp.stderr, describe(cp)
+    assert sorted(os.listdir(sbx.root / other / "snapshots")) == ["copy"]
+
+
+def test_import_refuses_paths_outside_the_snapshot(sbx, bundle, tmp_path):
+    cid, _ = prepared(sbx, bundle)
+    evil = tmp_path / "evil"
+    (evil / "tree").mkdir(parents=True)
+    (evil / "manifest.json").write_text("{}")
+    os.symlink("/tmp", evil / "tree/link")
+    for member in ("../escape", "tree/link/escape"):
+        arch = tmp_path / "evil.tar"
+        extra = tmp_path / "escape"
+        extra.write_text("x")
+        args = ["tar", "cf", arch, "-C", evil, "manifest.json", "tree"]
+        subprocess.run(args, check=True)
+        # Append an entry under the hostile name.
+        subprocess.run(["tar", "rf", arch, "-P", "--transform", f"s,.*,{member},", "-C", tmp_path, "escape"],
+                       check=True)
+        cp = sbx.fail("snapshot", "import", cid, "evil", stdin=open(arch, "rb"))
+        assert "import" in cp.stderr, describe(cp)
+        assert not os.path.exists("/tmp/escape")
+        assert os.listdir(sbx.root / cid / "snapshots") == []
+
+
+def test_without_criu_process_modes_are_refused(sbx, bundle):
+    cid, _ = prepared(sbx, bundle)
+    cp = sbx.fail("snapshot", "create", "--with-process", cid, "p")
+    assert "--with-process" in cp.stderr
+    cp = sbx.fail("restore", cid)
+    assert "--from-snapshot" in cp.stderr
+    assert not (sbx.root / cid / "snapshots").exists()
+
+
+def test_snapshot_delete(sbx, bundle):
+    cid, _ = prepared(sbx, bundle)
+    name = sbx.ok("snapshot", "create", cid).stdout.strip()
+    assert name.startswith("snap-")
+    sbx.ok("snapshot", "delete", cid, name)
+    assert os.listdir(sbx.root / cid / "snapshots") == []
+    cp = sbx.fail("snapshot", "delete", cid, name)
+    assert "no snapshot" in cp.stderr
+
+
+def test_snapshot_of_paused_container_stays_paused(sbx, bundle):
+    b = writable(bundle(), ["sh", "-c", "echo x > /f; sleep 600"])
+    cid = sbx.new_id("paused")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    wait_for(lambda: (sbx.root / cid / "upper/f").exists(), what="the file written")
+    sbx.ok("pause", cid)
+    sbx.ok("snapshot", "create", cid, "p")
+    assert sbx.state(cid)["status"] == "paused"
+    assert (sbx.root / cid / "snapshots/p/tree/f").read_text() == "x\n"
+    sbx.ok("resume", cid)
+    sbx.ok("delete", "--force", cid)
