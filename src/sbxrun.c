@@ -29,7 +29,7 @@ print_help (int fd)
                "  --log FILE             write diagnostics to FILE\n"
                "  --log-format FORMAT    text (default) or json\n"
                "  --debug                verbose diagnostics\n"
-               "  --systemd-cgroup       cgroupsPath is slice:prefix:name (accepted)\n"
+               "  --systemd-cgroup       cgroups through systemd (cgroupsPath slice:prefix:name)\n"
                "  --rootless [VALUE]     accepted for compatibility\n"
                "  --criu PATH            the criu binary for checkpoint/restore (default criu)\n"
                "  -v, --version          print the version and features\n"

@@ -461,7 +461,8 @@ def test_update_live_limits(sbx, bundle, tmp_path):
 
 
 def test_events_stats_and_exit(sbx, bundle):
-    b = bundle(["sh", "-c", "sleep 2"])
+    # long enough for the stats below in a slow (TCG) guest
+    b = bundle(["sh", "-c", "sleep 6"])
     set_resources(b, memory={"limit": 32 * MiB}, pids={"limit": 10})
     cid = sbx.new_id()
     sbx.ok("run", "--detach", "--bundle", b, cid)

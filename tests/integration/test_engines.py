@@ -431,7 +431,7 @@ def test_features_plain():
     assert {"CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_KILL"} <= set(lx["capabilities"])
     assert all(re.fullmatch(r"CAP_[A-Z_]+", c) for c in lx["capabilities"])
     assert isinstance(lx["cgroup"]["v1"], bool) and isinstance(lx["cgroup"]["v2"], bool)
-    assert lx["cgroup"]["systemd"] is False  # the driver is not there (cgroupsPath slice:prefix:name fails)
+    assert lx["cgroup"]["systemd"] is ("+SYSTEMD" in sbxrun("--version").stdout)  # --systemd-cgroup
     sc = lx["seccomp"]
     assert sc["enabled"] is True
     assert {"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL"} <= set(sc["actions"])

@@ -186,8 +186,8 @@ test_resolve_path (void **state)
   expect_path ("/", "//a///b/", "x", "/a/b");
   expect_path ("/own", "/a:b", "x", "/a:b"); /* absolute paths may contain ':' */
 
-  expect_path_error ("/", "machine.slice:sbxrun:c1", "c1", false, "systemd cgroup driver not supported yet");
-  expect_path_error ("/", "/a/b", "c1", true, "systemd cgroup driver not supported yet: cgroupsPath `/a/b`");
+  expect_path_error ("/", "machine.slice:sbxrun:c1", "c1", false, "it needs --systemd-cgroup");
+  expect_path_error ("/", "/a/b", "c1", true, "the systemd driver resolves it");
   expect_path_error ("/", "a/../../etc", "x", false, "invalid component `..`");
   expect_path_error ("/", "/a/./b", "x", false, "invalid component `.`");
   expect_path_error ("/", "a\nb", "x", false, "invalid component");
@@ -401,14 +401,75 @@ test_systemd_error (void **state)
 
   assert_true (sbx_cgroup_create ("c1", "system.slice:sbxrun:c1", false, &cg, &err) < 0);
   assert_string_equal (err->msg,
-                       "systemd cgroup driver not supported yet: cgroupsPath `system.slice:sbxrun:c1`");
-  assert_int_equal (err->errno_, 0);
+                       "linux.cgroupsPath `system.slice:sbxrun:c1` is systemd's slice:prefix:name: it needs "
+                       "--systemd-cgroup");
   sbx_error_free (err);
   err = NULL;
-  assert_true (sbx_cgroup_create ("c1", NULL, true, &cg, &err) < 0);
-  assert_string_equal (err->msg, "systemd cgroup driver not supported yet: cgroupsPath ``");
+  assert_true (sbx_cgroup_create ("c1", "a:b", true, &cg, &err) < 0);
+  assert_non_null (strstr (err->msg, "`a:b` is not of the form slice:prefix:name"));
   sbx_error_free (err);
   assert_null (cg);
+}
+
+static void
+expect_unit (const char *p, const char *slice, const char *unit)
+{
+  char *s = NULL, *u = NULL;
+  sbx_error *err = NULL;
+  if (sbx_cg_systemd_parse (p, "c1", &s, &u, &err) < 0)
+    fail_msg ("%s: %s", p ? p : "(null)", err->msg);
+  assert_string_equal (s, slice);
+  assert_string_equal (u, unit);
+  free (s);
+  free (u);
+}
+
+static void
+expect_unit_error (const char *p, const char *needle)
+{
+  char *s = NULL, *u = NULL;
+  sbx_error *err = NULL;
+  assert_true (sbx_cg_systemd_parse (p, "c1", &s, &u, &err) < 0);
+  if (strstr (err->msg, needle) == NULL)
+    fail_msg ("error `%s` lacks `%s`", err->msg, needle);
+  sbx_error_free (err);
+}
+
+static void
+expect_slice (const char *slice, const char *path)
+{
+  char *out = NULL;
+  sbx_error *err = NULL;
+  if (sbx_cg_systemd_expand_slice (slice, &out, &err) < 0)
+    fail_msg ("%s: %s", slice, err->msg);
+  assert_string_equal (out, path);
+  free (out);
+}
+
+static void
+test_systemd_parse (void **state)
+{
+  (void)state;
+  expect_unit ("machine.slice:libpod:abc", "machine.slice", "libpod-abc.scope");
+  expect_unit (":sbx:abc", "system.slice", "sbx-abc.scope");
+  expect_unit (NULL, "system.slice", "sbxrun-c1.scope");
+  expect_unit ("", "system.slice", "sbxrun-c1.scope");
+  expect_unit ("kubepods-besteffort-pod1.slice:cri-containerd:x1", "kubepods-besteffort-pod1.slice",
+               "cri-containerd-x1.scope");
+  expect_unit ("machine.slice:p:inner.slice", "machine.slice", "inner.slice");
+  expect_unit_error ("machine.slice:libpod", "not of the form slice:prefix:name");
+  expect_unit_error ("a:b:c:d", "not of the form slice:prefix:name");
+  expect_unit_error ("/a/b", "not of the form");
+  expect_unit_error ("a/b.slice:p:n", "no `/`");
+  expect_unit_error ("machine.slice:p:", "a name");
+  expect_unit_error ("machine:p:n", "invalid slice name `machine`");
+  expect_unit_error ("a--b.slice:p:n", "invalid slice name `a--b.slice`");
+  expect_unit_error ("-a.slice:p:n", "invalid slice name");
+  expect_slice ("-.slice", "");
+  expect_slice ("system.slice", "/system.slice");
+  expect_slice ("a-b-c.slice", "/a.slice/a-b.slice/a-b-c.slice");
+  expect_slice ("kubepods-besteffort-pod1.slice",
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice");
 }
 
 /* ------------------------------------------------- eBPF device program */
@@ -683,8 +744,9 @@ main (void)
     cmocka_unit_test (test_blkio_weight),     cmocka_unit_test (test_swap_v2),
     cmocka_unit_test (test_device_lines),     cmocka_unit_test (test_unified_keys),
     cmocka_unit_test (test_has_word),         cmocka_unit_test (test_describe_load),
-    cmocka_unit_test (test_systemd_error),    cmocka_unit_test (test_devices_bpf),
-    cmocka_unit_test (test_parse_size),       cmocka_unit_test (test_parse_duration),
+    cmocka_unit_test (test_systemd_error),    cmocka_unit_test (test_systemd_parse),
+    cmocka_unit_test (test_devices_bpf),      cmocka_unit_test (test_parse_size),
+    cmocka_unit_test (test_parse_duration),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

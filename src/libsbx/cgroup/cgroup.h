@@ -29,18 +29,25 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
 
 /* Resolve linux.cgroupsPath (absolute: below the hierarchy roots; relative:
    below the caller's own cgroup; absent: "/sbxrun/<id>" below the caller's own
-   cgroup -- see sbxrun(1)) and create the cgroup(s).  systemd_cgroup with a
-   slice:prefix:name path gives a clear "not supported" error for now.
+   cgroup -- see sbxrun(1)) and create the cgroup(s).  With systemd_cgroup,
+   cgroups_path is slice:prefix:name and systemd makes the cgroup, a
+   transient unit (cgroup/systemd.c).
    On v1 hosts "own cgroup" is per hierarchy (from /proc/self/cgroup), so the
    same cgroupsPath can land at different paths in different hierarchies.  */
 int sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                        sbx_error **err);
 /* The same in two steps, so that the paths can be recorded (describe)
    before anything exists: plan resolves them, make creates the cgroups
-   (on failure, what it made is removed again; sbx_cgroup_free after).  */
+   (on failure, what it made is removed again; sbx_cgroup_free after).
+   With systemd_cgroup, plan computes the unit and its cgroup without asking
+   systemd; make starts the unit and checks systemd put it there.  */
 int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                      sbx_error **err);
 int sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err);
+/* The container's init is in the cgroup for good: with --systemd-cgroup,
+   the placeholder that kept the new scope alive until then goes (and
+   pids.limit, raised by one for it, is set as configured).  */
+int sbx_cgroup_placed (sbx_cgroup *cg, sbx_error **err);
 /* Re-open from a saved description (the string from sbx_cgroup_describe).  */
 int sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err);
 /* A string to save in the state dir, for sbx_cgroup_load.  malloc'd.  */

@@ -40,9 +40,20 @@ typedef struct sbx_cg_hier
   bool created;      /* create() made dir (so a failed create removes it) */
 } sbx_cg_hier;
 
+typedef struct sbx_cg_systemd sbx_cg_systemd;
+
 struct sbx_cgroup
 {
   sbx_cgroup_mode mode;
+  /* the systemd driver (cgroup/systemd.c): the unit, the bus (opened when
+     needed) and the placeholder holding a new scope until the init is in */
+  char *unit;
+  /* planned, for sbx_cgroup_make (NULL in a loaded cgroup): the slice,
+     the unit's cgroup path that systemd must report, the container id */
+  char *slice, *unit_path, *id;
+  sbx_cg_systemd *bus;
+  pid_t hold;
+  int64_t pids_after; /* pids.limit to set once the placeholder is gone (0: none) */
   sbx_cg_hier *h;
   size_t n;
   /* staging of the init (sbx_cgroup_stage_*): cgroup.procs of the
@@ -180,6 +191,32 @@ int sbx_cg_devices_compile (oci_device_cgroup *const *rules, size_t n, struct bp
    BPF_F_ALLOW_MULTI), then detach the device programs that were attached
    to it before (an earlier create or update).  n == 0 detaches them all.  */
 int sbx_cg_devices_attach (sbx_cg_hier *h, oci_device_cgroup *const *rules, size_t n, sbx_error **err);
+
+/* ---- the systemd driver (cgroup/systemd.c) */
+
+/* "slice:prefix:name" (or NULL/"": system.slice, sbxrun-<id>.scope) -> the
+   slice and the unit (a scope "prefix-name.scope", or name if it ends in
+   ".slice").  */
+int sbx_cg_systemd_parse (const char *cgroups_path, const char *id, char **slice, char **unit,
+                          sbx_error **err);
+/* "a-b.slice" -> "/a.slice/a-b.slice" ("-.slice" -> "").  */
+int sbx_cg_systemd_expand_slice (const char *slice, char **out, sbx_error **err);
+/* The cgroup path systemd gives unit in slice (both from
+   sbx_cg_systemd_parse).  */
+int sbx_cg_systemd_unit_path (const char *slice, const char *unit, char **out, sbx_error **err);
+/* Start the planned unit (cg->unit in cg->slice, with a placeholder process
+   in cg->hold for a scope) and wait for it; its ControlGroup must be
+   cg->unit_path.  On failure nothing of it is left.  */
+int sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err);
+int sbx_cg_systemd_open (sbx_cg_systemd **out, sbx_error **err);
+/* The unit properties for r (SetUnitProperties, runtime).  */
+int sbx_cg_systemd_set (sbx_cg_systemd *s, const char *unit, const oci_resources *r, sbx_error **err);
+/* Stop the unit, wait until systemd has unloaded it; a unit already gone is
+   success.  */
+int sbx_cg_systemd_stop (sbx_cg_systemd *s, const char *unit, sbx_error **err);
+void sbx_cg_systemd_close (sbx_cg_systemd *s);
+/* Kill and reap the placeholder (cg->hold), if any.  */
+void sbx_cg_systemd_release (sbx_cgroup *cg);
 
 /* ---- backends */
 

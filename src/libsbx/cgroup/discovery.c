@@ -208,9 +208,13 @@ sbx_cg_resolve_path (const char *own, const char *cgroups_path, const char *id, 
   size_t cap;
   cleanup_free char *res = NULL;
 
-  if (systemd_cgroup || sbx_cg_is_systemd_form (cgroups_path))
-    return sbx_error_set (err, 0, "systemd cgroup driver not supported yet: cgroupsPath `%s`",
+  if (systemd_cgroup)
+    return sbx_error_set (err, 0, "linux.cgroupsPath `%s`: the systemd driver resolves it, not a path",
                           cgroups_path ? cgroups_path : "");
+  if (sbx_cg_is_systemd_form (cgroups_path))
+    return sbx_error_set (err, EINVAL,
+                          "linux.cgroupsPath `%s` is systemd's slice:prefix:name: it needs --systemd-cgroup",
+                          cgroups_path);
   if (own == NULL || *own != '/')
     return sbx_error_set (err, 0, "invalid own cgroup `%s`", own ? own : "");
   if (cgroups_path == NULL || *cgroups_path == '\0')

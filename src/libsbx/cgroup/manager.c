@@ -131,8 +131,30 @@ sbx_cgroup_free (sbx_cgroup *cg)
   if (cg == NULL)
     return;
   stage_close (cg);
+  sbx_cg_systemd_release (cg);
+  sbx_cg_systemd_close (cg->bus);
+  free (cg->unit);
+  free (cg->slice);
+  free (cg->unit_path);
+  free (cg->id);
   sbx_cg_hiers_free (cg->h, cg->n);
   free (cg);
+}
+
+int
+sbx_cgroup_placed (sbx_cgroup *cg, sbx_error **err)
+{
+  oci_pids p = { 0 };
+  oci_resources r = { 0 };
+
+  sbx_cg_systemd_release (cg);
+  if (cg->pids_after == 0)
+    return 0;
+  /* the limit itself, now that the placeholder no longer counts */
+  p.limit = cg->pids_after;
+  r.pids = &p;
+  cg->pids_after = 0;
+  return sbx_cgroup_apply (cg, &r, err);
 }
 
 /* Open the cgroup.procs pairs of sbx_cgroup_stage_*.  */
@@ -255,18 +277,76 @@ cgroup_freep (sbx_cgroup **cg)
 }
 #define cleanup_cgroup __attribute__ ((cleanup (cgroup_freep)))
 
+/* mountinfo lists mounts that others cover (a tmpfs over a cgroup2 mount
+   at <root>/unified): keep only hierarchies whose mount point statfs(2)
+   shows as that kind of cgroup file system.  */
+static void
+drop_shadowed (sbx_cgroup *cg)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < cg->n; i++)
+    {
+      struct statfs sf;
+      unsigned long want = cg->h[i].unified ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC;
+      if (statfs (cg->h[i].mountpoint, &sf) == 0 && (unsigned long)sf.f_type == want)
+        {
+          if (k != i)
+            cg->h[k] = cg->h[i];
+          k++;
+          continue;
+        }
+      sbx_debug ("cgroup: %s is not a %s mount (covered?): ignored", cg->h[i].mountpoint,
+                 cg->h[i].unified ? "cgroup2" : "cgroup");
+      free (cg->h[i].controllers);
+      free (cg->h[i].mountpoint);
+      free (cg->h[i].mount_root);
+      free (cg->h[i].own);
+    }
+  cg->n = k;
+}
+
+static int create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err);
+
 int
 sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                  sbx_error **err)
+{
+  cleanup_free char *slice = NULL, *unit = NULL, *path = NULL;
+
+  if (!systemd_cgroup)
+    {
+      if (sbx_cg_is_systemd_form (cgroups_path))
+        return sbx_error_set (
+            err, EINVAL, "linux.cgroupsPath `%s` is systemd's slice:prefix:name: it needs --systemd-cgroup",
+            cgroups_path);
+      return create_fs (id, cgroups_path, out, err);
+    }
+  /* only computed: the unit is started by sbx_cgroup_make, once the
+     journal has its name */
+  if (sbx_cg_systemd_parse (cgroups_path, id, &slice, &unit, err) < 0
+      || sbx_cg_systemd_unit_path (slice, unit, &path, err) < 0)
+    return -1;
+#ifndef HAVE_SYSTEMD
+  return sbx_error_set (err, ENOTSUP,
+                        "--systemd-cgroup: this sbxrun was built without libsystemd (configure "
+                        "--with-systemd)");
+#endif
+  if (create_fs (id, path, out, err) < 0)
+    return -1;
+  (*out)->unit = steal_ptr (unit);
+  (*out)->slice = steal_ptr (slice);
+  (*out)->unit_path = steal_ptr (path);
+  (*out)->id = xstrdup (id);
+  return 0;
+}
+
+static int
+create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err)
 {
   cleanup_cgroup sbx_cgroup *cg = NULL;
   cleanup_free char *self_cg = NULL, *mountinfo = NULL;
   sbx_cgroup_mode mode;
 
-  /* the driver check first: it does not depend on the host */
-  if (systemd_cgroup || sbx_cg_is_systemd_form (cgroups_path))
-    return sbx_error_set (err, 0, "systemd cgroup driver not supported yet: cgroupsPath `%s`",
-                          cgroups_path ? cgroups_path : "");
   mode = sbx_cgroup_host_mode ();
   if (mode == SBX_CGROUP_NONE)
     return sbx_error_set (err, ENOENT, "no cgroup file system mounted at `%s`", SBX_CGROUP_ROOT);
@@ -277,6 +357,9 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
   cg->mode = mode;
   if (sbx_cg_hierarchies_from_text (mode, SBX_CGROUP_ROOT, self_cg, mountinfo, &cg->h, &cg->n, err) < 0)
     return -1;
+  drop_shadowed (cg);
+  if (cg->n == 0)
+    return sbx_error_set (err, ENOENT, "no cgroup hierarchy is reachable under `%s`", SBX_CGROUP_ROOT);
   for (size_t i = 0; i < cg->n; i++)
     {
       sbx_cg_hier *h = &cg->h[i];
@@ -291,8 +374,19 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
 int
 sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
 {
-  if (ops_of (cg)->create (cg, err) < 0)
+  /* systemd makes the unit's cgroup(s); the other hierarchies (v1) are
+     ours, as with the cgroupfs driver */
+  if (cg->slice && sbx_cg_systemd_start (cg, err) < 0)
     return -1;
+  if (ops_of (cg)->create (cg, err) < 0)
+    {
+      if (cg->slice)
+        {
+          sbx_cg_systemd_release (cg);
+          sbx_cg_systemd_stop (cg->bus, cg->unit, NULL);
+        }
+      return -1;
+    }
   sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg),
              cg->mode == SBX_CGROUP_V2 ? "v2" : "v1");
   {
@@ -323,8 +417,10 @@ sbx_cgroup_describe (const sbx_cgroup *cg)
   for (size_t i = 0; i < cg->n; i++)
     cap += strlen (cg->h[i].controllers) + strlen (cg->h[i].mountpoint) + strlen (cg->h[i].mount_root)
            + strlen (cg->h[i].path) + 8;
+  cap += cg->unit ? strlen (cg->unit) : 0;
   s = xmalloc0 (cap);
-  len = snprintf (s, cap, "%s %s\n", DESCRIBE_MAGIC, cg->mode == SBX_CGROUP_V2 ? "v2" : "v1");
+  len = snprintf (s, cap, "%s %s%s%s\n", DESCRIBE_MAGIC, cg->mode == SBX_CGROUP_V2 ? "v2" : "v1",
+                  cg->unit ? " " : "", cg->unit ? cg->unit : "");
   for (size_t i = 0; i < cg->n; i++)
     len += snprintf (s + len, cap - len, "%c\t%s\t%s\t%s\t%s\n", cg->h[i].unified ? 'u' : 'c',
                      cg->h[i].controllers, cg->h[i].mountpoint, cg->h[i].mount_root, cg->h[i].path);
@@ -343,6 +439,18 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
     return sbx_error_set (err, EINVAL, "invalid saved cgroup description");
   m = lines[0] + strlen (DESCRIBE_MAGIC " ");
   cg = xmalloc0 (sizeof *cg);
+  {
+    char *sp = strchr (lines[0], ' ');
+    sp = sp ? strchr (sp + 1, ' ') : NULL; /* after the magic's own space */
+    sp = sp ? strchr (sp + 1, ' ') : NULL;
+    if (sp)
+      {
+        *sp = '\0';
+        if (sp[1] == '\0' || strpbrk (sp + 1, "/ \t"))
+          return sbx_error_set (err, EINVAL, "invalid saved systemd unit `%s`", sp + 1);
+        cg->unit = xstrdup (sp + 1);
+      }
+  }
   if (strcmp (m, "v2") == 0)
     cg->mode = SBX_CGROUP_V2;
   else if (strcmp (m, "v1") == 0)
@@ -420,6 +528,9 @@ sbx_cgroup_dirfd (const sbx_cgroup *cg)
 int
 sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
 {
+  oci_resources held;
+  oci_pids pids;
+
   if (r == NULL)
     return 0;
   /* Linux dropped kernel memory limits (v1 since 5.16, never on v2): a
@@ -429,6 +540,23 @@ sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
         err, EOPNOTSUPP,
         "linux.resources.memory.kernel: kernel memory limits are not supported by Linux any "
         "more (deprecated in runtime-spec)");
+  if (cg->hold > 0 && r->pids && r->pids->limit > 0)
+    {
+      /* The placeholder is one of the scope's tasks until the init is in:
+         one more until sbx_cgroup_placed sets the limit itself.  */
+      held = *r;
+      pids = *r->pids;
+      cg->pids_after = pids.limit++;
+      held.pids = &pids;
+      r = &held;
+    }
+  if (cg->unit)
+    {
+      if (cg->bus == NULL && sbx_cg_systemd_open (&cg->bus, err) < 0)
+        return -1;
+      if (sbx_cg_systemd_set (cg->bus, cg->unit, r, err) < 0)
+        return -1;
+    }
   return ops_of (cg)->apply (cg, r, err);
 }
 
@@ -485,10 +613,20 @@ sbx_cgroup_destroy (sbx_cgroup *cg, sbx_error **err)
   for (size_t i = 0; i < cg->n; i++)
     if (access (cg->h[i].dir, F_OK) == 0)
       any = true;
-  if (!any)
+  if (!any && cg->unit == NULL)
     return 0;
-  if (ops_of (cg)->kill (cg, SIGKILL, &kerr) < 0)
+  if (any && ops_of (cg)->kill (cg, SIGKILL, &kerr) < 0)
     sbx_debug ("cgroup: destroy: %s", kerr->msg);
+  sbx_cg_systemd_release (cg);
+  if (cg->unit)
+    {
+      /* systemd removes the unit's own cgroup(s); the ones we made in its
+         other hierarchies (v1) are removed below */
+      if (cg->bus == NULL && sbx_cg_systemd_open (&cg->bus, err) < 0)
+        return -1;
+      if (sbx_cg_systemd_stop (cg->bus, cg->unit, err) < 0)
+        return -1;
+    }
   for (size_t i = 0; i < cg->n; i++)
     {
       cleanup_free char *parent = xstrdup (cg->h[i].dir);

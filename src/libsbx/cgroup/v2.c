@@ -646,8 +646,18 @@ wait_populated_empty (sbx_cg_hier *h, sbx_error **err)
   for (int ms = 1;; ms = ms < 32 ? ms * 2 : ms)
     {
       long long populated = 0;
-      if (sbx_cg_read_keyed (h, "cgroup.events", "populated", &populated, err) < 0)
-        return -1;
+      sbx_error *e = NULL;
+      if (sbx_cg_read_keyed (h, "cgroup.events", "populated", &populated, &e) < 0)
+        {
+          /* removed once empty (systemd does that to a scope): empty */
+          if (e->errno_ == ENOENT || e->errno_ == ENODEV)
+            {
+              sbx_error_free (e);
+              return 0;
+            }
+          *err = e;
+          return -1;
+        }
       if (populated == 0)
         return 0;
       if (sbx_now_ms () > deadline)

@@ -176,7 +176,11 @@ int sbx_spec_default (bool rootless, oci_config **out, sbx_error **err);
  * compiled-in feature tags shown by --version.  Every list is taken from the
  * module that implements it, so it cannot claim more than works.  */
 
+#ifdef HAVE_SYSTEMD
+#define SBX_FEATURE_TAGS "+SECCOMP +CAP +NFTABLES +YAJL +SYSTEMD"
+#else
 #define SBX_FEATURE_TAGS "+SECCOMP +CAP +NFTABLES +YAJL"
+#endif
 
 int sbx_features (oci_features **out, sbx_error **err);
 

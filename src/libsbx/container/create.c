@@ -708,6 +708,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     if (sbx_expect_outcome (r, &e, pid, c, err) < 0)
       goto fail;
   }
+  /* "created": the init is back in its cgroup for good (staging), so a
+     new systemd scope holds without its placeholder */
+  if (cr->cg && sbx_cgroup_placed (cr->cg, err) < 0)
+    goto fail;
   if (restore_limit && set_memory_limit (cr->cg, restore_limit, err) < 0)
     goto fail;
   /* From outside, on the init, which only execs from here: see sched.h.  */

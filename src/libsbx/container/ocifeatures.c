@@ -71,6 +71,9 @@ sbx_features (oci_features **out, sbx_error **err)
   cg->v1 = cg->v2 = true;
   cg->has_v1 = cg->has_v2 = cg->has_systemd = cg->has_systemd_user = cg->has_rdma = true;
   cg->rdma = true;
+#ifdef HAVE_SYSTEMD
+  cg->systemd = true; /* --systemd-cgroup (cgroup/systemd.c) */
+#endif
   sc = l->seccomp = xmalloc0 (sizeof *sc);
   sc->enabled = sc->has_enabled = true;
   SET_LIST (sc, actions, sbx_seccomp_actions);

@@ -421,6 +421,14 @@ cg_layout_read (struct cg_layout *l, sbx_error **err)
       if (!sbx_mountinfo_parse_line (line, &e)
           || (strcmp (e.fstype, "cgroup") != 0 && strcmp (e.fstype, "cgroup2") != 0))
         continue;
+      {
+        /* a mount that another covers (a tmpfs over cgroup2 at unified)
+           is not what the path shows: statfs says what is there */
+        struct statfs sf;
+        unsigned long want = strcmp (e.fstype, "cgroup2") == 0 ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC;
+        if (statfs (e.mountpoint, &sf) < 0 || (unsigned long)sf.f_type != want)
+          continue;
+      }
       l->h = xrealloc (l->h, (l->n + 1) * sizeof *l->h);
       h = &l->h[l->n++];
       h->v2 = strcmp (e.fstype, "cgroup2") == 0;

@@ -1,0 +1,25 @@
+#!/bin/sh
+# run-systemd.sh - sbxrun under a real systemd: ONE guest of
+# tests/vm/guest.sh --mode systemd (the host's systemd as PID 1 on pure
+# cgroup v2, with the D-Bus system bus, journald and udev; the suite runs as
+# the delegated unit sbxvm-command.service).
+#
+# In the guest: pytest on tests/vm/test_systemd_host.py: the cgroupfs driver
+# in the delegated cgroup; the systemd driver (--systemd-cgroup: transient
+# scopes and slices, limits as unit properties, update, pause, ps, kill,
+# events, delete, bad input, no unit left); podman with its default
+# cgroup_manager=systemd running containers on sbxrun.
+#
+#   SBXRUN=/abs/src/sbxrun tests/vm/run-systemd.sh [PYTEST ARGS...]
+# Env and exit: as tests/vm/run-v2.sh (77 = skipped: no guest can run here,
+# or the host has no systemd to boot).
+set -eu
+. "$(dirname "$0")/common.sh"
+[ -x /lib/systemd/systemd ] || skip "no /lib/systemd/systemd on the host (apt-get install systemd)"
+stage_suite
+cp "$TOP_SRCDIR/tests/vm/test_systemd_host.py" "$scratch/tests/integration/"
+cat >"$scratch/suite.sh" <<'GUEST'
+echo "guest: kernel $(uname -r), PID 1 $(cat /proc/1/comm), in $(sed -n 's/^0:://p' /proc/self/cgroup)"
+exec /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_systemd_host.py "$@"
+GUEST
+run_guest systemd suite.sh "$@"

@@ -1,0 +1,524 @@
+"""sbxrun on a host where systemd is PID 1 and manages the cgroups, as
+tests/vm/guest.sh --mode systemd presents it (run by tests/vm/run-systemd.sh;
+skipped elsewhere).  The suite runs in the delegated unit
+sbxvm-command.service, itself in the leaf "payload" of the unit's cgroup.
+
+- the cgroupfs driver inside the delegated cgroup (what an engine in a
+  delegated unit does);
+- the systemd driver (--systemd-cgroup, linux.cgroupsPath slice:prefix:name):
+  the transient scope, the limits as unit properties and in the cgroup
+  files, update/pause/resume/ps/kill/events/delete through it, the slice
+  name rules, bad input and failures leaving no unit behind;
+- podman with its default cgroup_manager=systemd driving sbxrun.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from conftest import describe, run_cmd, sbxrun, wait_for
+
+pytestmark = [pytest.mark.needs_root, pytest.mark.needs_cmd("run", "create", "start", "delete")]
+
+CG = "/sys/fs/cgroup"
+BUS = "/run/dbus/system_bus_socket"
+
+
+def pid1():
+    with open("/proc/1/comm") as f:
+        return f.read().strip()
+
+
+if pid1() != "systemd" or not os.path.exists(BUS):
+    pytestmark.append(pytest.mark.skip(reason="systemd is not PID 1 here (tests/vm/run-systemd.sh runs these)"))
+
+HAS_DRIVER = "+SYSTEMD" in sbxrun("--version").stdout
+needs_driver = pytest.mark.skipif(not HAS_DRIVER, reason="sbxrun built without the systemd driver (+SYSTEMD)")
+
+
+def own_cgroup():
+    with open("/proc/self/cgroup") as f:
+        return next(line[3:].strip() for line in f if line.startswith("0::"))
+
+
+# the unit's cgroup (our own is its leaf "payload")
+UNIT_CG = os.path.dirname(own_cgroup()) if pid1() == "systemd" else "/"
+
+
+def systemctl(*args):
+    return run_cmd(["systemctl", *args])
+
+
+def unit_prop(unit, prop):
+    return systemctl("show", "-P", prop, unit).stdout.strip()
+
+
+def unit_gone(unit):
+    """Neither loaded nor known to systemd any more.  (A slice loads without
+    a unit file whenever asked about: for slices, inactive is gone.)"""
+    if unit.endswith(".slice"):
+        return unit_prop(unit, "ActiveState") == "inactive"
+    return unit_prop(unit, "LoadState") == "not-found" and unit_prop(unit, "ActiveState") == "inactive"
+
+
+def transient_units():
+    """The transient units systemd knows, as a set of names."""
+    out = systemctl("list-units", "--all", "--plain", "--no-legend", "--full").stdout
+    return {line.split()[0] for line in out.splitlines() if line.split()} - BOOT_UNITS
+
+
+BOOT_UNITS = set()
+
+
+@pytest.fixture(autouse=True)
+def no_unit_left(sbx):
+    """Every test: no unit appears that was not there before (the sbx
+    teardown has force-deleted the test's containers by then)."""
+    if not BOOT_UNITS:
+        BOOT_UNITS.update(transient_units())
+    before = transient_units()
+    yield
+    shutil.rmtree(sbx.root / ".seccomp-cache", ignore_errors=True)
+    for cid in os.listdir(sbx.root) if sbx.root.is_dir() else []:
+        sbx("delete", "--force", cid)
+    # parent slices systemd made on the way (machine.slice) stay, as with runc
+    left = {u for u in transient_units() - before if u.endswith(".scope")}
+    assert not left, f"units left behind: {sorted(left)}"
+
+
+def cgfile(path, name):
+    with open(f"{CG}{path}/{name}") as f:
+        return f.read().strip()
+
+
+def init_cgroup(pid):
+    with open(f"/proc/{pid}/cgroup") as f:
+        return f.read().strip()
+
+
+LIMITS = {
+    "memory": {"limit": 64 << 20, "reservation": 8 << 20},
+    "pids": {"limit": 50},
+    "cpu": {"quota": 20000, "period": 100000, "shares": 1024},
+}
+
+
+def sd_bundle(bundle, path, args=("sleep", "100"), limits=True, cgroupns=True):
+    b = bundle(list(args))
+    b.config["linux"]["cgroupsPath"] = path
+    if limits:
+        b.config["linux"]["resources"] = json.loads(json.dumps(LIMITS))
+    if not cgroupns:
+        b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"] if n["type"] != "cgroup"]
+    b.config["root"]["readonly"] = False
+    b.write()
+    return b
+
+
+# ---------------------------------------------------------------------------
+# the host
+
+
+def test_systemd_is_pid1_with_a_bus():
+    assert pid1() == "systemd"
+    assert os.path.exists(BUS)
+    assert open("/proc/self/mountinfo").read().count(" - cgroup2 ") >= 1
+    assert systemctl("is-system-running").stdout.strip() in ("running", "degraded", "starting")
+    assert own_cgroup() == "/system.slice/sbxvm-command.service/payload"
+    assert unit_prop("sbxvm-command.service", "Delegate") == "yes"
+
+
+def test_cgroupfs_driver_in_the_delegated_unit(sbx, bundle):
+    """Without --systemd-cgroup, a cgroupsPath in the delegated unit's
+    cgroup (beside our leaf) gets its limits; systemd leaves it alone."""
+    path = f"{UNIT_CG}/ctr-{os.getpid()}"
+    b = sd_bundle(bundle, path)
+    cid = sbx.new_id()
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    pid = sbx.state(cid)["pid"]
+    assert init_cgroup(pid) == f"0::{path}"
+    assert cgfile(path, "memory.max") == str(64 << 20)
+    assert cgfile(path, "pids.max") == "50"
+    assert cgfile(path, "cpu.max") == "20000 100000"
+    sbx.ok("pause", cid)
+    assert sbx.state(cid)["status"] == "paused"
+    sbx.ok("resume", cid)
+    sbx.ok("delete", "--force", cid)
+    assert not os.path.exists(CG + path)
+
+
+# ---------------------------------------------------------------------------
+# the systemd driver
+
+
+def sd_run(sbx, b, cid, *args):
+    return sbx("--systemd-cgroup", "run", "-d", *args, "--bundle", b, cid)
+
+
+@needs_driver
+def test_scope_placement_and_limits(sbx, bundle):
+    """machine.slice:libpod:<id>: the init sits in
+    /machine.slice/libpod-<id>.scope (seen from inside without a cgroup
+    namespace), the unit is delegated with the limits as properties, the
+    files say the same; delete stops the unit and it is gone."""
+    cid = sbx.new_id()
+    unit = f"libpod-{cid}.scope"
+    b = sd_bundle(bundle, f"machine.slice:libpod:{cid}", ["sh", "-c", "cat /proc/self/cgroup > /tmp/cg; sleep 100"],
+                  cgroupns=False)
+    cp = sd_run(sbx, b, cid)
+    assert cp.returncode == 0, describe(cp)
+    path = f"/machine.slice/{unit}"
+    view = wait_for(lambda: (b.rootfs / "tmp/cg").exists() and (b.rootfs / "tmp/cg").read_text().strip())
+    assert view == f"0::{path}"
+    pid = sbx.state(cid)["pid"]
+    assert init_cgroup(pid) == f"0::{path}"
+    assert cgfile(path, "cgroup.procs").split() == [str(pid)]  # the placeholder is gone
+    assert cgfile(path, "memory.max") == str(64 << 20)
+    assert cgfile(path, "memory.low") == str(8 << 20)
+    assert cgfile(path, "pids.max") == "50"
+    assert cgfile(path, "cpu.max") == "20000 100000"
+    assert unit_prop(unit, "ActiveState") == "active"
+    assert unit_prop(unit, "Delegate") == "yes"
+    assert unit_prop(unit, "Slice") == "machine.slice"
+    assert unit_prop(unit, "MemoryMax") == str(64 << 20)
+    assert unit_prop(unit, "TasksMax") == "50"
+    assert unit_prop(unit, "CPUQuotaPerSecUSec") == "200ms"
+    assert unit_prop(unit, "DefaultDependencies") == "no"
+    sbx.ok("--systemd-cgroup", "delete", "--force", cid)
+    assert unit_gone(unit)
+    assert not os.path.exists(CG + path)
+
+
+@needs_driver
+def test_lifecycle_through_the_unit(sbx, bundle):
+    """update (SetUnitProperties and the files), pause/resume, ps, events
+    --stats, kill --all, delete: each on the scope's cgroup."""
+    cid = sbx.new_id()
+    unit = f"sbx-{cid}.scope"
+    b = sd_bundle(bundle, f":sbx:{cid}", ["sh", "-c", "sleep 100 & sleep 100 & wait"])
+    cp = sd_run(sbx, b, cid)
+    assert cp.returncode == 0, describe(cp)
+    path = f"/system.slice/{unit}"
+    assert unit_prop(unit, "Slice") == "system.slice"
+    sbx.ok("update", "--memory", str(96 << 20), "--pids-limit", "40", cid)
+    assert cgfile(path, "memory.max") == str(96 << 20)
+    assert unit_prop(unit, "MemoryMax") == str(96 << 20)
+    assert cgfile(path, "pids.max") == "40"
+    assert unit_prop(unit, "TasksMax") == "40"
+    sbx.ok("pause", cid)
+    assert sbx.state(cid)["status"] == "paused"
+    assert cgfile(path, "cgroup.freeze") == "1"
+    sbx.ok("resume", cid)
+    assert sbx.state(cid)["status"] == "running"
+    pids = json.loads(sbx.ok("ps", "--format", "json", cid).stdout)
+    assert len(pids) == 3 and sorted(pids) == sorted(int(p) for p in cgfile(path, "cgroup.procs").split())
+    ev = json.loads(sbx.ok("events", "--stats", cid).stdout)
+    assert ev["data"]["memory"]["usage"]["limit"] == 96 << 20
+    assert ev["data"]["pids"]["current"] == 3
+    sbx.ok("kill", "--all", cid, "KILL")
+    wait_for(lambda: sbx.state(cid)["status"] == "stopped", timeout=20)
+    sbx.ok("delete", cid)
+    wait_for(lambda: unit_gone(unit), timeout=10, what=f"{unit} gone")
+    assert not os.path.exists(CG + path)
+
+
+@needs_driver
+def test_pids_limit_one(sbx, bundle):
+    """pids.limit 1: the scope's placeholder must not take the init's only
+    task; the limit is exactly 1 once created."""
+    cid = sbx.new_id()
+    unit = f"sbx-{cid}.scope"
+    b = sd_bundle(bundle, f"machine.slice:sbx:{cid}", ["/bin/true"], limits=False)
+    b.config["linux"]["resources"] = {"pids": {"limit": 1}}
+    b.write()
+    sbx.ok("--systemd-cgroup", "create", "--bundle", b, cid)
+    assert cgfile(f"/machine.slice/{unit}", "pids.max") == "1"
+    assert unit_prop(unit, "TasksMax") == "1"
+    sbx.ok("start", cid)
+    sbx.wait_status(cid, "stopped", timeout=30)
+    sbx.ok("delete", cid)
+    wait_for(lambda: unit_gone(unit), timeout=10, what=f"{unit} gone")
+
+
+@needs_driver
+def test_nested_slice_and_slice_units(sbx, bundle):
+    """`-` in a slice name nests slices; a name ending in .slice makes that
+    slice the container's unit."""
+    cid = sbx.new_id()
+    b = sd_bundle(bundle, f"sbxa-sbxb.slice:sbx:{cid}", limits=False)
+    cp = sd_run(sbx, b, cid)
+    assert cp.returncode == 0, describe(cp)
+    pid = sbx.state(cid)["pid"]
+    assert init_cgroup(pid) == f"0::/sbxa.slice/sbxa-sbxb.slice/sbx-{cid}.scope"
+    sbx.ok("delete", "--force", cid)
+    assert unit_gone(f"sbx-{cid}.scope")
+    for s in ("sbxa-sbxb.slice", "sbxa.slice"):
+        systemctl("stop", s)
+
+    cid = sbx.new_id()
+    name = f"sbxc-{cid.replace('-', '')}.slice"
+    b = sd_bundle(bundle, f"sbxc.slice:x:{name}")
+    cp = sd_run(sbx, b, cid)
+    assert cp.returncode == 0, describe(cp)
+    pid = sbx.state(cid)["pid"]
+    assert init_cgroup(pid) == f"0::/sbxc.slice/{name}"
+    assert unit_prop(name, "MemoryMax") == str(64 << 20)
+    assert cgfile(f"/sbxc.slice/{name}", "pids.max") == "50"
+    sbx.ok("delete", "--force", cid)
+    assert unit_gone(name)
+    systemctl("stop", "sbxc.slice")
+
+
+@needs_driver
+@pytest.mark.parametrize(
+    "path, res, expect",
+    [
+        ("machine.slice:libpod", None, ["linux.cgroupsPath", "slice:prefix:name"]),
+        ("ma/chine.slice:libpod:x", None, ["linux.cgroupsPath", "no `/`"]),
+        ("machine.slice:sbx:bad%name", None, ["sbx-bad%name.scope", "systemd refused"]),
+        # systemd takes AllowedCPUs for a CPU the guest lacks; the kernel
+        # refuses cpuset.cpus after the unit exists: it must go again
+        ("machine.slice:sbx:{cid}", {"cpu": {"cpus": "1000"}}, ["cpu.cpus", "1000"]),
+    ],
+    ids=["two-fields", "slash", "unit-name", "apply-fails"],
+)
+def test_refused_leaves_nothing(sbx, bundle, path, res, expect):
+    cid = sbx.new_id()
+    b = sd_bundle(bundle, path.format(cid=cid), limits=False)
+    if res:
+        b.config["linux"]["resources"] = res
+        b.write()
+    units = transient_units()
+    cp = sbx("--systemd-cgroup", "create", "--bundle", b, cid)
+    assert cp.returncode != 0, describe(cp)
+    for e in expect:
+        assert e in cp.stderr, describe(cp)
+    assert not (sbx.root / cid).exists()
+    assert transient_units() <= units
+    assert not os.path.exists(f"{CG}/machine.slice/sbx-{cid}.scope")
+
+
+@needs_driver
+def test_no_system_bus(sbx, bundle):
+    cid = sbx.new_id()
+    b = sd_bundle(bundle, f"machine.slice:sbx:{cid}", limits=False)
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/run/sbx-no-such-bus"}
+    cp = sbx("--systemd-cgroup", "create", "--bundle", b, cid, env=env)
+    assert cp.returncode != 0
+    assert "system bus" in cp.stderr and "systemd" in cp.stderr, describe(cp)
+    assert len(cp.stderr.strip().splitlines()) == 1, cp.stderr
+    assert not (sbx.root / cid).exists()
+    assert unit_gone(f"sbx-{cid}.scope")
+
+
+@needs_driver
+def test_failed_create_stops_the_unit(sbx, bundle):
+    """A failure after systemd made the scope (the process cannot start)
+    takes the unit away again."""
+    cid = sbx.new_id()
+    b = sd_bundle(bundle, f"machine.slice:sbx:{cid}", ["/no/such/binary"])
+    cp = sbx("--systemd-cgroup", "run", "--bundle", b, cid)
+    assert cp.returncode != 0, describe(cp)
+    sbx("delete", "--force", cid)
+    wait_for(lambda: unit_gone(f"sbx-{cid}.scope"), timeout=10, what="unit gone")
+
+
+@needs_driver
+@pytest.mark.parametrize("step", ["create:cgroup-recorded", "create:cgroup", "create:resources",
+                                  "create:spawned"])
+def test_killed_create_is_removed_with_its_unit(sbx, bundle, step):
+    """The journal names the unit before systemd is asked for it: a create
+    killed at any step is listed as creating, and delete --force stops the
+    unit and removes its cgroup."""
+    cid = sbx.new_id()
+    unit = f"sbx-{cid}.scope"
+    b = sd_bundle(bundle, f"machine.slice:sbx:{cid}")
+    cp = sbx("--systemd-cgroup", "create", "--bundle", b, cid, env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
+    assert cp.returncode == -9, describe(cp)
+    listed = {c["id"]: c["status"] for c in json.loads(sbx.ok("list", "--format", "json").stdout)}
+    assert listed.get(cid) == "creating"
+    sbx.ok("delete", "--force", cid)
+    assert not (sbx.root / cid).exists()
+    wait_for(lambda: unit_gone(unit), timeout=10, what=f"{unit} gone")
+    assert not os.path.exists(f"{CG}/machine.slice/{unit}")
+
+
+# ---------------------------------------------------------------------------
+# podman, with its default cgroup_manager = "systemd"
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory, busybox_rootfs):
+    """podman on a private store (vfs: the guest's root is an overlay),
+    with sbxrun as the runtime and an image imported from the busybox
+    rootfs (the guest has no network)."""
+    if not shutil.which("podman") or not shutil.which("conmon"):
+        pytest.skip("podman or conmon not installed (apt-get install podman)")
+    if not HAS_DRIVER:
+        pytest.skip("sbxrun built without the systemd driver")
+    top = tmp_path_factory.mktemp("podman")
+    base = ["podman", "--runtime", os.environ.get("SBXRUN"), "--root", str(top / "root"),
+            "--runroot", f"/run/sbxpm-{os.getpid()}", "--storage-driver", "vfs", "--events-backend", "file",
+            "--cgroup-manager", "systemd"]
+    tar = top / "rootfs.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(busybox_rootfs, arcname=".")
+
+    def pm(*args, check=True, timeout=120):
+        cp = run_cmd([*base, *map(str, args)], timeout=timeout)
+        if check:
+            assert cp.returncode == 0, describe(cp)
+        return cp
+
+    pm("import", tar, "localhost/sbxbox")
+    yield pm
+    pm("rm", "--all", "--force", check=False)
+    shutil.rmtree(f"/run/sbxpm-{os.getpid()}", ignore_errors=True)
+    shutil.rmtree(top, ignore_errors=True)  # the image store: not state the guard should see
+
+
+def test_podman_run_rm_with_limits(podman):
+    cp = podman("run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50", "--cpus", "0.2",
+                "localhost/sbxbox", "sh", "-c",
+                "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max")
+    assert cp.stdout.split("\n")[:4] == ["0::/", str(64 << 20), "50", "20000 100000"], describe(cp)
+
+
+def test_podman_lifecycle(podman):
+    cid = podman("run", "-d", "--network", "none", "--memory", "64m", "--pids-limit", "50", "--cpus", "0.2",
+                 "localhost/sbxbox", "sleep", "1000").stdout.strip()
+    unit = f"libpod-{cid}.scope"
+    path = f"/machine.slice/{unit}"
+    pid = int(podman("inspect", "--format", "{{.State.Pid}}", cid).stdout)
+    assert init_cgroup(pid) == f"0::{path}"
+    assert cgfile(path, "memory.max") == str(64 << 20)
+    assert cgfile(path, "pids.max") == "50"
+    assert cgfile(path, "cpu.max") == "20000 100000"
+    assert unit_prop(unit, "ActiveState") == "active"
+    assert podman("exec", cid, "echo", "hi").stdout == "hi\n"
+    st = json.loads(podman("stats", "--no-stream", "--format", "json", cid).stdout)
+    assert st and st[0]["id"].startswith(cid[:12]), st
+    podman("pause", cid)
+    assert podman("inspect", "--format", "{{.State.Status}}", cid).stdout.strip() == "paused"
+    assert cgfile(path, "cgroup.freeze") == "1"
+    podman("unpause", cid)
+    assert podman("inspect", "--format", "{{.State.Status}}", cid).stdout.strip() == "running"
+    podman("update", "--memory", "128m", cid)
+    assert cgfile(path, "memory.max") == str(128 << 20)
+    podman("stop", "-t", "1", cid)
+    podman("rm", cid)
+    wait_for(lambda: unit_gone(unit), timeout=20, what=f"{unit} gone")
+    assert not os.path.exists(CG + path)
+
+
+# ---------------------------------------------------------------------------
+# containerd's runc shim with SystemdCgroup (ctr --runc-systemd-cgroup)
+
+
+def oci_image_tar(rootfs, out, name):
+    """An OCI image layout (one uncompressed layer: ROOTFS) in tar OUT,
+    named NAME for `ctr images import`."""
+    import hashlib
+    import io
+
+    blobs = {}
+
+    def blob(data):
+        d = hashlib.sha256(data).hexdigest()
+        blobs[d] = data
+        return {"digest": f"sha256:{d}", "size": len(data)}
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        t.add(rootfs, arcname=".")
+    layer = blob(buf.getvalue())
+    config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                              "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
+    manifest = blob(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}]}).encode())
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"}}]}
+    with tarfile.open(out, "w") as t:
+        def add(path, data):
+            ti = tarfile.TarInfo(path)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+        add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+        add("index.json", json.dumps(index).encode())
+        for d, data in blobs.items():
+            add(f"blobs/sha256/{d}", data)
+
+
+@pytest.fixture(scope="module")
+def ctr(tmp_path_factory, busybox_rootfs):
+    for b in ("containerd", "ctr", "containerd-shim-runc-v2"):
+        if not shutil.which(b):
+            pytest.skip(f"{b} not installed (apt-get install containerd)")
+    if not HAS_DRIVER:
+        pytest.skip("sbxrun built without the systemd driver")
+    top = tmp_path_factory.mktemp("containerd")
+    sock = f"/run/sbxctrd-{os.getpid()}/containerd.sock"
+    cfg = top / "config.toml"
+    cfg.write_text(f'version = 2\nroot = "{top}/root"\nstate = "/run/sbxctrd-{os.getpid()}"\n'
+                   f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "{sock}"\n')
+    log = open(top / "containerd.log", "w")
+    daemon = subprocess.Popen(["containerd", "--config", str(cfg)], stdout=log, stderr=log,
+                              stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(sock), timeout=60, what="containerd's socket")
+
+        def c(*args, check=True, timeout=120):
+            cp = run_cmd(["ctr", "--address", sock, "--namespace", "sbx", *map(str, args)], timeout=timeout)
+            if check:
+                assert cp.returncode == 0, describe(cp) + "\n" + (top / "containerd.log").read_text()[-3000:]
+            return cp
+
+        oci_image_tar(busybox_rootfs, top / "image.tar", "localhost/sbxbox:latest")
+        c("images", "import", top / "image.tar")
+        yield c
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        log.close()
+        shutil.rmtree(f"/run/sbxctrd-{os.getpid()}", ignore_errors=True)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_containerd_shim_systemd_cgroup(ctr):
+    """The runc shim with SystemdCgroup (ctr --runc-systemd-cgroup) runs the
+    container through sbxrun --systemd-cgroup, in its scope, with its
+    limit; the unit is gone afterwards."""
+    cid = f"sbxctr{os.getpid()}"
+    unit = f"sbxctr-{cid}.scope"
+    path = f"/machine.slice/{unit}"
+    ctr("run", "-d", "--runc-binary", os.environ.get("SBXRUN"), "--runc-systemd-cgroup",
+        "--cgroup", f"machine.slice:sbxctr:{cid}", "--memory-limit", str(64 << 20),
+        "localhost/sbxbox:latest", cid, "sleep", "1000")
+
+    def task():
+        for line in ctr("task", "ls").stdout.splitlines()[1:]:
+            f = line.split()
+            if f and f[0] == cid:
+                return int(f[1]), f[2]
+        return None, None
+
+    pid, status = task()
+    assert status == "RUNNING", (pid, status)
+    assert init_cgroup(pid) == f"0::{path}"
+    assert cgfile(path, "memory.max") == str(64 << 20)
+    assert unit_prop(unit, "ActiveState") == "active"
+    ctr("task", "kill", "-s", "SIGKILL", cid)
+    wait_for(lambda: task()[1] == "STOPPED", timeout=30, what="task stopped")
+    ctr("task", "delete", cid)
+    ctr("containers", "delete", cid)
+    wait_for(lambda: unit_gone(unit), timeout=20, what=f"{unit} gone")
+    assert not os.path.exists(CG + path)
