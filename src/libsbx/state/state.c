@@ -128,13 +128,17 @@ sbx_state_create (const char *root, const char *id, sbx_state **out, sbx_error *
       close (dir_fd);
       dir_fd = -1;
     }
+  /* Between our mkdir and our lock a concurrent create of the same id may
+     take the unlocked directory for a leftover, remove it and make its
+     own: then ours is gone or no longer the one of that name, and the
+     other create goes on.  */
   dir_fd = openat (root_fd, tmp, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (dir_fd < 0 || lock_dir (dir_fd, err) < 0)
-    {
-      int r = dir_fd < 0 ? sbx_error_sys (err, "open state directory") : -1;
-      unlinkat (root_fd, tmp, AT_REMOVEDIR);
-      return r;
-    }
+  if (dir_fd < 0 && errno == ENOENT)
+    return sbx_error_set (err, EEXIST, "container with id `%s` already exists (being created)", id);
+  if (dir_fd < 0)
+    return sbx_error_sys (err, "open state directory `%s/%s`", root, tmp);
+  if (flock (dir_fd, LOCK_EX | LOCK_NB) < 0 || !still_named (root_fd, tmp, dir_fd))
+    return sbx_error_set (err, EEXIST, "container with id `%s` already exists (being created)", id);
   s = xmalloc0 (sizeof *s);
   s->root_fd = steal_fd (&root_fd);
   s->dir_fd = steal_fd (&dir_fd);
