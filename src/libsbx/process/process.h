@@ -131,49 +131,6 @@ void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, con
 /* glibc before 2.39 lacks it (kernel 5.6).  */
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
-/* sched.h - the kernel's per-process attributes: process.scheduler and
- * process.ioPriority (set on the final process by the runtime, from
- * outside: a process the runtime forks after them would lose a
- * reset-on-fork policy, and SCHED_DEADLINE cannot fork at all), and
- * linux.personality and linux.memoryPolicy (set by the process itself,
- * inherited by its children).  Every rule the kernel applies is checked by
- * the validators, with errors naming the field.  */
-int sbx_sched_validate (const oci_process *p, sbx_error **err);
-int sbx_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err);
-int sbx_linux_proc_validate (const oci_linux *l, sbx_error **err);
-int sbx_linux_proc_apply (const oci_linux *l, sbx_error **err);
-/* process.execCPUAffinity: `initial` before the process joins the
-   container's cgroup (exec's joiner, the init's setup), `final` after.  */
-int sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err);
-int sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
-
-/* The engine annotations (crun's) that sbxrun acts on, for features.  */
-#define SBX_ANN_KEEP_GROUPS "run.oci.keep_original_groups"
-#define SBX_ANN_SECCOMP_FAIL_UNKNOWN "run.oci.seccomp_fail_unknown_syscall"
-#define SBX_ANN_HOOKS_STDOUT "run.oci.hooks.stdout"
-#define SBX_ANN_HOOKS_STDERR "run.oci.hooks.stderr"
-typedef struct
-{
-  const char *name, *description;
-} sbx_oci_annotation;
-extern const sbx_oci_annotation sbx_oci_annotations[];
-/* Whether annotation `name` of c is "1" (or "true").  */
-bool sbx_annotation_on (const oci_config *c, const char *name);
-
-/* netdev.h - rtnetlink in the container's network namespace.  */
-/* Bring up the loopback of the (new) network namespace we are in.  */
-int sbx_netns_loopback_up (sbx_error **err);
-/* linux.netDevices: names valid, devices present on the host, a network
-   namespace of the container's own.  */
-int sbx_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err);
-/* Move the devices into netns_fd's namespace, renamed as configured, with
-   their permanent addresses (from the runtime, in the host's namespace).  */
-int sbx_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err);
-/* At delete, while the namespace lives: move them back under their host
-   names (best effort: warns).  A namespace that died has sent physical
-   devices back already, and destroyed virtual ones.  */
-void sbx_netdev_move_out (const oci_linux *l, int netns_fd);
-
 #endif
 #define SBX_NS_MAX 8
 
