@@ -171,6 +171,32 @@ void sbx_cgroup_oom_watch_free (sbx_cgroup_oom_watch *w);
    rules deny.  */
 void sbx_cgroup_add_default_devices (oci_resources *r);
 
+/* The host's mounted cgroup hierarchies, for a container's cgroup mount
+   that repeats them (fs/mounts.c).  A mount that another covers (a tmpfs
+   over cgroup2 at unified) is left out: statfs decides what is there.  */
+typedef struct
+{
+  char *name; /* its entry under base, e.g. "cpu" or "unified" */
+  char *path; /* host mount point */
+  char *opts; /* v1: the options that mount the same hierarchy again (no rw/ro,
+                 no release_agent); v2: NULL */
+  char *own;  /* host directory of the caller's own cgroup in it (from
+                 /proc/self/cgroup; path when not found) */
+  bool v2;
+  bool in_base; /* directly under base (a hierarchy the tmpfs repeats) */
+} sbx_cgroup_host_hierarchy;
+
+typedef struct
+{
+  sbx_cgroup_host_hierarchy *h;
+  size_t n;
+  char *base; /* host directory holding the v1 hierarchies; NULL without v1 */
+  size_t nv1;
+} sbx_cgroup_host_layout;
+
+int sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, sbx_error **err);
+void sbx_cgroup_host_layout_free (sbx_cgroup_host_layout *l);
+
 /* Kill what is left and remove the cgroup(s); succeeds if already gone.  */
 int sbx_cgroup_destroy (sbx_cgroup *cg, sbx_error **err);
 void sbx_cgroup_free (sbx_cgroup *cg);

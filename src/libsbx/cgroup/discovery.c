@@ -360,3 +360,123 @@ sbx_cgroup_host_mode (void)
     cached = SBX_CGROUP_NONE;
   return (sbx_cgroup_mode)cached;
 }
+
+/* ------------------------------------------- host layout (for fs/mounts.c) */
+
+void
+sbx_cgroup_host_layout_free (sbx_cgroup_host_layout *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    {
+      free (l->h[i].name);
+      free (l->h[i].path);
+      free (l->h[i].opts);
+      free (l->h[i].own);
+    }
+  free (l->h);
+  free (l->base);
+  memset (l, 0, sizeof *l);
+}
+
+/* Superblock options of a v1 hierarchy without rw/ro and release_agent:
+   what must be repeated to mount the same hierarchy again.  */
+static char *
+controller_opts (const char *super)
+{
+  cleanup_free char *copy = xstrdup (super);
+  char *out = NULL, *save = NULL;
+  for (char *t = strtok_r (copy, ",", &save); t; t = strtok_r (NULL, ",", &save))
+    {
+      char *n;
+      if (strcmp (t, "rw") == 0 || strcmp (t, "ro") == 0 || sbx_has_prefix (t, "release_agent="))
+        continue;
+      n = out ? xasprintf ("%s,%s", out, t) : xstrdup (t);
+      free (out);
+      out = n;
+    }
+  return out;
+}
+
+/* The caller's own cgroup in hierarchy h, as a host directory; the mount
+   point when /proc/self/cgroup does not say.  */
+static char *
+own_dir (const char *proc_cgroup, const sbx_cgroup_host_hierarchy *h, const char *mount_root)
+{
+  cleanup_free char *text = xstrdup (proc_cgroup ? proc_cgroup : "");
+  char *save = NULL;
+
+  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      char *c1 = strchr (line, ':'), *c2 = c1 ? strchr (c1 + 1, ':') : NULL, *cg;
+      bool match = true;
+      if (c2 == NULL)
+        continue;
+      *c2 = '\0';
+      cg = c2 + 1;
+      if (h->v2)
+        match = c1[1] == '\0';
+      else if (c1[1] == '\0')
+        match = false;
+      else
+        {
+          /* Every controller of the line must be an option of the mount.  */
+          cleanup_free char *ctl = xstrdup (c1 + 1);
+          char *s3 = NULL;
+          for (char *t = strtok_r (ctl, ",", &s3); t && match; t = strtok_r (NULL, ",", &s3))
+            match = sbx_cg_has_word (h->opts, t);
+        }
+      if (!match)
+        continue;
+      if (strcmp (mount_root, "/") != 0 && sbx_has_prefix (cg, mount_root))
+        cg += strlen (mount_root);
+      return xasprintf ("%s%s", h->path, cg);
+    }
+  return xstrdup (h->path);
+}
+
+int
+sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, sbx_error **err)
+{
+  cleanup_free char *text = NULL, *proc_cgroup = NULL;
+  char *save = NULL;
+
+  memset (l, 0, sizeof *l);
+  if (sbx_read_file ("/proc/self/mountinfo", 0, &text, NULL, err) < 0)
+    return -1;
+  if (sbx_read_file ("/proc/self/cgroup", 0, &proc_cgroup, NULL, NULL) < 0)
+    proc_cgroup = NULL;
+  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+    {
+      sbx_mountinfo_entry e;
+      sbx_cgroup_host_hierarchy *h;
+      struct statfs sf;
+      const char *slash;
+      bool v2;
+
+      if (!sbx_mountinfo_parse_line (line, &e)
+          || (strcmp (e.fstype, "cgroup") != 0 && strcmp (e.fstype, "cgroup2") != 0))
+        continue;
+      v2 = strcmp (e.fstype, "cgroup2") == 0;
+      if (statfs (e.mountpoint, &sf) < 0
+          || (unsigned long)sf.f_type != (v2 ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC))
+        continue;
+      l->h = xrealloc (l->h, (l->n + 1) * sizeof *l->h);
+      h = &l->h[l->n++];
+      memset (h, 0, sizeof *h);
+      slash = strrchr (e.mountpoint, '/');
+      h->v2 = v2;
+      h->path = xstrdup (e.mountpoint);
+      h->name = xstrdup (slash ? slash + 1 : e.mountpoint);
+      h->opts = v2 ? NULL : controller_opts (e.superopts);
+      h->own = own_dir (proc_cgroup, h, e.root);
+      if (!v2 && l->nv1++ == 0)
+        l->base = xasprintf ("%.*s", (int)(strlen (h->path) - strlen (h->name) - 1), h->path);
+    }
+  for (size_t i = 0; l->base && i < l->n; i++)
+    {
+      size_t n = strlen (l->base);
+      const char *p = l->h[i].path;
+      l->h[i].in_base = strncmp (p, l->base, n) == 0 && p[n] == '/' && strchr (p + n + 1, '/') == NULL;
+    }
+  return 0;
+}

@@ -26,6 +26,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "cgroup/cgroup.h"
 #include "core/core.h"
 #include "fs/fs_internal.h"
 
@@ -347,164 +348,16 @@ do_tmpfs (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo,
 
 /* ---- cgroup mounts ---- */
 
-struct cg_hier
-{
-  char *name;  /* entry under the hierarchy base, e.g. "cpu" or "unified" */
-  char *path;  /* host mount point */
-  char *root;  /* the mount's root within the hierarchy */
-  char *opts;  /* v1 controller options (superblock options minus rw/ro) */
-  bool v2;
-};
-
-struct cg_layout
-{
-  struct cg_hier *h;
-  size_t n;
-  char *base;  /* host directory holding the v1 hierarchies (hybrid/v1) */
-  int nv1;
-};
-
-static void
-cg_layout_free (struct cg_layout *l)
-{
-  for (size_t i = 0; i < l->n; i++)
-    {
-      free (l->h[i].name);
-      free (l->h[i].path);
-      free (l->h[i].root);
-      free (l->h[i].opts);
-    }
-  free (l->h);
-  free (l->base);
-}
-
-/* Superblock options of a v1 hierarchy without rw/ro and release_agent:
-   what must be repeated to mount the same hierarchy again.  */
-static char *
-cg_controller_opts (const char *super)
-{
-  cleanup_free char *copy = xstrdup (super);
-  char *out = NULL, *save = NULL;
-  for (char *t = strtok_r (copy, ",", &save); t; t = strtok_r (NULL, ",", &save))
-    {
-      char *n;
-      if (strcmp (t, "rw") == 0 || strcmp (t, "ro") == 0 || sbx_has_prefix (t, "release_agent="))
-        continue;
-      n = out ? xasprintf ("%s,%s", out, t) : xstrdup (t);
-      free (out);
-      out = n;
-    }
-  return out;
-}
-
-static const char *
-basename_of (const char *p)
-{
-  const char *s = strrchr (p, '/');
-  return s ? s + 1 : p;
-}
-
-static int
-cg_layout_read (struct cg_layout *l, sbx_error **err)
-{
-  cleanup_free char *text = NULL;
-  char *save = NULL;
-
-  memset (l, 0, sizeof *l);
-  if (sbx_read_file ("/proc/self/mountinfo", 0, &text, NULL, err) < 0)
-    return -1;
-  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
-    {
-      sbx_mountinfo_entry e;
-      struct cg_hier *h;
-
-      if (!sbx_mountinfo_parse_line (line, &e)
-          || (strcmp (e.fstype, "cgroup") != 0 && strcmp (e.fstype, "cgroup2") != 0))
-        continue;
-      {
-        /* a mount that another covers (a tmpfs over cgroup2 at unified)
-           is not what the path shows: statfs says what is there */
-        struct statfs sf;
-        unsigned long want = strcmp (e.fstype, "cgroup2") == 0 ? CGROUP2_SUPER_MAGIC : CGROUP_SUPER_MAGIC;
-        if (statfs (e.mountpoint, &sf) < 0 || (unsigned long)sf.f_type != want)
-          continue;
-      }
-      l->h = xrealloc (l->h, (l->n + 1) * sizeof *l->h);
-      h = &l->h[l->n++];
-      h->v2 = strcmp (e.fstype, "cgroup2") == 0;
-      h->path = xstrdup (e.mountpoint);
-      h->root = xstrdup (e.root);
-      h->name = xstrdup (basename_of (e.mountpoint));
-      h->opts = h->v2 ? NULL : cg_controller_opts (e.superopts);
-      if (!h->v2 && l->nv1++ == 0)
-        l->base = xasprintf ("%.*s", (int) (strlen (h->path) - strlen (h->name) - 1), h->path);
-    }
-  return 0;
-}
-
-/* Is hierarchy h (of the layout) under the base directory?  */
-static bool
-cg_in_base (const struct cg_layout *l, const struct cg_hier *h)
-{
-  size_t n = strlen (l->base);
-  return strncmp (h->path, l->base, n) == 0 && h->path[n] == '/' && strchr (h->path + n + 1, '/') == NULL;
-}
-
-/* The host directory to bind for hierarchy h when there is no cgroup
-   namespace: this process' own cgroup (from /proc/self/cgroup), so the
-   container sees its subtree as the root, as a cgroup namespace would show.  */
-static char *
-cg_own_dir (const struct cg_hier *h)
-{
-  cleanup_free char *text = NULL;
-  char *save = NULL;
-
-  if (sbx_read_file ("/proc/self/cgroup", 0, &text, NULL, NULL) < 0)
-    return xstrdup (h->path);
-  for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
-    {
-      char *c1 = strchr (line, ':'), *c2 = c1 ? strchr (c1 + 1, ':') : NULL, *cg;
-      bool match = true;
-      if (c2 == NULL)
-        continue;
-      *c2 = '\0';
-      cg = c2 + 1;
-      if (h->v2)
-        match = c1[1] == '\0';
-      else if (c1[1] == '\0')
-        match = false;
-      else
-        {
-          /* Every controller of the line must be an option of the mount.  */
-          cleanup_free char *ctl = xstrdup (c1 + 1);
-          cleanup_free char *opts = xasprintf (",%s,", h->opts ? h->opts : "");
-          char *s3 = NULL;
-          for (char *t = strtok_r (ctl, ",", &s3); t && match; t = strtok_r (NULL, ",", &s3))
-            {
-              cleanup_free char *needle = xasprintf (",%s,", t);
-              match = strstr (opts, needle) != NULL;
-            }
-        }
-      if (!match)
-        continue;
-      if (strcmp (h->root, "/") != 0 && sbx_has_prefix (cg, h->root))
-        cg += strlen (h->root);
-      return xasprintf ("%s%s", h->path, cg);
-    }
-  return xstrdup (h->path);
-}
-
 /* One hierarchy at dest: a fresh cgroup mount inside a cgroup namespace,
    else a bind of the host's directory with the same flags.  */
 static int
-cg_mount_one (struct sbx_mount_ctx *x, const struct cg_hier *h, const char *dest, unsigned long flags,
+cg_mount_one (struct sbx_mount_ctx *x, const sbx_cgroup_host_hierarchy *h, const char *dest, unsigned long flags,
               const char *data, sbx_error **err)
 {
   if (x->o->cgroupns)
     return do_fs_mount (x, h->v2 ? "cgroup2" : "cgroup", h->v2 ? "cgroup2" : "cgroup", dest, flags,
                         h->v2 ? data : h->opts, err);
-  cleanup_free char *src = cg_own_dir (h);
-  return do_bind (x, src, false, dest, flags | MS_BIND, 0, false, err);
+  return do_bind (x, h->own, false, dest, flags | MS_BIND, 0, false, err);
 }
 
 /* type "cgroup": on a v1 or hybrid host a tmpfs carrying every hierarchy
@@ -513,13 +366,13 @@ cg_mount_one (struct sbx_mount_ctx *x, const struct cg_hier *h, const char *dest
 static int
 do_cgroup (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo, sbx_error **err)
 {
-  struct cg_layout l;
+  sbx_cgroup_host_layout l;
   unsigned long flags = mo->flags & ~(MS_BIND | MS_REC | PROPAGATION);
   bool want_v2 = strcmp (m->type, "cgroup2") == 0;
   cleanup_close int tfd = -1;
   int r = -1;
 
-  if (cg_layout_read (&l, err) < 0)
+  if (sbx_cgroup_host_layout_read (&l, err) < 0)
     return -1;
   if (want_v2 || l.nv1 == 0)
     {
@@ -545,7 +398,7 @@ do_cgroup (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo
   for (size_t i = 0; i < l.n; i++)
     {
       cleanup_free char *sub = NULL;
-      if (!cg_in_base (&l, &l.h[i]))
+      if (!l.h[i].in_base)
         continue;
       sub = xasprintf ("%s/%s", m->destination, l.h[i].name);
       if (cg_mount_one (x, &l.h[i], sub, flags, mo->data, err) < 0)
@@ -585,7 +438,7 @@ do_cgroup (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo
     }
   r = 0;
 out:
-  cg_layout_free (&l);
+  sbx_cgroup_host_layout_free (&l);
   return r;
 }
 
