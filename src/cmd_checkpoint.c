@@ -6,31 +6,18 @@
 
 enum
 {
-  O_IMAGE,
-  O_WORK,
-  O_PARENT,
+  O_PARENT = SBX_CRIU_O_N,
   O_LEAVE,
-  O_TCP,
-  O_UNIX,
-  O_SHELL,
-  O_LOCKS,
   O_PRE,
-  O_CGMODE,
   O_EMPTY,
   O_DEDUP,
 };
 
 static const sbx_opt opts[] = {
-  [O_IMAGE] = { "image-path", 0, true, "DIR", "where the images go (default <root>/<id>/checkpoint)" },
-  [O_WORK] = { "work-path", 0, true, "DIR", "CRIU's log and work files (default: the image path)" },
+  SBX_CRIU_OPTIONS
   [O_PARENT] = { "parent-path", 0, true, "DIR", "a previous pre-dump, relative to the image path" },
   [O_LEAVE] = { "leave-running", 0, false, NULL, "keep the container running after the dump" },
-  [O_TCP] = { "tcp-established", 0, false, NULL, "dump established TCP connections" },
-  [O_UNIX] = { "ext-unix-sk", 0, false, NULL, "allow unix sockets connected outside" },
-  [O_SHELL] = { "shell-job", 0, false, NULL, "the container is a shell job (session outside)" },
-  [O_LOCKS] = { "file-locks", 0, false, NULL, "dump file locks" },
   [O_PRE] = { "pre-dump", 0, false, NULL, "dump memory only, the container keeps running" },
-  [O_CGMODE] = { "manage-cgroups-mode", 0, true, "MODE", "soft (default), full, strict or ignore" },
   [O_EMPTY] = { "empty-ns", 0, true, "network", "do not dump this namespace (restore gets an empty one)" },
   [O_DEDUP] = { "auto-dedup", 0, false, NULL, "punch the parent images' pages dumped again" },
   { 0 },
@@ -40,37 +27,19 @@ static int
 on_opt (void *data, int key, const char *arg, sbx_error **err)
 {
   sbx_checkpoint_opts *o = data;
+  (void)err;
+  if (sbx_criu_flag (&o->f, key, arg))
+    return 0;
   switch (key)
     {
-    case O_IMAGE:
-      o->image_path = arg;
-      break;
-    case O_WORK:
-      o->work_path = arg;
-      break;
     case O_PARENT:
       o->parent_path = arg;
       break;
     case O_LEAVE:
       o->leave_running = true;
       break;
-    case O_TCP:
-      o->tcp_established = true;
-      break;
-    case O_UNIX:
-      o->ext_unix_sk = true;
-      break;
-    case O_SHELL:
-      o->shell_job = true;
-      break;
-    case O_LOCKS:
-      o->file_locks = true;
-      break;
     case O_PRE:
       o->pre_dump = true;
-      break;
-    case O_CGMODE:
-      o->manage_cgroups_mode = arg;
       break;
     case O_EMPTY:
       o->empty_ns = arg;

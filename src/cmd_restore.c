@@ -8,37 +8,24 @@
 
 enum
 {
-  O_IMAGE,
-  O_WORK,
-  O_BUNDLE,
+  O_BUNDLE = SBX_CRIU_O_N,
   O_DETACH,
   O_PID_FILE,
   O_CONSOLE,
   O_NO_SUBREAPER,
   O_NO_PIVOT,
-  O_TCP,
-  O_UNIX,
-  O_SHELL,
-  O_LOCKS,
-  O_CGMODE,
   O_LSM,
   O_FROM_SNAPSHOT,
 };
 
 static const sbx_opt opts[] = {
-  [O_IMAGE] = { "image-path", 0, true, "DIR", "the images (default <root>/<id>/checkpoint)" },
-  [O_WORK] = { "work-path", 0, true, "DIR", "CRIU's log and work files (default: the image path)" },
+  SBX_CRIU_OPTIONS
   [O_BUNDLE] = { "bundle", 'b', true, "DIR", "bundle of a container that does not exist (default .)" },
   [O_DETACH] = { "detach", 'd', false, NULL, "return once the container runs" },
   [O_PID_FILE] = { "pid-file", 0, true, "FILE", "write the restored init's pid" },
   [O_CONSOLE] = { "console-socket", 0, true, "SOCKET", "receives the new terminal's master" },
   [O_NO_SUBREAPER] = { "no-subreaper", 0, false, NULL, "do not adopt the restored processes" },
   [O_NO_PIVOT] = { "no-pivot", 0, false, NULL, "refused: CRIU sets up the restored root itself" },
-  [O_TCP] = { "tcp-established", 0, false, NULL, "restore established TCP connections" },
-  [O_UNIX] = { "ext-unix-sk", 0, false, NULL, "allow unix sockets connected outside" },
-  [O_SHELL] = { "shell-job", 0, false, NULL, "the container is a shell job" },
-  [O_LOCKS] = { "file-locks", 0, false, NULL, "restore file locks" },
-  [O_CGMODE] = { "manage-cgroups-mode", 0, true, "MODE", "soft (default), full, strict or ignore" },
   [O_LSM] = { "lsm-profile", 0, true, "TYPE:NAME", "apparmor:PROFILE or selinux:LABEL for the processes" },
   [O_FROM_SNAPSHOT]
   = { "from-snapshot", 0, true, "NAME", "reset a stopped container's filesystem to snapshot NAME" },
@@ -55,14 +42,10 @@ static int
 on_opt (void *data, int key, const char *arg, sbx_error **err)
 {
   sbx_restore_opts *o = &((restore_args *)data)->o;
+  if (sbx_criu_flag (&o->f, key, arg))
+    return 0;
   switch (key)
     {
-    case O_IMAGE:
-      o->image_path = arg;
-      break;
-    case O_WORK:
-      o->work_path = arg;
-      break;
     case O_BUNDLE:
       o->bundle = arg;
       break;
@@ -82,21 +65,6 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
       return sbx_error_set (err, ENOTSUP,
                             "restore --no-pivot: not supported (CRIU pivots into the "
                             "restored root itself)");
-    case O_TCP:
-      o->tcp_established = true;
-      break;
-    case O_UNIX:
-      o->ext_unix_sk = true;
-      break;
-    case O_SHELL:
-      o->shell_job = true;
-      break;
-    case O_LOCKS:
-      o->file_locks = true;
-      break;
-    case O_CGMODE:
-      o->manage_cgroups_mode = arg;
-      break;
     case O_LSM:
       o->lsm_profile = arg;
       break;

@@ -195,6 +195,22 @@ wait_gone (pid_t pid)
 
 /* Does pid lead its own session and process group (fields 5 and 6 of
    /proc/PID/stat)?  */
+/* CRIU's options for the flags checkpoint and restore share (the same
+   on dump and restore).  */
+static void
+criu_flags_args (sbx_argv *a, const sbx_criu_flags *f)
+{
+  sbx_argv_add (a, "--manage-cgroups=%s", f->manage_cgroups_mode ? f->manage_cgroups_mode : "soft");
+  if (f->tcp_established)
+    sbx_argv_add (a, "--tcp-established");
+  if (f->ext_unix_sk)
+    sbx_argv_add (a, "--ext-unix-sk");
+  if (f->shell_job)
+    sbx_argv_add (a, "--shell-job");
+  if (f->file_locks)
+    sbx_argv_add (a, "--file-locks");
+}
+
 static bool
 own_session (pid_t pid)
 {
@@ -242,11 +258,11 @@ checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config 
   }
   if (o->empty_ns && strcmp (o->empty_ns, "network") != 0)
     return sbx_error_set (err, EINVAL, "--empty-ns `%s`: only `network` is supported", o->empty_ns);
-  if (check_mode (o->manage_cgroups_mode, err) < 0)
+  if (check_mode (o->f.manage_cgroups_mode, err) < 0)
     return -1;
-  if ((img = image_dir (s, o->image_path, DEFAULT_IMAGES, true, err)) == NULL)
+  if ((img = image_dir (s, o->f.image_path, DEFAULT_IMAGES, true, err)) == NULL)
     return sbx_error_wrap (err, "--image-path");
-  if ((work = o->work_path ? image_dir (s, o->work_path, NULL, true, err) : xstrdup (img)) == NULL)
+  if ((work = o->f.work_path ? image_dir (s, o->f.work_path, NULL, true, err) : xstrdup (img)) == NULL)
     return sbx_error_wrap (err, "--work-path");
   log = xasprintf ("%s/%s.log", work, o->pre_dump ? "pre-dump" : "dump");
   info = open_memstream (&info_text, &info_len);
@@ -258,23 +274,18 @@ checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config 
   sbx_argv_add (&a, "--work-dir=%s", work);
   sbx_argv_add (&a, "--log-file=%s", log);
   sbx_argv_add (&a, "-v4");
-  sbx_argv_add (&a, "--manage-cgroups=%s", o->manage_cgroups_mode ? o->manage_cgroups_mode : "soft");
+  criu_flags_args (&a, &o->f);
   if (o->leave_running && !o->pre_dump)
     sbx_argv_add (&a, "--leave-running");
-  if (o->tcp_established)
-    sbx_argv_add (&a, "--tcp-established");
-  if (o->ext_unix_sk)
-    sbx_argv_add (&a, "--ext-unix-sk");
-  if (o->shell_job || !own_session (pid))
+  if (o->f.shell_job || !own_session (pid))
     {
       /* A session (or group) begun outside the container's pid namespace
          (the caller's: sbxrun does not setsid without a terminal) cannot
          be dumped; it is taken from whoever restores, as a shell job.  */
-      sbx_argv_add (&a, "--shell-job");
+      if (!o->f.shell_job)
+        sbx_argv_add (&a, "--shell-job");
       fprintf (info, "shelljob\t1\n");
     }
-  if (o->file_locks)
-    sbx_argv_add (&a, "--file-locks");
   if (o->auto_dedup)
     sbx_argv_add (&a, "--auto-dedup");
   if (o->pre_dump || o->parent_path)
@@ -441,7 +452,7 @@ restore_info (restorer *r, const sbx_restore_opts *o, sbx_argv *a, sbx_error **e
         }
       else if (strcmp (l, "shelljob") == 0)
         {
-          if (!o->shell_job)
+          if (!o->f.shell_job)
             sbx_argv_add (a, "--shell-job");
         }
       else if (strcmp (l, "stdio") == 0 && f2)
@@ -598,17 +609,9 @@ run_restore (restorer *r, const sbx_restore_opts *o, sbx_error **err)
   sbx_argv_add (&a, "--restore-detached");
   sbx_argv_add (&a, "--leave-stopped");
   sbx_argv_add (&a, "--pidfile=%s", pidf);
-  sbx_argv_add (&a, "--manage-cgroups=%s", o->manage_cgroups_mode ? o->manage_cgroups_mode : "soft");
+  criu_flags_args (&a, &o->f);
   if (r->cg)
     sbx_argv_add (&a, "--cgroup-root=%s", sbx_cgroup_path (r->cg));
-  if (o->tcp_established)
-    sbx_argv_add (&a, "--tcp-established");
-  if (o->ext_unix_sk)
-    sbx_argv_add (&a, "--ext-unix-sk");
-  if (o->shell_job)
-    sbx_argv_add (&a, "--shell-job");
-  if (o->file_locks)
-    sbx_argv_add (&a, "--file-locks");
   if (o->lsm_profile)
     sbx_argv_add (&a, "--lsm-profile=%s", o->lsm_profile);
   if (restore_info (r, o, &a, err) < 0)
@@ -654,16 +657,16 @@ restore_locked (restorer *r, const sbx_restore_opts *o, sbx_error **err)
 {
   if (sbx_state_config (r->s, &r->c, err) < 0)
     return -1;
-  if ((r->img = image_dir (r->s, o->image_path, DEFAULT_IMAGES, false, err)) == NULL)
+  if ((r->img = image_dir (r->s, o->f.image_path, DEFAULT_IMAGES, false, err)) == NULL)
     return sbx_error_wrap (err, "--image-path");
   {
     cleanup_free char *inv = xasprintf ("%s/inventory.img", r->img);
     if (access (inv, R_OK) < 0)
       return sbx_error_sys (err, "no checkpoint image in `%s`", r->img);
   }
-  if ((r->work = o->work_path ? image_dir (r->s, o->work_path, NULL, true, err) : xstrdup (r->img)) == NULL)
+  if ((r->work = o->f.work_path ? image_dir (r->s, o->f.work_path, NULL, true, err) : xstrdup (r->img)) == NULL)
     return sbx_error_wrap (err, "--work-path");
-  if (check_mode (o->manage_cgroups_mode, err) < 0 || restore_cgroup (r, o, err) < 0)
+  if (check_mode (o->f.manage_cgroups_mode, err) < 0 || restore_cgroup (r, o, err) < 0)
     return -1;
   if (run_restore (r, o, err) < 0)
     return -1;
@@ -710,7 +713,7 @@ sbx_container_restore (const sbx_restore_opts *o, sbx_error **err)
           *err = steal_ptr (e);
           return -1;
         }
-      if (o->image_path == NULL)
+      if (o->f.image_path == NULL)
         return sbx_error_set (err, ENOENT, "container \"%s\" does not exist: restore it from --image-path",
                               o->id);
       if (criu_ready (o->criu, o->root, "restore", err) < 0 || sbx_container_prepare (&co, &r.s, err) < 0)

@@ -20,21 +20,28 @@
 
 #include "core/core.h"
 
+/* What checkpoint and restore share, the same flags on both commands:
+   where the images are, and CRIU's options for what the processes hold.  */
 typedef struct
 {
-  const char *root;
-  const char *id;
-  const char *criu;                /* binary; NULL = "criu" */
   const char *image_path;          /* NULL = <root>/<id>/checkpoint */
   const char *work_path;           /* NULL = the image directory */
-  const char *parent_path;         /* previous pre-dump, relative to image_path */
   const char *manage_cgroups_mode; /* soft|full|strict|ignore; NULL = soft */
-  const char *empty_ns;            /* "network" or NULL */
-  bool leave_running;
   bool tcp_established;
   bool ext_unix_sk;
   bool shell_job;
   bool file_locks;
+} sbx_criu_flags;
+
+typedef struct
+{
+  const char *root;
+  const char *id;
+  const char *criu;        /* binary; NULL = "criu" */
+  sbx_criu_flags f;
+  const char *parent_path; /* previous pre-dump, relative to f.image_path */
+  const char *empty_ns;    /* "network" or NULL */
+  bool leave_running;
   bool pre_dump;
   bool auto_dedup;
 } sbx_checkpoint_opts;
@@ -49,19 +56,13 @@ typedef struct
   const char *root;
   const char *id;
   const char *criu;
-  const char *image_path;
-  const char *work_path;
+  sbx_criu_flags f;
   const char *bundle; /* a container that does not exist: created from it */
   const char *pid_file;
   const char *console_socket;
-  const char *manage_cgroups_mode;
   const char *lsm_profile; /* passed to CRIU: apparmor:NAME or selinux:LABEL */
   bool detach;
   bool no_subreaper;
-  bool tcp_established;
-  bool ext_unix_sk;
-  bool shell_job;
-  bool file_locks;
   bool systemd_cgroup;
 } sbx_restore_opts;
 
