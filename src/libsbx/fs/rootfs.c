@@ -129,6 +129,17 @@ target_of (char *buf, int fd, const char *path, bool have_proc)
   return have_proc ? fdpath (buf, fd) : path;
 }
 
+/* path inside the rootfs, or -ENOENT with no error when it is missing:
+   a masked or read-only path that does not exist is nothing to do.  */
+static int
+resolve_present (int rootfd, const char *path, sbx_error **err)
+{
+  int fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
+  if (fd == -ENOENT && err)
+    sbx_error_freep (err);
+  return fd;
+}
+
 static int
 mask_path (int rootfd, const char *path, bool have_proc, int *nullfd, sbx_error **err)
 {
@@ -136,15 +147,9 @@ mask_path (int rootfd, const char *path, bool have_proc, int *nullfd, sbx_error 
   char p[FDPATH_MAX];
   struct stat sb;
 
-  fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
-  if (fd == -ENOENT) /* a missing path needs no masking */
-    {
-      if (err)
-        sbx_error_freep (err);
-      return 0;
-    }
+  fd = resolve_present (rootfd, path, err);
   if (fd < 0)
-    return fd;
+    return fd == -ENOENT ? 0 : fd;
   if (fstat (fd, &sb) < 0)
     return sbx_error_sys (err, "stat");
   if (S_ISDIR (sb.st_mode))
@@ -179,15 +184,9 @@ readonly_path (int rootfd, const char *path, bool have_proc, sbx_error **err)
   cleanup_close int fd = -1, nfd = -1;
   char p[FDPATH_MAX];
 
-  fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
-  if (fd == -ENOENT) /* a missing path needs no masking */
-    {
-      if (err)
-        sbx_error_freep (err);
-      return 0;
-    }
+  fd = resolve_present (rootfd, path, err);
   if (fd < 0)
-    return fd;
+    return fd == -ENOENT ? 0 : fd;
   if (sbx_bind_fd (fd, fd, true) < 0)
     return sbx_error_sys (err, "bind onto itself");
   nfd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
