@@ -60,16 +60,21 @@ def refused(r, *errs):
 # CAP_SYS_PTRACE
 
 
-@pytest.fixture
-def outside_process():
-    """A process outside any container and any egress rule, as nobody."""
-    p = subprocess.Popen(["setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups",
+def sleeper_as(uid):
+    """A process outside any container and any egress rule, as uid (and
+    gid) uid, ended when the fixture using it ends."""
+    p = subprocess.Popen(["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups",
                           "sleep", "600"])
     try:
         yield p
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.fixture
+def outside_process():
+    yield from sleeper_as(NOBODY)
 
 
 def test_cap_sys_ptrace_refused(sbx, bundle, tmp_path, netlab, outside_process):
@@ -120,14 +125,7 @@ USER = 1000
 
 @pytest.fixture
 def outside_user_process():
-    """A process outside any container and rule, as uid USER."""
-    p = subprocess.Popen(["setpriv", "--reuid", str(USER), "--regid", str(USER), "--clear-groups",
-                          "sleep", "600"])
-    try:
-        yield p
-    finally:
-        p.kill()
-        p.wait()
+    yield from sleeper_as(USER)
 
 
 def test_shared_pid_namespace_same_uid(sbx, bundle, tmp_path, netlab, outside_user_process):
