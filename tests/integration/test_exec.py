@@ -277,6 +277,38 @@ def test_exec_process_file_invalid(sbx, ctr, tmp_path):
     assert json.loads(sbx.ok("ps", "--format", "json", cid).stdout) == [ctr[1]]
 
 
+@pytest.mark.parametrize("flags", [["--env", "X=1"], ["--cwd", "/tmp"], ["--user", "1:1"], ["--cap", "CAP_SYS_ADMIN"],
+                                   ["--no-new-privs"], ["--additional-gids", "5"], ["--tty"]])
+def test_exec_process_file_refuses_overlay_flags(sbx, ctr, tmp_path, flags):
+    """runc 1.1 silently ignores these next to --process; sbxrun names them
+    (--tty only when the file's process.terminal is not true)."""
+    cid, _, _ = ctr
+    pf = tmp_path / "p.json"
+    pf.write_text(json.dumps({"args": ["sh", "-c", "echo ran; id"], "cwd": "/", "env": ["PATH=/bin"],
+                              "user": {"uid": 0, "gid": 0}}))
+    cp = sbx.fail("exec", "--process", pf, *flags, cid)
+    assert flags[0] in cp.stderr and str(pf) in cp.stderr, describe(cp)
+    assert "ran" not in cp.stdout
+    assert json.loads(sbx.ok("ps", "--format", "json", cid).stdout) == [ctr[1]]
+
+
+def test_exec_process_file_tty_agreeing(sbx, ctr, tmp_path, console_socket):
+    """podman passes --tty with a file whose terminal is true: that runs."""
+    cid, _, _ = ctr
+    pf = tmp_path / "p.json"
+    pf.write_text(json.dumps({"terminal": True, "args": ["sh", "-c", "test -t 0 && echo stdin-tty; read x; exit 4"],
+                              "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}))
+    sp = Spawned(sbx, "exec", "--process", pf, "--tty", "--console-socket", console_socket.path, cid)
+    master, _ = console_socket.receive()
+    try:
+        read_pty_until(master, "stdin-tty")
+        os.write(master, b"x\n")
+        code, _, stderr = sp.finish()
+        assert code == 4, stderr
+    finally:
+        os.close(master)
+
+
 # ---- terminal
 
 

@@ -124,6 +124,32 @@ apply_flags (const sbx_exec_flags *a, oci_process *p, sbx_error **err)
   return 0;
 }
 
+/* The file describes the whole process, so flags that would change it are
+   refused by name rather than ignored (runc 1.1 ignores them).  --tty is
+   what podman passes next to a file with "terminal": true: it is taken
+   when the file agrees.  */
+static int
+process_file_overlay (const sbx_exec_flags *f, const oci_process *p, sbx_error **err)
+{
+  const char *flag = f->nenv           ? "--env"
+                     : f->cwd          ? "--cwd"
+                     : f->user         ? "--user"
+                     : f->ncaps        ? "--cap"
+                     : f->no_new_privs ? "--no-new-privs"
+                     : f->ngids        ? "--additional-gids"
+                     : f->nargs        ? "COMMAND"
+                                       : NULL;
+  if (flag)
+    return sbx_error_set (
+        err, EINVAL, "exec --process `%s`: %s cannot be combined with it (the file is the whole process)",
+        f->process_file, flag);
+  if (f->tty && !(p->has_terminal && p->terminal))
+    return sbx_error_set (err, EINVAL,
+                          "exec --process `%s`: --tty, but the file's process.terminal is not true",
+                          f->process_file);
+  return 0;
+}
+
 int
 sbx_container_exec_process (const char *root, const char *id, const sbx_exec_flags *f, oci_process **out,
                             sbx_error **err)
@@ -137,6 +163,12 @@ sbx_container_exec_process (const char *root, const char *id, const sbx_exec_fla
       *out = ocispec_parse (&oci_process_type, text, strlen (text), &msg);
       if (*out == NULL)
         return sbx_error_set (err, EINVAL, "process.json `%s`: %s", f->process_file, msg);
+      if (process_file_overlay (f, *out, err) < 0)
+        {
+          ocispec_free (&oci_process_type, *out);
+          *out = NULL;
+          return -1;
+        }
       return 0;
     }
   if (sbx_container_exec_base (root, id, out, err) < 0)
