@@ -373,7 +373,7 @@ test_describe_load (void **state)
   (void)state;
 
   assert_int_equal (sbx_cgroup_load (saved, &cg, NULL), 0);
-  assert_int_equal (sbx_cgroup_get_mode (cg), SBX_CGROUP_V1);
+  assert_int_equal (cg->mode, SBX_CGROUP_V1);
   assert_string_equal (sbx_cgroup_path (cg), "/process_api/be77/sbxrun/c1");
   assert_string_equal (sbx_cgroup_controller_path (cg, "cpuacct"), "/sbxrun/c1");
   assert_string_equal (sbx_cgroup_controller_path (cg, ""), "/sbxrun/c1");

@@ -24,6 +24,17 @@
 #include "core/core.h"
 #include "process/process.h"
 
+/* The slave opened by path, then set up as the library does with an open
+   one (the runtime itself only has the fd: TIOCGPTPEER).  */
+static int
+setup_slave (const char *slave, const oci_console_size *size, sbx_error **err)
+{
+  int fd = open (slave, O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return sbx_error_sys (err, "open terminal `%s`", slave);
+  return sbx_process_pty_setup_slave_fd (fd, slave, size, err);
+}
+
 static char tmpdir[] = "/tmp/sbx-test-term-XXXXXX";
 
 static int
@@ -128,7 +139,7 @@ test_setup_slave (void **state)
       struct winsize ws = { 0 };
       int tty;
       close (master);
-      if (sbx_process_pty_setup_slave (slave, &size, &err) < 0)
+      if (setup_slave (slave, &size, &err) < 0)
         _exit (1);
       ioctl (1, TIOCGWINSZ, &ws);
       /* /dev/tty opens only for a process with a controlling terminal.  */
@@ -164,7 +175,7 @@ test_setup_slave_no_size (void **state)
       close (0);
       close (1);
       close (2);
-      if (sbx_process_pty_setup_slave (slave, NULL, &err) < 0)
+      if (setup_slave (slave, NULL, &err) < 0)
         _exit (1);
       if (fcntl (0, F_GETFD) & FD_CLOEXEC)
         _exit (2);
@@ -186,7 +197,7 @@ test_setup_slave_missing (void **state)
   assert_true (pid >= 0);
   if (pid == 0)
     {
-      int r = sbx_process_pty_setup_slave ("/dev/pts/does-not-exist", NULL, &err);
+      int r = setup_slave ("/dev/pts/does-not-exist", NULL, &err);
       int ok = r < 0 && err->errno_ == ENOENT && strstr (err->msg, "does-not-exist");
       sbx_error_free (err);
       _exit (ok ? 0 : 1);
@@ -228,18 +239,18 @@ test_send_recv_socketpair (void **state)
   free (name);
   close (fd);
   assert_int_equal (sbx_process_send_fd (sp[0], p[0], "x", &err), 0);
-  fd = sbx_process_recv_fd (sp[1], &err);
+  fd = sbx_process_recv_fd_name (sp[1], NULL, &err);
   assert_true (fd >= 0);
   close (fd);
 
   /* Data without an fd, then a closed peer.  */
   assert_int_equal (write (sp[0], "hi", 2), 2);
-  assert_true (sbx_process_recv_fd (sp[1], &err) < 0);
+  assert_true (sbx_process_recv_fd_name (sp[1], NULL, &err) < 0);
   assert_int_equal (err->errno_, EBADMSG);
   sbx_error_free (err);
   err = NULL;
   close (sp[0]);
-  assert_true (sbx_process_recv_fd (sp[1], &err) < 0);
+  assert_true (sbx_process_recv_fd_name (sp[1], NULL, &err) < 0);
   assert_int_equal (err->errno_, EPIPE);
   sbx_error_free (err);
   err = NULL;
@@ -437,7 +448,7 @@ test_proxy (void **state)
       int n = 0;
       close (master);
       close (in[0]), close (in[1]), close (outp[0]), close (outp[1]), close (ready[0]);
-      if (sbx_process_pty_setup_slave (slave, NULL, &err) < 0)
+      if (setup_slave (slave, NULL, &err) < 0)
         _exit (1);
       close (ready[1]);
       if (fgets (line, sizeof line, stdin) == NULL)
@@ -517,7 +528,7 @@ test_proxy_tty (void **state)
       sigprocmask (SIG_BLOCK, &block, NULL);
       signal (SIGWINCH, on_winch);
       alarm (10);
-      if (sbx_process_pty_setup_slave (inner_slave, NULL, &err) < 0)
+      if (setup_slave (inner_slave, NULL, &err) < 0)
         _exit (1);
       close (ready[1]);
       for (;;)
@@ -541,7 +552,7 @@ test_proxy_tty (void **state)
     {
       close (outer);
       alarm (10);
-      if (sbx_process_pty_setup_slave (outer_slave, NULL, &err) < 0)
+      if (setup_slave (outer_slave, NULL, &err) < 0)
         _exit (1);
       _exit (sbx_process_pty_proxy (inner, -1, -1, &err) == 0 ? 0 : 1);
     }

@@ -56,7 +56,6 @@ char *sbx_cgroup_describe (const sbx_cgroup *cg);
    hosts, where each hierarchy has its own path, the one in the memory
    hierarchy (else the first mounted one): see sbx_cgroup_controller_path.  */
 const char *sbx_cgroup_path (const sbx_cgroup *cg);
-sbx_cgroup_mode sbx_cgroup_get_mode (const sbx_cgroup *cg);
 /* The path in the hierarchy carrying controller ("memory", "name=systemd";
    "" = the unified hierarchy); NULL if the host has no such hierarchy.  */
 const char *sbx_cgroup_controller_path (const sbx_cgroup *cg, const char *controller);

@@ -489,11 +489,6 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
   return 0;
 }
 
-sbx_cgroup_mode
-sbx_cgroup_get_mode (const sbx_cgroup *cg)
-{
-  return cg->mode;
-}
 
 const char *
 sbx_cgroup_controller_path (const sbx_cgroup *cg, const char *controller)

@@ -503,14 +503,3 @@ sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error
   return sbx_error_sys (err, "exec `%s`", file);
 }
 
-int
-sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
-{
-  sbx_exec_prep prep;
-  int r = sbx_process_drop_privileges (ctx, &prep, err);
-  if (r == 0)
-    r = sbx_process_finish_exec (ctx, &prep, err);
-  sbx_process_exec_prep_release (&prep);
-  return r;
-}
-

@@ -84,18 +84,15 @@ int sbx_process_pty_open (char **slave, sbx_error **err);
    path in the container's /dev can stand in for it; slave (the name) is
    only used on kernels without the ioctl.  Returns the fd.  */
 int sbx_process_pty_open_peer (int master, const char *slave, sbx_error **err);
-/* In the process that will exec: setsid, open slave, TIOCSCTTY, dup onto
-   0/1/2, apply consoleSize (may be NULL).  */
-int sbx_process_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error **err);
-/* Same with the slave already open (fd is consumed; slave names it in
-   messages).  */
+/* In the process that will exec, with the slave open (fd is consumed;
+   slave names it in messages): setsid, TIOCSCTTY, dup onto 0/1/2, apply
+   consoleSize (may be NULL).  */
 int sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err);
 /* Send / receive one fd with SCM_RIGHTS (with a short text payload, the
    pty name, as runc sends).  recv returns the fd.  */
 int sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err);
-int sbx_process_recv_fd (int sock, sbx_error **err);
-/* Same, also returning the text payload in *name (malloc'd; pass NULL
-   when not wanted).  */
+/* recv also gives the text payload in *name (malloc'd; pass NULL when not
+   wanted).  */
 int sbx_process_recv_fd_name (int sock, char **name, sbx_error **err);
 /* Copy between our stdio and the master until the master hangs up (used by
    `run`/`exec` in the foreground with a terminal but no console socket).
@@ -201,9 +198,8 @@ int sbx_process_close_fds_except (const int *keep, size_t n, int preserve_fds, s
 /* Validate process fields that can be checked before anything runs
    (args, cwd absolute, rlimit names, capabilities).  */
 int sbx_process_validate (const oci_process *p, sbx_error **err);
-/* Apply everything and execve.  Returns only on failure.  */
-int sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err);
-/* The same in two halves, for a process that waits in between (the
+/* Apply everything and execve, in two halves (each returns only on
+   failure) for a process that waits in between (the
    created init): first everything that needs the runtime's privileges,
    ending with the container's credentials (user, capabilities,
    no_new_privs, and a seccomp filter that needs CAP_SYS_ADMIN to load);

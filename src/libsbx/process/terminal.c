@@ -71,15 +71,6 @@ sbx_process_pty_open_peer (int master, const char *slave, sbx_error **err)
 }
 
 int
-sbx_process_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error **err)
-{
-  int fd = open (slave, O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    return sbx_error_sys (err, "open terminal `%s`", slave);
-  return sbx_process_pty_setup_slave_fd (fd, slave, size, err);
-}
-
-int
 sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err)
 {
   /* A fresh session is needed to take a controlling terminal; EPERM only
@@ -204,12 +195,6 @@ sbx_process_recv_fd_name (int sock, char **name, sbx_error **err)
       memcpy (*name, data, len);
     }
   return fd;
-}
-
-int
-sbx_process_recv_fd (int sock, sbx_error **err)
-{
-  return sbx_process_recv_fd_name (sock, NULL, err);
 }
 
 static void
