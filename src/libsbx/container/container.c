@@ -51,8 +51,9 @@ sbx_container_load_cgroup (sbx_state *s, sbx_cgroup **cg, sbx_error **err)
 
 /* ------------------------------------------------------- pause / resume */
 
-int
-sbx_container_pause (const char *root, const char *id, sbx_error **err)
+/* pause (frozen) or resume: the container must be running, or paused.  */
+static int
+set_frozen (const char *root, const char *id, bool frozen, sbx_error **err)
 {
   cleanup_state sbx_state *s = NULL;
   cleanup_cgroup sbx_cgroup *cg = NULL;
@@ -61,36 +62,28 @@ sbx_container_pause (const char *root, const char *id, sbx_error **err)
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
   status = sbx_state_status (s);
-  if (strcmp (status, "paused") == 0)
+  if (frozen && strcmp (status, "paused") == 0)
     return sbx_error_set (err, EINVAL, "container \"%s\" is already paused", id);
-  if (strcmp (status, "running") != 0)
-    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be paused: it is %s, not running", id,
-                          status);
+  if (strcmp (status, frozen ? "running" : "paused") != 0)
+    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be %s: it is %s, not %s", id,
+                          frozen ? "paused" : "resumed", status, frozen ? "running" : "paused");
   if (sbx_container_load_cgroup (s, &cg, err) < 0)
     return -1;
-  if (sbx_cgroup_freeze (cg, true, err) < 0)
-    return sbx_error_wrap (err, "pause container \"%s\"", id);
+  if (sbx_cgroup_freeze (cg, frozen, err) < 0)
+    return sbx_error_wrap (err, "%s container \"%s\"", frozen ? "pause" : "resume", id);
   return 0;
+}
+
+int
+sbx_container_pause (const char *root, const char *id, sbx_error **err)
+{
+  return set_frozen (root, id, true, err);
 }
 
 int
 sbx_container_resume (const char *root, const char *id, sbx_error **err)
 {
-  cleanup_state sbx_state *s = NULL;
-  cleanup_cgroup sbx_cgroup *cg = NULL;
-  const char *status;
-
-  if (sbx_state_open (root, id, &s, err) < 0)
-    return -1;
-  status = sbx_state_status (s);
-  if (strcmp (status, "paused") != 0)
-    return sbx_error_set (err, EINVAL, "container \"%s\" cannot be resumed: it is %s, not paused", id,
-                          status);
-  if (sbx_container_load_cgroup (s, &cg, err) < 0)
-    return -1;
-  if (sbx_cgroup_freeze (cg, false, err) < 0)
-    return sbx_error_wrap (err, "resume container \"%s\"", id);
-  return 0;
+  return set_frozen (root, id, false, err);
 }
 
 /* ---------------------------------------------------------------- state */
