@@ -1,0 +1,85 @@
+"""Differential tests against runc (issue 22, second part): the same command
+line under runc and sbxrun, comparing exit status and what is observed
+(ps output, cgroup refusals, a read-only /dev with mounts below it, the
+owner of the terminal).  Skipped where runc is not installed."""
+
+import json
+import time
+
+import pytest
+
+from conftest import describe, run_cmd
+
+pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
+
+# runc with a private --root, its containers deleted at teardown
+from test_runc_compat import runc  # noqa: E402,F401  (a fixture)
+
+
+def both(runc, sbx):
+    return (("runc", runc), ("sbxrun", sbx))
+
+
+def _start(call, b, cid):
+    cp = call("create", "--bundle", b, cid)
+    assert cp.returncode == 0, describe(cp)
+    cp = call("start", cid)
+    assert cp.returncode == 0, describe(cp)
+
+
+def _wait_pids(call, cid, n):
+    for _ in range(200):
+        cp = call("ps", "--format", "json", cid)
+        if cp.returncode == 0 and len(json.loads(cp.stdout) or []) >= n:
+            return json.loads(cp.stdout)
+        time.sleep(0.05)
+    raise AssertionError(f"{cid}: fewer than {n} processes: {describe(cp)}")
+
+
+# --------------------------------------------------------------------- ps
+
+
+def _column(out, name):
+    """The values of column NAME (the last column takes the rest of the line)."""
+    lines = out.splitlines()
+    head = lines[0].split()
+    i = head.index(name)
+    last = i == len(head) - 1
+    return sorted(ln.split(None, i)[i] if last else ln.split()[i] for ln in lines[1:] if ln.strip())
+
+
+def test_ps_passes_its_arguments_to_ps_like_runc(runc, sbx, bundle):
+    """`ps ID`, `ps ID -o pid,comm`, `ps ID -e -x`, `--format json`, and a
+    ps command line without a PID column: same status, header and rows."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        b = bundle(["sh", "-c", "sleep 60 & sleep 61; true"], name=f"ps-{name}")
+        cid = f"ps-{name}"
+        _start(call, b, cid)
+        pids = _wait_pids(call, cid, 3)
+        default = call("ps", cid)
+        comm = call("ps", cid, "-o", "pid,comm")
+        ex = call("ps", cid, "-e", "-x")
+        nopid = call("ps", cid, "-o", "comm")
+        badopt = call("ps", cid, "--no-such-ps-option")
+        seen[name] = {
+            "json": sorted(pids) == sorted(json.loads(call("ps", "--format", "json", cid).stdout)),
+            "njson": len(pids),
+            "status": [cp.returncode for cp in (default, comm, ex)],
+            "default_head": default.stdout.splitlines()[0].split(),
+            "default_cmd": _column(default.stdout, "CMD"),
+            "default_pids": sorted(int(p) for p in _column(default.stdout, "PID")) == sorted(pids),
+            "comm": comm.stdout.splitlines()[0].split() + _column(comm.stdout, "COMMAND"),
+            "ex_head": ex.stdout.splitlines()[0].split(),
+            "ex_cmd": _column(ex.stdout, "COMMAND"),
+            "nopid_fails": nopid.returncode != 0,
+            "badopt_fails": badopt.returncode != 0,
+        }
+        call("delete", "--force", cid)
+    assert seen["sbxrun"] == seen["runc"], seen
+    s = seen["sbxrun"]
+    assert s["default_head"] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert s["default_cmd"] == ["sh -c sleep 60 & sleep 61; true", "sleep 60", "sleep 61"]
+    assert s["comm"] == ["PID", "COMMAND", "sh", "sleep", "sleep"]
+    assert s["njson"] == 3 and s["json"] and s["default_pids"]
+    assert s["status"] == [0, 0, 0] and s["nopid_fails"] and s["badopt_fails"]
