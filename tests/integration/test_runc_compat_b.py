@@ -3,12 +3,15 @@ line under runc and sbxrun, comparing exit status and what is observed
 (ps output, cgroup refusals, a read-only /dev with mounts below it, the
 owner of the terminal).  Skipped where runc is not installed."""
 
+import contextlib
 import json
+import os
+import subprocess
 import time
 
 import pytest
 
-from conftest import describe, run_cmd
+from conftest import CGROUP_FSTYPES, all_cgroup_dirs, describe, fstype_of
 
 pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
 
@@ -83,3 +86,82 @@ def test_ps_passes_its_arguments_to_ps_like_runc(runc, sbx, bundle):
     assert s["comm"] == ["PID", "COMMAND", "sh", "sleep", "sleep"]
     assert s["njson"] == 3 and s["json"] and s["default_pids"]
     assert s["status"] == [0, 0, 0] and s["nopid_fails"] and s["badopt_fails"]
+
+
+# --------------------------------------------------------------- cgroups
+
+
+def _freezer_dir(cgpath):
+    """(directory, file, frozen value) of the freezer for cgroup path CGPATH:
+    the v1 freezer hierarchy, else cgroup v2's cgroup.freeze."""
+    for top, d in all_cgroup_dirs(cgpath):
+        if os.path.exists(os.path.join(top, "freezer.state")) or top.rstrip("/").endswith("/freezer"):
+            return d, "freezer.state", ("FROZEN", "THAWED")
+    for top, d in all_cgroup_dirs(cgpath):
+        if os.path.exists(os.path.join(top, "cgroup.subtree_control")):
+            return d, "cgroup.freeze", ("1", "0")
+    pytest.skip("no freezer on this host")
+
+
+def _rmdirs(dirs):
+    """Remove the cgroups a test made itself (a runtime may have already)."""
+    for d in dirs:
+        for _ in range(100):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
+def test_frozen_cgroup_is_refused_like_runc(runc, sbx, bundle, cgroup_parent):
+    """A cgroupsPath naming a frozen cgroup: create fails at once, with
+    either runtime, instead of hanging; nothing is left in the cgroup."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        b = bundle(["true"], name=f"frz-{name}")
+        cgpath = b.config["linux"]["cgroupsPath"]
+        d, f, (frozen, thawed) = _freezer_dir(cgpath)
+        os.makedirs(d)
+        with open(os.path.join(d, f), "w") as fh:
+            fh.write(frozen)
+        try:
+            cp = call("create", "--bundle", b, f"frz-{name}", timeout=30)
+            seen[name] = (cp.returncode != 0, call("list", "-q").stdout.split())
+            if name == "sbxrun":
+                assert "frozen" in cp.stderr, describe(cp)
+        finally:
+            with open(os.path.join(d, f), "w") as fh:
+                fh.write(thawed)
+            call("delete", "--force", f"frz-{name}")
+            _rmdirs([d])
+    assert seen["sbxrun"] == seen["runc"] == (True, []), seen
+
+
+def test_non_empty_cgroup_warns_like_runc(runc, sbx, bundle, cgroup_parent):
+    """A cgroupsPath naming a cgroup that has a process already: create
+    succeeds with a warning about it, as runc's."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        b = bundle(["true"], name=f"busy-{name}")
+        cgpath = b.config["linux"]["cgroupsPath"]
+        squatter = subprocess.Popen(["sleep", "60"])
+        made = []
+        try:
+            for top, d in all_cgroup_dirs(cgpath):
+                if fstype_of(top) in CGROUP_FSTYPES:
+                    os.makedirs(d, exist_ok=True)
+                    made.append(d)
+                    with contextlib.suppress(OSError):  # cpuset: no cpus yet
+                        with open(os.path.join(d, "cgroup.procs"), "w") as fh:
+                            fh.write(str(squatter.pid))
+            cp = call("create", "--bundle", b, f"busy-{name}")
+            seen[name] = (cp.returncode, "not empty" in cp.stderr)
+            call("delete", "--force", f"busy-{name}")
+        finally:
+            squatter.kill()
+            squatter.wait()
+            _rmdirs(made)
+    assert seen["sbxrun"] == seen["runc"] == (0, True), seen
