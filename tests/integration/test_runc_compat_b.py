@@ -165,3 +165,32 @@ def test_non_empty_cgroup_warns_like_runc(runc, sbx, bundle, cgroup_parent):
             squatter.wait()
             _rmdirs(made)
     assert seen["sbxrun"] == seen["runc"] == (0, True), seen
+
+
+# ------------------------------------------------------------ read-only /dev
+
+
+def test_read_only_dev_with_mounts_below_like_runc(runc, sbx, bundle):
+    """/dev a read-only tmpfs with /dev/pts, /dev/shm, /dev/mqueue below:
+    the container runs, the submounts and device nodes are there, /dev
+    itself is read-only."""
+    script = ("cut -d' ' -f5,6 /proc/self/mountinfo | grep '^/dev' | sed 's/,.*//' | sort;"
+              " echo x > /dev/null && echo null-ok; ls /dev/pts/ptmx >/dev/null && echo ptmx-ok;"
+              " touch /dev/newfile 2>/dev/null && echo dev-writable || echo dev-ro;"
+              " touch /dev/shm/f && echo shm-writable")
+    seen = {}
+    for name, call in both(runc, sbx):
+        b = bundle(["sh", "-c", script], name=f"rodev-{name}")
+        for m in b.config["mounts"]:
+            if m["destination"] == "/dev":
+                m["options"] = [*m.get("options", []), "ro"]
+        b.write()
+        cp = call("run", "--bundle", b, f"rodev-{name}")
+        seen[name] = (cp.returncode, cp.stdout.splitlines())
+        call("delete", "--force", f"rodev-{name}")
+    assert seen["sbxrun"] == seen["runc"], seen
+    code, out = seen["sbxrun"]
+    assert code == 0
+    for line in ("/dev ro", "/dev/pts rw", "/dev/shm rw", "/dev/mqueue rw", "null-ok", "ptmx-ok", "dev-ro",
+                 "shm-writable"):
+        assert line in out, out
