@@ -5,6 +5,9 @@ owner of the terminal).  Skipped where runc is not installed."""
 
 import contextlib
 import json
+import pty
+import select
+import signal
 import os
 import subprocess
 import time
@@ -16,7 +19,7 @@ from conftest import CGROUP_FSTYPES, all_cgroup_dirs, describe, fstype_of
 pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
 
 # runc with a private --root, its containers deleted at teardown
-from test_runc_compat import runc  # noqa: E402,F401  (a fixture)
+from test_runc_compat import RUNC as RUNC_BIN, runc  # noqa: E402,F401  (a fixture)
 
 
 def both(runc, sbx):
@@ -194,3 +197,70 @@ def test_read_only_dev_with_mounts_below_like_runc(runc, sbx, bundle):
     for line in ("/dev ro", "/dev/pts rw", "/dev/shm rw", "/dev/mqueue rw", "null-ok", "ptmx-ok", "dev-ro",
                  "shm-writable"):
         assert line in out, out
+
+
+# ---------------------------------------------------------- terminal owner
+
+
+def _in_pty(argv, timeout=30):
+    """Run ARGV with a terminal of its own as controlling terminal and
+    stdio (runc opens /dev/tty); (exit status, what it wrote)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execv(argv[0], [str(a) for a in argv])
+        finally:
+            os._exit(127)
+    out, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the other side is closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def _tty_owner(out):
+    """(mode, uid, gid) of `ls -ln $(tty)` output, and what tty printed."""
+    lines = [ln.strip() for ln in out.replace("\r", "").splitlines() if ln.strip()]
+    assert len(lines) == 2, out
+    f = lines[1].split()
+    return lines[0].startswith("/dev/pts/"), f[0], f[2], f[3]
+
+
+def test_terminal_belongs_to_the_user_like_runc(runc, sbx, bundle, tmp_path):
+    """process.terminal with process.user 1000:1000: the pty slave is owned
+    by uid 1000 and the devpts mount's gid= group (tty, 5), in run and in
+    exec --tty, under both runtimes."""
+    script = "tty; ls -ln $(tty)"
+    argv = {"runc": [RUNC_BIN, "--root", tmp_path / "runc-root"], "sbxrun": sbx.argv()}  # as the runc fixture
+    seen = {}
+    for name, call in both(runc, sbx):
+        b = bundle(["sh", "-c", script], name=f"tty-{name}", terminal=True)
+        b.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+        b.write()
+        rc, out = _in_pty([*argv[name], "run", "--bundle", b, f"tty-{name}"])
+        assert rc == 0, out
+        run_owner = _tty_owner(out)
+        call("delete", "--force", f"tty-{name}")
+
+        b2 = bundle(["sleep", "60"], name=f"ttyx-{name}")
+        _start(call, b2, f"ttyx-{name}")
+        rc, out = _in_pty([*argv[name], "exec", "--tty", "--user", "1000:1000", f"ttyx-{name}", "sh", "-c",
+                           script])
+        assert rc == 0, out
+        seen[name] = (run_owner, _tty_owner(out))
+        call("delete", "--force", f"ttyx-{name}")
+    assert seen["sbxrun"] == seen["runc"], seen
+    assert seen["sbxrun"][0] == seen["sbxrun"][1] == (True, "crw--w----", "1000", "5"), seen

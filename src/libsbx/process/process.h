@@ -90,6 +90,11 @@ int sbx_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_er
 /* Same with the slave already open (fd is consumed; slave names it in
    messages).  */
 int sbx_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err);
+/* The terminal on fd 0 (set up as above) given to the process's user,
+   process.user.uid (p may be NULL: root), before it drops privileges; its
+   group stays the one devpts gave it (the mount's gid= option).  A uid the
+   user namespace does not map leaves it as it is.  */
+int sbx_pty_give (const oci_process *p, sbx_error **err);
 /* Send / receive one fd with SCM_RIGHTS (with a short text payload, the
    pty name, as runc sends).  recv returns the fd.  */
 int sbx_send_fd (int sock, int fd, const char *name, sbx_error **err);
