@@ -616,8 +616,8 @@ def test_ps_lists_host_pids_including_exec(sbx, bundle, tmp_path):
     assert cmdline(epid) == [b"sleep", b"999"]
 
     table = sbx.ok("ps", cid).stdout.splitlines()
-    assert table[0].split()[0] == "PID", table
-    listed = {int(r.split()[0]) for r in table[1:] if r.strip()}
+    assert table[0].split()[:2] == ["UID", "PID"], table  # ps -ef's columns, as runc
+    listed = {int(r.split()[1]) for r in table[1:] if r.strip()}
     assert listed == {pid, epid}, table
     sbx.ok("kill", "--all", cid, "KILL")
     assert ex.finish()[0] == 128 + signal.SIGKILL

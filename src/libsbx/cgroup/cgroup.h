@@ -44,6 +44,10 @@ int sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cg
 int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                      sbx_error **err);
 int sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err);
+/* Before make, for a cgroup that may exist already: refuse one that is
+   frozen (v1 freezer, v2 cgroup.freeze, also through an ancestor), where
+   the container would hang; warn if it has processes.  */
+int sbx_cgroup_check_existing (sbx_cgroup *cg, sbx_error **err);
 /* The container's init is in the cgroup for good: with --systemd-cgroup,
    the placeholder that kept the new scope alive until then goes (and
    pids.limit, raised by one for it, is set as configured).  */

@@ -371,6 +371,67 @@ create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error
   return 0;
 }
 
+/* The freezer state a process placed at dir would get: v1 freezer.state
+   (which reports an ancestor's freezing too), v2 cgroup.events' effective
+   "frozen 1" or cgroup.freeze.  A missing dir takes its nearest existing
+   ancestor's state, up to the mount point.  */
+static bool
+dir_frozen (const sbx_cg_hier *h)
+{
+  cleanup_free char *d = xstrdup (h->dir);
+  for (;;)
+    {
+      cleanup_free char *path = NULL, *text = NULL;
+      size_t len = 0;
+      char *slash;
+      if (access (d, F_OK) == 0)
+        {
+          if (!h->unified)
+            {
+              path = xasprintf ("%s/freezer.state", d);
+              return sbx_read_file (path, 64, &text, &len, NULL) == 0
+                     && (sbx_has_prefix (text, "FROZEN") || sbx_has_prefix (text, "FREEZING"));
+            }
+          path = xasprintf ("%s/cgroup.events", d);
+          if (sbx_read_file (path, 4096, &text, &len, NULL) == 0 && strstr (text, "frozen 1"))
+            return true;
+          free (path), free (text);
+          path = text = NULL;
+          path = xasprintf ("%s/cgroup.freeze", d);
+          return sbx_read_file (path, 64, &text, &len, NULL) == 0 && text[0] == '1';
+        }
+      slash = strrchr (d, '/');
+      if (!slash || strlen (d) <= strlen (h->mountpoint))
+        return false;
+      *slash = '\0';
+    }
+}
+
+int
+sbx_cgroup_check_existing (sbx_cgroup *cg, sbx_error **err)
+{
+  size_t n = 0;
+  cleanup_free pid_t *pids = NULL;
+  for (size_t i = 0; i < cg->n; i++)
+    {
+      const sbx_cg_hier *h = &cg->h[i];
+      if ((h->unified || strstr (h->controllers, "freezer")) && dir_frozen (h))
+        return sbx_error_set (err, EBUSY,
+                              "linux.cgroupsPath `%s`: the cgroup `%s` is frozen (%s); thaw it "
+                              "first, a container started there would hang",
+                              sbx_cgroup_path (cg), h->dir, h->unified ? "cgroup.freeze" : "freezer.state");
+    }
+  for (size_t i = 0; i < cg->n; i++)
+    if (access (cg->h[i].dir, F_OK) == 0)
+      {
+        if (sbx_cgroup_pids (cg, &pids, &n, NULL) == 0 && n > 0)
+          sbx_warn ("the container's cgroup `%s` is not empty: %zu process(es) found", sbx_cgroup_path (cg),
+                    n);
+        break;
+      }
+  return 0;
+}
+
 int
 sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
 {

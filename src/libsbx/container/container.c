@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -34,7 +35,6 @@
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
-
 
 /* ---------------------------------------------------------------- common */
 
@@ -337,30 +337,140 @@ sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, s
   return r;
 }
 
-/* The command line of pid as ps shows it: NULs as spaces, "" if gone.  */
-static void
-print_cmdline (FILE *out, pid_t pid)
+/* Run ps(1) with args (NULL-terminated, argv[0] excluded) and return its
+   stdout and stderr together, malloc'd; on failure the error carries them.  */
+static char *
+run_ps (char **args, sbx_error **err)
 {
-  char path[64], buf[4096];
-  ssize_t n;
-  cleanup_close int fd = -1;
-  snprintf (path, sizeof path, "/proc/%d/cmdline", pid);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  n = fd < 0 ? -1 : sbx_read_all (fd, buf, sizeof buf - 1);
-  if (n <= 0)
-    n = 0;
-  for (ssize_t k = 0; k < n; k++)
-    if (buf[k] == '\0')
-      buf[k] = ' ';
-  buf[n] = '\0';
-  fprintf (out, "%-8d %s\n", pid, buf);
+  size_t nargs = 0, len = 0, cap = 4096;
+  int fds[2], status = 0;
+  cleanup_free char **argv = NULL;
+  cleanup_free char *buf = NULL;
+  pid_t pid;
+
+  while (args && args[nargs])
+    nargs++;
+  argv = xmalloc0 ((nargs + 2) * sizeof *argv);
+  argv[0] = (char *)"ps";
+  for (size_t k = 0; k < nargs; k++)
+    argv[k + 1] = args[k];
+  if (nargs == 0)
+    argv[1] = (char *)"-ef";
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    return sbx_error_sys (err, "pipe for ps"), NULL;
+  pid = fork ();
+  if (pid < 0)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return sbx_error_sys (err, "fork for ps"), NULL;
+    }
+  if (pid == 0)
+    {
+      int devnull = open ("/dev/null", O_RDONLY);
+      if (devnull < 0 || dup2 (devnull, 0) < 0 || dup2 (fds[1], 1) < 0 || dup2 (fds[1], 2) < 0)
+        _exit (127);
+      syscall (SYS_close_range, 3, ~0U, 0);
+      execvp ("ps", argv);
+      dprintf (2, "cannot run `ps`: %s\n", strerror (errno));
+      _exit (127);
+    }
+  close (fds[1]);
+  buf = xmalloc0 (cap);
+  for (;;)
+    {
+      ssize_t r;
+      if (len + 1 >= cap)
+        buf = xrealloc (buf, cap *= 2);
+      r = read (fds[0], buf + len, cap - len - 1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      len += (size_t)r;
+    }
+  buf[len] = '\0';
+  close (fds[0]);
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return sbx_error_sys (err, "wait for ps"), NULL;
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      int code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+      while (len && buf[len - 1] == '\n')
+        buf[--len] = '\0';
+      return sbx_error_set (err, ECHILD, "ps exited with status %d: %s", code, buf), NULL;
+    }
+  {
+    char *r = buf;
+    buf = NULL;
+    return r;
+  }
+}
+
+/* The whitespace-separated field of line[0..len) numbered col (0-based):
+   its start, and its length in *flen; NULL if the line has fewer fields.  */
+static const char *
+nth_field (const char *line, size_t len, int col, size_t *flen)
+{
+  for (size_t k = 0; k < len;)
+    {
+      size_t e;
+      while (k < len && (line[k] == ' ' || line[k] == '\t'))
+        k++;
+      if (k == len)
+        break;
+      for (e = k; e < len && line[e] != ' ' && line[e] != '\t'; e++)
+        ;
+      if (col-- == 0)
+        {
+          *flen = e - k;
+          return line + k;
+        }
+      k = e;
+    }
+  return NULL;
+}
+
+/* Number of the PID column of ps's header line, or -1.  */
+static int
+pid_column (const char *line, size_t len)
+{
+  const char *f;
+  size_t flen;
+  for (int col = 0; (f = nth_field (line, len, col, &flen)); col++)
+    if (flen == 3 && memcmp (f, "PID", 3) == 0)
+      return col;
+  return -1;
+}
+
+/* The pid in column col of line; -1 if there is none (a blank line), -2 if
+   it is not a number.  */
+static long
+field_pid (const char *line, size_t len, int col)
+{
+  size_t flen;
+  const char *f = nth_field (line, len, col, &flen);
+  long v = 0;
+  if (!f)
+    return -1;
+  for (size_t j = 0; j < flen; j++)
+    {
+      if (f[j] < '0' || f[j] > '9' || v > 1L << 32)
+        return -2;
+      v = v * 10 + (f[j] - '0');
+    }
+  return v;
 }
 
 int
-sbx_container_ps (const char *root, const char *id, bool json, FILE *out, sbx_error **err)
+sbx_container_ps (const char *root, const char *id, bool json, char **ps_args, FILE *out, sbx_error **err)
 {
   cleanup_free pid_t *pids = NULL;
+  cleanup_free char *text = NULL;
   size_t n = 0;
+  const char *nl;
+  int col;
   if (sbx_container_pids (root, id, &pids, &n, err) < 0)
     return -1;
   if (json)
@@ -371,9 +481,32 @@ sbx_container_ps (const char *root, const char *id, bool json, FILE *out, sbx_er
       fprintf (out, "]\n");
       return 0;
     }
-  fprintf (out, "%-8s %s\n", "PID", "CMD");
-  for (size_t k = 0; k < n; k++)
-    print_cmdline (out, pids[k]);
+  if (!(text = run_ps (ps_args, err)))
+    return -1;
+  nl = strchr (text, '\n');
+  col = pid_column (text, nl ? (size_t)(nl - text) : strlen (text));
+  if (col < 0)
+    return sbx_error_set (err, EINVAL, "no PID column in the output of ps (its header: `%.*s`)",
+                          (int)(nl ? nl - text : (ptrdiff_t)strlen (text)), text);
+  fprintf (out, "%.*s\n", (int)(nl ? nl - text : (ptrdiff_t)strlen (text)), text);
+  for (const char *line = nl ? nl + 1 : NULL; line && *line; line = nl ? nl + 1 : NULL)
+    {
+      size_t len;
+      long p;
+      nl = strchr (line, '\n');
+      len = nl ? (size_t)(nl - line) : strlen (line);
+      p = field_pid (line, len, col);
+      if (p == -1)
+        continue; /* blank line */
+      if (p == -2)
+        return sbx_error_set (err, EINVAL, "cannot parse the PID of ps line `%.*s`", (int)len, line);
+      for (size_t k = 0; k < n; k++)
+        if (pids[k] == (pid_t)p)
+          {
+            fprintf (out, "%.*s\n", (int)len, line);
+            break;
+          }
+    }
   return 0;
 }
 
@@ -413,7 +546,8 @@ sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_erro
         }
       else
         fprintf (out, "%-24s %-8d %-8s %-40s %-32s %s\n", *id, strcmp (status, "stopped") ? s->st->pid : 0,
-                 status, s->st->bundle, s->st->created ? s->st->created : "", s->st->owner ? s->st->owner : "");
+                 status, s->st->bundle, s->st->created ? s->st->created : "",
+                 s->st->owner ? s->st->owner : "");
       first = false;
       sbx_state_free (s);
     }

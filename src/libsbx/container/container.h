@@ -54,8 +54,11 @@ int sbx_container_kill (const char *root, const char *id, int signo, bool all, s
 int sbx_container_delete (const char *root, const char *id, bool force, sbx_error **err);
 int sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *n,
                         sbx_error **err);
-/* `ps`: the pids as a JSON array, or a PID / CMD table (from /proc).  */
-int sbx_container_ps (const char *root, const char *id, bool json, FILE *out, sbx_error **err);
+/* `ps`: the pids as a JSON array, or the output of ps(1) run with ps_args
+   (NULL or empty: -ef), its header and the lines whose PID column is one
+   of the container's processes.  */
+int sbx_container_ps (const char *root, const char *id, bool json, char **ps_args, FILE *out,
+                      sbx_error **err);
 /* `list`: every container under root as a table, a JSON array of OCI
    states, or (quiet) only the IDs.  */
 int sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_error **err);

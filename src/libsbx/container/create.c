@@ -582,6 +582,11 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
       sbx_cgroup *cg = NULL;
       if (sbx_cgroup_plan (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup, &cg, err) < 0)
         return -1;
+      if (sbx_cgroup_check_existing (cg, err) < 0)
+        {
+          sbx_cgroup_free (cg); /* not ours to remove */
+          return -1;
+        }
       cr->cg = cg;
       cr->state->st->cgroup = sbx_cgroup_describe (cg);
       if (sbx_state_save (cr->state, err) < 0)

@@ -72,7 +72,7 @@ exec_process_main (struct exec_child *x, sbx_exec_prep *prep)
           close (peer);
           goto fail;
         }
-      if (sbx_process_pty_setup_slave_fd (peer, slave, p->console_size, &err) < 0)
+      if (sbx_process_pty_setup_slave_fd (peer, slave, p->console_size, &err) < 0 || sbx_process_pty_give (p, &err) < 0)
         goto fail;
     }
   {

@@ -220,6 +220,8 @@ take_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
       r = sbx_process_sync_send_text (cr->sync_child, SYNC_PTY, t->master, t->slave, err);
       if (r == 0)
         r = sbx_process_pty_setup_slave_fd (steal_fd (&t->peer), t->slave, cr->c->process->console_size, err);
+      if (r == 0)
+        r = sbx_process_pty_give (cr->c->process, err);
     }
   else if (setsid () < 0)
     /* Without a terminal too the init leads a session of its own, as

@@ -100,6 +100,9 @@ struct sbx_mount_ctx
 int sbx_rootfs_propagation (const oci_config *c, unsigned long *out, sbx_error **err);
 /* (fs/mounts.c) One mounts[] entry.  */
 int sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err);
+/* (fs/mounts.c) A tmpfs on /dev with "ro": mounted read-write, made
+   read-only once everything below it exists.  */
+bool sbx_mount_is_ro_dev (const oci_mount *m);
 /* (fs/mounts.c) MS_REMOUNT|MS_BIND of the mount behind fd: keep its current
    flags except those explicitly cleared, add set.  target is where mount(2)
    is pointed.  */

@@ -455,6 +455,22 @@ userns_fallback (const char *type)
   return NULL;
 }
 
+bool
+sbx_mount_is_ro_dev (const oci_mount *m)
+{
+  sbx_mount_opts mo;
+  cleanup_free char *clean = NULL;
+  bool r;
+  if (!m->type || strcmp (m->type, "tmpfs") != 0 || !m->destination)
+    return false;
+  clean = sbx_fs_mount_dest_clean (m->destination);
+  if (strcmp (clean, "/dev") != 0 || sbx_fs_mount_opts_parse (m->options, m->options_len, &mo, NULL) < 0)
+    return false;
+  r = (mo.flags & MS_RDONLY) && !mo.bind && !mo.tmpcopyup;
+  sbx_fs_mount_opts_clear (&mo);
+  return r;
+}
+
 int
 sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
 {
@@ -471,6 +487,10 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
       return sbx_error_set (err, EOPNOTSUPP, "idmapped mounts (uidMappings/gidMappings)");
     }
   bind = mo.bind || (type && strcmp (type, "bind") == 0);
+  /* A read-only /dev gets its mount points (/dev/pts...) and device nodes
+     first: it is remounted read-only at the end (sbx_fs_rootfs_finish).  */
+  if (sbx_mount_is_ro_dev (m))
+    mo.flags &= ~MS_RDONLY;
 
   if (bind)
     {

@@ -234,6 +234,16 @@ sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error *
   if (rootfd < 0)
     return sbx_error_sys (err, "open /");
   have_proc = statfs ("/proc/self/fd", &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+  for (size_t i = 0; i < c->mounts_len; i++)
+    if (sbx_mount_is_ro_dev (c->mounts[i]))
+      {
+        char p[FDPATH_MAX];
+        cleanup_close int dfd = sbx_fs_root_resolve (rootfd, "/dev", SBX_RESOLVE_EXISTING, err);
+        if (dfd < 0)
+          return sbx_error_wrap (err, "mounts[%zu] (/dev): read-only remount", i);
+        if (sbx_bind_remount (dfd, target_of (p, dfd, "/dev", have_proc), MS_RDONLY, 0) < 0)
+          return sbx_error_sys (err, "mounts[%zu]: remount /dev read-only", i);
+      }
   for (size_t i = 0; l && i < l->masked_paths_len; i++)
     if (mask_path (rootfd, l->masked_paths[i], have_proc, &nullfd, err) < 0)
       return sbx_error_wrap (err, "maskedPaths[%zu] (%s)", i, l->masked_paths[i]);

@@ -88,6 +88,11 @@ int sbx_process_pty_open_peer (int master, const char *slave, sbx_error **err);
    slave names it in messages): setsid, TIOCSCTTY, dup onto 0/1/2, apply
    consoleSize (may be NULL).  */
 int sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err);
+/* The terminal on fd 0 (set up as above) given to the process's user,
+   process.user.uid (p may be NULL: root), before it drops privileges; its
+   group stays the one devpts gave it (the mount's gid= option).  A uid the
+   user namespace does not map leaves it as it is.  */
+int sbx_process_pty_give (const oci_process *p, sbx_error **err);
 /* Send / receive one fd with SCM_RIGHTS (with a short text payload, the
    pty name, as runc sends).  recv returns the fd.  */
 int sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err);

@@ -71,6 +71,22 @@ sbx_process_pty_open_peer (int master, const char *slave, sbx_error **err)
 }
 
 int
+sbx_process_pty_give (const oci_process *p, sbx_error **err)
+{
+  uid_t uid = p && p->user ? p->user->uid : 0;
+  struct stat sb;
+  if (fstat (0, &sb) < 0)
+    return sbx_error_sys (err, "stat the terminal");
+  if (sb.st_uid == uid || fchown (0, uid, (gid_t)-1) == 0)
+    return 0;
+  if (errno == EINVAL || errno == EPERM)
+    {
+      sbx_debug ("terminal: cannot give it to uid %u: %s", (unsigned)uid, strerror (errno));
+      return 0;
+    }
+  return sbx_error_sys (err, "give the terminal to process.user.uid %u", (unsigned)uid);
+}
+
 sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err)
 {
   /* A fresh session is needed to take a controlling terminal; EPERM only
