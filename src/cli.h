@@ -11,12 +11,13 @@
 
 typedef struct
 {
-  const char *root;      /* state root, default /run/sbxrun */
+  const char *root;      /* state root (sbx_default_state_root) */
   const char *log;       /* --log FILE */
   const char *log_format;
   bool debug;
   bool systemd_cgroup;
-  const char *rootless;
+  const char *rootless;   /* --rootless VALUE as given, NULL for auto */
+  bool rootless_on;       /* what it resolved to (sbx_rootless_resolve) */
   const char *criu;      /* --criu PATH, default "criu" */
 } sbx_globals;
 

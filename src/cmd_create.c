@@ -72,6 +72,7 @@ sbx_create_parse (const sbx_command *cmd, sbx_globals *g, int argc, char **argv,
   o->root = g->root;
   o->id = argv[i];
   o->systemd_cgroup = g->systemd_cgroup;
+  o->rootless = g->rootless_on;
   return 0;
 }
 

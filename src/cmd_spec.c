@@ -53,7 +53,7 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
     return sbx_error_sys (err, "spec: bundle `%s`", a.bundle);
   if (faccessat (dirfd, "config.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
     return sbx_error_set (err, EEXIST, "spec: `%s/config.json` already exists", a.bundle);
-  if (sbx_spec_default (a.rootless || (g->rootless && strcmp (g->rootless, "false") != 0), &c, err) < 0)
+  if (sbx_spec_default (a.rootless || (g->rootless && strcmp (g->rootless, "true") == 0), &c, err) < 0)
     return -1;
   json = ocispec_generate (&oci_config_type, c, true, &len);
   oci_config_free (c);

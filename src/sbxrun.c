@@ -25,12 +25,14 @@ print_help (int fd)
   for (const sbx_command **c = commands; *c; c++)
     dprintf (fd, "  %-12s %s\n", (*c)->name, (*c)->summary);
   dprintf (fd, "\nGlobal options:\n"
-               "  --root DIR             state directory root (default /run/sbxrun)\n"
+               "  --root DIR             state directory root (default /run/sbxrun; as a user\n"
+               "                         $XDG_RUNTIME_DIR/sbxrun)\n"
                "  --log FILE             write diagnostics to FILE\n"
                "  --log-format FORMAT    text (default) or json\n"
                "  --debug                verbose diagnostics\n"
                "  --systemd-cgroup       cgroups through systemd (cgroupsPath slice:prefix:name)\n"
-               "  --rootless [VALUE]     accepted for compatibility\n"
+               "  --rootless [VALUE]     auto (default: when not root or in a partial user\n"
+               "                         namespace), true or false: run without host privileges\n"
                "  --criu PATH            the criu binary for checkpoint/restore (default criu)\n"
                "  -v, --version          print the version and features\n"
                "  -h, --help             show this help\n\n"
@@ -49,7 +51,8 @@ print_version (const sbx_globals *g)
 int
 main (int argc, char **argv)
 {
-  sbx_globals g = { .root = "/run/sbxrun", .log_format = "text" };
+  sbx_globals g = { .log_format = "text" };
+  cleanup_free char *default_root = NULL;
   cleanup_error sbx_error *err = NULL;
   enum { O_ROOT = 256, O_LOG, O_LOG_FORMAT, O_DEBUG, O_SYSTEMD, O_ROOTLESS, O_CRIU };
   static const struct option opts[] = {
@@ -88,6 +91,13 @@ main (int argc, char **argv)
                  argv[optind - 1]);
         return 1;
       }
+  if (sbx_rootless_resolve (g.rootless, &g.rootless_on, &err) < 0)
+    {
+      sbx_log_error (err);
+      return 1;
+    }
+  if (g.root == NULL)
+    g.root = default_root = sbx_default_state_root ();
   if (version) /* after the loop: --criu may follow -v */
     {
       print_version (&g);

@@ -82,6 +82,9 @@ int sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err);
    without changing the value, touching nothing: create calls it before
    anything exists.  */
 int sbx_cgroup_validate (const oci_resources *r, sbx_error **err);
+/* The linux.resources members that ask for a limit (devices rules are
+   not limits), comma-separated, or NULL when none.  Allocated.  */
+char *sbx_cgroup_limits_named (const oci_resources *r);
 int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
 /* Staging of the container init, so that the runtime's own work is not
    charged to the container (a 512 KiB memory limit must still run

@@ -245,3 +245,33 @@ sbx_cgroup_validate (const oci_resources *r, sbx_error **err)
     return -1;
   return 0;
 }
+
+char *
+sbx_cgroup_limits_named (const oci_resources *r)
+{
+  char buf[256] = "";
+  if (r == NULL)
+    return NULL;
+  const struct
+  {
+    bool set;
+    const char *name;
+  } k[] = {
+    { r->memory != NULL, "memory" },
+    { r->cpu != NULL, "cpu" },
+    { r->pids != NULL, "pids" },
+    { r->block_io != NULL, "blockIO" },
+    { r->hugepage_limits_len > 0, "hugepageLimits" },
+    { r->network != NULL, "network" },
+    { r->rdma_len > 0, "rdma" },
+    { r->unified_len > 0, "unified" },
+  };
+  for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+    if (k[i].set)
+      {
+        if (buf[0])
+          strcat (buf, ", ");
+        strcat (buf, k[i].name);
+      }
+  return buf[0] ? xstrdup (buf) : NULL;
+}

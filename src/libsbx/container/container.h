@@ -32,6 +32,7 @@ typedef struct
   bool no_pivot;
   bool no_new_keyring;
   bool systemd_cgroup;
+  bool rootless;              /* --rootless resolved: no host privileges */
   bool detach;                /* run only */
   bool keep;                  /* run only: keep the state after exit */
   bool overlay;               /* --overlay (or the annotation, fs.h) */

@@ -516,6 +516,35 @@ sbx_container_find_pod_policy (const char *root, const char *id, const oci_confi
   return 0;
 }
 
+/* An unprivileged caller that may not make the container's cgroup (no
+   delegated subtree): like runc, run without one when nothing asks for a
+   limit, and refuse when linux.resources does (docs/rootless.md).  Returns
+   1 to go on without a cgroup, or <0 with ERR.  */
+static int
+rootless_without_cgroup (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
+{
+  int e = (*err)->errno_;
+  if (!o->rootless || (e != EACCES && e != EPERM && e != EROFS))
+    return -1;
+  cleanup_free char *limits = sbx_cgroup_limits_named (cr->c->linux ? cr->c->linux->resources : NULL);
+  if (limits)
+    return sbx_error_set (err, 0,
+                          "linux.resources: %s requested, but an unprivileged caller has no writable "
+                          "cgroup to apply them in (%s: %s); remove them, or run where a cgroup "
+                          "subtree is delegated to the user",
+                          limits, (*err)->msg, strerror (e));
+  sbx_warn ("rootless: no writable cgroup (%s: %s): the container runs without memory, cpu, pids "
+            "and I/O limits, and cannot be paused, updated or listed by ps",
+            (*err)->msg, strerror (e));
+  sbx_error_freep (err);
+  sbx_cgroup_destroy (cr->cg, NULL);
+  sbx_cgroup_free (cr->cg);
+  cr->cg = NULL;
+  free (cr->state->st->cgroup);
+  cr->state->st->cgroup = NULL;
+  return sbx_state_save (cr->state, err) < 0 ? -1 : 1;
+}
+
 /* Everything of create before the init exists: the config checked, the
    state directory with the saved config, the cgroup with its limits (the
    memory limit held at *restore_limit's cap, see setup_memory_cap).  */
@@ -593,9 +622,13 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
         return -1;
       sbx_test_kill_point ("create:cgroup-recorded");
       if (sbx_cgroup_make (cg, err) < 0)
-        return -1;
+        {
+          int r = rootless_without_cgroup (o, cr, err);
+          if (r <= 0)
+            return r;
+        }
       sbx_test_kill_point ("create:cgroup");
-      if (c->linux && c->linux->resources)
+      if (cr->cg && c->linux && c->linux->resources)
         {
           int64_t cap = 0;
           sbx_cgroup_add_default_devices (c->linux->resources);
@@ -660,7 +693,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     goto fail;
   sbx_test_kill_point ("create:spawned");
 
-  if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_process_ns_write_id_maps (pid, c->linux, err) < 0)
+  if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_process_ns_write_id_maps (pid, c->linux, cr->o->rootless, err) < 0)
     goto fail;
   if (sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
     goto fail;

@@ -291,6 +291,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
 
   if (sbx_process_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
+  prctl (PR_SET_DUMPABLE, 0);
   if (c->process && sbx_process_cpu_affinity_apply (c->process, true, err) < 0)
     return -1;
   if (cr->fork_init)
@@ -542,7 +543,11 @@ sbx_init_main (sbx_creator *cr)
   /* Die with the runtime during setup; non-dumpable keeps container
      processes away from our /proc/<pid>/exe (CVE-2019-5736).  */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
-  prctl (PR_SET_DUMPABLE, 0);
+  /* An unprivileged runtime writes our uid_map, which it may only open
+     while we are dumpable: until SYNC_GO (setup), when only our code runs
+     in a user namespace with nothing mapped.  */
+  if (!(cr->o->rootless && (cr->plan.new_flags & CLONE_NEWUSER)))
+    prctl (PR_SET_DUMPABLE, 0);
 
   cr->hooks_pid = cr->state->st->pid;
   if (setup (cr, &state_json, &err) < 0)

@@ -116,6 +116,13 @@ int sbx_remove_tree_at (int dirfd, const char *name);
 int sbx_check_private_dir (int fd, const char *path, const char *what, sbx_error **err);
 int sbx_open_private_dir (const char *path, bool create, const char *what, sbx_error **err);
 
+/* --rootless: NULL or "auto" means rootless when euid != 0 or in a user
+   namespace that does not map every id; "true"/"false" force it.  */
+int sbx_rootless_resolve (const char *flag, bool *rootless, sbx_error **err);
+/* /run/sbxrun for root, else $XDG_RUNTIME_DIR/sbxrun (/run/user/UID/sbxrun
+   without it).  Allocated.  */
+char *sbx_default_state_root (void);
+
 /* The fds sbxrun was started with (>= 3), recorded before it opens any:
    only those may be passed to a container (--preserve-fds, LISTEN_FDS).  */
 void sbx_inherited_fds_snapshot (void);

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <sys/syscall.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -150,8 +152,90 @@ write_map (int procfd, pid_t pid, const char *file, oci_id_mapping *const *m, si
   return sbx_proc_write (procfd, rel, buf, len, err);
 }
 
+/* Ranges beyond the caller's own id need the setuid newuidmap/newgidmap
+   (package uidmap), which check them against /etc/subuid and /etc/subgid.
+   Its stderr is the error's text.  */
+static int
+run_idmap_helper (const char *tool, pid_t pid, oci_id_mapping *const *m, size_t n, sbx_error **err)
+{
+  size_t argc = 0;
+  cleanup_strv char **argv = xmalloc0 ((3 * n + 3) * sizeof *argv);
+  char out[512];
+  ssize_t len = 0, r;
+  int pfd[2], status;
+  pid_t child;
+
+  argv[argc++] = xstrdup (tool);
+  argv[argc++] = xasprintf ("%d", pid);
+  for (size_t i = 0; i < n; i++)
+    {
+      argv[argc++] = xasprintf ("%u", m[i]->container_id);
+      argv[argc++] = xasprintf ("%u", m[i]->host_id);
+      argv[argc++] = xasprintf ("%u", m[i]->size);
+    }
+  if (pipe2 (pfd, O_CLOEXEC) < 0)
+    return sbx_error_sys (err, "pipe for %s", tool);
+  child = fork ();
+  if (child == 0)
+    {
+      int devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (devnull < 0 || dup2 (devnull, 0) < 0 || dup2 (pfd[1], 1) < 0 || dup2 (pfd[1], 2) < 0)
+        _exit (127);
+      syscall (SYS_close_range, 3, ~0U, 0);
+      execvp (tool, argv);
+      dprintf (2, "cannot run `%s`: %s (install the uidmap package)", tool, strerror (errno));
+      _exit (127);
+    }
+  close (pfd[1]);
+  while (child > 0 && (r = read (pfd[0], out + len, sizeof out - 1 - len)) != 0)
+    if (r > 0)
+      len += r;
+    else if (errno != EINTR || len >= (ssize_t) sizeof out - 1)
+      break;
+  close (pfd[0]);
+  out[len] = '\0';
+  while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+    out[--len] = '\0';
+  if (child < 0)
+    return sbx_error_sys (err, "fork for %s", tool);
+  while (waitpid (child, &status, 0) < 0)
+    if (errno != EINTR)
+      return sbx_error_sys (err, "wait for %s", tool);
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    return sbx_error_set (err, EPERM, "%s failed (%s): the ranges must be granted in /etc/sub%cid", tool,
+                          len ? out : "no message", tool[3] == 'u' ? 'u' : 'g');
+  return 0;
+}
+
+/* Only the caller's own id, once: what an unprivileged user may map.  */
+static bool
+maps_only_self (oci_id_mapping *const *m, size_t n, unsigned self)
+{
+  return n == 1 && m[0]->host_id == self && m[0]->size == 1;
+}
+
+static int
+write_one_map (int procfd, pid_t pid, bool rootless, bool gid, oci_id_mapping *const *m, size_t n,
+               sbx_error **err)
+{
+  char rel[64];
+  unsigned self = gid ? getegid () : geteuid ();
+  if (rootless && !maps_only_self (m, n, self))
+    return run_idmap_helper (gid ? "newgidmap" : "newuidmap", pid, m, n, err);
+  /* Without CAP_SETGID over the parent namespace the kernel takes a gid_map
+     only once setgroups is denied, so that dropping groups cannot uncover
+     files a negative group permission hides.  */
+  if (rootless && gid)
+    {
+      snprintf (rel, sizeof rel, "%d/setgroups", pid);
+      if (sbx_proc_write (procfd, rel, "deny", 4, err) < 0)
+        return -1;
+    }
+  return write_map (procfd, pid, gid ? "gid_map" : "uid_map", m, n, err);
+}
+
 int
-sbx_process_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err)
+sbx_process_ns_write_id_maps (pid_t pid, const oci_linux *l, bool rootless, sbx_error **err)
 {
   cleanup_close int procfd = -1;
 
@@ -171,10 +255,12 @@ sbx_process_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err)
   procfd = sbx_proc_open (AT_FDCWD, "/proc", err);
   if (procfd < 0)
     return -1;
-  if (write_map (procfd, pid, "uid_map", none ? self_u : l->uid_mappings, none ? 1 : l->uid_mappings_len, err)
+  if (write_one_map (procfd, pid, rootless, false, none ? self_u : l->uid_mappings,
+                     none ? 1 : l->uid_mappings_len, err)
       < 0)
     return sbx_error_wrap (err, "linux.uidMappings");
-  if (write_map (procfd, pid, "gid_map", none ? self_g : l->gid_mappings, none ? 1 : l->gid_mappings_len, err)
+  if (write_one_map (procfd, pid, rootless, true, none ? self_g : l->gid_mappings,
+                     none ? 1 : l->gid_mappings_len, err)
       < 0)
     return sbx_error_wrap (err, "linux.gidMappings");
   return 0;

@@ -160,7 +160,7 @@ const char *sbx_process_ns_proc_name (int flag);
 extern const char *const sbx_ns_names[];
 
 /* Write /proc/<pid>/{uid,gid}_map from linux.{uid,gid}Mappings.  */
-int sbx_process_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err);
+int sbx_process_ns_write_id_maps (pid_t pid, const oci_linux *l, bool rootless, sbx_error **err);
 /* Write /proc/self/timens_offsets (after unshare(CLONE_NEWTIME)).  */
 int sbx_process_ns_write_time_offsets (const oci_linux *l, sbx_error **err);
 
