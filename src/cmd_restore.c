@@ -2,6 +2,8 @@
  * fill one sbx_restore_opts; each source of a restore is one library call. */
 #include <config.h>
 
+#include <string.h>
+
 #include "checkpoint/checkpoint.h"
 #include "cli.h"
 #include "fs/fs.h"
@@ -23,6 +25,8 @@ enum
   O_CGMODE,
   O_LSM,
   O_FROM_SNAPSHOT,
+  O_EMPTY,
+  O_DEDUP,
 };
 
 static const sbx_opt opts[] = {
@@ -42,6 +46,8 @@ static const sbx_opt opts[] = {
   [O_LSM] = { "lsm-profile", 0, true, "TYPE:NAME", "apparmor:PROFILE or selinux:LABEL for the processes" },
   [O_FROM_SNAPSHOT]
   = { "from-snapshot", 0, true, "NAME", "reset a stopped container's filesystem to snapshot NAME" },
+  [O_EMPTY] = { "empty-ns", 0, true, "network", "give the processes a new, unconfigured namespace" },
+  [O_DEDUP] = { "auto-dedup", 0, false, NULL, "punch the restored pages out of the images" },
   { 0 },
 };
 
@@ -99,6 +105,14 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
       break;
     case O_LSM:
       o->lsm_profile = arg;
+      break;
+    case O_EMPTY:
+      if (strcmp (arg, "network") != 0)
+        return sbx_error_set (err, EINVAL, "restore --empty-ns `%s`: only `network` is supported", arg);
+      o->empty_ns = arg;
+      break;
+    case O_DEDUP:
+      o->auto_dedup = true;
       break;
     case O_FROM_SNAPSHOT:
       ((restore_args *)data)->snapshot = arg;

@@ -56,7 +56,9 @@ typedef struct
   const char *console_socket;
   const char *manage_cgroups_mode;
   const char *lsm_profile; /* passed to CRIU: apparmor:NAME or selinux:LABEL */
+  const char *empty_ns;    /* "network" or NULL: a new, unconfigured one */
   bool detach;
+  bool auto_dedup;
   bool no_subreaper;
   bool tcp_established;
   bool ext_unix_sk;
