@@ -2,6 +2,8 @@
  * fill one sbx_restore_opts; each source of a restore is one library call. */
 #include <config.h>
 
+#include <string.h>
+
 #include "checkpoint/checkpoint.h"
 #include "cli.h"
 #include "fs/fs.h"
@@ -16,6 +18,8 @@ enum
   O_NO_PIVOT,
   O_LSM,
   O_FROM_SNAPSHOT,
+  O_EMPTY,
+  O_DEDUP,
 };
 
 static const sbx_opt opts[] = {
@@ -29,6 +33,8 @@ static const sbx_opt opts[] = {
   [O_LSM] = { "lsm-profile", 0, true, "TYPE:NAME", "apparmor:PROFILE or selinux:LABEL for the processes" },
   [O_FROM_SNAPSHOT]
   = { "from-snapshot", 0, true, "NAME", "reset a stopped container's filesystem to snapshot NAME" },
+  [O_EMPTY] = { "empty-ns", 0, true, "network", "give the processes a new, unconfigured namespace" },
+  [O_DEDUP] = { "auto-dedup", 0, false, NULL, "punch the restored pages out of the images" },
   { 0 },
 };
 
@@ -67,6 +73,14 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
                             "restored root itself)");
     case O_LSM:
       o->lsm_profile = arg;
+      break;
+    case O_EMPTY:
+      if (strcmp (arg, "network") != 0)
+        return sbx_error_set (err, EINVAL, "restore --empty-ns `%s`: only `network` is supported", arg);
+      o->empty_ns = arg;
+      break;
+    case O_DEDUP:
+      o->auto_dedup = true;
       break;
     case O_FROM_SNAPSHOT:
       ((restore_args *)data)->snapshot = arg;

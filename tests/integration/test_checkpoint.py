@@ -100,7 +100,8 @@ def test_help_and_flags():
         assert flag in cp.stdout, flag
     cp = sbxrun("restore", "--help")
     for flag in ("--image-path", "--work-path", "--bundle", "--detach", "--pid-file", "--console-socket",
-                 "--no-subreaper", "--no-pivot", "--lsm-profile", "--manage-cgroups-mode"):
+                 "--no-subreaper", "--no-pivot", "--lsm-profile", "--manage-cgroups-mode", "--empty-ns",
+                 "--auto-dedup"):
         assert flag in cp.stdout, flag
 
 
@@ -125,6 +126,8 @@ def test_refusals(sbx, bundle):
     assert "cannot be checkpointed: it is created" in cp.stderr, describe(cp)
     cp = sbx.fail("restore", "--no-pivot", cid)
     assert "--no-pivot" in cp.stderr, describe(cp)
+    cp = sbx.fail("restore", "--empty-ns", "ipc", cid)
+    assert "--empty-ns `ipc`" in cp.stderr, describe(cp)
     sbx.ok("delete", "--force", cid)
 
 

@@ -466,7 +466,7 @@ restore_info (restorer *r, const sbx_restore_opts *o, sbx_argv *a, sbx_error **e
               && add_fd (r, a, fcntl ((int)fd, F_DUPFD_CLOEXEC, 3), f2) < 0)
             return sbx_error_sys (err, "stdio %lld for CRIU", fd);
         }
-      else if (strcmp (l, "emptyns") == 0)
+      else if (strcmp (l, "emptyns") == 0 && o->empty_ns == NULL)
         sbx_argv_add (a, "--empty-ns=net");
       else if (strcmp (l, "net") == 0)
         {
@@ -614,6 +614,10 @@ run_restore (restorer *r, const sbx_restore_opts *o, sbx_error **err)
     sbx_argv_add (&a, "--cgroup-root=%s", sbx_cgroup_path (r->cg));
   if (o->lsm_profile)
     sbx_argv_add (&a, "--lsm-profile=%s", o->lsm_profile);
+  if (o->auto_dedup)
+    sbx_argv_add (&a, "--auto-dedup");
+  if (o->empty_ns)
+    sbx_argv_add (&a, "--empty-ns=net");
   if (restore_info (r, o, &a, err) < 0)
     goto out;
   if (!o->no_subreaper)

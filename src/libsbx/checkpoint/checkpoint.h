@@ -61,7 +61,9 @@ typedef struct
   const char *pid_file;
   const char *console_socket;
   const char *lsm_profile; /* passed to CRIU: apparmor:NAME or selinux:LABEL */
+  const char *empty_ns;    /* "network" or NULL: a new, unconfigured one */
   bool detach;
+  bool auto_dedup;
   bool no_subreaper;
   bool systemd_cgroup;
 } sbx_restore_opts;
