@@ -30,7 +30,7 @@ print_help (int fd)
                "  --log-format FORMAT    text (default) or json\n"
                "  --debug                verbose diagnostics\n"
                "  --systemd-cgroup       cgroups through systemd (cgroupsPath slice:prefix:name)\n"
-               "  --rootless [VALUE]     accepted for compatibility\n"
+               "  --rootless [VALUE]     true, false or auto; accepted for compatibility\n"
                "  --criu PATH            the criu binary for checkpoint/restore (default criu)\n"
                "  -v, --version          print the version and features\n"
                "  -h, --help             show this help\n\n"
@@ -79,7 +79,21 @@ main (int argc, char **argv)
       case O_LOG_FORMAT: g.log_format = optarg; break;
       case O_DEBUG: g.debug = true; break;
       case O_SYSTEMD: g.systemd_cgroup = true; break;
-      case O_ROOTLESS: g.rootless = optarg ? optarg : "true"; break;
+      case O_ROOTLESS:
+        /* runc takes `--rootless VALUE`; a bare `--rootless` means true.  */
+        g.rootless = optarg ? optarg : "true";
+        if (optarg == NULL && optind < argc
+            && (strcmp (argv[optind], "true") == 0 || strcmp (argv[optind], "false") == 0
+                || strcmp (argv[optind], "auto") == 0))
+          g.rootless = argv[optind++];
+        if (strcmp (g.rootless, "true") != 0 && strcmp (g.rootless, "false") != 0
+            && strcmp (g.rootless, "auto") != 0)
+          {
+            fprintf (stderr, "sbxrun: --rootless `%s`: expected true, false or auto\n",
+                     g.rootless);
+            return 1;
+          }
+        break;
       case O_CRIU: g.criu = optarg; break;
       case 'v': version = true; break;
       case 'h': print_help (1); return 0;
