@@ -82,7 +82,21 @@ main (int argc, char **argv)
       case O_LOG_FORMAT: g.log_format = optarg; break;
       case O_DEBUG: g.debug = true; break;
       case O_SYSTEMD: g.systemd_cgroup = true; break;
-      case O_ROOTLESS: g.rootless = optarg ? optarg : "true"; break;
+      case O_ROOTLESS:
+        /* runc takes `--rootless VALUE`; a bare `--rootless` means true.  */
+        g.rootless = optarg ? optarg : "true";
+        if (optarg == NULL && optind < argc
+            && (strcmp (argv[optind], "true") == 0 || strcmp (argv[optind], "false") == 0
+                || strcmp (argv[optind], "auto") == 0))
+          g.rootless = argv[optind++];
+        if (strcmp (g.rootless, "true") != 0 && strcmp (g.rootless, "false") != 0
+            && strcmp (g.rootless, "auto") != 0)
+          {
+            fprintf (stderr, "sbxrun: --rootless `%s`: expected true, false or auto\n",
+                     g.rootless);
+            return 1;
+          }
+        break;
       case O_CRIU: g.criu = optarg; break;
       case 'v': version = true; break;
       case 'h': print_help (1); return 0;

@@ -55,6 +55,7 @@ creator_release (sbx_creator *cr)
     close (cr->start_listen);
   if (cr->overlay_fd >= 0)
     close (cr->overlay_fd);
+  free (cr->bind_trees); /* closed right after the spawn */
   sbx_net_release ();
 }
 
@@ -678,7 +679,13 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   cr->sync_parent = sp[0];
   cr->sync_child = sp[1];
 
+  /* The init's credentials in a new (or joined) user namespace may not
+     reach a bind source the runtime can: open them here.  */
+  if (((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER) && (cr->plan.new_flags & CLONE_NEWNS)
+      && sbx_bind_sources_open (c, cr->bundle, &cr->bind_trees, err) < 0)
+    goto fail;
   pid = spawn_init (cr, &pidfd, err);
+  sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? c->mounts_len : 0);
   if (pid < 0)
     goto fail;
   close (cr->sync_child);

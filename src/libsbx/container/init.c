@@ -287,7 +287,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .userns = (flags | cr->plan.join_flags) & CLONE_NEWUSER,
                          .cgroupns = flags & CLONE_NEWCGROUP,
                          .has_root_mount = cr->overlay_fd >= 0,
-                         .root_mount_fd = cr->overlay_fd };
+                         .root_mount_fd = cr->overlay_fd,
+                         .bind_trees = cr->bind_trees,
+                         .bind_trees_len = cr->bind_trees ? c->mounts_len : 0 };
 
   if (sbx_process_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
@@ -360,6 +362,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       close (cr->overlay_fd);
       cr->overlay_fd = -1;
     }
+  sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? c->mounts_len : 0);
   if (set_sysctls (l, flags | cr->plan.join_flags, err) < 0)
     return -1;
 

@@ -31,6 +31,7 @@ typedef struct
   bool foreground_tty; /* run in the foreground with a terminal: keep the pty */
   bool overlay;        /* the rootfs is an overlay (fs.h) ... */
   int overlay_fd;      /* ... built here, attached by the init (or -1) */
+  int *bind_trees;     /* bind sources opened outside the user namespace (fs.h) */
   bool fork_init;      /* a pid namespace joined by path: the setup runs in the
                           host's, and forks the init into it (init.c) */
   pid_t hooks_pid;     /* child: the init's host pid for the hooks' state */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pwd.h>
@@ -113,6 +114,52 @@ sbx_expect_outcome (int r, sbx_error **e, pid_t pid, const oci_config *c, sbx_er
   return r;
 }
 
+/* pidfd_getfd(2) the fd `at` of PID once it is the seccomp listener (the
+   process loads the filter right after announcing the number).  A word on
+   CONN before that is its error, EOF its death.  */
+static int
+grab_listener (int conn, pid_t pid, const char *at, sbx_error **err)
+{
+  char *end;
+  long n = strtol (at, &end, 10);
+  if (*end || n < 0 || n > INT_MAX)
+    return sbx_error_set (err, EPROTO, "seccomp notify: bad listener fd `%s`", at);
+  cleanup_close int pidfd = (int)syscall (SYS_pidfd_open, pid, 0);
+  if (pidfd < 0)
+    return sbx_error_sys (err, "seccomp notify: pidfd_open %d", (int)pid);
+  for (int tries = 0; tries < 10000; tries++)
+    {
+      int fd = (int)syscall (SYS_pidfd_getfd, pidfd, (int)n, 0);
+      if (fd >= 0)
+        {
+          char link[64], proc[32];
+          snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+          ssize_t k = readlink (proc, link, sizeof link - 1);
+          if (k > 0 && (link[k] = '\0', strcmp (link, "anon_inode:seccomp notify") == 0))
+            return fd;
+          close (fd);
+        }
+      else if (errno != EBADF)
+        return sbx_error_sys (err, "seccomp notify: pidfd_getfd %d of %d", (int)n, (int)pid);
+      struct pollfd q = { .fd = conn, .events = POLLIN };
+      if (poll (&q, 1, 1) > 0)
+        {
+          cleanup_error sbx_error *e = NULL;
+          int r = sbx_process_sync_expect (conn, SYNC_GO, NULL, &e);
+          if (r == SBX_SYNC_HUNG_UP)
+            return sbx_error_set (err, ECHILD,
+                                  "the container process exited before exec "
+                                  "(loading its seccomp filter)");
+          if (e)
+            *err = steal_ptr (e);
+          else
+            sbx_error_set (err, EPROTO, "seccomp notify: unexpected message");
+          return -1;
+        }
+    }
+  return sbx_error_set (err, ETIMEDOUT, "seccomp notify: the listener fd never appeared");
+}
+
 int
 sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_error **err)
 {
@@ -124,7 +171,8 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
     {
       cleanup_error sbx_error *e = NULL;
       int notify_fd = -1;
-      int r = sbx_process_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e);
+      cleanup_free char *at = NULL;
+      int r = sbx_process_sync_expect_text (conn, SYNC_EXEC_READY, &notify_fd, &at, &e);
       if (r == SBX_SYNC_HUNG_UP)
         {
           if (heard)
@@ -138,6 +186,14 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
           return -1;
         }
       heard = true;
+      if (notify_fd < 0 && at && *at)
+        {
+          /* The listener's fd number, announced before the filter loads
+             (notify_then_exec): take it from the process.  */
+          notify_fd = grab_listener (conn, pid, at, err);
+          if (notify_fd < 0)
+            return -1;
+        }
       if (notify_fd >= 0)
         {
           cleanup_free char *json = sbx_state_json (s, c, "running", false);

@@ -42,7 +42,19 @@ typedef struct
   bool has_root_mount;  /* root_mount_fd (a detached mount, the overlay) is
                            moved onto rootfs instead of binding it */
   int root_mount_fd;
+  const int *bind_trees; /* per mounts[] entry: a detached copy of the bind
+                            source (sbx_bind_sources_open), or -1 */
+  size_t bind_trees_len;
 } sbx_rootfs_opts;
+
+/* In the runtime, before the init enters a user namespace: a detached copy
+   (open_tree OPEN_TREE_CLONE) of each bind source in mounts[], so that a
+   source the container's root cannot reach (a 0700 host directory) is still
+   bound, as opened with the runtime's credentials.  *out has
+   c->mounts_len entries, -1 for non-binds and sources that cannot be opened
+   here (the init then opens them itself and reports the error).  */
+int sbx_bind_sources_open (const oci_config *c, const char *bundle, int **out, sbx_error **err);
+void sbx_bind_sources_close (int *trees, size_t n);
 
 /* Can procfs be mounted for a given pid namespace (fsconfig "pidns",
    Linux 6.17)?  */

@@ -175,14 +175,16 @@ finish_mount (struct sbx_mount_ctx *x, const char *dest, const sbx_mount_opts *m
 /* Bind host path src (recursively if rec) onto dest inside the rootfs, then
    apply flags/clear with a bind remount when there is anything to apply.  */
 static int
-do_bind (struct sbx_mount_ctx *x, const char *src, bool rec, const char *dest, unsigned long flags,
+do_bind (struct sbx_mount_ctx *x, const char *src, int tree, bool rec, const char *dest, unsigned long flags,
          unsigned long clear, bool exact, sbx_error **err)
 {
   cleanup_close int sfd = -1, tfd = -1, nfd = -1;
   char p[FDPATH_MAX];
   struct stat sb;
 
-  sfd = open (src, O_PATH | O_CLOEXEC);
+  /* tree: the source as the runtime opened it, outside the user namespace
+     (sbx_bind_sources_open), attached as it is.  */
+  sfd = tree >= 0 ? fcntl (tree, F_DUPFD_CLOEXEC, 0) : open (src, O_PATH | O_CLOEXEC);
   if (sfd < 0 || fstat (sfd, &sb) < 0)
     return sbx_error_sys (err, "bind %s", src);
   tfd = sbx_fs_root_resolve (x->rootfd, dest, S_ISDIR (sb.st_mode) ? SBX_RESOLVE_MKDIR : SBX_RESOLVE_MKFILE,
@@ -191,7 +193,12 @@ do_bind (struct sbx_mount_ctx *x, const char *src, bool rec, const char *dest, u
     return tfd;
   if (check_target (x, dest, tfd, exact, err) < 0)
     return -1;
-  if (sbx_fs_bind_fd (sfd, tfd, rec) < 0)
+  if (tree >= 0)
+    {
+      if (syscall (SYS_move_mount, sfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        return sbx_error_sys (err, "bind %s", src);
+    }
+  else if (sbx_fs_bind_fd (sfd, tfd, rec) < 0)
     return sbx_error_sys (err, "bind %s", src);
   if (flags & SB_ONLY)
     sbx_warn ("%s: sync/dirsync/mand/lazytime/silent do not apply to a bind mount", dest);
@@ -357,7 +364,7 @@ cg_mount_one (struct sbx_mount_ctx *x, const sbx_cgroup_host_hierarchy *h, const
   if (x->o->cgroupns)
     return do_fs_mount (x, h->v2 ? "cgroup2" : "cgroup", h->v2 ? "cgroup2" : "cgroup", dest, flags,
                         h->v2 ? data : h->opts, err);
-  return do_bind (x, h->own, false, dest, flags | MS_BIND, 0, false, err);
+  return do_bind (x, h->own, -1, false, dest, flags | MS_BIND, 0, false, err);
 }
 
 /* type "cgroup": on a v1 or hybrid host a tmpfs carrying every hierarchy
@@ -508,7 +515,11 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
             src = xstrdup (m->source);
           else
             src = xasprintf ("%s/%s", x->o->bundle, m->source);
-          r = do_bind (x, src, mo.flags & MS_REC, m->destination, mo.flags, mo.clear, false, err);
+          int tree = -1;
+          for (size_t i = 0; i < x->o->bind_trees_len; i++)
+            if (x->c->mounts[i] == m)
+              tree = x->o->bind_trees[i];
+          r = do_bind (x, src, tree, mo.flags & MS_REC, m->destination, mo.flags, mo.clear, false, err);
         }
     }
   else if (type == NULL || *type == '\0')
@@ -535,7 +546,7 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
         {
           sbx_debug ("%s: mounting %s denied in the user namespace, binding the host's", m->destination,
                      type);
-          r = do_bind (x, userns_fallback (type), true, m->destination, mo.flags | MS_BIND | MS_REC,
+          r = do_bind (x, userns_fallback (type), -1, true, m->destination, mo.flags | MS_BIND | MS_REC,
                        mo.clear, true, err);
           /* The host's submounts (/sys/fs/cgroup...) come along: ro should
              cover them too (best effort: this was not asked for as rro).  */
@@ -571,4 +582,45 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
     }
   sbx_fs_mount_opts_clear (&mo);
   return r;
+}
+
+int
+sbx_bind_sources_open (const oci_config *c, const char *bundle, int **out, sbx_error **err)
+{
+  (void)err;
+  int *trees = xmalloc0 ((c->mounts_len ? c->mounts_len : 1) * sizeof *trees);
+
+  for (size_t i = 0; i < c->mounts_len; i++)
+    {
+      const oci_mount *m = c->mounts[i];
+      cleanup_error sbx_error *e = NULL;
+      sbx_mount_opts mo;
+      trees[i] = -1;
+      /* a bad entry is reported by the init, with its context */
+      if (m->source == NULL || sbx_fs_mount_opts_parse (m->options, m->options_len, &mo, &e) < 0)
+        continue;
+      bool bind = mo.bind || (m->type && strcmp (m->type, "bind") == 0);
+      unsigned long rec = mo.flags & MS_REC;
+      sbx_fs_mount_opts_clear (&mo);
+      if (!bind)
+        continue;
+      cleanup_free char *src = m->source[0] == '/' || bundle == NULL ? xstrdup (m->source)
+                                                                   : xasprintf ("%s/%s", bundle, m->source);
+      trees[i] = syscall (SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC | (rec ? AT_RECURSIVE : 0));
+      if (trees[i] < 0)
+        sbx_debug ("bind %s: not opened before the user namespace: %s", src, strerror (errno));
+    }
+  *out = trees;
+  return 0;
+}
+
+void
+sbx_bind_sources_close (int *trees, size_t n)
+{
+  for (size_t i = 0; trees && i < n; i++)
+    if (trees[i] >= 0)
+      {
+        close (trees[i]);
+        trees[i] = -1;
+      }
 }

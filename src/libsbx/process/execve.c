@@ -461,6 +461,49 @@ sbx_process_exec_prep_release (sbx_exec_prep *prep)
   prep->own_procfd = prep->notify_fd = prep->procfd = prep->landlock_fd = -1;
 }
 
+/* A NOTIFY filter under no_new_privs: whatever the process does after
+   loading it (the word to the runtime, the wait, execve) may be a NOTIFY
+   rule, answered only once the listener has the fd.  So the process says
+   beforehand which fd number the listener will get (the lowest free one:
+   we are single-threaded), loads the filter and waits; the runtime takes
+   the fd with pidfd_getfd(2), hands it to listenerPath, and says go.  */
+static int
+notify_then_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, const char *file, sbx_error **err)
+{
+  const oci_process *p = ctx->p;
+  char buf[16];
+  int probe = fcntl (ctx->notify_sock, F_DUPFD_CLOEXEC, 0);
+  if (probe < 0)
+    return sbx_error_sys (err, "seccomp notify: find a free fd");
+  snprintf (buf, sizeof buf, "%d", probe);
+  close (probe);
+  char **env = xmalloc0 ((p->env_len + 2) * sizeof *env);
+  for (size_t i = 0; i < p->env_len; i++)
+    env[i] = p->env[i];
+  env[p->env_len] = prep->home;
+  if (sbx_process_sync_send_text (ctx->notify_sock, SYNC_EXEC_READY, -1, buf, err) < 0)
+    goto fail;
+  if (sbx_seccomp_load (ctx->seccomp, &prep->notify_fd, err) < 0)
+    goto fail;
+  if (prep->notify_fd != probe)
+    {
+      sbx_error_set (err, EBADF, "seccomp notify: the listener got fd %d, not %d", prep->notify_fd, probe);
+      goto fail;
+    }
+  if (sbx_process_sync_expect (ctx->notify_sock, SYNC_GO, NULL, err) < 0)
+    {
+      sbx_error_wrap (err, "seccomp listener");
+      goto fail;
+    }
+  /* The listener is close-on-exec anyway: the container never holds it. */
+  close (steal_fd (&prep->notify_fd));
+  execve (file, p->args, env);
+  sbx_error_sys (err, "exec `%s`", file);
+fail:
+  free (env);
+  return -1;
+}
+
 /* The second half: the LSM label for the exec, the PATH lookup, the last
    word, the filter under no_new_privs (as late as possible, so that it
    need allow little of ours), execve.  */
@@ -486,6 +529,8 @@ sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error
   bool early = sc && p->no_new_privileges && !sbx_seccomp_uses_notify (sc);
   if (early && tell_exec_ready (ctx->notify_sock, -1, false, err) < 0)
     return -1;
+  if (sc && p->no_new_privileges && sbx_seccomp_uses_notify (sc) && ctx->notify_sock >= 0)
+    return notify_then_exec (ctx, prep, file, err);
   if (sc && p->no_new_privileges && sbx_seccomp_load (sc, &prep->notify_fd, err) < 0)
     return -1;
   int notify_fd = steal_fd (&prep->notify_fd);

@@ -92,14 +92,18 @@ sbx_seccomp_notify_send (const oci_seccomp *s, int notify_fd, int pid, const cha
   return 0;
 }
 
-/* After loading the filter the container process still makes a few
-   syscalls of the runtime's own before execve (hand the notify fd over,
-   wait for the listener, PATH lookup; without no_new_privs also the user
-   and capability switch).  A NOTIFY rule on one of them would wait for a
-   listener that cannot have the fd yet: refuse it up front.  */
+/* Under no_new_privs the filter loads last, after the process has told
+   the runtime where the listener fd will be: the runtime takes it with
+   pidfd_getfd(2), so every call after the load (execve included) may be a
+   NOTIFY rule.  Without no_new_privs the filter loads while the process
+   still sets up as root (user and capability switch, the wait for
+   `start`), before anyone can hold the fd: a NOTIFY rule on one of those
+   calls would hang, so it is refused up front.  */
 int
 sbx_seccomp_check_notify (const oci_seccomp *s, bool no_new_privs, sbx_error **err)
 {
+  if (no_new_privs)
+    return 0;
   static const char *const always[]
       = { "sendmsg", "recvmsg", "close", "execve", "execveat", "exit", "exit_group", "mmap", "munmap",
           "brk", "newfstatat", "fstat", "stat", "statx", "openat", "write", "rt_sigprocmask", NULL };
@@ -113,12 +117,12 @@ sbx_seccomp_check_notify (const oci_seccomp *s, bool no_new_privs, sbx_error **e
       for (size_t j = 0; j < sc->names_len; j++)
         for (int pass = 0; pass < 2; pass++)
           for (const char *const *n = pass ? without_nnp : always; *n; n++)
-            if ((pass == 0 || !no_new_privs) && strcmp (sc->names[j], *n) == 0)
+            if (strcmp (sc->names[j], *n) == 0)
               return sbx_error_set (err, EINVAL,
                                     "linux.seccomp.syscalls[%zu]: SCMP_ACT_NOTIFY on `%s` is not "
                                     "supported: the runtime calls it after loading the filter%s, "
                                     "before the listener can have the notify fd",
-                                    i, *n, pass ? " (noNewPrivileges is false)" : "");
+                                    i, *n, " (noNewPrivileges is false)");
     }
   return 0;
 }
