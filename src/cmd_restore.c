@@ -117,7 +117,7 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
   a.o.id = argv[i];
   /* One library call per source: a filesystem snapshot, or CRIU's images.  */
   if (a.snapshot)
-    return sbx_snapshot_restore (g->root, a.o.id, a.snapshot, err);
+    return sbx_fs_snapshot_restore (g->root, a.o.id, a.snapshot, err);
   return sbx_container_restore (&a.o, err);
 }
 

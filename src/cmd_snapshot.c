@@ -100,7 +100,7 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
     case S_CREATE:
       {
         cleanup_free char *name = NULL;
-        if (sbx_snapshot_create (g->root, argv[i], argc - i > 1 ? argv[i + 1] : NULL, with_process, &name,
+        if (sbx_fs_snapshot_create (g->root, argv[i], argc - i > 1 ? argv[i + 1] : NULL, with_process, &name,
                                  err)
             < 0)
           return -1;
@@ -110,19 +110,19 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
     case S_LIST:
       {
         cleanup_free char *text = NULL;
-        if (sbx_snapshot_list (g->root, argv[i], &text, err) < 0)
+        if (sbx_fs_snapshot_list (g->root, argv[i], &text, err) < 0)
           return -1;
         fputs (text, stdout);
         return 0;
       }
     case S_DELETE:
-      return sbx_snapshot_delete (g->root, argv[i], argv[i + 1], err);
+      return sbx_fs_snapshot_delete (g->root, argv[i], argv[i + 1], err);
     case S_EXPORT:
       if (isatty (1))
         return sbx_error_set (err, EINVAL, "snapshot export: stdout is a terminal; redirect it to a file");
-      return sbx_snapshot_export (g->root, argv[i], argv[i + 1], 1, err);
+      return sbx_fs_snapshot_export (g->root, argv[i], argv[i + 1], 1, err);
     default:
-      return sbx_snapshot_import (g->root, argv[i], argv[i + 1], 0, err);
+      return sbx_fs_snapshot_import (g->root, argv[i], argv[i + 1], 0, err);
     }
 }
 

@@ -1,4 +1,4 @@
-/* mounts_live.c - end-to-end test of sbx_rootfs_prepare/sbx_rootfs_finish.
+/* mounts_live.c - end-to-end test of sbx_fs_rootfs_prepare/sbx_fs_rootfs_finish.
  *
  * Needs root (exit 77 otherwise).  Builds a tiny rootfs under /tmp, then for
  * each scenario forks a child that enters a private mount namespace (and a
@@ -563,7 +563,7 @@ setup_and_check (const char *tmpl, bool no_pivot, bool userns, bool cgroupns, vo
       fprintf (stderr, "  config: %s\n", msg);
       failures++;
     }
-  else if (sbx_rootfs_prepare (c, &o, &procfd, &err) < 0 || sbx_rootfs_finish (c, &o, &err) < 0)
+  else if (sbx_fs_rootfs_prepare (c, &o, &procfd, &err) < 0 || sbx_fs_rootfs_finish (c, &o, &err) < 0)
     {
       char *t = sbx_error_text (err);
       if (want_error)

@@ -65,7 +65,7 @@ static void
 test_none (void **state)
 {
   sbx_error *err = NULL;
-  assert_int_equal (sbx_hooks_run ("prestart", NULL, 0, "{}", &err), 0);
+  assert_int_equal (sbx_process_hooks_run ("prestart", NULL, 0, "{}", &err), 0);
   assert_null (err);
 }
 
@@ -82,7 +82,7 @@ test_state_on_stdin (void **state)
   oci_hook *hooks[] = { &h };
   sbx_error *err = NULL;
 
-  assert_int_equal (sbx_hooks_run ("createRuntime", hooks, 1, json, &err), 0);
+  assert_int_equal (sbx_process_hooks_run ("createRuntime", hooks, 1, json, &err), 0);
   assert_null (err);
   assert_int_equal (sbx_read_file (out, 0, &got, NULL, NULL), 0);
   assert_string_equal (got, json);
@@ -104,7 +104,7 @@ test_large_state (void **state)
   sbx_error *err = NULL;
 
   memset (json, 'x', n);
-  assert_int_equal (sbx_hooks_run ("poststart", hooks, 1, json, &err), 0);
+  assert_int_equal (sbx_process_hooks_run ("poststart", hooks, 1, json, &err), 0);
   assert_int_equal (sbx_read_file (out, 0, &got, &got_len, NULL), 0);
   assert_int_equal (got_len, n);
   assert_memory_equal (got, json, n);
@@ -125,7 +125,7 @@ test_not_reading_stdin (void **state)
 
   signal (SIGPIPE, SIG_DFL);
   memset (json, 'x', n);
-  assert_int_equal (sbx_hooks_run ("poststart", hooks, 1, json, &err), 0);
+  assert_int_equal (sbx_process_hooks_run ("poststart", hooks, 1, json, &err), 0);
   assert_null (err);
   sigpending (&pending);
   assert_false (sigismember (&pending, SIGPIPE));
@@ -146,7 +146,7 @@ test_args_and_env (void **state)
   sbx_error *err = NULL;
 
   setenv ("SBX_TEST_MUST_NOT_LEAK", "1", 1);
-  assert_int_equal (sbx_hooks_run ("createContainer", hooks, 1, "{}", &err), 0);
+  assert_int_equal (sbx_process_hooks_run ("createContainer", hooks, 1, "{}", &err), 0);
   assert_int_equal (sbx_read_file (out, 0, &got, NULL, NULL), 0);
   assert_string_equal (got, "zero|one|two words|bar baz");
   assert_int_equal (sbx_read_file (envout, 0, &gotenv, NULL, NULL), 0);
@@ -174,7 +174,7 @@ test_no_args_argv0_is_path (void **state)
   fputs (body, f);
   assert_int_equal (fclose (f), 0);
   assert_int_equal (chmod (script, 0755), 0);
-  assert_int_equal (sbx_hooks_run ("startContainer", hooks, 1, "{}", &err), 0);
+  assert_int_equal (sbx_process_hooks_run ("startContainer", hooks, 1, "{}", &err), 0);
   assert_int_equal (sbx_read_file (out, 0, &got, NULL, NULL), 0);
   assert_string_equal (got, want);
 }
@@ -195,7 +195,7 @@ test_no_fd_leak (void **state)
   assert_int_equal (high, 77);
   if (fd != 3)
     assert_int_equal (dup2 (fd, 3), 3);
-  assert_int_equal (sbx_hooks_run ("createRuntime", hooks, 1, "{}", &err), 0);
+  assert_int_equal (sbx_process_hooks_run ("createRuntime", hooks, 1, "{}", &err), 0);
   if (err)
     fail_msg ("%s", err->msg);
   close (77);
@@ -212,7 +212,7 @@ test_exit_status (void **state)
   oci_hook *hooks[] = { &h };
   sbx_error *err = NULL;
 
-  assert_true (sbx_hooks_run ("createRuntime", hooks, 1, "{}", &err) < 0);
+  assert_true (sbx_process_hooks_run ("createRuntime", hooks, 1, "{}", &err) < 0);
   assert_string_equal (err->msg, "createRuntime hook #1 (/bin/sh): exited with status 3");
   sbx_error_free (err);
 }
@@ -225,7 +225,7 @@ test_killed_by_signal (void **state)
   oci_hook *hooks[] = { &h };
   sbx_error *err = NULL;
 
-  assert_true (sbx_hooks_run ("poststop", hooks, 1, "{}", &err) < 0);
+  assert_true (sbx_process_hooks_run ("poststop", hooks, 1, "{}", &err) < 0);
   assert_string_equal (err->msg, "poststop hook #1 (/bin/sh): killed by signal 9");
   sbx_error_free (err);
 }
@@ -243,7 +243,7 @@ test_timeout (void **state)
   h.timeout = 1;
   h.has_timeout = true;
   t0 = now_s ();
-  assert_true (sbx_hooks_run ("createRuntime", hooks, 2, "{}", &err) < 0);
+  assert_true (sbx_process_hooks_run ("createRuntime", hooks, 2, "{}", &err) < 0);
   dt = now_s () - t0;
   assert_string_equal (err->msg, "createRuntime hook #2 (/bin/sh): timed out after 1s");
   assert_true (dt >= 0.9 && dt < 5.0);
@@ -266,7 +266,7 @@ test_timeout_not_reading (void **state)
   h.timeout = 1;
   h.has_timeout = true;
   t0 = now_s ();
-  assert_true (sbx_hooks_run ("prestart", hooks, 1, json, &err) < 0);
+  assert_true (sbx_process_hooks_run ("prestart", hooks, 1, json, &err) < 0);
   dt = now_s () - t0;
   assert_string_equal (err->msg, "prestart hook #1 (/bin/sh): timed out after 1s");
   assert_true (dt < 5.0);
@@ -280,13 +280,13 @@ test_bad_timeout (void **state)
   oci_hook *hooks[] = { &h };
   sbx_error *err = NULL;
 
-  assert_true (sbx_hooks_run ("createRuntime", hooks, 1, "{}", &err) < 0);
+  assert_true (sbx_process_hooks_run ("createRuntime", hooks, 1, "{}", &err) < 0);
   assert_string_equal (err->msg,
                        "createRuntime hook #1 (/bin/true): timeout must be greater than zero, got 0");
   sbx_error_free (err);
   err = NULL;
   h.timeout = -5;
-  assert_true (sbx_hooks_run ("createRuntime", hooks, 1, "{}", &err) < 0);
+  assert_true (sbx_process_hooks_run ("createRuntime", hooks, 1, "{}", &err) < 0);
   assert_non_null (strstr (err->msg, "got -5"));
   sbx_error_free (err);
 }
@@ -299,7 +299,7 @@ test_missing_binary (void **state)
   sbx_error *err = NULL;
   char *text;
 
-  assert_int_equal (sbx_hooks_run ("createRuntime", hooks, 1, "{}", &err), -ENOENT);
+  assert_int_equal (sbx_process_hooks_run ("createRuntime", hooks, 1, "{}", &err), -ENOENT);
   assert_int_equal (err->errno_, ENOENT);
   text = sbx_error_text (err);
   assert_string_equal (text, "createRuntime hook #1 (/nonexistent/hook): exec: No such file or directory");
@@ -314,7 +314,7 @@ test_relative_path (void **state)
   oci_hook *hooks[] = { &h };
   sbx_error *err = NULL;
 
-  assert_true (sbx_hooks_run ("createRuntime", hooks, 1, "{}", &err) < 0);
+  assert_true (sbx_process_hooks_run ("createRuntime", hooks, 1, "{}", &err) < 0);
   assert_string_equal (err->msg, "createRuntime hook #1 (bin/true): path must be absolute");
   sbx_error_free (err);
 }
@@ -330,7 +330,7 @@ test_stops_at_first_failure (void **state)
   oci_hook *hooks[] = { &fail, &second };
   sbx_error *err = NULL;
 
-  assert_true (sbx_hooks_run ("poststart", hooks, 2, "{}", &err) < 0);
+  assert_true (sbx_process_hooks_run ("poststart", hooks, 2, "{}", &err) < 0);
   assert_string_equal (err->msg, "poststart hook #1 (/bin/sh): exited with status 1");
   sbx_error_free (err);
   assert_int_equal (access (marker, F_OK), -1);
@@ -338,7 +338,7 @@ test_stops_at_first_failure (void **state)
   /* And both run when the first succeeds.  */
   fail = sh_hook ("exit 0", argv1);
   err = NULL;
-  assert_int_equal (sbx_hooks_run ("poststart", hooks, 2, "{}", &err), 0);
+  assert_int_equal (sbx_process_hooks_run ("poststart", hooks, 2, "{}", &err), 0);
   assert_int_equal (access (marker, F_OK), 0);
 }
 

@@ -1,5 +1,5 @@
-/* test_mounts.c - mount option parsing (sbx_mount_opts_parse), destination
- * cleaning and the /proc rule of sbx_mounts_validate.  */
+/* test_mounts.c - mount option parsing (sbx_fs_mount_opts_parse), destination
+ * cleaning and the /proc rule of sbx_fs_mounts_validate.  */
 #include <config.h>
 
 #include <stdarg.h>
@@ -18,7 +18,7 @@ static void
 parse_ok (char *const *opts, size_t n, sbx_mount_opts *mo)
 {
   sbx_error *err = NULL;
-  int r = sbx_mount_opts_parse (opts, n, mo, &err);
+  int r = sbx_fs_mount_opts_parse (opts, n, mo, &err);
   if (r < 0)
     fail_msg ("parse failed: %s", err ? err->msg : "?");
   assert_null (err);
@@ -37,7 +37,7 @@ test_flags (void **state)
   assert_int_equal (mo.propagation, 0);
   assert_false (mo.bind);
   assert_null (mo.data);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 }
 
 static void
@@ -50,13 +50,13 @@ test_clears_last_wins (void **state)
   assert_int_equal (mo.flags, 0);
   assert_int_equal (mo.clear, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME
                                   | MS_SYNCHRONOUS);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 
   char *o2[] = { "rw", "ro", "strictatime", "lazytime", "defaults" };
   parse_ok (o2, N (o2), &mo);
   assert_int_equal (mo.flags, MS_RDONLY | MS_STRICTATIME | MS_LAZYTIME);
   assert_int_equal (mo.clear, 0);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 }
 
 static void
@@ -68,17 +68,17 @@ test_propagation (void **state)
   parse_ok (o, 1, &mo);
   assert_int_equal (mo.propagation, MS_PRIVATE | MS_REC);
   assert_int_equal (mo.flags, 0);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 
   char *o2[] = { "shared", "rslave" };
   parse_ok (o2, 2, &mo);
   assert_int_equal (mo.propagation, MS_SLAVE | MS_REC);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 
   char *o3[] = { "runbindable", "private" };
   parse_ok (o3, 2, &mo);
   assert_int_equal (mo.propagation, MS_PRIVATE);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 }
 
 static void
@@ -90,14 +90,14 @@ test_bind (void **state)
   parse_ok (o, 2, &mo);
   assert_true (mo.bind);
   assert_int_equal (mo.flags, MS_BIND | MS_RDONLY);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 
   char *o2[] = { "rbind", "rprivate" };
   parse_ok (o2, 2, &mo);
   assert_true (mo.bind);
   assert_int_equal (mo.flags, MS_BIND | MS_REC);
   assert_int_equal (mo.propagation, MS_PRIVATE | MS_REC);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 }
 
 static void
@@ -109,7 +109,7 @@ test_data (void **state)
   parse_ok (o, N (o), &mo);
   assert_string_equal (mo.data, "mode=755,size=65536k,newinstance");
   assert_int_equal (mo.flags, MS_NOSUID | MS_STRICTATIME);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
   assert_null (mo.data);
 }
 
@@ -124,21 +124,21 @@ test_recursive_attrs (void **state)
   assert_int_equal (mo.attr_set, 0x1 | 0x2 | 0x8); /* MOUNT_ATTR_RDONLY|NOSUID|NOEXEC */
   assert_int_equal (mo.attr_clr, 0);
   assert_int_equal (mo.flags & MS_RDONLY, 0); /* rro is not the top-only ro */
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 
   char *o2[] = { "rro", "rrw" };
   parse_ok (o2, 2, &mo);
   assert_false (mo.recursive_ro);
   assert_int_equal (mo.attr_set, 0);
   assert_int_equal (mo.attr_clr, 0x1);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 
   /* An atime mode must clear the whole atime field for mount_setattr.  */
   char *o3[] = { "rstrictatime", "rnoatime" };
   parse_ok (o3, 2, &mo);
   assert_int_equal (mo.attr_set, 0x10); /* MOUNT_ATTR_NOATIME */
   assert_int_equal (mo.attr_clr, 0x70); /* MOUNT_ATTR__ATIME */
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 }
 
 static void
@@ -153,7 +153,7 @@ test_unknown_and_unsupported (void **state)
   parse_ok (o, N (o), &mo);
   assert_string_equal (mo.data, "rfoo,frobnicate");
   assert_int_equal (mo.flags, MS_NOSUID);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 
   /* tmpcopyup is a flag of its own, not filesystem data.  */
   char *o2[] = { "tmpcopyup", "ro" };
@@ -161,11 +161,11 @@ test_unknown_and_unsupported (void **state)
   assert_null (mo.data);
   assert_true (mo.tmpcopyup);
   assert_int_equal (mo.flags, MS_RDONLY);
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
 
   /* idmapped mounts are not implemented: an error, not a plain mount.  */
   char *o3[] = { "mode=1777", "idmap" };
-  assert_true (sbx_mount_opts_parse (o3, 2, &mo, &err) < 0);
+  assert_true (sbx_fs_mount_opts_parse (o3, 2, &mo, &err) < 0);
   assert_non_null (err);
   assert_int_equal (err->errno_, EOPNOTSUPP);
   assert_non_null (strstr (err->msg, "idmap"));
@@ -186,7 +186,7 @@ test_names_list (void **state)
       parse_ok (one, 1, &mo);
       /* Every advertised name is understood, not passed on as data.  */
       assert_null (mo.data);
-      sbx_mount_opts_clear (&mo);
+      sbx_fs_mount_opts_clear (&mo);
       assert_string_not_equal (sbx_mount_option_names[n], "idmap");
       rro |= strcmp (sbx_mount_option_names[n], "rro") == 0;
       rbind |= strcmp (sbx_mount_option_names[n], "rbind") == 0;
@@ -207,14 +207,14 @@ test_dest_clean (void **state)
   (void) state;
   for (size_t i = 0; i < N (cases); i++)
     {
-      char *c = sbx_mount_dest_clean (cases[i][0]);
+      char *c = sbx_fs_mount_dest_clean (cases[i][0]);
       if (strcmp (c, cases[i][1]) != 0)
         fail_msg ("clean(%s) = %s, want %s", cases[i][0], c, cases[i][1]);
       free (c);
     }
 }
 
-/* One mount through sbx_mounts_validate: 0 or the error's text.  */
+/* One mount through sbx_fs_mounts_validate: 0 or the error's text.  */
 static int
 validate_one (const char *dest, const char *type, const char *source, const char *opt, char **msg)
 {
@@ -224,7 +224,7 @@ validate_one (const char *dest, const char *type, const char *source, const char
   oci_mount *ms[] = { &m, NULL };
   oci_config c = { .mounts = ms, .mounts_len = 1 };
   sbx_error *err = NULL;
-  int r = sbx_mounts_validate (&c, "/nonexistent-bundle", &err);
+  int r = sbx_fs_mounts_validate (&c, "/nonexistent-bundle", &err);
   *msg = NULL;
   if (r < 0)
     {

@@ -46,7 +46,7 @@ plan_error (const char *json, sbx_ns_plan *plan)
   oci_linux *l = parse_linux (json);
   sbx_error *e = NULL;
   char *msg = NULL;
-  if (sbx_ns_plan_make (l, plan, &e) < 0)
+  if (sbx_process_ns_plan_make (l, plan, &e) < 0)
     {
       msg = xstrdup (e->msg);
       sbx_error_free (e);
@@ -73,7 +73,7 @@ test_new_and_joined (void **state)
   assert_int_equal (plan.join_types[0], CLONE_NEWUSER);
   assert_int_equal (plan.join_types[1], CLONE_NEWNET);
   assert_int_equal (open_fds (), before + 2);
-  sbx_ns_plan_close (&plan);
+  sbx_process_ns_plan_close (&plan);
   assert_int_equal (open_fds (), before);
 }
 
@@ -106,7 +106,7 @@ test_refusals_close_fds (void **state)
         fail_msg ("case %zu: got `%s`, want `%s`", i, msg, cases[i].want);
       assert_int_equal (plan.njoin, 0);
       assert_int_equal (open_fds (), before);
-      sbx_ns_plan_close (&plan); /* harmless after a failure */
+      sbx_process_ns_plan_close (&plan); /* harmless after a failure */
     }
 }
 

@@ -46,14 +46,14 @@ test_pax_round_trip (void **state)
   size_t len = 0;
   struct recs r = { 0 };
   (void)state;
-  sbx_pax_add (&buf, &len, "path", "a", 1); /* "9 path=a\n": 9 bytes */
+  sbx_fs_pax_add (&buf, &len, "path", "a", 1); /* "9 path=a\n": 9 bytes */
   assert_int_equal (len, 9);
   assert_memory_equal (buf, "9 path=a\n", 9);
   /* 1 + 1 + 4 + 1 + 2 + 1 = 10 with one digit: two digits -> 11.  */
-  sbx_pax_add (&buf, &len, "path", "ab", 2);
+  sbx_fs_pax_add (&buf, &len, "path", "ab", 2);
   assert_memory_equal (buf + 9, "11 path=ab\n", 11);
-  sbx_pax_add (&buf, &len, "SCHILY.xattr.user.k", "v\0\n=", 4); /* binary value */
-  assert_int_equal (sbx_pax_parse (buf, len, collect, &r, NULL), 0);
+  sbx_fs_pax_add (&buf, &len, "SCHILY.xattr.user.k", "v\0\n=", 4); /* binary value */
+  assert_int_equal (sbx_fs_pax_parse (buf, len, collect, &r, NULL), 0);
   assert_int_equal (r.n, 3);
   assert_string_equal (r.keys[2], "SCHILY.xattr.user.k");
   assert_int_equal (r.vlen[2], 4);
@@ -70,7 +70,7 @@ test_pax_malformed (void **state)
     {
       cleanup_error sbx_error *e = NULL;
       struct recs r = { 0 };
-      assert_true (sbx_pax_parse (bad[i], strlen (bad[i]), collect, &r, &e) < 0);
+      assert_true (sbx_fs_pax_parse (bad[i], strlen (bad[i]), collect, &r, &e) < 0);
       assert_non_null (e);
     }
 }
@@ -82,12 +82,12 @@ test_header_round_trip (void **state)
   sbx_tar_entry e;
   cleanup_error sbx_error *err = NULL;
   (void)state;
-  sbx_tar_header (h, "tree/dev/null", '3', 0620, 100000, 5, 0, 1700000000, 1, 3);
+  sbx_fs_tar_header (h, "tree/dev/null", '3', 0620, 100000, 5, 0, 1700000000, 1, 3);
   assert_memory_equal (h + 257,
                        "ustar\0"
                        "00",
                        8);
-  assert_int_equal (sbx_tar_parse_header (h, &e, NULL), 0);
+  assert_int_equal (sbx_fs_tar_parse_header (h, &e, NULL), 0);
   assert_string_equal (e.name, "tree/dev/null");
   assert_int_equal (e.type, '3');
   assert_int_equal (e.mode, 0620);
@@ -97,7 +97,7 @@ test_header_round_trip (void **state)
   assert_int_equal (e.devmajor, 1);
   assert_int_equal (e.devminor, 3);
   h[0] ^= 1; /* any change breaks the checksum */
-  assert_true (sbx_tar_parse_header (h, &e, &err) < 0);
+  assert_true (sbx_fs_tar_parse_header (h, &e, &err) < 0);
   assert_non_null (strstr (err->msg, "checksum"));
 }
 
@@ -111,7 +111,7 @@ test_manifest_parse (void **state)
 {
   sbx_snapshot_manifest *m = NULL;
   (void)state;
-  assert_int_equal (sbx_snapshot_manifest_parse (good, strlen (good), "s", &m, NULL), 0);
+  assert_int_equal (sbx_fs_snapshot_manifest_parse (good, strlen (good), "s", &m, NULL), 0);
   assert_string_equal (m->kind, "overlay");
   assert_int_equal (m->entries, 3);
   ocispec_free (&sbx_snapshot_manifest_type, m);
@@ -142,7 +142,7 @@ test_manifest_refused (void **state)
       assert_non_null (at);
       snprintf (text, sizeof text, "%.*s%s%s", (int)(at - good), good, edits[i].to,
                 at + strlen (edits[i].from));
-      assert_true (sbx_snapshot_manifest_parse (text, strlen (text), "s1", &m, &e) < 0);
+      assert_true (sbx_fs_snapshot_manifest_parse (text, strlen (text), "s1", &m, &e) < 0);
       assert_non_null (strstr (e->msg, "snapshot \"s1\""));
       assert_non_null (strstr (e->msg, edits[i].word));
     }
@@ -177,15 +177,15 @@ test_export_extract (void **state)
   dst = open (path, O_RDONLY | O_DIRECTORY);
   assert_true (src >= 0 && dst >= 0);
   f = tmpfile ();
-  assert_int_equal (sbx_snapshot_export_fd (src, fileno (f), NULL), 0);
+  assert_int_equal (sbx_fs_snapshot_export_fd (src, fileno (f), NULL), 0);
   rewind (f);
-  assert_int_equal (sbx_tar_extract (fileno (f), dst, NULL), 0);
+  assert_int_equal (sbx_fs_tar_extract (fileno (f), dst, NULL), 0);
   fclose (f);
   {
     cleanup_close int t1 = openat (src, "tree", O_RDONLY | O_DIRECTORY);
     cleanup_close int t2 = openat (dst, "tree", O_RDONLY | O_DIRECTORY);
-    assert_int_equal (sbx_tree_sum_of (t1, &s1, NULL), 0);
-    assert_int_equal (sbx_tree_sum_of (t2, &s2, NULL), 0);
+    assert_int_equal (sbx_fs_tree_sum_of (t1, &s1, NULL), 0);
+    assert_int_equal (sbx_fs_tree_sum_of (t2, &s2, NULL), 0);
   }
   assert_string_equal (s1.digest, s2.digest);
   assert_int_equal (fstatat (dst, "tree/d/f", &a, 0), 0);
@@ -205,14 +205,14 @@ test_export_extract (void **state)
     cleanup_error sbx_error *e = NULL;
     unsigned char h[1536] = { 0 };
     cleanup_close int d2 = -1;
-    sbx_tar_header (h, "../evil", '0', 0644, 0, 0, 0, 0, 0, 0);
+    sbx_fs_tar_header (h, "../evil", '0', 0644, 0, 0, 0, 0, 0, 0);
     assert_int_equal (pipe (p), 0);
     assert_int_equal (write (p[1], h, sizeof h), (ssize_t)sizeof h);
     close (p[1]);
     snprintf (path, sizeof path, "%s/dst2", tmp);
     mkdir (path, 0700);
     d2 = open (path, O_RDONLY | O_DIRECTORY);
-    assert_true (sbx_tar_extract (p[0], d2, &e) < 0);
+    assert_true (sbx_fs_tar_extract (p[0], d2, &e) < 0);
     assert_non_null (strstr (e->msg, "../evil"));
     close (p[0]);
   }
@@ -235,16 +235,16 @@ test_pax_size_overrides (void **state)
   (void)state;
   assert_non_null (mkdtemp (dir));
   d = open (dir, O_RDONLY | O_DIRECTORY);
-  sbx_tar_header (blk, "tree", '5', 0755, 0, 0, 0, 0, 0, 0);
+  sbx_fs_tar_header (blk, "tree", '5', 0755, 0, 0, 0, 0, 0, 0);
   fwrite (blk, 1, 512, f);
-  sbx_pax_add (&recs, &len, "path", "tree/f", 6);
-  sbx_pax_add (&recs, &len, "size", "5", 1);
-  sbx_tar_header (blk, "x", 'x', 0644, 0, 0, len, 0, 0, 0);
+  sbx_fs_pax_add (&recs, &len, "path", "tree/f", 6);
+  sbx_fs_pax_add (&recs, &len, "size", "5", 1);
+  sbx_fs_tar_header (blk, "x", 'x', 0644, 0, 0, len, 0, 0, 0);
   fwrite (blk, 1, 512, f);
   memset (blk, 0, 512);
   memcpy (blk, recs, len);
   fwrite (blk, 1, 512, f);
-  sbx_tar_header (blk, "ignored", '0', 0644, 0, 0, 0, 0, 0, 0);
+  sbx_fs_tar_header (blk, "ignored", '0', 0644, 0, 0, 0, 0, 0, 0);
   fwrite (blk, 1, 512, f);
   memset (blk, 0, 512);
   memcpy (blk, "hello", 5);
@@ -253,7 +253,7 @@ test_pax_size_overrides (void **state)
   fwrite (blk, 1, 512, f);
   fwrite (blk, 1, 512, f);
   rewind (f);
-  assert_int_equal (sbx_tar_extract (fileno (f), d, NULL), 0);
+  assert_int_equal (sbx_fs_tar_extract (fileno (f), d, NULL), 0);
   fclose (f);
   fd = openat (d, "tree/f", O_RDONLY);
   assert_true (fd >= 0);

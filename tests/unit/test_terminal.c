@@ -78,7 +78,7 @@ open_pty (char slave[static 64])
 {
   sbx_error *err = NULL;
   char *name = NULL;
-  int master = sbx_pty_open (&name, &err);
+  int master = sbx_process_pty_open (&name, &err);
   if (master < 0)
     fail_msg ("%s", err->msg);
   assert_true (strlen (name) < 64);
@@ -92,7 +92,7 @@ test_pty_open (void **state)
 {
   sbx_error *err = NULL;
   cleanup_free char *slave = NULL;
-  cleanup_close int master = sbx_pty_open (&slave, &err);
+  cleanup_close int master = sbx_process_pty_open (&slave, &err);
   cleanup_close int s = -1;
   unsigned int n;
   cleanup_free char *want = NULL;
@@ -128,7 +128,7 @@ test_setup_slave (void **state)
       struct winsize ws = { 0 };
       int tty;
       close (master);
-      if (sbx_pty_setup_slave (slave, &size, &err) < 0)
+      if (sbx_process_pty_setup_slave (slave, &size, &err) < 0)
         _exit (1);
       ioctl (1, TIOCGWINSZ, &ws);
       /* /dev/tty opens only for a process with a controlling terminal.  */
@@ -164,7 +164,7 @@ test_setup_slave_no_size (void **state)
       close (0);
       close (1);
       close (2);
-      if (sbx_pty_setup_slave (slave, NULL, &err) < 0)
+      if (sbx_process_pty_setup_slave (slave, NULL, &err) < 0)
         _exit (1);
       if (fcntl (0, F_GETFD) & FD_CLOEXEC)
         _exit (2);
@@ -186,7 +186,7 @@ test_setup_slave_missing (void **state)
   assert_true (pid >= 0);
   if (pid == 0)
     {
-      int r = sbx_pty_setup_slave ("/dev/pts/does-not-exist", NULL, &err);
+      int r = sbx_process_pty_setup_slave ("/dev/pts/does-not-exist", NULL, &err);
       int ok = r < 0 && err->errno_ == ENOENT && strstr (err->msg, "does-not-exist");
       sbx_error_free (err);
       _exit (ok ? 0 : 1);
@@ -206,8 +206,8 @@ test_send_recv_socketpair (void **state)
   assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, sp), 0);
   assert_int_equal (pipe (p), 0);
 
-  assert_int_equal (sbx_send_fd (sp[0], p[1], "/dev/pts/7", &err), 0);
-  fd = sbx_recv_fd_name (sp[1], &name, &err);
+  assert_int_equal (sbx_process_send_fd (sp[0], p[1], "/dev/pts/7", &err), 0);
+  fd = sbx_process_recv_fd_name (sp[1], &name, &err);
   assert_true (fd >= 0);
   assert_null (err);
   assert_string_equal (name, "/dev/pts/7");
@@ -220,26 +220,26 @@ test_send_recv_socketpair (void **state)
   close (fd);
 
   /* Without a name (one NUL byte is sent), and received without one.  */
-  assert_int_equal (sbx_send_fd (sp[0], p[0], NULL, &err), 0);
+  assert_int_equal (sbx_process_send_fd (sp[0], p[0], NULL, &err), 0);
   name = NULL;
-  fd = sbx_recv_fd_name (sp[1], &name, &err);
+  fd = sbx_process_recv_fd_name (sp[1], &name, &err);
   assert_true (fd >= 0);
   assert_string_equal (name, "");
   free (name);
   close (fd);
-  assert_int_equal (sbx_send_fd (sp[0], p[0], "x", &err), 0);
-  fd = sbx_recv_fd (sp[1], &err);
+  assert_int_equal (sbx_process_send_fd (sp[0], p[0], "x", &err), 0);
+  fd = sbx_process_recv_fd (sp[1], &err);
   assert_true (fd >= 0);
   close (fd);
 
   /* Data without an fd, then a closed peer.  */
   assert_int_equal (write (sp[0], "hi", 2), 2);
-  assert_true (sbx_recv_fd (sp[1], &err) < 0);
+  assert_true (sbx_process_recv_fd (sp[1], &err) < 0);
   assert_int_equal (err->errno_, EBADMSG);
   sbx_error_free (err);
   err = NULL;
   close (sp[0]);
-  assert_true (sbx_recv_fd (sp[1], &err) < 0);
+  assert_true (sbx_process_recv_fd (sp[1], &err) < 0);
   assert_int_equal (err->errno_, EPIPE);
   sbx_error_free (err);
   err = NULL;
@@ -248,7 +248,7 @@ test_send_recv_socketpair (void **state)
   signal (SIGPIPE, SIG_DFL);
   assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, sp + 0), 0);
   close (sp[1]);
-  assert_true (sbx_send_fd (sp[0], p[0], "x", &err) < 0);
+  assert_true (sbx_process_send_fd (sp[0], p[0], "x", &err) < 0);
   assert_int_equal (err->errno_, EPIPE);
   sbx_error_free (err);
   signal (SIGPIPE, SIG_IGN);
@@ -297,7 +297,7 @@ console_socket_roundtrip (const char *dir)
 
   if (lfd < 0)
     return xasprintf ("listen: %s", strerror (errno));
-  master = sbx_pty_open (&slave, &err);
+  master = sbx_process_pty_open (&slave, &err);
   if (master < 0)
     return sbx_error_text (err);
   conn = sbx_unix_connect (path, &err);
@@ -308,9 +308,9 @@ console_socket_roundtrip (const char *dir)
   peer = accept (lfd, NULL, NULL);
   if (peer < 0)
     return xasprintf ("accept: %s", strerror (errno));
-  if (sbx_send_fd (conn, master, slave, &err) < 0)
+  if (sbx_process_send_fd (conn, master, slave, &err) < 0)
     return sbx_error_text (err);
-  got = sbx_recv_fd_name (peer, &name, &err);
+  got = sbx_process_recv_fd_name (peer, &name, &err);
   if (got < 0)
     return sbx_error_text (err);
   if (strcmp (name, slave) != 0)
@@ -437,7 +437,7 @@ test_proxy (void **state)
       int n = 0;
       close (master);
       close (in[0]), close (in[1]), close (outp[0]), close (outp[1]), close (ready[0]);
-      if (sbx_pty_setup_slave (slave, NULL, &err) < 0)
+      if (sbx_process_pty_setup_slave (slave, NULL, &err) < 0)
         _exit (1);
       close (ready[1]);
       if (fgets (line, sizeof line, stdin) == NULL)
@@ -462,7 +462,7 @@ test_proxy (void **state)
       dup2 (in[0], 0);
       dup2 (outp[1], 1);
       close (in[0]), close (in[1]), close (outp[0]), close (outp[1]);
-      _exit (sbx_pty_proxy (master, -1, -1, &err) == 0 ? 0 : 1);
+      _exit (sbx_process_pty_proxy (master, -1, -1, &err) == 0 ? 0 : 1);
     }
   close (master);
   close (in[0]);
@@ -517,7 +517,7 @@ test_proxy_tty (void **state)
       sigprocmask (SIG_BLOCK, &block, NULL);
       signal (SIGWINCH, on_winch);
       alarm (10);
-      if (sbx_pty_setup_slave (inner_slave, NULL, &err) < 0)
+      if (sbx_process_pty_setup_slave (inner_slave, NULL, &err) < 0)
         _exit (1);
       close (ready[1]);
       for (;;)
@@ -541,9 +541,9 @@ test_proxy_tty (void **state)
     {
       close (outer);
       alarm (10);
-      if (sbx_pty_setup_slave (outer_slave, NULL, &err) < 0)
+      if (sbx_process_pty_setup_slave (outer_slave, NULL, &err) < 0)
         _exit (1);
-      _exit (sbx_pty_proxy (inner, -1, -1, &err) == 0 ? 0 : 1);
+      _exit (sbx_process_pty_proxy (inner, -1, -1, &err) == 0 ? 0 : 1);
     }
   close (inner);
 

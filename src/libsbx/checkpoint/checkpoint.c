@@ -474,7 +474,7 @@ restore_info (restorer *r, const sbx_restore_opts *o, sbx_argv *a, sbx_error **e
             return sbx_error_set (err, EINVAL,
                                   "process.terminal is true but no --console-socket was given "
                                   "to receive the terminal of a detached container");
-          r->pty_master = sbx_pty_open (&slave, err);
+          r->pty_master = sbx_process_pty_open (&slave, err);
           if (r->pty_master < 0)
             return -1;
           if (add_fd (r, a, open (slave, O_RDWR | O_NOCTTY | O_CLOEXEC), f1) < 0)
@@ -681,7 +681,7 @@ restore_locked (restorer *r, const sbx_restore_opts *o, sbx_error **err)
   if (r->pty_master >= 0 && o->console_socket)
     {
       cleanup_close int cs = sbx_unix_connect (o->console_socket, err);
-      if (cs < 0 || sbx_send_fd (cs, r->pty_master, "/dev/ptmx", err) < 0)
+      if (cs < 0 || sbx_process_send_fd (cs, r->pty_master, "/dev/ptmx", err) < 0)
         return sbx_error_wrap (err, "--console-socket `%s`", o->console_socket);
       close (r->pty_master);
       r->pty_master = -1;

@@ -264,7 +264,7 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
           snprintf (p, sizeof p, "/proc/%d/ns/net", s->st->pid);
           netns = open (p, O_RDONLY | O_CLOEXEC);
           if (netns >= 0 && sbx_state_alive (s))
-            sbx_netdev_move_out (c->linux, netns);
+            sbx_process_netdev_move_out (c->linux, netns);
         }
       if (cg && strcmp (status, "paused") == 0)
         sbx_cgroup_freeze (cg, false, NULL);
@@ -289,8 +289,8 @@ delete_locked (sbx_state *s, bool force, sbx_error **err)
   if (c && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);
-      sbx_hooks_set_output (c);
-      sbx_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);
+      sbx_process_hooks_set_output (c);
+      sbx_process_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);
     }
   oci_config_free (c);
   return sbx_state_remove (s, err);

@@ -46,7 +46,7 @@ creator_release (sbx_creator *cr)
   sbx_cgroup_free (cr->cg);
   sbx_seccomp_free (cr->sc);
   sbx_landlock_free (cr->landlock);
-  sbx_ns_plan_close (&cr->plan);
+  sbx_process_ns_plan_close (&cr->plan);
   if (cr->sync_parent >= 0)
     close (cr->sync_parent);
   if (cr->sync_child >= 0)
@@ -196,7 +196,7 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
   {
     /* A rootfs in the bundle that a symlink takes elsewhere: whoever
        wrote the bundle picks a host directory as the container's root.  */
-    cleanup_free char *lexical = sbx_mount_dest_clean (root_path);
+    cleanup_free char *lexical = sbx_fs_mount_dest_clean (root_path);
     if (path_under (lexical, cr->bundle) && !path_under (cr->rootfs, cr->bundle))
       return sbx_error_set (
           err, EXDEV, "config.json: root.path `%s`: a symlink leads outside the bundle (to `%s`): refused",
@@ -211,14 +211,14 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, EINVAL,
                           "process.terminal is true but no --console-socket was given to receive "
                           "the terminal of a detached container");
-  if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0 || sbx_linux_proc_validate (cr->c->linux, err) < 0
+  if (sbx_lsm_validate (NULL, cr->c->linux, err) < 0 || sbx_process_linux_proc_validate (cr->c->linux, err) < 0
       || intel_rdt_validate (cr->c->linux, err) < 0)
     return sbx_error_wrap (err, "config.json");
-  if (sbx_mounts_validate (cr->c, cr->bundle, err) < 0)
+  if (sbx_fs_mounts_validate (cr->c, cr->bundle, err) < 0)
     return sbx_error_wrap (err, "config.json");
-  if (sbx_overlay_wanted (cr->c, o->overlay, &cr->overlay, err) < 0)
+  if (sbx_fs_overlay_wanted (cr->c, o->overlay, &cr->overlay, err) < 0)
     return sbx_error_wrap (err, "config.json");
-  if (sbx_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
+  if (sbx_process_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (cr->c->linux && cr->c->linux->time_offsets_len && !(cr->plan.new_flags & CLONE_NEWTIME))
     return sbx_error_set (err, EINVAL,
@@ -261,13 +261,13 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
         return sbx_error_set (err, EINVAL, "config.json: linux.sysctl[\"%s\"] `%s` conflicts with %s `%s`", k,
                               v ? v : "", field, name);
     }
-  if (sbx_netdev_validate (cr->c->linux, (cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWNET, err) < 0)
+  if (sbx_process_netdev_validate (cr->c->linux, (cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWNET, err) < 0)
     return sbx_error_wrap (err, "config.json");
   if (cr->c->process)
     inherit_listen_fds (cr->c->process, (int *)&o->preserve_fds);
   /* Without a mount namespace nothing is mounted: no procfs to get right. */
   cr->fork_init = (cr->plan.join_flags & CLONE_NEWPID)
-                  && (!(cr->plan.new_flags & CLONE_NEWNS) || sbx_mount_proc_pidns_supported ());
+                  && (!(cr->plan.new_flags & CLONE_NEWNS) || sbx_fs_mount_proc_pidns_supported ());
   if ((cr->plan.join_flags & CLONE_NEWPID) && !cr->fork_init)
     sbx_debug ("no procfs pidns= option: the init sets up inside the joined pid namespace");
   return 0;
@@ -280,9 +280,9 @@ make_overlay (sbx_creator *cr, sbx_error **err)
 {
   cleanup_free char *upper = xasprintf ("%s/" SBX_OVERLAY_UPPER, cr->state->dir);
   cleanup_free char *work = xasprintf ("%s/" SBX_OVERLAY_WORK, cr->state->dir);
-  if (sbx_overlay_dirs (cr->state->dir_fd, cr->rootfs, err) < 0)
+  if (sbx_fs_overlay_dirs (cr->state->dir_fd, cr->rootfs, err) < 0)
     return -1;
-  cr->overlay_fd = sbx_overlay_mount_fd (cr->rootfs, upper, work, err);
+  cr->overlay_fd = sbx_fs_overlay_mount_fd (cr->rootfs, upper, work, err);
   return cr->overlay_fd < 0 ? -1 : 0;
 }
 
@@ -293,7 +293,7 @@ fork_snapshot (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
 {
   char *forked_root = NULL;
   bool flag_overlay = cr->overlay;
-  if (sbx_snapshot_fork (o->root, o->from_snapshot, cr->state->dir_fd, cr->state->dir, cr->rootfs,
+  if (sbx_fs_snapshot_fork (o->root, o->from_snapshot, cr->state->dir_fd, cr->state->dir, cr->rootfs,
                          &cr->overlay, &forked_root, err)
       < 0)
     return -1;
@@ -332,7 +332,7 @@ run_hooks (sbx_creator *cr, const char *kind, oci_hook *const *h, size_t n, cons
   if (n == 0)
     return 0;
   json = state_json_for_hooks (cr, status);
-  return sbx_hooks_run (kind, h, n, json, err);
+  return sbx_process_hooks_run (kind, h, n, json, err);
 }
 
 static pid_t
@@ -371,7 +371,7 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
         if (setns (cr->plan.join_fds[i], CLONE_NEWTIME) < 0)
           return sbx_error_sys (err, "join time namespace");
       }
-  pid = sbx_spawn_in_cgroup (&ca, cr->cg, "the container process", err);
+  pid = sbx_process_spawn_in_cgroup (&ca, cr->cg, "the container process", err);
   if (pid == 0)
     sbx_init_main (cr);
   if (((own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0)
@@ -390,12 +390,12 @@ sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error *
 {
   cleanup_close int pty = -1;
 
-  if (sbx_sync_expect (sync, SYNC_PTY, &pty, err) < 0)
+  if (sbx_process_sync_expect (sync, SYNC_PTY, &pty, err) < 0)
     return -1;
   if (console_socket)
     {
       cleanup_close int cs = sbx_unix_connect (console_socket, err);
-      if (cs < 0 || sbx_send_fd (cs, pty, "/dev/ptmx", err) < 0)
+      if (cs < 0 || sbx_process_send_fd (cs, pty, "/dev/ptmx", err) < 0)
         return sbx_error_wrap (err, "--console-socket `%s`", console_socket);
       *pty_out = -1;
       return 0;
@@ -463,7 +463,7 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
   pid_t init;
   int fd;
 
-  if (sbx_sync_expect_text (cr->sync_parent, SYNC_CHILD_PID, NULL, &text, err) < 0)
+  if (sbx_process_sync_expect_text (cr->sync_parent, SYNC_CHILD_PID, NULL, &text, err) < 0)
     return -1;
   if (sbx_parse_int64 (text, &n) < 0 || n <= 0)
     return sbx_error_set (err, EPROTO, "create: bad pid `%s` from the setup process", text);
@@ -484,7 +484,7 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
   cr->state->st->pid = init;
   if (cr->cg && sbx_cgroup_enter (cr->cg, init, err) < 0)
     return -1;
-  return sbx_sync_send (cr->sync_parent, SYNC_GO, -1, err);
+  return sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err);
 }
 
 /* The egress policy of the pod a container belongs to: its sandbox,
@@ -544,7 +544,7 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
   if (load_config (o, cr, err) < 0)
     return -1;
   c = cr->c;
-  sbx_hooks_set_output (c);
+  sbx_process_hooks_set_output (c);
   if (sbx_id_validate (o->id, err) < 0)
     return -1;
   if (sbx_container_find_pod_policy (o->root, o->id, c, &pod, err) < 0)
@@ -565,7 +565,7 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
       cleanup_close int rfd = sbx_open_private_dir (o->root, true, "state root (--root)", err);
       if (rfd < 0)
         return -1;
-      if (sbx_annotation_on (c, SBX_ANN_SECCOMP_FAIL_UNKNOWN)
+      if (sbx_process_annotation_on (c, SBX_ANN_SECCOMP_FAIL_UNKNOWN)
           && sbx_seccomp_check_names (c->linux->seccomp, err) < 0)
         return sbx_error_wrap (err, "config.json");
       if (sbx_seccomp_prepare (c->linux->seccomp, cache, &cr->sc, err) < 0)
@@ -669,11 +669,11 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     goto fail;
   sbx_test_kill_point ("create:spawned");
 
-  if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_ns_write_id_maps (pid, c->linux, err) < 0)
+  if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_process_ns_write_id_maps (pid, c->linux, err) < 0)
     goto fail;
-  if (sbx_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
+  if (sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
     goto fail;
-  if (sbx_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
+  if (sbx_process_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
     goto fail;
   /* Namespaces exist, no container code or hook has run yet.  */
   if (c->linux && c->linux->net_devices_len)
@@ -688,7 +688,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
           goto fail;
         }
       moved_netns = steal_fd (&netns);
-      if (sbx_netdev_move_in (c->linux, moved_netns, err) < 0)
+      if (sbx_process_netdev_move_in (c->linux, moved_netns, err) < 0)
         goto fail;
     }
   if (np && sbx_net_policy_install (np, c, pid, o->id, cr->cg, cr->state->dir_fd, err) < 0)
@@ -708,7 +708,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
        be larger than one message); it only lacks its own host pid.  */
     char buf[32];
     snprintf (buf, sizeof buf, "%d", pid);
-    if (sbx_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, buf, err) < 0)
+    if (sbx_process_sync_send_text (cr->sync_parent, SYNC_HOOKS_DONE, -1, buf, err) < 0)
       goto fail;
   }
   if (cr->fork_init && take_forked_init (cr, &pid, &pidfd, err) < 0)
@@ -721,7 +721,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
        CAP_SYS_ADMIN) before "created": a profile refusing what that
        needs kills it here.  */
     cleanup_error sbx_error *e = NULL;
-    int r = sbx_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, &e);
+    int r = sbx_process_sync_expect (cr->sync_parent, SYNC_CREATED, NULL, &e);
     if (sbx_expect_outcome (r, &e, pid, c, err) < 0)
       goto fail;
   }
@@ -732,7 +732,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (restore_limit && set_memory_limit (cr->cg, restore_limit, err) < 0)
     goto fail;
   /* From outside, on the init, which only execs from here: see sched.h.  */
-  if (c->process && sbx_sched_apply_to (pid, c->process, err) < 0)
+  if (c->process && sbx_process_sched_apply_to (pid, c->process, err) < 0)
     goto fail;
   cr->state->st->pid_start = sbx_pid_start_time (pid);
   cr->state->st->has_pid_start = true;
@@ -758,7 +758,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 fail:
   if (pty >= 0)
     close (pty);
-  sbx_netdev_move_out (c->linux, moved_netns);
+  sbx_process_netdev_move_out (c->linux, moved_netns);
   sbx_explain_oom (cr->cg, c, pid, pidfd, "during setup", err);
   kill_init (pid, pidfd);
   if (pidfd >= 0)
@@ -875,7 +875,7 @@ sbx_supervise (pid_t pid, int pidfd, int pty, sbx_error **err)
          hangs up, i.e. the process is gone, or when our side of the
          terminal fails: then the container gets the hangup.  */
       cleanup_error sbx_error *e = NULL;
-      if (sbx_pty_proxy (pty, sfd, pidfd, &e) < 0)
+      if (sbx_process_pty_proxy (pty, sfd, pidfd, &e) < 0)
         sbx_debug ("terminal proxy: %s", e->msg);
       close (pty);
       pty = -1;

@@ -58,21 +58,21 @@ exec_process_main (struct exec_child *x, sbx_exec_prep *prep)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   /* GO once the runtime knows our pid; a runtime that died before our
      PDEATHSIG was set shows as EOF here.  */
-  if (sbx_sync_expect (x->sync_child, SYNC_GO, NULL, &err) < 0)
+  if (sbx_process_sync_expect (x->sync_child, SYNC_GO, NULL, &err) < 0)
     _exit (1);
   if (p->terminal)
     {
       cleanup_free char *slave = NULL;
-      cleanup_close int master = sbx_pty_open (&slave, &err);
-      int peer = master < 0 ? -1 : sbx_pty_open_peer (master, slave, &err);
+      cleanup_close int master = sbx_process_pty_open (&slave, &err);
+      int peer = master < 0 ? -1 : sbx_process_pty_open_peer (master, slave, &err);
       if (peer < 0)
         goto fail;
-      if (sbx_sync_send_text (x->sync_child, SYNC_PTY, master, slave, &err) < 0)
+      if (sbx_process_sync_send_text (x->sync_child, SYNC_PTY, master, slave, &err) < 0)
         {
           close (peer);
           goto fail;
         }
-      if (sbx_pty_setup_slave_fd (peer, slave, p->console_size, &err) < 0)
+      if (sbx_process_pty_setup_slave_fd (peer, slave, p->console_size, &err) < 0)
         goto fail;
     }
   {
@@ -84,7 +84,7 @@ exec_process_main (struct exec_child *x, sbx_exec_prep *prep)
     sbx_process_finish_exec (&ctx, prep, &err);
   }
 fail:
-  sbx_sync_send_error (x->sync_child, err);
+  sbx_process_sync_send_error (x->sync_child, err);
   _exit (127);
 }
 
@@ -116,7 +116,7 @@ exec_joiner_main (struct exec_child *x)
     keep[nkeep++] = x->cg_fds[i];
   /* Errors travel over the sync socket; the log file is the host's.  */
   sbx_log_close ();
-  if (sbx_close_fds_except (keep, nkeep, x->o->preserve_fds, &err) < 0)
+  if (sbx_process_close_fds_except (keep, nkeep, x->o->preserve_fds, &err) < 0)
     goto fail;
   /* setns with CLONE_NEWPID sets only our children's namespace: we stay
      invisible.  Through the pidfd, user first, in one call.  */
@@ -133,7 +133,7 @@ exec_joiner_main (struct exec_child *x)
       sbx_error_sys (&err, "enter the container's root");
       goto fail;
     }
-  if (sbx_cpu_affinity_apply (x->o->process, true, &err) < 0)
+  if (sbx_process_cpu_affinity_apply (x->o->process, true, &err) < 0)
     goto fail;
   /* Forked inside, so that pids.max counts the exec process.  */
   if (sbx_cgroup_procs_enter_self (x->cg_fds, x->cg_n, &err) < 0)
@@ -157,7 +157,7 @@ exec_joiner_main (struct exec_child *x)
     if (sbx_process_drop_privileges (&ctx, &prep, &err) < 0)
       goto fail;
   }
-  pid = sbx_fork_sibling ();
+  pid = sbx_process_fork_sibling ();
   if (pid < 0)
     {
       sbx_error_sys (&err, "clone3 the exec process");
@@ -166,11 +166,11 @@ exec_joiner_main (struct exec_child *x)
   if (pid == 0)
     exec_process_main (x, &prep);
   snprintf (buf, sizeof buf, "%d", pid);
-  if (sbx_sync_send_text (x->sync_child, SYNC_CHILD_PID, -1, buf, &err) < 0)
+  if (sbx_process_sync_send_text (x->sync_child, SYNC_CHILD_PID, -1, buf, &err) < 0)
     _exit (1); /* the runtime is gone: the exec process sees EOF */
   _exit (0);
 fail:
-  sbx_sync_send_error (x->sync_child, err);
+  sbx_process_sync_send_error (x->sync_child, err);
   _exit (1);
 }
 
@@ -212,7 +212,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
 {
   struct exec_child x = { .o = o,
                           .linux = c->linux,
-                          .keep_groups = sbx_annotation_on (c, SBX_ANN_KEEP_GROUPS),
+                          .keep_groups = sbx_process_annotation_on (c, SBX_ANN_KEEP_GROUPS),
                           .init_pidfd = -1,
                           .root_fd = -1,
                           .sync_child = -1,
@@ -248,7 +248,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
   if (x.root_fd < 0)
     goto out;
   for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
-    x.ns_flags |= sbx_ns_flag (c->linux->namespaces[i]->type);
+    x.ns_flags |= sbx_process_ns_flag (c->linux->namespaces[i]->type);
   if (c->linux && c->linux->seccomp)
     {
       /* The filter was compiled at create: the cache has it.  */
@@ -283,7 +283,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     long long n;
     int st = 0;
     cleanup_error sbx_error *e = NULL;
-    int rr = sbx_sync_expect_text (x.sync_parent, SYNC_CHILD_PID, NULL, &text, &e);
+    int rr = sbx_process_sync_expect_text (x.sync_parent, SYNC_CHILD_PID, NULL, &text, &e);
     /* The joiner takes the process's credentials (and an early filter): a
        profile refusing what that needs kills it here.  */
     if (sbx_expect_outcome (rr, &e, joiner, c, err) < 0)
@@ -306,7 +306,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
       goto out;
     }
   /* From outside, on the process that execs: see sched.h.  */
-  if (sbx_sched_apply_to (pid, o->process, err) < 0)
+  if (sbx_process_sched_apply_to (pid, o->process, err) < 0)
     goto out;
   /* It leads its own process group, as a shell's job would (done here: our
      child, not exec'd yet, and under no seccomp filter of the container's).
@@ -317,7 +317,7 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
       sbx_error_sys (err, "exec: setpgid");
       goto out;
     }
-  if (sbx_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)
+  if (sbx_process_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0)
     goto out;
   if (o->process->terminal && sbx_receive_pty (x.sync_parent, o->console_socket, &pty, err) < 0)
     goto out;

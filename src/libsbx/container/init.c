@@ -118,7 +118,7 @@ bind_console (int slave_fd, const char *slave, sbx_error **err)
   rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return sbx_error_sys (err, "open /");
-  devfd = sbx_root_resolve (rootfd, "/dev", SBX_RESOLVE_MKDIR, err);
+  devfd = sbx_fs_root_resolve (rootfd, "/dev", SBX_RESOLVE_MKDIR, err);
   if (devfd < 0)
     return sbx_error_wrap (err, "/dev/console");
   if (fstatat (devfd, "console", &sb, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG (sb.st_mode)
@@ -140,7 +140,7 @@ bind_console (int slave_fd, const char *slave, sbx_error **err)
     return sbx_error_sys (err, "open /dev/console");
   if (!S_ISREG (sb.st_mode) && !S_ISCHR (sb.st_mode))
     return sbx_error_set (err, EINVAL, "/dev/console is neither a file nor a device");
-  if (sbx_bind_fd (slave_fd, fd, false) < 0)
+  if (sbx_fs_bind_fd (slave_fd, fd, false) < 0)
     return sbx_error_sys (err, "bind %s on /dev/console", slave);
   return 0;
 }
@@ -172,10 +172,10 @@ open_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
   *t = (struct pty_pair){ .master = -1, .peer = -1 };
   if (p == NULL || !p->terminal)
     return 0;
-  t->master = sbx_pty_open (&t->slave, err);
+  t->master = sbx_process_pty_open (&t->slave, err);
   if (t->master < 0)
     return -1;
-  t->peer = sbx_pty_open_peer (t->master, t->slave, err);
+  t->peer = sbx_process_pty_open_peer (t->master, t->slave, err);
   if (t->peer < 0)
     return -1;
   if ((cr->plan.new_flags & CLONE_NEWNS) && bind_console (t->peer, t->slave, err) < 0)
@@ -217,9 +217,9 @@ take_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
   int r = 0;
   if (t->master >= 0)
     {
-      r = sbx_sync_send_text (cr->sync_child, SYNC_PTY, t->master, t->slave, err);
+      r = sbx_process_sync_send_text (cr->sync_child, SYNC_PTY, t->master, t->slave, err);
       if (r == 0)
-        r = sbx_pty_setup_slave_fd (steal_fd (&t->peer), t->slave, cr->c->process->console_size, err);
+        r = sbx_process_pty_setup_slave_fd (steal_fd (&t->peer), t->slave, cr->c->process->console_size, err);
     }
   else if (setsid () < 0)
     /* Without a terminal too the init leads a session of its own, as
@@ -257,7 +257,7 @@ take_container_credentials (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **er
                        .notify_sock = -1,
                        .procfd = container_procfd,
                        .linux = cr->c->linux,
-                       .keep_groups = sbx_annotation_on (cr->c, SBX_ANN_KEEP_GROUPS),
+                       .keep_groups = sbx_process_annotation_on (cr->c, SBX_ANN_KEEP_GROUPS),
                        .landlock = cr->landlock,
                        .packet_guard = cr->packet_guard };
   return sbx_process_drop_privileges (&ctx, prep, err);
@@ -287,9 +287,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .has_root_mount = cr->overlay_fd >= 0,
                          .root_mount_fd = cr->overlay_fd };
 
-  if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
+  if (sbx_process_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
-  if (c->process && sbx_cpu_affinity_apply (c->process, true, err) < 0)
+  if (c->process && sbx_process_cpu_affinity_apply (c->process, true, err) < 0)
     return -1;
   if (cr->fork_init)
     {
@@ -298,7 +298,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       ro.has_proc_pidns = true;
       ro.proc_pidns = joined_pidns (cr);
     }
-  if (sbx_ns_join (&cr->plan, true, err) < 0)
+  if (sbx_process_ns_join (&cr->plan, true, err) < 0)
     return -1;
   if (flags & CLONE_NEWUSER)
     {
@@ -328,12 +328,12 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
          user namespace may not map: be dumpable just for this write, while
          no container code exists yet.  */
       prctl (PR_SET_DUMPABLE, 1);
-      r = sbx_ns_write_time_offsets (l, err);
+      r = sbx_process_ns_write_time_offsets (l, err);
       prctl (PR_SET_DUMPABLE, 0);
       if (r < 0)
         return -1;
     }
-  if ((flags & CLONE_NEWNET) && sbx_netns_loopback_up (err) < 0)
+  if ((flags & CLONE_NEWNET) && sbx_process_netns_loopback_up (err) < 0)
     return -1;
   if (set_names (c, (flags | cr->plan.join_flags) & CLONE_NEWUTS, err) < 0)
     return -1;
@@ -350,7 +350,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     }
   /* Without a mount namespace of its own nothing may be mounted (it would
      land in a namespace shared with others): the root is only entered.  */
-  if ((flags & CLONE_NEWNS) && sbx_rootfs_prepare (c, &ro, &container_procfd, err) < 0)
+  if ((flags & CLONE_NEWNS) && sbx_fs_rootfs_prepare (c, &ro, &container_procfd, err) < 0)
     return -1;
   if (cr->overlay_fd >= 0)
     {
@@ -360,19 +360,19 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
   if (set_sysctls (l, flags | cr->plan.join_flags, err) < 0)
     return -1;
 
-  if (sbx_sync_send (cr->sync_child, SYNC_RUNTIME_HOOKS, -1, err) < 0)
+  if (sbx_process_sync_send (cr->sync_child, SYNC_RUNTIME_HOOKS, -1, err) < 0)
     return -1;
   {
     cleanup_free char *pid = NULL;
     long long n;
-    if (sbx_sync_expect_text (cr->sync_child, SYNC_HOOKS_DONE, NULL, &pid, err) < 0)
+    if (sbx_process_sync_expect_text (cr->sync_child, SYNC_HOOKS_DONE, NULL, &pid, err) < 0)
       return -1;
     if (sbx_parse_int64 (pid, &n) == 0)
       cr->hooks_pid = (pid_t)n;
     *state_json = sbx_state_json_pid (cr->state, c, "created", cr->hooks_pid, false);
   }
   if (c->hooks
-      && sbx_hooks_run ("createContainer", c->hooks->create_container, c->hooks->create_container_len,
+      && sbx_process_hooks_run ("createContainer", c->hooks->create_container, c->hooks->create_container_len,
                         *state_json, err)
              < 0)
     return -1;
@@ -385,16 +385,16 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       cleanup_close int cwdfd = -1;
       if (rootfd < 0)
         return sbx_error_sys (err, "open `%s`", cr->rootfs);
-      cwdfd = sbx_root_resolve (rootfd, c->process->cwd, SBX_RESOLVE_MKDIR, err);
+      cwdfd = sbx_fs_root_resolve (rootfd, c->process->cwd, SBX_RESOLVE_MKDIR, err);
       if (cwdfd < 0)
         return sbx_error_wrap (err, "process.cwd `%s`", c->process->cwd);
     }
   /* From here paths resolve in the container: startContainer hooks, which
      run there, keep the container's stdio.  */
-  sbx_hooks_set_output (NULL);
+  sbx_process_hooks_set_output (NULL);
   if (flags & CLONE_NEWNS)
     {
-      if (sbx_rootfs_finish (c, &ro, err) < 0)
+      if (sbx_fs_rootfs_finish (c, &ro, err) < 0)
         return -1;
     }
   else if (chroot (cr->rootfs) < 0 || chdir ("/") < 0)
@@ -438,7 +438,7 @@ wait_for_start (int listen_fd, sbx_error **err)
              holds the connection without a word (`start` speaks at once),
              must not keep the real one waiting.  */
           struct pollfd q = { conn, POLLIN, 0 };
-          if (poll (&q, 1, START_REQUEST_TIMEOUT_MS) > 0 && sbx_sync_expect (conn, SYNC_GO, NULL, NULL) == 0)
+          if (poll (&q, 1, START_REQUEST_TIMEOUT_MS) > 0 && sbx_process_sync_expect (conn, SYNC_GO, NULL, NULL) == 0)
             return steal_fd (&conn);
         }
     }
@@ -457,13 +457,13 @@ drop_host_fds (sbx_creator *cr, const int *extra, size_t nextra, sbx_error **err
     keep[2 + i] = extra[i];
   sbx_cgroup_free (cr->cg);
   cr->cg = NULL;
-  sbx_ns_plan_close (&cr->plan);
+  sbx_process_ns_plan_close (&cr->plan);
   sbx_log_close ();
   /* Nor the private copy of the container's /proc: masks and read-only
      paths are not on it (sysrq-trigger, /proc/sys).  The writes before
      execve open /proc again, checked (process/execve.c).  */
   container_procfd = -1;
-  return sbx_close_fds_except (keep, 2 + (nextra < 2 ? nextra : 2), cr->o->preserve_fds, err);
+  return sbx_process_close_fds_except (keep, 2 + (nextra < 2 ? nextra : 2), cr->o->preserve_fds, err);
 }
 
 /* With a pid namespace joined by path, the setup ran in a process of the
@@ -502,7 +502,7 @@ fork_init (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **err)
     }
   /* The init is born with the container's credentials: a neighbour that
      injects code into it (CAP_SYS_PTRACE) gains nothing.  */
-  pid = sbx_fork_sibling ();
+  pid = sbx_process_fork_sibling ();
   if (pid < 0)
     {
       pty_pair_release (&t);
@@ -511,11 +511,11 @@ fork_init (sbx_creator *cr, sbx_exec_prep *prep, sbx_error **err)
   if (pid > 0)
     {
       snprintf (buf, sizeof buf, "%d", pid);
-      _exit (sbx_sync_send_text (cr->sync_child, SYNC_CHILD_PID, -1, buf, NULL) < 0);
+      _exit (sbx_process_sync_send_text (cr->sync_child, SYNC_CHILD_PID, -1, buf, NULL) < 0);
     }
   prctl (PR_SET_PDEATHSIG, SIGKILL);
   /* In its cgroup, and the runtime has our pid (EOF: it died first).  */
-  if (sbx_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
+  if (sbx_process_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     {
       pty_pair_release (&t);
       return -1;
@@ -565,8 +565,8 @@ sbx_init_main (sbx_creator *cr)
   /* Under a filter loaded already (no no_new_privs), by write(2): every
      profile allows it, sendmsg is not a given.  */
   if ((cr->sc && cr->c->process && !cr->c->process->no_new_privileges
-           ? sbx_sync_send_plain (cr->sync_child, SYNC_CREATED, &err)
-           : sbx_sync_send (cr->sync_child, SYNC_CREATED, -1, &err))
+           ? sbx_process_sync_send_plain (cr->sync_child, SYNC_CREATED, &err)
+           : sbx_process_sync_send (cr->sync_child, SYNC_CREATED, -1, &err))
       < 0)
     goto fail;
   close (cr->sync_child);
@@ -579,28 +579,28 @@ sbx_init_main (sbx_creator *cr)
   free (state_json);
   state_json = sbx_state_json_pid (cr->state, cr->c, "created", cr->hooks_pid, false);
   if (cr->c->hooks
-      && sbx_hooks_run ("startContainer", cr->c->hooks->start_container, cr->c->hooks->start_container_len,
+      && sbx_process_hooks_run ("startContainer", cr->c->hooks->start_container, cr->c->hooks->start_container_len,
                         state_json, &err)
              < 0)
     {
-      sbx_sync_send_error (conn, err);
+      sbx_process_sync_send_error (conn, err);
       _exit (1);
     }
   if (cr->c->process == NULL)
     {
       sbx_error_set (&err, EINVAL, "config.json has no process to start");
-      sbx_sync_send_error (conn, err);
+      sbx_process_sync_send_error (conn, err);
       _exit (1);
     }
   {
     sbx_exec_ctx ctx = { .p = cr->c->process, .seccomp = cr->sc, .notify_sock = conn };
     sbx_process_finish_exec (&ctx, &prep, &err);
   }
-  sbx_sync_send_error (conn, err);
+  sbx_process_sync_send_error (conn, err);
   _exit (127);
 
 fail:
   if (cr->sync_child >= 0)
-    sbx_sync_send_error (cr->sync_child, err);
+    sbx_process_sync_send_error (cr->sync_child, err);
   _exit (1);
 }

@@ -124,7 +124,7 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
     {
       cleanup_error sbx_error *e = NULL;
       int notify_fd = -1;
-      int r = sbx_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e);
+      int r = sbx_process_sync_expect (conn, SYNC_EXEC_READY, &notify_fd, &e);
       if (r == SBX_SYNC_HUNG_UP)
         {
           if (heard)
@@ -146,7 +146,7 @@ sbx_await_exec (int conn, sbx_state *s, const oci_config *c, pid_t pid, sbx_erro
           if (r < 0)
             return -1; /* the process sees EOF and does not exec */
           /* The listener has it: the process may exec now.  */
-          if (sbx_sync_send (conn, SYNC_GO, -1, err) < 0)
+          if (sbx_process_sync_send (conn, SYNC_GO, -1, err) < 0)
             return -1;
         }
     }
@@ -168,7 +168,7 @@ request_start (sbx_state *s, const oci_config *c, sbx_error **err)
     return sbx_error_sys (err, "container \"%s\": connect to its init", s->id);
   {
     cleanup_error sbx_error *e = NULL;
-    r = sbx_sync_send (conn, SYNC_GO, -1, &e);
+    r = sbx_process_sync_send (conn, SYNC_GO, -1, &e);
     /* An init that died before it took the connection (killed in accept)
        resets it: a hang-up like any other.  */
     if (r < 0 && e && (e->errno_ == ECONNRESET || e->errno_ == EPIPE))
@@ -234,8 +234,8 @@ sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
   if (r == 0 && c->hooks && c->hooks->poststart_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "running", false);
-      sbx_hooks_set_output (c);
-      sbx_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
+      sbx_process_hooks_set_output (c);
+      sbx_process_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
     }
   oci_config_free (c);
   return r < 0 ? -1 : 0;

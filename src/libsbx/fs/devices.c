@@ -62,7 +62,7 @@ bind_host_node (int dirfd, const char *name, const struct node *n, sbx_error **e
   tfd = openat (dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (tfd < 0)
     return sbx_error_sys (err, "open %s", n->path);
-  if (sbx_bind_fd (hfd, tfd, false) < 0)
+  if (sbx_fs_bind_fd (hfd, tfd, false) < 0)
     return sbx_error_sys (err, "bind host %s", n->path);
   return 0;
 }
@@ -84,7 +84,7 @@ make_node (int rootfd, const struct node *n, bool userns, bool replace, sbx_erro
     *slash = '\0';
   else
     dir[0] = '\0';
-  dfd = sbx_root_resolve (rootfd, slash ? dir : "", SBX_RESOLVE_MKDIR, err);
+  dfd = sbx_fs_root_resolve (rootfd, slash ? dir : "", SBX_RESOLVE_MKDIR, err);
   if (dfd < 0)
     return dfd;
   if (fstatat (dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
@@ -141,7 +141,7 @@ device_node (const oci_device *d, struct node *n, sbx_error **err)
 }
 
 int
-sbx_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind,
+sbx_fs_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind,
                    sbx_error **err)
 {
   const oci_linux *l = c->linux;
@@ -167,7 +167,7 @@ sbx_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind ki
       if (make_node (rootfd, &n, userns, false, err) < 0)
         return -1;
     }
-  devfd = sbx_root_resolve (rootfd, "/dev", SBX_RESOLVE_MKDIR, err);
+  devfd = sbx_fs_root_resolve (rootfd, "/dev", SBX_RESOLVE_MKDIR, err);
   if (devfd < 0)
     return devfd;
   for (size_t i = 0; i < sizeof default_links / sizeof default_links[0]; i++)

@@ -46,7 +46,7 @@ typedef struct
 
 /* Can procfs be mounted for a given pid namespace (fsconfig "pidns",
    Linux 6.17)?  */
-bool sbx_mount_proc_pidns_supported (void);
+bool sbx_fs_mount_proc_pidns_supported (void);
 
 /* Phase 1, before pivot_root: make / private-ish as rootfsPropagation says,
    bind the rootfs onto itself, perform mounts[], create /dev content
@@ -54,20 +54,20 @@ bool sbx_mount_proc_pidns_supported (void);
    left unchanged.
    *procfd is the container's procfs (see procfs.h) when mounts[] has one on
    /proc, else -1.  */
-int sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err);
+int sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err);
 
 /* Phase 2: pivot_root (or move+chroot), then maskedPaths, readonlyPaths and
    root.readonly.  Afterwards "/" is the container root and cwd is "/".  */
-int sbx_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err);
+int sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err);
 
 /* At create, before anything exists: no mount on or under /proc but a
    procfs (or a bind of a procfs root) on /proc itself and binds over the
    few files LXCFS emulates; anything else could redirect the runtime's
    procfs writes (CVE-2019-16884).  bundle resolves relative sources.  */
-int sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err);
+int sbx_fs_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err);
 /* dest made absolute and lexically clean ("//proc/./x/.." -> "/proc"); ".."
    stops at "/".  malloc'd.  */
-char *sbx_mount_dest_clean (const char *dest);
+char *sbx_fs_mount_dest_clean (const char *dest);
 
 /* Mount option parsing, exposed for unit tests.  */
 typedef struct
@@ -83,8 +83,8 @@ typedef struct
   char *data;                /* comma separated filesystem options */
 } sbx_mount_opts;
 
-int sbx_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_error **err);
-void sbx_mount_opts_clear (sbx_mount_opts *o);
+int sbx_fs_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_error **err);
+void sbx_fs_mount_opts_clear (sbx_mount_opts *o);
 /* NULL-terminated list of the option names understood (for features).  */
 extern const char *const sbx_mount_option_names[];
 
@@ -97,14 +97,14 @@ enum
 };
 /* Resolve path inside the tree rooted at rootfd, never leaving it (absolute
    symlinks and ".." stop at rootfd).  Returns an O_PATH fd (>= 0).  */
-int sbx_root_resolve (int rootfd, const char *path, int create, sbx_error **err);
+int sbx_fs_root_resolve (int rootfd, const char *path, int create, sbx_error **err);
 /* Bind the object behind srcfd onto the one behind tgtfd (open_tree +
    move_mount, or mount(2) through /proc/self/fd).  -1 with errno set.  */
-int sbx_bind_fd (int srcfd, int tgtfd, bool recursive);
+int sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive);
 
 /* devices.h - the container's /dev content: default devices and symlinks
  * (config-linux.md "Default Devices") and linux.devices.  Called by
- * sbx_rootfs_prepare after mounts[], before pivot_root.  */
+ * sbx_fs_rootfs_prepare after mounts[], before pivot_root.  */
 
 typedef enum
 {
@@ -115,7 +115,7 @@ typedef enum
 
 /* rootfd: the rootfs (every path resolved inside it).  userns: device nodes
    cannot be created, bind the host's node onto an empty file instead.  */
-int sbx_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind,
+int sbx_fs_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind,
                        sbx_error **err);
 
 /* overlay.h - the opt-in writable overlay: annotation
@@ -133,13 +133,13 @@ int sbx_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kin
 /* Whether the config asks for the overlay (flag: --overlay).  Any other
    key under org.sbxrun.rootfs. or a value other than true/false is refused
    naming it.  */
-int sbx_overlay_wanted (const oci_config *c, bool flag, bool *out, sbx_error **err);
+int sbx_fs_overlay_wanted (const oci_config *c, bool flag, bool *out, sbx_error **err);
 /* Create upper/ and work/ in the state directory (kept if they exist: a
    fork fills upper/ first); upper/ takes the owner and mode of lower's
    root, which the merged root shows.  */
-int sbx_overlay_dirs (int state_dirfd, const char *lower, sbx_error **err);
+int sbx_fs_overlay_dirs (int state_dirfd, const char *lower, sbx_error **err);
 /* The overlay as a detached mount (an fd for move_mount).  */
-int sbx_overlay_mount_fd (const char *lower, const char *upper, const char *work, sbx_error **err);
+int sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *work, sbx_error **err);
 
 /* snapshot.h - filesystem snapshots of a container, in its state dir:
  *
@@ -164,47 +164,47 @@ typedef struct
 } sbx_tree_sum;
 /* Copy the tree at srcfd into the empty directory dstfd (reflink, else
    extent by extent keeping holes; hard links, xattrs, whiteouts kept).  */
-int sbx_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err);
-int sbx_tree_sum_of (int dirfd, sbx_tree_sum *sum, sbx_error **err);
+int sbx_fs_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err);
+int sbx_fs_tree_sum_of (int dirfd, sbx_tree_sum *sum, sbx_error **err);
 /* size bytes of in to out: FICLONE, else only the data extents.  */
-int sbx_copy_file_data (int in, int out, off_t size, sbx_error **err);
+int sbx_fs_copy_file_data (int in, int out, off_t size, sbx_error **err);
 
-int sbx_snapshot_name_validate (const char *name, sbx_error **err);
+int sbx_fs_snapshot_name_validate (const char *name, sbx_error **err);
 /* Parse and check a manifest (name is for the messages).  */
-int sbx_snapshot_manifest_parse (const char *text, size_t len, const char *name,
+int sbx_fs_snapshot_manifest_parse (const char *text, size_t len, const char *name,
                                  sbx_snapshot_manifest **out, sbx_error **err);
-char *sbx_snapshot_manifest_json (const sbx_snapshot_manifest *m, size_t *len);
+char *sbx_fs_snapshot_manifest_json (const sbx_snapshot_manifest *m, size_t *len);
 /* Check snapshot directory snapfd (manifest.json + tree/).  */
-int sbx_snapshot_verify_dir (int snapfd, const char *name, sbx_snapshot_manifest **out, sbx_error **err);
+int sbx_fs_snapshot_verify_dir (int snapfd, const char *name, sbx_snapshot_manifest **out, sbx_error **err);
 /* snapshots/ of a state dir (made with create).  */
-int sbx_snapshot_open_store (int state_dirfd, bool create, sbx_error **err);
+int sbx_fs_snapshot_open_store (int state_dirfd, bool create, sbx_error **err);
 /* Rename the finished temporary tmp to name (never over an existing one). */
-int sbx_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error **err);
+int sbx_fs_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error **err);
 /* mkdir prefix + 6 random characters under dirfd (0700).  */
-int sbx_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err);
+int sbx_fs_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err);
 
 /* A running container is frozen for the copy.  NULL name: snap-<UTC time>;
    *name_out gets the name used.  with_process (a CRIU checkpoint too) is
    refused: not built yet.  */
-int sbx_snapshot_create (const char *root, const char *id, const char *name, bool with_process,
+int sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool with_process,
                          char **name_out, sbx_error **err);
 /* A table: NAME KIND CREATED BYTES (malloc'd).  */
-int sbx_snapshot_list (const char *root, const char *id, char **text, sbx_error **err);
-int sbx_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err);
+int sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error **err);
+int sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err);
 /* restore --from-snapshot: reset a stopped container's filesystem (its
    upper dir, or its whole rootfs) to the snapshot.  */
-int sbx_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err);
+int sbx_fs_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err);
 /* create --from-snapshot SRCID:NAME: fill the new container's state dir
    (dst_dirfd, path dst_dir): an overlay snapshot (whose lower must be
    rootfs) becomes its upper dir and sets *overlay; a full one becomes
    dst_dir/rootfs, returned in *rootfs_out.  */
-int sbx_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char *dst_dir,
+int sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char *dst_dir,
                        const char *rootfs, bool *overlay, char **rootfs_out, sbx_error **err);
 /* The pax tar stream of a snapshot (manifest first, then the tree), and
    back into a new snapshot NAME of container ID (checked against the
    manifest it carries before it becomes visible).  */
-int sbx_snapshot_export (const char *root, const char *id, const char *name, int out_fd, sbx_error **err);
-int sbx_snapshot_import (const char *root, const char *id, const char *name, int in_fd, sbx_error **err);
+int sbx_fs_snapshot_export (const char *root, const char *id, const char *name, int out_fd, sbx_error **err);
+int sbx_fs_snapshot_import (const char *root, const char *id, const char *name, int in_fd, sbx_error **err);
 
 /* tar.h - the pax tar format of snapshot export/import (tar.c), exposed for
  * unit tests.  */
@@ -222,18 +222,18 @@ typedef struct
 } sbx_tar_entry;
 
 /* Append one "LEN key=value\n" record.  */
-void sbx_pax_add (char **buf, size_t *len, const char *key, const char *val, size_t vlen);
+void sbx_fs_pax_add (char **buf, size_t *len, const char *key, const char *val, size_t vlen);
 typedef int (*sbx_pax_cb) (void *data, const char *key, size_t klen, const char *val, size_t vlen,
                            sbx_error **err);
 /* Call cb for each record; a malformed one is an error (EBADMSG).  */
-int sbx_pax_parse (const char *buf, size_t len, sbx_pax_cb cb, void *data, sbx_error **err);
+int sbx_fs_pax_parse (const char *buf, size_t len, sbx_pax_cb cb, void *data, sbx_error **err);
 /* A ustar header block (checksum filled in).  */
-int sbx_tar_header (unsigned char h[512], const char *name, char type, mode_t mode, uid_t uid, gid_t gid,
+int sbx_fs_tar_header (unsigned char h[512], const char *name, char type, mode_t mode, uid_t uid, gid_t gid,
                     unsigned long long size, long long mtime, unsigned maj, unsigned min);
 /* Parse a header block, checking its checksum and numbers.  */
-int sbx_tar_parse_header (const unsigned char h[512], sbx_tar_entry *e, sbx_error **err);
+int sbx_fs_tar_parse_header (const unsigned char h[512], sbx_tar_entry *e, sbx_error **err);
 /* Write snapshot directory snapfd as a stream; read one into rootfd.  */
-int sbx_snapshot_export_fd (int snapfd, int out_fd, sbx_error **err);
-int sbx_tar_extract (int in, int rootfd, sbx_error **err);
+int sbx_fs_snapshot_export_fd (int snapfd, int out_fd, sbx_error **err);
+int sbx_fs_tar_extract (int in, int rootfd, sbx_error **err);
 
 #endif

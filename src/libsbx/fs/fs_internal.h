@@ -85,7 +85,7 @@ under_proc (const char *clean)
   return strcmp (clean, "/proc") == 0 || sbx_has_prefix (clean, "/proc/");
 }
 
-/* The state of one sbx_rootfs_prepare: the rootfs and the container's procfs.  */
+/* The state of one sbx_fs_rootfs_prepare: the rootfs and the container's procfs.  */
 struct sbx_mount_ctx
 {
   const sbx_rootfs_opts *o;

@@ -126,14 +126,14 @@ find_opt (const char *name)
 }
 
 void
-sbx_mount_opts_clear (sbx_mount_opts *o)
+sbx_fs_mount_opts_clear (sbx_mount_opts *o)
 {
   free (o->data);
   memset (o, 0, sizeof *o);
 }
 
 int
-sbx_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_error **err)
+sbx_fs_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_error **err)
 {
   memset (out, 0, sizeof *out);
   for (size_t i = 0; i < n; i++)
@@ -186,7 +186,7 @@ sbx_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_e
           out->tmpcopyup = true;
           break;
         case K_REJECT:
-          sbx_mount_opts_clear (out);
+          sbx_fs_mount_opts_clear (out);
           return sbx_error_set (err, EOPNOTSUPP, "mount option `%s`", s);
         default:
           break;
@@ -199,7 +199,7 @@ sbx_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sbx_e
 /* ---- destinations under /proc ---- */
 
 char *
-sbx_mount_dest_clean (const char *dest)
+sbx_fs_mount_dest_clean (const char *dest)
 {
   size_t n = strlen (dest);
   char *out = xmalloc0 (n + 2);
@@ -265,7 +265,7 @@ is_procfs_root (const char *path)
 }
 
 int
-sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err)
+sbx_fs_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err)
 {
   for (size_t i = 0; i < c->mounts_len; i++)
     {
@@ -281,7 +281,7 @@ sbx_mounts_validate (const oci_config *c, const char *bundle, sbx_error **err)
         sbx_warn ("mounts[%zu]: destination `%s` is not absolute: mounted at `/%s` (relative "
                   "destinations are deprecated by the runtime spec)",
                   i, m->destination, m->destination);
-      clean = sbx_mount_dest_clean (m->destination);
+      clean = sbx_fs_mount_dest_clean (m->destination);
       if (!under_proc (clean))
         continue;
       bind = is_bind_entry (m);

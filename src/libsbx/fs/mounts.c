@@ -33,7 +33,7 @@
 /* ---- mount primitives ---- */
 
 int
-sbx_bind_fd (int srcfd, int tgtfd, bool recursive)
+sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive)
 {
   char s[FDPATH_MAX], t[FDPATH_MAX];
   int tree, r, saved;
@@ -116,7 +116,7 @@ sbx_bind_remount (int fd, const char *target, unsigned long set, unsigned long c
 static int
 check_target (struct sbx_mount_ctx *x, const char *dest, int tfd, bool exact, sbx_error **err)
 {
-  cleanup_free char *want = sbx_mount_dest_clean (dest);
+  cleanup_free char *want = sbx_fs_mount_dest_clean (dest);
   char p[FDPATH_MAX], buf[PATH_MAX];
   size_t rl = strlen (x->rootpath);
   const char *rel;
@@ -156,7 +156,7 @@ finish_mount (struct sbx_mount_ctx *x, const char *dest, const sbx_mount_opts *m
 
   if (mo->propagation == 0 && mo->attr_set == 0 && mo->attr_clr == 0)
     return 0;
-  fd = sbx_root_resolve (x->rootfd, dest, SBX_RESOLVE_EXISTING, err);
+  fd = sbx_fs_root_resolve (x->rootfd, dest, SBX_RESOLVE_EXISTING, err);
   if (fd < 0)
     return fd;
   if (mo->attr_set || mo->attr_clr)
@@ -184,19 +184,19 @@ do_bind (struct sbx_mount_ctx *x, const char *src, bool rec, const char *dest, u
   sfd = open (src, O_PATH | O_CLOEXEC);
   if (sfd < 0 || fstat (sfd, &sb) < 0)
     return sbx_error_sys (err, "bind %s", src);
-  tfd = sbx_root_resolve (x->rootfd, dest, S_ISDIR (sb.st_mode) ? SBX_RESOLVE_MKDIR : SBX_RESOLVE_MKFILE,
+  tfd = sbx_fs_root_resolve (x->rootfd, dest, S_ISDIR (sb.st_mode) ? SBX_RESOLVE_MKDIR : SBX_RESOLVE_MKFILE,
                           err);
   if (tfd < 0)
     return tfd;
   if (check_target (x, dest, tfd, exact, err) < 0)
     return -1;
-  if (sbx_bind_fd (sfd, tfd, rec) < 0)
+  if (sbx_fs_bind_fd (sfd, tfd, rec) < 0)
     return sbx_error_sys (err, "bind %s", src);
   if (flags & SB_ONLY)
     sbx_warn ("%s: sync/dirsync/mand/lazytime/silent do not apply to a bind mount", dest);
   if ((flags & ~(MS_BIND | MS_REC | MS_REMOUNT | SB_ONLY)) == 0 && (clear & ~SB_ONLY) == 0)
     return 0;
-  nfd = sbx_root_resolve (x->rootfd, dest, SBX_RESOLVE_EXISTING, err);
+  nfd = sbx_fs_root_resolve (x->rootfd, dest, SBX_RESOLVE_EXISTING, err);
   if (nfd < 0)
     return nfd;
   if (sbx_bind_remount (nfd, fdpath (p, nfd), flags, clear) < 0)
@@ -218,7 +218,7 @@ do_bind (struct sbx_mount_ctx *x, const char *src, bool rec, const char *dest, u
 #endif
 
 bool
-sbx_mount_proc_pidns_supported (void)
+sbx_fs_mount_proc_pidns_supported (void)
 {
   cleanup_close int fs = syscall (SYS_fsopen, "proc", SBX_FSOPEN_CLOEXEC);
   cleanup_close int ns = open ("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
@@ -276,7 +276,7 @@ do_fs_mount (struct sbx_mount_ctx *x, const char *source, const char *type, cons
   cleanup_close int tfd = -1;
   char p[FDPATH_MAX];
 
-  tfd = sbx_root_resolve (x->rootfd, dest, SBX_RESOLVE_MKDIR, err);
+  tfd = sbx_fs_root_resolve (x->rootfd, dest, SBX_RESOLVE_MKDIR, err);
   if (tfd < 0)
     return tfd;
   if (check_target (x, dest, tfd, strcmp (type, "proc") == 0 || strcmp (type, "sysfs") == 0, err) < 0)
@@ -302,7 +302,7 @@ do_tmpfs (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo,
   char p[FDPATH_MAX];
   bool has_mode = false;
 
-  tfd = sbx_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_MKDIR, err);
+  tfd = sbx_fs_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_MKDIR, err);
   if (tfd < 0)
     return tfd;
   if (check_target (x, m->destination, tfd, false, err) < 0)
@@ -327,7 +327,7 @@ do_tmpfs (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo,
     return sbx_error_sys (err, "mount tmpfs (%s)", d);
   if (!mo->tmpcopyup)
     return 0;
-  nfd = sbx_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_EXISTING, err);
+  nfd = sbx_fs_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_EXISTING, err);
   if (nfd < 0)
     return nfd;
   new_root = openat (nfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -539,7 +539,7 @@ do_cgroup (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo
   /* The tmpfs stays writable until the hierarchies' directories exist.  */
   if (do_fs_mount (x, "tmpfs", "tmpfs", m->destination, (flags & ~MS_RDONLY), "mode=755", err) < 0)
     goto out;
-  tfd = sbx_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_EXISTING, err);
+  tfd = sbx_fs_root_resolve (x->rootfd, m->destination, SBX_RESOLVE_EXISTING, err);
   if (tfd < 0)
     goto out;
   for (size_t i = 0; i < l.n; i++)
@@ -610,11 +610,11 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
   bool bind;
   int r;
 
-  if (sbx_mount_opts_parse (m->options, m->options_len, &mo, err) < 0)
+  if (sbx_fs_mount_opts_parse (m->options, m->options_len, &mo, err) < 0)
     return -1;
   if (m->uid_mappings_len || m->gid_mappings_len)
     {
-      sbx_mount_opts_clear (&mo);
+      sbx_fs_mount_opts_clear (&mo);
       return sbx_error_set (err, EOPNOTSUPP, "idmapped mounts (uidMappings/gidMappings)");
     }
   bind = mo.bind || (type && strcmp (type, "bind") == 0);
@@ -682,7 +682,7 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
     {
       /* The procfs the runtime writes to from now on, opened before
          anything else can be mounted on or under it.  */
-      cleanup_free char *clean = sbx_mount_dest_clean (m->destination);
+      cleanup_free char *clean = sbx_fs_mount_dest_clean (m->destination);
       if (strcmp (clean, "/proc") == 0)
         {
           int pfd = sbx_proc_open (x->rootfd, "proc", err);
@@ -696,6 +696,6 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
             }
         }
     }
-  sbx_mount_opts_clear (&mo);
+  sbx_fs_mount_opts_clear (&mo);
   return r;
 }

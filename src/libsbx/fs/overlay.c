@@ -28,7 +28,7 @@
 #endif
 
 int
-sbx_overlay_wanted (const oci_config *c, bool flag, bool *out, sbx_error **err)
+sbx_fs_overlay_wanted (const oci_config *c, bool flag, bool *out, sbx_error **err)
 {
   *out = flag;
   for (size_t i = 0; c && i < c->annotations_len; i++)
@@ -50,7 +50,7 @@ sbx_overlay_wanted (const oci_config *c, bool flag, bool *out, sbx_error **err)
 }
 
 int
-sbx_overlay_dirs (int state_dirfd, const char *lower, sbx_error **err)
+sbx_fs_overlay_dirs (int state_dirfd, const char *lower, sbx_error **err)
 {
   struct stat st;
   cleanup_close int ufd = -1;
@@ -89,7 +89,7 @@ escape_lower (const char *p)
 }
 
 int
-sbx_overlay_mount_fd (const char *lower, const char *upper, const char *work, sbx_error **err)
+sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *work, sbx_error **err)
 {
   cleanup_close int fsfd = -1;
   int mfd;

@@ -172,7 +172,7 @@ out:
 }
 
 int
-sbx_root_resolve (int rootfd, const char *path, int create, sbx_error **err)
+sbx_fs_root_resolve (int rootfd, const char *path, int create, sbx_error **err)
 {
   struct open_how how = { .flags = O_PATH | O_CLOEXEC,
                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };

@@ -40,7 +40,7 @@ is_dev (const char *dest)
 }
 
 int
-sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
+sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
 {
   unsigned long prop;
   cleanup_close int rootfd = -1;
@@ -105,7 +105,7 @@ sbx_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, 
           dev = b ? SBX_DEV_HOST : SBX_DEV_FRESH;
         }
     }
-  if (sbx_devices_setup (c, rootfd, o->userns, dev, err) < 0)
+  if (sbx_fs_devices_setup (c, rootfd, o->userns, dev, err) < 0)
     {
       sbx_error_wrap (err, "/dev");
       goto out;
@@ -136,7 +136,7 @@ mask_path (int rootfd, const char *path, bool have_proc, int *nullfd, sbx_error 
   char p[FDPATH_MAX];
   struct stat sb;
 
-  fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
+  fd = sbx_fs_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
   if (fd == -ENOENT) /* a missing path needs no masking */
     {
       if (err)
@@ -157,7 +157,7 @@ mask_path (int rootfd, const char *path, bool have_proc, int *nullfd, sbx_error 
   if (*nullfd < 0)
     {
       struct stat ns;
-      int nf = sbx_root_resolve (rootfd, "/dev/null", SBX_RESOLVE_EXISTING, err);
+      int nf = sbx_fs_root_resolve (rootfd, "/dev/null", SBX_RESOLVE_EXISTING, err);
       if (nf < 0)
         return sbx_error_wrap (err, "the container's /dev/null");
       if (fstat (nf, &ns) < 0 || !S_ISCHR (ns.st_mode) || ns.st_rdev != makedev (1, 3))
@@ -168,7 +168,7 @@ mask_path (int rootfd, const char *path, bool have_proc, int *nullfd, sbx_error 
         }
       *nullfd = nf;
     }
-  if (sbx_bind_fd (*nullfd, fd, false) < 0)
+  if (sbx_fs_bind_fd (*nullfd, fd, false) < 0)
     return sbx_error_sys (err, "bind /dev/null");
   return 0;
 }
@@ -179,7 +179,7 @@ readonly_path (int rootfd, const char *path, bool have_proc, sbx_error **err)
   cleanup_close int fd = -1, nfd = -1;
   char p[FDPATH_MAX];
 
-  fd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
+  fd = sbx_fs_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
   if (fd == -ENOENT) /* a missing path needs no masking */
     {
       if (err)
@@ -188,9 +188,9 @@ readonly_path (int rootfd, const char *path, bool have_proc, sbx_error **err)
     }
   if (fd < 0)
     return fd;
-  if (sbx_bind_fd (fd, fd, true) < 0)
+  if (sbx_fs_bind_fd (fd, fd, true) < 0)
     return sbx_error_sys (err, "bind onto itself");
-  nfd = sbx_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
+  nfd = sbx_fs_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
   if (nfd < 0)
     return nfd;
   if (sbx_bind_remount (nfd, target_of (p, nfd, path, have_proc), MS_RDONLY, 0) < 0)
@@ -199,7 +199,7 @@ readonly_path (int rootfd, const char *path, bool have_proc, sbx_error **err)
 }
 
 int
-sbx_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err)
+sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err)
 {
   unsigned long prop;
   cleanup_close int rootfd = -1, nullfd = -1;

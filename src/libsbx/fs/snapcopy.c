@@ -166,7 +166,7 @@ xattrs (struct walk *w, int pfd, const char *name, int dpfd, const char *dname, 
 }
 
 int
-sbx_copy_file_data (int in, int out, off_t size, sbx_error **err)
+sbx_fs_copy_file_data (int in, int out, off_t size, sbx_error **err)
 {
   off_t pos = 0;
 
@@ -305,7 +305,7 @@ walk_entry (struct walk *w, int sfd, int dfd, const char *rel, const char *name,
         if (w->copy)
           {
             out = openat (dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-            if (out < 0 || sbx_copy_file_data (in, out, st.st_size, err) < 0)
+            if (out < 0 || sbx_fs_copy_file_data (in, out, st.st_size, err) < 0)
               return out < 0 ? sbx_error_sys (err, "create `%s`", path) : sbx_error_wrap (err, "`%s`", path);
           }
         break;
@@ -347,7 +347,7 @@ walk_result (struct walk *w, sbx_tree_sum *sum)
 }
 
 int
-sbx_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err)
+sbx_fs_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err)
 {
   struct walk w = { .copy = true, .droot = dstfd };
   struct stat st;
@@ -369,7 +369,7 @@ sbx_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err)
 }
 
 int
-sbx_tree_sum_of (int dirfd, sbx_tree_sum *sum, sbx_error **err)
+sbx_fs_tree_sum_of (int dirfd, sbx_tree_sum *sum, sbx_error **err)
 {
   struct walk w = { .copy = false, .droot = -1 };
   struct stat st;

@@ -41,13 +41,13 @@ manifest_freep (sbx_snapshot_manifest **m)
 #define cleanup_manifest __attribute__ ((cleanup (manifest_freep)))
 
 int
-sbx_snapshot_name_validate (const char *name, sbx_error **err)
+sbx_fs_snapshot_name_validate (const char *name, sbx_error **err)
 {
   return sbx_name_validate ("snapshot name", name, err);
 }
 
 int
-sbx_snapshot_manifest_parse (const char *text, size_t len, const char *name, sbx_snapshot_manifest **out,
+sbx_fs_snapshot_manifest_parse (const char *text, size_t len, const char *name, sbx_snapshot_manifest **out,
                              sbx_error **err)
 {
   cleanup_free char *msg = NULL;
@@ -76,13 +76,13 @@ sbx_snapshot_manifest_parse (const char *text, size_t len, const char *name, sbx
 }
 
 char *
-sbx_snapshot_manifest_json (const sbx_snapshot_manifest *m, size_t *len)
+sbx_fs_snapshot_manifest_json (const sbx_snapshot_manifest *m, size_t *len)
 {
   return ocispec_generate (&sbx_snapshot_manifest_type, m, true, len);
 }
 
 int
-sbx_snapshot_verify_dir (int snapfd, const char *name, sbx_snapshot_manifest **out, sbx_error **err)
+sbx_fs_snapshot_verify_dir (int snapfd, const char *name, sbx_snapshot_manifest **out, sbx_error **err)
 {
   cleanup_free char *text = NULL;
   cleanup_close int mfd = -1, tfd = -1;
@@ -95,12 +95,12 @@ sbx_snapshot_verify_dir (int snapfd, const char *name, sbx_snapshot_manifest **o
     return sbx_error_sys (err, "snapshot \"%s\": manifest", name);
   if (sbx_read_fd (mfd, 1 << 20, &text, &len, err) < 0)
     return sbx_error_wrap (err, "snapshot \"%s\": manifest", name);
-  if (sbx_snapshot_manifest_parse (text, len, name, &m, err) < 0)
+  if (sbx_fs_snapshot_manifest_parse (text, len, name, &m, err) < 0)
     return -1;
   tfd = openat (snapfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (tfd < 0)
     return sbx_error_sys (err, "snapshot \"%s\": tree", name);
-  if (sbx_tree_sum_of (tfd, &sum, err) < 0)
+  if (sbx_fs_tree_sum_of (tfd, &sum, err) < 0)
     return sbx_error_wrap (err, "snapshot \"%s\": read tree", name);
   if (strcmp (sum.digest, m->tree_digest) != 0 || sum.entries != m->entries || sum.bytes != m->bytes)
     return sbx_error_set (err, EBADMSG,
@@ -119,7 +119,7 @@ static int
 open_snapshot (sbx_state *s, const char *name, sbx_snapshot_manifest **m, sbx_error **err)
 {
   cleanup_close int fd = -1;
-  if (sbx_snapshot_name_validate (name, err) < 0)
+  if (sbx_fs_snapshot_name_validate (name, err) < 0)
     return -1;
   fd = openat (s->dir_fd, SNAP_DIR "/", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0)
@@ -134,7 +134,7 @@ open_snapshot (sbx_state *s, const char *name, sbx_snapshot_manifest **m, sbx_er
         return sbx_error_set (err, ENOENT, "container \"%s\" has no snapshot \"%s\"", s->id, name);
       return sbx_error_sys (err, "snapshot \"%s\" of container \"%s\"", name, s->id);
     }
-  if (sbx_snapshot_verify_dir (fd, name, m, err) < 0)
+  if (sbx_fs_snapshot_verify_dir (fd, name, m, err) < 0)
     return sbx_error_wrap (err, "container \"%s\"", s->id);
   return steal_fd (&fd);
 }
@@ -180,7 +180,7 @@ remove_stale (int snapsfd)
 
 /* A fresh unpredictable directory name under dirfd: prefix + 6 chars.  */
 int
-sbx_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err)
+sbx_fs_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err)
 {
   static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   for (int tries = 0; tries < 100; tries++)
@@ -207,7 +207,7 @@ sbx_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err)
 }
 
 int
-sbx_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error **err)
+sbx_fs_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error **err)
 {
   if (renameat2 (snapsfd, tmp, snapsfd, name, RENAME_NOREPLACE) < 0)
     {
@@ -219,7 +219,7 @@ sbx_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error *
 }
 
 int
-sbx_snapshot_open_store (int state_dirfd, bool create, sbx_error **err)
+sbx_fs_snapshot_open_store (int state_dirfd, bool create, sbx_error **err)
 {
   int fd;
   if (create && mkdirat (state_dirfd, SNAP_DIR, 0700) < 0 && errno != EEXIST)
@@ -257,7 +257,7 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
     /* No syncfs: the rename makes it visible only when complete to
        any process (kill -9 included); a power cut can still tear the
        data, which the manifest check then mostly catches (sizes).  */
-    if (sbx_tree_copy (srcfd, dst, &sum, err) < 0)
+    if (sbx_fs_tree_copy (srcfd, dst, &sum, err) < 0)
       return sbx_error_wrap (err, "copy");
   }
   m.name = (char *)name;
@@ -271,7 +271,7 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
   m.bytes = sum.bytes;
   m.has_bytes = true;
   m.tree_digest = sum.digest;
-  json = sbx_snapshot_manifest_json (&m, &len);
+  json = sbx_fs_snapshot_manifest_json (&m, &len);
   free (m.created);
   return sbx_write_file_atomic (tfd, "manifest.json", json, len, 0600, err);
 }
@@ -295,7 +295,7 @@ default_name (int snapsfd)
 }
 
 int
-sbx_snapshot_create (const char *root, const char *id, const char *name, bool with_process, char **name_out,
+sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool with_process, char **name_out,
                      sbx_error **err)
 {
   cleanup_state sbx_state *s = NULL;
@@ -310,11 +310,11 @@ sbx_snapshot_create (const char *root, const char *id, const char *name, bool wi
     return sbx_error_set (err, ENOTSUP,
                           "snapshot create --with-process: needs a CRIU checkpoint, which this build of "
                           "sbxrun does not have yet (take a filesystem snapshot without the flag)");
-  if (name && sbx_snapshot_name_validate (name, err) < 0)
+  if (name && sbx_fs_snapshot_name_validate (name, err) < 0)
     return -1;
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
-  snapsfd = sbx_snapshot_open_store (s->dir_fd, true, err);
+  snapsfd = sbx_fs_snapshot_open_store (s->dir_fd, true, err);
   if (snapsfd < 0)
     return sbx_error_wrap (err, "container \"%s\"", id);
   remove_stale (snapsfd);
@@ -325,7 +325,7 @@ sbx_snapshot_create (const char *root, const char *id, const char *name, bool wi
       return sbx_error_set (err, EEXIST, "container \"%s\": snapshot \"%s\" already exists", id, nm);
   }
   prefix = xasprintf (".tmp-%.200s-", nm);
-  if (sbx_mkdtemp_at (snapsfd, prefix, &tmp, err) < 0)
+  if (sbx_fs_mkdtemp_at (snapsfd, prefix, &tmp, err) < 0)
     return -1;
   status = sbx_state_status (s);
   if (strcmp (status, "running") == 0 && s->st->cgroup)
@@ -351,7 +351,7 @@ sbx_snapshot_create (const char *root, const char *id, const char *name, bool wi
     }
   sbx_cgroup_free (cg);
   if (r == 0)
-    r = sbx_snapshot_commit (snapsfd, tmp, nm, err);
+    r = sbx_fs_snapshot_commit (snapsfd, tmp, nm, err);
   if (r < 0)
     {
       sbx_remove_tree_at (snapsfd, tmp);
@@ -369,7 +369,7 @@ cmp_str (const void *a, const void *b)
 }
 
 int
-sbx_snapshot_list (const char *root, const char *id, char **text, sbx_error **err)
+sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error **err)
 {
   cleanup_state sbx_state *s = NULL;
   cleanup_close int snapsfd = -1;
@@ -411,7 +411,7 @@ sbx_snapshot_list (const char *root, const char *id, char **text, sbx_error **er
       cleanup_close int mfd = fd >= 0 ? openat (fd, "manifest.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
       size_t ml;
       if (mfd >= 0 && sbx_read_fd (mfd, 1 << 20, &mt, &ml, &e) == 0
-          && sbx_snapshot_manifest_parse (mt, ml, names[i], &m, &e) == 0)
+          && sbx_fs_snapshot_manifest_parse (mt, ml, names[i], &m, &e) == 0)
         line = xasprintf ("%-32s %-8s %-30s %12llu\n", names[i], m->kind, m->created ? m->created : "-",
                           (unsigned long long)m->bytes);
       else
@@ -429,14 +429,14 @@ sbx_snapshot_list (const char *root, const char *id, char **text, sbx_error **er
 }
 
 int
-sbx_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err)
+sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err)
 {
   cleanup_state sbx_state *s = NULL;
   cleanup_close int snapsfd = -1;
   cleanup_free char *tmp = NULL;
   struct stat st;
 
-  if (sbx_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
+  if (sbx_fs_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
     return -1;
   snapsfd = openat (s->dir_fd, SNAP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (snapsfd < 0 || fstatat (snapsfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -462,10 +462,10 @@ replace_tree (int srcfd, int parentfd, const char *final, sbx_error **err)
   sbx_tree_sum sum;
   int r;
 
-  if (sbx_mkdtemp_at (parentfd, prefix, &tmp, err) < 0)
+  if (sbx_fs_mkdtemp_at (parentfd, prefix, &tmp, err) < 0)
     return -1;
   dst = openat (parentfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_tree_copy (srcfd, dst, &sum, err);
+  r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_fs_tree_copy (srcfd, dst, &sum, err);
   if (r == 0 && renameat2 (parentfd, tmp, parentfd, final, RENAME_EXCHANGE) < 0)
     {
       if (errno != ENOENT || renameat (parentfd, tmp, parentfd, final) < 0)
@@ -482,14 +482,14 @@ tree_of (int snapfd)
 }
 
 int
-sbx_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err)
+sbx_fs_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err)
 {
   cleanup_state sbx_state *s = NULL;
   cleanup_manifest sbx_snapshot_manifest *m = NULL;
   cleanup_close int snapfd = -1, tfd = -1;
   const char *status;
 
-  if (sbx_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
+  if (sbx_fs_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
     return -1;
   status = sbx_state_status (s);
   if (strcmp (status, "stopped") != 0)
@@ -538,7 +538,7 @@ sbx_snapshot_restore (const char *root, const char *id, const char *name, sbx_er
 }
 
 int
-sbx_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char *dst_dir, const char *rootfs,
+sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char *dst_dir, const char *rootfs,
                    bool *overlay, char **rootfs_out, sbx_error **err)
 {
   cleanup_free char *src = xstrdup (spec);
@@ -551,7 +551,7 @@ sbx_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char
   if (name == NULL)
     return sbx_error_set (err, EINVAL, "--from-snapshot `%s`: expected SRCID:NAME", spec);
   *name++ = '\0';
-  if (sbx_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, src, &s, err) < 0)
+  if (sbx_fs_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, src, &s, err) < 0)
     return sbx_error_wrap (err, "--from-snapshot `%s`", spec);
   snapfd = open_snapshot (s, name, &m, err);
   if (snapfd < 0)
@@ -567,7 +567,7 @@ sbx_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char
                               "--from-snapshot `%s`: the snapshot is a change set over `%s`, but the "
                               "bundle's root.path is `%s`",
                               spec, m->lower, rootfs);
-      if (sbx_overlay_dirs (dst_dirfd, rootfs, err) < 0)
+      if (sbx_fs_overlay_dirs (dst_dirfd, rootfs, err) < 0)
         return -1;
       dst = openat (dst_dirfd, SBX_OVERLAY_UPPER, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       *overlay = true;
@@ -581,7 +581,7 @@ sbx_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char
     }
   if (dst < 0)
     return sbx_error_sys (err, "open the fork's tree");
-  if (sbx_tree_copy (tfd, dst, &sum, err) < 0)
+  if (sbx_fs_tree_copy (tfd, dst, &sum, err) < 0)
     return sbx_error_wrap (err, "--from-snapshot `%s`: copy", spec);
   return 0;
 }

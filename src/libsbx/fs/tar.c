@@ -34,7 +34,7 @@
 /* ------------------------------------------------------------ pax records */
 
 void
-sbx_pax_add (char **buf, size_t *len, const char *key, const char *val, size_t vlen)
+sbx_fs_pax_add (char **buf, size_t *len, const char *key, const char *val, size_t vlen)
 {
   size_t base = strlen (key) + vlen + 3, n = base + 1;
   char digits[24];
@@ -59,7 +59,7 @@ sbx_pax_add (char **buf, size_t *len, const char *key, const char *val, size_t v
 }
 
 int
-sbx_pax_parse (const char *buf, size_t len, sbx_pax_cb cb, void *data, sbx_error **err)
+sbx_fs_pax_parse (const char *buf, size_t len, sbx_pax_cb cb, void *data, sbx_error **err)
 {
   size_t pos = 0;
   while (pos < len)
@@ -104,7 +104,7 @@ checksum (const unsigned char *h)
 }
 
 int
-sbx_tar_header (unsigned char h[BLOCK], const char *name, char type, mode_t mode, uid_t uid, gid_t gid,
+sbx_fs_tar_header (unsigned char h[BLOCK], const char *name, char type, mode_t mode, uid_t uid, gid_t gid,
                 unsigned long long size, long long mtime, unsigned maj, unsigned min)
 {
   memset (h, 0, BLOCK);
@@ -140,7 +140,7 @@ parse_octal (const unsigned char *f, size_t w, unsigned long long *out)
 }
 
 int
-sbx_tar_parse_header (const unsigned char h[BLOCK], sbx_tar_entry *e, sbx_error **err)
+sbx_fs_tar_parse_header (const unsigned char h[BLOCK], sbx_tar_entry *e, sbx_error **err)
 {
   unsigned long long sum, v[7];
   memset (e, 0, sizeof *e);
@@ -194,7 +194,7 @@ put_pax (int fd, const char *path, const char *recs, size_t len, sbx_error **err
 {
   unsigned char h[BLOCK];
   cleanup_free char *n = xasprintf ("PaxHeaders/%.80s", path);
-  sbx_tar_header (h, n, 'x', 0644, 0, 0, len, 0, 0, 0);
+  sbx_fs_tar_header (h, n, 'x', 0644, 0, 0, len, 0, 0, 0);
   if (put (fd, h, BLOCK, err) < 0 || put (fd, recs, len, err) < 0)
     return -1;
   return pad (fd, len, err);
@@ -222,7 +222,7 @@ add_xattrs (int pfd, const char *name, char **recs, size_t *rlen, sbx_error **er
       vn = lgetxattr (p, k, val, vn);
       if (vn < 0)
         return sbx_error_sys (err, "export: read xattr `%s`", k);
-      sbx_pax_add (recs, rlen, key, val, vn);
+      sbx_fs_pax_add (recs, rlen, key, val, vn);
     }
   return 0;
 }
@@ -290,7 +290,7 @@ export_entry (struct tw *t, int pfd, const char *name, const char *path, sbx_err
 
   if (fstatat (pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return sbx_error_sys (err, "export: `%s`", path);
-  sbx_pax_add (&recs, &rlen, "path", path, strlen (path));
+  sbx_fs_pax_add (&recs, &rlen, "path", path, strlen (path));
   switch (st.st_mode & S_IFMT)
     {
     case S_IFDIR:
@@ -301,7 +301,7 @@ export_entry (struct tw *t, int pfd, const char *name, const char *path, sbx_err
       target = xmalloc0 (PATH_MAX);
       if (readlinkat (pfd, name, target, PATH_MAX - 1) < 0)
         return sbx_error_sys (err, "export: readlink `%s`", path);
-      sbx_pax_add (&recs, &rlen, "linkpath", target, strlen (target));
+      sbx_fs_pax_add (&recs, &rlen, "linkpath", target, strlen (target));
       break;
     case S_IFCHR:
       type = '3';
@@ -324,7 +324,7 @@ export_entry (struct tw *t, int pfd, const char *name, const char *path, sbx_err
         if (t->links[i].dev == st.st_dev && t->links[i].ino == st.st_ino)
           {
             type = '1';
-            sbx_pax_add (&recs, &rlen, "linkpath", t->links[i].path, strlen (t->links[i].path));
+            sbx_fs_pax_add (&recs, &rlen, "linkpath", t->links[i].path, strlen (t->links[i].path));
             break;
           }
       if (type == '0')
@@ -346,10 +346,10 @@ export_entry (struct tw *t, int pfd, const char *name, const char *path, sbx_err
         {
           char num[32];
           snprintf (num, sizeof num, "%lld", (long long)st.st_size);
-          sbx_pax_add (&recs, &rlen, "GNU.sparse.major", "1", 1);
-          sbx_pax_add (&recs, &rlen, "GNU.sparse.minor", "0", 1);
-          sbx_pax_add (&recs, &rlen, "GNU.sparse.name", path, strlen (path));
-          sbx_pax_add (&recs, &rlen, "GNU.sparse.realsize", num, strlen (num));
+          sbx_fs_pax_add (&recs, &rlen, "GNU.sparse.major", "1", 1);
+          sbx_fs_pax_add (&recs, &rlen, "GNU.sparse.minor", "0", 1);
+          sbx_fs_pax_add (&recs, &rlen, "GNU.sparse.name", path, strlen (path));
+          sbx_fs_pax_add (&recs, &rlen, "GNU.sparse.realsize", num, strlen (num));
           map = xasprintf ("%zu\n", next);
           for (size_t i = 0; i < next; i++)
             {
@@ -368,13 +368,13 @@ export_entry (struct tw *t, int pfd, const char *name, const char *path, sbx_err
       /* Beyond the 11 octal digits of the ustar field (8 GiB).  */
       char num[32];
       snprintf (num, sizeof num, "%llu", size);
-      sbx_pax_add (&recs, &rlen, "size", num, strlen (num));
+      sbx_fs_pax_add (&recs, &rlen, "size", num, strlen (num));
     }
   if (add_xattrs (pfd, name, &recs, &rlen, err) < 0)
     return sbx_error_wrap (err, "`%s`", path);
   if (put_pax (t->fd, path, recs, rlen, err) < 0)
     return -1;
-  sbx_tar_header (h, path, type, st.st_mode, st.st_uid, st.st_gid,
+  sbx_fs_tar_header (h, path, type, st.st_mode, st.st_uid, st.st_gid,
                   type == '0' && size <= 077777777777ULL ? size : 0, st.st_mtim.tv_sec,
                   (type == '3' || type == '4') ? major (st.st_rdev) : 0,
                   (type == '3' || type == '4') ? minor (st.st_rdev) : 0);
@@ -442,7 +442,7 @@ export_dir (struct tw *t, int dfd, const char *rel, sbx_error **err)
 }
 
 int
-sbx_snapshot_export_fd (int snapfd, int out_fd, sbx_error **err)
+sbx_fs_snapshot_export_fd (int snapfd, int out_fd, sbx_error **err)
 {
   struct tw t = { .fd = out_fd };
   static const char zero[2 * BLOCK];

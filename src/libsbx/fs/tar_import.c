@@ -333,7 +333,7 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
 }
 
 int
-sbx_tar_extract (int in, int rootfd, sbx_error **err)
+sbx_fs_tar_extract (int in, int rootfd, sbx_error **err)
 {
   struct pending p = { .realsize = -1, .size = -1 };
   unsigned char h[BLOCK];
@@ -350,7 +350,7 @@ sbx_tar_extract (int in, int rootfd, sbx_error **err)
         }
       if (memcmp (h, zero, BLOCK) == 0)
         break;
-      if (sbx_tar_parse_header (h, &e, err) < 0)
+      if (sbx_fs_tar_parse_header (h, &e, err) < 0)
         {
           r = sbx_error_wrap (err, "import");
           break;
@@ -365,7 +365,7 @@ sbx_tar_extract (int in, int rootfd, sbx_error **err)
             }
           recs = xmalloc0 (e.size + 1);
           if (get (in, recs, e.size, err) < 0 || skip_pad (in, e.size, err) < 0
-              || (e.type == 'x' && sbx_pax_parse (recs, e.size, on_record, &p, err) < 0))
+              || (e.type == 'x' && sbx_fs_pax_parse (recs, e.size, on_record, &p, err) < 0))
             {
               r = -1;
               break;
@@ -392,25 +392,25 @@ state_freep (sbx_state **s)
 }
 
 int
-sbx_snapshot_export (const char *root, const char *id, const char *name, int out_fd, sbx_error **err)
+sbx_fs_snapshot_export (const char *root, const char *id, const char *name, int out_fd, sbx_error **err)
 {
   __attribute__ ((cleanup (state_freep))) sbx_state *s = NULL;
   cleanup_close int snapsfd = -1, snapfd = -1;
 
-  if (sbx_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
+  if (sbx_fs_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
     return -1;
-  snapsfd = sbx_snapshot_open_store (s->dir_fd, false, NULL);
+  snapsfd = sbx_fs_snapshot_open_store (s->dir_fd, false, NULL);
   snapfd = snapsfd >= 0 ? openat (snapsfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
   if (snapfd < 0)
     return sbx_error_set (err, ENOENT, "container \"%s\" has no snapshot \"%s\"", id, name);
-  if (sbx_snapshot_verify_dir (snapfd, name, NULL, err) < 0
-      || sbx_snapshot_export_fd (snapfd, out_fd, err) < 0)
+  if (sbx_fs_snapshot_verify_dir (snapfd, name, NULL, err) < 0
+      || sbx_fs_snapshot_export_fd (snapfd, out_fd, err) < 0)
     return sbx_error_wrap (err, "container \"%s\": export", id);
   return 0;
 }
 
 int
-sbx_snapshot_import (const char *root, const char *id, const char *name, int in_fd, sbx_error **err)
+sbx_fs_snapshot_import (const char *root, const char *id, const char *name, int in_fd, sbx_error **err)
 {
   __attribute__ ((cleanup (state_freep))) sbx_state *s = NULL;
   cleanup_close int snapsfd = -1, tfd = -1;
@@ -418,21 +418,21 @@ sbx_snapshot_import (const char *root, const char *id, const char *name, int in_
   struct stat st;
   int r;
 
-  if (sbx_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
+  if (sbx_fs_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
     return -1;
-  snapsfd = sbx_snapshot_open_store (s->dir_fd, true, err);
+  snapsfd = sbx_fs_snapshot_open_store (s->dir_fd, true, err);
   if (snapsfd < 0)
     return -1;
   if (fstatat (snapsfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
     return sbx_error_set (err, EEXIST, "container \"%s\": snapshot \"%s\" already exists", id, name);
-  if (sbx_mkdtemp_at (snapsfd, ".tmp-import-", &tmp, err) < 0)
+  if (sbx_fs_mkdtemp_at (snapsfd, ".tmp-import-", &tmp, err) < 0)
     return -1;
   tfd = openat (snapsfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  r = tfd < 0 ? sbx_error_sys (err, "open import dir") : sbx_tar_extract (in_fd, tfd, err);
+  r = tfd < 0 ? sbx_error_sys (err, "open import dir") : sbx_fs_tar_extract (in_fd, tfd, err);
   if (r == 0)
-    r = sbx_snapshot_verify_dir (tfd, name, NULL, err);
+    r = sbx_fs_snapshot_verify_dir (tfd, name, NULL, err);
   if (r == 0)
-    r = sbx_snapshot_commit (snapsfd, tmp, name, err);
+    r = sbx_fs_snapshot_commit (snapsfd, tmp, name, err);
   if (r < 0)
     {
       sbx_remove_tree_at (snapsfd, tmp);

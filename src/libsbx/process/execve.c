@@ -99,7 +99,7 @@ sbx_process_validate (const oci_process *p, sbx_error **err)
       return sbx_error_set (err, EINVAL, "process.env[%zu] `%s`: want NAME=VALUE", i, p->env[i]);
   if (p->has_oom_score_adj && (p->oom_score_adj < -1000 || p->oom_score_adj > 1000))
     return sbx_error_set (err, EINVAL, "process.oomScoreAdj: %d not in [-1000, 1000]", p->oom_score_adj);
-  if (sbx_lsm_validate (p, NULL, err) < 0 || sbx_sched_validate (p, err) < 0)
+  if (sbx_lsm_validate (p, NULL, err) < 0 || sbx_process_sched_validate (p, err) < 0)
     return -1;
   return sbx_caps_validate (p->capabilities, err);
 }
@@ -173,7 +173,7 @@ const sbx_oci_annotation sbx_oci_annotations[] = {
 };
 
 bool
-sbx_annotation_on (const oci_config *c, const char *name)
+sbx_process_annotation_on (const oci_config *c, const char *name)
 {
   const char *v
       = c ? ocispec_map_get (c->annotations_keys, c->annotations_values, c->annotations_len, name) : NULL;
@@ -268,7 +268,7 @@ fd_kept (int fd, const int *keep, size_t n, int preserve_fds)
 }
 
 int
-sbx_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err)
+sbx_process_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err)
 {
   int top = 2 + (preserve_fds > 0 ? preserve_fds : 0);
   for (size_t i = 0; i < n; i++)
@@ -344,14 +344,14 @@ tell_exec_ready (int sock, int notify_fd, bool plain, sbx_error **err)
     return 0;
   if (notify_fd >= 0)
     {
-      if (sbx_sync_send (sock, SYNC_EXEC_READY, notify_fd, err) < 0)
+      if (sbx_process_sync_send (sock, SYNC_EXEC_READY, notify_fd, err) < 0)
         return -1;
       close (notify_fd);
-      if (sbx_sync_expect (sock, SYNC_GO, NULL, err) < 0)
+      if (sbx_process_sync_expect (sock, SYNC_GO, NULL, err) < 0)
         return sbx_error_wrap (err, "seccomp listener");
       return 0;
     }
-  r = plain ? sbx_sync_send_plain (sock, SYNC_EXEC_READY, &e) : sbx_sync_send (sock, SYNC_EXEC_READY, -1, &e);
+  r = plain ? sbx_process_sync_send_plain (sock, SYNC_EXEC_READY, &e) : sbx_process_sync_send (sock, SYNC_EXEC_READY, -1, &e);
   /* A runtime gone (start killed, exec --detach) has nobody to tell: the
      process still runs, as it would have had the runtime waited.  */
   if (r == SBX_SYNC_HUNG_UP)
@@ -404,7 +404,7 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
         return sbx_error_sys (err, "process.rlimits[%zu] (%s): setrlimit", i, p->rlimits[i]->type);
     }
   /* Before a filter can refuse personality(2) or set_mempolicy(2).  */
-  if (sbx_linux_proc_apply (ctx->linux, err) < 0)
+  if (sbx_process_linux_proc_apply (ctx->linux, err) < 0)
     return -1;
   if (p->has_oom_score_adj)
     {
@@ -428,7 +428,7 @@ sbx_process_drop_privileges (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
      follows is charged to the container.  */
   if (ctx->cg && sbx_cgroup_stage_enter (ctx->cg, err) < 0)
     return -1;
-  if (sbx_cpu_affinity_apply (p, false, err) < 0)
+  if (sbx_process_cpu_affinity_apply (p, false, err) < 0)
     return -1;
   if (apply_user (p->user, ctx->keep_groups, err) < 0 || sbx_caps_apply (p->capabilities, err) < 0)
     return -1;
@@ -446,7 +446,7 @@ sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **e
 }
 
 void
-sbx_exec_prep_release (sbx_exec_prep *prep)
+sbx_process_exec_prep_release (sbx_exec_prep *prep)
 {
   free (prep->file);
   free (prep->home);
@@ -509,7 +509,7 @@ sbx_process_exec (const sbx_exec_ctx *ctx, sbx_error **err)
   int r = sbx_process_drop_privileges (ctx, &prep, err);
   if (r == 0)
     r = sbx_process_finish_exec (ctx, &prep, err);
-  sbx_exec_prep_release (&prep);
+  sbx_process_exec_prep_release (&prep);
   return r;
 }
 

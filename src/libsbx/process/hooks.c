@@ -30,7 +30,7 @@
 static char *out_path, *err_path;
 
 void
-sbx_hooks_set_output (const oci_config *c)
+sbx_process_hooks_set_output (const oci_config *c)
 {
   free (out_path);
   free (err_path);
@@ -358,7 +358,7 @@ run_one (const oci_hook *h, const char *state, size_t len, sbx_error **err)
 }
 
 int
-sbx_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json,
+sbx_process_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json,
                sbx_error **err)
 {
   size_t len = state_json ? strlen (state_json) : 0;
@@ -376,7 +376,7 @@ sbx_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *s
 }
 
 void
-sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json)
+sbx_process_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json)
 {
   size_t len = state_json ? strlen (state_json) : 0;
 

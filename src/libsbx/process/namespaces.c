@@ -30,7 +30,7 @@ const char *const sbx_ns_names[]
     = { "cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts", NULL };
 
 int
-sbx_ns_flag (const char *type)
+sbx_process_ns_flag (const char *type)
 {
   for (size_t i = 0; i < sizeof ns_table / sizeof *ns_table; i++)
     if (strcmp (ns_table[i].name, type) == 0)
@@ -39,7 +39,7 @@ sbx_ns_flag (const char *type)
 }
 
 const char *
-sbx_ns_proc_name (int flag)
+sbx_process_ns_proc_name (int flag)
 {
   for (size_t i = 0; i < sizeof ns_table / sizeof *ns_table; i++)
     if (ns_table[i].flag == flag)
@@ -48,7 +48,7 @@ sbx_ns_proc_name (int flag)
 }
 
 int
-sbx_ns_plan_make (const oci_linux *l, sbx_ns_plan *plan, sbx_error **err)
+sbx_process_ns_plan_make (const oci_linux *l, sbx_ns_plan *plan, sbx_error **err)
 {
   int fds_by_flag[SBX_NS_MAX];
   memset (plan, 0, sizeof *plan);
@@ -57,7 +57,7 @@ sbx_ns_plan_make (const oci_linux *l, sbx_ns_plan *plan, sbx_error **err)
   for (size_t i = 0; l && i < l->namespaces_len; i++)
     {
       const oci_namespace *ns = l->namespaces[i];
-      int flag = sbx_ns_flag (ns->type), fd, kind;
+      int flag = sbx_process_ns_flag (ns->type), fd, kind;
       size_t slot = 0;
       if (flag == 0)
         {
@@ -115,7 +115,7 @@ fail:
 }
 
 void
-sbx_ns_plan_close (sbx_ns_plan *plan)
+sbx_process_ns_plan_close (sbx_ns_plan *plan)
 {
   for (size_t i = 0; i < plan->njoin; i++)
     if (plan->join_fds[i] >= 0)
@@ -124,7 +124,7 @@ sbx_ns_plan_close (sbx_ns_plan *plan)
 }
 
 int
-sbx_ns_join (const sbx_ns_plan *plan, bool skip_pid, sbx_error **err)
+sbx_process_ns_join (const sbx_ns_plan *plan, bool skip_pid, sbx_error **err)
 {
   for (size_t i = 0; i < plan->njoin; i++)
     {
@@ -132,7 +132,7 @@ sbx_ns_join (const sbx_ns_plan *plan, bool skip_pid, sbx_error **err)
       if (skip_pid && (t == CLONE_NEWPID || t == CLONE_NEWTIME))
         continue;
       if (setns (plan->join_fds[i], t) < 0)
-        return sbx_error_sys (err, "join %s namespace", sbx_ns_proc_name (t));
+        return sbx_error_sys (err, "join %s namespace", sbx_process_ns_proc_name (t));
     }
   return 0;
 }
@@ -151,7 +151,7 @@ write_map (int procfd, pid_t pid, const char *file, oci_id_mapping *const *m, si
 }
 
 int
-sbx_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err)
+sbx_process_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err)
 {
   cleanup_close int procfd = -1;
 
@@ -181,7 +181,7 @@ sbx_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err)
 }
 
 int
-sbx_ns_write_time_offsets (const oci_linux *l, sbx_error **err)
+sbx_process_ns_write_time_offsets (const oci_linux *l, sbx_error **err)
 {
   cleanup_close int fd = -1, procfd = -1;
   char buf[256];

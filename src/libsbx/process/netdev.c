@@ -154,7 +154,7 @@ link_index (rtnl *r, const char *name)
 }
 
 int
-sbx_netns_loopback_up (sbx_error **err)
+sbx_process_netns_loopback_up (sbx_error **err)
 {
   rtnl r;
   int rc = 0;
@@ -283,7 +283,7 @@ target_name (const oci_linux *l, size_t i)
 }
 
 int
-sbx_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err)
+sbx_process_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err)
 {
   if (l == NULL || l->net_devices_len == 0)
     return 0;
@@ -347,7 +347,7 @@ out:
 }
 
 int
-sbx_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err)
+sbx_process_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err)
 {
   rtnl host = { 0 }, ctr = { 0 };
   int r = 0;
@@ -363,7 +363,7 @@ sbx_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err)
 }
 
 void
-sbx_netdev_move_out (const oci_linux *l, int netns_fd)
+sbx_process_netdev_move_out (const oci_linux *l, int netns_fd)
 {
   rtnl host = { 0 }, ctr = { 0 };
   cleanup_close int self = -1;

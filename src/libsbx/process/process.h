@@ -56,22 +56,22 @@ typedef enum
    -ENOENT).  */
 #define SBX_SYNC_HUNG_UP (-4096)
 
-const char *sbx_sync_step_name (sbx_sync_step s);
+const char *sbx_process_sync_step_name (sbx_sync_step s);
 /* Send a step; fd (>= 0) is attached with SCM_RIGHTS; text (may be NULL)
    rides along (the state JSON for hooks).  */
-int sbx_sync_send (int sock, sbx_sync_step step, int fd, sbx_error **err);
-int sbx_sync_send_text (int sock, sbx_sync_step step, int fd, const char *text, sbx_error **err);
+int sbx_process_sync_send (int sock, sbx_sync_step step, int fd, sbx_error **err);
+int sbx_process_sync_send_text (int sock, sbx_sync_step step, int fd, const char *text, sbx_error **err);
 /* The same with write(2), which any seccomp profile allows (sendmsg is
    not a given); no fd, no text, and SIGPIPE if the peer is gone.  */
-int sbx_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err);
+int sbx_process_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err);
 /* Send an error to the peer (best effort).  */
-void sbx_sync_send_error (int sock, const sbx_error *e);
+void sbx_process_sync_send_error (int sock, const sbx_error *e);
 /* Wait for `want`.  A SYNC_ERROR becomes *err; EOF is "container init
    exited during setup" and returns SBX_SYNC_HUNG_UP.  If fd_out is given it
    receives an attached fd.  */
-int sbx_sync_expect (int sock, sbx_sync_step want, int *fd_out, sbx_error **err);
+int sbx_process_sync_expect (int sock, sbx_sync_step want, int *fd_out, sbx_error **err);
 /* Same, returning the text payload (malloc'd, "" if none) in *text.  */
-int sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err);
+int sbx_process_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err);
 
 /* terminal.h - pseudo-terminals for process.terminal: allocate the pty in
  * the container's devpts, make the slave the controlling terminal and stdio,
@@ -79,30 +79,30 @@ int sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text
 
 /* Open a new pty from /dev/ptmx (of the current root); returns the master
    fd, and the slave's path in *slave (malloc'd).  */
-int sbx_pty_open (char **slave, sbx_error **err);
+int sbx_process_pty_open (char **slave, sbx_error **err);
 /* The slave of master, opened from the master itself (TIOCGPTPEER), so no
    path in the container's /dev can stand in for it; slave (the name) is
    only used on kernels without the ioctl.  Returns the fd.  */
-int sbx_pty_open_peer (int master, const char *slave, sbx_error **err);
+int sbx_process_pty_open_peer (int master, const char *slave, sbx_error **err);
 /* In the process that will exec: setsid, open slave, TIOCSCTTY, dup onto
    0/1/2, apply consoleSize (may be NULL).  */
-int sbx_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error **err);
+int sbx_process_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error **err);
 /* Same with the slave already open (fd is consumed; slave names it in
    messages).  */
-int sbx_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err);
+int sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err);
 /* Send / receive one fd with SCM_RIGHTS (with a short text payload, the
    pty name, as runc sends).  recv returns the fd.  */
-int sbx_send_fd (int sock, int fd, const char *name, sbx_error **err);
-int sbx_recv_fd (int sock, sbx_error **err);
+int sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err);
+int sbx_process_recv_fd (int sock, sbx_error **err);
 /* Same, also returning the text payload in *name (malloc'd; pass NULL
    when not wanted).  */
-int sbx_recv_fd_name (int sock, char **name, sbx_error **err);
+int sbx_process_recv_fd_name (int sock, char **name, sbx_error **err);
 /* Copy between our stdio and the master until the master hangs up (used by
    `run`/`exec` in the foreground with a terminal but no console socket).
    Puts our terminal (if stdin is one) in raw mode and restores it.  With
    pidfd >= 0, the signals read from fwd_sigfd (a signalfd) are sent on to
    that process meanwhile; SIGWINCH is ours, for the window size.  */
-int sbx_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err);
+int sbx_process_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err);
 
 /* hooks.h - OCI hooks (config.md "POSIX-platform Hooks"): run one hook list
  * with the container state JSON on stdin, its own args/env, and a timeout.  */
@@ -113,17 +113,17 @@ int sbx_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err);
    `createRuntime hook #1 (/usr/bin/x): timed out after 2s`.  state_json is
    written to each hook's stdin.  The hook's stdout/stderr go to ours; no
    other fd of ours reaches it, and its environment is exactly hook->env.  */
-int sbx_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json,
+int sbx_process_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json,
                    sbx_error **err);
 
 /* The hooks' stdout/stderr from then on: the files named by c's
    run.oci.hooks.stdout / run.oci.hooks.stderr (opened for append, created
    0600, at each hook), or ours (c NULL, or no annotation).  */
-void sbx_hooks_set_output (const oci_config *c);
+void sbx_process_hooks_set_output (const oci_config *c);
 
 /* For poststart and poststop: a failing hook is a warning and the
    remaining hooks still run (runtime.md, lifecycle steps 9 and 12).  */
-void sbx_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json);
+void sbx_process_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json);
 
 /* namespaces.h - linux.namespaces: the table of namespace types, the flags to
  * create, the ones to join by path, uid/gid maps and time offsets.  */
@@ -145,22 +145,22 @@ typedef struct
 
 /* Validate linux.namespaces and open the paths to join (O_CLOEXEC).  Errors
    name the entry: linux.namespaces[2].type: unknown namespace `foo`.  */
-int sbx_ns_plan_make (const oci_linux *l, sbx_ns_plan *plan, sbx_error **err);
-void sbx_ns_plan_close (sbx_ns_plan *plan);
+int sbx_process_ns_plan_make (const oci_linux *l, sbx_ns_plan *plan, sbx_error **err);
+void sbx_process_ns_plan_close (sbx_ns_plan *plan);
 /* In the child: setns every joined namespace except pid and time (which
    the parent joins for its children), user namespace first.  */
-int sbx_ns_join (const sbx_ns_plan *plan, bool skip_pid, sbx_error **err);
+int sbx_process_ns_join (const sbx_ns_plan *plan, bool skip_pid, sbx_error **err);
 /* The flag for a type name ("network" -> CLONE_NEWNET), 0 if unknown.  */
-int sbx_ns_flag (const char *type);
+int sbx_process_ns_flag (const char *type);
 /* The /proc/<pid>/ns/ file name for a flag ("net").  */
-const char *sbx_ns_proc_name (int flag);
+const char *sbx_process_ns_proc_name (int flag);
 /* NULL-terminated list of the type names we support (for features).  */
 extern const char *const sbx_ns_names[];
 
 /* Write /proc/<pid>/{uid,gid}_map from linux.{uid,gid}Mappings.  */
-int sbx_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err);
+int sbx_process_ns_write_id_maps (pid_t pid, const oci_linux *l, sbx_error **err);
 /* Write /proc/self/timens_offsets (after unshare(CLONE_NEWTIME)).  */
-int sbx_ns_write_time_offsets (const oci_linux *l, sbx_error **err);
+int sbx_process_ns_write_time_offsets (const oci_linux *l, sbx_error **err);
 
 /* process.h - the last steps of a container process (init or exec) before
  * execve: cwd, rlimits, oom score, umask, user and groups, capabilities,
@@ -185,7 +185,7 @@ struct clone_args;
    (CLONE_INTO_CGROUP, v2), else moving the child there afterwards; cg may
    be NULL.  Returns 0 in the child; in the parent its pid, or -1 with the
    child killed and reaped and its pidfd (CLONE_PIDFD) closed.  */
-pid_t sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err);
+pid_t sbx_process_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err);
 
 /* Close every fd >= 3 except the n in keep and the ones the caller
    passed in [3, 3 + preserve_fds): for a process about to become visible
@@ -195,8 +195,8 @@ pid_t sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *wh
    for and supervise).  clone3 first; clone when a seccomp filter loaded
    already refuses clone3, as many profiles do so that libc falls back.
    Returns as fork does, -1 with errno.  */
-pid_t sbx_fork_sibling (void);
-int sbx_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err);
+pid_t sbx_process_fork_sibling (void);
+int sbx_process_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err);
 
 /* Validate process fields that can be checked before anything runs
    (args, cwd absolute, rlimit names, capabilities).  */
@@ -228,7 +228,7 @@ int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
    credentials), so that a missing or non-executable one fails `create`
    ("executable file not found", which engines map to 127; EACCES: 126).  */
 int sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
-void sbx_exec_prep_release (sbx_exec_prep *prep);
+void sbx_process_exec_prep_release (sbx_exec_prep *prep);
 
 /* sched.h - the kernel's per-process attributes: process.scheduler and
  * process.ioPriority (set on the final process by the runtime, from
@@ -237,14 +237,14 @@ void sbx_exec_prep_release (sbx_exec_prep *prep);
  * linux.personality and linux.memoryPolicy (set by the process itself,
  * inherited by its children).  Every rule the kernel applies is checked by
  * the validators, with errors naming the field.  */
-int sbx_sched_validate (const oci_process *p, sbx_error **err);
-int sbx_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err);
-int sbx_linux_proc_validate (const oci_linux *l, sbx_error **err);
-int sbx_linux_proc_apply (const oci_linux *l, sbx_error **err);
+int sbx_process_sched_validate (const oci_process *p, sbx_error **err);
+int sbx_process_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err);
+int sbx_process_linux_proc_validate (const oci_linux *l, sbx_error **err);
+int sbx_process_linux_proc_apply (const oci_linux *l, sbx_error **err);
 /* process.execCPUAffinity: `initial` before the process joins the
    container's cgroup (exec's joiner, the init's setup), `final` after.  */
-int sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err);
-int sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
+int sbx_process_cpu_affinity_validate (const oci_process *p, sbx_error **err);
+int sbx_process_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err);
 
 /* The engine annotations (crun's) that sbxrun acts on, for features.  */
 #define SBX_ANN_KEEP_GROUPS "run.oci.keep_original_groups"
@@ -257,20 +257,20 @@ typedef struct
 } sbx_oci_annotation;
 extern const sbx_oci_annotation sbx_oci_annotations[];
 /* Whether annotation `name` of c is "1" (or "true").  */
-bool sbx_annotation_on (const oci_config *c, const char *name);
+bool sbx_process_annotation_on (const oci_config *c, const char *name);
 
 /* netdev.h - rtnetlink in the container's network namespace.  */
 /* Bring up the loopback of the (new) network namespace we are in.  */
-int sbx_netns_loopback_up (sbx_error **err);
+int sbx_process_netns_loopback_up (sbx_error **err);
 /* linux.netDevices: names valid, devices present on the host, a network
    namespace of the container's own.  */
-int sbx_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err);
+int sbx_process_netdev_validate (const oci_linux *l, bool own_netns, sbx_error **err);
 /* Move the devices into netns_fd's namespace, renamed as configured, with
    their permanent addresses (from the runtime, in the host's namespace).  */
-int sbx_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err);
+int sbx_process_netdev_move_in (const oci_linux *l, int netns_fd, sbx_error **err);
 /* At delete, while the namespace lives: move them back under their host
    names (best effort: warns).  A namespace that died has sent physical
    devices back already, and destroyed virtual ones.  */
-void sbx_netdev_move_out (const oci_linux *l, int netns_fd);
+void sbx_process_netdev_move_out (const oci_linux *l, int netns_fd);
 
 #endif

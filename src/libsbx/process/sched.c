@@ -212,7 +212,7 @@ ioprio_make (const oci_io_priority *io, int *value, sbx_error **err)
 }
 
 int
-sbx_sched_validate (const oci_process *p, sbx_error **err)
+sbx_process_sched_validate (const oci_process *p, sbx_error **err)
 {
   struct sbx_sched_attr a;
   int v;
@@ -220,11 +220,11 @@ sbx_sched_validate (const oci_process *p, sbx_error **err)
     return -1;
   if (p->io_priority && ioprio_make (p->io_priority, &v, err) < 0)
     return -1;
-  return sbx_cpu_affinity_validate (p, err);
+  return sbx_process_cpu_affinity_validate (p, err);
 }
 
 int
-sbx_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err)
+sbx_process_sched_apply_to (pid_t pid, const oci_process *p, sbx_error **err)
 {
   struct sbx_sched_attr a;
   int v;
@@ -428,7 +428,7 @@ mempolicy_make (const oci_memory_policy *m, mempolicy *out, sbx_error **err)
 }
 
 int
-sbx_linux_proc_validate (const oci_linux *l, sbx_error **err)
+sbx_process_linux_proc_validate (const oci_linux *l, sbx_error **err)
 {
   unsigned long per;
   mempolicy mp;
@@ -442,7 +442,7 @@ sbx_linux_proc_validate (const oci_linux *l, sbx_error **err)
 }
 
 int
-sbx_linux_proc_apply (const oci_linux *l, sbx_error **err)
+sbx_process_linux_proc_apply (const oci_linux *l, sbx_error **err)
 {
   unsigned long per;
   mempolicy mp;
@@ -494,7 +494,7 @@ cpu_list_make (const char *list, const char *field, cpu_set_t *set, sbx_error **
 }
 
 int
-sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err)
+sbx_process_cpu_affinity_validate (const oci_process *p, sbx_error **err)
 {
   cpu_set_t set;
   const oci_cpu_affinity *a = p->exec_cpu_affinity;
@@ -506,7 +506,7 @@ sbx_cpu_affinity_validate (const oci_process *p, sbx_error **err)
 }
 
 int
-sbx_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err)
+sbx_process_cpu_affinity_apply (const oci_process *p, bool initial, sbx_error **err)
 {
   cpu_set_t set;
   const oci_cpu_affinity *a = p->exec_cpu_affinity;

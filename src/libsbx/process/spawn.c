@@ -27,7 +27,7 @@
 #include "security/security.h"
 
 pid_t
-sbx_fork_sibling (void)
+sbx_process_fork_sibling (void)
 {
   struct clone_args ca = { .flags = CLONE_PARENT }; /* its exit signal is ours */
   pid_t pid = syscall (SYS_clone3, &ca, sizeof ca);
@@ -37,7 +37,7 @@ sbx_fork_sibling (void)
 }
 
 pid_t
-sbx_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err)
+sbx_process_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err)
 {
   int cgfd = cg ? sbx_cgroup_dirfd (cg) : -1;
   pid_t pid;

@@ -20,7 +20,7 @@ struct sync_hdr
 };
 
 const char *
-sbx_sync_step_name (sbx_sync_step s)
+sbx_process_sync_step_name (sbx_sync_step s)
 {
   static const char *names[]
       = { "?", "go", "runtime-hooks", "hooks-done", "pty", "created", "exec-ready", "error", "child-pid" };
@@ -33,7 +33,7 @@ static int
 send_failed (int step, sbx_error **err)
 {
   bool hung_up = errno == EPIPE || errno == ECONNRESET;
-  sbx_error_sys (err, "sync: send `%s`", sbx_sync_step_name (step));
+  sbx_error_sys (err, "sync: send `%s`", sbx_process_sync_step_name (step));
   return hung_up ? SBX_SYNC_HUNG_UP : -1;
 }
 
@@ -52,19 +52,19 @@ send_msg (int sock, int step, int errno_, int fd, const char *text, sbx_error **
 }
 
 int
-sbx_sync_send_text (int sock, sbx_sync_step step, int fd, const char *text, sbx_error **err)
+sbx_process_sync_send_text (int sock, sbx_sync_step step, int fd, const char *text, sbx_error **err)
 {
   return send_msg (sock, step, 0, fd, text, err);
 }
 
 int
-sbx_sync_send (int sock, sbx_sync_step step, int fd, sbx_error **err)
+sbx_process_sync_send (int sock, sbx_sync_step step, int fd, sbx_error **err)
 {
   return send_msg (sock, step, 0, fd, NULL, err);
 }
 
 int
-sbx_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err)
+sbx_process_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err)
 {
   char buf[sizeof (struct sync_hdr) + 1] = { 0 };
   struct sync_hdr h = { step, 0 };
@@ -76,13 +76,13 @@ sbx_sync_send_plain (int sock, sbx_sync_step step, sbx_error **err)
 }
 
 void
-sbx_sync_send_error (int sock, const sbx_error *e)
+sbx_process_sync_send_error (int sock, const sbx_error *e)
 {
   send_msg (sock, SYNC_ERROR, e ? e->errno_ : 0, -1, e ? e->msg : "unknown error", NULL);
 }
 
 int
-sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err)
+sbx_process_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err)
 {
   /* not zeroed: a recycled heap chunk would be written whole, charged to
      the container when the init waits in its cgroup */
@@ -105,14 +105,14 @@ sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sb
   while (n < 0 && errno == EINTR);
   if (n < 0 && errno != ECONNRESET)
     {
-      sbx_error_sys (err, "sync: waiting for `%s`", sbx_sync_step_name (want));
+      sbx_error_sys (err, "sync: waiting for `%s`", sbx_process_sync_step_name (want));
       return -1;
     }
   /* ECONNRESET: it hung up with our message unread.  */
   if (n < (ssize_t)sizeof h)
     {
       sbx_error_set (err, SBX_SYNC_HUNG_UP_ERRNO, "the container process exited while waiting for `%s`",
-                     sbx_sync_step_name (want));
+                     sbx_process_sync_step_name (want));
       return SBX_SYNC_HUNG_UP;
     }
   buf[n] = '\0';
@@ -128,8 +128,8 @@ sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sb
       if (h.step == SYNC_ERROR)
         sbx_error_set (err, h.errno_, "%s", payload);
       else
-        sbx_error_set (err, EPROTO, "sync: expected `%s`, got `%s`", sbx_sync_step_name (want),
-                       sbx_sync_step_name (h.step));
+        sbx_error_set (err, EPROTO, "sync: expected `%s`, got `%s`", sbx_process_sync_step_name (want),
+                       sbx_process_sync_step_name (h.step));
       return -1;
     }
   if (fd_out)
@@ -142,7 +142,7 @@ sbx_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sb
 }
 
 int
-sbx_sync_expect (int sock, sbx_sync_step want, int *fd_out, sbx_error **err)
+sbx_process_sync_expect (int sock, sbx_sync_step want, int *fd_out, sbx_error **err)
 {
-  return sbx_sync_expect_text (sock, want, fd_out, NULL, err);
+  return sbx_process_sync_expect_text (sock, want, fd_out, NULL, err);
 }

@@ -21,7 +21,7 @@
 #include "core/core.h"
 
 int
-sbx_pty_open (char **slave, sbx_error **err)
+sbx_process_pty_open (char **slave, sbx_error **err)
 {
   cleanup_close int master = -1;
   char name[64];
@@ -48,7 +48,7 @@ sbx_pty_open (char **slave, sbx_error **err)
 #endif
 
 int
-sbx_pty_open_peer (int master, const char *slave, sbx_error **err)
+sbx_process_pty_open_peer (int master, const char *slave, sbx_error **err)
 {
   int fd = ioctl (master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
   struct stat sb;
@@ -71,16 +71,16 @@ sbx_pty_open_peer (int master, const char *slave, sbx_error **err)
 }
 
 int
-sbx_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error **err)
+sbx_process_pty_setup_slave (const char *slave, const oci_console_size *size, sbx_error **err)
 {
   int fd = open (slave, O_RDWR | O_CLOEXEC);
   if (fd < 0)
     return sbx_error_sys (err, "open terminal `%s`", slave);
-  return sbx_pty_setup_slave_fd (fd, slave, size, err);
+  return sbx_process_pty_setup_slave_fd (fd, slave, size, err);
 }
 
 int
-sbx_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err)
+sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err)
 {
   /* A fresh session is needed to take a controlling terminal; EPERM only
      means we already lead one.  */
@@ -129,7 +129,7 @@ sbx_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size,
 }
 
 int
-sbx_send_fd (int sock, int fd, const char *name, sbx_error **err)
+sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err)
 {
   /* Stream sockets need at least one byte of data to carry the fd.  */
   static const char nul = '\0';
@@ -154,7 +154,7 @@ sbx_send_fd (int sock, int fd, const char *name, sbx_error **err)
 }
 
 int
-sbx_recv_fd_name (int sock, char **name, sbx_error **err)
+sbx_process_recv_fd_name (int sock, char **name, sbx_error **err)
 {
   char data[4096];
   /* Room for a few fds so a misbehaving peer's extras can be closed rather
@@ -207,9 +207,9 @@ sbx_recv_fd_name (int sock, char **name, sbx_error **err)
 }
 
 int
-sbx_recv_fd (int sock, sbx_error **err)
+sbx_process_recv_fd (int sock, sbx_error **err)
 {
-  return sbx_recv_fd_name (sock, NULL, err);
+  return sbx_process_recv_fd_name (sock, NULL, err);
 }
 
 static void
@@ -326,7 +326,7 @@ proxy_step (struct proxy *p, int sigfd, sbx_error **err)
 }
 
 int
-sbx_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err)
+sbx_process_pty_proxy (int master, int fwd_sigfd, int pidfd, sbx_error **err)
 {
   struct proxy p = { .master = master, .stdin_open = true, .fwd_sigfd = fwd_sigfd, .pidfd = pidfd };
   struct termios saved;
