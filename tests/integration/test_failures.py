@@ -379,6 +379,13 @@ def _without_ns(kind):
     return mutate
 
 
+def _chain(*mutations):
+    def mutate(c):
+        for m in mutations:
+            m(c)
+    return mutate
+
+
 def _add_ns(entry):
     """Append a namespace entry; its index is the expected field."""
     def mutate(c):
@@ -511,6 +518,20 @@ CONFIG_CASES = [
      ["uidMappings"]),
     ("sysctl-dotdot", _set(["linux", "sysctl"], {"../x": "1"}), ["linux.sysctl", "../x"]),
     ("hostname-without-uts", _without_ns("uts"), ["hostname", "uts"]),
+    # without a mount namespace a mount would be made on the host (runc
+    # does, and leaves it after delete): refused by name, not ignored
+    ("mounts-without-mount-ns", _without_ns("mount"), ["mounts needs a new mount namespace"]),
+    ("maskedPaths-without-mount-ns",
+     _chain(_without_ns("mount"), _set(["mounts"], []), _set(["linux", "maskedPaths"], ["/proc/kcore"])),
+     ["linux.maskedPaths needs a new mount namespace"]),
+    ("readonlyPaths-without-mount-ns",
+     _chain(_without_ns("mount"), _set(["mounts"], []), _set(["linux", "maskedPaths"], []),
+            _set(["linux", "readonlyPaths"], ["/proc/sys"])),
+     ["linux.readonlyPaths needs a new mount namespace"]),
+    ("root-readonly-without-mount-ns",
+     _chain(_without_ns("mount"), _set(["mounts"], []), _set(["linux", "maskedPaths"], []),
+            _set(["linux", "readonlyPaths"], []), _set(["root", "readonly"], True)),
+     ["root.readonly needs a new mount namespace"]),
     ("cgroupsPath-dotdot", _set(["linux", "cgroupsPath"], "/a/../../b"), ["linux.cgroupsPath", ".."]),
     ("cgroupsPath-systemd", _set(["linux", "cgroupsPath"], "system.slice:sbxtest:c1"),
      ["system.slice:sbxtest:c1", "--systemd-cgroup"]),

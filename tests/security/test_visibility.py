@@ -169,6 +169,11 @@ def test_exec_without_mount_namespace_enters_the_rootfs(sbx, bundle, marker_dir)
     b = bundle(["sleep", "600"])
     with b.edit() as c:
         c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+        # nothing to mount without a mount namespace (refused otherwise)
+        c["mounts"] = []
+        c["root"]["readonly"] = False
+        c["linux"].pop("maskedPaths", None)
+        c["linux"].pop("readonlyPaths", None)
     (b.rootfs / "etc/os-release").write_text("ID=sbx-rootfs-marker\n")
     (b.rootfs / "work").mkdir()
     # what the old exec showed is a different world: the host's

@@ -230,6 +230,23 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, EINVAL,
                           "config.json: " SBX_OVERLAY_ANNOTATION " (or --overlay) needs a new mount "
                           "namespace in linux.namespaces");
+  /* Without a mount namespace of its own a mount would be made in one
+     shared with the host (runc does so, and leaves it behind after
+     delete): refused by name rather than ignored.  */
+  if (!(cr->plan.new_flags & CLONE_NEWNS))
+    {
+      const oci_linux *l = cr->c->linux;
+      const char *f = cr->c->mounts_len                      ? "mounts"
+                      : l && l->masked_paths_len             ? "linux.maskedPaths"
+                      : l && l->readonly_paths_len           ? "linux.readonlyPaths"
+                      : cr->c->root && cr->c->root->readonly ? "root.readonly"
+                                                             : NULL;
+      if (f)
+        return sbx_error_set (err, EINVAL,
+                              "config.json: %s needs a new mount namespace in linux.namespaces (without "
+                              "one the mounts would be made in the host's mount namespace)",
+                              f);
+    }
   if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
