@@ -87,6 +87,7 @@ sbx_process_pty_give (const oci_process *p, sbx_error **err)
   return sbx_error_sys (err, "give the terminal to process.user.uid %u", (unsigned)uid);
 }
 
+int
 sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console_size *size, sbx_error **err)
 {
   /* A fresh session is needed to take a controlling terminal; EPERM only
