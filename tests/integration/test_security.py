@@ -1227,19 +1227,25 @@ def test_notify_only_the_rule_goes_to_the_listener(sbx, sbundle, listener):
     assert len(lst.seen) == 2
 
 
+def exec_to_new_listener(sbx, cid, listener, first, value):
+    """exec `sectest getppid` in cid with a second listener answering value:
+    the listenerPath was saved at create, so it is pointed to the second."""
+    second = listener(value=value)
+    os.unlink(first.path)
+    os.symlink(second.path, first.path)
+    cp = sbx("exec", cid, "/bin/sectest", "getppid", timeout=60)
+    second.stop()
+    assert second.error is None, repr(second.error)
+    return second, cp
+
+
 def test_notify_exec_sends_its_own_fd(sbx, sbundle, listener):
     first = listener(value=1)
     b = sbundle(["sleep", "30"], seccomp=notify_profile(first.path))
     with detached(sbx, b) as cid:
         first.stop()
         assert first.error is None and first.state["state"]["id"] == cid
-        second = listener(value=99)
-        # the listenerPath was saved at create: point it to the second listener
-        os.unlink(first.path)
-        os.symlink(second.path, first.path)
-        cp = sbx("exec", cid, "/bin/sectest", "getppid", timeout=60)
-        second.stop()
-        assert second.error is None, repr(second.error)
+        second, cp = exec_to_new_listener(sbx, cid, listener, first, 99)
         assert cp.returncode == 0, describe(cp)
         assert sectest_results(cp.stdout)["getppid"] == (99, 0)
         assert len(second.seen) == 1
@@ -1318,12 +1324,7 @@ def test_notify_on_execve_with_exec(sbx, sbundle, listener):
     with detached(sbx, b) as cid:
         first.stop()
         assert first.error is None, repr(first.error)
-        second = listener(value=NotifyListener.CONTINUE)
-        os.unlink(first.path)
-        os.symlink(second.path, first.path)
-        cp = sbx("exec", cid, "/bin/sectest", "getppid", timeout=60)
-        second.stop()
-        assert second.error is None, repr(second.error)
+        second, cp = exec_to_new_listener(sbx, cid, listener, first, NotifyListener.CONTINUE)
         assert cp.returncode == 0, describe(cp)
         assert "getppid ret=" in cp.stdout
         assert (second.state["pid"], NR_EXECVE) in [(pid, nr) for pid, nr, _ in second.seen]

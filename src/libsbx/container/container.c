@@ -342,11 +342,10 @@ sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, s
 static char *
 run_ps (char **args, sbx_error **err)
 {
-  size_t nargs = 0, len = 0, cap = 4096;
-  int fds[2], status = 0;
+  size_t nargs = 0, len;
   cleanup_free char **argv = NULL;
   cleanup_free char *buf = NULL;
-  pid_t pid;
+  int code;
 
   while (args && args[nargs])
     nargs++;
@@ -356,56 +355,17 @@ run_ps (char **args, sbx_error **err)
     argv[k + 1] = args[k];
   if (nargs == 0)
     argv[1] = (char *)"-ef";
-  if (pipe2 (fds, O_CLOEXEC) < 0)
-    return sbx_error_sys (err, "pipe for ps"), NULL;
-  pid = fork ();
-  if (pid < 0)
+  code = sbx_run_capture (argv, NULL, &buf, err);
+  if (code < 0)
+    return NULL;
+  if (code != 0)
     {
-      close (fds[0]);
-      close (fds[1]);
-      return sbx_error_sys (err, "fork for ps"), NULL;
-    }
-  if (pid == 0)
-    {
-      int devnull = open ("/dev/null", O_RDONLY);
-      if (devnull < 0 || dup2 (devnull, 0) < 0 || dup2 (fds[1], 1) < 0 || dup2 (fds[1], 2) < 0)
-        _exit (127);
-      syscall (SYS_close_range, 3, ~0U, 0);
-      execvp ("ps", argv);
-      dprintf (2, "cannot run `ps`: %s\n", strerror (errno));
-      _exit (127);
-    }
-  close (fds[1]);
-  buf = xmalloc0 (cap);
-  for (;;)
-    {
-      ssize_t r;
-      if (len + 1 >= cap)
-        buf = xrealloc (buf, cap *= 2);
-      r = read (fds[0], buf + len, cap - len - 1);
-      if (r < 0 && errno == EINTR)
-        continue;
-      if (r <= 0)
-        break;
-      len += (size_t)r;
-    }
-  buf[len] = '\0';
-  close (fds[0]);
-  while (waitpid (pid, &status, 0) < 0)
-    if (errno != EINTR)
-      return sbx_error_sys (err, "wait for ps"), NULL;
-  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    {
-      int code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+      len = strlen (buf);
       while (len && buf[len - 1] == '\n')
         buf[--len] = '\0';
       return sbx_error_set (err, ECHILD, "ps exited with status %d: %s", code, buf), NULL;
     }
-  {
-    char *r = buf;
-    buf = NULL;
-    return r;
-  }
+  return steal_ptr (buf);
 }
 
 /* The whitespace-separated field of line[0..len) numbered col (0-based):

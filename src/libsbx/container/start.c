@@ -124,7 +124,7 @@ grab_listener (int conn, pid_t pid, const char *at, sbx_error **err)
   long n = strtol (at, &end, 10);
   if (*end || n < 0 || n > INT_MAX)
     return sbx_error_set (err, EPROTO, "seccomp notify: bad listener fd `%s`", at);
-  cleanup_close int pidfd = (int)syscall (SYS_pidfd_open, pid, 0);
+  cleanup_close int pidfd = sbx_pidfd_open (pid);
   if (pidfd < 0)
     return sbx_error_sys (err, "seccomp notify: pidfd_open %d", (int)pid);
   for (int tries = 0; tries < 10000; tries++)

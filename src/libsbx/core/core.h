@@ -205,6 +205,12 @@ int sbx_unix_connect (const char *path, sbx_error **err);
    EINTR retried.  What sendmsg returns (errno set on -1).  */
 struct iovec;
 ssize_t sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd);
+/* Run argv (argv[0] searched in PATH) with stdin on /dev/null and no fd
+   beyond stdio; its stdout and stderr together go to *out (malloc'd, NUL
+   terminated).  hint follows the child's message when it cannot exec.
+   Returns its exit status (128+N for signal N), or -1 with ERR when it
+   could not be run or waited for.  Not for the hot path.  */
+int sbx_run_capture (char *const *argv, const char *hint, char **out, sbx_error **err);
 /* pidfd_open(2) (-1 with ENOSYS where the headers lack it).  */
 int sbx_pidfd_open (pid_t pid);
 /* CLOCK_MONOTONIC in milliseconds, for deadlines.  */

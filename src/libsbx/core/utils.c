@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -428,6 +429,50 @@ sbx_test_kill_point (const char *step)
   const char *at = getenv ("SBXRUN_TEST_KILL_AT");
   if (at && strcmp (at, step) == 0)
     kill (getpid (), SIGKILL);
+}
+
+int
+sbx_run_capture (char *const *argv, const char *hint, char **out, sbx_error **err)
+{
+  int fds[2], status = 0, r;
+  pid_t pid;
+
+  *out = NULL;
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    return sbx_error_sys (err, "pipe for %s", argv[0]);
+  pid = fork ();
+  if (pid < 0)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return sbx_error_sys (err, "fork for %s", argv[0]);
+    }
+  if (pid == 0)
+    {
+      int devnull = open ("/dev/null", O_RDONLY);
+      if (devnull < 0 || dup2 (devnull, 0) < 0 || dup2 (fds[1], 1) < 0 || dup2 (fds[1], 2) < 0)
+        _exit (127);
+      syscall (SYS_close_range, 3, ~0U, 0);
+      execvp (argv[0], argv);
+      dprintf (2, "cannot run `%s`: %s%s\n", argv[0], strerror (errno), hint ? hint : "");
+      _exit (127);
+    }
+  close (fds[1]);
+  /* Reaped whatever the read does: no zombie left on an error.  */
+  r = sbx_read_fd (fds[0], 0, out, NULL, err);
+  close (fds[0]);
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      {
+        if (r < 0)
+          return -1;
+        free (*out);
+        *out = NULL;
+        return sbx_error_sys (err, "wait for %s", argv[0]);
+      }
+  if (r < 0)
+    return sbx_error_wrap (err, "output of %s", argv[0]);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
 }
 
 int

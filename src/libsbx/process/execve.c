@@ -461,6 +461,18 @@ sbx_process_exec_prep_release (sbx_exec_prep *prep)
   prep->own_procfd = prep->notify_fd = prep->procfd = prep->landlock_fd = -1;
 }
 
+/* process.env, and HOME when it has none (home_of); the strings are
+   borrowed, only the array is malloc'd.  */
+static char **
+exec_env (const oci_process *p, const sbx_exec_prep *prep)
+{
+  char **env = xmalloc0 ((p->env_len + 2) * sizeof *env);
+  for (size_t i = 0; i < p->env_len; i++)
+    env[i] = p->env[i];
+  env[p->env_len] = prep->home;
+  return env;
+}
+
 /* A NOTIFY filter under no_new_privs: whatever the process does after
    loading it (the word to the runtime, the wait, execve) may be a NOTIFY
    rule, answered only once the listener has the fd.  So the process says
@@ -477,10 +489,7 @@ notify_then_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, const char *file
     return sbx_error_sys (err, "seccomp notify: find a free fd");
   snprintf (buf, sizeof buf, "%d", probe);
   close (probe);
-  char **env = xmalloc0 ((p->env_len + 2) * sizeof *env);
-  for (size_t i = 0; i < p->env_len; i++)
-    env[i] = p->env[i];
-  env[p->env_len] = prep->home;
+  char **env = exec_env (p, prep);
   if (sbx_process_sync_send_text (ctx->notify_sock, SYNC_EXEC_READY, -1, buf, err) < 0)
     goto fail;
   if (sbx_seccomp_load (ctx->seccomp, &prep->notify_fd, err) < 0)
@@ -537,11 +546,7 @@ sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error
   if (!early && tell_exec_ready (ctx->notify_sock, notify_fd, sc != NULL, err) < 0)
     return -1;
   {
-    /* process.env, and HOME when it has none (home_of).  */
-    char **env = xmalloc0 ((p->env_len + 2) * sizeof *env);
-    for (size_t i = 0; i < p->env_len; i++)
-      env[i] = p->env[i];
-    env[p->env_len] = prep->home;
+    char **env = exec_env (p, prep);
     execve (file, p->args, env);
     free (env);
   }

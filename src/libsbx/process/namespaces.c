@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
-#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <sched.h>
 #include <stdio.h>
@@ -160,10 +159,9 @@ run_idmap_helper (const char *tool, pid_t pid, oci_id_mapping *const *m, size_t 
 {
   size_t argc = 0;
   cleanup_strv char **argv = xmalloc0 ((3 * n + 3) * sizeof *argv);
-  char out[512];
-  ssize_t len = 0, r;
-  int pfd[2], status;
-  pid_t child;
+  cleanup_free char *out = NULL;
+  size_t len;
+  int code;
 
   argv[argc++] = xstrdup (tool);
   argv[argc++] = xasprintf ("%d", pid);
@@ -173,37 +171,17 @@ run_idmap_helper (const char *tool, pid_t pid, oci_id_mapping *const *m, size_t 
       argv[argc++] = xasprintf ("%u", m[i]->host_id);
       argv[argc++] = xasprintf ("%u", m[i]->size);
     }
-  if (pipe2 (pfd, O_CLOEXEC) < 0)
-    return sbx_error_sys (err, "pipe for %s", tool);
-  child = fork ();
-  if (child == 0)
+  code = sbx_run_capture (argv, " (install the uidmap package)", &out, err);
+  if (code < 0)
+    return -1;
+  if (code != 0)
     {
-      int devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (devnull < 0 || dup2 (devnull, 0) < 0 || dup2 (pfd[1], 1) < 0 || dup2 (pfd[1], 2) < 0)
-        _exit (127);
-      syscall (SYS_close_range, 3, ~0U, 0);
-      execvp (tool, argv);
-      dprintf (2, "cannot run `%s`: %s (install the uidmap package)", tool, strerror (errno));
-      _exit (127);
+      len = strlen (out);
+      while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+        out[--len] = '\0';
+      return sbx_error_set (err, EPERM, "%s failed (%.511s): the ranges must be granted in /etc/sub%cid",
+                            tool, len ? out : "no message", tool[3] == 'u' ? 'u' : 'g');
     }
-  close (pfd[1]);
-  while (child > 0 && (r = read (pfd[0], out + len, sizeof out - 1 - len)) != 0)
-    if (r > 0)
-      len += r;
-    else if (errno != EINTR || len >= (ssize_t) sizeof out - 1)
-      break;
-  close (pfd[0]);
-  out[len] = '\0';
-  while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
-    out[--len] = '\0';
-  if (child < 0)
-    return sbx_error_sys (err, "fork for %s", tool);
-  while (waitpid (child, &status, 0) < 0)
-    if (errno != EINTR)
-      return sbx_error_sys (err, "wait for %s", tool);
-  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
-    return sbx_error_set (err, EPERM, "%s failed (%s): the ranges must be granted in /etc/sub%cid", tool,
-                          len ? out : "no message", tool[3] == 'u' ? 'u' : 'g');
   return 0;
 }
 
