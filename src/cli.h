@@ -50,6 +50,9 @@ typedef struct sbx_command
 #define SBX_CLI_HELP (-1000)
 int sbx_cli_parse (const sbx_command *cmd, int argc, char **argv, sbx_opt_cb cb, void *data,
                    sbx_error **err);
+/* An sbx_opt_cb for a command whose only options are one boolean flag:
+   data points to the bool to set.  */
+int sbx_cli_set_flag (void *data, int key, const char *arg, sbx_error **err);
 /* Check the number of positional arguments left.  */
 int sbx_cli_nargs (const sbx_command *cmd, int nargs, int min, int max, sbx_error **err);
 void sbx_cli_usage (const sbx_command *cmd, int fd);
