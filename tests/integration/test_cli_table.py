@@ -14,8 +14,7 @@ COMMANDS = ["checkpoint", "create", "delete", "events", "exec", "kill", "list", 
             "restore", "resume", "run", "spec", "start", "state", "update", "features"]
 # Flags other changes of the runc-compatibility issue add in the same
 # session; checked once sbxrun lists them (drop entries as they land).
-PENDING = {("exec", "--ignore-paused"), ("exec", "--cgroup"),
-           ("update", "--cpu-rt-period"), ("update", "--cpu-rt-runtime")}
+PENDING = {("update", "--cpu-rt-period"), ("update", "--cpu-rt-runtime")}
 
 
 def table():

@@ -92,6 +92,10 @@ typedef struct
   const char *pid_file;
   int preserve_fds;
   bool detach;
+  bool ignore_paused;   /* exec into a paused container: the process
+                           runs once it is resumed */
+  char *const *cgroups; /* --cgroup [CONTROLLER[,...]:]PATH: sub-cgroups */
+  size_t ncgroups;
 } sbx_exec_opts;
 
 /* The container's own process (runc semantics), the base of flags.  */

@@ -301,6 +301,13 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
 }
 
 void
+sbx_state_unlock (sbx_state *s)
+{
+  if (s->dir_fd >= 0)
+    flock (s->dir_fd, LOCK_UN);
+}
+
+void
 sbx_state_free (sbx_state *s)
 {
   if (s == NULL)

@@ -54,6 +54,9 @@ int sbx_state_save (sbx_state *s, sbx_error **err);
 int sbx_state_set_phase (sbx_state *s, const char *phase, sbx_error **err);
 /* Remove the directory and free; ENOENT is fine.  */
 int sbx_state_remove (sbx_state *s, sbx_error **err);
+/* Let other commands at the container while s stays open (read-only from
+   then on): exec into a paused container waits for a resume.  */
+void sbx_state_unlock (sbx_state *s);
 void sbx_state_free (sbx_state *s);
 /* The container's saved config.  */
 int sbx_state_config (sbx_state *s, oci_config **out, sbx_error **err);

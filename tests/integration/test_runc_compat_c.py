@@ -1,0 +1,216 @@
+"""Differential tests against runc (issue 22, third part): exec into a
+paused container and --ignore-paused, exec --cgroup, exec's exit status
+255 for its own failures.  The same command line under runc and sbxrun,
+comparing the exit status and what is observed (the process's output, the
+cgroup.procs files of the host).  Skipped where runc is not installed."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import CGROUP_FSTYPES, all_cgroup_dirs, describe, fstype_of
+
+pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
+
+# runc with a private --root, its containers deleted at teardown
+from test_runc_compat import RUNC as RUNC_BIN, runc  # noqa: E402,F401  (a fixture)
+from test_runc_compat_b import _rmdirs, _start, both  # noqa: E402
+
+
+def _argv(name, sbx, tmp_path):
+    """The command line prefix of each runtime (as the runc fixture calls it)."""
+    return [RUNC_BIN, "--root", str(tmp_path / "runc-root")] if name == "runc" else sbx.argv()
+
+
+# ------------------------------------------------------- paused containers
+
+
+def test_exec_into_paused_container_like_runc(runc, sbx, bundle, tmp_path):
+    """exec into a paused container fails with 255 and runs nothing; with
+    --ignore-paused it waits (frozen) and completes once the container is
+    resumed, passing on the process's status; `resume` is not blocked by
+    the waiting exec."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        cid = f"pz-{name}"
+        _start(call, bundle(["sleep", "60"], name=cid), cid)
+        assert call("pause", cid).returncode == 0
+        refused = call("exec", cid, "sh", "-c", "echo must-not-run")
+        p = subprocess.Popen([*_argv(name, sbx, tmp_path), "exec", "--ignore-paused", cid, "sh", "-c",
+                              "echo ran; exit 4"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.5)
+            waiting = p.poll() is None
+            resumed = call("resume", cid, timeout=20)
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        seen[name] = {
+            "refused": (refused.returncode, "must-not-run" in refused.stdout),
+            "waiting": waiting,
+            "resume": resumed.returncode,
+            "ignore": (p.returncode, out.split()),
+            "status": call("state", cid).returncode,
+        }
+        if name == "sbxrun":
+            assert "paused" in refused.stderr and "--ignore-paused" in refused.stderr, describe(refused)
+        call("delete", "--force", cid)
+    assert seen["sbxrun"] == seen["runc"], seen
+    assert seen["sbxrun"] == {"refused": (255, False), "waiting": True, "resume": 0, "ignore": (4, ["ran"]),
+                              "status": 0}, seen
+
+
+# ----------------------------------------------------------- exec --cgroup
+
+
+def _container_cgroup_dirs(cgpath):
+    """The directories of cgroup CGPATH in every mounted hierarchy."""
+    return [d for top, d in all_cgroup_dirs(cgpath) if fstype_of(top) in CGROUP_FSTYPES and os.path.isdir(d)]
+
+
+def _make_sub(dirs, name, only=None):
+    """Sub-cgroup NAME in each of DIRS (or those whose path contains one of
+    ONLY); cpuset's gets its parent's cpus and mems."""
+    made = []
+    for d in dirs:
+        if only and not any(f"/{c}/" in d for c in only):
+            continue
+        sub = os.path.join(d, name)
+        os.mkdir(sub)
+        made.append(sub)
+        for f in ("cpuset.cpus", "cpuset.mems"):
+            if os.path.exists(os.path.join(d, f)):
+                with open(os.path.join(d, f)) as src, open(os.path.join(sub, f), "w") as dst:
+                    dst.write(src.read().strip() or "\n")
+    return made
+
+
+CGROUP_CASES = [
+    ("all", ["--cgroup", "sub"]),
+    ("two-ctrls", ["--cgroup", "memory,pids:part"]),
+    ("ctrl-and-ctrl", ["--cgroup", "pids:sub", "--cgroup", "memory:part"]),
+    ("ctrl-and-all", ["--cgroup", "sub", "--cgroup", "memory:part"]),
+    ("dotdot-inside", ["--cgroup", "memory:part/../part"]),
+    ("top", ["--cgroup", "/"]),
+    ("escapes", ["--cgroup", "../.."]),
+    ("escapes-ctrl", ["--cgroup", "memory:../../x"]),
+    ("missing", ["--cgroup", "nosuch"]),
+    ("missing-in-one", ["--cgroup", "part"]),  # part exists in memory and pids only
+    ("unknown-ctrl", ["--cgroup", "nosuchctrl:sub"]),
+    ("two-paths", ["--cgroup", "sub", "--cgroup", "part"]),
+]
+
+
+def test_exec_cgroup_like_runc(runc, sbx, bundle, tmp_path):
+    """exec --cgroup: the process lands in the sub-cgroup(s) named (seen in
+    its own /proc/self/cgroup, through the container's cgroup namespace, and
+    in the host's cgroup.procs while it runs); a path leaving the container's
+    cgroup, a missing sub-cgroup, an unknown controller or two paths for all
+    controllers are refused with 255 and the process does not run."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        cid = f"cg-{name}"
+        b = bundle(["sleep", "60"], name=cid)
+        _start(call, b, cid)
+        dirs = _container_cgroup_dirs(b.config["linux"]["cgroupsPath"])
+        made = _make_sub(dirs, "sub") + _make_sub(dirs, "part", only=("memory", "pids"))
+        try:
+            res = {}
+            for case, flags in CGROUP_CASES:
+                cp = call("exec", *flags, cid, "sh", "-c", "echo ran; cat /proc/self/cgroup")
+                lines = cp.stdout.splitlines()
+                res[case] = (cp.returncode, sorted(lines[1:]) if lines[:1] == ["ran"] else lines)
+            # seen from the host: the process is in sub/ of every hierarchy
+            p = subprocess.Popen([*_argv(name, sbx, tmp_path), "exec", "--cgroup", "sub", cid, "sleep", "30"],
+                                 stdin=subprocess.DEVNULL)
+            try:
+                host = []
+                for _ in range(100):
+                    host = [d for d in made if d.endswith("/sub") and _procs(d)]
+                    if len(host) == len(dirs):
+                        break
+                    time.sleep(0.05)
+                res["host"] = len(host) == len(dirs) and len(dirs) > 0
+            finally:
+                p.kill()
+                p.wait()
+        finally:
+            call("kill", cid, "KILL")
+            call("delete", "--force", cid)
+            _rmdirs(reversed(made))
+        seen[name] = res
+    assert seen["sbxrun"] == seen["runc"], seen
+    s = seen["sbxrun"]
+    for case in ("escapes", "escapes-ctrl", "missing", "missing-in-one", "unknown-ctrl", "two-paths",
+                 "ctrl-and-all"):
+        assert s[case] == (255, []), (case, s[case])
+    assert s["all"][0] == 0 and all(ln.endswith(":/sub") for ln in s["all"][1]), s["all"]
+    memory = [ln for ln in s["two-ctrls"][1] if ":memory:" in ln or ":pids:" in ln]
+    assert s["two-ctrls"][0] == 0 and memory and all(ln.endswith(":/part") for ln in memory), s
+    mixed = s["ctrl-and-ctrl"][1]
+    assert s["ctrl-and-ctrl"][0] == 0 and mixed, s
+    assert all(ln.endswith(":/part" if ":memory:" in ln else ":/sub" if ":pids:" in ln else ":/")
+               for ln in mixed), mixed
+    assert s["dotdot-inside"][0] == 0 and [ln for ln in s["dotdot-inside"][1] if ln.endswith(":/part")] == \
+        [ln for ln in s["dotdot-inside"][1] if ":memory:" in ln], s["dotdot-inside"]
+    assert s["top"][0] == 0 and all(ln.endswith(":/") for ln in s["top"][1]), s["top"]
+    assert s["host"] is True
+
+
+def _procs(d):
+    try:
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+# ------------------------------------------------------ exec's exit status
+
+
+def test_exec_failures_exit_255_like_runc(runc, sbx, bundle, tmp_path):
+    """A failure of exec itself exits 255 (so that a caller tells it from the
+    process's status), a command line that does not parse 1, and the
+    process's own status passes through, under both runtimes."""
+    cases = {
+        "status": (["sh", "-c", "exit 3"], None),
+        "signal": (["sh", "-c", "kill -9 $$"], None),
+        "missing-container": (["true"], "nosuch-ctr"),
+        "bad-pid-file": (["--pid-file", str(tmp_path / "no" / "dir" / "pid"), "{cid}", "true"], ""),
+        "no-command": (["{cid}"], ""),
+        "missing-program": (["{cid}", "/no/such/program"], ""),
+        "bad-cwd": (["--cwd", "/no/such/dir", "{cid}", "true"], ""),
+        "bad-env": (["-e", "NOEQUALS", "{cid}", "true"], ""),
+        "bad-process-file": (["-p", str(tmp_path / "no-such.json"), "{cid}"], ""),
+        "bad-cgroup": (["--cgroup", "nosuch", "{cid}", "true"], ""),
+        "unknown-flag": (["--no-such-flag", "{cid}", "true"], ""),
+        "no-id": ([], ""),
+    }
+    seen = {}
+    for name, call in both(runc, sbx):
+        cid = f"rc-{name}"
+        _start(call, bundle(["sleep", "60"], name=cid), cid)
+        res = {}
+        for case, (args, target) in cases.items():
+            if target is None:  # a command in the container
+                argv = [cid, *args]
+            elif target:  # another container
+                argv = [target, *args]
+            else:
+                argv = [a.replace("{cid}", cid) for a in args]
+            cp = call("exec", *argv)
+            res[case] = cp.returncode
+            if name == "sbxrun" and cp.returncode not in (0, 3, 137):
+                assert cp.stderr.strip(), (case, describe(cp))
+        res["pid-file-left"] = os.path.exists(tmp_path / "no")
+        call("delete", "--force", cid)
+        seen[name] = res
+    assert seen["sbxrun"] == seen["runc"], seen
+    s = seen["sbxrun"]
+    assert (s["status"], s["signal"], s["unknown-flag"], s["no-id"]) == (3, 137, 1, 1), s
+    assert all(s[c] == 255 for c in cases if c not in ("status", "signal", "unknown-flag", "no-id")), s
