@@ -214,3 +214,102 @@ def test_exec_failures_exit_255_like_runc(runc, sbx, bundle, tmp_path):
     s = seen["sbxrun"]
     assert (s["status"], s["signal"], s["unknown-flag"], s["no-id"]) == (3, 137, 1, 1), s
     assert all(s[c] == 255 for c in cases if c not in ("status", "signal", "unknown-flag", "no-id")), s
+
+
+# ----------------------------------------------------------------- update
+
+
+def _v1_dir(cgpath, probe):
+    """The directory of cgroup CGPATH in the v1 hierarchy whose root has
+    file PROBE (cpu.cfs_quota_us, memory.memsw.limit_in_bytes...)."""
+    for top, d in all_cgroup_dirs(cgpath):
+        if fstype_of(top) == "cgroup" and os.path.exists(os.path.join(top, probe)):
+            return d
+    pytest.skip(f"no cgroup v1 hierarchy with {probe} on this host")
+
+
+def _read(d, f):
+    with open(os.path.join(d, f)) as fh:
+        return int(fh.read())
+
+
+def test_update_cpu_period_and_quota_below_a_limited_parent_like_runc(runc, sbx, bundle, cgroup_parent):
+    """The parent cgroup allows one CPU (quota 100000 per 100000); the
+    container has 0.6 CPU as 600000 per 1000000.  Moving to 60000 per
+    100000 fails if the period goes first (600000 per 100000 is 6 CPUs):
+    the update succeeds, and so does the way back, with both runtimes."""
+    parent = _v1_dir(str(cgroup_parent), "cpu.cfs_quota_us")
+    os.makedirs(parent, exist_ok=True)
+    with open(os.path.join(parent, "cpu.cfs_quota_us"), "w") as f:
+        f.write("100000")
+    seen = {}
+    for name, call in both(runc, sbx):
+        cid = f"cpuq-{name}"
+        b = bundle(["sleep", "60"], name=cid)
+        b.config["linux"].setdefault("resources", {})["cpu"] = {"period": 1000000, "quota": 600000}
+        b.write()
+        _start(call, b, cid)
+        d = os.path.join(parent, cid)
+        res = [(_read(d, "cpu.cfs_period_us"), _read(d, "cpu.cfs_quota_us"))]
+        for period, quota in ((100000, 60000), (1000000, 600000)):
+            cp = call("update", "--cpu-period", str(period), "--cpu-quota", str(quota), cid)
+            res.append((cp.returncode == 0, _read(d, "cpu.cfs_period_us"), _read(d, "cpu.cfs_quota_us")))
+        # 2 CPUs under a parent with one: refused by the kernel
+        res.append(call("update", "--cpu-period", "100000", "--cpu-quota", "200000", cid).returncode)
+        call("delete", "--force", cid)
+        seen[name] = res
+    assert seen["sbxrun"] == seen["runc"], seen
+    assert seen["sbxrun"] == [(1000000, 600000), (True, 100000, 60000), (True, 1000000, 600000), 1], seen
+
+
+def test_update_memory_minus_one_is_unlimited_like_runc(runc, sbx, bundle):
+    """--memory -1 on a container created with memory and swap limits:
+    memory and memory+swap become unlimited (swap, not given, follows), and
+    a limit can be set again afterwards."""
+    unlimited = 1 << 62
+    seen = {}
+    for name, call in both(runc, sbx):
+        cid = f"mem-{name}"
+        b = bundle(["sleep", "60"], name=cid)
+        b.config["linux"].setdefault("resources", {})["memory"] = {"limit": 256 << 20, "swap": 512 << 20}
+        b.write()
+        d = _v1_dir(b.config["linux"]["cgroupsPath"], "memory.memsw.limit_in_bytes")
+        _start(call, b, cid)
+
+        def now():
+            return (_read(d, "memory.limit_in_bytes") >= unlimited and "max" or _read(d, "memory.limit_in_bytes"),
+                    _read(d, "memory.memsw.limit_in_bytes") >= unlimited and "max"
+                    or _read(d, "memory.memsw.limit_in_bytes"))
+        res = [now()]
+        for args in (["--memory", "-1"], ["--memory", "128m"]):
+            cp = call("update", *args, cid)
+            res.append((cp.returncode, now()))
+        # unlimited memory but a memory+swap limit: the kernel refuses it
+        res.append(call("update", "--memory", "-1", "--memory-swap", "1g", cid).returncode)
+        call("delete", "--force", cid)
+        seen[name] = res
+    assert seen["sbxrun"] == seen["runc"], seen
+    assert seen["sbxrun"] == [(256 << 20, 512 << 20), (0, ("max", "max")), (0, (128 << 20, "max")), 1], seen
+
+
+def test_update_cpu_rt_like_runc(runc, sbx, bundle):
+    """--cpu-rt-period and --cpu-rt-runtime write cpu.rt_period_us and
+    cpu.rt_runtime_us (v1); a runtime the parents have not been given is
+    refused by the kernel under both runtimes, and nothing changes."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        cid = f"rt-{name}"
+        b = bundle(["sleep", "60"], name=cid)
+        d = _v1_dir(b.config["linux"]["cgroupsPath"], "cpu.rt_period_us")
+        _start(call, b, cid)
+        res = []
+        for args in (["--cpu-rt-period", "500000", "--cpu-rt-runtime", "0"], ["--cpu-rt-period", "800000"],
+                     ["--cpu-rt-runtime", "1000"]):
+            cp = call("update", *args, cid)
+            res.append((cp.returncode == 0, _read(d, "cpu.rt_period_us"), _read(d, "cpu.rt_runtime_us")))
+            if name == "sbxrun" and cp.returncode:
+                assert "realtimeRuntime" in cp.stderr, describe(cp)
+        call("delete", "--force", cid)
+        seen[name] = res
+    assert seen["sbxrun"] == seen["runc"], seen
+    assert seen["sbxrun"] == [(True, 500000, 0), (True, 800000, 0), (False, 800000, 0)], seen
