@@ -4,6 +4,7 @@ paused container and --ignore-paused, exec --cgroup, exec's exit status
 comparing the exit status and what is observed (the process's output, the
 cgroup.procs files of the host).  Skipped where runc is not installed."""
 
+import json
 import os
 import subprocess
 import time
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cle
 
 # runc with a private --root, its containers deleted at teardown
 from test_runc_compat import RUNC as RUNC_BIN, runc  # noqa: E402,F401  (a fixture)
-from test_runc_compat_b import _rmdirs, _start, both  # noqa: E402
+from test_runc_compat_b import _rmdirs, _start, _wait_pids, both  # noqa: E402
 
 
 def _argv(name, sbx, tmp_path):
@@ -313,3 +314,92 @@ def test_update_cpu_rt_like_runc(runc, sbx, bundle):
         seen[name] = res
     assert seen["sbxrun"] == seen["runc"], seen
     assert seen["sbxrun"] == [(True, 500000, 0), (True, 800000, 0), (False, 800000, 0)], seen
+
+
+# ------------------------------------------------------------ kill --all
+
+
+def _status(call, cid):
+    cp = call("state", cid)
+    return json.loads(cp.stdout)["status"] if cp.returncode == 0 else None
+
+
+@pytest.mark.parametrize("flag", ["--all", "-a"])
+def test_kill_all_signals_every_process_like_runc(runc, sbx, bundle, flag):
+    """`kill ID TERM` reaches only the init (a shell as pid 1, which ignores
+    it): nothing dies.  `kill --all ID TERM` reaches every process of the
+    container's cgroup, exec'd ones and one in a sub-cgroup included: the
+    sleeps die, so the shell's `wait` returns and the container stops."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        cid = f"ka-{name}"
+        b = bundle(["sh", "-c", "sleep 60 & sleep 61 & wait"], name=cid)
+        _start(call, b, cid)
+        made = _make_sub(_container_cgroup_dirs(b.config["linux"]["cgroupsPath"]), "sub", only=("memory",))
+        try:
+            assert call("exec", "-d", cid, "sleep", "62").returncode == 0
+            assert call("exec", "-d", "--cgroup", "memory:sub", cid, "sleep", "63").returncode == 0
+            before = len(_wait_pids(call, cid, 5))
+            one = call("kill", cid, "TERM").returncode
+            time.sleep(0.5)
+            after_one = len(_wait_pids(call, cid, 1))
+            every = call("kill", flag, cid, "TERM").returncode
+            for _ in range(200):
+                if _status(call, cid) == "stopped":
+                    break
+                time.sleep(0.05)
+            stopped = _status(call, cid)
+            left = [d for d in made if _procs(d)]
+        finally:
+            call("delete", "--force", cid)
+            _rmdirs(reversed(made))
+        seen[name] = (before, one, after_one, every, stopped, left)
+    assert seen["sbxrun"] == seen["runc"], seen
+    assert seen["sbxrun"] == (5, 0, 5, 0, "stopped", []), seen
+
+
+# ------------------------------------------------------------------ list
+
+
+def test_list_quiet_and_json_like_runc(runc, sbx, bundle):
+    """`list -q` prints the IDs, sorted, also with `--format json`; `list
+    --format json` prints null without containers, and with them one object
+    per container with runc's fields (annotations only when the config has
+    some) and the same values as `state`."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        empty = call("list", "--format", "json")
+        empty_q = call("list", "-q")
+        b = bundle(["sleep", "60"], name=f"ls-{name}")
+        _start(call, b, f"ls-b-{name}")
+        assert call("create", "--bundle", b, f"ls-a-{name}").returncode == 0
+        ba = bundle(["sleep", "60"], name=f"lsann-{name}")
+        ba.config["annotations"] = {"org.example.k": "v"}
+        ba.write()
+        assert call("create", "--bundle", ba, f"ls-c-{name}").returncode == 0
+        quiet = call("list", "-q")
+        quiet_json = call("list", "-q", "--format", "json")
+        full = call("list", "--format", "json")
+        listed = json.loads(full.stdout)
+        states = {cid: json.loads(call("state", cid).stdout) for cid in quiet.stdout.split()}
+        seen[name] = {
+            "empty": (empty.returncode, empty.stdout.strip(), empty_q.returncode, empty_q.stdout),
+            "quiet": [i.replace(name, "X") for i in quiet.stdout.split()],
+            "quiet_json": quiet_json.stdout == quiet.stdout,
+            "ids": [e["id"].replace(name, "X") for e in listed],
+            "keys": [sorted(e) for e in listed],
+            "status": [e["status"] for e in listed],
+            "annotations": [e.get("annotations") for e in listed],
+            "same_as_state": all(e[k] == states[e["id"]][k] for e in listed
+                                 for k in ("pid", "status", "bundle", "rootfs", "created")),
+        }
+        for cid in quiet.stdout.split():
+            call("delete", "--force", cid)
+    assert seen["sbxrun"] == seen["runc"], seen
+    s = seen["sbxrun"]
+    assert s["empty"] == (0, "null", 0, "")
+    assert s["quiet"] == s["ids"] == ["ls-a-X", "ls-b-X", "ls-c-X"] and s["quiet_json"]
+    base = ["bundle", "created", "id", "ociVersion", "owner", "pid", "rootfs", "status"]
+    assert s["keys"] == [base, base, sorted(base + ["annotations"])], s["keys"]
+    assert s["status"] == ["created", "running", "created"] and s["same_as_state"]
+    assert s["annotations"] == [None, None, {"org.example.k": "v"}]

@@ -61,7 +61,8 @@ int sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *
 int sbx_container_ps (const char *root, const char *id, bool json, char **ps_args, FILE *out,
                       sbx_error **err);
 /* `list`: every container under root as a table, a JSON array of OCI
-   states, or (quiet) only the IDs.  */
+   states ("annotations" only when there are some; `null` for no
+   containers, as runc), or (quiet) only the IDs.  */
 int sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_error **err);
 
 /* What `exec` runs when no oci_process is given: a --process file as is,

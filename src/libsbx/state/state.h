@@ -67,7 +67,8 @@ unsigned long long sbx_pid_start_time (pid_t pid);
    delete that did not finish ("creating", "deleting").  */
 const char *sbx_state_status (sbx_state *s);
 bool sbx_state_alive (sbx_state *s);
-/* The OCI state document for this container (runtime.md), pretty or not. */
+/* The OCI state document for this container (runtime.md), pretty or not;
+   "annotations" are c's (none without c).  */
 char *sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pretty);
 /* The same with the given pid (the init's view for hooks, before the
    state on disk has it).  */
