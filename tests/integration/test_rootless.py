@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from conftest import SBXRUN, describe, run_cmd
+from conftest import SBXRUN, describe, run_cmd, wait_for
 
 USER = "sbxtest"
 pytestmark = pytest.mark.needs_root
@@ -225,4 +225,183 @@ def test_rootless_forced_off_fails_clearly(rootless_user):
     cp = u.run("--rootless=false", "run", "forced", cwd=b)
     assert cp.returncode != 0, describe(cp)
     assert "cgroup" in cp.stderr and "Permission denied" in cp.stderr, describe(cp)
+    assert u.state_entries() == []
+
+
+def _pid_alive(pid):
+    """Running, not a zombie left for whoever reaps orphans here."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_rootless_lifecycle(rootless_user):
+    """create/start/state/list/exec/kill/delete as the user, without a
+    cgroup: the container runs as the user on the host, exec joins it,
+    pause/resume/update are refused naming what is not permitted, and
+    delete leaves nothing (no process, no state)."""
+    u = rootless_user
+    b = u.bundle(["sleep", "600"])
+    cp = u.run("create", "life", cwd=b)
+    assert cp.returncode == 0, describe(cp)
+    try:
+        cp = u.run("state", "life")
+        assert cp.returncode == 0, describe(cp)
+        st = json.loads(cp.stdout)
+        assert st["status"] == "created" and st["owner"] == USER, st
+        pid = st["pid"]
+        cp = u.run("start", "life")
+        assert cp.returncode == 0, describe(cp)
+        assert json.loads(u.run("state", "life").stdout)["status"] == "running"
+        with open(f"/proc/{pid}/status") as f:
+            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        assert uids == [str(u.uid)] * 4, uids
+        cp = u.run("list", "--format", "json")
+        assert cp.returncode == 0, describe(cp)
+        assert [(x["id"], x["status"]) for x in json.loads(cp.stdout)] == [("life", "running")]
+        cp = u.run("exec", "life", "sh", "-c", "id -u; cat /proc/1/cmdline | tr '\\0' ' '; exit 5")
+        assert cp.returncode == 5, describe(cp)
+        assert cp.stdout.split("\n", 1) == ["0", "sleep 600 "], describe(cp)
+        cp = u.run("ps", "--format", "json", "life")
+        assert cp.returncode == 0 and json.loads(cp.stdout) == [pid], describe(cp)
+        for args, what in ((["pause", "life"], "pause"), (["resume", "life"], "resume"),
+                           (["update", "--pids-limit", "10", "life"], "update")):
+            cp = u.run(*args)
+            if what == "resume":  # refused for being running first, as for root
+                assert cp.returncode != 0 and "not paused" in cp.stderr, describe(cp)
+                continue
+            assert cp.returncode != 0, describe(cp)
+            assert f'{what} container "life": not permitted without a cgroup' in cp.stderr, describe(cp)
+            assert "unprivileged" in cp.stderr, describe(cp)
+        assert json.loads(u.run("state", "life").stdout)["status"] == "running"
+        cp = u.run("kill", "life", "KILL")
+        assert cp.returncode == 0, describe(cp)
+        wait_for(lambda: json.loads(u.run("state", "life").stdout)["status"] == "stopped",
+                 what="the container to stop")
+        cp = u.run("delete", "life")
+        assert cp.returncode == 0, describe(cp)
+    finally:
+        u.run("delete", "--force", "life")
+    assert not _pid_alive(pid)
+    assert u.state_entries() == []
+    cp = u.run("state", "life")
+    assert cp.returncode != 0 and "life" in cp.stderr, describe(cp)
+
+
+def test_rootless_delete_force_running(rootless_user):
+    """delete --force of a running container with an exec'd process
+    inside: both gone (the pid namespace goes with its init, no cgroup
+    needed), nothing left."""
+    u = rootless_user
+    b = u.bundle(["sleep", "600"])
+    cp = u.run("run", "-d", "forced-del", cwd=b)
+    assert cp.returncode == 0, describe(cp)
+    pid = json.loads(u.run("state", "forced-del").stdout)["pid"]
+    cp = u.run("exec", "-d", "--pid-file", os.path.join(b, "exec.pid"), "forced-del", "sleep", "600")
+    assert cp.returncode == 0, describe(cp)
+    with open(os.path.join(b, "exec.pid")) as f:
+        epid = int(f.read())
+    cp = u.run("delete", "--force", "forced-del")
+    assert cp.returncode == 0, describe(cp)
+    wait_for(lambda: not _pid_alive(pid) and not _pid_alive(epid), what="the container's processes to end")
+    assert u.state_entries() == []
+
+
+EGRESS_SERVER = """
+import socket, sys, threading
+def serve(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        with c:
+            c.sendall(b"tcp %d\\n" % port)
+for p in (8001, 8002):
+    threading.Thread(target=serve, args=(p,), daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+@pytest.fixture
+def server_netns(tmp_path):
+    """A server network namespace (`ip netns add`) with TCP listeners on
+    8001 and 8002 at 10.232.0.2, and the free end of a veth pair for the
+    container: the connectivity a rootless engine's slirp4netns or pasta
+    would give, here from the test (root)."""
+    import subprocess
+    if not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs /usr/bin/python3 for the test server")
+    tag = f"sbxt{os.getpid() % 10**7}"
+    ns, veth = f"{tag}-rl-s", (f"{tag}ra", f"{tag}rb")
+    proc = None
+    try:
+        for argv in (["netns", "add", ns], ["-n", ns, "link", "set", "lo", "up"],
+                     ["link", "add", veth[0], "type", "veth", "peer", "name", veth[1], "netns", ns],
+                     ["-n", ns, "addr", "add", "10.232.0.2/24", "dev", veth[1]],
+                     ["-n", ns, "link", "set", veth[1], "up"]):
+            cp = run_cmd(["ip", *argv])
+            assert cp.returncode == 0, describe(cp)
+        script = tmp_path / "server.py"
+        script.write_text(EGRESS_SERVER)
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3", str(script)],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        yield ns, veth[0]
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        run_cmd(["ip", "link", "del", veth[0]])
+        run_cmd(["ip", "netns", "del", ns])
+
+
+def test_rootless_egress_allowlist(rootless_user, server_netns):
+    """The egress allowlist for an unprivileged user (no peer runtime has
+    it): the container's new network namespace is owned by its user
+    namespace, the rules go in there, the allowed address:port connects
+    and another port of the same host is refused at once; the container's
+    root cannot remove them (no CAP_NET_ADMIN), and nothing is left."""
+    u = rootless_user
+    ns, dev = server_netns
+
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "network"})
+        c["annotations"] = {"org.sbxrun.net.allow": "10.232.0.2:8001"}
+
+    b = u.bundle(["sleep", "600"], edit)
+    cp = u.run("run", "-d", "egress", cwd=b)
+    assert cp.returncode == 0, describe(cp)
+    try:
+        pid = json.loads(u.run("state", "egress").stdout)["pid"]
+        cp = run_cmd(["nsenter", "-t", pid, "-n", "nft", "list", "table", "inet", "sbxrun-egress"])
+        assert cp.returncode == 0 and "10.232.0.2 . tcp . 8001" in cp.stdout, describe(cp)
+        # the caller's part: the container end of the link, addressed
+        for argv in (["link", "set", dev, "netns", str(pid)],):
+            cp = run_cmd(["ip", *argv])
+            assert cp.returncode == 0, describe(cp)
+        for argv in (["addr", "add", "10.232.0.1/24", "dev", dev], ["link", "set", dev, "up"]):
+            cp = run_cmd(["nsenter", "-t", pid, "-n", "ip", *argv])
+            assert cp.returncode == 0, describe(cp)
+        # the refused port is served: the refusal is the policy's
+        cp = run_cmd(["ip", "netns", "exec", ns, "/bin/busybox", "nc", "-w", "3", "10.232.0.2", "8002"])
+        assert cp.stdout == "tcp 8002\n", describe(cp)
+        cp = u.run("exec", "egress", "sh", "-c",
+                   "for p in 8001 8002; do nc -w 3 10.232.0.2 $p </dev/null; echo rc=$?; done 2>&1; "
+                   "ip link set lo down; echo down=$?")
+        assert cp.returncode == 0, describe(cp)
+        lines = cp.stdout.splitlines()
+        assert lines[:2] == ["tcp 8001", "rc=0"], describe(cp)
+        assert "Connection refused" in lines[2] and lines[3] == "rc=1", describe(cp)
+        assert lines[4] == "down=2", describe(cp)  # RTNETLINK: Operation not permitted
+        cp = run_cmd(["nsenter", "-t", pid, "-n", "nft", "list", "table", "inet", "sbxrun-egress"])
+        assert cp.returncode == 0, describe(cp)
+        cp = u.run("delete", "--force", "egress")
+        assert cp.returncode == 0, describe(cp)
+    finally:
+        u.run("delete", "--force", "egress")
     assert u.state_entries() == []

@@ -39,11 +39,14 @@
 /* ---------------------------------------------------------------- common */
 
 int
-sbx_container_load_cgroup (sbx_state *s, sbx_cgroup **cg, sbx_error **err)
+sbx_container_load_cgroup (sbx_state *s, const char *what, sbx_cgroup **cg, sbx_error **err)
 {
   if (s->st->cgroup == NULL)
-    return sbx_error_set (err, EOPNOTSUPP, "container \"%s\" has no cgroup (none was available at create)",
-                          s->id);
+    return sbx_error_set (err, EPERM,
+                          "%s container \"%s\": not permitted without a cgroup, and it has none (it was "
+                          "created by an unprivileged user with no writable cgroup subtree delegated: "
+                          "see docs/rootless.md)",
+                          what, s->id);
   if (sbx_cgroup_load (s->st->cgroup, cg, err) < 0)
     return sbx_error_wrap (err, "container \"%s\"", s->id);
   return 0;
@@ -67,7 +70,7 @@ set_frozen (const char *root, const char *id, bool frozen, sbx_error **err)
   if (strcmp (status, frozen ? "running" : "paused") != 0)
     return sbx_error_set (err, EINVAL, "container \"%s\" cannot be %s: it is %s, not %s", id,
                           frozen ? "paused" : "resumed", status, frozen ? "running" : "paused");
-  if (sbx_container_load_cgroup (s, &cg, err) < 0)
+  if (sbx_container_load_cgroup (s, frozen ? "pause" : "resume", &cg, err) < 0)
     return -1;
   if (sbx_cgroup_freeze (cg, frozen, err) < 0)
     return sbx_error_wrap (err, "%s container \"%s\"", frozen ? "pause" : "resume", id);

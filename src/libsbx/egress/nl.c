@@ -4,6 +4,7 @@
  * libnftnl expression helpers the rule and set builders share.  */
 #include <config.h>
 #include "egress/egress_internal.h"
+#include "process/process.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,8 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <string.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -92,6 +95,57 @@ egr_nl_ctx_release (nl_ctx *x)
   free (x->what);
 }
 
+/* An unprivileged runtime (rootless, docs/rootless.md) may not setns into
+   a network namespace: that needs CAP_SYS_ADMIN in its own user namespace
+   as well as in the one owning the network namespace.  As the owner of the
+   container's user namespace it has every capability there, though: a
+   child joins that user namespace, then the network namespace, and sends
+   back the netfilter socket it opens there.  The kernel checks
+   CAP_NET_ADMIN over that namespace against the socket's opener and
+   against us at each message, and both hold it.  Returns the socket.  */
+static int
+nl_socket_as_userns_owner (int netns_fd, sbx_error **err)
+{
+  cleanup_close int userns = ioctl (netns_fd, NS_GET_USERNS);
+  int sp[2], fd = -1;
+  pid_t pid;
+
+  if (userns < 0)
+    return sbx_error_sys (err, "enter the container's network namespace: not permitted to an unprivileged "
+                               "caller, and its owning user namespace cannot be found");
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+    return sbx_error_sys (err, "socketpair");
+  pid = fork ();
+  if (pid == 0)
+    {
+      sbx_error *e = NULL;
+      int s = -1;
+      close (sp[0]);
+      if (setns (userns, CLONE_NEWUSER) < 0)
+        sbx_error_sys (&e, "enter the user namespace owning the container's network namespace (an "
+                           "unprivileged caller may only enter one it owns)");
+      else if (setns (netns_fd, CLONE_NEWNET) < 0)
+        sbx_error_sys (&e, "enter the container's network namespace from its user namespace");
+      else if ((s = socket (AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER)) < 0)
+        sbx_error_sys (&e, "open a netfilter netlink socket in the container's network namespace");
+      if (e)
+        sbx_process_sync_send_error (sp[1], e);
+      else
+        sbx_process_sync_send (sp[1], SYNC_GO, s, NULL);
+      _exit (0);
+    }
+  close (sp[1]);
+  if (pid < 0)
+    sbx_error_sys (err, "fork");
+  else
+    sbx_process_sync_expect (sp[0], SYNC_GO, &fd, err);
+  close (sp[0]);
+  if (pid > 0)
+    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+  return fd;
+}
+
 /* A netfilter netlink socket of the namespace netns_fd.  */
 int
 egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err)
@@ -103,13 +157,30 @@ egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err)
   if (self < 0)
     return sbx_error_sys (err, "open the runtime's network namespace");
   if (setns (netns_fd, CLONE_NEWNET) < 0)
-    return sbx_error_sys (err, "enter the container's network namespace");
-  x->nl = mnl_socket_open2 (NETLINK_NETFILTER, SOCK_CLOEXEC);
-  saved = errno;
-  if (setns (self, CLONE_NEWNET) < 0)
-    return sbx_error_sys (err, "return to the runtime's network namespace");
-  if (x->nl == NULL)
-    return sbx_error_set (err, saved, "open a netfilter netlink socket");
+    {
+      int fd;
+      if (errno != EPERM)
+        return sbx_error_sys (err, "enter the container's network namespace");
+      fd = nl_socket_as_userns_owner (netns_fd, err);
+      if (fd < 0)
+        return -1;
+      x->nl = mnl_socket_fdopen (fd);
+      if (x->nl == NULL)
+        {
+          saved = errno;
+          close (fd);
+          return sbx_error_set (err, saved, "the netfilter netlink socket");
+        }
+    }
+  else
+    {
+      x->nl = mnl_socket_open2 (NETLINK_NETFILTER, SOCK_CLOEXEC);
+      saved = errno;
+      if (setns (self, CLONE_NEWNET) < 0)
+        return sbx_error_sys (err, "return to the runtime's network namespace");
+      if (x->nl == NULL)
+        return sbx_error_set (err, saved, "open a netfilter netlink socket");
+    }
   if (mnl_socket_bind (x->nl, 0, MNL_SOCKET_AUTOPID) < 0)
     return sbx_error_sys (err, "bind the netfilter netlink socket");
   setsockopt (mnl_socket_get_fd (x->nl), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
