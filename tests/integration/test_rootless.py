@@ -50,11 +50,16 @@ class RootlessUser:
         self.rootfs_src = busybox_rootfs
         self.n = 0
 
-    def run(self, *args, cwd=None, env=None):
+    def run(self, *args, cwd=None, env=None, cgroup=None):
+        """sbxrun ARGS as the user; with CGROUP (a directory of the unified
+        hierarchy), from a process put there first, as a login in a
+        delegated user session is."""
         e = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR": self.xdg}
         e.update(env or {})
         argv = ["runuser", "-u", USER, "--", "env", "-i", *[f"{k}={v}" for k, v in e.items()],
                 self.sbxrun, *args]
+        if cgroup:
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *argv]
         return run_cmd(argv, cwd=cwd or self.top)
 
     def bundle(self, args, edit=None):
@@ -405,3 +410,253 @@ def test_rootless_egress_allowlist(rootless_user, server_netns):
     finally:
         u.run("delete", "--force", "egress")
     assert u.state_entries() == []
+
+
+CG2 = "/sys/fs/cgroup"
+
+
+@pytest.fixture
+def delegated(rootless_user):
+    """A cgroup v2 subtree delegated to the user as systemd delegates
+    user@UID.service (cgroup-v2.rst, "Delegation"): the directory and its
+    cgroup.procs, cgroup.subtree_control and cgroup.threads owned by the
+    user, and a `shell` child, the user's session, where the runtime is
+    started.  Only on a pure cgroup v2 host (tests/vm/run-v2.sh)."""
+    if not os.path.exists(os.path.join(CG2, "cgroup.subtree_control")):
+        pytest.skip("not a pure cgroup v2 host (tests/vm/run-v2.sh runs this)")
+    u = rootless_user
+    top = os.path.join(CG2, f"sbxtest-deleg-{os.getpid()}")
+    os.mkdir(top)
+    try:
+        with open(os.path.join(CG2, "cgroup.subtree_control")) as f:
+            assert {"pids", "memory"} <= set(f.read().split())
+        for n in ("", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"):
+            os.chown(os.path.join(top, n), u.uid, u.gid)
+        shell = os.path.join(top, "shell")
+        os.mkdir(shell)
+        for n in ("", "cgroup.procs"):
+            os.chown(os.path.join(shell, n), u.uid, u.gid)
+        yield top
+    finally:
+        for d in sorted((os.path.join(r, x) for r, ds, _ in os.walk(top) for x in ds), key=len, reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        os.rmdir(top)
+
+
+def _cg(path, name):
+    with open(os.path.join(path, name)) as f:
+        return f.read()
+
+
+def test_rootless_delegated_cgroup_limits(rootless_user, delegated):
+    """With a delegated subtree the user's container gets a cgroup of its
+    own there: limits applied (memory.max, pids.max), a fork bomb held at
+    pids.limit, pause/resume working, and delete removing the cgroup."""
+    u = rootless_user
+    name = os.path.basename(delegated)
+
+    def edit(c):
+        c["linux"]["cgroupsPath"] = f"/{name}/ctr"
+        c["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 16}}
+
+    b = u.bundle(["sleep", "600"], edit)
+    cg = os.path.join(delegated, "ctr")
+    cp = u.run("run", "-d", "deleg", cwd=b, cgroup=os.path.join(delegated, "shell"))
+    assert cp.returncode == 0, describe(cp)
+    try:
+        assert "no writable cgroup" not in cp.stderr, describe(cp)
+        pid = json.loads(u.run("state", "deleg").stdout)["pid"]
+        assert str(pid) in _cg(cg, "cgroup.procs").split()
+        assert _cg(cg, "memory.max").strip() == str(64 << 20)
+        assert _cg(cg, "pids.max").strip() == "16"
+        # a fork bomb: held at the limit, the init unharmed
+        cp = u.run("exec", "deleg", "sh", "-c", "for i in $(seq 64); do sleep 120 & done; echo done",
+                   cgroup=os.path.join(delegated, "shell"))
+        assert int(_cg(cg, "pids.current")) <= 16
+        events = dict(line.split() for line in _cg(cg, "pids.events").splitlines())
+        assert int(events["max"]) > 0, events
+        assert _pid_alive(pid)
+        for verb, frozen in (("pause", "1"), ("resume", "0")):
+            cp = u.run(verb, "deleg")
+            assert cp.returncode == 0, describe(cp)
+            wait_for(lambda: f"frozen {frozen}" in _cg(cg, "cgroup.events"), what=f"frozen {frozen}")
+        assert json.loads(u.run("state", "deleg").stdout)["status"] == "running"
+        cp = u.run("update", "--pids-limit", "32", "deleg")
+        assert cp.returncode == 0, describe(cp)
+        assert _cg(cg, "pids.max").strip() == "32"
+        cp = u.run("delete", "--force", "deleg")
+        assert cp.returncode == 0, describe(cp)
+    finally:
+        u.run("delete", "--force", "deleg")
+    assert not os.path.exists(cg)
+    assert not _pid_alive(pid)
+    assert u.state_entries() == []
+
+
+def test_rootless_delegated_default_place(rootless_user, delegated):
+    """No cgroupsPath: the container's cgroup goes below the caller's own
+    (the delegated session), where pause works; limits there are refused
+    by the "no internal processes" rule, naming the cgroup."""
+    u = rootless_user
+    shell = os.path.join(delegated, "shell")
+    b = u.bundle(["sleep", "600"])
+    cp = u.run("run", "-d", "deleg-default", cwd=b, cgroup=shell)
+    assert cp.returncode == 0, describe(cp)
+    try:
+        assert "no writable cgroup" not in cp.stderr, describe(cp)
+        cg = os.path.join(shell, "sbxrun", "deleg-default")
+        pid = json.loads(u.run("state", "deleg-default").stdout)["pid"]
+        assert str(pid) in _cg(cg, "cgroup.procs").split()
+        cp = u.run("pause", "deleg-default")
+        assert cp.returncode == 0, describe(cp)
+        assert "frozen 1" in _cg(cg, "cgroup.events")
+        cp = u.run("resume", "deleg-default")
+        assert cp.returncode == 0, describe(cp)
+        cp = u.run("delete", "--force", "deleg-default")
+        assert cp.returncode == 0, describe(cp)
+        assert not os.path.exists(cg)
+    finally:
+        u.run("delete", "--force", "deleg-default")
+    assert u.state_entries() == []
+
+
+LANDLOCK_PROBE = r"""
+cat /etc/motd; echo "read_etc=$?"
+cat /root/secret 2>&1; echo "read_root=$?"
+nc -l -p 9000 >/dev/null & nc -l -p 9001 >/dev/null & sleep 0.3
+echo a | nc -w 1 127.0.0.1 9000 2>&1; echo "connect_9000=$?"
+echo b | nc -w 1 127.0.0.1 9001 2>&1; echo "connect_9001=$?"
+"""
+
+
+def test_rootless_landlock(rootless_user):
+    """org.sbxrun.landlock.* for an unprivileged user (issue 17): a read
+    allowed and one refused with EACCES, a TCP connect allowed by port and
+    one refused; the same script without the annotations does everything."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(444, None, 0, 1) < 4:  # landlock_create_ruleset(NULL, 0, VERSION)
+        pytest.skip("needs Landlock ABI 4 (kernel 6.7) for TCP rules")
+    u = rootless_user
+    results = {}
+    for rules in (None, {"org.sbxrun.landlock.fs": "rx:/bin; ro:/etc,/proc; rw:/dev",
+                         "org.sbxrun.landlock.net": "bind:9000,9001; connect:9000"}):
+        def edit(c, rules=rules):
+            c["linux"]["namespaces"].append({"type": "network"})
+            if rules:
+                c["annotations"] = rules
+        b = u.bundle(["sh", "-c", LANDLOCK_PROBE], edit)
+        with open(os.path.join(b, "rootfs/etc/motd"), "w") as f:
+            f.write("motd\n")
+        os.makedirs(os.path.join(b, "rootfs/root"), exist_ok=True)
+        with open(os.path.join(b, "rootfs/root/secret"), "w") as f:
+            f.write("secret\n")
+        cp = u.run("run", "landlock", cwd=b)
+        assert cp.returncode == 0, describe(cp)
+        results[bool(rules)] = cp.stdout
+    free, ruled = results[False], results[True]
+    for k in ("read_etc=0", "read_root=0", "connect_9000=0", "connect_9001=0"):
+        assert k in free.splitlines(), free
+    lines = ruled.splitlines()
+    assert "motd" in lines and "read_etc=0" in lines, ruled
+    assert "secret" not in lines and "Permission denied" in ruled.split("read_root")[0], ruled
+    assert "connect_9000=0" in lines, ruled
+    before = ruled.split("connect_9000=0")[1]
+    assert "Permission denied" in before and "connect_9001=1" in lines, ruled
+    assert u.state_entries() == []
+
+
+def test_rootless_cgroup2_over_bound_sys(rootless_user):
+    """The rootless config binds /sys recursively, so the host's cgroup2
+    mount is already at its place (locked, in a user namespace): a cgroup2
+    mount there is refused by mount(2) with EBUSY, and goes through
+    move_mount instead, showing the container's cgroup namespace."""
+    dest = "/sys/fs/cgroup/unified"
+    if os.path.exists("/sys/fs/cgroup/cgroup.subtree_control"):
+        dest = "/sys/fs/cgroup"  # pure v2: the config's own cgroup mount is this case
+    elif not os.path.exists(os.path.join(dest, "cgroup.controllers")):
+        pytest.skip("no cgroup2 mount under /sys/fs/cgroup")
+    u = rootless_user
+
+    def edit(c):
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != dest]
+        c["mounts"].append({"destination": dest, "type": "cgroup2", "source": "cgroup2",
+                            "options": ["nosuid", "nodev", "noexec", "ro"]})
+
+    b = u.bundle(["sh", "-c", f"grep ' {dest} ' /proc/self/mountinfo | tail -1; ls {dest}"], edit)
+    cp = u.run("run", "cg2-over", cwd=b)
+    assert cp.returncode == 0, describe(cp)
+    last = cp.stdout.splitlines()[0].split()
+    assert last[3] == "/" and last[4] == dest and "cgroup2" in last and last[5].startswith("ro,"), describe(cp)
+    assert "cgroup.procs" in cp.stdout.split(), describe(cp)
+    assert u.state_entries() == []
+
+
+@pytest.fixture
+def rootless_podman(rootless_user, tmp_path):
+    """podman as the test user, with sbxrun as its runtime: podman's own
+    user namespace (the user's subuid range, via newuidmap), vfs storage and
+    a runtime dir of its own; --network none (no slirp4netns or pasta
+    here).  Its pause process is ended at teardown, by its pid."""
+    from test_podman import import_busybox, remove_everything
+    if shutil.which("podman") is None:
+        pytest.skip("podman not installed")
+    u = rootless_user
+    home = tempfile.mkdtemp(prefix=f"sbxpm-{os.getpid()}-", dir="/tmp")
+    xdg = os.path.join(home, "xdg")
+    os.mkdir(xdg, 0o700)
+    conf = os.path.join(home, "containers.conf")
+    with open(conf, "w") as f:
+        f.write('[engine]\nruntime_supports_json = ["sbxrun"]\n'
+                f'[engine.runtimes]\nsbxrun = ["{u.sbxrun}"]\n')
+    for d in (home, xdg, conf):
+        os.chown(d, u.uid, u.gid)
+    env = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", f"HOME={home}", f"XDG_RUNTIME_DIR={xdg}",
+           f"CONTAINERS_CONF={conf}", f"USER={USER}"]
+    base = ["runuser", "-u", USER, "--", "env", "-i", *env, "podman", "--root", f"{home}/storage",
+            "--runroot", f"{home}/run", "--runtime", "sbxrun", "--cgroup-manager", "cgroupfs",
+            "--events-backend", "none", "--storage-driver", "vfs"]
+
+    def pm(*args, ok=True, **kw):
+        cp = run_cmd([*base, *args], timeout=120, cwd=home, **kw)
+        if ok:
+            assert cp.returncode == 0, describe(cp)
+        return cp
+
+    pm.xdg = xdg
+    try:
+        import_busybox(pm, u.rootfs_src)
+        yield pm
+    finally:
+        remove_everything(pm)
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            with open(os.path.join(xdg, "libpod/tmp/pause.pid")) as f:
+                os.kill(int(f.read()), 9)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_rootless_podman(rootless_user, rootless_podman):
+    """Rootless podman drives sbxrun inside podman's user namespace: run
+    --rm, run -d with the egress annotation (rules in the container's
+    namespace), exec, stop, rm; sbxrun's state (in podman's
+    XDG_RUNTIME_DIR) is gone afterwards."""
+    pm = rootless_podman
+    cp = pm("run", "--rm", "--network", "none", "localhost/sbxtest-bb", "sh", "-c",
+            "id -u; cat /proc/self/uid_map; exit 3", ok=False)
+    assert cp.returncode == 3, describe(cp)
+    lines = cp.stdout.split("\n")
+    assert lines[0] == "0" and [int(x) for x in lines[1].split()] == [0, rootless_user.uid, 1], describe(cp)
+    cp = pm("run", "-d", "--name", "pmrl", "--network", "none", "--annotation",
+            "org.sbxrun.net.allow=10.232.0.2:8001", "localhost/sbxtest-bb", "sleep", "600")
+    pid = int(pm("inspect", "pmrl", "--format", "{{.State.Pid}}").stdout)
+    cp = run_cmd(["nsenter", "-t", pid, "-n", "nft", "list", "ruleset"])
+    assert cp.returncode == 0 and "10.232.0.2 . tcp . 8001" in cp.stdout, describe(cp)
+    cp = pm("exec", "pmrl", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; ip link set lo down", ok=False)
+    assert cp.stdout == "sleep 600 " and "not permitted" in cp.stderr, describe(cp)
+    pm("stop", "-t", "1", "pmrl")
+    assert pm("inspect", "pmrl", "--format", "{{.State.Status}}").stdout.strip() == "exited"
+    pm("rm", "pmrl")
+    assert not _pid_alive(pid)
+    state = os.path.join(pm.xdg, "sbxrun")
+    assert [n for n in os.listdir(state) if not n.startswith(".")] == []

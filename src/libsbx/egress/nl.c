@@ -95,36 +95,39 @@ egr_nl_ctx_release (nl_ctx *x)
   free (x->what);
 }
 
-/* An unprivileged runtime (rootless, docs/rootless.md) may not setns into
-   a network namespace: that needs CAP_SYS_ADMIN in its own user namespace
-   as well as in the one owning the network namespace.  As the owner of the
-   container's user namespace it has every capability there, though: a
-   child joins that user namespace, then the network namespace, and sends
-   back the netfilter socket it opens there.  The kernel checks
-   CAP_NET_ADMIN over that namespace against the socket's opener and
-   against us at each message, and both hold it.  Returns the socket.  */
+/* A runtime that may not come back to its own network namespace (uid 0
+   of a user's namespace: rootless podman calls us there) or may not enter
+   the container's (an ordinary user: setns needs CAP_SYS_ADMIN in its own
+   user namespace too) opens the socket in a child instead.  An ordinary
+   user owns the container's user namespace and so has every capability
+   there: the child joins it first.  The kernel checks CAP_NET_ADMIN over
+   the network namespace against the socket's opener and against us at
+   each message, and both hold it (docs/rootless.md).  Returns the
+   socket.  */
 static int
-nl_socket_as_userns_owner (int netns_fd, sbx_error **err)
+nl_socket_from_child (int netns_fd, sbx_error **err)
 {
-  cleanup_close int userns = ioctl (netns_fd, NS_GET_USERNS);
   int sp[2], fd = -1;
   pid_t pid;
 
-  if (userns < 0)
-    return sbx_error_sys (err, "enter the container's network namespace: not permitted to an unprivileged "
-                               "caller, and its owning user namespace cannot be found");
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
     return sbx_error_sys (err, "socketpair");
   pid = fork ();
   if (pid == 0)
     {
       sbx_error *e = NULL;
-      int s = -1;
+      int s = -1, userns = -1, r;
       close (sp[0]);
-      if (setns (userns, CLONE_NEWUSER) < 0)
-        sbx_error_sys (&e, "enter the user namespace owning the container's network namespace (an "
-                           "unprivileged caller may only enter one it owns)");
-      else if (setns (netns_fd, CLONE_NEWNET) < 0)
+      r = setns (netns_fd, CLONE_NEWNET);
+      if (r < 0 && errno != EPERM)
+        sbx_error_sys (&e, "enter the container's network namespace");
+      else if (r < 0 && (userns = ioctl (netns_fd, NS_GET_USERNS)) < 0)
+        sbx_error_sys (&e, "enter the container's network namespace: not permitted, and the user "
+                           "namespace owning it cannot be found");
+      else if (userns >= 0 && setns (userns, CLONE_NEWUSER) < 0)
+        sbx_error_sys (&e, "enter the container's network namespace: not permitted, nor to enter the "
+                           "user namespace owning it (an unprivileged caller may enter only one it owns)");
+      else if (userns >= 0 && setns (netns_fd, CLONE_NEWNET) < 0)
         sbx_error_sys (&e, "enter the container's network namespace from its user namespace");
       else if ((s = socket (AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER)) < 0)
         sbx_error_sys (&e, "open a netfilter netlink socket in the container's network namespace");
@@ -156,12 +159,13 @@ egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err)
 
   if (self < 0)
     return sbx_error_sys (err, "open the runtime's network namespace");
-  if (setns (netns_fd, CLONE_NEWNET) < 0)
+  /* Entering our own namespace is allowed exactly when coming back is.  */
+  if (setns (self, CLONE_NEWNET) < 0 || setns (netns_fd, CLONE_NEWNET) < 0)
     {
       int fd;
       if (errno != EPERM)
         return sbx_error_sys (err, "enter the container's network namespace");
-      fd = nl_socket_as_userns_owner (netns_fd, err);
+      fd = nl_socket_from_child (netns_fd, err);
       if (fd < 0)
         return -1;
       x->nl = mnl_socket_fdopen (fd);
