@@ -660,3 +660,27 @@ def test_rootless_podman(rootless_user, rootless_podman):
     assert not _pid_alive(pid)
     state = os.path.join(pm.xdg, "sbxrun")
     assert [n for n in os.listdir(state) if not n.startswith(".")] == []
+
+
+@pytest.mark.parametrize("case", ["no-userns", "netdevices"])
+def test_rootless_refusals_name_what_is_not_permitted(rootless_user, case):
+    """What the kernel does not permit an ordinary user is refused before
+    anything exists, naming the field and saying what is not permitted."""
+    u = rootless_user
+
+    def edit(c):
+        if case == "no-userns":
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "user"]
+            c["linux"].pop("uidMappings")
+            c["linux"].pop("gidMappings")
+        else:
+            c["linux"]["namespaces"].append({"type": "network"})
+            c["linux"]["netDevices"] = {"lo": {"name": "eth9"}}
+
+    b = u.bundle(["true"], edit)
+    cp = u.run("run", "refused", cwd=b)
+    assert cp.returncode != 0, describe(cp)
+    field = "linux.namespaces" if case == "no-userns" else "linux.netDevices"
+    assert f"config.json: {field}: an unprivileged caller (uid {u.uid}) is not permitted" in cp.stderr, describe(cp)
+    assert "warning" not in cp.stderr, describe(cp)
+    assert u.state_entries() == []

@@ -220,6 +220,21 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_wrap (err, "config.json");
   if (sbx_process_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
     return sbx_error_wrap (err, "config.json");
+  /* An ordinary user: the kernel permits the other namespaces only to the
+     owner of a user namespace, and host devices not at all.  */
+  if (geteuid () != 0 && cr->plan.new_flags && !((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER))
+    return sbx_error_set (
+        err, EPERM,
+        "config.json: linux.namespaces: an unprivileged caller (uid %u) is not permitted to "
+        "create namespaces outside a user namespace of its own: add {\"type\": \"user\"} "
+        "with uidMappings/gidMappings (`sbxrun spec --rootless` writes such a config)",
+        (unsigned)geteuid ());
+  if (geteuid () != 0 && cr->c->linux && cr->c->linux->net_devices_len)
+    return sbx_error_set (
+        err, EPERM,
+        "config.json: linux.netDevices: an unprivileged caller (uid %u) is not permitted to "
+        "move a host network device (that needs CAP_NET_ADMIN on the host)",
+        (unsigned)geteuid ());
   if (cr->c->linux && cr->c->linux->time_offsets_len && !(cr->plan.new_flags & CLONE_NEWTIME))
     return sbx_error_set (err, EINVAL,
                           "config.json: linux.timeOffsets needs a new time namespace in "
