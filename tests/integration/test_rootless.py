@@ -271,6 +271,17 @@ def test_rootless_lifecycle(rootless_user):
         assert cp.stdout.split("\n", 1) == ["0", "sleep 600 "], describe(cp)
         cp = u.run("ps", "--format", "json", "life")
         assert cp.returncode == 0 and json.loads(cp.stdout) == [pid], describe(cp)
+        # no cgroup: ps and kill --all find the rest through the pid namespace
+        cp = u.run("exec", "-d", "--pid-file", os.path.join(b, "exec.pid"), "life", "sleep", "600")
+        assert cp.returncode == 0, describe(cp)
+        with open(os.path.join(b, "exec.pid")) as f:
+            epid = int(f.read())
+        cp = u.run("ps", "--format", "json", "life")
+        assert cp.returncode == 0 and sorted(json.loads(cp.stdout)) == sorted([pid, epid]), describe(cp)
+        cp = u.run("kill", "--all", "life", "TERM")  # the init ignores TERM (pid 1, no handler)
+        assert cp.returncode == 0, describe(cp)
+        wait_for(lambda: not _pid_alive(epid), what="the exec'd process to get the signal")
+        assert _pid_alive(pid)
         for args, what in ((["pause", "life"], "pause"), (["resume", "life"], "resume"),
                            (["update", "--pids-limit", "10", "life"], "update")):
             cp = u.run(*args)

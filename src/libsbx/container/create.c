@@ -565,7 +565,7 @@ rootless_without_cgroup (const sbx_create_opts *o, sbx_creator *cr, sbx_error **
                           "subtree is delegated to the user",
                           limits, (*err)->msg, strerror (e));
   sbx_warn ("rootless: no writable cgroup (%s: %s): the container runs without memory, cpu, pids "
-            "and I/O limits, cannot be paused or updated, and ps shows only its first process",
+            "and I/O limits, and cannot be paused or updated",
             (*err)->msg, strerror (e));
   sbx_error_freep (err);
   sbx_cgroup_destroy (cr->cg, NULL);
