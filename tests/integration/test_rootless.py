@@ -535,9 +535,12 @@ def test_rootless_delegated_default_place(rootless_user, delegated):
 LANDLOCK_PROBE = r"""
 cat /etc/motd; echo "read_etc=$?"
 cat /root/secret 2>&1; echo "read_root=$?"
-nc -l -p 9000 >/dev/null & nc -l -p 9001 >/dev/null & sleep 0.3
-echo a | nc -w 1 127.0.0.1 9000 2>&1; echo "connect_9000=$?"
-echo b | nc -w 1 127.0.0.1 9001 2>&1; echo "connect_9001=$?"
+nc -l -p 9000 >/dev/null & nc -l -p 9001 >/dev/null &
+# until the listener is up (slow hosts); EACCES does not change with retries
+conn() { for i in $(seq 50); do out=$(echo x | nc -w 1 127.0.0.1 $1 2>&1) && return 0
+  case $out in *"ermission denied"*) echo "$out"; return 1;; esac; sleep 0.1; done; echo "$out"; return 1; }
+conn 9000; echo "connect_9000=$?"
+conn 9001; echo "connect_9001=$?"
 """
 
 
