@@ -111,7 +111,7 @@ main (int argc, char **argv)
       return 1;
     }
   if (g.root == NULL)
-    g.root = default_root = sbx_default_state_root ();
+    g.root = default_root = sbx_default_state_root (g.rootless_on);
   if (version) /* after the loop: --criu may follow -v */
     {
       print_version (&g);

@@ -18,6 +18,26 @@ pytestmark = [pytest.mark.needs_root,
               pytest.mark.skipif(shutil.which("podman") is None, reason="podman not installed")]
 
 
+def import_busybox(pm, rootfs):
+    """The busybox rootfs as the image localhost/sbxtest-bb (no registry)."""
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    try:
+        pm("import", "-", "localhost/sbxtest-bb:latest", stdin=tar.stdout)
+    finally:
+        tar.stdout.close()
+        tar.wait()
+
+
+def remove_everything(pm):
+    """Teardown, on failure too: every container, then podman's storage."""
+    with contextlib.suppress(Exception):
+        ids = pm("ps", "-aq", ok=False).stdout.split()
+        if ids:
+            pm("rm", "-f", "-t", "0", *ids, ok=False)
+    with contextlib.suppress(Exception):
+        pm("system", "reset", "-f", ok=False)
+
+
 @pytest.fixture
 def podman(tmp_path, busybox_rootfs, cgroup_parent):
     conf = tmp_path / "containers.conf"
@@ -45,20 +65,10 @@ def podman(tmp_path, busybox_rootfs, cgroup_parent):
     # cgroups conmon made go before cgroup_parent checks for leftovers.
     left, ours, stuck = [], [], []
     try:
-        tar = subprocess.Popen(["tar", "-C", str(busybox_rootfs), "-c", "."], stdout=subprocess.PIPE)
-        try:
-            pm("import", "-", "localhost/sbxtest-bb:latest", stdin=tar.stdout)
-        finally:
-            tar.stdout.close()
-            tar.wait()
+        import_busybox(pm, busybox_rootfs)
         yield pm
     finally:
-        with contextlib.suppress(Exception):
-            ids = pm("ps", "-aq", ok=False).stdout.split()
-            if ids:
-                pm("rm", "-f", "-t", "0", *ids, ok=False)
-        with contextlib.suppress(Exception):
-            pm("system", "reset", "-f", ok=False)
+        remove_everything(pm)
         left = mounts_under(tmp_path) + mounts_under(runroot)
         for mp in left:  # keep the host clean for the following tests
             subprocess.run(["umount", "-l", mp], capture_output=True)

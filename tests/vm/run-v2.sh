@@ -5,7 +5,8 @@
 # read-only under a RAM overlay; KVM when it works, TCG otherwise).
 #
 # In the guest: tests/unit/cgroup_live (the cgroup manager against the
-# kernel, if built) and pytest on tests/integration/test_cgroups.py.  The
+# kernel, if built), pytest on tests/integration/test_cgroups.py, and the
+# delegated-subtree cases of tests/integration/test_rootless.py.  The
 # test process sits in the root cgroup there, which may hold processes and
 # enable controllers, so the fixtures' per-test cgroups (/sbxtest-PID-N) are
 # created directly below it.
@@ -25,6 +26,8 @@ if [ -x ./cgroup_live ]; then
 	./cgroup_live || rc=1
 fi
 /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_cgroups.py "$@" || rc=1
+# a subtree delegated to an unprivileged user (docs/rootless.md)
+/usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_rootless.py -k "delegated or cgroup2_over" || rc=1
 exit $rc
 GUEST
 run_guest v2 suite.sh "$@"

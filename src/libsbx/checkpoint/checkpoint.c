@@ -537,8 +537,17 @@ apply_policy (restorer *r, const sbx_restore_opts *o, sbx_error **err)
     return sbx_error_wrap (err, "egress policy");
   if (sbx_net_policy_parse (c, r->s->st->bundle, r->s->st->rootfs, steal_ptr (pod), &np, err) < 0)
     return sbx_error_wrap (err, "saved config");
-  if (np && sbx_net_policy_install (np, c, r->pid, o->id, r->cg, r->s->dir_fd, err) < 0)
-    return sbx_error_wrap (err, "egress policy");
+  if (np)
+    {
+      char p[64];
+      cleanup_close int netns = -1;
+      snprintf (p, sizeof p, "/proc/%d/ns/net", r->pid);
+      netns = open (p, O_RDONLY | O_CLOEXEC);
+      if (netns < 0)
+        return sbx_error_sys (err, "egress policy: open the container's network namespace `%s`", p);
+      if (sbx_net_policy_install (np, c, netns, o->id, r->cg, r->s->dir_fd, err) < 0)
+        return sbx_error_wrap (err, "egress policy");
+    }
   if (r->cg && sbx_cgroup_pids (r->cg, &pids, &n, err) < 0)
     return -1;
   if (r->cg == NULL)

@@ -5,6 +5,7 @@
 #include <config.h>
 #include "container/container.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -39,11 +40,14 @@
 /* ---------------------------------------------------------------- common */
 
 int
-sbx_container_load_cgroup (sbx_state *s, sbx_cgroup **cg, sbx_error **err)
+sbx_container_load_cgroup (sbx_state *s, const char *what, sbx_cgroup **cg, sbx_error **err)
 {
   if (s->st->cgroup == NULL)
-    return sbx_error_set (err, EOPNOTSUPP, "container \"%s\" has no cgroup (none was available at create)",
-                          s->id);
+    return sbx_error_set (err, EPERM,
+                          "%s container \"%s\": not permitted without a cgroup, and it has none (it was "
+                          "created by an unprivileged user with no writable cgroup subtree delegated: "
+                          "see docs/rootless.md)",
+                          what, s->id);
   if (sbx_cgroup_load (s->st->cgroup, cg, err) < 0)
     return sbx_error_wrap (err, "container \"%s\"", s->id);
   return 0;
@@ -67,7 +71,7 @@ set_frozen (const char *root, const char *id, bool frozen, sbx_error **err)
   if (strcmp (status, frozen ? "running" : "paused") != 0)
     return sbx_error_set (err, EINVAL, "container \"%s\" cannot be %s: it is %s, not %s", id,
                           frozen ? "paused" : "resumed", status, frozen ? "running" : "paused");
-  if (sbx_container_load_cgroup (s, &cg, err) < 0)
+  if (sbx_container_load_cgroup (s, frozen ? "pause" : "resume", &cg, err) < 0)
     return -1;
   if (sbx_cgroup_freeze (cg, frozen, err) < 0)
     return sbx_error_wrap (err, "%s container \"%s\"", frozen ? "pause" : "resume", id);
@@ -173,6 +177,48 @@ signal_init (sbx_state *s, int signo, sbx_error **err)
   return 0;
 }
 
+/* Whether pid is in the pid namespace ns (a stat of its ns/pid link).  */
+static bool
+in_pidns (long pid, const struct stat *ns)
+{
+  struct stat st;
+  char p[64];
+  snprintf (p, sizeof p, "/proc/%ld/ns/pid", pid);
+  return stat (p, &st) == 0 && st.st_dev == ns->st_dev && st.st_ino == ns->st_ino;
+}
+
+/* Without a cgroup (rootless, none delegated): the processes of the
+   init's pid namespace when it has one of its own (its ns/pid in *ns),
+   else the init alone.  Returns the count, *pids malloc'd.  */
+static size_t
+pidns_members (pid_t init, pid_t **pids, struct stat *ns)
+{
+  struct stat self;
+  char p[64];
+  size_t n = 0, cap = 16;
+  DIR *d;
+  struct dirent *e;
+
+  *pids = xmalloc0 (cap * sizeof **pids);
+  (*pids)[n++] = init;
+  snprintf (p, sizeof p, "/proc/%d/ns/pid", init);
+  if (stat (p, ns) < 0 || stat ("/proc/self/ns/pid", &self) < 0
+      || (ns->st_dev == self.st_dev && ns->st_ino == self.st_ino) || (d = opendir ("/proc")) == NULL)
+    return n;
+  while ((e = readdir (d)))
+    {
+      char *end;
+      long pid = strtol (e->d_name, &end, 10);
+      if (*end || pid <= 0 || pid == init || !in_pidns (pid, ns))
+        continue;
+      if (n == cap)
+        *pids = xrealloc (*pids, (cap *= 2) * sizeof **pids);
+      (*pids)[n++] = (pid_t)pid;
+    }
+  closedir (d);
+  return n;
+}
+
 static int
 kill_locked (sbx_state *s, int signo, bool all, sbx_error **err)
 {
@@ -188,6 +234,23 @@ kill_locked (sbx_state *s, int signo, bool all, sbx_error **err)
     }
   if (strcmp (sbx_state_status (s), "stopped") == 0)
     return sbx_error_set (err, ESRCH, "container not running");
+  if (all)
+    {
+      /* no cgroup: the init, then the rest of its pid namespace */
+      cleanup_free pid_t *pids = NULL;
+      struct stat ns;
+      size_t n = pidns_members (s->st->pid, &pids, &ns);
+      if (signal_init (s, signo, err) < 0)
+        return -1;
+      for (size_t i = 1; i < n; i++)
+        {
+          /* checked again once held: the pid may have been reused */
+          cleanup_close int fd = sbx_pidfd_open (pids[i]);
+          if (fd >= 0 && in_pidns (pids[i], &ns))
+            syscall (SYS_pidfd_send_signal, fd, signo, NULL, 0);
+        }
+      return 0;
+    }
   return signal_init (s, signo, err);
 }
 
@@ -328,9 +391,8 @@ sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, s
     r = -1;
   else
     {
-      *pids = xmalloc0 (sizeof (pid_t));
-      (*pids)[0] = s->st->pid;
-      *n = 1;
+      struct stat ns;
+      *n = pidns_members (s->st->pid, pids, &ns);
     }
   sbx_cgroup_free (cg);
   sbx_state_free (s);

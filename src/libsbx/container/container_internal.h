@@ -58,8 +58,8 @@ state_freep (sbx_state **s)
 #define cleanup_state __attribute__ ((cleanup (state_freep)))
 
 /* The manager of the container's cgroup (saved in its state); an error
-   naming the container when it has none.  */
-int sbx_container_load_cgroup (sbx_state *s, sbx_cgroup **cg, sbx_error **err);
+   naming the container and WHAT ("pause") when it has none.  */
+int sbx_container_load_cgroup (sbx_state *s, const char *what, sbx_cgroup **cg, sbx_error **err);
 
 /* The signals `run` and `exec` pass on to the container process
    (supervise.c; run blocks them before start).  */

@@ -220,6 +220,21 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_wrap (err, "config.json");
   if (sbx_process_ns_plan_make (cr->c->linux, &cr->plan, err) < 0)
     return sbx_error_wrap (err, "config.json");
+  /* An ordinary user: the kernel permits the other namespaces only to the
+     owner of a user namespace, and host devices not at all.  */
+  if (geteuid () != 0 && cr->plan.new_flags && !((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER))
+    return sbx_error_set (
+        err, EPERM,
+        "config.json: linux.namespaces: an unprivileged caller (uid %u) is not permitted to "
+        "create namespaces outside a user namespace of its own: add {\"type\": \"user\"} "
+        "with uidMappings/gidMappings (`sbxrun spec --rootless` writes such a config)",
+        (unsigned)geteuid ());
+  if (geteuid () != 0 && cr->c->linux && cr->c->linux->net_devices_len)
+    return sbx_error_set (
+        err, EPERM,
+        "config.json: linux.netDevices: an unprivileged caller (uid %u) is not permitted to "
+        "move a host network device (that needs CAP_NET_ADMIN on the host)",
+        (unsigned)geteuid ());
   if (cr->c->linux && cr->c->linux->time_offsets_len && !(cr->plan.new_flags & CLONE_NEWTIME))
     return sbx_error_set (err, EINVAL,
                           "config.json: linux.timeOffsets needs a new time namespace in "
@@ -550,7 +565,7 @@ rootless_without_cgroup (const sbx_create_opts *o, sbx_creator *cr, sbx_error **
                           "subtree is delegated to the user",
                           limits, (*err)->msg, strerror (e));
   sbx_warn ("rootless: no writable cgroup (%s: %s): the container runs without memory, cpu, pids "
-            "and I/O limits, and cannot be paused, updated or listed by ps",
+            "and I/O limits, and cannot be paused or updated",
             (*err)->msg, strerror (e));
   sbx_error_freep (err);
   sbx_cgroup_destroy (cr->cg, NULL);
@@ -664,6 +679,19 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
   return sbx_state_save (cr->state, err);
 }
 
+/* The init's network namespace (our child, not reaped).  */
+static int
+open_netns (pid_t pid, sbx_error **err)
+{
+  char p[64];
+  int fd;
+  snprintf (p, sizeof p, "/proc/%d/ns/net", pid);
+  fd = open (p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return sbx_error_sys (err, "open the container's network namespace `%s`", p);
+  return fd;
+}
+
 /* Everything of create up to "created".  On success the init is blocked on
    start.sock; *pidfd and *pty (or -1) are for run.  */
 static int
@@ -674,7 +702,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   struct sockaddr_un sa;
   pid_t pid = -1;
   int pidfd = -1, pty = -1;
-  cleanup_close int moved_netns = -1; /* linux.netDevices went there */
+  cleanup_close int netns = -1; /* the init's, for netDevices and the egress policy */
+  bool moved = false;           /* linux.netDevices went there */
   oci_config *c;
   int64_t restore_limit = 0;                    /* see setup_memory_cap */
   cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
@@ -714,6 +743,12 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (sbx_state_save (cr->state, err) < 0)
     goto fail;
   sbx_test_kill_point ("create:spawned");
+  /* A new network namespace exists from the clone: opened now, because an
+     unprivileged runtime may only while the init is still dumpable (until
+     SYNC_GO, see sbx_init_main).  A joined one, once the init is in it.  */
+  if (((c->linux && c->linux->net_devices_len) || np) && (cr->plan.new_flags & CLONE_NEWNET)
+      && (netns = open_netns (pid, err)) < 0)
+    goto fail;
 
   if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_process_ns_write_id_maps (pid, c->linux, cr->o->rootless, err) < 0)
     goto fail;
@@ -722,22 +757,15 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (sbx_process_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
     goto fail;
   /* Namespaces exist, no container code or hook has run yet.  */
+  if (((c->linux && c->linux->net_devices_len) || np) && netns < 0 && (netns = open_netns (pid, err)) < 0)
+    goto fail;
   if (c->linux && c->linux->net_devices_len)
     {
-      char p[64];
-      cleanup_close int netns = -1;
-      snprintf (p, sizeof p, "/proc/%d/ns/net", pid); /* our child, not reaped */
-      netns = open (p, O_RDONLY | O_CLOEXEC);
-      if (netns < 0)
-        {
-          sbx_error_sys (err, "linux.netDevices: open `%s`", p);
-          goto fail;
-        }
-      moved_netns = steal_fd (&netns);
-      if (sbx_process_netdev_move_in (c->linux, moved_netns, err) < 0)
+      moved = true;
+      if (sbx_process_netdev_move_in (c->linux, netns, err) < 0)
         goto fail;
     }
-  if (np && sbx_net_policy_install (np, c, pid, o->id, cr->cg, cr->state->dir_fd, err) < 0)
+  if (np && sbx_net_policy_install (np, c, netns, o->id, cr->cg, cr->state->dir_fd, err) < 0)
     goto fail;
   sbx_test_kill_point ("create:net");
   if (c->hooks)
@@ -804,7 +832,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 fail:
   if (pty >= 0)
     close (pty);
-  sbx_process_netdev_move_out (c->linux, moved_netns);
+  sbx_process_netdev_move_out (c->linux, moved ? netns : -1);
   sbx_explain_oom (cr->cg, c, pid, pidfd, "during setup", err);
   kill_init (pid, pidfd);
   if (pidfd >= 0)

@@ -322,7 +322,7 @@ sbx_container_events (const char *root, const char *id, const sbx_events_opts *o
     pidfd = sbx_pidfd_open (pid);
     if (strcmp (sbx_state_status (s), "stopped") == 0)
       return sbx_error_set (err, ESRCH, "container \"%s\" is not running", id);
-    if (sbx_container_load_cgroup (s, &cg, err) < 0)
+    if (sbx_container_load_cgroup (s, "events of", &cg, err) < 0)
       return -1;
     /* A second open of the state directory, without the lock, for the
        egress counters (their namespace is found from its net.json).  */

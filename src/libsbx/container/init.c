@@ -284,7 +284,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
   sbx_rootfs_opts ro = { .rootfs = cr->rootfs,
                          .bundle = cr->bundle,
                          .no_pivot = cr->o->no_pivot,
-                         .userns = (flags | cr->plan.join_flags) & CLONE_NEWUSER,
+                         /* rootless without one of its own: we run in a
+                            user's namespace (rootless podman's) */
+                         .userns = ((flags | cr->plan.join_flags) & CLONE_NEWUSER) || cr->o->rootless,
                          .cgroupns = flags & CLONE_NEWCGROUP,
                          .has_root_mount = cr->overlay_fd >= 0,
                          .root_mount_fd = cr->overlay_fd,

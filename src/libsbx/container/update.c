@@ -205,7 +205,7 @@ update_locked (sbx_state *s, const oci_resources *r, sbx_error **err)
 
   if (strcmp (status, "stopped") == 0)
     return sbx_error_set (err, EINVAL, "container \"%s\" is not running", s->id);
-  if (sbx_container_load_cgroup (s, &cg, err) < 0 || sbx_state_config (s, &c, err) < 0)
+  if (sbx_container_load_cgroup (s, "update", &cg, err) < 0 || sbx_state_config (s, &c, err) < 0)
     return -1;
   u = ocispec_dup (&oci_resources_type, r);
   ensure ((void **)&c->linux, sizeof *c->linux);

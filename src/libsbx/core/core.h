@@ -120,8 +120,9 @@ int sbx_open_private_dir (const char *path, bool create, const char *what, sbx_e
    namespace that does not map every id; "true"/"false" force it.  */
 int sbx_rootless_resolve (const char *flag, bool *rootless, sbx_error **err);
 /* /run/sbxrun for root, else $XDG_RUNTIME_DIR/sbxrun (/run/user/UID/sbxrun
-   without it).  Allocated.  */
-char *sbx_default_state_root (void);
+   without it); also $XDG_RUNTIME_DIR/sbxrun for uid 0 when rootless (in a
+   user's namespace) and USER is not "root".  Allocated.  */
+char *sbx_default_state_root (bool rootless);
 
 /* The fds sbxrun was started with (>= 3), recorded before it opens any:
    only those may be passed to a container (--preserve-fds, LISTEN_FDS).  */

@@ -48,14 +48,18 @@ sbx_rootless_resolve (const char *flag, bool *rootless, sbx_error **err)
 }
 
 char *
-sbx_default_state_root (void)
+sbx_default_state_root (bool rootless)
 {
-  const char *xdg = getenv ("XDG_RUNTIME_DIR");
-  if (geteuid () == 0)
-    return xstrdup ("/run/sbxrun");
+  const char *xdg = getenv ("XDG_RUNTIME_DIR"), *user = getenv ("USER");
+  bool has_xdg = xdg && xdg[0] == '/';
   /* An unprivileged user cannot write /run/sbxrun; the per-user runtime
      directory is private to them and emptied at logout.  */
-  if (xdg && xdg[0] == '/')
+  if (geteuid () != 0)
+    return has_xdg ? xasprintf ("%s/sbxrun", xdg) : xasprintf ("/run/user/%u/sbxrun", (unsigned)geteuid ());
+  /* uid 0 of a user's namespace (rootless podman calls us there, with the
+     user's XDG_RUNTIME_DIR): /run/sbxrun is still the host's.  As runc,
+     unless USER says we are the real root.  */
+  if (rootless && has_xdg && (user == NULL || strcmp (user, "root") != 0))
     return xasprintf ("%s/sbxrun", xdg);
-  return xasprintf ("/run/user/%u/sbxrun", (unsigned) geteuid ());
+  return xstrdup ("/run/sbxrun");
 }

@@ -180,11 +180,12 @@ int sbx_net_policy_denied (int netns_fd, const char *id, char **json, sbx_error 
 
 /* ---- lifecycle glue (egress/lifecycle.c) */
 
-/* create, after the init (pid) has its network namespace and before any
-   hook: record net.json in state_dirfd, then install the rules in the
-   init's network namespace, scoped to the container's cgroup v2 when the
-   host has one (required when the namespace was joined by path).  */
-int sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid, const char *id,
+/* create, after the init has its network namespace (netns_fd, its
+   /proc/PID/ns/net, borrowed) and before any hook: record net.json in
+   state_dirfd, then install the rules in that namespace, scoped to the
+   container's cgroup v2 when the host has one (required when the namespace
+   was joined by path).  */
+int sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, int netns_fd, const char *id,
                             sbx_cgroup *cg, int state_dirfd, sbx_error **err);
 /* The network namespace of a container with a policy, for removing its
    rules: the joined path from net.json (if it is still the same

@@ -58,11 +58,9 @@ net_record (const sbx_net_policy *p, const char *id, const char *joined, const s
 }
 
 int
-sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid, const char *id,
-                        sbx_cgroup *cg, int state_dirfd, sbx_error **err)
+sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, int fd, const char *id, sbx_cgroup *cg,
+                        int state_dirfd, sbx_error **err)
 {
-  char path[64];
-  cleanup_close int fd = -1;
   cleanup_free char *record = NULL, *pod_dir = NULL;
   const char *joined = sbx_net_joined_netns (c);
   bool covered;
@@ -70,10 +68,8 @@ sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, pid_t pid,
   int level = 0;
   struct stat st;
 
-  snprintf (path, sizeof path, "/proc/%d/ns/net", pid);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fstat (fd, &st) < 0)
-    return sbx_error_sys (err, "open the container's network namespace");
+  if (fstat (fd, &st) < 0)
+    return sbx_error_sys (err, "stat the container's network namespace");
   if (cg)
     cg_dir = sbx_cgroup_unified_dir (cg, &level);
   if (cg_dir == NULL && joined)

@@ -4,6 +4,7 @@
  * libnftnl expression helpers the rule and set builders share.  */
 #include <config.h>
 #include "egress/egress_internal.h"
+#include "process/process.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,8 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <string.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -92,6 +95,60 @@ egr_nl_ctx_release (nl_ctx *x)
   free (x->what);
 }
 
+/* A runtime that may not come back to its own network namespace (uid 0
+   of a user's namespace: rootless podman calls us there) or may not enter
+   the container's (an ordinary user: setns needs CAP_SYS_ADMIN in its own
+   user namespace too) opens the socket in a child instead.  An ordinary
+   user owns the container's user namespace and so has every capability
+   there: the child joins it first.  The kernel checks CAP_NET_ADMIN over
+   the network namespace against the socket's opener and against us at
+   each message, and both hold it (docs/rootless.md).  Returns the
+   socket.  */
+static int
+nl_socket_from_child (int netns_fd, sbx_error **err)
+{
+  int sp[2], fd = -1;
+  pid_t pid;
+
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+    return sbx_error_sys (err, "socketpair");
+  pid = fork ();
+  if (pid == 0)
+    {
+      sbx_error *e = NULL;
+      int s = -1, userns = -1, r;
+      close (sp[0]);
+      r = setns (netns_fd, CLONE_NEWNET);
+      if (r < 0 && errno != EPERM)
+        sbx_error_sys (&e, "enter the container's network namespace");
+      else if (r < 0 && (userns = ioctl (netns_fd, NS_GET_USERNS)) < 0)
+        sbx_error_sys (&e, "enter the container's network namespace: not permitted, and the user "
+                           "namespace owning it cannot be found");
+      else if (userns >= 0 && setns (userns, CLONE_NEWUSER) < 0)
+        sbx_error_sys (&e, "enter the container's network namespace: not permitted, nor to enter the "
+                           "user namespace owning it (an unprivileged caller may enter only one it owns)");
+      else if (userns >= 0 && setns (netns_fd, CLONE_NEWNET) < 0)
+        sbx_error_sys (&e, "enter the container's network namespace from its user namespace");
+      else if ((s = socket (AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER)) < 0)
+        sbx_error_sys (&e, "open a netfilter netlink socket in the container's network namespace");
+      if (e)
+        sbx_process_sync_send_error (sp[1], e);
+      else
+        sbx_process_sync_send (sp[1], SYNC_GO, s, NULL);
+      _exit (0);
+    }
+  close (sp[1]);
+  if (pid < 0)
+    sbx_error_sys (err, "fork");
+  else
+    sbx_process_sync_expect (sp[0], SYNC_GO, &fd, err);
+  close (sp[0]);
+  if (pid > 0)
+    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+  return fd;
+}
+
 /* A netfilter netlink socket of the namespace netns_fd.  */
 int
 egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err)
@@ -102,14 +159,32 @@ egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err)
 
   if (self < 0)
     return sbx_error_sys (err, "open the runtime's network namespace");
-  if (setns (netns_fd, CLONE_NEWNET) < 0)
-    return sbx_error_sys (err, "enter the container's network namespace");
-  x->nl = mnl_socket_open2 (NETLINK_NETFILTER, SOCK_CLOEXEC);
-  saved = errno;
-  if (setns (self, CLONE_NEWNET) < 0)
-    return sbx_error_sys (err, "return to the runtime's network namespace");
-  if (x->nl == NULL)
-    return sbx_error_set (err, saved, "open a netfilter netlink socket");
+  /* Entering our own namespace is allowed exactly when coming back is.  */
+  if (setns (self, CLONE_NEWNET) < 0 || setns (netns_fd, CLONE_NEWNET) < 0)
+    {
+      int fd;
+      if (errno != EPERM)
+        return sbx_error_sys (err, "enter the container's network namespace");
+      fd = nl_socket_from_child (netns_fd, err);
+      if (fd < 0)
+        return -1;
+      x->nl = mnl_socket_fdopen (fd);
+      if (x->nl == NULL)
+        {
+          saved = errno;
+          close (fd);
+          return sbx_error_set (err, saved, "the netfilter netlink socket");
+        }
+    }
+  else
+    {
+      x->nl = mnl_socket_open2 (NETLINK_NETFILTER, SOCK_CLOEXEC);
+      saved = errno;
+      if (setns (self, CLONE_NEWNET) < 0)
+        return sbx_error_sys (err, "return to the runtime's network namespace");
+      if (x->nl == NULL)
+        return sbx_error_set (err, saved, "open a netfilter netlink socket");
+    }
   if (mnl_socket_bind (x->nl, 0, MNL_SOCKET_AUTOPID) < 0)
     return sbx_error_sys (err, "bind the netfilter netlink socket");
   setsockopt (mnl_socket_get_fd (x->nl), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);

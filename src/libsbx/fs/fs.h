@@ -33,7 +33,7 @@ typedef struct
   const char *rootfs;   /* absolute path of the rootfs on the host */
   const char *bundle;   /* absolute bundle path: relative bind sources resolve here */
   bool no_pivot;        /* --no-pivot: MS_MOVE + chroot instead of pivot_root */
-  bool userns;          /* running in a new user namespace: bind devices, no mknod */
+  bool userns;          /* in a user namespace (new, joined, or ours when rootless): bind devices, no mknod */
   int cgroupns;         /* a new cgroup namespace was created (for cgroup mounts) */
   bool has_proc_pidns;  /* procfs mounts show proc_pidns, not the mounter's pid
                            namespace (one joined by path, whose init is

@@ -233,11 +233,10 @@ sbx_fs_mount_proc_pidns_supported (void)
   return fs >= 0 && ns >= 0 && syscall (SYS_fsconfig, fs, SBX_FSCONFIG_SET_FD, "pidns", NULL, ns) == 0;
 }
 
-/* procfs for pidns onto tfd: the mounter is still in the host's pid
-   namespace (it must not be seen before it has the container's root), and
-   a plain mount would show the host's processes.  */
+/* A new filesystem of type onto tfd with the new mount API (fsopen,
+   fsmount, move_mount); for proc, of pidns (>= 0).  */
 static int
-mount_proc_for (int pidns, int tfd, unsigned long flags, const char *data, sbx_error **err)
+mount_new_api (const char *type, int pidns, int tfd, unsigned long flags, const char *data, sbx_error **err)
 {
   static const struct
   {
@@ -246,13 +245,15 @@ mount_proc_for (int pidns, int tfd, unsigned long flags, const char *data, sbx_e
                 { MS_NODEV, MOUNT_ATTR_NODEV },       { MS_NOEXEC, MOUNT_ATTR_NOEXEC },
                 { MS_NOATIME, MOUNT_ATTR_NOATIME },   { MS_STRICTATIME, MOUNT_ATTR_STRICTATIME },
                 { MS_NODIRATIME, MOUNT_ATTR_NODIRATIME } };
-  cleanup_close int fs = syscall (SYS_fsopen, "proc", SBX_FSOPEN_CLOEXEC), mfd = -1;
+  cleanup_close int fs = syscall (SYS_fsopen, type, SBX_FSOPEN_CLOEXEC), mfd = -1;
   cleanup_free char *opts = data ? xstrdup (data) : NULL;
   unsigned long attr = 0;
   char *save = NULL;
 
-  if (fs < 0 || syscall (SYS_fsconfig, fs, SBX_FSCONFIG_SET_FD, "pidns", NULL, pidns) < 0)
-    return sbx_error_sys (err, "mount proc for the joined pid namespace");
+  if (fs < 0)
+    return sbx_error_sys (err, "mount %s: fsopen", type);
+  if (pidns >= 0 && syscall (SYS_fsconfig, fs, SBX_FSCONFIG_SET_FD, "pidns", NULL, pidns) < 0)
+    return sbx_error_sys (err, "mount %s for the joined pid namespace", type);
   for (char *o = opts ? strtok_r (opts, ",", &save) : NULL; o; o = strtok_r (NULL, ",", &save))
     {
       char *eq = strchr (o, '=');
@@ -261,19 +262,28 @@ mount_proc_for (int pidns, int tfd, unsigned long flags, const char *data, sbx_e
       if (syscall (SYS_fsconfig, fs, eq ? SBX_FSCONFIG_SET_STRING : SBX_FSCONFIG_SET_FLAG, o, eq ? eq + 1 : NULL,
                    0)
           < 0)
-        return sbx_error_sys (err, "mount proc: option `%s`", o);
+        return sbx_error_sys (err, "mount %s: option `%s`", type, o);
     }
   if (syscall (SYS_fsconfig, fs, SBX_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-    return sbx_error_sys (err, "mount proc");
+    return sbx_error_sys (err, "mount %s", type);
   for (size_t i = 0; i < sizeof attrs / sizeof *attrs; i++)
     if (flags & attrs[i].ms)
       attr |= attrs[i].attr;
   mfd = syscall (SYS_fsmount, fs, SBX_FSMOUNT_CLOEXEC, attr);
   if (mfd < 0)
-    return sbx_error_sys (err, "mount proc: fsmount");
+    return sbx_error_sys (err, "mount %s: fsmount", type);
   if (syscall (SYS_move_mount, mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-    return sbx_error_sys (err, "mount proc: move_mount");
+    return sbx_error_sys (err, "mount %s: move_mount", type);
   return 0;
+}
+
+/* procfs for pidns onto tfd: the mounter is still in the host's pid
+   namespace (it must not be seen before it has the container's root), and
+   a plain mount would show the host's processes.  */
+static int
+mount_proc_for (int pidns, int tfd, unsigned long flags, const char *data, sbx_error **err)
+{
+  return mount_new_api ("proc", pidns, tfd, flags, data, err);
 }
 
 /* A plain mount(2) of a filesystem type onto dest.  */
@@ -292,8 +302,16 @@ do_fs_mount (struct sbx_mount_ctx *x, const char *source, const char *type, cons
   if (x->o->has_proc_pidns && strcmp (type, "proc") == 0)
     return mount_proc_for (x->o->proc_pidns, tfd, flags, data, err);
   if (mount (source ? source : type, fdpath (p, tfd), type, flags & ~PROPAGATION, data) < 0)
-    return sbx_error_sys (err, "mount %s%s%s%s", type, data ? " (" : "", data ? data : "",
-                          data ? ")" : "");
+    {
+      /* mount(2) refuses a filesystem onto the root of a mount of the same
+         superblock: cgroup2 onto the host's, which came with a /sys bound
+         recursively (rootless configs; it is locked there in a user
+         namespace).  move_mount has no such rule: the container's cgroup
+         namespace view goes over it.  */
+      if (errno == EBUSY && strcmp (type, "cgroup2") == 0)
+        return mount_new_api (type, -1, tfd, flags & ~PROPAGATION, data, err);
+      return sbx_error_sys (err, "mount %s%s%s%s", type, data ? " (" : "", data ? data : "", data ? ")" : "");
+    }
   return 0;
 }
 
