@@ -181,9 +181,10 @@ def test_restore_from_snapshot_resets_filesystem(sbx, bundle, overlay):
     (where / "extra").write_text("x")
     sbx.ok("restore", "--from-snapshot", "base", cid)
     assert (where / "added").read_text() == "added\n" and not (where / "extra").exists()
+    assert sbx.state(cid)["status"] == "created"
     if not overlay:
         # The reset rootfs, used again by a new container of the bundle.
-        sbx.ok("delete", cid)
+        sbx.ok("delete", "--force", cid)
         writable(b, ["sh", "-c", CHECK], overlay=False)
         check_output(sbx.ok("run", "--bundle", b, sbx.new_id("again")).stdout)
     # Only a stopped container is reset.
@@ -193,6 +194,41 @@ def test_restore_from_snapshot_resets_filesystem(sbx, bundle, overlay):
     sbx.ok("snapshot", "create", live, "s")
     cp = sbx.fail("restore", "--from-snapshot", "s", live)
     assert "stopped" in cp.stderr
+
+
+# Counts the lines of /log it finds, adds one, then waits to be looked at.
+COUNTER = "cat /log 2>/dev/null | wc -l > /count; echo run >> /log; exec sleep 600"
+
+
+@pytest.mark.parametrize("overlay", [True, False], ids=["overlay", "full"])
+def test_restore_from_snapshot_makes_it_created_again(sbx, bundle, overlay):
+    b = writable(bundle(), ["sh", "-c", COUNTER], overlay=overlay)
+    cid = sbx.new_id("reset")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    first = sbx.state(cid)["pid"]
+    sbx.ok("kill", cid, "KILL")
+    wait_for(lambda: sbx.state(cid)["status"] == "stopped", what="the container to stop")
+    sbx.ok("snapshot", "create", cid, "one-run")
+    where = sbx.root / cid / "upper" if overlay else b.rootfs
+    with open(where / "log", "a") as f:  # changes after the snapshot
+        f.write("later\n" * 5)
+    for _ in range(2):  # a reset container can be reset again
+        sbx.ok("restore", "--from-snapshot", "one-run", cid)
+        st = sbx.state(cid)
+        assert st["status"] == "created" and st["pid"] != first, st
+        assert st["bundle"] == str(b.path), st
+        sbx.ok("start", cid)
+        assert sbx.state(cid)["status"] == "running"
+        # From inside: the process found the one line of the snapshot's run.
+        cp = sbx.ok("exec", cid, "sh", "-c", "cat /count; wc -l < /log")
+        assert cp.stdout.split() == ["1", "2"], cp.stdout
+        sbx.ok("kill", cid, "KILL")
+        wait_for(lambda: sbx.state(cid)["status"] == "stopped", what="the container to stop")
+        # The snapshot survives the reset; no holding directory is left.
+        assert "one-run" in sbx.ok("snapshot", "list", cid).stdout
+        assert not [n for n in os.listdir(sbx.root) if n.startswith(".reset-")]
+    sbx.ok("delete", cid)
+    assert not (sbx.root / cid).exists()
 
 
 def corrupt_variants():
@@ -223,6 +259,7 @@ def test_corrupted_snapshot_refused_nothing_changes(sbx, bundle, how):
     cp = sbx.fail("restore", "--from-snapshot", "s", cid)
     assert 'snapshot "s"' in cp.stderr, describe(cp)
     assert tree_listing(upper) == before and (upper / "added").read_text() == "current\n"
+    assert sbx.state(cid)["status"] == "stopped"
     fork = sbx.new_id("nofork")
     fb = writable(bundle(), ["true"], overlay=False)
     with fb.edit() as c:

@@ -9,6 +9,7 @@
 
 #include "core/core.h"
 #include "ocispec.h"
+#include "state/state.h"
 
 /* mounts.h - the container's root filesystem: propagation, every mounts[]
  * entry in order, /dev, pivot_root, masked and read-only paths.
@@ -202,9 +203,11 @@ int sbx_fs_snapshot_create (const char *root, const char *id, const char *name, 
 /* A table: NAME KIND CREATED BYTES (malloc'd).  */
 int sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error **err);
 int sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err);
-/* restore --from-snapshot: reset a stopped container's filesystem (its
-   upper dir, or its whole rootfs) to the snapshot.  */
-int sbx_fs_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err);
+/* restore --from-snapshot: reset the filesystem of stopped container s
+   (open and locked: state.h) to the snapshot, its upper dir or its whole
+   rootfs, swapped in whole.  A snapshot that does not check out changes
+   nothing.  (container.h's sbx_container_reset then makes it created.)  */
+int sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err);
 /* create --from-snapshot SRCID:NAME: fill the new container's state dir
    (dst_dirfd, path dst_dir): an overlay snapshot (whose lower must be
    rootfs) becomes its upper dir and sets *overlay; a full one becomes

@@ -482,16 +482,15 @@ tree_of (int snapfd)
 }
 
 int
-sbx_fs_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err)
+sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
 {
-  cleanup_state sbx_state *s = NULL;
   cleanup_manifest sbx_snapshot_manifest *m = NULL;
   cleanup_close int snapfd = -1, tfd = -1;
-  const char *status;
+  const char *status = sbx_state_status (s);
+  const char *id = s->id;
 
-  if (sbx_fs_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
+  if (sbx_fs_snapshot_name_validate (name, err) < 0)
     return -1;
-  status = sbx_state_status (s);
   if (strcmp (status, "stopped") != 0)
     return sbx_error_set (err, EBUSY,
                           "restore --from-snapshot: container \"%s\" is %s; its filesystem is reset only "
