@@ -12,6 +12,7 @@ import os
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -220,8 +221,9 @@ def test_restore_from_snapshot_makes_it_created_again(sbx, bundle, overlay):
         sbx.ok("start", cid)
         assert sbx.state(cid)["status"] == "running"
         # From inside: the process found the one line of the snapshot's run.
-        cp = sbx.ok("exec", cid, "sh", "-c", "cat /count; wc -l < /log")
-        assert cp.stdout.split() == ["1", "2"], cp.stdout
+        seen = lambda: sbx.ok("exec", cid, "sh", "-c", "wc -l < /log; cat /count").stdout.split()
+        wait_for(lambda: seen()[0] == "2", what="the process to count")
+        assert seen() == ["2", "1"], seen()
         sbx.ok("kill", cid, "KILL")
         wait_for(lambda: sbx.state(cid)["status"] == "stopped", what="the container to stop")
         # The snapshot survives the reset; no holding directory is left.
@@ -232,7 +234,12 @@ def test_restore_from_snapshot_makes_it_created_again(sbx, bundle, overlay):
 
 
 def corrupt_variants():
-    return ["appended", "truncated", "removed", "manifest-edited", "manifest-missing"]
+    return ["appended", "truncated", "removed", "manifest-edited", "manifest-missing",
+            "same-size", "hole-filled", "digest-edited"]
+
+
+# What a content change names in the error (the metadata check names none).
+NAMED = {"same-size": "/added", "hole-filled": "/sparse", "digest-edited": "/etc/hosts"}
 
 
 @pytest.mark.parametrize("how", corrupt_variants())
@@ -251,24 +258,42 @@ def test_corrupted_snapshot_refused_nothing_changes(sbx, bundle, how):
         m = json.loads((snap / "manifest.json").read_text())
         m["bytes"] += 1
         (snap / "manifest.json").write_text(json.dumps(m))
+    elif how == "same-size":  # the size, mode and times stay: only the bytes differ
+        st = os.stat(snap / "tree/added")
+        with open(snap / "tree/added", "r+") as f:
+            f.write("evil!\n")
+        os.utime(snap / "tree/added", ns=(st.st_atime_ns, st.st_mtime_ns))
+    elif how == "hole-filled":  # a byte in the sparse file's hole
+        with open(snap / "tree/sparse", "r+b") as f:
+            f.seek(10 * MB)
+            f.write(b"x")
+    elif how == "digest-edited":
+        m = json.loads((snap / "manifest.json").read_text())
+        m["files"]["/etc/hosts"] = "0" * 64
+        (snap / "manifest.json").write_text(json.dumps(m))
     else:
         os.unlink(snap / "manifest.json")
     upper = sbx.root / cid / "upper"
     (upper / "added").write_text("current\n")
     before = tree_listing(upper)
+    before_dir = os.listdir(sbx.root / cid)
+    named = NAMED.get(how, 'snapshot "s"')
     cp = sbx.fail("restore", "--from-snapshot", "s", cid)
-    assert 'snapshot "s"' in cp.stderr, describe(cp)
+    assert 'snapshot "s"' in cp.stderr and named in cp.stderr, describe(cp)
     assert tree_listing(upper) == before and (upper / "added").read_text() == "current\n"
     assert sbx.state(cid)["status"] == "stopped"
+    assert sorted(os.listdir(sbx.root / cid)) == sorted(before_dir), "a leftover of the refused copy"
     fork = sbx.new_id("nofork")
     fb = writable(bundle(), ["true"], overlay=False)
     with fb.edit() as c:
         c["root"]["path"] = str(b.rootfs)
     cp = sbx.fail("run", "--from-snapshot", f"{cid}:s", "--bundle", fb, fork)
-    assert 'snapshot "s"' in cp.stderr, describe(cp)
+    assert 'snapshot "s"' in cp.stderr and named in cp.stderr, describe(cp)
     assert not (sbx.root / fork).exists()
-    cp = sbx("snapshot", "export", cid, "s", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert cp.returncode != 0 and 'snapshot "s"' in cp.stderr
+    with tempfile.TemporaryFile() as out:
+        cp = sbx("snapshot", "export", cid, "s", stdout=out, stderr=subprocess.PIPE)
+        assert cp.returncode != 0 and 'snapshot "s"' in cp.stderr and named in cp.stderr, cp.stderr
+        assert out.seek(0, os.SEEK_END) == 0, "a refused export wrote a stream"
 
 
 def test_kill9_during_create_leaves_nothing_visible(sbx, bundle):
@@ -336,6 +361,11 @@ def test_export_import_round_trip(sbx, bundle, tmp_path):
     data = archive.read_bytes()
     cp = sbx.fail("snapshot", "import", other, "cut", input=data[: len(data) // 2])
     assert "truncated" in cp.stderr or "does not match" in cp.stderr, describe(cp)
+    assert sorted(os.listdir(sbx.root / other / "snapshots")) == ["copy"]
+    # A stream whose file data was changed (same size) is refused, naming the file.
+    at = data.index(b"linked\n")
+    cp = sbx.fail("snapshot", "import", other, "evil", input=data[:at] + b"evil!!\n" + data[at + 7:])
+    assert 'snapshot "evil"' in cp.stderr and "/data/a" in cp.stderr, describe(cp)
     assert sorted(os.listdir(sbx.root / other / "snapshots")) == ["copy"]
 
 

@@ -102,7 +102,7 @@ test_header_round_trip (void **state)
 }
 
 static const char good[]
-    = "{\"version\":1,\"name\":\"s\",\"kind\":\"overlay\",\"source\":\"c\",\"lower\":\"/r\","
+    = "{\"version\":2,\"name\":\"s\",\"kind\":\"overlay\",\"source\":\"c\",\"lower\":\"/r\","
       "\"configDigest\":\"sha256:00\",\"entries\":3,\"bytes\":9,\"treeDigest\":"
       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}";
 
@@ -125,7 +125,8 @@ test_manifest_refused (void **state)
     const char *from, *to, *word;
   } edits[] = {
     { "\"kind\":\"overlay\"", "\"kind\":\"layer\"", "kind" },
-    { "\"version\":1", "\"version\":2", "version" },
+    { "\"version\":2", "\"version\":3", "version" },
+    { "\"version\":2", "\"version\":1", "version 1" },
     { "\"lower\":\"/r\",", "", "lower" },
     { "0123456789abcdef\"}", "0123456789abcdeX\"}", "treeDigest" },
     { "sha256:00", "md5:00", "configDigest" },
@@ -184,8 +185,8 @@ test_export_extract (void **state)
   {
     cleanup_close int t1 = openat (src, "tree", O_RDONLY | O_DIRECTORY);
     cleanup_close int t2 = openat (dst, "tree", O_RDONLY | O_DIRECTORY);
-    assert_int_equal (sbx_fs_tree_sum_of (t1, &s1, NULL), 0);
-    assert_int_equal (sbx_fs_tree_sum_of (t2, &s2, NULL), 0);
+    assert_int_equal (sbx_fs_tree_sum_of (t1, NULL, &s1, NULL), 0);
+    assert_int_equal (sbx_fs_tree_sum_of (t2, NULL, &s2, NULL), 0);
   }
   assert_string_equal (s1.digest, s2.digest);
   assert_int_equal (fstatat (dst, "tree/d/f", &a, 0), 0);
