@@ -220,12 +220,20 @@ sbx_fs_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err)
 int
 sbx_fs_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error **err)
 {
+  cleanup_close int tfd = openat (snapsfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  /* On disk before it is visible: a crash (power cut included) after the
+     rename finds a whole snapshot, before it a leftover .tmp-.  */
+  if (tfd < 0 || sbx_fs_tree_fsync (tfd, err) < 0)
+    return tfd < 0 ? sbx_error_sys (err, "snapshot \"%s\": open", name)
+                   : sbx_error_wrap (err, "snapshot \"%s\": sync", name);
   if (renameat2 (snapsfd, tmp, snapsfd, name, RENAME_NOREPLACE) < 0)
     {
       if (errno == EEXIST)
         return sbx_error_set (err, EEXIST, "snapshot \"%s\" already exists", name);
       return sbx_error_sys (err, "snapshot \"%s\": rename into place", name);
     }
+  if (fsync (snapsfd) < 0)
+    return sbx_error_sys (err, "snapshot \"%s\": sync snapshots/", name);
   return 0;
 }
 
@@ -266,9 +274,8 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
     cleanup_close int dst = openat (tfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dst < 0)
       return sbx_error_sys (err, "open snapshot tree");
-    /* No syncfs: the rename makes it visible only when complete to
-       any process (kill -9 included); a power cut can still tear the
-       data, which the manifest check then mostly catches (sizes).  */
+    /* The rename that publishes it follows a sync of every file and
+       directory (sbx_fs_snapshot_commit).  */
     if (sbx_fs_tree_copy (srcfd, dst, NULL, &sum, err) < 0)
       return sbx_error_wrap (err, "copy");
   }
@@ -485,6 +492,9 @@ replace_tree (int srcfd, const sbx_snapshot_manifest *m, int parentfd, const cha
   r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_fs_tree_copy (srcfd, dst, m, &sum, err);
   if (r < 0 && dst >= 0)
     sbx_error_wrap (err, "snapshot \"%s\"", m->name);
+  /* The reset tree on disk before it is swapped in.  */
+  if (r == 0 && sbx_fs_tree_fsync (dst, err) < 0)
+    r = sbx_error_wrap (err, "sync the copy");
   if (r == 0 && renameat2 (parentfd, tmp, parentfd, final, RENAME_EXCHANGE) < 0)
     {
       if (errno != ENOENT || renameat (parentfd, tmp, parentfd, final) < 0)
