@@ -234,6 +234,34 @@ def test_restore_from_snapshot_makes_it_created_again(sbx, bundle, overlay):
     assert not (sbx.root / cid).exists()
 
 
+def test_restore_from_snapshot_failed_create_keeps_the_trees(sbx, bundle):
+    cid, b = prepared(sbx, bundle)
+    sbx.ok("snapshot", "create", cid, "s")
+    # The bundle's config now fails where the saved one did not: the
+    # saved one is used, so the reset still works.
+    with b.edit() as c:
+        c["process"]["args"] = ["sh", "-c", "exit 3"]
+        c["annotations"]["org.sbxrun.rootfs.bogus"] = "x"
+    sbx.ok("restore", "--from-snapshot", "s", cid)
+    assert sbx.state(cid)["status"] == "created"
+    sbx.ok("delete", "--force", cid)
+    # A bundle whose rootfs is gone cannot be created again: the error names
+    # the directory that keeps the snapshots and the reset upper dir.
+    cid, b = prepared(sbx, bundle)
+    sbx.ok("snapshot", "create", cid, "s")
+    os.rename(b.rootfs, str(b.rootfs) + ".away")
+    try:
+        cp = sbx.fail("restore", "--from-snapshot", "s", cid)
+    finally:
+        os.rename(str(b.rootfs) + ".away", b.rootfs)
+    held = [n for n in os.listdir(sbx.root) if n.startswith(".reset-")]
+    assert len(held) == 1 and held[0] in cp.stderr, describe(cp)
+    keep = sbx.root / held[0]
+    assert (keep / "snapshots/s/manifest.json").exists() and (keep / "upper/added").read_text() == "added\n"
+    assert not (sbx.root / cid).exists()
+    shutil.rmtree(keep)
+
+
 def corrupt_variants():
     return ["appended", "truncated", "removed", "manifest-edited", "manifest-missing",
             "same-size", "hole-filled", "digest-edited"]
