@@ -185,8 +185,6 @@ void sbx_tree_sum_clear (sbx_tree_sum *sum);
    file).  */
 int sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum,
                       sbx_error **err);
-/* fsync every regular file and directory of the tree, the root last.  */
-int sbx_fs_tree_fsync (int dirfd, sbx_error **err);
 /* The same walk without a copy; content read and checked only with check. */
 int sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err);
 

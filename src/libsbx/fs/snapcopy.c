@@ -279,10 +279,6 @@ file_content (struct walk *w, int in, int out, off_t size, char hex[65], sbx_err
     }
   if (out >= 0 && ftruncate (out, size) < 0)
     return sbx_error_sys (err, "set size");
-  /* Writeback starts now, so a later fsync (sbx_fs_tree_fsync) mostly
-     finds it done.  */
-  if (out >= 0)
-    sync_file_range (out, 0, 0, SYNC_FILE_RANGE_WRITE);
   sbx_sha256_final (&sha, d);
   sbx_sha256_hex (d, hex);
   return 0;
@@ -508,31 +504,4 @@ sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum 
     r = walk_result (&w, sum, err);
   walk_free (&w);
   return r;
-}
-
-int
-sbx_fs_tree_fsync (int dirfd, sbx_error **err)
-{
-  cleanup_strv char **names = NULL;
-  size_t n = 0;
-  if (read_names (dirfd, &names, &n, err) < 0)
-    return -1;
-  for (size_t i = 0; i < n; i++)
-    {
-      struct stat st;
-      cleanup_close int fd = -1;
-      if (fstatat (dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return sbx_error_sys (err, "`%s`", names[i]);
-      if (!S_ISDIR (st.st_mode) && !S_ISREG (st.st_mode))
-        continue; /* in its directory's inode and the journal */
-      fd = openat (dirfd, names[i], O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-      if (fd < 0)
-        return sbx_error_sys (err, "open `%s`", names[i]);
-      if (S_ISDIR (st.st_mode) ? sbx_fs_tree_fsync (fd, err) < 0 : fsync (fd) < 0)
-        return S_ISDIR (st.st_mode) ? sbx_error_wrap (err, "`%s`", names[i])
-                                    : sbx_error_sys (err, "fsync `%s`", names[i]);
-    }
-  if (fsync (dirfd) < 0)
-    return sbx_error_sys (err, "fsync");
-  return 0;
 }

@@ -222,10 +222,11 @@ sbx_fs_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_erro
 {
   cleanup_close int tfd = openat (snapsfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   /* On disk before it is visible: a crash (power cut included) after the
-     rename finds a whole snapshot, before it a leftover .tmp-.  */
-  if (tfd < 0 || sbx_fs_tree_fsync (tfd, err) < 0)
-    return tfd < 0 ? sbx_error_sys (err, "snapshot \"%s\": open", name)
-                   : sbx_error_wrap (err, "snapshot \"%s\": sync", name);
+     rename finds a whole snapshot, before it a leftover .tmp-.  One
+     syncfs(2) of the filesystem, not an fsync (a journal commit) per
+     file.  */
+  if (tfd < 0 || syncfs (tfd) < 0)
+    return sbx_error_sys (err, "snapshot \"%s\": %s", name, tfd < 0 ? "open" : "sync to disk");
   if (renameat2 (snapsfd, tmp, snapsfd, name, RENAME_NOREPLACE) < 0)
     {
       if (errno == EEXIST)
@@ -493,8 +494,8 @@ replace_tree (int srcfd, const sbx_snapshot_manifest *m, int parentfd, const cha
   if (r < 0 && dst >= 0)
     sbx_error_wrap (err, "snapshot \"%s\"", m->name);
   /* The reset tree on disk before it is swapped in.  */
-  if (r == 0 && sbx_fs_tree_fsync (dst, err) < 0)
-    r = sbx_error_wrap (err, "sync the copy");
+  if (r == 0 && syncfs (dst) < 0)
+    r = sbx_error_sys (err, "sync the copy to disk");
   if (r == 0 && renameat2 (parentfd, tmp, parentfd, final, RENAME_EXCHANGE) < 0)
     {
       if (errno != ENOENT || renameat (parentfd, tmp, parentfd, final) < 0)
