@@ -6,7 +6,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli.h"
-#include "fs/fs.h"
+#include "container/container.h"
 
 enum
 {
@@ -23,8 +23,8 @@ enum
 };
 
 static const sbx_opt opts[] = {
-  SBX_CRIU_OPTIONS
-  [O_BUNDLE] = { "bundle", 'b', true, "DIR", "bundle of a container that does not exist (default .)" },
+  SBX_CRIU_OPTIONS[O_BUNDLE]
+  = { "bundle", 'b', true, "DIR", "bundle of a container that does not exist (default .)" },
   [O_DETACH] = { "detach", 'd', false, NULL, "return once the container runs" },
   [O_PID_FILE] = { "pid-file", 0, true, "FILE", "write the restored init's pid" },
   [O_CONSOLE] = { "console-socket", 0, true, "SOCKET", "receives the new terminal's master" },
@@ -32,7 +32,7 @@ static const sbx_opt opts[] = {
   [O_NO_PIVOT] = { "no-pivot", 0, false, NULL, "refused: CRIU sets up the restored root itself" },
   [O_LSM] = { "lsm-profile", 0, true, "TYPE:NAME", "apparmor:PROFILE or selinux:LABEL for the processes" },
   [O_FROM_SNAPSHOT]
-  = { "from-snapshot", 0, true, "NAME", "reset a stopped container's filesystem to snapshot NAME" },
+  = { "from-snapshot", 0, true, "NAME", "reset a stopped container to snapshot NAME; it is created again" },
   [O_EMPTY] = { "empty-ns", 0, true, "network", "give the processes a new, unconfigured namespace" },
   [O_DEDUP] = { "auto-dedup", 0, false, NULL, "punch the restored pages out of the images" },
   { 0 },
@@ -99,7 +99,7 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
   a.o.id = argv[i];
   /* One library call per source: a filesystem snapshot, or CRIU's images.  */
   if (a.snapshot)
-    return sbx_fs_snapshot_restore (g->root, a.o.id, a.snapshot, err);
+    return sbx_container_reset (g->root, a.o.id, a.snapshot, a.o.console_socket, a.o.pid_file, err);
   return sbx_container_restore (&a.o, err);
 }
 

@@ -9,9 +9,11 @@ prints it); what is on disk is read from the state directory
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -181,9 +183,10 @@ def test_restore_from_snapshot_resets_filesystem(sbx, bundle, overlay):
     (where / "extra").write_text("x")
     sbx.ok("restore", "--from-snapshot", "base", cid)
     assert (where / "added").read_text() == "added\n" and not (where / "extra").exists()
+    assert sbx.state(cid)["status"] == "created"
     if not overlay:
         # The reset rootfs, used again by a new container of the bundle.
-        sbx.ok("delete", cid)
+        sbx.ok("delete", "--force", cid)
         writable(b, ["sh", "-c", CHECK], overlay=False)
         check_output(sbx.ok("run", "--bundle", b, sbx.new_id("again")).stdout)
     # Only a stopped container is reset.
@@ -195,8 +198,77 @@ def test_restore_from_snapshot_resets_filesystem(sbx, bundle, overlay):
     assert "stopped" in cp.stderr
 
 
+# Counts the lines of /log it finds, adds one, then waits to be looked at.
+COUNTER = "cat /log 2>/dev/null | wc -l > /count; echo run >> /log; exec sleep 600"
+
+
+@pytest.mark.parametrize("overlay", [True, False], ids=["overlay", "full"])
+def test_restore_from_snapshot_makes_it_created_again(sbx, bundle, overlay):
+    b = writable(bundle(), ["sh", "-c", COUNTER], overlay=overlay)
+    cid = sbx.new_id("reset")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    first = sbx.state(cid)["pid"]
+    sbx.ok("kill", cid, "KILL")
+    wait_for(lambda: sbx.state(cid)["status"] == "stopped", what="the container to stop")
+    sbx.ok("snapshot", "create", cid, "one-run")
+    where = sbx.root / cid / "upper" if overlay else b.rootfs
+    with open(where / "log", "a") as f:  # changes after the snapshot
+        f.write("later\n" * 5)
+    for _ in range(2):  # a reset container can be reset again
+        sbx.ok("restore", "--from-snapshot", "one-run", cid)
+        st = sbx.state(cid)
+        assert st["status"] == "created" and st["pid"] != first, st
+        assert st["bundle"] == str(b.path), st
+        sbx.ok("start", cid)
+        assert sbx.state(cid)["status"] == "running"
+        # From inside: the process found the one line of the snapshot's run.
+        seen = lambda: sbx.ok("exec", cid, "sh", "-c", "wc -l < /log; cat /count").stdout.split()
+        wait_for(lambda: seen()[0] == "2", what="the process to count")
+        assert seen() == ["2", "1"], seen()
+        sbx.ok("kill", cid, "KILL")
+        wait_for(lambda: sbx.state(cid)["status"] == "stopped", what="the container to stop")
+        # The snapshot survives the reset; no holding directory is left.
+        assert "one-run" in sbx.ok("snapshot", "list", cid).stdout
+        assert not [n for n in os.listdir(sbx.root) if n.startswith(".reset-")]
+    sbx.ok("delete", cid)
+    assert not (sbx.root / cid).exists()
+
+
+def test_restore_from_snapshot_failed_create_keeps_the_trees(sbx, bundle):
+    cid, b = prepared(sbx, bundle)
+    sbx.ok("snapshot", "create", cid, "s")
+    # The bundle's config now fails where the saved one did not: the
+    # saved one is used, so the reset still works.
+    with b.edit() as c:
+        c["process"]["args"] = ["sh", "-c", "exit 3"]
+        c["annotations"]["org.sbxrun.rootfs.bogus"] = "x"
+    sbx.ok("restore", "--from-snapshot", "s", cid)
+    assert sbx.state(cid)["status"] == "created"
+    sbx.ok("delete", "--force", cid)
+    # A bundle whose rootfs is gone cannot be created again: the error names
+    # the directory that keeps the snapshots and the reset upper dir.
+    cid, b = prepared(sbx, bundle)
+    sbx.ok("snapshot", "create", cid, "s")
+    os.rename(b.rootfs, str(b.rootfs) + ".away")
+    try:
+        cp = sbx.fail("restore", "--from-snapshot", "s", cid)
+    finally:
+        os.rename(str(b.rootfs) + ".away", b.rootfs)
+    held = [n for n in os.listdir(sbx.root) if n.startswith(".reset-")]
+    assert len(held) == 1 and held[0] in cp.stderr, describe(cp)
+    keep = sbx.root / held[0]
+    assert (keep / "snapshots/s/manifest.json").exists() and (keep / "upper/added").read_text() == "added\n"
+    assert not (sbx.root / cid).exists()
+    shutil.rmtree(keep)
+
+
 def corrupt_variants():
-    return ["appended", "truncated", "removed", "manifest-edited", "manifest-missing"]
+    return ["appended", "truncated", "removed", "manifest-edited", "manifest-missing",
+            "same-size", "hole-filled", "digest-edited"]
+
+
+# What a content change names in the error (the metadata check names none).
+NAMED = {"same-size": "/added", "hole-filled": "/sparse", "digest-edited": "/etc/hosts"}
 
 
 @pytest.mark.parametrize("how", corrupt_variants())
@@ -215,23 +287,42 @@ def test_corrupted_snapshot_refused_nothing_changes(sbx, bundle, how):
         m = json.loads((snap / "manifest.json").read_text())
         m["bytes"] += 1
         (snap / "manifest.json").write_text(json.dumps(m))
+    elif how == "same-size":  # the size, mode and times stay: only the bytes differ
+        st = os.stat(snap / "tree/added")
+        with open(snap / "tree/added", "r+") as f:
+            f.write("evil!\n")
+        os.utime(snap / "tree/added", ns=(st.st_atime_ns, st.st_mtime_ns))
+    elif how == "hole-filled":  # a byte in the sparse file's hole
+        with open(snap / "tree/sparse", "r+b") as f:
+            f.seek(10 * MB)
+            f.write(b"x")
+    elif how == "digest-edited":
+        m = json.loads((snap / "manifest.json").read_text())
+        m["files"]["/etc/hosts"] = "0" * 64
+        (snap / "manifest.json").write_text(json.dumps(m))
     else:
         os.unlink(snap / "manifest.json")
     upper = sbx.root / cid / "upper"
     (upper / "added").write_text("current\n")
     before = tree_listing(upper)
+    before_dir = os.listdir(sbx.root / cid)
+    named = NAMED.get(how, 'snapshot "s"')
     cp = sbx.fail("restore", "--from-snapshot", "s", cid)
-    assert 'snapshot "s"' in cp.stderr, describe(cp)
+    assert 'snapshot "s"' in cp.stderr and named in cp.stderr, describe(cp)
     assert tree_listing(upper) == before and (upper / "added").read_text() == "current\n"
+    assert sbx.state(cid)["status"] == "stopped"
+    assert sorted(os.listdir(sbx.root / cid)) == sorted(before_dir), "a leftover of the refused copy"
     fork = sbx.new_id("nofork")
     fb = writable(bundle(), ["true"], overlay=False)
     with fb.edit() as c:
         c["root"]["path"] = str(b.rootfs)
     cp = sbx.fail("run", "--from-snapshot", f"{cid}:s", "--bundle", fb, fork)
-    assert 'snapshot "s"' in cp.stderr, describe(cp)
+    assert 'snapshot "s"' in cp.stderr and named in cp.stderr, describe(cp)
     assert not (sbx.root / fork).exists()
-    cp = sbx("snapshot", "export", cid, "s", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert cp.returncode != 0 and 'snapshot "s"' in cp.stderr
+    with tempfile.TemporaryFile() as out:
+        cp = sbx("snapshot", "export", cid, "s", stdout=out, stderr=subprocess.PIPE)
+        assert cp.returncode != 0 and 'snapshot "s"' in cp.stderr and named in cp.stderr, cp.stderr
+        assert out.seek(0, os.SEEK_END) == 0, "a refused export wrote a stream"
 
 
 def test_kill9_during_create_leaves_nothing_visible(sbx, bundle):
@@ -255,6 +346,27 @@ def test_kill9_during_create_leaves_nothing_visible(sbx, bundle):
     os.unlink(sbx.root / cid / "upper/big")
     sbx.ok("snapshot", "create", cid, "half")
     assert sorted(os.listdir(snaps)) == ["half"]
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+def test_snapshot_synced_before_it_is_published(sbx, bundle, tmp_path):
+    """The snapshot's filesystem is synced (syncfs of its temporary
+    directory: every file and directory in it) before the rename that makes
+    it visible, and snapshots/ is fsync'd after it (the rename itself)."""
+    cid, _ = prepared(sbx, bundle)
+    log = tmp_path / "strace"
+    subprocess.run(["strace", "-f", "-y", "-qq", "-e", "trace=fsync,syncfs,renameat2", "-o", log,
+                    *sbx.argv("snapshot", "create", cid, "durable")], check=True, capture_output=True)
+    lines = log.read_text().splitlines()
+    ren = [i for i, l in enumerate(lines) if "renameat2(" in l and "durable" in l]
+    assert len(ren) == 1, lines
+    tmp = lines[ren[0]].split('"')[1]  # renameat2(fd</.../snapshots>, ".tmp-durable-xxxxxx", ...
+    snaps = sbx.root / cid / "snapshots"
+    fd_path = lambda l: l.split("<", 1)[1].split(">", 1)[0]
+    assert any("syncfs(" in l and fd_path(l) == str(snaps / tmp) for l in lines[: ren[0]]), lines
+    assert any("fsync(" in l and fd_path(l) == str(snaps) for l in lines[ren[0]:]), \
+        "snapshots/ not synced after the rename"
+    assert (snaps / "durable/manifest.json").exists()
 
 
 @pytest.mark.parametrize("name", ["../x", "/", "", "a/b", ".hidden", "x" * 1025, "bad\nname"])
@@ -299,6 +411,11 @@ def test_export_import_round_trip(sbx, bundle, tmp_path):
     data = archive.read_bytes()
     cp = sbx.fail("snapshot", "import", other, "cut", input=data[: len(data) // 2])
     assert "truncated" in cp.stderr or "does not match" in cp.stderr, describe(cp)
+    assert sorted(os.listdir(sbx.root / other / "snapshots")) == ["copy"]
+    # A stream whose file data was changed (same size) is refused, naming the file.
+    at = data.index(b"linked\n")
+    cp = sbx.fail("snapshot", "import", other, "evil", input=data[:at] + b"evil!!\n" + data[at + 7:])
+    assert 'snapshot "evil"' in cp.stderr and "/data/a" in cp.stderr, describe(cp)
     assert sorted(os.listdir(sbx.root / other / "snapshots")) == ["copy"]
 
 

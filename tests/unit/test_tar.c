@@ -102,7 +102,7 @@ test_header_round_trip (void **state)
 }
 
 static const char good[]
-    = "{\"version\":1,\"name\":\"s\",\"kind\":\"overlay\",\"source\":\"c\",\"lower\":\"/r\","
+    = "{\"version\":2,\"name\":\"s\",\"kind\":\"overlay\",\"source\":\"c\",\"lower\":\"/r\","
       "\"configDigest\":\"sha256:00\",\"entries\":3,\"bytes\":9,\"treeDigest\":"
       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}";
 
@@ -125,7 +125,8 @@ test_manifest_refused (void **state)
     const char *from, *to, *word;
   } edits[] = {
     { "\"kind\":\"overlay\"", "\"kind\":\"layer\"", "kind" },
-    { "\"version\":1", "\"version\":2", "version" },
+    { "\"version\":2", "\"version\":3", "version" },
+    { "\"version\":2", "\"version\":1", "version 1" },
     { "\"lower\":\"/r\",", "", "lower" },
     { "0123456789abcdef\"}", "0123456789abcdeX\"}", "treeDigest" },
     { "sha256:00", "md5:00", "configDigest" },
@@ -184,8 +185,8 @@ test_export_extract (void **state)
   {
     cleanup_close int t1 = openat (src, "tree", O_RDONLY | O_DIRECTORY);
     cleanup_close int t2 = openat (dst, "tree", O_RDONLY | O_DIRECTORY);
-    assert_int_equal (sbx_fs_tree_sum_of (t1, &s1, NULL), 0);
-    assert_int_equal (sbx_fs_tree_sum_of (t2, &s2, NULL), 0);
+    assert_int_equal (sbx_fs_tree_sum_of (t1, NULL, &s1, NULL), 0);
+    assert_int_equal (sbx_fs_tree_sum_of (t2, NULL, &s2, NULL), 0);
   }
   assert_string_equal (s1.digest, s2.digest);
   assert_int_equal (fstatat (dst, "tree/d/f", &a, 0), 0);
@@ -263,6 +264,51 @@ test_pax_size_overrides (void **state)
   assert_int_equal (system (path), 0);
 }
 
+/* A file's content digest depends on its bytes only: the same content
+   sparse and dense digests alike, and the copy of the dense one has the
+   holes (chunks of zeros are not written); one byte changed changes it.  */
+static void
+test_content_digest (void **state)
+{
+  char dir[] = "/tmp/sbx-digest-XXXXXX", cmd[1024];
+  const char *srcs[] = { "sparse", "dense", "changed" };
+  char digests[3][65];
+  (void)state;
+  assert_non_null (mkdtemp (dir));
+  snprintf (cmd, sizeof cmd,
+            "cd %s && mkdir -p sparse/t dense/t changed/t out-sparse out-dense out-changed && "
+            "truncate -s 3M sparse/t/f && printf x | dd of=sparse/t/f bs=1 seek=1500000 conv=notrunc "
+            "2>/dev/null && head -c 3145728 /dev/zero > dense/t/f && printf x | dd of=dense/t/f bs=1 "
+            "seek=1500000 conv=notrunc 2>/dev/null && cp dense/t/f changed/t/f && printf y | dd "
+            "of=changed/t/f bs=1 seek=1500000 conv=notrunc 2>/dev/null",
+            dir);
+  assert_int_equal (system (cmd), 0);
+  for (int i = 0; i < 3; i++)
+    {
+      char p[512];
+      cleanup_close int in = -1, out = -1;
+      sbx_tree_sum sum = { 0 };
+      struct stat st;
+      snprintf (p, sizeof p, "%s/%s/t", dir, srcs[i]);
+      in = open (p, O_RDONLY | O_DIRECTORY);
+      snprintf (p, sizeof p, "%s/out-%s", dir, srcs[i]);
+      out = open (p, O_RDONLY | O_DIRECTORY);
+      assert_true (in >= 0 && out >= 0);
+      assert_int_equal (sbx_fs_tree_copy (in, out, NULL, &sum, NULL), 0);
+      assert_int_equal (sum.files_len, 1);
+      assert_string_equal (sum.files_keys[0], "/f");
+      memcpy (digests[i], sum.files_values[0], 65);
+      sbx_tree_sum_clear (&sum);
+      assert_int_equal (fstatat (out, "f", &st, 0), 0);
+      assert_int_equal (st.st_size, 3 << 20);
+      assert_true (st.st_blocks * 512 <= 256 << 10); /* one 64 KiB chunk, not 3 MiB */
+    }
+  assert_string_equal (digests[0], digests[1]);
+  assert_string_not_equal (digests[1], digests[2]);
+  snprintf (cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal (system (cmd), 0);
+}
+
 int
 main (void)
 {
@@ -270,7 +316,7 @@ main (void)
     cmocka_unit_test (test_pax_round_trip),     cmocka_unit_test (test_pax_malformed),
     cmocka_unit_test (test_header_round_trip),  cmocka_unit_test (test_manifest_parse),
     cmocka_unit_test (test_manifest_refused),   cmocka_unit_test (test_export_extract),
-    cmocka_unit_test (test_pax_size_overrides),
+    cmocka_unit_test (test_pax_size_overrides), cmocka_unit_test (test_content_digest),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

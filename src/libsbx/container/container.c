@@ -282,8 +282,8 @@ wait_gone (sbx_state *s)
   waitpid (s->st->pid, NULL, WNOHANG);
 }
 
-static int
-delete_locked (sbx_state *s, bool force, sbx_error **err)
+int
+sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
 {
   const char *status = sbx_state_status (s);
   oci_config *c = NULL;
@@ -366,7 +366,7 @@ sbx_container_delete (const char *root, const char *id, bool force, sbx_error **
       *err = steal_ptr (e);
       return -1;
     }
-  r = delete_locked (s, force, err);
+  r = sbx_container_delete_locked (s, force, err);
   sbx_state_free (s);
   return r;
 }

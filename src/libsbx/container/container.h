@@ -37,6 +37,7 @@ typedef struct
   bool keep;                  /* run only: keep the state after exit */
   bool overlay;               /* --overlay (or the annotation, fs.h) */
   const char *from_snapshot;  /* --from-snapshot SRCID:NAME: fork (fs.h) */
+  const char *carry;          /* reset only: trees to move into the state dir */
 } sbx_create_opts;
 
 int sbx_container_create (const sbx_create_opts *o, sbx_error **err);
@@ -48,6 +49,14 @@ int sbx_container_run (const sbx_create_opts *o, sbx_error **err);
    does not exist yet.  *out is the locked state; on failure nothing is
    left behind.  */
 int sbx_container_prepare (const sbx_create_opts *o, sbx_state **out, sbx_error **err);
+/* restore --from-snapshot NAME ID: reset stopped container ID to its
+   snapshot NAME (fs.h) and make it created again, as `create` leaves it:
+   the same ID, bundle and saved config, a new init waiting for `start`
+   (new cgroup, namespaces, egress rules); its snapshots, CRIU images and
+   reset filesystem carried over.  A snapshot that does not check out
+   changes nothing.  console_socket and pid_file are create's.  */
+int sbx_container_reset (const char *root, const char *id, const char *name, const char *console_socket,
+                         const char *pid_file, sbx_error **err);
 int sbx_container_start (const char *root, const char *id, sbx_error **err);
 /* The OCI state JSON (malloc'd).  */
 int sbx_container_state (const char *root, const char *id, char **json, sbx_error **err);

@@ -21,6 +21,14 @@ socklen_t sbx_dir_sockaddr (int dirfd, const char *name, struct sockaddr_un *sa)
 /* Start the created container of s (locked by the caller); may_retry:
    a start the init never took leaves it created (not for run).  */
 int sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err);
+/* delete of s (open and locked): hooks, cgroup, egress rules, the state
+   directory; not stopped is refused unless force.  */
+int sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err);
+/* A reset's create (reset.c): the trees held in directory `carry` move
+   into the new state dir s; a private rootfs among them becomes *rootfs
+   (and the state's) again.  _back: a failed create hands them back.  */
+int sbx_container_carry_in (const char *carry, sbx_state *s, char **rootfs, sbx_error **err);
+void sbx_container_carry_back (const char *carry, sbx_state *s);
 /* Wait on conn until process pid has exec'd (its last word SYNC_EXEC_READY,
    then EOF), forwarding a seccomp notify fd to listenerPath on the way (and
    acknowledging it, so the process execs only once the listener has it);

@@ -674,6 +674,8 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
     }
   if (o->from_snapshot && fork_snapshot (o, cr, err) < 0)
     return -1;
+  if (o->carry && sbx_container_carry_in (o->carry, cr->state, &cr->rootfs, err) < 0)
+    return -1;
   if (cr->overlay && make_overlay (cr, err) < 0)
     return -1;
   return sbx_state_save (cr->state, err);
@@ -848,6 +850,8 @@ create_cleanup (sbx_creator *cr)
     sbx_net_teardown_finish (sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
   if (cr->cg)
     sbx_cgroup_destroy (cr->cg, NULL);
+  if (cr->state && cr->o->carry)
+    sbx_container_carry_back (cr->o->carry, cr->state); /* a failed reset */
   if (cr->state)
     sbx_state_remove (cr->state, NULL);
 }

@@ -2,6 +2,7 @@
 #include <config.h>
 #include "core/core.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +46,86 @@ sha256_block (sbx_sha256_ctx *c, const uint8_t *p)
   c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHA_NI 1
+
+/* The SHA extensions (x86 SHA-NI): the state as two vectors, ABEF and
+   CDGH, four rounds per pair of sha256rnds2; the message schedule by
+   sha256msg1/msg2.  Same result as sha256_block, about 5x faster.  */
+__attribute__ ((target ("sha,sse4.1,ssse3"))) static void
+sha256_blocks_ni (uint32_t h[8], const uint8_t *p, size_t n)
+{
+  const __m128i bswap = _mm_set_epi64x (0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i dcba = _mm_loadu_si128 ((const __m128i *)&h[0]);
+  __m128i hgfe = _mm_loadu_si128 ((const __m128i *)&h[4]);
+  __m128i cdab = _mm_shuffle_epi32 (dcba, 0xB1), efgh = _mm_shuffle_epi32 (hgfe, 0x1B);
+  __m128i abef = _mm_alignr_epi8 (cdab, efgh, 8), cdgh = _mm_blend_epi16 (efgh, cdab, 0xF0);
+
+  for (; n > 0; n--, p += 64)
+    {
+      __m128i w[16], save0 = abef, save1 = cdgh;
+      for (int i = 0; i < 16; i++)
+        {
+          __m128i m;
+          if (i < 4)
+            w[i] = _mm_shuffle_epi8 (_mm_loadu_si128 ((const __m128i *)(p + 16 * i)), bswap);
+          else
+            {
+              __m128i x = _mm_sha256msg1_epu32 (w[i - 4], w[i - 3]);
+              x = _mm_add_epi32 (x, _mm_alignr_epi8 (w[i - 1], w[i - 2], 4));
+              w[i] = _mm_sha256msg2_epu32 (x, w[i - 1]);
+            }
+          m = _mm_add_epi32 (w[i], _mm_loadu_si128 ((const __m128i *)&sha256_k[4 * i]));
+          cdgh = _mm_sha256rnds2_epu32 (cdgh, abef, m);
+          abef = _mm_sha256rnds2_epu32 (abef, cdgh, _mm_shuffle_epi32 (m, 0x0E));
+        }
+      abef = _mm_add_epi32 (abef, save0);
+      cdgh = _mm_add_epi32 (cdgh, save1);
+    }
+  {
+    __m128i feba = _mm_shuffle_epi32 (abef, 0x1B), dchg = _mm_shuffle_epi32 (cdgh, 0xB1);
+    _mm_storeu_si128 ((__m128i *)&h[0], _mm_blend_epi16 (feba, dchg, 0xF0));
+    _mm_storeu_si128 ((__m128i *)&h[4], _mm_alignr_epi8 (dchg, feba, 8));
+  }
+}
+
+static bool
+have_sha_ni (void)
+{
+  static int known = -1;
+  if (known < 0)
+    {
+      unsigned a, b, c, d;
+      bool sha = __get_cpuid_count (7, 0, &a, &b, &c, &d) && (b & (1u << 29));
+      bool sse = __get_cpuid (1, &a, &b, &c, &d) && (c & (1u << 19)) && (c & (1u << 9));
+      known = sha && sse;
+    }
+  return known;
+}
+#endif
+
+/* n whole blocks.  */
+static void
+sha256_blocks (sbx_sha256_ctx *c, const uint8_t *p, size_t n)
+{
+#ifdef HAVE_SHA_NI
+  if (have_sha_ni ())
+    {
+      uint32_t h[8];
+      for (int i = 0; i < 8; i++)
+        h[i] = c->h[i];
+      sha256_blocks_ni (h, p, n);
+      for (int i = 0; i < 8; i++)
+        c->h[i] = h[i];
+      return;
+    }
+#endif
+  for (; n > 0; n--, p += 64)
+    sha256_block (c, p);
+}
+
 void
 sbx_sha256_init (sbx_sha256_ctx *c)
 {
@@ -63,11 +144,19 @@ sbx_sha256_update (sbx_sha256_ctx *c, const void *data, size_t len)
   while (len > 0)
     {
       size_t n = 64 - c->used < len ? 64 - c->used : len;
+      if (c->used == 0 && len >= 64)
+        {
+          /* Whole blocks straight from the caller's buffer.  */
+          sha256_blocks (c, p, len / 64);
+          p += len / 64 * 64;
+          len %= 64;
+          continue;
+        }
       memcpy (c->buf + c->used, p, n);
       c->used += n, p += n, len -= n;
       if (c->used == 64)
         {
-          sha256_block (c, c->buf);
+          sha256_blocks (c, c->buf, 1);
           c->used = 0;
         }
     }

@@ -9,6 +9,7 @@
 
 #include "core/core.h"
 #include "ocispec.h"
+#include "state/state.h"
 
 /* mounts.h - the container's root filesystem: propagation, every mounts[]
  * entry in order, /dev, pivot_root, masked and read-only paths.
@@ -167,26 +168,35 @@ int sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *w
 #define SBX_SNAPSHOT_OVERLAY "overlay"
 #define SBX_SNAPSHOT_FULL "full"
 
-/* The digest of a tree's metadata (snapcopy.c says what it covers).  */
+/* The digest of a tree's metadata and its files' content digests
+   (snapcopy.c says what they cover).  */
 typedef struct
 {
   char digest[65];
   unsigned long long entries, bytes;
+  char **files_keys, **files_values; /* path -> content digest */
+  size_t files_len;
 } sbx_tree_sum;
+void sbx_tree_sum_clear (sbx_tree_sum *sum);
 /* Copy the tree at srcfd into the empty directory dstfd (reflink, else
-   extent by extent keeping holes; hard links, xattrs, whiteouts kept).  */
-int sbx_fs_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err);
-int sbx_fs_tree_sum_of (int dirfd, sbx_tree_sum *sum, sbx_error **err);
-/* size bytes of in to out: FICLONE, else only the data extents.  */
-int sbx_fs_copy_file_data (int in, int out, off_t size, sbx_error **err);
+   chunk by chunk keeping holes; hard links, xattrs, whiteouts kept).
+   Without check, sum gets the content digests; with it, each file's is
+   compared with check's as it is copied (a mismatch is an error naming the
+   file).  */
+int sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum,
+                      sbx_error **err);
+/* The same walk without a copy; content read and checked only with check. */
+int sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err);
 
 int sbx_fs_snapshot_name_validate (const char *name, sbx_error **err);
 /* Parse and check a manifest (name is for the messages).  */
 int sbx_fs_snapshot_manifest_parse (const char *text, size_t len, const char *name,
                                     sbx_snapshot_manifest **out, sbx_error **err);
 char *sbx_fs_snapshot_manifest_json (const sbx_snapshot_manifest *m, size_t *len);
-/* Check snapshot directory snapfd (manifest.json + tree/).  */
-int sbx_fs_snapshot_verify_dir (int snapfd, const char *name, sbx_snapshot_manifest **out, sbx_error **err);
+/* Check snapshot directory snapfd (manifest.json + tree/): the metadata,
+   and with content each file's content digest too.  */
+int sbx_fs_snapshot_verify_dir (int snapfd, const char *name, bool content, sbx_snapshot_manifest **out,
+                                sbx_error **err);
 /* snapshots/ of a state dir (made with create).  */
 int sbx_fs_snapshot_open_store (int state_dirfd, bool create, sbx_error **err);
 /* Rename the finished temporary tmp to name (never over an existing one). */
@@ -202,9 +212,11 @@ int sbx_fs_snapshot_create (const char *root, const char *id, const char *name, 
 /* A table: NAME KIND CREATED BYTES (malloc'd).  */
 int sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error **err);
 int sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err);
-/* restore --from-snapshot: reset a stopped container's filesystem (its
-   upper dir, or its whole rootfs) to the snapshot.  */
-int sbx_fs_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err);
+/* restore --from-snapshot: reset the filesystem of stopped container s
+   (open and locked: state.h) to the snapshot, its upper dir or its whole
+   rootfs, swapped in whole.  A snapshot that does not check out changes
+   nothing.  (container.h's sbx_container_reset then makes it created.)  */
+int sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err);
 /* create --from-snapshot SRCID:NAME: fill the new container's state dir
    (dst_dirfd, path dst_dir): an overlay snapshot (whose lower must be
    rootfs) becomes its upper dir and sets *overlay; a full one becomes

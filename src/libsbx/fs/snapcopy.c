@@ -12,7 +12,15 @@
  * The digest covers, per entry in sorted path order: path, type, mode,
  * owner, size, device number, symlink target, xattrs, and for a second name
  * of an inode the first one.  It is computed while copying (from the
- * source) and recomputed from the snapshot to check it.  */
+ * source) and recomputed from the snapshot to check it.
+ *
+ * Each regular file (its first name) also has a content digest, made in
+ * the same read that copies it: SHA-256 over the size (8 bytes, big
+ * endian) then, per 64 KiB chunk of the logical content, "Z" for a chunk of
+ * zeros (a hole is one, and is not read) or "D" and the chunk's bytes.  It
+ * depends only on the content, not on where the filesystem keeps holes,
+ * and chunks of zeros are left as holes in the copy.  A copy from a
+ * snapshot compares each file's digest with the manifest's as it goes.  */
 #include <config.h>
 #include "fs/fs.h"
 
@@ -44,6 +52,12 @@ struct walk
   unsigned long long entries, bytes;
   bool copy; /* false: digest only */
   int droot; /* the copy's root (hard links are made from it) */
+  bool content;                       /* content digests too */
+  const sbx_snapshot_manifest *check; /* compared with its files */
+  size_t next;                        /* check: its next files entry */
+  char **fkeys, **fvals;              /* no check: recorded */
+  size_t nf, capf;
+  unsigned char *buf;
 };
 
 static void
@@ -52,6 +66,28 @@ walk_free (struct walk *w)
   for (size_t i = 0; i < w->nlinks; i++)
     free (w->links[i].path);
   free (w->links);
+  for (size_t i = 0; i < w->nf; i++)
+    {
+      free (w->fkeys[i]);
+      free (w->fvals[i]);
+    }
+  free (w->fkeys);
+  free (w->fvals);
+  free (w->buf);
+}
+
+void
+sbx_tree_sum_clear (sbx_tree_sum *sum)
+{
+  for (size_t i = 0; i < sum->files_len; i++)
+    {
+      free (sum->files_keys[i]);
+      free (sum->files_values[i]);
+    }
+  free (sum->files_keys);
+  free (sum->files_values);
+  sum->files_keys = sum->files_values = NULL;
+  sum->files_len = 0;
 }
 
 static const char *
@@ -165,47 +201,114 @@ xattrs (struct walk *w, int pfd, const char *name, int dpfd, const char *dname, 
   return 0;
 }
 
-int
-sbx_fs_copy_file_data (int in, int out, off_t size, sbx_error **err)
-{
-  off_t pos = 0;
+#define CHUNK (64 << 10)
 
-  if (size > 0 && ioctl (out, FICLONE, in) == 0)
-    return 0;
+static bool
+all_zero (const unsigned char *p, size_t n)
+{
+  return n == 0 || (p[0] == 0 && memcmp (p, p + 1, n - 1) == 0);
+}
+
+static int
+pread_full (int fd, unsigned char *buf, size_t n, off_t off, sbx_error **err)
+{
+  while (n > 0)
+    {
+      ssize_t r = pread (fd, buf, n, off);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return sbx_error_sys (err, "read");
+      if (r == 0)
+        return sbx_error_set (err, EBADMSG, "shorter than its size (truncated, or changed while read)");
+      buf += r;
+      n -= r;
+      off += r;
+    }
+  return 0;
+}
+
+/* The content digest of size bytes of in (see the top), and the copy to
+   out when out >= 0: cloned (FICLONE) where the filesystem shares extents,
+   else written chunk by chunk, chunks of zeros left as holes.  */
+static int
+file_content (struct walk *w, int in, int out, off_t size, char hex[65], sbx_error **err)
+{
+  sbx_sha256_ctx sha;
+  unsigned char be[8], d[32];
+  off_t pos = 0, data = 0, hole = 0;
+
+  if (out >= 0 && size > 0 && ioctl (out, FICLONE, in) == 0)
+    out = -1;
+  if (w->buf == NULL)
+    w->buf = xmalloc0 (CHUNK);
+  sbx_sha256_init (&sha);
+  for (int i = 0; i < 8; i++)
+    be[i] = (unsigned long long)size >> (56 - 8 * i);
+  sbx_sha256_update (&sha, be, sizeof be);
   while (pos < size)
     {
-      off_t data = lseek (in, pos, SEEK_DATA), hole;
-      if (data < 0)
+      size_t want = size - pos < CHUNK ? (size_t)(size - pos) : CHUNK;
+      bool zero = true;
+      if (pos >= hole)
         {
-          if (errno == ENXIO) /* only a hole is left */
-            break;
-          return sbx_error_sys (err, "seek data");
+          /* The next data extent [data, hole); none left: all hole.  */
+          data = lseek (in, pos, SEEK_DATA);
+          if (data < 0 && errno != ENXIO)
+            return sbx_error_sys (err, "seek data");
+          hole = data < 0 ? size : lseek (in, data, SEEK_HOLE);
+          if (data < 0)
+            data = size;
+          if (hole < 0)
+            return sbx_error_sys (err, "seek hole");
         }
-      hole = lseek (in, data, SEEK_HOLE);
-      if (hole < 0)
-        return sbx_error_sys (err, "seek hole");
-      while (data < hole)
+      if (pos + (off_t)want > data)
         {
-          loff_t ioff = data, ooff = data;
-          ssize_t n = copy_file_range (in, &ioff, out, &ooff, hole - data, 0);
-          if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
-            {
-              char buf[1 << 16];
-              size_t want = hole - data < (off_t)sizeof buf ? (size_t)(hole - data) : sizeof buf;
-              n = pread (in, buf, want, data);
-              if (n > 0 && pwrite (out, buf, n, data) != n)
-                return sbx_error_sys (err, "write");
-            }
-          if (n < 0)
-            return sbx_error_sys (err, "copy data");
-          if (n == 0)
-            break;
-          data += n;
+          if (pread_full (in, w->buf, want, pos, err) < 0)
+            return -1;
+          zero = all_zero (w->buf, want);
         }
-      pos = hole;
+      sbx_sha256_update (&sha, zero ? "Z" : "D", 1);
+      if (!zero)
+        {
+          sbx_sha256_update (&sha, w->buf, want);
+          if (out >= 0 && pwrite (out, w->buf, want, pos) != (ssize_t)want)
+            return sbx_error_sys (err, "write");
+        }
+      pos += want;
     }
-  if (ftruncate (out, size) < 0)
+  if (out >= 0 && ftruncate (out, size) < 0)
     return sbx_error_sys (err, "set size");
+  sbx_sha256_final (&sha, d);
+  sbx_sha256_hex (d, hex);
+  return 0;
+}
+
+/* Record the content digest of path, or compare it with the manifest's.  */
+static int
+file_digest (struct walk *w, const char *path, const char *hex, sbx_error **err)
+{
+  const sbx_snapshot_manifest *m = w->check;
+  if (m == NULL)
+    {
+      if (w->nf == w->capf)
+        {
+          w->capf = w->capf ? 2 * w->capf : 64;
+          w->fkeys = xrealloc (w->fkeys, w->capf * sizeof *w->fkeys);
+          w->fvals = xrealloc (w->fvals, w->capf * sizeof *w->fvals);
+        }
+      w->fkeys[w->nf] = xstrdup (path);
+      w->fvals[w->nf++] = xstrdup (hex);
+      return 0;
+    }
+  if (w->next >= m->files_len || strcmp (m->files_keys[w->next], path) != 0)
+    return sbx_error_set (err, EBADMSG, "no content digest in the manifest: tampered, refused");
+  if (strcmp (m->files_values[w->next], hex) != 0)
+    return sbx_error_set (err, EBADMSG,
+                          "content does not match the manifest (sha256 %.12s, manifest says %.12s): "
+                          "tampered or truncated, refused",
+                          hex, m->files_values[w->next]);
+  w->next++;
   return 0;
 }
 
@@ -300,14 +403,18 @@ walk_entry (struct walk *w, int sfd, int dfd, const char *rel, const char *name,
         cleanup_close int out = -1;
         if (in < 0)
           return sbx_error_sys (err, "open `%s`", path);
+        char hex[65];
         hash_entry (w, path, &st, NULL);
         w->bytes += st.st_size;
         if (w->copy)
           {
             out = openat (dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-            if (out < 0 || sbx_fs_copy_file_data (in, out, st.st_size, err) < 0)
-              return out < 0 ? sbx_error_sys (err, "create `%s`", path) : sbx_error_wrap (err, "`%s`", path);
+            if (out < 0)
+              return sbx_error_sys (err, "create `%s`", path);
           }
+        if ((w->copy || w->content)
+            && (file_content (w, in, out, st.st_size, hex, err) < 0 || file_digest (w, path, hex, err) < 0))
+          return sbx_error_wrap (err, "file `%s`", path);
         break;
       }
     default: /* devices (overlay whiteouts are 0/0), fifos, sockets */
@@ -336,20 +443,31 @@ walk_dir (struct walk *w, int sfd, int dfd, const char *rel, sbx_error **err)
   return 0;
 }
 
-static void
-walk_result (struct walk *w, sbx_tree_sum *sum)
+static int
+walk_result (struct walk *w, sbx_tree_sum *sum, sbx_error **err)
 {
   unsigned char d[32];
+  if (w->check && w->next != w->check->files_len)
+    return sbx_error_set (err, EBADMSG,
+                          "the manifest has %zu content digests, the tree %zu regular files: tampered, "
+                          "refused",
+                          w->check->files_len, w->next);
   sbx_sha256_final (&w->sha, d);
   sbx_sha256_hex (d, sum->digest);
   sum->entries = w->entries;
   sum->bytes = w->bytes;
+  sum->files_keys = steal_ptr (w->fkeys);
+  sum->files_values = steal_ptr (w->fvals);
+  sum->files_len = w->nf;
+  w->nf = 0;
+  return 0;
 }
 
 int
-sbx_fs_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err)
+sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum,
+                  sbx_error **err)
 {
-  struct walk w = { .copy = true, .droot = dstfd };
+  struct walk w = { .copy = true, .droot = dstfd, .content = true, .check = check };
   struct stat st;
   int r;
 
@@ -363,15 +481,15 @@ sbx_fs_tree_copy (int srcfd, int dstfd, sbx_tree_sum *sum, sbx_error **err)
   if (r == 0 && (fchown (dstfd, st.st_uid, st.st_gid) < 0 || fchmod (dstfd, st.st_mode & 07777) < 0))
     r = sbx_error_sys (err, "set owner and mode of the copy");
   if (r == 0)
-    walk_result (&w, sum);
+    r = walk_result (&w, sum, err);
   walk_free (&w);
   return r;
 }
 
 int
-sbx_fs_tree_sum_of (int dirfd, sbx_tree_sum *sum, sbx_error **err)
+sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err)
 {
-  struct walk w = { .copy = false, .droot = -1 };
+  struct walk w = { .copy = false, .droot = -1, .content = check != NULL, .check = check };
   struct stat st;
   int r;
 
@@ -383,7 +501,7 @@ sbx_fs_tree_sum_of (int dirfd, sbx_tree_sum *sum, sbx_error **err)
   if (r == 0)
     r = walk_dir (&w, dirfd, -1, "", err);
   if (r == 0)
-    walk_result (&w, sum);
+    r = walk_result (&w, sum, err);
   walk_free (&w);
   return r;
 }

@@ -24,7 +24,8 @@
 #include "state/state.h"
 
 #define SNAP_DIR "snapshots"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2 /* 2: files, the content digests */
+#define MANIFEST_MAX (256 << 20)
 
 static void
 state_freep (sbx_state **s)
@@ -56,6 +57,14 @@ sbx_fs_snapshot_manifest_parse (const char *text, size_t len, const char *name, 
 
   if (m == NULL)
     return sbx_error_set (err, EINVAL, "snapshot \"%s\": manifest is corrupt: %s", name, msg);
+  if (m->version == 1)
+    {
+      ocispec_free (&sbx_snapshot_manifest_type, m);
+      return sbx_error_set (err, EINVAL,
+                            "snapshot \"%s\": manifest version 1 (an older sbxrun, no content digests): "
+                            "refused; take the snapshot again",
+                            name);
+    }
   if (m->version != SNAP_VERSION)
     bad = "version";
   else if (strcmp (m->kind, SBX_SNAPSHOT_OVERLAY) && strcmp (m->kind, SBX_SNAPSHOT_FULL))
@@ -82,26 +91,27 @@ sbx_fs_snapshot_manifest_json (const sbx_snapshot_manifest *m, size_t *len)
 }
 
 int
-sbx_fs_snapshot_verify_dir (int snapfd, const char *name, sbx_snapshot_manifest **out, sbx_error **err)
+sbx_fs_snapshot_verify_dir (int snapfd, const char *name, bool content, sbx_snapshot_manifest **out,
+                            sbx_error **err)
 {
   cleanup_free char *text = NULL;
   cleanup_close int mfd = -1, tfd = -1;
   cleanup_manifest sbx_snapshot_manifest *m = NULL;
-  sbx_tree_sum sum;
+  sbx_tree_sum sum = { 0 };
   size_t len;
 
   mfd = openat (snapfd, "manifest.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (mfd < 0)
     return sbx_error_sys (err, "snapshot \"%s\": manifest", name);
-  if (sbx_read_fd (mfd, 1 << 20, &text, &len, err) < 0)
+  if (sbx_read_fd (mfd, MANIFEST_MAX, &text, &len, err) < 0)
     return sbx_error_wrap (err, "snapshot \"%s\": manifest", name);
   if (sbx_fs_snapshot_manifest_parse (text, len, name, &m, err) < 0)
     return -1;
   tfd = openat (snapfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (tfd < 0)
     return sbx_error_sys (err, "snapshot \"%s\": tree", name);
-  if (sbx_fs_tree_sum_of (tfd, &sum, err) < 0)
-    return sbx_error_wrap (err, "snapshot \"%s\": read tree", name);
+  if (sbx_fs_tree_sum_of (tfd, content ? m : NULL, &sum, err) < 0)
+    return sbx_error_wrap (err, "snapshot \"%s\"", name);
   if (strcmp (sum.digest, m->tree_digest) != 0 || sum.entries != m->entries || sum.bytes != m->bytes)
     return sbx_error_set (err, EBADMSG,
                           "snapshot \"%s\": tree does not match its manifest (%llu entries, %llu bytes, "
@@ -134,7 +144,8 @@ open_snapshot (sbx_state *s, const char *name, sbx_snapshot_manifest **m, sbx_er
         return sbx_error_set (err, ENOENT, "container \"%s\" has no snapshot \"%s\"", s->id, name);
       return sbx_error_sys (err, "snapshot \"%s\" of container \"%s\"", name, s->id);
     }
-  if (sbx_fs_snapshot_verify_dir (fd, name, m, err) < 0)
+  /* The content is checked by the copy that follows (fs.h).  */
+  if (sbx_fs_snapshot_verify_dir (fd, name, false, m, err) < 0)
     return sbx_error_wrap (err, "container \"%s\"", s->id);
   return steal_fd (&fd);
 }
@@ -209,12 +220,21 @@ sbx_fs_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err)
 int
 sbx_fs_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_error **err)
 {
+  cleanup_close int tfd = openat (snapsfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  /* On disk before it is visible: a crash (power cut included) after the
+     rename finds a whole snapshot, before it a leftover .tmp-.  One
+     syncfs(2) of the filesystem, not an fsync (a journal commit) per
+     file.  */
+  if (tfd < 0 || syncfs (tfd) < 0)
+    return sbx_error_sys (err, "snapshot \"%s\": %s", name, tfd < 0 ? "open" : "sync to disk");
   if (renameat2 (snapsfd, tmp, snapsfd, name, RENAME_NOREPLACE) < 0)
     {
       if (errno == EEXIST)
         return sbx_error_set (err, EEXIST, "snapshot \"%s\" already exists", name);
       return sbx_error_sys (err, "snapshot \"%s\": rename into place", name);
     }
+  if (fsync (snapsfd) < 0)
+    return sbx_error_sys (err, "snapshot \"%s\": sync snapshots/", name);
   return 0;
 }
 
@@ -238,8 +258,9 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
   cleanup_free char *cdigest = NULL, *json = NULL;
   sbx_snapshot_manifest m = { .version = SNAP_VERSION, .has_version = true };
   bool overlay = has_overlay (s);
-  sbx_tree_sum sum;
+  sbx_tree_sum sum = { 0 };
   size_t len;
+  int r;
 
   if (config_digest (s, &cdigest, err) < 0)
     return -1;
@@ -254,10 +275,9 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
     cleanup_close int dst = openat (tfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dst < 0)
       return sbx_error_sys (err, "open snapshot tree");
-    /* No syncfs: the rename makes it visible only when complete to
-       any process (kill -9 included); a power cut can still tear the
-       data, which the manifest check then mostly catches (sizes).  */
-    if (sbx_fs_tree_copy (srcfd, dst, &sum, err) < 0)
+    /* The rename that publishes it follows a sync of every file and
+       directory (sbx_fs_snapshot_commit).  */
+    if (sbx_fs_tree_copy (srcfd, dst, NULL, &sum, err) < 0)
       return sbx_error_wrap (err, "copy");
   }
   m.name = (char *)name;
@@ -271,9 +291,14 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
   m.bytes = sum.bytes;
   m.has_bytes = true;
   m.tree_digest = sum.digest;
+  m.files_keys = sum.files_keys;
+  m.files_values = sum.files_values;
+  m.files_len = sum.files_len;
   json = sbx_fs_snapshot_manifest_json (&m, &len);
   free (m.created);
-  return sbx_write_file_atomic (tfd, "manifest.json", json, len, 0600, err);
+  sbx_tree_sum_clear (&sum);
+  r = sbx_write_file_atomic (tfd, "manifest.json", json, len, 0600, err);
+  return r;
 }
 
 static char *
@@ -410,7 +435,7 @@ sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error *
       cleanup_error sbx_error *e = NULL;
       cleanup_close int mfd = fd >= 0 ? openat (fd, "manifest.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
       size_t ml;
-      if (mfd >= 0 && sbx_read_fd (mfd, 1 << 20, &mt, &ml, &e) == 0
+      if (mfd >= 0 && sbx_read_fd (mfd, MANIFEST_MAX, &mt, &ml, &e) == 0
           && sbx_fs_snapshot_manifest_parse (mt, ml, names[i], &m, &e) == 0)
         line = xasprintf ("%-32s %-8s %-30s %12llu\n", names[i], m->kind, m->created ? m->created : "-",
                           (unsigned long long)m->bytes);
@@ -455,17 +480,22 @@ sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_
 /* A copy of tree fd srcfd as parentfd/final, built beside it and swapped in
    (the old one removed), so the target is never half-written.  */
 static int
-replace_tree (int srcfd, int parentfd, const char *final, sbx_error **err)
+replace_tree (int srcfd, const sbx_snapshot_manifest *m, int parentfd, const char *final, sbx_error **err)
 {
   cleanup_free char *tmp = NULL, *prefix = xasprintf (".%.200s.sbxrun-", final);
   cleanup_close int dst = -1;
-  sbx_tree_sum sum;
+  sbx_tree_sum sum = { 0 };
   int r;
 
   if (sbx_fs_mkdtemp_at (parentfd, prefix, &tmp, err) < 0)
     return -1;
   dst = openat (parentfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_fs_tree_copy (srcfd, dst, &sum, err);
+  r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_fs_tree_copy (srcfd, dst, m, &sum, err);
+  if (r < 0 && dst >= 0)
+    sbx_error_wrap (err, "snapshot \"%s\"", m->name);
+  /* The reset tree on disk before it is swapped in.  */
+  if (r == 0 && syncfs (dst) < 0)
+    r = sbx_error_sys (err, "sync the copy to disk");
   if (r == 0 && renameat2 (parentfd, tmp, parentfd, final, RENAME_EXCHANGE) < 0)
     {
       if (errno != ENOENT || renameat (parentfd, tmp, parentfd, final) < 0)
@@ -482,16 +512,15 @@ tree_of (int snapfd)
 }
 
 int
-sbx_fs_snapshot_restore (const char *root, const char *id, const char *name, sbx_error **err)
+sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
 {
-  cleanup_state sbx_state *s = NULL;
   cleanup_manifest sbx_snapshot_manifest *m = NULL;
   cleanup_close int snapfd = -1, tfd = -1;
-  const char *status;
+  const char *status = sbx_state_status (s);
+  const char *id = s->id;
 
-  if (sbx_fs_snapshot_name_validate (name, err) < 0 || sbx_state_open (root, id, &s, err) < 0)
+  if (sbx_fs_snapshot_name_validate (name, err) < 0)
     return -1;
-  status = sbx_state_status (s);
   if (strcmp (status, "stopped") != 0)
     return sbx_error_set (err, EBUSY,
                           "restore --from-snapshot: container \"%s\" is %s; its filesystem is reset only "
@@ -510,7 +539,7 @@ sbx_fs_snapshot_restore (const char *root, const char *id, const char *name, sbx
                               "snapshot \"%s\": an overlay change set over `%s`, but container \"%s\" %s%s",
                               name, m->lower, id, has_overlay (s) ? "has the lower " : "has no overlay",
                               has_overlay (s) ? s->st->rootfs : "");
-      if (replace_tree (tfd, s->dir_fd, SBX_OVERLAY_UPPER, err) < 0)
+      if (replace_tree (tfd, m, s->dir_fd, SBX_OVERLAY_UPPER, err) < 0)
         return sbx_error_wrap (err, "container \"%s\": reset to snapshot \"%s\"", id, name);
       /* The work dir holds nothing between mounts; start it empty.  */
       sbx_remove_tree_at (s->dir_fd, SBX_OVERLAY_WORK);
@@ -531,7 +560,7 @@ sbx_fs_snapshot_restore (const char *root, const char *id, const char *name, sbx
     pfd = open (*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (pfd < 0)
       return sbx_error_sys (err, "rootfs parent `%s`", dir);
-    if (replace_tree (tfd, pfd, slash + 1, err) < 0)
+    if (replace_tree (tfd, m, pfd, slash + 1, err) < 0)
       return sbx_error_wrap (err, "container \"%s\": reset to snapshot \"%s\"", id, name);
   }
   return 0;
@@ -546,7 +575,7 @@ sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const c
   cleanup_manifest sbx_snapshot_manifest *m = NULL;
   cleanup_close int snapfd = -1, tfd = -1, dst = -1;
   char *name = strchr (src, ':');
-  sbx_tree_sum sum;
+  sbx_tree_sum sum = { 0 };
 
   if (name == NULL)
     return sbx_error_set (err, EINVAL, "--from-snapshot `%s`: expected SRCID:NAME", spec);
@@ -581,7 +610,7 @@ sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const c
     }
   if (dst < 0)
     return sbx_error_sys (err, "open the fork's tree");
-  if (sbx_fs_tree_copy (tfd, dst, &sum, err) < 0)
-    return sbx_error_wrap (err, "--from-snapshot `%s`: copy", spec);
+  if (sbx_fs_tree_copy (tfd, dst, m, &sum, err) < 0)
+    return sbx_error_wrap (err, "--from-snapshot `%s`: snapshot \"%s\"", spec, name);
   return 0;
 }

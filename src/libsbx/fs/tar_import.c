@@ -403,7 +403,7 @@ sbx_fs_snapshot_export (const char *root, const char *id, const char *name, int 
   snapfd = snapsfd >= 0 ? openat (snapsfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
   if (snapfd < 0)
     return sbx_error_set (err, ENOENT, "container \"%s\" has no snapshot \"%s\"", id, name);
-  if (sbx_fs_snapshot_verify_dir (snapfd, name, NULL, err) < 0
+  if (sbx_fs_snapshot_verify_dir (snapfd, name, true, NULL, err) < 0
       || sbx_fs_snapshot_export_fd (snapfd, out_fd, err) < 0)
     return sbx_error_wrap (err, "container \"%s\": export", id);
   return 0;
@@ -430,7 +430,7 @@ sbx_fs_snapshot_import (const char *root, const char *id, const char *name, int 
   tfd = openat (snapsfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   r = tfd < 0 ? sbx_error_sys (err, "open import dir") : sbx_fs_tar_extract (in_fd, tfd, err);
   if (r == 0)
-    r = sbx_fs_snapshot_verify_dir (tfd, name, NULL, err);
+    r = sbx_fs_snapshot_verify_dir (tfd, name, true, NULL, err);
   if (r == 0)
     r = sbx_fs_snapshot_commit (snapsfd, tmp, name, err);
   if (r < 0)
