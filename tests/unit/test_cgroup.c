@@ -392,6 +392,43 @@ test_describe_load (void **state)
   sbx_error_free (err);
 }
 
+/* A parent the create made (parent-ours) survives describe/load, and a
+   pod member shares it with its sandbox only for the same parent.  */
+static void
+test_parent_ours (void **state)
+{
+  static const char sandbox[] = "sbxrun-cgroup 1 v1\n"
+                                "c\tmemory\t/nonexistent/memory\t/\t/t/pod1/sb\tparent-ours\n"
+                                "c\tcpu,cpuacct\t/nonexistent/cpu\t/\t/t/pod1/sb\n"
+                                "u\t\t/nonexistent/unified\t/\t/t/pod1/sb\tparent-ours\n";
+  static const char member[] = "sbxrun-cgroup 1 v1\n"
+                               "c\tmemory\t/nonexistent/memory\t/\t/t/pod1/app\n"
+                               "c\tcpu,cpuacct\t/nonexistent/cpu\t/\t/t/pod1/app\n"
+                               "u\t\t/nonexistent/unified\t/\t/t/pod2/app\n";
+  static const char shared[] = "sbxrun-cgroup 1 v1\n"
+                               "c\tmemory\t/nonexistent/memory\t/\t/t/pod1/app\tparent-ours\n"
+                               "c\tcpu,cpuacct\t/nonexistent/cpu\t/\t/t/pod1/app\n"
+                               "u\t\t/nonexistent/unified\t/\t/t/pod2/app\n";
+  sbx_cgroup *cg = NULL;
+  sbx_error *err = NULL;
+  cleanup_free char *again = NULL, *after = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_cgroup_load (sandbox, &cg, NULL), 0);
+  again = sbx_cgroup_describe (cg);
+  assert_string_equal (again, sandbox);
+  assert_int_equal (sbx_cgroup_destroy (cg, NULL), 0); /* gone: the parent too, no error */
+  sbx_cgroup_free (cg);
+  assert_int_equal (sbx_cgroup_load (member, &cg, NULL), 0);
+  sbx_cgroup_share_parent (cg, sandbox);
+  after = sbx_cgroup_describe (cg);
+  assert_string_equal (after, shared); /* memory only: not cpu (not the sandbox's), not pod2 */
+  sbx_cgroup_share_parent (cg, "nonsense");
+  sbx_cgroup_free (cg);
+  assert_true (sbx_cgroup_load ("sbxrun-cgroup 1 v2\nu\t\t/x\t/\t/a/b\tours\n", &cg, &err) < 0);
+  sbx_error_free (err);
+}
+
 static void
 test_systemd_error (void **state)
 {
@@ -744,9 +781,9 @@ main (void)
     cmocka_unit_test (test_blkio_weight),     cmocka_unit_test (test_swap_v2),
     cmocka_unit_test (test_device_lines),     cmocka_unit_test (test_unified_keys),
     cmocka_unit_test (test_has_word),         cmocka_unit_test (test_describe_load),
-    cmocka_unit_test (test_systemd_error),    cmocka_unit_test (test_systemd_parse),
-    cmocka_unit_test (test_devices_bpf),      cmocka_unit_test (test_parse_size),
-    cmocka_unit_test (test_parse_duration),
+    cmocka_unit_test (test_parent_ours),      cmocka_unit_test (test_systemd_error),
+    cmocka_unit_test (test_systemd_parse),    cmocka_unit_test (test_devices_bpf),
+    cmocka_unit_test (test_parse_size),       cmocka_unit_test (test_parse_duration),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -532,6 +532,21 @@ sbx_container_find_pod_policy (const char *root, const char *id, const oci_confi
   return 0;
 }
 
+/* A pod member's cgroup shares the pod's (its parent) with the sandbox
+   named by the CRI / CRI-O sandbox ID: if the sandbox's create made it,
+   the last of them to go removes it (sbx_cgroup_share_parent).  */
+static void
+share_pod_cgroup (const char *root, const char *id, const oci_config *c, sbx_cgroup *cg)
+{
+  const char *sid = sbx_net_sandbox_id (c);
+  sbx_state *s = NULL;
+  if (sid == NULL || strcmp (sid, id) == 0 || sbx_id_validate (sid, NULL) < 0
+      || sbx_state_open (root, sid, &s, NULL) < 0)
+    return;
+  sbx_cgroup_share_parent (cg, s->st->cgroup);
+  sbx_state_free (s);
+}
+
 /* An unprivileged caller that may not make the container's cgroup (no
    delegated subtree): like runc, run without one when nothing asks for a
    limit, and refuse when linux.resources does (docs/rootless.md).  Returns
@@ -632,6 +647,7 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
           sbx_cgroup_free (cg); /* not ours to remove */
           return -1;
         }
+      share_pod_cgroup (o->root, o->id, c, cg);
       cr->cg = cg;
       cr->state->st->cgroup = sbx_cgroup_describe (cg);
       if (sbx_state_save (cr->state, err) < 0)
