@@ -247,6 +247,22 @@ def test_widening_refused(sbx, pod, netlab):
     sbx.ok("delete", "--force", sandbox)
 
 
+def test_narrowing_against_the_union(sbx, pod, netlab):
+    """The pod allows 10.231.0.0/25 and 10.231.0.128/25: a member asking
+    for 10.231.0.0/24 narrows nothing and is accepted (and restricted to
+    it); one asking for 10.231.0.0/23 is refused, naming the entry."""
+    sandbox = pod.start_sandbox(annotations={"org.sbxrun.net.allow": "10.231.0.128/25, 10.231.0.0/25"})
+    cid = pod.app("cri-app-dropped-netraw-annotated.json", annotations={"org.sbxrun.net.allow": "10.231.0.0/24"})
+    check(sbx, cid, [["tcp", "10.231.0.2", 80], ["udp", "10.231.0.4", 9000]], [["tcp", "fd31::2", 80]])
+    wide, cp = pod.app("cri-app-dropped-netraw-annotated.json",
+                       annotations={"org.sbxrun.net.allow": "10.231.0.0/24, 10.231.0.0/23"}, ok=False)
+    assert cp.returncode != 0 and "`10.231.0.0/23`" in cp.stderr and "narrow" in cp.stderr, describe(cp)
+    assert not (sbx.root / wide).exists()
+    for c in (cid, sandbox):
+        sbx.ok("delete", "--force", c)
+    assert "sbxrun-" not in netlab.ruleset()
+
+
 def test_packet_sockets_and_raw_icmp(sbx, pod, netlab, tmp_path, bundle):
     sandbox = pod.start_sandbox()
     app = pod.app("cri-app-default.json")
