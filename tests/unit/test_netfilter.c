@@ -917,6 +917,30 @@ test_pod_annotations (void **state)
     }
 }
 
+/* podman's pods as podman 4.3 writes them (tests/data/engine-configs):
+   the infra container has no type, a member names it.  */
+static void
+test_podman_pod_annotations (void **state)
+{
+  oci_config *infra = config (
+      "\"io.container.manager\": \"libpod\", \"io.podman.annotations.init\": \"FALSE\"", NULL, NULL);
+  oci_config *member = config ("\"io.container.manager\": \"libpod\", \"io.kubernetes.cri-o.ContainerType\": "
+                               "\"container\", \"io.kubernetes.cri-o.SandboxID\": \"i1\"",
+                               NULL, NULL);
+  oci_config *cri = config ("\"io.kubernetes.cri.container-type\": \"container\", "
+                            "\"io.kubernetes.cri.sandbox-id\": \"s1\"",
+                            NULL, NULL);
+  (void)state;
+  assert_true (sbx_net_is_podman_infra (infra));
+  assert_false (sbx_net_is_podman_member (infra));
+  assert_true (sbx_net_is_podman_member (member));
+  assert_false (sbx_net_is_podman_infra (member));
+  assert_false (sbx_net_is_podman_infra (cri) || sbx_net_is_podman_member (cri));
+  oci_config_free (infra);
+  oci_config_free (member);
+  oci_config_free (cri);
+}
+
 /* A member with `org.sbxrun.net.allow: allow` (dns none) in a pod whose
    sandbox has the annotations pod_ann: accepted or refused as ok says;
    a refusal says why, names the sandbox and the last entry given.  */
@@ -1055,6 +1079,7 @@ main (void)
     cmocka_unit_test (test_pod_annotations),
     cmocka_unit_test (test_pod_narrowing),
     cmocka_unit_test (test_pod_narrowing_union),
+    cmocka_unit_test (test_podman_pod_annotations),
     cmocka_unit_test_teardown (test_live_apply, live_teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

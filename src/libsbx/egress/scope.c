@@ -41,6 +41,24 @@ sbx_net_sandbox_id (const oci_config *c)
   return id ? id : annotation (c, SBX_CRIO_SANDBOX_ID);
 }
 
+/* podman: the infra container of a pod carries no container type (only
+   its members do, with the infra's ID as SandboxID).  */
+bool
+sbx_net_is_podman_infra (const oci_config *c)
+{
+  const char *m = annotation (c, SBX_CONTAINER_MANAGER);
+  return m && strcmp (m, "libpod") == 0 && annotation (c, SBX_CRIO_CONTAINER_TYPE) == NULL
+         && annotation (c, SBX_CRI_CONTAINER_TYPE) == NULL;
+}
+
+bool
+sbx_net_is_podman_member (const oci_config *c)
+{
+  const char *m = annotation (c, SBX_CONTAINER_MANAGER), *t = annotation (c, SBX_CRIO_CONTAINER_TYPE);
+  return m && strcmp (m, "libpod") == 0 && t && strcmp (t, "container") == 0
+         && annotation (c, SBX_CRIO_SANDBOX_ID) != NULL;
+}
+
 const char *
 sbx_net_joined_netns (const oci_config *c)
 {
@@ -131,8 +149,17 @@ sbx_net_pod_load (int sandbox_dirfd, const char *sandbox_id, const oci_config *m
       sbx_net_policy_free (p);
       return sbx_error_wrap (err, "sandbox \"%s\"", sandbox_id);
     }
+  cg = oj_object_get (rec, "scope");
+  p->sandbox = cg && cg->type == OJ_STRING && strcmp (cg->text, "pod") == 0;
   cg = oj_object_get (rec, "cgroup2");
   p->pod_cgroup2 = cg && cg->type == OJ_STRING ? xstrdup (cg->text) : NULL;
+  cg = oj_object_get (rec, "resolved");
+  if (cg && cg->type == OJ_OBJECT && cg->len)
+    {
+      oj_writer *w = oj_writer_new (false);
+      oj_w_value (w, cg);
+      p->resolved = oj_writer_finish (w, NULL);
+    }
   p->pod_id = xstrdup (sandbox_id);
   oj_free (rec);
   *out = p;
