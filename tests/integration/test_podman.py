@@ -48,7 +48,11 @@ def podman(tmp_path, busybox_rootfs, cgroup_parent):
     # podman refuses a runroot longer than 50 characters; the pid in the
     # name lets the session guard tell our runroots from other sessions'.
     runroot = tempfile.mkdtemp(prefix=f"sbxpm-{os.getpid()}-", dir="/tmp")
+    # --tmpdir: podman's own state (its "alive" file among others) is per
+    # test too: a shared /run/libpod that another podman user removes makes
+    # podman think the host rebooted and mark every container stopped.
     base = ["podman", "--root", str(tmp_path / "storage"), "--runroot", runroot,
+            "--tmpdir", f"{runroot}/libpod",
             "--runtime", "sbxrun", "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
     env = {"CONTAINERS_CONF": str(conf), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 

@@ -46,6 +46,10 @@ def link_into(netlab, pid):
         assert cp.returncode == 0, describe(cp)
 
 
+def pod_id(podman):
+    return json.loads(podman("pod", "inspect", "sbxpod").stdout)["Id"]
+
+
 def ruleset_of(pid):
     cp = run_cmd(["nsenter", "-t", str(pid), "-n", "nft", "list", "ruleset"])
     assert cp.returncode == 0, describe(cp)
@@ -55,7 +59,7 @@ def ruleset_of(pid):
 def test_pod_infra_policy_and_members(podman, netlab, tmp_path):
     conf = tmp_path / "containers-infra.conf"
     conf.write_text(open(podman.env["CONTAINERS_CONF"]).read().replace(
-        "[containers]\n", '[containers]\nannotations = ["org.sbxrun.net.allow=10.232.0.2:80"]\n', 1))
+        "[containers]\n", '[containers]\nannotations = ["org.sbxrun.net.allow=10.232.0.2:80-81"]\n', 1))
     env = dict(podman.env, CONTAINERS_CONF=str(conf))
     # podman pods take no `ns:PATH` network: `none` gives the pod a
     # namespace of its own with only lo, and link_into adds the test link.
@@ -74,22 +78,38 @@ def test_pod_infra_policy_and_members(podman, netlab, tmp_path):
         assert nc(podman, cid, "10.232.0.2", 443) is None
     cp = podman("exec", members[1], "ping", "-c", "1", "-W", "1", "10.232.0.3", ok=False)
     assert cp.returncode != 0, describe(cp)
+    # One table for the pod: the infra's, re-scoped to the pod's cgroup
+    # (the infra's and the members' parent) when the first member came; the
+    # members carry the same annotation (containers.conf) and add nothing.
     rules = ruleset_of(pid)
-    assert f"table inet {table_name(infra)}" in rules, rules
-    for cid in members:  # the infra's rules, copied: its cgroup is not the members' parent
-        assert f"table inet {table_name(cid)}" in rules, rules
-    # a member restarted is still restricted
+    assert rules.count("table inet sbxrun-") == 1 and f"table inet {table_name(infra)}" in rules, rules
+    assert f'socket cgroupv2 level ' in rules and f"/{pod_id(podman)}\"" in rules, rules
+    # a member restarted is still restricted, by the same table
     podman("restart", "-t", "0", members[0])
     assert nc(podman, members[0], "10.232.0.3", 80) is None
     assert nc(podman, members[0], "10.232.0.2", 80) == "tcp 80"
-    pod_id = json.loads(podman("pod", "inspect", "sbxpod").stdout)["Id"]
+    # a narrowing member: a table of its own as well; a widening one refused
+    narrow = podman("run", "-d", "--pod", "sbxpod", "--annotation", "org.sbxrun.net.allow=10.232.0.2:80",
+                    IMAGE, "sleep", "600").stdout.strip()
+    assert nc(podman, narrow, "10.232.0.2", 80) == "tcp 80"
+    assert ruleset_of(pid).count("table inet sbxrun-") == 2
+    cp = podman("run", "-d", "--pod", "sbxpod", "--annotation", "org.sbxrun.net.allow=10.232.0.0/24",
+                IMAGE, "sleep", "600", ok=False)
+    assert cp.returncode != 0 and "10.232.0.0/24" in cp.stdout + cp.stderr, describe(cp)
+    # members removed: the pod's table stays, the others still restricted
+    podman("rm", "-f", "-t", "0", narrow, members[0])
+    rules = ruleset_of(pid)
+    assert rules.count("table inet sbxrun-") == 1 and f"table inet {table_name(infra)}" in rules, rules
+    assert nc(podman, members[1], "10.232.0.3", 80) is None
+    assert nc(podman, members[1], "10.232.0.2", 80) == "tcp 80"
+    pid_of_pod = pod_id(podman)
     podman("pod", "rm", "-f", "-t", "0", "sbxpod")
     assert not os.path.exists(f"/proc/{pid}")
     # The pod's cgroup is podman's; it removes it from the v1 controllers
     # only, not from the hierarchies where sbxrun made it as the parent of
     # the containers' (name=systemd, unified).  Empty: the containers'
     # cgroups inside are gone (the podman fixture checks).
-    for _, d in all_cgroup_dirs(f"{podman.parent}/{pod_id}"):
+    for _, d in all_cgroup_dirs(f"{podman.parent}/{pid_of_pod}"):
         with contextlib.suppress(OSError):
             os.rmdir(d)
 

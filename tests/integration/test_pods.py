@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_cgroup_dirs, describe, run_cmd
+from conftest import cgroup_dirs, describe, run_cmd
 from test_netfilter import (PYTHON, bare_netns, check, net_bundle, netlab, probe,  # noqa: F401 (fixtures)
                             table_name)
 
@@ -142,16 +142,18 @@ class Pod:
 def pod(sbx, bundle, tmp_path, netlab, cgroup_parent):
     p = Pod(sbx, bundle, tmp_path, netlab, cgroup_parent)
     yield p
-    # kubelet's part: the pod's cgroup is its own (sbxrun made it as the
-    # parent of the sandbox's); removed once the containers are gone.  Only
-    # the empty directory: a container cgroup left inside it stays for the
-    # cgroup_parent guard to report.
+    # The pod's cgroup goes with the last container when sbxrun made it;
+    # a test that made it itself (kubelet's part) removes it.  A container
+    # cgroup left inside stays for the cgroup_parent guard to report.
     for cid in p.ids:
         if (sbx.root / cid).exists():
             sbx("delete", "--force", cid)
-    for _, d in all_cgroup_dirs(p.cgroup):
-        with contextlib.suppress(OSError):
-            os.rmdir(d)
+
+
+def pod_cgroups(pod):
+    """The directories of the pod's cgroup that exist, in the mounted
+    hierarchies (where sbxrun makes cgroups)."""
+    return [d for d in cgroup_dirs(pod.cgroup) if os.path.isdir(d)]
 
 
 def caps_of(sbx, cid):
@@ -194,6 +196,8 @@ def test_cri_pod_policy_covers_every_container(sbx, pod, netlab, tmp_path):
           POD_BLOCKED + [["tcp", "10.231.0.2", 80], ["udp", "10.231.0.3", 9000]])
     rules = netlab.ruleset()
     assert table_name(bare) not in rules and f"table inet {table_name(netraw)}" in rules, rules
+    # the app carrying the pod's own value (as containerd copies it) adds no table
+    assert table_name(app) not in rules, rules
     assert json.loads((sbx.root / bare / "net.json").read_text())["pod"] == sandbox
     # processes outside the pod, in the same namespace, are not restricted
     assert all(r["ok"] for r in netlab.probe_outside(["tcp", "10.231.0.4", 80]))
@@ -243,6 +247,22 @@ def test_widening_refused(sbx, pod, netlab):
     assert not (sbx.root / cid).exists()
     assert netlab.ruleset().count("table inet sbxrun-") == 1
     sbx.ok("delete", "--force", sandbox)
+
+
+def test_narrowing_against_the_union(sbx, pod, netlab):
+    """The pod allows 10.231.0.0/25 and 10.231.0.128/25: a member asking
+    for 10.231.0.0/24 narrows nothing and is accepted (and restricted to
+    it); one asking for 10.231.0.0/23 is refused, naming the entry."""
+    sandbox = pod.start_sandbox(annotations={"org.sbxrun.net.allow": "10.231.0.128/25, 10.231.0.0/25"})
+    cid = pod.app("cri-app-dropped-netraw-annotated.json", annotations={"org.sbxrun.net.allow": "10.231.0.0/24"})
+    check(sbx, cid, [["tcp", "10.231.0.2", 80], ["udp", "10.231.0.4", 9000]], [["tcp", "fd31::2", 80]])
+    wide, cp = pod.app("cri-app-dropped-netraw-annotated.json",
+                       annotations={"org.sbxrun.net.allow": "10.231.0.0/24, 10.231.0.0/23"}, ok=False)
+    assert cp.returncode != 0 and "`10.231.0.0/23`" in cp.stderr and "narrow" in cp.stderr, describe(cp)
+    assert not (sbx.root / wide).exists()
+    for c in (cid, sandbox):
+        sbx.ok("delete", "--force", c)
+    assert "sbxrun-" not in netlab.ruleset()
 
 
 def test_packet_sockets_and_raw_icmp(sbx, pod, netlab, tmp_path, bundle):
@@ -334,6 +354,58 @@ def test_kill9_during_sandbox_create(sbx, pod, netlab, tmp_path):
         if p.poll() is None:
             p.kill()
             p.communicate()
+    assert pod_cgroups(pod)
     sbx.ok("delete", "--force", cid)
     assert "sbxrun-" not in netlab.ruleset()
     assert not (sbx.root / cid).exists()
+    assert pod_cgroups(pod) == []  # the pod's cgroup, made by this create, too
+
+
+@pytest.mark.parametrize("step", ["create:cgroup-recorded", "create:cgroup", "create:net"])
+def test_kill9_at_sandbox_create_steps(sbx, pod, netlab, step):
+    """sbxrun killed right before making the cgroups, right after, and
+    after the rules: `delete --force` leaves no pod cgroup and no table."""
+    cid = sbx.new_id("sandbox")
+    pod.ids.append(cid)
+    b = pod.config("cri-sandbox-annotated.json", cid)
+    cp = sbx("create", "--bundle", b, cid, env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
+    assert cp.returncode == -signal.SIGKILL, describe(cp)
+    sbx.ok("delete", "--force", cid)
+    assert pod_cgroups(pod) == [] and "sbxrun-" not in netlab.ruleset()
+
+
+@pytest.mark.parametrize("sandbox_last", [True, False])
+def test_pod_cgroup_removed_with_the_pod(sbx, pod, netlab, sandbox_last):
+    """The pod's cgroup that the sandbox's create made goes with the last
+    container of the pod, whichever order they are deleted in; while one
+    is left it stays."""
+    sandbox = pod.start_sandbox()
+    apps = [pod.app("cri-app-default.json"), pod.app("cri-app-default.json", drop_sbxrun=True)]
+    dirs = pod_cgroups(pod)
+    # every hierarchy (v1 controllers, name=systemd, unified): no kubelet here
+    assert len(dirs) == len(cgroup_dirs(pod.cgroup)), dirs
+    order = apps + [sandbox] if sandbox_last else [sandbox] + apps
+    for cid in order[:-1]:
+        sbx.ok("delete", "--force", cid)
+        assert pod_cgroups(pod) == dirs
+    sbx.ok("delete", "--force", order[-1])
+    assert pod_cgroups(pod) == []
+
+
+def test_pod_cgroup_of_kubelet_kept(sbx, pod, netlab):
+    """A pod cgroup that existed before the sandbox (kubelet made it) is
+    not sbxrun's: it stays after the pod's containers are gone."""
+    made = []
+    for d in cgroup_dirs(pod.cgroup):
+        os.makedirs(d, exist_ok=True)  # with the test's cgroup above it, as kubelet would
+        made.append(d)
+    sandbox = pod.start_sandbox()
+    app = pod.app("cri-app-default.json")
+    for cid in (app, sandbox):
+        sbx.ok("delete", "--force", cid)
+    try:
+        assert pod_cgroups(pod) == made
+    finally:
+        for d in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)

@@ -19,6 +19,7 @@
 #include "cgroup/cgroup_internal.h"
 #include "container/container.h"
 #include "core/core.h"
+#include "egress/egress_internal.h"
 
 /* ------------------------------------------------------------- fixtures */
 
@@ -392,6 +393,98 @@ test_describe_load (void **state)
   sbx_error_free (err);
 }
 
+/* A parent the create made (parent-ours) survives describe/load, and a
+   pod member shares it with its sandbox only for the same parent.  */
+static void
+test_parent_ours (void **state)
+{
+  static const char sandbox[] = "sbxrun-cgroup 1 v1\n"
+                                "c\tmemory\t/nonexistent/memory\t/\t/t/pod1/sb\tparent-ours\n"
+                                "c\tcpu,cpuacct\t/nonexistent/cpu\t/\t/t/pod1/sb\n"
+                                "u\t\t/nonexistent/unified\t/\t/t/pod1/sb\tparent-ours\n";
+  static const char member[] = "sbxrun-cgroup 1 v1\n"
+                               "c\tmemory\t/nonexistent/memory\t/\t/t/pod1/app\n"
+                               "c\tcpu,cpuacct\t/nonexistent/cpu\t/\t/t/pod1/app\n"
+                               "u\t\t/nonexistent/unified\t/\t/t/pod2/app\n";
+  static const char shared[] = "sbxrun-cgroup 1 v1\n"
+                               "c\tmemory\t/nonexistent/memory\t/\t/t/pod1/app\tparent-ours\n"
+                               "c\tcpu,cpuacct\t/nonexistent/cpu\t/\t/t/pod1/app\n"
+                               "u\t\t/nonexistent/unified\t/\t/t/pod2/app\n";
+  sbx_cgroup *cg = NULL;
+  sbx_error *err = NULL;
+  cleanup_free char *again = NULL, *after = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_cgroup_load (sandbox, &cg, NULL), 0);
+  again = sbx_cgroup_describe (cg);
+  assert_string_equal (again, sandbox);
+  assert_int_equal (sbx_cgroup_destroy (cg, NULL), 0); /* gone: the parent too, no error */
+  sbx_cgroup_free (cg);
+  assert_int_equal (sbx_cgroup_load (member, &cg, NULL), 0);
+  sbx_cgroup_share_parent (cg, sandbox);
+  after = sbx_cgroup_describe (cg);
+  assert_string_equal (after, shared); /* memory only: not cpu (not the sandbox's), not pod2 */
+  sbx_cgroup_share_parent (cg, "nonsense");
+  sbx_cgroup_free (cg);
+  assert_true (sbx_cgroup_load ("sbxrun-cgroup 1 v2\nu\t\t/x\t/\t/a/b\tours\n", &cg, &err) < 0);
+  sbx_error_free (err);
+}
+
+/* Kubernetes pods with the systemd driver: the pod's cgroup, to which a
+   sandbox's egress policy is scoped (egress/lifecycle.c: the parent of the
+   sandbox's unified directory, one level up), is the pod's slice, and the
+   pod's other containers are inside it.  */
+static void
+test_systemd_pod_scope (void **state)
+{
+  static const struct
+  {
+    const char *sandbox, *member, *scope;
+    int level;
+  } cases[] = {
+    { "kubepods-besteffort-pod4141e535_b1ad_4276_852c_69eb193d5eee.slice:cri-containerd:sb1",
+      "kubepods-besteffort-pod4141e535_b1ad_4276_852c_69eb193d5eee.slice:cri-containerd:app1",
+      "/u/kubepods.slice/kubepods-besteffort.slice/"
+      "kubepods-besteffort-pod4141e535_b1ad_4276_852c_69eb193d5eee.slice",
+      3 },
+    { "kubepods-burstable-podab.slice:crio:sb2", "kubepods-burstable-podab.slice:crio:app2",
+      "/u/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podab.slice", 3 },
+    { "kubepods-podcd.slice:cri-containerd:sb3", "kubepods-podcd.slice:cri-containerd:app3",
+      "/u/kubepods.slice/kubepods-podcd.slice", 2 }, /* Guaranteed */
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    {
+      cleanup_free char *dirs[2] = { NULL, NULL }, *scope = NULL;
+      int levels[2] = { 0, 0 };
+      const char *cp[2] = { cases[i].sandbox, cases[i].member };
+      for (int k = 0; k < 2; k++)
+        {
+          cleanup_free char *slice = NULL, *unit = NULL, *path = NULL, *saved = NULL;
+          sbx_cgroup *cg = NULL;
+          sbx_error *err = NULL;
+          const char *d;
+          assert_int_equal (sbx_cg_systemd_parse (cp[k], "x", &slice, &unit, &err), 0);
+          assert_int_equal (sbx_cg_systemd_unit_path (slice, unit, &path, &err), 0);
+          saved = xasprintf ("sbxrun-cgroup 1 v1 %s\nu\t\t/u\t/\t%s\n", unit, path);
+          assert_int_equal (sbx_cgroup_load (saved, &cg, &err), 0);
+          d = sbx_cgroup_unified_dir (cg, &levels[k]);
+          assert_non_null (d);
+          dirs[k] = xstrdup (d);
+          sbx_cgroup_free (cg);
+        }
+      assert_non_null (strstr (dirs[0], ".scope"));
+      scope = sbx_net_pod_scope (dirs[0]);
+      assert_string_equal (scope, cases[i].scope);
+      assert_int_equal (levels[0] - 1, cases[i].level);
+      assert_true (sbx_net_cgroup_within (dirs[1], scope));
+      assert_true (sbx_net_cgroup_within (dirs[0], scope));
+    }
+  /* a member of another pod is outside */
+  assert_false (sbx_net_cgroup_within ("/u/kubepods.slice/kubepods-podce.slice/x.scope",
+                                       "/u/kubepods.slice/kubepods-podc"));
+}
+
 static void
 test_systemd_error (void **state)
 {
@@ -744,6 +837,7 @@ main (void)
     cmocka_unit_test (test_blkio_weight),     cmocka_unit_test (test_swap_v2),
     cmocka_unit_test (test_device_lines),     cmocka_unit_test (test_unified_keys),
     cmocka_unit_test (test_has_word),         cmocka_unit_test (test_describe_load),
+    cmocka_unit_test (test_parent_ours),      cmocka_unit_test (test_systemd_pod_scope),
     cmocka_unit_test (test_systemd_error),    cmocka_unit_test (test_systemd_parse),
     cmocka_unit_test (test_devices_bpf),      cmocka_unit_test (test_parse_size),
     cmocka_unit_test (test_parse_duration),

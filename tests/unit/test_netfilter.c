@@ -917,8 +917,101 @@ test_pod_annotations (void **state)
     }
 }
 
+/* podman's pods as podman 4.3 writes them (tests/data/engine-configs):
+   the infra container has no type, a member names it.  */
+static void
+test_podman_pod_annotations (void **state)
+{
+  oci_config *infra = config (
+      "\"io.container.manager\": \"libpod\", \"io.podman.annotations.init\": \"FALSE\"", NULL, NULL);
+  oci_config *member = config ("\"io.container.manager\": \"libpod\", \"io.kubernetes.cri-o.ContainerType\": "
+                               "\"container\", \"io.kubernetes.cri-o.SandboxID\": \"i1\"",
+                               NULL, NULL);
+  oci_config *cri = config ("\"io.kubernetes.cri.container-type\": \"container\", "
+                            "\"io.kubernetes.cri.sandbox-id\": \"s1\"",
+                            NULL, NULL);
+  (void)state;
+  assert_true (sbx_net_is_podman_infra (infra));
+  assert_false (sbx_net_is_podman_member (infra));
+  assert_true (sbx_net_is_podman_member (member));
+  assert_false (sbx_net_is_podman_infra (member));
+  assert_false (sbx_net_is_podman_infra (cri) || sbx_net_is_podman_member (cri));
+  oci_config_free (infra);
+  oci_config_free (member);
+  oci_config_free (cri);
+}
+
+/* A member with `org.sbxrun.net.allow: allow` (dns none) in a pod whose
+   sandbox has the annotations pod_ann: accepted or refused as ok says;
+   a refusal says why, names the sandbox and the last entry given.  */
+static void
+narrow_case (const char *pod_ann, const char *allow, bool ok)
+{
+  oci_config *pc = config (pod_ann, NULL, NULL);
+  cleanup_free char *ann
+      = xasprintf ("\"org.sbxrun.net.allow\": \"%s\", \"org.sbxrun.net.dns\": \"none\"", allow);
+  oci_config *mc = config (ann, NULL, NULL);
+  sbx_net_policy *pod = NULL, *p = NULL;
+  sbx_error *err = NULL;
+  const char *last = strrchr (allow, ' ');
+  assert_int_equal (sbx_net_policy_from_annotations (pc, NULL, NULL, &pod, &err), 0);
+  pod->pod_id = xstrdup ("sb");
+  int r = sbx_net_policy_parse (mc, NULL, NULL, pod, &p, &err);
+  if (ok != (r == 0))
+    fail_msg ("%s: %s", allow, err ? err->msg : "accepted");
+  if (r < 0)
+    {
+      assert_non_null (strstr (err->msg, "may only narrow"));
+      assert_non_null (strstr (err->msg, "\"sb\""));
+      assert_non_null (strstr (err->msg, last ? last + 1 : allow));
+      sbx_error_free (err);
+    }
+  else
+    assert_string_equal (p->pod_id, "sb");
+  sbx_net_policy_free (p);
+  oci_config_free (pc);
+  oci_config_free (mc);
+}
+
+/* Narrowing is checked against the pod's entries together: a member's
+   entry that no single entry of the pod covers but their union does is
+   accepted (addresses, protocols and ports all count).  */
+static void
+test_pod_narrowing_union (void **state)
+{
+  static const struct
+  {
+    const char *allow;
+    bool ok;
+  } cases[] = {
+    { "10.0.0.0/24", true },
+    { "10.0.0.100", true },
+    { "tcp:10.1.0.1:50-150", true },
+    { "tcp:10.1.0.1:1-200", true },
+    { "udp:10.2.0.0/24:53", true },
+    { "tcp:10.2.0.7", true },
+    { "tcp:10.3.0.0/24:80", true },
+    { "[fd00::/64]", true },
+    { "[fd00::8000:0:0:1]:443", true },
+    { "10.0.0.0/23", false },        /* 10.0.1.0/24 is not the pod's */
+    { "tcp:10.1.0.1:1-201", false }, /* port 201 */
+    { "tcp:10.1.0.1", false },       /* every port: 0 and 201-65535 */
+    { "10.2.0.0/24", false },        /* every protocol: ICMP too */
+    { "tcp:10.3.0.0/24", false },    /* port 0 */
+    { "[fd00::/63]", false },
+    { "10.0.0.0/24, 10.9.0.1", false }, /* the second entry */
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    narrow_case (
+        "\"org.sbxrun.net.allow\": \"10.0.0.128/25, 10.0.0.0/25, tcp:10.1.0.1:101-200, "
+        "tcp:10.1.0.1:1-100, udp:10.2.0.0/24, tcp:10.2.0.0/25, tcp:10.2.0.128/25, "
+        "tcp:10.3.0.0/24:1-65535, [fd00::/65], [fd00::8000:0:0:0/65]\", \"org.sbxrun.net.dns\": \"none\"",
+        cases[i].allow, cases[i].ok);
+}
+
 /* A pod member's own policy may only narrow the pod's: each entry must be
-   within one of the pod's entries (address, prefix, protocol, ports).  */
+   within the pod's entries (address, prefix, protocol, ports).  */
 static void
 test_pod_narrowing (void **state)
 {
@@ -936,32 +1029,9 @@ test_pod_narrowing (void **state)
   };
   (void)state;
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-    {
-      oci_config *pc = config ("\"org.sbxrun.net.allow\": \"10.0.0.0/8, tcp:192.168.1.1:80-90, [fd00::/64]\","
-                               " \"org.sbxrun.net.dns\": \"192.168.0.53\"",
-                               NULL, NULL);
-      cleanup_free char *ann
-          = xasprintf ("\"org.sbxrun.net.allow\": \"%s\", \"org.sbxrun.net.dns\": \"none\"", cases[i].allow);
-      oci_config *mc = config (ann, NULL, NULL);
-      sbx_net_policy *pod = NULL, *p = NULL;
-      sbx_error *err = NULL;
-      assert_int_equal (sbx_net_policy_from_annotations (pc, NULL, NULL, &pod, &err), 0);
-      pod->pod_id = xstrdup ("sb");
-      int r = sbx_net_policy_parse (mc, NULL, NULL, pod, &p, &err);
-      if (cases[i].ok != (r == 0))
-        fail_msg ("%s: %s", cases[i].allow, err ? err->msg : "accepted");
-      if (r < 0)
-        {
-          assert_non_null (strstr (err->msg, "may only narrow"));
-          assert_non_null (strstr (err->msg, "\"sb\""));
-          sbx_error_free (err);
-        }
-      else
-        assert_string_equal (p->pod_id, "sb");
-      sbx_net_policy_free (p);
-      oci_config_free (pc);
-      oci_config_free (mc);
-    }
+    narrow_case ("\"org.sbxrun.net.allow\": \"10.0.0.0/8, tcp:192.168.1.1:80-90, [fd00::/64]\","
+                 " \"org.sbxrun.net.dns\": \"192.168.0.53\"",
+                 cases[i].allow, cases[i].ok);
   /* egress=open widens; no annotation at all inherits the pod's */
   {
     oci_config *pc
@@ -1008,6 +1078,8 @@ main (void)
     cmocka_unit_test (test_features_list),
     cmocka_unit_test (test_pod_annotations),
     cmocka_unit_test (test_pod_narrowing),
+    cmocka_unit_test (test_pod_narrowing_union),
+    cmocka_unit_test (test_podman_pod_annotations),
     cmocka_unit_test_teardown (test_live_apply, live_teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -52,6 +52,15 @@ int sbx_cgroup_check_existing (sbx_cgroup *cg, sbx_error **err);
    the placeholder that kept the new scope alive until then goes (and
    pids.limit, raised by one for it, is set as configured).  */
 int sbx_cgroup_placed (sbx_cgroup *cg, sbx_error **err);
+/* A parent directory that did not exist when the cgroup was planned (a
+   pod's cgroup, made with its sandbox's) is removed by destroy once empty;
+   one that existed is left, as are the levels above it (the slice with
+   --systemd-cgroup is systemd's).  A pod member shares that with its
+   sandbox: the hierarchies where the saved description of the sandbox's
+   cgroup (sbx_cgroup_describe) says so for the same parent are marked in
+   cg too (before describe), so that whichever of them goes last removes
+   it.  */
+void sbx_cgroup_share_parent (sbx_cgroup *cg, const char *sandbox_saved);
 /* Re-open from a saved description (the string from sbx_cgroup_describe).  */
 int sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err);
 /* A string to save in the state dir, for sbx_cgroup_load.  malloc'd.  */

@@ -41,6 +41,8 @@
 #include "core/core.h"
 
 #define DESCRIBE_MAGIC "sbxrun-cgroup 1"
+/* A sixth field of a hierarchy's line: its parent_ours.  */
+#define PARENT_OURS "parent-ours"
 
 /* ------------------------------------------------------------------ misc */
 
@@ -496,11 +498,27 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
 #endif
   if (create_fs (id, path, out, err) < 0)
     return -1;
+  /* the slice is systemd's (it makes it for the unit), never removed here */
+  for (size_t i = 0; i < (*out)->n; i++)
+    (*out)->h[i].parent_ours = false;
   (*out)->unit = steal_ptr (unit);
   (*out)->slice = steal_ptr (slice);
   (*out)->unit_path = steal_ptr (path);
   (*out)->id = xstrdup (id);
   return 0;
+}
+
+/* Does h's parent directory (below the mount point) not exist yet, so
+   that this create will make it?  */
+static bool
+parent_missing (const sbx_cg_hier *h)
+{
+  cleanup_free char *parent = xstrdup (h->dir);
+  char *slash = strrchr (parent, '/');
+  if (slash == NULL || (size_t)(slash - parent) <= strlen (h->mountpoint))
+    return false;
+  *slash = '\0';
+  return access (parent, F_OK) < 0 && errno == ENOENT;
 }
 
 static int
@@ -529,6 +547,7 @@ create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error
       if (sbx_cg_resolve_path (h->own, cgroups_path, id, false, &h->path, err) < 0
           || sbx_cg_dir_for (h->mountpoint, h->mount_root, h->path, &h->dir, err) < 0)
         return -1;
+      h->parent_ours = parent_missing (h);
     }
   *out = steal_ptr (cg);
   return 0;
@@ -640,14 +659,15 @@ sbx_cgroup_describe (const sbx_cgroup *cg)
 
   for (size_t i = 0; i < cg->n; i++)
     cap += strlen (cg->h[i].controllers) + strlen (cg->h[i].mountpoint) + strlen (cg->h[i].mount_root)
-           + strlen (cg->h[i].path) + 8;
+           + strlen (cg->h[i].path) + 16;
   cap += cg->unit ? strlen (cg->unit) : 0;
   s = xmalloc0 (cap);
   len = snprintf (s, cap, "%s %s%s%s\n", DESCRIBE_MAGIC, cg->mode == SBX_CGROUP_V2 ? "v2" : "v1",
                   cg->unit ? " " : "", cg->unit ? cg->unit : "");
   for (size_t i = 0; i < cg->n; i++)
-    len += snprintf (s + len, cap - len, "%c\t%s\t%s\t%s\t%s\n", cg->h[i].unified ? 'u' : 'c',
-                     cg->h[i].controllers, cg->h[i].mountpoint, cg->h[i].mount_root, cg->h[i].path);
+    len += snprintf (s + len, cap - len, "%c\t%s\t%s\t%s\t%s%s\n", cg->h[i].unified ? 'u' : 'c',
+                     cg->h[i].controllers, cg->h[i].mountpoint, cg->h[i].mount_root, cg->h[i].path,
+                     cg->h[i].parent_ours ? "\t" PARENT_OURS : "");
   return s;
 }
 
@@ -695,8 +715,10 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
           else if (k < 4)
             return sbx_error_set (err, EINVAL, "invalid saved cgroup line %zu", i);
         }
-      if ((f[0][0] != 'u' && f[0][0] != 'c') || f[0][1] || f[4][0] != '/')
+      if ((f[0][0] != 'u' && f[0][0] != 'c') || f[0][1] || f[4][0] != '/'
+          || (p && strcmp (p, PARENT_OURS) != 0))
         return sbx_error_set (err, EINVAL, "invalid saved cgroup line %zu", i);
+      h->parent_ours = p != NULL;
       h->unified = f[0][0] == 'u';
       h->controllers = xstrdup (f[1]);
       h->mountpoint = xstrdup (f[2]);
@@ -713,6 +735,26 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
   return 0;
 }
 
+/* Are a's and b's directories in the same parent?  */
+static bool
+same_parent (const sbx_cg_hier *a, const sbx_cg_hier *b)
+{
+  const char *sa = strrchr (a->dir, '/'), *sb = strrchr (b->dir, '/');
+  return sa && sb && sa - a->dir == sb - b->dir && strncmp (a->dir, b->dir, (size_t)(sa - a->dir)) == 0;
+}
+
+void
+sbx_cgroup_share_parent (sbx_cgroup *cg, const char *sandbox_saved)
+{
+  cleanup_cgroup sbx_cgroup *sb = NULL;
+  if (cg->unit || sandbox_saved == NULL || sbx_cgroup_load (sandbox_saved, &sb, NULL) < 0)
+    return;
+  for (size_t i = 0; i < cg->n; i++)
+    for (size_t j = 0; j < sb->n; j++)
+      if (sb->h[j].parent_ours && cg->h[i].unified == sb->h[j].unified
+          && strcmp (cg->h[i].controllers, sb->h[j].controllers) == 0 && same_parent (&cg->h[i], &sb->h[j]))
+        cg->h[i].parent_ours = true;
+}
 
 const char *
 sbx_cgroup_controller_path (const sbx_cgroup *cg, const char *controller)
@@ -857,14 +899,21 @@ sbx_cgroup_destroy (sbx_cgroup *cg, sbx_error **err)
           return -1;
         }
       /* The default path's shared "sbxrun" level goes with its last
-         container; another container still in it keeps it (ENOTEMPTY).  */
+         container, and so does a parent this create made (a pod's cgroup,
+         parent_ours); another container still in it keeps it (EBUSY,
+         ENOTEMPTY).  */
       slash = strrchr (parent, '/');
-      if (slash)
+      if (slash && (size_t)(slash - parent) > strlen (cg->h[i].mountpoint))
         {
           *slash = '\0';
           slash = strrchr (parent, '/');
-          if (slash && strcmp (slash, "/sbxrun") == 0)
-            rmdir (parent);
+          if ((slash && strcmp (slash, "/sbxrun") == 0) || cg->h[i].parent_ours)
+            {
+              if (rmdir (parent) == 0)
+                sbx_debug ("cgroup: removed the parent `%s`", parent);
+              else if (errno != ENOENT)
+                sbx_debug ("cgroup: the parent `%s` stays: %m", parent);
+            }
         }
     }
   return 0;

@@ -547,6 +547,41 @@ sbx_container_find_pod_policy (const char *root, const char *id, const oci_confi
   return 0;
 }
 
+/* A pod member's cgroup shares the pod's (its parent) with the sandbox
+   named by the CRI / CRI-O sandbox ID: if the sandbox's create made it,
+   the last of them to go removes it (sbx_cgroup_share_parent).  */
+static void
+share_pod_cgroup (const char *root, const char *id, const oci_config *c, sbx_cgroup *cg)
+{
+  const char *sid = sbx_net_sandbox_id (c);
+  sbx_state *s = NULL;
+  if (sid == NULL || strcmp (sid, id) == 0 || sbx_id_validate (sid, NULL) < 0
+      || sbx_state_open (root, sid, &s, NULL) < 0)
+    return;
+  sbx_cgroup_share_parent (cg, s->st->cgroup);
+  sbx_state_free (s);
+}
+
+/* A podman pod member: its infra container's policy goes to the pod's
+   cgroup, one table for the pod (sbx_net_pod_share).  */
+static int
+share_podman_pod_policy (const char *root, const oci_config *c, sbx_net_policy *np, sbx_cgroup *cg,
+                         sbx_error **err)
+{
+  const char *sid = sbx_net_sandbox_id (c);
+  oci_config *sc = NULL;
+  sbx_state *s = NULL;
+  int r = 0;
+  if (np == NULL || !sbx_net_is_podman_member (c) || sbx_id_validate (sid, NULL) < 0
+      || sbx_state_open (root, sid, &s, NULL) < 0)
+    return 0;
+  if (sbx_state_config (s, &sc, NULL) == 0 && sbx_net_is_podman_infra (sc))
+    r = sbx_net_pod_share (np, s->dir_fd, c, cg, err);
+  oci_config_free (sc);
+  sbx_state_free (s);
+  return r;
+}
+
 /* An unprivileged caller that may not make the container's cgroup (no
    delegated subtree): like runc, run without one when nothing asks for a
    limit, and refuse when linux.resources does (docs/rootless.md).  Returns
@@ -647,6 +682,7 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
           sbx_cgroup_free (cg); /* not ours to remove */
           return -1;
         }
+      share_pod_cgroup (o->root, o->id, c, cg);
       cr->cg = cg;
       cr->state->st->cgroup = sbx_cgroup_describe (cg);
       if (sbx_state_save (cr->state, err) < 0)
@@ -767,7 +803,9 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       if (sbx_process_netdev_move_in (c->linux, netns, err) < 0)
         goto fail;
     }
-  if (np && sbx_net_policy_install (np, c, netns, o->id, cr->cg, cr->state->dir_fd, err) < 0)
+  if (np
+      && (share_podman_pod_policy (o->root, c, np, cr->cg, err) < 0
+          || sbx_net_policy_install (np, c, netns, o->id, cr->cg, cr->state->dir_fd, err) < 0))
     goto fail;
   sbx_test_kill_point ("create:net");
   if (c->hooks)

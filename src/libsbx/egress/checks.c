@@ -167,16 +167,18 @@ sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootf
                          SBX_NET_EGRESS, pod->pod_id);
           goto fail;
         }
-      if (p)
+      if (p && sbx_net_check_narrows (p, pod, err) < 0)
+        goto fail;
+      if (p && !sbx_net_policy_within (pod, p))
         {
-          if (sbx_net_check_narrows (p, pod, err) < 0)
-            goto fail;
           p->pod_id = steal_ptr (pod->pod_id);
           p->pod_cgroup2 = steal_ptr (pod->pod_cgroup2);
           sbx_net_policy_free (pod);
         }
-      else
+      else /* none of its own, or the pod's own destinations (engines copy
+              the pod's annotation into every container): the pod's */
         {
+          sbx_net_policy_free (p);
           p = pod;
           p->inherited = true;
         }

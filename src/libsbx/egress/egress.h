@@ -100,6 +100,13 @@ int sbx_net_policy_from_annotations (const oci_config *c, const char *bundle, co
 #define SBX_CRI_SANDBOX_ID "io.kubernetes.cri.sandbox-id"
 #define SBX_CRIO_SANDBOX_ID "io.kubernetes.cri-o.SandboxID"
 bool sbx_net_is_sandbox (const oci_config *c);
+/* podman (io.container.manager=libpod): a pod member names its pod's
+   infra container in io.kubernetes.cri-o.SandboxID and carries
+   ContainerType=container; the infra container carries no type at all, so
+   it cannot be told from a lone container at its own create.  */
+#define SBX_CONTAINER_MANAGER "io.container.manager"
+bool sbx_net_is_podman_infra (const oci_config *c);
+bool sbx_net_is_podman_member (const oci_config *c);
 /* The sandbox ID a pod member names (CRI / CRI-O annotation), NULL for a
    sandbox or a container outside any pod.  */
 const char *sbx_net_sandbox_id (const oci_config *c);
@@ -112,6 +119,16 @@ bool sbx_net_joins_netns (const oci_config *c);
 int sbx_net_pod_load (int sandbox_dirfd, const char *sandbox_id, const oci_config *member,
                       bool pod_scope_only, sbx_net_policy **out, sbx_error **err);
 
+/* A podman pod member (policy p, its pod's or a narrowing one, from
+   sbx_net_policy_parse) whose infra container (sandbox_dirfd) has a policy
+   scoped to the infra's own cgroup, when the infra's cgroup and the
+   member's cgroup cg share their parent (the pod's cgroup, podman's
+   `<parent>/<pod id>`): the infra's rules are re-scoped to that parent in
+   one batch and its net.json says scope "pod", so that every member is
+   covered by the one table, as in a CRI pod.  Call after the member's
+   cgroup exists and before sbx_net_policy_install.  */
+int sbx_net_pod_share (sbx_net_policy *p, int sandbox_dirfd, const oci_config *c, sbx_cgroup *cg,
+                       sbx_error **err);
 /* sbx_net_policy_from_annotations, then refuse a policy without a network
    namespace of the container's own (new, or joined by a path that is not
    the runtime's own namespace), and a process that could lift it

@@ -121,6 +121,9 @@ void sbx_net_record_policy (struct oj_writer *w, const sbx_net_policy *p);
 /* A pod member's own policy p within the pod's (scope.c); else an error
    naming the entry.  */
 int sbx_net_check_narrows (const sbx_net_policy *p, const sbx_net_policy *pod, sbx_error **err);
+/* Does q allow every destination p does (q's entries taken together:
+   10.0.0.0/25 and 10.0.0.128/25 allow 10.0.0.0/24)?  */
+bool sbx_net_policy_within (const sbx_net_policy *p, const sbx_net_policy *q);
 /* linux.namespaces' network path, NULL for a new namespace or none.  */
 const char *sbx_net_joined_netns (const oci_config *c);
 /* Is v the JSON number want?  */

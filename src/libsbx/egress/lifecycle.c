@@ -109,6 +109,53 @@ sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, int fd, co
   return 0;
 }
 
+int
+sbx_net_pod_share (sbx_net_policy *p, int sandbox_dirfd, const oci_config *c, sbx_cgroup *cg, sbx_error **err)
+{
+  cleanup_close int rfd = -1, fd = -1;
+  cleanup_free char *text = NULL, *parent = NULL, *sb_parent = NULL, *record = NULL;
+  cleanup_net_policy sbx_net_policy *pod = NULL;
+  const char *dir = NULL, *joined = sbx_net_joined_netns (c);
+  const oj_value *path;
+  oj_value *rec;
+  struct stat st;
+  int level = 0;
+
+  if (p == NULL || p->pod_id == NULL || cg == NULL || joined == NULL
+      || (dir = sbx_cgroup_unified_dir (cg, &level)) == NULL || level < 2
+      || (parent = sbx_net_pod_scope (dir)) == NULL)
+    return 0;
+  if (sbx_net_pod_load (sandbox_dirfd, p->pod_id, c, false, &pod, err) < 0)
+    return -1;
+  if (pod == NULL || pod->sandbox || pod->pod_cgroup2 == NULL
+      || (sb_parent = sbx_net_pod_scope (pod->pod_cgroup2)) == NULL || strcmp (sb_parent, parent) != 0)
+    return 0; /* not the infra's own scope, or not the same pod cgroup */
+  /* the namespace: the one the member joins, checked by sbx_net_pod_load */
+  fd = open (joined, O_RDONLY | O_CLOEXEC);
+  rfd = openat (sandbox_dirfd, SBX_NET_STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || fstat (fd, &st) < 0 || rfd < 0 || sbx_read_fd (rfd, SBX_NET_RECORD_MAX, &text, NULL, err) < 0)
+    return sbx_error_sys (err, "pod \"%s\": its network namespace or net.json", p->pod_id);
+  rec = oj_parse (text, strlen (text), NULL);
+  path = rec ? oj_object_get (rec, "netnsPath") : NULL;
+  pod->sandbox = true;
+  free (steal_ptr (pod->pod_id)); /* the sandbox's own record names no pod */
+  record
+      = net_record (pod, p->pod_id, path && path->type == OJ_STRING ? path->text : NULL, &st, parent, true);
+  oj_free (rec);
+  pod->pod_id = xstrdup (p->pod_id);
+  /* rules first (the wider scope covers the infra's cgroup too), then
+     the record: a failure in between leaves a record the teardown reads
+     the same way */
+  if (sbx_net_policy_apply (pod, fd, p->pod_id, parent, level - 1, err) < 0)
+    return sbx_error_wrap (err, "pod \"%s\": re-scope its egress policy to the pod's cgroup", p->pod_id);
+  if (sbx_write_file_atomic (sandbox_dirfd, SBX_NET_STATE_FILE, record, strlen (record), 0600, err) < 0)
+    return sbx_error_wrap (err, "pod \"%s\": save the egress policy record", p->pod_id);
+  sbx_debug ("pod \"%s\": egress policy re-scoped to the pod's cgroup `%s`", p->pod_id, parent);
+  free (p->pod_cgroup2);
+  p->pod_cgroup2 = steal_ptr (parent);
+  return 0;
+}
+
 struct sbx_net_teardown
 {
   int fd;

@@ -41,6 +41,24 @@ sbx_net_sandbox_id (const oci_config *c)
   return id ? id : annotation (c, SBX_CRIO_SANDBOX_ID);
 }
 
+/* podman: the infra container of a pod carries no container type (only
+   its members do, with the infra's ID as SandboxID).  */
+bool
+sbx_net_is_podman_infra (const oci_config *c)
+{
+  const char *m = annotation (c, SBX_CONTAINER_MANAGER);
+  return m && strcmp (m, "libpod") == 0 && annotation (c, SBX_CRIO_CONTAINER_TYPE) == NULL
+         && annotation (c, SBX_CRI_CONTAINER_TYPE) == NULL;
+}
+
+bool
+sbx_net_is_podman_member (const oci_config *c)
+{
+  const char *m = annotation (c, SBX_CONTAINER_MANAGER), *t = annotation (c, SBX_CRIO_CONTAINER_TYPE);
+  return m && strcmp (m, "libpod") == 0 && t && strcmp (t, "container") == 0
+         && annotation (c, SBX_CRIO_SANDBOX_ID) != NULL;
+}
+
 const char *
 sbx_net_joined_netns (const oci_config *c)
 {
@@ -131,8 +149,17 @@ sbx_net_pod_load (int sandbox_dirfd, const char *sandbox_id, const oci_config *m
       sbx_net_policy_free (p);
       return sbx_error_wrap (err, "sandbox \"%s\"", sandbox_id);
     }
+  cg = oj_object_get (rec, "scope");
+  p->sandbox = cg && cg->type == OJ_STRING && strcmp (cg->text, "pod") == 0;
   cg = oj_object_get (rec, "cgroup2");
   p->pod_cgroup2 = cg && cg->type == OJ_STRING ? xstrdup (cg->text) : NULL;
+  cg = oj_object_get (rec, "resolved");
+  if (cg && cg->type == OJ_OBJECT && cg->len)
+    {
+      oj_writer *w = oj_writer_new (false);
+      oj_w_value (w, cg);
+      p->resolved = oj_writer_finish (w, NULL);
+    }
   p->pod_id = xstrdup (sandbox_id);
   oj_free (rec);
   *out = p;
@@ -184,79 +211,196 @@ sbx_net_record_policy (oj_writer *w, const sbx_net_policy *p)
     }
 }
 
-/* Does q allow everything r does?  */
-static bool
-rule_covers (const sbx_net_rule *q, const sbx_net_rule *r)
+/* ---------------------------------------------------------------- narrowing */
+
+/* What a rule allows as a box: addresses lo..hi (as numbers) times
+   values vlo..vhi of protocol << 16 | port, the way the sets match
+   (egress/sets.c): an entry without a port allows every port of its
+   protocol(s), and one without a protocol every protocol.  */
+typedef unsigned __int128 u128;
+typedef struct
 {
-  size_t full = q->prefix / 8;
-  if (q->family != r->family || q->prefix > r->prefix || memcmp (q->addr, r->addr, full) != 0)
-    return false;
-  if (q->prefix % 8)
+  int family;
+  u128 lo, hi;
+  uint32_t vlo, vhi;
+} cbox;
+
+static cbox
+rule_box (const sbx_net_rule *r)
+{
+  int len = r->family == AF_INET6 ? 16 : 4, host = len * 8 - r->prefix;
+  u128 a = 0, m = host >= 128 ? ~(u128)0 : (((u128)1 << host) - 1);
+  cbox b = { .family = r->family };
+  for (int i = 0; i < len; i++)
+    a = a << 8 | r->addr[i];
+  b.lo = a & ~m;
+  b.hi = a | m;
+  if (r->port_min == 0)
     {
-      uint8_t m = (uint8_t)(0xff << (8 - q->prefix % 8));
-      if ((q->addr[full] & m) != (r->addr[full] & m))
-        return false;
+      b.vlo = (uint32_t)r->proto << 16;
+      b.vhi = r->proto ? (uint32_t)r->proto << 16 | 0xffff : 0xffffff;
     }
-  if (q->proto && q->proto != r->proto)
-    return false;
-  if (q->port_min && (r->port_min == 0 || r->port_min < q->port_min || r->port_max > q->port_max))
-    return false;
-  return true;
+  else
+    {
+      b.vlo = (uint32_t)r->proto << 16 | r->port_min;
+      b.vhi = (uint32_t)r->proto << 16 | r->port_max;
+    }
+  return b;
 }
 
-/* Is r within the pod's policy: one of its rules, or port 53 of one of
-   its resolvers?  */
-static bool
-pod_allows (const sbx_net_policy *pod, const sbx_net_rule *r)
+/* A resolver's rule for proto: port 53.  */
+static sbx_net_rule
+resolver_rule (const sbx_net_rule *r, uint8_t proto)
 {
-  for (size_t i = 0; i < pod->nrules; i++)
-    if (rule_covers (&pod->rules[i], r))
-      return true;
-  for (size_t i = 0; i < pod->nresolvers; i++)
+  sbx_net_rule d = *r;
+  d.proto = proto;
+  d.port_min = d.port_max = 53;
+  return d;
+}
+
+/* Everything a policy allows: its rules, and UDP and TCP port 53 of its
+   resolvers.  *n boxes, malloc'd.  */
+static cbox *
+policy_boxes (const sbx_net_policy *p, size_t *n)
+{
+  cbox *v = xmalloc0 ((p->nrules + 2 * p->nresolvers + 1) * sizeof *v);
+  *n = 0;
+  for (size_t i = 0; i < p->nrules; i++)
+    v[(*n)++] = rule_box (&p->rules[i]);
+  for (size_t i = 0; i < p->nresolvers; i++)
+    for (int k = 0; k < 2; k++)
+      {
+        sbx_net_rule d = resolver_rule (&p->resolvers[i], k ? IPPROTO_TCP : IPPROTO_UDP);
+        v[(*n)++] = rule_box (&d);
+      }
+  return v;
+}
+
+static int
+u128_cmp (const void *a, const void *b)
+{
+  u128 x = *(const u128 *)a, y = *(const u128 *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int
+by_vlo (const void *a, const void *b)
+{
+  const cbox *x = a, *y = b;
+  return x->vlo < y->vlo ? -1 : x->vlo > y->vlo;
+}
+
+/* Is box r within the union of v[0..n)?  The boxes meeting r, clipped to
+   it, cut its addresses into segments at their edges; over each segment
+   the same boxes hold, and their value ranges must cover r's.  */
+static bool
+union_covers (const cbox *v, size_t n, const cbox *r)
+{
+  cbox *c = xmalloc0 ((n + 1) * sizeof *c), *on = xmalloc0 ((n + 1) * sizeof *on);
+  u128 *bound = xmalloc0 ((2 * n + 1) * sizeof *bound);
+  size_t k = 0, nb = 0;
+  bool ok = true;
+
+  for (size_t i = 0; i < n; i++)
     {
-      sbx_net_rule d = pod->resolvers[i];
-      d.proto = r->proto;
-      d.port_min = d.port_max = 53;
-      if (r->proto && rule_covers (&d, r))
-        return true;
+      cbox b = v[i];
+      if (b.family != r->family || b.hi < r->lo || b.lo > r->hi || b.vhi < r->vlo || b.vlo > r->vhi)
+        continue;
+      b.lo = b.lo < r->lo ? r->lo : b.lo;
+      b.hi = b.hi > r->hi ? r->hi : b.hi;
+      b.vlo = b.vlo < r->vlo ? r->vlo : b.vlo;
+      b.vhi = b.vhi > r->vhi ? r->vhi : b.vhi;
+      c[k++] = b;
     }
-  return false;
+  bound[nb++] = r->lo;
+  for (size_t i = 0; i < k; i++)
+    {
+      if (c[i].lo > r->lo)
+        bound[nb++] = c[i].lo;
+      if (c[i].hi < r->hi)
+        bound[nb++] = c[i].hi + 1;
+    }
+  qsort (bound, nb, sizeof *bound, u128_cmp);
+  for (size_t j = 0; j < nb && ok; j++)
+    {
+      uint64_t need = r->vlo;
+      size_t non = 0;
+      if (j && bound[j] == bound[j - 1])
+        continue;
+      for (size_t i = 0; i < k; i++)
+        if (c[i].lo <= bound[j] && c[i].hi >= bound[j])
+          on[non++] = c[i];
+      qsort (on, non, sizeof *on, by_vlo);
+      for (size_t i = 0; i < non && need <= r->vhi; i++)
+        {
+          if (on[i].vlo > need)
+            break;
+          if ((uint64_t)on[i].vhi + 1 > need)
+            need = (uint64_t)on[i].vhi + 1;
+        }
+      ok = need > r->vhi;
+    }
+  free (c);
+  free (on);
+  free (bound);
+  return ok;
+}
+
+/* The first destination (a rule, or a resolver: then *resolver) of `own`
+   that `in` does not allow, all of `in`'s entries together; NULL when
+   own is within in.  */
+static const sbx_net_rule *
+first_outside (const sbx_net_policy *own, const sbx_net_policy *in, bool *resolver)
+{
+  size_t n;
+  cleanup_free cbox *v = policy_boxes (in, &n);
+  for (int k = 0; k < 2; k++)
+    {
+      const sbx_net_rule *rv = k ? own->resolvers : own->rules;
+      size_t nr = k ? own->nresolvers : own->nrules;
+      for (size_t i = 0; i < nr; i++)
+        {
+          bool ok;
+          *resolver = k;
+          if (k) /* a resolver: UDP and TCP port 53 */
+            {
+              sbx_net_rule u = resolver_rule (&rv[i], IPPROTO_UDP), t = resolver_rule (&rv[i], IPPROTO_TCP);
+              cbox bu = rule_box (&u), bt = rule_box (&t);
+              ok = union_covers (v, n, &bu) && union_covers (v, n, &bt);
+            }
+          else
+            {
+              cbox b = rule_box (&rv[i]);
+              ok = union_covers (v, n, &b);
+            }
+          if (!ok)
+            return &rv[i];
+        }
+    }
+  return NULL;
+}
+
+bool
+sbx_net_policy_within (const sbx_net_policy *p, const sbx_net_policy *q)
+{
+  bool resolver;
+  return first_outside (p, q, &resolver) == NULL;
 }
 
 /* A pod member's own policy may only narrow the pod's.  */
 int
 sbx_net_check_narrows (const sbx_net_policy *own, const sbx_net_policy *pod, sbx_error **err)
 {
-  for (int k = 0; k < 2; k++)
-    {
-      const sbx_net_rule *v = k ? own->resolvers : own->rules;
-      size_t n = k ? own->nresolvers : own->nrules;
-      for (size_t i = 0; i < n; i++)
-        {
-          sbx_net_rule r = v[i];
-          bool ok;
-          if (k) /* a resolver: UDP and TCP port 53 */
-            {
-              r.port_min = r.port_max = 53;
-              r.proto = IPPROTO_UDP;
-              ok = pod_allows (pod, &r);
-              r.proto = IPPROTO_TCP;
-              ok = ok && pod_allows (pod, &r);
-              r = v[i];
-            }
-          else
-            ok = pod_allows (pod, &r);
-          if (!ok)
-            {
-              cleanup_free char *t = sbx_net_rule_format (&r);
-              return sbx_error_set (err, EPERM,
-                                    "annotation %s: %s `%s` is not allowed by the policy of pod "
-                                    "sandbox \"%s\": a container of a pod under a policy may only "
-                                    "narrow it (each destination must be allowed by both)",
-                                    k ? SBX_NET_DNS : SBX_NET_ALLOW, k ? "resolver" : "destination", t,
-                                    pod->pod_id);
-            }
-        }
-    }
-  return 0;
+  bool resolver = false;
+  const sbx_net_rule *r = first_outside (own, pod, &resolver);
+  cleanup_free char *t = NULL;
+  if (r == NULL)
+    return 0;
+  t = sbx_net_rule_format (r);
+  return sbx_error_set (err, EPERM,
+                        "annotation %s: %s `%s` is not allowed by the policy of pod "
+                        "sandbox \"%s\": a container of a pod under a policy may only "
+                        "narrow it (each destination must be allowed by the pod's entries)",
+                        resolver ? SBX_NET_DNS : SBX_NET_ALLOW, resolver ? "resolver" : "destination", t,
+                        pod->pod_id);
 }
