@@ -40,9 +40,14 @@ def test_big_allowlist(sbx, bundle, tmp_path, netlab):
              allowed=[["tcp", "10.231.0.3", 80], ["tcp", "fd31::3", 8050], ["udp", "10.231.0.2", 9000]],
              blocked=[["tcp", "10.231.0.2", 80], ["tcp", "10.231.0.3", 443], ["tcp", "fd31::3", 8101],
                       ["udp", "10.231.0.3", 9000], ["tcp", "10.231.0.4", 443]])
-    # sets, not one rule per destination
+    # sets, not one rule per destination: single host:port entries in a
+    # hash set, the port range in an interval set
     rules = netlab.ruleset()
-    assert "set ports4" in rules and "ip daddr . meta l4proto . th dport @ports4 accept" in rules, rules[:3000]
+    assert "set hostports4" in rules and "ip daddr . meta l4proto . th dport @hostports4 accept" in rules, \
+        rules[:3000]
+    assert re.search(r"set ports6 \{[^}]*flags interval", rules), rules[:3000]
+    assert "ip6 daddr . meta l4proto . th dport @ports6 accept" in rules, rules[:3000]
+    assert not re.search(r"set hostports4 \{[^}]*flags interval", rules), rules[:3000]
     assert rules.count("accept") < 20, "one rule per destination?"
     sbx.ok("delete", "--force", cid)
 
