@@ -79,6 +79,29 @@ def test_overlapping_entries(sbx, bundle, tmp_path, netlab):
                       ["tcp", "10.231.0.53", 80], ["tcp", "10.231.0.53", 5432], ["udp", "fd31::3", 80]])
 
 
+def test_ranges_of_every_protocol(sbx, bundle, tmp_path, netlab):
+    """CIDRs without a protocol or port go to the one-field interval sets
+    (netsN: a range is a start and an end element), hosts to the hash
+    sets; a range reaching the family's last address has no end
+    element; touching entries become one range."""
+    ann = "10.231.0.2/31, [fd31::/126], 255.255.255.0/24, [ffff::/16], 10.231.0.4"
+    b = nf.net_bundle(bundle, tmp_path, netlab, {"org.sbxrun.net.allow": ann, "org.sbxrun.net.dns": "none"})
+    cid = nf.start(sbx, b)
+    nf.check(sbx, cid,
+             allowed=[["tcp", "10.231.0.2", 80], ["tcp", "10.231.0.3", 80], ["udp", "10.231.0.2", 9000],
+                      ["tcp", "fd31::3", 80], ["tcp", "10.231.0.4", 443]],
+             blocked=[["tcp", "10.231.0.5", 80], ["tcp", "10.231.0.1", 80], ["tcp", "fd31::4", 80],
+                      ["udp", "10.231.0.53", 9000]])
+    rules = netlab.ruleset()
+    # 10.231.0.4 touches 10.231.0.2/31: one range
+    assert re.search(r"set nets4 \{[^}]*flags interval[^}]*10\.231\.0\.2-10\.231\.0\.4[^}]*255\.255\.255\.0/24",
+                     rules), rules
+    assert re.search(r"set nets6 \{[^}]*fd31::/126[^}]*ffff::/16", rules), rules
+    assert "ip daddr @nets4 accept" in rules and "ip6 daddr @nets6 accept" in rules, rules
+    assert "hosts4" not in rules, rules
+    sbx.ok("delete", "--force", cid)
+
+
 def egress_stats(sbx, cid):
     cp = sbx.ok("events", "--stats", cid)
     return json.loads(cp.stdout.splitlines()[0])["data"]["egress"]

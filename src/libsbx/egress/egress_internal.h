@@ -70,15 +70,20 @@ void egr_x_payload_to (struct nftnl_rule *r, uint32_t base, uint32_t offset, uin
      EGR_PORTS      portsN      address . protocol . port    interval (pipapo)
      EGR_HOSTS      hostsN      address (any protocol)       hash
      EGR_HOSTPORTS  hostportsN  address . protocol . port    hash
+     EGR_NETS       netsN       address range (any protocol) interval (rbtree)
    Elements that are one address (and one protocol and port) go to the
-   hash sets, whose inserts cost the same at any size; only real ranges
-   go to the interval sets, where an insert costs more as the set grows.  */
+   hash sets, whose inserts cost the same at any size; address ranges
+   with every protocol to the one-field interval set, whose inserts cost
+   little more as it grows; only ranges of several fields go to the
+   concatenated interval sets, where an insert costs more as the set
+   grows.  */
 enum
 {
   EGR_ALLOW,
   EGR_PORTS,
   EGR_HOSTS,
   EGR_HOSTPORTS,
+  EGR_NETS,
   EGR_KINDS
 };
 

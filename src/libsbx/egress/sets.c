@@ -2,14 +2,15 @@
  * and the kinds in egress_internal.h): per family, one address (with
  * every protocol, or with one protocol and port) in the hash sets
  * `hostsN` and `hostportsN`, whose inserts cost the same at any size;
- * real ranges (CIDRs, port ranges, a protocol without a port) in the
- * interval sets with concatenated keys `allowN` (address . protocol) and
- * `portsN` (address . protocol . port) -- the kernel's pipapo backend,
- * whose inserts cost more as the set grows.  A lookup costs about the
- * same for ten entries or 65,536 in either; only the sets that have
- * elements are made, each with its lookup rule, and an install is one
- * element message per thousand entries instead of one rule each.
- *
+ * address ranges with every protocol in the one-field interval set
+ * `netsN` (the kernel's rbtree); only ranges of several fields (a CIDR
+ * with a protocol or port, a port range) in the interval sets with
+ * concatenated keys `allowN` (address . protocol) and `portsN` (address .
+ * protocol . port) -- the kernel's pipapo backend, whose inserts cost more
+ * as the set grows.  A lookup costs about the same for ten entries or
+ * 65,536 in any of them; only the sets that have elements are made, each
+ * with its lookup rule, and an install is one element message per
+ * thousand entries instead of one rule each. *
  * The kernel refuses an element that overlaps another one of the same
  * set, and lists overlap freely (10.0.0.0/8 and 10.1.2.3, a port range and
  * a port in it), so the entries are first turned into disjoint boxes: a
@@ -266,16 +267,17 @@ egr_sets_build (egr_sets *s, const sbx_net_policy *p)
   for (int f = 0; f < 2; f++)
     for (int k = 0; k < 2; k++)
       {
-        boxes all = { 0 }, *range = s->elems[f][k];
-        boxes *exact = s->elems[f][k == 0 ? EGR_HOSTS : EGR_HOSTPORTS];
+        boxes all = { 0 };
         disjoint (s->raw[f][k], f ? ~(u128)0 : 0xffffffffu, k ? 16 : 31, &all);
-        /* one address, and every protocol (EGR_ALLOW) or one protocol
-           and port (EGR_PORTS): the hash set */
         for (size_t i = 0; i < all.n; i++)
           {
             const box *b = &all.v[i];
-            bool one = b->lo == b->hi && (k ? b->blo == b->bhi : b->blo == 0 && b->bhi == 255);
-            boxes_push (one ? exact : range, *b);
+            int kind = k;
+            if (k == EGR_ALLOW && b->blo == 0 && b->bhi == 255)
+              kind = b->lo == b->hi ? EGR_HOSTS : EGR_NETS; /* every protocol */
+            else if (k == EGR_PORTS && b->lo == b->hi && b->blo == b->bhi)
+              kind = EGR_HOSTPORTS;
+            boxes_push (s->elems[f][kind], *b);
           }
         free (all.v);
       }
@@ -313,15 +315,15 @@ egr_sets_free (egr_sets *s)
 const char *
 egr_set_name (int v6, int kind)
 {
-  static const char *names[2][EGR_KINDS]
-      = { { "allow4", "ports4", "hosts4", "hostports4" }, { "allow6", "ports6", "hosts6", "hostports6" } };
+  static const char *names[2][EGR_KINDS] = { { "allow4", "ports4", "hosts4", "hostports4", "nets4" },
+                                             { "allow6", "ports6", "hosts6", "hostports6", "nets6" } };
   return names[v6][kind];
 }
 
 int
 egr_set_fields (int kind)
 {
-  static const int fields[EGR_KINDS] = { 2, 3, 1, 3 };
+  static const int fields[EGR_KINDS] = { 2, 3, 1, 3, 1 };
   return fields[kind];
 }
 
@@ -400,18 +402,24 @@ egr_sets_msgs (nl_ctx *x, const char *table, const egr_sets *s)
       {
         const boxes *b = s->elems[f][k];
         int fields = egr_set_fields (k);
-        bool interval = k == EGR_ALLOW || k == EGR_PORTS;
+        bool concat = k == EGR_ALLOW || k == EGR_PORTS, nets = k == EGR_NETS;
+        u128 max = f ? ~(u128)0 : 0xffffffffu;
         uint32_t klen = egr_key_len (f, fields);
         if (b->n == 0)
           continue;
         /* The hash sets are sized for their elements: the kernel then
            picks a fixed-size table (no resizing while inserting).  */
         egr_set_msg (x, table, egr_set_name (f, k), f, fields,
-                     interval ? NFT_SET_INTERVAL | NFT_SET_CONCAT : 0, interval ? 0 : (uint32_t)b->n, 0,
-                     NULL);
-        for (size_t i = 0; i < b->n; i += ELEMS_PER_MSG)
+                     concat ? NFT_SET_INTERVAL | NFT_SET_CONCAT
+                     : nets ? NFT_SET_INTERVAL
+                            : 0,
+                     concat || nets ? 0 : (uint32_t)b->n, 0, NULL);
+        /* The element list is one attribute, whose length is 16 bits: a
+           range of netsN is two elements.  */
+        size_t per = nets ? ELEMS_PER_MSG / 2 : ELEMS_PER_MSG;
+        for (size_t i = 0; i < b->n; i += per)
           {
-            size_t end = i + ELEMS_PER_MSG < b->n ? i + ELEMS_PER_MSG : b->n;
+            size_t end = i + per < b->n ? i + per : b->n;
             struct nlmsghdr *nlh = egr_batch_msg (
                 x, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
                 xasprintf ("nftables set `%s`: elements %zu to %zu", egr_set_name (f, k), i + 1, end));
@@ -429,7 +437,7 @@ egr_sets_msgs (nl_ctx *x, const char *table, const egr_sets *s)
                 kn = mnl_attr_nest_start (nlh, NFTA_SET_ELEM_KEY);
                 mnl_attr_put (nlh, NFTA_DATA_VALUE, klen, key);
                 mnl_attr_nest_end (nlh, kn);
-                if (interval)
+                if (concat)
                   {
                     key_bytes (key, f, fields, b->v[j].hi, b->v[j].bhi);
                     kn = mnl_attr_nest_start (nlh, NFTA_SET_ELEM_KEY_END);
@@ -437,6 +445,21 @@ egr_sets_msgs (nl_ctx *x, const char *table, const egr_sets *s)
                     mnl_attr_nest_end (nlh, kn);
                   }
                 mnl_attr_nest_end (nlh, el);
+                /* A one-field interval set takes a range as two elements:
+                   its start, and the first address after it flagged as an
+                   end (none when the range reaches the last address).
+                   Ranges never touch (disjoint merges them), so no end
+                   falls on another's start.  */
+                if (nets && b->v[j].hi != max)
+                  {
+                    el = mnl_attr_nest_start (nlh, NFTA_LIST_ELEM);
+                    key_bytes (key, f, fields, b->v[j].hi + 1, 0);
+                    mnl_attr_put_u32 (nlh, NFTA_SET_ELEM_FLAGS, htonl (NFT_SET_ELEM_INTERVAL_END));
+                    kn = mnl_attr_nest_start (nlh, NFTA_SET_ELEM_KEY);
+                    mnl_attr_put (nlh, NFTA_DATA_VALUE, klen, key);
+                    mnl_attr_nest_end (nlh, kn);
+                    mnl_attr_nest_end (nlh, el);
+                  }
               }
             mnl_attr_nest_end (nlh, list);
             egr_batch_done_msg (x);
@@ -450,5 +473,5 @@ egr_sets_batch_bytes (const egr_sets *s)
   size_t n = egr_sets_count (s);
   /* an element: two nested keys of at most 24 bytes, and their headers;
      a set's own message */
-  return n * 96 + (n / ELEMS_PER_MSG + 2 * EGR_KINDS) * 512;
+  return n * 96 + (2 * n / ELEMS_PER_MSG + 2 * EGR_KINDS) * 512;
 }
