@@ -185,19 +185,11 @@ class Leftovers:
         if new_mounts:
             out.append(f"new mounts: {sorted(new_mounts.values())}")
         rootfs_ids = self._rootfs_ids(extra_rootfs)
-        # A policy's netlink socket is closed by a short-lived grandchild
-        # of the runtime (egress/nl.c, sbx_net_release): give such
-        # processes a moment to go before calling them left behind.
-        deadline = time.monotonic() + 2
-        while True:
-            ours = {}
-            for pid in _pids():
-                why = self._ours(pid, rootfs_ids)
-                if why:
-                    ours[pid] = why
-            if not ours or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        ours = {}
+        for pid in _pids():
+            why = self._ours(pid, rootfs_ids)
+            if why:
+                ours[pid] = why
         for pid, why in ours.items():
             cmd = (_read(f"/proc/{pid}/cmdline", "rb") or b"").replace(b"\0", b" ").decode(errors="replace")
             out.append(f"process {pid} survived ({why}): {cmd}")

@@ -40,9 +40,14 @@ def test_big_allowlist(sbx, bundle, tmp_path, netlab):
              allowed=[["tcp", "10.231.0.3", 80], ["tcp", "fd31::3", 8050], ["udp", "10.231.0.2", 9000]],
              blocked=[["tcp", "10.231.0.2", 80], ["tcp", "10.231.0.3", 443], ["tcp", "fd31::3", 8101],
                       ["udp", "10.231.0.3", 9000], ["tcp", "10.231.0.4", 443]])
-    # sets, not one rule per destination
+    # sets, not one rule per destination: single host:port entries in a
+    # hash set, the port range in an interval set
     rules = netlab.ruleset()
-    assert "set ports4" in rules and "ip daddr . meta l4proto . th dport @ports4 accept" in rules, rules[:3000]
+    assert "set hostports4" in rules and "ip daddr . meta l4proto . th dport @hostports4 accept" in rules, \
+        rules[:3000]
+    assert re.search(r"set ports6 \{[^}]*flags interval", rules), rules[:3000]
+    assert "ip6 daddr . meta l4proto . th dport @ports6 accept" in rules, rules[:3000]
+    assert not re.search(r"set hostports4 \{[^}]*flags interval", rules), rules[:3000]
     assert rules.count("accept") < 20, "one rule per destination?"
     sbx.ok("delete", "--force", cid)
 
@@ -72,6 +77,29 @@ def test_overlapping_entries(sbx, bundle, tmp_path, netlab):
                       ["tcp", "10.231.0.4", 53], ["tcp", "10.231.0.4", 443]],
              blocked=[["tcp", "10.231.0.4", 9000], ["udp", "10.231.0.4", 9000], ["tcp", "fd31::3", 443],
                       ["tcp", "10.231.0.53", 80], ["tcp", "10.231.0.53", 5432], ["udp", "fd31::3", 80]])
+
+
+def test_ranges_of_every_protocol(sbx, bundle, tmp_path, netlab):
+    """CIDRs without a protocol or port go to the one-field interval sets
+    (netsN: a range is a start and an end element), hosts to the hash
+    sets; a range reaching the family's last address has no end
+    element; touching entries become one range."""
+    ann = "10.231.0.2/31, [fd31::/126], 255.255.255.0/24, [ffff::/16], 10.231.0.4"
+    b = nf.net_bundle(bundle, tmp_path, netlab, {"org.sbxrun.net.allow": ann, "org.sbxrun.net.dns": "none"})
+    cid = nf.start(sbx, b)
+    nf.check(sbx, cid,
+             allowed=[["tcp", "10.231.0.2", 80], ["tcp", "10.231.0.3", 80], ["udp", "10.231.0.2", 9000],
+                      ["tcp", "fd31::3", 80], ["tcp", "10.231.0.4", 443]],
+             blocked=[["tcp", "10.231.0.5", 80], ["tcp", "10.231.0.1", 80], ["tcp", "fd31::4", 80],
+                      ["udp", "10.231.0.53", 9000]])
+    rules = netlab.ruleset()
+    # 10.231.0.4 touches 10.231.0.2/31: one range
+    assert re.search(r"set nets4 \{[^}]*flags interval[^}]*10\.231\.0\.2-10\.231\.0\.4[^}]*255\.255\.255\.0/24",
+                     rules), rules
+    assert re.search(r"set nets6 \{[^}]*fd31::/126[^}]*ffff::/16", rules), rules
+    assert "ip daddr @nets4 accept" in rules and "ip6 daddr @nets6 accept" in rules, rules
+    assert "hosts4" not in rules, rules
+    sbx.ok("delete", "--force", cid)
 
 
 def egress_stats(sbx, cid):

@@ -54,7 +54,6 @@ creator_release (sbx_creator *cr)
   if (cr->overlay_fd >= 0)
     close (cr->overlay_fd);
   free (cr->bind_trees); /* closed right after the spawn */
-  sbx_net_release ();
 }
 
 /* A unix socket address for `name` inside a directory fd: through

@@ -179,11 +179,6 @@ char *sbx_net_chain_name (const char *id);
    packet of the namespace (only for a namespace of the container's own).  */
 int sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, const char *cgroup2_dir,
                           int cgroup2_level, sbx_error **err);
-/* Close the netlink socket sbx_net_policy_apply keeps open after its
-   commit (closing it waits for an RCU grace period; later, that wait
-   overlaps with the container's start).  Close-on-exec meanwhile; call
-   when the container has started, or before the runtime exits.  */
-void sbx_net_release (void);
 /* Remove container `id`'s rules from netns_fd; absent rules are fine.  */
 int sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err);
 /* Packets and bytes dropped by container `id`'s policy so far.  */

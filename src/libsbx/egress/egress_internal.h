@@ -32,8 +32,6 @@ typedef struct
 typedef int (*nl_reply_cb) (const struct nlmsghdr *nlh, void *data);
 
 void egr_nl_ctx_release (nl_ctx *x);
-/* Keep x's socket open until sbx_net_release (see nl.c).  */
-void egr_nl_park (nl_ctx *x);
 /* A netfilter netlink socket of the namespace netns_fd (setns there and
    straight back).  */
 int egr_nl_open (nl_ctx *x, int netns_fd, sbx_error **err);
@@ -67,26 +65,52 @@ void egr_x_payload_to (struct nftnl_rule *r, uint32_t base, uint32_t offset, uin
 
 /* ---- sets.c: the allowed destinations as sets */
 
-/* Per family (0: IPv4, 1: IPv6) and kind (0: allowN, address . protocol;
-   1: portsN, address . protocol . port): disjoint elements.  */
+/* The kinds of allow set, per family (N = 4 or 6):
+     EGR_ALLOW      allowN      address . protocol           interval (pipapo)
+     EGR_PORTS      portsN      address . protocol . port    interval (pipapo)
+     EGR_HOSTS      hostsN      address (any protocol)       hash
+     EGR_HOSTPORTS  hostportsN  address . protocol . port    hash
+     EGR_NETS       netsN       address range (any protocol) interval (rbtree)
+   Elements that are one address (and one protocol and port) go to the
+   hash sets, whose inserts cost the same at any size; address ranges
+   with every protocol to the one-field interval set, whose inserts cost
+   little more as it grows; only ranges of several fields go to the
+   concatenated interval sets, where an insert costs more as the set
+   grows.  */
+enum
+{
+  EGR_ALLOW,
+  EGR_PORTS,
+  EGR_HOSTS,
+  EGR_HOSTPORTS,
+  EGR_NETS,
+  EGR_KINDS
+};
+
+/* Per family (0: IPv4, 1: IPv6) and kind: disjoint elements.  */
 typedef struct
 {
-  void *raw[2][2], *elems[2][2];
-  size_t n[2][2];
+  void *raw[2][2], *elems[2][EGR_KINDS];
+  size_t n[2][EGR_KINDS];
   /* some entry meets the family's multicast range: reports go out */
   bool multicast[2];
 } egr_sets;
 
 void egr_sets_build (egr_sets *s, const sbx_net_policy *p);
 void egr_sets_free (egr_sets *s);
-const char *egr_set_name (int v6, int ports);
-/* Bytes of key: address, protocol (4 with padding)[, port (4)].  */
-uint32_t egr_key_len (int v6, int ports);
+/* Elements of all allow sets.  */
+size_t egr_sets_count (const egr_sets *s);
+const char *egr_set_name (int v6, int kind);
+/* Fields of a kind's key: 1 address, 2 address . protocol, 3 address .
+   protocol . port.  */
+int egr_set_fields (int kind);
+/* Bytes of key: address[, protocol (4 with padding)[, port (4)]].  */
+uint32_t egr_key_len (int v6, int fields);
 /* A NEWSET of that key; expr (taken) is a per-element template.  */
-void egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int ports, uint32_t flags,
+void egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int fields, uint32_t flags,
                   uint32_t size, uint64_t timeout_ms, struct nftnl_expr *expr);
-/* The NEWSETELEM messages of the four allow sets.  */
-void egr_sets_elems_msgs (nl_ctx *x, const char *table, const egr_sets *s);
+/* NEWSET and NEWSETELEM messages of the allow sets that have elements.  */
+void egr_sets_msgs (nl_ctx *x, const char *table, const egr_sets *s);
 /* Batch room they need.  */
 size_t egr_sets_batch_bytes (const egr_sets *s);
 

@@ -27,61 +27,6 @@
 
 /* ---------------------------------------------------------------- netlink */
 
-/* The socket of the last committed batch, closed by sbx_net_release.
-   Closing a netfilter socket waits for the destroy work of every earlier
-   transaction (nft_rcv_nl_event flushes it), i.e. for an RCU grace
-   period after the commit: 10-15 ms, most of what a policy cost `run`.
-   Parked, that wait overlaps with the container's own start; and the
-   last close is left to a grandchild nobody waits for.  */
-static struct mnl_socket *parked;
-
-void
-sbx_net_release (void)
-{
-  int fd, gate[2] = { -1, -1 };
-  pid_t pid;
-
-  if (parked == NULL)
-    return;
-  fd = mnl_socket_get_fd (parked);
-  pid = pipe2 (gate, O_CLOEXEC) == 0 ? fork () : -1;
-  if (pid == 0)
-    {
-      close (gate[1]);
-      if (fork () == 0)
-        {
-          char c;
-          /* until the runtime has dropped its copy: ours must be the last */
-          while (read (gate[0], &c, 1) < 0 && errno == EINTR)
-            ;
-          close (fd);
-        }
-      _exit (0);
-    }
-  mnl_socket_close (parked); /* not the last reference when the fork worked */
-  parked = NULL;
-  if (pid > 0)
-    {
-      close (gate[1]);
-      close (gate[0]);
-      while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    }
-  else if (gate[0] >= 0)
-    {
-      close (gate[0]);
-      close (gate[1]);
-    }
-}
-
-void
-egr_nl_park (nl_ctx *x)
-{
-  sbx_net_release ();
-  parked = x->nl;
-  x->nl = NULL;
-}
-
 void
 egr_nl_ctx_release (nl_ctx *x)
 {
@@ -93,6 +38,7 @@ egr_nl_ctx_release (nl_ctx *x)
   for (size_t i = 0; i < x->nwhat; i++)
     free (x->what[i]);
   free (x->what);
+  memset (x, 0, sizeof *x); /* released twice is fine */
 }
 
 /* A runtime that may not come back to its own network namespace (uid 0

@@ -1,16 +1,23 @@
-/* egress/sets.c - the allowed destinations as nftables sets (see nft.c):
- * per family, `allow4`/`allow6` (address . protocol, for entries without
- * a port) and `ports4`/`ports6` (address . protocol . port), all interval
- * sets with concatenated keys (the kernel's pipapo backend), so a lookup
- * costs about the same for ten entries or 65,536 and an install is one
- * element message per thousand entries instead of one rule each.
- *
+/* egress/sets.c - the allowed destinations as nftables sets (see nft.c
+ * and the kinds in egress_internal.h): per family, one address (with
+ * every protocol, or with one protocol and port) in the hash sets
+ * `hostsN` and `hostportsN`, whose inserts cost the same at any size;
+ * address ranges with every protocol in the one-field interval set
+ * `netsN` (the kernel's rbtree); only ranges of several fields (a CIDR
+ * with a protocol or port, a port range) in the interval sets with
+ * concatenated keys `allowN` (address . protocol) and `portsN` (address .
+ * protocol . port) -- the kernel's pipapo backend, whose inserts cost more
+ * as the set grows.  A lookup costs about the same for ten entries or
+ * 65,536 in any of them; only the sets that have elements are made, each
+ * with its lookup rule, and an install is one element message per
+ * thousand entries instead of one rule each. *
  * The kernel refuses an element that overlaps another one of the same
  * set, and lists overlap freely (10.0.0.0/8 and 10.1.2.3, a port range and
  * a port in it), so the entries are first turned into disjoint boxes: a
  * sweep over the address boundaries, merging the second dimension
  * (protocol, or protocol and port) of the entries covering each segment.
- * Two entries that only touch are merged when they can be.  */
+ * Two entries that only touch are merged when they can be.  Lists whose
+ * entries share no address (hosts, CIDRs) skip the sweep.  */
 #include <config.h>
 #include "egress/egress_internal.h"
 
@@ -74,17 +81,45 @@ by_span (const void *a, const void *b)
   return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+/* The common case, boxes sorted by address that share no address (a list
+   of hosts or of CIDRs): each is its own element, merged only with a
+   neighbour that touches it and has the same second dimension -- what the
+   sweep below makes of them, without its cost.  False, and nothing in
+   out, when two boxes share an address.  */
+static bool
+disjoint_addresses (const boxes *in, boxes *out)
+{
+  for (size_t i = 1; i < in->n; i++)
+    if (in->v[i].lo <= in->v[i - 1].hi)
+      return false;
+  for (size_t i = 0; i < in->n; i++)
+    {
+      box *t = out->n ? &out->v[out->n - 1] : NULL;
+      const box *b = &in->v[i];
+      if (t && t->hi + 1 == b->lo && t->blo == b->blo && t->bhi == b->bhi)
+        t->hi = b->hi;
+      else
+        boxes_push (out, *b);
+    }
+  return true;
+}
+
 /* The union of `in` as disjoint boxes; in->v is sorted.  */
 static void
 disjoint (boxes *in, u128 max, int block_shift, boxes *out)
 {
   size_t nb = 0, next = 0, nact = 0, nsp;
-  u128 *bound = xmalloc0 ((2 * in->n + 1) * sizeof *bound);
-  size_t *act = xmalloc0 ((in->n + 1) * sizeof *act);
-  span *sp = xmalloc0 ((in->n + 1) * sizeof *sp);
+  u128 *bound;
+  size_t *act;
+  span *sp;
   size_t prev_first = 0, prev_n = 0;
 
   qsort (in->v, in->n, sizeof *in->v, by_lo);
+  if (disjoint_addresses (in, out))
+    return;
+  bound = xmalloc0 ((2 * in->n + 1) * sizeof *bound);
+  act = xmalloc0 ((in->n + 1) * sizeof *act);
+  sp = xmalloc0 ((in->n + 1) * sizeof *sp);
   for (size_t i = 0; i < in->n; i++)
     {
       bound[nb++] = in->v[i].lo;
@@ -211,8 +246,12 @@ egr_sets_build (egr_sets *s, const sbx_net_policy *p)
 
   memset (s, 0, sizeof *s);
   for (int f = 0; f < 2; f++)
-    for (int k = 0; k < 2; k++)
-      s->raw[f][k] = xmalloc0 (sizeof (boxes)), s->elems[f][k] = xmalloc0 (sizeof (boxes));
+    {
+      for (int k = 0; k < 2; k++)
+        s->raw[f][k] = xmalloc0 (sizeof (boxes));
+      for (int k = 0; k < EGR_KINDS; k++)
+        s->elems[f][k] = xmalloc0 (sizeof (boxes));
+    }
   v = sbx_net_policy_rules (p, &n);
   for (size_t i = 0; i < n; i++)
     add_rule (s, &v[i]);
@@ -228,19 +267,42 @@ egr_sets_build (egr_sets *s, const sbx_net_policy *p)
   for (int f = 0; f < 2; f++)
     for (int k = 0; k < 2; k++)
       {
-        boxes *in = s->raw[f][k], *out = s->elems[f][k];
-        disjoint (in, f ? ~(u128)0 : 0xffffffffu, k ? 16 : 31, out);
-        s->n[f][k] = out->n;
+        boxes all = { 0 };
+        disjoint (s->raw[f][k], f ? ~(u128)0 : 0xffffffffu, k ? 16 : 31, &all);
+        for (size_t i = 0; i < all.n; i++)
+          {
+            const box *b = &all.v[i];
+            int kind = k;
+            if (k == EGR_ALLOW && b->blo == 0 && b->bhi == 255)
+              kind = b->lo == b->hi ? EGR_HOSTS : EGR_NETS; /* every protocol */
+            else if (k == EGR_PORTS && b->lo == b->hi && b->blo == b->bhi)
+              kind = EGR_HOSTPORTS;
+            boxes_push (s->elems[f][kind], *b);
+          }
+        free (all.v);
       }
+  for (int f = 0; f < 2; f++)
+    for (int k = 0; k < EGR_KINDS; k++)
+      s->n[f][k] = ((boxes *)s->elems[f][k])->n;
+}
+
+size_t
+egr_sets_count (const egr_sets *s)
+{
+  size_t n = 0;
+  for (int f = 0; f < 2; f++)
+    for (int k = 0; k < EGR_KINDS; k++)
+      n += s->n[f][k];
+  return n;
 }
 
 void
 egr_sets_free (egr_sets *s)
 {
   for (int f = 0; f < 2; f++)
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < EGR_KINDS; k++)
       {
-        boxes *a = s->raw[f][k], *b = s->elems[f][k];
+        boxes *a = k < 2 ? s->raw[f][k] : NULL, *b = s->elems[f][k];
         if (a)
           free (a->v);
         if (b)
@@ -251,33 +313,45 @@ egr_sets_free (egr_sets *s)
 }
 
 const char *
-egr_set_name (int v6, int ports)
+egr_set_name (int v6, int kind)
 {
-  static const char *names[2][2] = { { "allow4", "ports4" }, { "allow6", "ports6" } };
-  return names[v6][ports];
+  static const char *names[2][EGR_KINDS] = { { "allow4", "ports4", "hosts4", "hostports4", "nets4" },
+                                             { "allow6", "ports6", "hosts6", "hostports6", "nets6" } };
+  return names[v6][kind];
+}
+
+int
+egr_set_fields (int kind)
+{
+  static const int fields[EGR_KINDS] = { 2, 3, 1, 3, 1 };
+  return fields[kind];
 }
 
 /* The concatenation's type as nft shows it (datatype ids: ipv4_addr 7,
    ipv6_addr 8, inet_proto 12, inet_service 13; 6 bits each).  */
 static uint32_t
-concat_type (int v6, int ports)
+concat_type (int v6, int fields)
 {
-  uint32_t t = ((v6 ? 8u : 7u) << 6) | 12;
-  return ports ? (t << 6) | 13 : t;
+  uint32_t t = v6 ? 8u : 7u;
+  if (fields >= 2)
+    t = (t << 6) | 12;
+  if (fields >= 3)
+    t = (t << 6) | 13;
+  return t;
 }
 
 uint32_t
-egr_key_len (int v6, int ports)
+egr_key_len (int v6, int fields)
 {
-  return (v6 ? 16 : 4) + 4 + (ports ? 4 : 0);
+  return (v6 ? 16 : 4) + 4 * (uint32_t)(fields - 1);
 }
 
 void
-egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int ports, uint32_t flags, uint32_t size,
-             uint64_t timeout_ms, struct nftnl_expr *expr)
+egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int fields, uint32_t flags,
+             uint32_t size, uint64_t timeout_ms, struct nftnl_expr *expr)
 {
   struct nftnl_set *s = nftnl_set_alloc ();
-  uint8_t fields[4] = { v6 ? 16 : 4, 1, ports ? 2 : 0, 0 };
+  uint8_t lens[3] = { v6 ? 16 : 4, 1, 2 };
   struct nlmsghdr *nlh;
   if (s == NULL)
     abort ();
@@ -285,10 +359,10 @@ egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int ports, 
   nftnl_set_set_str (s, NFTNL_SET_TABLE, table);
   nftnl_set_set_str (s, NFTNL_SET_NAME, name);
   nftnl_set_set_u32 (s, NFTNL_SET_FLAGS, flags);
-  nftnl_set_set_u32 (s, NFTNL_SET_KEY_TYPE, concat_type (v6, ports));
-  nftnl_set_set_u32 (s, NFTNL_SET_KEY_LEN, egr_key_len (v6, ports));
+  nftnl_set_set_u32 (s, NFTNL_SET_KEY_TYPE, concat_type (v6, fields));
+  nftnl_set_set_u32 (s, NFTNL_SET_KEY_LEN, egr_key_len (v6, fields));
   if (flags & NFT_SET_CONCAT)
-    nftnl_set_set_data (s, NFTNL_SET_DESC_CONCAT, fields, ports ? 3 : 2);
+    nftnl_set_set_data (s, NFTNL_SET_DESC_CONCAT, lens, (uint32_t)fields);
   nftnl_set_set_u32 (s, NFTNL_SET_ID, ++x->set_ids);
   if (size)
     nftnl_set_set_u32 (s, NFTNL_SET_DESC_SIZE, size);
@@ -305,56 +379,89 @@ egr_set_msg (nl_ctx *x, const char *table, const char *name, int v6, int ports, 
 #define ELEMS_PER_MSG 1024
 
 static void
-key_bytes (uint8_t *k, int v6, int ports, u128 addr, uint32_t second)
+key_bytes (uint8_t *k, int v6, int fields, u128 addr, uint32_t second)
 {
   int alen = v6 ? 16 : 4;
   memset (k, 0, 20 + 4 + 4);
   num_addr (addr, k, alen);
-  if (ports)
+  if (fields == 3)
     {
       k[alen] = (uint8_t)(second >> 16);
       k[alen + 4] = (uint8_t)(second >> 8);
       k[alen + 5] = (uint8_t)second;
     }
-  else
+  else if (fields == 2)
     k[alen] = (uint8_t)second;
 }
 
 void
-egr_sets_elems_msgs (nl_ctx *x, const char *table, const egr_sets *s)
+egr_sets_msgs (nl_ctx *x, const char *table, const egr_sets *s)
 {
   for (int f = 0; f < 2; f++)
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < EGR_KINDS; k++)
       {
         const boxes *b = s->elems[f][k];
-        uint32_t klen = egr_key_len (f, k);
-        for (size_t i = 0; i < b->n; i += ELEMS_PER_MSG)
+        int fields = egr_set_fields (k);
+        bool concat = k == EGR_ALLOW || k == EGR_PORTS, nets = k == EGR_NETS;
+        u128 max = f ? ~(u128)0 : 0xffffffffu;
+        uint32_t klen = egr_key_len (f, fields);
+        if (b->n == 0)
+          continue;
+        /* The hash sets are sized for their elements: the kernel then
+           picks a fixed-size table (no resizing while inserting).  */
+        egr_set_msg (x, table, egr_set_name (f, k), f, fields,
+                     concat ? NFT_SET_INTERVAL | NFT_SET_CONCAT
+                     : nets ? NFT_SET_INTERVAL
+                            : 0,
+                     concat || nets ? 0 : (uint32_t)b->n, 0, NULL);
+        /* The element list is one attribute, whose length is 16 bits: a
+           range of netsN is two elements.  */
+        size_t per = nets ? ELEMS_PER_MSG / 2 : ELEMS_PER_MSG;
+        for (size_t i = 0; i < b->n; i += per)
           {
-            struct nftnl_set *set = nftnl_set_alloc ();
-            struct nlmsghdr *nlh;
-            size_t end = i + ELEMS_PER_MSG < b->n ? i + ELEMS_PER_MSG : b->n;
-            if (set == NULL)
-              abort ();
-            nftnl_set_set_u32 (set, NFTNL_SET_FAMILY, NFPROTO_INET);
-            nftnl_set_set_str (set, NFTNL_SET_TABLE, table);
-            nftnl_set_set_str (set, NFTNL_SET_NAME, egr_set_name (f, k));
-            for (size_t j = i; j < end; j++)
-              {
-                struct nftnl_set_elem *e = nftnl_set_elem_alloc ();
-                uint8_t key[28], key_end[28];
-                if (e == NULL)
-                  abort ();
-                key_bytes (key, f, k, b->v[j].lo, b->v[j].blo);
-                key_bytes (key_end, f, k, b->v[j].hi, b->v[j].bhi);
-                nftnl_set_elem_set (e, NFTNL_SET_ELEM_KEY, key, klen);
-                nftnl_set_elem_set (e, NFTNL_SET_ELEM_KEY_END, key_end, klen);
-                nftnl_set_elem_add (set, e);
-              }
-            nlh = egr_batch_msg (
+            size_t end = i + per < b->n ? i + per : b->n;
+            struct nlmsghdr *nlh = egr_batch_msg (
                 x, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
                 xasprintf ("nftables set `%s`: elements %zu to %zu", egr_set_name (f, k), i + 1, end));
-            nftnl_set_elems_nlmsg_build_payload (nlh, set);
-            nftnl_set_free (set);
+            struct nlattr *list;
+            /* written directly, not through libnftnl's element objects
+               (two allocations per element) */
+            mnl_attr_put_strz (nlh, NFTA_SET_ELEM_LIST_TABLE, table);
+            mnl_attr_put_strz (nlh, NFTA_SET_ELEM_LIST_SET, egr_set_name (f, k));
+            list = mnl_attr_nest_start (nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+            for (size_t j = i; j < end; j++)
+              {
+                struct nlattr *el = mnl_attr_nest_start (nlh, NFTA_LIST_ELEM), *kn;
+                uint8_t key[28];
+                key_bytes (key, f, fields, b->v[j].lo, b->v[j].blo);
+                kn = mnl_attr_nest_start (nlh, NFTA_SET_ELEM_KEY);
+                mnl_attr_put (nlh, NFTA_DATA_VALUE, klen, key);
+                mnl_attr_nest_end (nlh, kn);
+                if (concat)
+                  {
+                    key_bytes (key, f, fields, b->v[j].hi, b->v[j].bhi);
+                    kn = mnl_attr_nest_start (nlh, NFTA_SET_ELEM_KEY_END);
+                    mnl_attr_put (nlh, NFTA_DATA_VALUE, klen, key);
+                    mnl_attr_nest_end (nlh, kn);
+                  }
+                mnl_attr_nest_end (nlh, el);
+                /* A one-field interval set takes a range as two elements:
+                   its start, and the first address after it flagged as an
+                   end (none when the range reaches the last address).
+                   Ranges never touch (disjoint merges them), so no end
+                   falls on another's start.  */
+                if (nets && b->v[j].hi != max)
+                  {
+                    el = mnl_attr_nest_start (nlh, NFTA_LIST_ELEM);
+                    key_bytes (key, f, fields, b->v[j].hi + 1, 0);
+                    mnl_attr_put_u32 (nlh, NFTA_SET_ELEM_FLAGS, htonl (NFT_SET_ELEM_INTERVAL_END));
+                    kn = mnl_attr_nest_start (nlh, NFTA_SET_ELEM_KEY);
+                    mnl_attr_put (nlh, NFTA_DATA_VALUE, klen, key);
+                    mnl_attr_nest_end (nlh, kn);
+                    mnl_attr_nest_end (nlh, el);
+                  }
+              }
+            mnl_attr_nest_end (nlh, list);
             egr_batch_done_msg (x);
           }
       }
@@ -363,10 +470,8 @@ egr_sets_elems_msgs (nl_ctx *x, const char *table, const egr_sets *s)
 size_t
 egr_sets_batch_bytes (const egr_sets *s)
 {
-  size_t n = 0;
-  for (int f = 0; f < 2; f++)
-    for (int k = 0; k < 2; k++)
-      n += s->n[f][k];
-  /* an element: two nested keys of at most 24 bytes, and their headers */
-  return n * 96 + (n / ELEMS_PER_MSG + 4) * 512;
+  size_t n = egr_sets_count (s);
+  /* an element: two nested keys of at most 24 bytes, and their headers;
+     a set's own message */
+  return n * 96 + (2 * n / ELEMS_PER_MSG + 2 * EGR_KINDS) * 512;
 }
