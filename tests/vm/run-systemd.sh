@@ -19,7 +19,12 @@ set -eu
 stage_suite
 cp "$TOP_SRCDIR/tests/vm/test_systemd_host.py" "$scratch/tests/integration/"
 cat >"$scratch/suite.sh" <<'GUEST'
-echo "guest: kernel $(uname -r), PID 1 $(cat /proc/1/comm), in $(sed -n 's/^0:://p' /proc/self/cgroup)"
-exec /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_systemd_host.py "$@"
+echo "guest: kernel $(uname -r), PID 1 $(cat /proc/1/comm), in $(sed -n 's/^0:://p' /proc/self/cgroup), up $(cut -d' ' -f1 /proc/uptime)s"
+/usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_systemd_host.py "$@"
+rc=$?
+echo "guest: tests done, up $(cut -d' ' -f1 /proc/uptime)s"
+exit $rc
 GUEST
+# a block device for the IO*Max and DeviceAllow tests
+guest_opts="--disk 64M"
 run_guest systemd suite.sh "$@"
