@@ -27,4 +27,7 @@ exit $rc
 GUEST
 # a block device for the IO*Max and DeviceAllow tests
 guest_opts="--disk 64M"
+# the longest suite (systemd's boot, podman, containerd): about 15 minutes
+# when several TCG guests share 2 cores, so more than the others' 900 s
+SBX_VM_TIMEOUT=${SBX_VM_TIMEOUT:-1500}
 run_guest systemd suite.sh "$@"
