@@ -773,6 +773,53 @@ test_devices_bpf (void **state)
 
 /* ------------------------------------------------------------- parsers */
 
+/* linux.resources.devices -> DevicePolicy=/DeviceAllow=: a superset of the
+   rules after the last deny-all, or "auto" for a block list.  */
+static void
+test_systemd_devices (void **state)
+{
+  static const char procdev[] = "Character devices:\n  1 mem\n  5 /dev/tty\n136 pts\n\n"
+                                "Block devices:\n  8 sd\n254 virtblk\n";
+  oci_device_cgroup *d[8];
+  sbx_cg_sd_device *v = NULL;
+  size_t n = 0;
+  (void)state;
+
+  d[0] = dev (true, "c", 1, 3, "rwm"); /* overridden by the deny-all after it */
+  d[1] = dev (false, NULL, -1, -1, "rwm");
+  d[2] = dev (true, "c", 1, 5, "r");
+  d[3] = dev (true, "b", 254, -1, "r");
+  d[4] = dev (true, "c", -1, -1, "m");
+  d[5] = dev (true, "c", 1, 5, "mw");  /* merged with d[2] */
+  d[6] = dev (true, "b", 99, -1, "w"); /* no name: the whole type */
+  d[7] = dev (false, "c", 1, 5, "w");  /* narrows: ours enforces it */
+  assert_true (sbx_cg_systemd_devices (d, 8, procdev, &v, &n));
+  assert_int_equal (n, 4);
+  assert_string_equal (v[0].path, "/dev/char/1:5");
+  assert_string_equal (v[0].access, "rwm");
+  assert_string_equal (v[1].path, "block-virtblk");
+  assert_string_equal (v[1].access, "r");
+  assert_string_equal (v[2].path, "char-*");
+  assert_string_equal (v[2].access, "m");
+  assert_string_equal (v[3].path, "block-*");
+  assert_string_equal (v[3].access, "w");
+  sbx_cg_sd_devices_free (v, n);
+
+  /* deny-all alone: strict, nothing allowed */
+  assert_true (sbx_cg_systemd_devices (&d[1], 1, procdev, &v, &n));
+  assert_int_equal (n, 0);
+  /* no deny-all (a block list), or an allow-all after it: auto */
+  assert_false (sbx_cg_systemd_devices (&d[2], 6, procdev, &v, &n));
+  {
+    oci_device_cgroup *all[2] = { d[1], dev (true, "a", -1, -1, "rwm") };
+    assert_false (sbx_cg_systemd_devices (all, 2, procdev, &v, &n));
+    assert_null (v);
+    ocispec_free (&oci_device_cgroup_type, all[1]);
+  }
+  for (size_t i = 0; i < 8; i++)
+    ocispec_free (&oci_device_cgroup_type, d[i]);
+}
+
 static void
 test_parse_size (void **state)
 {
@@ -840,7 +887,7 @@ main (void)
     cmocka_unit_test (test_parent_ours),      cmocka_unit_test (test_systemd_pod_scope),
     cmocka_unit_test (test_systemd_error),    cmocka_unit_test (test_systemd_parse),
     cmocka_unit_test (test_devices_bpf),      cmocka_unit_test (test_parse_size),
-    cmocka_unit_test (test_parse_duration),
+    cmocka_unit_test (test_parse_duration),   cmocka_unit_test (test_systemd_devices),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -64,12 +64,13 @@ stage_suite() {
 
 # run_guest MODE SCRIPT [ARG]...: SCRIPT (a file in $scratch) in a guest of
 # MODE, with $scratch as its working directory; prints the wall time.
+# $guest_opts (words) go to guest.sh as they are, e.g. "--disk 64M".
 run_guest() {
 	local mode=$1 rc start
 	shift
 	start=$(date +%s)
 	set +e
-	bash "$GUEST" ${SBX_VM_CONSOLE:+--console "$SBX_VM_CONSOLE"} --mode "$mode" --share "$scratch" --timeout "${SBX_VM_TIMEOUT:-900}" \
+	bash "$GUEST" ${SBX_VM_CONSOLE:+--console "$SBX_VM_CONSOLE"} --mode "$mode" ${guest_opts:-} --share "$scratch" --timeout "${SBX_VM_TIMEOUT:-900}" \
 		--env SBXRUN="$scratch/sbxrun" --env TOP_SRCDIR="$scratch" --env PYTHONDONTWRITEBYTECODE=1 \
 		-- /bin/sh "$@"
 	rc=$?

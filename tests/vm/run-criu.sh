@@ -19,8 +19,11 @@ set -eu
 command -v criu >/dev/null 2>&1 || skip "no criu on the host (apt-get install criu; contrib/sbxrun-setup.sh test)"
 stage_suite
 cat >"$scratch/suite.sh" <<'GUEST'
-echo "guest: kernel $(uname -r), $(criu --version | head -1)"
+echo "guest: kernel $(uname -r), $(criu --version | head -1), up $(cut -d' ' -f1 /proc/uptime)s"
 criu check || echo "guest: criu check failed: the CRIU tests will skip"
-exec /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_checkpoint.py "$@"
+/usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_checkpoint.py "$@"
+rc=$?
+echo "guest: tests done, up $(cut -d' ' -f1 /proc/uptime)s"
+exit $rc
 GUEST
 run_guest v2 suite.sh "$@"

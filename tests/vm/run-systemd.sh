@@ -19,7 +19,15 @@ set -eu
 stage_suite
 cp "$TOP_SRCDIR/tests/vm/test_systemd_host.py" "$scratch/tests/integration/"
 cat >"$scratch/suite.sh" <<'GUEST'
-echo "guest: kernel $(uname -r), PID 1 $(cat /proc/1/comm), in $(sed -n 's/^0:://p' /proc/self/cgroup)"
-exec /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_systemd_host.py "$@"
+echo "guest: kernel $(uname -r), PID 1 $(cat /proc/1/comm), in $(sed -n 's/^0:://p' /proc/self/cgroup), up $(cut -d' ' -f1 /proc/uptime)s"
+/usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_systemd_host.py "$@"
+rc=$?
+echo "guest: tests done, up $(cut -d' ' -f1 /proc/uptime)s"
+exit $rc
 GUEST
+# a block device for the IO*Max and DeviceAllow tests
+guest_opts="--disk 64M"
+# the longest suite (systemd's boot, podman, containerd): about 15 minutes
+# when several TCG guests share 2 cores, so more than the others' 900 s
+SBX_VM_TIMEOUT=${SBX_VM_TIMEOUT:-1500}
 run_guest systemd suite.sh "$@"

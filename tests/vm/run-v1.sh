@@ -17,12 +17,13 @@ set -eu
 stage_suite
 cp "$TOP_SRCDIR/tests/vm/test_v1_host.py" "$scratch/tests/integration/"
 cat >"$scratch/suite.sh" <<'GUEST'
-echo "guest: kernel $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup): $(ls /sys/fs/cgroup | tr '\n' ' ')"
+echo "guest: kernel $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup): $(ls /sys/fs/cgroup | tr '\n' ' '), up $(cut -d' ' -f1 /proc/uptime)s"
 rc=0
 if [ -x ./cgroup_live ]; then
 	./cgroup_live || rc=1
 fi
 /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_v1_host.py tests/integration/test_cgroups.py "$@" || rc=1
+echo "guest: tests done, up $(cut -d' ' -f1 /proc/uptime)s"
 exit $rc
 GUEST
 run_guest v1 suite.sh "$@"

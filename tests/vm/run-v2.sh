@@ -20,7 +20,7 @@ set -eu
 . "$(dirname "$0")/common.sh"
 stage_suite
 cat >"$scratch/suite.sh" <<'GUEST'
-echo "guest: kernel $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+echo "guest: kernel $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control), up $(cut -d' ' -f1 /proc/uptime)s"
 rc=0
 if [ -x ./cgroup_live ]; then
 	./cgroup_live || rc=1
@@ -28,6 +28,7 @@ fi
 /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_cgroups.py "$@" || rc=1
 # a subtree delegated to an unprivileged user (docs/rootless.md)
 /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_rootless.py -k "delegated or cgroup2_over" || rc=1
+echo "guest: tests done, up $(cut -d' ' -f1 /proc/uptime)s"
 exit $rc
 GUEST
 run_guest v2 suite.sh "$@"

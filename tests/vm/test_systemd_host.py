@@ -12,6 +12,7 @@ sbxvm-command.service, itself in the leaf "payload" of the unit's cgroup.
 - podman with its default cgroup_manager=systemd driving sbxrun.
 """
 
+import ctypes
 import json
 import os
 import re
@@ -285,8 +286,12 @@ def test_nested_slice_and_slice_units(sbx, bundle):
         # systemd takes AllowedCPUs for a CPU the guest lacks; the kernel
         # refuses cpuset.cpus after the unit exists: it must go again
         ("machine.slice:sbx:{cid}", {"cpu": {"cpus": "1000"}}, ["cpu.cpus", "1000"]),
+        # a property systemd refuses (AllowedCPUs= stops at CPU 8191), after
+        # the scope exists: named with its value, the unit goes again
+        ("machine.slice:sbx:{cid}", {"cpu": {"cpus": "9000"}},
+         ["linux.resources.cpu.cpus: systemd refused AllowedCPUs=9000"]),
     ],
-    ids=["two-fields", "slash", "unit-name", "apply-fails"],
+    ids=["two-fields", "slash", "unit-name", "apply-fails", "property-refused"],
 )
 def test_refused_leaves_nothing(sbx, bundle, path, res, expect):
     cid = sbx.new_id()
@@ -347,6 +352,181 @@ def test_killed_create_is_removed_with_its_unit(sbx, bundle, step):
     assert not (sbx.root / cid).exists()
     wait_for(lambda: unit_gone(unit), timeout=10, what=f"{unit} gone")
     assert not os.path.exists(f"{CG}/machine.slice/{unit}")
+
+
+# ---------------------------------------------------------------------------
+# devices and block I/O, on the guest's disk (guest.sh --disk)
+
+
+def guest_disk():
+    """(major, minor) of the guest's virtio disk; skip without one."""
+    for _ in range(2):
+        for name in sorted(os.listdir("/sys/block")):
+            try:
+                serial = open(f"/sys/block/{name}/serial").read().strip()
+            except OSError:
+                continue
+            if serial == "sbxvm-disk":
+                return tuple(int(x) for x in open(f"/sys/block/{name}/dev").read().split(":"))
+        run_cmd(["modprobe", "virtio_blk"])
+        time.sleep(2)
+    pytest.skip("no guest disk (tests/vm/run-systemd.sh boots with guest.sh --disk)")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+SYS_BPF, BPF_PROG_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_QUERY, BPF_CGROUP_DEVICE = 321, 13, 15, 16, 6
+
+
+def _bpf(cmd, attr):
+    r = _libc.syscall(SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+
+
+def device_programs(path):
+    """Names of the device programs attached to cgroup PATH itself
+    (BPF_PROG_QUERY, then each program's bpf_prog_info.name)."""
+    fd = os.open(CG + path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        ids = (ctypes.c_uint32 * 64)()
+        q = (ctypes.c_uint8 * 32)()
+        ctypes.c_uint32.from_buffer(q, 0).value = fd
+        ctypes.c_uint32.from_buffer(q, 4).value = BPF_CGROUP_DEVICE
+        ctypes.c_uint64.from_buffer(q, 16).value = ctypes.addressof(ids)
+        ctypes.c_uint32.from_buffer(q, 24).value = 64
+        _bpf(BPF_PROG_QUERY, q)
+        names = []
+        for i in range(ctypes.c_uint32.from_buffer(q, 24).value):
+            a = (ctypes.c_uint8 * 16)()
+            ctypes.c_uint32.from_buffer(a, 0).value = ids[i]
+            pfd = _bpf(BPF_PROG_GET_FD_BY_ID, a)
+            try:
+                info = (ctypes.c_uint8 * 96)()
+                g = (ctypes.c_uint8 * 16)()
+                ctypes.c_uint32.from_buffer(g, 0).value = pfd
+                ctypes.c_uint32.from_buffer(g, 4).value = 96
+                ctypes.c_uint64.from_buffer(g, 8).value = ctypes.addressof(info)
+                _bpf(BPF_OBJ_GET_INFO_BY_FD, g)
+                names.append(bytes(info[64:80]).split(b"\0")[0].decode())
+            finally:
+                os.close(pfd)
+        return sorted(names)
+    finally:
+        os.close(fd)
+
+
+@needs_driver
+def test_device_rules_through_the_unit(sbx, bundle, tmp_path):
+    """linux.resources.devices become DevicePolicy=strict and DeviceAllow=
+    on the scope, beside our own device program: seen from inside, an
+    allowed device opens and a denied one gives EPERM, after an update and
+    after systemd re-applies the unit (daemon-reload) too; both programs
+    stay attached (neither side detaches the other's)."""
+    maj, mi = guest_disk()
+    cid = sbx.new_id()
+    unit = f"sbx-{cid}.scope"
+    path = f"/machine.slice/{unit}"
+    b = sd_bundle(bundle, f"machine.slice:sbx:{cid}", ["sleep", "3600"], limits=False)
+    b.config["linux"]["devices"] = [
+        {"path": "/dev/sbxdisk", "type": "b", "major": maj, "minor": mi, "fileMode": 0o660, "uid": 0, "gid": 0},
+        {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o644, "uid": 0, "gid": 0},
+    ]
+    b.config["linux"]["resources"] = {"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "b", "major": maj, "minor": mi, "access": "r"},
+    ]}
+    b.write()
+    cp = sd_run(sbx, b, cid)
+    assert cp.returncode == 0, describe(cp)
+
+    probes = {
+        "read-disk": "head -c 512 /dev/sbxdisk >/dev/null",
+        "write-disk": "printf x >/dev/sbxdisk",
+        # write-only: /dev/kmsg wants CAP_SYSLOG only for reading
+        "write-kmsg": "echo sbxrun-device-test >/dev/kmsg",
+        "null": "echo x >/dev/null && head -c 4 /dev/zero >/dev/null",
+    }
+    # one exec for all the probes (each exec costs seconds under TCG)
+    script = 'r() { if e=$(sh -c "$2" 2>&1 >/dev/null); then echo "$1 ok"; ' \
+        'else case $e in *"Operation not permitted"*) echo "$1 EPERM" ;; *) echo "$1 other: $e" ;; esac; fi; }\n' + \
+        "".join(f"r {op} '{cmd}'\n" for op, cmd in probes.items())
+
+    def probe_all():
+        cp = sbx.ok("exec", cid, "sh", "-c", script)
+        return dict(line.split(" ", 1) for line in cp.stdout.splitlines())
+
+    def check(expect, allow):
+        assert probe_all() == expect
+        assert unit_prop(unit, "DevicePolicy") == "strict"
+        allowed = unit_prop(unit, "DeviceAllow")
+        for entry in allow:
+            assert entry in allowed, allowed
+        assert device_programs(path) == ["sbx_devices", "sd_devices"]
+
+    first = {"read-disk": "ok", "write-disk": "EPERM", "write-kmsg": "EPERM", "null": "ok"}
+    check(first, [f"/dev/block/{maj}:{mi} r", "/dev/char/1:3 rwm", "char-pts rwm"])
+    systemctl("daemon-reload")
+    check(first, [f"/dev/block/{maj}:{mi} r"])
+
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps({"devices": [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "b", "major": maj, "minor": mi, "access": "rw"},
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"},
+    ]}))
+    sbx.ok("update", "--resources", str(res), cid)
+    second = {"read-disk": "ok", "write-disk": "ok", "write-kmsg": "ok", "null": "ok"}
+    check(second, [f"/dev/block/{maj}:{mi} rw", "/dev/char/1:11 w"])
+
+    # narrowing again: systemd's list must shrink with ours
+    res.write_text(json.dumps({"devices": [{"allow": False, "access": "rwm"}]}))
+    sbx.ok("update", "--resources", str(res), cid)
+    systemctl("daemon-reload")
+    third = {"read-disk": "EPERM", "write-disk": "EPERM", "write-kmsg": "EPERM", "null": "ok"}
+    check(third, ["/dev/char/1:3 rwm"])
+    assert f"/dev/block/{maj}:{mi}" not in unit_prop(unit, "DeviceAllow")
+    sbx.ok("delete", "--force", cid)
+    assert unit_gone(unit)
+
+
+@needs_driver
+def test_io_max_through_the_unit(sbx, bundle, tmp_path):
+    """blockIO throttle entries become IO*Max= on the scope: io.max (read
+    from inside the container) has them, after update and daemon-reload."""
+    maj, mi = guest_disk()
+    cid = sbx.new_id()
+    unit = f"sbx-{cid}.scope"
+    b = sd_bundle(bundle, f"machine.slice:sbx:{cid}", ["sleep", "3600"], limits=False)
+    dev = {"major": maj, "minor": mi}
+    b.config["linux"]["resources"] = {"blockIO": {
+        "throttleReadBpsDevice": [{**dev, "rate": 1 << 20}],
+        "throttleWriteIOPSDevice": [{**dev, "rate": 100}],
+    }}
+    b.write()
+    cp = sd_run(sbx, b, cid)
+    assert cp.returncode == 0, describe(cp)
+
+    def io_max():
+        return sbx.ok("exec", cid, "cat", "/sys/fs/cgroup/io.max").stdout.strip()
+
+    assert io_max() == f"{maj}:{mi} rbps={1 << 20} wbps=max riops=max wiops=100"
+    assert unit_prop(unit, "IOReadBandwidthMax") == f"/dev/block/{maj}:{mi} {1 << 20}"
+    assert unit_prop(unit, "IOWriteIOPSMax") == f"/dev/block/{maj}:{mi} 100"
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps({"blockIO": {
+        "throttleReadBpsDevice": [{**dev, "rate": 2 << 20}],
+        "throttleWriteBpsDevice": [{**dev, "rate": 3 << 20}],
+    }}))
+    sbx.ok("update", "--resources", str(res), cid)
+    want = f"{maj}:{mi} rbps={2 << 20} wbps={3 << 20} riops=max wiops=100"
+    assert io_max() == want
+    assert unit_prop(unit, "IOReadBandwidthMax") == f"/dev/block/{maj}:{mi} {2 << 20}"
+    systemctl("daemon-reload")
+    assert io_max() == want
+    sbx.ok("delete", "--force", cid)
+    assert unit_gone(unit)
 
 
 # ---------------------------------------------------------------------------

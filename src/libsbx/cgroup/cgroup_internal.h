@@ -191,8 +191,9 @@ struct bpf_insn;
 int sbx_cg_devices_compile (oci_device_cgroup *const *rules, size_t n, struct bpf_insn **out, size_t *len,
                             sbx_error **err);
 /* Load that program and attach it to h's cgroup (BPF_CGROUP_DEVICE,
-   BPF_F_ALLOW_MULTI), then detach the device programs that were attached
-   to it before (an earlier create or update).  n == 0 detaches them all.  */
+   BPF_F_ALLOW_MULTI), then detach the device programs of ours that were
+   attached to it before (an earlier create or update; others, such as
+   systemd's, stay).  n == 0 detaches all of ours.  */
 int sbx_cg_devices_attach (sbx_cg_hier *h, oci_device_cgroup *const *rules, size_t n, sbx_error **err);
 
 /* ---- the systemd driver (cgroup/systemd.c) */
@@ -220,6 +221,21 @@ int sbx_cg_systemd_stop (sbx_cg_systemd *s, const char *unit, sbx_error **err);
 void sbx_cg_systemd_close (sbx_cg_systemd *s);
 /* Kill and reap the placeholder (cg->hold), if any.  */
 void sbx_cg_systemd_release (sbx_cgroup *cg);
+
+/* linux.resources.devices as DeviceAllow= entries (cgroup/systemd_devices.c):
+   a superset of what the rules allow (our own filter is the exact one).
+   True: DevicePolicy=strict with these entries (*out, *nout; free with
+   sbx_cg_sd_devices_free); false: a block list systemd cannot express, so
+   DevicePolicy=auto and no entries.  proc_devices: the text of
+   /proc/devices (NULL: read it).  */
+typedef struct
+{
+  char *path;     /* /dev/char/1:3, char-pts, block-* ... */
+  char access[4]; /* some of "rwm", in that order */
+} sbx_cg_sd_device;
+bool sbx_cg_systemd_devices (oci_device_cgroup *const *rules, size_t n, const char *proc_devices,
+                             sbx_cg_sd_device **out, size_t *nout);
+void sbx_cg_sd_devices_free (sbx_cg_sd_device *v, size_t n);
 
 /* ---- backends */
 

@@ -279,6 +279,30 @@ sys_bpf (int cmd, union bpf_attr *attr)
   return (int)syscall (SYS_bpf, cmd, attr, sizeof *attr);
 }
 
+/* The name our programs carry (bpf_prog_info.name), so that an update
+   replaces ours and leaves the others alone: systemd's ("sd_devices", from
+   the unit's DevicePolicy=/DeviceAllow= under --systemd-cgroup) must stay,
+   or systemd would only put it back at its next daemon-reload.  */
+#define PROG_NAME "sbx_devices"
+
+/* Whether the attached program fd is one of ours: named PROG_NAME, or
+   unnamed (made by an sbxrun before programs had a name).  */
+static bool
+is_ours (int fd)
+{
+  struct bpf_prog_info info;
+  union bpf_attr a;
+
+  memset (&info, 0, sizeof info);
+  memset (&a, 0, sizeof a);
+  a.info.bpf_fd = (uint32_t)fd;
+  a.info.info_len = sizeof info;
+  a.info.info = (uint64_t)(uintptr_t)&info;
+  if (sys_bpf (BPF_OBJ_GET_INFO_BY_FD, &a) < 0)
+    return true;
+  return info.name[0] == '\0' || strcmp (info.name, PROG_NAME) == 0;
+}
+
 static int
 load (const struct bpf_insn *insns, size_t n, sbx_error **err)
 {
@@ -291,6 +315,7 @@ load (const struct bpf_insn *insns, size_t n, sbx_error **err)
   a.insns = (uint64_t)(uintptr_t)insns;
   a.insn_cnt = (uint32_t)n;
   a.license = (uint64_t)(uintptr_t) "GPL";
+  memcpy (a.prog_name, PROG_NAME, sizeof PROG_NAME);
   fd = sys_bpf (BPF_PROG_LOAD, &a);
   if (fd >= 0)
     return fd;
@@ -388,7 +413,7 @@ sbx_cg_devices_attach (sbx_cg_hier *h, oci_device_cgroup *const *rules, size_t n
       sbx_debug ("cgroup v2: device program (%zu rules, %zu instructions) attached to %s", n, ninsns,
                  h->path);
     }
-  /* the new program is in force: the previous ones can go */
+  /* the new program is in force: our previous ones can go */
   for (uint32_t i = 0; i < nold; i++)
     {
       cleanup_close int ofd = -1;
@@ -402,6 +427,8 @@ sbx_cg_devices_attach (sbx_cg_hier *h, oci_device_cgroup *const *rules, size_t n
           return sbx_error_sys (err, "linux.resources.devices: open the previous device program %" PRIu32,
                                 old[i]);
         }
+      if (!is_ours (ofd))
+        continue;
       memset (&a, 0, sizeof a);
       a.target_fd = cgfd;
       a.attach_bpf_fd = ofd;

@@ -388,7 +388,8 @@ typedef struct
 {
   const char *field; /* linux.resources.<field> */
   const char *name;  /* the unit property */
-  char type;         /* 't', 'y' (a byte array) or 'd' (device path, value pairs) */
+  char type;         /* 't', 'y' (a byte array), 'd' (device path, value pairs), 's' (the string
+                        in shown) or 'A' (DeviceAllow: path, access pairs in devs) */
   uint64_t u;
   uint8_t *mask;
   size_t masklen;
@@ -396,6 +397,7 @@ typedef struct
   char **dev;  /* 'd': /dev/block/MAJ:MIN ... */
   uint64_t *val;
   size_t ndev;
+  sbx_cg_sd_device *devs;
 } sd_prop;
 
 static void
@@ -405,8 +407,9 @@ props_free (sd_prop *p, size_t n)
     {
       free (p[i].mask);
       free (p[i].shown);
-      for (size_t k = 0; k < p[i].ndev; k++)
+      for (size_t k = 0; p[i].dev && k < p[i].ndev; k++)
         free (p[i].dev[k]);
+      sbx_cg_sd_devices_free (p[i].devs, p[i].devs ? p[i].ndev : 0);
       free (p[i].dev);
       free (p[i].val);
     }
@@ -458,9 +461,28 @@ add_throttle (sd_prop **p, size_t *n, const char *field, const char *name, oci_b
   q->shown = xasprintf ("%s %llu%s", q->dev[0], (unsigned long long)q->val[0], len > 1 ? " ..." : "");
 }
 
+/* devices -> DevicePolicy= and DeviceAllow= (cgroup/systemd_devices.c):
+   the list is emptied first, as a DeviceAllow= with entries adds to it.  */
+static void
+add_devices (sd_prop **p, size_t *n, oci_device_cgroup *const *rules, size_t len)
+{
+  sbx_cg_sd_device *v = NULL;
+  size_t nv = 0;
+  bool strict = sbx_cg_systemd_devices (rules, len, NULL, &v, &nv);
+
+  *p = xrealloc (*p, (*n + 3) * sizeof **p);
+  (*p)[(*n)++] = (sd_prop){ "devices", "DevicePolicy", 's', .shown = xstrdup (strict ? "strict" : "auto") };
+  (*p)[(*n)++] = (sd_prop){ "devices", "DeviceAllow", 'A', .shown = xstrdup ("(empty)") };
+  if (nv)
+    (*p)[(*n)++]
+        = (sd_prop){ "devices", "DeviceAllow",
+                     'A',       .shown = xasprintf ("%s %s%s", v[0].path, v[0].access, nv > 1 ? " ..." : ""),
+                     .devs = v, .ndev = nv };
+}
+
 /* linux.resources -> the unit properties systemd has for them.  What it has
-   none for (rdma, hugetlb, unified, devices, blkio throttling, cpu.idle,
-   realtime) is only written into the cgroup.  */
+   none for (rdma, hugetlb, unified, cpu.idle, realtime, weightDevice) is
+   only written into the cgroup.  */
 static int
 props_from (const oci_resources *r, bool slice, sd_prop **out, size_t *n, sbx_error **err)
 {
@@ -527,6 +549,8 @@ props_from (const oci_resources *r, bool slice, sd_prop **out, size_t *n, sbx_er
       add_throttle (&p, n, "blockIO.throttleWriteIOPSDevice", "IOWriteIOPSMax", b->throttle_write_iops_device,
                     b->throttle_write_iops_device_len);
     }
+  if (r->devices_len)
+    add_devices (&p, n, r->devices, r->devices_len);
   *out = p;
   return 0;
 fail:
@@ -542,6 +566,18 @@ append_props (sd_bus_message *m, const sd_prop *p, size_t n)
     {
       if (p[i].type == 't')
         r = prop_u64 (m, p[i].name, p[i].u);
+      else if (p[i].type == 's')
+        r = sd.append (m, "(sv)", p[i].name, "s", p[i].shown);
+      else if (p[i].type == 'A')
+        {
+          if ((r = sd.open_container (m, 'r', "sv")) >= 0 && (r = sd.append (m, "s", p[i].name)) >= 0
+              && (r = sd.open_container (m, 'v', "a(ss)")) >= 0
+              && (r = sd.open_container (m, 'a', "(ss)")) >= 0)
+            for (size_t k = 0; k < p[i].ndev && r >= 0; k++)
+              r = sd.append (m, "(ss)", p[i].devs[k].path, p[i].devs[k].access);
+          if (r >= 0 && (r = sd.close_container (m)) >= 0 && (r = sd.close_container (m)) >= 0)
+            r = sd.close_container (m);
+        }
       else if (p[i].type == 'd')
         {
           if ((r = sd.open_container (m, 'r', "sv")) >= 0 && (r = sd.append (m, "s", p[i].name)) >= 0
