@@ -307,13 +307,16 @@ apply_blkio (sbx_cgroup *cg, const oci_blkio *b, sbx_error **err)
 {
   sbx_cg_hier *h = need_v1 (cg, "blkio", "blockIO", err);
   const char *wfile, *wdfile;
+  bool dev_weight = false; /* an entry may carry only a leafWeight */
 
   if (h == NULL)
     return -1;
+  for (size_t i = 0; i < b->weight_device_len; i++)
+    dev_weight |= b->weight_device[i]->has_weight;
   /* CFQ had blkio.weight; with BFQ the files are blkio.bfq.* */
   wfile = sbx_cg_exists (h, "blkio.weight") ? "blkio.weight" : "blkio.bfq.weight";
   wdfile = sbx_cg_exists (h, "blkio.weight_device") ? "blkio.weight_device" : "blkio.bfq.weight_device";
-  if ((b->has_weight || b->weight_device_len) && !sbx_cg_exists (h, wfile))
+  if ((b->has_weight || dev_weight) && !sbx_cg_exists (h, wfile))
     return sbx_error_set (err, EOPNOTSUPP,
                           "linux.resources.blockIO.weight%s: no %s (the host's I/O scheduler has no weights: "
                           "BFQ or CFQ needed)",
