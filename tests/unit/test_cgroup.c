@@ -455,7 +455,8 @@ test_systemd_pod_scope (void **state)
   (void)state;
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
     {
-      cleanup_free char *dirs[2] = { NULL, NULL }, *scope = NULL;
+      char *dirs[2] = { NULL, NULL };
+      cleanup_free char *scope = NULL;
       int levels[2] = { 0, 0 };
       const char *cp[2] = { cases[i].sandbox, cases[i].member };
       for (int k = 0; k < 2; k++)
@@ -479,6 +480,8 @@ test_systemd_pod_scope (void **state)
       assert_int_equal (levels[0] - 1, cases[i].level);
       assert_true (sbx_net_cgroup_within (dirs[1], scope));
       assert_true (sbx_net_cgroup_within (dirs[0], scope));
+      free (dirs[0]);
+      free (dirs[1]);
     }
   /* a member of another pod is outside */
   assert_false (sbx_net_cgroup_within ("/u/kubepods.slice/kubepods-podce.slice/x.scope",
