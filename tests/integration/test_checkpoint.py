@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import ConsoleSocket, describe, read_pty_until, run_cmd
+from conftest import ConsoleSocket, describe, read_pty_until, run_cmd, wait_for
 from test_netfilter import check, net_bundle, netlab  # noqa: F401  (netlab is a fixture)
 from test_podman import podman  # noqa: F401  (a fixture)
 
@@ -375,6 +375,7 @@ def test_lazy_pages_status_fd(sbx, bundle, tmp_path, criu, loopback):
     daemon = None
     try:
         if uffd.returncode != 0:
+            print(f"no uffd-noncoop here ({uffd.stdout.strip()[-200:]}): the refusal is tested")
             _, err = dump.communicate(timeout=60)
             assert dump.returncode != 0 and "--lazy-pages" in err and "uffd-noncoop" in err, err
             assert read_status(r, 1) == b"", "no status byte for a refused dump"
@@ -383,6 +384,7 @@ def test_lazy_pages_status_fd(sbx, bundle, tmp_path, criu, loopback):
             wait_count(b, count(b))
             sbx.ok("delete", "--force", cid)
             return
+        print(f"guest kernel has uffd-noncoop: lazy migration on 127.0.0.1:{port}")
         got = read_status(r)
         assert got == b"\0", (got, tail(img / "dump.log"))
         assert dump.poll() is None, "the dump returned before its memory was fetched"
@@ -523,3 +525,43 @@ def test_podman_checkpoint_restore(podman, criu):  # noqa: F811
     podman("umount", cid, ok=False)
     podman("rm", cid)
 
+
+def test_ctr_checkpoint_restore(containerd, cgroup_parent, criu):
+    """containerd's runc shim with sbxrun as its binary: `ctr containers
+    checkpoint --task` makes a checkpoint image (the shim calls `sbxrun
+    checkpoint --image-path --work-path --leave-running`), and `ctr
+    containers restore --live` of it (`sbxrun restore --bundle ...
+    --detach`) continues the count on a fresh rootfs snapshot."""
+    ctr = containerd
+    cid = f"sbxcr{os.getpid()}"
+    ref = f"localhost/sbxckpt-{cid}:1"
+    rootfs = f"{ctr.state}/io.containerd.runtime.v2.task/sbx/{cid}/rootfs"
+
+    def read():
+        try:
+            return int(open(os.path.join(rootfs, "count")).read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    ctr("run", "-d", "--runc-binary", os.environ.get("SBXRUN"), "--cgroup", cgroup_parent.path("ctr"),
+        "localhost/sbxbox:latest", cid, *COUNTER)
+    try:
+        deadline = time.monotonic() + 60
+        while read() < 10:
+            assert time.monotonic() < deadline, "the counter does not count"
+            time.sleep(0.1)
+        ctr("containers", "checkpoint", "--task", cid, ref)
+        assert ref in ctr("images", "ls", "-q").stdout
+        ctr("task", "delete", "--force", cid)
+        ctr("containers", "delete", cid)
+        ctr("containers", "restore", "--live", cid, ref)
+        deadline = time.monotonic() + 60
+        while (v := read()) == 0:
+            assert time.monotonic() < deadline, "the restored counter does not count"
+            time.sleep(0.05)
+        assert v >= 10, f"the restored counter began at {v}: it started again"
+        wait_for(lambda: read() > v, timeout=30, what="the restored counter counting on")
+    finally:
+        ctr("task", "delete", "--force", cid, check=False)
+        ctr("containers", "delete", cid, check=False)
+        ctr("images", "rm", ref, check=False)

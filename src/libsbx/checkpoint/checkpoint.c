@@ -313,6 +313,25 @@ memory_args (const sbx_checkpoint_opts *o, sbx_argv *a, sbx_error **err)
   return 0;
 }
 
+/* A paused container (containerd pauses before it checkpoints): CRIU is
+   told its frozen cgroup, which it dumps as it is and leaves frozen.  */
+static int
+freeze_cgroup_arg (sbx_state *s, sbx_argv *a, sbx_error **err)
+{
+  sbx_cgroup *cg = NULL;
+  const char *v1;
+  if (s->st->cgroup == NULL)
+    return sbx_error_set (err, EINVAL, "a paused container without a cgroup");
+  if (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0)
+    return sbx_error_wrap (err, "the paused container's cgroup");
+  if (sbx_cgroup_host_mode () == SBX_CGROUP_V1 && (v1 = sbx_cgroup_controller_path (cg, "freezer")) != NULL)
+    sbx_argv_add (a, "--freeze-cgroup=/sys/fs/cgroup/freezer%s", v1);
+  else
+    sbx_argv_add (a, "--freeze-cgroup=/sys/fs/cgroup%s", sbx_cgroup_path (cg));
+  sbx_cgroup_free (cg);
+  return 0;
+}
+
 static int
 checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config *c, sbx_error **err)
 {
@@ -370,6 +389,8 @@ checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config 
   sbx_argv_add (&a, "--log-file=%s", log);
   sbx_argv_add (&a, "-v4");
   criu_flags_args (&a, &o->f);
+  if (strcmp (sbx_state_status (s), "paused") == 0 && freeze_cgroup_arg (s, &a, err) < 0)
+    goto out;
   if (o->leave_running && !o->pre_dump)
     sbx_argv_add (&a, "--leave-running");
   if (o->f.shell_job || !own_session (pid))
@@ -467,7 +488,7 @@ sbx_container_checkpoint (const sbx_checkpoint_opts *o, sbx_error **err)
   if (sbx_state_open (o->root, o->id, &s, err) < 0)
     return -1;
   status = sbx_state_status (s);
-  if (strcmp (status, "running") != 0)
+  if (strcmp (status, "running") != 0 && strcmp (status, "paused") != 0)
     sbx_error_set (err, EINVAL, "container \"%s\" cannot be checkpointed: it is %s", o->id, status);
   else if (memory_flags (o, &addr, &port, err) == 0 && criu_ready (o->criu, o->root, "checkpoint", err) == 0
            && sbx_state_config (s, &c, err) == 0)
@@ -784,6 +805,9 @@ restore_locked (restorer *r, const sbx_restore_opts *o, sbx_error **err)
     return -1;
   if (check_mode (o->f.manage_cgroups_mode, err) < 0 || restore_cgroup (r, o, err) < 0)
     return -1;
+  /* A container dumped paused left its cgroup frozen: a restored one runs. */
+  if (r->cg && sbx_cgroup_is_frozen (r->cg) && sbx_cgroup_freeze (r->cg, false, err) < 0)
+    return sbx_error_wrap (err, "thaw the cgroup of the checkpoint");
   if (run_restore (r, o, err) < 0)
     return -1;
   r->s->st->pid = r->pid;
