@@ -32,6 +32,14 @@ sbx_cli_usage (const sbx_command *cmd, int fd)
 }
 
 int
+sbx_cli_set_flag (void *data, int key, const char *arg, sbx_error **err)
+{
+  (void)key, (void)arg, (void)err;
+  *(bool *)data = true;
+  return 0;
+}
+
+int
 sbx_cli_parse (const sbx_command *cmd, int argc, char **argv, sbx_opt_cb cb, void *data,
                sbx_error **err)
 {

@@ -48,8 +48,14 @@ typedef struct sbx_command
 /* Parse argv (argv[0] is the command name).  Returns the index of the first
    positional argument, SBX_CLI_HELP if --help was printed, or <0 with err.  */
 #define SBX_CLI_HELP (-1000)
+/* What run returns (with err) for a failure that exits 255 (exec's, as
+   runc's), not 1.  */
+#define SBX_CLI_FAILED_255 (-1001)
 int sbx_cli_parse (const sbx_command *cmd, int argc, char **argv, sbx_opt_cb cb, void *data,
                    sbx_error **err);
+/* An sbx_opt_cb for a command whose only options are one boolean flag:
+   data points to the bool to set.  */
+int sbx_cli_set_flag (void *data, int key, const char *arg, sbx_error **err);
 /* Check the number of positional arguments left.  */
 int sbx_cli_nargs (const sbx_command *cmd, int nargs, int min, int max, sbx_error **err);
 void sbx_cli_usage (const sbx_command *cmd, int fd);

@@ -10,17 +10,10 @@ static const sbx_opt opts[] = {
 };
 
 static int
-on_opt (void *data, int key, const char *arg, sbx_error **err)
-{
-  *(bool *) data = true;
-  return 0;
-}
-
-static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)
 {
   bool force = false;
-  int i = sbx_cli_parse (&sbx_cmd_delete, argc, argv, on_opt, &force, err);
+  int i = sbx_cli_parse (&sbx_cmd_delete, argc, argv, sbx_cli_set_flag, &force, err);
   if (i < 0 || sbx_cli_nargs (&sbx_cmd_delete, argc - i, 1, 1, err) < 0)
     return i < 0 ? i : -1;
   return sbx_container_delete (g->root, argv[i], force, err);

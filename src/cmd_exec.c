@@ -26,6 +26,8 @@ enum
   OPT_NNP,
   OPT_PRESERVE_FDS,
   OPT_GIDS,
+  OPT_CGROUP,
+  OPT_IGNORE_PAUSED,
 };
 static const sbx_opt opts[] = {
   [OPT_PROCESS] = { "process", 'p', true, "FILE", "process.json describing the whole process" },
@@ -40,6 +42,10 @@ static const sbx_opt opts[] = {
   [OPT_NNP] = { "no-new-privs", 0, false, NULL, "set no_new_privs" },
   [OPT_PRESERVE_FDS] = { "preserve-fds", 0, true, "N", "pass fds 3..3+N-1 to the process" },
   [OPT_GIDS] = { "additional-gids", 'g', true, "GID", "add a supplementary group (repeatable)" },
+  [OPT_CGROUP] = { "cgroup", 0, true, "[CTRL[,CTRL]:]PATH",
+                   "join this existing sub-cgroup of the container's (repeatable; CTRL: v1 only)" },
+  [OPT_IGNORE_PAUSED]
+  = { "ignore-paused", 0, false, NULL, "exec into a paused container (runs once resumed)" },
   { 0 },
 };
 
@@ -47,7 +53,7 @@ struct args
 {
   sbx_exec_opts o;
   sbx_exec_flags f;
-  char **env, **caps;
+  char **env, **caps, **cgroups;
   uint32_t gids[64];
 };
 
@@ -73,8 +79,6 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
     case OPT_DETACH: a->o.detach = true; break;
     case OPT_PID_FILE: a->o.pid_file = arg; break;
     case OPT_ENV:
-      if (!strchr (arg, '='))
-        return sbx_error_set (err, EINVAL, "`%s`: want KEY=VALUE", arg);
       a->f.env = a->env = push (a->env, &a->f.nenv, arg);
       break;
     case OPT_CWD: a->f.cwd = arg; break;
@@ -91,10 +95,19 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
         return sbx_error_set (err, EINVAL, "invalid group id `%s`", arg);
       a->gids[a->f.ngids++] = (uint32_t) n;
       break;
+    case OPT_CGROUP:
+      a->o.cgroups = a->cgroups = push (a->cgroups, &a->o.ncgroups, arg);
+      break;
+    case OPT_IGNORE_PAUSED:
+      a->o.ignore_paused = true;
+      break;
     }
   return 0;
 }
 
+/* As runc: once the command line is understood (options and an ID), any
+   failure of exec itself exits 255, so that a caller tells it from the
+   process's own exit status.  */
 static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)
 {
@@ -104,8 +117,7 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
   i = sbx_cli_parse (&sbx_cmd_exec, argc, argv, on_opt, &a, err);
   if (i < 0)
     r = i;
-  else if (sbx_cli_nargs (&sbx_cmd_exec, argc - i, a.f.process_file ? 1 : 2, a.f.process_file ? 1 : -1, err)
-           == 0)
+  else if (sbx_cli_nargs (&sbx_cmd_exec, argc - i, 1, a.f.process_file ? 1 : -1, err) == 0)
     {
       a.o.root = g->root;
       a.o.id = argv[i];
@@ -113,10 +125,16 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
       a.f.nargs = (size_t) (argc - i - 1);
       a.f.gids = a.gids;
       a.o.flags = &a.f;
-      r = sbx_container_exec (&a.o, err);
+      if (a.f.process_file == NULL && a.f.nargs == 0)
+        sbx_error_set (err, EINVAL, "exec: no COMMAND given (nor --process)");
+      else
+        r = sbx_container_exec (&a.o, err);
+      if (r < 0)
+        r = SBX_CLI_FAILED_255;
     }
   free (a.env);
   free (a.caps);
+  free (a.cgroups);
   return r;
 }
 

@@ -12,18 +12,11 @@ static const sbx_opt opts[] = {
 };
 
 static int
-on_opt (void *data, int key, const char *arg, sbx_error **err)
-{
-  *(bool *) data = true;
-  return 0;
-}
-
-static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)
 {
   bool all = false;
   int signo = SIGTERM;
-  int i = sbx_cli_parse (&sbx_cmd_kill, argc, argv, on_opt, &all, err);
+  int i = sbx_cli_parse (&sbx_cmd_kill, argc, argv, sbx_cli_set_flag, &all, err);
   if (i < 0 || sbx_cli_nargs (&sbx_cmd_kill, argc - i, 1, 2, err) < 0)
     return i < 0 ? i : -1;
   if (argc - i == 2 && (signo = sbx_parse_signal (argv[i + 1], err)) < 0)

@@ -148,7 +148,7 @@ main (int argc, char **argv)
   if (r < 0)
     {
       sbx_log_error (err);
-      return 1;
+      return r == SBX_CLI_FAILED_255 ? 255 : 1;
     }
   return r;
 }

@@ -42,12 +42,6 @@ sbx_log_error (const sbx_error *err)
   (void) err;
 }
 
-int
-sbx_log_fd (void)
-{
-  return -1;
-}
-
 /* The error text must be a non-empty, NUL-terminated string: render it (the
    sanitizers check every byte) and free the error.  */
 static inline void

@@ -18,6 +18,7 @@
 #include "fuzz_common.h"
 #include "ocispec.h"
 #include "security/security.h"
+#include "security/security_internal.h"
 
 /* Serialize s, parse the text back and check that serializing again gives
    the same text.  Returns the parsed copy.  */
@@ -65,9 +66,10 @@ compile (const oci_seccomp *s)
       fuzz_consume_error (&err);
       return NULL;
     }
-  if (err != NULL || sc == NULL || sbx_seccomp_from_cache (sc))
+  if (err != NULL || sc == NULL || sc->cached)
     abort ();
-  n = sbx_seccomp_program (sc, &insns);
+  n = sc->len;
+  insns = sc->insns;
   if (n == 0 || n > BPF_MAXINSNS || insns == NULL)
     abort ();
   /* the last instruction of a seccomp program must return */
@@ -85,8 +87,8 @@ prepare (const oci_seccomp *s)
   oci_seccomp *again = round_trip (s);
   sbx_seccomp *a = compile (s);
   sbx_seccomp *b = compile (again);
-  const struct sock_filter *pa = NULL, *pb = NULL;
-  size_t na = sbx_seccomp_program (a, &pa), nb = sbx_seccomp_program (b, &pb);
+  const struct sock_filter *pa = a ? a->insns : NULL, *pb = b ? b->insns : NULL;
+  size_t na = a ? a->len : 0, nb = b ? b->len : 0;
 
   if ((a == NULL) != (b == NULL) || na != nb
       || (na && memcmp (pa, pb, na * sizeof *pa) != 0)

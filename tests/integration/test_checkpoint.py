@@ -18,6 +18,7 @@ import time
 import pytest
 
 from conftest import ConsoleSocket, describe, read_pty_until, run_cmd, wait_for
+from test_failures import leftovers  # noqa: F401  (a fixture)
 from test_netfilter import check, net_bundle, netlab  # noqa: F401  (netlab is a fixture)
 from test_podman import podman  # noqa: F401  (a fixture)
 
@@ -294,6 +295,32 @@ def test_pre_dump_dump_delete_restore_from_bundle(sbx, bundle, tmp_path, criu):
     assert sbx.state(cid)["status"] == "running"
     m = wait_count(b, n)
     assert m < n + 100
+    sbx.ok("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("step", ["restore:cgroup-recorded", "restore:restored"])
+def test_killed_during_restore(sbx, bundle, tmp_path, leftovers, criu, step):
+    """Issue 14's journal on the restore path: a restore from --image-path
+    SIGKILLed after its cgroup is recorded, or after CRIU has brought the
+    tasks back (held stopped), leaves a container that `list` shows and
+    `delete --force` removes whole (cgroups, the restored processes)."""
+    b, cid = counter(sbx, bundle)
+    img = tmp_path / "img"
+    sbx.ok("checkpoint", "--image-path", img, cid, timeout=120)
+    sbx.ok("delete", cid)
+    leftovers.snapshot()
+    cp = sbx("restore", "--detach", "--bundle", b, "--image-path", img, cid, timeout=120,
+             env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
+    assert cp.returncode == -9, describe(cp)
+    listed = {c["id"]: c["status"] for c in json.loads(sbx.ok("list", "--format", "json").stdout or "[]")}
+    assert listed.get(cid) == "creating", listed
+    cp = sbx("delete", "--force", cid)
+    assert cp.returncode == 0, describe(cp)
+    leftovers.check(cp, cid)
+    # the ID is free again, and the image still restores
+    cp = sbx("restore", "--detach", "--bundle", b, "--image-path", img, cid, timeout=120)
+    assert cp.returncode == 0, describe(cp)
+    assert sbx.state(cid)["status"] == "running"
     sbx.ok("delete", "--force", cid)
 
 

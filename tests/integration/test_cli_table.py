@@ -12,10 +12,6 @@ from conftest import TOP_SRCDIR, run_cmd, sbxrun
 RUNC = shutil.which("runc") or ("/usr/sbin/runc" if shutil.which("/usr/sbin/runc") else None)
 COMMANDS = ["checkpoint", "create", "delete", "events", "exec", "kill", "list", "pause", "ps",
             "restore", "resume", "run", "spec", "start", "state", "update", "features"]
-# Flags other changes of the runc-compatibility issue add in the same
-# session; checked once sbxrun lists them (drop entries as they land).
-PENDING = {("exec", "--ignore-paused"), ("exec", "--cgroup"),
-           ("update", "--cpu-rt-period"), ("update", "--cpu-rt-runtime")}
 
 
 def table():
@@ -63,7 +59,7 @@ def test_rows_match_sbxrun_help(cmd):
             if flag in have:
                 bad.append(f"{flag}: marked missing but sbxrun lists it")
         elif status in ("same", "extended", "refused"):
-            if flag not in have and (c, flag) not in PENDING:
+            if flag not in have:
                 bad.append(f"{flag}: marked {status} but sbxrun does not list it")
         else:
             bad.append(f"{flag}: unknown status `{status}`")

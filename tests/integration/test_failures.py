@@ -1178,7 +1178,7 @@ def _crash_bundle(ro_bundle):
 def _listed(sbx, cid):
     cp = sbx("list", "--format", "json")
     assert cp.returncode == 0, describe(cp)
-    return {c["id"]: c["status"] for c in json.loads(cp.stdout)}.get(cid)
+    return {c["id"]: c["status"] for c in json.loads(cp.stdout) or []}.get(cid)
 
 
 def _delete_all_and_reuse(sbx, leftovers, b, cid):

@@ -33,11 +33,23 @@ def _start(call, b, cid):
     assert cp.returncode == 0, describe(cp)
 
 
-def _wait_pids(call, cid, n):
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _wait_pids(call, cid, n, comms=None):
+    """The container's pids once there are N of them (and, with COMMS, once
+    their commands are those: a forked child shows its parent's until it
+    has exec'd)."""
     for _ in range(200):
         cp = call("ps", "--format", "json", cid)
-        if cp.returncode == 0 and len(json.loads(cp.stdout) or []) >= n:
-            return json.loads(cp.stdout)
+        pids = (json.loads(cp.stdout) or []) if cp.returncode == 0 else []
+        if len(pids) >= n and (comms is None or sorted(_comm(p) or "" for p in pids) == sorted(comms)):
+            return pids
         time.sleep(0.05)
     raise AssertionError(f"{cid}: fewer than {n} processes: {describe(cp)}")
 
@@ -62,7 +74,7 @@ def test_ps_passes_its_arguments_to_ps_like_runc(runc, sbx, bundle):
         b = bundle(["sh", "-c", "sleep 60 & sleep 61; true"], name=f"ps-{name}")
         cid = f"ps-{name}"
         _start(call, b, cid)
-        pids = _wait_pids(call, cid, 3)
+        pids = _wait_pids(call, cid, 3, ["sh", "sleep", "sleep"])
         default = call("ps", cid)
         comm = call("ps", cid, "-o", "pid,comm")
         ex = call("ps", cid, "-e", "-x")

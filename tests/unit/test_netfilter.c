@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -31,9 +32,19 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-/* A fake resolver: *.internal names from a fixed table, nothing else.  */
-static int
-fake_resolver (const char *name, sbx_net_rule **addrs, size_t *n, char **why)
+/* A fake getaddrinfo, linked in place of libc's (-Wl,--wrap): *.internal
+   names from a fixed table, every other name unknown, so no test ever
+   asks a real resolver.  */
+static char fake_mark[] = "fake";
+
+int __wrap_getaddrinfo (const char *name, const char *service, const struct addrinfo *hints,
+                        struct addrinfo **res);
+void __wrap_freeaddrinfo (struct addrinfo *res);
+void __real_freeaddrinfo (struct addrinfo *res);
+
+int
+__wrap_getaddrinfo (const char *name, const char *service, const struct addrinfo *hints,
+                    struct addrinfo **res)
 {
   static const struct
   {
@@ -44,39 +55,49 @@ fake_resolver (const char *name, sbx_net_rule **addrs, size_t *n, char **why)
     { "api.internal", { "10.0.0.6", NULL } },
     { "v6.internal", { "fd00::6", NULL } },
   };
+  (void)service, (void)hints;
   for (size_t i = 0; i < sizeof table / sizeof *table; i++)
     {
-      size_t k = 0;
+      struct addrinfo **tail = res;
       if (strcmp (table[i].name, name) != 0)
         continue;
-      *addrs = xmalloc0 (3 * sizeof **addrs);
-      for (; table[i].addrs[k]; k++)
+      *res = NULL;
+      for (size_t k = 0; table[i].addrs[k]; k++)
         {
-          sbx_net_rule *r = &(*addrs)[k];
-          if (inet_pton (AF_INET, table[i].addrs[k], r->addr) == 1)
-            r->family = AF_INET, r->prefix = 32;
-          else if (inet_pton (AF_INET6, table[i].addrs[k], r->addr) == 1)
-            r->family = AF_INET6, r->prefix = 128;
+          struct
+          {
+            struct addrinfo ai;
+            struct sockaddr_in6 sa;
+          } *x = xmalloc0 (sizeof *x);
+          struct sockaddr_in *sin = (struct sockaddr_in *)&x->sa;
+          x->ai.ai_canonname = fake_mark;
+          x->ai.ai_addr = (struct sockaddr *)&x->sa;
+          if (inet_pton (AF_INET, table[i].addrs[k], &sin->sin_addr) == 1)
+            x->ai.ai_family = sin->sin_family = AF_INET;
+          else if (inet_pton (AF_INET6, table[i].addrs[k], &x->sa.sin6_addr) == 1)
+            x->ai.ai_family = x->sa.sin6_family = AF_INET6;
+          *tail = &x->ai;
+          tail = &x->ai.ai_next;
         }
-      *n = k;
       return 0;
     }
-  *why = xasprintf ("cannot resolve `%s`: Name or service not known", name);
-  return -1;
+  return EAI_NONAME;
 }
 
-static int
-setup (void **state)
+void
+__wrap_freeaddrinfo (struct addrinfo *res)
 {
-  sbx_net_set_resolver (fake_resolver);
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  sbx_net_set_resolver (NULL);
-  return 0;
+  if (res == NULL || res->ai_canonname != fake_mark)
+    {
+      __real_freeaddrinfo (res);
+      return;
+    }
+  while (res)
+    {
+      struct addrinfo *next = res->ai_next;
+      free (res);
+      res = next;
+    }
 }
 
 /* Set: config() adds no pid namespace (the container shares the host's). */
@@ -298,8 +319,8 @@ test_allowlist (void **state)
                   NULL);
   cleanup_free char *resolved = NULL;
   assert_non_null (p);
-  assert_int_equal (sbx_net_policy_egress (p), SBX_NET_EGRESS_ALLOWLIST);
-  assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_NONE);
+  assert_int_equal (p->egress, SBX_NET_EGRESS_ALLOWLIST);
+  assert_int_equal (p->dns, SBX_NET_DNS_NONE);
   /* duplicates dropped, names expanded in place */
   assert_rules (p, "tcp:10.1.2.3:443 udp:[fd00::53]:53 tcp:10.0.0.5:5432 tcp:[fd00::5]:5432 "
                    "192.168.0.0/16 tcp:10.0.0.7:8000-8100 [fd00::/64]");
@@ -340,8 +361,8 @@ test_allowlist_without_entries (void **state)
                                 "\"org.sbxrun.net.dns\": \"10.0.0.53 [fd00::53], fd00::54\"",
                                 NULL);
   cleanup_free char *resolved = sbx_net_policy_resolved (p);
-  assert_int_equal (sbx_net_policy_egress (p), SBX_NET_EGRESS_ALLOWLIST);
-  assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_LIST);
+  assert_int_equal (p->egress, SBX_NET_EGRESS_ALLOWLIST);
+  assert_int_equal (p->dns, SBX_NET_DNS_LIST);
   assert_rules (p, "");
   assert_resolvers (p, "10.0.0.53 [fd00::53] [fd00::54]");
   assert_null (resolved);
@@ -349,7 +370,7 @@ test_allowlist_without_entries (void **state)
 
   /* An empty allow list is an allowlist too.  */
   p = parse_ok ("\"org.sbxrun.net.allow\": \"\", \"org.sbxrun.net.dns\": \"none\"", NULL);
-  assert_int_equal (sbx_net_policy_egress (p), SBX_NET_EGRESS_ALLOWLIST);
+  assert_int_equal (p->egress, SBX_NET_EGRESS_ALLOWLIST);
   assert_rules (p, "");
   sbx_net_policy_free (p);
 }
@@ -358,13 +379,13 @@ static void
 test_deny (void **state)
 {
   sbx_net_policy *p = parse_ok ("\"org.sbxrun.net.egress\": \"deny\"", NULL);
-  assert_int_equal (sbx_net_policy_egress (p), SBX_NET_EGRESS_DENY);
-  assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_NONE);
+  assert_int_equal (p->egress, SBX_NET_EGRESS_DENY);
+  assert_int_equal (p->dns, SBX_NET_DNS_NONE);
   assert_rules (p, "");
   assert_resolvers (p, "");
   sbx_net_policy_free (p);
   p = parse_ok ("\"org.sbxrun.net.egress\": \"deny\", \"org.sbxrun.net.dns\": \"none\"", NULL);
-  assert_int_equal (sbx_net_policy_egress (p), SBX_NET_EGRESS_DENY);
+  assert_int_equal (p->egress, SBX_NET_EGRESS_DENY);
   sbx_net_policy_free (p);
 }
 
@@ -417,14 +438,14 @@ test_dns_resolv (void **state)
                                 root);
   size_t n;
   const sbx_net_rule *v;
-  assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_IMAGE);
+  assert_int_equal (p->dns, SBX_NET_DNS_IMAGE);
   assert_resolvers (p, "10.0.0.53 [fe80::1] [fd00::53]");
   sbx_net_policy_free (p);
 
   /* By default the image's file is not read (it would choose which hosts
      get port 53): the host's /etc/resolv.conf is.  */
   p = parse_ok ("\"org.sbxrun.net.allow\": \"10.1.2.3:443\"", root);
-  assert_int_equal (sbx_net_policy_dns_mode (p), SBX_NET_DNS_RESOLV);
+  assert_int_equal (p->dns, SBX_NET_DNS_RESOLV);
   v = sbx_net_policy_resolvers (p, &n);
   for (size_t i = 0; i < n; i++)
     assert_false (v[i].family == AF_INET6 && v[i].addr[0] == 0xfe && v[i].addr[1] == 0x80);
@@ -972,22 +993,22 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_entry_examples),
     cmocka_unit_test (test_entry_malformed),
-    cmocka_unit_test_setup_teardown (test_no_policy, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_allowlist, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_allowlist_names, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_allowlist_without_entries, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_deny, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_dns_resolv, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_dns_resolv_bind_mount, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_errors, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_joined_netns_ok, setup, teardown),
+    cmocka_unit_test (test_no_policy),
+    cmocka_unit_test (test_allowlist),
+    cmocka_unit_test (test_allowlist_names),
+    cmocka_unit_test (test_allowlist_without_entries),
+    cmocka_unit_test (test_deny),
+    cmocka_unit_test (test_dns_resolv),
+    cmocka_unit_test (test_dns_resolv_bind_mount),
+    cmocka_unit_test (test_errors),
+    cmocka_unit_test (test_joined_netns_ok),
     cmocka_unit_test (test_shared_pidns),
     cmocka_unit_test (test_exec_check),
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_features_list),
     cmocka_unit_test (test_pod_annotations),
     cmocka_unit_test (test_pod_narrowing),
-    cmocka_unit_test_setup_teardown (test_live_apply, setup, live_teardown),
+    cmocka_unit_test_teardown (test_live_apply, live_teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -28,6 +28,7 @@
 #include "core/core.h"
 #include "ocispec.h"
 #include "security/security.h"
+#include "security/security_internal.h" /* the compiled program, the cache flag */
 
 static oci_seccomp *
 parse (const char *json)
@@ -152,7 +153,7 @@ test_accepts (void **state)
                   "{\"names\":[\"socketcall\"],\"action\":\"SCMP_ACT_ALLOW\"}]}",
                   NULL);
   assert_false (sbx_seccomp_uses_notify (sc));
-  assert_false (sbx_seccomp_from_cache (sc));
+  assert_false (sc->cached);
   sbx_seccomp_free (sc);
 
   sc = expect_ok ("{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"listenerPath\":\"/run/agent.sock\","
@@ -166,8 +167,8 @@ test_accepts (void **state)
 static int
 count_enosys_blocks (const sbx_seccomp *sc, uint32_t *audits, size_t max)
 {
-  const struct sock_filter *p;
-  size_t n = sbx_seccomp_program (sc, &p);
+  const struct sock_filter *p = sc->insns;
+  size_t n = sc->len;
   int blocks = 0;
   /* The prefix is a run of 6-instruction blocks at the start.  */
   for (size_t i = 0; i + 6 <= n; i += 6)
@@ -296,7 +297,6 @@ test_cache (void **state)
 {
   char *tmp = make_tmpdir ();
   char *dir = xasprintf ("%s/cache/seccomp", tmp); /* created on demand */
-  unsigned long before;
   sbx_seccomp *cold, *hot, *again;
   const struct sock_filter *pc, *ph;
   size_t nc, nh;
@@ -304,28 +304,24 @@ test_cache (void **state)
   int nfiles, fd;
   (void)state;
 
-  before = sbx_seccomp_compile_count ();
   cold = expect_ok (cache_profile, dir);
-  assert_int_equal (sbx_seccomp_compile_count (), before + 1);
-  assert_false (sbx_seccomp_from_cache (cold));
+  assert_false (cold->cached);
   file = cache_file (dir, &nfiles);
   assert_non_null (file);
   assert_int_equal (nfiles, 1);
 
   /* Hit: libseccomp is not called, same program.  */
   hot = expect_ok (cache_profile, dir);
-  assert_int_equal (sbx_seccomp_compile_count (), before + 1);
-  assert_true (sbx_seccomp_from_cache (hot));
-  nc = sbx_seccomp_program (cold, &pc);
-  nh = sbx_seccomp_program (hot, &ph);
+  assert_true (hot->cached);
+  nc = cold->len, pc = cold->insns;
+  nh = hot->len, ph = hot->insns;
   assert_int_equal (nc, nh);
   assert_memory_equal (pc, ph, nc * sizeof *pc);
   sbx_seccomp_free (hot);
 
   /* A different profile is a different key.  */
   hot = expect_ok ("{\"defaultAction\":\"SCMP_ACT_ALLOW\"}", dir);
-  assert_int_equal (sbx_seccomp_compile_count (), before + 2);
-  assert_false (sbx_seccomp_from_cache (hot));
+  assert_false (hot->cached);
   sbx_seccomp_free (hot);
 
   /* A corrupted file is detected, recompiled and rewritten.  */
@@ -334,46 +330,39 @@ test_cache (void **state)
   assert_int_equal (pwrite (fd, "\xff\xff\xff\xff", 4, 60), 4);
   close (fd);
   again = expect_ok (cache_profile, dir);
-  assert_int_equal (sbx_seccomp_compile_count (), before + 3);
-  assert_false (sbx_seccomp_from_cache (again));
+  assert_false (again->cached);
   sbx_seccomp_free (again);
   again = expect_ok (cache_profile, dir);
-  assert_int_equal (sbx_seccomp_compile_count (), before + 3);
-  assert_true (sbx_seccomp_from_cache (again));
+  assert_true (again->cached);
   sbx_seccomp_free (again);
 
   /* A truncated file too.  */
   assert_int_equal (truncate (file, 20), 0);
   again = expect_ok (cache_profile, dir);
-  assert_int_equal (sbx_seccomp_compile_count (), before + 4);
   sbx_seccomp_free (again);
 
   /* A group/world-writable file is not trusted.  */
   assert_int_equal (chmod (file, 0666), 0);
   again = expect_ok (cache_profile, dir);
-  assert_int_equal (sbx_seccomp_compile_count (), before + 5);
-  assert_false (sbx_seccomp_from_cache (again));
+  assert_false (again->cached);
   sbx_seccomp_free (again);
   again = expect_ok (cache_profile, dir); /* rewritten 0600 */
-  assert_true (sbx_seccomp_from_cache (again));
+  assert_true (again->cached);
   sbx_seccomp_free (again);
 
   /* Another key's entry renamed over this one's is a miss, however
      valid it is: the key is inside the file.  */
   {
     char *dir2 = xasprintf ("%s/cache/other", tmp), *other;
-    unsigned long n0;
     int n2;
     hot = expect_ok ("{\"defaultAction\":\"SCMP_ACT_ALLOW\"}", dir2);
     sbx_seccomp_free (hot);
     other = cache_file (dir2, &n2);
     assert_int_equal (n2, 1);
     assert_int_equal (rename (other, file), 0);
-    n0 = sbx_seccomp_compile_count ();
     again = expect_ok (cache_profile, dir);
-    assert_int_equal (sbx_seccomp_compile_count (), n0 + 1);
-    assert_false (sbx_seccomp_from_cache (again));
-    nh = sbx_seccomp_program (again, &ph);
+    assert_false (again->cached);
+    nh = again->len, ph = again->insns;
     assert_int_equal (nh, nc);
     assert_memory_equal (pc, ph, nc * sizeof *pc);
     sbx_seccomp_free (again);
@@ -383,7 +372,7 @@ test_cache (void **state)
 
   /* An unusable cache directory only costs the cache.  */
   again = expect_ok (cache_profile, "/proc/sbx-no-such-dir");
-  assert_false (sbx_seccomp_from_cache (again));
+  assert_false (again->cached);
   sbx_seccomp_free (again);
 
   sbx_seccomp_free (cold);
@@ -664,20 +653,20 @@ test_cache_timing (void **state)
       t0 = now_us ();
       assert_int_equal (sbx_seccomp_prepare (s, NULL, &sc, &err), 0);
       cold += now_us () - t0;
-      len = sbx_seccomp_program (sc, NULL);
+      len = sc->len;
       sbx_seccomp_free (sc);
     }
   t0 = now_us ();
   assert_int_equal (sbx_seccomp_prepare (s, tmp, &sc, &err), 0);
   first = now_us () - t0;
-  assert_false (sbx_seccomp_from_cache (sc));
+  assert_false (sc->cached);
   sbx_seccomp_free (sc);
   for (int i = 0; i < iters; i++)
     {
       t0 = now_us ();
       assert_int_equal (sbx_seccomp_prepare (s, tmp, &sc, &err), 0);
       hit += now_us () - t0;
-      assert_true (sbx_seccomp_from_cache (sc));
+      assert_true (sc->cached);
       sbx_seccomp_free (sc);
     }
   print_message ("%d rules, %zu BPF instructions: prepare cold %.0f us, first with cache "

@@ -98,6 +98,61 @@ open_pty (char slave[static 64])
   return master;
 }
 
+/* The console socket's receiving end, as an engine has it: the fd, and the
+   text payload (the pty name) in *name unless NULL.  */
+static int
+recv_fd_name (int sock, char **name, sbx_error **err)
+{
+  char data[4096];
+  /* Room for a few fds so a misbehaving peer's extras can be closed rather
+     than leaked.  */
+  union
+  {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE (8 * sizeof (int))];
+  } ctrl;
+  struct iovec iov = { .iov_base = data, .iov_len = sizeof data };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  int fd = -1;
+  ssize_t r;
+
+  memset (&ctrl, 0, sizeof ctrl);
+  msg.msg_control = ctrl.buf;
+  msg.msg_controllen = sizeof ctrl.buf;
+  do
+    r = recvmsg (sock, &msg, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return sbx_error_sys (err, "receive file descriptor");
+
+  for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c; c = CMSG_NXTHDR (&msg, c))
+    {
+      size_t n;
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+        continue;
+      n = (c->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+      for (size_t i = 0; i < n; i++)
+        {
+          int got;
+          memcpy (&got, CMSG_DATA (c) + i * sizeof (int), sizeof got);
+          if (fd < 0)
+            fd = got;
+          else
+            close (got);
+        }
+    }
+  if (fd < 0)
+    return r == 0 ? sbx_error_set (err, EPIPE, "receive file descriptor: connection closed")
+                  : sbx_error_set (err, EBADMSG, "receive file descriptor: none in the message");
+  if (name)
+    {
+      size_t len = strnlen (data, (size_t)r);
+      *name = xmalloc0 (len + 1);
+      memcpy (*name, data, len);
+    }
+  return fd;
+}
+
 static void
 test_pty_open (void **state)
 {
@@ -218,7 +273,7 @@ test_send_recv_socketpair (void **state)
   assert_int_equal (pipe (p), 0);
 
   assert_int_equal (sbx_process_send_fd (sp[0], p[1], "/dev/pts/7", &err), 0);
-  fd = sbx_process_recv_fd_name (sp[1], &name, &err);
+  fd = recv_fd_name (sp[1], &name, &err);
   assert_true (fd >= 0);
   assert_null (err);
   assert_string_equal (name, "/dev/pts/7");
@@ -233,24 +288,24 @@ test_send_recv_socketpair (void **state)
   /* Without a name (one NUL byte is sent), and received without one.  */
   assert_int_equal (sbx_process_send_fd (sp[0], p[0], NULL, &err), 0);
   name = NULL;
-  fd = sbx_process_recv_fd_name (sp[1], &name, &err);
+  fd = recv_fd_name (sp[1], &name, &err);
   assert_true (fd >= 0);
   assert_string_equal (name, "");
   free (name);
   close (fd);
   assert_int_equal (sbx_process_send_fd (sp[0], p[0], "x", &err), 0);
-  fd = sbx_process_recv_fd_name (sp[1], NULL, &err);
+  fd = recv_fd_name (sp[1], NULL, &err);
   assert_true (fd >= 0);
   close (fd);
 
   /* Data without an fd, then a closed peer.  */
   assert_int_equal (write (sp[0], "hi", 2), 2);
-  assert_true (sbx_process_recv_fd_name (sp[1], NULL, &err) < 0);
+  assert_true (recv_fd_name (sp[1], NULL, &err) < 0);
   assert_int_equal (err->errno_, EBADMSG);
   sbx_error_free (err);
   err = NULL;
   close (sp[0]);
-  assert_true (sbx_process_recv_fd_name (sp[1], NULL, &err) < 0);
+  assert_true (recv_fd_name (sp[1], NULL, &err) < 0);
   assert_int_equal (err->errno_, EPIPE);
   sbx_error_free (err);
   err = NULL;
@@ -321,7 +376,7 @@ console_socket_roundtrip (const char *dir)
     return xasprintf ("accept: %s", strerror (errno));
   if (sbx_process_send_fd (conn, master, slave, &err) < 0)
     return sbx_error_text (err);
-  got = sbx_process_recv_fd_name (peer, &name, &err);
+  got = recv_fd_name (peer, &name, &err);
   if (got < 0)
     return sbx_error_text (err);
   if (strcmp (name, slave) != 0)

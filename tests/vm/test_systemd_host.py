@@ -341,7 +341,7 @@ def test_killed_create_is_removed_with_its_unit(sbx, bundle, step):
     b = sd_bundle(bundle, f"machine.slice:sbx:{cid}")
     cp = sbx("--systemd-cgroup", "create", "--bundle", b, cid, env={**os.environ, "SBXRUN_TEST_KILL_AT": step})
     assert cp.returncode == -9, describe(cp)
-    listed = {c["id"]: c["status"] for c in json.loads(sbx.ok("list", "--format", "json").stdout)}
+    listed = {c["id"]: c["status"] for c in json.loads(sbx.ok("list", "--format", "json").stdout) or []}
     assert listed.get(cid) == "creating"
     sbx.ok("delete", "--force", cid)
     assert not (sbx.root / cid).exists()

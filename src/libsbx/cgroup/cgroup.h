@@ -104,8 +104,12 @@ int sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err);
    sbx_cgroup_procs_enter_self from where paths do not reach (namespaces,
    another root): as for staging, open-time credentials decide.  Such fds
    are host files: close them before anything of the container can see
-   the holder.  */
-int sbx_cgroup_procs_open (sbx_cgroup *cg, int **fds, size_t *n, sbx_error **err);
+   the holder.  subs (exec --cgroup, nsubs of them) pick sub-cgroups that
+   must exist: "PATH" in every hierarchy, "CONTROLLER[,CONTROLLER...]:PATH"
+   in the v1 hierarchies of those controllers (winning over PATH); PATH is
+   relative to the container's cgroup and may not leave it.  */
+int sbx_cgroup_procs_open (sbx_cgroup *cg, char *const *subs, size_t nsubs, int **fds, size_t *n,
+                           sbx_error **err);
 int sbx_cgroup_procs_enter_self (const int *fds, size_t n, sbx_error **err);
 /* All pids in the cgroup and its sub-cgroups, in every hierarchy: sorted,
    no duplicates (malloc'd array).  */

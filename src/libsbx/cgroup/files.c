@@ -76,8 +76,7 @@ sbx_cg_writef (sbx_cg_hier *h, const char *file, const char *field, sbx_error **
   cleanup_free char *v = NULL;
   va_list ap;
   va_start (ap, fmt);
-  if (vasprintf (&v, fmt, ap) < 0)
-    abort ();
+  v = xvasprintf (fmt, ap);
   va_end (ap);
   return sbx_cg_write (h, file, v, field, err);
 }

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/openat2.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,18 +240,179 @@ sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err)
   return 0;
 }
 
-int
-sbx_cgroup_procs_open (sbx_cgroup *cg, int **fds, size_t *n, sbx_error **err)
+/* Does the comma-separated list `list` hold `name`?  */
+static bool
+in_list (const char *list, const char *name, size_t len)
 {
+  for (const char *p = list; *p;)
+    {
+      size_t n = strcspn (p, ",");
+      if (n == len && strncmp (p, name, len) == 0)
+        return true;
+      p += n + (p[n] == ',');
+    }
+  return false;
+}
+
+/* Which of the --cgroup specs `subs` applies to hierarchy h: the last
+   "CONTROLLER[,CONTROLLER...]:PATH" naming one of its v1 controllers, else
+   the one without controllers; -1 for none (the container's cgroup).  */
+static ssize_t
+sub_for (const sbx_cg_hier *h, char *const *subs, size_t nsubs)
+{
+  ssize_t bare = -1, mine = -1;
+  for (size_t i = 0; i < nsubs; i++)
+    {
+      const char *colon = strchr (subs[i], ':');
+      if (colon == NULL || colon == subs[i])
+        {
+          bare = (ssize_t)i;
+          continue;
+        }
+      for (const char *p = subs[i]; p < colon;)
+        {
+          size_t n = strcspn (p, ",:");
+          if (!h->unified && in_list (h->controllers, p, n))
+            mine = (ssize_t)i;
+          p += n + (p[n] == ',');
+        }
+    }
+  return mine >= 0 ? mine : bare;
+}
+
+/* The path of a spec: what follows the controllers.  */
+static const char *
+sub_path (const char *spec)
+{
+  const char *colon = strchr (spec, ':');
+  return colon ? colon + 1 : spec;
+}
+
+/* Check the specs before anything is opened: a path for all controllers
+   only alone (as runc), and every controller named is one of a v1
+   hierarchy.  */
+static int
+check_subs (sbx_cgroup *cg, char *const *subs, size_t nsubs, sbx_error **err)
+{
+  for (size_t i = 0; i < nsubs; i++)
+    {
+      const char *colon = strchr (subs[i], ':');
+      if (colon == NULL || colon == subs[i])
+        {
+          if (nsubs > 1)
+            return sbx_error_set (err, EINVAL,
+                                  "--cgroup `%s`: a path for every controller must be the only --cgroup "
+                                  "(with several, each is CONTROLLER:PATH)",
+                                  subs[i]);
+          continue;
+        }
+      for (const char *p = subs[i]; p < colon;)
+        {
+          size_t n = strcspn (p, ",:");
+          bool found = false;
+          if (n == 0)
+            return sbx_error_set (err, EINVAL, "--cgroup `%s`: an empty controller name", subs[i]);
+          for (size_t k = 0; k < cg->n && !found; k++)
+            found = !cg->h[k].unified && in_list (cg->h[k].controllers, p, n);
+          if (!found && cg->mode == SBX_CGROUP_V2)
+            return sbx_error_set (
+                err, EINVAL,
+                "--cgroup `%s`: a controller prefix needs cgroup v1 (this host has only the "
+                "unified hierarchy: give the path alone)",
+                subs[i]);
+          if (!found)
+            return sbx_error_set (err, EINVAL, "--cgroup `%s`: no cgroup v1 hierarchy has controller `%.*s`",
+                                  subs[i], (int)n, p);
+          p += n + (p[n] == ',');
+        }
+    }
+  return 0;
+}
+
+/* base + "/" + sub with ".", ".." and empty components resolved as
+   text; NULL if the result is not base or below it.  */
+static char *
+join_below (const char *base, const char *sub)
+{
+  size_t blen = strlen (base), len;
+  char *out = xmalloc0 (blen + strlen (sub) + 3);
+  cleanup_free char *copy = xasprintf ("%s/%s", base, sub);
+  char *save = NULL;
+
+  len = 0;
+  for (char *c = strtok_r (copy, "/", &save); c; c = strtok_r (NULL, "/", &save))
+    {
+      if (strcmp (c, ".") == 0)
+        continue;
+      if (strcmp (c, "..") == 0)
+        {
+          while (len > 0 && out[len - 1] != '/')
+            len--;
+          if (len > 0)
+            len--;
+          out[len] = '\0';
+          continue;
+        }
+      out[len++] = '/';
+      strcpy (out + len, c);
+      len += strlen (c);
+    }
+  while (blen > 1 && base[blen - 1] == '/')
+    blen--;
+  if (blen <= 1)
+    blen = 0; /* base "/": everything is below */
+  if (strncmp (out, base, blen) != 0 || (out[blen] != '\0' && out[blen] != '/'))
+    {
+      free (out);
+      return NULL;
+    }
+  return out;
+}
+
+/* cgroup.procs of sub (a path below h's cgroup) through h's directory fd,
+   never leaving it.  */
+static int
+open_sub_procs (sbx_cg_hier *h, const char *spec, const char *sub, sbx_error **err)
+{
+  cleanup_free char *full = join_below (h->path, sub);
+  cleanup_free char *rel = NULL;
+  struct open_how how = { .flags = O_WRONLY | O_CLOEXEC,
+                          .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+  const char *below;
+  int fd;
+
+  if (full == NULL)
+    return sbx_error_set (err, EINVAL, "--cgroup `%s`: not below the container's cgroup `%s`", spec, h->path);
+  below = full + strlen (h->path) - (strcmp (h->path, "/") == 0);
+  while (*below == '/')
+    below++;
+  rel = xasprintf ("%s%scgroup.procs", below, *below ? "/" : "");
+  fd = (int)syscall (SYS_openat2, h->fd, rel, &how, sizeof how);
+  if (fd < 0)
+    return sbx_error_sys (err, "--cgroup `%s`: open `%s/%s`", spec, h->dir, rel);
+  return fd;
+}
+
+int
+sbx_cgroup_procs_open (sbx_cgroup *cg, char *const *subs, size_t nsubs, int **fds, size_t *n, sbx_error **err)
+{
+  if (check_subs (cg, subs, nsubs, err) < 0)
+    return -1;
   *fds = xmalloc0 ((cg->n + 1) * sizeof (int));
   *n = 0;
   for (size_t i = 0; i < cg->n; i++)
     {
       sbx_cg_hier *h = &cg->h[i];
-      int fd = sbx_cg_open (h, NULL) < 0 ? -1 : openat (h->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+      ssize_t k = sub_for (h, subs, nsubs);
+      int fd;
+      if (sbx_cg_open (h, err) < 0)
+        fd = -1;
+      else if (k >= 0)
+        fd = open_sub_procs (h, subs[k], sub_path (subs[k]), err);
+      else if ((fd = openat (h->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC)) < 0)
+        sbx_error_sys (err, "open `%s/cgroup.procs`", h->dir);
       if (fd < 0)
         {
-          sbx_error_sys (err, "open `%s/cgroup.procs`", h->dir);
           while (*n > 0)
             close ((*fds)[--*n]);
           free (*fds);

@@ -236,6 +236,29 @@ apply_memory (sbx_cgroup *cg, const oci_memory *m, sbx_error **err)
   return 0;
 }
 
+/* A period and the time allowed in it (CFS quota, realtime runtime),
+   which the kernel checks together and against the parent's: the period
+   first; if the kernel refuses it next to the old time (the ratio would
+   exceed the parent's), the time first, then the period.  */
+static int
+write_period_pair (sbx_cg_hier *h, const char *pfile, const char *pfield, bool set_p, uint64_t p,
+                   const char *tfile, const char *tfield, bool set_t, int64_t t, sbx_error **err)
+{
+  sbx_error *e = NULL;
+  if (set_p && sbx_cg_writef (h, pfile, pfield, &e, "%" PRIu64, p) < 0)
+    {
+      if (!(set_t && e->errno_ == EINVAL))
+        return pass_error (err, e);
+      sbx_error_free (e);
+      if (write_i64 (h, tfile, t, tfield, err) < 0)
+        return -1;
+      return sbx_cg_writef (h, pfile, pfield, err, "%" PRIu64, p);
+    }
+  if (set_t && write_i64 (h, tfile, t, tfield, err) < 0)
+    return -1;
+  return 0;
+}
+
 static int
 apply_cpu (sbx_cgroup *cg, const oci_cpu *c, sbx_error **err)
 {
@@ -251,20 +274,17 @@ apply_cpu (sbx_cgroup *cg, const oci_cpu *c, sbx_error **err)
       if (c->has_shares && c->shares
           && sbx_cg_writef (h, "cpu.shares", "cpu.shares", err, "%" PRIu64, c->shares) < 0)
         return -1;
-      if (c->has_period && c->period
-          && sbx_cg_writef (h, "cpu.cfs_period_us", "cpu.period", err, "%" PRIu64, c->period) < 0)
-        return -1;
-      if (c->has_quota && write_i64 (h, "cpu.cfs_quota_us", c->quota, "cpu.quota", err) < 0)
+      if (write_period_pair (h, "cpu.cfs_period_us", "cpu.period", c->has_period && c->period, c->period,
+                             "cpu.cfs_quota_us", "cpu.quota", c->has_quota, c->quota, err)
+          < 0)
         return -1;
       if (c->has_burst && sbx_cg_writef (h, "cpu.cfs_burst_us", "cpu.burst", err, "%" PRIu64, c->burst) < 0)
         return -1;
-      /* the runtime has to fit the period: period first */
-      if (c->has_realtime_period && c->realtime_period
-          && sbx_cg_writef (h, "cpu.rt_period_us", "cpu.realtimePeriod", err, "%" PRIu64, c->realtime_period)
-                 < 0)
-        return -1;
-      if (c->has_realtime_runtime
-          && write_i64 (h, "cpu.rt_runtime_us", c->realtime_runtime, "cpu.realtimeRuntime", err) < 0)
+      if (write_period_pair (h, "cpu.rt_period_us", "cpu.realtimePeriod",
+                             c->has_realtime_period && c->realtime_period, c->realtime_period,
+                             "cpu.rt_runtime_us", "cpu.realtimeRuntime", c->has_realtime_runtime,
+                             c->realtime_runtime, err)
+          < 0)
         return -1;
       if (c->has_idle && sbx_cg_writef (h, "cpu.idle", "cpu.idle", err, "%" PRId64, c->idle) < 0)
         return -1;

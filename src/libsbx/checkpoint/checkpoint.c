@@ -778,13 +778,24 @@ restore_cgroup (restorer *r, const sbx_restore_opts *o, sbx_error **err)
     return 0;
   if (r->s->st->cgroup && sbx_cgroup_load (r->s->st->cgroup, &r->cg, NULL) == 0)
     return 0;
-  if (sbx_cgroup_create (o->id, r->c->linux ? r->c->linux->cgroups_path : NULL, r->s->st->systemd_cgroup,
-                         &r->cg, err)
+  /* As create does: recorded before it exists, so that a restore killed
+     half-way leaves nothing `delete --force` cannot find.  */
+  if (sbx_cgroup_plan (o->id, r->c->linux ? r->c->linux->cgroups_path : NULL, r->s->st->systemd_cgroup,
+                       &r->cg, err)
       < 0)
     return -1;
+  if (sbx_cgroup_check_existing (r->cg, err) < 0)
+    {
+      sbx_cgroup_free (r->cg); /* not ours to remove */
+      r->cg = NULL;
+      return -1;
+    }
   free (r->s->st->cgroup);
   r->s->st->cgroup = sbx_cgroup_describe (r->cg);
-  return sbx_state_save (r->s, err);
+  if (sbx_state_save (r->s, err) < 0)
+    return -1;
+  sbx_test_kill_point ("restore:cgroup-recorded");
+  return sbx_cgroup_make (r->cg, err);
 }
 
 static int
@@ -810,6 +821,7 @@ restore_locked (restorer *r, const sbx_restore_opts *o, sbx_error **err)
     return sbx_error_wrap (err, "thaw the cgroup of the checkpoint");
   if (run_restore (r, o, err) < 0)
     return -1;
+  sbx_test_kill_point ("restore:restored"); /* tasks held stopped in the recorded cgroup */
   r->s->st->pid = r->pid;
   r->s->st->has_pid = true;
   r->s->st->pid_start = sbx_pid_start_time (r->pid);

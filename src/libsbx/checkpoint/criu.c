@@ -28,8 +28,7 @@ sbx_argv_add (sbx_argv *a, const char *fmt, ...)
   va_list ap;
   char *s;
   va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    abort ();
+  s = xvasprintf (fmt, ap);
   va_end (ap);
   a->v = xrealloc (a->v, (a->n + 2) * sizeof (char *));
   a->v[a->n++] = s;

@@ -479,9 +479,7 @@ sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_erro
   bool first = true;
   if (sbx_state_list (root, &ids, err) < 0)
     return -1;
-  if (json && !quiet)
-    fprintf (out, "[");
-  else if (!quiet)
+  if (!json && !quiet)
     fprintf (out, "%-24s %-8s %-8s %-40s %-32s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
   for (char **id = ids; *id; id++)
     {
@@ -499,10 +497,10 @@ sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_erro
       if (json)
         {
           oci_config *c = NULL;
-          sbx_state_config (s, &c, NULL); /* for the annotations */
-          state = sbx_state_json (s, c, status, false);
+          sbx_state_config (s, &c, NULL); /* for the annotations, listed only if any (runc) */
+          state = sbx_state_json (s, c && c->annotations_len ? c : NULL, status, false);
           oci_config_free (c);
-          fprintf (out, "%s%s", first ? "" : ",", state);
+          fprintf (out, "%s%s", first ? "[" : ",", state);
         }
       else
         fprintf (out, "%-24s %-8d %-8s %-40s %-32s %s\n", *id, strcmp (status, "stopped") ? s->st->pid : 0,
@@ -511,7 +509,7 @@ sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_erro
       first = false;
       sbx_state_free (s);
     }
-  if (json && !quiet)
-    fprintf (out, "]\n");
+  if (json && !quiet) /* runc's (Go's) empty list is null */
+    fprintf (out, "%s\n", first ? "null" : "]");
   return 0;
 }

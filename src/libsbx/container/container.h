@@ -61,7 +61,8 @@ int sbx_container_pids (const char *root, const char *id, pid_t **pids, size_t *
 int sbx_container_ps (const char *root, const char *id, bool json, char **ps_args, FILE *out,
                       sbx_error **err);
 /* `list`: every container under root as a table, a JSON array of OCI
-   states, or (quiet) only the IDs.  */
+   states ("annotations" only when there are some; `null` for no
+   containers, as runc), or (quiet) only the IDs.  */
 int sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_error **err);
 
 /* What `exec` runs when no oci_process is given: a --process file as is,
@@ -92,6 +93,10 @@ typedef struct
   const char *pid_file;
   int preserve_fds;
   bool detach;
+  bool ignore_paused;   /* exec into a paused container: the process
+                           runs once it is resumed */
+  char *const *cgroups; /* --cgroup [CONTROLLER[,...]:]PATH: sub-cgroups */
+  size_t ncgroups;
 } sbx_exec_opts;
 
 /* The container's own process (runc semantics), the base of flags.  */
@@ -139,6 +144,8 @@ typedef enum
   SBX_UPDATE_CPU_SHARES,
   SBX_UPDATE_CPU_QUOTA,
   SBX_UPDATE_CPU_PERIOD,
+  SBX_UPDATE_CPU_RT_PERIOD,
+  SBX_UPDATE_CPU_RT_RUNTIME,
   SBX_UPDATE_CPUSET_CPUS,
   SBX_UPDATE_CPUSET_MEMS,
   SBX_UPDATE_PIDS_LIMIT,

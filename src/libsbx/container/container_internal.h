@@ -4,6 +4,7 @@
 #ifndef SBX_CONTAINER_INTERNAL_H
 #define SBX_CONTAINER_INTERNAL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -59,5 +60,9 @@ state_freep (sbx_state **s)
 /* The manager of the container's cgroup (saved in its state); an error
    naming the container when it has none.  */
 int sbx_container_load_cgroup (sbx_state *s, sbx_cgroup **cg, sbx_error **err);
+
+/* The signals `run` and `exec` pass on to the container process
+   (supervise.c; run blocks them before start).  */
+void sbx_forwarded_signals (sigset_t *set);
 
 #endif

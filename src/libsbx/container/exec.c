@@ -224,7 +224,10 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
   pid_t joiner = -1, pid = -1;
   const char *status = sbx_state_status (s);
 
-  if (strcmp (status, "running") != 0 && strcmp (status, "created") != 0)
+  if (strcmp (status, "paused") == 0 && !o->ignore_paused)
+    return sbx_error_set (err, EINVAL,
+                          "cannot exec in container \"%s\": it is paused (--ignore-paused allows it)", s->id);
+  if (strcmp (status, "running") != 0 && strcmp (status, "created") != 0 && strcmp (status, "paused") != 0)
     return sbx_error_set (err, EINVAL, "cannot exec in container \"%s\": it is %s", s->id, status);
   if (sbx_process_validate (o->process, err) < 0)
     return -1;
@@ -259,8 +262,17 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
   x.sc = sc;
   if (s->st->cgroup
       && (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0
-          || sbx_cgroup_procs_open (cg, &x.cg_fds, &x.cg_n, err) < 0))
+          || sbx_cgroup_procs_open (cg, o->cgroups, o->ncgroups, &x.cg_fds, &x.cg_n, err) < 0))
     goto out;
+  if (o->ncgroups > 0 && s->st->cgroup == NULL)
+    {
+      sbx_error_set (err, EINVAL, "--cgroup: container \"%s\" has no cgroup", s->id);
+      goto out;
+    }
+  /* Everything is open: a paused container's cgroup freezes the joiner
+     until `resume`, which needs the lock.  */
+  if (strcmp (status, "paused") == 0)
+    sbx_state_unlock (s);
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
     {
       sbx_error_sys (err, "socketpair");

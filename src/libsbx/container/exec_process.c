@@ -71,7 +71,11 @@ apply_flags (const sbx_exec_flags *a, oci_process *p, sbx_error **err)
   p->terminal = a->tty;
   p->has_terminal = true;
   for (size_t k = 0; k < a->nenv; k++)
-    env_set (p, a->env[k]);
+    {
+      if (strchr (a->env[k], '=') == NULL)
+        return sbx_error_set (err, EINVAL, "--env `%s`: want KEY=VALUE", a->env[k]);
+      env_set (p, a->env[k]);
+    }
   if (a->cwd)
     {
       free (p->cwd);

@@ -81,7 +81,9 @@ sbx_features (oci_features **out, sbx_error **err)
   sc->archs = sbx_seccomp_archs ();
   sc->archs_len = sbx_strv_len (sc->archs);
   SET_LIST (sc, known_flags, sbx_seccomp_flags);
-  SET_LIST (sc, supported_flags, sbx_seccomp_flags);
+  /* Probed: a kernel may lack a flag libseccomp knows.  */
+  sc->supported_flags = sbx_seccomp_supported_flags ();
+  sc->supported_flags_len = sbx_strv_len (sc->supported_flags);
   /* What this host can apply: labels for an absent LSM are refused at
      create by the same test (lsm.c).  */
   l->apparmor = enabled (sbx_apparmor_enabled ());

@@ -214,6 +214,14 @@ update_locked (sbx_state *s, const oci_resources *r, sbx_error **err)
   /* sections written whole (with the saved values of the fields not
      given), so that related files stay consistent: memory.swap.max is
      swap - limit, cpu.max holds quota and period */
+  /* An unlimited memory with the swap left as saved could never be
+     written (memory + swap below memory): as runc, swap goes unlimited
+     with it unless the update gives it.  */
+  if (u->memory && u->memory->has_limit && u->memory->limit == -1 && !u->memory->has_swap)
+    {
+      u->memory->swap = -1;
+      u->memory->has_swap = true;
+    }
   if (u->memory)
     {
       merge_memory (ensure ((void **)&saved->memory, sizeof *saved->memory), u->memory);
@@ -340,6 +348,25 @@ apply_flags (const char *const *v, oci_resources *r, sbx_error **err)
     { SBX_UPDATE_MEMORY_RESERVATION, "memory-reservation", offsetof (oci_memory, reservation),
       offsetof (oci_memory, has_reservation) },
   };
+  /* 64-bit fields, signed or not (min 0 for the unsigned ones) */
+  static const struct
+  {
+    int key;
+    const char *flag;
+    long long min, max;
+    size_t off_val, off_has;
+  } cpu[] = {
+    { SBX_UPDATE_CPU_SHARES, "cpu-shares", 0, 262144, offsetof (oci_cpu, shares),
+      offsetof (oci_cpu, has_shares) },
+    { SBX_UPDATE_CPU_QUOTA, "cpu-quota", -1, LLONG_MAX, offsetof (oci_cpu, quota),
+      offsetof (oci_cpu, has_quota) },
+    { SBX_UPDATE_CPU_PERIOD, "cpu-period", 0, LLONG_MAX, offsetof (oci_cpu, period),
+      offsetof (oci_cpu, has_period) },
+    { SBX_UPDATE_CPU_RT_PERIOD, "cpu-rt-period", 0, LLONG_MAX, offsetof (oci_cpu, realtime_period),
+      offsetof (oci_cpu, has_realtime_period) },
+    { SBX_UPDATE_CPU_RT_RUNTIME, "cpu-rt-runtime", -1, LLONG_MAX, offsetof (oci_cpu, realtime_runtime),
+      offsetof (oci_cpu, has_realtime_runtime) },
+  };
   long long n;
 
   for (size_t i = 0; i < sizeof mem / sizeof mem[0]; i++)
@@ -352,30 +379,17 @@ apply_flags (const char *const *v, oci_resources *r, sbx_error **err)
         *(int64_t *)((char *)m + mem[i].off_val) = size;
         *(bool *)((char *)m + mem[i].off_has) = true;
       }
-  if (v[SBX_UPDATE_CPU_SHARES])
-    {
-      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
-      if (number (v[SBX_UPDATE_CPU_SHARES], 0, 262144, &n, err) < 0)
-        return sbx_error_wrap (err, "--cpu-shares");
-      c->shares = (uint64_t)n;
-      c->has_shares = true;
-    }
-  if (v[SBX_UPDATE_CPU_QUOTA])
-    {
-      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
-      if (number (v[SBX_UPDATE_CPU_QUOTA], -1, LLONG_MAX, &n, err) < 0)
-        return sbx_error_wrap (err, "--cpu-quota");
-      c->quota = n;
-      c->has_quota = true;
-    }
-  if (v[SBX_UPDATE_CPU_PERIOD])
-    {
-      oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
-      if (number (v[SBX_UPDATE_CPU_PERIOD], 0, LLONG_MAX, &n, err) < 0)
-        return sbx_error_wrap (err, "--cpu-period");
-      c->period = (uint64_t)n;
-      c->has_period = true;
-    }
+  for (size_t i = 0; i < sizeof cpu / sizeof cpu[0]; i++)
+    if (v[cpu[i].key])
+      {
+        oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);
+        int64_t val;
+        if (number (v[cpu[i].key], cpu[i].min, cpu[i].max, &n, err) < 0)
+          return sbx_error_wrap (err, "--%s", cpu[i].flag);
+        val = n; /* the unsigned fields take no negative value */
+        memcpy ((char *)c + cpu[i].off_val, &val, sizeof val);
+        *(bool *)((char *)c + cpu[i].off_has) = true;
+      }
   if (v[SBX_UPDATE_CPUSET_CPUS])
     {
       oci_cpu *c = ensure ((void **)&r->cpu, sizeof *r->cpu);

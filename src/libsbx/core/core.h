@@ -90,6 +90,7 @@ void *xmalloc0 (size_t n);
 void *xrealloc (void *p, size_t n);
 char *xstrdup (const char *s);
 char *xasprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+char *xvasprintf (const char *fmt, va_list ap) __attribute__ ((format (printf, 1, 0)));
 void sbx_strv_free (char **v);
 size_t sbx_strv_len (char *const *v);
 
@@ -100,7 +101,6 @@ int sbx_read_fd (int fd, size_t max, char **out, size_t *len, sbx_error **err);
    O_EXCL|O_NOFOLLOW in the same directory, then renamed over NAME.  */
 int sbx_write_file_atomic (int dirfd, const char *name, const void *data, size_t len, mode_t mode,
                            sbx_error **err);
-int sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len, sbx_error **err);
 /* Full read/write loops retrying on EINTR.  */
 ssize_t sbx_write_all (int fd, const void *buf, size_t len);
 ssize_t sbx_read_all (int fd, void *buf, size_t len);
@@ -159,8 +159,6 @@ void sbx_log (sbx_log_level level, const char *fmt, ...) __attribute__ ((format 
 /* Report a fatal error: always on stderr as "sbxrun: msg", and in the log
    file in its format.  */
 void sbx_log_error (const sbx_error *err);
-/* The log fd (or -1), so children can be told not to close it.  */
-int sbx_log_fd (void);
 /* Close the log file in a process that a container can see: it is a host
    file (messages then go to stderr).  */
 void sbx_log_close (void);

@@ -73,12 +73,6 @@ sbx_log_init (const char *path, const char *format, bool debug, sbx_error **err)
   return 0;
 }
 
-int
-sbx_log_fd (void)
-{
-  return log_fd;
-}
-
 void
 sbx_log_close (void)
 {
@@ -130,8 +124,7 @@ sbx_log (sbx_log_level level, const char *fmt, ...)
   if (level == SBX_LOG_DEBUG && !log_debug)
     return;
   va_start (ap, fmt);
-  if (vasprintf (&msg, fmt, ap) < 0)
-    abort ();
+  msg = xvasprintf (fmt, ap);
   va_end (ap);
   if (log_fd >= 0)
     emit (log_fd, log_json, level, msg);

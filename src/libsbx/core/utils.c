@@ -104,13 +104,21 @@ xstrdup (const char *s)
 }
 
 char *
+xvasprintf (const char *fmt, va_list ap)
+{
+  char *s;
+  if (vasprintf (&s, fmt, ap) < 0)
+    abort ();
+  return s;
+}
+
+char *
 xasprintf (const char *fmt, ...)
 {
   va_list ap;
   char *s;
   va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    abort ();
+  s = xvasprintf (fmt, ap);
   va_end (ap);
   return s;
 }
@@ -191,17 +199,6 @@ sbx_read_file (const char *path, size_t max, char **out, size_t *len, sbx_error 
     return sbx_error_sys (err, "open `%s`", path);
   if (sbx_read_fd (fd, max, out, len, err) < 0)
     return sbx_error_wrap (err, "`%s`", path);
-  return 0;
-}
-
-int
-sbx_write_file_at (int dirfd, const char *name, const void *data, size_t len, sbx_error **err)
-{
-  cleanup_close int fd = openat (dirfd, name, O_WRONLY | O_CLOEXEC | O_TRUNC);
-  if (fd < 0)
-    return sbx_error_sys (err, "open `%s`", name);
-  if (sbx_write_all (fd, data, len) < 0)
-    return sbx_error_sys (err, "write `%s`", name);
   return 0;
 }
 

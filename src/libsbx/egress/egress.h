@@ -87,12 +87,6 @@ void sbx_net_entry_clear (sbx_net_entry *e);
    "udp:[fd00::53]:53"), malloc'd.  */
 char *sbx_net_rule_format (const sbx_net_rule *r);
 
-/* Name resolution, replaceable for tests: fill *addrs (malloc'd rules
-   with family/addr/full prefix set) or return -1 with *why (malloc'd).  */
-typedef int (*sbx_net_resolver_fn) (const char *name, sbx_net_rule **addrs, size_t *n, char **why);
-/* NULL restores the default (getaddrinfo, which honours /etc/hosts).  */
-void sbx_net_set_resolver (sbx_net_resolver_fn fn);
-
 /* The annotations only: NULL in *out when there is no org.sbxrun.net.*
    annotation or egress is open.  Errors name the annotation and the entry.
    bundle (for relative mount sources) and rootfs locate the container's
@@ -138,8 +132,6 @@ bool sbx_net_config_has_policy (const oci_config *c);
 int sbx_net_exec_check (const oci_config *c, int state_dirfd, const oci_process *p, bool *governed,
                         sbx_error **err);
 
-sbx_net_egress_mode sbx_net_policy_egress (const sbx_net_policy *p);
-sbx_net_dns_mode sbx_net_policy_dns_mode (const sbx_net_policy *p);
 /* Allowed destinations, names resolved.  */
 const sbx_net_rule *sbx_net_policy_rules (const sbx_net_policy *p, size_t *n);
 /* DNS resolvers (UDP and TCP port 53 allowed to each).  */

@@ -37,19 +37,6 @@ const sbx_net_annotation sbx_net_annotations[] = {
 
 /* ---------------------------------------------------------------- entries */
 
-static char *why_fmt (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static char *
-why_fmt (const char *fmt, ...)
-{
-  va_list ap;
-  char *s = NULL;
-  va_start (ap, fmt);
-  if (vasprintf (&s, fmt, ap) < 0)
-    abort ();
-  va_end (ap);
-  return s;
-}
-
 static bool
 all_of (const char *s, size_t n, const char *set)
 {
@@ -86,19 +73,19 @@ parse_port (const char *s, size_t n, uint16_t *out, char **why)
   long v = small_number (s, n);
   if (n == 0)
     {
-      *why = why_fmt ("missing port number");
+      *why = xasprintf ("missing port number");
       return -1;
     }
   if (v < 0 && all_of (s, n, "0123456789"))
     v = 1000000; /* many digits: out of range, not malformed */
   if (v < 0)
     {
-      *why = why_fmt ("invalid port `%.*s`", (int)n, s);
+      *why = xasprintf ("invalid port `%.*s`", (int)n, s);
       return -1;
     }
   if (v < 1 || v > 65535)
     {
-      *why = why_fmt ("port %.*s out of range (1-65535)", (int)n, s);
+      *why = xasprintf ("port %.*s out of range (1-65535)", (int)n, s);
       return -1;
     }
   *out = (uint16_t)v;
@@ -111,7 +98,7 @@ parse_ports (const char *s, sbx_net_rule *r, char **why)
   const char *dash = strchr (s, '-');
   if (*s == '\0')
     {
-      *why = why_fmt ("missing port after `:`");
+      *why = xasprintf ("missing port after `:`");
       return -1;
     }
   if (dash == NULL)
@@ -126,7 +113,7 @@ parse_ports (const char *s, sbx_net_rule *r, char **why)
     return -1;
   if (r->port_min > r->port_max)
     {
-      *why = why_fmt ("port range %s is reversed", s);
+      *why = xasprintf ("port range %s is reversed", s);
       return -1;
     }
   return 0;
@@ -138,12 +125,12 @@ parse_prefix (const char *s, int max, uint8_t *out, char **why)
   long v = small_number (s, strlen (s));
   if (v < 0)
     {
-      *why = why_fmt ("invalid prefix length `%s`", s);
+      *why = xasprintf ("invalid prefix length `%s`", s);
       return -1;
     }
   if (v > max)
     {
-      *why = why_fmt ("prefix length %ld out of range (0-%d)", v, max);
+      *why = xasprintf ("prefix length %ld out of range (0-%d)", v, max);
       return -1;
     }
   *out = (uint8_t)v;
@@ -196,14 +183,14 @@ parse_plain_host (char *host, sbx_net_entry *e, char **why)
     *slash = '\0';
   if (*host == '\0')
     {
-      *why = why_fmt ("missing host");
+      *why = xasprintf ("missing host");
       return -1;
     }
   if (all_of (host, strlen (host), "0123456789."))
     {
       if (inet_pton (AF_INET, host, e->rule.addr) != 1)
         {
-          *why = why_fmt ("invalid IPv4 address `%s`", host);
+          *why = xasprintf ("invalid IPv4 address `%s`", host);
           return -1;
         }
       e->rule.family = AF_INET;
@@ -215,12 +202,12 @@ parse_plain_host (char *host, sbx_net_entry *e, char **why)
     }
   if (!valid_dns_name (host))
     {
-      *why = why_fmt ("invalid host name `%s`", host);
+      *why = xasprintf ("invalid host name `%s`", host);
       return -1;
     }
   if (slash)
     {
-      *why = why_fmt ("a prefix length needs an IP address, not the name `%s`", host);
+      *why = xasprintf ("a prefix length needs an IP address, not the name `%s`", host);
       return -1;
     }
   e->name = xstrdup (host);
@@ -248,7 +235,7 @@ sbx_net_entry_parse (const char *text, sbx_net_entry *out, char **why)
         e.rule.proto = IPPROTO_UDP;
       else
         {
-          *why = why_fmt ("unknown protocol `%s` (expected tcp: or udp:)", rest);
+          *why = xasprintf ("unknown protocol `%s` (expected tcp: or udp:)", rest);
           return -1;
         }
       rest = colon + 1;
@@ -258,7 +245,7 @@ sbx_net_entry_parse (const char *text, sbx_net_entry *out, char **why)
       char *end = strchr (rest, ']'), *slash;
       if (end == NULL)
         {
-          *why = why_fmt ("missing `]` after the IPv6 address");
+          *why = xasprintf ("missing `]` after the IPv6 address");
           goto fail;
         }
       *end = '\0';
@@ -267,7 +254,7 @@ sbx_net_entry_parse (const char *text, sbx_net_entry *out, char **why)
         *slash = '\0';
       if (inet_pton (AF_INET6, rest + 1, e.rule.addr) != 1)
         {
-          *why = why_fmt ("invalid IPv6 address `%s`", rest + 1);
+          *why = xasprintf ("invalid IPv6 address `%s`", rest + 1);
           goto fail;
         }
       e.rule.family = AF_INET6;
@@ -286,7 +273,7 @@ sbx_net_entry_parse (const char *text, sbx_net_entry *out, char **why)
       rest = end + 1;
       if (*rest != '\0' && *rest != ':')
         {
-          *why = why_fmt ("unexpected `%s` after `]`", rest);
+          *why = xasprintf ("unexpected `%s` after `]`", rest);
           goto fail;
         }
       if (*rest == ':' && parse_ports (rest + 1, &e.rule, why) < 0)
@@ -297,7 +284,7 @@ sbx_net_entry_parse (const char *text, sbx_net_entry *out, char **why)
       colon = strchr (rest, ':');
       if (colon && strchr (colon + 1, ':'))
         {
-          *why = why_fmt ("an IPv6 address must be in brackets, as in `[fd00::1]:443`");
+          *why = xasprintf ("an IPv6 address must be in brackets, as in `[fd00::1]:443`");
           goto fail;
         }
       if (colon)
@@ -361,8 +348,11 @@ same_rule (const sbx_net_rule *a, const sbx_net_rule *b)
          && memcmp (a->addr, b->addr, sizeof a->addr) == 0;
 }
 
+/* Names through getaddrinfo (which honours /etc/hosts): fill *addrs
+   (malloc'd rules, full prefix) or return -1 with *why (malloc'd).  The
+   unit tests replace getaddrinfo at link time (--wrap).  */
 static int
-gai_resolver (const char *name, sbx_net_rule **addrs, size_t *n, char **why)
+resolve_name (const char *name, sbx_net_rule **addrs, size_t *n, char **why)
 {
   struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
   struct addrinfo *res = NULL;
@@ -372,7 +362,8 @@ gai_resolver (const char *name, sbx_net_rule **addrs, size_t *n, char **why)
 
   if (r != 0)
     {
-      *why = why_fmt ("cannot resolve `%s`: %s", name, r == EAI_SYSTEM ? strerror (errno) : gai_strerror (r));
+      *why = xasprintf ("cannot resolve `%s`: %s", name,
+                        r == EAI_SYSTEM ? strerror (errno) : gai_strerror (r));
       return -1;
     }
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
@@ -403,20 +394,12 @@ gai_resolver (const char *name, sbx_net_rule **addrs, size_t *n, char **why)
   freeaddrinfo (res);
   if (k == 0)
     {
-      *why = why_fmt ("cannot resolve `%s`: no IPv4 or IPv6 address", name);
+      *why = xasprintf ("cannot resolve `%s`: no IPv4 or IPv6 address", name);
       return -1;
     }
   *addrs = v;
   *n = k;
   return 0;
-}
-
-static sbx_net_resolver_fn resolver = gai_resolver;
-
-void
-sbx_net_set_resolver (sbx_net_resolver_fn fn)
-{
-  resolver = fn ? fn : gai_resolver;
 }
 
 /* ---------------------------------------------------------------- policy */
@@ -721,7 +704,7 @@ parse_allow (sbx_net_policy *p, const char *value, sbx_error **err)
             goto out;
           continue;
         }
-      if (resolver (e.name, &addrs, &n, &why) < 0)
+      if (resolve_name (e.name, &addrs, &n, &why) < 0)
         {
           sbx_error_set (err, 0, "annotation %s: entry `%s`: %s", SBX_NET_ALLOW, *it, why);
           sbx_net_entry_clear (&e);
@@ -877,18 +860,6 @@ sbx_net_config_has_policy (const oci_config *c)
 }
 
 /* ---------------------------------------------------------------- access */
-
-sbx_net_egress_mode
-sbx_net_policy_egress (const sbx_net_policy *p)
-{
-  return p ? p->egress : SBX_NET_EGRESS_OPEN;
-}
-
-sbx_net_dns_mode
-sbx_net_policy_dns_mode (const sbx_net_policy *p)
-{
-  return p->dns;
-}
 
 const sbx_net_rule *
 sbx_net_policy_rules (const sbx_net_policy *p, size_t *n)

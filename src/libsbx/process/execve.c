@@ -446,21 +446,6 @@ sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **e
   return prep->file ? 0 : -1;
 }
 
-void
-sbx_process_exec_prep_release (sbx_exec_prep *prep)
-{
-  free (prep->file);
-  free (prep->home);
-  prep->file = prep->home = NULL;
-  if (prep->own_procfd >= 0)
-    close (prep->own_procfd);
-  if (prep->notify_fd >= 0)
-    close (prep->notify_fd);
-  if (prep->landlock_fd >= 0)
-    close (prep->landlock_fd);
-  prep->own_procfd = prep->notify_fd = prep->procfd = prep->landlock_fd = -1;
-}
-
 /* process.env, and HOME when it has none (home_of); the strings are
    borrowed, only the array is malloc'd.  */
 static char **

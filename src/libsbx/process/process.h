@@ -93,12 +93,9 @@ int sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console
    group stays the one devpts gave it (the mount's gid= option).  A uid the
    user namespace does not map leaves it as it is.  */
 int sbx_process_pty_give (const oci_process *p, sbx_error **err);
-/* Send / receive one fd with SCM_RIGHTS (with a short text payload, the
-   pty name, as runc sends).  recv returns the fd.  */
+/* Send one fd with SCM_RIGHTS (with a short text payload, the pty name,
+   as runc sends).  */
 int sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err);
-/* recv also gives the text payload in *name (malloc'd; pass NULL when not
-   wanted).  */
-int sbx_process_recv_fd_name (int sock, char **name, sbx_error **err);
 /* Copy between our stdio and the master until the master hangs up (used by
    `run`/`exec` in the foreground with a terminal but no console socket).
    Puts our terminal (if stdin is one) in raw mode and restores it.  With
@@ -229,7 +226,6 @@ int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
    credentials), so that a missing or non-executable one fails `create`
    ("executable file not found", which engines map to 127; EACCES: 126).  */
 int sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
-void sbx_process_exec_prep_release (sbx_exec_prep *prep);
 
 /* sched.h - the kernel's per-process attributes: process.scheduler and
  * process.ioPriority (set on the final process by the runtime, from

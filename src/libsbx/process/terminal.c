@@ -161,59 +161,6 @@ sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err)
   return 0;
 }
 
-int
-sbx_process_recv_fd_name (int sock, char **name, sbx_error **err)
-{
-  char data[4096];
-  /* Room for a few fds so a misbehaving peer's extras can be closed rather
-     than leaked.  */
-  union
-  {
-    struct cmsghdr h;
-    char buf[CMSG_SPACE (8 * sizeof (int))];
-  } ctrl;
-  struct iovec iov = { .iov_base = data, .iov_len = sizeof data };
-  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-  int fd = -1;
-  ssize_t r;
-
-  memset (&ctrl, 0, sizeof ctrl);
-  msg.msg_control = ctrl.buf;
-  msg.msg_controllen = sizeof ctrl.buf;
-  do
-    r = recvmsg (sock, &msg, MSG_CMSG_CLOEXEC);
-  while (r < 0 && errno == EINTR);
-  if (r < 0)
-    return sbx_error_sys (err, "receive file descriptor");
-
-  for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c; c = CMSG_NXTHDR (&msg, c))
-    {
-      size_t n;
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-        continue;
-      n = (c->cmsg_len - CMSG_LEN (0)) / sizeof (int);
-      for (size_t i = 0; i < n; i++)
-        {
-          int got;
-          memcpy (&got, CMSG_DATA (c) + i * sizeof (int), sizeof got);
-          if (fd < 0)
-            fd = got;
-          else
-            close (got);
-        }
-    }
-  if (fd < 0)
-    return r == 0 ? sbx_error_set (err, EPIPE, "receive file descriptor: connection closed")
-                  : sbx_error_set (err, EBADMSG, "receive file descriptor: none in the message");
-  if (name)
-    {
-      size_t len = strnlen (data, (size_t)r);
-      *name = xmalloc0 (len + 1);
-      memcpy (*name, data, len);
-    }
-  return fd;
-}
-
 static void
 copy_winsize (int from, int to)
 {

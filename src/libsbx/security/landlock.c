@@ -387,8 +387,7 @@ append (char **s, const char *fmt, ...)
   va_list ap;
   char *more;
   va_start (ap, fmt);
-  if (vasprintf (&more, fmt, ap) < 0)
-    abort ();
+  more = xvasprintf (fmt, ap);
   va_end (ap);
   char *n = xasprintf ("%s%s", *s, more);
   free (*s);

@@ -83,8 +83,6 @@
 #include "core/core.h"
 #include "security/security_internal.h"
 
-static unsigned long compile_count;
-
 /* ---- name tables ---- */
 
 #define ACTIONS(X)                                                                                           \
@@ -218,30 +216,10 @@ sbx_seccomp_supported_flags (void)
   return v;
 }
 
-unsigned long
-sbx_seccomp_compile_count (void)
-{
-  return compile_count;
-}
-
-bool
-sbx_seccomp_from_cache (const sbx_seccomp *sc)
-{
-  return sc && sc->cached;
-}
-
 bool
 sbx_seccomp_uses_notify (const sbx_seccomp *sc)
 {
   return sc && sc->notify;
-}
-
-size_t
-sbx_seccomp_program (const sbx_seccomp *sc, const struct sock_filter **insns)
-{
-  if (insns)
-    *insns = sc ? sc->insns : NULL;
-  return sc ? sc->len : 0;
 }
 
 /* ---- validation helpers ---- */
@@ -587,7 +565,6 @@ compile (const oci_seccomp *s, sbx_seccomp *sc, sbx_error **err)
                     "linux.seccomp.defaultAction", "linux.seccomp.defaultErrnoRet", &def_action, err);
   if (r < 0)
     return r;
-  compile_count++;
   use_full_api ();
   ctx = seccomp_init (def_action);
   if (ctx == NULL)

@@ -93,15 +93,6 @@ char **sbx_seccomp_supported_flags (void);
    fd to sbx_seccomp_notify_send.  */
 bool sbx_seccomp_uses_notify (const sbx_seccomp *sc);
 
-/* Introspection, mostly for tests: whether sc came from the cache, how many
-   times libseccomp compiled a filter in this process, and the program
-   itself (its length in instructions).  */
-bool sbx_seccomp_from_cache (const sbx_seccomp *sc);
-unsigned long sbx_seccomp_compile_count (void);
-struct sock_filter;
-size_t sbx_seccomp_program (const sbx_seccomp *sc, const struct sock_filter **insns);
-
-
 /* sealed.h - run from a sealed copy of our own binary.
  *
  * A container process that can reach one of our processes' executable

@@ -301,6 +301,13 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
 }
 
 void
+sbx_state_unlock (sbx_state *s)
+{
+  if (s->dir_fd >= 0)
+    flock (s->dir_fd, LOCK_UN);
+}
+
+void
 sbx_state_free (sbx_state *s)
 {
   if (s == NULL)
@@ -419,14 +426,17 @@ sbx_state_json_pid (sbx_state *s, const oci_config *c, const char *status, pid_t
   oj_w_string (w, s->st->created ? s->st->created : "");
   oj_w_key (w, "owner");
   oj_w_string (w, s->st->owner ? s->st->owner : "");
-  oj_w_key (w, "annotations");
-  oj_w_begin_object (w);
-  for (size_t i = 0; c && i < c->annotations_len; i++)
+  if (c) /* without a config: no "annotations" (optional, as runc's list) */
     {
-      oj_w_key (w, c->annotations_keys[i]);
-      oj_w_string (w, c->annotations_values[i]);
+      oj_w_key (w, "annotations");
+      oj_w_begin_object (w);
+      for (size_t i = 0; i < c->annotations_len; i++)
+        {
+          oj_w_key (w, c->annotations_keys[i]);
+          oj_w_string (w, c->annotations_values[i]);
+        }
+      oj_w_end_object (w);
     }
-  oj_w_end_object (w);
   oj_w_end_object (w);
   return oj_writer_finish (w, NULL);
 }

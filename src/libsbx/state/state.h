@@ -54,6 +54,9 @@ int sbx_state_save (sbx_state *s, sbx_error **err);
 int sbx_state_set_phase (sbx_state *s, const char *phase, sbx_error **err);
 /* Remove the directory and free; ENOENT is fine.  */
 int sbx_state_remove (sbx_state *s, sbx_error **err);
+/* Let other commands at the container while s stays open (read-only from
+   then on): exec into a paused container waits for a resume.  */
+void sbx_state_unlock (sbx_state *s);
 void sbx_state_free (sbx_state *s);
 /* The container's saved config.  */
 int sbx_state_config (sbx_state *s, oci_config **out, sbx_error **err);
@@ -64,7 +67,8 @@ unsigned long long sbx_pid_start_time (pid_t pid);
    delete that did not finish ("creating", "deleting").  */
 const char *sbx_state_status (sbx_state *s);
 bool sbx_state_alive (sbx_state *s);
-/* The OCI state document for this container (runtime.md), pretty or not. */
+/* The OCI state document for this container (runtime.md), pretty or not;
+   "annotations" are c's (none without c).  */
 char *sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pretty);
 /* The same with the given pid (the init's view for hooks, before the
    state on disk has it).  */
