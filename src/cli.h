@@ -101,16 +101,21 @@ enum
   SBX_CRIU_O_SHELL,
   SBX_CRIU_O_LOCKS,
   SBX_CRIU_O_CGMODE,
+  SBX_CRIU_O_LAZY,
   SBX_CRIU_O_N
 };
-#define SBX_CRIU_OPTIONS                                                                                          \
-  [SBX_CRIU_O_IMAGE] = { "image-path", 0, true, "DIR", "the images (default <root>/<id>/checkpoint)" },           \
-  [SBX_CRIU_O_WORK] = { "work-path", 0, true, "DIR", "CRIU's log and work files (default: the image path)" },     \
-  [SBX_CRIU_O_TCP] = { "tcp-established", 0, false, NULL, "dump/restore established TCP connections" },          \
-  [SBX_CRIU_O_UNIX] = { "ext-unix-sk", 0, false, NULL, "allow unix sockets connected outside" },                 \
-  [SBX_CRIU_O_SHELL] = { "shell-job", 0, false, NULL, "the container is a shell job (session outside)" },        \
-  [SBX_CRIU_O_LOCKS] = { "file-locks", 0, false, NULL, "dump/restore file locks" },                               \
-  [SBX_CRIU_O_CGMODE] = { "manage-cgroups-mode", 0, true, "MODE", "soft (default), full, strict or ignore" },
+#define SBX_CRIU_OPTIONS                                                                                     \
+  [SBX_CRIU_O_IMAGE] = { "image-path", 0, true, "DIR", "the images (default <root>/<id>/checkpoint)" },      \
+  [SBX_CRIU_O_WORK]                                                                                          \
+      = { "work-path", 0, true, "DIR", "CRIU's log and work files (default: the image path)" },              \
+  [SBX_CRIU_O_TCP] = { "tcp-established", 0, false, NULL, "dump/restore established TCP connections" },      \
+  [SBX_CRIU_O_UNIX] = { "ext-unix-sk", 0, false, NULL, "allow unix sockets connected outside" },             \
+  [SBX_CRIU_O_SHELL] = { "shell-job", 0, false, NULL, "the container is a shell job (session outside)" },    \
+  [SBX_CRIU_O_LOCKS] = { "file-locks", 0, false, NULL, "dump/restore file locks" },                          \
+  [SBX_CRIU_O_CGMODE]                                                                                        \
+      = { "manage-cgroups-mode", 0, true, "MODE", "soft (default), full, strict or ignore" },                \
+  [SBX_CRIU_O_LAZY]                                                                                          \
+      = { "lazy-pages", 0, false, NULL, "memory over userfaultfd, on demand (criu lazy-pages)" },
 int sbx_criu_flag (sbx_criu_flags *f, int key, const char *arg);
 
 #define SBX_DECLARE_CMD(n) extern const sbx_command sbx_cmd_##n;

@@ -29,6 +29,9 @@ sbx_criu_flag (sbx_criu_flags *f, int key, const char *arg)
     case SBX_CRIU_O_CGMODE:
       f->manage_cgroups_mode = arg;
       return 1;
+    case SBX_CRIU_O_LAZY:
+      f->lazy_pages = true;
+      return 1;
     }
   return 0;
 }

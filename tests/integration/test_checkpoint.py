@@ -8,15 +8,19 @@ where CRIU cannot work run on such a host only.
 
 import json
 import os
+import select
 import shutil
+import socket
+import stat
 import subprocess
 import time
 
 import pytest
 
-from conftest import describe, run_cmd
+from conftest import ConsoleSocket, describe, read_pty_until, run_cmd, wait_for
 from test_failures import leftovers  # noqa: F401  (a fixture)
 from test_netfilter import check, net_bundle, netlab  # noqa: F401  (netlab is a fixture)
+from test_podman import podman  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.needs_root, pytest.mark.needs_cmd("create", "start", "checkpoint", "restore"),
               pytest.mark.usefixtures("seccomp_cache_cleanup")]
@@ -153,7 +157,77 @@ def test_checkpoint_fails_fast_without_criu(sbx, bundle, no_criu):
     sbx.ok("delete", "--force", cid)
 
 
+def test_memory_flag_refusals(sbx, bundle):
+    """Bad --page-server, --status-fd or --lazy-pages: refused before CRIU
+    runs (on any host), naming the flag and the value; the container runs
+    on, untouched, and no image directory is left."""
+    b = bundle(["sleep", "600"])
+    cid = sbx.new_id("cr")
+    sbx.ok("create", "--bundle", b, cid)
+    sbx.ok("start", cid)
+    pid = sbx.state(cid)["pid"]
+    ps = ["--page-server", "127.0.0.1:1"]
+    cases = [(["--page-server", "127.0.0.1"], "--page-server `127.0.0.1`: want ADDRESS:PORT"),
+             (["--page-server", "localhost:1234"], "`localhost` is not a numeric IPv4 or IPv6 address"),
+             (["--page-server", "127.0.0.1:0"], "port `0` is not in 1..65535"),
+             (["--page-server", "[::1]:70000"], "port `70000` is not in 1..65535"),
+             (["--status-fd", "1"], "--status-fd 1: only with --lazy-pages"),
+             (["--status-fd", "x"], "--status-fd `x`: not a file descriptor number"),
+             (["--lazy-pages"], "--lazy-pages needs --page-server ADDRESS:PORT"),
+             (["--lazy-pages", "--pre-dump", *ps], "--lazy-pages and --pre-dump"),
+             (["--lazy-pages", *ps, "--status-fd", "99"], "--status-fd 99: not an open file descriptor")]
+    for args, want in cases:
+        cp = sbx.fail("checkpoint", *args, cid)
+        assert want in cp.stderr, (args, describe(cp))
+    r, w = os.pipe()
+    try:
+        cp = sbx.fail("checkpoint", "--lazy-pages", *ps, "--status-fd", r, cid, pass_fds=(r,))
+        assert f"--status-fd {r}: not open for writing" in cp.stderr, describe(cp)
+    finally:
+        os.close(r)
+        os.close(w)
+    st = sbx.state(cid)
+    assert st["status"] == "running" and st["pid"] == pid
+    assert not (sbx.root / cid / "checkpoint").exists()
+    sbx.ok("delete", "--force", cid)
+
+
 # --------------------------------------------------------------------------- with CRIU
+
+
+@pytest.fixture
+def loopback(criu):
+    """The guest's lo (its only interface) up: page servers listen there."""
+    run_cmd(["ip", "link", "set", "lo", "up"])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_status(fd, timeout=120.0):
+    """The bytes CRIU writes to a --status-fd (b"" at EOF), or None on timeout."""
+    r, _, _ = select.select([fd], [], [], timeout)
+    return os.read(fd, 16) if r else None
+
+
+def count_after(read, n, timeout=30.0):
+    """The first count other than n (0: the file mid-write): above n when
+    the counter went on from its checkpoint, small when it started again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = read()
+        if v not in (0, n):
+            assert n < v < n + 100, f"counter at {v} after restore from {n}: it started again"
+            return v
+        time.sleep(0.05)
+    pytest.fail(f"the counter stayed at {n} after restore")
+
+
+def tail(*paths):
+    return "".join(f"\n--- {p}\n" + p.read_text()[-2500:] for p in paths if p.exists())
 
 
 def test_checkpoint_restore_continues(sbx, bundle, criu):
@@ -271,3 +345,250 @@ def test_egress_allowlist_after_restore(sbx, bundle, tmp_path, netlab, criu):
     check(sbx, cid, allowed, blocked)
     sbx.ok("delete", "--force", cid)
     assert f"sbxrun-{cid}" not in netlab.ruleset()
+
+
+def test_page_server_loopback(sbx, bundle, tmp_path, criu, loopback):
+    """checkpoint --page-server: the memory goes to a `criu page-server` on
+    127.0.0.1, not into the image directory; with it moved back, restore
+    continues the count."""
+    b, cid = counter(sbx, bundle)
+    psd, img = tmp_path / "ps", tmp_path / "img"
+    psd.mkdir()
+    port = free_port()
+    r, w = os.pipe()
+    srv = subprocess.Popen(["criu", "page-server", "--images-dir", psd, "--address", "127.0.0.1",
+                            "--port", str(port), "--status-fd", str(w), "-o", psd / "ps.log", "-v4"],
+                           pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    os.close(w)
+    try:
+        assert read_status(r) == b"\0", tail(psd / "ps.log")
+        cp = sbx("checkpoint", "--image-path", img, "--page-server", f"127.0.0.1:{port}", cid, timeout=120)
+        assert cp.returncode == 0, describe(cp) + tail(img / "dump.log", psd / "ps.log")
+        assert srv.wait(timeout=60) == 0, tail(psd / "ps.log")
+    finally:
+        os.close(r)
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    assert sbx.state(cid)["status"] == "stopped"
+    assert any(psd.glob("pages-*.img")), sorted(p.name for p in psd.iterdir())
+    assert not any(img.glob("pages-*.img")), "the pages went into the image directory"
+    for f in psd.glob("*.img"):
+        shutil.copy(f, img)
+    n = count(b)
+    cp = sbx("restore", "--detach", "--image-path", img, cid, timeout=120)
+    assert cp.returncode == 0, describe(cp) + tail(img / "restore.log")
+    count_after(lambda: count(b), n)
+    sbx.ok("delete", "--force", cid)
+
+
+def test_lazy_pages_status_fd(sbx, bundle, tmp_path, criu, loopback):
+    """checkpoint --lazy-pages --page-server 127.0.0.1:P --status-fd FD:
+    CRIU writes a 0 byte to FD once it serves the memory; `restore
+    --lazy-pages` of another container on the same rootfs, its pages
+    fetched by `criu lazy-pages`, continues the count.  Where the kernel
+    lacks non-cooperative userfaultfd: refused with CRIU's reason, the
+    container untouched."""
+    b, cid = counter(sbx, bundle)
+    pid = sbx.state(cid)["pid"]
+    img = tmp_path / "lazy"
+    port = free_port()
+    uffd = run_cmd(["criu", "check", "--feature", "uffd-noncoop"], timeout=60)
+    r, w = os.pipe()
+    dump = sbx.popen("checkpoint", "--lazy-pages", "--page-server", f"127.0.0.1:{port}", "--status-fd", w,
+                     "--image-path", img, cid, pass_fds=(w,))
+    os.close(w)
+    daemon = None
+    try:
+        if uffd.returncode != 0:
+            print(f"no uffd-noncoop here ({uffd.stdout.strip()[-200:]}): the refusal is tested")
+            _, err = dump.communicate(timeout=60)
+            assert dump.returncode != 0 and "--lazy-pages" in err and "uffd-noncoop" in err, err
+            assert read_status(r, 1) == b"", "no status byte for a refused dump"
+            st = sbx.state(cid)
+            assert st["status"] == "running" and st["pid"] == pid
+            wait_count(b, count(b))
+            sbx.ok("delete", "--force", cid)
+            return
+        print(f"guest kernel has uffd-noncoop: lazy migration on 127.0.0.1:{port}")
+        got = read_status(r)
+        assert got == b"\0", (got, tail(img / "dump.log"))
+        assert dump.poll() is None, "the dump returned before its memory was fetched"
+        # the destination: the same rootfs, another ID and cgroup
+        b2 = bundle(COUNTER, rootfs=False)
+        with b2.edit() as c:
+            c["root"] = {"path": str(b.rootfs), "readonly": False}
+        daemon = subprocess.Popen(["criu", "lazy-pages", "--page-server", "--address", "127.0.0.1",
+                                   "--port", str(port), "--images-dir", img, "--work-dir", img,
+                                   "-o", img / "lazy-pages.log", "-v4"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not any(stat.S_ISSOCK(p.lstat().st_mode) for p in img.iterdir()):
+            assert daemon.poll() is None and time.monotonic() < deadline, tail(img / "lazy-pages.log")
+            time.sleep(0.1)
+        n = count(b)
+        cid2 = sbx.new_id("crlazy")
+        cp = sbx("restore", "--detach", "--lazy-pages", "--bundle", b2, "--image-path", img, cid2, timeout=120)
+        assert cp.returncode == 0, describe(cp) + tail(img / "restore.log", img / "lazy-pages.log")
+        count_after(lambda: count(b), n)
+        out, err = dump.communicate(timeout=120)
+        assert dump.returncode == 0, err + tail(img / "dump.log")
+        assert daemon.wait(timeout=60) == 0, tail(img / "lazy-pages.log")
+        assert sbx.state(cid)["status"] == "stopped"
+        assert sbx.state(cid2)["status"] == "running"
+        wait_count(b, count(b))
+        sbx.ok("delete", cid)
+        sbx.ok("delete", "--force", cid2)
+    finally:
+        os.close(r)
+        if daemon and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+
+
+def test_restore_auto_dedup_and_empty_netns(sbx, bundle, criu):
+    """restore --auto-dedup punches the restored pages out of the image;
+    restore --empty-ns network gives a new, unconfigured network namespace
+    (an address added to lo before the checkpoint is not there after)."""
+    b, cid = counter(sbx, bundle)
+    pid = sbx.state(cid)["pid"]
+    cp = run_cmd(["nsenter", "-t", pid, "-n", "ip", "addr", "add", "10.213.0.1/32", "dev", "lo"])
+    assert cp.returncode == 0, describe(cp)
+    assert "10.213.0.1" in sbx.ok("exec", cid, "ip", "-4", "addr", "show", "dev", "lo").stdout
+    img = sbx.root / cid / "checkpoint"
+    cp = sbx("checkpoint", cid, timeout=120)
+    assert cp.returncode == 0, describe(cp) + tail(img / "dump.log")
+
+    def blocks():
+        return sum(p.stat().st_blocks for p in img.glob("pages-*.img"))
+
+    before = blocks()
+    assert before > 0
+    n = count(b)
+    cp = sbx("restore", "--detach", "--auto-dedup", "--empty-ns", "network", cid, timeout=120)
+    assert cp.returncode == 0, describe(cp) + tail(img / "restore.log")
+    count_after(lambda: count(b), n)
+    assert blocks() < before // 4, f"pages kept {blocks()} of {before} blocks after --auto-dedup"
+    out = sbx.ok("exec", cid, "ip", "-4", "addr", "show", "dev", "lo").stdout
+    assert "10.213.0.1" not in out, out
+    sbx.ok("delete", "--force", cid)
+
+
+TTY_LOOP = ["sh", "-c", 'n=0; while read l; do n=$((n+1)); echo "$n $l" > /got; echo "got $n $l"; done']
+
+
+def test_terminal_checkpoint_restore(sbx, bundle, tmp_path, console_socket, criu):
+    """process.terminal with --console-socket: after checkpoint, restore
+    --console-socket hands a new pty master, and the shell reading its
+    terminal continues (its line count kept) on the new pty."""
+    b = bundle(TTY_LOOP, terminal=True)
+    with b.edit() as c:
+        c["root"]["readonly"] = False
+    cid = sbx.new_id("crtty")
+    sbx.ok("create", "--bundle", b, "--console-socket", console_socket.path, cid)
+    master, _ = console_socket.receive()
+    cs2 = ConsoleSocket(tmp_path / "cs2")
+    master2 = -1
+    try:
+        sbx.ok("start", cid)
+        os.write(master, b"one\n")
+        read_pty_until(master, "got 1 one", timeout=30)
+        img = sbx.root / cid / "checkpoint"
+        cp = sbx("checkpoint", cid, timeout=120)
+        assert cp.returncode == 0, describe(cp) + tail(img / "dump.log")
+        assert sbx.state(cid)["status"] == "stopped"
+        os.close(master)
+        master = -1
+        cp = sbx("restore", "--detach", "--console-socket", cs2.path, cid, timeout=120)
+        assert cp.returncode == 0, describe(cp) + tail(img / "restore.log")
+        master2, _ = cs2.receive()
+        assert sbx.state(cid)["status"] == "running"
+        os.write(master2, b"two\n")
+        read_pty_until(master2, "got 2 two", timeout=30)
+        assert (b.rootfs / "got").read_text() == "2 two\n"
+        sbx.ok("delete", "--force", cid)
+    finally:
+        for fd in (master, master2):
+            if fd >= 0:
+                os.close(fd)
+        cs2.close()
+
+
+PODMAN_COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.1; done"
+
+
+def test_podman_checkpoint_restore(podman, criu):  # noqa: F811
+    """`podman container checkpoint` / `restore` with --runtime sbxrun: the
+    counter, its stdio conmon's pipes, continues from its count."""
+    if shutil.which("conmon") is None:
+        pytest.skip("conmon not installed")
+    cid = podman("run", "-d", "--network", "none", "--cgroup-parent", podman.parent,
+                 "localhost/sbxtest-bb:latest", "sh", "-c", PODMAN_COUNTER).stdout.strip()
+    mnt = podman("mount", cid).stdout.strip()
+
+    def pcount():
+        try:
+            return int(open(os.path.join(mnt, "count")).read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    deadline = time.monotonic() + 60
+    while pcount() <= 5:
+        assert time.monotonic() < deadline, "the counter does not count"
+        time.sleep(0.1)
+    podman("container", "checkpoint", cid)
+    st = json.loads(podman("inspect", cid).stdout)[0]["State"]
+    assert st["Status"] == "exited" and st.get("Checkpointed", True), st
+    n = pcount()
+    time.sleep(0.5)
+    assert pcount() == n, "the counter ran on after checkpoint"
+    podman("container", "restore", cid)
+    st = json.loads(podman("inspect", cid).stdout)[0]["State"]
+    assert st["Status"] == "running", st
+    count_after(pcount, n)
+    assert int(podman("exec", cid, "cat", "/count").stdout) >= n
+    podman("stop", "-t", "1", cid)
+    podman("umount", cid, ok=False)
+    podman("rm", cid)
+
+
+def test_ctr_checkpoint_restore(containerd, cgroup_parent, criu):
+    """containerd's runc shim with sbxrun as its binary: `ctr containers
+    checkpoint --task` makes a checkpoint image (the shim calls `sbxrun
+    checkpoint --image-path --work-path --leave-running`), and `ctr
+    containers restore --live` of it (`sbxrun restore --bundle ...
+    --detach`) continues the count on a fresh rootfs snapshot."""
+    ctr = containerd
+    cid = f"sbxcr{os.getpid()}"
+    ref = f"localhost/sbxckpt-{cid}:1"
+    rootfs = f"{ctr.state}/io.containerd.runtime.v2.task/sbx/{cid}/rootfs"
+
+    def read():
+        try:
+            return int(open(os.path.join(rootfs, "count")).read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    ctr("run", "-d", "--runc-binary", os.environ.get("SBXRUN"), "--cgroup", cgroup_parent.path("ctr"),
+        "localhost/sbxbox:latest", cid, *COUNTER)
+    try:
+        deadline = time.monotonic() + 60
+        while read() < 10:
+            assert time.monotonic() < deadline, "the counter does not count"
+            time.sleep(0.1)
+        ctr("containers", "checkpoint", "--task", cid, ref)
+        assert ref in ctr("images", "ls", "-q").stdout
+        ctr("task", "delete", "--force", cid)
+        ctr("containers", "delete", cid)
+        ctr("containers", "restore", "--live", cid, ref)
+        deadline = time.monotonic() + 60
+        while (v := read()) == 0:
+            assert time.monotonic() < deadline, "the restored counter does not count"
+            time.sleep(0.05)
+        assert v >= 10, f"the restored counter began at {v}: it started again"
+        wait_for(lambda: read() > v, timeout=30, what="the restored counter counting on")
+    finally:
+        ctr("task", "delete", "--force", cid, check=False)
+        ctr("containers", "delete", cid, check=False)
+        ctr("images", "rm", ref, check=False)

@@ -7,7 +7,10 @@
 # checkpointed and restored continues from its count (with and without
 # --leave-running, from the state directory, from --image-path after
 # delete), pre-dump then dump, files and tmpfs contents kept, state and
-# delete right, the egress allowlist enforced again after restore.
+# delete right, the egress allowlist enforced again after restore; memory
+# to a page server on 127.0.0.1 and lazy (post-copy) pages with --status-fd;
+# restore --auto-dedup and --empty-ns network; a terminal container restored
+# on a new pty; podman's checkpoint/restore with --runtime sbxrun.
 #
 #   SBXRUN=/abs/src/sbxrun tests/vm/run-criu.sh [PYTEST ARGS...]
 # Env: SBX_VM_TIMEOUT (seconds for the guest, default 900), SBX_VM=0 (skip),

@@ -601,76 +601,11 @@ def test_podman_lifecycle(podman):
 # containerd's runc shim with SystemdCgroup (ctr --runc-systemd-cgroup)
 
 
-def oci_image_tar(rootfs, out, name):
-    """An OCI image layout (one uncompressed layer: ROOTFS) in tar OUT,
-    named NAME for `ctr images import`."""
-    import hashlib
-    import io
-
-    blobs = {}
-
-    def blob(data):
-        d = hashlib.sha256(data).hexdigest()
-        blobs[d] = data
-        return {"digest": f"sha256:{d}", "size": len(data)}
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        t.add(rootfs, arcname=".")
-    layer = blob(buf.getvalue())
-    config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
-                              "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}}).encode())
-    manifest = blob(json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}]}).encode())
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
-        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"}}]}
-    with tarfile.open(out, "w") as t:
-        def add(path, data):
-            ti = tarfile.TarInfo(path)
-            ti.size = len(data)
-            t.addfile(ti, io.BytesIO(data))
-        add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
-        add("index.json", json.dumps(index).encode())
-        for d, data in blobs.items():
-            add(f"blobs/sha256/{d}", data)
-
-
 @pytest.fixture(scope="module")
-def ctr(tmp_path_factory, busybox_rootfs):
-    for b in ("containerd", "ctr", "containerd-shim-runc-v2"):
-        if not shutil.which(b):
-            pytest.skip(f"{b} not installed (apt-get install containerd)")
+def ctr(containerd):
     if not HAS_DRIVER:
         pytest.skip("sbxrun built without the systemd driver")
-    top = tmp_path_factory.mktemp("containerd")
-    sock = f"/run/sbxctrd-{os.getpid()}/containerd.sock"
-    cfg = top / "config.toml"
-    cfg.write_text(f'version = 2\nroot = "{top}/root"\nstate = "/run/sbxctrd-{os.getpid()}"\n'
-                   f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "{sock}"\n')
-    log = open(top / "containerd.log", "w")
-    daemon = subprocess.Popen(["containerd", "--config", str(cfg)], stdout=log, stderr=log,
-                              stdin=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: os.path.exists(sock), timeout=60, what="containerd's socket")
-
-        def c(*args, check=True, timeout=120):
-            cp = run_cmd(["ctr", "--address", sock, "--namespace", "sbx", *map(str, args)], timeout=timeout)
-            if check:
-                assert cp.returncode == 0, describe(cp) + "\n" + (top / "containerd.log").read_text()[-3000:]
-            return cp
-
-        oci_image_tar(busybox_rootfs, top / "image.tar", "localhost/sbxbox:latest")
-        c("images", "import", top / "image.tar")
-        yield c
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=30)
-        log.close()
-        shutil.rmtree(f"/run/sbxctrd-{os.getpid()}", ignore_errors=True)
-        shutil.rmtree(top, ignore_errors=True)
+    return containerd
 
 
 def test_containerd_shim_systemd_cgroup(ctr):

@@ -14,6 +14,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "cgroup/cgroup.h"
 #include "checkpoint/checkpoint.h"
@@ -77,7 +78,7 @@ host_source (const sbx_mnt *host, size_t nh, const sbx_mnt *m)
    external (key: its mount point) and record its host source in info, for
    restore.  */
 static int
-external_mounts (pid_t pid, sbx_argv *a, FILE *info, sbx_error **err)
+external_mounts (pid_t pid, bool terminal, sbx_argv *a, FILE *info, sbx_error **err)
 {
   sbx_mnt *cm = NULL, *hm = NULL;
   size_t nc = 0, nh = 0;
@@ -99,6 +100,16 @@ external_mounts (pid_t pid, sbx_argv *a, FILE *info, sbx_error **err)
       cleanup_free char *src = NULL;
       if (strcmp (m->point, "/") == 0)
         continue; /* the rootfs: --root on restore */
+      if (terminal && strcmp (m->point, "/dev/console") == 0 && strcmp (m->fstype, "devpts") == 0)
+        {
+          /* The pty slave bound there has its master outside (the console
+             socket's receiver), which CRIU refuses for a mount it would
+             rebuild: external, and on restore the new pty's slave.  */
+          sbx_argv_add (a, "--external");
+          sbx_argv_add (a, "mnt[%s]:%s", m->point, m->point);
+          fprintf (info, "console\t%s\n", m->point);
+          continue;
+        }
       if (criu_native_fs (m->fstype))
         {
           /* Its own instance, or a bind of one the container has.  */
@@ -225,6 +236,102 @@ own_session (pid_t pid)
   return pgrp == pid && sid == pid;
 }
 
+/* --page-server ADDRESS:PORT ([IPV6]:PORT): a numeric address and a port
+   in 1..65535.  *addr malloc'd.  */
+static int
+parse_page_server (const char *s, char **addr, int *port, sbx_error **err)
+{
+  const char *colon = strrchr (s, ':');
+  cleanup_free char *a = NULL;
+  unsigned char buf[sizeof (struct in6_addr)];
+  long long p;
+  if (colon == NULL || colon == s)
+    return sbx_error_set (err, EINVAL, "--page-server `%s`: want ADDRESS:PORT", s);
+  if (s[0] == '[' && colon[-1] == ']')
+    a = strndup (s + 1, (size_t)(colon - s - 2));
+  else
+    a = strndup (s, (size_t)(colon - s));
+  if (a == NULL)
+    abort ();
+  if (inet_pton (AF_INET, a, buf) != 1 && inet_pton (AF_INET6, a, buf) != 1)
+    return sbx_error_set (err, EINVAL, "--page-server `%s`: `%s` is not a numeric IPv4 or IPv6 address", s,
+                          a);
+  if (sbx_parse_int64 (colon + 1, &p) < 0 || p < 1 || p > 65535)
+    return sbx_error_set (err, EINVAL, "--page-server `%s`: port `%s` is not in 1..65535", s, colon + 1);
+  *addr = steal_ptr (a);
+  *port = (int)p;
+  return 0;
+}
+
+/* The flags of memory transfer: --page-server, --lazy-pages, --status-fd,
+   checked before CRIU runs (*addr malloc'd, or NULL without a page server). */
+static int
+memory_flags (const sbx_checkpoint_opts *o, char **addr, int *port, sbx_error **err)
+{
+  int fl = 0;
+  *addr = NULL;
+  if (o->status_fd >= 0 && !o->f.lazy_pages)
+    return sbx_error_set (
+        err, EINVAL, "--status-fd %d: only with --lazy-pages (CRIU reports there when it serves the memory)",
+        o->status_fd);
+  if (o->f.lazy_pages && o->page_server == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "--lazy-pages needs --page-server ADDRESS:PORT: where `criu lazy-pages` fetches "
+                          "the memory from");
+  if (o->f.lazy_pages && o->pre_dump)
+    return sbx_error_set (err, EINVAL,
+                          "--lazy-pages and --pre-dump: a pre-dump copies the memory, a lazy dump keeps it");
+  if (o->status_fd >= 0 && ((fl = fcntl (o->status_fd, F_GETFL)) < 0 || (fl & O_ACCMODE) == O_RDONLY))
+    return sbx_error_set (err, EBADF, "--status-fd %d: %s", o->status_fd,
+                          fl < 0 ? "not an open file descriptor" : "not open for writing");
+  if (o->page_server && parse_page_server (o->page_server, addr, port, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* CRIU's options for them.  */
+static int
+memory_args (const sbx_checkpoint_opts *o, sbx_argv *a, sbx_error **err)
+{
+  cleanup_free char *addr = NULL;
+  int port = 0;
+  if (memory_flags (o, &addr, &port, err) < 0)
+    return -1;
+  if (o->f.lazy_pages && sbx_criu_feature (o->criu, "uffd-noncoop", "--lazy-pages", err) < 0)
+    return -1;
+  if (o->f.lazy_pages)
+    sbx_argv_add (a, "--lazy-pages");
+  else if (addr)
+    sbx_argv_add (a, "--page-server");
+  if (addr)
+    {
+      sbx_argv_add (a, "--address=%s", addr);
+      sbx_argv_add (a, "--port=%d", port);
+    }
+  if (o->status_fd >= 0)
+    sbx_argv_add (a, "--status-fd=3"); /* the first of sbx_criu_run's fds */
+  return 0;
+}
+
+/* A paused container (containerd pauses before it checkpoints): CRIU is
+   told its frozen cgroup, which it dumps as it is and leaves frozen.  */
+static int
+freeze_cgroup_arg (sbx_state *s, sbx_argv *a, sbx_error **err)
+{
+  sbx_cgroup *cg = NULL;
+  const char *v1;
+  if (s->st->cgroup == NULL)
+    return sbx_error_set (err, EINVAL, "a paused container without a cgroup");
+  if (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0)
+    return sbx_error_wrap (err, "the paused container's cgroup");
+  if (sbx_cgroup_host_mode () == SBX_CGROUP_V1 && (v1 = sbx_cgroup_controller_path (cg, "freezer")) != NULL)
+    sbx_argv_add (a, "--freeze-cgroup=/sys/fs/cgroup/freezer%s", v1);
+  else
+    sbx_argv_add (a, "--freeze-cgroup=/sys/fs/cgroup%s", sbx_cgroup_path (cg));
+  sbx_cgroup_free (cg);
+  return 0;
+}
+
 static int
 checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config *c, sbx_error **err)
 {
@@ -260,21 +367,30 @@ checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config 
     return sbx_error_set (err, EINVAL, "--empty-ns `%s`: only `network` is supported", o->empty_ns);
   if (check_mode (o->f.manage_cgroups_mode, err) < 0)
     return -1;
-  if ((img = image_dir (s, o->f.image_path, DEFAULT_IMAGES, true, err)) == NULL)
-    return sbx_error_wrap (err, "--image-path");
-  if ((work = o->f.work_path ? image_dir (s, o->f.work_path, NULL, true, err) : xstrdup (img)) == NULL)
-    return sbx_error_wrap (err, "--work-path");
-  log = xasprintf ("%s/%s.log", work, o->pre_dump ? "pre-dump" : "dump");
-  info = open_memstream (&info_text, &info_len);
-
   sbx_argv_add (&a, "criu");
   sbx_argv_add (&a, o->pre_dump ? "pre-dump" : "dump");
+  if (memory_args (o, &a, err) < 0)
+    goto out;
+  if ((img = image_dir (s, o->f.image_path, DEFAULT_IMAGES, true, err)) == NULL)
+    {
+      sbx_error_wrap (err, "--image-path");
+      goto out;
+    }
+  if ((work = o->f.work_path ? image_dir (s, o->f.work_path, NULL, true, err) : xstrdup (img)) == NULL)
+    {
+      sbx_error_wrap (err, "--work-path");
+      goto out;
+    }
+  log = xasprintf ("%s/%s.log", work, o->pre_dump ? "pre-dump" : "dump");
+  info = open_memstream (&info_text, &info_len);
   sbx_argv_add (&a, "--tree=%d", pid);
   sbx_argv_add (&a, "--images-dir=%s", img);
   sbx_argv_add (&a, "--work-dir=%s", work);
   sbx_argv_add (&a, "--log-file=%s", log);
   sbx_argv_add (&a, "-v4");
   criu_flags_args (&a, &o->f);
+  if (strcmp (sbx_state_status (s), "paused") == 0 && freeze_cgroup_arg (s, &a, err) < 0)
+    goto out;
   if (o->leave_running && !o->pre_dump)
     sbx_argv_add (&a, "--leave-running");
   if (o->f.shell_job || !own_session (pid))
@@ -339,7 +455,7 @@ checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config 
       if (l > 0 && (target[l] = '\0', sbx_has_prefix (target, "pipe:[")))
         fprintf (info, "stdio\t%d\t%s\n", fd, target);
     }
-  if (external_mounts (pid, &a, info, err) < 0)
+  if (external_mounts (pid, c->process && c->process->terminal, &a, info, err) < 0)
     goto out;
   fclose (info);
   info = NULL;
@@ -352,7 +468,7 @@ checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config 
         goto out;
       }
   }
-  r = sbx_criu_run (o->criu ? o->criu : "criu", &a, NULL, 0, log, err);
+  r = sbx_criu_run (o->criu ? o->criu : "criu", &a, &o->status_fd, o->status_fd >= 0, log, err);
   if (r == 0 && !o->leave_running && !o->pre_dump)
     wait_gone (pid);
 out:
@@ -366,14 +482,16 @@ sbx_container_checkpoint (const sbx_checkpoint_opts *o, sbx_error **err)
   sbx_state *s = NULL;
   oci_config *c = NULL;
   const char *status;
-  int r = -1;
+  cleanup_free char *addr = NULL;
+  int r = -1, port;
 
   if (sbx_state_open (o->root, o->id, &s, err) < 0)
     return -1;
   status = sbx_state_status (s);
-  if (strcmp (status, "running") != 0)
+  if (strcmp (status, "running") != 0 && strcmp (status, "paused") != 0)
     sbx_error_set (err, EINVAL, "container \"%s\" cannot be checkpointed: it is %s", o->id, status);
-  else if (criu_ready (o->criu, o->root, "checkpoint", err) == 0 && sbx_state_config (s, &c, err) == 0)
+  else if (memory_flags (o, &addr, &port, err) == 0 && criu_ready (o->criu, o->root, "checkpoint", err) == 0
+           && sbx_state_config (s, &c, err) == 0)
     r = checkpoint_locked (o, s, c, err);
   if (r < 0)
     sbx_error_wrap (err, "checkpoint container \"%s\"", o->id);
@@ -394,6 +512,7 @@ typedef struct
   int fds[8];
   size_t nfds;
   int pty_master;
+  char *pty_slave; /* its path, for the console's mount */
   pid_t pid;
 } restorer;
 
@@ -409,6 +528,7 @@ restorer_release (restorer *r)
   if (r->pty_master >= 0)
     close (r->pty_master);
   free (r->img);
+  free (r->pty_slave);
   free (r->work);
   free (r->criu_root);
   sbx_cgroup_free (r->cg);
@@ -490,6 +610,15 @@ restore_info (restorer *r, const sbx_restore_opts *o, sbx_argv *a, sbx_error **e
             return -1;
           if (add_fd (r, a, open (slave, O_RDWR | O_NOCTTY | O_CLOEXEC), f1) < 0)
             return sbx_error_sys (err, "open pty `%s`", slave);
+          free (r->pty_slave);
+          r->pty_slave = steal_ptr (slave);
+        }
+      else if (strcmp (l, "console") == 0)
+        {
+          if (r->pty_slave == NULL)
+            return sbx_error_set (err, EINVAL, "%s: a console without a terminal", path);
+          sbx_argv_add (a, "--external");
+          sbx_argv_add (a, "mnt[%s]:%s", f1, r->pty_slave);
         }
       else
         return sbx_error_set (err, EINVAL, "%s: unknown entry `%s`", path, l);
@@ -627,6 +756,8 @@ run_restore (restorer *r, const sbx_restore_opts *o, sbx_error **err)
     sbx_argv_add (&a, "--auto-dedup");
   if (o->empty_ns)
     sbx_argv_add (&a, "--empty-ns=net");
+  if (o->f.lazy_pages)
+    sbx_argv_add (&a, "--lazy-pages"); /* its daemon: `criu lazy-pages` on the work path */
   if (restore_info (r, o, &a, err) < 0)
     goto out;
   if (!o->no_subreaper)
@@ -690,8 +821,13 @@ restore_locked (restorer *r, const sbx_restore_opts *o, sbx_error **err)
   }
   if ((r->work = o->f.work_path ? image_dir (r->s, o->f.work_path, NULL, true, err) : xstrdup (r->img)) == NULL)
     return sbx_error_wrap (err, "--work-path");
+  if (o->f.lazy_pages && sbx_criu_feature (o->criu, "uffd-noncoop", "--lazy-pages", err) < 0)
+    return -1;
   if (check_mode (o->f.manage_cgroups_mode, err) < 0 || restore_cgroup (r, o, err) < 0)
     return -1;
+  /* A container dumped paused left its cgroup frozen: a restored one runs. */
+  if (r->cg && sbx_cgroup_is_frozen (r->cg) && sbx_cgroup_freeze (r->cg, false, err) < 0)
+    return sbx_error_wrap (err, "thaw the cgroup of the checkpoint");
   if (run_restore (r, o, err) < 0)
     return -1;
   sbx_test_kill_point ("restore:restored"); /* tasks held stopped in the recorded cgroup */

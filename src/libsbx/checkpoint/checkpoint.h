@@ -31,6 +31,10 @@ typedef struct
   bool ext_unix_sk;
   bool shell_job;
   bool file_locks;
+  /* Dump: keep the memory in the frozen tasks and serve it from a page
+     server at page_server (required) to `criu lazy-pages`; restore: take
+     it from that daemon over userfaultfd as the processes touch it.  */
+  bool lazy_pages;
 } sbx_criu_flags;
 
 typedef struct
@@ -41,6 +45,11 @@ typedef struct
   sbx_criu_flags f;
   const char *parent_path; /* previous pre-dump, relative to f.image_path */
   const char *empty_ns;    /* "network" or NULL */
+  const char *page_server; /* ADDRESS:PORT ([V6]:PORT) or NULL: where the
+                              memory goes (a `criu page-server`), or with
+                              f.lazy_pages where it is served from */
+  int status_fd;           /* with f.lazy_pages: CRIU writes a 0 byte when
+                              it serves; -1 = none */
   bool leave_running;
   bool pre_dump;
   bool auto_dedup;

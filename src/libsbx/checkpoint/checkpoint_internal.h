@@ -24,6 +24,10 @@ void sbx_argv_clear (sbx_argv *a);
 int sbx_criu_run (const char *criu, sbx_argv *a, const int *fds, size_t nfds, const char *log_path,
                   sbx_error **err);
 
+/* 0 if `criu check --feature FEATURE` passes; else an error for WHAT (the
+   flag that needs it) with CRIU's reason.  */
+int sbx_criu_feature (const char *criu, const char *feature, const char *what, sbx_error **err);
+
 /* A mount of /proc/PID/mountinfo.  */
 typedef struct
 {

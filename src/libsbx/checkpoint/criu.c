@@ -181,12 +181,13 @@ boot_id (void)
   return s;
 }
 
-/* Run `criu ARG` capturing its output (malloc'd in *out).  */
+/* Run `criu ARG [ARG2 ARG3]` capturing its output (malloc'd in *out).  */
 static int
-criu_capture (const char *criu, const char *arg, char **out, sbx_error **err)
+criu_capture (const char *criu, const char *arg, const char *arg2, const char *arg3, char **out,
+              sbx_error **err)
 {
   char tmpl[] = "/tmp/sbxrun-criu-XXXXXX";
-  char *argv[] = { (char *)criu, (char *)arg, NULL };
+  char *argv[] = { (char *)criu, (char *)arg, (char *)arg2, (char *)arg3, NULL };
   cleanup_close int fd = mkostemp (tmpl, O_CLOEXEC);
   int r;
   if (fd < 0)
@@ -207,7 +208,7 @@ check_now (const char *criu)
 {
   cleanup_free char *ver = NULL, *out = NULL, *why = NULL;
   cleanup_error sbx_error *e = NULL;
-  int r = criu_capture (criu, "--version", &ver, &e);
+  int r = criu_capture (criu, "--version", NULL, NULL, &ver, &e);
   char *v;
 
   if (r != 0)
@@ -215,13 +216,31 @@ check_now (const char *criu)
   v = strstr (ver, "Version: ");
   v = v ? v + 9 : ver;
   v[strcspn (v, "\n")] = '\0';
-  r = criu_capture (criu, "check", &out, &e);
+  r = criu_capture (criu, "check", NULL, NULL, &out, &e);
   if (r == 0)
     return xasprintf ("1 criu %s", v);
   if (r < 0)
     return xasprintf ("0 criu %s: %s", v, e->msg);
   why = error_lines (out, 3);
   return xasprintf ("0 criu %s: `criu check` failed: %s", v, why ? why : out);
+}
+
+int
+sbx_criu_feature (const char *criu, const char *feature, const char *what, sbx_error **err)
+{
+  cleanup_free char *out = NULL, *why = NULL;
+  cleanup_error sbx_error *e = NULL;
+  int r = criu_capture (criu ? criu : "criu", "check", "--feature", feature, &out, &e);
+  if (r == 0)
+    return 0;
+  if (r < 0)
+    return sbx_error_set (err, ENOTSUP, "%s: `criu check --feature %s`: %s", what, feature, e->msg);
+  why = error_lines (out, 3);
+  if (why == NULL && out)
+    out[strcspn (out, "\n")] = '\0';
+  return sbx_error_set (err, ENOTSUP,
+                        "%s: CRIU cannot use the kernel feature `%s` here (`criu check --feature %s`: %s)",
+                        what, feature, feature, why ? why : (out && *out ? out : "failed"));
 }
 
 bool
