@@ -663,7 +663,6 @@ restore_cgroup (restorer *r, const sbx_restore_opts *o, sbx_error **err)
   r->s->st->cgroup = sbx_cgroup_describe (r->cg);
   if (sbx_state_save (r->s, err) < 0)
     return -1;
-  sbx_test_kill_point ("restore:cgroup-recorded");
   return sbx_cgroup_make (r->cg, err);
 }
 
@@ -681,7 +680,12 @@ restore_locked (restorer *r, const sbx_restore_opts *o, sbx_error **err)
   }
   if ((r->work = o->f.work_path ? image_dir (r->s, o->f.work_path, NULL, true, err) : xstrdup (r->img)) == NULL)
     return sbx_error_wrap (err, "--work-path");
-  if (check_mode (o->f.manage_cgroups_mode, err) < 0 || restore_cgroup (r, o, err) < 0)
+  if (check_mode (o->f.manage_cgroups_mode, err) < 0)
+    return -1;
+  /* A stopped container being restored is creating again: killed from here
+     on, list shows it so and only delete --force removes it, with what
+     CRIU brought back.  */
+  if (sbx_state_set_phase (r->s, "creating", err) < 0 || restore_cgroup (r, o, err) < 0)
     return -1;
   if (run_restore (r, o, err) < 0)
     return -1;
@@ -777,6 +781,8 @@ sbx_container_restore (const sbx_restore_opts *o, sbx_error **err)
           sbx_container_delete (o->root, o->id, true, NULL);
           return -1;
         }
+      if (r.s->st->phase)
+        sbx_state_set_phase (r.s, NULL, NULL); /* stopped, as it was */
     }
   if (ret == 0 && !o->detach)
     {
