@@ -41,6 +41,7 @@ from conftest import cgroup_dirs, describe, mountinfo, run_cmd, sbxrun
 pytestmark = [pytest.mark.needs_root, pytest.mark.needs_cmd("create", "start", "delete", "state", "list")]
 
 CACHE = ".seccomp-cache"  # the runtime's compile cache under --root, not a container
+CRIU_CHECK = ".criu-check"  # `criu check`'s result, cached per boot under --root
 
 @pytest.fixture(autouse=True)
 def _forget_seccomp_cache(sbx):
@@ -172,7 +173,7 @@ class Leftovers:
         out = []
         root = self.sbx.root
         if root.is_dir():
-            state = sorted(p.name for p in root.iterdir() if p.name != CACHE)
+            state = sorted(p.name for p in root.iterdir() if p.name not in (CACHE, CRIU_CHECK))
             if state:
                 out.append(f"state left under {root}: {state}")
         for d in cgroup_dirs(str(self.cgroup_parent)):

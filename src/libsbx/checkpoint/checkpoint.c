@@ -803,7 +803,6 @@ restore_cgroup (restorer *r, const sbx_restore_opts *o, sbx_error **err)
   r->s->st->cgroup = sbx_cgroup_describe (r->cg);
   if (sbx_state_save (r->s, err) < 0)
     return -1;
-  sbx_test_kill_point ("restore:cgroup-recorded");
   return sbx_cgroup_make (r->cg, err);
 }
 
@@ -823,7 +822,12 @@ restore_locked (restorer *r, const sbx_restore_opts *o, sbx_error **err)
     return sbx_error_wrap (err, "--work-path");
   if (o->f.lazy_pages && sbx_criu_feature (o->criu, "uffd-noncoop", "--lazy-pages", err) < 0)
     return -1;
-  if (check_mode (o->f.manage_cgroups_mode, err) < 0 || restore_cgroup (r, o, err) < 0)
+  if (check_mode (o->f.manage_cgroups_mode, err) < 0)
+    return -1;
+  /* A stopped container being restored is creating again: killed from here
+     on, list shows it so and only delete --force removes it, with what
+     CRIU brought back.  */
+  if (sbx_state_set_phase (r->s, "creating", err) < 0 || restore_cgroup (r, o, err) < 0)
     return -1;
   /* A container dumped paused left its cgroup frozen: a restored one runs. */
   if (r->cg && sbx_cgroup_is_frozen (r->cg) && sbx_cgroup_freeze (r->cg, false, err) < 0)
@@ -922,6 +926,8 @@ sbx_container_restore (const sbx_restore_opts *o, sbx_error **err)
           sbx_container_delete (o->root, o->id, true, NULL);
           return -1;
         }
+      if (r.s->st->phase)
+        sbx_state_set_phase (r.s, NULL, NULL); /* stopped, as it was */
     }
   if (ret == 0 && !o->detach)
     {

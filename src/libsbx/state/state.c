@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -292,8 +293,14 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
       return sbx_error_sys (err, "remove `%s/%s`", s->dir, *t);
   for (const char **f = files; *f; f++)
     unlinkat (s->dir_fd, *f, 0);
-  /* criu-root: the mount point of a restore (unmounted, empty).  */
-  unlinkat (s->dir_fd, "criu-root", AT_REMOVEDIR);
+  /* criu-root: the mount point of a restore, still mounted when the
+     restore was killed (each attempt may have added one).  */
+  {
+    cleanup_free char *mp = xasprintf ("%s/criu-root", s->dir);
+    for (int i = 0; i < 16 && umount2 (mp, MNT_DETACH | UMOUNT_NOFOLLOW) == 0; i++)
+      ;
+    unlinkat (s->dir_fd, "criu-root", AT_REMOVEDIR);
+  }
   if (unlinkat (s->root_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT
       && remove_dir (s->root_fd, name, s->dir_fd) < 0) /* temp files of a crashed writer */
     return sbx_error_sys (err, "remove state directory `%s`", s->dir);
