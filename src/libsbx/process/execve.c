@@ -267,25 +267,56 @@ fd_kept (int fd, const int *keep, size_t n, int preserve_fds)
   return fd < 3 + preserve_fds && sbx_fd_inherited (fd);
 }
 
-int
-sbx_process_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err)
+/* Close lo..hi (hi may be ~0U): one close_range, or (before 5.9) each fd,
+   up to the open-files limit (/proc may be the container's by now).  */
+static int
+close_between (unsigned int lo, unsigned int hi, sbx_error **err)
 {
-  int top = 2 + (preserve_fds > 0 ? preserve_fds : 0);
-  for (size_t i = 0; i < n; i++)
-    if (keep[i] > top)
-      top = keep[i];
-  for (int fd = 3; fd <= top; fd++)
-    if (!fd_kept (fd, keep, n, preserve_fds))
-      close (fd);
-  if (syscall (SYS_close_range, top + 1, ~0U, 0) == 0)
+  long max;
+  if (lo > hi)
+    return 0;
+  if (syscall (SYS_close_range, lo, hi, 0) == 0)
     return 0;
   if (errno != ENOSYS)
     return sbx_error_sys (err, "close_range");
-  /* Before 5.9: every possible fd (/proc may be the container's by now). */
-  long max = sysconf (_SC_OPEN_MAX);
-  for (long fd = top + 1; fd < (max > 0 && max < (1 << 20) ? max : 1 << 20); fd++)
+  max = sysconf (_SC_OPEN_MAX);
+  max = max > 0 && max < (1 << 20) ? max : 1 << 20;
+  for (long fd = lo; fd <= (long)hi && fd < max; fd++)
     close ((int)fd);
   return 0;
+}
+
+static int
+int_cmp (const void *a, const void *b)
+{
+  int x = *(const int *)a, y = *(const int *)b;
+  return (x > y) - (x < y);
+}
+
+int
+sbx_process_close_fds_except (const int *keep, size_t n, int preserve_fds, sbx_error **err)
+{
+  /* The gaps between the fds kept, each closed with one call (the init
+     used to close ~160 fds one by one).  */
+  size_t nk = 0, cap = n + (preserve_fds > 0 ? (size_t)preserve_fds : 0);
+  cleanup_free int *k = xmalloc0 ((cap + 1) * sizeof *k);
+  unsigned int next = 3;
+  for (int fd = 3; fd < 3 + preserve_fds; fd++)
+    if (fd_kept (fd, keep, n, preserve_fds))
+      k[nk++] = fd;
+  for (size_t i = 0; i < n; i++)
+    if (keep[i] >= 3)
+      k[nk++] = keep[i];
+  qsort (k, nk, sizeof *k, int_cmp);
+  for (size_t i = 0; i < nk; i++)
+    {
+      if ((unsigned int)k[i] < next)
+        continue; /* a duplicate */
+      if (close_between (next, (unsigned int)k[i] - 1, err) < 0)
+        return -1;
+      next = (unsigned int)k[i] + 1;
+    }
+  return close_between (next, ~0U, err);
 }
 
 /* The file execvp would run, searched in the container's PATH (not ours).
