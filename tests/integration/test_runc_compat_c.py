@@ -76,7 +76,7 @@ def _container_cgroup_dirs(cgpath):
 
 def _make_sub(dirs, name, only=None):
     """Sub-cgroup NAME in each of DIRS (or those whose path contains one of
-    ONLY); cpuset's gets its parent's cpus and mems."""
+    ONLY); a cpuset one gets its parent's cpus and mems."""
     made = []
     for d in dirs:
         if only and not any(f"/{c}/" in d for c in only):
@@ -84,8 +84,8 @@ def _make_sub(dirs, name, only=None):
         sub = os.path.join(d, name)
         os.mkdir(sub)
         made.append(sub)
-        for f in ("cpuset.cpus", "cpuset.mems"):
-            if os.path.exists(os.path.join(d, f)):
+        for f in ("cpuset.cpus", "cpuset.mems"):  # v1; on v2 only where the controller is enabled
+            if os.path.exists(os.path.join(d, f)) and os.path.exists(os.path.join(sub, f)):
                 with open(os.path.join(d, f)) as src, open(os.path.join(sub, f), "w") as dst:
                     dst.write(src.read().strip() or "\n")
     return made
