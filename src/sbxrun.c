@@ -140,7 +140,7 @@ main (int argc, char **argv)
   if (cmd->sealed && sbx_reexec_sealed (argv, &err) < 0)
     {
       sbx_log_error (err);
-      return 1;
+      return cmd == &sbx_cmd_exec ? 255 : 1; /* exec's own failure (SBX_CLI_FAILED_255) */
     }
   r = cmd->run (&g, argc - optind, argv + optind, &err);
   if (r == SBX_CLI_HELP)

@@ -76,7 +76,7 @@ def _container_cgroup_dirs(cgpath):
 
 def _make_sub(dirs, name, only=None):
     """Sub-cgroup NAME in each of DIRS (or those whose path contains one of
-    ONLY); cpuset's gets its parent's cpus and mems."""
+    ONLY); a cpuset one gets its parent's cpus and mems."""
     made = []
     for d in dirs:
         if only and not any(f"/{c}/" in d for c in only):
@@ -84,8 +84,8 @@ def _make_sub(dirs, name, only=None):
         sub = os.path.join(d, name)
         os.mkdir(sub)
         made.append(sub)
-        for f in ("cpuset.cpus", "cpuset.mems"):
-            if os.path.exists(os.path.join(d, f)):
+        for f in ("cpuset.cpus", "cpuset.mems"):  # v1; on v2 only where the controller is enabled
+            if os.path.exists(os.path.join(d, f)) and os.path.exists(os.path.join(sub, f)):
                 with open(os.path.join(d, f)) as src, open(os.path.join(sub, f), "w") as dst:
                     dst.write(src.read().strip() or "\n")
     return made
@@ -113,6 +113,7 @@ def test_exec_cgroup_like_runc(runc, sbx, bundle, tmp_path):
     in the host's cgroup.procs while it runs); a path leaving the container's
     cgroup, a missing sub-cgroup, an unknown controller or two paths for all
     controllers are refused with 255 and the process does not run."""
+    _v1_dir("/", "memory.limit_in_bytes")  # the cases name v1 controllers
     seen = {}
     for name, call in both(runc, sbx):
         cid = f"cg-{name}"
@@ -335,10 +336,13 @@ def test_kill_all_signals_every_process_like_runc(runc, sbx, bundle, flag):
         cid = f"ka-{name}"
         b = bundle(["sh", "-c", "sleep 60 & sleep 61 & wait"], name=cid)
         _start(call, b, cid)
-        made = _make_sub(_container_cgroup_dirs(b.config["linux"]["cgroupsPath"]), "sub", only=("memory",))
+        dirs = _container_cgroup_dirs(b.config["linux"]["cgroupsPath"])
+        v1 = any("/memory/" in d for d in dirs)  # else pure v2: a path alone
+        made = _make_sub(dirs, "sub", only=("memory",) if v1 else None)
         try:
             assert call("exec", "-d", cid, "sleep", "62").returncode == 0
-            assert call("exec", "-d", "--cgroup", "memory:sub", cid, "sleep", "63").returncode == 0
+            assert call("exec", "-d", "--cgroup", "memory:sub" if v1 else "sub", cid, "sleep",
+                        "63").returncode == 0
             before = len(_wait_pids(call, cid, 5))
             one = call("kill", cid, "TERM").returncode
             time.sleep(0.5)

@@ -853,6 +853,44 @@ test_parse_size (void **state)
 }
 
 static void
+test_join_below (void **state)
+{
+  static const struct
+  {
+    const char *base, *sub, *want; /* want NULL: refused */
+  } cases[] = {
+    { "/a/b", "sub", "/a/b/sub" },
+    { "/a/b", "/sub", "/a/b/sub" },
+    { "/a/b", "/", "/a/b" },
+    { "/a/b", "", "/a/b" },
+    { "/a/b", "x/./y//z/", "/a/b/x/y/z" },
+    { "/a/b", "x/../y", "/a/b/y" },
+    { "/a/b", "../b/c", "/a/b/c" },
+    { "/a/b/", "c", "/a/b/c" },
+    { "/a/b", "..", NULL },
+    { "/a/b", "../..", NULL },
+    { "/a/b", "../bc", NULL },
+    { "/a/b", "x/../../b2", NULL },
+    { "/a/b", "../../../../etc", NULL },
+    { "/", "x/..", "" },
+    { "/", "../x", "/x" },
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *got = sbx_cg_join_below (cases[i].base, cases[i].sub);
+      if (cases[i].want == NULL)
+        assert_null (got);
+      else
+        {
+          assert_non_null (got);
+          assert_string_equal (got, cases[i].want);
+        }
+      free (got);
+    }
+}
+
+static void
 test_parse_duration (void **state)
 {
   long long ms;
@@ -891,6 +929,7 @@ main (void)
     cmocka_unit_test (test_systemd_error),    cmocka_unit_test (test_systemd_parse),
     cmocka_unit_test (test_devices_bpf),      cmocka_unit_test (test_parse_size),
     cmocka_unit_test (test_parse_duration),   cmocka_unit_test (test_systemd_devices),
+    cmocka_unit_test (test_join_below),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

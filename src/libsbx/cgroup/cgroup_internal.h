@@ -121,6 +121,9 @@ extern const sbx_cg_throttle_kind sbx_cg_throttles[SBX_CG_THROTTLE_KINDS];
 oci_blkio_throttle *const *sbx_cg_throttle_list (const oci_blkio *b, size_t t, size_t *len);
 /* A linux.resources.unified key must name a file of the cgroup itself.  */
 int sbx_cg_check_unified_key (const char *key, sbx_error **err);
+/* base + "/" + sub with ".", ".." and empty components resolved as text
+   (exec --cgroup); NULL if the result is not base or below it.  */
+char *sbx_cg_join_below (const char *base, const char *sub);
 /* Is word in list (separated by spaces, commas or newlines)?  */
 bool sbx_cg_has_word (const char *list, const char *word);
 

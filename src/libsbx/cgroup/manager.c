@@ -242,20 +242,6 @@ sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err)
   return 0;
 }
 
-/* Does the comma-separated list `list` hold `name`?  */
-static bool
-in_list (const char *list, const char *name, size_t len)
-{
-  for (const char *p = list; *p;)
-    {
-      size_t n = strcspn (p, ",");
-      if (n == len && strncmp (p, name, len) == 0)
-        return true;
-      p += n + (p[n] == ',');
-    }
-  return false;
-}
-
 /* Which of the --cgroup specs `subs` applies to hierarchy h: the last
    "CONTROLLER[,CONTROLLER...]:PATH" naming one of its v1 controllers, else
    the one without controllers; -1 for none (the container's cgroup).  */
@@ -274,7 +260,8 @@ sub_for (const sbx_cg_hier *h, char *const *subs, size_t nsubs)
       for (const char *p = subs[i]; p < colon;)
         {
           size_t n = strcspn (p, ",:");
-          if (!h->unified && in_list (h->controllers, p, n))
+          cleanup_free char *ctrl = xasprintf ("%.*s", (int)n, p);
+          if (!h->unified && sbx_cg_has_word (h->controllers, ctrl))
             mine = (ssize_t)i;
           p += n + (p[n] == ',');
         }
@@ -311,11 +298,10 @@ check_subs (sbx_cgroup *cg, char *const *subs, size_t nsubs, sbx_error **err)
       for (const char *p = subs[i]; p < colon;)
         {
           size_t n = strcspn (p, ",:");
-          bool found = false;
+          cleanup_free char *ctrl = xasprintf ("%.*s", (int)n, p);
+          bool found = sbx_cg_find_v1 (cg, ctrl) != NULL;
           if (n == 0)
             return sbx_error_set (err, EINVAL, "--cgroup `%s`: an empty controller name", subs[i]);
-          for (size_t k = 0; k < cg->n && !found; k++)
-            found = !cg->h[k].unified && in_list (cg->h[k].controllers, p, n);
           if (!found && cg->mode == SBX_CGROUP_V2)
             return sbx_error_set (
                 err, EINVAL,
@@ -331,10 +317,8 @@ check_subs (sbx_cgroup *cg, char *const *subs, size_t nsubs, sbx_error **err)
   return 0;
 }
 
-/* base + "/" + sub with ".", ".." and empty components resolved as
-   text; NULL if the result is not base or below it.  */
-static char *
-join_below (const char *base, const char *sub)
+char *
+sbx_cg_join_below (const char *base, const char *sub)
 {
   size_t blen = strlen (base), len;
   char *out = xmalloc0 (blen + strlen (sub) + 3);
@@ -376,7 +360,7 @@ join_below (const char *base, const char *sub)
 static int
 open_sub_procs (sbx_cg_hier *h, const char *spec, const char *sub, sbx_error **err)
 {
-  cleanup_free char *full = join_below (h->path, sub);
+  cleanup_free char *full = sbx_cg_join_below (h->path, sub);
   cleanup_free char *rel = NULL;
   struct open_how how = { .flags = O_WRONLY | O_CLOEXEC,
                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
