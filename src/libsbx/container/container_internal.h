@@ -59,5 +59,9 @@ state_freep (sbx_state **s)
 /* The manager of the container's cgroup (saved in its state); an error
    naming the container when it has none.  */
 int sbx_container_load_cgroup (sbx_state *s, sbx_cgroup **cg, sbx_error **err);
+/* SIGKILL every process of the container (its cgroup when cg, thawed
+   first when paused, and its init), then wait (bounded) for the init to
+   be gone, reaping it when it is our child.  */
+void sbx_container_kill_and_wait (sbx_state *s, sbx_cgroup *cg, bool paused);
 
 #endif

@@ -291,7 +291,21 @@ sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
     {
       cleanup_free char *json = sbx_state_json (s, c, "running", false);
       sbx_process_hooks_set_output (c);
-      sbx_process_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
+      /* runtime.md, lifecycle step 9 (runtime-spec 1.3; runc did so
+         before): a failing poststart hook is an error, the container is
+         stopped (killed), the hooks after it do not run, and the lifecycle
+         goes on with its destruction (run deletes it, start leaves it
+         stopped for delete).  */
+      if (sbx_process_hooks_run ("poststart", c->hooks->poststart, c->hooks->poststart_len, json, err) < 0)
+        {
+          sbx_cgroup *cg = NULL;
+          if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
+            cg = NULL;
+          sbx_container_kill_and_wait (s, cg, false);
+          sbx_cgroup_free (cg);
+          sbx_error_wrap (err, "container \"%s\": stopped", s->id);
+          r = -1;
+        }
     }
   oci_config_free (c);
   return r < 0 ? -1 : 0;

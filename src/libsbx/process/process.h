@@ -123,8 +123,9 @@ int sbx_process_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, c
    0600, at each hook), or ours (c NULL, or no annotation).  */
 void sbx_process_hooks_set_output (const oci_config *c);
 
-/* For poststart and poststop: a failing hook is a warning and the
-   remaining hooks still run (runtime.md, lifecycle steps 9 and 12).  */
+/* For poststop: a failing hook is a warning and the remaining hooks
+   still run (runtime.md, lifecycle step 13).  A failing poststart hook is
+   an error (step 9): its caller uses sbx_process_hooks_run.  */
 void sbx_process_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json);
 
 /* namespaces.h - linux.namespaces: the table of namespace types, the flags to
@@ -230,6 +231,9 @@ int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
    ("executable file not found", which engines map to 127; EACCES: 126).  */
 int sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
 void sbx_process_exec_prep_release (sbx_exec_prep *prep);
+/* The environment the process gets: process.env, and HOME when it has
+   none (a malloc'd array of borrowed strings).  */
+char **sbx_process_exec_env (const oci_process *p, const sbx_exec_prep *prep);
 
 /* sched.h - the kernel's per-process attributes: process.scheduler and
  * process.ioPriority (set on the final process by the runtime, from
