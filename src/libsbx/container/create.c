@@ -719,6 +719,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 
   if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_process_ns_write_id_maps (pid, c->linux, cr->o->rootless, err) < 0)
     goto fail;
+  /* Our pipes, which the init holds: for process.user as its new user
+     namespace maps it (a joined one: not known to be entered yet).  */
+  if (!(cr->plan.join_flags & CLONE_NEWUSER) && sbx_process_stdio_give (pid, c->process, err) < 0)
+    goto fail;
   if (sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
     goto fail;
   if (sbx_process_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)

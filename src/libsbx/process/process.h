@@ -93,6 +93,13 @@ int sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console
    group stays the one devpts gave it (the mount's gid= option).  A uid the
    user namespace does not map leaves it as it is.  */
 int sbx_process_pty_give (const oci_process *p, sbx_error **err);
+/* Without a terminal: the anonymous pipes on fds 0..2 (ours, which the
+   process inherits) given to process.user.uid as the user namespace of
+   pid maps it (pid: the container's init, or the process itself), so that
+   a non-root user can reopen /proc/self/fd/0..2 (runc gives stdio to the
+   user too).  Files, named FIFOs and terminals are left as they are; an
+   unmapped uid or a chown we may not make (unprivileged) is skipped.  */
+int sbx_process_stdio_give (pid_t pid, const oci_process *p, sbx_error **err);
 /* Send / receive one fd with SCM_RIGHTS (with a short text payload, the
    pty name, as runc sends).  recv returns the fd.  */
 int sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err);
