@@ -130,9 +130,9 @@ int sbx_process_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, c
    0600, at each hook), or ours (c NULL, or no annotation).  */
 void sbx_process_hooks_set_output (const oci_config *c);
 
-/* For poststop: a failing hook is a warning and the remaining hooks
-   still run (runtime.md, lifecycle step 13).  A failing poststart hook is
-   an error (step 9): its caller uses sbx_process_hooks_run.  */
+/* For poststop, and poststart up to runtime-spec 1.2: a failing hook is
+   a warning and the remaining hooks still run (runtime.md, lifecycle
+   steps 9 and 13; from 1.3 on a failing poststart hook is an error).  */
 void sbx_process_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json);
 
 /* namespaces.h - linux.namespaces: the table of namespace types, the flags to
