@@ -310,7 +310,8 @@ sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
          config's ociVersion says which.  */
       if (!poststart_failure_stops (c))
         sbx_process_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
-      else if (sbx_process_hooks_run ("poststart", c->hooks->poststart, c->hooks->poststart_len, json, err) < 0)
+      else if (sbx_process_hooks_run ("poststart", c->hooks->poststart, c->hooks->poststart_len, json, err)
+               < 0)
         {
           sbx_cgroup *cg = NULL;
           if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
