@@ -159,6 +159,15 @@ intel_rdt_validate (const oci_linux *l, sbx_error **err)
   return sbx_error_set (err, ENOTSUP, "linux.intelRdt: resctrl groups are not supported by sbxrun yet");
 }
 
+static bool
+any_idmapped_mount (const oci_config *c)
+{
+  for (size_t i = 0; i < c->mounts_len; i++)
+    if (c->mounts[i] && sbx_fs_mount_idmapped (c->mounts[i]))
+      return true;
+  return false;
+}
+
 static int
 load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
 {
@@ -698,7 +707,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 
   /* The init's credentials in a new (or joined) user namespace may not
      reach a bind source the runtime can: open them here.  */
-  if (((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER) && (cr->plan.new_flags & CLONE_NEWNS)
+  if ((cr->plan.new_flags & CLONE_NEWNS)
+      && ((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER || any_idmapped_mount (c))
       && sbx_bind_sources_open (c, cr->bundle, &cr->bind_trees, err) < 0)
     goto fail;
   pid = spawn_init (cr, &pidfd, err);
