@@ -249,6 +249,8 @@ def test_failing_start_container_hook(sbx, bundle, log, tmp_path):
 
 
 def test_failing_poststart_hook_is_a_warning(sbx, bundle, log, tmp_path):
+    """runtime-spec 1.2 (and before; what `sbxrun spec` writes and the OCI
+    validation suite checks): a warning, the lifecycle goes on."""
     b = with_hooks(bundle(["sh", "-c", "touch /t/marker; exec sleep 1000"]), log,
                    {"poststart": [hook("poststart", log, code=5), hook("poststart", log, "second")]})
     add_bind(b, tmp_path, "/t")
@@ -260,6 +262,55 @@ def test_failing_poststart_hook_is_a_warning(sbx, bundle, log, tmp_path):
     assert sbx.state(cid)["status"] == "running"
     wait_for(lambda: (tmp_path / "marker").exists(), what="the process to run")
     assert log.labels()[0] == "poststart"
+
+
+def spec_1_3(b):
+    with b.edit() as c:
+        c["ociVersion"] = "1.3.0"
+    return b
+
+
+def test_failing_poststart_hook_stops_the_container(sbx, bundle, log, tmp_path):
+    """runtime.md lifecycle step 9 from runtime-spec 1.3 on (runc 1.1.5
+    kills the container too, but runs poststart at create): a failing
+    poststart hook is an error: `start` fails naming it, the container is
+    killed and stopped, the hooks after it do not run; delete runs
+    poststop."""
+    b = with_hooks(bundle(["sh", "-c", "touch /t/marker; exec sleep 1000"]), log,
+                   {"poststart": [hook("poststart", log, code=5), hook("poststart", log, "second")],
+                    "poststop": [hook("poststop", log)]})
+    spec_1_3(b)
+    add_bind(b, tmp_path, "/t")
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid)
+    pid = sbx.state(cid)["pid"]
+    cp = sbx.fail("start", cid)
+    assert "poststart hook #1 (/bin/sh)" in cp.stderr and "status 5" in cp.stderr, describe(cp)
+    assert not pid_alive(pid), "the container process outlived its failed poststart hook"
+    assert sbx.state(cid)["status"] == "stopped"
+    assert log.labels() == ["poststart"], "a poststart hook after the failing one ran"
+    sbx.ok("delete", cid)
+    assert log.labels() == ["poststart", "poststop"]
+    assert leftovers(sbx, cid, b) == []
+
+
+@pytest.mark.needs_cmd("run")
+def test_failing_poststart_hook_fails_run(sbx, bundle, log):
+    """1.3, `run`: the same error and exit status, and the container is deleted
+    (poststop runs), without waiting for the process."""
+    b = spec_1_3(with_hooks(bundle(["sleep", "1000"]), log,
+                            {"poststart": [hook("poststart", log, code=5), hook("poststart", log, "second")],
+                             "poststop": [hook("poststop", log)]}))
+    cid = sbx.new_id()
+    t0 = time.monotonic()
+    cp = sbx("run", "--bundle", b, cid, timeout=30)
+    assert cp.returncode != 0 and "poststart hook #1 (/bin/sh)" in cp.stderr, describe(cp)
+    assert time.monotonic() - t0 < 10
+    assert log.labels() == ["poststart", "poststop"]
+    pid = log.entries()[0][4]["pid"]
+    assert not pid_alive(pid), "the container process outlived its failed poststart hook"
+    assert leftovers(sbx, cid, b) == []
+    assert sbx.fail("state", cid).returncode != 0
 
 
 def test_failing_poststop_hook_is_a_warning(sbx, bundle, log):
@@ -334,6 +385,18 @@ def test_poststart_timeout_is_a_warning(sbx, bundle, log):
     assert time.monotonic() - t0 < 10
     assert "poststart hook #1" in cp.stderr and "timed out" in cp.stderr, describe(cp)
     assert sbx.state(cid)["status"] == "running"
+
+
+def test_poststart_timeout_stops_the_container(sbx, bundle, log):
+    b = spec_1_3(with_hooks(bundle(["sleep", "1000"]), log,
+                            {"poststart": [hook("poststart", log, sleep=60, timeout=1)]}))
+    cid = sbx.new_id()
+    sbx.ok("create", "--bundle", b, cid)
+    t0 = time.monotonic()
+    cp = sbx.fail("start", cid)
+    assert time.monotonic() - t0 < 10
+    assert "poststart hook #1" in cp.stderr and "timed out" in cp.stderr, describe(cp)
+    assert sbx.state(cid)["status"] == "stopped"
 
 
 @pytest.mark.parametrize("script", ["exit 0", "exec 0<&-; sleep 0.2", "head -c 10 >/dev/null"],

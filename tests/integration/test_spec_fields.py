@@ -446,14 +446,3 @@ def test_windows_only_fields_refused(sbx, bundle, edit, words):
     with b.edit() as c:
         edit(c)
     refused(sbx, b, *words)
-
-
-@pytest.mark.parametrize("key", ["uidMappings", "gidMappings"])
-def test_idmapped_mounts_refused(sbx, bundle, tmp_path, key):
-    src = tmp_path / "src"
-    src.mkdir()
-    b = bundle()
-    with b.edit() as c:
-        c["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(src), "options": ["bind"],
-                            key: [{"containerID": 0, "hostID": 100000, "size": 1}]})
-    refused(sbx, b, "idmapped mounts")

@@ -282,6 +282,17 @@ wait_gone (sbx_state *s)
   waitpid (s->st->pid, NULL, WNOHANG);
 }
 
+void
+sbx_container_kill_and_wait (sbx_state *s, sbx_cgroup *cg, bool paused)
+{
+  if (cg && paused)
+    sbx_cgroup_freeze (cg, false, NULL);
+  if (cg)
+    sbx_cgroup_kill (cg, SIGKILL, NULL);
+  signal_init (s, SIGKILL, NULL);
+  wait_gone (s);
+}
+
 int
 sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
 {
@@ -322,12 +333,7 @@ sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
           if (netns >= 0 && sbx_state_alive (s))
             sbx_process_netdev_move_out (c->linux, netns);
         }
-      if (cg && strcmp (status, "paused") == 0)
-        sbx_cgroup_freeze (cg, false, NULL);
-      if (cg)
-        sbx_cgroup_kill (cg, SIGKILL, NULL);
-      signal_init (s, SIGKILL, NULL);
-      wait_gone (s);
+      sbx_container_kill_and_wait (s, cg, strcmp (status, "paused") == 0);
       sbx_test_kill_point ("delete:killed");
     }
   /* Processes that outlived the init (no pid namespace) go before the

@@ -72,5 +72,9 @@ int sbx_container_load_cgroup (sbx_state *s, const char *what, sbx_cgroup **cg, 
 /* The signals `run` and `exec` pass on to the container process
    (supervise.c; run blocks them before start).  */
 void sbx_forwarded_signals (sigset_t *set);
+/* SIGKILL every process of the container (its cgroup when cg, thawed
+   first when paused, and its init), then wait (bounded) for the init to
+   be gone, reaping it when it is our child.  */
+void sbx_container_kill_and_wait (sbx_state *s, sbx_cgroup *cg, bool paused);
 
 #endif

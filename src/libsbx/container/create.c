@@ -156,6 +156,15 @@ intel_rdt_validate (const oci_linux *l, sbx_error **err)
   return sbx_error_set (err, ENOTSUP, "linux.intelRdt: resctrl groups are not supported by sbxrun yet");
 }
 
+static bool
+any_idmapped_mount (const oci_config *c)
+{
+  for (size_t i = 0; i < c->mounts_len; i++)
+    if (c->mounts[i] && sbx_fs_mount_idmapped (c->mounts[i]))
+      return true;
+  return false;
+}
+
 static int
 load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
 {
@@ -762,7 +771,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 
   /* The init's credentials in a new (or joined) user namespace may not
      reach a bind source the runtime can: open them here.  */
-  if (((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER) && (cr->plan.new_flags & CLONE_NEWNS)
+  if ((cr->plan.new_flags & CLONE_NEWNS)
+      && ((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER || any_idmapped_mount (c))
       && sbx_bind_sources_open (c, cr->bundle, &cr->bind_trees, err) < 0)
     goto fail;
   pid = spawn_init (cr, &pidfd, err);
@@ -788,6 +798,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     goto fail;
 
   if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_process_ns_write_id_maps (pid, c->linux, cr->o->rootless, err) < 0)
+    goto fail;
+  /* Our pipes, which the init holds: for process.user as its new user
+     namespace maps it (a joined one: not known to be entered yet).  */
+  if (!(cr->plan.join_flags & CLONE_NEWUSER) && sbx_process_stdio_give (pid, c->process, err) < 0)
     goto fail;
   if (sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
     goto fail;

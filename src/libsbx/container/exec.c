@@ -250,6 +250,8 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
   x.root_fd = open_init_root (s, x.init_pidfd, err);
   if (x.root_fd < 0)
     goto out;
+  if (sbx_process_stdio_give (s->st->pid, o->process, err) < 0)
+    goto out;
   for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
     x.ns_flags |= sbx_process_ns_flag (c->linux->namespaces[i]->type);
   if (c->linux && c->linux->seccomp)

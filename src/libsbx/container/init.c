@@ -591,6 +591,11 @@ sbx_init_main (sbx_creator *cr)
   close (cr->start_listen);
   free (state_json);
   state_json = sbx_state_json_pid (cr->state, cr->c, "created", cr->hooks_pid, false);
+  /* A startContainer hook without `env` runs with the process's
+     environment, as under runc, not the caller's (nothing of the host's
+     environment enters the container); ours is not used past here.  */
+  if (cr->c->hooks && cr->c->hooks->start_container_len && cr->c->process)
+    environ = sbx_process_exec_env (cr->c->process, &prep);
   if (cr->c->hooks
       && sbx_process_hooks_run ("startContainer", cr->c->hooks->start_container,
                                 cr->c->hooks->start_container_len, state_json, &err)

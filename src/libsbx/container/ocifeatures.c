@@ -91,7 +91,7 @@ sbx_features (oci_features **out, sbx_error **err)
   /* resctrl groups are not implemented: linux.intelRdt is refused.  */
   l->intel_rdt = enabled (false);
   l->mount_extensions = xmalloc0 (sizeof *l->mount_extensions);
-  l->mount_extensions->idmap = enabled (false);
+  l->mount_extensions->idmap = enabled (true);
   l->net_devices = enabled (true);
   /* The annotations we act on: name -> what it does.  */
   for (const sbx_oci_annotation *a = sbx_oci_annotations; a->name; a++)

@@ -242,6 +242,16 @@ request_start (sbx_state *s, const oci_config *c, sbx_error **err)
   return r;
 }
 
+/* Whether the config's ociVersion is 1.3 or later, whose lifecycle makes
+   a failing poststart hook stop the container.  */
+static bool
+poststart_failure_stops (const oci_config *c)
+{
+  unsigned major = 0, minor = 0;
+  return c->oci_version && sscanf (c->oci_version, "%u.%u", &major, &minor) == 2
+         && (major > 1 || (major == 1 && minor >= 3));
+}
+
 /* `may_retry`: a start that the init never took leaves the container
    created (not for run, which kills the init on failure).  */
 int
@@ -291,7 +301,26 @@ sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
     {
       cleanup_free char *json = sbx_state_json (s, c, "running", false);
       sbx_process_hooks_set_output (c);
-      sbx_process_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
+      /* runtime.md, lifecycle step 9: up to runtime-spec 1.2 a failing
+         poststart hook is a warning and the lifecycle goes on (the OCI
+         validation suite checks it); from 1.3 on (runc did so before) it
+         is an error: the container is stopped (killed), the hooks after
+         it do not run, and the lifecycle goes on with its destruction
+         (run deletes it, start leaves it stopped for delete).  The
+         config's ociVersion says which.  */
+      if (!poststart_failure_stops (c))
+        sbx_process_hooks_run_warn ("poststart", c->hooks->poststart, c->hooks->poststart_len, json);
+      else if (sbx_process_hooks_run ("poststart", c->hooks->poststart, c->hooks->poststart_len, json, err)
+               < 0)
+        {
+          sbx_cgroup *cg = NULL;
+          if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, NULL) < 0)
+            cg = NULL;
+          sbx_container_kill_and_wait (s, cg, false);
+          sbx_cgroup_free (cg);
+          sbx_error_wrap (err, "container \"%s\": stopped", s->id);
+          r = -1;
+        }
     }
   oci_config_free (c);
   return r < 0 ? -1 : 0;

@@ -210,6 +210,11 @@ ssize_t sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd);
    Returns its exit status (128+N for signal N), or -1 with ERR when it
    could not be run or waited for.  Not for the hot path.  */
 int sbx_run_capture (char *const *argv, const char *hint, char **out, sbx_error **err);
+/* A user namespace with uid_map and gid_map (the text of
+   /proc/PID/uid_map: "inside outside count" lines), made by a child that
+   exits once it is open: for an idmapped mount.  Needs CAP_SETUID and
+   CAP_SETGID for ranges beyond our own id.  Returns its fd.  */
+int sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err);
 /* pidfd_open(2) (-1 with ENOSYS where the headers lack it).  */
 int sbx_pidfd_open (pid_t pid);
 /* CLOCK_MONOTONIC in milliseconds, for deadlines.  */

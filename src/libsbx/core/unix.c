@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -120,4 +123,73 @@ sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd)
     r = sendmsg (sock, &msg, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
   return r;
+}
+
+int
+sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err)
+{
+  int ready[2], hold[2], fd = -1, e = 0;
+  char c = 0, path[64];
+  pid_t pid;
+
+  if (pipe2 (ready, O_CLOEXEC) < 0)
+    return sbx_error_sys (err, "pipe");
+  if (pipe2 (hold, O_CLOEXEC) < 0)
+    {
+      close (ready[0]), close (ready[1]);
+      return sbx_error_sys (err, "pipe");
+    }
+  pid = fork ();
+  if (pid == 0)
+    {
+      /* Only async-signal-safe calls: unshare, say so, wait for EOF.  */
+      char b = unshare (CLONE_NEWUSER) == 0 ? 1 : 0;
+      close (ready[0]);
+      close (hold[1]);
+      if (write (ready[1], &b, 1) != 1 || !b)
+        _exit (1);
+      while (read (hold[0], &b, 1) < 0 && errno == EINTR)
+        ;
+      _exit (0);
+    }
+  close (ready[1]);
+  close (hold[0]);
+  if (pid < 0)
+    {
+      e = errno;
+      close (ready[0]), close (hold[1]);
+      return sbx_error_set (err, e, "fork");
+    }
+  if (read (ready[0], &c, 1) != 1 || !c)
+    sbx_error_set (err, EPERM, "a user namespace for the id mapping could not be made");
+  else
+    {
+      const char *files[2] = { "uid_map", "gid_map" }, *maps[2] = { uid_map, gid_map };
+      fd = 0;
+      for (int i = 0; i < 2 && fd == 0; i++)
+        {
+          int m;
+          snprintf (path, sizeof path, "/proc/%d/%s", (int)pid, files[i]);
+          m = open (path, O_WRONLY | O_CLOEXEC);
+          if (m < 0 || write (m, maps[i], strlen (maps[i])) != (ssize_t)strlen (maps[i]))
+            {
+              sbx_error_sys (err, "write %s `%s`", files[i], maps[i]);
+              fd = -1;
+            }
+          if (m >= 0)
+            close (m);
+        }
+      if (fd == 0)
+        {
+          snprintf (path, sizeof path, "/proc/%d/ns/user", (int)pid);
+          fd = open (path, O_RDONLY | O_CLOEXEC);
+          if (fd < 0)
+            sbx_error_sys (err, "open `%s`", path);
+        }
+    }
+  close (ready[0]);
+  close (hold[1]);
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  return fd;
 }

@@ -25,7 +25,8 @@
  * cgroup, unified as cgroup2); with a new cgroup namespace each hierarchy is
  * mounted afresh, without one the process' own cgroup directory of each host
  * hierarchy is bound instead, so the container never sees the host's tree
- * above it either way.  idmapped mounts are refused (EOPNOTSUPP).  A tmpfs
+ * above it either way.  An idmapped bind is the runtime's idmapped copy of
+ * its source (sbx_bind_sources_open).  A tmpfs
  * without mode= takes its mount point's mode; with tmpcopyup it starts with
  * a copy of what the image has there.  */
 
@@ -56,6 +57,10 @@ typedef struct
    here (the init then opens them itself and reports the error).  */
 int sbx_bind_sources_open (const oci_config *c, const char *bundle, int **out, sbx_error **err);
 void sbx_bind_sources_close (int *trees, size_t n);
+/* Whether mounts entry m is an idmapped bind (idmap, ridmap, or its own
+   uidMappings/gidMappings).  sbx_bind_sources_open makes its copy
+   idmapped (mount_setattr MOUNT_ATTR_IDMAP) or fails naming the entry.  */
+bool sbx_fs_mount_idmapped (const oci_mount *m);
 
 /* Can procfs be mounted for a given pid namespace (fsconfig "pidns",
    Linux 6.17)?  */
@@ -93,6 +98,8 @@ typedef struct
   bool recursive_ro;         /* rro */
   bool bind;
   bool tmpcopyup;            /* tmpfs: start with the mount point's contents */
+  bool idmap;                /* idmap or ridmap */
+  bool idmap_recursive;      /* ridmap */
   char *data;                /* comma separated filesystem options */
 } sbx_mount_opts;
 

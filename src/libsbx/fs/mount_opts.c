@@ -36,6 +36,7 @@ enum
   K_ACLR,   /* mount_setattr attribute cleared recursively */
   K_ATIME,  /* recursive atime mode: clear MOUNT_ATTR__ATIME, set v */
   K_COPYUP, /* tmpcopyup */
+  K_IDMAP,  /* idmap (v 0) or ridmap (v 1): an idmapped bind */
   K_REJECT, /* known but unsupported: fail rather than misapply */
 };
 
@@ -110,11 +111,11 @@ struct mount_opt
 #define OPT_NAME(n, k, v) n,
 static const struct mount_opt mount_opts[] = {
   SBX_MOUNT_OPTIONS (OPT_ENTRY){ "tmpcopyup", K_COPYUP, 0 },
-  { "idmap", K_REJECT, 0 },
-  { "ridmap", K_REJECT, 0 },
+  { "idmap", K_IDMAP, 0 },
+  { "ridmap", K_IDMAP, 1 },
 };
-/* idmap and ridmap are left out: features must not claim them.  */
-const char *const sbx_mount_option_names[] = { SBX_MOUNT_OPTIONS (OPT_NAME) "tmpcopyup", NULL };
+const char *const sbx_mount_option_names[]
+    = { SBX_MOUNT_OPTIONS (OPT_NAME) "tmpcopyup", "idmap", "ridmap", NULL };
 
 static const struct mount_opt *
 find_opt (const char *name)
@@ -184,6 +185,10 @@ sbx_fs_mount_opts_parse (char *const *options, size_t n, sbx_mount_opts *out, sb
           break;
         case K_COPYUP:
           out->tmpcopyup = true;
+          break;
+        case K_IDMAP:
+          out->idmap = true;
+          out->idmap_recursive = out->idmap_recursive || m->v;
           break;
         case K_REJECT:
           sbx_fs_mount_opts_clear (out);

@@ -506,11 +506,6 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
 
   if (sbx_fs_mount_opts_parse (m->options, m->options_len, &mo, err) < 0)
     return -1;
-  if (m->uid_mappings_len || m->gid_mappings_len)
-    {
-      sbx_fs_mount_opts_clear (&mo);
-      return sbx_error_set (err, EOPNOTSUPP, "idmapped mounts (uidMappings/gidMappings)");
-    }
   bind = mo.bind || (type && strcmp (type, "bind") == 0);
   /* A read-only /dev gets its mount points (/dev/pts...) and device nodes
      first: it is remounted read-only at the end (sbx_fs_rootfs_finish).  */
@@ -537,7 +532,11 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
           for (size_t i = 0; i < x->o->bind_trees_len; i++)
             if (x->c->mounts[i] == m)
               tree = x->o->bind_trees[i];
-          r = do_bind (x, src, tree, mo.flags & MS_REC, m->destination, mo.flags, mo.clear, false, err);
+          /* An idmapped bind exists only as the runtime's idmapped copy.  */
+          if (tree < 0 && (mo.idmap || m->uid_mappings_len || m->gid_mappings_len))
+            r = sbx_error_set (err, EINVAL, "idmapped bind of `%s`: no idmapped copy from the runtime", src);
+          else
+            r = do_bind (x, src, tree, mo.flags & MS_REC, m->destination, mo.flags, mo.clear, false, err);
         }
     }
   else if (type == NULL || *type == '\0')
@@ -602,10 +601,120 @@ sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err)
   return r;
 }
 
+/* The text of an id map (uid_map's "inside outside count" lines) from
+   field's entries, each checked.  malloc'd, or NULL with ERR.  */
+static char *
+map_text (oci_id_mapping *const *m, size_t n, const char *field, sbx_error **err)
+{
+  size_t cap = 40 * (n + 1), len = 0;
+  char *buf = xmalloc0 (cap);
+  for (size_t i = 0; i < n; i++)
+    {
+      uint64_t end_c = (uint64_t)m[i]->container_id + m[i]->size,
+               end_h = (uint64_t)m[i]->host_id + m[i]->size;
+      if (m[i]->size == 0 || end_c > UINT32_MAX || end_h > UINT32_MAX)
+        {
+          free (buf);
+          sbx_error_set (err, EINVAL, "%s[%zu]: containerID %u, hostID %u, size %u: %s", field, i,
+                         m[i]->container_id, m[i]->host_id, m[i]->size,
+                         m[i]->size == 0 ? "the size must be greater than 0" : "the range passes 2^32-1");
+          return NULL;
+        }
+      len += snprintf (buf + len, cap - len, "%u %u %u\n", m[i]->container_id, m[i]->host_id, m[i]->size);
+    }
+  return buf;
+}
+
+bool
+sbx_fs_mount_idmapped (const oci_mount *m)
+{
+  sbx_mount_opts mo;
+  bool r;
+  if (m->uid_mappings_len || m->gid_mappings_len)
+    return true;
+  if (sbx_fs_mount_opts_parse (m->options, m->options_len, &mo, NULL) < 0)
+    return false;
+  r = mo.idmap;
+  sbx_fs_mount_opts_clear (&mo);
+  return r;
+}
+
+/* The user namespace whose mapping an idmapped mount of c takes: the
+   mount's own uidMappings/gidMappings, else the container's (a joined one
+   as it is, a new one from linux.uidMappings/gidMappings, or the caller as
+   root when it has none).  Returns its fd.  */
+static int
+idmap_userns (const oci_config *c, const oci_mount *m, size_t i, sbx_error **err)
+{
+  const oci_linux *l = c->linux;
+  const oci_namespace *user = NULL;
+  cleanup_free char *fu = NULL, *fg = NULL, *tu = NULL, *tg = NULL;
+
+  if (m->uid_mappings_len || m->gid_mappings_len)
+    {
+      fu = xasprintf ("mounts[%zu].uidMappings", i);
+      fg = xasprintf ("mounts[%zu].gidMappings", i);
+      if (!m->uid_mappings_len || !m->gid_mappings_len)
+        return sbx_error_set (err, EINVAL, "%s is required with %s", m->uid_mappings_len ? fg : fu,
+                              m->uid_mappings_len ? fu : fg);
+      tu = map_text (m->uid_mappings, m->uid_mappings_len, fu, err);
+      tg = tu ? map_text (m->gid_mappings, m->gid_mappings_len, fg, err) : NULL;
+      return tg ? sbx_userns_fd (tu, tg, err) : -1;
+    }
+  for (size_t k = 0; l && k < l->namespaces_len; k++)
+    if (l->namespaces[k] && l->namespaces[k]->type && strcmp (l->namespaces[k]->type, "user") == 0)
+      user = l->namespaces[k];
+  if (user == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "mounts[%zu] (%s): idmap without mounts[%zu].uidMappings/gidMappings takes the "
+                          "container's user namespace, and it has none",
+                          i, m->destination, i);
+  if (user->path && *user->path)
+    {
+      int fd = open (user->path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        return sbx_error_sys (err, "mounts[%zu] (%s): idmap: open the user namespace `%s`", i, m->destination,
+                              user->path);
+      return fd;
+    }
+  if (l->uid_mappings_len && l->gid_mappings_len)
+    {
+      tu = map_text (l->uid_mappings, l->uid_mappings_len, "linux.uidMappings", err);
+      tg = tu ? map_text (l->gid_mappings, l->gid_mappings_len, "linux.gidMappings", err) : NULL;
+    }
+  else
+    {
+      tu = xasprintf ("0 %u 1\n", (unsigned)geteuid ());
+      tg = xasprintf ("0 %u 1\n", (unsigned)getegid ());
+    }
+  return tg ? sbx_userns_fd (tu, tg, err) : -1;
+}
+
+/* Make tree (a detached copy of mounts[i]'s source) idmapped: ridmap also
+   every mount below it.  */
+static int
+idmap_tree (const oci_config *c, const oci_mount *m, size_t i, bool recursive, int tree, sbx_error **err)
+{
+  cleanup_close int ns = idmap_userns (c, m, i, err);
+  struct sbx_mount_attr a = { .attr_set = MOUNT_ATTR_IDMAP };
+  if (ns < 0)
+    return -1;
+  a.userns_fd = (uint64_t)ns;
+  if (syscall (SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a, sizeof a) < 0)
+    {
+      int e = errno;
+      return sbx_error_set (err, e, "mounts[%zu] (%s): %s `%s`: %s", i, m->destination,
+                            recursive ? "ridmap" : "idmap", m->source,
+                            e == ENOSYS   ? "idmapped mounts need Linux 5.12"
+                            : e == EINVAL ? "its filesystem does not support idmapped mounts"
+                                          : "mount_setattr");
+    }
+  return 0;
+}
+
 int
 sbx_bind_sources_open (const oci_config *c, const char *bundle, int **out, sbx_error **err)
 {
-  (void)err;
   int *trees = xmalloc0 ((c->mounts_len ? c->mounts_len : 1) * sizeof *trees);
 
   for (size_t i = 0; i < c->mounts_len; i++)
@@ -618,18 +727,39 @@ sbx_bind_sources_open (const oci_config *c, const char *bundle, int **out, sbx_e
       if (m->source == NULL || sbx_fs_mount_opts_parse (m->options, m->options_len, &mo, &e) < 0)
         continue;
       bool bind = mo.bind || (m->type && strcmp (m->type, "bind") == 0);
+      bool idmap = mo.idmap || m->uid_mappings_len || m->gid_mappings_len, ridmap = mo.idmap_recursive;
       unsigned long rec = mo.flags & MS_REC;
       sbx_fs_mount_opts_clear (&mo);
+      if (idmap && !bind)
+        {
+          sbx_error_set (err, EINVAL,
+                         "mounts[%zu] (%s): idmap, ridmap and uidMappings/gidMappings apply to bind "
+                         "mounts only (type `%s`)",
+                         i, m->destination, m->type ? m->type : "");
+          goto fail;
+        }
       if (!bind)
         continue;
       cleanup_free char *src = m->source[0] == '/' || bundle == NULL ? xstrdup (m->source)
                                                                    : xasprintf ("%s/%s", bundle, m->source);
       trees[i] = syscall (SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC | (rec ? AT_RECURSIVE : 0));
+      if (trees[i] < 0 && idmap)
+        {
+          sbx_error_sys (err, "mounts[%zu] (%s): idmapped bind of `%s`", i, m->destination, src);
+          goto fail;
+        }
       if (trees[i] < 0)
         sbx_debug ("bind %s: not opened before the user namespace: %s", src, strerror (errno));
+      if (idmap && idmap_tree (c, m, i, ridmap, trees[i], err) < 0)
+        goto fail;
     }
   *out = trees;
   return 0;
+fail:
+  sbx_bind_sources_close (trees, c->mounts_len);
+  free (trees);
+  *out = NULL;
+  return -1;
 }
 
 void

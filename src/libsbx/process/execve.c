@@ -479,8 +479,8 @@ sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **e
 
 /* process.env, and HOME when it has none (home_of); the strings are
    borrowed, only the array is malloc'd.  */
-static char **
-exec_env (const oci_process *p, const sbx_exec_prep *prep)
+char **
+sbx_process_exec_env (const oci_process *p, const sbx_exec_prep *prep)
 {
   char **env = xmalloc0 ((p->env_len + 2) * sizeof *env);
   for (size_t i = 0; i < p->env_len; i++)
@@ -505,7 +505,7 @@ notify_then_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, const char *file
     return sbx_error_sys (err, "seccomp notify: find a free fd");
   snprintf (buf, sizeof buf, "%d", probe);
   close (probe);
-  char **env = exec_env (p, prep);
+  char **env = sbx_process_exec_env (p, prep);
   if (sbx_process_sync_send_text (ctx->notify_sock, SYNC_EXEC_READY, -1, buf, err) < 0)
     goto fail;
   if (sbx_seccomp_load (ctx->seccomp, &prep->notify_fd, err) < 0)
@@ -562,7 +562,7 @@ sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error
   if (!early && tell_exec_ready (ctx->notify_sock, notify_fd, sc != NULL, err) < 0)
     return -1;
   {
-    char **env = exec_env (p, prep);
+    char **env = sbx_process_exec_env (p, prep);
     execve (file, p->args, env);
     free (env);
   }

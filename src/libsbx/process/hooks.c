@@ -129,7 +129,7 @@ static void __attribute__ ((noreturn)) child_exec (const oci_hook *h, char *cons
     goto fail;
 
   child_cloexec_from_3 ();
-  execve (h->path, argv, envp);
+  execve (h->path, argv, envp ? envp : environ);
 fail:
   e = errno;
   if (write (errfd, &e, sizeof e) < 0)
@@ -264,7 +264,11 @@ run_one (const oci_hook *h, const char *state, size_t len, sbx_error **err)
 
   /* Built before fork: the child only makes async-signal-safe calls.  */
   argv = make_vector (h->args, h->args_len, h->path);
-  envp = make_vector (h->env, h->env_len, NULL);
+  /* No `env` at all: the runtime's own environment, as runc gives its
+     hooks (so PATH and the caller's variables are there); an `env`, even
+     an empty one, is the whole environment.  */
+  if (h->env != NULL)
+    envp = make_vector (h->env, h->env_len, NULL);
 
   if (out_path && (outfd = open_output (out_path, SBX_ANN_HOOKS_STDOUT, err)) < 0)
     return -1;

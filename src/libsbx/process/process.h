@@ -93,6 +93,13 @@ int sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console
    group stays the one devpts gave it (the mount's gid= option).  A uid the
    user namespace does not map leaves it as it is.  */
 int sbx_process_pty_give (const oci_process *p, sbx_error **err);
+/* Without a terminal: the anonymous pipes on fds 0..2 (ours, which the
+   process inherits) given to process.user.uid as the user namespace of
+   pid maps it (pid: the container's init, or the process itself), so that
+   a non-root user can reopen /proc/self/fd/0..2 (runc gives stdio to the
+   user too).  Files, named FIFOs and terminals are left as they are; an
+   unmapped uid or a chown we may not make (unprivileged) is skipped.  */
+int sbx_process_stdio_give (pid_t pid, const oci_process *p, sbx_error **err);
 /* Send one fd with SCM_RIGHTS (with a short text payload, the pty name,
    as runc sends).  */
 int sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err);
@@ -120,8 +127,9 @@ int sbx_process_hooks_run (const char *kind, oci_hook *const *hooks, size_t n, c
    0600, at each hook), or ours (c NULL, or no annotation).  */
 void sbx_process_hooks_set_output (const oci_config *c);
 
-/* For poststart and poststop: a failing hook is a warning and the
-   remaining hooks still run (runtime.md, lifecycle steps 9 and 12).  */
+/* For poststop, and poststart up to runtime-spec 1.2: a failing hook is
+   a warning and the remaining hooks still run (runtime.md, lifecycle
+   steps 9 and 13; from 1.3 on a failing poststart hook is an error).  */
 void sbx_process_hooks_run_warn (const char *kind, oci_hook *const *hooks, size_t n, const char *state_json);
 
 /* namespaces.h - linux.namespaces: the table of namespace types, the flags to
@@ -226,6 +234,9 @@ int sbx_process_finish_exec (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_e
    credentials), so that a missing or non-executable one fails `create`
    ("executable file not found", which engines map to 127; EACCES: 126).  */
 int sbx_process_resolve (const sbx_exec_ctx *ctx, sbx_exec_prep *prep, sbx_error **err);
+/* The environment the process gets: process.env, and HOME when it has
+   none (a malloc'd array of borrowed strings).  */
+char **sbx_process_exec_env (const oci_process *p, const sbx_exec_prep *prep);
 
 /* sched.h - the kernel's per-process attributes: process.scheduler and
  * process.ioPriority (set on the final process by the runtime, from

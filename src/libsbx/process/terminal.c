@@ -13,7 +13,9 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -85,6 +87,63 @@ sbx_process_pty_give (const oci_process *p, sbx_error **err)
       return 0;
     }
   return sbx_error_sys (err, "give the terminal to process.user.uid %u", (unsigned)uid);
+}
+
+/* The host uid that `uid` of the user namespace of pid is, from its
+   /proc/PID/uid_map (the identity map outside any user namespace), or -1
+   when unmapped or unreadable.  */
+static long long
+host_uid_of (pid_t pid, uid_t uid)
+{
+  char path[64];
+  cleanup_free char *text = NULL;
+  cleanup_close int fd = -1;
+
+  snprintf (path, sizeof path, "/proc/%d/uid_map", (int)pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || sbx_read_fd (fd, 1 << 16, &text, NULL, NULL) < 0)
+    return -1;
+  for (char *line = text; line && *line; line = strchr (line, '\n') ? strchr (line, '\n') + 1 : NULL)
+    {
+      unsigned long long inside, outside, count;
+      if (sscanf (line, "%llu %llu %llu", &inside, &outside, &count) == 3 && uid >= inside
+          && uid - inside < count)
+        return (long long)(outside + (uid - inside));
+    }
+  return -1;
+}
+
+int
+sbx_process_stdio_give (pid_t pid, const oci_process *p, sbx_error **err)
+{
+  uid_t uid = p && p->user ? p->user->uid : 0;
+  long long host;
+
+  if (p == NULL || p->terminal)
+    return 0;
+  host = host_uid_of (pid, uid);
+  if (host < 0)
+    return 0;
+  for (int fd = 0; fd <= 2; fd++)
+    {
+      struct stat sb;
+      struct statfs sf;
+      /* Only anonymous pipes: their inode exists for the pipe alone; a
+         named FIFO, a file or the caller's terminal is the host's.  */
+      if (fstat (fd, &sb) < 0 || !S_ISFIFO (sb.st_mode) || sb.st_uid == (uid_t)host || fstatfs (fd, &sf) < 0
+          || sf.f_type != PIPEFS_MAGIC)
+        continue;
+      if (fchown (fd, (uid_t)host, (gid_t)-1) == 0)
+        continue;
+      if (errno == EPERM || errno == EINVAL)
+        {
+          /* An unprivileged runtime: the pipe stays its own.  */
+          sbx_debug ("stdio: cannot give fd %d to uid %lld: %s", fd, host, strerror (errno));
+          continue;
+        }
+      return sbx_error_sys (err, "give fd %d (a pipe) to process.user.uid %u", fd, (unsigned)uid);
+    }
+  return 0;
 }
 
 int
