@@ -409,3 +409,46 @@ def test_pod_cgroup_of_kubelet_kept(sbx, pod, netlab):
         for d in made:
             with contextlib.suppress(OSError):
                 os.rmdir(d)
+
+
+LL_CONNECT = r"""
+import errno, json, socket, sys
+out = {}
+for host, port in json.loads(sys.argv[1]):
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect((host, port)); out[f"{host}:{port}"] = "ok"
+    except OSError as e:
+        out[f"{host}:{port}"] = errno.errorcode.get(e.errno, str(e))
+    finally:
+        s.close()
+print(json.dumps(out))
+"""
+
+
+def test_landlock_annotations_in_a_cri_pod(sbx, pod, netlab, tmp_path):
+    """Issue 17: the org.sbxrun.landlock.* annotations, copied into a CRI
+    app container as containerd copies pod annotations, confine it under
+    kubelet's defaults; an app of the same pod without them shows that
+    each denied operation works otherwise."""
+    from test_landlock import kernel_abi
+    if kernel_abi() < 4:
+        pytest.skip("needs Landlock ABI 4 (kernel 6.7) for the TCP rules")
+    pod.start_sandbox()  # its bundle made /probe
+    (tmp_path / "probe" / "llconnect.py").write_text(LL_CONNECT)  # readable alone, not its dir
+    ann = {"org.sbxrun.landlock.fs": "rx:/bin; rx:/usr; ro:/etc; ro:/proc; rw:/dev/null; ro:/probe/llconnect.py",
+           "org.sbxrun.landlock.net": "connect:80"}
+    ruled = pod.app("cri-app-default.json", annotations=ann)
+    free = pod.app("cri-app-default.json")
+    seen = {}
+    for cid in (ruled, free):
+        reads = sbx("exec", cid, "sh", "-c",
+                    "cat /etc/resolv.conf >/dev/null 2>&1 && echo etc; ls /probe >/dev/null 2>&1 && echo probe; true")
+        assert reads.returncode == 0, describe(reads)
+        conn = sbx.ok("exec", cid, PYTHON, "/probe/llconnect.py",
+                      json.dumps([["10.231.0.2", 80], ["10.231.0.3", 443]]), timeout=60)
+        seen[cid] = (reads.stdout.split(), json.loads(conn.stdout))
+    assert seen[free] == (["etc", "probe"], {"10.231.0.2:80": "ok", "10.231.0.3:443": "ok"}), seen
+    assert seen[ruled] == (["etc"], {"10.231.0.2:80": "ok", "10.231.0.3:443": "EACCES"}), seen
+    assert "org.sbxrun.landlock.effective" in sbx.state(ruled).get("annotations", {})
