@@ -117,7 +117,15 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
   i = sbx_cli_parse (&sbx_cmd_exec, argc, argv, on_opt, &a, err);
   if (i < 0)
     r = i;
-  else if (sbx_cli_nargs (&sbx_cmd_exec, argc - i, 1, a.f.process_file ? 1 : -1, err) == 0)
+  else if (a.f.process_file && argc - i > 1)
+    {
+      /* runc ignores them (and exits 255 if the rest fails); refuse them,
+         with its status.  */
+      sbx_error_set (err, EINVAL, "exec: `%s`: no arguments after the ID with --process (the file gives them)",
+                     argv[i + 1]);
+      r = SBX_CLI_FAILED_255;
+    }
+  else if (sbx_cli_nargs (&sbx_cmd_exec, argc - i, 1, -1, err) == 0)
     {
       a.o.root = g->root;
       a.o.id = argv[i];

@@ -189,6 +189,7 @@ def test_exec_failures_exit_255_like_runc(runc, sbx, bundle, tmp_path):
         "bad-cwd": (["--cwd", "/no/such/dir", "{cid}", "true"], ""),
         "bad-env": (["-e", "NOEQUALS", "{cid}", "true"], ""),
         "bad-process-file": (["-p", str(tmp_path / "no-such.json"), "{cid}"], ""),
+        "process-file-and-args": (["-p", str(tmp_path / "no-such.json"), "{cid}", "extra"], ""),
         "bad-cgroup": (["--cgroup", "nosuch", "{cid}", "true"], ""),
         "unknown-flag": (["--no-such-flag", "{cid}", "true"], ""),
         "no-id": ([], ""),
