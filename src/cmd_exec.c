@@ -121,7 +121,8 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
     {
       /* runc ignores them (and exits 255 if the rest fails); refuse them,
          with its status.  */
-      sbx_error_set (err, EINVAL, "exec: `%s`: no arguments after the ID with --process (the file gives them)",
+      sbx_error_set (err, EINVAL,
+                     "exec: `%s`: no arguments after the ID with --process (the file gives them)",
                      argv[i + 1]);
       r = SBX_CLI_FAILED_255;
     }
