@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import cgroup_dirs, describe
+from conftest import _own_paths, all_cgroup_dirs, cgroup_dirs, describe, fstype_of, remove_cgroup_tree, run_cmd
 
 pytestmark = [pytest.mark.needs_root, pytest.mark.needs_cmd("run", "create", "delete", "update")]
 
@@ -185,3 +185,69 @@ def test_rootfs_propagation(sbx, bundle, prop, want):
         assert any(f.startswith(want) for f in fields), line
     else:
         assert not any(f.startswith(("shared:", "master:")) for f in fields), line
+
+
+def _own_cpu_dir(rel):
+    """(the directory of our own cgroup, that of relative cgroupsPath REL
+    below it) in the v1 hierarchy with realtime group scheduling."""
+    for controllers, own in _own_paths().items():
+        if "cpu" not in controllers.split(","):
+            continue
+        for top, d in all_cgroup_dirs(own.rstrip("/") + "/" + rel):
+            if fstype_of(top) == "cgroup" and os.path.exists(os.path.join(top, "cpu.rt_runtime_us")):
+                return top + own.rstrip("/") if own != "/" else top, d
+    pytest.skip("no cgroup v1 cpu hierarchy with realtime group scheduling (CONFIG_RT_GROUP_SCHED)")
+
+
+def _rt(d):
+    with open(os.path.join(d, "cpu.rt_runtime_us")) as f:
+        return int(f.read())
+
+
+@pytest.fixture
+def own_relative():
+    """A relative cgroupsPath top, `sbxtest-<pid>-rt`: below our own cgroup
+    in each hierarchy (in cpu that is the hierarchy's root on a hybrid host,
+    which has a realtime budget); removed everywhere afterwards."""
+    rel = f"sbxtest-{os.getpid()}-rt"
+    yield rel
+    for own in set(_own_paths().values()):
+        for d in cgroup_dirs(own.rstrip("/") + "/" + rel):
+            remove_cgroup_tree(d)
+
+
+def test_realtime_budget_goes_down_the_levels_this_create_made(sbx, bundle, own_relative):
+    """cpu.realtimeRuntime on v1: the kernel refuses a budget an ancestor
+    lacks, so the levels sbxrun itself made (the test's top and `mid`) get
+    it first, and an SCHED_RR init then runs.  A level made by someone else
+    (kubelet's; here the test's) is theirs: create fails naming the field,
+    and that level keeps its 0."""
+    path = own_relative + "/mid/rt"
+    own, d = _own_cpu_dir(path)
+    mid, top = os.path.dirname(d), os.path.dirname(os.path.dirname(d))
+    if _rt(own) < 20000:
+        pytest.skip(f"our own cpu cgroup {own} has no realtime budget to share")
+    b = bundle(["sleep", "60"])
+    b.config["linux"]["cgroupsPath"] = path
+    b.config["linux"]["resources"] = {"cpu": {"realtimeRuntime": 10000, "realtimePeriod": 1000000}}
+    b.config["process"]["scheduler"] = {"policy": "SCHED_RR", "priority": 1}
+    b.write()
+    cid = sbx.new_id("rt")
+    cp = sbx("run", "-d", "--bundle", b, cid)
+    assert cp.returncode == 0, describe(cp)
+    assert (_rt(top), _rt(mid), _rt(d)) == (10000, 10000, 10000)
+    policy = run_cmd(["chrt", "-p", str(sbx.state(cid)["pid"])]).stdout
+    assert "SCHED_RR" in policy, policy
+    sbx.ok("delete", "--force", cid)
+
+    # a level made beforehand, without a budget
+    path2 = own_relative + "/theirs/rt"
+    _, d2 = _own_cpu_dir(path2)
+    os.makedirs(os.path.dirname(d2))
+    b.config["linux"]["cgroupsPath"] = path2
+    b.write()
+    cid2 = sbx.new_id("rt")
+    cp = sbx("run", "-d", "--bundle", b, cid2)
+    assert cp.returncode != 0 and "realtimeRuntime" in cp.stderr, describe(cp)
+    assert _rt(os.path.dirname(d2)) == 0
+    assert not os.path.exists(sbx.root / cid2)

@@ -38,6 +38,8 @@ typedef struct sbx_cg_hier
   char *dir;         /* its directory: mountpoint + path below mount_root */
   int fd;            /* O_PATH|O_DIRECTORY fd of dir, or -1 (not opened / gone) */
   bool created;      /* create() made dir (so a failed create removes it) */
+  size_t made_from;  /* this process made the levels of dir from this length
+                        of it on (0: none): realtime budgets go down them */
   bool parent_ours;  /* the parent of dir did not exist at plan time (this create
                         makes it) or is shared so with a pod sandbox: destroy
                         removes it once empty (saved with the description) */

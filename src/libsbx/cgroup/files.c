@@ -148,7 +148,11 @@ sbx_cg_mkdir (sbx_cg_hier *h, int (*level) (const char *parent, const char *dir,
       if (next)
         *next = '\0';
       if (mkdir (cur, 0755) == 0)
-        h->created = next == NULL;
+        {
+          h->created = next == NULL;
+          if (h->made_from == 0)
+            h->made_from = strlen (cur);
+        }
       else if (errno != EEXIST)
         return sbx_error_sys (err, "create cgroup `%s`", cur);
       if (level)

@@ -260,6 +260,49 @@ write_period_pair (sbx_cg_hier *h, const char *pfile, const char *pfield, bool s
 }
 
 static int
+write_level (const char *dir, const char *file, int64_t v)
+{
+  cleanup_free char *path = xasprintf ("%s/%s", dir, file);
+  cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  char buf[32];
+  int n = snprintf (buf, sizeof buf, "%" PRId64, v);
+  return fd >= 0 && write (fd, buf, (size_t)n) == n ? 0 : -1;
+}
+
+/* A realtime budget is refused (EINVAL) unless every ancestor has one at
+   least as large: the levels above the container's that this create made
+   get the container's period and runtime first.  Levels made by others
+   (a pod's, kubelet's) are theirs to give.  */
+static int
+rt_budget_down (sbx_cg_hier *h, const oci_cpu *c, sbx_error **err)
+{
+  cleanup_free char *level = NULL;
+  size_t len = strlen (h->dir), end = h->made_from;
+
+  if (!c->has_realtime_runtime || c->realtime_runtime <= 0 || end == 0 || end >= len)
+    return 0;
+  level = xstrdup (h->dir);
+  for (;;)
+    {
+      const char *next;
+      level[end] = '\0';
+      if ((c->has_realtime_period && c->realtime_period
+           && write_level (level, "cpu.rt_period_us", (int64_t)c->realtime_period) < 0)
+          || write_level (level, "cpu.rt_runtime_us", c->realtime_runtime) < 0)
+        return sbx_error_sys (err,
+                              "linux.resources.cpu.realtimeRuntime: give %" PRId64
+                              " us to `%s`, which this create made",
+                              c->realtime_runtime, level);
+      level[end] = '/';
+      next = strchr (h->dir + end + 1, '/');
+      if (next == NULL)
+        break;
+      end = (size_t)(next - h->dir);
+    }
+  return 0;
+}
+
+static int
 apply_cpu (sbx_cgroup *cg, const oci_cpu *c, sbx_error **err)
 {
   bool any = (c->has_shares && c->shares) || c->has_quota || (c->has_period && c->period) || c->has_burst
@@ -279,6 +322,8 @@ apply_cpu (sbx_cgroup *cg, const oci_cpu *c, sbx_error **err)
           < 0)
         return -1;
       if (c->has_burst && sbx_cg_writef (h, "cpu.cfs_burst_us", "cpu.burst", err, "%" PRIu64, c->burst) < 0)
+        return -1;
+      if (rt_budget_down (h, c, err) < 0)
         return -1;
       if (write_period_pair (h, "cpu.rt_period_us", "cpu.realtimePeriod",
                              c->has_realtime_period && c->realtime_period, c->realtime_period,
