@@ -127,5 +127,33 @@ def test_idmap_on_a_filesystem_without_support_refused(sbx, public_bundle):
     b = public_bundle(["true"])
     with b.edit() as c:
         _userns(c)
-        _bind(c, "/proc/self/", "/m", ["bind", "idmap"], b.rootfs)
+        _bind(c, "/proc/sys", "/m", ["bind", "idmap"], b.rootfs)
     refused(sbx, b, "does not support idmapped mounts", "/m")
+
+
+def test_idmapped_source_through_an_image_symlink_is_refused(sbx, public_bundle, tmp_path):
+    """The attack: the image ships `vol -> /a/root/owned/host/dir`, and the
+    config binds `rootfs/vol` (a path into the unpacked image) idmapped.
+    Through the resolved path itself the container's root plants a file
+    owned by host root in a 0700 root directory (the primitive); through
+    the image's symlink create is refused naming the mount, and nothing is
+    planted."""
+    secret = tmp_path / "hostsecret"
+    secret.mkdir(mode=0o700)
+    b = public_bundle(["touch", "/mnt/planted"])
+    (b.rootfs / "vol").symlink_to(secret)
+    with b.edit() as c:
+        _userns(c)
+        _bind(c, secret, "/mnt", ["bind", "idmap"], b.rootfs)
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert cp.returncode == 0, describe(cp)
+    assert os.stat(secret / "planted").st_uid == 0
+    os.unlink(secret / "planted")
+
+    with b.edit() as c:
+        c["mounts"][-1]["source"] = "rootfs/vol"
+    cid = sbx.new_id()
+    cp = sbx("run", "--bundle", b, cid)
+    assert cp.returncode != 0 and "mounts[" in cp.stderr and "symlink" in cp.stderr, describe(cp)
+    assert not os.path.exists(secret / "planted")
+    assert not os.path.exists(sbx.root / cid)

@@ -742,12 +742,34 @@ sbx_bind_sources_open (const oci_config *c, const char *bundle, int **out, sbx_e
         continue;
       cleanup_free char *src = m->source[0] == '/' || bundle == NULL ? xstrdup (m->source)
                                                                    : xasprintf ("%s/%s", bundle, m->source);
-      trees[i] = syscall (SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC | (rec ? AT_RECURSIVE : 0));
-      if (trees[i] < 0 && idmap)
+      if (idmap)
         {
-          sbx_error_sys (err, "mounts[%zu] (%s): idmapped bind of `%s`", i, m->destination, src);
-          goto fail;
+          /* An idmapped tree lets the container act as the owners on disk:
+             its source must be the path the config names, not where a
+             symlink (one the image may have put under the rootfs) leads.  */
+          struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+          bool rel = m->source[0] != '/' && bundle != NULL; /* the bundle's own path is the engine's */
+          cleanup_close int bfd = rel ? open (bundle, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+          cleanup_close int sfd = rel && bfd < 0 ? -1
+                                                 : syscall (SYS_openat2, rel ? bfd : AT_FDCWD,
+                                                            rel ? m->source : src, &how, sizeof how);
+          if (sfd < 0)
+            {
+              sbx_error_sys (err, "mounts[%zu] (%s): idmapped bind of `%s`%s", i, m->destination, src,
+                             errno == ELOOP ? " (a symlink in the path: give the resolved path)" : "");
+              goto fail;
+            }
+          trees[i] = syscall (SYS_open_tree, sfd, "",
+                              OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (rec ? AT_RECURSIVE : 0));
+          if (trees[i] < 0)
+            {
+              sbx_error_sys (err, "mounts[%zu] (%s): idmapped bind of `%s`", i, m->destination, src);
+              goto fail;
+            }
         }
+      else
+        trees[i]
+            = syscall (SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | O_CLOEXEC | (rec ? AT_RECURSIVE : 0));
       if (trees[i] < 0)
         sbx_debug ("bind %s: not opened before the user namespace: %s", src, strerror (errno));
       if (idmap && idmap_tree (c, m, i, ridmap, trees[i], err) < 0)
