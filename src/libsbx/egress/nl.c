@@ -17,6 +17,7 @@
 #include <string.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -64,6 +65,9 @@ nl_socket_from_child (int netns_fd, sbx_error **err)
       sbx_error *e = NULL;
       int s = -1, userns = -1, r;
       close (sp[0]);
+      /* It is about to join the container's user namespace: nothing there
+         may ptrace it (and hand back another socket).  */
+      prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
       r = setns (netns_fd, CLONE_NEWNET);
       if (r < 0 && errno != EPERM)
         sbx_error_sys (&e, "enter the container's network namespace");
@@ -92,6 +96,20 @@ nl_socket_from_child (int netns_fd, sbx_error **err)
   if (pid > 0)
     while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
       ;
+  if (fd >= 0)
+    {
+      int dom = 0, proto = 0;
+      socklen_t l1 = sizeof dom, l2 = sizeof proto;
+      if (getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &dom, &l1) < 0
+          || getsockopt (fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l2) < 0 || dom != AF_NETLINK
+          || proto != NETLINK_NETFILTER)
+        {
+          close (fd);
+          return sbx_error_set (err, EPROTO,
+                                "the egress socket from the container's user namespace is not "
+                                "a netfilter netlink socket");
+        }
+    }
   return fd;
 }
 
