@@ -399,10 +399,16 @@ walk_entry (struct walk *w, int sfd, int dfd, const char *rel, const char *name,
       break;
     case S_IFREG:
       {
-        cleanup_close int in = openat (sfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        /* O_NONBLOCK: a running container may have swapped the file for a
+           FIFO since the stat, and that must not hang us.  */
+        cleanup_close int in = openat (sfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
         cleanup_close int out = -1;
+        struct stat now;
         if (in < 0)
           return sbx_error_sys (err, "open `%s`", path);
+        if (fstat (in, &now) < 0 || !S_ISREG (now.st_mode) || now.st_ino != st.st_ino
+            || now.st_dev != st.st_dev)
+          return sbx_error_set (err, EAGAIN, "`%s` changed while the snapshot was taken", path);
         char hex[65];
         hash_entry (w, path, &st, NULL);
         w->bytes += st.st_size;
