@@ -665,6 +665,29 @@ def test_user_namespace_mappings(sbx, public_bundle):
     assert int(st["CapEff"], 16) == cap_mask(["CAP_CHOWN", "CAP_SETUID"])
 
 
+def test_user_namespace_device_nodes_are_nosuid_noexec(sbx, public_bundle):
+    """In a user namespace mknod is refused, so the host's nodes are bound:
+    each bound node (the defaults and a linux.devices entry) is nosuid and
+    noexec, and still works; without a user namespace the nodes are made on
+    the tmpfs /dev, which has those options itself."""
+    b = public_bundle(["sh", "-c", "grep -E ' /dev/(null|zero|fuse) ' /proc/self/mountinfo; "
+                                   "echo x > /dev/null && head -c 3 /dev/zero | wc -c"])
+    with b.edit() as c:
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert cp.returncode == 0, describe(cp)
+    lines = cp.stdout.splitlines()
+    binds = [ln for ln in lines if " /dev/" in ln]
+    assert len(binds) == 3, cp.stdout
+    for ln in binds:
+        opts = ln.split()[5].split(",")
+        assert "nosuid" in opts and "noexec" in opts, ln
+    assert lines[-1].strip() == "3"
+
+
 def test_user_namespace_root_cannot_write_host_files(sbx, public_bundle, tmp_path):
     b = public_bundle()
     hostdir = Path(tempfile.mkdtemp(prefix=f"sbxtest-{os.getpid()}-", dir="/tmp"))

@@ -2,13 +2,16 @@
 #include <config.h>
 #include "fs/fs.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "core/core.h"
+#include "fs/fs_internal.h"
 
 static const struct
 {
@@ -64,6 +67,14 @@ bind_host_node (int dirfd, const char *name, const struct node *n, sbx_error **e
     return sbx_error_sys (err, "open %s", n->path);
   if (sbx_fs_bind_fd (hfd, tfd, false) < 0)
     return sbx_error_sys (err, "bind host %s", n->path);
+  /* A node is for reading and writing: nothing on it runs, setuid or not
+     (the tmpfs /dev has no such mount options for the bound host file).  */
+  {
+    struct sbx_mount_attr a = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC };
+    cleanup_close int mfd = openat (dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (mfd < 0 || (syscall (SYS_mount_setattr, mfd, "", AT_EMPTY_PATH, &a, sizeof a) < 0 && errno != ENOSYS))
+      return sbx_error_sys (err, "make the bound host %s nosuid,noexec", n->path);
+  }
   return 0;
 }
 
