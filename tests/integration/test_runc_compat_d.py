@@ -161,3 +161,67 @@ def test_exec_stdio_pipes_belong_to_the_user(sbx, bundle):
     assert cp.returncode == 0, describe(cp)
     assert (cp.stdout.split(), cp.stderr.split()) == (["1000", "1000", "1000", "via-reopen", "in:hello"],
                                                        ["err-reopen"])
+
+
+def _propagation(mountinfo, dest):
+    """The propagation tags of mount point DEST ("shared", "master", or
+    nothing: private) in a mountinfo text."""
+    for line in mountinfo.splitlines():
+        f = line.split()
+        if len(f) > 6 and f[4] == dest:
+            return sorted(t.split(":")[0] for t in f[6:f.index("-")])
+    raise AssertionError(f"{dest} not mounted:\n{mountinfo}")
+
+
+def _propagation_bundle(make, src, name, userns):
+    b = make(["cat", "/proc/self/mountinfo"], **({"name": name} if name else {}))
+    with b.edit() as c:
+        for d, opt in (("/sh", "rshared"), ("/sl", "rslave"), ("/pr", "rprivate")):
+            (b.rootfs / d[1:]).mkdir(exist_ok=True)
+            c["mounts"].append({"destination": d, "type": "bind", "source": str(src), "options": ["rbind", opt]})
+        if userns:
+            c["linux"]["namespaces"].append({"type": "user"})
+            c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    return b
+
+
+# what runc 1.1.5 gives for a shared host source (its default rslave keeps
+# the link): the mounts' own settings on top
+PROPAGATION = {"/sh": ["master", "shared"], "/sl": ["master"], "/pr": []}
+
+
+@pytest.fixture
+def shared_src(tmp_path):
+    src = tmp_path / "shared-src"
+    src.mkdir(mode=0o755)
+    subprocess.run(["mount", "--bind", str(src), str(src)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(src)], check=True)
+        yield src
+    finally:
+        subprocess.run(["umount", "-l", str(src)], check=False)
+
+
+def test_mount_propagation_like_runc(runc, sbx, bundle, shared_src):
+    """A mount's rshared/rslave/rprivate is what the container gets, also
+    under the default rootfsPropagation (the mounts' own settings used to
+    be lost under rprivate, which breaks Kubernetes' HostToContainer and
+    Bidirectional volumes): the source is a shared mount of the host."""
+    seen = {}
+    for name, call in both(runc, sbx):
+        cp = call("run", "--bundle", _propagation_bundle(bundle, shared_src, f"prop-{name}", False), f"prop-{name}")
+        assert cp.returncode == 0, describe(cp)
+        seen[name] = {d: _propagation(cp.stdout, d) for d in PROPAGATION}
+    assert seen["sbxrun"] == seen["runc"] == PROPAGATION, seen
+
+
+def test_mount_propagation_in_a_user_namespace(sbx, public_bundle, shared_src):
+    """The same inside a user namespace (runc cannot run this bundle's
+    layout there).  rslave still receives the host's mounts; an rshared
+    mount is a peer group of the container's own (a less privileged mount
+    namespace never propagates back to the host)."""
+    cp = sbx("run", "--bundle", _propagation_bundle(public_bundle, shared_src, None, True), sbx.new_id())
+    assert cp.returncode == 0, describe(cp)
+    got = {d: _propagation(cp.stdout, d) for d in PROPAGATION}
+    assert "shared" in got["/sh"] and got["/sl"] == ["master"] and got["/pr"] == [], got

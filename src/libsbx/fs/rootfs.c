@@ -39,6 +39,29 @@ is_dev (const char *dest)
   return *dest == '\0';
 }
 
+/* Does a mount ask for shared or slave propagation (rshared, rslave...:
+   Kubernetes' Bidirectional and HostToContainer)?  Then the sources keep
+   their link to the host's peer groups through the setup, as runc's
+   default rslave keeps it, and the final rootfsPropagation is set on /
+   alone.  */
+static bool
+mounts_want_propagation (const oci_config *c)
+{
+  for (size_t i = 0; i < c->mounts_len; i++)
+    {
+      sbx_mount_opts mo;
+      bool want;
+      if (c->mounts[i]->options_len == 0
+          || sbx_fs_mount_opts_parse (c->mounts[i]->options, c->mounts[i]->options_len, &mo, NULL) < 0)
+        continue;
+      want = (mo.propagation & (MS_SHARED | MS_SLAVE)) != 0;
+      sbx_fs_mount_opts_clear (&mo);
+      if (want)
+        return true;
+    }
+  return false;
+}
+
 int
 sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
 {
@@ -63,7 +86,10 @@ sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procf
      the requested type itself is set on the new / after pivot_root (which
      rejects a shared new root, and an unbindable one could not be bound
      onto itself below).  */
-  if (mount (NULL, "/", NOFS, MS_REC | ((prop & (MS_SHARED | MS_SLAVE)) ? MS_SLAVE : MS_PRIVATE), NULL)
+  if (mount (NULL, "/", NOFS,
+             MS_REC
+                 | ((prop & (MS_SHARED | MS_SLAVE)) || mounts_want_propagation (c) ? MS_SLAVE : MS_PRIVATE),
+             NULL)
       < 0)
     return sbx_error_sys (err, "set propagation of /");
   /* pivot_root needs the new root to be a mount point.  The overlay is
@@ -227,13 +253,39 @@ sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error *
     }
   if (chdir ("/") < 0)
     return sbx_error_sys (err, "chdir /");
-  if (mount (NULL, "/", NOFS, prop, NULL) < 0)
+  if (mount (NULL, "/", NOFS, mounts_want_propagation (c) ? prop & ~(unsigned long)MS_REC : prop, NULL) < 0)
     return sbx_error_sys (err, "linux.rootfsPropagation");
 
   rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return sbx_error_sys (err, "open /");
   have_proc = statfs ("/proc/self/fd", &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
+  /* A mount's own propagation (rshared, rslave, rprivate...) comes after
+     rootfsPropagation, as the mount asked.  */
+  for (size_t i = 0; i < c->mounts_len; i++)
+    {
+      sbx_mount_opts mo;
+      char p[FDPATH_MAX];
+      if (c->mounts[i]->options_len == 0
+          || sbx_fs_mount_opts_parse (c->mounts[i]->options, c->mounts[i]->options_len, &mo, NULL) < 0)
+        continue;
+      if (mo.propagation)
+        {
+          cleanup_close int mfd
+              = sbx_fs_root_resolve (rootfd, c->mounts[i]->destination, SBX_RESOLVE_EXISTING, err);
+          if (mfd < 0
+              || mount (NULL, target_of (p, mfd, c->mounts[i]->destination, have_proc), NOFS, mo.propagation,
+                        NULL)
+                     < 0)
+            {
+              sbx_fs_mount_opts_clear (&mo);
+              return mfd < 0
+                         ? sbx_error_wrap (err, "mounts[%zu] (%s): propagation", i, c->mounts[i]->destination)
+                         : sbx_error_sys (err, "mounts[%zu] (%s): propagation", i, c->mounts[i]->destination);
+            }
+        }
+      sbx_fs_mount_opts_clear (&mo);
+    }
   for (size_t i = 0; i < c->mounts_len; i++)
     if (sbx_mount_is_ro_dev (c->mounts[i]))
       {
