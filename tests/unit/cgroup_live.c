@@ -319,6 +319,20 @@ reap (pid_t p)
   return WIFSIGNALED (st) ? WTERMSIG (st) : 0;
 }
 
+/* plan then make, as create does (without recording anything between).  */
+static int
+create_cgroup (const char *id, const char *path, bool systemd, sbx_cgroup **out, sbx_error **err)
+{
+  sbx_cgroup *cg = NULL;
+  if (sbx_cgroup_plan (id, path, systemd, &cg, err) < 0 || sbx_cgroup_make (cg, err) < 0)
+    {
+      sbx_cgroup_free (cg);
+      return -1;
+    }
+  *out = cg;
+  return 0;
+}
+
 int
 main (void)
 {
@@ -354,13 +368,13 @@ main (void)
   ppath = xasprintf ("sbxrun-test-%d", (int)getpid ());
   cpath = xasprintf ("%s/ctr", ppath);
 
-  if (sbx_cgroup_create ("parent", ppath, false, &parent, &err) < 0)
+  if (create_cgroup ("parent", ppath, false, &parent, &err) < 0)
     {
       report ("create parent", err);
       return 1;
     }
   own_stc = own_subtree_control (parent, &own_dir);
-  if (sbx_cgroup_create ("ctr", cpath, false, &cg, &err) < 0)
+  if (create_cgroup ("ctr", cpath, false, &cg, &err) < 0)
     {
       report ("create ctr", err);
       goto out;

@@ -495,13 +495,13 @@ test_systemd_error (void **state)
   sbx_error *err = NULL;
   (void)state;
 
-  assert_true (sbx_cgroup_create ("c1", "system.slice:sbxrun:c1", false, &cg, &err) < 0);
+  assert_true (sbx_cgroup_plan ("c1", "system.slice:sbxrun:c1", false, &cg, &err) < 0);
   assert_string_equal (err->msg,
                        "linux.cgroupsPath `system.slice:sbxrun:c1` is systemd's slice:prefix:name: it needs "
                        "--systemd-cgroup");
   sbx_error_free (err);
   err = NULL;
-  assert_true (sbx_cgroup_create ("c1", "a:b", true, &cg, &err) < 0);
+  assert_true (sbx_cgroup_plan ("c1", "a:b", true, &cg, &err) < 0);
   assert_non_null (strstr (err->msg, "`a:b` is not of the form slice:prefix:name"));
   sbx_error_free (err);
   assert_null (cg);

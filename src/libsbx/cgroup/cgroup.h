@@ -1,7 +1,8 @@
 /* cgroup/cgroup.h - one cgroup manager interface, with cgroup v2 and v1/hybrid
  * backends (cgroup/v2.c, cgroup/v1.c) chosen from what the host mounts.
  *
- * Lifecycle: sbx_cgroup_create() before the container process runs (the
+ * Lifecycle: sbx_cgroup_plan() and sbx_cgroup_make() before the container
+ * process runs (the
  * returned manager can give an O_PATH dirfd for clone3 CLONE_INTO_CGROUP on
  * v2), sbx_cgroup_apply() for linux.resources, then enter/kill/freeze/stats,
  * and sbx_cgroup_destroy() on delete.  A manager can be re-opened from the
@@ -33,12 +34,10 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
    cgroups_path is slice:prefix:name and systemd makes the cgroup, a
    transient unit (cgroup/systemd.c).
    On v1 hosts "own cgroup" is per hierarchy (from /proc/self/cgroup), so the
-   same cgroupsPath can land at different paths in different hierarchies.  */
-int sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
-                       sbx_error **err);
-/* The same in two steps, so that the paths can be recorded (describe)
-   before anything exists: plan resolves them, make creates the cgroups
-   (on failure, what it made is removed again; sbx_cgroup_free after).
+   same cgroupsPath can land at different paths in different hierarchies.
+   In two steps, so that the paths can be recorded (describe) before
+   anything exists: plan resolves them, make creates the cgroups (on
+   failure, what it made is removed again; sbx_cgroup_free after).
    With systemd_cgroup, plan computes the unit and its cgroup without asking
    systemd; make starts the unit and checks systemd put it there.  */
 int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
@@ -102,7 +101,7 @@ int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
    runtime's own cgroups for the rest of its setup (mounts, hooks, pivot),
    and stage_enter puts it back before it reports "created".  Both move the
    calling process (the init), through cgroup.procs descriptors that
-   sbx_cgroup_create opened in the runtime (open-time credentials and
+   sbx_cgroup_make opened in the runtime (open-time credentials and
    cgroup namespace decide the permission, so this also works from a user
    or cgroup namespace).  leave fails harmlessly (the init stays in) when
    nothing was prepared; enter is a no-op unless leave succeeded.  */

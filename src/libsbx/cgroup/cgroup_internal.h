@@ -63,7 +63,7 @@ struct sbx_cgroup
   size_t n;
   /* staging of the init (sbx_cgroup_stage_*): cgroup.procs of the
      container's cgroup (in) and of the runtime's own cgroup (out), per
-     hierarchy, opened by sbx_cgroup_create; NULL when not prepared */
+     hierarchy, opened by sbx_cgroup_make; NULL when not prepared */
   int *stage_in, *stage_out;
   bool staged_out;
 };

@@ -624,17 +624,6 @@ sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
   return 0;
 }
 
-int
-sbx_cgroup_create (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
-                   sbx_error **err)
-{
-  cleanup_cgroup sbx_cgroup *cg = NULL;
-  if (sbx_cgroup_plan (id, cgroups_path, systemd_cgroup, &cg, err) < 0 || sbx_cgroup_make (cg, err) < 0)
-    return -1;
-  *out = steal_ptr (cg);
-  return 0;
-}
-
 char *
 sbx_cgroup_describe (const sbx_cgroup *cg)
 {
