@@ -51,6 +51,17 @@ pass_error (sbx_error **err, sbx_error *e)
 
 /* ------------------------------------------------------------ creation */
 
+/* Write TEXT into FILE of a cgroup directory given by path (a level above
+   the container's, which has no fd of its own); -1 with errno.  */
+static int
+write_level (const char *dir, const char *file, const char *text)
+{
+  cleanup_free char *path = xasprintf ("%s/%s", dir, file);
+  cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  size_t n = strlen (text);
+  return fd >= 0 && write (fd, text, n) == (ssize_t)n ? 0 : -1;
+}
+
 static int
 cpuset_level (const char *parent, const char *dir, sbx_error **err)
 {
@@ -61,7 +72,6 @@ cpuset_level (const char *parent, const char *dir, sbx_error **err)
       cleanup_free char *mine = NULL, *theirs = NULL;
       cleanup_free char *mp = xasprintf ("%s/%s", dir, files[i]);
       cleanup_free char *pp = xasprintf ("%s/%s", parent, files[i]);
-      cleanup_close int fd = -1;
 
       if (sbx_read_file (mp, 0, &mine, NULL, err) < 0)
         return -1;
@@ -69,8 +79,7 @@ cpuset_level (const char *parent, const char *dir, sbx_error **err)
         continue; /* already set */
       if (sbx_read_file (pp, 0, &theirs, NULL, err) < 0)
         return -1;
-      fd = open (mp, O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || write (fd, theirs, strlen (theirs)) < 0)
+      if (write_level (dir, files[i], theirs) < 0)
         return sbx_error_sys (err, "initialize %s from the parent cgroup", mp);
     }
   return 0;
@@ -259,16 +268,6 @@ write_period_pair (sbx_cg_hier *h, const char *pfile, const char *pfield, bool s
   return 0;
 }
 
-static int
-write_level (const char *dir, const char *file, int64_t v)
-{
-  cleanup_free char *path = xasprintf ("%s/%s", dir, file);
-  cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  char buf[32];
-  int n = snprintf (buf, sizeof buf, "%" PRId64, v);
-  return fd >= 0 && write (fd, buf, (size_t)n) == n ? 0 : -1;
-}
-
 /* A realtime budget is refused (EINVAL) unless every ancestor has one at
    least as large: the levels above the container's that this create made
    get the container's period and runtime first.  Levels made by others
@@ -278,17 +277,20 @@ rt_budget_down (sbx_cg_hier *h, const oci_cpu *c, sbx_error **err)
 {
   cleanup_free char *level = NULL;
   size_t len = strlen (h->dir), end = h->made_from;
+  char period[24], runtime[24];
 
   if (!c->has_realtime_runtime || c->realtime_runtime <= 0 || end == 0 || end >= len)
     return 0;
   level = xstrdup (h->dir);
+  snprintf (period, sizeof period, "%" PRIu64, c->realtime_period);
+  snprintf (runtime, sizeof runtime, "%" PRId64, c->realtime_runtime);
   for (;;)
     {
       const char *next;
       level[end] = '\0';
       if ((c->has_realtime_period && c->realtime_period
-           && write_level (level, "cpu.rt_period_us", (int64_t)c->realtime_period) < 0)
-          || write_level (level, "cpu.rt_runtime_us", c->realtime_runtime) < 0)
+           && write_level (level, "cpu.rt_period_us", period) < 0)
+          || write_level (level, "cpu.rt_runtime_us", runtime) < 0)
         return sbx_error_sys (err,
                               "linux.resources.cpu.realtimeRuntime: give %" PRId64
                               " us to `%s`, which this create made",
