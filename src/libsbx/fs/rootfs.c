@@ -39,6 +39,20 @@ is_dev (const char *dest)
   return *dest == '\0';
 }
 
+/* The propagation a mount's options ask for (MS_SHARED, MS_SLAVE... |
+   MS_REC), 0 for none; bad options are the mounts loop's to report.  */
+static unsigned long
+mount_propagation (const oci_mount *m)
+{
+  sbx_mount_opts mo;
+  unsigned long prop;
+  if (m->options_len == 0 || sbx_fs_mount_opts_parse (m->options, m->options_len, &mo, NULL) < 0)
+    return 0;
+  prop = mo.propagation;
+  sbx_fs_mount_opts_clear (&mo);
+  return prop;
+}
+
 /* Does a mount ask for shared or slave propagation (rshared, rslave...:
    Kubernetes' Bidirectional and HostToContainer)?  Then the sources keep
    their link to the host's peer groups through the setup, as runc's
@@ -48,17 +62,8 @@ static bool
 mounts_want_propagation (const oci_config *c)
 {
   for (size_t i = 0; i < c->mounts_len; i++)
-    {
-      sbx_mount_opts mo;
-      bool want;
-      if (c->mounts[i]->options_len == 0
-          || sbx_fs_mount_opts_parse (c->mounts[i]->options, c->mounts[i]->options_len, &mo, NULL) < 0)
-        continue;
-      want = (mo.propagation & (MS_SHARED | MS_SLAVE)) != 0;
-      sbx_fs_mount_opts_clear (&mo);
-      if (want)
-        return true;
-    }
+    if (mount_propagation (c->mounts[i]) & (MS_SHARED | MS_SLAVE))
+      return true;
   return false;
 }
 
@@ -264,27 +269,16 @@ sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error *
      rootfsPropagation, as the mount asked.  */
   for (size_t i = 0; i < c->mounts_len; i++)
     {
-      sbx_mount_opts mo;
+      const char *dest = c->mounts[i]->destination;
+      unsigned long mp = mount_propagation (c->mounts[i]);
       char p[FDPATH_MAX];
-      if (c->mounts[i]->options_len == 0
-          || sbx_fs_mount_opts_parse (c->mounts[i]->options, c->mounts[i]->options_len, &mo, NULL) < 0)
+      if (mp == 0)
         continue;
-      if (mo.propagation)
-        {
-          cleanup_close int mfd
-              = sbx_fs_root_resolve (rootfd, c->mounts[i]->destination, SBX_RESOLVE_EXISTING, err);
-          if (mfd < 0
-              || mount (NULL, target_of (p, mfd, c->mounts[i]->destination, have_proc), NOFS, mo.propagation,
-                        NULL)
-                     < 0)
-            {
-              sbx_fs_mount_opts_clear (&mo);
-              return mfd < 0
-                         ? sbx_error_wrap (err, "mounts[%zu] (%s): propagation", i, c->mounts[i]->destination)
-                         : sbx_error_sys (err, "mounts[%zu] (%s): propagation", i, c->mounts[i]->destination);
-            }
-        }
-      sbx_fs_mount_opts_clear (&mo);
+      cleanup_close int mfd = sbx_fs_root_resolve (rootfd, dest, SBX_RESOLVE_EXISTING, err);
+      if (mfd < 0)
+        return sbx_error_wrap (err, "mounts[%zu] (%s): propagation", i, dest);
+      if (mount (NULL, target_of (p, mfd, dest, have_proc), NOFS, mp, NULL) < 0)
+        return sbx_error_sys (err, "mounts[%zu] (%s): propagation", i, dest);
     }
   for (size_t i = 0; i < c->mounts_len; i++)
     if (sbx_mount_is_ro_dev (c->mounts[i]))
