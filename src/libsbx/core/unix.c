@@ -128,7 +128,7 @@ sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd)
 int
 sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err)
 {
-  int ready[2], hold[2], fd = -1, e = 0;
+  int ready[2], hold[2], fd = -1, e = 0, procfd = -1;
   char c = 0, path[64];
   pid_t pid;
 
@@ -162,30 +162,25 @@ sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err)
     }
   if (read (ready[0], &c, 1) != 1 || !c)
     sbx_error_set (err, EPERM, "a user namespace for the id mapping could not be made");
-  else
+  else if ((procfd = sbx_proc_open (AT_FDCWD, "/proc", err)) >= 0)
     {
+      /* through the checked procfs, as every map the runtime writes */
       const char *files[2] = { "uid_map", "gid_map" }, *maps[2] = { uid_map, gid_map };
       fd = 0;
       for (int i = 0; i < 2 && fd == 0; i++)
         {
-          int m;
-          snprintf (path, sizeof path, "/proc/%d/%s", (int)pid, files[i]);
-          m = open (path, O_WRONLY | O_CLOEXEC);
-          if (m < 0 || write (m, maps[i], strlen (maps[i])) != (ssize_t)strlen (maps[i]))
-            {
-              sbx_error_sys (err, "write %s `%s`", files[i], maps[i]);
-              fd = -1;
-            }
-          if (m >= 0)
-            close (m);
+          snprintf (path, sizeof path, "%d/%s", (int)pid, files[i]);
+          if (sbx_proc_write (procfd, path, maps[i], strlen (maps[i]), err) < 0)
+            fd = sbx_error_wrap (err, "%s `%s`", files[i], maps[i]);
         }
       if (fd == 0)
         {
-          snprintf (path, sizeof path, "/proc/%d/ns/user", (int)pid);
-          fd = open (path, O_RDONLY | O_CLOEXEC);
+          snprintf (path, sizeof path, "%d/ns/user", (int)pid);
+          fd = openat (procfd, path, O_RDONLY | O_CLOEXEC);
           if (fd < 0)
-            sbx_error_sys (err, "open `%s`", path);
+            sbx_error_sys (err, "open `/proc/%s`", path);
         }
+      close (procfd);
     }
   close (ready[0]);
   close (hold[1]);
