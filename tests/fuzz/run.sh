@@ -15,7 +15,7 @@
 # The harnesses are compiled together with the runtime's own sources
 # (libocispec/json.c, ocispec.c, src/libsbx/core/error.c, core/utils.c, core/sha256.c,
 # security/seccomp.c, security/seccomp_cache.c, security/seccomp_notify.c,
-# security/caps.c, core/unix.c) using -fsanitize=fuzzer,address,undefined, into
+# security/caps.c, core/unix.c, core/procfs.c) using -fsanitize=fuzzer,address,undefined, into
 # $TOP_BUILDDIR/tests/fuzz/build.  Seeds: tests/fuzz/corpus/<target>,
 # tests/data/valid and tests/data/invalid, read-only; what the fuzzer learns
 # goes to build/corpus-<target>, which later runs start from.
@@ -89,7 +89,7 @@ CPPFLAGS="-DHAVE_CONFIG_H -I$TOP_BUILDDIR -I$TOP_SRCDIR/libocispec -iquote $TOP_
 -I$TOP_SRCDIR/src ${FUZZ_CFLAGS:-}"
 LIB_SOURCES="libocispec/json.c libocispec/ocispec.c src/libsbx/core/error.c src/libsbx/core/utils.c \
 src/libsbx/core/sha256.c src/libsbx/security/seccomp.c src/libsbx/security/seccomp_cache.c src/libsbx/security/seccomp_notify.c \
-src/libsbx/security/caps.c src/libsbx/core/unix.c"
+src/libsbx/security/caps.c src/libsbx/core/unix.c src/libsbx/core/procfs.c"
 HEADERS="$TOP_BUILDDIR/config.h $(ls "$TOP_SRCDIR"/libocispec/*.h "$TOP_SRCDIR"/libocispec/spec.def \
 	"$TOP_SRCDIR"/src/libsbx/*/*.h "$FUZZ_DIR"/*.h)"
 
