@@ -5,11 +5,14 @@ test_rootless.py."""
 
 import json
 import os
+import shutil
+import socket
+import threading
 
 import pytest
 
 from conftest import describe, run_cmd
-from test_rootless import _cg, _pid_alive, rootless_user  # noqa: F401 (fixture)
+from test_rootless import _cg, _pid_alive, rootless_podman, rootless_user  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.needs_root
 
@@ -183,3 +186,69 @@ def test_rootless_v1_default_place_in_delegated(rootless_user, v1_delegated):
     finally:
         u.run("delete", "--force", "v1default")
     assert u.state_entries() == []
+
+
+@pytest.fixture
+def loopback_servers():
+    """Two TCP servers on the host's 127.0.0.1 (ephemeral ports), each
+    answering every connection with its own token.  [(port, token)]."""
+    socks, out = [], []
+    stop = threading.Event()
+
+    def serve(s, token):
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = s.accept()
+            except OSError:
+                continue
+            with c:
+                c.sendall(token.encode() + b"\n")
+
+    threads = []
+    for i in (1, 2):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        socks.append(s)
+        token = f"token-{i}-{os.getpid()}"
+        out.append((s.getsockname()[1], token))
+        t = threading.Thread(target=serve, args=(s, token), daemon=True)
+        t.start()
+        threads.append(t)
+    try:
+        yield out
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(2)
+        for s in socks:
+            s.close()
+
+
+SLIRP_PROBE = """
+for p in {p1} {p2}; do
+  out=$(nc -w 5 10.0.2.2 $p </dev/null 2>&1); echo "port=$p rc=$? out=$out"
+done
+"""
+
+
+def test_rootless_podman_slirp4netns_allowlist(rootless_podman, loopback_servers):
+    """Rootless podman with slirp4netns reaches the host's loopback as
+    10.0.2.2 (allow_host_loopback=true): without the annotation both
+    servers answer; with org.sbxrun.net.allow=10.0.2.2:PORT1 the first
+    answers and the second is refused."""
+    if shutil.which("slirp4netns") is None:
+        pytest.skip("slirp4netns not installed (contrib/sbxrun-setup.sh installs it)")
+    pm = rootless_podman
+    (p1, t1), (p2, t2) = loopback_servers
+    probe = SLIRP_PROBE.format(p1=p1, p2=p2)
+    net = ["--network", "slirp4netns:allow_host_loopback=true"]
+    cp = pm("run", "--rm", *net, "localhost/sbxtest-bb", "sh", "-c", probe)
+    assert f"out={t1}" in cp.stdout and f"out={t2}" in cp.stdout, cp.stdout + cp.stderr
+    cp = pm("run", "--rm", *net, "--annotation", f"org.sbxrun.net.allow=10.0.2.2:{p1}",
+            "localhost/sbxtest-bb", "sh", "-c", probe)
+    lines = dict(ln.split(" ", 1) for ln in cp.stdout.splitlines() if ln.startswith("port="))
+    assert lines[f"port={p1}"] == f"rc=0 out={t1}", cp.stdout + cp.stderr
+    assert t2 not in lines[f"port={p2}"] and "rc=0" not in lines[f"port={p2}"], cp.stdout + cp.stderr
+    assert "refused" in lines[f"port={p2}"], cp.stdout + cp.stderr  # at once, not a timeout

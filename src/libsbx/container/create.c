@@ -838,7 +838,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
     }
   if (np
       && (share_podman_pod_policy (o->root, c, np, cr->cg, err) < 0
-          || sbx_net_policy_install (np, c, netns, o->id, cr->cg, cr->state->dir_fd, err) < 0))
+          || sbx_net_policy_install (np, c, netns, o->id, cr->cg, o->rootless, cr->state->dir_fd, err) < 0))
     goto fail;
   sbx_test_kill_point ("create:net");
   if (c->hooks)
