@@ -324,7 +324,7 @@ static int
 create_cgroup (const char *id, const char *path, bool systemd, sbx_cgroup **out, sbx_error **err)
 {
   sbx_cgroup *cg = NULL;
-  if (sbx_cgroup_plan (id, path, systemd, &cg, err) < 0 || sbx_cgroup_make (cg, err) < 0)
+  if (sbx_cgroup_plan (id, path, systemd, false, &cg, err) < 0 || sbx_cgroup_make (cg, err) < 0)
     {
       sbx_cgroup_free (cg);
       return -1;

@@ -528,13 +528,13 @@ test_systemd_error (void **state)
   sbx_error *err = NULL;
   (void)state;
 
-  assert_true (sbx_cgroup_plan ("c1", "system.slice:sbxrun:c1", false, &cg, &err) < 0);
+  assert_true (sbx_cgroup_plan ("c1", "system.slice:sbxrun:c1", false, false, &cg, &err) < 0);
   assert_string_equal (err->msg,
                        "linux.cgroupsPath `system.slice:sbxrun:c1` is systemd's slice:prefix:name: it needs "
                        "--systemd-cgroup");
   sbx_error_free (err);
   err = NULL;
-  assert_true (sbx_cgroup_plan ("c1", "a:b", true, &cg, &err) < 0);
+  assert_true (sbx_cgroup_plan ("c1", "a:b", true, false, &cg, &err) < 0);
   assert_non_null (strstr (err->msg, "`a:b` is not of the form slice:prefix:name"));
   sbx_error_free (err);
   assert_null (cg);
@@ -573,6 +573,43 @@ expect_slice (const char *slice, const char *path)
     fail_msg ("%s: %s", slice, err->msg);
   assert_string_equal (out, path);
   free (out);
+}
+
+/* Rootless --systemd-cgroup: the user manager's cgroup recognized in a
+   path (for the bus of a loaded cgroup) and the unit planned below it, in
+   user.slice unless the config names a slice.  */
+static void
+test_systemd_user (void **state)
+{
+  cleanup_free char *root = sbx_cg_systemd_user_root ();
+  char want[128];
+  (void)state;
+
+  assert_true (
+      sbx_cg_systemd_in_user_manager ("/user.slice/user-1000.slice/user@1000.service/user.slice/x.scope"));
+  assert_false (sbx_cg_systemd_in_user_manager ("/user.slice/user-1000.slice/session-2.scope"));
+  assert_false (sbx_cg_systemd_in_user_manager ("/system.slice/user@1000.service/x.scope"));
+  assert_false (sbx_cg_systemd_in_user_manager ("/user.slice/user@.service"));
+  assert_false (sbx_cg_systemd_in_user_manager (NULL));
+  snprintf (want, sizeof want, "/user.slice/user-%u.slice/user@%u.service", geteuid (), geteuid ());
+  assert_string_equal (root, want); /* not in a user namespace here: the same uid */
+#ifdef HAVE_SYSTEMD
+  {
+    static const char *const cases[][2] = { { "user.slice:libpod:abc", "/user.slice/libpod-abc.scope" },
+                                            { NULL, "/user.slice/sbxrun-c1.scope" },
+                                            { ":p:n", "/user.slice/p-n.scope" },
+                                            { "app.slice:p:n", "/app.slice/p-n.scope" } };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+      {
+        sbx_cgroup *cg = NULL;
+        cleanup_free char *full = xasprintf ("%s%s", root, cases[i][1]);
+        assert_int_equal (sbx_cgroup_plan ("c1", cases[i][0], true, true, &cg, NULL), 0);
+        assert_string_equal (cg->unit_path, full);
+        assert_true (cg->user_bus);
+        sbx_cgroup_free (cg);
+      }
+  }
+#endif
 }
 
 static void
@@ -963,6 +1000,7 @@ main (void)
     cmocka_unit_test (test_devices_bpf),      cmocka_unit_test (test_parse_size),
     cmocka_unit_test (test_parse_duration),   cmocka_unit_test (test_systemd_devices),
     cmocka_unit_test (test_join_below),       cmocka_unit_test (test_left_out),
+    cmocka_unit_test (test_systemd_user),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -637,3 +637,87 @@ def test_containerd_shim_systemd_cgroup(ctr):
     ctr("containers", "delete", cid)
     wait_for(lambda: unit_gone(unit), timeout=20, what=f"{unit} gone")
     assert not os.path.exists(CG + path)
+
+
+# ---------------------------------------------------------------------------
+# rootless: the user's systemd (issue 15)
+
+@pytest.fixture
+def user_session(busybox_rootfs):
+    """The rootless test user of test_rootless.py with a running user
+    manager (loginctl enable-linger, user@UID.service) and its bundles
+    (RootlessUser.bundle, from `sbxrun spec --rootless`); run(...) runs a
+    command as the user in a scope of its user manager (systemd-run --user
+    --scope), where a process of its session would be, so that sbxrun may
+    move processes within user@UID.service."""
+    import tempfile
+    from test_rootless import USER, RootlessUser
+    for cmd in ("useradd", "loginctl", "runuser", "systemd-run"):
+        if not shutil.which(cmd):
+            pytest.skip(f"{cmd} missing")
+    if run_cmd(["id", USER]).returncode != 0:
+        cp = run_cmd(["useradd", "-m", USER])
+        assert cp.returncode == 0, describe(cp)
+    cp = run_cmd(["loginctl", "enable-linger", USER], timeout=120)
+    assert cp.returncode == 0, describe(cp)
+    top = tempfile.mkdtemp(prefix="sbxsd-", dir="/tmp")
+    os.chmod(top, 0o755)
+    u = RootlessUser(top, busybox_rootfs)
+    u.service = f"user@{u.uid}.service"
+    try:
+        cp = systemctl("start", u.service)
+        assert cp.returncode == 0, describe(cp)
+        wait_for(lambda: os.path.exists(f"{u.xdg}/bus"), timeout=60, what=f"{u.xdg}/bus")
+        env = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", f"XDG_RUNTIME_DIR={u.xdg}", f"USER={USER}"]
+
+        def run(*args, scope=True, cwd=None):
+            wrap = ["systemd-run", "--user", "--scope", "--quiet", "--"] if scope else []
+            return run_cmd(["runuser", "-u", USER, "--", *env, *wrap, *args], cwd=cwd or top, timeout=180)
+
+        u.scoped = run
+        yield u
+    finally:
+        systemctl("stop", u.service)
+        run_cmd(["loginctl", "disable-linger", USER], timeout=120)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@needs_driver
+def test_rootless_systemd_user_scope(user_session):
+    """--systemd-cgroup as an ordinary user: sbxrun asks the user's systemd
+    (the user bus), which makes the transient scope below user@UID.service
+    (podman's rootless cgroupsPath user.slice:libpod:<id> form); the
+    container sees it in /proc/self/cgroup (no cgroup namespace), the
+    pids limit is TasksMax and pids.max and holds a fork bomb, and delete
+    stops the unit and removes its cgroup."""
+    s = user_session
+
+    def edit(c):
+        c["linux"]["cgroupsPath"] = "user.slice:sbxtest:c1"
+        c["linux"]["resources"] = {"pids": {"limit": 16}}
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
+
+    b = s.bundle(["sleep", "600"], edit)
+    sbx = s.sbxrun
+    unit = "sbxtest-c1.scope"
+    path = f"/user.slice/user-{s.uid}.slice/{s.service}/user.slice/{unit}"
+    cp = s.scoped(sbx, "--systemd-cgroup", "run", "-d", "c1", cwd=b)
+    assert cp.returncode == 0, describe(cp)
+    try:
+        assert "no writable cgroup" not in cp.stderr, describe(cp)
+        cp = s.scoped(sbx, "exec", "c1", "cat", "/proc/self/cgroup")
+        assert cp.returncode == 0 and cp.stdout.strip() == f"0::{path}", describe(cp)
+        cp = s.scoped("systemctl", "--user", "show", "-P", "TasksMax", unit, scope=False)
+        assert cp.stdout.strip() == "16", describe(cp)
+        assert cgfile(path, "pids.max") == "16"
+        s.scoped(sbx, "exec", "c1", "sh", "-c", "for i in $(seq 40); do sleep 100 & done; echo done")
+        assert int(cgfile(path, "pids.current")) <= 16
+        assert int(dict(ln.split() for ln in cgfile(path, "pids.events").splitlines())["max"]) > 0
+        cp = s.scoped(sbx, "delete", "--force", "c1")
+        assert cp.returncode == 0, describe(cp)
+        cp = s.scoped("systemctl", "--user", "show", "-P", "LoadState", unit, scope=False)
+        assert cp.stdout.strip() == "not-found", describe(cp)
+        assert not os.path.exists(f"{CG}{path}")
+    finally:
+        s.scoped(sbx, "delete", "--force", "c1")
+    assert s.state_entries() == []

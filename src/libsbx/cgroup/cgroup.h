@@ -39,9 +39,11 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
    anything exists: plan resolves them, make creates the cgroups (on
    failure, what it made is removed again; sbx_cgroup_free after).
    With systemd_cgroup, plan computes the unit and its cgroup without asking
-   systemd; make starts the unit and checks systemd put it there.  */
-int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
-                     sbx_error **err);
+   systemd; make starts the unit and checks systemd put it there.  With
+   rootless too, the unit is the user's systemd's (its user bus), below
+   user@UID.service, in user.slice when cgroups_path names no slice.  */
+int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, bool rootless,
+                     sbx_cgroup **out, sbx_error **err);
 int sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err);
 /* Before make, for an unprivileged caller (rootless): on a v1 host make
    creates the cgroup in the hierarchies where the kernel lets the caller

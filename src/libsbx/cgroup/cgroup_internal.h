@@ -59,6 +59,7 @@ struct sbx_cgroup
      the unit's cgroup path that systemd must report, the container id */
   char *slice, *unit_path, *id;
   sbx_cg_systemd *bus;
+  bool user_bus; /* the unit is the user's systemd's (rootless): its bus */
   pid_t hold;
   int64_t pids_after; /* pids.limit to set once the placeholder is gone (0: none) */
   sbx_cg_hier *h;
@@ -227,7 +228,15 @@ int sbx_cg_systemd_unit_path (const char *slice, const char *unit, char **out, s
    in cg->hold for a scope) and wait for it; its ControlGroup must be
    cg->unit_path.  On failure nothing of it is left.  */
 int sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err);
-int sbx_cg_systemd_open (sbx_cg_systemd **out, sbx_error **err);
+/* The system bus, or with user the caller's user bus
+   ($DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus).  */
+int sbx_cg_systemd_open (bool user, sbx_cg_systemd **out, sbx_error **err);
+/* Is path (hierarchy-relative) inside a user manager's cgroup,
+   "/user.slice/.../user@UID.service/..."?  */
+bool sbx_cg_systemd_in_user_manager (const char *path);
+/* "/user.slice/user-UID.slice/user@UID.service": the cgroup of the user
+   manager of the caller (of the host uid its euid maps to).  */
+char *sbx_cg_systemd_user_root (void);
 /* The unit properties for r (SetUnitProperties, runtime).  */
 int sbx_cg_systemd_set (sbx_cg_systemd *s, const char *unit, const oci_resources *r, sbx_error **err);
 /* Stop the unit, wait until systemd has unloaded it; a unit already gone is

@@ -492,8 +492,8 @@ drop_shadowed (sbx_cgroup *cg)
 static int create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err);
 
 int
-sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
-                 sbx_error **err)
+sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, bool rootless,
+                 sbx_cgroup **out, sbx_error **err)
 {
   cleanup_free char *slice = NULL, *unit = NULL, *path = NULL;
 
@@ -510,6 +510,23 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
   if (sbx_cg_systemd_parse (cgroups_path, id, &slice, &unit, err) < 0
       || sbx_cg_systemd_unit_path (slice, unit, &path, err) < 0)
     return -1;
+  if (rootless)
+    {
+      /* the user's systemd (its user bus): units below user@UID.service,
+         in user.slice unless the config names a slice (runc's default) */
+      cleanup_free char *root = sbx_cg_systemd_user_root (), *in_user = NULL;
+      if (cgroups_path == NULL || *cgroups_path == '\0' || *cgroups_path == ':')
+        {
+          free (slice), free (path);
+          slice = xstrdup ("user.slice");
+          path = NULL;
+          if (sbx_cg_systemd_unit_path (slice, unit, &path, err) < 0)
+            return -1;
+        }
+      in_user = xasprintf ("%s%s", root, path);
+      free (path);
+      path = steal_ptr (in_user);
+    }
 #ifndef HAVE_SYSTEMD
   return sbx_error_set (err, ENOTSUP,
                         "--systemd-cgroup: this sbxrun was built without libsystemd (configure "
@@ -520,6 +537,7 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
   /* the slice is systemd's (it makes it for the unit), never removed here */
   for (size_t i = 0; i < (*out)->n; i++)
     (*out)->h[i].parent_ours = false;
+  (*out)->user_bus = rootless;
   (*out)->unit = steal_ptr (unit);
   (*out)->slice = steal_ptr (slice);
   (*out)->unit_path = steal_ptr (path);
@@ -752,6 +770,7 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
       /* the cgroup may be gone already (destroy succeeds then) */
       h->fd = open (h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
+  cg->user_bus = cg->unit && cg->n && sbx_cg_systemd_in_user_manager (cg->h[0].path);
   *out = steal_ptr (cg);
   return 0;
 }
@@ -834,7 +853,7 @@ sbx_cgroup_apply (sbx_cgroup *cg, const oci_resources *r, sbx_error **err)
     }
   if (cg->unit)
     {
-      if (cg->bus == NULL && sbx_cg_systemd_open (&cg->bus, err) < 0)
+      if (cg->bus == NULL && sbx_cg_systemd_open (cg->user_bus, &cg->bus, err) < 0)
         return -1;
       if (sbx_cg_systemd_set (cg->bus, cg->unit, r, err) < 0)
         return -1;
@@ -904,7 +923,7 @@ sbx_cgroup_destroy (sbx_cgroup *cg, sbx_error **err)
     {
       /* systemd removes the unit's own cgroup(s); the ones we made in its
          other hierarchies (v1) are removed below */
-      if (cg->bus == NULL && sbx_cg_systemd_open (&cg->bus, err) < 0)
+      if (cg->bus == NULL && sbx_cg_systemd_open (cg->user_bus, &cg->bus, err) < 0)
         return -1;
       if (sbx_cg_systemd_stop (cg->bus, cg->unit, err) < 0)
         return -1;

@@ -119,6 +119,33 @@ sbx_cg_systemd_parse (const char *cgroups_path, const char *id, char **slice, ch
   return 0;
 }
 
+bool
+sbx_cg_systemd_in_user_manager (const char *path)
+{
+  const char *p = path && sbx_has_prefix (path, "/user.slice/") ? strstr (path, "/user@") : NULL;
+  const char *end = p ? strchr (p + 1, '/') : NULL;
+  return end && end - p > 14 && strncmp (end - 8, ".service", 8) == 0;
+}
+
+char *
+sbx_cg_systemd_user_root (void)
+{
+  cleanup_free char *map = NULL;
+  unsigned long uid = geteuid ();
+  /* in a user namespace (rootless podman's) the host uid euid maps to */
+  if (sbx_read_file ("/proc/self/uid_map", 0, &map, NULL, NULL) == 0)
+    for (char *l = map; l && *l; l = strchr (l, '\n') ? strchr (l, '\n') + 1 : NULL)
+      {
+        unsigned long in, out, n;
+        if (sscanf (l, "%lu %lu %lu", &in, &out, &n) == 3 && uid >= in && uid - in < n)
+          {
+            uid = out + (uid - in);
+            break;
+          }
+      }
+  return xasprintf ("/user.slice/user-%lu.slice/user@%lu.service", uid, uid);
+}
+
 int
 sbx_cg_systemd_unit_path (const char *slice, const char *unit, char **out, sbx_error **err)
 {
@@ -143,6 +170,7 @@ static struct
 {
   bool loaded;
   int (*open_system) (sd_bus **);
+  int (*open_user) (sd_bus **);
   sd_bus *(*flush_close_unref) (sd_bus *);
   int (*new_method_call) (sd_bus *, sd_bus_message **, const char *, const char *, const char *,
                           const char *);
@@ -179,6 +207,7 @@ load_libsystemd (sbx_error **err)
   if ((*(void **)&sd.field = dlsym (h, name)) == NULL)                                                       \
     return sbx_error_set (err, ENOENT, "--systemd-cgroup: libsystemd.so.0 has no %s", name);
   SYM (open_system, "sd_bus_open_system");
+  SYM (open_user, "sd_bus_open_user");
   SYM (flush_close_unref, "sd_bus_flush_close_unref");
   SYM (new_method_call, "sd_bus_message_new_method_call");
   SYM (append, "sd_bus_message_append");
@@ -243,22 +272,23 @@ on_job_removed (sd_bus_message *m, void *userdata, sd_bus_error *ret)
 }
 
 static int
-bus_open (sbx_cg_systemd **out, sbx_error **err)
+bus_open (bool user, sbx_cg_systemd **out, sbx_error **err)
 {
+  const char *which = user ? "user bus ($DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus)" : "system bus";
   sbx_cg_systemd *s;
   int r;
 
   if (load_libsystemd (err) < 0)
     return -1;
   s = xmalloc0 (sizeof *s);
-  r = sd.open_system (&s->bus);
+  r = user ? sd.open_user (&s->bus) : sd.open_system (&s->bus);
   if (r < 0)
     {
       free (s);
       return sbx_error_set (err, -r,
-                            "--systemd-cgroup: cannot connect to systemd's system bus (%s): is systemd "
-                            "running?",
-                            strerror (-r));
+                            "--systemd-cgroup: cannot connect to systemd's %s (%s): is systemd "
+                            "running%s?",
+                            which, strerror (-r), user ? " for the user (loginctl enable-linger)" : "");
     }
   r = sd.match_signal (s->bus, &s->slot, SD_DEST, SD_PATH, SD_MANAGER, "JobRemoved", on_job_removed, s);
   if (r >= 0)
@@ -273,7 +303,7 @@ bus_open (sbx_cg_systemd **out, sbx_error **err)
   if (r < 0)
     {
       bus_close (s);
-      return sbx_error_set (err, -r, "--systemd-cgroup: systemd's system bus: %s", strerror (-r));
+      return sbx_error_set (err, -r, "--systemd-cgroup: systemd's %s: %s", which, strerror (-r));
     }
   *out = s;
   return 0;
@@ -813,7 +843,7 @@ sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err)
 {
   cleanup_free char *path = NULL;
 
-  if (cg->bus == NULL && bus_open (&cg->bus, err) < 0)
+  if (cg->bus == NULL && bus_open (cg->user_bus, &cg->bus, err) < 0)
     return -1;
   if (!is_slice_unit (cg->unit) && (cg->hold = spawn_hold (err)) < 0)
     {
@@ -840,9 +870,9 @@ fail:
 }
 
 int
-sbx_cg_systemd_open (sbx_cg_systemd **out, sbx_error **err)
+sbx_cg_systemd_open (bool user, sbx_cg_systemd **out, sbx_error **err)
 {
-  return bus_open (out, err);
+  return bus_open (user, out, err);
 }
 
 int
@@ -869,9 +899,9 @@ sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err)
 }
 
 int
-sbx_cg_systemd_open (sbx_cg_systemd **out, sbx_error **err)
+sbx_cg_systemd_open (bool user, sbx_cg_systemd **out, sbx_error **err)
 {
-  (void)out;
+  (void)out, (void)user;
   return sbx_error_set (err, ENOTSUP, "--systemd-cgroup: this sbxrun was built without libsystemd");
 }
 

@@ -789,7 +789,7 @@ restore_cgroup (restorer *r, const sbx_restore_opts *o, sbx_error **err)
     return 0;
   /* As create does: recorded before it exists, so that a restore killed
      half-way leaves nothing `delete --force` cannot find.  */
-  if (sbx_cgroup_plan (o->id, r->c->linux ? r->c->linux->cgroups_path : NULL, r->s->st->systemd_cgroup,
+  if (sbx_cgroup_plan (o->id, r->c->linux ? r->c->linux->cgroups_path : NULL, r->s->st->systemd_cgroup, false,
                        &r->cg, err)
       < 0)
     return -1;

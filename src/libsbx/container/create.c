@@ -699,7 +699,9 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
   if (sbx_cgroup_host_mode () != SBX_CGROUP_NONE)
     {
       sbx_cgroup *cg = NULL;
-      if (sbx_cgroup_plan (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup, &cg, err) < 0)
+      if (sbx_cgroup_plan (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup, o->rootless,
+                           &cg, err)
+          < 0)
         return -1;
       if (sbx_cgroup_check_existing (cg, err) < 0)
         {
