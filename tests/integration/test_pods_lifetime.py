@@ -8,10 +8,11 @@ configs, a NetLab namespace, test cgroups)."""
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 
-from conftest import describe
+from conftest import describe, wait_for
 from test_netfilter import check, netlab, table_name  # noqa: F401 (fixture)
 from test_pods import POD_ALLOWED, POD_BLOCKED, pod  # noqa: F401 (fixture)
 
@@ -84,3 +85,34 @@ def test_stopped_member_left_alone(sbx, pod, netlab):
     assert f"table inet {table_name(sandbox)}" in netlab.ruleset()
     sbx.ok("delete", app)
     assert "sbxrun-" not in netlab.ruleset()
+
+
+def test_member_created_while_the_sandbox_goes(sbx, pod, netlab, tmp_path):
+    """A member's create that found the pod's policy, stopped before its
+    rules are recorded while the sandbox is deleted: the sandbox sees no
+    member and removes the table, so the create must fail rather than
+    start a container covered by a table that is gone."""
+    sandbox = pod.start_sandbox()
+    cid = sbx.new_id("app")
+    pod.ids.append(cid)
+    b = pod.config("cri-app-default.json", cid, drop_sbxrun=True)
+    errfile = tmp_path / "create.err"  # a file: a created init would hold a pipe open
+    with open(errfile, "w") as ef:
+        p = subprocess.Popen(sbx.argv("create", "--bundle", b, cid), stdout=subprocess.DEVNULL,
+                             stderr=ef, env={**os.environ, "SBXRUN_TEST_STOP_AT": "create:spawned"})
+    try:
+        wait_for(lambda: stopped(p.pid), timeout=30, what="create stopped")
+        sbx.ok("delete", "--force", sandbox)
+        assert "sbxrun-" not in netlab.ruleset()
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+        p.wait(timeout=60)
+    err = errfile.read_text()
+    assert p.returncode != 0 and f'pod sandbox "{sandbox}" was deleted' in err, err
+    assert not (sbx.root / cid).exists()
+    assert "sbxrun-" not in netlab.ruleset()
+
+
+def stopped(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"

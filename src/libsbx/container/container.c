@@ -293,63 +293,6 @@ sbx_container_kill_and_wait (sbx_state *s, sbx_cgroup *cg, bool paused)
   wait_gone (s);
 }
 
-/* Does another container of the root count for t's pod (a member's
-   net.json names it)?  */
-static bool
-pod_members_left (sbx_state *s, const sbx_net_teardown *t)
-{
-  cleanup_strv char **ids = NULL;
-  bool left = false;
-  /* unreadable: keep the table (fail closed) */
-  if (sbx_state_list_at (s->root_fd, &ids, NULL) < 0)
-    return true;
-  for (size_t i = 0; ids[i] && !left; i++)
-    {
-      cleanup_close int fd = -1;
-      if (strcmp (ids[i], s->id) == 0)
-        continue;
-      fd = openat (s->root_fd, ids[i], O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      left = fd >= 0 && sbx_net_teardown_member (t, fd);
-    }
-  return left;
-}
-
-/* The egress rules go after the container's processes.  A pod's table
-   (the sandbox's) covers every member: deleting the sandbox first keeps
-   it while members are left, and the last member to go removes it.  The
-   decision and the record's removal happen under the root's lock, so
-   that two deletes of a pod never both leave the table to the other.  A
-   delete killed before the record is dropped decides again.  */
-static void
-net_teardown (sbx_state *s, sbx_net_teardown *nt)
-{
-  bool sandbox, locked;
-  const char *pod = sbx_net_teardown_pod (nt, &sandbox);
-
-  if (pod == NULL)
-    {
-      sbx_net_teardown_finish (nt);
-      sbx_test_kill_point ("delete:net");
-      return;
-    }
-  locked = sbx_state_lock_root (s, NULL) == 0;
-  if (sandbox)
-    sbx_net_teardown_pod_table (nt, pod_members_left (s, nt));
-  else
-    {
-      cleanup_close int sfd = sbx_id_validate (pod, NULL) < 0
-                                  ? -1
-                                  : openat (s->root_fd, pod, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      bool held = sfd >= 0 && sbx_net_teardown_holder (nt, sfd);
-      sbx_net_teardown_pod_table (nt, held || pod_members_left (s, nt));
-    }
-  sbx_net_teardown_finish (nt);
-  sbx_test_kill_point ("delete:net");
-  sbx_net_record_drop (s->dir_fd);
-  if (locked)
-    sbx_state_unlock_root (s);
-}
-
 int
 sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
 {
@@ -403,7 +346,7 @@ sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
       sbx_cgroup_free (cg);
       sbx_test_kill_point ("delete:cgroup");
     }
-  net_teardown (s, nt);
+  sbx_container_net_teardown (s, nt);
   if (c && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);

@@ -224,6 +224,14 @@ void sbx_net_teardown_pod_table (sbx_net_teardown *t, bool members_left);
 /* Forget the record (net.json): the container no longer counts for its
    pod.  */
 void sbx_net_record_drop (int state_dirfd);
+/* The sandbox whose policy governs p (a pod member's), or NULL.  */
+const char *sbx_net_policy_pod (const sbx_net_policy *p);
+/* create, under the root's lock (sbx_state_lock_root) and right before
+   sbx_net_policy_install: is p's pod sandbox (its state directory
+   sandbox_dirfd, -1 when gone) still holding the pod's rules in
+   netns_fd?  0 when it is or p is no member; an error otherwise (the
+   sandbox was deleted after the member found it).  */
+int sbx_net_pod_held (const sbx_net_policy *p, int sandbox_dirfd, int netns_fd, sbx_error **err);
 /* Dropped-packet counters of a container from its state directory
    (for `events --stats`): -1 with ENOENT when it has no policy or its
    namespace is gone.  */

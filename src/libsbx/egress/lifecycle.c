@@ -265,16 +265,16 @@ sbx_net_teardown_pod (const sbx_net_teardown *t, bool *sandbox)
   return t->pod_sandbox ? t->id : t->pod;
 }
 
-/* Does the record say pod `pod` (scope: its sandbox's own record, else a
-   member's), in t's namespace?  */
+/* Is dirfd's record for namespace st, and (pod not NULL) a member of
+   pod?  A sandbox's record, whatever its scope (a podman infra's that
+   no member re-scoped), holds the tables it installed.  */
 static bool
-record_of_pod (const sbx_net_teardown *t, int dirfd, const char *pod, bool sandbox)
+record_of_pod (const struct stat *st, int dirfd, const char *pod)
 {
   oj_value *rec = read_record (dirfd);
-  bool yes = rec && sbx_net_json_uint_is (oj_object_get (rec, "netnsDev"), t->st.st_dev)
-             && sbx_net_json_uint_is (oj_object_get (rec, "netnsIno"), t->st.st_ino)
-             && (sandbox ? json_is (oj_object_get (rec, "scope"), "pod")
-                         : json_is (oj_object_get (rec, "pod"), pod));
+  bool yes = rec && sbx_net_json_uint_is (oj_object_get (rec, "netnsDev"), st->st_dev)
+             && sbx_net_json_uint_is (oj_object_get (rec, "netnsIno"), st->st_ino)
+             && (pod == NULL || json_is (oj_object_get (rec, "pod"), pod));
   oj_free (rec);
   return yes;
 }
@@ -284,14 +284,34 @@ sbx_net_teardown_member (const sbx_net_teardown *t, int dirfd)
 {
   bool sandbox;
   const char *pod = sbx_net_teardown_pod (t, &sandbox);
-  return pod && record_of_pod (t, dirfd, pod, false);
+  return pod && record_of_pod (&t->st, dirfd, pod);
 }
 
 bool
 sbx_net_teardown_holder (const sbx_net_teardown *t, int dirfd)
 {
   bool sandbox;
-  return sbx_net_teardown_pod (t, &sandbox) && !sandbox && record_of_pod (t, dirfd, NULL, true);
+  return sbx_net_teardown_pod (t, &sandbox) && !sandbox && record_of_pod (&t->st, dirfd, NULL);
+}
+
+const char *
+sbx_net_policy_pod (const sbx_net_policy *p)
+{
+  return p ? p->pod_id : NULL;
+}
+
+int
+sbx_net_pod_held (const sbx_net_policy *p, int sandbox_dirfd, int netns_fd, sbx_error **err)
+{
+  struct stat st;
+  if (p == NULL || p->pod_id == NULL)
+    return 0;
+  if (sandbox_dirfd >= 0 && fstat (netns_fd, &st) == 0 && record_of_pod (&st, sandbox_dirfd, NULL))
+    return 0;
+  return sbx_error_set (err, ENOENT,
+                        "pod sandbox \"%s\" was deleted while this container was being created: the "
+                        "pod's egress policy is gone with it",
+                        p->pod_id);
 }
 
 void
