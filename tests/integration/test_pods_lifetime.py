@@ -71,6 +71,21 @@ def test_last_member_killed_in_its_delete(sbx, pod, netlab):
     assert not (sbx.root / app).exists()
 
 
+def test_members_go_while_the_sandbox_delete_is_unfinished(sbx, pod, netlab):
+    """sbxrun killed in the sandbox's delete after its processes: the
+    sandbox's record still holds the table, so the members' deletes leave
+    it to the sandbox, whose `delete --force` then removes it."""
+    sandbox = pod.start_sandbox()
+    app = pod.app("cri-app-default.json")
+    cp = sbx("delete", "--force", sandbox, env={**os.environ, "SBXRUN_TEST_KILL_AT": "delete:killed"})
+    assert cp.returncode == -signal.SIGKILL, describe(cp)
+    check(sbx, app, POD_ALLOWED[:1], POD_BLOCKED[:2])
+    sbx.ok("delete", "--force", app)
+    assert f"table inet {table_name(sandbox)}" in netlab.ruleset()
+    sbx.ok("delete", "--force", sandbox)
+    assert "sbxrun-" not in netlab.ruleset()
+
+
 def test_stopped_member_left_alone(sbx, pod, netlab):
     """A member that has exited still counts (it is a container of the
     pod until deleted); deleting it finds the pod's namespace through the
