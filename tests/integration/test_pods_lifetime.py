@@ -131,3 +131,29 @@ def test_member_created_while_the_sandbox_goes(sbx, pod, netlab, tmp_path):
 def stopped(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_member_create_failing_after_the_sandbox_went(sbx, pod, netlab, tmp_path):
+    """A member's create stopped after its rules are recorded (the
+    sandbox's delete, meanwhile, keeps the table for it) and then failing
+    (its prestart hook): the failed create is the pod's last container and
+    removes the table."""
+    sandbox = pod.start_sandbox()
+    cid = sbx.new_id("app")
+    pod.ids.append(cid)
+    b = pod.config("cri-app-default.json", cid, drop_sbxrun=True)
+    with b.edit() as c:
+        c["hooks"] = {"prestart": [{"path": "/bin/false", "args": ["false"]}]}
+    with open(tmp_path / "create.err", "w") as ef:
+        p = subprocess.Popen(sbx.argv("create", "--bundle", b, cid), stdout=subprocess.DEVNULL,
+                             stderr=ef, env={**os.environ, "SBXRUN_TEST_STOP_AT": "create:net"})
+    try:
+        wait_for(lambda: stopped(p.pid), timeout=30, what="create stopped")
+        sbx.ok("delete", "--force", sandbox)
+        assert f"table inet {table_name(sandbox)}" in netlab.ruleset()
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+        p.wait(timeout=60)
+    assert p.returncode != 0, (tmp_path / "create.err").read_text()
+    assert not (sbx.root / cid).exists()
+    assert "sbxrun-" not in netlab.ruleset()

@@ -817,8 +817,8 @@ fail:
 static void
 create_cleanup (sbx_creator *cr)
 {
-  if (cr->state) /* egress rules in a namespace joined by path */
-    sbx_net_teardown_finish (sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
+  if (cr->state) /* egress rules in a namespace joined by path (a pod's: as delete) */
+    sbx_container_net_teardown (cr->state, sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
   if (cr->cg)
     sbx_cgroup_destroy (cr->cg, NULL);
   if (cr->state && cr->o->carry)
