@@ -682,13 +682,13 @@ def test_cri_pod_policy_scoped_to_the_pod_slice(sbx, bundle, tmp_path, netlab):
     try:
         sandbox = pod.start_sandbox()
         assert init_cgroup(pod.pid) == f"0::{POD_CG}/cri-containerd-{sandbox}.scope"
-        rec = json.loads((sbx.root / sandbox / "net.json").read_text())
-        assert rec["scope"] == "pod" and rec["cgroup2"].endswith(POD_CG), rec
         app = pod.app("cri-app-default.json")
         bare = pod.app("cri-app-default.json", drop_sbxrun=True)
         for cid in (app, bare):
             assert init_cgroup(sbx.state(cid)["pid"]) == f"0::{POD_CG}/cri-containerd-{cid}.scope"
             check(sbx, cid, allowed, blocked)
+        rec = json.loads((sbx.root / sandbox / "net.json").read_text())
+        assert rec["scope"] == "pod" and rec["cgroup2"].endswith(POD_CG), rec
         rules = netlab.ruleset()
         assert f"table inet {table_name(sandbox)}" in rules and rules.count("table inet sbxrun-") == 1, rules
         sbx.ok("delete", "--force", bare)
