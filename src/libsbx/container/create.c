@@ -512,84 +512,6 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
   return sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err);
 }
 
-/* The egress policy of the pod a container belongs to: its sandbox,
-   named by the CRI / CRI-O sandbox ID annotation, else the container of
-   this root whose policy record is for the network namespace the
-   container joins.  NULL when there is none.  */
-int
-sbx_container_find_pod_policy (const char *root, const char *id, const oci_config *c, sbx_net_policy **out,
-                               sbx_error **err)
-{
-  const char *sid = sbx_net_sandbox_id (c);
-  cleanup_strv char **ids = NULL;
-
-  *out = NULL;
-  if (sbx_net_is_sandbox (c))
-    return 0;
-  if (sid)
-    {
-      sbx_state *s = NULL;
-      int r;
-      if (strcmp (sid, id) == 0 || sbx_id_validate (sid, NULL) < 0
-          || sbx_state_open (root, sid, &s, NULL) < 0)
-        return 0; /* not a sandbox of ours */
-      r = sbx_net_pod_load (s->dir_fd, sid, c, false, out, err);
-      sbx_state_free (s);
-      return r;
-    }
-  /* No sandbox ID: the namespace itself, when it is a pod sandbox's (a
-     container that only shares another one's namespace is not governed by
-     that one's policy).  Only a joined namespace can be a sandbox's.  */
-  if (!sbx_net_joins_netns (c) || sbx_state_list (root, &ids, NULL) < 0)
-    return 0;
-  for (size_t i = 0; ids[i] && *out == NULL; i++)
-    {
-      sbx_state *s = NULL;
-      if (strcmp (ids[i], id) == 0 || sbx_state_open (root, ids[i], &s, NULL) < 0)
-        continue;
-      int r = sbx_net_pod_load (s->dir_fd, ids[i], c, true, out, err);
-      sbx_state_free (s);
-      if (r < 0)
-        return -1;
-    }
-  return 0;
-}
-
-/* A pod member's cgroup shares the pod's (its parent) with the sandbox
-   named by the CRI / CRI-O sandbox ID: if the sandbox's create made it,
-   the last of them to go removes it (sbx_cgroup_share_parent).  */
-static void
-share_pod_cgroup (const char *root, const char *id, const oci_config *c, sbx_cgroup *cg)
-{
-  const char *sid = sbx_net_sandbox_id (c);
-  sbx_state *s = NULL;
-  if (sid == NULL || strcmp (sid, id) == 0 || sbx_id_validate (sid, NULL) < 0
-      || sbx_state_open (root, sid, &s, NULL) < 0)
-    return;
-  sbx_cgroup_share_parent (cg, s->st->cgroup);
-  sbx_state_free (s);
-}
-
-/* A podman pod member: its infra container's policy goes to the pod's
-   cgroup, one table for the pod (sbx_net_pod_share).  */
-static int
-share_podman_pod_policy (const char *root, const oci_config *c, sbx_net_policy *np, sbx_cgroup *cg,
-                         sbx_error **err)
-{
-  const char *sid = sbx_net_sandbox_id (c);
-  oci_config *sc = NULL;
-  sbx_state *s = NULL;
-  int r = 0;
-  if (np == NULL || !sbx_net_is_podman_member (c) || sbx_id_validate (sid, NULL) < 0
-      || sbx_state_open (root, sid, &s, NULL) < 0)
-    return 0;
-  if (sbx_state_config (s, &sc, NULL) == 0 && sbx_net_is_podman_infra (sc))
-    r = sbx_net_pod_share (np, s->dir_fd, c, cg, err);
-  oci_config_free (sc);
-  sbx_state_free (s);
-  return r;
-}
-
 /* An unprivileged caller that may not make the container's cgroup (no
    delegated subtree): like runc, run without one when nothing asks for a
    limit, and refuse when linux.resources does (docs/rootless.md).  Returns
@@ -690,7 +612,7 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
           sbx_cgroup_free (cg); /* not ours to remove */
           return -1;
         }
-      share_pod_cgroup (o->root, o->id, c, cg);
+      sbx_container_share_pod_cgroup (o->root, o->id, c, cg);
       cr->cg = cg;
       cr->state->st->cgroup = sbx_cgroup_describe (cg);
       if (sbx_state_save (cr->state, err) < 0)
@@ -816,9 +738,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       if (sbx_process_netdev_move_in (c->linux, netns, err) < 0)
         goto fail;
     }
-  if (np
-      && (share_podman_pod_policy (o->root, c, np, cr->cg, err) < 0
-          || sbx_net_policy_install (np, c, netns, o->id, cr->cg, cr->state->dir_fd, err) < 0))
+  if (np && sbx_container_net_install (o->root, cr->state, c, np, netns, cr->cg, err) < 0)
     goto fail;
   sbx_test_kill_point ("create:net");
   if (c->hooks)
@@ -897,8 +817,8 @@ fail:
 static void
 create_cleanup (sbx_creator *cr)
 {
-  if (cr->state) /* egress rules in a namespace joined by path */
-    sbx_net_teardown_finish (sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
+  if (cr->state) /* egress rules in a namespace joined by path (a pod's: as delete) */
+    sbx_container_net_teardown (cr->state, sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
   if (cr->cg)
     sbx_cgroup_destroy (cr->cg, NULL);
   if (cr->state && cr->o->carry)

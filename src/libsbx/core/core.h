@@ -137,7 +137,8 @@ bool sbx_has_prefix (const char *s, const char *prefix);
 int sbx_parse_int64 (const char *s, long long *out);
 /* Crash-consistency tests: SBXRUN_TEST_KILL_AT=<step> makes the runtime
    SIGKILL itself when it reaches step (names in docs/design.md).  Built in
-   always: whoever sets sbxrun's environment can kill it anyway.  */
+   always: whoever sets sbxrun's environment can kill it anyway.
+   SBXRUN_TEST_STOP_AT=<step> stops it there (SIGSTOP) instead.  */
 void sbx_test_kill_point (const char *step);
 
 /* log.h - diagnostics for the CLI and library: text or JSON lines

@@ -130,6 +130,7 @@ struct sbx_net_policy
   bool inherited;    /* the pod's own policy, applied to a member without annotations */
   char *pod_id;      /* the sandbox whose policy governs this container, or NULL */
   char *pod_cgroup2; /* that policy's scope (a cgroup v2 directory), or NULL */
+  char *pod_netns;   /* that sandbox's recorded namespace path, or NULL */
 };
 
 /* The most net.json may hold: it lists every allowed destination (up to

@@ -307,6 +307,21 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
   return 0;
 }
 
+int
+sbx_state_lock_root (sbx_state *s, sbx_error **err)
+{
+  while (flock (s->root_fd, LOCK_EX) < 0)
+    if (errno != EINTR)
+      return sbx_error_sys (err, "lock state root");
+  return 0;
+}
+
+void
+sbx_state_unlock_root (sbx_state *s)
+{
+  flock (s->root_fd, LOCK_UN);
+}
+
 void
 sbx_state_unlock (sbx_state *s)
 {
@@ -458,28 +473,38 @@ int
 sbx_state_list (const char *root, char ***ids, sbx_error **err)
 {
   int fd = open_root (root, false, err);
+  int r;
+
+  if (fd == -ENOENT)
+    {
+      if (err)
+        sbx_error_freep (err);
+      *ids = xmalloc0 (sizeof **ids);
+      return 0;
+    }
+  if (fd < 0)
+    return -1;
+  r = sbx_state_list_at (fd, ids, err);
+  close (fd);
+  return r < 0 ? sbx_error_wrap (err, "state root `%s`", root) : 0;
+}
+
+int
+sbx_state_list_at (int root_fd, char ***ids, sbx_error **err)
+{
+  int fd = fcntl (root_fd, F_DUPFD_CLOEXEC, 0);
   DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   struct dirent *de;
   size_t n = 0;
-  char **v = xmalloc0 (sizeof *v);
+  char **v;
 
   if (d == NULL)
     {
-      free (v);
-      if (fd == -ENOENT)
-        {
-          if (err)
-            sbx_error_freep (err);
-          *ids = xmalloc0 (sizeof **ids);
-          return 0;
-        }
       if (fd >= 0)
-        {
-          sbx_error_sys (err, "open state root `%s`", root);
-          close (fd);
-        }
-      return -1;
+        close (fd);
+      return sbx_error_sys (err, "open state root");
     }
+  v = xmalloc0 (sizeof *v);
   while ((de = readdir (d)))
     {
       if (de->d_name[0] == '.' || de->d_type != DT_DIR || sbx_id_validate (de->d_name, NULL) < 0)
