@@ -143,11 +143,18 @@ def test_configured_owner_other_user_denied(sbx, public_bundle):
 @pytest.mark.skipif(MADE, reason="this kernel lets the runtime make the nodes")
 def test_host_nodes_bound_on_older_kernels(sbx, public_bundle):
     """Where the runtime cannot make the nodes, the host's are bound as
-    before: their owner is the host's (root, unmapped: 65534), they work."""
-    b = _userns(public_bundle(["sh", "-c", "stat -c %u:%g /dev/null; head -c 3 /dev/zero | wc -c"]))
+    before: their owner is the host's (root, unmapped: 65534), they work,
+    and each bind is nosuid,noexec (set on the copy before it is attached)."""
+    b = _userns(public_bundle(["sh", "-c", "stat -c %u:%g /dev/null; head -c 3 /dev/zero | wc -c; "
+                                           "grep -E ' /dev/(null|zero|tty) ' /proc/self/mountinfo"]))
     cp = sbx("run", "--bundle", b, sbx.new_id())
     assert cp.returncode == 0, describe(cp)
-    assert cp.stdout.split() == ["65534:65534", "3"], describe(cp)
+    lines = cp.stdout.splitlines()
+    assert lines[:2] == ["65534:65534", "3"], describe(cp)
+    assert len(lines[2:]) == 3, describe(cp)
+    for ln in lines[2:]:
+        opts = ln.split()[5].split(",")
+        assert "nosuid" in opts and "noexec" in opts, ln
 
 
 @pytest.mark.parametrize("field", ["uid", "gid"])
