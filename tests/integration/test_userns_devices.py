@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import describe
+from conftest import describe, wait_for
 from test_cgroups import free_char_major
 
 pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
@@ -231,3 +231,29 @@ def test_maps_recorded_for_exec(sbx, public_bundle):
              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert cp.returncode == 0, describe(cp)
     assert cp.stdout.splitlines() == ["reopened", "1000"], describe(cp)
+
+
+def test_exec_stdio_ignores_a_changed_namespace(sbx, public_bundle):
+    """The container may move its init into a user namespace of its own
+    with a map it wrote (here 0 -> its uid 1000): exec's pipes still go to
+    the host uid that the config maps process.user.uid to (100000), as
+    recorded at create, not to what the container's map says (101000)."""
+    b = _userns(public_bundle(["sh", "-c", "(sleep 0.3; echo '0 1000 1' > /proc/1/uid_map; "
+                                           "echo '0 1000 1' > /proc/1/gid_map) & exec unshare -U sleep 1000"]))
+    with b.edit() as c:
+        c["linux"].pop("seccomp", None)  # the default profile refuses unshare(CLONE_NEWUSER)
+    cid = sbx.new_id()
+    sbx.ok("run", "--detach", "--bundle", b, cid)
+    pid = sbx.state(cid)["pid"]
+    wait_for(lambda: open(f"/proc/{pid}/uid_map").read().split() == ["0", "101000", "1"])
+    r, w = os.pipe()
+    try:
+        cp = sbx("exec", "--user", "0:0", cid, "true", stdout=w, stderr=subprocess.PIPE)
+        os.close(w)
+        w = -1
+        assert cp.returncode == 0, describe(cp)
+        assert os.fstat(r).st_uid == 100000
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
