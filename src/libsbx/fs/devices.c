@@ -211,26 +211,25 @@ sbx_fs_dev_nodes_len (const oci_config *c)
 }
 
 /* The host ids that own node n of field (linux.devices[N], NULL for a
-   default device) through the maps; refused when unmapped.  */
+   default device) through the maps; a configured uid or gid that is not
+   mapped is refused, an unmapped 0 of an owner not configured (a joined
+   namespace without root) is 1: the host's node is bound.  */
 static int
 host_owner (const struct node *n, const char *field, const char *uid_map, const char *gid_map,
             unsigned long long ids[2], sbx_error **err)
 {
   const char *maps[2] = { uid_map, gid_map }, *what[2] = { "uid", "gid" },
              *names[2] = { "linux.uidMappings", "linux.gidMappings" };
-  unsigned long long want[2] = { n->set_owner && n->uid != (uid_t)-1 ? n->uid : 0,
-                                 n->set_owner && n->gid != (gid_t)-1 ? n->gid : 0 };
+  bool set[2]
+      = { field && n->set_owner && n->uid != (uid_t)-1, field && n->set_owner && n->gid != (gid_t)-1 };
+  unsigned long long want[2] = { set[0] ? n->uid : 0, set[1] ? n->gid : 0 };
   for (int k = 0; k < 2; k++)
     if (!sbx_idmap_outside (maps[k], want[k], &ids[k]))
       {
-        if (field)
-          return sbx_error_set (err, EINVAL,
-                                "%s.%s %llu is not mapped in the container's user namespace (%s)", field,
-                                what[k], want[k], names[k]);
-        return sbx_error_set (err, EINVAL,
-                              "%s %llu, the owner of the default device %s, is not mapped in the container's "
-                              "user namespace (%s)",
-                              what[k], want[k], n->path, names[k]);
+        if (!set[k])
+          return 1;
+        return sbx_error_set (err, EINVAL, "%s.%s %llu is not mapped in the container's user namespace (%s)",
+                              field, what[k], want[k], names[k]);
       }
   return 0;
 }
@@ -261,6 +260,7 @@ sbx_fs_dev_nodes_open (const oci_config *c, const char *uid_map, const char *gid
   size_t ndev = l ? l->devices_len : 0, len = sbx_fs_dev_nodes_len (c);
   cleanup_free struct node *nodes = xmalloc0 (len * sizeof *nodes);
   cleanup_free unsigned long long (*ids)[2] = xmalloc0 (len * sizeof *ids);
+  cleanup_free bool *skip = xmalloc0 (len * sizeof *skip); /* FIFOs (the init's mknod), unmapped root */
   cleanup_free char *paths = xmalloc0 (N_DEFAULT * 32);
   cleanup_free char *opts = xasprintf ("mode=0700,size=4k,nr_inodes=%zu", len + 8);
   cleanup_close int mnt = -1;
@@ -275,8 +275,12 @@ sbx_fs_dev_nodes_open (const oci_config *c, const char *uid_map, const char *gid
         default_node (k - ndev, paths + 32 * (k - ndev), &nodes[k]);
       else if (device_node (l->devices[k], &nodes[k], err) < 0)
         return sbx_error_wrap (err, "%s (%s)", field, l->devices[k]->path);
-      if (nodes[k].type != S_IFIFO && host_owner (&nodes[k], field, uid_map, gid_map, ids[k], err) < 0)
+      if (nodes[k].type == S_IFIFO)
+        skip[k] = true;
+      else if ((r = host_owner (&nodes[k], field, uid_map, gid_map, ids[k], err)) < 0)
         return -1;
+      else if (r > 0)
+        skip[k] = true, r = 0;
     }
   mnt = sbx_fs_new_mount ("tmpfs", -1, MS_NOSUID | MS_NOEXEC, opts, err);
   if (mnt < 0)
@@ -288,7 +292,7 @@ sbx_fs_dev_nodes_open (const oci_config *c, const char *uid_map, const char *gid
     {
       char name[32];
       snprintf (name, sizeof name, "%zu", k);
-      if (nodes[k].type != S_IFIFO) /* FIFOs: the init's mknod */
+      if (!skip[k])
         r = runtime_node (mnt, name, &nodes[k], ids[k], &trees[k], err);
     }
   if (r > 0)
