@@ -37,6 +37,9 @@
 static void
 creator_release (sbx_creator *cr)
 {
+  /* normally closed right after the spawn already */
+  sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? cr->c->mounts_len : 0);
+  sbx_bind_sources_close (cr->dev_trees, cr->dev_trees ? sbx_fs_dev_nodes_len (cr->c) : 0);
   oci_config_free (cr->c);
   free (cr->bundle);
   free (cr->rootfs);
@@ -53,7 +56,8 @@ creator_release (sbx_creator *cr)
     close (cr->start_listen);
   if (cr->overlay_fd >= 0)
     close (cr->overlay_fd);
-  free (cr->bind_trees); /* closed right after the spawn */
+  free (cr->bind_trees);
+  free (cr->dev_trees);
 }
 
 /* A unix socket address for `name` inside a directory fd: through
@@ -660,6 +664,26 @@ open_netns (pid_t pid, sbx_error **err)
   return fd;
 }
 
+/* The maps of the container's user namespace (both NULL without one),
+   recorded for exec: what create sees now, before any container code can
+   change its namespace.  A rootless runtime may not read a joined one's
+   (it is then left out).  */
+static int
+userns_maps (sbx_creator *cr, char **uid_map, char **gid_map, sbx_error **err)
+{
+  sbx_status_file *st = cr->state->st;
+  if (!((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER))
+    return 0;
+  if ((cr->plan.join_flags & CLONE_NEWUSER) && cr->o->rootless)
+    return 0;
+  if (sbx_fs_userns_maps (cr->c, uid_map, gid_map, err) < 0)
+    return -1;
+  free (st->uid_map), free (st->gid_map);
+  st->uid_map = *uid_map ? xstrdup (*uid_map) : NULL;
+  st->gid_map = *gid_map ? xstrdup (*gid_map) : NULL;
+  return 0;
+}
+
 /* Everything of create up to "created".  On success the init is blocked on
    start.sock; *pidfd and *pty (or -1) are for run.  */
 static int
@@ -675,6 +699,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   oci_config *c;
   int64_t restore_limit = 0;                    /* see setup_memory_cap */
   cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
+  cleanup_free char *uid_map = NULL, *gid_map = NULL; /* the user namespace's, if any */
 
   if (prepare (o, cr, &np, &restore_limit, err) < 0)
     return -1;
@@ -697,8 +722,15 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       && ((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER || any_idmapped_mount (c))
       && sbx_bind_sources_open (c, cr->bundle, &cr->bind_trees, err) < 0)
     goto fail;
+  if (userns_maps (cr, &uid_map, &gid_map, err) < 0)
+    goto fail;
+  /* Device nodes with their owner, made where mknod is allowed.  */
+  if ((cr->plan.new_flags & CLONE_NEWNS) && uid_map && !cr->o->rootless
+      && sbx_fs_dev_nodes_open (c, uid_map, gid_map, &cr->dev_trees, err) < 0)
+    goto fail;
   pid = spawn_init (cr, &pidfd, err);
   sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? c->mounts_len : 0);
+  sbx_bind_sources_close (cr->dev_trees, cr->dev_trees ? sbx_fs_dev_nodes_len (c) : 0);
   if (pid < 0)
     goto fail;
   close (cr->sync_child);
@@ -721,9 +753,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 
   if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_process_ns_write_id_maps (pid, c->linux, cr->o->rootless, err) < 0)
     goto fail;
-  /* Our pipes, which the init holds: for process.user as its new user
-     namespace maps it (a joined one: not known to be entered yet).  */
-  if (!(cr->plan.join_flags & CLONE_NEWUSER) && sbx_process_stdio_give (pid, c->process, err) < 0)
+  /* Our pipes, which the init holds: for process.user as its user
+     namespace maps it.  */
+  if ((uid_map || !((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER))
+      && sbx_process_stdio_give (uid_map, c->process, err) < 0)
     goto fail;
   if (sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
     goto fail;
@@ -848,7 +881,7 @@ sbx_container_create (const sbx_create_opts *o, sbx_error **err)
 int
 sbx_container_prepare (const sbx_create_opts *o, sbx_state **out, sbx_error **err)
 {
-  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1, .overlay_fd = -1 };
   cleanup_net_policy sbx_net_policy *np = NULL;
   int64_t restore_limit = 0; /* the caller writes linux.resources again */
   int r = prepare (o, &cr, &np, &restore_limit, err);

@@ -216,6 +216,13 @@ int sbx_run_capture (char *const *argv, const char *hint, char **out, sbx_error 
    exits once it is open: for an idmapped mount.  Needs CAP_SETUID and
    CAP_SETGID for ranges beyond our own id.  Returns its fd.  */
 int sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err);
+/* The maps of the user namespace nsfd as seen from ours (the text of its
+   /proc/PID/uid_map and gid_map, read from a child that joins it and
+   exits; needs CAP_SYS_ADMIN over it).  *uid_map and *gid_map malloc'd.  */
+int sbx_userns_maps (int nsfd, char **uid_map, char **gid_map, sbx_error **err);
+/* The id outside that id inside is through map (uid_map's text); false
+   when map does not map it.  */
+bool sbx_idmap_outside (const char *map, unsigned long long id, unsigned long long *out);
 /* pidfd_open(2) (-1 with ENOSYS where the headers lack it).  */
 int sbx_pidfd_open (pid_t pid);
 /* CLOCK_MONOTONIC in milliseconds, for deadlines.  */

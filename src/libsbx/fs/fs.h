@@ -5,6 +5,7 @@
 #define SBX_FS_FS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/core.h"
@@ -47,6 +48,8 @@ typedef struct
   const int *bind_trees; /* per mounts[] entry: a detached copy of the bind
                             source (sbx_bind_sources_open), or -1 */
   size_t bind_trees_len;
+  const int *dev_trees; /* sbx_fs_dev_nodes_open's nodes, or NULL */
+  size_t dev_trees_len;
 } sbx_rootfs_opts;
 
 /* In the runtime, before the init enters a user namespace: a detached copy
@@ -56,7 +59,15 @@ typedef struct
    c->mounts_len entries, -1 for non-binds and sources that cannot be opened
    here (the init then opens them itself and reports the error).  */
 int sbx_bind_sources_open (const oci_config *c, const char *bundle, int **out, sbx_error **err);
+/* Close each tree >= 0 of trees (n entries) and set it to -1; also for
+   sbx_fs_dev_nodes_open's.  */
 void sbx_bind_sources_close (int *trees, size_t n);
+/* The maps of the container's user namespace as uid_map's text, as the
+   runtime sees them: a joined one's own (read through it), a new one's
+   from linux.uidMappings/gidMappings, or the caller as root when it has
+   none.  1 with both malloc'd, 0 (both NULL) without a user namespace,
+   -1 with ERR.  */
+int sbx_fs_userns_maps (const oci_config *c, char **uid_map, char **gid_map, sbx_error **err);
 /* Whether mounts entry m is an idmapped bind (idmap, ridmap, or its own
    uidMappings/gidMappings).  sbx_bind_sources_open makes its copy
    idmapped (mount_setattr MOUNT_ATTR_IDMAP) or fails naming the entry.  */
@@ -119,8 +130,10 @@ enum
    symlinks and ".." stop at rootfd).  Returns an O_PATH fd (>= 0).  */
 int sbx_fs_root_resolve (int rootfd, const char *path, int create, sbx_error **err);
 /* Bind the object behind srcfd onto the one behind tgtfd (open_tree +
-   move_mount, or mount(2) through /proc/self/fd).  -1 with errno set.  */
-int sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive);
+   move_mount, or mount(2) through /proc/self/fd); attr_set
+   (MOUNT_ATTR_*) is set on the copy before it is attached, where the
+   kernel has mount_setattr.  -1 with errno set.  */
+int sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive, uint64_t attr_set);
 
 /* devices.h - the container's /dev content: default devices and symlinks
  * (config-linux.md "Default Devices") and linux.devices.  Called by
@@ -134,8 +147,29 @@ typedef enum
 } sbx_dev_kind;
 
 /* rootfd: the rootfs (every path resolved inside it).  userns: device nodes
-   cannot be created, bind the host's node onto an empty file instead.  */
-int sbx_fs_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind, sbx_error **err);
+   cannot be created, bind one onto an empty file instead, nosuid,noexec:
+   trees[k] (sbx_fs_dev_nodes_open's, k as there) when trees is not NULL
+   and has one, else the host's node (its owner shown as the host's).  */
+int sbx_fs_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind, const int *trees,
+                          sbx_error **err);
+
+/* In the runtime, as root of the initial user namespace, before the init
+   enters the container's user namespace (mknod is refused there, and a
+   devtmpfs cannot be idmapped from it): the container's device nodes with
+   their configured owner.  They are made on a private tmpfs that is only
+   ever a detached mount (fsmount, nosuid,noexec, never attached on the
+   host), each owned by the host ids that uid_map/gid_map (uid_map's text,
+   sbx_fs_userns_maps) map to its uid/gid (linux.devices[N].uid/gid, 0 for
+   the default devices and without them); *out holds one detached copy
+   (open_tree) of each: sbx_fs_dev_nodes_len(c) entries, linux.devices[i]
+   at i and the default devices after them, -1 for a FIFO (made by the
+   init).  An owner the maps do not map is refused, naming the field.
+   *out is NULL (the host's nodes are bound, returns 0) where the kernel
+   does not allow it: no CAP_MKNOD in the initial user namespace, or no
+   copy of a detached mount (before Linux 6.15).  */
+int sbx_fs_dev_nodes_open (const oci_config *c, const char *uid_map, const char *gid_map, int **out,
+                           sbx_error **err);
+size_t sbx_fs_dev_nodes_len (const oci_config *c);
 
 /* overlay.h - the opt-in writable overlay: annotation
  * org.sbxrun.rootfs.overlay=true or create/run --overlay.  The bundle's

@@ -94,12 +94,13 @@ int sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console
    user namespace does not map leaves it as it is.  */
 int sbx_process_pty_give (const oci_process *p, sbx_error **err);
 /* Without a terminal: the anonymous pipes on fds 0..2 (ours, which the
-   process inherits) given to process.user.uid as the user namespace of
-   pid maps it (pid: the container's init, or the process itself), so that
-   a non-root user can reopen /proc/self/fd/0..2 (runc gives stdio to the
+   process inherits) given to process.user.uid as uid_map (the text of the
+   container's user namespace's uid_map, as recorded at create; NULL
+   without a user namespace: the uid is the host's) maps it, so that a
+   non-root user can reopen /proc/self/fd/0..2 (runc gives stdio to the
    user too).  Files, named FIFOs and terminals are left as they are; an
    unmapped uid or a chown we may not make (unprivileged) is skipped.  */
-int sbx_process_stdio_give (pid_t pid, const oci_process *p, sbx_error **err);
+int sbx_process_stdio_give (const char *uid_map, const oci_process *p, sbx_error **err);
 /* Send one fd with SCM_RIGHTS (with a short text payload, the pty name,
    as runc sends).  */
 int sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err);
