@@ -220,12 +220,14 @@ typedef struct
 } sbx_tree_sum;
 void sbx_tree_sum_clear (sbx_tree_sum *sum);
 /* Copy the tree at srcfd into the empty directory dstfd (reflink, else
-   chunk by chunk keeping holes; hard links, xattrs, whiteouts kept).
-   Without check, sum gets the content digests; with it, each file's is
-   compared with check's as it is copied (a mismatch is an error naming the
-   file).  */
-int sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum,
-                      sbx_error **err);
+   chunk by chunk keeping holes; hard links, whiteouts kept, xattrs by the
+   policy in docs/design.md: security.capability only with
+   SBX_TREE_FILE_CAPS).  Without check, sum gets the content digests; with
+   it, each file's is compared with check's as it is copied (a mismatch is
+   an error naming the file).  */
+#define SBX_TREE_FILE_CAPS 1u
+int sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, unsigned flags,
+                      sbx_tree_sum *sum, sbx_error **err);
 /* The same walk without a copy; content read and checked only with check. */
 int sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err);
 

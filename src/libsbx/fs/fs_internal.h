@@ -121,4 +121,9 @@ int sbx_bind_remount (int fd, const char *target, unsigned long set, unsigned lo
    nothing followed.  */
 int sbx_copy_tree (int from, int to, int depth, sbx_error **err);
 
+/* Does a snapshot keep xattr name (snapcopy.c, docs/design.md): user.*
+   but user.overlay.*, the overlay's opaque/whiteout/redirect names, POSIX
+   ACLs, and security.capability when file_caps.  */
+bool sbx_fs_xattr_kept (const char *name, bool file_caps);
+
 #endif

@@ -24,7 +24,7 @@
 #include "state/state.h"
 
 #define SNAP_DIR "snapshots"
-#define SNAP_VERSION 2 /* 2: files, the content digests */
+#define SNAP_VERSION 3 /* 2: files, the content digests; 3: xattrs by policy */
 #define MANIFEST_MAX (256 << 20)
 
 static void
@@ -57,13 +57,14 @@ sbx_fs_snapshot_manifest_parse (const char *text, size_t len, const char *name, 
 
   if (m == NULL)
     return sbx_error_set (err, EINVAL, "snapshot \"%s\": manifest is corrupt: %s", name, msg);
-  if (m->version == 1)
+  if (m->version == 1 || m->version == 2)
     {
+      int v = m->version;
       ocispec_free (&sbx_snapshot_manifest_type, m);
       return sbx_error_set (err, EINVAL,
-                            "snapshot \"%s\": manifest version 1 (an older sbxrun, no content digests): "
-                            "refused; take the snapshot again",
-                            name);
+                            "snapshot \"%s\": manifest version %d (an older sbxrun: %s): refused; take the "
+                            "snapshot again",
+                            name, v, v == 1 ? "no content digests" : "xattrs copied without the policy");
     }
   if (m->version != SNAP_VERSION)
     bad = "version";
@@ -150,11 +151,12 @@ open_snapshot (sbx_state *s, const char *name, sbx_snapshot_manifest **m, sbx_er
   return steal_fd (&fd);
 }
 
+/* sha256:<hex> of the saved config.json of state dir dirfd.  */
 static int
-config_digest (sbx_state *s, char **out, sbx_error **err)
+config_digest (int dirfd, char **out, sbx_error **err)
 {
   cleanup_free char *text = NULL;
-  cleanup_close int fd = openat (s->dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_close int fd = openat (dirfd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   unsigned char d[32];
   char hex[65];
   size_t len;
@@ -262,7 +264,7 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
   size_t len;
   int r;
 
-  if (config_digest (s, &cdigest, err) < 0)
+  if (config_digest (s->dir_fd, &cdigest, err) < 0)
     return -1;
   srcfd = overlay ? openat (s->dir_fd, SBX_OVERLAY_UPPER, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                   : open (s->st->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -277,7 +279,7 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
       return sbx_error_sys (err, "open snapshot tree");
     /* The rename that publishes it follows a sync of every file and
        directory (sbx_fs_snapshot_commit).  */
-    if (sbx_fs_tree_copy (srcfd, dst, NULL, &sum, err) < 0)
+    if (sbx_fs_tree_copy (srcfd, dst, NULL, SBX_TREE_FILE_CAPS, &sum, err) < 0)
       return sbx_error_wrap (err, "copy");
   }
   m.name = (char *)name;
@@ -349,11 +351,20 @@ sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool
     if (fstatat (snapsfd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0)
       return sbx_error_set (err, EEXIST, "container \"%s\": snapshot \"%s\" already exists", id, nm);
   }
+  status = sbx_state_status (s);
+  if (strcmp (status, "running") == 0 && s->st->cgroup == NULL)
+    /* Its processes could change the tree while it is copied (swap a
+       file for a FIFO, rewrite what was hashed): one moment's copy needs
+       them frozen, and without a cgroup there is no freezer.  */
+    return sbx_error_set (err, EBUSY,
+                          "container \"%s\": snapshot \"%s\": the container is running and has no cgroup "
+                          "(created without a writable cgroup, e.g. rootless without delegation), so it "
+                          "cannot be frozen for a consistent copy; stop it first",
+                          id, nm);
   prefix = xasprintf (".tmp-%.200s-", nm);
   if (sbx_fs_mkdtemp_at (snapsfd, prefix, &tmp, err) < 0)
     return -1;
-  status = sbx_state_status (s);
-  if (strcmp (status, "running") == 0 && s->st->cgroup)
+  if (strcmp (status, "running") == 0)
     {
       /* Frozen for the copy, so that the tree is one moment's.  */
       if (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0 || sbx_cgroup_freeze (cg, true, err) < 0)
@@ -480,7 +491,8 @@ sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_
 /* A copy of tree fd srcfd as parentfd/final, built beside it and swapped in
    (the old one removed), so the target is never half-written.  */
 static int
-replace_tree (int srcfd, const sbx_snapshot_manifest *m, int parentfd, const char *final, sbx_error **err)
+replace_tree (int srcfd, const sbx_snapshot_manifest *m, unsigned flags, int parentfd, const char *final,
+              sbx_error **err)
 {
   cleanup_free char *tmp = NULL, *prefix = xasprintf (".%.200s.sbxrun-", final);
   cleanup_close int dst = -1;
@@ -490,7 +502,7 @@ replace_tree (int srcfd, const sbx_snapshot_manifest *m, int parentfd, const cha
   if (sbx_fs_mkdtemp_at (parentfd, prefix, &tmp, err) < 0)
     return -1;
   dst = openat (parentfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_fs_tree_copy (srcfd, dst, m, &sum, err);
+  r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_fs_tree_copy (srcfd, dst, m, flags, &sum, err);
   if (r < 0 && dst >= 0)
     sbx_error_wrap (err, "snapshot \"%s\"", m->name);
   /* The reset tree on disk before it is swapped in.  */
@@ -511,6 +523,20 @@ tree_of (int snapfd)
   return openat (snapfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* The copy flags for restoring snapshot m into the container whose state
+   dir is dirfd: file capabilities come back only into the configuration
+   they were taken under (the same saved config.json), never into another
+   one where they could grant what that config does not mean to give.  */
+static int
+restore_flags (const sbx_snapshot_manifest *m, int dirfd, unsigned *flags, sbx_error **err)
+{
+  cleanup_free char *digest = NULL;
+  if (config_digest (dirfd, &digest, err) < 0)
+    return -1;
+  *flags = strcmp (digest, m->config_digest) == 0 ? SBX_TREE_FILE_CAPS : 0;
+  return 0;
+}
+
 int
 sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
 {
@@ -518,6 +544,7 @@ sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
   cleanup_close int snapfd = -1, tfd = -1;
   const char *status = sbx_state_status (s);
   const char *id = s->id;
+  unsigned flags = 0;
 
   if (sbx_fs_snapshot_name_validate (name, err) < 0)
     return -1;
@@ -532,6 +559,8 @@ sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
   tfd = tree_of (snapfd);
   if (tfd < 0)
     return sbx_error_sys (err, "snapshot \"%s\": tree", name);
+  if (restore_flags (m, s->dir_fd, &flags, err) < 0)
+    return sbx_error_wrap (err, "container \"%s\"", id);
   if (strcmp (m->kind, SBX_SNAPSHOT_OVERLAY) == 0)
     {
       if (!has_overlay (s) || strcmp (m->lower, s->st->rootfs) != 0)
@@ -539,7 +568,7 @@ sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
                               "snapshot \"%s\": an overlay change set over `%s`, but container \"%s\" %s%s",
                               name, m->lower, id, has_overlay (s) ? "has the lower " : "has no overlay",
                               has_overlay (s) ? s->st->rootfs : "");
-      if (replace_tree (tfd, m, s->dir_fd, SBX_OVERLAY_UPPER, err) < 0)
+      if (replace_tree (tfd, m, flags, s->dir_fd, SBX_OVERLAY_UPPER, err) < 0)
         return sbx_error_wrap (err, "container \"%s\": reset to snapshot \"%s\"", id, name);
       /* The work dir holds nothing between mounts; start it empty.  */
       sbx_remove_tree_at (s->dir_fd, SBX_OVERLAY_WORK);
@@ -560,7 +589,7 @@ sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
     pfd = open (*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (pfd < 0)
       return sbx_error_sys (err, "rootfs parent `%s`", dir);
-    if (replace_tree (tfd, m, pfd, slash + 1, err) < 0)
+    if (replace_tree (tfd, m, flags, pfd, slash + 1, err) < 0)
       return sbx_error_wrap (err, "container \"%s\": reset to snapshot \"%s\"", id, name);
   }
   return 0;
@@ -576,6 +605,7 @@ sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const c
   cleanup_close int snapfd = -1, tfd = -1, dst = -1;
   char *name = strchr (src, ':');
   sbx_tree_sum sum = { 0 };
+  unsigned flags = 0;
 
   if (name == NULL)
     return sbx_error_set (err, EINVAL, "--from-snapshot `%s`: expected SRCID:NAME", spec);
@@ -588,6 +618,8 @@ sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const c
   tfd = tree_of (snapfd);
   if (tfd < 0)
     return sbx_error_sys (err, "snapshot \"%s\": tree", name);
+  if (restore_flags (m, dst_dirfd, &flags, err) < 0)
+    return sbx_error_wrap (err, "--from-snapshot `%s`: the new container's saved config", spec);
   if (strcmp (m->kind, SBX_SNAPSHOT_OVERLAY) == 0)
     {
       /* A change set only means something over the lower it was made on. */
@@ -610,7 +642,7 @@ sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const c
     }
   if (dst < 0)
     return sbx_error_sys (err, "open the fork's tree");
-  if (sbx_fs_tree_copy (tfd, dst, m, &sum, err) < 0)
+  if (sbx_fs_tree_copy (tfd, dst, m, flags, &sum, err) < 0)
     return sbx_error_wrap (err, "--from-snapshot `%s`: snapshot \"%s\"", spec, name);
   return 0;
 }

@@ -3,16 +3,17 @@
  * The stream is the snapshot directory: manifest.json, then tree/ and
  * everything below it in sorted order.  Every entry has a pax extended
  * header with its path (no length limit), linkpath, and its xattrs as
- * SCHILY.xattr.<name> (overlay's trusted.overlay.* included).  Overlay
+ * SCHILY.xattr.<name> (the overlay marks a snapshot keeps included).  Overlay
  * whiteouts are character devices 0/0, hard links type 1 to the first name,
  * and a file with holes is written in the GNU sparse 1.0 layout (pax keys
  * GNU.sparse.major/minor/name/realsize, a decimal map of data extents at the
  * start of its data), so a 100 MB file with 1 MB of data costs 1 MB.
  *
  * Import extracts into a hidden temporary snapshot directory, refusing any
- * path outside manifest.json and tree/ (absolute, `..`, through a symlink),
- * checks the result against the manifest it carried, and only then renames
- * it into place.  */
+ * path outside manifest.json and tree/ (absolute, `..`, through a symlink)
+ * and any xattr outside the snapshot policy or a file capability
+ * (tar_import.c, sbx_fs_xattr_kept), checks the result against the
+ * manifest it carried, and only then renames it into place.  */
 #include <config.h>
 #include "fs/fs.h"
 

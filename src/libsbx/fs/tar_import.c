@@ -3,6 +3,7 @@
  * following a symlink; and the export/import entry points.  */
 #include <config.h>
 #include "fs/fs.h"
+#include "fs/fs_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -322,11 +323,22 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
       return sbx_error_set (err, ENOTSUP, "import: `%s`: entry type `%c` is not supported", path, e->type);
     }
   snprintf (xp, sizeof xp, "/proc/self/fd/%d/%s", pfd, base);
-  for (size_t i = 0; i < p->nx; i++)
-    if (lsetxattr (xp, p->x[i].name, p->x[i].value, p->x[i].len, 0) < 0)
-      return sbx_error_sys (err, "import: `%s`: set xattr `%s`", path, p->x[i].name);
   if (fchownat (pfd, base, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
     return sbx_error_sys (err, "import: `%s`: owner", path);
+  for (size_t i = 0; i < p->nx; i++)
+    {
+      /* What a snapshot never holds, and file capabilities: a stream
+         says nothing trustworthy about the config they were taken under
+         (docs/design.md).  */
+      if (!sbx_fs_xattr_kept (p->x[i].name, false))
+        return sbx_error_set (err, EPERM,
+                              "import: `%s`: xattr `%s` is not imported (only user.*, POSIX ACLs and the "
+                              "overlay's opaque/whiteout/redirect marks are; file capabilities come back "
+                              "only from a snapshot taken in place)",
+                              path, p->x[i].name);
+      if (lsetxattr (xp, p->x[i].name, p->x[i].value, p->x[i].len, 0) < 0)
+        return sbx_error_sys (err, "import: `%s`: set xattr `%s`", path, p->x[i].name);
+    }
   if (e->type != '2' && fchmodat (pfd, base, e->mode & 07777, 0) < 0)
     return sbx_error_sys (err, "import: `%s`: mode", path);
   return 0;
