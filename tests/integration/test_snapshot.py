@@ -440,10 +440,10 @@ def test_import_refuses_paths_outside_the_snapshot(sbx, bundle, tmp_path):
         assert os.listdir(sbx.root / cid / "snapshots") == []
 
 
-def test_without_criu_process_modes_are_refused(sbx, bundle):
+def test_with_process_of_stopped_container_refused(sbx, bundle):
     cid, _ = prepared(sbx, bundle)
     cp = sbx.fail("snapshot", "create", "--with-process", cid, "p")
-    assert "--with-process" in cp.stderr
+    assert "--with-process" in cp.stderr and "is stopped" in cp.stderr, describe(cp)
     # without --from-snapshot, restore is CRIU's: a stopped container with no image
     cp = sbx.fail("restore", cid)
     assert "checkpoint" in cp.stderr or "CRIU" in cp.stderr, cp.stderr
@@ -470,4 +470,46 @@ def test_snapshot_of_paused_container_stays_paused(sbx, bundle):
     assert sbx.state(cid)["status"] == "paused"
     assert (sbx.root / cid / "snapshots/p/tree/f").read_text() == "x\n"
     sbx.ok("resume", cid)
+    sbx.ok("delete", "--force", cid)
+
+
+def criu_works():
+    if not shutil.which("criu"):
+        return False
+    return subprocess.run(["criu", "check"], capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize("criu", ["default", "missing"])
+def test_with_process_fails_fast_where_criu_cannot_work(sbx, bundle, criu):
+    """snapshot create --with-process where CRIU cannot work (this host's
+    kernel is newer than its criu; or --criu names no binary): an immediate
+    error with CRIU's reason, nothing left (no snapshot, no snapshots/, no
+    CRIU work dir), and the container running, not left frozen."""
+    if criu == "default" and criu_works():
+        pytest.skip("CRIU works here: tests/integration/test_snapshot_process.py covers it")
+    glob = ["--criu", "/nonexistent/criu"] if criu == "missing" else []
+    b = writable(bundle(), ["sh", "-c", "echo x > /f; while :; do date +%s%N > /tick; sleep 0.01; done"])
+    cid = sbx.new_id("wp")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    tick = sbx.root / cid / "upper/tick"
+    wait_for(tick.exists, what="the container to write")
+    before = sorted(os.listdir(sbx.root / cid))
+    t = time.monotonic()
+    cp = sbx.fail(*glob, "snapshot", "create", "--with-process", cid, "p", timeout=30)
+    assert time.monotonic() - t < 10, "--with-process must fail at once"
+    assert "snapshot create --with-process" in cp.stderr and "CRIU cannot work on this host" in cp.stderr, \
+        describe(cp)
+    assert "hint" in cp.stderr and "criu" in cp.stderr.lower(), describe(cp)
+    if criu == "missing":
+        assert "/nonexistent/criu" in cp.stderr, describe(cp)
+    assert sorted(os.listdir(sbx.root / cid)) == before, "something was left in the state dir"
+    assert not (sbx.root / cid / "snapshots").exists()
+    st = sbx.state(cid)
+    assert st["status"] == "running", st
+    t0 = tick.read_text()
+    wait_for(lambda: tick.read_text() != t0, what="the container to run on (thawed)")
+    # A plain snapshot still works, and lists without a process image.
+    sbx.ok("snapshot", "create", cid, "fs")
+    line = [l for l in sbx.ok("snapshot", "list", cid).stdout.splitlines() if l.startswith("fs ")][0]
+    assert line.split()[1:3] == ["overlay", "no"], line
     sbx.ok("delete", "--force", cid)
