@@ -5,8 +5,9 @@ snapshot (the filesystem reset, then the processes restored).
 
 Needs a kernel the installed criu supports: skips with the reason elsewhere
 (tests/integration/test_snapshot.py has the fail-fast path of such hosts);
-tests/vm/run-criu.sh runs it in a guest.  One overlay container: the
-counter's count is read from its upper dir in the state directory."""
+tests/vm/run-criu.sh runs it in a guest.  One container per kind of
+snapshot: the counter's count is read from its upper dir in the state
+directory (overlay) or from the bundle's rootfs (full)."""
 
 import json
 import os
@@ -45,16 +46,23 @@ def flip_byte(path):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def test_snapshot_with_process_then_restore(sbx, bundle, tmp_path, criu):
+@pytest.mark.parametrize("kind", ["full", "overlay"])
+def test_snapshot_with_process_then_restore(sbx, bundle, tmp_path, criu, kind):
     b = bundle(COUNTER)
     with b.edit() as c:
         c["root"]["readonly"] = False
-        c.setdefault("annotations", {})["org.sbxrun.rootfs.overlay"] = "true"
+        if kind == "overlay":
+            c.setdefault("annotations", {})["org.sbxrun.rootfs.overlay"] = "true"
+    run_case(sbx, b, tmp_path, kind)
+
+
+def run_case(sbx, b, tmp_path, kind):
     cid = sbx.new_id("sproc")
     sbx.ok("create", "--bundle", b, cid)
     sbx.ok("start", cid)
     state_dir = sbx.root / cid
-    live = state_dir / "upper/count"
+    where = state_dir / "upper" if kind == "overlay" else b.rootfs
+    live = where / "count"
     wait_above(live, 5)
     sbx.ok("exec", cid, "sh", "-c", "echo before > /marker")
     pid = sbx.state(cid)["pid"]
@@ -73,7 +81,7 @@ def test_snapshot_with_process_then_restore(sbx, bundle, tmp_path, criu):
     assert not (state_dir / "snapshot-criu").exists(), "CRIU's work dir left after a good dump"
     later = wait_above(live, n + 20)
     line = [l for l in sbx.ok("snapshot", "list", cid).stdout.splitlines() if l.startswith("s1 ")][0]
-    assert line.split()[1:3] == ["overlay", "yes"], line
+    assert line.split()[1:3] == [kind, "yes"], line
     sbx.ok("exec", cid, "sh", "-c", "echo after > /marker; echo new > /extra")
 
     # export/import carries the image (s2, tampered below).
@@ -110,7 +118,7 @@ def test_snapshot_with_process_then_restore(sbx, bundle, tmp_path, criu):
         cp = sbx.fail("restore", "--detach", "--from-snapshot", "s2", cid, timeout=120)
         assert 'snapshot "s2"' in cp.stderr and name in cp.stderr, (what, describe(cp))
         assert sbx.state(cid)["status"] == "stopped"
-        assert (state_dir / "upper/marker").read_text() == "after\n"
+        assert (where / "marker").read_text() == "after\n"
         assert not (state_dir / "snapshot-restore").exists()
 
     # The good one: files as of the snapshot, the counter from its count.
