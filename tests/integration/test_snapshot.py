@@ -544,7 +544,18 @@ exit 1
 """
 
 
-def test_with_process_around_a_stand_in_criu(sbx, bundle, tmp_path):
+@pytest.fixture
+def stand_in(tmp_path):
+    """FAKE_CRIU as a binary, and the directory it records into."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    criu = tmp_path / "fake-criu"
+    criu.write_text(FAKE_CRIU.replace("@REC@", str(rec)))
+    criu.chmod(0o755)
+    return criu, rec
+
+
+def test_with_process_around_a_stand_in_criu(sbx, bundle, tmp_path, stand_in):
     """What sbxrun does around CRIU, on any host: the dump runs with the
     container frozen (--freeze-cgroup of its frozen cgroup, --leave-running)
     and is thawed after; a dump that fails publishes nothing and names its
@@ -552,11 +563,7 @@ def test_with_process_around_a_stand_in_criu(sbx, bundle, tmp_path):
     missing image file refused by name with nothing changed, a fork
     refused); a restore whose CRIU fails leaves the files reset, the
     container stopped."""
-    rec = tmp_path / "rec"
-    rec.mkdir()
-    criu = tmp_path / "fake-criu"
-    criu.write_text(FAKE_CRIU.replace("@REC@", str(rec)))
-    criu.chmod(0o755)
+    criu, rec = stand_in
     g = ["--criu", str(criu)]
     b = writable(bundle(), ["sh", "-c", "echo x > /f; while :; do date +%s%N > /tick; sleep 0.01; done"])
     cid = sbx.new_id("fake")
@@ -626,3 +633,18 @@ def test_with_process_around_a_stand_in_criu(sbx, bundle, tmp_path):
     assert (sbx.root / cid / "snapshot-restore/inventory.img").exists()
     sbx.ok("delete", "--force", cid)
     assert not (sbx.root / cid).exists()
+
+
+def test_with_process_of_paused_container_stays_paused(sbx, bundle, stand_in):
+    criu, rec = stand_in
+    b = writable(bundle(), ["sh", "-c", "echo x > /f; sleep 600"])
+    cid = sbx.new_id("fakep")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    wait_for(lambda: (sbx.root / cid / "upper/f").exists(), what="the file written")
+    sbx.ok("pause", cid)
+    sbx.ok("--criu", criu, "snapshot", "create", "--with-process", cid, "p")
+    assert (rec / "frozen").read_text().strip() in ("FROZEN", "frozen 1")
+    assert sbx.state(cid)["status"] == "paused"
+    assert (sbx.root / cid / "snapshots/p/process/inventory.img").exists()
+    sbx.ok("resume", cid)
+    sbx.ok("delete", "--force", cid)
