@@ -201,6 +201,9 @@ int sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *w
  *                                   bytes, tree digest
  *   snapshots/<name>/tree/          the overlay's upper dir (kind
  *                                   "overlay") or the whole rootfs ("full")
+ *   snapshots/<name>/process/       create --with-process: CRIU's image of
+ *                                   the processes, frozen with the tree
+ *                                   (manifest "process": its own sums)
  *
  * Built in snapshots/.tmp-* and renamed into place when complete; every use
  * checks the tree against the manifest and refuses, naming the snapshot,
@@ -230,6 +233,8 @@ int sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, 
                       sbx_tree_sum *sum, sbx_error **err);
 /* The same walk without a copy; content read and checked only with check. */
 int sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err);
+/* The same walk recording the content digests, as a copy does.  */
+int sbx_fs_tree_sum_record (int dirfd, sbx_tree_sum *sum, sbx_error **err);
 
 int sbx_fs_snapshot_name_validate (const char *name, sbx_error **err);
 /* Parse and check a manifest (name is for the messages).  */
@@ -247,23 +252,42 @@ int sbx_fs_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_
 /* mkdir prefix + 6 random characters under dirfd (0700).  */
 int sbx_fs_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err);
 
+/* What a snapshot with a process image adds (create --with-process: the
+   checkpoint layer's CRIU dump, which fs does not know).  */
+typedef struct
+{
+  /* State open and locked, the container running or paused, nothing made
+     yet: refuse here what would fail (CRIU unusable).  */
+  int (*check) (void *data, sbx_state *s, sbx_error **err);
+  /* The container frozen, before its tree is copied: fill dir (absolute
+     path of the new snapshot's empty process/).  */
+  int (*frozen) (void *data, sbx_state *s, const char *dir, sbx_error **err);
+  void *data;
+} sbx_snapshot_hook;
+
 /* A running container is frozen for the copy.  NULL name: snap-<UTC time>;
-   *name_out gets the name used.  with_process (a CRIU checkpoint too) is
-   refused: not built yet.  */
-int sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool with_process,
+   *name_out gets the name used.  With hook (running or paused containers
+   only) the snapshot also has its process image.  */
+int sbx_fs_snapshot_create (const char *root, const char *id, const char *name, const sbx_snapshot_hook *hook,
                             char **name_out, sbx_error **err);
-/* A table: NAME KIND CREATED BYTES (malloc'd).  */
+/* Whether snapshot name of open state s has a process image (its manifest
+   says; false when there is none to read: the reset reports that).  */
+int sbx_fs_snapshot_has_process (sbx_state *s, const char *name, bool *out, sbx_error **err);
+/* A table: NAME KIND PROCESS CREATED BYTES (malloc'd).  */
 int sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error **err);
 int sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err);
 /* restore --from-snapshot: reset the filesystem of stopped container s
    (open and locked: state.h) to the snapshot, its upper dir or its whole
    rootfs, swapped in whole.  A snapshot that does not check out changes
-   nothing.  (container.h's sbx_container_reset then makes it created.)  */
-int sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err);
+   nothing.  (container.h's sbx_container_reset then makes it created.)
+   With process_to, a process image is first copied, checked, into that
+   directory of the state dir (for CRIU's restore); without, it is left.  */
+int sbx_fs_snapshot_reset (sbx_state *s, const char *name, const char *process_to, sbx_error **err);
 /* create --from-snapshot SRCID:NAME: fill the new container's state dir
    (dst_dirfd, path dst_dir): an overlay snapshot (whose lower must be
    rootfs) becomes its upper dir and sets *overlay; a full one becomes
-   dst_dir/rootfs, returned in *rootfs_out.  */
+   dst_dir/rootfs, returned in *rootfs_out.  One with a process image is
+   refused (its processes belong to the source's ID and namespaces).  */
 int sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char *dst_dir,
                           const char *rootfs, bool *overlay, char **rootfs_out, sbx_error **err);
 /* The pax tar stream of a snapshot (manifest first, then the tree), and

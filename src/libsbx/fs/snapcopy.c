@@ -431,7 +431,14 @@ file_digest (struct walk *w, const char *path, const char *hex, sbx_error **err)
       return 0;
     }
   if (w->next >= m->files_len || strcmp (m->files_keys[w->next], path) != 0)
-    return sbx_error_set (err, EBADMSG, "no content digest in the manifest: tampered, refused");
+    {
+      /* A file the manifest lists further on: the ones before it are gone. */
+      for (size_t j = w->next + 1; j < m->files_len; j++)
+        if (strcmp (m->files_keys[j], path) == 0)
+          return sbx_error_set (err, EBADMSG, "`%s` of the manifest is missing: tampered, refused",
+                                m->files_keys[w->next]);
+      return sbx_error_set (err, EBADMSG, "no content digest in the manifest: tampered, refused");
+    }
   if (strcmp (m->files_values[w->next], hex) != 0)
     return sbx_error_set (err, EBADMSG,
                           "content does not match the manifest (sha256 %.12s, manifest says %.12s): "
@@ -629,11 +636,9 @@ static int
 walk_result (struct walk *w, sbx_tree_sum *sum, sbx_error **err)
 {
   unsigned char d[32];
-  if (w->check && w->next != w->check->files_len)
-    return sbx_error_set (err, EBADMSG,
-                          "the manifest has %zu content digests, the tree %zu regular files: tampered, "
-                          "refused",
-                          w->check->files_len, w->next);
+  if (w->check && w->next < w->check->files_len)
+    return sbx_error_set (err, EBADMSG, "file `%s` of the manifest is missing: tampered, refused",
+                          w->check->files_keys[w->next]);
   sbx_sha256_final (&w->sha, d);
   sbx_sha256_hex (d, sum->digest);
   sum->entries = w->entries;
@@ -675,10 +680,10 @@ sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, unsi
   return r;
 }
 
-int
-sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err)
+static int
+tree_sum (int dirfd, bool content, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err)
 {
-  struct walk w = { .copy = false, .droot = -1, .content = check != NULL, .check = check };
+  struct walk w = { .copy = false, .droot = -1, .content = content, .check = check };
   struct xa_obj src;
   struct stat st;
   int r;
@@ -695,4 +700,16 @@ sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum 
     r = walk_result (&w, sum, err);
   walk_free (&w);
   return r;
+}
+
+int
+sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err)
+{
+  return tree_sum (dirfd, check != NULL, check, sum, err);
+}
+
+int
+sbx_fs_tree_sum_record (int dirfd, sbx_tree_sum *sum, sbx_error **err)
+{
+  return tree_sum (dirfd, true, NULL, sum, err);
 }

@@ -164,10 +164,21 @@ open_parent (int rootfd, const char *path, char **base, sbx_error **err)
   return sbx_error_set (err, EINVAL, "import: empty path");
 }
 
-static bool
-allowed (const char *path)
+/* Which part of a snapshot path is in: "tree", "process" (a process
+   image), "" for manifest.json, NULL for anything else.  */
+static const char *
+part_of (const char *path)
 {
-  return strcmp (path, "manifest.json") == 0 || strcmp (path, "tree") == 0 || sbx_has_prefix (path, "tree/");
+  static const char *const parts[] = { "tree", "process", NULL };
+  if (strcmp (path, "manifest.json") == 0)
+    return "";
+  for (const char *const *p = parts; *p; p++)
+    {
+      size_t l = strlen (*p);
+      if (strncmp (path, *p, l) == 0 && (path[l] == '\0' || path[l] == '/'))
+        return *p;
+    }
+  return NULL;
 }
 
 static int
@@ -249,8 +260,9 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
   const char *link = p->linkpath ? p->linkpath : e->linkname;
   char xp[64 + NAME_MAX];
 
-  if (!allowed (path))
-    return sbx_error_set (err, EINVAL, "import: `%s`: not part of a snapshot (manifest.json, tree/)", path);
+  if (part_of (path) == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "import: `%s`: not part of a snapshot (manifest.json, tree/, process/)", path);
   if (strcmp (path, "tree") == 0)
     pfd = dup (rootfd), base = xstrdup ("tree");
   else
@@ -271,8 +283,10 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
       {
         cleanup_free char *tbase = NULL;
         cleanup_close int tpfd = -1;
-        if (!sbx_has_prefix (link, "tree/"))
-          return sbx_error_set (err, EINVAL, "import: hard link `%s` to `%s` outside tree/", path, link);
+        const char *part = part_of (path), *lpart = part_of (link);
+        if (lpart == NULL || *lpart == '\0' || strcmp (part, lpart) != 0 || strcmp (link, lpart) == 0)
+          return sbx_error_set (err, EINVAL, "import: hard link `%s` to `%s` outside %s/", path, link,
+                                *part ? part : "tree");
         tpfd = open_parent (rootfd, link, &tbase, err);
         if (tpfd < 0)
           return -1;

@@ -285,8 +285,11 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
   if (s == NULL)
     return 0;
   /* The overlay's upper and work dirs, a fork's private rootfs, the
-     snapshots and CRIU's default image directory are trees.  */
-  static const char *trees[] = { "upper", "work", "rootfs", "snapshots", "checkpoint", NULL };
+     snapshots, CRIU's default image directory, and what a snapshot with
+     a process image leaves after a failed dump or restore (CRIU's work
+     dir, the image's checked copy) are trees.  */
+  static const char *trees[]
+      = { "upper", "work", "rootfs", "snapshots", "checkpoint", "snapshot-criu", "snapshot-restore", NULL };
   name = s->tmp_name ? s->tmp_name : s->id;
   for (const char **t = trees; *t; t++)
     if (sbx_remove_tree_at (s->dir_fd, *t) < 0)

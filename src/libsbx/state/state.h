@@ -6,6 +6,9 @@
  *   upper/ work/  the overlay's upper and work dirs (fs.h, overlay)
  *   rootfs/       a fork's private copy of a whole-rootfs snapshot
  *   snapshots/    filesystem snapshots (fs.h, snapshot)
+ *   snapshot-criu/, snapshot-restore/
+ *                 CRIU's work dir of a snapshot's dump, the checked copy
+ *                 of a process image being restored (checkpoint/snapshot.c)
  *
  * Every mutation happens under an exclusive flock on the directory.  IDs are
  * validated before any path is built.  The live status (created, running,
