@@ -402,7 +402,10 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
       }
   pid = sbx_process_spawn_in_cgroup (&ca, cr->cg, "the container process", err);
   if (pid == 0)
-    sbx_init_main (cr);
+    {
+      cr->born_in_v2 = (ca.flags & CLONE_INTO_CGROUP) != 0;
+      sbx_init_main (cr);
+    }
   if (((own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0)
        || (own_timens >= 0 && setns (own_timens, CLONE_NEWTIME) < 0))
       && pid > 0)
@@ -470,6 +473,17 @@ setup_memory_cap (const oci_resources *r, int64_t *cap)
     return 0;
   *cap = batch - sysconf (_SC_PAGESIZE);
   return m->limit;
+}
+
+/* Limits that the runtime's own setup could run into: then the init sets
+   up outside the cgroups that carry them (cgroup.h, staging).  */
+static bool
+setup_limited (const oci_resources *r)
+{
+  const oci_memory *m = r ? r->memory : NULL;
+  if (m && ((m->has_limit && m->limit > 0) || (m->has_swap && m->swap > 0)))
+    return true;
+  return r && r->pids && r->pids->limit > 0;
 }
 
 static int
@@ -629,6 +643,13 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
             return r;
         }
       sbx_test_kill_point ("create:cgroup");
+      if (cr->cg)
+        {
+          cleanup_error sbx_error *e = NULL;
+          if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (c->linux ? c->linux->resources : NULL), &e)
+              < 0)
+            sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
+        }
       if (cr->cg && c->linux && c->linux->resources)
         {
           int64_t cap = 0;

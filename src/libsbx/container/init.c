@@ -551,6 +551,10 @@ sbx_init_main (sbx_creator *cr)
   /* Die with the runtime during setup; non-dumpable keeps container
      processes away from our /proc/<pid>/exe (CVE-2019-5736).  */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
+  /* In the container's cgroup from the start, as if born there (cgroup.h,
+     staging): the cgroup namespace is rooted there.  */
+  if (cr->cg && sbx_cgroup_stage_arrive (cr->cg, cr->born_in_v2, &err) < 0)
+    goto fail;
   /* An unprivileged runtime writes our uid_map, which it may only open
      while we are dumpable: until SYNC_GO (setup), when only our code runs
      in a user namespace with nothing mapped.  */

@@ -37,6 +37,7 @@ typedef struct
                           host's, and forks the init into it (init.c) */
   pid_t hooks_pid;     /* child: the init's host pid for the hooks' state */
   bool packet_guard;   /* under an egress policy (own or the pod's) */
+  bool born_in_v2;     /* child: clone3 placed it in the v2 cgroup (CLONE_INTO_CGROUP) */
 } sbx_creator;
 
 /* The child's entry point; never returns.  */

@@ -189,10 +189,12 @@ typedef struct
 } sbx_exec_ctx;
 
 struct clone_args;
-/* clone3 with `ca`, straight into cg's directory when the kernel can
-   (CLONE_INTO_CGROUP, v2), else moving the child there afterwards; cg may
-   be NULL.  Returns 0 in the child; in the parent its pid, or -1 with the
-   child killed and reaped and its pidfd (CLONE_PIDFD) closed.  */
+/* clone3 with `ca`, straight into cg's v2 directory when the kernel can
+   (CLONE_INTO_CGROUP, also the unified hierarchy of a hybrid host); the
+   rest the child does itself when cg's staging is prepared
+   (sbx_cgroup_stage_arrive, with ca->flags telling whether it was born in
+   v2), else the parent moves it there by pid; cg may be NULL.  Returns 0 in the child; in the parent its pid,
+   or -1 with the child killed and reaped and its pidfd (CLONE_PIDFD) closed.  */
 pid_t sbx_process_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err);
 
 /* Close every fd >= 3 except the n in keep and the ones the caller
