@@ -52,13 +52,20 @@ nl_close_detached (struct mnl_socket *nl)
     pid = (pid_t)syscall (SYS_clone, 0UL, NULL, NULL, NULL, NULL);
   if (pid == 0)
     {
+      /* system calls only: a raw clone of a process that may have threads */
       int keep[2] = { fd < go[0] ? fd : go[0], fd < go[0] ? go[0] : fd };
       prctl (PR_SET_NAME, EGR_NL_CLOSER_COMM, 0, 0, 0);
-      if (keep[0] > 0)
-        syscall (SYS_close_range, 0U, (unsigned int)keep[0] - 1, 0U);
-      if (keep[1] > keep[0] + 1)
-        syscall (SYS_close_range, (unsigned int)keep[0] + 1, (unsigned int)keep[1] - 1, 0U);
-      syscall (SYS_close_range, (unsigned int)keep[1] + 1, ~0U, 0U);
+      if (syscall (SYS_close_range, (unsigned int)keep[1] + 1, ~0U, 0U) == 0)
+        {
+          if (keep[0] > 0)
+            syscall (SYS_close_range, 0U, (unsigned int)keep[0] - 1, 0U);
+          if (keep[1] > keep[0] + 1)
+            syscall (SYS_close_range, (unsigned int)keep[0] + 1, (unsigned int)keep[1] - 1, 0U);
+        }
+      else /* before Linux 5.9 */
+        for (long i = 0, max = sysconf (_SC_OPEN_MAX); i < (max > 0 && max < (1 << 20) ? max : 1 << 20); i++)
+          if (i != fd && i != go[0])
+            close ((int)i);
       while (read (go[0], &c, 1) < 0 && errno == EINTR)
         ;
       close (fd);
