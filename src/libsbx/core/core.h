@@ -157,6 +157,8 @@ typedef enum
 int sbx_log_init (const char *path, const char *format, bool debug, sbx_error **err);
 void sbx_log (sbx_log_level level, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 #define sbx_debug(...) sbx_log (SBX_LOG_DEBUG, __VA_ARGS__)
+/* Are debug messages on (--debug)?  For measurements only they need.  */
+bool sbx_log_debugging (void);
 #define sbx_warn(...) sbx_log (SBX_LOG_WARNING, __VA_ARGS__)
 /* Report a fatal error: always on stderr as "sbxrun: msg", and in the log
    file in its format.  */
