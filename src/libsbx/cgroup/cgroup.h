@@ -43,6 +43,17 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
 int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                      sbx_error **err);
 int sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err);
+/* Before make, for an unprivileged caller (rootless): on a v1 host make
+   creates the cgroup in the hierarchies where the kernel lets the caller
+   (the ones delegated to the user) and leaves the others out, as runc
+   does; it still fails when it may create it in none.  A limit or a
+   pause that needs a left-out hierarchy is refused naming it.  No effect
+   on cgroup v2 (one hierarchy).  */
+void sbx_cgroup_allow_partial (sbx_cgroup *cg);
+/* After make: a sentence naming the hierarchies left out (with the
+   directory and error of the first) and what that costs, for a warning;
+   NULL when none.  malloc'd.  */
+char *sbx_cgroup_left_out (const sbx_cgroup *cg);
 /* Before make, for a cgroup that may exist already: refuse one that is
    frozen (v1 freezer, v2 cgroup.freeze, also through an ancestor), where
    the container would hang; warn if it has processes.  */

@@ -142,7 +142,42 @@ sbx_cgroup_free (sbx_cgroup *cg)
   free (cg->unit_path);
   free (cg->id);
   sbx_cg_hiers_free (cg->h, cg->n);
+  sbx_cg_hiers_free (cg->left, cg->nleft);
   free (cg);
+}
+
+void
+sbx_cgroup_allow_partial (sbx_cgroup *cg)
+{
+  cg->partial_ok = cg->mode == SBX_CGROUP_V1;
+}
+
+char *
+sbx_cgroup_left_out (const sbx_cgroup *cg)
+{
+  size_t cap = 1;
+  char *names;
+
+  if (cg->nleft == 0)
+    return NULL;
+  for (size_t i = 0; i < cg->nleft; i++)
+    cap += strlen (cg->left[i].controllers) + 16;
+  names = xmalloc0 (cap);
+  for (size_t i = 0; i < cg->nleft; i++)
+    {
+      strcat (names, i ? ", " : "");
+      strcat (names, cg->left[i].unified ? "unified (cgroup2)" : cg->left[i].controllers);
+    }
+  {
+    /* v1_freeze falls back to the unified hierarchy's cgroup.freeze */
+    bool no_freeze = sbx_cg_find_left (cg, "freezer") && sbx_cg_unified ((sbx_cgroup *)cg) == NULL;
+    char *out = xasprintf ("the container has no cgroup in the hierarchies %s (`%s`: %s), which are not "
+                           "delegated to the user: limits of their controllers are refused%s",
+                           names, cg->left[0].dir, strerror (cg->left[0].refused),
+                           no_freeze ? ", and without the freezer it cannot be paused" : "");
+    free (names);
+    return out;
+  }
 }
 
 int
@@ -680,9 +715,12 @@ sbx_cgroup_describe (const sbx_cgroup *cg)
   size_t cap = 64, len;
   char *s;
 
-  for (size_t i = 0; i < cg->n; i++)
-    cap += strlen (cg->h[i].controllers) + strlen (cg->h[i].mountpoint) + strlen (cg->h[i].mount_root)
-           + strlen (cg->h[i].path) + 16;
+  for (size_t i = 0; i < cg->n + cg->nleft; i++)
+    {
+      const sbx_cg_hier *h = i < cg->n ? &cg->h[i] : &cg->left[i - cg->n];
+      cap += strlen (h->controllers) + strlen (h->mountpoint) + strlen (h->mount_root) + strlen (h->path)
+             + 32;
+    }
   cap += cg->unit ? strlen (cg->unit) : 0;
   s = xmalloc0 (cap);
   len = snprintf (s, cap, "%s %s%s%s\n", DESCRIBE_MAGIC, cg->mode == SBX_CGROUP_V2 ? "v2" : "v1",
@@ -691,6 +729,11 @@ sbx_cgroup_describe (const sbx_cgroup *cg)
     len += snprintf (s + len, cap - len, "%c\t%s\t%s\t%s\t%s%s\n", cg->h[i].unified ? 'u' : 'c',
                      cg->h[i].controllers, cg->h[i].mountpoint, cg->h[i].mount_root, cg->h[i].path,
                      cg->h[i].parent_ours ? "\t" PARENT_OURS : "");
+  /* left out (rootless): "x" (v1) or "y" (unified), the errno last */
+  for (size_t i = 0; i < cg->nleft; i++)
+    len += snprintf (s + len, cap - len, "%c\t%s\t%s\t%s\t%s\t%d\n", cg->left[i].unified ? 'y' : 'x',
+                     cg->left[i].controllers, cg->left[i].mountpoint, cg->left[i].mount_root,
+                     cg->left[i].path, cg->left[i].refused);
   return s;
 }
 
@@ -725,10 +768,12 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
   else
     return sbx_error_set (err, EINVAL, "invalid saved cgroup mode `%s`", m);
   cg->h = xmalloc0 ((n - 1) * sizeof *cg->h);
+  cg->left = xmalloc0 ((n - 1) * sizeof *cg->left);
   for (size_t i = 1; i < n; i++)
     {
       char *f[5], *p = lines[i];
-      sbx_cg_hier *h = &cg->h[cg->n];
+      bool left = lines[i][0] == 'x' || lines[i][0] == 'y';
+      sbx_cg_hier *h = left ? &cg->left[cg->nleft] : &cg->h[cg->n];
       for (int k = 0; k < 5; k++)
         {
           f[k] = p;
@@ -738,19 +783,22 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
           else if (k < 4)
             return sbx_error_set (err, EINVAL, "invalid saved cgroup line %zu", i);
         }
-      if ((f[0][0] != 'u' && f[0][0] != 'c') || f[0][1] || f[4][0] != '/'
-          || (p && strcmp (p, PARENT_OURS) != 0))
+      if (!f[0][0] || !strchr ("ucxy", f[0][0]) || f[0][1] || f[4][0] != '/'
+          || (p && !left && strcmp (p, PARENT_OURS) != 0) || (left && (p == NULL || atoi (p) <= 0)))
         return sbx_error_set (err, EINVAL, "invalid saved cgroup line %zu", i);
-      h->parent_ours = p != NULL;
-      h->unified = f[0][0] == 'u';
+      h->parent_ours = p != NULL && !left;
+      h->refused = left ? atoi (p) : 0;
+      h->unified = f[0][0] == 'u' || f[0][0] == 'y';
       h->controllers = xstrdup (f[1]);
       h->mountpoint = xstrdup (f[2]);
       h->mount_root = xstrdup (f[3]);
       h->path = xstrdup (f[4]);
       h->fd = -1;
-      cg->n++;
+      *(left ? &cg->nleft : &cg->n) += 1;
       if (sbx_cg_dir_for (h->mountpoint, h->mount_root, h->path, &h->dir, err) < 0)
         return -1;
+      if (left)
+        continue;
       /* the cgroup may be gone already (destroy succeeds then) */
       h->fd = open (h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }

@@ -59,7 +59,7 @@ void sbx_container_share_pod_cgroup (const char *root, const char *id, const oci
    its sandbox went meanwhile).  */
 struct sbx_net_policy;
 int sbx_container_net_install (const char *root, sbx_state *s, const oci_config *c, struct sbx_net_policy *np,
-                               int netns, sbx_cgroup *cg, sbx_error **err);
+                               int netns, sbx_cgroup *cg, bool rootless, sbx_error **err);
 /* delete, after the container's processes: its egress rules, and its
    pod's table when the pod's last container goes (taken; NULL is
    fine).  */

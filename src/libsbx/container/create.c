@@ -559,6 +559,22 @@ rootless_without_cgroup (const sbx_create_opts *o, sbx_creator *cr, sbx_error **
   return sbx_state_save (cr->state, err) < 0 ? -1 : 1;
 }
 
+/* Rootless on cgroup v1 with some hierarchies delegated: the container is
+   in those only (sbx_cgroup_allow_partial); say once which it is not in.
+   The saved description then lists them, for update's and pause's
+   messages.  */
+static int
+rootless_partial_cgroup (sbx_creator *cr, sbx_error **err)
+{
+  cleanup_free char *left = sbx_cgroup_left_out (cr->cg);
+  if (left == NULL)
+    return 0;
+  sbx_warn ("rootless: %s", left);
+  free (cr->state->st->cgroup);
+  cr->state->st->cgroup = sbx_cgroup_describe (cr->cg);
+  return sbx_state_save (cr->state, err);
+}
+
 /* Everything of create before the init exists: the config checked, the
    state directory with the saved config, the cgroup with its limits (the
    memory limit held at *restore_limit's cap, see setup_memory_cap).  */
@@ -636,12 +652,16 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
       if (sbx_state_save (cr->state, err) < 0)
         return -1;
       sbx_test_kill_point ("create:cgroup-recorded");
+      if (o->rootless)
+        sbx_cgroup_allow_partial (cg);
       if (sbx_cgroup_make (cg, err) < 0)
         {
           int r = rootless_without_cgroup (o, cr, err);
           if (r <= 0)
             return r;
         }
+      else if (rootless_partial_cgroup (cr, err) < 0)
+        return -1;
       sbx_test_kill_point ("create:cgroup");
       if (cr->cg)
         {
@@ -792,7 +812,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       if (sbx_process_netdev_move_in (c->linux, netns, err) < 0)
         goto fail;
     }
-  if (np && sbx_container_net_install (o->root, cr->state, c, np, netns, cr->cg, err) < 0)
+  if (np && sbx_container_net_install (o->root, cr->state, c, np, netns, cr->cg, o->rootless, err) < 0)
     goto fail;
   sbx_test_kill_point ("create:net");
   if (c->hooks)

@@ -99,7 +99,7 @@ share_podman_pod_policy (const char *root, const oci_config *c, sbx_net_policy *
    refused), never neither (sbx_container_net_teardown).  */
 int
 sbx_container_net_install (const char *root, sbx_state *s, const oci_config *c, sbx_net_policy *np, int netns,
-                           sbx_cgroup *cg, sbx_error **err)
+                           sbx_cgroup *cg, bool rootless, sbx_error **err)
 {
   const char *pod = sbx_net_policy_pod (np);
   cleanup_close int sfd = -1;
@@ -108,14 +108,14 @@ sbx_container_net_install (const char *root, sbx_state *s, const oci_config *c, 
   if (share_podman_pod_policy (root, c, np, cg, err) < 0)
     return -1;
   if (pod == NULL)
-    return sbx_net_policy_install (np, c, netns, s->id, cg, s->dir_fd, err);
+    return sbx_net_policy_install (np, c, netns, s->id, cg, rootless, s->dir_fd, err);
   if (sbx_state_lock_root (s, err) < 0)
     return -1;
   if (sbx_id_validate (pod, NULL) == 0)
     sfd = openat (s->root_fd, pod, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   r = sbx_net_pod_held (np, sfd, netns, err);
   if (r == 0)
-    r = sbx_net_policy_install (np, c, netns, s->id, cg, s->dir_fd, err);
+    r = sbx_net_policy_install (np, c, netns, s->id, cg, rootless, s->dir_fd, err);
   sbx_state_unlock_root (s);
   return r;
 }

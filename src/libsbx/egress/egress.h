@@ -196,9 +196,12 @@ int sbx_net_policy_denied (int netns_fd, const char *id, char **json, sbx_error 
    /proc/PID/ns/net, borrowed) and before any hook: record net.json in
    state_dirfd, then install the rules in that namespace, scoped to the
    container's cgroup v2 when the host has one (required when the namespace
-   was joined by path).  */
+   was joined by path, unless rootless: a caller without privileges can
+   only have joined a namespace of its own user namespaces, whose
+   processes are all its own, and the rules then cover the whole
+   namespace, with a warning).  */
 int sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, int netns_fd, const char *id,
-                            sbx_cgroup *cg, int state_dirfd, sbx_error **err);
+                            sbx_cgroup *cg, bool rootless, int state_dirfd, sbx_error **err);
 /* The network namespace of a container with a policy, for removing its
    rules: the joined path from net.json (if it is still the same
    namespace), else live_pid's namespace (pass 0 once the init is gone).

@@ -66,7 +66,7 @@ net_record (const sbx_net_policy *p, const char *id, const char *joined, const s
 
 int
 sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, int fd, const char *id, sbx_cgroup *cg,
-                        int state_dirfd, sbx_error **err)
+                        bool rootless, int state_dirfd, sbx_error **err)
 {
   cleanup_free char *record = NULL, *pod_dir = NULL;
   const char *joined = sbx_net_joined_netns (c);
@@ -79,7 +79,15 @@ sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, int fd, co
     return sbx_error_sys (err, "stat the container's network namespace");
   if (cg)
     cg_dir = sbx_cgroup_unified_dir (cg, &level);
-  if (cg_dir == NULL && joined)
+  if (cg_dir == NULL && joined && rootless)
+    /* setns(2) into it needed CAP_SYS_ADMIN over its owning user
+       namespace: one of the caller's (rootless podman's, for slirp4netns
+       or pasta), so whatever else is in it is the caller's too */
+    sbx_warn ("rootless: annotations " SBX_NET_PREFIX "*: the network namespace `%s` is joined by path "
+              "and the container has no cgroup v2 to scope the rules to: they apply to every process "
+              "in that namespace",
+              joined);
+  else if (cg_dir == NULL && joined)
     return sbx_error_set (err, ENOTSUP,
                           "annotations " SBX_NET_PREFIX "*: the network namespace `%s` is joined "
                           "by path, so the rules must match only this container's sockets, by "
