@@ -92,7 +92,14 @@ v1_create (sbx_cgroup *cg, sbx_error **err)
     {
       sbx_cg_hier *h = &cg->h[i];
       bool cpuset = !h->unified && sbx_cg_has_word (h->controllers, "cpuset");
-      if (sbx_cg_mkdir (h, cpuset ? cpuset_level : NULL, err) < 0)
+      /* Under --systemd-cgroup the scope's placeholder goes into what we
+         made too: systemd removes the unit's empty directories in the
+         hierarchies of controllers it supports but was not asked for
+         (devices, when the rules are not its to say) whenever it realizes
+         the unit again, e.g. for our SetUnitProperties before the init is
+         in; a cgroup with a process in it stays.  */
+      if (sbx_cg_mkdir (h, cpuset ? cpuset_level : NULL, err) < 0
+          || (cg->hold > 0 && sbx_cg_writef (h, "cgroup.procs", NULL, err, "%d", (int)cg->hold) < 0))
         {
           sbx_cg_undo_create (cg);
           return -1;
