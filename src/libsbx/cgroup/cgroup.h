@@ -238,7 +238,9 @@ typedef struct
   size_t nv1;
 } sbx_cgroup_host_layout;
 
-int sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, sbx_error **err);
+/* self_cgroup: the /proc/self/cgroup text the own directories come from
+   (NULL: read it now).  */
+int sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, const char *self_cgroup, sbx_error **err);
 void sbx_cgroup_host_layout_free (sbx_cgroup_host_layout *l);
 
 /* Kill what is left and remove the cgroup(s); succeeds if already gone.  */

@@ -546,6 +546,20 @@ drop_shadowed (sbx_cgroup *cg)
 
 static int create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err);
 
+/* Does systemd make (and remove) its units' cgroups in h?  Its own
+   hierarchies, and on v1 those of the controllers it supports.  */
+static bool
+systemd_hierarchy (const sbx_cg_hier *h)
+{
+  static const char *const ctrls[] = { "memory", "cpu", "cpuacct", "blkio", "devices", "pids" };
+  if (h->unified || strchr (h->controllers, '=') != NULL)
+    return true;
+  for (size_t i = 0; i < sizeof ctrls / sizeof *ctrls; i++)
+    if (sbx_cg_has_word (h->controllers, ctrls[i]))
+      return true;
+  return false;
+}
+
 int
 sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                  sbx_error **err)
@@ -572,9 +586,12 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
 #endif
   if (create_fs (id, path, out, err) < 0)
     return -1;
-  /* the slice is systemd's (it makes it for the unit), never removed here */
+  /* the slice is systemd's (it makes it for the unit), never removed here;
+     in the v1 hierarchies systemd leaves alone a parent this create makes
+     is ours, as with the cgroupfs driver */
   for (size_t i = 0; i < (*out)->n; i++)
-    (*out)->h[i].parent_ours = false;
+    if (systemd_hierarchy (&(*out)->h[i]))
+      (*out)->h[i].parent_ours = false;
   (*out)->unit = steal_ptr (unit);
   (*out)->slice = steal_ptr (slice);
   (*out)->unit_path = steal_ptr (path);

@@ -294,6 +294,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .bind_trees_len = cr->bind_trees ? c->mounts_len : 0,
                          .dev_trees = cr->dev_trees,
                          .dev_trees_len = cr->dev_trees ? sbx_fs_dev_nodes_len (c) : 0 };
+  cleanup_free char *self_cgroup = NULL;
 
   if (sbx_process_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
@@ -320,7 +321,11 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
      cgroup.  The rest of the setup is the runtime's work, done in the
      runtime's own cgroups (best effort) so that it is not charged to the
      container, with or without a cgroup namespace (runc's default config
-     has none); sbx_init_main goes back in before "created".  */
+     has none); sbx_init_main goes back in before "created".  Without a
+     cgroup namespace the container's cgroup mount binds the directories
+     of the cgroups we are in now, not of the runtime's.  */
+  if (sbx_read_file ("/proc/self/cgroup", 0, &self_cgroup, NULL, NULL) == 0)
+    ro.self_cgroup = self_cgroup;
   if ((flags & CLONE_NEWCGROUP) && unshare (CLONE_NEWCGROUP) < 0)
     return sbx_error_sys (err, "create cgroup namespace");
   {

@@ -38,6 +38,10 @@ typedef struct
   bool no_pivot;        /* --no-pivot: MS_MOVE + chroot instead of pivot_root */
   bool userns;          /* in a user namespace (new, joined, or ours when rootless): bind devices, no mknod */
   int cgroupns;         /* a new cgroup namespace was created (for cgroup mounts) */
+  const char *self_cgroup; /* /proc/self/cgroup as it was in the container's
+                              cgroups, before the setup left them for the
+                              runtime's (bound without a cgroup namespace);
+                              NULL: read it at mount time */
   bool has_proc_pidns;  /* procfs mounts show proc_pidns, not the mounter's pid
                            namespace (one joined by path, whose init is
                            forked only after the setup) */

@@ -413,7 +413,7 @@ do_cgroup (struct sbx_mount_ctx *x, const oci_mount *m, const sbx_mount_opts *mo
   cleanup_close int tfd = -1;
   int r = -1;
 
-  if (sbx_cgroup_host_layout_read (&l, err) < 0)
+  if (sbx_cgroup_host_layout_read (&l, x->o->self_cgroup, err) < 0)
     return -1;
   if (want_v2 || l.nv1 == 0)
     {
