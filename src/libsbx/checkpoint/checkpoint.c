@@ -681,7 +681,9 @@ apply_policy (restorer *r, const sbx_restore_opts *o, sbx_error **err)
       netns = open (p, O_RDONLY | O_CLOEXEC);
       if (netns < 0)
         return sbx_error_sys (err, "egress policy: open the container's network namespace `%s`", p);
-      if (sbx_net_policy_install (np, c, netns, o->id, r->cg, false, r->s->dir_fd, err) < 0)
+      /* As create does: a pod member's record only while its sandbox
+         holds the pod's table.  */
+      if (sbx_container_net_install (o->root, r->s, c, np, netns, r->cg, false, err) < 0)
         return sbx_error_wrap (err, "egress policy");
     }
   if (r->cg && sbx_cgroup_pids (r->cg, &pids, &n, err) < 0)

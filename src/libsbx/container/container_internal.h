@@ -54,12 +54,6 @@ int sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_err
 /* Pods (pod.c).  A member's cgroup shares the pod's (its parent) with
    its sandbox: the last of them to go removes it.  */
 void sbx_container_share_pod_cgroup (const char *root, const char *id, const oci_config *c, sbx_cgroup *cg);
-/* create: the egress policy np of container s in netns (a podman
-   member's re-scopes its infra's first; a pod member's is refused when
-   its sandbox went meanwhile).  */
-struct sbx_net_policy;
-int sbx_container_net_install (const char *root, sbx_state *s, const oci_config *c, struct sbx_net_policy *np,
-                               int netns, sbx_cgroup *cg, bool rootless, sbx_error **err);
 /* delete, after the container's processes: its egress rules, and its
    pod's table when the pod's last container goes (taken; NULL is
    fine).  */
