@@ -524,6 +524,10 @@ CONFIG_CASES = [
     # without a mount namespace a mount would be made on the host (runc
     # does, and leaves it after delete): refused by name, not ignored
     ("mounts-without-mount-ns", _without_ns("mount"), ["mounts needs a new mount namespace"]),
+    # a joined one is another process's: no rootfs is built in it
+    ("mounts-in-joined-mount-ns",
+     _chain(_without_ns("mount"), lambda c: c["linux"]["namespaces"].append({"type": "mount", "path": "/proc/self/ns/mnt"})),
+     ["mounts needs a new mount namespace", "joined by path"]),
     ("maskedPaths-without-mount-ns",
      _chain(_without_ns("mount"), _set(["mounts"], []), _set(["linux", "maskedPaths"], ["/proc/kcore"])),
      ["linux.maskedPaths needs a new mount namespace"]),
