@@ -773,6 +773,21 @@ def test_cgroup_without_namespace_shows_full_path(sbx, bundle):
     assert lines and all(line.split(":", 2)[2] == path for line in lines), lines
 
 
+def test_cgroup_mount_without_namespace_is_the_containers(sbx, bundle):
+    """Without a cgroup namespace /sys/fs/cgroup binds the container's own
+    cgroup directories (the setup runs in the runtime's cgroups: not
+    those): the limit files read from inside are the container's."""
+    b = bundle()
+    with b.edit() as c:
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
+        c["linux"]["resources"] = {"pids": {"limit": 37}}
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    if not v2 and not os.path.isdir("/sys/fs/cgroup/pids"):
+        pytest.skip("no pids controller")
+    out = run_sh(sbx, b, "cat /sys/fs/cgroup/pids.max" if v2 else "cat /sys/fs/cgroup/pids/pids.max")
+    assert out.strip() == "37"
+
+
 # ---- file descriptors
 
 

@@ -444,7 +444,7 @@ own_dir (const char *proc_cgroup, const sbx_cgroup_host_hierarchy *h, const char
 }
 
 int
-sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, sbx_error **err)
+sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, const char *self_cgroup, sbx_error **err)
 {
   cleanup_free char *text = NULL, *proc_cgroup = NULL;
   char *save = NULL;
@@ -452,7 +452,9 @@ sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, sbx_error **err)
   memset (l, 0, sizeof *l);
   if (sbx_read_file ("/proc/self/mountinfo", 0, &text, NULL, err) < 0)
     return -1;
-  if (sbx_read_file ("/proc/self/cgroup", 0, &proc_cgroup, NULL, NULL) < 0)
+  if (self_cgroup)
+    proc_cgroup = xstrdup (self_cgroup);
+  else if (sbx_read_file ("/proc/self/cgroup", 0, &proc_cgroup, NULL, NULL) < 0)
     proc_cgroup = NULL;
   for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
     {

@@ -196,12 +196,35 @@ sbx_cgroup_placed (sbx_cgroup *cg, sbx_error **err)
   return sbx_cgroup_apply (cg, &r, err);
 }
 
-/* Open the cgroup.procs pairs of sbx_cgroup_stage_*.  */
-static int
-stage_prepare (sbx_cgroup *cg, sbx_error **err)
+/* The file through which a process moves itself into h's cgroup: on v1
+   `tasks` (its calling thread: the init and exec's joiner are single
+   threads), which the kernel does under cgroup_mutex alone, where a
+   cgroup.procs write (the whole thread group) also takes the global
+   threadgroup lock and so waits for an RCU grace period (5-50 ms on a
+   loaded host, measured); v2 has only cgroup.procs for that (moving a
+   thread, cgroup.threads, is for threaded subtrees).  */
+static const char *
+self_procs_file (const sbx_cg_hier *h)
+{
+  return h->unified ? "cgroup.procs" : "tasks";
+}
+
+/* Does the runtime's setup in h risk a limit of the container's cgroup
+   (memory charges, forks of hooks)?  */
+static bool
+stage_hier (sbx_cg_hier *h)
+{
+  if (!h->unified)
+    return sbx_cg_has_word (h->controllers, "memory") || sbx_cg_has_word (h->controllers, "pids");
+  return sbx_cg_v2_available (h, "memory") || sbx_cg_v2_available (h, "pids");
+}
+
+int
+sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool leave, sbx_error **err)
 {
   bool differs = false;
 
+  stage_close (cg);
   cg->stage_in = xmalloc0 (cg->n * sizeof (int));
   cg->stage_out = xmalloc0 (cg->n * sizeof (int));
   for (size_t i = 0; i < cg->n; i++)
@@ -209,33 +232,51 @@ stage_prepare (sbx_cgroup *cg, sbx_error **err)
   for (size_t i = 0; i < cg->n; i++)
     {
       sbx_cg_hier *h = &cg->h[i];
+      if (sbx_cg_open (h, err) < 0)
+        goto fail;
+      cg->stage_in[i] = openat (h->fd, self_procs_file (h), O_WRONLY | O_CLOEXEC);
+      if (cg->stage_in[i] < 0)
+        {
+          sbx_error_sys (err, "open `%s/%s`", h->dir, self_procs_file (h));
+          goto fail;
+        }
+    }
+  for (size_t i = 0; leave && i < cg->n; i++)
+    {
+      sbx_cg_hier *h = &cg->h[i];
       cleanup_free char *own_dir = NULL, *file = NULL;
 
+      if (!stage_hier (h))
+        continue;
       if (sbx_cg_dir_for (h->mountpoint, h->mount_root, h->own, &own_dir, err) < 0)
         goto fail;
-      differs |= strcmp (own_dir, h->dir) != 0;
-      file = xasprintf ("%s/cgroup.procs", own_dir);
+      if (strcmp (own_dir, h->dir) == 0)
+        {
+          /* the container's cgroup is the runtime's own: nowhere to go */
+          sbx_debug ("cgroup: %s is the runtime's own: the init sets up inside it", h->dir);
+          continue;
+        }
+      differs = true;
+      file = xasprintf ("%s/%s", own_dir, self_procs_file (h));
       cg->stage_out[i] = open (file, O_WRONLY | O_CLOEXEC);
       if (cg->stage_out[i] < 0)
         {
           sbx_error_sys (err, "open `%s`", file);
           goto fail;
         }
-      if (sbx_cg_open (h, err) < 0)
-        goto fail;
-      cg->stage_in[i] = openat (h->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-      if (cg->stage_in[i] < 0)
-        {
-          sbx_error_sys (err, "open `%s/cgroup.procs`", h->dir);
-          goto fail;
-        }
     }
-  if (differs)
-    return 0;
-  sbx_error_set (err, 0, "the container's cgroup is the runtime's own");
+  if (leave && !differs)
+    sbx_debug ("cgroup: no hierarchy to leave during setup");
+  return 0;
 fail:
   stage_close (cg);
   return -1;
+}
+
+bool
+sbx_cgroup_stage_ready (const sbx_cgroup *cg)
+{
+  return cg->stage_in != NULL;
 }
 
 static int
@@ -249,16 +290,30 @@ write_self (int fd)
 }
 
 int
+sbx_cgroup_stage_arrive (sbx_cgroup *cg, bool born_in_v2, sbx_error **err)
+{
+  if (cg->stage_in == NULL)
+    return 0; /* the runtime moved us (sbx_process_spawn_in_cgroup) */
+  for (size_t i = 0; i < cg->n; i++)
+    if (!(cg->h[i].unified && born_in_v2) && write_self (cg->stage_in[i]) < 0)
+      return sbx_error_sys (err, "move the container init into its cgroup `%s`", cg->h[i].dir);
+  return 0;
+}
+
+int
 sbx_cgroup_stage_leave (sbx_cgroup *cg, sbx_error **err)
 {
   if (cg->stage_out == NULL)
     return sbx_error_set (err, 0, "cgroup staging not prepared");
+  if (cg->staged_out)
+    return 0;
   for (size_t i = 0; i < cg->n; i++)
-    if (write_self (cg->stage_out[i]) < 0)
+    if (cg->stage_out[i] >= 0 && write_self (cg->stage_out[i]) < 0)
       {
         int e = errno;
         for (size_t j = 0; j < i; j++) /* back where we were */
-          write_self (cg->stage_in[j]);
+          if (cg->stage_out[j] >= 0)
+            write_self (cg->stage_in[j]);
         return sbx_error_set (err, e, "move the container init to the runtime's cgroup `%s`", cg->h[i].own);
       }
   cg->staged_out = true;
@@ -271,7 +326,7 @@ sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err)
   if (!cg->staged_out)
     return 0;
   for (size_t i = 0; i < cg->n; i++)
-    if (write_self (cg->stage_in[i]) < 0)
+    if (cg->stage_out[i] >= 0 && write_self (cg->stage_in[i]) < 0)
       return sbx_error_sys (err, "move the container init into its cgroup `%s`", cg->h[i].dir);
   cg->staged_out = false;
   return 0;
@@ -491,6 +546,20 @@ drop_shadowed (sbx_cgroup *cg)
 
 static int create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err);
 
+/* Does systemd make (and remove) its units' cgroups in h?  Its own
+   hierarchies, and on v1 those of the controllers it supports.  */
+static bool
+systemd_hierarchy (const sbx_cg_hier *h)
+{
+  static const char *const ctrls[] = { "memory", "cpu", "cpuacct", "blkio", "devices", "pids" };
+  if (h->unified || strchr (h->controllers, '=') != NULL)
+    return true;
+  for (size_t i = 0; i < sizeof ctrls / sizeof *ctrls; i++)
+    if (sbx_cg_has_word (h->controllers, ctrls[i]))
+      return true;
+  return false;
+}
+
 int
 sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, bool rootless,
                  sbx_cgroup **out, sbx_error **err)
@@ -534,9 +603,12 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
 #endif
   if (create_fs (id, path, out, err) < 0)
     return -1;
-  /* the slice is systemd's (it makes it for the unit), never removed here */
+  /* the slice is systemd's (it makes it for the unit), never removed here;
+     in the v1 hierarchies systemd leaves alone a parent this create makes
+     is ours, as with the cgroupfs driver */
   for (size_t i = 0; i < (*out)->n; i++)
-    (*out)->h[i].parent_ours = false;
+    if (systemd_hierarchy (&(*out)->h[i]))
+      (*out)->h[i].parent_ours = false;
   (*out)->user_bus = rootless;
   (*out)->unit = steal_ptr (unit);
   (*out)->slice = steal_ptr (slice);
@@ -669,11 +741,6 @@ sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
     }
   sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg),
              cg->mode == SBX_CGROUP_V2 ? "v2" : "v1");
-  {
-    cleanup_error sbx_error *e = NULL;
-    if (stage_prepare (cg, &e) < 0)
-      sbx_debug ("cgroup: the init will set up inside the container's cgroup: %s", e->msg);
-  }
   return 0;
 }
 
@@ -824,6 +891,15 @@ sbx_cgroup_dirfd (const sbx_cgroup *cg)
   if (cg->mode != SBX_CGROUP_V2 || cg->n != 1)
     return -1;
   return cg->h[0].fd;
+}
+
+int
+sbx_cgroup_clone_fd (const sbx_cgroup *cg)
+{
+  for (size_t i = 0; i < cg->n; i++)
+    if (cg->h[i].unified)
+      return cg->h[i].fd;
+  return -1;
 }
 
 int

@@ -500,6 +500,16 @@ add_devices (sd_prop **p, size_t *n, oci_device_cgroup *const *rules, size_t len
   size_t nv = 0;
   bool strict = sbx_cg_systemd_devices (rules, len, NULL, &v, &nv);
 
+  /* On v1 systemd's list, written again at each realize, is the cgroup's
+     only one: a block list it cannot say is left to ours alone, and the
+     unit keeps the properties it had (DevicePolicy=auto with no entries
+     there would also make systemd move the processes out of a devices
+     cgroup it realized before, to the slice's).  */
+  if (!strict && sbx_cgroup_host_mode () != SBX_CGROUP_V2)
+    {
+      sbx_cg_sd_devices_free (v, nv);
+      return;
+    }
   *p = xrealloc (*p, (*n + 3) * sizeof **p);
   (*p)[(*n)++] = (sd_prop){ "devices", "DevicePolicy", 's', .shown = xstrdup (strict ? "strict" : "auto") };
   (*p)[(*n)++] = (sd_prop){ "devices", "DeviceAllow", 'A', .shown = xstrdup ("(empty)") };
@@ -742,6 +752,13 @@ start_unit (sbx_cg_systemd *s, const char *id, const char *slice, const char *un
   if (r >= 0 && !is_slice)
     r = sd.append (m, "(sv)(sv)(sv)", "Slice", "s", slice, "Delegate", "b", 1, "PIDs", "au", 1,
                    (uint32_t)hold);
+  /* On v1 a delegated unit gets only the controllers it asks for (as runc
+     does, all of systemd's but devices, whose rules come with the
+     resources): systemd makes their cgroups with the scope and never
+     removes them under us.  */
+  if (r >= 0 && sbx_cgroup_host_mode () != SBX_CGROUP_V2)
+    r = sd.append (m, "(sv)(sv)(sv)(sv)", "MemoryAccounting", "b", 1, "CPUAccounting", "b", 1,
+                   "BlockIOAccounting", "b", 1, "TasksAccounting", "b", 1);
   if (r >= 0)
     r = sd.append (m, "(sv)", "DefaultDependencies", "b", 0);
   if (r >= 0)

@@ -133,7 +133,18 @@ v1_create (sbx_cgroup *cg, sbx_error **err)
       bool cpuset = !h->unified && sbx_cg_has_word (h->controllers, "cpuset");
       sbx_error *e = NULL;
       if (sbx_cg_mkdir (h, cpuset ? cpuset_level : NULL, &e) == 0)
-        continue;
+        {
+          /* Under --systemd-cgroup the scope's placeholder goes into what
+             we made too: systemd removes the unit's empty directories in
+             the hierarchies of controllers it supports but was not asked
+             for (devices, when the rules are not its to say) whenever it
+             realizes the unit again, e.g. for our SetUnitProperties before
+             the init is in; a cgroup with a process in it stays.  */
+          if (cg->hold <= 0 || sbx_cg_writef (h, "cgroup.procs", NULL, &e, "%d", (int)cg->hold) == 0)
+            continue;
+          sbx_cg_undo_create (cg);
+          return pass_error (err, e);
+        }
       /* runc's rule for rootless: a hierarchy where the cgroup may not be
          created (not delegated) is done without */
       if (cg->partial_ok && !h->created && (e->errno_ == EACCES || e->errno_ == EPERM || e->errno_ == EROFS))
