@@ -712,7 +712,7 @@ def test_cri_pod_policy_scoped_to_the_pod_slice(sbx, bundle, tmp_path, netlab):
 # ---------------------------------------------------------------------------
 # rootless: the user's systemd (issue 15)
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def user_session(busybox_rootfs):
     """The rootless test user of test_rootless.py with a running user
     manager (loginctl enable-linger, user@UID.service) and its bundles
@@ -726,10 +726,13 @@ def user_session(busybox_rootfs):
         if not shutil.which(cmd):
             pytest.skip(f"{cmd} missing")
     if run_cmd(["id", USER]).returncode != 0:
-        cp = run_cmd(["useradd", "-m", USER])
+        # the group may exist already (a user removed without its group)
+        group = ["-g", USER] if run_cmd(["getent", "group", USER]).returncode == 0 else ["-U"]
+        cp = run_cmd(["useradd", "-m", *group, USER])
         assert cp.returncode == 0, describe(cp)
-    cp = run_cmd(["loginctl", "enable-linger", USER], timeout=120)
-    assert cp.returncode == 0, describe(cp)
+    # lingering keeps the user manager up without a login (logind may be
+    # asleep in the guest: user@UID.service is started below either way)
+    run_cmd(["loginctl", "enable-linger", USER], timeout=120)
     top = tempfile.mkdtemp(prefix="sbxsd-", dir="/tmp")
     os.chmod(top, 0o755)
     u = RootlessUser(top, busybox_rootfs)
@@ -752,42 +755,148 @@ def user_session(busybox_rootfs):
         shutil.rmtree(top, ignore_errors=True)
 
 
+def user_scope_config(path_form, cgroupns):
+    """A config edit: cgroupsPath, memory and pids limits; without cgroupns,
+    the host's /sys/fs/cgroup (in the /sys rbind) instead of a cgroup mount,
+    so that the container reads its own cgroup's files by their full path."""
+    def edit(c):
+        c["linux"]["cgroupsPath"] = path_form
+        c["linux"]["resources"] = {"pids": {"limit": 16}, "memory": {"limit": 64 << 20}}
+        if not cgroupns:
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
+            c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    return edit
+
+
+def user_unit_path(s, unit):
+    """The cgroup of a unit in the user manager's user.slice."""
+    return f"/user.slice/user-{s.uid}.slice/{s.service}/user.slice/{unit}"
+
+
+def user_unit_prop(s, unit, prop):
+    return s.scoped("systemctl", "--user", "show", "-P", prop, unit, scope=False).stdout.strip()
+
+
+def delete_leaves_no_unit(s, cid, unit, path):
+    """delete as the user: the user manager forgets the unit, its cgroup
+    (full path) is gone."""
+    cp = s.scoped(s.sbxrun, "delete", "--force", cid)
+    assert cp.returncode == 0, describe(cp)
+    assert user_unit_prop(s, unit, "LoadState") == "not-found"
+    assert not os.path.exists(f"{CG}{path}")
+
+
 @needs_driver
 def test_rootless_systemd_user_scope(user_session):
     """--systemd-cgroup as an ordinary user: sbxrun asks the user's systemd
     (the user bus), which makes the transient scope below user@UID.service
-    (podman's rootless cgroupsPath user.slice:libpod:<id> form); the
-    container sees it in /proc/self/cgroup (no cgroup namespace), the
-    pids limit is TasksMax and pids.max and holds a fork bomb, and delete
-    stops the unit and removes its cgroup."""
+    (podman's rootless cgroupsPath user.slice:libpod:<id> form).  Inside
+    (no cgroup namespace): /proc/self/cgroup names that scope, memory.max
+    and pids.max hold the limits, a fork bomb stops at pids.max; the user
+    manager has TasksMax/MemoryMax; pause freezes it (a process inside
+    stops counting), resume thaws it; delete stops the unit and removes its
+    cgroup, and nothing is left in the state root."""
     s = user_session
-
-    def edit(c):
-        c["linux"]["cgroupsPath"] = "user.slice:sbxtest:c1"
-        c["linux"]["resources"] = {"pids": {"limit": 16}}
-        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
-
-    b = s.bundle(["sleep", "600"], edit)
+    # an init that reaps (ash's waits take any child): the bomb's orphans
+    # must not stay zombies, counted in pids.current
+    b = s.bundle(["sh", "-c", "while :; do sleep 1; done"],
+                 user_scope_config("user.slice:sbxtest:c1", cgroupns=False))
     sbx = s.sbxrun
-    unit = "sbxtest-c1.scope"
-    path = f"/user.slice/user-{s.uid}.slice/{s.service}/user.slice/{unit}"
+    unit, path = "sbxtest-c1.scope", user_unit_path(s, "sbxtest-c1.scope")
     cp = s.scoped(sbx, "--systemd-cgroup", "run", "-d", "c1", cwd=b)
     assert cp.returncode == 0, describe(cp)
     try:
         assert "no writable cgroup" not in cp.stderr, describe(cp)
-        cp = s.scoped(sbx, "exec", "c1", "cat", "/proc/self/cgroup")
-        assert cp.returncode == 0 and cp.stdout.strip() == f"0::{path}", describe(cp)
-        cp = s.scoped("systemctl", "--user", "show", "-P", "TasksMax", unit, scope=False)
-        assert cp.stdout.strip() == "16", describe(cp)
-        assert cgfile(path, "pids.max") == "16"
-        s.scoped(sbx, "exec", "c1", "sh", "-c", "for i in $(seq 40); do sleep 100 & done; echo done")
-        assert int(cgfile(path, "pids.current")) <= 16
-        assert int(dict(ln.split() for ln in cgfile(path, "pids.events").splitlines())["max"]) > 0
-        cp = s.scoped(sbx, "delete", "--force", "c1")
+        cp = s.scoped(sbx, "exec", "c1", "sh", "-c",
+                      f"cat /proc/self/cgroup {CG}{path}/memory.max {CG}{path}/pids.max")
         assert cp.returncode == 0, describe(cp)
-        cp = s.scoped("systemctl", "--user", "show", "-P", "LoadState", unit, scope=False)
-        assert cp.stdout.strip() == "not-found", describe(cp)
-        assert not os.path.exists(f"{CG}{path}")
+        assert cp.stdout.split() == [f"0::{path}", str(64 << 20), "16"], describe(cp)
+        for prop, want in (("TasksMax", "16"), ("MemoryMax", str(64 << 20)), ("ActiveState", "active")):
+            assert user_unit_prop(s, unit, prop) == want, prop
+        # a fork bomb in a subshell (ash gives up at the first fork refused):
+        # held at pids.max, the count read inside by builtins (no fork left
+        # for cat), then every process but the init and the shell killed
+        cp = s.scoped(sbx, "exec", "c1", "sh", "-c",
+                      "(i=0; while [ $i -lt 40 ]; do sleep 100 & i=$((i+1)); done) 2>/dev/null; "
+                      f"read n < {CG}{path}/pids.current; echo $n; "
+                      "for d in /proc/[0-9]*; do p=${d#/proc/}; [ $p = 1 ] || [ $p = $$ ] || kill $p; done")
+        assert cp.returncode == 0 and 14 <= int(cp.stdout.strip()) <= 16, describe(cp)
+        assert int(dict(ln.split() for ln in cgfile(path, "pids.events").splitlines())["max"]) > 0
+        wait_for(lambda: int(cgfile(path, "pids.current")) <= 2, timeout=30, what="the bomb's processes gone")
+        # pause/resume through the delegated cgroup.freeze
+        cp = s.scoped(sbx, "pause", "c1")
+        assert cp.returncode == 0, describe(cp)
+        cp = s.scoped(sbx, "state", "c1")
+        assert json.loads(cp.stdout)["status"] == "paused", describe(cp)
+        assert "frozen 1" in cgfile(path, "cgroup.events").splitlines()
+        cp = s.scoped(sbx, "resume", "c1")
+        assert cp.returncode == 0, describe(cp)
+        assert "frozen 0" in cgfile(path, "cgroup.events").splitlines()
+        cp = s.scoped(sbx, "exec", "c1", "echo", "thawed")
+        assert cp.stdout.strip() == "thawed", describe(cp)
+        delete_leaves_no_unit(s, "c1", unit, path)
     finally:
         s.scoped(sbx, "delete", "--force", "c1")
+    assert s.state_entries() == []
+
+
+@needs_driver
+def test_rootless_systemd_user_create_default_slice(user_session):
+    """create + start with the spec's cgroup namespace and no cgroupsPath:
+    the unit is sbxrun-c2.scope in the user manager's user.slice (runc's
+    rootless default), the container sees its own cgroup as / and reads
+    the limits at /sys/fs/cgroup; delete leaves no unit."""
+    s = user_session
+    b = s.bundle(["sleep", "600"], user_scope_config(None, cgroupns=True))
+    sbx = s.sbxrun
+    unit, path = "sbxrun-c2.scope", user_unit_path(s, "sbxrun-c2.scope")
+    cp = s.scoped(sbx, "--systemd-cgroup", "create", "c2", cwd=b)
+    assert cp.returncode == 0, describe(cp)
+    try:
+        cp = s.scoped(sbx, "start", "c2")
+        assert cp.returncode == 0, describe(cp)
+        cp = s.scoped(sbx, "exec", "c2", "sh", "-c",
+                      "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max")
+        assert cp.returncode == 0, describe(cp)
+        assert cp.stdout.split() == ["0::/", str(64 << 20), "16"], describe(cp)
+        assert cgfile(path, "memory.max") == str(64 << 20)
+        delete_leaves_no_unit(s, "c2", unit, path)
+    finally:
+        s.scoped(sbx, "delete", "--force", "c2")
+    assert s.state_entries() == []
+
+
+@needs_driver
+def test_rootless_systemd_no_user_bus(user_session):
+    """No user bus ($XDG_RUNTIME_DIR without one, no
+    $DBUS_SESSION_BUS_ADDRESS): --systemd-cgroup is refused, the error
+    names the user bus, and neither a container nor a unit is left (not
+    the no-cgroup fallback of a rootless run without a delegated
+    subtree)."""
+    s = user_session
+    b = s.bundle(["true"], user_scope_config("user.slice:sbxtest:c3", cgroupns=True))
+    xdg = os.path.join(s.top, "nobus")
+    os.mkdir(xdg, 0o700)
+    os.chown(xdg, s.uid, s.gid)
+    cp = s.run("--systemd-cgroup", "run", "c3", cwd=b, env={"XDG_RUNTIME_DIR": xdg})
+    assert cp.returncode != 0, describe(cp)
+    assert "user bus" in cp.stderr and "no writable cgroup" not in cp.stderr, describe(cp)
+    root = os.path.join(xdg, "sbxrun")
+    left = [n for n in os.listdir(root) if not n.startswith(".")] if os.path.isdir(root) else []
+    assert left == [], describe(cp)
+    assert user_unit_prop(s, "sbxtest-c3.scope", "LoadState") == "not-found"
+
+
+@needs_driver
+def test_rootless_systemd_outside_user_manager(user_session):
+    """sbxrun run outside user@UID.service (here in the suite's system
+    service) could not move the container into the user manager's unit
+    (the kernel's common-ancestor rule): refused before any unit is
+    started, the error names both cgroups and the way out."""
+    s = user_session
+    b = s.bundle(["true"], user_scope_config("user.slice:sbxtest:c4", cgroupns=True))
+    cp = s.run("--systemd-cgroup", "run", "c4", cwd=b)
+    assert cp.returncode != 0, describe(cp)
+    assert "outside the user's systemd" in cp.stderr and "systemd-run --user --scope" in cp.stderr, describe(cp)
+    assert user_unit_prop(s, "sbxtest-c4.scope", "LoadState") == "not-found"
     assert s.state_entries() == []

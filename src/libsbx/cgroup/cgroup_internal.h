@@ -231,6 +231,17 @@ int sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err);
 /* The system bus, or with user the caller's user bus
    ($DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus).  */
 int sbx_cg_systemd_open (bool user, sbx_cg_systemd **out, sbx_error **err);
+/* Does systemd make (and remove) its units' cgroups in h?  Its own
+   hierarchies, and on v1 those of the controllers it supports.  */
+bool sbx_cg_systemd_hierarchy (const sbx_cg_hier *h);
+/* systemd_user.c: rootless, the unit is the user manager's.  Its slice
+   (*slice replaced by user.slice when cgroups_path names none, runc's
+   default) and *path, the unit's cgroup below user@UID.service.  */
+int sbx_cg_systemd_user_unit (const char *cgroups_path, const char *unit, char **slice, char **path,
+                              sbx_error **err);
+/* Is the caller inside the user manager's cgroup, where the kernel lets it
+   move the container into the unit?  EACCES naming both if it is not.  */
+int sbx_cg_systemd_user_check_self (sbx_error **err);
 /* Is path (hierarchy-relative) inside a user manager's cgroup,
    "/user.slice/.../user@UID.service/..."?  */
 bool sbx_cg_systemd_in_user_manager (const char *path);

@@ -546,20 +546,6 @@ drop_shadowed (sbx_cgroup *cg)
 
 static int create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err);
 
-/* Does systemd make (and remove) its units' cgroups in h?  Its own
-   hierarchies, and on v1 those of the controllers it supports.  */
-static bool
-systemd_hierarchy (const sbx_cg_hier *h)
-{
-  static const char *const ctrls[] = { "memory", "cpu", "cpuacct", "blkio", "devices", "pids" };
-  if (h->unified || strchr (h->controllers, '=') != NULL)
-    return true;
-  for (size_t i = 0; i < sizeof ctrls / sizeof *ctrls; i++)
-    if (sbx_cg_has_word (h->controllers, ctrls[i]))
-      return true;
-  return false;
-}
-
 int
 sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, bool rootless,
                  sbx_cgroup **out, sbx_error **err)
@@ -579,23 +565,8 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
   if (sbx_cg_systemd_parse (cgroups_path, id, &slice, &unit, err) < 0
       || sbx_cg_systemd_unit_path (slice, unit, &path, err) < 0)
     return -1;
-  if (rootless)
-    {
-      /* the user's systemd (its user bus): units below user@UID.service,
-         in user.slice unless the config names a slice (runc's default) */
-      cleanup_free char *root = sbx_cg_systemd_user_root (), *in_user = NULL;
-      if (cgroups_path == NULL || *cgroups_path == '\0' || *cgroups_path == ':')
-        {
-          free (slice), free (path);
-          slice = xstrdup ("user.slice");
-          path = NULL;
-          if (sbx_cg_systemd_unit_path (slice, unit, &path, err) < 0)
-            return -1;
-        }
-      in_user = xasprintf ("%s%s", root, path);
-      free (path);
-      path = steal_ptr (in_user);
-    }
+  if (rootless && sbx_cg_systemd_user_unit (cgroups_path, unit, &slice, &path, err) < 0)
+    return -1;
 #ifndef HAVE_SYSTEMD
   return sbx_error_set (err, ENOTSUP,
                         "--systemd-cgroup: this sbxrun was built without libsystemd (configure "
@@ -607,7 +578,7 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
      in the v1 hierarchies systemd leaves alone a parent this create makes
      is ours, as with the cgroupfs driver */
   for (size_t i = 0; i < (*out)->n; i++)
-    if (systemd_hierarchy (&(*out)->h[i]))
+    if (sbx_cg_systemd_hierarchy (&(*out)->h[i]))
       (*out)->h[i].parent_ours = false;
   (*out)->user_bus = rootless;
   (*out)->unit = steal_ptr (unit);

@@ -120,30 +120,15 @@ sbx_cg_systemd_parse (const char *cgroups_path, const char *id, char **slice, ch
 }
 
 bool
-sbx_cg_systemd_in_user_manager (const char *path)
+sbx_cg_systemd_hierarchy (const sbx_cg_hier *h)
 {
-  const char *p = path && sbx_has_prefix (path, "/user.slice/") ? strstr (path, "/user@") : NULL;
-  const char *end = p ? strchr (p + 1, '/') : NULL;
-  return end && end - p > 14 && strncmp (end - 8, ".service", 8) == 0;
-}
-
-char *
-sbx_cg_systemd_user_root (void)
-{
-  cleanup_free char *map = NULL;
-  unsigned long uid = geteuid ();
-  /* in a user namespace (rootless podman's) the host uid euid maps to */
-  if (sbx_read_file ("/proc/self/uid_map", 0, &map, NULL, NULL) == 0)
-    for (char *l = map; l && *l; l = strchr (l, '\n') ? strchr (l, '\n') + 1 : NULL)
-      {
-        unsigned long in, out, n;
-        if (sscanf (l, "%lu %lu %lu", &in, &out, &n) == 3 && uid >= in && uid - in < n)
-          {
-            uid = out + (uid - in);
-            break;
-          }
-      }
-  return xasprintf ("/user.slice/user-%lu.slice/user@%lu.service", uid, uid);
+  static const char *const ctrls[] = { "memory", "cpu", "cpuacct", "blkio", "devices", "pids" };
+  if (h->unified || strchr (h->controllers, '=') != NULL)
+    return true;
+  for (size_t i = 0; i < sizeof ctrls / sizeof *ctrls; i++)
+    if (sbx_cg_has_word (h->controllers, ctrls[i]))
+      return true;
+  return false;
 }
 
 int
@@ -861,6 +846,8 @@ sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err)
   cleanup_free char *path = NULL;
 
   if (cg->bus == NULL && bus_open (cg->user_bus, &cg->bus, err) < 0)
+    return -1;
+  if (cg->user_bus && sbx_cg_systemd_user_check_self (err) < 0)
     return -1;
   if (!is_slice_unit (cg->unit) && (cg->hold = spawn_hold (err)) < 0)
     {

@@ -538,12 +538,14 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
 /* An unprivileged caller that may not make the container's cgroup (no
    delegated subtree): like runc, run without one when nothing asks for a
    limit, and refuse when linux.resources does (docs/rootless.md).  Returns
-   1 to go on without a cgroup, or <0 with ERR.  */
+   1 to go on without a cgroup, or <0 with ERR.  With --systemd-cgroup
+   the user's systemd was asked for the cgroup: its refusal is the error
+   (as runc's).  */
 static int
 rootless_without_cgroup (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
 {
   int e = (*err)->errno_;
-  if (!o->rootless || (e != EACCES && e != EPERM && e != EROFS))
+  if (!o->rootless || o->systemd_cgroup || (e != EACCES && e != EPERM && e != EROFS))
     return -1;
   cleanup_free char *limits = sbx_cgroup_limits_named (cr->c->linux ? cr->c->linux->resources : NULL);
   if (limits)
