@@ -537,10 +537,9 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
 
 /* An unprivileged caller that may not make the container's cgroup (no
    delegated subtree): like runc, run without one when nothing asks for a
-   limit, and refuse when linux.resources does (docs/rootless.md).  Returns
-   1 to go on without a cgroup, or <0 with ERR.  With --systemd-cgroup
-   the user's systemd was asked for the cgroup: its refusal is the error
-   (as runc's).  */
+   limit, and refuse when linux.resources does (docs/rootless.md); never
+   after the user's systemd refused (--systemd-cgroup, as runc).  Returns
+   1 to go on without a cgroup, or <0 with ERR.  */
 static int
 rootless_without_cgroup (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
 {
