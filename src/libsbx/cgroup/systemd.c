@@ -270,10 +270,9 @@ bus_open (bool user, sbx_cg_systemd **out, sbx_error **err)
   if (r < 0)
     {
       free (s);
-      return sbx_error_set (err, -r,
-                            "--systemd-cgroup: cannot connect to systemd's %s (%s): is systemd "
-                            "running%s?",
-                            which, strerror (-r), user ? " for the user (loginctl enable-linger)" : "");
+      return sbx_error_set (
+          err, -r, "--systemd-cgroup: cannot connect to systemd's %s: is %s running?", which,
+          user ? "the user's systemd (user@UID.service, with loginctl enable-linger or a login)" : "systemd");
     }
   r = sd.match_signal (s->bus, &s->slot, SD_DEST, SD_PATH, SD_MANAGER, "JobRemoved", on_job_removed, s);
   if (r >= 0)
@@ -288,7 +287,7 @@ bus_open (bool user, sbx_cg_systemd **out, sbx_error **err)
   if (r < 0)
     {
       bus_close (s);
-      return sbx_error_set (err, -r, "--systemd-cgroup: systemd's %s: %s", which, strerror (-r));
+      return sbx_error_set (err, -r, "--systemd-cgroup: systemd's %s", which);
     }
   *out = s;
   return 0;
