@@ -67,7 +67,7 @@ BUILD_DEPS=(autoconf automake libtool pkg-config gcc make m4
 	libyajl-dev libseccomp-dev libcap-dev libmnl-dev libnftnl-dev libsystemd-dev
 	go-md2man busybox-static)
 DEMO_DEPS=(jq iproute2 nftables)
-TEST_DEPS=(uidmap libcmocka-dev valgrind python3 python3-pytest runc crun podman criu
+TEST_DEPS=(uidmap libcmocka-dev valgrind python3 python3-pytest runc crun podman criu slirp4netns
 	iproute2 nftables jq time util-linux xz-utils
 	libc6-dev clang libclang-rt-14-dev golang-github-opencontainers-specs-dev
 	qemu-system-x86 linux-image-amd64 systemd containerd)
@@ -279,10 +279,29 @@ check_integration_ran() {
 	grep -q '^:test-result: PASS' "$trs" || die "integration suite result: $(grep '^:test-result' "$trs")"
 }
 
+# The rootless tests run as this user. Made here, before make check starts
+# the host suite and the guests side by side: a guest whose read-only view of
+# the host's /etc was taken while the host suite was adding the user saw the
+# group but not the passwd entry.
+ensure_test_user() {
+	local u=sbxtest f
+	if ! getent passwd "$u" >/dev/null; then
+		if getent group "$u" >/dev/null; then
+			useradd -m -g "$u" "$u"
+		else
+			useradd -m -U "$u"
+		fi
+	fi
+	for f in /etc/subuid /etc/subgid; do
+		grep -q "^$u:" "$f" 2>/dev/null || echo "$u:300000:65536" >>"$f"
+	done
+}
+
 test_mode() {
 	local t0 check_s dist_s=-
 	install_packages "${BUILD_DEPS[@]}" "${TEST_DEPS[@]}"
 	build --exact --enable-werror
+	ensure_test_user
 
 	say "make check"
 	t0=$(date +%s)

@@ -6,7 +6,6 @@
 
 #include "checkpoint/checkpoint.h"
 #include "cli.h"
-#include "container/container.h"
 
 enum
 {
@@ -32,7 +31,8 @@ static const sbx_opt opts[] = {
   [O_NO_PIVOT] = { "no-pivot", 0, false, NULL, "refused: CRIU sets up the restored root itself" },
   [O_LSM] = { "lsm-profile", 0, true, "TYPE:NAME", "apparmor:PROFILE or selinux:LABEL for the processes" },
   [O_FROM_SNAPSHOT]
-  = { "from-snapshot", 0, true, "NAME", "reset a stopped container to snapshot NAME; it is created again" },
+  = { "from-snapshot", 0, true, "NAME",
+      "reset a stopped container to snapshot NAME; it is created again (running, with a process image)" },
   [O_EMPTY] = { "empty-ns", 0, true, "network", "give the processes a new, unconfigured namespace" },
   [O_DEDUP] = { "auto-dedup", 0, false, NULL, "punch the restored pages out of the images" },
   { 0 },
@@ -99,7 +99,7 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
   a.o.id = argv[i];
   /* One library call per source: a filesystem snapshot, or CRIU's images.  */
   if (a.snapshot)
-    return sbx_container_reset (g->root, a.o.id, a.snapshot, a.o.console_socket, a.o.pid_file, err);
+    return sbx_container_restore_snapshot (&a.o, a.snapshot, err);
   return sbx_container_restore (&a.o, err);
 }
 

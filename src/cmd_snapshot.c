@@ -1,5 +1,6 @@
 /* cmd_snapshot.c - `sbxrun snapshot create|list|delete|export|import`:
- * filesystem snapshots of a container (fs.h).  */
+ * filesystem snapshots of a container (fs.h), with --with-process a CRIU
+ * image of its processes too (checkpoint.h).  */
 #include <config.h>
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint/checkpoint.h"
 #include "cli.h"
 #include "core/core.h"
 #include "fs/fs.h"
@@ -17,7 +19,8 @@ enum
 };
 
 static const sbx_opt create_opts[] = {
-  [O_WITH_PROCESS] = { "with-process", 0, false, NULL, "add a CRIU checkpoint (not built yet: refused)" },
+  [O_WITH_PROCESS]
+  = { "with-process", 0, false, NULL, "also checkpoint the processes with CRIU (leave-running)" },
   { 0 },
 };
 static const sbx_opt no_opts[] = { { 0 } };
@@ -100,8 +103,9 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
     case S_CREATE:
       {
         cleanup_free char *name = NULL;
-        if (sbx_fs_snapshot_create (g->root, argv[i], argc - i > 1 ? argv[i + 1] : NULL, with_process, &name,
-                                    err)
+        const char *want = argc - i > 1 ? argv[i + 1] : NULL;
+        if ((with_process ? sbx_snapshot_create_with_process (g->root, g->criu, argv[i], want, &name, err)
+                          : sbx_fs_snapshot_create (g->root, argv[i], want, NULL, &name, err))
             < 0)
           return -1;
         printf ("%s\n", name);

@@ -920,16 +920,96 @@ class HostGuard:
 _guard_result = {"leftovers": [], "errors": []}
 
 
+# Suites that run at once (make -j2 check runs integration and security
+# together) share our own cgroup.  In a hierarchy that does not hold it
+# (hybrid: memory:/a/b but pids:/), a runtime's mkdir -p makes a copy of its
+# path.  Made and removed test by test, one suite's test would find the
+# other's copy, keep it as the host's (CgroupParent removes only what
+# appeared) and leave it behind.  So each session makes the missing copies
+# first and lists them in the list file; the last session to end (the one
+# that can take the presence lock exclusively) removes the listed ones that
+# are empty.  Sessions nest (test_guard runs pytest), so the presence lock
+# is only ever held shared while a session runs.
+_MIRROR_LIST = "/run/sbxtest-cgroup-mirrors.list"
+_MIRROR_PRESENCE = "/run/sbxtest-cgroup-mirrors.presence"
+
+
+def _mirror_open(path):
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+
+
+def _mirrors_make():
+    """The presence lock's fd, held shared until _mirrors_release, or None."""
+    import fcntl
+
+    try:
+        presence = _mirror_open(_MIRROR_PRESENCE)
+        lst = _mirror_open(_MIRROR_LIST)
+    except OSError:
+        return None
+    fcntl.flock(presence, fcntl.LOCK_SH)
+    try:
+        fcntl.flock(lst, fcntl.LOCK_EX)
+        made = []
+        own = own_cgroup().rstrip("/")
+        for top, d in all_cgroup_dirs(own):
+            for p in reversed([d, *CgroupParent._ancestors(top, d)]):
+                if not os.path.isdir(p):
+                    with contextlib.suppress(OSError):
+                        os.mkdir(p)
+                        made.append(p)
+        if made:
+            os.lseek(lst, 0, os.SEEK_END)
+            os.write(lst, "".join(p + "\n" for p in made).encode())
+    finally:
+        os.close(lst)
+    return presence
+
+
+def _mirrors_release(presence):
+    import fcntl
+
+    if presence is None:
+        return
+    try:
+        fcntl.flock(presence, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(presence, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # another session still runs: the last one removes them
+        lst = _mirror_open(_MIRROR_LIST)
+        try:
+            fcntl.flock(lst, fcntl.LOCK_EX)
+            listed = os.read(lst, 1 << 20).decode().split()
+            left = []
+            for p in sorted(set(listed), key=len, reverse=True):
+                try:
+                    os.rmdir(p)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    left.append(p)
+            os.ftruncate(lst, 0)
+            os.lseek(lst, 0, os.SEEK_SET)
+            os.write(lst, "".join(p + "\n" for p in left).encode())
+        finally:
+            os.close(lst)
+    finally:
+        os.close(presence)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_guard(tmp_path_factory):
     """Autouse, session-wide: set up before any other fixture of the
     session and so torn down after all of them."""
+    mirrors = _mirrors_make()
     guard = HostGuard(tmp_path_factory.getbasetemp())
     yield guard
     found = guard.leftovers()
     if found:
         _guard_result["leftovers"] = guard.report_lines(found)
         _guard_result["errors"] = guard.remove(found)
+    _mirrors_release(mirrors)
 
 
 def pytest_sessionfinish(session, exitstatus):

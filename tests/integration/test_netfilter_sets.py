@@ -102,6 +102,35 @@ def test_ranges_of_every_protocol(sbx, bundle, tmp_path, netlab):
     sbx.ok("delete", "--force", cid)
 
 
+def test_cidrs_of_one_length_in_hash_sets(sbx, bundle, tmp_path, netlab):
+    """Many CIDRs of one prefix length go to a hash set of that length,
+    looked up with the address masked (an insert costs a fraction of an
+    interval set's two elements); lengths few CIDRs share stay in netsN,
+    and so does what a merge of touching entries makes of other lengths."""
+    v4 = [f"10.100.{i}.0/30" for i in range(40)] + ["10.231.0.0/30", "10.231.0.4/31"]
+    v6 = [f"[fd00:{i:x}::/126]" for i in range(40)] + ["[fd31::/126]"]
+    b = nf.net_bundle(bundle, tmp_path, netlab, {"org.sbxrun.net.allow": ",".join(v4 + v6),
+                                                 "org.sbxrun.net.dns": "none"})
+    cid = sbx.new_id("net")
+    cp = sbx("--debug", "create", "--bundle", b, cid)
+    assert cp.returncode == 0, describe(cp)
+    assert re.search(r"egress policy: 83 set elements", cp.stderr), cp.stderr[-2000:]
+    sbx.ok("start", cid)
+    nf.check(sbx, cid,
+             allowed=[["tcp", "10.231.0.2", 80], ["udp", "10.231.0.3", 9000], ["tcp", "10.231.0.4", 443],
+                      ["tcp", "fd31::2", 80], ["udp", "fd31::3", 53]],
+             blocked=[["tcp", "10.231.0.53", 80], ["udp", "10.231.0.53", 53], ["tcp", "fd31::53", 80],
+                      ["udp", "fd31::53", 53]])
+    rules = netlab.ruleset()
+    assert "ip daddr & 255.255.255.252 == @nets4_30 accept" in rules, rules
+    assert "ip6 daddr & ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc == @nets6_126 accept" in rules, rules
+    assert not re.search(r"set nets4_30 \{[^}]*flags interval", rules), rules
+    # 10.231.0.4/31, alone of its length, in the interval set
+    assert re.search(r"set nets4 \{[^}]*flags interval[^}]*10\.231\.0\.4/31", rules), rules
+    assert "nets6 " not in rules, rules
+    sbx.ok("delete", "--force", cid)
+
+
 def egress_stats(sbx, cid):
     cp = sbx.ok("events", "--stats", cid)
     return json.loads(cp.stdout.splitlines()[0])["data"]["egress"]

@@ -99,7 +99,9 @@ def rootless_user(busybox_rootfs):
     try:
         pwd.getpwnam(USER)
     except KeyError:
-        cp = run_cmd(["useradd", "-m", USER])
+        # the group may exist already (a user removed without its group)
+        group = ["-g", USER] if run_cmd(["getent", "group", USER]).returncode == 0 else ["-U"]
+        cp = run_cmd(["useradd", "-m", *group, USER])
         assert cp.returncode == 0, describe(cp)
     uid = pwd.getpwnam(USER).pw_uid
     for f in ("/etc/subuid", "/etc/subgid"):

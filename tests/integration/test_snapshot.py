@@ -440,10 +440,10 @@ def test_import_refuses_paths_outside_the_snapshot(sbx, bundle, tmp_path):
         assert os.listdir(sbx.root / cid / "snapshots") == []
 
 
-def test_without_criu_process_modes_are_refused(sbx, bundle):
+def test_with_process_of_stopped_container_refused(sbx, bundle):
     cid, _ = prepared(sbx, bundle)
     cp = sbx.fail("snapshot", "create", "--with-process", cid, "p")
-    assert "--with-process" in cp.stderr
+    assert "--with-process" in cp.stderr and "is stopped" in cp.stderr, describe(cp)
     # without --from-snapshot, restore is CRIU's: a stopped container with no image
     cp = sbx.fail("restore", cid)
     assert "checkpoint" in cp.stderr or "CRIU" in cp.stderr, cp.stderr
@@ -469,5 +469,182 @@ def test_snapshot_of_paused_container_stays_paused(sbx, bundle):
     sbx.ok("snapshot", "create", cid, "p")
     assert sbx.state(cid)["status"] == "paused"
     assert (sbx.root / cid / "snapshots/p/tree/f").read_text() == "x\n"
+    sbx.ok("resume", cid)
+    sbx.ok("delete", "--force", cid)
+
+
+def criu_works():
+    if not shutil.which("criu"):
+        return False
+    return subprocess.run(["criu", "check"], capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize("criu", ["default", "missing"])
+def test_with_process_fails_fast_where_criu_cannot_work(sbx, bundle, criu):
+    """snapshot create --with-process where CRIU cannot work (this host's
+    kernel is newer than its criu; or --criu names no binary): an immediate
+    error with CRIU's reason, nothing left (no snapshot, no snapshots/, no
+    CRIU work dir), and the container running, not left frozen."""
+    if criu == "default" and criu_works():
+        pytest.skip("CRIU works here: tests/integration/test_snapshot_process.py covers it")
+    glob = ["--criu", "/nonexistent/criu"] if criu == "missing" else []
+    b = writable(bundle(), ["sh", "-c", "echo x > /f; while :; do date +%s%N > /tick; sleep 0.01; done"])
+    cid = sbx.new_id("wp")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    tick = sbx.root / cid / "upper/tick"
+    wait_for(tick.exists, what="the container to write")
+    before = sorted(os.listdir(sbx.root / cid))
+    t = time.monotonic()
+    cp = sbx.fail(*glob, "snapshot", "create", "--with-process", cid, "p", timeout=30)
+    assert time.monotonic() - t < 10, "--with-process must fail at once"
+    assert "snapshot create --with-process" in cp.stderr and "CRIU cannot work on this host" in cp.stderr, \
+        describe(cp)
+    assert "hint" in cp.stderr and "criu" in cp.stderr.lower(), describe(cp)
+    if criu == "missing":
+        assert "/nonexistent/criu" in cp.stderr, describe(cp)
+    assert sorted(os.listdir(sbx.root / cid)) == before, "something was left in the state dir"
+    assert not (sbx.root / cid / "snapshots").exists()
+    st = sbx.state(cid)
+    assert st["status"] == "running", st
+    t0 = tick.read_text()
+    wait_for(lambda: tick.read_text() != t0, what="the container to run on (thawed)")
+    # A plain snapshot still works, and lists without a process image.
+    sbx.ok("snapshot", "create", cid, "fs")
+    line = [l for l in sbx.ok("snapshot", "list", cid).stdout.splitlines() if l.startswith("fs ")][0]
+    assert line.split()[1:3] == ["overlay", "no"], line
+    sbx.ok("delete", "--force", cid)
+
+
+# A stand-in for criu, enough for the host: `--version`, `check`, and a
+# dump that records its arguments and the freezer state of the cgroup it
+# was given, then writes a few image files (or fails, when @REC@/fail
+# exists); anything else (restore) fails as CRIU does, in its log.
+FAKE_CRIU = r"""#!/bin/sh
+log=/dev/null; imgs=; fc=
+for a; do
+	case $a in
+	--log-file=*) log=${a#*=} ;;
+	--images-dir=*) imgs=${a#*=} ;;
+	--freeze-cgroup=*) fc=${a#*=} ;;
+	esac
+done
+case $1 in
+--version) echo "Version: 3.99-fake"; exit 0 ;;
+check) echo "Looks good."; exit 0 ;;
+dump)
+	echo "$*" >@REC@/args
+	{ cat "$fc/freezer.state" || grep '^frozen' "$fc/cgroup.events"; } >@REC@/frozen 2>&1
+	if [ -e @REC@/fail ]; then echo "Error (fake.c:1): the test refuses this dump" >"$log"; exit 1; fi
+	echo inventory >"$imgs/inventory.img"; echo core >"$imgs/core-1.img"
+	head -c 100000 /dev/urandom >"$imgs/pages-1.img"
+	exit 0 ;;
+esac
+echo "Error (fake.c:2): the stand-in cannot $1" >"$log"
+exit 1
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path):
+    """FAKE_CRIU as a binary, and the directory it records into."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    criu = tmp_path / "fake-criu"
+    criu.write_text(FAKE_CRIU.replace("@REC@", str(rec)))
+    criu.chmod(0o755)
+    return criu, rec
+
+
+def test_with_process_around_a_stand_in_criu(sbx, bundle, tmp_path, stand_in):
+    """What sbxrun does around CRIU, on any host: the dump runs with the
+    container frozen (--freeze-cgroup of its frozen cgroup, --leave-running)
+    and is thawed after; a dump that fails publishes nothing and names its
+    log; the image is under the manifest (list, export/import, a changed or
+    missing image file refused by name with nothing changed, a fork
+    refused); a restore whose CRIU fails leaves the files reset, the
+    container stopped."""
+    criu, rec = stand_in
+    g = ["--criu", str(criu)]
+    b = writable(bundle(), ["sh", "-c", "echo x > /f; while :; do date +%s%N > /tick; sleep 0.01; done"])
+    cid = sbx.new_id("fake")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    upper, snaps = sbx.root / cid / "upper", sbx.root / cid / "snapshots"
+    wait_for((upper / "tick").exists, what="the container to write")
+
+    def runs_on():
+        assert sbx.state(cid)["status"] == "running"
+        t0 = (upper / "tick").read_text()
+        wait_for(lambda: (upper / "tick").read_text() != t0, what="the container to run on (thawed)")
+
+    (rec / "fail").touch()
+    cp = sbx.fail(*g, "snapshot", "create", "--with-process", cid, "bad")
+    assert "the test refuses this dump" in cp.stderr and "snapshot-criu/dump.log" in cp.stderr, describe(cp)
+    assert (sbx.root / cid / "snapshot-criu/dump.log").exists()
+    assert os.listdir(snaps) == [], "a failed dump left a snapshot"
+    runs_on()
+    (rec / "fail").unlink()
+    sbx.ok(*g, "snapshot", "create", "--with-process", cid, "s")
+    args = (rec / "args").read_text()
+    assert "--leave-running" in args and "--freeze-cgroup=" in args, args
+    assert (rec / "frozen").read_text().strip() in ("FROZEN", "frozen 1"), (rec / "frozen").read_text()
+    runs_on()
+    snap = snaps / "s"
+    man = json.loads((snap / "manifest.json").read_text())
+    names = ["core-1.img", "inventory.img", "pages-1.img", "sbx-criu.txt"]  # the last one sbxrun's
+    assert sorted(man["process"]["files"]) == ["/" + n for n in names], man
+    assert man["process"]["bytes"] == sum(os.stat(snap / "process" / n).st_size for n in names)
+    assert not (sbx.root / cid / "snapshot-criu").exists()
+    line = [l for l in sbx.ok("snapshot", "list", cid).stdout.splitlines() if l.startswith("s ")][0]
+    assert line.split()[1:3] == ["overlay", "yes"], line
+
+    archive = tmp_path / "s.tar"
+    with open(archive, "wb") as f:
+        assert sbx("snapshot", "export", cid, "s", stdout=f).returncode == 0
+    with open(archive, "rb") as f:
+        sbx.ok("snapshot", "import", cid, "s2", stdin=f)
+    assert (snaps / "s2/process/pages-1.img").read_bytes() == (snap / "process/pages-1.img").read_bytes()
+
+    fb = writable(bundle(), ["true"], overlay=False)
+    with fb.edit() as c:
+        c["root"]["path"] = str(b.rootfs)
+    fork = sbx.new_id("nofork")
+    cp = sbx.fail("run", "--from-snapshot", f"{cid}:s", "--bundle", fb, fork)
+    assert 'snapshot "s" has a process image' in cp.stderr, describe(cp)
+    assert not (sbx.root / fork).exists()
+
+    sbx.ok("kill", cid, "KILL")
+    sbx.wait_status(cid, "stopped")
+    (upper / "f").write_text("later\n")
+    with open(snaps / "s2/process/pages-1.img", "r+b") as f:
+        f.seek(500)
+        f.write(b"!")
+    cp = sbx.fail(*g, "restore", "--detach", "--from-snapshot", "s2", cid)
+    assert 'snapshot "s2"' in cp.stderr and "/pages-1.img" in cp.stderr, describe(cp)
+    os.unlink(snaps / "s2/process/core-1.img")
+    cp = sbx.fail(*g, "restore", "--detach", "--from-snapshot", "s2", cid)
+    assert 'snapshot "s2"' in cp.stderr and "/core-1.img" in cp.stderr and "missing" in cp.stderr, describe(cp)
+    assert (upper / "f").read_text() == "later\n" and sbx.state(cid)["status"] == "stopped"
+    assert not (sbx.root / cid / "snapshot-restore").exists()
+
+    cp = sbx.fail(*g, "restore", "--detach", "--from-snapshot", "s", cid)
+    assert "the stand-in cannot restore" in cp.stderr and "processes are not restored" in cp.stderr, describe(cp)
+    assert (upper / "f").read_text() == "x\n", "the files were not reset"
+    assert sbx.state(cid)["status"] == "stopped"
+    assert (sbx.root / cid / "snapshot-restore/inventory.img").exists()
+    sbx.ok("delete", "--force", cid)
+    assert not (sbx.root / cid).exists()
+
+
+def test_with_process_of_paused_container_stays_paused(sbx, bundle, stand_in):
+    criu, rec = stand_in
+    b = writable(bundle(), ["sh", "-c", "echo x > /f; sleep 600"])
+    cid = sbx.new_id("fakep")
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    wait_for(lambda: (sbx.root / cid / "upper/f").exists(), what="the file written")
+    sbx.ok("pause", cid)
+    sbx.ok("--criu", criu, "snapshot", "create", "--with-process", cid, "p")
+    assert (rec / "frozen").read_text().strip() in ("FROZEN", "frozen 1")
+    assert sbx.state(cid)["status"] == "paused"
+    assert (sbx.root / cid / "snapshots/p/process/inventory.img").exists()
     sbx.ok("resume", cid)
     sbx.ok("delete", "--force", cid)

@@ -393,6 +393,39 @@ test_describe_load (void **state)
   sbx_error_free (err);
 }
 
+/* Rootless on v1: the hierarchies left out survive describe/load
+   (x/y lines with the errno) and name themselves in the refusals.  */
+static void
+test_left_out (void **state)
+{
+  static const char saved[] = "sbxrun-cgroup 1 v1\n"
+                              "c\tpids\t/nonexistent/pids\t/\t/d/ctr\n"
+                              "x\tfreezer\t/nonexistent/freezer\t/\t/d/ctr\t13\n"
+                              "y\t\t/nonexistent/unified\t/\t/d/ctr\t13\n";
+  sbx_cgroup *cg = NULL;
+  sbx_error *err = NULL;
+  cleanup_free char *again = NULL, *left = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_cgroup_load (saved, &cg, NULL), 0);
+  assert_int_equal (cg->n, 1);
+  assert_int_equal (cg->nleft, 2);
+  again = sbx_cgroup_describe (cg);
+  assert_string_equal (again, saved);
+  left = sbx_cgroup_left_out (cg);
+  assert_non_null (strstr (left, "freezer, unified (cgroup2) (`/nonexistent/freezer/d/ctr`: "));
+  assert_non_null (strstr (left, "cannot be paused"));
+  assert_true (sbx_cgroup_freeze (cg, true, &err) < 0);
+  assert_int_equal (err->errno_, EACCES);
+  assert_non_null (strstr (err->msg, "no cgroup in the freezer hierarchy"));
+  sbx_error_free (err);
+  err = NULL;
+  assert_null (sbx_cgroup_controller_path (cg, "freezer"));
+  sbx_cgroup_free (cg);
+  assert_true (sbx_cgroup_load ("sbxrun-cgroup 1 v1\nx\tfreezer\t/x\t/\t/a\n", &cg, &err) < 0);
+  sbx_error_free (err);
+}
+
 /* A parent the create made (parent-ours) survives describe/load, and a
    pod member shares it with its sandbox only for the same parent.  */
 static void
@@ -929,7 +962,7 @@ main (void)
     cmocka_unit_test (test_systemd_error),    cmocka_unit_test (test_systemd_parse),
     cmocka_unit_test (test_devices_bpf),      cmocka_unit_test (test_parse_size),
     cmocka_unit_test (test_parse_duration),   cmocka_unit_test (test_systemd_devices),
-    cmocka_unit_test (test_join_below),
+    cmocka_unit_test (test_join_below),       cmocka_unit_test (test_left_out),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

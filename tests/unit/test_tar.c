@@ -102,7 +102,7 @@ test_header_round_trip (void **state)
 }
 
 static const char good[]
-    = "{\"version\":2,\"name\":\"s\",\"kind\":\"overlay\",\"source\":\"c\",\"lower\":\"/r\","
+    = "{\"version\":3,\"name\":\"s\",\"kind\":\"overlay\",\"source\":\"c\",\"lower\":\"/r\","
       "\"configDigest\":\"sha256:00\",\"entries\":3,\"bytes\":9,\"treeDigest\":"
       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}";
 
@@ -125,8 +125,9 @@ test_manifest_refused (void **state)
     const char *from, *to, *word;
   } edits[] = {
     { "\"kind\":\"overlay\"", "\"kind\":\"layer\"", "kind" },
-    { "\"version\":2", "\"version\":3", "version" },
-    { "\"version\":2", "\"version\":1", "version 1" },
+    { "\"version\":3", "\"version\":4", "version" },
+    { "\"version\":3", "\"version\":1", "version 1" },
+    { "\"version\":3", "\"version\":2", "version 2" },
     { "\"lower\":\"/r\",", "", "lower" },
     { "0123456789abcdef\"}", "0123456789abcdeX\"}", "treeDigest" },
     { "sha256:00", "md5:00", "configDigest" },
@@ -294,7 +295,7 @@ test_content_digest (void **state)
       snprintf (p, sizeof p, "%s/out-%s", dir, srcs[i]);
       out = open (p, O_RDONLY | O_DIRECTORY);
       assert_true (in >= 0 && out >= 0);
-      assert_int_equal (sbx_fs_tree_copy (in, out, NULL, &sum, NULL), 0);
+      assert_int_equal (sbx_fs_tree_copy (in, out, NULL, 0, &sum, NULL), 0);
       assert_int_equal (sum.files_len, 1);
       assert_string_equal (sum.files_keys[0], "/f");
       memcpy (digests[i], sum.files_values[0], 65);
@@ -309,6 +310,56 @@ test_content_digest (void **state)
   assert_int_equal (system (cmd), 0);
 }
 
+/* The xattr policy (docs/design.md): user.* and the overlay's opaque mark
+   copied, trusted.* and security.* others dropped, security.capability
+   only with SBX_TREE_FILE_CAPS (set after the owner: a chown drops it); the
+   digest covers the kept names either way.  */
+static void
+test_xattr_policy (void **state)
+{
+  char dir[] = "/tmp/sbx-xattr-XXXXXX", p[512];
+  static const unsigned char cap[20] = { 1, 0, 0, 2, 2 }; /* cap_dac_override=ep, v2 */
+  char digests[2][65];
+  (void)state;
+  assert_non_null (mkdtemp (dir));
+  snprintf (p, sizeof p, "cd %s && mkdir -p src/d out0 out1 && echo hi > src/f && chown 1:1 src/f", dir);
+  assert_int_equal (system (p), 0);
+  snprintf (p, sizeof p, "%s/src/f", dir);
+  assert_int_equal (setxattr (p, "user.k", "v", 1, 0), 0);
+  assert_int_equal (setxattr (p, "trusted.sbxtest", "t", 1, 0), 0);
+  assert_int_equal (setxattr (p, "security.sbxtest", "s", 1, 0), 0);
+  assert_int_equal (setxattr (p, "security.capability", cap, sizeof cap, 0), 0);
+  snprintf (p, sizeof p, "%s/src/d", dir);
+  assert_int_equal (setxattr (p, "trusted.overlay.opaque", "y", 1, 0), 0);
+  for (int i = 0; i < 2; i++)
+    {
+      cleanup_close int in = -1, out = -1;
+      sbx_tree_sum sum = { 0 };
+      char list[256];
+      ssize_t n;
+      snprintf (p, sizeof p, "%s/src", dir);
+      in = open (p, O_RDONLY | O_DIRECTORY);
+      snprintf (p, sizeof p, "%s/out%d", dir, i);
+      out = open (p, O_RDONLY | O_DIRECTORY);
+      assert_int_equal (sbx_fs_tree_copy (in, out, NULL, i ? SBX_TREE_FILE_CAPS : 0, &sum, NULL), 0);
+      memcpy (digests[i], sum.digest, 65);
+      sbx_tree_sum_clear (&sum);
+      snprintf (p, sizeof p, "%s/out%d/f", dir, i);
+      n = listxattr (p, list, sizeof list);
+      assert_true (n > 0);
+      list[n] = '\0';
+      assert_int_equal (getxattr (p, "user.k", list + 128, 1), 1);
+      for (char *x = list; x < list + n; x += strlen (x) + 1)
+        assert_true (strcmp (x, "user.k") == 0 || (i == 1 && strcmp (x, "security.capability") == 0));
+      assert_int_equal (getxattr (p, "security.capability", list, sizeof list), i ? (ssize_t)sizeof cap : -1);
+      snprintf (p, sizeof p, "%s/out%d/d", dir, i);
+      assert_int_equal (getxattr (p, "trusted.overlay.opaque", list, sizeof list), 1);
+    }
+  assert_string_equal (digests[0], digests[1]);
+  snprintf (p, sizeof p, "rm -rf %s", dir);
+  assert_int_equal (system (p), 0);
+}
+
 int
 main (void)
 {
@@ -317,6 +368,7 @@ main (void)
     cmocka_unit_test (test_header_round_trip),  cmocka_unit_test (test_manifest_parse),
     cmocka_unit_test (test_manifest_refused),   cmocka_unit_test (test_export_extract),
     cmocka_unit_test (test_pax_size_overrides), cmocka_unit_test (test_content_digest),
+    cmocka_unit_test (test_xattr_policy),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -7,8 +7,9 @@
 # In the guest: pytest on tests/vm/test_systemd_host.py: the cgroupfs driver
 # in the delegated cgroup; the systemd driver (--systemd-cgroup: transient
 # scopes and slices, limits as unit properties, update, pause, ps, kill,
-# events, delete, bad input, no unit left); podman with its default
-# cgroup_manager=systemd running containers on sbxrun.
+# events, delete, bad input, no unit left); a CRI pod's egress policy
+# scoped to the pod's slice (tests/data/engine-configs, staged too); podman
+# with its default cgroup_manager=systemd running containers on sbxrun.
 #
 #   SBXRUN=/abs/src/sbxrun tests/vm/run-systemd.sh [PYTEST ARGS...]
 # Env and exit: as tests/vm/run-v2.sh (77 = skipped: no guest can run here,
@@ -18,6 +19,9 @@ set -eu
 [ -x /lib/systemd/systemd ] || skip "no /lib/systemd/systemd on the host (apt-get install systemd)"
 stage_suite
 cp "$TOP_SRCDIR/tests/vm/test_systemd_host.py" "$scratch/tests/integration/"
+# the captured engine configs (the CRI pod under the systemd driver)
+mkdir -p "$scratch/tests/data"
+cp -r "$TOP_SRCDIR/tests/data/engine-configs" "$scratch/tests/data/"
 cat >"$scratch/suite.sh" <<'GUEST'
 echo "guest: kernel $(uname -r), PID 1 $(cat /proc/1/comm), in $(sed -n 's/^0:://p' /proc/self/cgroup), up $(cut -d' ' -f1 /proc/uptime)s"
 /usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_systemd_host.py "$@"

@@ -9,6 +9,8 @@ sbxvm-command.service, itself in the leaf "payload" of the unit's cgroup.
   the transient scope, the limits as unit properties and in the cgroup
   files, update/pause/resume/ps/kill/events/delete through it, the slice
   name rules, bad input and failures leaving no unit behind;
+- a CRI pod (containerd's SystemdCgroup = true form of cgroupsPath): the
+  sandbox's egress policy scoped to the pod's slice, covering its apps;
 - podman with its default cgroup_manager=systemd driving sbxrun.
 """
 
@@ -647,3 +649,71 @@ def test_containerd_shim_systemd_cgroup(ctr):
     ctr("containers", "delete", cid)
     wait_for(lambda: unit_gone(unit), timeout=20, what=f"{unit} gone")
     assert not os.path.exists(CG + path)
+
+
+# ---------------------------------------------------------------------------
+# a CRI pod under the systemd driver (containerd with SystemdCgroup = true)
+
+from test_netfilter import check, netlab, table_name  # noqa: E402,F401 (the fixture)
+from test_pods import POD_ALLOWED, POD_BLOCKED, Pod  # noqa: E402
+
+POD_UID = "4141e535_b1ad_4276_852c_69eb193d5eee"
+POD_SLICE = f"kubepods-besteffort-pod{POD_UID}.slice"
+POD_CG = f"/kubepods.slice/kubepods-besteffort.slice/{POD_SLICE}"
+
+
+class SdPod(Pod):
+    """test_pods' CRI pod (the captured configs, lab's namespace) with the
+    cgroupsPath containerd's CRI plugin sends with SystemdCgroup = true:
+    `<pod slice>:cri-containerd:<id>`, every container in the pod's slice."""
+
+    def __init__(self, sbx, bundle, tmp_path, lab):
+        self.sbx, self.bundle, self.tmp, self.lab, self.kind = sbx, bundle, tmp_path, lab, "cri"
+        self.sandbox, self.pid, self.ids = None, None, []
+        self.cgroup = None  # cgroupsPath: set below
+
+    def config(self, name, cid, *args, **kw):
+        b = super().config(name, cid, *args, **kw)
+        with b.edit() as c:
+            c["linux"]["cgroupsPath"] = f"{POD_SLICE}:cri-containerd:{cid}"
+        return b
+
+
+@needs_driver
+def test_cri_pod_policy_scoped_to_the_pod_slice(sbx, bundle, tmp_path, netlab):
+    """The sandbox's policy is scoped to the pod's slice (the parent of its
+    cri-containerd-<id>.scope), so both apps of the pod -- one carrying the
+    pod annotation as containerd copies it, one without any -- are
+    restricted, the second after a restart (delete, create again) too; the
+    table goes with the sandbox, deleted last."""
+    sbx.global_args = ["--systemd-cgroup"]
+    pod = SdPod(sbx, bundle, tmp_path, netlab)
+    allowed, blocked = POD_ALLOWED[:1], POD_BLOCKED[:2]  # each probe costs seconds under TCG
+    try:
+        sandbox = pod.start_sandbox()
+        assert init_cgroup(pod.pid) == f"0::{POD_CG}/cri-containerd-{sandbox}.scope"
+        app = pod.app("cri-app-default.json")
+        bare = pod.app("cri-app-default.json", drop_sbxrun=True)
+        for cid in (app, bare):
+            assert init_cgroup(sbx.state(cid)["pid"]) == f"0::{POD_CG}/cri-containerd-{cid}.scope"
+            check(sbx, cid, allowed, blocked)
+        rec = json.loads((sbx.root / sandbox / "net.json").read_text())
+        assert rec["scope"] == "pod" and rec["cgroup2"].endswith(POD_CG), rec
+        rules = netlab.ruleset()
+        assert f"table inet {table_name(sandbox)}" in rules and rules.count("table inet sbxrun-") == 1, rules
+        sbx.ok("delete", "--force", bare)
+        assert unit_gone(f"cri-containerd-{bare}.scope")
+        pod.app("cri-app-default.json", cid=bare, drop_sbxrun=True)
+        check(sbx, bare, allowed, blocked)
+        for cid in (app, bare):
+            sbx.ok("delete", "--force", cid)
+        assert f"table inet {table_name(sandbox)}" in netlab.ruleset()
+        sbx.ok("delete", "--force", sandbox)
+        assert "sbxrun-" not in netlab.ruleset()
+        for cid in (sandbox, app, bare):
+            assert unit_gone(f"cri-containerd-{cid}.scope")
+    finally:
+        for cid in pod.ids:
+            if (sbx.root / cid).exists():
+                sbx("delete", "--force", cid)
+        systemctl("stop", "kubepods.slice")

@@ -43,6 +43,17 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
 int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, sbx_cgroup **out,
                      sbx_error **err);
 int sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err);
+/* Before make, for an unprivileged caller (rootless): on a v1 host make
+   creates the cgroup in the hierarchies where the kernel lets the caller
+   (the ones delegated to the user) and leaves the others out, as runc
+   does; it still fails when it may create it in none.  A limit or a
+   pause that needs a left-out hierarchy is refused naming it.  No effect
+   on cgroup v2 (one hierarchy).  */
+void sbx_cgroup_allow_partial (sbx_cgroup *cg);
+/* After make: a sentence naming the hierarchies left out (with the
+   directory and error of the first) and what that costs, for a warning;
+   NULL when none.  malloc'd.  */
+char *sbx_cgroup_left_out (const sbx_cgroup *cg);
 /* Before make, for a cgroup that may exist already: refuse one that is
    frozen (v1 freezer, v2 cgroup.freeze, also through an ancestor), where
    the container would hang; warn if it has processes.  */
@@ -74,6 +85,9 @@ const char *sbx_cgroup_controller_path (const sbx_cgroup *cg, const char *contro
 /* v2 only: an O_PATH|O_DIRECTORY fd of the cgroup for CLONE_INTO_CGROUP
    (clone3 accepts O_PATH), owned by the manager; else -1.  */
 int sbx_cgroup_dirfd (const sbx_cgroup *cg);
+/* The same for the unified hierarchy of any host (pure v2 or hybrid), for
+   CLONE_INTO_CGROUP (which places the child there only); -1 if none.  */
+int sbx_cgroup_clone_fd (const sbx_cgroup *cg);
 /* The container's directory in the unified (v2) hierarchy, also on hybrid
    hosts, and its depth below the hierarchy root ("/a/b" = 2) in *level;
    NULL when there is none.  For nftables' "socket cgroupv2" match.  */
@@ -94,17 +108,29 @@ int sbx_cgroup_validate (const oci_resources *r, sbx_error **err);
    not limits), comma-separated, or NULL when none.  Allocated.  */
 char *sbx_cgroup_limits_named (const oci_resources *r);
 int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
-/* Staging of the container init, so that the runtime's own work is not
-   charged to the container (a 512 KiB memory limit must still run
-   /bin/true).  The init starts in the container's cgroup, where it creates
-   its cgroup namespace (rooted there); then stage_leave moves it to the
-   runtime's own cgroups for the rest of its setup (mounts, hooks, pivot),
-   and stage_enter puts it back before it reports "created".  Both move the
-   calling process (the init), through cgroup.procs descriptors that
-   sbx_cgroup_make opened in the runtime (open-time credentials and
-   cgroup namespace decide the permission, so this also works from a user
-   or cgroup namespace).  leave fails harmlessly (the init stays in) when
-   nothing was prepared; enter is a no-op unless leave succeeded.  */
+/* Placement and staging of the container init.  A move of a whole process
+   by pid (cgroup.procs) takes the kernel's global threadgroup lock, which
+   waits for an RCU grace period (5-50 ms on a loaded host); a thread that
+   moves itself through a v1 `tasks` file does not.  So the init is born in
+   the v2 cgroup (CLONE_INTO_CGROUP through sbx_cgroup_clone_fd, also on
+   hybrid hosts) and, being a single thread, moves itself into the v1
+   hierarchies (stage_arrive) through descriptors that stage_prepare opened
+   in the runtime (open-time credentials and cgroup namespace decide the
+   permission, so this also works from a user or cgroup namespace).  There
+   it creates its cgroup namespace (rooted at the container's cgroup).
+   With `leave` (the config limits memory or pids: a 192 KiB memory limit
+   must still run /bin/true, pids.max = 1 still runs hooks), stage_leave
+   then moves it to the runtime's own cgroups in the hierarchies of those
+   controllers for the rest of its setup (mounts, hooks, pivot), so that
+   the runtime's own work is not charged to the container, and
+   stage_enter puts it back before it reports "created"; without it the
+   init sets up in the container's cgroup (crun and runc do so).  arrive is
+   a no-op when nothing was prepared (the parent moved the child by pid),
+   leave fails harmlessly (the init stays in), enter is a no-op unless
+   leave succeeded.  */
+int sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool leave, sbx_error **err);
+bool sbx_cgroup_stage_ready (const sbx_cgroup *cg);
+int sbx_cgroup_stage_arrive (sbx_cgroup *cg, bool born_in_v2, sbx_error **err);
 int sbx_cgroup_stage_leave (sbx_cgroup *cg, sbx_error **err);
 int sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err);
 /* The container's cgroup.procs, one O_WRONLY fd per hierarchy (*n of them,

@@ -43,6 +43,8 @@ typedef struct sbx_cg_hier
   bool parent_ours;  /* the parent of dir did not exist at plan time (this create
                         makes it) or is shared so with a pod sandbox: destroy
                         removes it once empty (saved with the description) */
+  int refused;       /* v1, rootless: the errno of the mkdir the kernel refused
+                        (the hierarchy is then left out, see sbx_cgroup.left) */
 } sbx_cg_hier;
 
 typedef struct sbx_cg_systemd sbx_cg_systemd;
@@ -61,6 +63,12 @@ struct sbx_cgroup
   int64_t pids_after; /* pids.limit to set once the placeholder is gone (0: none) */
   sbx_cg_hier *h;
   size_t n;
+  /* rootless on v1 (sbx_cgroup_allow_partial): the hierarchies where the
+     caller may not create the cgroup are moved from h to left by create
+     instead of failing it; saved with the description ('x' lines) */
+  bool partial_ok;
+  sbx_cg_hier *left;
+  size_t nleft;
   /* staging of the init (sbx_cgroup_stage_*): cgroup.procs of the
      container's cgroup (in) and of the runtime's own cgroup (out), per
      hierarchy, opened by sbx_cgroup_make; NULL when not prepared */
@@ -97,6 +105,8 @@ bool sbx_cg_is_systemd_form (const char *p);
 sbx_cg_hier *sbx_cg_find (sbx_cgroup *cg, const char *controller);
 sbx_cg_hier *sbx_cg_find_v1 (sbx_cgroup *cg, const char *controller);
 sbx_cg_hier *sbx_cg_unified (sbx_cgroup *cg);
+/* The left-out hierarchy (sbx_cgroup.left) carrying a v1 controller.  */
+const sbx_cg_hier *sbx_cg_find_left (const sbx_cgroup *cg, const char *controller);
 
 /* ---- unit conversions and validation (cgroup/v2.c; device lines in
    cgroup/v1.c) */

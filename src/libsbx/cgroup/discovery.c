@@ -274,6 +274,15 @@ sbx_cg_find_v1 (sbx_cgroup *cg, const char *controller)
   return NULL;
 }
 
+const sbx_cg_hier *
+sbx_cg_find_left (const sbx_cgroup *cg, const char *controller)
+{
+  for (size_t i = 0; i < cg->nleft; i++)
+    if (!cg->left[i].unified && sbx_cg_has_word (cg->left[i].controllers, controller))
+      return &cg->left[i];
+  return NULL;
+}
+
 sbx_cg_hier *
 sbx_cg_unified (sbx_cgroup *cg)
 {

@@ -142,7 +142,42 @@ sbx_cgroup_free (sbx_cgroup *cg)
   free (cg->unit_path);
   free (cg->id);
   sbx_cg_hiers_free (cg->h, cg->n);
+  sbx_cg_hiers_free (cg->left, cg->nleft);
   free (cg);
+}
+
+void
+sbx_cgroup_allow_partial (sbx_cgroup *cg)
+{
+  cg->partial_ok = cg->mode == SBX_CGROUP_V1;
+}
+
+char *
+sbx_cgroup_left_out (const sbx_cgroup *cg)
+{
+  size_t cap = 1;
+  char *names;
+
+  if (cg->nleft == 0)
+    return NULL;
+  for (size_t i = 0; i < cg->nleft; i++)
+    cap += strlen (cg->left[i].controllers) + 16;
+  names = xmalloc0 (cap);
+  for (size_t i = 0; i < cg->nleft; i++)
+    {
+      strcat (names, i ? ", " : "");
+      strcat (names, cg->left[i].unified ? "unified (cgroup2)" : cg->left[i].controllers);
+    }
+  {
+    /* v1_freeze falls back to the unified hierarchy's cgroup.freeze */
+    bool no_freeze = sbx_cg_find_left (cg, "freezer") && sbx_cg_unified ((sbx_cgroup *)cg) == NULL;
+    char *out = xasprintf ("the container has no cgroup in the hierarchies %s (`%s`: %s), which are not "
+                           "delegated to the user: limits of their controllers are refused%s",
+                           names, cg->left[0].dir, strerror (cg->left[0].refused),
+                           no_freeze ? ", and without the freezer it cannot be paused" : "");
+    free (names);
+    return out;
+  }
 }
 
 int
@@ -161,12 +196,35 @@ sbx_cgroup_placed (sbx_cgroup *cg, sbx_error **err)
   return sbx_cgroup_apply (cg, &r, err);
 }
 
-/* Open the cgroup.procs pairs of sbx_cgroup_stage_*.  */
-static int
-stage_prepare (sbx_cgroup *cg, sbx_error **err)
+/* The file through which a process moves itself into h's cgroup: on v1
+   `tasks` (its calling thread: the init and exec's joiner are single
+   threads), which the kernel does under cgroup_mutex alone, where a
+   cgroup.procs write (the whole thread group) also takes the global
+   threadgroup lock and so waits for an RCU grace period (5-50 ms on a
+   loaded host, measured); v2 has only cgroup.procs for that (moving a
+   thread, cgroup.threads, is for threaded subtrees).  */
+static const char *
+self_procs_file (const sbx_cg_hier *h)
+{
+  return h->unified ? "cgroup.procs" : "tasks";
+}
+
+/* Does the runtime's setup in h risk a limit of the container's cgroup
+   (memory charges, forks of hooks)?  */
+static bool
+stage_hier (sbx_cg_hier *h)
+{
+  if (!h->unified)
+    return sbx_cg_has_word (h->controllers, "memory") || sbx_cg_has_word (h->controllers, "pids");
+  return sbx_cg_v2_available (h, "memory") || sbx_cg_v2_available (h, "pids");
+}
+
+int
+sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool leave, sbx_error **err)
 {
   bool differs = false;
 
+  stage_close (cg);
   cg->stage_in = xmalloc0 (cg->n * sizeof (int));
   cg->stage_out = xmalloc0 (cg->n * sizeof (int));
   for (size_t i = 0; i < cg->n; i++)
@@ -174,33 +232,51 @@ stage_prepare (sbx_cgroup *cg, sbx_error **err)
   for (size_t i = 0; i < cg->n; i++)
     {
       sbx_cg_hier *h = &cg->h[i];
+      if (sbx_cg_open (h, err) < 0)
+        goto fail;
+      cg->stage_in[i] = openat (h->fd, self_procs_file (h), O_WRONLY | O_CLOEXEC);
+      if (cg->stage_in[i] < 0)
+        {
+          sbx_error_sys (err, "open `%s/%s`", h->dir, self_procs_file (h));
+          goto fail;
+        }
+    }
+  for (size_t i = 0; leave && i < cg->n; i++)
+    {
+      sbx_cg_hier *h = &cg->h[i];
       cleanup_free char *own_dir = NULL, *file = NULL;
 
+      if (!stage_hier (h))
+        continue;
       if (sbx_cg_dir_for (h->mountpoint, h->mount_root, h->own, &own_dir, err) < 0)
         goto fail;
-      differs |= strcmp (own_dir, h->dir) != 0;
-      file = xasprintf ("%s/cgroup.procs", own_dir);
+      if (strcmp (own_dir, h->dir) == 0)
+        {
+          /* the container's cgroup is the runtime's own: nowhere to go */
+          sbx_debug ("cgroup: %s is the runtime's own: the init sets up inside it", h->dir);
+          continue;
+        }
+      differs = true;
+      file = xasprintf ("%s/%s", own_dir, self_procs_file (h));
       cg->stage_out[i] = open (file, O_WRONLY | O_CLOEXEC);
       if (cg->stage_out[i] < 0)
         {
           sbx_error_sys (err, "open `%s`", file);
           goto fail;
         }
-      if (sbx_cg_open (h, err) < 0)
-        goto fail;
-      cg->stage_in[i] = openat (h->fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-      if (cg->stage_in[i] < 0)
-        {
-          sbx_error_sys (err, "open `%s/cgroup.procs`", h->dir);
-          goto fail;
-        }
     }
-  if (differs)
-    return 0;
-  sbx_error_set (err, 0, "the container's cgroup is the runtime's own");
+  if (leave && !differs)
+    sbx_debug ("cgroup: no hierarchy to leave during setup");
+  return 0;
 fail:
   stage_close (cg);
   return -1;
+}
+
+bool
+sbx_cgroup_stage_ready (const sbx_cgroup *cg)
+{
+  return cg->stage_in != NULL;
 }
 
 static int
@@ -214,16 +290,30 @@ write_self (int fd)
 }
 
 int
+sbx_cgroup_stage_arrive (sbx_cgroup *cg, bool born_in_v2, sbx_error **err)
+{
+  if (cg->stage_in == NULL)
+    return 0; /* the runtime moved us (sbx_process_spawn_in_cgroup) */
+  for (size_t i = 0; i < cg->n; i++)
+    if (!(cg->h[i].unified && born_in_v2) && write_self (cg->stage_in[i]) < 0)
+      return sbx_error_sys (err, "move the container init into its cgroup `%s`", cg->h[i].dir);
+  return 0;
+}
+
+int
 sbx_cgroup_stage_leave (sbx_cgroup *cg, sbx_error **err)
 {
   if (cg->stage_out == NULL)
     return sbx_error_set (err, 0, "cgroup staging not prepared");
+  if (cg->staged_out)
+    return 0;
   for (size_t i = 0; i < cg->n; i++)
-    if (write_self (cg->stage_out[i]) < 0)
+    if (cg->stage_out[i] >= 0 && write_self (cg->stage_out[i]) < 0)
       {
         int e = errno;
         for (size_t j = 0; j < i; j++) /* back where we were */
-          write_self (cg->stage_in[j]);
+          if (cg->stage_out[j] >= 0)
+            write_self (cg->stage_in[j]);
         return sbx_error_set (err, e, "move the container init to the runtime's cgroup `%s`", cg->h[i].own);
       }
   cg->staged_out = true;
@@ -236,7 +326,7 @@ sbx_cgroup_stage_enter (sbx_cgroup *cg, sbx_error **err)
   if (!cg->staged_out)
     return 0;
   for (size_t i = 0; i < cg->n; i++)
-    if (write_self (cg->stage_in[i]) < 0)
+    if (cg->stage_out[i] >= 0 && write_self (cg->stage_in[i]) < 0)
       return sbx_error_sys (err, "move the container init into its cgroup `%s`", cg->h[i].dir);
   cg->staged_out = false;
   return 0;
@@ -633,11 +723,6 @@ sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
     }
   sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg),
              cg->mode == SBX_CGROUP_V2 ? "v2" : "v1");
-  {
-    cleanup_error sbx_error *e = NULL;
-    if (stage_prepare (cg, &e) < 0)
-      sbx_debug ("cgroup: the init will set up inside the container's cgroup: %s", e->msg);
-  }
   return 0;
 }
 
@@ -647,9 +732,12 @@ sbx_cgroup_describe (const sbx_cgroup *cg)
   size_t cap = 64, len;
   char *s;
 
-  for (size_t i = 0; i < cg->n; i++)
-    cap += strlen (cg->h[i].controllers) + strlen (cg->h[i].mountpoint) + strlen (cg->h[i].mount_root)
-           + strlen (cg->h[i].path) + 16;
+  for (size_t i = 0; i < cg->n + cg->nleft; i++)
+    {
+      const sbx_cg_hier *h = i < cg->n ? &cg->h[i] : &cg->left[i - cg->n];
+      cap += strlen (h->controllers) + strlen (h->mountpoint) + strlen (h->mount_root) + strlen (h->path)
+             + 32;
+    }
   cap += cg->unit ? strlen (cg->unit) : 0;
   s = xmalloc0 (cap);
   len = snprintf (s, cap, "%s %s%s%s\n", DESCRIBE_MAGIC, cg->mode == SBX_CGROUP_V2 ? "v2" : "v1",
@@ -658,6 +746,11 @@ sbx_cgroup_describe (const sbx_cgroup *cg)
     len += snprintf (s + len, cap - len, "%c\t%s\t%s\t%s\t%s%s\n", cg->h[i].unified ? 'u' : 'c',
                      cg->h[i].controllers, cg->h[i].mountpoint, cg->h[i].mount_root, cg->h[i].path,
                      cg->h[i].parent_ours ? "\t" PARENT_OURS : "");
+  /* left out (rootless): "x" (v1) or "y" (unified), the errno last */
+  for (size_t i = 0; i < cg->nleft; i++)
+    len += snprintf (s + len, cap - len, "%c\t%s\t%s\t%s\t%s\t%d\n", cg->left[i].unified ? 'y' : 'x',
+                     cg->left[i].controllers, cg->left[i].mountpoint, cg->left[i].mount_root,
+                     cg->left[i].path, cg->left[i].refused);
   return s;
 }
 
@@ -692,10 +785,12 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
   else
     return sbx_error_set (err, EINVAL, "invalid saved cgroup mode `%s`", m);
   cg->h = xmalloc0 ((n - 1) * sizeof *cg->h);
+  cg->left = xmalloc0 ((n - 1) * sizeof *cg->left);
   for (size_t i = 1; i < n; i++)
     {
       char *f[5], *p = lines[i];
-      sbx_cg_hier *h = &cg->h[cg->n];
+      bool left = lines[i][0] == 'x' || lines[i][0] == 'y';
+      sbx_cg_hier *h = left ? &cg->left[cg->nleft] : &cg->h[cg->n];
       for (int k = 0; k < 5; k++)
         {
           f[k] = p;
@@ -705,19 +800,22 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
           else if (k < 4)
             return sbx_error_set (err, EINVAL, "invalid saved cgroup line %zu", i);
         }
-      if ((f[0][0] != 'u' && f[0][0] != 'c') || f[0][1] || f[4][0] != '/'
-          || (p && strcmp (p, PARENT_OURS) != 0))
+      if (!f[0][0] || !strchr ("ucxy", f[0][0]) || f[0][1] || f[4][0] != '/'
+          || (p && !left && strcmp (p, PARENT_OURS) != 0) || (left && (p == NULL || atoi (p) <= 0)))
         return sbx_error_set (err, EINVAL, "invalid saved cgroup line %zu", i);
-      h->parent_ours = p != NULL;
-      h->unified = f[0][0] == 'u';
+      h->parent_ours = p != NULL && !left;
+      h->refused = left ? atoi (p) : 0;
+      h->unified = f[0][0] == 'u' || f[0][0] == 'y';
       h->controllers = xstrdup (f[1]);
       h->mountpoint = xstrdup (f[2]);
       h->mount_root = xstrdup (f[3]);
       h->path = xstrdup (f[4]);
       h->fd = -1;
-      cg->n++;
+      *(left ? &cg->nleft : &cg->n) += 1;
       if (sbx_cg_dir_for (h->mountpoint, h->mount_root, h->path, &h->dir, err) < 0)
         return -1;
+      if (left)
+        continue;
       /* the cgroup may be gone already (destroy succeeds then) */
       h->fd = open (h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
@@ -774,6 +872,15 @@ sbx_cgroup_dirfd (const sbx_cgroup *cg)
   if (cg->mode != SBX_CGROUP_V2 || cg->n != 1)
     return -1;
   return cg->h[0].fd;
+}
+
+int
+sbx_cgroup_clone_fd (const sbx_cgroup *cg)
+{
+  for (size_t i = 0; i < cg->n; i++)
+    if (cg->h[i].unified)
+      return cg->h[i].fd;
+  return -1;
 }
 
 int

@@ -24,13 +24,29 @@
 
 #include "core/core.h"
 
+/* The error for a controller whose hierarchy has no cgroup of the
+   container: left out (rootless, not delegated) or not mounted.  */
+static int
+no_hier (sbx_cgroup *cg, const char *ctrl, const char *what, sbx_error **err)
+{
+  const sbx_cg_hier *l = sbx_cg_find_left (cg, ctrl);
+  if (l)
+    return sbx_error_set (err, l->refused,
+                          "%s: the container has no cgroup in the %s hierarchy: an unprivileged caller may "
+                          "not create `%s` there (not delegated to the user, see docs/rootless.md)",
+                          what, l->controllers, l->dir);
+  return sbx_error_set (err, EOPNOTSUPP, "%s: the %s controller is not mounted on this host", what, ctrl);
+}
+
 static sbx_cg_hier *
 need_v1 (sbx_cgroup *cg, const char *ctrl, const char *field, sbx_error **err)
 {
   sbx_cg_hier *h = sbx_cg_find_v1 (cg, ctrl);
   if (h == NULL)
-    sbx_error_set (err, EOPNOTSUPP, "linux.resources.%s: the %s controller is not mounted on this host",
-                   field, ctrl);
+    {
+      cleanup_free char *what = xasprintf ("linux.resources.%s", field);
+      no_hier (cg, ctrl, what, err);
+    }
   return h;
 }
 
@@ -85,26 +101,69 @@ cpuset_level (const char *parent, const char *dir, sbx_error **err)
   return 0;
 }
 
+/* Rootless (partial_ok): move the hierarchies whose mkdir the kernel
+   refused from cg->h to cg->left.  */
+static void
+leave_out_refused (sbx_cgroup *cg)
+{
+  size_t k = 0;
+  cg->left = xmalloc0 (cg->n * sizeof *cg->left);
+  for (size_t i = 0; i < cg->n; i++)
+    {
+      if (cg->h[i].refused)
+        {
+          sbx_debug ("cgroup: %s: `%s` not writable (%s): left out", cg->h[i].controllers, cg->h[i].dir,
+                     strerror (cg->h[i].refused));
+          cg->left[cg->nleft++] = cg->h[i];
+          continue;
+        }
+      cg->h[k++] = cg->h[i];
+    }
+  cg->n = k;
+}
+
 static int
 v1_create (sbx_cgroup *cg, sbx_error **err)
 {
+  cleanup_error sbx_error *refused = NULL;
+  size_t nrefused = 0;
   for (size_t i = 0; i < cg->n; i++)
     {
       sbx_cg_hier *h = &cg->h[i];
       bool cpuset = !h->unified && sbx_cg_has_word (h->controllers, "cpuset");
-      /* Under --systemd-cgroup the scope's placeholder goes into what we
-         made too: systemd removes the unit's empty directories in the
-         hierarchies of controllers it supports but was not asked for
-         (devices, when the rules are not its to say) whenever it realizes
-         the unit again, e.g. for our SetUnitProperties before the init is
-         in; a cgroup with a process in it stays.  */
-      if (sbx_cg_mkdir (h, cpuset ? cpuset_level : NULL, err) < 0
-          || (cg->hold > 0 && sbx_cg_writef (h, "cgroup.procs", NULL, err, "%d", (int)cg->hold) < 0))
+      sbx_error *e = NULL;
+      if (sbx_cg_mkdir (h, cpuset ? cpuset_level : NULL, &e) == 0)
         {
+          /* Under --systemd-cgroup the scope's placeholder goes into what
+             we made too: systemd removes the unit's empty directories in
+             the hierarchies of controllers it supports but was not asked
+             for (devices, when the rules are not its to say) whenever it
+             realizes the unit again, e.g. for our SetUnitProperties before
+             the init is in; a cgroup with a process in it stays.  */
+          if (cg->hold <= 0 || sbx_cg_writef (h, "cgroup.procs", NULL, &e, "%d", (int)cg->hold) == 0)
+            continue;
           sbx_cg_undo_create (cg);
-          return -1;
+          return pass_error (err, e);
         }
+      /* runc's rule for rootless: a hierarchy where the cgroup may not be
+         created (not delegated) is done without */
+      if (cg->partial_ok && !h->created && (e->errno_ == EACCES || e->errno_ == EPERM || e->errno_ == EROFS))
+        {
+          h->refused = e->errno_;
+          nrefused++;
+          if (refused == NULL)
+            refused = e;
+          else
+            sbx_error_free (e);
+          continue;
+        }
+      sbx_cg_undo_create (cg);
+      return pass_error (err, e);
     }
+  if (nrefused == cg->n)
+    return pass_error (err, steal_ptr (refused)); /* none: no cgroup at all */
+  if (nrefused)
+    leave_out_refused (cg);
   return 0;
 }
 
@@ -564,7 +623,7 @@ v1_freeze (sbx_cgroup *cg, bool frozen, sbx_error **err)
       u = sbx_cg_unified (cg);
       if (u && sbx_cg_exists (u, "cgroup.freeze"))
         return sbx_cg_v2_freeze_hier (u, frozen, err);
-      return sbx_error_set (err, EOPNOTSUPP, "no freezer controller on this host");
+      return no_hier (cg, "freezer", "freeze", err);
     }
   for (int ms = 1;; ms = ms < 32 ? ms * 2 : ms)
     {

@@ -21,6 +21,7 @@
 #include "checkpoint/checkpoint_internal.h"
 #include "container/container.h"
 #include "egress/egress.h"
+#include "fs/fs.h"
 #include "process/process.h"
 #include "security/security.h"
 #include "state/state.h"
@@ -29,6 +30,12 @@
 #define SBX_CRIU_INFO "sbx-criu.txt"
 #define NETNS_KEY "sbx-netns"
 #define DEFAULT_IMAGES "checkpoint"
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x4
+#endif
 
 /* Filesystems CRIU dumps and mounts again itself (a tmpfs with its
    contents); any other mount but the root is external to the image.  */
@@ -148,8 +155,8 @@ joined_ns (const oci_config *c, const char *type)
   return NULL;
 }
 
-static int
-criu_ready (const char *criu, const char *root, const char *what, sbx_error **err)
+int
+sbx_criu_ready (const char *criu, const char *root, const char *what, sbx_error **err)
 {
   cleanup_free char *why = NULL;
   if (sbx_criu_usable (criu, root, &why))
@@ -332,8 +339,8 @@ freeze_cgroup_arg (sbx_state *s, sbx_argv *a, sbx_error **err)
   return 0;
 }
 
-static int
-checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config *c, sbx_error **err)
+int
+sbx_checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config *c, sbx_error **err)
 {
   static const char *const unsupported_joins[]
       = { "pid", "ipc", "uts", "mount", "user", "cgroup", "time", NULL };
@@ -490,9 +497,9 @@ sbx_container_checkpoint (const sbx_checkpoint_opts *o, sbx_error **err)
   status = sbx_state_status (s);
   if (strcmp (status, "running") != 0 && strcmp (status, "paused") != 0)
     sbx_error_set (err, EINVAL, "container \"%s\" cannot be checkpointed: it is %s", o->id, status);
-  else if (memory_flags (o, &addr, &port, err) == 0 && criu_ready (o->criu, o->root, "checkpoint", err) == 0
-           && sbx_state_config (s, &c, err) == 0)
-    r = checkpoint_locked (o, s, c, err);
+  else if (memory_flags (o, &addr, &port, err) == 0
+           && sbx_criu_ready (o->criu, o->root, "checkpoint", err) == 0 && sbx_state_config (s, &c, err) == 0)
+    r = sbx_checkpoint_locked (o, s, c, err);
   if (r < 0)
     sbx_error_wrap (err, "checkpoint container \"%s\"", o->id);
   oci_config_free (c);
@@ -674,7 +681,9 @@ apply_policy (restorer *r, const sbx_restore_opts *o, sbx_error **err)
       netns = open (p, O_RDONLY | O_CLOEXEC);
       if (netns < 0)
         return sbx_error_sys (err, "egress policy: open the container's network namespace `%s`", p);
-      if (sbx_net_policy_install (np, c, netns, o->id, r->cg, r->s->dir_fd, err) < 0)
+      /* As create does: a pod member's record only while its sandbox
+         holds the pod's table.  */
+      if (sbx_container_net_install (o->root, r->s, c, np, netns, r->cg, false, err) < 0)
         return sbx_error_wrap (err, "egress policy");
     }
   if (r->cg && sbx_cgroup_pids (r->cg, &pids, &n, err) < 0)
@@ -720,6 +729,30 @@ resume_all (restorer *r)
 }
 
 static int
+mount_root (restorer *r, sbx_error **err)
+{
+  cleanup_free char *upper = xasprintf ("%s/" SBX_OVERLAY_UPPER, r->s->dir);
+  cleanup_free char *work = xasprintf ("%s/" SBX_OVERLAY_WORK, r->s->dir);
+  cleanup_close int mfd = -1;
+  struct stat st;
+
+  if (fstatat (r->s->dir_fd, SBX_OVERLAY_UPPER, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR (st.st_mode))
+    {
+      if (mount (r->s->st->rootfs, r->criu_root, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return sbx_error_sys (err, "bind the rootfs `%s` for CRIU", r->s->st->rootfs);
+      return 0;
+    }
+  if (mkdirat (r->s->dir_fd, SBX_OVERLAY_WORK, 0700) < 0 && errno != EEXIST)
+    return sbx_error_sys (err, "create `%s`", work);
+  mfd = sbx_fs_overlay_mount_fd (r->s->st->rootfs, upper, work, err);
+  if (mfd < 0)
+    return sbx_error_wrap (err, "the overlay root for CRIU");
+  if (syscall (SYS_move_mount, mfd, "", AT_FDCWD, r->criu_root, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    return sbx_error_sys (err, "mount the overlay root on `%s` for CRIU", r->criu_root);
+  return 0;
+}
+
+static int
 run_restore (restorer *r, const sbx_restore_opts *o, sbx_error **err)
 {
   sbx_argv a = { 0 };
@@ -730,9 +763,10 @@ run_restore (restorer *r, const sbx_restore_opts *o, sbx_error **err)
   r->criu_root = xasprintf ("%s/criu-root", r->s->dir);
   if (mkdirat (r->s->dir_fd, "criu-root", 0700) < 0 && errno != EEXIST)
     return sbx_error_sys (err, "create `%s`", r->criu_root);
-  /* CRIU wants the root as a mount of its own.  */
-  if (mount (r->s->st->rootfs, r->criu_root, NULL, MS_BIND | MS_REC, NULL) < 0)
-    return sbx_error_sys (err, "bind the rootfs `%s` for CRIU", r->s->st->rootfs);
+  /* CRIU wants the root as a mount of its own: the rootfs, or the overlay
+     over it that create would mount (fs.h).  */
+  if (mount_root (r, err) < 0)
+    return -1;
   r->mounted = true;
   log = xasprintf ("%s/restore.log", r->work);
   pidf = xasprintf ("%s/restore.pid", r->work);
@@ -868,7 +902,9 @@ sbx_container_restore (const sbx_restore_opts *o, sbx_error **err)
   bool fresh = false;
   int ret, pty = -1;
 
-  if (sbx_state_open (o->root, o->id, &r.s, &e) < 0)
+  if (o->state)
+    r.s = o->state;
+  if (o->state == NULL && sbx_state_open (o->root, o->id, &r.s, &e) < 0)
     {
       sbx_create_opts co = {
         .root = o->root, .id = o->id, .bundle = o->bundle, .systemd_cgroup = o->systemd_cgroup, .detach = true
@@ -881,7 +917,7 @@ sbx_container_restore (const sbx_restore_opts *o, sbx_error **err)
       if (o->f.image_path == NULL)
         return sbx_error_set (err, ENOENT, "container \"%s\" does not exist: restore it from --image-path",
                               o->id);
-      if (criu_ready (o->criu, o->root, "restore", err) < 0 || sbx_container_prepare (&co, &r.s, err) < 0)
+      if (sbx_criu_ready (o->criu, o->root, "restore", err) < 0 || sbx_container_prepare (&co, &r.s, err) < 0)
         return sbx_error_wrap (err, "restore container \"%s\"", o->id);
       fresh = true;
     }
@@ -903,7 +939,7 @@ sbx_container_restore (const sbx_restore_opts *o, sbx_error **err)
           return -1;
         }
     }
-  ret = fresh ? 0 : criu_ready (o->criu, o->root, "restore", err);
+  ret = fresh ? 0 : sbx_criu_ready (o->criu, o->root, "restore", err);
   if (ret == 0)
     ret = restore_locked (&r, o, err);
   pty = steal_fd (&r.pty_master); /* foreground without a console socket */

@@ -12,13 +12,15 @@
  * before they run again.
  *
  * Layout: criu.c runs CRIU and caches `criu check` per boot; checkpoint.c
- * the two operations.  */
+ * the two operations; snapshot.c the filesystem snapshots with a process
+ * image (fs.h's snapshots plus this dump, in one frozen moment).  */
 #ifndef SBX_CHECKPOINT_CHECKPOINT_H
 #define SBX_CHECKPOINT_CHECKPOINT_H
 
 #include <stdbool.h>
 
 #include "core/core.h"
+#include "state/state.h"
 
 /* What checkpoint and restore share, the same flags on both commands:
    where the images are, and CRIU's options for what the processes hold.  */
@@ -75,6 +77,8 @@ typedef struct
   bool auto_dedup;
   bool no_subreaper;
   bool systemd_cgroup;
+  sbx_state *state; /* open and locked stopped container root/id, or NULL
+                       (opened here); consumed either way */
 } sbx_restore_opts;
 
 /* Bring a checkpointed container back "running" with the same ID: a
@@ -83,6 +87,21 @@ typedef struct
    the processes run; in the foreground it waits for the init and returns
    its exit code.  */
 int sbx_container_restore (const sbx_restore_opts *o, sbx_error **err);
+
+/* snapshot create --with-process: fs.h's snapshot of running (or paused)
+   container id, and while it is frozen for the copy, a CRIU dump
+   (leave-running) into the snapshot's process/, covered by its manifest.
+   Where CRIU is unusable it fails before anything is made, the container
+   untouched.  criu: the binary (NULL = "criu").  */
+int sbx_snapshot_create_with_process (const char *root, const char *criu, const char *id, const char *name,
+                                      char **name_out, sbx_error **err);
+/* restore --from-snapshot NAME ID (o->state must be NULL): a snapshot
+   without a process image is container.h's reset (the container is
+   created); one with is checked (a missing or changed image file is
+   refused naming it, nothing changed), the filesystem reset, then the
+   processes restored from a checked copy of the image as
+   sbx_container_restore does: the container is running.  */
+int sbx_container_restore_snapshot (const sbx_restore_opts *o, const char *name, sbx_error **err);
 
 /* Is CRIU usable here?  `criu check` is run once per boot and binary, the
    result cached in <root>/.criu-check.  Returns true/false; *why (malloc'd)

@@ -5,7 +5,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "checkpoint/checkpoint.h"
 #include "core/core.h"
+#include "ocispec.h"
+#include "state/state.h"
 
 /* A growing NULL-terminated argument vector.  */
 typedef struct
@@ -39,5 +42,12 @@ typedef struct
 
 int sbx_mountinfo_read (const char *path, sbx_mnt **out, size_t *n, sbx_error **err);
 void sbx_mountinfo_free (sbx_mnt *m, size_t n);
+
+/* (checkpoint.c) CRIU's dump of open and locked running (or paused)
+   container s with config c, as `checkpoint` makes it.  */
+int sbx_checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_config *c, sbx_error **err);
+/* (checkpoint.c) 0 when CRIU is usable, else an error for WHAT with CRIU's
+   reason and a hint.  */
+int sbx_criu_ready (const char *criu, const char *root, const char *what, sbx_error **err);
 
 #endif

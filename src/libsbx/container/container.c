@@ -346,8 +346,7 @@ sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
       sbx_cgroup_free (cg);
       sbx_test_kill_point ("delete:cgroup");
     }
-  sbx_net_teardown_finish (nt);
-  sbx_test_kill_point ("delete:net");
+  sbx_container_net_teardown (s, nt);
   if (c && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);

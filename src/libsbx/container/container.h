@@ -210,5 +210,10 @@ int sbx_features (oci_features **out, sbx_error **err);
    joins.  NULL in *out when there is none.  */
 int sbx_container_find_pod_policy (const char *root, const char *id, const oci_config *c,
                                    sbx_net_policy **out, sbx_error **err);
+/* create and restore: the egress policy np of container s in netns (a
+   podman member's re-scopes its infra's first; a pod member's is refused
+   when its sandbox went meanwhile).  */
+int sbx_container_net_install (const char *root, sbx_state *s, const oci_config *c, sbx_net_policy *np,
+                               int netns, sbx_cgroup *cg, bool rootless, sbx_error **err);
 
 #endif

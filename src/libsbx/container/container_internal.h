@@ -51,6 +51,14 @@ int sbx_expect_outcome (int r, sbx_error **e, pid_t pid, const oci_config *c, sb
    to console_socket, or keep it in *pty_out (-1 when passed on) for the
    foreground, sized like our own terminal.  */
 int sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error **err);
+/* Pods (pod.c).  A member's cgroup shares the pod's (its parent) with
+   its sandbox: the last of them to go removes it.  */
+void sbx_container_share_pod_cgroup (const char *root, const char *id, const oci_config *c, sbx_cgroup *cg);
+/* delete, after the container's processes: its egress rules, and its
+   pod's table when the pod's last container goes (taken; NULL is
+   fine).  */
+struct sbx_net_teardown;
+void sbx_container_net_teardown (sbx_state *s, struct sbx_net_teardown *nt);
 static inline void
 cgroup_freep (sbx_cgroup **cg)
 {

@@ -37,6 +37,9 @@
 static void
 creator_release (sbx_creator *cr)
 {
+  /* normally closed right after the spawn already */
+  sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? cr->c->mounts_len : 0);
+  sbx_bind_sources_close (cr->dev_trees, cr->dev_trees ? sbx_fs_dev_nodes_len (cr->c) : 0);
   oci_config_free (cr->c);
   free (cr->bundle);
   free (cr->rootfs);
@@ -53,7 +56,8 @@ creator_release (sbx_creator *cr)
     close (cr->start_listen);
   if (cr->overlay_fd >= 0)
     close (cr->overlay_fd);
-  free (cr->bind_trees); /* closed right after the spawn */
+  free (cr->bind_trees);
+  free (cr->dev_trees);
 }
 
 /* A unix socket address for `name` inside a directory fd: through
@@ -262,6 +266,11 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
                       : l && l->readonly_paths_len           ? "linux.readonlyPaths"
                       : cr->c->root && cr->c->root->readonly ? "root.readonly"
                                                              : NULL;
+      if (f && (cr->plan.join_flags & CLONE_NEWNS))
+        return sbx_error_set (err, EINVAL,
+                              "config.json: %s needs a new mount namespace in linux.namespaces (the one "
+                              "joined by path is another process's: sbxrun does not build a rootfs in it)",
+                              f);
       if (f)
         return sbx_error_set (err, EINVAL,
                               "config.json: %s needs a new mount namespace in linux.namespaces (without "
@@ -398,7 +407,10 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
       }
   pid = sbx_process_spawn_in_cgroup (&ca, cr->cg, "the container process", err);
   if (pid == 0)
-    sbx_init_main (cr);
+    {
+      cr->born_in_v2 = (ca.flags & CLONE_INTO_CGROUP) != 0;
+      sbx_init_main (cr);
+    }
   if (((own_pidns >= 0 && setns (own_pidns, CLONE_NEWPID) < 0)
        || (own_timens >= 0 && setns (own_timens, CLONE_NEWTIME) < 0))
       && pid > 0)
@@ -468,6 +480,17 @@ setup_memory_cap (const oci_resources *r, int64_t *cap)
   return m->limit;
 }
 
+/* Limits that the runtime's own setup could run into: then the init sets
+   up outside the cgroups that carry them (cgroup.h, staging).  */
+static bool
+setup_limited (const oci_resources *r)
+{
+  const oci_memory *m = r ? r->memory : NULL;
+  if (m && ((m->has_limit && m->limit > 0) || (m->has_swap && m->swap > 0)))
+    return true;
+  return r && r->pids && r->pids->limit > 0;
+}
+
 static int
 set_memory_limit (sbx_cgroup *cg, int64_t limit, sbx_error **err)
 {
@@ -512,84 +535,6 @@ take_forked_init (sbx_creator *cr, pid_t *pid, int *pidfd, sbx_error **err)
   return sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err);
 }
 
-/* The egress policy of the pod a container belongs to: its sandbox,
-   named by the CRI / CRI-O sandbox ID annotation, else the container of
-   this root whose policy record is for the network namespace the
-   container joins.  NULL when there is none.  */
-int
-sbx_container_find_pod_policy (const char *root, const char *id, const oci_config *c, sbx_net_policy **out,
-                               sbx_error **err)
-{
-  const char *sid = sbx_net_sandbox_id (c);
-  cleanup_strv char **ids = NULL;
-
-  *out = NULL;
-  if (sbx_net_is_sandbox (c))
-    return 0;
-  if (sid)
-    {
-      sbx_state *s = NULL;
-      int r;
-      if (strcmp (sid, id) == 0 || sbx_id_validate (sid, NULL) < 0
-          || sbx_state_open (root, sid, &s, NULL) < 0)
-        return 0; /* not a sandbox of ours */
-      r = sbx_net_pod_load (s->dir_fd, sid, c, false, out, err);
-      sbx_state_free (s);
-      return r;
-    }
-  /* No sandbox ID: the namespace itself, when it is a pod sandbox's (a
-     container that only shares another one's namespace is not governed by
-     that one's policy).  Only a joined namespace can be a sandbox's.  */
-  if (!sbx_net_joins_netns (c) || sbx_state_list (root, &ids, NULL) < 0)
-    return 0;
-  for (size_t i = 0; ids[i] && *out == NULL; i++)
-    {
-      sbx_state *s = NULL;
-      if (strcmp (ids[i], id) == 0 || sbx_state_open (root, ids[i], &s, NULL) < 0)
-        continue;
-      int r = sbx_net_pod_load (s->dir_fd, ids[i], c, true, out, err);
-      sbx_state_free (s);
-      if (r < 0)
-        return -1;
-    }
-  return 0;
-}
-
-/* A pod member's cgroup shares the pod's (its parent) with the sandbox
-   named by the CRI / CRI-O sandbox ID: if the sandbox's create made it,
-   the last of them to go removes it (sbx_cgroup_share_parent).  */
-static void
-share_pod_cgroup (const char *root, const char *id, const oci_config *c, sbx_cgroup *cg)
-{
-  const char *sid = sbx_net_sandbox_id (c);
-  sbx_state *s = NULL;
-  if (sid == NULL || strcmp (sid, id) == 0 || sbx_id_validate (sid, NULL) < 0
-      || sbx_state_open (root, sid, &s, NULL) < 0)
-    return;
-  sbx_cgroup_share_parent (cg, s->st->cgroup);
-  sbx_state_free (s);
-}
-
-/* A podman pod member: its infra container's policy goes to the pod's
-   cgroup, one table for the pod (sbx_net_pod_share).  */
-static int
-share_podman_pod_policy (const char *root, const oci_config *c, sbx_net_policy *np, sbx_cgroup *cg,
-                         sbx_error **err)
-{
-  const char *sid = sbx_net_sandbox_id (c);
-  oci_config *sc = NULL;
-  sbx_state *s = NULL;
-  int r = 0;
-  if (np == NULL || !sbx_net_is_podman_member (c) || sbx_id_validate (sid, NULL) < 0
-      || sbx_state_open (root, sid, &s, NULL) < 0)
-    return 0;
-  if (sbx_state_config (s, &sc, NULL) == 0 && sbx_net_is_podman_infra (sc))
-    r = sbx_net_pod_share (np, s->dir_fd, c, cg, err);
-  oci_config_free (sc);
-  sbx_state_free (s);
-  return r;
-}
-
 /* An unprivileged caller that may not make the container's cgroup (no
    delegated subtree): like runc, run without one when nothing asks for a
    limit, and refuse when linux.resources does (docs/rootless.md).  Returns
@@ -617,6 +562,22 @@ rootless_without_cgroup (const sbx_create_opts *o, sbx_creator *cr, sbx_error **
   free (cr->state->st->cgroup);
   cr->state->st->cgroup = NULL;
   return sbx_state_save (cr->state, err) < 0 ? -1 : 1;
+}
+
+/* Rootless on cgroup v1 with some hierarchies delegated: the container is
+   in those only (sbx_cgroup_allow_partial); say once which it is not in.
+   The saved description then lists them, for update's and pause's
+   messages.  */
+static int
+rootless_partial_cgroup (sbx_creator *cr, sbx_error **err)
+{
+  cleanup_free char *left = sbx_cgroup_left_out (cr->cg);
+  if (left == NULL)
+    return 0;
+  sbx_warn ("rootless: %s", left);
+  free (cr->state->st->cgroup);
+  cr->state->st->cgroup = sbx_cgroup_describe (cr->cg);
+  return sbx_state_save (cr->state, err);
 }
 
 /* Everything of create before the init exists: the config checked, the
@@ -690,19 +651,30 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
           sbx_cgroup_free (cg); /* not ours to remove */
           return -1;
         }
-      share_pod_cgroup (o->root, o->id, c, cg);
+      sbx_container_share_pod_cgroup (o->root, o->id, c, cg);
       cr->cg = cg;
       cr->state->st->cgroup = sbx_cgroup_describe (cg);
       if (sbx_state_save (cr->state, err) < 0)
         return -1;
       sbx_test_kill_point ("create:cgroup-recorded");
+      if (o->rootless)
+        sbx_cgroup_allow_partial (cg);
       if (sbx_cgroup_make (cg, err) < 0)
         {
           int r = rootless_without_cgroup (o, cr, err);
           if (r <= 0)
             return r;
         }
+      else if (rootless_partial_cgroup (cr, err) < 0)
+        return -1;
       sbx_test_kill_point ("create:cgroup");
+      if (cr->cg)
+        {
+          cleanup_error sbx_error *e = NULL;
+          if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (c->linux ? c->linux->resources : NULL), &e)
+              < 0)
+            sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
+        }
       if (cr->cg && c->linux && c->linux->resources)
         {
           int64_t cap = 0;
@@ -738,6 +710,26 @@ open_netns (pid_t pid, sbx_error **err)
   return fd;
 }
 
+/* The maps of the container's user namespace (both NULL without one),
+   recorded for exec: what create sees now, before any container code can
+   change its namespace.  A rootless runtime may not read a joined one's
+   (it is then left out).  */
+static int
+userns_maps (sbx_creator *cr, char **uid_map, char **gid_map, sbx_error **err)
+{
+  sbx_status_file *st = cr->state->st;
+  if (!((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER))
+    return 0;
+  if ((cr->plan.join_flags & CLONE_NEWUSER) && cr->o->rootless)
+    return 0;
+  if (sbx_fs_userns_maps (cr->c, uid_map, gid_map, err) < 0)
+    return -1;
+  free (st->uid_map), free (st->gid_map);
+  st->uid_map = *uid_map ? xstrdup (*uid_map) : NULL;
+  st->gid_map = *gid_map ? xstrdup (*gid_map) : NULL;
+  return 0;
+}
+
 /* Everything of create up to "created".  On success the init is blocked on
    start.sock; *pidfd and *pty (or -1) are for run.  */
 static int
@@ -753,6 +745,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   oci_config *c;
   int64_t restore_limit = 0;                    /* see setup_memory_cap */
   cleanup_net_policy sbx_net_policy *np = NULL; /* org.sbxrun.net.* (egress.h) */
+  cleanup_free char *uid_map = NULL, *gid_map = NULL; /* the user namespace's, if any */
 
   if (prepare (o, cr, &np, &restore_limit, err) < 0)
     return -1;
@@ -775,8 +768,15 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       && ((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER || any_idmapped_mount (c))
       && sbx_bind_sources_open (c, cr->bundle, &cr->bind_trees, err) < 0)
     goto fail;
+  if (userns_maps (cr, &uid_map, &gid_map, err) < 0)
+    goto fail;
+  /* Device nodes with their owner, made where mknod is allowed.  */
+  if ((cr->plan.new_flags & CLONE_NEWNS) && uid_map && !cr->o->rootless
+      && sbx_fs_dev_nodes_open (c, uid_map, gid_map, &cr->dev_trees, err) < 0)
+    goto fail;
   pid = spawn_init (cr, &pidfd, err);
   sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? c->mounts_len : 0);
+  sbx_bind_sources_close (cr->dev_trees, cr->dev_trees ? sbx_fs_dev_nodes_len (c) : 0);
   if (pid < 0)
     goto fail;
   close (cr->sync_child);
@@ -799,9 +799,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 
   if ((cr->plan.new_flags & CLONE_NEWUSER) && sbx_process_ns_write_id_maps (pid, c->linux, cr->o->rootless, err) < 0)
     goto fail;
-  /* Our pipes, which the init holds: for process.user as its new user
-     namespace maps it (a joined one: not known to be entered yet).  */
-  if (!(cr->plan.join_flags & CLONE_NEWUSER) && sbx_process_stdio_give (pid, c->process, err) < 0)
+  /* Our pipes, which the init holds: for process.user as its user
+     namespace maps it.  */
+  if ((uid_map || !((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER))
+      && sbx_process_stdio_give (uid_map, c->process, err) < 0)
     goto fail;
   if (sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
     goto fail;
@@ -816,9 +817,7 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       if (sbx_process_netdev_move_in (c->linux, netns, err) < 0)
         goto fail;
     }
-  if (np
-      && (share_podman_pod_policy (o->root, c, np, cr->cg, err) < 0
-          || sbx_net_policy_install (np, c, netns, o->id, cr->cg, cr->state->dir_fd, err) < 0))
+  if (np && sbx_container_net_install (o->root, cr->state, c, np, netns, cr->cg, o->rootless, err) < 0)
     goto fail;
   sbx_test_kill_point ("create:net");
   if (c->hooks)
@@ -897,8 +896,8 @@ fail:
 static void
 create_cleanup (sbx_creator *cr)
 {
-  if (cr->state) /* egress rules in a namespace joined by path */
-    sbx_net_teardown_finish (sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
+  if (cr->state) /* egress rules in a namespace joined by path (a pod's: as delete) */
+    sbx_container_net_teardown (cr->state, sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
   if (cr->cg)
     sbx_cgroup_destroy (cr->cg, NULL);
   if (cr->state && cr->o->carry)
@@ -928,7 +927,7 @@ sbx_container_create (const sbx_create_opts *o, sbx_error **err)
 int
 sbx_container_prepare (const sbx_create_opts *o, sbx_state **out, sbx_error **err)
 {
-  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1 };
+  sbx_creator cr = { .o = o, .sync_parent = -1, .sync_child = -1, .start_listen = -1, .overlay_fd = -1 };
   cleanup_net_policy sbx_net_policy *np = NULL;
   int64_t restore_limit = 0; /* the caller writes linux.resources again */
   int r = prepare (o, &cr, &np, &restore_limit, err);

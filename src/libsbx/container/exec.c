@@ -194,6 +194,26 @@ open_init_root (sbx_state *s, int pidfd, sbx_error **err)
   return fd;
 }
 
+/* Our pipes given to the process's user as the container's user namespace
+   maps it: through the maps create recorded, not the init's current
+   namespace (its code may have made another).  A container whose create
+   recorded none (an older sbxrun's, a rootless runtime's joined
+   namespace): the init's.  */
+static int
+stdio_give (sbx_state *s, bool userns, const oci_process *p, sbx_error **err)
+{
+  cleanup_free char *map = NULL;
+  if (userns && s->st->uid_map == NULL)
+    {
+      char path[64];
+      cleanup_error sbx_error *e = NULL;
+      snprintf (path, sizeof path, "/proc/%d/uid_map", s->st->pid);
+      if (sbx_read_file (path, 1 << 16, &map, NULL, &e) < 0)
+        return 0; /* unknown: left as they are */
+    }
+  return sbx_process_stdio_give (userns ? (s->st->uid_map ? s->st->uid_map : map) : NULL, p, err);
+}
+
 static void
 reap (pid_t *pid, bool kill_it)
 {
@@ -250,10 +270,10 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
   x.root_fd = open_init_root (s, x.init_pidfd, err);
   if (x.root_fd < 0)
     goto out;
-  if (sbx_process_stdio_give (s->st->pid, o->process, err) < 0)
-    goto out;
   for (size_t i = 0; c->linux && i < c->linux->namespaces_len; i++)
     x.ns_flags |= sbx_process_ns_flag (c->linux->namespaces[i]->type);
+  if (stdio_give (s, x.ns_flags & CLONE_NEWUSER, o->process, err) < 0)
+    goto out;
   if (c->linux && c->linux->seccomp)
     {
       /* The filter was compiled at create: the cache has it.  */

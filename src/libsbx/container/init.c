@@ -140,7 +140,7 @@ bind_console (int slave_fd, const char *slave, sbx_error **err)
     return sbx_error_sys (err, "open /dev/console");
   if (!S_ISREG (sb.st_mode) && !S_ISCHR (sb.st_mode))
     return sbx_error_set (err, EINVAL, "/dev/console is neither a file nor a device");
-  if (sbx_fs_bind_fd (slave_fd, fd, false) < 0)
+  if (sbx_fs_bind_fd (slave_fd, fd, false, 0) < 0)
     return sbx_error_sys (err, "bind %s on /dev/console", slave);
   return 0;
 }
@@ -291,7 +291,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .has_root_mount = cr->overlay_fd >= 0,
                          .root_mount_fd = cr->overlay_fd,
                          .bind_trees = cr->bind_trees,
-                         .bind_trees_len = cr->bind_trees ? c->mounts_len : 0 };
+                         .bind_trees_len = cr->bind_trees ? c->mounts_len : 0,
+                         .dev_trees = cr->dev_trees,
+                         .dev_trees_len = cr->dev_trees ? sbx_fs_dev_nodes_len (c) : 0 };
   cleanup_free char *self_cgroup = NULL;
 
   if (sbx_process_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
@@ -370,6 +372,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       cr->overlay_fd = -1;
     }
   sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? c->mounts_len : 0);
+  sbx_bind_sources_close (cr->dev_trees, ro.dev_trees_len);
   if (set_sysctls (l, flags | cr->plan.join_flags, err) < 0)
     return -1;
 
@@ -553,6 +556,10 @@ sbx_init_main (sbx_creator *cr)
   /* Die with the runtime during setup; non-dumpable keeps container
      processes away from our /proc/<pid>/exe (CVE-2019-5736).  */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
+  /* In the container's cgroup from the start, as if born there (cgroup.h,
+     staging): the cgroup namespace is rooted there.  */
+  if (cr->cg && sbx_cgroup_stage_arrive (cr->cg, cr->born_in_v2, &err) < 0)
+    goto fail;
   /* An unprivileged runtime writes our uid_map, which it may only open
      while we are dumpable: until SYNC_GO (setup), when only our code runs
      in a user namespace with nothing mapped.  */

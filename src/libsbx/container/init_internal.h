@@ -32,10 +32,12 @@ typedef struct
   bool overlay;        /* the rootfs is an overlay (fs.h) ... */
   int overlay_fd;      /* ... built here, attached by the init (or -1) */
   int *bind_trees;     /* bind sources opened outside the user namespace (fs.h) */
+  int *dev_trees;      /* device nodes made outside it (sbx_fs_dev_nodes_open), or NULL */
   bool fork_init;      /* a pid namespace joined by path: the setup runs in the
                           host's, and forks the init into it (init.c) */
   pid_t hooks_pid;     /* child: the init's host pid for the hooks' state */
   bool packet_guard;   /* under an egress policy (own or the pod's) */
+  bool born_in_v2;     /* child: clone3 placed it in the v2 cgroup (CLONE_INTO_CGROUP) */
 } sbx_creator;
 
 /* The child's entry point; never returns.  */

@@ -116,7 +116,7 @@ sbx_container_reset (const char *root, const char *id, const char *name, const c
                               id);
       }
   }
-  if (sbx_fs_snapshot_reset (s, name, err) < 0)
+  if (sbx_fs_snapshot_reset (s, name, NULL, err) < 0)
     {
       sbx_state_free (s);
       return -1;

@@ -137,7 +137,8 @@ bool sbx_has_prefix (const char *s, const char *prefix);
 int sbx_parse_int64 (const char *s, long long *out);
 /* Crash-consistency tests: SBXRUN_TEST_KILL_AT=<step> makes the runtime
    SIGKILL itself when it reaches step (names in docs/design.md).  Built in
-   always: whoever sets sbxrun's environment can kill it anyway.  */
+   always: whoever sets sbxrun's environment can kill it anyway.
+   SBXRUN_TEST_STOP_AT=<step> stops it there (SIGSTOP) instead.  */
 void sbx_test_kill_point (const char *step);
 
 /* log.h - diagnostics for the CLI and library: text or JSON lines
@@ -156,6 +157,8 @@ typedef enum
 int sbx_log_init (const char *path, const char *format, bool debug, sbx_error **err);
 void sbx_log (sbx_log_level level, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 #define sbx_debug(...) sbx_log (SBX_LOG_DEBUG, __VA_ARGS__)
+/* Are debug messages on (--debug)?  For measurements only they need.  */
+bool sbx_log_debugging (void);
 #define sbx_warn(...) sbx_log (SBX_LOG_WARNING, __VA_ARGS__)
 /* Report a fatal error: always on stderr as "sbxrun: msg", and in the log
    file in its format.  */
@@ -215,6 +218,13 @@ int sbx_run_capture (char *const *argv, const char *hint, char **out, sbx_error 
    exits once it is open: for an idmapped mount.  Needs CAP_SETUID and
    CAP_SETGID for ranges beyond our own id.  Returns its fd.  */
 int sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err);
+/* The maps of the user namespace nsfd as seen from ours (the text of its
+   /proc/PID/uid_map and gid_map, read from a child that joins it and
+   exits; needs CAP_SYS_ADMIN over it).  *uid_map and *gid_map malloc'd.  */
+int sbx_userns_maps (int nsfd, char **uid_map, char **gid_map, sbx_error **err);
+/* The id outside that id inside is through map (uid_map's text); false
+   when map does not map it.  */
+bool sbx_idmap_outside (const char *map, unsigned long long id, unsigned long long *out);
 /* pidfd_open(2) (-1 with ENOSYS where the headers lack it).  */
 int sbx_pidfd_open (pid_t pid);
 /* CLOCK_MONOTONIC in milliseconds, for deadlines.  */

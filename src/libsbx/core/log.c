@@ -115,6 +115,12 @@ emit (int fd, bool json, sbx_log_level level, const char *msg)
   sbx_write_all (fd, line, strlen (line));
 }
 
+bool
+sbx_log_debugging (void)
+{
+  return log_debug;
+}
+
 void
 sbx_log (sbx_log_level level, const char *fmt, ...)
 {

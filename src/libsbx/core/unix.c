@@ -125,11 +125,13 @@ sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd)
   return r;
 }
 
-int
-sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err)
+/* A child in a user namespace: a new one (nsfd < 0) or nsfd joined.  It
+   waits until *hold is closed; then wait for it (ns_child_end).  */
+static pid_t
+ns_child (int nsfd, int *hold_out, sbx_error **err)
 {
-  int ready[2], hold[2], fd = -1, e = 0, procfd = -1;
-  char c = 0, path[64];
+  int ready[2], hold[2];
+  char c = 0;
   pid_t pid;
 
   if (pipe2 (ready, O_CLOEXEC) < 0)
@@ -142,8 +144,8 @@ sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err)
   pid = fork ();
   if (pid == 0)
     {
-      /* Only async-signal-safe calls: unshare, say so, wait for EOF.  */
-      char b = unshare (CLONE_NEWUSER) == 0 ? 1 : 0;
+      /* Only async-signal-safe calls: enter, say so, wait for EOF.  */
+      char b = (nsfd < 0 ? unshare (CLONE_NEWUSER) : setns (nsfd, CLONE_NEWUSER)) == 0 ? 1 : 0;
       close (ready[0]);
       close (hold[1]);
       if (write (ready[1], &b, 1) != 1 || !b)
@@ -156,13 +158,43 @@ sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err)
   close (hold[0]);
   if (pid < 0)
     {
-      e = errno;
+      int e = errno;
       close (ready[0]), close (hold[1]);
       return sbx_error_set (err, e, "fork");
     }
   if (read (ready[0], &c, 1) != 1 || !c)
-    sbx_error_set (err, EPERM, "a user namespace for the id mapping could not be made");
-  else if ((procfd = sbx_proc_open (AT_FDCWD, "/proc", err)) >= 0)
+    {
+      close (ready[0]);
+      close (hold[1]);
+      while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+      return sbx_error_set (err, EPERM,
+                            nsfd < 0 ? "a user namespace for the id mapping could not be made"
+                                     : "the user namespace could not be joined to read its id maps");
+    }
+  close (ready[0]);
+  *hold_out = hold[1];
+  return pid;
+}
+
+static void
+ns_child_end (pid_t pid, int hold)
+{
+  close (hold);
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+}
+
+int
+sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err)
+{
+  int hold = -1, fd = -1, procfd;
+  char path[64];
+  pid_t pid = ns_child (-1, &hold, err);
+
+  if (pid < 0)
+    return -1;
+  if ((procfd = sbx_proc_open (AT_FDCWD, "/proc", err)) >= 0)
     {
       /* through the checked procfs, as every map the runtime writes */
       const char *files[2] = { "uid_map", "gid_map" }, *maps[2] = { uid_map, gid_map };
@@ -182,9 +214,59 @@ sbx_userns_fd (const char *uid_map, const char *gid_map, sbx_error **err)
         }
       close (procfd);
     }
-  close (ready[0]);
-  close (hold[1]);
-  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-    ;
+  ns_child_end (pid, hold);
   return fd;
+}
+
+int
+sbx_userns_maps (int nsfd, char **uid_map, char **gid_map, sbx_error **err)
+{
+  int hold = -1, r = -1, procfd;
+  char path[64];
+  pid_t pid;
+
+  *uid_map = *gid_map = NULL;
+  pid = ns_child (nsfd, &hold, err);
+  if (pid < 0)
+    return -1;
+  if ((procfd = sbx_proc_open (AT_FDCWD, "/proc", err)) >= 0)
+    {
+      const char *files[2] = { "uid_map", "gid_map" };
+      char **out[2] = { uid_map, gid_map };
+      r = 0;
+      for (int i = 0; i < 2 && r == 0; i++)
+        {
+          cleanup_close int fd = -1;
+          snprintf (path, sizeof path, "%d/%s", (int)pid, files[i]);
+          fd = openat (procfd, path, O_RDONLY | O_CLOEXEC);
+          if (fd < 0)
+            r = sbx_error_sys (err, "open `/proc/%s`", path);
+          else if (sbx_read_fd (fd, 1 << 16, out[i], NULL, err) < 0)
+            r = sbx_error_wrap (err, "read `/proc/%s`", path);
+        }
+      close (procfd);
+    }
+  ns_child_end (pid, hold);
+  if (r < 0)
+    {
+      free (*uid_map), free (*gid_map);
+      *uid_map = *gid_map = NULL;
+    }
+  return r;
+}
+
+bool
+sbx_idmap_outside (const char *map, unsigned long long id, unsigned long long *out)
+{
+  for (const char *line = map; line && *line; line = strchr (line, '\n') ? strchr (line, '\n') + 1 : NULL)
+    {
+      unsigned long long inside, outside, count;
+      if (sscanf (line, "%llu %llu %llu", &inside, &outside, &count) == 3 && id >= inside
+          && id - inside < count)
+        {
+          *out = outside + (id - inside);
+          return true;
+        }
+    }
+  return false;
 }

@@ -426,6 +426,10 @@ sbx_test_kill_point (const char *step)
   const char *at = getenv ("SBXRUN_TEST_KILL_AT");
   if (at && strcmp (at, step) == 0)
     kill (getpid (), SIGKILL);
+  /* stopped there until a SIGCONT (tests of concurrent commands) */
+  at = getenv ("SBXRUN_TEST_STOP_AT");
+  if (at && strcmp (at, step) == 0)
+    kill (getpid (), SIGSTOP);
 }
 
 int

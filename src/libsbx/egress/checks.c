@@ -173,6 +173,7 @@ sbx_net_policy_parse (const oci_config *c, const char *bundle, const char *rootf
         {
           p->pod_id = steal_ptr (pod->pod_id);
           p->pod_cgroup2 = steal_ptr (pod->pod_cgroup2);
+          p->pod_netns = steal_ptr (pod->pod_netns);
           sbx_net_policy_free (pod);
         }
       else /* none of its own, or the pod's own destinations (engines copy

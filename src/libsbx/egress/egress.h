@@ -196,9 +196,12 @@ int sbx_net_policy_denied (int netns_fd, const char *id, char **json, sbx_error 
    /proc/PID/ns/net, borrowed) and before any hook: record net.json in
    state_dirfd, then install the rules in that namespace, scoped to the
    container's cgroup v2 when the host has one (required when the namespace
-   was joined by path).  */
+   was joined by path, unless rootless: a caller without privileges can
+   only have joined a namespace of its own user namespaces, whose
+   processes are all its own, and the rules then cover the whole
+   namespace, with a warning).  */
 int sbx_net_policy_install (const sbx_net_policy *p, const oci_config *c, int netns_fd, const char *id,
-                            sbx_cgroup *cg, int state_dirfd, sbx_error **err);
+                            sbx_cgroup *cg, bool rootless, int state_dirfd, sbx_error **err);
 /* The network namespace of a container with a policy, for removing its
    rules: the joined path from net.json (if it is still the same
    namespace), else live_pid's namespace (pass 0 once the init is gone).
@@ -207,6 +210,31 @@ typedef struct sbx_net_teardown sbx_net_teardown;
 sbx_net_teardown *sbx_net_teardown_prepare (int state_dirfd, const char *id, pid_t live_pid);
 /* Remove the rules (a failure is a warning) and free; NULL is fine.  */
 void sbx_net_teardown_finish (sbx_net_teardown *t);
+/* Pods: a pod sandbox's table is the pod's, so it stays while members of
+   the pod remain, and goes with the last of them (docs/annotations.md
+   "Pods").  The pod of a teardown: its own ID for a pod sandbox
+   (*sandbox true), the sandbox's for a member, NULL otherwise.  */
+const char *sbx_net_teardown_pod (const sbx_net_teardown *t, bool *sandbox);
+/* Is the container whose state directory is dirfd a member of t's pod,
+   in the same namespace (its net.json)?  */
+bool sbx_net_teardown_member (const sbx_net_teardown *t, int dirfd);
+/* For a member's t: does dirfd (the sandbox's state directory) still hold
+   the pod's table (its net.json, scope pod, the same namespace)?  */
+bool sbx_net_teardown_holder (const sbx_net_teardown *t, int dirfd);
+/* What finish does with the pod's table: a sandbox keeps it when members
+   are left; a member removes it too when none is (its sandbox gone).  */
+void sbx_net_teardown_pod_table (sbx_net_teardown *t, bool members_left);
+/* Forget the record (net.json): the container no longer counts for its
+   pod.  */
+void sbx_net_record_drop (int state_dirfd);
+/* The sandbox whose policy governs p (a pod member's), or NULL.  */
+const char *sbx_net_policy_pod (const sbx_net_policy *p);
+/* create, under the root's lock (sbx_state_lock_root) and right before
+   sbx_net_policy_install: is p's pod sandbox (its state directory
+   sandbox_dirfd, -1 when gone) still holding the pod's rules in
+   netns_fd?  0 when it is or p is no member; an error otherwise (the
+   sandbox was deleted after the member found it).  */
+int sbx_net_pod_held (const sbx_net_policy *p, int sandbox_dirfd, int netns_fd, sbx_error **err);
 /* Dropped-packet counters of a container from its state directory
    (for `events --stats`): -1 with ENOENT when it has no policy or its
    namespace is gone.  */

@@ -27,10 +27,18 @@ typedef struct
   size_t nwhat;
   bool overflow;
   uint32_t set_ids;
+  bool deleted; /* the batch deletes something: see egr_nl_ctx_release */
 } nl_ctx;
+
+/* The name (comm) of the short-lived process that closes a socket whose
+   batch deleted something (nl.c).  */
+#define EGR_NL_CLOSER_COMM "sbxrun-nlclose"
 
 typedef int (*nl_reply_cb) (const struct nlmsghdr *nlh, void *data);
 
+/* Free x and close its socket: when its batch deleted something, the
+   last close (which waits for an RCU grace period) is a detached
+   child's.  */
 void egr_nl_ctx_release (nl_ctx *x);
 /* A netfilter netlink socket of the namespace netns_fd (setns there and
    straight back).  */
@@ -55,6 +63,8 @@ void egr_x_mask (struct nftnl_rule *r, const void *mask, uint32_t len);
 void egr_x_range (struct nftnl_rule *r, const void *from, const void *to, uint32_t len);
 void egr_x_verdict (struct nftnl_rule *r, int verdict, const char *chain);
 void egr_x_u8_eq (struct nftnl_rule *r, uint32_t meta_key, uint8_t v);
+/* The len-byte network mask of a prefix length.  */
+void egr_prefix_mask (uint8_t *mask, uint32_t len, int prefix);
 /* meta nfproto, then the destination address masked to d's prefix.  */
 void egr_x_daddr (struct nftnl_rule *r, const sbx_net_rule *d);
 void egr_x_dport (struct nftnl_rule *r, uint16_t lo, uint16_t hi);
@@ -71,12 +81,18 @@ void egr_x_payload_to (struct nftnl_rule *r, uint32_t base, uint32_t offset, uin
      EGR_HOSTS      hostsN      address (any protocol)       hash
      EGR_HOSTPORTS  hostportsN  address . protocol . port    hash
      EGR_NETS       netsN       address range (any protocol) interval (rbtree)
+     EGR_PFX + i    netsN_L     address & /L mask (any       hash
+                                protocol), up to EGR_PFX_MAX prefix lengths
    Elements that are one address (and one protocol and port) go to the
    hash sets, whose inserts cost the same at any size; address ranges
-   with every protocol to the one-field interval set, whose inserts cost
-   little more as it grows; only ranges of several fields go to the
-   concatenated interval sets, where an insert costs more as the set
-   grows.  */
+   with every protocol are split into CIDR blocks, and the prefix lengths
+   that many blocks share get a hash set each (looked up with the address
+   masked to that length: a fraction of an interval insert, which is two
+   rbtree elements a range); the other ranges go to the one-field interval
+   set, whose inserts cost little more as it grows; only ranges of several
+   fields go to the concatenated interval sets, where an insert costs more
+   as the set grows.  */
+#define EGR_PFX_MAX 8
 enum
 {
   EGR_ALLOW,
@@ -84,7 +100,8 @@ enum
   EGR_HOSTS,
   EGR_HOSTPORTS,
   EGR_NETS,
-  EGR_KINDS
+  EGR_PFX,
+  EGR_KINDS = EGR_PFX + EGR_PFX_MAX
 };
 
 /* Per family (0: IPv4, 1: IPv6) and kind: disjoint elements.  */
@@ -92,6 +109,9 @@ typedef struct
 {
   void *raw[2][2], *elems[2][EGR_KINDS];
   size_t n[2][EGR_KINDS];
+  /* the prefix length of an EGR_PFX kind's set */
+  uint8_t prefix[2][EGR_KINDS];
+  char names[2][EGR_KINDS][24];
   /* some entry meets the family's multicast range: reports go out */
   bool multicast[2];
 } egr_sets;
@@ -100,7 +120,7 @@ void egr_sets_build (egr_sets *s, const sbx_net_policy *p);
 void egr_sets_free (egr_sets *s);
 /* Elements of all allow sets.  */
 size_t egr_sets_count (const egr_sets *s);
-const char *egr_set_name (int v6, int kind);
+const char *egr_set_name (const egr_sets *s, int v6, int kind);
 /* Fields of a kind's key: 1 address, 2 address . protocol, 3 address .
    protocol . port.  */
 int egr_set_fields (int kind);
@@ -130,6 +150,7 @@ struct sbx_net_policy
   bool inherited;    /* the pod's own policy, applied to a member without annotations */
   char *pod_id;      /* the sandbox whose policy governs this container, or NULL */
   char *pod_cgroup2; /* that policy's scope (a cgroup v2 directory), or NULL */
+  char *pod_netns;   /* that sandbox's recorded namespace path, or NULL */
 };
 
 /* The most net.json may hold: it lists every allowed destination (up to

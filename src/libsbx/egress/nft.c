@@ -51,6 +51,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -150,23 +151,31 @@ x_key (struct nftnl_rule *r, int v6, int ports, bool port_zero)
     egr_x_payload_to (r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg + 1);
 }
 
-/* ip[6] daddr [. meta l4proto [. th dport]] @set accept  */
+/* ip[6] daddr [& /L mask] [. meta l4proto [. th dport]] @set accept  */
 static void
-rule_lookup (const rule_ctx *rc, int v6, int kind)
+rule_lookup (const rule_ctx *rc, const egr_sets *s, int v6, int kind)
 {
   struct nftnl_rule *r = rule_new (rc, NULL);
   struct nftnl_expr *e;
   int fields = egr_set_fields (kind);
+  uint32_t alen = v6 ? 16 : 4;
   egr_x_u8_eq (r, NFT_META_NFPROTO, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  /* NFT_REG_1 is the storage of NFT_REG32_00..03 */
   if (fields == 1)
-    egr_x_payload_to (r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, v6 ? 16 : 4, NFT_REG32_00);
+    egr_x_payload_to (r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, alen, NFT_REG32_00);
   else
     x_key (r, v6, fields == 3, false);
+  if (kind >= EGR_PFX)
+    {
+      uint8_t mask[16];
+      egr_prefix_mask (mask, alen, s->prefix[v6][kind]);
+      egr_x_mask (r, mask, alen);
+    }
   e = egr_expr_new (r, "lookup");
   nftnl_expr_set_u32 (e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
-  nftnl_expr_set_str (e, NFTNL_EXPR_LOOKUP_SET, egr_set_name (v6, kind));
+  nftnl_expr_set_str (e, NFTNL_EXPR_LOOKUP_SET, egr_set_name (s, v6, kind));
   egr_x_verdict (r, NF_ACCEPT, NULL);
-  rule_add (rc, r, xasprintf ("nftables rule looking up set `%s`", egr_set_name (v6, kind)));
+  rule_add (rc, r, xasprintf ("nftables rule looking up set `%s`", egr_set_name (s, v6, kind)));
 }
 
 /* Protocols whose transport header starts with the ports.  */
@@ -303,7 +312,7 @@ build_policy_rules (const rule_ctx *rc, const egr_sets *s, bool scoped)
   for (int v6 = 0; v6 < 2; v6++)
     for (int kind = 0; kind < EGR_KINDS; kind++)
       if (s->n[v6][kind])
-        rule_lookup (rc, v6, kind);
+        rule_lookup (rc, s, v6, kind);
 
   /* counter name dropped; record; meta l4proto tcp reject with tcp reset; drop  */
   r = rule_new (rc, NULL);
@@ -358,6 +367,7 @@ table_msg (nl_ctx *x, const char *table, uint16_t type, uint16_t flags, char *wh
 static void
 table_drop (nl_ctx *x, const char *table)
 {
+  x->deleted = true;
   table_msg (x, table, NFT_MSG_NEWTABLE, NLM_F_CREATE, xasprintf ("nftables table `%s`", table));
   table_msg (x, table, NFT_MSG_DELTABLE, 0, xasprintf ("delete nftables table `%s`", table));
 }
@@ -435,6 +445,34 @@ ms_between (const struct timespec *a, const struct timespec *b)
   return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
 }
 
+/* What the thread has waited so far, runnable, for a CPU (ns; schedstat's
+   run_delay), and its voluntary context switches (it blocked): together
+   with the CPU time they tell another load's preemptions from waits of
+   our own.  0 where the kernel has no schedstat, or without --debug.  */
+typedef struct
+{
+  unsigned long long run_delay_ns;
+  long nvcsw;
+} thread_waits;
+
+static void
+thread_waits_now (thread_waits *w)
+{
+  struct rusage ru;
+  FILE *f;
+  unsigned long long run = 0, delay = 0;
+  w->run_delay_ns = 0;
+  w->nvcsw = 0;
+  if (!sbx_log_debugging ())
+    return;
+  f = fopen ("/proc/thread-self/schedstat", "re");
+  if (f && fscanf (f, "%llu %llu", &run, &delay) == 2)
+    w->run_delay_ns = delay;
+  if (f)
+    fclose (f);
+  w->nvcsw = getrusage (RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : 0;
+}
+
 int
 sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, const char *cgroup2_dir,
                       int cgroup2_level, sbx_error **err)
@@ -444,6 +482,7 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
   rule_ctx rc = { &x, table, chain };
   egr_sets sets = { 0 };
   struct timespec t0, t1, c0;
+  thread_waits w0, w2;
   uint64_t cgid = 0;
   int r = -1, exists;
 
@@ -456,6 +495,7 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
         return sbx_error_sys (err, "cgroup `%s`", cgroup2_dir);
       cgid = st.st_ino;
     }
+  thread_waits_now (&w0);
   clock_gettime (CLOCK_MONOTONIC, &t0);
   clock_gettime (CLOCK_THREAD_CPUTIME_ID, &c0);
   egr_sets_build (&sets, p);
@@ -514,10 +554,12 @@ sbx_net_policy_apply (const sbx_net_policy *p, int netns_fd, const char *id, con
     clock_gettime (CLOCK_MONOTONIC, &t2);
     /* The kernel applies the batch within our sendto: CPU time counts it.  */
     clock_gettime (CLOCK_THREAD_CPUTIME_ID, &c2);
+    thread_waits_now (&w2);
     sbx_debug ("egress policy: %zu set elements, %zu bytes of netlink batch, installed in %.2f ms "
-               "(%.2f ms of CPU; socket closed in %.2f ms)",
+               "(%.2f ms of CPU, %.2f ms runnable waiting for a CPU, %ld voluntary context switches; "
+               "socket closed in %.2f ms)",
                egr_sets_count (&sets), bytes, ms_between (&t0, &t2), ms_between (&c0, &c2),
-               ms_between (&t1, &t2));
+               (double)(w2.run_delay_ns - w0.run_delay_ns) / 1e6, w2.nvcsw - w0.nvcsw, ms_between (&t1, &t2));
   }
   r = 0;
 out:
@@ -531,17 +573,33 @@ sbx_net_policy_remove (int netns_fd, const char *id, sbx_error **err)
 {
   nl_ctx x = { 0 };
   cleanup_free char *table = sbx_net_table_name (id);
-  int r = -1;
+  struct timespec t0, t1, t2;
+  int r = -1, exists;
 
+  clock_gettime (CLOCK_MONOTONIC, &t0);
   if (egr_nl_open (&x, netns_fd, err) < 0)
     goto out;
-  egr_batch_start (&x, 4, 0);
-  table_drop (&x, table);
-  if (egr_batch_commit (&x, err) < 0)
+  /* A batch that deletes nothing leaves no destroy work: no detached
+     close when there is no table.  */
+  exists = table_exists (&x, table, err);
+  if (exists < 0)
+    goto out;
+  if (exists)
     {
-      sbx_error_wrap (err, "remove the egress policy");
-      goto out;
+      egr_batch_start (&x, 4, 0);
+      table_drop (&x, table);
+      if (egr_batch_commit (&x, err) < 0)
+        {
+          sbx_error_wrap (err, "remove the egress policy");
+          goto out;
+        }
     }
+  clock_gettime (CLOCK_MONOTONIC, &t1);
+  egr_nl_ctx_release (&x);
+  clock_gettime (CLOCK_MONOTONIC, &t2);
+  sbx_debug ("egress policy of container \"%s\": %s in %.2f ms (socket closed in %.2f ms%s)", id,
+             exists ? "removed" : "not in place", ms_between (&t0, &t2), ms_between (&t1, &t2),
+             exists ? ", the last close left to a detached process" : "");
   r = 0;
 out:
   egr_nl_ctx_release (&x);

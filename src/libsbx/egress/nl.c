@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,12 +29,73 @@
 
 /* ---------------------------------------------------------------- netlink */
 
+/* Closing a netfilter netlink socket flushes nf_tables' destroy work of
+   the namespace (nft_rcv_nl_event): what a committed batch deleted is
+   freed after an RCU grace period, 10-15 ms of waiting and no work.  The
+   deletion itself is done and visible by then (the commit was
+   acknowledged), so after such a batch the last reference is dropped by
+   a child nobody waits for: exit signal 0 (no SIGCHLD, and waitpid (-1)
+   without __WALL does not see it); at our exit it is reparented like any
+   orphan.  It keeps nothing of ours but the socket, and we go on only
+   once it has closed the rest (`done` ends): a pipe our caller reads to
+   its end (Go's exec, a test's capture) must not wait for it.  It closes
+   the socket once ours is closed (`go` ends), so that its close is the
+   last.  If the clone fails, we wait for the close.  */
+static void
+nl_close_detached (struct mnl_socket *nl)
+{
+  int fd = mnl_socket_get_fd (nl), done[2] = { -1, -1 }, go[2] = { -1, -1 };
+  pid_t pid = -1;
+  char c;
+
+  if (pipe2 (done, O_CLOEXEC) == 0 && pipe2 (go, O_CLOEXEC) == 0)
+    pid = (pid_t)syscall (SYS_clone, 0UL, NULL, NULL, NULL, NULL);
+  if (pid == 0)
+    {
+      /* system calls only: a raw clone of a process that may have threads */
+      int keep[2] = { fd < go[0] ? fd : go[0], fd < go[0] ? go[0] : fd };
+      prctl (PR_SET_NAME, EGR_NL_CLOSER_COMM, 0, 0, 0);
+      if (syscall (SYS_close_range, (unsigned int)keep[1] + 1, ~0U, 0U) == 0)
+        {
+          if (keep[0] > 0)
+            syscall (SYS_close_range, 0U, (unsigned int)keep[0] - 1, 0U);
+          if (keep[1] > keep[0] + 1)
+            syscall (SYS_close_range, (unsigned int)keep[0] + 1, (unsigned int)keep[1] - 1, 0U);
+        }
+      else /* before Linux 5.9 */
+        for (long i = 0, max = sysconf (_SC_OPEN_MAX); i < (max > 0 && max < (1 << 20) ? max : 1 << 20); i++)
+          if (i != fd && i != go[0])
+            close ((int)i);
+      while (read (go[0], &c, 1) < 0 && errno == EINTR)
+        ;
+      close (fd);
+      _exit (0);
+    }
+  if (pid > 0)
+    {
+      close (done[1]);
+      done[1] = -1;
+      while (read (done[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    }
+  mnl_socket_close (nl); /* not the last reference when the clone worked */
+  for (int i = 0; i < 2; i++)
+    {
+      if (done[i] >= 0)
+        close (done[i]);
+      if (go[i] >= 0)
+        close (go[i]); /* the child's turn */
+    }
+}
+
 void
 egr_nl_ctx_release (nl_ctx *x)
 {
   if (x->b)
     mnl_nlmsg_batch_stop (x->b);
-  if (x->nl)
+  if (x->nl && x->deleted)
+    nl_close_detached (x->nl);
+  else if (x->nl)
     mnl_socket_close (x->nl);
   free (x->buf);
   for (size_t i = 0; i < x->nwhat; i++)
@@ -402,6 +464,16 @@ egr_x_u8_eq (struct nftnl_rule *r, uint32_t meta_key, uint8_t v)
   egr_x_cmp (r, NFT_CMP_EQ, &v, 1);
 }
 
+void
+egr_prefix_mask (uint8_t *mask, uint32_t len, int prefix)
+{
+  for (int i = 0; i < (int)len; i++)
+    {
+      int bits = prefix - i * 8;
+      mask[i] = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+    }
+}
+
 /* meta nfproto, then the destination address (masked to the prefix).  */
 void
 egr_x_daddr (struct nftnl_rule *r, const sbx_net_rule *d)
@@ -416,12 +488,8 @@ egr_x_daddr (struct nftnl_rule *r, const sbx_net_rule *d)
   egr_x_payload (r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 16 : 24, len);
   if (d->prefix < full)
     {
-      uint8_t mask[16] = { 0 };
-      for (int i = 0; i < (int)len; i++)
-        {
-          int bits = d->prefix - i * 8;
-          mask[i] = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
-        }
+      uint8_t mask[16];
+      egr_prefix_mask (mask, len, d->prefix);
       egr_x_mask (r, mask, len);
     }
   egr_x_cmp (r, NFT_CMP_EQ, d->addr, len);

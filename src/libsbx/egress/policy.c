@@ -898,6 +898,7 @@ sbx_net_policy_free (sbx_net_policy *p)
   free (p->resolved);
   free (p->pod_id);
   free (p->pod_cgroup2);
+  free (p->pod_netns);
   free (p);
 }
 

@@ -153,6 +153,8 @@ sbx_net_pod_load (int sandbox_dirfd, const char *sandbox_id, const oci_config *m
   p->sandbox = cg && cg->type == OJ_STRING && strcmp (cg->text, "pod") == 0;
   cg = oj_object_get (rec, "cgroup2");
   p->pod_cgroup2 = cg && cg->type == OJ_STRING ? xstrdup (cg->text) : NULL;
+  cg = oj_object_get (rec, "netnsPath");
+  p->pod_netns = cg && cg->type == OJ_STRING ? xstrdup (cg->text) : NULL;
   cg = oj_object_get (rec, "resolved");
   if (cg && cg->type == OJ_OBJECT && cg->len)
     {

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,6 +239,90 @@ add_rule (egr_sets *s, const sbx_net_rule *r)
     }
 }
 
+/* Host bits of the largest CIDR block starting at lo within lo..hi
+   (lo <= hi, both below 2^bits).  */
+static int
+block_host_bits (u128 lo, u128 hi, int bits)
+{
+  uint64_t l = (uint64_t)lo, h = (uint64_t)(lo >> 64);
+  int align = lo == 0 ? bits : l ? __builtin_ctzll (l) : 64 + __builtin_ctzll (h);
+  u128 size = hi - lo; /* the block's size less one, then the size */
+  int fit;
+  if (size == ~(u128)0)
+    return 128; /* all of IPv6 */
+  size++;
+  l = (uint64_t)size, h = (uint64_t)(size >> 64);
+  fit = h ? 127 - __builtin_clzll (h) : 63 - __builtin_clzll (l); /* floor (log2 (size)) */
+  return align < fit ? align : fit;
+}
+
+/* A prefix length needs this many blocks for a hash set of its own.  */
+#define PFX_MIN 32
+
+/* The ranges of netsN as CIDR blocks: the prefix lengths shared by at
+   least PFX_MIN blocks, the most common EGR_PFX_MAX of them, go to hash
+   sets of their own (whole addresses to hostsN); the other blocks stay in
+   netsN, adjacent ones merged again.  A list of CIDRs is its own blocks
+   (siblings merged), so this adds no elements to a list of CIDRs.  */
+static void
+split_nets (egr_sets *s, int f)
+{
+  boxes *nets = s->elems[f][EGR_NETS], rest = { 0 };
+  int bits = f ? 128 : 32, kind_of[129], npfx = 0;
+  size_t count[129] = { 0 };
+
+  if (nets->n < PFX_MIN)
+    return;
+  for (size_t i = 0; i < nets->n; i++)
+    for (u128 lo = nets->v[i].lo, hi = nets->v[i].hi;;)
+      {
+        int k = block_host_bits (lo, hi, bits);
+        u128 last = k >= 128 ? ~(u128)0 : lo + (((u128)1 << k) - 1);
+        count[bits - k]++;
+        if (last == hi)
+          break;
+        lo = last + 1;
+      }
+  for (int len = 0; len <= bits; len++)
+    kind_of[len] = -1;
+  if (count[bits] >= PFX_MIN)
+    kind_of[bits] = EGR_HOSTS;
+  while (npfx < EGR_PFX_MAX)
+    {
+      int best = -1;
+      for (int len = 1; len < bits; len++)
+        if (kind_of[len] < 0 && count[len] >= PFX_MIN && (best < 0 || count[len] > count[best]))
+          best = len;
+      if (best < 0)
+        break;
+      kind_of[best] = EGR_PFX + npfx;
+      s->prefix[f][EGR_PFX + npfx] = (uint8_t)best;
+      snprintf (s->names[f][EGR_PFX + npfx], sizeof s->names[f][0], "nets%d_%d", f ? 6 : 4, best);
+      npfx++;
+    }
+  if (npfx == 0 && kind_of[bits] < 0)
+    return;
+  for (size_t i = 0; i < nets->n; i++)
+    for (u128 lo = nets->v[i].lo, hi = nets->v[i].hi;;)
+      {
+        int k = block_host_bits (lo, hi, bits);
+        u128 last = k >= 128 ? ~(u128)0 : lo + (((u128)1 << k) - 1);
+        box b = { lo, last, 0, 255 };
+        box *t = rest.n ? &rest.v[rest.n - 1] : NULL;
+        if (kind_of[bits - k] >= 0)
+          boxes_push (s->elems[f][kind_of[bits - k]], b);
+        else if (t && t->hi + 1 == lo)
+          t->hi = last;
+        else
+          boxes_push (&rest, b);
+        if (last == hi)
+          break;
+        lo = last + 1;
+      }
+  free (nets->v);
+  *nets = rest;
+}
+
 void
 egr_sets_build (egr_sets *s, const sbx_net_policy *p)
 {
@@ -282,8 +367,16 @@ egr_sets_build (egr_sets *s, const sbx_net_policy *p)
         free (all.v);
       }
   for (int f = 0; f < 2; f++)
-    for (int k = 0; k < EGR_KINDS; k++)
-      s->n[f][k] = ((boxes *)s->elems[f][k])->n;
+    {
+      for (int k = 0; k < EGR_PFX; k++)
+        {
+          static const char *names[EGR_PFX] = { "allow", "ports", "hosts", "hostports", "nets" };
+          snprintf (s->names[f][k], sizeof s->names[f][k], "%s%d", names[k], f ? 6 : 4);
+        }
+      split_nets (s, f);
+      for (int k = 0; k < EGR_KINDS; k++)
+        s->n[f][k] = ((boxes *)s->elems[f][k])->n;
+    }
 }
 
 size_t
@@ -313,18 +406,16 @@ egr_sets_free (egr_sets *s)
 }
 
 const char *
-egr_set_name (int v6, int kind)
+egr_set_name (const egr_sets *s, int v6, int kind)
 {
-  static const char *names[2][EGR_KINDS] = { { "allow4", "ports4", "hosts4", "hostports4", "nets4" },
-                                             { "allow6", "ports6", "hosts6", "hostports6", "nets6" } };
-  return names[v6][kind];
+  return s->names[v6][kind];
 }
 
 int
 egr_set_fields (int kind)
 {
-  static const int fields[EGR_KINDS] = { 2, 3, 1, 3, 1 };
-  return fields[kind];
+  static const int fields[EGR_PFX] = { 2, 3, 1, 3, 1 };
+  return kind < EGR_PFX ? fields[kind] : 1;
 }
 
 /* The concatenation's type as nft shows it (datatype ids: ipv4_addr 7,
@@ -409,7 +500,7 @@ egr_sets_msgs (nl_ctx *x, const char *table, const egr_sets *s)
           continue;
         /* The hash sets are sized for their elements: the kernel then
            picks a fixed-size table (no resizing while inserting).  */
-        egr_set_msg (x, table, egr_set_name (f, k), f, fields,
+        egr_set_msg (x, table, egr_set_name (s, f, k), f, fields,
                      concat ? NFT_SET_INTERVAL | NFT_SET_CONCAT
                      : nets ? NFT_SET_INTERVAL
                             : 0,
@@ -422,12 +513,12 @@ egr_sets_msgs (nl_ctx *x, const char *table, const egr_sets *s)
             size_t end = i + per < b->n ? i + per : b->n;
             struct nlmsghdr *nlh = egr_batch_msg (
                 x, NFT_MSG_NEWSETELEM, NLM_F_CREATE,
-                xasprintf ("nftables set `%s`: elements %zu to %zu", egr_set_name (f, k), i + 1, end));
+                xasprintf ("nftables set `%s`: elements %zu to %zu", egr_set_name (s, f, k), i + 1, end));
             struct nlattr *list;
             /* written directly, not through libnftnl's element objects
                (two allocations per element) */
             mnl_attr_put_strz (nlh, NFTA_SET_ELEM_LIST_TABLE, table);
-            mnl_attr_put_strz (nlh, NFTA_SET_ELEM_LIST_SET, egr_set_name (f, k));
+            mnl_attr_put_strz (nlh, NFTA_SET_ELEM_LIST_SET, egr_set_name (s, f, k));
             list = mnl_attr_nest_start (nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
             for (size_t j = i; j < end; j++)
               {

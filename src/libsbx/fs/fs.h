@@ -5,6 +5,7 @@
 #define SBX_FS_FS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/core.h"
@@ -51,6 +52,8 @@ typedef struct
   const int *bind_trees; /* per mounts[] entry: a detached copy of the bind
                             source (sbx_bind_sources_open), or -1 */
   size_t bind_trees_len;
+  const int *dev_trees; /* sbx_fs_dev_nodes_open's nodes, or NULL */
+  size_t dev_trees_len;
 } sbx_rootfs_opts;
 
 /* In the runtime, before the init enters a user namespace: a detached copy
@@ -60,7 +63,15 @@ typedef struct
    c->mounts_len entries, -1 for non-binds and sources that cannot be opened
    here (the init then opens them itself and reports the error).  */
 int sbx_bind_sources_open (const oci_config *c, const char *bundle, int **out, sbx_error **err);
+/* Close each tree >= 0 of trees (n entries) and set it to -1; also for
+   sbx_fs_dev_nodes_open's.  */
 void sbx_bind_sources_close (int *trees, size_t n);
+/* The maps of the container's user namespace as uid_map's text, as the
+   runtime sees them: a joined one's own (read through it), a new one's
+   from linux.uidMappings/gidMappings, or the caller as root when it has
+   none.  1 with both malloc'd, 0 (both NULL) without a user namespace,
+   -1 with ERR.  */
+int sbx_fs_userns_maps (const oci_config *c, char **uid_map, char **gid_map, sbx_error **err);
 /* Whether mounts entry m is an idmapped bind (idmap, ridmap, or its own
    uidMappings/gidMappings).  sbx_bind_sources_open makes its copy
    idmapped (mount_setattr MOUNT_ATTR_IDMAP) or fails naming the entry.  */
@@ -123,8 +134,10 @@ enum
    symlinks and ".." stop at rootfd).  Returns an O_PATH fd (>= 0).  */
 int sbx_fs_root_resolve (int rootfd, const char *path, int create, sbx_error **err);
 /* Bind the object behind srcfd onto the one behind tgtfd (open_tree +
-   move_mount, or mount(2) through /proc/self/fd).  -1 with errno set.  */
-int sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive);
+   move_mount, or mount(2) through /proc/self/fd); attr_set
+   (MOUNT_ATTR_*) is set on the copy before it is attached, where the
+   kernel has mount_setattr.  -1 with errno set.  */
+int sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive, uint64_t attr_set);
 
 /* devices.h - the container's /dev content: default devices and symlinks
  * (config-linux.md "Default Devices") and linux.devices.  Called by
@@ -138,8 +151,29 @@ typedef enum
 } sbx_dev_kind;
 
 /* rootfd: the rootfs (every path resolved inside it).  userns: device nodes
-   cannot be created, bind the host's node onto an empty file instead.  */
-int sbx_fs_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind, sbx_error **err);
+   cannot be created, bind one onto an empty file instead, nosuid,noexec:
+   trees[k] (sbx_fs_dev_nodes_open's, k as there) when trees is not NULL
+   and has one, else the host's node (its owner shown as the host's).  */
+int sbx_fs_devices_setup (const oci_config *c, int rootfd, bool userns, sbx_dev_kind kind, const int *trees,
+                          sbx_error **err);
+
+/* In the runtime, as root of the initial user namespace, before the init
+   enters the container's user namespace (mknod is refused there, and a
+   devtmpfs cannot be idmapped from it): the container's device nodes with
+   their configured owner.  They are made on a private tmpfs that is only
+   ever a detached mount (fsmount, nosuid,noexec, never attached on the
+   host), each owned by the host ids that uid_map/gid_map (uid_map's text,
+   sbx_fs_userns_maps) map to its uid/gid (linux.devices[N].uid/gid, 0 for
+   the default devices and without them); *out holds one detached copy
+   (open_tree) of each: sbx_fs_dev_nodes_len(c) entries, linux.devices[i]
+   at i and the default devices after them, -1 for a FIFO (made by the
+   init).  An owner the maps do not map is refused, naming the field.
+   *out is NULL (the host's nodes are bound, returns 0) where the kernel
+   does not allow it: no CAP_MKNOD in the initial user namespace, or no
+   copy of a detached mount (before Linux 6.15).  */
+int sbx_fs_dev_nodes_open (const oci_config *c, const char *uid_map, const char *gid_map, int **out,
+                           sbx_error **err);
+size_t sbx_fs_dev_nodes_len (const oci_config *c);
 
 /* overlay.h - the opt-in writable overlay: annotation
  * org.sbxrun.rootfs.overlay=true or create/run --overlay.  The bundle's
@@ -171,6 +205,9 @@ int sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *w
  *                                   bytes, tree digest
  *   snapshots/<name>/tree/          the overlay's upper dir (kind
  *                                   "overlay") or the whole rootfs ("full")
+ *   snapshots/<name>/process/       create --with-process: CRIU's image of
+ *                                   the processes, frozen with the tree
+ *                                   (manifest "process": its own sums)
  *
  * Built in snapshots/.tmp-* and renamed into place when complete; every use
  * checks the tree against the manifest and refuses, naming the snapshot,
@@ -190,14 +227,18 @@ typedef struct
 } sbx_tree_sum;
 void sbx_tree_sum_clear (sbx_tree_sum *sum);
 /* Copy the tree at srcfd into the empty directory dstfd (reflink, else
-   chunk by chunk keeping holes; hard links, xattrs, whiteouts kept).
-   Without check, sum gets the content digests; with it, each file's is
-   compared with check's as it is copied (a mismatch is an error naming the
-   file).  */
-int sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum,
-                      sbx_error **err);
+   chunk by chunk keeping holes; hard links, whiteouts kept, xattrs by the
+   policy in docs/design.md: security.capability only with
+   SBX_TREE_FILE_CAPS).  Without check, sum gets the content digests; with
+   it, each file's is compared with check's as it is copied (a mismatch is
+   an error naming the file).  */
+#define SBX_TREE_FILE_CAPS 1u
+int sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, unsigned flags,
+                      sbx_tree_sum *sum, sbx_error **err);
 /* The same walk without a copy; content read and checked only with check. */
 int sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err);
+/* The same walk recording the content digests, as a copy does.  */
+int sbx_fs_tree_sum_record (int dirfd, sbx_tree_sum *sum, sbx_error **err);
 
 int sbx_fs_snapshot_name_validate (const char *name, sbx_error **err);
 /* Parse and check a manifest (name is for the messages).  */
@@ -215,23 +256,42 @@ int sbx_fs_snapshot_commit (int snapsfd, const char *tmp, const char *name, sbx_
 /* mkdir prefix + 6 random characters under dirfd (0700).  */
 int sbx_fs_mkdtemp_at (int dirfd, const char *prefix, char **out, sbx_error **err);
 
+/* What a snapshot with a process image adds (create --with-process: the
+   checkpoint layer's CRIU dump, which fs does not know).  */
+typedef struct
+{
+  /* State open and locked, the container running or paused, nothing made
+     yet: refuse here what would fail (CRIU unusable).  */
+  int (*check) (void *data, sbx_state *s, sbx_error **err);
+  /* The container frozen, before its tree is copied: fill dir (absolute
+     path of the new snapshot's empty process/).  */
+  int (*frozen) (void *data, sbx_state *s, const char *dir, sbx_error **err);
+  void *data;
+} sbx_snapshot_hook;
+
 /* A running container is frozen for the copy.  NULL name: snap-<UTC time>;
-   *name_out gets the name used.  with_process (a CRIU checkpoint too) is
-   refused: not built yet.  */
-int sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool with_process,
+   *name_out gets the name used.  With hook (running or paused containers
+   only) the snapshot also has its process image.  */
+int sbx_fs_snapshot_create (const char *root, const char *id, const char *name, const sbx_snapshot_hook *hook,
                             char **name_out, sbx_error **err);
-/* A table: NAME KIND CREATED BYTES (malloc'd).  */
+/* Whether snapshot name of open state s has a process image (its manifest
+   says; false when there is none to read: the reset reports that).  */
+int sbx_fs_snapshot_has_process (sbx_state *s, const char *name, bool *out, sbx_error **err);
+/* A table: NAME KIND PROCESS CREATED BYTES (malloc'd).  */
 int sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error **err);
 int sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_error **err);
 /* restore --from-snapshot: reset the filesystem of stopped container s
    (open and locked: state.h) to the snapshot, its upper dir or its whole
    rootfs, swapped in whole.  A snapshot that does not check out changes
-   nothing.  (container.h's sbx_container_reset then makes it created.)  */
-int sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err);
+   nothing.  (container.h's sbx_container_reset then makes it created.)
+   With process_to, a process image is first copied, checked, into that
+   directory of the state dir (for CRIU's restore); without, it is left.  */
+int sbx_fs_snapshot_reset (sbx_state *s, const char *name, const char *process_to, sbx_error **err);
 /* create --from-snapshot SRCID:NAME: fill the new container's state dir
    (dst_dirfd, path dst_dir): an overlay snapshot (whose lower must be
    rootfs) becomes its upper dir and sets *overlay; a full one becomes
-   dst_dir/rootfs, returned in *rootfs_out.  */
+   dst_dir/rootfs, returned in *rootfs_out.  One with a process image is
+   refused (its processes belong to the source's ID and namespaces).  */
 int sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const char *dst_dir,
                           const char *rootfs, bool *overlay, char **rootfs_out, sbx_error **err);
 /* The pax tar stream of a snapshot (manifest first, then the tree), and

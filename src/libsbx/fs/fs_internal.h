@@ -65,6 +65,11 @@ struct sbx_mount_attr
   uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
+/* A new filesystem of type as a detached mount (fsopen, fsconfig of each
+   of data's comma separated options, fsmount with flags' MS_RDONLY,
+   MS_NOSUID... as MOUNT_ATTR_*); for proc, of pidns (>= 0).  Its fd.  */
+int sbx_fs_new_mount (const char *type, int pidns, unsigned long flags, const char *data, sbx_error **err);
+
 /* mount(2) ignores the type of a bind, remount, move or propagation change;
    "" instead of NULL keeps valgrind's check of the argument quiet.  */
 #define NOFS ""
@@ -115,5 +120,10 @@ int sbx_bind_remount (int fd, const char *target, unsigned long set, unsigned lo
    files, directories, links (as links), nodes, with owners and modes;
    nothing followed.  */
 int sbx_copy_tree (int from, int to, int depth, sbx_error **err);
+
+/* Does a snapshot keep xattr name (snapcopy.c, docs/design.md): user.*
+   but user.overlay.*, the overlay's opaque/whiteout/redirect names, POSIX
+   ACLs, and security.capability when file_caps.  */
+bool sbx_fs_xattr_kept (const char *name, bool file_caps);
 
 #endif

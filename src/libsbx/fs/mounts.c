@@ -34,7 +34,7 @@
 /* ---- mount primitives ---- */
 
 int
-sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive)
+sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive, uint64_t attr_set)
 {
   char s[FDPATH_MAX], t[FDPATH_MAX];
   int tree, r, saved;
@@ -43,8 +43,14 @@ sbx_fs_bind_fd (int srcfd, int tgtfd, bool recursive)
                   OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
   if (tree >= 0)
     {
-      r = syscall (SYS_move_mount, tree, "", tgtfd, "",
-                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+      struct sbx_mount_attr a = { .attr_set = attr_set };
+      /* set while nobody can see the copy; no mount_setattr (before 5.12):
+         without them, as the mount(2) path below */
+      r = attr_set ? (int)syscall (SYS_mount_setattr, tree, "",
+                                   AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a, sizeof a)
+                   : 0;
+      if (r == 0 || errno == ENOSYS)
+        r = syscall (SYS_move_mount, tree, "", tgtfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
       saved = errno;
       close (tree);
       errno = saved;
@@ -198,7 +204,7 @@ do_bind (struct sbx_mount_ctx *x, const char *src, int tree, bool rec, const cha
       if (syscall (SYS_move_mount, sfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         return sbx_error_sys (err, "bind %s", src);
     }
-  else if (sbx_fs_bind_fd (sfd, tfd, rec) < 0)
+  else if (sbx_fs_bind_fd (sfd, tfd, rec, 0) < 0)
     return sbx_error_sys (err, "bind %s", src);
   if (flags & SB_ONLY)
     sbx_warn ("%s: sync/dirsync/mand/lazytime/silent do not apply to a bind mount", dest);
@@ -233,10 +239,8 @@ sbx_fs_mount_proc_pidns_supported (void)
   return fs >= 0 && ns >= 0 && syscall (SYS_fsconfig, fs, SBX_FSCONFIG_SET_FD, "pidns", NULL, ns) == 0;
 }
 
-/* A new filesystem of type onto tfd with the new mount API (fsopen,
-   fsmount, move_mount); for proc, of pidns (>= 0).  */
-static int
-mount_new_api (const char *type, int pidns, int tfd, unsigned long flags, const char *data, sbx_error **err)
+int
+sbx_fs_new_mount (const char *type, int pidns, unsigned long flags, const char *data, sbx_error **err)
 {
   static const struct
   {
@@ -245,10 +249,11 @@ mount_new_api (const char *type, int pidns, int tfd, unsigned long flags, const 
                 { MS_NODEV, MOUNT_ATTR_NODEV },       { MS_NOEXEC, MOUNT_ATTR_NOEXEC },
                 { MS_NOATIME, MOUNT_ATTR_NOATIME },   { MS_STRICTATIME, MOUNT_ATTR_STRICTATIME },
                 { MS_NODIRATIME, MOUNT_ATTR_NODIRATIME } };
-  cleanup_close int fs = syscall (SYS_fsopen, type, SBX_FSOPEN_CLOEXEC), mfd = -1;
+  cleanup_close int fs = syscall (SYS_fsopen, type, SBX_FSOPEN_CLOEXEC);
   cleanup_free char *opts = data ? xstrdup (data) : NULL;
   unsigned long attr = 0;
   char *save = NULL;
+  int mfd;
 
   if (fs < 0)
     return sbx_error_sys (err, "mount %s: fsopen", type);
@@ -272,6 +277,17 @@ mount_new_api (const char *type, int pidns, int tfd, unsigned long flags, const 
   mfd = syscall (SYS_fsmount, fs, SBX_FSMOUNT_CLOEXEC, attr);
   if (mfd < 0)
     return sbx_error_sys (err, "mount %s: fsmount", type);
+  return mfd;
+}
+
+/* A new filesystem of type onto tfd with the new mount API (fsopen,
+   fsmount, move_mount); for proc, of pidns (>= 0).  */
+static int
+mount_new_api (const char *type, int pidns, int tfd, unsigned long flags, const char *data, sbx_error **err)
+{
+  cleanup_close int mfd = sbx_fs_new_mount (type, pidns, flags, data, err);
+  if (mfd < 0)
+    return -1;
   if (syscall (SYS_move_mount, mfd, "", tfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
     return sbx_error_sys (err, "mount %s: move_mount", type);
   return 0;
@@ -639,6 +655,61 @@ sbx_fs_mount_idmapped (const oci_mount *m)
   return r;
 }
 
+/* The container's user namespace entry in linux.namespaces, or NULL.  */
+static const oci_namespace *
+userns_entry (const oci_config *c)
+{
+  const oci_linux *l = c->linux;
+  const oci_namespace *user = NULL;
+  for (size_t k = 0; l && k < l->namespaces_len; k++)
+    if (l->namespaces[k] && l->namespaces[k]->type && strcmp (l->namespaces[k]->type, "user") == 0)
+      user = l->namespaces[k];
+  return user;
+}
+
+/* The maps of a new user namespace of l: linux.uidMappings/gidMappings,
+   or the caller as root when it has none.  */
+static int
+new_userns_maps (const oci_linux *l, char **tu, char **tg, sbx_error **err)
+{
+  if (l && l->uid_mappings_len && l->gid_mappings_len)
+    {
+      *tu = map_text (l->uid_mappings, l->uid_mappings_len, "linux.uidMappings", err);
+      *tg = *tu ? map_text (l->gid_mappings, l->gid_mappings_len, "linux.gidMappings", err) : NULL;
+    }
+  else
+    {
+      *tu = xasprintf ("0 %u 1\n", (unsigned)geteuid ());
+      *tg = xasprintf ("0 %u 1\n", (unsigned)getegid ());
+    }
+  if (*tg == NULL)
+    {
+      free (*tu);
+      *tu = NULL;
+      return -1;
+    }
+  return 0;
+}
+
+int
+sbx_fs_userns_maps (const oci_config *c, char **uid_map, char **gid_map, sbx_error **err)
+{
+  const oci_namespace *user = userns_entry (c);
+  *uid_map = *gid_map = NULL;
+  if (user == NULL)
+    return 0;
+  if (user->path && *user->path)
+    {
+      cleanup_close int fd = open (user->path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        return sbx_error_sys (err, "open the user namespace `%s`", user->path);
+      if (sbx_userns_maps (fd, uid_map, gid_map, err) < 0)
+        return sbx_error_wrap (err, "user namespace `%s`", user->path);
+      return 1;
+    }
+  return new_userns_maps (c->linux, uid_map, gid_map, err) < 0 ? -1 : 1;
+}
+
 /* The user namespace whose mapping an idmapped mount of c takes: the
    mount's own uidMappings/gidMappings, else the container's (a joined one
    as it is, a new one from linux.uidMappings/gidMappings, or the caller as
@@ -646,8 +717,7 @@ sbx_fs_mount_idmapped (const oci_mount *m)
 static int
 idmap_userns (const oci_config *c, const oci_mount *m, size_t i, sbx_error **err)
 {
-  const oci_linux *l = c->linux;
-  const oci_namespace *user = NULL;
+  const oci_namespace *user = userns_entry (c);
   cleanup_free char *fu = NULL, *fg = NULL, *tu = NULL, *tg = NULL;
 
   if (m->uid_mappings_len || m->gid_mappings_len)
@@ -661,9 +731,6 @@ idmap_userns (const oci_config *c, const oci_mount *m, size_t i, sbx_error **err
       tg = tu ? map_text (m->gid_mappings, m->gid_mappings_len, fg, err) : NULL;
       return tg ? sbx_userns_fd (tu, tg, err) : -1;
     }
-  for (size_t k = 0; l && k < l->namespaces_len; k++)
-    if (l->namespaces[k] && l->namespaces[k]->type && strcmp (l->namespaces[k]->type, "user") == 0)
-      user = l->namespaces[k];
   if (user == NULL)
     return sbx_error_set (err, EINVAL,
                           "mounts[%zu] (%s): idmap without mounts[%zu].uidMappings/gidMappings takes the "
@@ -677,17 +744,9 @@ idmap_userns (const oci_config *c, const oci_mount *m, size_t i, sbx_error **err
                               user->path);
       return fd;
     }
-  if (l->uid_mappings_len && l->gid_mappings_len)
-    {
-      tu = map_text (l->uid_mappings, l->uid_mappings_len, "linux.uidMappings", err);
-      tg = tu ? map_text (l->gid_mappings, l->gid_mappings_len, "linux.gidMappings", err) : NULL;
-    }
-  else
-    {
-      tu = xasprintf ("0 %u 1\n", (unsigned)geteuid ());
-      tg = xasprintf ("0 %u 1\n", (unsigned)getegid ());
-    }
-  return tg ? sbx_userns_fd (tu, tg, err) : -1;
+  if (new_userns_maps (c->linux, &tu, &tg, err) < 0)
+    return -1;
+  return sbx_userns_fd (tu, tg, err);
 }
 
 /* Make tree (a detached copy of mounts[i]'s source) idmapped: ridmap also

@@ -88,8 +88,12 @@ escape_lower (const char *p)
   return out;
 }
 
-int
-sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *work, sbx_error **err)
+/* The overlay's fs context; lower given as lowerdir+ (plus) or as the
+   escaped lowerdir list.  Fails with *create_einval set when only the
+   filesystem's creation refused the options.  */
+static int
+overlay_fd (const char *lower, const char *upper, const char *work, bool plus, bool *create_einval,
+            sbx_error **err)
 {
   cleanup_close int fsfd = -1;
   int mfd;
@@ -97,9 +101,9 @@ sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *work,
   fsfd = syscall (SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
   if (fsfd < 0)
     return sbx_error_sys (err, "overlay: fsopen (is overlayfs available?)");
-  /* lowerdir+ (Linux 6.8) takes the path as it is; older kernels the
-     escaped list.  */
-  if (fsconfig_str (fsfd, "lowerdir+", lower) < 0)
+  if (plus && fsconfig_str (fsfd, "lowerdir+", lower) < 0)
+    return sbx_error_sys (err, "overlay: lowerdir+ `%s`", lower);
+  if (!plus)
     {
       cleanup_free char *esc = escape_lower (lower);
       if (fsconfig_str (fsfd, "lowerdir", esc) < 0)
@@ -117,9 +121,31 @@ sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *work,
   if (fsconfig_str (fsfd, "metacopy", "off") < 0 && errno != EINVAL)
     return sbx_error_sys (err, "overlay: metacopy=off");
   if (syscall (SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-    return sbx_error_sys (err, "overlay: create the filesystem (lower `%s`, upper `%s`)", lower, upper);
+    {
+      *create_einval = errno == EINVAL;
+      return sbx_error_sys (err, "overlay: create the filesystem (lower `%s`, upper `%s`)", lower, upper);
+    }
   mfd = syscall (SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
   if (mfd < 0)
     return sbx_error_sys (err, "overlay: fsmount");
   return mfd;
+}
+
+int
+sbx_fs_overlay_mount_fd (const char *lower, const char *upper, const char *work, sbx_error **err)
+{
+  cleanup_error sbx_error *e = NULL;
+  bool einval = false;
+  /* lowerdir+ (Linux 6.8) takes the path as it is; older kernels the
+     escaped list.  Before 6.5 overlayfs took its options as one legacy
+     string: the unknown lowerdir+ is accepted by fsconfig and refused
+     only when the filesystem is created, so that is tried again too.  */
+  int fd = overlay_fd (lower, upper, work, true, &einval, &e);
+  if (fd >= 0 || (!einval && !sbx_has_prefix (e->msg, "overlay: lowerdir+")))
+    {
+      if (fd < 0 && err)
+        *err = steal_ptr (e);
+      return fd;
+    }
+  return overlay_fd (lower, upper, work, false, &einval, err);
 }

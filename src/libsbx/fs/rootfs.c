@@ -136,7 +136,7 @@ sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procf
           dev = b ? SBX_DEV_HOST : SBX_DEV_FRESH;
         }
     }
-  if (sbx_fs_devices_setup (c, rootfd, o->userns, dev, err) < 0)
+  if (sbx_fs_devices_setup (c, rootfd, o->userns, dev, o->dev_trees, err) < 0)
     {
       sbx_error_wrap (err, "/dev");
       goto out;
@@ -204,7 +204,7 @@ mask_path (int rootfd, const char *path, bool have_proc, int *nullfd, sbx_error 
         }
       *nullfd = nf;
     }
-  if (sbx_fs_bind_fd (*nullfd, fd, false) < 0)
+  if (sbx_fs_bind_fd (*nullfd, fd, false, 0) < 0)
     return sbx_error_sys (err, "bind /dev/null");
   return 0;
 }
@@ -218,7 +218,7 @@ readonly_path (int rootfd, const char *path, bool have_proc, sbx_error **err)
   fd = resolve_present (rootfd, path, err);
   if (fd < 0)
     return fd == -ENOENT ? 0 : fd;
-  if (sbx_fs_bind_fd (fd, fd, true) < 0)
+  if (sbx_fs_bind_fd (fd, fd, true, 0) < 0)
     return sbx_error_sys (err, "bind onto itself");
   nfd = sbx_fs_root_resolve (rootfd, path, SBX_RESOLVE_EXISTING, err);
   if (nfd < 0)

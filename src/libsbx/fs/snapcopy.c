@@ -2,15 +2,21 @@
  * tree's metadata (see fs.h).
  *
  * The walk never follows a symlink: every object is reached from its
- * parent's fd (openat O_NOFOLLOW, *at calls, xattrs through
- * /proc/self/fd/<parent>/<name> with the l* calls).  Data is cloned
- * (FICLONE) where the filesystem shares extents, else copied extent by
- * extent (SEEK_DATA/SEEK_HOLE + copy_file_range), so holes stay holes.
- * Overlay whiteouts (0/0 character devices) and opaque/redirect xattrs are
- * copied like any node and xattr.  Hard links inside the tree stay links.
+ * parent's fd (openat O_NOFOLLOW, *at calls).  Regular files and
+ * directories are opened (a file O_NONBLOCK, and checked with fstat to be
+ * the regular file the lstat saw: a FIFO swapped in never blocks the copy)
+ * and their xattrs, owner, mode and times are read and set through the
+ * fds; symlinks and special files are never opened (xattrs through
+ * /proc/self/fd/<parent>/<name> with the l* calls), specials are copied as
+ * nodes.  Data is cloned (FICLONE) where the filesystem shares extents,
+ * else read once into a buffer, hashed and written (chunks of zeros and
+ * holes, found with SEEK_DATA/SEEK_HOLE, left as holes).  Overlay whiteouts
+ * (0/0 character devices) are copied like any node.  Hard links inside the
+ * tree stay links.  xattrs pass a policy (xattr_kept): what is not kept is
+ * neither copied nor hashed.
  *
  * The digest covers, per entry in sorted path order: path, type, mode,
- * owner, size, device number, symlink target, xattrs, and for a second name
+ * owner, size, device number, symlink target, kept xattrs, and for a second name
  * of an inode the first one.  It is computed while copying (from the
  * source) and recomputed from the snapshot to check it.
  *
@@ -23,6 +29,7 @@
  * snapshot compares each file's digest with the manifest's as it goes.  */
 #include <config.h>
 #include "fs/fs.h"
+#include "fs/fs_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -58,6 +65,9 @@ struct walk
   char **fkeys, **fvals;              /* no check: recorded */
   size_t nf, capf;
   unsigned char *buf;
+  bool file_caps; /* copy security.capability (hashed always) */
+  bool no_clone;  /* FICLONE unsupported from noclone_dev: not tried */
+  dev_t noclone_dev;
 };
 
 static void
@@ -155,53 +165,114 @@ read_names (int dfd, char ***out, size_t *n, sbx_error **err)
   return 0;
 }
 
-/* Sorted "name\0value" xattrs of parent/name, hashed; copied onto dst
-   (an fd path of the same kind) when given.  */
-static int
-xattrs (struct walk *w, int pfd, const char *name, int dpfd, const char *dname, sbx_error **err)
+bool
+sbx_fs_xattr_kept (const char *name, bool file_caps)
 {
-  char src[64 + NAME_MAX], dst[64 + NAME_MAX];
-  cleanup_free char *list = NULL;
+  static const char *const kept[] = {
+    /* what the overlay format of an upper dir needs (opaque directories,
+       xattr whiteouts, renamed directories under redirect_dir=on) */
+    "trusted.overlay.opaque",   "trusted.overlay.whiteout", "trusted.overlay.whiteouts",
+    "trusted.overlay.redirect", "system.posix_acl_access",  "system.posix_acl_default",
+  };
+  if (sbx_has_prefix (name, "user."))
+    return !sbx_has_prefix (name, "user.overlay.");
+  if (strcmp (name, "security.capability") == 0)
+    return file_caps;
+  for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+    if (strcmp (name, kept[i]) == 0)
+      return true;
+  return false;
+}
+
+/* Where an object's xattrs are read or written: an open fd, else (a
+   symlink, a special file) parent fd + name with the l* calls.  */
+struct xa_obj
+{
+  int fd;
+  char path[64 + NAME_MAX];
+};
+
+static void
+xa_at (struct xa_obj *o, int fd, int pfd, const char *name)
+{
+  o->fd = fd;
+  if (fd < 0 && pfd >= 0)
+    snprintf (o->path, sizeof o->path, "/proc/self/fd/%d/%s", pfd, name);
+  else
+    o->path[0] = '\0';
+}
+
+static ssize_t
+xa_list (const struct xa_obj *o, char *buf, size_t n)
+{
+  return o->fd >= 0 ? flistxattr (o->fd, buf, n) : llistxattr (o->path, buf, n);
+}
+
+static ssize_t
+xa_get (const struct xa_obj *o, const char *name, void *buf, size_t n)
+{
+  return o->fd >= 0 ? fgetxattr (o->fd, name, buf, n) : lgetxattr (o->path, name, buf, n);
+}
+
+static int
+xa_set (const struct xa_obj *o, const char *name, const void *val, size_t n)
+{
+  return o->fd >= 0 ? fsetxattr (o->fd, name, val, n, 0) : lsetxattr (o->path, name, val, n, 0);
+}
+
+/* The kept xattrs of src (sbx_fs_xattr_kept with caps: hashed as sorted
+   "name\0value"), copied onto dst when given (security.capability only
+   with w->file_caps).  */
+static int
+xattrs (struct walk *w, const struct xa_obj *src, const struct xa_obj *dst, sbx_error **err)
+{
+  char small[1024];
+  cleanup_free char *big = NULL;
+  char *list = small;
   cleanup_free char **names = NULL;
   ssize_t n;
   size_t cnt = 0;
 
-  snprintf (src, sizeof src, "/proc/self/fd/%d/%s", pfd, name);
-  n = llistxattr (src, NULL, 0);
+  n = xa_list (src, small, sizeof small - 1);
+  if (n < 0 && errno == ERANGE)
+    {
+      n = xa_list (src, NULL, 0);
+      if (n >= 0)
+        {
+          list = big = xmalloc0 (n + 1);
+          n = xa_list (src, big, n);
+        }
+    }
   if (n < 0)
     return errno == ENOTSUP ? 0 : sbx_error_sys (err, "list xattrs");
   if (n == 0)
     return 0;
-  list = xmalloc0 (n + 1);
-  n = llistxattr (src, list, n);
-  if (n < 0)
-    return sbx_error_sys (err, "list xattrs");
+  list[n] = '\0';
   names = xmalloc0 ((n + 1) * sizeof *names);
   for (char *p = list; p < list + n; p += strlen (p) + 1)
-    if (*p)
+    if (*p && sbx_fs_xattr_kept (p, true))
       names[cnt++] = p;
   qsort (names, cnt, sizeof *names, cmp_names);
-  if (dname)
-    snprintf (dst, sizeof dst, "/proc/self/fd/%d/%s", dpfd, dname);
   for (size_t i = 0; i < cnt; i++)
     {
       cleanup_free char *val = NULL;
-      ssize_t vn = lgetxattr (src, names[i], NULL, 0);
+      ssize_t vn = xa_get (src, names[i], NULL, 0);
       if (vn < 0)
         return sbx_error_sys (err, "read xattr `%s`", names[i]);
       val = xmalloc0 (vn + 1);
-      vn = lgetxattr (src, names[i], val, vn);
+      vn = xa_get (src, names[i], val, vn);
       if (vn < 0)
         return sbx_error_sys (err, "read xattr `%s`", names[i]);
       sbx_sha256_update (&w->sha, names[i], strlen (names[i]) + 1);
       sbx_sha256_update (&w->sha, val, vn);
-      if (dname && lsetxattr (dst, names[i], val, vn, 0) < 0)
+      if (dst && sbx_fs_xattr_kept (names[i], w->file_caps) && xa_set (dst, names[i], val, vn) < 0)
         return sbx_error_sys (err, "set xattr `%s`", names[i]);
     }
   return 0;
 }
 
-#define CHUNK (64 << 10)
+#define CHUNK (64 << 10)   /* the content digest's unit */
+#define IOBUF (16 * CHUNK) /* one read, one write */
 
 static bool
 all_zero (const unsigned char *p, size_t n)
@@ -228,29 +299,59 @@ pread_full (int fd, unsigned char *buf, size_t n, off_t off, sbx_error **err)
   return 0;
 }
 
+static int
+pwrite_full (int fd, const unsigned char *buf, size_t n, off_t off, sbx_error **err)
+{
+  while (n > 0)
+    {
+      ssize_t r = pwrite (fd, buf, n, off);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        return sbx_error_sys (err, "write");
+      buf += r;
+      n -= r;
+      off += r;
+    }
+  return 0;
+}
+
 /* The content digest of size bytes of in (see the top), and the copy to
    out when out >= 0: cloned (FICLONE) where the filesystem shares extents,
-   else written chunk by chunk, chunks of zeros left as holes.  */
+   else written as it is read, runs of data chunks in one write, chunks of
+   zeros left as holes.  st is in's stat: a file with as many blocks as
+   bytes has no hole to look for.  */
 static int
-file_content (struct walk *w, int in, int out, off_t size, char hex[65], sbx_error **err)
+file_content (struct walk *w, int in, int out, const struct stat *st, char hex[65], sbx_error **err)
 {
   sbx_sha256_ctx sha;
   unsigned char be[8], d[32];
-  off_t pos = 0, data = 0, hole = 0;
+  off_t size = st->st_size, pos = 0, data = 0, hole = 0, end = 0;
+  bool seek = (off_t)st->st_blocks * 512 < size;
 
-  if (out >= 0 && size > 0 && ioctl (out, FICLONE, in) == 0)
-    out = -1;
-  if (w->buf == NULL)
-    w->buf = xmalloc0 (CHUNK);
+  if (out >= 0 && size > 0 && !(w->no_clone && w->noclone_dev == st->st_dev))
+    {
+      if (ioctl (out, FICLONE, in) == 0)
+        out = -1;
+      else if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV)
+        {
+          /* No reflinks from this filesystem (to the copy's).  */
+          w->no_clone = true;
+          w->noclone_dev = st->st_dev;
+        }
+    }
+  if (w->buf == NULL && size > 0)
+    w->buf = xmalloc0 (IOBUF);
+  if (!seek)
+    hole = size;
   sbx_sha256_init (&sha);
   for (int i = 0; i < 8; i++)
     be[i] = (unsigned long long)size >> (56 - 8 * i);
   sbx_sha256_update (&sha, be, sizeof be);
   while (pos < size)
     {
-      size_t want = size - pos < CHUNK ? (size_t)(size - pos) : CHUNK;
-      bool zero = true;
-      if (pos >= hole)
+      size_t want;
+      if (seek && pos >= hole)
         {
           /* The next data extent [data, hole); none left: all hole.  */
           data = lseek (in, pos, SEEK_DATA);
@@ -262,22 +363,50 @@ file_content (struct walk *w, int in, int out, off_t size, char hex[65], sbx_err
           if (hole < 0)
             return sbx_error_sys (err, "seek hole");
         }
-      if (pos + (off_t)want > data)
+      if (data > pos)
         {
-          if (pread_full (in, w->buf, want, pos, err) < 0)
-            return -1;
-          zero = all_zero (w->buf, want);
+          /* Whole chunks of a hole (to the end when no data is left): not
+             read, not written.  */
+          off_t n = data >= size ? (size - pos + CHUNK - 1) / CHUNK : (data - pos) / CHUNK;
+          for (off_t i = 0; i < n; i++)
+            sbx_sha256_update (&sha, "Z", 1);
+          pos += n * CHUNK;
+          if (n > 0)
+            continue;
         }
-      sbx_sha256_update (&sha, zero ? "Z" : "D", 1);
-      if (!zero)
+      /* Chunks from pos, up to the end of this data extent (rounded up to
+         a chunk) and the buffer's size.  */
+      want = IOBUF;
+      if (hole > pos && (off_t)want > hole - pos)
+        want = ((hole - pos) + CHUNK - 1) / CHUNK * CHUNK;
+      if ((off_t)want > size - pos)
+        want = size - pos;
+      if (pread_full (in, w->buf, want, pos, err) < 0)
+        return -1;
+      for (size_t off = 0, run = 0; off < want;)
         {
-          sbx_sha256_update (&sha, w->buf, want);
-          if (out >= 0 && pwrite (out, w->buf, want, pos) != (ssize_t)want)
-            return sbx_error_sys (err, "write");
+          size_t n = want - off < CHUNK ? want - off : CHUNK;
+          bool zero = all_zero (w->buf + off, n);
+          sbx_sha256_update (&sha, zero ? "Z" : "D", 1);
+          if (!zero)
+            {
+              sbx_sha256_update (&sha, w->buf + off, n);
+              run += n;
+            }
+          off += n;
+          if (out >= 0 && run > 0 && (zero || off == want))
+            {
+              /* The run of data chunks that ends here.  */
+              size_t at = off - (zero ? n : 0) - run;
+              if (pwrite_full (out, w->buf + at, run, pos + at, err) < 0)
+                return -1;
+              end = pos + at + run;
+              run = 0;
+            }
         }
       pos += want;
     }
-  if (out >= 0 && ftruncate (out, size) < 0)
+  if (out >= 0 && end != size && ftruncate (out, size) < 0)
     return sbx_error_sys (err, "set size");
   sbx_sha256_final (&sha, d);
   sbx_sha256_hex (d, hex);
@@ -302,7 +431,14 @@ file_digest (struct walk *w, const char *path, const char *hex, sbx_error **err)
       return 0;
     }
   if (w->next >= m->files_len || strcmp (m->files_keys[w->next], path) != 0)
-    return sbx_error_set (err, EBADMSG, "no content digest in the manifest: tampered, refused");
+    {
+      /* A file the manifest lists further on: the ones before it are gone. */
+      for (size_t j = w->next + 1; j < m->files_len; j++)
+        if (strcmp (m->files_keys[j], path) == 0)
+          return sbx_error_set (err, EBADMSG, "`%s` of the manifest is missing: tampered, refused",
+                                m->files_keys[w->next]);
+      return sbx_error_set (err, EBADMSG, "no content digest in the manifest: tampered, refused");
+    }
   if (strcmp (m->files_values[w->next], hex) != 0)
     return sbx_error_set (err, EBADMSG,
                           "content does not match the manifest (sha256 %.12s, manifest says %.12s): "
@@ -326,16 +462,39 @@ hash_entry (struct walk *w, const char *path, const struct stat *st, const char 
     sbx_sha256_update (&w->sha, target, strlen (target) + 1);
 }
 
+/* Owner, mode and times of a copied node, and the kept xattrs between
+   the owner and the mode (a chown drops security.capability).  Through
+   fd when it is open (regular files, directories), else dpfd/name.  */
 static int
-set_meta (int dpfd, const char *name, const struct stat *st, sbx_error **err)
+copy_meta (struct walk *w, const struct xa_obj *src, int fd, int dpfd, const char *name,
+           const struct stat *st, sbx_error **err)
 {
   struct timespec ts[2] = { st->st_atim, st->st_mtim };
-  if (fchownat (dpfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+  struct xa_obj dst;
+  xa_at (&dst, fd, dpfd, name);
+  if ((fd >= 0 ? fchown (fd, st->st_uid, st->st_gid)
+               : fchownat (dpfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW))
+      < 0)
     return sbx_error_sys (err, "set owner");
-  if (!S_ISLNK (st->st_mode) && fchmodat (dpfd, name, st->st_mode & 07777, 0) < 0)
+  if (xattrs (w, src, &dst, err) < 0)
+    return -1;
+  if (!S_ISLNK (st->st_mode)
+      && (fd >= 0 ? fchmod (fd, st->st_mode & 07777) : fchmodat (dpfd, name, st->st_mode & 07777, 0)) < 0)
     return sbx_error_sys (err, "set mode");
-  if (utimensat (dpfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+  if ((fd >= 0 ? futimens (fd, ts) : utimensat (dpfd, name, ts, AT_SYMLINK_NOFOLLOW)) < 0)
     return sbx_error_sys (err, "set times");
+  return 0;
+}
+
+/* An opened object is still the one lstat saw (a running container may
+   swap it).  */
+static int
+same_object (int fd, const struct stat *st, const char *path, sbx_error **err)
+{
+  struct stat now;
+  if (fstat (fd, &now) < 0 || (now.st_mode & S_IFMT) != (st->st_mode & S_IFMT) || now.st_ino != st->st_ino
+      || now.st_dev != st->st_dev)
+    return sbx_error_set (err, EAGAIN, "`%s` changed while the snapshot was taken", path);
   return 0;
 }
 
@@ -346,7 +505,9 @@ static int
 walk_entry (struct walk *w, int sfd, int dfd, const char *rel, const char *name, sbx_error **err)
 {
   cleanup_free char *path = xasprintf ("%s/%s", rel, name);
+  cleanup_close int in = -1, out = -1;
   char target[PATH_MAX];
+  struct xa_obj src;
   const char *first;
   struct stat st;
   ssize_t tn;
@@ -356,6 +517,7 @@ walk_entry (struct walk *w, int sfd, int dfd, const char *rel, const char *name,
   w->entries++;
   if (!S_ISDIR (st.st_mode) && st.st_nlink > 1 && (first = link_lookup (w, &st)))
     {
+      /* A name of an inode already copied (and hashed): a link.  */
       sbx_sha256_update (&w->sha, path, strlen (path) + 1);
       sbx_sha256_update (&w->sha, "=", 1);
       sbx_sha256_update (&w->sha, first, strlen (first) + 1);
@@ -368,26 +530,43 @@ walk_entry (struct walk *w, int sfd, int dfd, const char *rel, const char *name,
   switch (st.st_mode & S_IFMT)
     {
     case S_IFDIR:
-      {
-        cleanup_close int sub = openat (sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        cleanup_close int dsub = -1;
-        if (sub < 0)
-          return sbx_error_sys (err, "open `%s`", path);
-        hash_entry (w, path, &st, NULL);
-        if (w->copy)
-          {
-            if (mkdirat (dfd, name, 0700) < 0)
-              return sbx_error_sys (err, "mkdir `%s`", path);
-            dsub = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (dsub < 0)
-              return sbx_error_sys (err, "open copy of `%s`", path);
-          }
-        if (xattrs (w, sfd, name, dfd, w->copy ? name : NULL, err) < 0)
-          return sbx_error_wrap (err, "`%s`", path);
-        if (walk_dir (w, sub, dsub, path, err) < 0)
-          return -1;
-        break;
-      }
+      in = openat (sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (in < 0)
+        return sbx_error_sys (err, "open `%s`", path);
+      if (same_object (in, &st, path, err) < 0)
+        return -1;
+      hash_entry (w, path, &st, NULL);
+      if (w->copy)
+        {
+          if (mkdirat (dfd, name, 0700) < 0)
+            return sbx_error_sys (err, "mkdir `%s`", path);
+          out = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (out < 0)
+            return sbx_error_sys (err, "open copy of `%s`", path);
+        }
+      xa_at (&src, in, -1, NULL);
+      if (!w->copy && xattrs (w, &src, NULL, err) < 0)
+        return sbx_error_wrap (err, "`%s`", path);
+      if (w->copy)
+        {
+          /* Owner and xattrs first (hashed before the entries, as the
+             digest orders them); mode and times after the entries.  */
+          struct xa_obj dst;
+          xa_at (&dst, out, -1, NULL);
+          if (fchown (out, st.st_uid, st.st_gid) < 0)
+            return sbx_error_sys (err, "`%s`: set owner", path);
+          if (xattrs (w, &src, &dst, err) < 0)
+            return sbx_error_wrap (err, "`%s`", path);
+        }
+      if (walk_dir (w, in, out, path, err) < 0)
+        return -1;
+      if (w->copy)
+        {
+          struct timespec ts[2] = { st.st_atim, st.st_mtim };
+          if (fchmod (out, st.st_mode & 07777) < 0 || futimens (out, ts) < 0)
+            return sbx_error_sys (err, "`%s`: set mode and times", path);
+        }
+      return 0;
     case S_IFLNK:
       tn = readlinkat (sfd, name, target, sizeof target - 1);
       if (tn < 0)
@@ -396,20 +575,22 @@ walk_entry (struct walk *w, int sfd, int dfd, const char *rel, const char *name,
       hash_entry (w, path, &st, target);
       if (w->copy && symlinkat (target, dfd, name) < 0)
         return sbx_error_sys (err, "symlink `%s`", path);
+      xa_at (&src, -1, sfd, name);
       break;
     case S_IFREG:
       {
-        /* O_NONBLOCK: a running container may have swapped the file for a
-           FIFO since the stat, and that must not hang us.  */
-        cleanup_close int in = openat (sfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-        cleanup_close int out = -1;
-        struct stat now;
-        if (in < 0)
-          return sbx_error_sys (err, "open `%s`", path);
-        if (fstat (in, &now) < 0 || !S_ISREG (now.st_mode) || now.st_ino != st.st_ino
-            || now.st_dev != st.st_dev)
-          return sbx_error_set (err, EAGAIN, "`%s` changed while the snapshot was taken", path);
         char hex[65];
+        /* A file of no bytes is not opened: nothing to read.  The others
+           O_NONBLOCK and checked: a running container may have swapped the
+           file for a FIFO since the stat, and that must not hang us.  */
+        if (st.st_size > 0)
+          {
+            in = openat (sfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+            if (in < 0)
+              return sbx_error_sys (err, "open `%s`", path);
+            if (same_object (in, &st, path, err) < 0)
+              return -1;
+          }
         hash_entry (w, path, &st, NULL);
         w->bytes += st.st_size;
         if (w->copy)
@@ -419,19 +600,21 @@ walk_entry (struct walk *w, int sfd, int dfd, const char *rel, const char *name,
               return sbx_error_sys (err, "create `%s`", path);
           }
         if ((w->copy || w->content)
-            && (file_content (w, in, out, st.st_size, hex, err) < 0 || file_digest (w, path, hex, err) < 0))
+            && (file_content (w, in, out, &st, hex, err) < 0 || file_digest (w, path, hex, err) < 0))
           return sbx_error_wrap (err, "file `%s`", path);
+        xa_at (&src, in, sfd, name);
         break;
       }
-    default: /* devices (overlay whiteouts are 0/0), fifos, sockets */
+    default: /* devices (overlay whiteouts are 0/0), fifos, sockets: never opened */
       hash_entry (w, path, &st, NULL);
       if (w->copy && mknodat (dfd, name, st.st_mode & (S_IFMT | 0777), st.st_rdev) < 0)
         return sbx_error_sys (err, "mknod `%s`", path);
+      xa_at (&src, -1, sfd, name);
       break;
     }
-  if (!S_ISDIR (st.st_mode) && xattrs (w, sfd, name, dfd, w->copy ? name : NULL, err) < 0)
+  if (!w->copy && xattrs (w, &src, NULL, err) < 0)
     return sbx_error_wrap (err, "`%s`", path);
-  if (w->copy && set_meta (dfd, name, &st, err) < 0)
+  if (w->copy && copy_meta (w, &src, out, dfd, name, &st, err) < 0)
     return sbx_error_wrap (err, "`%s`", path);
   return 0;
 }
@@ -453,11 +636,9 @@ static int
 walk_result (struct walk *w, sbx_tree_sum *sum, sbx_error **err)
 {
   unsigned char d[32];
-  if (w->check && w->next != w->check->files_len)
-    return sbx_error_set (err, EBADMSG,
-                          "the manifest has %zu content digests, the tree %zu regular files: tampered, "
-                          "refused",
-                          w->check->files_len, w->next);
+  if (w->check && w->next < w->check->files_len)
+    return sbx_error_set (err, EBADMSG, "file `%s` of the manifest is missing: tampered, refused",
+                          w->check->files_keys[w->next]);
   sbx_sha256_final (&w->sha, d);
   sbx_sha256_hex (d, sum->digest);
   sum->entries = w->entries;
@@ -470,10 +651,15 @@ walk_result (struct walk *w, sbx_tree_sum *sum, sbx_error **err)
 }
 
 int
-sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum,
+sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, unsigned flags, sbx_tree_sum *sum,
                   sbx_error **err)
 {
-  struct walk w = { .copy = true, .droot = dstfd, .content = true, .check = check };
+  struct walk w = { .copy = true,
+                    .droot = dstfd,
+                    .content = true,
+                    .check = check,
+                    .file_caps = (flags & SBX_TREE_FILE_CAPS) != 0 };
+  struct xa_obj src, dst;
   struct stat st;
   int r;
 
@@ -481,7 +667,9 @@ sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, sbx_
   if (fstat (srcfd, &st) < 0)
     return sbx_error_sys (err, "stat the tree");
   hash_entry (&w, "", &st, NULL);
-  r = xattrs (&w, srcfd, ".", dstfd, ".", err);
+  xa_at (&src, srcfd, -1, NULL);
+  xa_at (&dst, dstfd, -1, NULL);
+  r = xattrs (&w, &src, &dst, err);
   if (r == 0)
     r = walk_dir (&w, srcfd, dstfd, "", err);
   if (r == 0 && (fchown (dstfd, st.st_uid, st.st_gid) < 0 || fchmod (dstfd, st.st_mode & 07777) < 0))
@@ -492,10 +680,11 @@ sbx_fs_tree_copy (int srcfd, int dstfd, const sbx_snapshot_manifest *check, sbx_
   return r;
 }
 
-int
-sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err)
+static int
+tree_sum (int dirfd, bool content, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err)
 {
-  struct walk w = { .copy = false, .droot = -1, .content = check != NULL, .check = check };
+  struct walk w = { .copy = false, .droot = -1, .content = content, .check = check };
+  struct xa_obj src;
   struct stat st;
   int r;
 
@@ -503,11 +692,24 @@ sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum 
   if (fstat (dirfd, &st) < 0)
     return sbx_error_sys (err, "stat the tree");
   hash_entry (&w, "", &st, NULL);
-  r = xattrs (&w, dirfd, ".", -1, NULL, err);
+  xa_at (&src, dirfd, -1, NULL);
+  r = xattrs (&w, &src, NULL, err);
   if (r == 0)
     r = walk_dir (&w, dirfd, -1, "", err);
   if (r == 0)
     r = walk_result (&w, sum, err);
   walk_free (&w);
   return r;
+}
+
+int
+sbx_fs_tree_sum_of (int dirfd, const sbx_snapshot_manifest *check, sbx_tree_sum *sum, sbx_error **err)
+{
+  return tree_sum (dirfd, check != NULL, check, sum, err);
+}
+
+int
+sbx_fs_tree_sum_record (int dirfd, sbx_tree_sum *sum, sbx_error **err)
+{
+  return tree_sum (dirfd, true, NULL, sum, err);
 }

@@ -2,7 +2,9 @@
  * delete, verify, reset (restore --from-snapshot) and fork (create
  * --from-snapshot).
  *
- * <root>/<id>/snapshots/<name>/manifest.json + tree/.  A snapshot is built
+ * <root>/<id>/snapshots/<name>/manifest.json + tree/ (+ process/, the CRIU
+ * image of create --with-process, made through the hook of fs.h by
+ * checkpoint/snapshot.c).  A snapshot is built
  * in snapshots/.tmp-<name>-XXXXXX and renamed into place only when the tree
  * and its manifest are complete, so a create killed half-way leaves nothing
  * that list, restore or a fork would take (the next create, under the same
@@ -24,7 +26,10 @@
 #include "state/state.h"
 
 #define SNAP_DIR "snapshots"
-#define SNAP_VERSION 2 /* 2: files, the content digests */
+#define SNAP_PROCESS "process"
+/* 2: files, the content digests; 3: xattrs by policy, an optional process
+   image.  */
+#define SNAP_VERSION 3
 #define MANIFEST_MAX (256 << 20)
 
 static void
@@ -57,13 +62,14 @@ sbx_fs_snapshot_manifest_parse (const char *text, size_t len, const char *name, 
 
   if (m == NULL)
     return sbx_error_set (err, EINVAL, "snapshot \"%s\": manifest is corrupt: %s", name, msg);
-  if (m->version == 1)
+  if (m->version == 1 || m->version == 2)
     {
+      int v = m->version;
       ocispec_free (&sbx_snapshot_manifest_type, m);
       return sbx_error_set (err, EINVAL,
-                            "snapshot \"%s\": manifest version 1 (an older sbxrun, no content digests): "
-                            "refused; take the snapshot again",
-                            name);
+                            "snapshot \"%s\": manifest version %d (an older sbxrun: %s): refused; take the "
+                            "snapshot again",
+                            name, v, v == 1 ? "no content digests" : "xattrs copied without the policy");
     }
   if (m->version != SNAP_VERSION)
     bad = "version";
@@ -75,6 +81,10 @@ sbx_fs_snapshot_manifest_parse (const char *text, size_t len, const char *name, 
     bad = "configDigest";
   else if (strcmp (m->kind, SBX_SNAPSHOT_OVERLAY) == 0 && (m->lower == NULL || m->lower[0] != '/'))
     bad = "lower";
+  else if (m->process
+           && (strlen (m->process->tree_digest) != 64
+               || strspn (m->process->tree_digest, "0123456789abcdef") != 64))
+    bad = "process.treeDigest";
   if (bad)
     {
       ocispec_free (&sbx_snapshot_manifest_type, m);
@@ -88,6 +98,55 @@ char *
 sbx_fs_snapshot_manifest_json (const sbx_snapshot_manifest *m, size_t *len)
 {
   return ocispec_generate (&sbx_snapshot_manifest_type, m, true, len);
+}
+
+/* What a walk found against what the manifest says of a part (tree,
+   process image).  */
+static int
+sums_match (const sbx_tree_sum *sum, const char *name, const char *part, unsigned long long entries,
+            unsigned long long bytes, const char *digest, sbx_error **err)
+{
+  if (strcmp (sum->digest, digest) == 0 && sum->entries == entries && sum->bytes == bytes)
+    return 0;
+  return sbx_error_set (err, EBADMSG,
+                        "snapshot \"%s\": %s does not match its manifest (%llu entries, %llu bytes, digest "
+                        "%.12s; manifest says %llu, %llu, %.12s): truncated or tampered, refused",
+                        name, part, sum->entries, sum->bytes, sum->digest, entries, bytes, digest);
+}
+
+/* The process image against the manifest, content included (it is small),
+   copied into the empty directory copy_to when >= 0.  process/ without a
+   manifest entry, or the other way round, is refused.  */
+static int
+process_check (int snapfd, const char *name, const sbx_snapshot_manifest *m, int copy_to, sbx_error **err)
+{
+  cleanup_close int pfd = openat (snapfd, SNAP_PROCESS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  const sbx_snapshot_process *p = m->process;
+  sbx_snapshot_manifest view = { 0 };
+  sbx_tree_sum sum = { 0 };
+  int r;
+
+  if (p == NULL)
+    {
+      if (pfd >= 0 || errno != ENOENT)
+        return sbx_error_set (
+            err, EBADMSG, "snapshot \"%s\": a process image its manifest does not list: tampered, refused",
+            name);
+      return 0;
+    }
+  if (pfd < 0)
+    return sbx_error_set (err, EBADMSG, "snapshot \"%s\": its process image (process/) is missing: refused",
+                          name);
+  /* What the walk checks the files against.  */
+  view.files_keys = p->files_keys;
+  view.files_values = p->files_values;
+  view.files_len = p->files_len;
+  r = copy_to >= 0 ? sbx_fs_tree_copy (pfd, copy_to, &view, 0, &sum, err)
+                   : sbx_fs_tree_sum_of (pfd, &view, &sum, err);
+  sbx_tree_sum_clear (&sum);
+  if (r < 0)
+    return sbx_error_wrap (err, "snapshot \"%s\": process image", name);
+  return sums_match (&sum, name, "process image", p->entries, p->bytes, p->tree_digest, err);
 }
 
 int
@@ -112,12 +171,10 @@ sbx_fs_snapshot_verify_dir (int snapfd, const char *name, bool content, sbx_snap
     return sbx_error_sys (err, "snapshot \"%s\": tree", name);
   if (sbx_fs_tree_sum_of (tfd, content ? m : NULL, &sum, err) < 0)
     return sbx_error_wrap (err, "snapshot \"%s\"", name);
-  if (strcmp (sum.digest, m->tree_digest) != 0 || sum.entries != m->entries || sum.bytes != m->bytes)
-    return sbx_error_set (err, EBADMSG,
-                          "snapshot \"%s\": tree does not match its manifest (%llu entries, %llu bytes, "
-                          "digest %.12s; manifest says %llu, %llu, %.12s): truncated or tampered, refused",
-                          name, sum.entries, sum.bytes, sum.digest, (unsigned long long)m->entries,
-                          (unsigned long long)m->bytes, m->tree_digest);
+  if (sums_match (&sum, name, "tree", m->entries, m->bytes, m->tree_digest, err) < 0)
+    return -1;
+  if (process_check (snapfd, name, m, -1, err) < 0)
+    return -1;
   if (out)
     *out = steal_ptr (m);
   return 0;
@@ -150,11 +207,12 @@ open_snapshot (sbx_state *s, const char *name, sbx_snapshot_manifest **m, sbx_er
   return steal_fd (&fd);
 }
 
+/* sha256:<hex> of the saved config.json of state dir dirfd.  */
 static int
-config_digest (sbx_state *s, char **out, sbx_error **err)
+config_digest (int dirfd, char **out, sbx_error **err)
 {
   cleanup_free char *text = NULL;
-  cleanup_close int fd = openat (s->dir_fd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  cleanup_close int fd = openat (dirfd, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   unsigned char d[32];
   char hex[65];
   size_t len;
@@ -250,35 +308,77 @@ sbx_fs_snapshot_open_store (int state_dirfd, bool create, sbx_error **err)
   return fd;
 }
 
-/* Copy the container's tree (frozen if it runs) into snapsfd/tmp.  */
+/* The hook's process image, into snapsfd/tmp/process; its sums in *p.  */
 static int
-build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error **err)
+build_process (sbx_state *s, int tfd, const char *tmp, const sbx_snapshot_hook *hook, sbx_snapshot_process *p,
+               sbx_tree_sum *sum, sbx_error **err)
+{
+  cleanup_free char *dir = xasprintf ("%s/" SNAP_DIR "/%s/" SNAP_PROCESS, s->dir, tmp);
+  cleanup_close int pfd = -1;
+  if (mkdirat (tfd, SNAP_PROCESS, 0700) < 0)
+    return sbx_error_sys (err, "create the snapshot's process/");
+  if (hook->frozen (hook->data, s, dir, err) < 0)
+    return -1;
+  pfd = openat (tfd, SNAP_PROCESS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (pfd < 0 || sbx_fs_tree_sum_record (pfd, sum, err) < 0)
+    return pfd < 0 ? sbx_error_sys (err, "open the snapshot's process/")
+                   : sbx_error_wrap (err, "process image");
+  p->entries = sum->entries;
+  p->has_entries = true;
+  p->bytes = sum->bytes;
+  p->has_bytes = true;
+  p->tree_digest = sum->digest;
+  p->files_keys = sum->files_keys;
+  p->files_values = sum->files_values;
+  p->files_len = sum->files_len;
+  return 0;
+}
+
+/* Copy the container's tree (frozen if it runs) into snapsfd/tmp, and with
+   a hook its process image first, in the same frozen moment.  */
+static int
+build (sbx_state *s, int snapsfd, const char *tmp, const char *name, const sbx_snapshot_hook *hook,
+       sbx_error **err)
 {
   cleanup_close int tfd = -1, srcfd = -1;
   cleanup_free char *cdigest = NULL, *json = NULL;
   sbx_snapshot_manifest m = { .version = SNAP_VERSION, .has_version = true };
+  sbx_snapshot_process proc = { 0 };
   bool overlay = has_overlay (s);
-  sbx_tree_sum sum = { 0 };
+  sbx_tree_sum sum = { 0 }, psum = { 0 };
   size_t len;
   int r;
 
-  if (config_digest (s, &cdigest, err) < 0)
+  if (config_digest (s->dir_fd, &cdigest, err) < 0)
     return -1;
   srcfd = overlay ? openat (s->dir_fd, SBX_OVERLAY_UPPER, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                   : open (s->st->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (srcfd < 0)
     return sbx_error_sys (err, "open %s", overlay ? "the overlay's upper dir" : s->st->rootfs);
   tfd = openat (snapsfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (tfd < 0 || mkdirat (tfd, "tree", 0700) < 0)
-    return sbx_error_sys (err, "create snapshot tree");
+  if (tfd < 0)
+    return sbx_error_sys (err, "open the snapshot's directory");
+  if (hook && build_process (s, tfd, tmp, hook, &proc, &psum, err) < 0)
+    {
+      sbx_tree_sum_clear (&psum);
+      return -1;
+    }
+  if (mkdirat (tfd, "tree", 0700) < 0)
+    {
+      sbx_tree_sum_clear (&psum);
+      return sbx_error_sys (err, "create snapshot tree");
+    }
   {
     cleanup_close int dst = openat (tfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dst < 0)
       return sbx_error_sys (err, "open snapshot tree");
     /* The rename that publishes it follows a sync of every file and
        directory (sbx_fs_snapshot_commit).  */
-    if (sbx_fs_tree_copy (srcfd, dst, NULL, &sum, err) < 0)
-      return sbx_error_wrap (err, "copy");
+    if (sbx_fs_tree_copy (srcfd, dst, NULL, SBX_TREE_FILE_CAPS, &sum, err) < 0)
+      {
+        sbx_tree_sum_clear (&psum);
+        return sbx_error_wrap (err, "copy");
+      }
   }
   m.name = (char *)name;
   m.kind = (char *)(overlay ? SBX_SNAPSHOT_OVERLAY : SBX_SNAPSHOT_FULL);
@@ -294,9 +394,11 @@ build (sbx_state *s, int snapsfd, const char *tmp, const char *name, sbx_error *
   m.files_keys = sum.files_keys;
   m.files_values = sum.files_values;
   m.files_len = sum.files_len;
+  m.process = hook ? &proc : NULL;
   json = sbx_fs_snapshot_manifest_json (&m, &len);
   free (m.created);
   sbx_tree_sum_clear (&sum);
+  sbx_tree_sum_clear (&psum);
   r = sbx_write_file_atomic (tfd, "manifest.json", json, len, 0600, err);
   return r;
 }
@@ -320,7 +422,7 @@ default_name (int snapsfd)
 }
 
 int
-sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool with_process,
+sbx_fs_snapshot_create (const char *root, const char *id, const char *name, const sbx_snapshot_hook *hook,
                         char **name_out, sbx_error **err)
 {
   cleanup_state sbx_state *s = NULL;
@@ -331,14 +433,28 @@ sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool
   bool thaw = false;
   int r;
 
-  if (with_process)
-    return sbx_error_set (err, ENOTSUP,
-                          "snapshot create --with-process: needs a CRIU checkpoint, which this build of "
-                          "sbxrun does not have yet (take a filesystem snapshot without the flag)");
   if (name && sbx_fs_snapshot_name_validate (name, err) < 0)
     return -1;
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
+  status = sbx_state_status (s);
+  if (hook)
+    {
+      /* The processes and the tree of one frozen moment: a cgroup to
+         freeze them by.  Refused before anything is made.  */
+      if (strcmp (status, "running") != 0 && strcmp (status, "paused") != 0)
+        return sbx_error_set (err, EINVAL,
+                              "snapshot create --with-process: container \"%s\" is %s: only a running or "
+                              "paused one has processes to checkpoint",
+                              id, status);
+      if (s->st->cgroup == NULL)
+        return sbx_error_set (err, ENOTSUP,
+                              "snapshot create --with-process: container \"%s\" has no cgroup to freeze "
+                              "for the copy",
+                              id);
+      if (hook->check (hook->data, s, err) < 0)
+        return sbx_error_wrap (err, "container \"%s\"", id);
+    }
   snapsfd = sbx_fs_snapshot_open_store (s->dir_fd, true, err);
   if (snapsfd < 0)
     return sbx_error_wrap (err, "container \"%s\"", id);
@@ -349,11 +465,20 @@ sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool
     if (fstatat (snapsfd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0)
       return sbx_error_set (err, EEXIST, "container \"%s\": snapshot \"%s\" already exists", id, nm);
   }
+  status = sbx_state_status (s);
+  if (strcmp (status, "running") == 0 && s->st->cgroup == NULL)
+    /* Its processes could change the tree while it is copied (swap a
+       file for a FIFO, rewrite what was hashed): one moment's copy needs
+       them frozen, and without a cgroup there is no freezer.  */
+    return sbx_error_set (err, EBUSY,
+                          "container \"%s\": snapshot \"%s\": the container is running and has no cgroup "
+                          "(created without a writable cgroup, e.g. rootless without delegation), so it "
+                          "cannot be frozen for a consistent copy; stop it first",
+                          id, nm);
   prefix = xasprintf (".tmp-%.200s-", nm);
   if (sbx_fs_mkdtemp_at (snapsfd, prefix, &tmp, err) < 0)
     return -1;
-  status = sbx_state_status (s);
-  if (strcmp (status, "running") == 0 && s->st->cgroup)
+  if (strcmp (status, "running") == 0)
     {
       /* Frozen for the copy, so that the tree is one moment's.  */
       if (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0 || sbx_cgroup_freeze (cg, true, err) < 0)
@@ -364,7 +489,7 @@ sbx_fs_snapshot_create (const char *root, const char *id, const char *name, bool
         }
       thaw = true;
     }
-  r = build (s, snapsfd, tmp, nm, err);
+  r = build (s, snapsfd, tmp, nm, hook, err);
   if (thaw)
     {
       cleanup_error sbx_error *e = NULL;
@@ -408,7 +533,7 @@ sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error *
   if (sbx_state_open (root, id, &s, err) < 0)
     return -1;
   out = xmalloc0 (cap);
-  len = snprintf (out, cap, "%-32s %-8s %-30s %12s\n", "NAME", "KIND", "CREATED", "BYTES");
+  len = snprintf (out, cap, "%-32s %-8s %-7s %-30s %12s\n", "NAME", "KIND", "PROCESS", "CREATED", "BYTES");
   snapsfd = openat (s->dir_fd, SNAP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (snapsfd < 0)
     {
@@ -437,10 +562,10 @@ sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error *
       size_t ml;
       if (mfd >= 0 && sbx_read_fd (mfd, MANIFEST_MAX, &mt, &ml, &e) == 0
           && sbx_fs_snapshot_manifest_parse (mt, ml, names[i], &m, &e) == 0)
-        line = xasprintf ("%-32s %-8s %-30s %12llu\n", names[i], m->kind, m->created ? m->created : "-",
-                          (unsigned long long)m->bytes);
+        line = xasprintf ("%-32s %-8s %-7s %-30s %12llu\n", names[i], m->kind, m->process ? "yes" : "no",
+                          m->created ? m->created : "-", (unsigned long long)m->bytes);
       else
-        line = xasprintf ("%-32s %-8s %-30s %12s\n", names[i], "corrupt", "-", "-");
+        line = xasprintf ("%-32s %-8s %-7s %-30s %12s\n", names[i], "corrupt", "-", "-", "-");
       if (len + strlen (line) + 1 > cap)
         {
           cap = 2 * (len + strlen (line) + 1);
@@ -480,7 +605,8 @@ sbx_fs_snapshot_delete (const char *root, const char *id, const char *name, sbx_
 /* A copy of tree fd srcfd as parentfd/final, built beside it and swapped in
    (the old one removed), so the target is never half-written.  */
 static int
-replace_tree (int srcfd, const sbx_snapshot_manifest *m, int parentfd, const char *final, sbx_error **err)
+replace_tree (int srcfd, const sbx_snapshot_manifest *m, unsigned flags, int parentfd, const char *final,
+              sbx_error **err)
 {
   cleanup_free char *tmp = NULL, *prefix = xasprintf (".%.200s.sbxrun-", final);
   cleanup_close int dst = -1;
@@ -490,7 +616,7 @@ replace_tree (int srcfd, const sbx_snapshot_manifest *m, int parentfd, const cha
   if (sbx_fs_mkdtemp_at (parentfd, prefix, &tmp, err) < 0)
     return -1;
   dst = openat (parentfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_fs_tree_copy (srcfd, dst, m, &sum, err);
+  r = dst < 0 ? sbx_error_sys (err, "open copy") : sbx_fs_tree_copy (srcfd, dst, m, flags, &sum, err);
   if (r < 0 && dst >= 0)
     sbx_error_wrap (err, "snapshot \"%s\"", m->name);
   /* The reset tree on disk before it is swapped in.  */
@@ -511,13 +637,76 @@ tree_of (int snapfd)
   return openat (snapfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* The copy flags for restoring snapshot m into the container whose state
+   dir is dirfd: file capabilities come back only into the configuration
+   they were taken under (the same saved config.json), never into another
+   one where they could grant what that config does not mean to give.  */
+static int
+restore_flags (const sbx_snapshot_manifest *m, int dirfd, unsigned *flags, sbx_error **err)
+{
+  cleanup_free char *digest = NULL;
+  if (config_digest (dirfd, &digest, err) < 0)
+    return -1;
+  *flags = strcmp (digest, m->config_digest) == 0 ? SBX_TREE_FILE_CAPS : 0;
+  return 0;
+}
+
+static int reset_tree (sbx_state *s, const char *name, const sbx_snapshot_manifest *m, int tfd,
+                       sbx_error **err);
+
+/* The snapshot's process image, checked, as the state dir's `to`.  */
+static int
+copy_process (sbx_state *s, int snapfd, const char *name, const sbx_snapshot_manifest *m, const char *to,
+              sbx_error **err)
+{
+  cleanup_close int dst = -1;
+  sbx_remove_tree_at (s->dir_fd, to);
+  if (mkdirat (s->dir_fd, to, 0700) < 0
+      || (dst = openat (s->dir_fd, to, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+    return sbx_error_sys (err, "create `%s/%s`", s->dir, to);
+  if (process_check (snapfd, name, m, dst, err) < 0)
+    {
+      sbx_remove_tree_at (s->dir_fd, to);
+      return -1;
+    }
+  return 0;
+}
+
 int
-sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
+sbx_fs_snapshot_has_process (sbx_state *s, const char *name, bool *out, sbx_error **err)
+{
+  cleanup_manifest sbx_snapshot_manifest *m = NULL;
+  cleanup_free char *text = NULL, *path = NULL;
+  cleanup_close int mfd = -1;
+  size_t len;
+
+  if (sbx_fs_snapshot_name_validate (name, err) < 0)
+    return -1;
+  path = xasprintf (SNAP_DIR "/%s/manifest.json", name);
+  mfd = openat (s->dir_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (mfd < 0 && errno == ENOENT)
+    {
+      /* Not there (or no manifest): the reset names what is wrong.  */
+      *out = false;
+      return 0;
+    }
+  if (mfd < 0 || sbx_read_fd (mfd, MANIFEST_MAX, &text, &len, err) < 0)
+    return mfd < 0 ? sbx_error_sys (err, "snapshot \"%s\": manifest", name)
+                   : sbx_error_wrap (err, "snapshot \"%s\": manifest", name);
+  if (sbx_fs_snapshot_manifest_parse (text, len, name, &m, err) < 0)
+    return sbx_error_wrap (err, "container \"%s\"", s->id);
+  *out = m->process != NULL;
+  return 0;
+}
+
+int
+sbx_fs_snapshot_reset (sbx_state *s, const char *name, const char *process_to, sbx_error **err)
 {
   cleanup_manifest sbx_snapshot_manifest *m = NULL;
   cleanup_close int snapfd = -1, tfd = -1;
   const char *status = sbx_state_status (s);
   const char *id = s->id;
+  int r;
 
   if (sbx_fs_snapshot_name_validate (name, err) < 0)
     return -1;
@@ -532,6 +721,23 @@ sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
   tfd = tree_of (snapfd);
   if (tfd < 0)
     return sbx_error_sys (err, "snapshot \"%s\": tree", name);
+  if (process_to && m->process && copy_process (s, snapfd, name, m, process_to, err) < 0)
+    return sbx_error_wrap (err, "container \"%s\"", id);
+  r = reset_tree (s, name, m, tfd, err);
+  if (r < 0 && process_to)
+    sbx_remove_tree_at (s->dir_fd, process_to);
+  return r;
+}
+
+/* The tree of checked snapshot m swapped in.  */
+static int
+reset_tree (sbx_state *s, const char *name, const sbx_snapshot_manifest *m, int tfd, sbx_error **err)
+{
+  const char *id = s->id;
+  unsigned flags = 0;
+
+  if (restore_flags (m, s->dir_fd, &flags, err) < 0)
+    return sbx_error_wrap (err, "container \"%s\"", id);
   if (strcmp (m->kind, SBX_SNAPSHOT_OVERLAY) == 0)
     {
       if (!has_overlay (s) || strcmp (m->lower, s->st->rootfs) != 0)
@@ -539,7 +745,7 @@ sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
                               "snapshot \"%s\": an overlay change set over `%s`, but container \"%s\" %s%s",
                               name, m->lower, id, has_overlay (s) ? "has the lower " : "has no overlay",
                               has_overlay (s) ? s->st->rootfs : "");
-      if (replace_tree (tfd, m, s->dir_fd, SBX_OVERLAY_UPPER, err) < 0)
+      if (replace_tree (tfd, m, flags, s->dir_fd, SBX_OVERLAY_UPPER, err) < 0)
         return sbx_error_wrap (err, "container \"%s\": reset to snapshot \"%s\"", id, name);
       /* The work dir holds nothing between mounts; start it empty.  */
       sbx_remove_tree_at (s->dir_fd, SBX_OVERLAY_WORK);
@@ -560,7 +766,7 @@ sbx_fs_snapshot_reset (sbx_state *s, const char *name, sbx_error **err)
     pfd = open (*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (pfd < 0)
       return sbx_error_sys (err, "rootfs parent `%s`", dir);
-    if (replace_tree (tfd, m, pfd, slash + 1, err) < 0)
+    if (replace_tree (tfd, m, flags, pfd, slash + 1, err) < 0)
       return sbx_error_wrap (err, "container \"%s\": reset to snapshot \"%s\"", id, name);
   }
   return 0;
@@ -576,6 +782,7 @@ sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const c
   cleanup_close int snapfd = -1, tfd = -1, dst = -1;
   char *name = strchr (src, ':');
   sbx_tree_sum sum = { 0 };
+  unsigned flags = 0;
 
   if (name == NULL)
     return sbx_error_set (err, EINVAL, "--from-snapshot `%s`: expected SRCID:NAME", spec);
@@ -585,9 +792,19 @@ sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const c
   snapfd = open_snapshot (s, name, &m, err);
   if (snapfd < 0)
     return sbx_error_wrap (err, "--from-snapshot");
+  if (m->process)
+    return sbx_error_set (
+        err, ENOTSUP,
+        "--from-snapshot `%s`: snapshot \"%s\" has a process image (create --with-process), "
+        "which only `restore --from-snapshot %s %s` brings back into that container: a fork "
+        "would need the processes under a new ID, cgroup and namespaces; fork from a "
+        "snapshot taken without --with-process",
+        spec, name, name, src);
   tfd = tree_of (snapfd);
   if (tfd < 0)
     return sbx_error_sys (err, "snapshot \"%s\": tree", name);
+  if (restore_flags (m, dst_dirfd, &flags, err) < 0)
+    return sbx_error_wrap (err, "--from-snapshot `%s`: the new container's saved config", spec);
   if (strcmp (m->kind, SBX_SNAPSHOT_OVERLAY) == 0)
     {
       /* A change set only means something over the lower it was made on. */
@@ -610,7 +827,7 @@ sbx_fs_snapshot_fork (const char *root, const char *spec, int dst_dirfd, const c
     }
   if (dst < 0)
     return sbx_error_sys (err, "open the fork's tree");
-  if (sbx_fs_tree_copy (tfd, dst, m, &sum, err) < 0)
+  if (sbx_fs_tree_copy (tfd, dst, m, flags, &sum, err) < 0)
     return sbx_error_wrap (err, "--from-snapshot `%s`: snapshot \"%s\"", spec, name);
   return 0;
 }

@@ -1,18 +1,20 @@
 /* tar.c - snapshot export/import as a POSIX pax tar stream (see fs.h).
  *
  * The stream is the snapshot directory: manifest.json, then tree/ and
- * everything below it in sorted order.  Every entry has a pax extended
+ * everything below it in sorted order, then process/ (a process image) the
+ * same way when the snapshot has one.  Every entry has a pax extended
  * header with its path (no length limit), linkpath, and its xattrs as
- * SCHILY.xattr.<name> (overlay's trusted.overlay.* included).  Overlay
+ * SCHILY.xattr.<name> (the overlay marks a snapshot keeps included).  Overlay
  * whiteouts are character devices 0/0, hard links type 1 to the first name,
  * and a file with holes is written in the GNU sparse 1.0 layout (pax keys
  * GNU.sparse.major/minor/name/realsize, a decimal map of data extents at the
  * start of its data), so a 100 MB file with 1 MB of data costs 1 MB.
  *
  * Import extracts into a hidden temporary snapshot directory, refusing any
- * path outside manifest.json and tree/ (absolute, `..`, through a symlink),
- * checks the result against the manifest it carried, and only then renames
- * it into place.  */
+ * path outside manifest.json, tree/ and process/ (absolute, `..`, through
+ * a symlink) and any xattr outside the snapshot policy or a file capability
+ * (tar_import.c, sbx_fs_xattr_kept), checks the result against the
+ * manifest it carried, and only then renames it into place.  */
 #include <config.h>
 #include "fs/fs.h"
 
@@ -446,9 +448,12 @@ sbx_fs_snapshot_export_fd (int snapfd, int out_fd, sbx_error **err)
 {
   struct tw t = { .fd = out_fd };
   static const char zero[2 * BLOCK];
+  struct stat st;
   int r = export_entry (&t, snapfd, "manifest.json", "manifest.json", err);
   if (r == 0)
     r = export_entry (&t, snapfd, "tree", "tree", err);
+  if (r == 0 && fstatat (snapfd, "process", &st, AT_SYMLINK_NOFOLLOW) == 0)
+    r = export_entry (&t, snapfd, "process", "process", err);
   if (r == 0)
     r = put (out_fd, zero, sizeof zero, err);
   for (size_t i = 0; i < t.nlinks; i++)

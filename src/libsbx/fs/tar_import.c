@@ -3,6 +3,7 @@
  * following a symlink; and the export/import entry points.  */
 #include <config.h>
 #include "fs/fs.h"
+#include "fs/fs_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -163,10 +164,21 @@ open_parent (int rootfd, const char *path, char **base, sbx_error **err)
   return sbx_error_set (err, EINVAL, "import: empty path");
 }
 
-static bool
-allowed (const char *path)
+/* Which part of a snapshot path is in: "tree", "process" (a process
+   image), "" for manifest.json, NULL for anything else.  */
+static const char *
+part_of (const char *path)
 {
-  return strcmp (path, "manifest.json") == 0 || strcmp (path, "tree") == 0 || sbx_has_prefix (path, "tree/");
+  static const char *const parts[] = { "tree", "process", NULL };
+  if (strcmp (path, "manifest.json") == 0)
+    return "";
+  for (const char *const *p = parts; *p; p++)
+    {
+      size_t l = strlen (*p);
+      if (strncmp (path, *p, l) == 0 && (path[l] == '\0' || path[l] == '/'))
+        return *p;
+    }
+  return NULL;
 }
 
 static int
@@ -248,8 +260,9 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
   const char *link = p->linkpath ? p->linkpath : e->linkname;
   char xp[64 + NAME_MAX];
 
-  if (!allowed (path))
-    return sbx_error_set (err, EINVAL, "import: `%s`: not part of a snapshot (manifest.json, tree/)", path);
+  if (part_of (path) == NULL)
+    return sbx_error_set (err, EINVAL,
+                          "import: `%s`: not part of a snapshot (manifest.json, tree/, process/)", path);
   if (strcmp (path, "tree") == 0)
     pfd = dup (rootfd), base = xstrdup ("tree");
   else
@@ -270,8 +283,10 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
       {
         cleanup_free char *tbase = NULL;
         cleanup_close int tpfd = -1;
-        if (!sbx_has_prefix (link, "tree/"))
-          return sbx_error_set (err, EINVAL, "import: hard link `%s` to `%s` outside tree/", path, link);
+        const char *part = part_of (path), *lpart = part_of (link);
+        if (lpart == NULL || *lpart == '\0' || strcmp (part, lpart) != 0 || strcmp (link, lpart) == 0)
+          return sbx_error_set (err, EINVAL, "import: hard link `%s` to `%s` outside %s/", path, link,
+                                *part ? part : "tree");
         tpfd = open_parent (rootfd, link, &tbase, err);
         if (tpfd < 0)
           return -1;
@@ -322,11 +337,22 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
       return sbx_error_set (err, ENOTSUP, "import: `%s`: entry type `%c` is not supported", path, e->type);
     }
   snprintf (xp, sizeof xp, "/proc/self/fd/%d/%s", pfd, base);
-  for (size_t i = 0; i < p->nx; i++)
-    if (lsetxattr (xp, p->x[i].name, p->x[i].value, p->x[i].len, 0) < 0)
-      return sbx_error_sys (err, "import: `%s`: set xattr `%s`", path, p->x[i].name);
   if (fchownat (pfd, base, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
     return sbx_error_sys (err, "import: `%s`: owner", path);
+  for (size_t i = 0; i < p->nx; i++)
+    {
+      /* What a snapshot never holds, and file capabilities: a stream
+         says nothing trustworthy about the config they were taken under
+         (docs/design.md).  */
+      if (!sbx_fs_xattr_kept (p->x[i].name, false))
+        return sbx_error_set (err, EPERM,
+                              "import: `%s`: xattr `%s` is not imported (only user.*, POSIX ACLs and the "
+                              "overlay's opaque/whiteout/redirect marks are; file capabilities come back "
+                              "only from a snapshot taken in place)",
+                              path, p->x[i].name);
+      if (lsetxattr (xp, p->x[i].name, p->x[i].value, p->x[i].len, 0) < 0)
+        return sbx_error_sys (err, "import: `%s`: set xattr `%s`", path, p->x[i].name);
+    }
   if (e->type != '2' && fchmodat (pfd, base, e->mode & 07777, 0) < 0)
     return sbx_error_sys (err, "import: `%s`: mode", path);
   return 0;

@@ -94,12 +94,13 @@ int sbx_process_pty_setup_slave_fd (int fd, const char *slave, const oci_console
    user namespace does not map leaves it as it is.  */
 int sbx_process_pty_give (const oci_process *p, sbx_error **err);
 /* Without a terminal: the anonymous pipes on fds 0..2 (ours, which the
-   process inherits) given to process.user.uid as the user namespace of
-   pid maps it (pid: the container's init, or the process itself), so that
-   a non-root user can reopen /proc/self/fd/0..2 (runc gives stdio to the
+   process inherits) given to process.user.uid as uid_map (the text of the
+   container's user namespace's uid_map, as recorded at create; NULL
+   without a user namespace: the uid is the host's) maps it, so that a
+   non-root user can reopen /proc/self/fd/0..2 (runc gives stdio to the
    user too).  Files, named FIFOs and terminals are left as they are; an
    unmapped uid or a chown we may not make (unprivileged) is skipped.  */
-int sbx_process_stdio_give (pid_t pid, const oci_process *p, sbx_error **err);
+int sbx_process_stdio_give (const char *uid_map, const oci_process *p, sbx_error **err);
 /* Send one fd with SCM_RIGHTS (with a short text payload, the pty name,
    as runc sends).  */
 int sbx_process_send_fd (int sock, int fd, const char *name, sbx_error **err);
@@ -188,10 +189,12 @@ typedef struct
 } sbx_exec_ctx;
 
 struct clone_args;
-/* clone3 with `ca`, straight into cg's directory when the kernel can
-   (CLONE_INTO_CGROUP, v2), else moving the child there afterwards; cg may
-   be NULL.  Returns 0 in the child; in the parent its pid, or -1 with the
-   child killed and reaped and its pidfd (CLONE_PIDFD) closed.  */
+/* clone3 with `ca`, straight into cg's v2 directory when the kernel can
+   (CLONE_INTO_CGROUP, also the unified hierarchy of a hybrid host); the
+   rest the child does itself when cg's staging is prepared
+   (sbx_cgroup_stage_arrive, with ca->flags telling whether it was born in
+   v2), else the parent moves it there by pid; cg may be NULL.  Returns 0 in the child; in the parent its pid,
+   or -1 with the child killed and reaped and its pidfd (CLONE_PIDFD) closed.  */
 pid_t sbx_process_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err);
 
 /* Close every fd >= 3 except the n in keep and the ones the caller

@@ -39,7 +39,7 @@ sbx_process_fork_sibling (void)
 pid_t
 sbx_process_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *what, sbx_error **err)
 {
-  int cgfd = cg ? sbx_cgroup_dirfd (cg) : -1;
+  int cgfd = cg ? sbx_cgroup_clone_fd (cg) : -1;
   pid_t pid;
 
   if (cgfd >= 0)
@@ -56,7 +56,9 @@ sbx_process_spawn_in_cgroup (struct clone_args *ca, sbx_cgroup *cg, const char *
     }
   if (pid < 0)
     return sbx_error_sys (err, "clone3 %s", what);
-  if (pid == 0 || cg == NULL || (ca->flags & CLONE_INTO_CGROUP))
+  /* Prepared, the child moves itself into the rest (see cgroup.h).  */
+  if (pid == 0 || cg == NULL || sbx_cgroup_stage_ready (cg)
+      || ((ca->flags & CLONE_INTO_CGROUP) && sbx_cgroup_dirfd (cg) >= 0))
     return pid;
   if (sbx_cgroup_enter (cg, pid, err) == 0)
     return pid;

@@ -89,40 +89,15 @@ sbx_process_pty_give (const oci_process *p, sbx_error **err)
   return sbx_error_sys (err, "give the terminal to process.user.uid %u", (unsigned)uid);
 }
 
-/* The host uid that `uid` of the user namespace of pid is, from its
-   /proc/PID/uid_map (the identity map outside any user namespace), or -1
-   when unmapped or unreadable.  */
-static long long
-host_uid_of (pid_t pid, uid_t uid)
-{
-  char path[64];
-  cleanup_free char *text = NULL;
-  cleanup_close int fd = -1;
-
-  snprintf (path, sizeof path, "/proc/%d/uid_map", (int)pid);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || sbx_read_fd (fd, 1 << 16, &text, NULL, NULL) < 0)
-    return -1;
-  for (char *line = text; line && *line; line = strchr (line, '\n') ? strchr (line, '\n') + 1 : NULL)
-    {
-      unsigned long long inside, outside, count;
-      if (sscanf (line, "%llu %llu %llu", &inside, &outside, &count) == 3 && uid >= inside
-          && uid - inside < count)
-        return (long long)(outside + (uid - inside));
-    }
-  return -1;
-}
-
 int
-sbx_process_stdio_give (pid_t pid, const oci_process *p, sbx_error **err)
+sbx_process_stdio_give (const char *uid_map, const oci_process *p, sbx_error **err)
 {
   uid_t uid = p && p->user ? p->user->uid : 0;
-  long long host;
+  unsigned long long host = uid;
 
   if (p == NULL || p->terminal)
     return 0;
-  host = host_uid_of (pid, uid);
-  if (host < 0)
+  if (uid_map && !sbx_idmap_outside (uid_map, uid, &host))
     return 0;
   for (int fd = 0; fd <= 2; fd++)
     {
@@ -138,7 +113,7 @@ sbx_process_stdio_give (pid_t pid, const oci_process *p, sbx_error **err)
       if (errno == EPERM || errno == EINVAL)
         {
           /* An unprivileged runtime: the pipe stays its own.  */
-          sbx_debug ("stdio: cannot give fd %d to uid %lld: %s", fd, host, strerror (errno));
+          sbx_debug ("stdio: cannot give fd %d to uid %llu: %s", fd, host, strerror (errno));
           continue;
         }
       return sbx_error_sys (err, "give fd %d (a pipe) to process.user.uid %u", fd, (unsigned)uid);

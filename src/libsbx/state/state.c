@@ -285,8 +285,11 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
   if (s == NULL)
     return 0;
   /* The overlay's upper and work dirs, a fork's private rootfs, the
-     snapshots and CRIU's default image directory are trees.  */
-  static const char *trees[] = { "upper", "work", "rootfs", "snapshots", "checkpoint", NULL };
+     snapshots, CRIU's default image directory, and what a snapshot with
+     a process image leaves after a failed dump or restore (CRIU's work
+     dir, the image's checked copy) are trees.  */
+  static const char *trees[]
+      = { "upper", "work", "rootfs", "snapshots", "checkpoint", "snapshot-criu", "snapshot-restore", NULL };
   name = s->tmp_name ? s->tmp_name : s->id;
   for (const char **t = trees; *t; t++)
     if (sbx_remove_tree_at (s->dir_fd, *t) < 0)
@@ -305,6 +308,21 @@ sbx_state_remove (sbx_state *s, sbx_error **err)
       && remove_dir (s->root_fd, name, s->dir_fd) < 0) /* temp files of a crashed writer */
     return sbx_error_sys (err, "remove state directory `%s`", s->dir);
   return 0;
+}
+
+int
+sbx_state_lock_root (sbx_state *s, sbx_error **err)
+{
+  while (flock (s->root_fd, LOCK_EX) < 0)
+    if (errno != EINTR)
+      return sbx_error_sys (err, "lock state root");
+  return 0;
+}
+
+void
+sbx_state_unlock_root (sbx_state *s)
+{
+  flock (s->root_fd, LOCK_UN);
 }
 
 void
@@ -458,28 +476,38 @@ int
 sbx_state_list (const char *root, char ***ids, sbx_error **err)
 {
   int fd = open_root (root, false, err);
+  int r;
+
+  if (fd == -ENOENT)
+    {
+      if (err)
+        sbx_error_freep (err);
+      *ids = xmalloc0 (sizeof **ids);
+      return 0;
+    }
+  if (fd < 0)
+    return -1;
+  r = sbx_state_list_at (fd, ids, err);
+  close (fd);
+  return r < 0 ? sbx_error_wrap (err, "state root `%s`", root) : 0;
+}
+
+int
+sbx_state_list_at (int root_fd, char ***ids, sbx_error **err)
+{
+  int fd = fcntl (root_fd, F_DUPFD_CLOEXEC, 0);
   DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   struct dirent *de;
   size_t n = 0;
-  char **v = xmalloc0 (sizeof *v);
+  char **v;
 
   if (d == NULL)
     {
-      free (v);
-      if (fd == -ENOENT)
-        {
-          if (err)
-            sbx_error_freep (err);
-          *ids = xmalloc0 (sizeof **ids);
-          return 0;
-        }
       if (fd >= 0)
-        {
-          sbx_error_sys (err, "open state root `%s`", root);
-          close (fd);
-        }
-      return -1;
+        close (fd);
+      return sbx_error_sys (err, "open state root");
     }
+  v = xmalloc0 (sizeof *v);
   while ((de = readdir (d)))
     {
       if (de->d_name[0] == '.' || de->d_type != DT_DIR || sbx_id_validate (de->d_name, NULL) < 0)

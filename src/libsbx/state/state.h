@@ -6,6 +6,9 @@
  *   upper/ work/  the overlay's upper and work dirs (fs.h, overlay)
  *   rootfs/       a fork's private copy of a whole-rootfs snapshot
  *   snapshots/    filesystem snapshots (fs.h, snapshot)
+ *   snapshot-criu/, snapshot-restore/
+ *                 CRIU's work dir of a snapshot's dump, the checked copy
+ *                 of a process image being restored (checkpoint/snapshot.c)
  *
  * Every mutation happens under an exclusive flock on the directory.  IDs are
  * validated before any path is built.  The live status (created, running,
@@ -75,6 +78,14 @@ char *sbx_state_json (sbx_state *s, const oci_config *c, const char *status, boo
 char *sbx_state_json_pid (sbx_state *s, const oci_config *c, const char *status, pid_t pid, bool pretty);
 /* List IDs under root (malloc'd NULL-terminated).  */
 int sbx_state_list (const char *root, char ***ids, sbx_error **err);
+/* The same for an open root directory (s->root_fd).  */
+int sbx_state_list_at (int root_fd, char ***ids, sbx_error **err);
+/* An exclusive flock on the state root itself, for what several
+   containers of the root decide together (a pod's egress table, see
+   container.c's delete); never taken while waiting for a container's own
+   lock.  Released by sbx_state_unlock_root or when s is freed.  */
+int sbx_state_lock_root (sbx_state *s, sbx_error **err);
+void sbx_state_unlock_root (sbx_state *s);
 /* RFC 3339 UTC timestamp with nanoseconds.  */
 char *sbx_now_rfc3339 (void);
 
