@@ -399,8 +399,9 @@ EOF
 # "payload" (a delegated cgroup must keep processes out of inner nodes), then
 # becomes the command.  On the v1 layouts it does so in every hierarchy where
 # the unit has a cgroup of its own (name=systemd, unified, and the controllers
-# systemd realizes for a delegated unit); the others keep it at their root.  ExecStopPost reports systemd's view of how it ended
-# ($EXIT_CODE exited/killed/dumped, $EXIT_STATUS) and powers off at once.
+# systemd realizes for a delegated unit); the others keep it at their root.
+# ExecStopPost reports systemd's view of how it ended ($EXIT_CODE
+# exited/killed/dumped, $EXIT_STATUS) and powers off at once.
 cat >"$ird/sbxvm/unit-main" <<'EOF'
 B=/sbxvm/busybox
 port() { $B awk -v n="$1" '$1 == n { print $2 }' /sbxvm/ports; }

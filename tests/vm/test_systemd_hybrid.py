@@ -50,10 +50,6 @@ if pid1() != "systemd" or "name=systemd" not in V1 or "memory" not in V1:
     pytestmark.append(pytest.mark.skip(
         reason="not systemd on the v1 layouts (tests/vm/run-systemd-hybrid.sh runs these)"))
 
-# what systemd realizes for a delegated unit on v1; the rest is sbxrun's
-SYSTEMD_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "devices", "blkio")
-
-
 def v1file(ctrl, path, name):
     with open(f"{V1[ctrl]}{path}/{name}") as f:
         return f.read().strip()
