@@ -123,9 +123,8 @@ int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
    then moves it to the runtime's own cgroups in the hierarchies of those
    controllers for the rest of its setup (mounts, hooks, pivot), so that
    the runtime's own work is not charged to the container; with `nodes`
-   (linux.devices under device rules, which may deny their mknod) likewise
-   in the devices hierarchy (v2: the unified one, where the device program
-   is); and
+   (linux.devices under device rules, which on v1 may deny their mknod)
+   likewise in the v1 devices hierarchy; and
    stage_enter puts it back before it reports "created"; without it the
    init sets up in the container's cgroup (crun and runc do so).  arrive is
    a no-op when nothing was prepared (the parent moved the child by pid),
