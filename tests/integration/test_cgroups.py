@@ -363,6 +363,22 @@ def test_device_rules(sbx, bundle):
     assert "Operation not permitted" in lines["block"], describe(cp)
 
 
+def test_listed_node_under_a_device_block_list(sbx, bundle):
+    """A linux.devices node that a block list denies is still made (the
+    defaults allow mknod of any device, after the user's rules: on v1 the
+    kernel keeps the block list's deny of `m` over that allow, so the init
+    makes its nodes outside the devices cgroup); the container may not use
+    it."""
+    b = bundle(["sh", "-c", "ls -l /dev/kmsg && echo x >/dev/null && echo null-ok; echo t >/dev/kmsg"])
+    with b.edit() as c:
+        c["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o644}]
+        c["linux"]["resources"] = {
+            "devices": [{"allow": False, "type": "c", "major": 1, "minor": 11, "access": "rwm"}]}
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert "null-ok" in cp.stdout, describe(cp)
+    assert cp.returncode != 0 and "Operation not permitted" in cp.stderr, describe(cp)
+
+
 def test_update_device_rules(sbx, bundle):
     """update replaces the device rules of a running container (v2: the
     eBPF program is swapped)."""
