@@ -7,7 +7,8 @@
 #   tests/vm/guest.sh --check        (exit 0 if guests can run here, else 77)
 #
 # Options:
-#   --mode v2|v1|systemd  cgroup layout of the guest (default v2):
+#   --mode v2|v1|systemd|systemd-hybrid|systemd-legacy
+#                    cgroup layout of the guest (default v2):
 #       v2       cgroup2 alone at /sys/fs/cgroup, every controller enabled in
 #                the root's cgroup.subtree_control; a busybox shell is PID 1
 #       v1       every controller as its own cgroup v1 hierarchy under a
@@ -19,6 +20,16 @@
 #                and runs COMMAND as the unit sbxvm-command.service
 #                (Delegate=yes, the command in its leaf cgroup "payload" so the
 #                unit's cgroup may hold cgroups of the command's own)
+#       systemd-hybrid  the same systemd boot with systemd's "hybrid" layout
+#                (systemd.unified_cgroup_hierarchy=0): the controllers as v1
+#                hierarchies under /sys/fs/cgroup/<ctrl>, systemd's own
+#                tracking in cgroup2 at /sys/fs/cgroup/unified (no controller)
+#                and the name=systemd v1 hierarchy at /sys/fs/cgroup/systemd;
+#                the command sits in "payload" in every hierarchy where the
+#                unit has its cgroup
+#       systemd-legacy  as systemd-hybrid with
+#                systemd.legacy_systemd_cgroup_controller=1: v1 only, no
+#                cgroup2 mounted (systemd tracks units in name=systemd)
 #   --share DIR      DIR (read-write, 9p) at the same path in the guest; the
 #                    place for anything the guest must run or leave behind:
 #                    the rest of the host is only visible read-only
@@ -85,7 +96,9 @@ while [ $# -gt 0 ]; do
 	esac
 	shift 2
 done
-case $mode in v2 | v1 | systemd) ;; *) die "--mode: '$mode' is not one of v2, v1, systemd" ;; esac
+case $mode in v2 | v1 | systemd | systemd-hybrid | systemd-legacy) ;;
+*) die "--mode: '$mode' is not one of v2, v1, systemd, systemd-hybrid, systemd-legacy" ;;
+esac
 case $accel in auto | kvm | tcg) ;; *) die "--accel: '$accel' is not one of auto, kvm, tcg" ;; esac
 [[ $timeout =~ ^[0-9]+$ ]] || die "--timeout: '$timeout' is not a number of seconds"
 [[ $cpus =~ ^[1-9][0-9]*$ ]] || die "--cpus: '$cpus' is not a positive number"
@@ -155,8 +168,8 @@ busybox=${SBX_VM_BUSYBOX:-/bin/busybox}
 [ -x "$busybox" ] && [[ $(LC_ALL=C ldd "$busybox" 2>&1) == *"not a dynamic executable"* ]] ||
 	unusable "$busybox is not a static busybox (install busybox-static)"
 for t in cpio xz; do command -v $t >/dev/null || unusable "no $t on the host"; done
-if [ "$mode" = systemd ] && [ ! -x /lib/systemd/systemd ]; then
-	unusable "--mode systemd: no /lib/systemd/systemd on the host (install systemd)"
+if [[ $mode == systemd* ]] && [ ! -x /lib/systemd/systemd ]; then
+	unusable "--mode $mode: no /lib/systemd/systemd on the host (install systemd)"
 fi
 
 # KVM only if the CPU offers VT-x/AMD-V and QEMU really gets a VM: a /dev/kvm
@@ -316,7 +329,7 @@ v1)
 	done
 	mount -o remount,ro $R/sys/fs/cgroup
 	;;
-systemd)
+systemd*)
 	# systemd mounts /sys/fs/cgroup itself.  It must neither wait for the
 	# host's disks (fstab) nor start what the host schedules.
 	echo '# sbxvm guest: the root is already mounted' >$R/etc/fstab
@@ -363,7 +376,7 @@ UNIT
 	;;
 esac
 ip link set lo up
-if [ "$MODE" = systemd ]; then
+if [ "${MODE#systemd}" != "$MODE" ]; then
 	exec switch_root $R /lib/systemd/systemd --unit=sbxvm.target
 fi
 exec switch_root $R /sbxvm/busybox sh /sbxvm/pid1
@@ -384,14 +397,22 @@ EOF
 
 # Stage 2 for systemd: the unit's main process moves itself into the leaf
 # "payload" (a delegated cgroup must keep processes out of inner nodes), then
-# becomes the command.  ExecStopPost reports systemd's view of how it ended
-# ($EXIT_CODE exited/killed/dumped, $EXIT_STATUS) and powers off at once.
+# becomes the command.  On the v1 layouts it does so in every hierarchy where
+# the unit has a cgroup of its own (name=systemd, unified, and the controllers
+# systemd realizes for a delegated unit); the others keep it at their root.
+# ExecStopPost reports systemd's view of how it ended ($EXIT_CODE
+# exited/killed/dumped, $EXIT_STATUS) and powers off at once.
 cat >"$ird/sbxvm/unit-main" <<'EOF'
 B=/sbxvm/busybox
 port() { $B awk -v n="$1" '$1 == n { print $2 }' /sbxvm/ports; }
-cg=$($B sed -n 's/^0:://p' /proc/self/cgroup)
-$B mkdir -p "/sys/fs/cgroup$cg/payload" && echo $$ >"/sys/fs/cgroup$cg/payload/cgroup.procs" ||
-	echo "sbxvm: cannot move into $cg/payload" >&2
+cg=$($B sed -n 's/^0::\(.*sbxvm-command.service\)$/\1/p; s/^[0-9]*:name=systemd:\(.*\)$/\1/p' /proc/self/cgroup | $B head -n 1)
+moved=0
+for d in /sys/fs/cgroup /sys/fs/cgroup/*; do
+	[ -L "$d" ] || [ ! -e "$d$cg/cgroup.procs" ] && continue
+	$B mkdir -p "$d$cg/payload" && echo $$ >"$d$cg/payload/cgroup.procs" && moved=1 ||
+		echo "sbxvm: cannot move into $d$cg/payload" >&2
+done
+[ $moved = 1 ] || echo "sbxvm: found no cgroup of the unit ($cg) to move into" >&2
 exec $B env -i /bin/sh /sbxvm/command </dev/null >"$(port sbxvm.stdout)" 2>"$(port sbxvm.stderr)"
 EOF
 cat >"$ird/sbxvm/unit-report" <<'EOF'
@@ -411,8 +432,11 @@ append="console=ttyS0 panic=-1 quiet loglevel=4 mitigations=off rdinit=/init"
 case $mode in
 v2) append+=" cgroup_no_v1=all" ;;
 v1) ;; # the Debian kernel leaves every controller free for v1 by default
-systemd) append+=" cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 systemd.unit=sbxvm.target systemd.show_status=0" ;;
+systemd) append+=" cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1" ;;
+systemd-hybrid) append+=" systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0" ;;
+systemd-legacy) append+=" systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1" ;;
 esac
+[[ $mode != systemd* ]] || append+=" systemd.unit=sbxvm.target systemd.show_status=0"
 qv() { printf '%s' "${1//,/,,}"; } # a value inside a QEMU option list
 [ -n "$console" ] || console=$run/console
 : >"$console" || die "--console: cannot write $console"

@@ -46,8 +46,11 @@ needs_driver = pytest.mark.skipif(not HAS_DRIVER, reason="sbxrun built without t
 
 
 def own_cgroup():
+    """Our cgroup in systemd's tracking hierarchy: cgroup2's, or on the
+    legacy v1 layout (no cgroup2) name=systemd's."""
     with open("/proc/self/cgroup") as f:
-        return next(line[3:].strip() for line in f if line.startswith("0::"))
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    return next((p for _, c, p in lines if c == ""), None) or next(p for _, c, p in lines if c == "name=systemd")
 
 
 # the unit's cgroup (our own is its leaf "payload")
@@ -296,6 +299,13 @@ def test_nested_slice_and_slice_units(sbx, bundle):
     ids=["two-fields", "slash", "unit-name", "apply-fails", "property-refused"],
 )
 def test_refused_leaves_nothing(sbx, bundle, path, res, expect):
+    cid = refused_create(sbx, bundle, path, res, expect)
+    assert not os.path.exists(f"{CG}/machine.slice/sbx-{cid}.scope")
+
+
+def refused_create(sbx, bundle, path, res, expect):
+    """create with cgroupsPath PATH ({cid} filled in) and resources RES
+    fails, naming each of EXPECT, and leaves no state and no unit; the id."""
     cid = sbx.new_id()
     b = sd_bundle(bundle, path.format(cid=cid), limits=False)
     if res:
@@ -308,7 +318,7 @@ def test_refused_leaves_nothing(sbx, bundle, path, res, expect):
         assert e in cp.stderr, describe(cp)
     assert not (sbx.root / cid).exists()
     assert transient_units() <= units
-    assert not os.path.exists(f"{CG}/machine.slice/sbx-{cid}.scope")
+    return cid
 
 
 @needs_driver

@@ -120,17 +120,19 @@ int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
    in the runtime (open-time credentials and cgroup namespace decide the
    permission, so this also works from a user or cgroup namespace).  There
    it creates its cgroup namespace (rooted at the container's cgroup).
-   With `leave` (the config limits memory or pids: a 192 KiB memory limit
-   must still run /bin/true, pids.max = 1 still runs hooks), stage_leave
+   With `limited` (the config limits memory or pids: a 192 KiB memory
+   limit must still run /bin/true, pids.max = 1 still runs hooks), stage_leave
    then moves it to the runtime's own cgroups in the hierarchies of those
    controllers for the rest of its setup (mounts, hooks, pivot), so that
-   the runtime's own work is not charged to the container, and
+   the runtime's own work is not charged to the container; with `nodes`
+   (linux.devices under device rules, which on v1 may deny their mknod)
+   likewise in the v1 devices hierarchy; and
    stage_enter puts it back before it reports "created"; without it the
    init sets up in the container's cgroup (crun and runc do so).  arrive is
    a no-op when nothing was prepared (the parent moved the child by pid),
    leave fails harmlessly (the init stays in), enter is a no-op unless
    leave succeeded.  */
-int sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool leave, sbx_error **err);
+int sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool limited, bool nodes, sbx_error **err);
 bool sbx_cgroup_stage_ready (const sbx_cgroup *cg);
 int sbx_cgroup_stage_arrive (sbx_cgroup *cg, bool born_in_v2, sbx_error **err);
 int sbx_cgroup_stage_leave (sbx_cgroup *cg, sbx_error **err);

@@ -331,11 +331,25 @@ sbx_cgroup_pids (sbx_cgroup *cg, pid_t **pids, size_t *n, sbx_error **err)
     {
       if (cg->h[i].fd < 0 && access (cg->h[i].dir, F_OK) < 0 && errno == ENOENT)
         continue; /* this hierarchy's cgroup is gone already */
-      if (sbx_cg_collect_pids (&cg->h[i], &v, &k, err) < 0)
-        {
-          free (v);
-          return -1;
-        }
+      {
+        sbx_error *e = NULL;
+        if (sbx_cg_collect_pids (&cg->h[i], &v, &k, &e) < 0)
+          {
+            /* removed under our open fd: systemd takes away a scope's
+               cgroups once its last process is gone */
+            if (e && e->errno_ == ENOENT)
+              {
+                sbx_error_free (e);
+                continue;
+              }
+            free (v);
+            if (err)
+              *err = e;
+            else
+              sbx_error_free (e);
+            return -1;
+          }
+      }
     }
   if (k)
     qsort (v, k, sizeof *v, cmp_pid);

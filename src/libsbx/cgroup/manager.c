@@ -210,18 +210,24 @@ self_procs_file (const sbx_cg_hier *h)
 }
 
 /* Does the runtime's setup in h risk a limit of the container's cgroup
-   (memory charges, forks of hooks)?  */
+   (memory charges, forks of hooks: `limited`) or its v1 device rules (the
+   mknod of linux.devices nodes: `nodes`)?  A v1 block list keeps its deny
+   of `m` over the default `c *:* m` allow after it (an allow only removes
+   a deny of exactly that device); v2's program lets the last match win.  */
 static bool
-stage_hier (sbx_cg_hier *h)
+stage_hier (sbx_cg_hier *h, bool limited, bool nodes)
 {
   if (!h->unified)
-    return sbx_cg_has_word (h->controllers, "memory") || sbx_cg_has_word (h->controllers, "pids");
-  return sbx_cg_v2_available (h, "memory") || sbx_cg_v2_available (h, "pids");
+    return (limited
+            && (sbx_cg_has_word (h->controllers, "memory") || sbx_cg_has_word (h->controllers, "pids")))
+           || (nodes && sbx_cg_has_word (h->controllers, "devices"));
+  return limited && (sbx_cg_v2_available (h, "memory") || sbx_cg_v2_available (h, "pids"));
 }
 
 int
-sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool leave, sbx_error **err)
+sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool limited, bool nodes, sbx_error **err)
 {
+  bool leave = limited || nodes;
   bool differs = false;
 
   stage_close (cg);
@@ -246,7 +252,7 @@ sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool leave, sbx_error **err)
       sbx_cg_hier *h = &cg->h[i];
       cleanup_free char *own_dir = NULL, *file = NULL;
 
-      if (!stage_hier (h))
+      if (!stage_hier (h, limited, nodes))
         continue;
       if (sbx_cg_dir_for (h->mountpoint, h->mount_root, h->own, &own_dir, err) < 0)
         goto fail;

@@ -485,10 +485,8 @@ add_devices (sd_prop **p, size_t *n, oci_device_cgroup *const *rules, size_t len
   bool strict = sbx_cg_systemd_devices (rules, len, NULL, &v, &nv);
 
   /* On v1 systemd's list, written again at each realize, is the cgroup's
-     only one: a block list it cannot say is left to ours alone, and the
-     unit keeps the properties it had (DevicePolicy=auto with no entries
-     there would also make systemd move the processes out of a devices
-     cgroup it realized before, to the slice's).  */
+     only one: a block list it cannot say is left to ours alone
+     (sbx_cg_systemd_set refuses it for a unit that has an allow list).  */
   if (!strict && sbx_cgroup_host_mode () != SBX_CGROUP_V2)
     {
       sbx_cg_sd_devices_free (v, nv);
@@ -645,6 +643,8 @@ set_props (sbx_cg_systemd *s, const char *unit, const sd_prop *p, size_t n, sd_b
   return r;
 }
 
+static int check_v1_block_list (sbx_cg_systemd *s, const char *unit, const oci_resources *r, sbx_error **err);
+
 int
 sbx_cg_systemd_set (sbx_cg_systemd *s, const char *unit, const oci_resources *r, sbx_error **err)
 {
@@ -653,7 +653,7 @@ sbx_cg_systemd_set (sbx_cg_systemd *s, const char *unit, const oci_resources *r,
   sd_bus_error e = SD_BUS_ERROR_NULL;
   int rc;
 
-  if (props_from (r, is_slice_unit (unit), &p, &n, err) < 0)
+  if (check_v1_block_list (s, unit, r, err) < 0 || props_from (r, is_slice_unit (unit), &p, &n, err) < 0)
     return -1;
   if (n == 0)
     return 0;
@@ -768,24 +768,34 @@ start_unit (sbx_cg_systemd *s, const char *id, const char *slice, const char *un
   return 0;
 }
 
+/* A string property of the unit's Scope or Slice interface.  */
 static int
-unit_cgroup (sbx_cg_systemd *s, const char *unit, char **out, sbx_error **err)
+unit_string (sbx_cg_systemd *s, const char *unit, const char *prop, char **out, sd_bus_error *e)
 {
-  sd_bus_error e = SD_BUS_ERROR_NULL;
   sd_bus_message *reply = NULL;
   const char *obj;
   bool is_slice = is_slice_unit (unit);
   int r;
 
-  r = sd.call_method (s->bus, SD_DEST, SD_PATH, SD_MANAGER, "GetUnit", &e, &reply, "s", unit);
+  *out = NULL;
+  r = sd.call_method (s->bus, SD_DEST, SD_PATH, SD_MANAGER, "GetUnit", e, &reply, "s", unit);
   if (r >= 0)
     r = sd.read (reply, "o", &obj);
   if (r >= 0)
     r = sd.get_property_string (
         s->bus, SD_DEST, obj, is_slice ? "org.freedesktop.systemd1.Slice" : "org.freedesktop.systemd1.Scope",
-        "ControlGroup", &e, out);
+        prop, e, out);
   if (reply)
     sd.message_unref (reply);
+  return r;
+}
+
+static int
+unit_cgroup (sbx_cg_systemd *s, const char *unit, char **out, sbx_error **err)
+{
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  int r = unit_string (s, unit, "ControlGroup", out, &e);
+
   if (r < 0 || *out == NULL || **out != '/')
     {
       bus_err (err, &e, r, "--systemd-cgroup: the cgroup of unit `%s`", unit);
@@ -793,6 +803,37 @@ unit_cgroup (sbx_cg_systemd *s, const char *unit, char **out, sbx_error **err)
       return -1;
     }
   return 0;
+}
+
+/* On v1 a block list goes to a unit only if systemd filters nothing
+   there: its allow list, written again at each realize, would be the
+   cgroup's only one, and replacing it by DevicePolicy=auto without entries
+   would make systemd move the processes out of the devices cgroup.  */
+static int
+check_v1_block_list (sbx_cg_systemd *s, const char *unit, const oci_resources *r, sbx_error **err)
+{
+  cleanup_free char *policy = NULL;
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  sbx_cg_sd_device *v = NULL;
+  size_t nv = 0;
+  bool strict;
+  int rc;
+
+  if (r->devices_len == 0 || sbx_cgroup_host_mode () == SBX_CGROUP_V2)
+    return 0;
+  strict = sbx_cg_systemd_devices (r->devices, r->devices_len, NULL, &v, &nv);
+  sbx_cg_sd_devices_free (v, nv);
+  if (strict)
+    return 0;
+  rc = unit_string (s, unit, "DevicePolicy", &policy, &e);
+  sd.error_free (&e);
+  if (rc >= 0 && policy && strcmp (policy, "auto") == 0)
+    return 0;
+  return sbx_error_set (err, EOPNOTSUPP,
+                        "linux.resources.devices: a block list (no deny-all rule first) cannot replace the "
+                        "allow list of unit `%s` (DevicePolicy=%s) on a cgroup v1 host, where systemd's list "
+                        "is the cgroup's only one",
+                        unit, policy ? policy : "unknown");
 }
 
 /* Stop the unit and wait until systemd has forgotten it.  */

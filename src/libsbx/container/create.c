@@ -674,8 +674,9 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
       if (cr->cg)
         {
           cleanup_error sbx_error *e = NULL;
-          if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (c->linux ? c->linux->resources : NULL), &e)
-              < 0)
+          const oci_resources *r = c->linux ? c->linux->resources : NULL;
+          bool nodes = r && r->devices_len && c->linux->devices_len;
+          if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (r), nodes, &e) < 0)
             sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
         }
       if (cr->cg && c->linux && c->linux->resources)
