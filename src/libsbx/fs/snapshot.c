@@ -114,6 +114,35 @@ sums_match (const sbx_tree_sum *sum, const char *name, const char *part, unsigne
                         name, part, sum->entries, sum->bytes, sum->digest, entries, bytes, digest);
 }
 
+/* CRIU writes a flat directory of regular files.  Anything else (a
+   symlink where CRIU would open its log, a directory) is not its.  */
+static int
+process_flat (int pfd, const char *name, sbx_error **err)
+{
+  int dfd = dup (pfd);
+  DIR *d = dfd < 0 ? NULL : fdopendir (dfd);
+  struct dirent *de;
+  int r = 0;
+  if (d == NULL)
+    {
+      if (dfd >= 0)
+        close (dfd);
+      return sbx_error_sys (err, "snapshot \"%s\": read its process image", name);
+    }
+  while (r == 0 && (de = readdir (d)))
+    {
+      struct stat st;
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      if (fstatat (pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
+        r = sbx_error_set (err, EBADMSG,
+                           "snapshot \"%s\": process image: `%s` is not a regular file: tampered, refused",
+                           name, de->d_name);
+    }
+  closedir (d);
+  return r;
+}
+
 /* The process image against the manifest, content included (it is small),
    copied into the empty directory copy_to when >= 0.  process/ without a
    manifest entry, or the other way round, is refused.  */
@@ -137,6 +166,8 @@ process_check (int snapfd, const char *name, const sbx_snapshot_manifest *m, int
   if (pfd < 0)
     return sbx_error_set (err, EBADMSG, "snapshot \"%s\": its process image (process/) is missing: refused",
                           name);
+  if (process_flat (pfd, name, err) < 0)
+    return -1;
   /* What the walk checks the files against.  */
   view.files_keys = p->files_keys;
   view.files_values = p->files_values;

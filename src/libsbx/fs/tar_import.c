@@ -261,8 +261,19 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
   char xp[64 + NAME_MAX];
 
   if (part_of (path) == NULL)
-    return sbx_error_set (err, EINVAL,
-                          "import: `%s`: not part of a snapshot (manifest.json, tree/, process/)", path);
+    return sbx_error_set (err, EINVAL, "import: `%s`: not part of a snapshot (manifest.json, tree/)", path);
+  /* A CRIU image is the processes' whole state (credentials, capabilities,
+     seccomp, namespaces, the mounts CRIU is told to bind) and its log and
+     work files: restoring one from elsewhere would run what its author
+     wrote, not what the container's config says.  Its manifest proves
+     nothing (the author computed it).  Only a snapshot taken here has
+     one.  */
+  if (strcmp (part_of (path), "process") == 0)
+    return sbx_error_set (err, EPERM,
+                          "import: `%s`: a process image (process/) is not imported: a CRIU image from "
+                          "another machine or container would be restored as its author wrote it; "
+                          "import the files only (an export of a snapshot taken without --with-process)",
+                          path);
   if (strcmp (path, "tree") == 0)
     pfd = dup (rootfd), base = xstrdup ("tree");
   else
