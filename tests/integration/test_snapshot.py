@@ -621,6 +621,7 @@ def test_with_process_around_a_stand_in_criu(sbx, bundle, tmp_path, stand_in):
     (upper / "f").write_text("later\n")
     img = snap / "process"
     pages, core = (img / "pages-1.img").read_bytes(), (img / "core-1.img").read_bytes()
+    core_mode = (img / "core-1.img").stat().st_mode & 0o7777
     with open(img / "pages-1.img", "r+b") as f:
         f.seek(500)
         f.write(b"!")
@@ -631,6 +632,7 @@ def test_with_process_around_a_stand_in_criu(sbx, bundle, tmp_path, stand_in):
     cp = sbx.fail(*g, "restore", "--detach", "--from-snapshot", "s", cid)
     assert 'snapshot "s"' in cp.stderr and "/core-1.img" in cp.stderr and "missing" in cp.stderr, describe(cp)
     (img / "core-1.img").write_bytes(core)
+    os.chmod(img / "core-1.img", core_mode)
     # Not CRIU's: a symlink where CRIU would write its log.
     victim = tmp_path / "victim"
     victim.write_text("host file\n")
