@@ -161,16 +161,19 @@ sbx_container_net_teardown (sbx_state *s, sbx_net_teardown *nt)
       sbx_test_kill_point ("delete:net");
       return;
     }
+  /* Without the lock a member's create could check the table and record
+     itself while we remove it: keep the table then (fail closed; it goes
+     with the pod's namespace).  */
   locked = sbx_state_lock_root (s, NULL) == 0;
   if (sandbox)
-    sbx_net_teardown_pod_table (nt, pod_members_left (s, nt));
+    sbx_net_teardown_pod_table (nt, !locked || pod_members_left (s, nt));
   else
     {
       cleanup_close int sfd = sbx_id_validate (pod, NULL) < 0
                                   ? -1
                                   : openat (s->root_fd, pod, O_DIRECTORY | O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
       bool held = sfd >= 0 && sbx_net_teardown_holder (nt, sfd);
-      sbx_net_teardown_pod_table (nt, held || pod_members_left (s, nt));
+      sbx_net_teardown_pod_table (nt, !locked || held || pod_members_left (s, nt));
     }
   sbx_net_teardown_finish (nt);
   sbx_test_kill_point ("delete:net");
