@@ -266,16 +266,13 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
                       : l && l->readonly_paths_len           ? "linux.readonlyPaths"
                       : cr->c->root && cr->c->root->readonly ? "root.readonly"
                                                              : NULL;
-      if (f && (cr->plan.join_flags & CLONE_NEWNS))
-        return sbx_error_set (err, EINVAL,
-                              "config.json: %s needs a new mount namespace in linux.namespaces (the one "
-                              "joined by path is another process's: sbxrun does not build a rootfs in it)",
-                              f);
       if (f)
-        return sbx_error_set (err, EINVAL,
-                              "config.json: %s needs a new mount namespace in linux.namespaces (without "
-                              "one the mounts would be made in the host's mount namespace)",
-                              f);
+        return sbx_error_set (err, EINVAL, "config.json: %s needs a new mount namespace in linux.namespaces (%s)",
+                              f,
+                              (cr->plan.join_flags & CLONE_NEWNS)
+                                  ? "the one joined by path is another process's: sbxrun does not build a "
+                                    "rootfs in it"
+                                  : "without one the mounts would be made in the host's mount namespace");
     }
   if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
     return sbx_error_set (err, ENOTSUP,

@@ -126,4 +126,8 @@ int sbx_copy_tree (int from, int to, int depth, sbx_error **err);
    ACLs, and security.capability when file_caps.  */
 bool sbx_fs_xattr_kept (const char *name, bool file_caps);
 
+/* The sorted entry names of an open directory (no "." or ".."),
+   NULL-terminated in *out (NULL when empty), *n of them (snapcopy.c).  */
+int sbx_fs_dir_names (int dfd, char ***out, size_t *n, sbx_error **err);
+
 #endif

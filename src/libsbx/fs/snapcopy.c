@@ -126,9 +126,8 @@ cmp_names (const void *a, const void *b)
   return strcmp (*(char *const *)a, *(char *const *)b);
 }
 
-/* The sorted entry names of an open directory.  */
-static int
-read_names (int dfd, char ***out, size_t *n, sbx_error **err)
+int
+sbx_fs_dir_names (int dfd, char ***out, size_t *n, sbx_error **err)
 {
   int fd = dup (dfd);
   DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
@@ -624,7 +623,7 @@ walk_dir (struct walk *w, int sfd, int dfd, const char *rel, sbx_error **err)
 {
   cleanup_strv char **names = NULL;
   size_t n = 0;
-  if (read_names (sfd, &names, &n, err) < 0)
+  if (sbx_fs_dir_names (sfd, &names, &n, err) < 0)
     return sbx_error_wrap (err, "`%s`", *rel ? rel : "/");
   for (size_t i = 0; i < n; i++)
     if (walk_entry (w, sfd, dfd, rel, names[i], err) < 0)

@@ -12,6 +12,7 @@
  * manifest first.  */
 #include <config.h>
 #include "fs/fs.h"
+#include "fs/fs_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -119,28 +120,19 @@ sums_match (const sbx_tree_sum *sum, const char *name, const char *part, unsigne
 static int
 process_flat (int pfd, const char *name, sbx_error **err)
 {
-  int dfd = dup (pfd);
-  DIR *d = dfd < 0 ? NULL : fdopendir (dfd);
-  struct dirent *de;
-  int r = 0;
-  if (d == NULL)
-    {
-      if (dfd >= 0)
-        close (dfd);
-      return sbx_error_sys (err, "snapshot \"%s\": read its process image", name);
-    }
-  while (r == 0 && (de = readdir (d)))
+  cleanup_strv char **names = NULL;
+  size_t n;
+  if (sbx_fs_dir_names (pfd, &names, &n, err) < 0)
+    return sbx_error_wrap (err, "snapshot \"%s\": process image", name);
+  for (size_t i = 0; i < n; i++)
     {
       struct stat st;
-      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-        continue;
-      if (fstatat (pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
-        r = sbx_error_set (err, EBADMSG,
-                           "snapshot \"%s\": process image: `%s` is not a regular file: tampered, refused",
-                           name, de->d_name);
+      if (fstatat (pfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
+        return sbx_error_set (err, EBADMSG,
+                              "snapshot \"%s\": process image: `%s` is not a regular file: tampered, refused",
+                              name, names[i]);
     }
-  closedir (d);
-  return r;
+  return 0;
 }
 
 /* The process image against the manifest, content included (it is small),

@@ -258,9 +258,10 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
   cleanup_free char *base = NULL;
   cleanup_close int pfd = -1;
   const char *link = p->linkpath ? p->linkpath : e->linkname;
+  const char *part = part_of (path);
   char xp[64 + NAME_MAX];
 
-  if (part_of (path) == NULL)
+  if (part == NULL)
     return sbx_error_set (err, EINVAL, "import: `%s`: not part of a snapshot (manifest.json, tree/)", path);
   /* A CRIU image is the processes' whole state (credentials, capabilities,
      seccomp, namespaces, the mounts CRIU is told to bind) and its log and
@@ -268,7 +269,7 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
      wrote, not what the container's config says.  Its manifest proves
      nothing (the author computed it).  Only a snapshot taken here has
      one.  */
-  if (strcmp (part_of (path), "process") == 0)
+  if (strcmp (part, "process") == 0)
     return sbx_error_set (err, EPERM,
                           "import: `%s`: a process image (process/) is not imported: a CRIU image from "
                           "another machine or container would be restored as its author wrote it; "
@@ -294,7 +295,7 @@ extract (int in, int rootfd, sbx_tar_entry *e, struct pending *p, sbx_error **er
       {
         cleanup_free char *tbase = NULL;
         cleanup_close int tpfd = -1;
-        const char *part = part_of (path), *lpart = part_of (link);
+        const char *lpart = part_of (link);
         if (lpart == NULL || *lpart == '\0' || strcmp (part, lpart) != 0 || strcmp (link, lpart) == 0)
           return sbx_error_set (err, EINVAL, "import: hard link `%s` to `%s` outside %s/", path, link,
                                 *part ? part : "tree");
