@@ -57,10 +57,12 @@ static const sbx_command subs[S_N] = {
                  .args = "ID NAME",
                  .opts = no_opts,
                  .summary = "write the snapshot as a pax tar stream on stdout" },
-  [S_IMPORT] = { .name = "snapshot import",
-                 .args = "ID NAME",
-                 .opts = no_opts,
-                 .summary = "read a stream made by export from stdin as snapshot NAME" },
+  [S_IMPORT]
+  = { .name = "snapshot import",
+      .args = "ID NAME",
+      .opts = no_opts,
+      .summary
+      = "read a stream made by export from stdin as snapshot NAME (files only: a process image is refused)" },
 };
 static const char *const sub_names[S_N] = { "create", "list", "delete", "export", "import" };
 

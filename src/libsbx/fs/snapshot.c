@@ -14,7 +14,6 @@
 #include "fs/fs.h"
 #include "fs/fs_internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -260,14 +259,14 @@ has_overlay (sbx_state *s)
 static void
 remove_stale (int snapsfd)
 {
-  DIR *d = fdopendir (dup (snapsfd));
-  struct dirent *de;
-  if (d == NULL)
+  cleanup_strv char **names = NULL;
+  cleanup_error sbx_error *e = NULL;
+  size_t n = 0;
+  if (sbx_fs_dir_names (snapsfd, &names, &n, &e) < 0)
     return;
-  while ((de = readdir (d)))
-    if (sbx_has_prefix (de->d_name, ".tmp-"))
-      sbx_remove_tree_at (snapsfd, de->d_name);
-  closedir (d);
+  for (size_t i = 0; i < n; i++)
+    if (sbx_has_prefix (names[i], ".tmp-"))
+      sbx_remove_tree_at (snapsfd, names[i]);
 }
 
 /* A fresh unpredictable directory name under dirfd: prefix + 6 chars.  */
@@ -535,12 +534,6 @@ sbx_fs_snapshot_create (const char *root, const char *id, const char *name, cons
   return 0;
 }
 
-static int
-cmp_str (const void *a, const void *b)
-{
-  return strcmp (*(char *const *)a, *(char *const *)b);
-}
-
 int
 sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error **err)
 {
@@ -549,8 +542,6 @@ sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error *
   cleanup_strv char **names = NULL;
   size_t cap = 256, len = 0;
   char *out;
-  DIR *d;
-  struct dirent *de;
   size_t n = 0;
 
   if (sbx_state_open (root, id, &s, err) < 0)
@@ -563,20 +554,15 @@ sbx_fs_snapshot_list (const char *root, const char *id, char **text, sbx_error *
       *text = out;
       return 0;
     }
-  d = fdopendir (dup (snapsfd));
-  names = xmalloc0 (sizeof *names);
-  while (d && (de = readdir (d)))
-    if (de->d_name[0] != '.')
-      {
-        names = xrealloc (names, (n + 2) * sizeof *names);
-        names[n++] = xstrdup (de->d_name);
-        names[n] = NULL;
-      }
-  if (d)
-    closedir (d);
-  qsort (names, n, sizeof *names, cmp_str);
+  if (sbx_fs_dir_names (snapsfd, &names, &n, err) < 0)
+    {
+      free (out);
+      return -1;
+    }
   for (size_t i = 0; i < n; i++)
     {
+      if (names[i][0] == '.') /* .tmp-* of a create under way */
+        continue;
       cleanup_close int fd = openat (snapsfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       cleanup_free char *mt = NULL, *line = NULL;
       cleanup_manifest sbx_snapshot_manifest *m = NULL;
