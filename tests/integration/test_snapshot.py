@@ -208,6 +208,9 @@ def test_restore_from_snapshot_makes_it_created_again(sbx, bundle, overlay):
     cid = sbx.new_id("reset")
     sbx.ok("run", "-d", "--bundle", b, cid)
     first = sbx.state(cid)["pid"]
+    # its one line written before it is killed (a loaded host may not have run it yet)
+    wait_for(lambda: sbx("exec", cid, "cat", "/count").stdout.strip() == "0",
+             what="the first run to count")
     sbx.ok("kill", cid, "KILL")
     wait_for(lambda: sbx.state(cid)["status"] == "stopped", what="the container to stop")
     sbx.ok("snapshot", "create", cid, "one-run")
