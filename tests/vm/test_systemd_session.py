@@ -163,3 +163,26 @@ def test_system_service_run(user_session):
     assert cp.stdout.split() == [f"0::{path}", "16"], describe(cp)
     assert user_unit_prop(s, unit, "LoadState") == "not-found"
     assert s.state_entries() == []
+
+
+@needs_driver
+@pytest.mark.parametrize("step", ["create:spawned", "create:resources"])
+def test_login_session_killed_create_leaves_nothing(login, step):
+    """A create from a login session killed before systemd has the init
+    (spawned) or after (resources: the unit holds it, limits written): the
+    journal lists it as creating, and delete --force leaves no unit, no
+    cgroup and no state."""
+    s = login
+    cid = f"k{step.split(':')[1][:3]}"
+    unit, path = f"sbxtest-{cid}.scope", user_unit_path(s, f"sbxtest-{cid}.scope")
+    b = s.bundle(["sleep", "600"], user_scope_config(f"user.slice:sbxtest:{cid}", cgroupns=True))
+    cp = s.login(f"SBXRUN_TEST_KILL_AT={step} " + sbx(s, "--systemd-cgroup", "create", cid) + "; echo rc=$?",
+                 cwd=b)
+    assert "rc=137" in cp.stdout, describe(cp)
+    listed = {c["id"]: c["status"] for c in json.loads(s.login(sbx(s, "list", "--format", "json")).stdout) or []}
+    assert listed.get(cid) == "creating", listed
+    cp = s.login(sbx(s, "delete", "--force", cid))
+    assert cp.returncode == 0, describe(cp)
+    assert not unit_listed(s, unit)
+    assert not os.path.exists(f"{CG}{path}")
+    assert s.state_entries() == []
