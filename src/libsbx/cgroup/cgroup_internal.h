@@ -250,6 +250,9 @@ int sbx_cg_systemd_user_unit (const char *cgroups_path, const char *unit, char *
    caller's cgroup (malloc'd).  False also where that cannot be told (no
    unified hierarchy, a cgroup namespace): the kernel decides.  */
 bool sbx_cg_systemd_user_must_place (sbx_cgroup *cg, const char *unit_path, char **own);
+/* The deepest cgroup two paths share: "/a/b/c" and "/a/b/d" -> "/a/b"
+   ("/ab" and "/ac" -> "/").  malloc'd.  */
+char *sbx_cg_common_ancestor (const char *a, const char *b);
 /* The unified-hierarchy cgroup of pid (0: ours), from /proc/PID/cgroup's
    "0::PATH" line; NULL without one.  malloc'd.  */
 char *sbx_cg_unified_of (pid_t pid);

@@ -77,9 +77,8 @@ sbx_cg_systemd_user_unit (const char *cgroups_path, const char *unit, char **sli
   return 0;
 }
 
-/* The deepest cgroup two paths share: "/a/b/c" and "/a/b/d" -> "/a/b".  */
-static char *
-common_ancestor (const char *a, const char *b)
+char *
+sbx_cg_common_ancestor (const char *a, const char *b)
 {
   size_t i = 0, last = 0;
 
@@ -140,7 +139,7 @@ sbx_cg_systemd_user_must_place (sbx_cgroup *cg, const char *unit_path, char **ow
       || (!sbx_has_prefix (own, "/user.slice/") && !sbx_has_prefix (own, "/system.slice/")
           && strcmp (own, "/init.scope") != 0))
     return false;
-  anc = common_ancestor (own, unit_path);
+  anc = sbx_cg_common_ancestor (own, unit_path);
   if (sbx_cg_dir_for (h->mountpoint, h->mount_root, anc, &dir, NULL) < 0)
     return false;
   procs = xasprintf ("%s/cgroup.procs", dir);
