@@ -898,10 +898,9 @@ sbx_cg_systemd_start (sbx_cgroup *cg, pid_t init, sbx_error **err)
     {
       if (init > 0)
         sbx_error_wrap (err,
-                        "--systemd-cgroup (rootless): sbxrun runs in `%s`, and the user may not move "
-                        "processes from there into the user's systemd (`%s`): the user manager was "
-                        "asked to move the container process %d into unit `%s` (through the system "
-                        "manager) and could not",
+                        "--systemd-cgroup (rootless): sbxrun runs in `%s`, from where the user may not "
+                        "move processes into `%s`: the user manager was asked to move the container "
+                        "process %d into unit `%s` (through the system manager) and could not",
                         cg->placed_from, cg->unit_path, (int)init, cg->unit);
       goto fail;
     }
