@@ -67,7 +67,7 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
 static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)
 {
-  sbx_checkpoint_opts o = { .root = g->root, .criu = g->criu, .status_fd = -1 };
+  sbx_checkpoint_opts o = { .root = g->root, .criu = g->criu, .status_fd = -1, .rootless = g->rootless_on };
   int i = sbx_cli_parse (&sbx_cmd_checkpoint, argc, argv, on_opt, &o, err);
   if (i < 0 || sbx_cli_nargs (&sbx_cmd_checkpoint, argc - i, 1, 1, err) < 0)
     return i < 0 ? i : -1;

@@ -92,7 +92,9 @@ on_opt (void *data, int key, const char *arg, sbx_error **err)
 static int
 run (sbx_globals *g, int argc, char **argv, sbx_error **err)
 {
-  restore_args a = { .o = { .root = g->root, .criu = g->criu, .systemd_cgroup = g->systemd_cgroup } };
+  restore_args a = {
+    .o = { .root = g->root, .criu = g->criu, .systemd_cgroup = g->systemd_cgroup, .rootless = g->rootless_on }
+  };
   int i = sbx_cli_parse (&sbx_cmd_restore, argc, argv, on_opt, &a, err);
   if (i < 0 || sbx_cli_nargs (&sbx_cmd_restore, argc - i, 1, 1, err) < 0)
     return i < 0 ? i : -1;

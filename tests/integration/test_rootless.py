@@ -700,3 +700,25 @@ def test_rootless_refusals_name_what_is_not_permitted(rootless_user, case):
     assert f"config.json: {field}: an unprivileged caller (uid {u.uid}) is not permitted" in cp.stderr, describe(cp)
     assert "warning" not in cp.stderr, describe(cp)
     assert u.state_entries() == []
+
+
+def test_rootless_checkpoint_restore_refused(rootless_user):
+    """CRIU needs privileges that an ordinary user does not have: restore
+    (of a container that does not exist, from an image directory) and
+    checkpoint are refused by name with the reason before CRIU runs, and
+    nothing is left in the state root (no container created for the
+    restore)."""
+    u = rootless_user
+    b = u.bundle(["true"])
+    img = os.path.join(u.top, "img")
+    os.mkdir(img)
+    os.chown(img, u.uid, u.gid)
+    cp = u.run("restore", "--image-path", img, "--bundle", b, "-d", "rst")
+    assert cp.returncode != 0, describe(cp)
+    assert "restore: not supported for an unprivileged caller (rootless): CRIU needs CAP_SYS_ADMIN" in cp.stderr, \
+        describe(cp)
+    assert "criu check" not in cp.stderr, describe(cp)
+    assert u.state_entries() == []
+    cp = u.run("checkpoint", "rst")
+    assert cp.returncode != 0 and "checkpoint: not supported for an unprivileged caller" in cp.stderr, describe(cp)
+    assert u.state_entries() == []

@@ -591,6 +591,25 @@ test_systemd_user (void **state)
   assert_false (sbx_cg_systemd_in_user_manager ("/system.slice/user@1000.service/x.scope"));
   assert_false (sbx_cg_systemd_in_user_manager ("/user.slice/user@.service"));
   assert_false (sbx_cg_systemd_in_user_manager (NULL));
+  {
+    /* where the kernel's common-ancestor rule looks (must_place) */
+    static const char *const anc[][3]
+        = { { "/user.slice/user-1000.slice/session-2.scope",
+              "/user.slice/user-1000.slice/user@1000.service/user.slice/x.scope",
+              "/user.slice/user-1000.slice" },
+            { "/system.slice/a.service", "/user.slice/user-1000.slice/user@1000.service/x.scope", "/" },
+            { "/user.slice/user-1000.slice/user@1000.service/app.slice/t.scope",
+              "/user.slice/user-1000.slice/user@1000.service/user.slice/x.scope",
+              "/user.slice/user-1000.slice/user@1000.service" },
+            { "/a/bc", "/a/b", "/a" },
+            { "/a/b", "/a/b/c", "/a/b" },
+            { "/a", "/a", "/a" } };
+    for (size_t i = 0; i < sizeof anc / sizeof *anc; i++)
+      {
+        cleanup_free char *got = sbx_cg_common_ancestor (anc[i][0], anc[i][1]);
+        assert_string_equal (got, anc[i][2]);
+      }
+  }
   snprintf (want, sizeof want, "/user.slice/user-%u.slice/user@%u.service", geteuid (), geteuid ());
   assert_string_equal (root, want); /* not in a user namespace here: the same uid */
 #ifdef HAVE_SYSTEMD

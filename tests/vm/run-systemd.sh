@@ -10,6 +10,9 @@
 # events, delete, bad input, no unit left); a CRI pod's egress policy
 # scoped to the pod's slice (tests/data/engine-configs, staged too); podman
 # with its default cgroup_manager=systemd running containers on sbxrun.
+# And tests/vm/test_systemd_session.py: rootless --systemd-cgroup from a
+# PAM login session (session-N.scope, not delegated), systemd placing the
+# container below user@UID.service.
 #
 #   SBXRUN=/abs/src/sbxrun tests/vm/run-systemd.sh [PYTEST ARGS...]
 # Env and exit: as tests/vm/run-v2.sh (77 = skipped: no guest can run here,
@@ -18,13 +21,13 @@ set -eu
 . "$(dirname "$0")/common.sh"
 [ -x /lib/systemd/systemd ] || skip "no /lib/systemd/systemd on the host (apt-get install systemd)"
 stage_suite
-cp "$TOP_SRCDIR/tests/vm/test_systemd_host.py" "$scratch/tests/integration/"
+cp "$TOP_SRCDIR/tests/vm/test_systemd_host.py" "$TOP_SRCDIR/tests/vm/test_systemd_session.py" "$scratch/tests/integration/"
 # the captured engine configs (the CRI pod under the systemd driver)
 mkdir -p "$scratch/tests/data"
 cp -r "$TOP_SRCDIR/tests/data/engine-configs" "$scratch/tests/data/"
 cat >"$scratch/suite.sh" <<'GUEST'
 echo "guest: kernel $(uname -r), PID 1 $(cat /proc/1/comm), in $(sed -n 's/^0:://p' /proc/self/cgroup), up $(cut -d' ' -f1 /proc/uptime)s"
-/usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_systemd_host.py "$@"
+/usr/bin/python3 -m pytest -q -ra -p no:cacheprovider tests/integration/test_systemd_host.py tests/integration/test_systemd_session.py "$@"
 rc=$?
 echo "guest: tests done, up $(cut -d' ' -f1 /proc/uptime)s"
 exit $rc

@@ -895,18 +895,3 @@ def test_rootless_systemd_no_user_bus(user_session):
     left = [n for n in os.listdir(root) if not n.startswith(".")] if os.path.isdir(root) else []
     assert left == [], describe(cp)
     assert user_unit_prop(s, "sbxtest-c3.scope", "LoadState") == "not-found"
-
-
-@needs_driver
-def test_rootless_systemd_outside_user_manager(user_session):
-    """sbxrun run outside user@UID.service (here in the suite's system
-    service) could not move the container into the user manager's unit
-    (the kernel's common-ancestor rule): refused before any unit is
-    started, the error names both cgroups and the way out."""
-    s = user_session
-    b = s.bundle(["true"], user_scope_config("user.slice:sbxtest:c4", cgroupns=True))
-    cp = s.run("--systemd-cgroup", "run", "c4", cwd=b)
-    assert cp.returncode != 0, describe(cp)
-    assert "outside the user's systemd" in cp.stderr and "systemd-run --user --scope" in cp.stderr, describe(cp)
-    assert user_unit_prop(s, "sbxtest-c4.scope", "LoadState") == "not-found"
-    assert s.state_entries() == []

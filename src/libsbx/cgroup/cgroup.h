@@ -45,6 +45,23 @@ sbx_cgroup_mode sbx_cgroup_host_mode (void);
 int sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, bool rootless,
                      sbx_cgroup **out, sbx_error **err);
 int sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err);
+/* Rootless --systemd-cgroup from a cgroup that may not reach the unit's
+   (a login session's session-N.scope: the kernel's common-ancestor rule,
+   see cgroup/systemd_user.c), decided by plan: the container process
+   cannot be cloned into the cgroup.  It is then started first, without
+   one (no CLONE_INTO_CGROUP, no staging), and make_with has systemd start
+   the unit with it as its process (the user manager asks the system
+   manager to move it), checks where it landed, and takes the unit's
+   cgroup as make does.  sbx_cgroup_make refuses such a cgroup.  A slice
+   as the unit is refused by plan there (systemd places processes only in
+   scopes).  */
+bool sbx_cgroup_placed_by_systemd (const sbx_cgroup *cg);
+int sbx_cgroup_make_with (sbx_cgroup *cg, pid_t pid, sbx_error **err);
+/* The same for a process of a loaded cgroup (exec's joiner): the kernel
+   would refuse its cgroup.procs write, so systemd moves pid into the unit
+   (AttachProcessesToUnit); checked where it landed.  Only where
+   sbx_cgroup_placed_by_systemd (decided again at load).  */
+int sbx_cgroup_attach_by_systemd (sbx_cgroup *cg, pid_t pid, sbx_error **err);
 /* Before make, for an unprivileged caller (rootless): on a v1 host make
    creates the cgroup in the hierarchies where the kernel lets the caller
    (the ones delegated to the user) and leaves the others out, as runc

@@ -60,6 +60,9 @@ struct sbx_cgroup
   char *slice, *unit_path, *id;
   sbx_cg_systemd *bus;
   bool user_bus; /* the unit is the user's systemd's (rootless): its bus */
+  char *placed_from; /* rootless, from a cgroup that may not reach the unit's
+                        (sbx_cg_systemd_user_must_place): sbxrun's own
+                        cgroup; systemd places the init (make_with) */
   pid_t hold;
   int64_t pids_after; /* pids.limit to set once the placeholder is gone (0: none) */
   sbx_cg_hier *h;
@@ -225,9 +228,10 @@ int sbx_cg_systemd_expand_slice (const char *slice, char **out, sbx_error **err)
    sbx_cg_systemd_parse).  */
 int sbx_cg_systemd_unit_path (const char *slice, const char *unit, char **out, sbx_error **err);
 /* Start the planned unit (cg->unit in cg->slice, with a placeholder process
-   in cg->hold for a scope) and wait for it; its ControlGroup must be
-   cg->unit_path.  On failure nothing of it is left.  */
-int sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err);
+   in cg->hold for a scope, or with init > 0 that process) and wait for it;
+   its ControlGroup must be cg->unit_path.  On failure nothing of it is
+   left.  */
+int sbx_cg_systemd_start (sbx_cgroup *cg, pid_t init, sbx_error **err);
 /* The system bus, or with user the caller's user bus
    ($DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus).  */
 int sbx_cg_systemd_open (bool user, sbx_cg_systemd **out, sbx_error **err);
@@ -239,9 +243,24 @@ bool sbx_cg_systemd_hierarchy (const sbx_cg_hier *h);
    default) and *path, the unit's cgroup below user@UID.service.  */
 int sbx_cg_systemd_user_unit (const char *cgroups_path, const char *unit, char **slice, char **path,
                               sbx_error **err);
-/* Is the caller inside the user manager's cgroup, where the kernel lets it
-   move the container into the unit?  EACCES naming both if it is not.  */
-int sbx_cg_systemd_user_check_self (sbx_error **err);
+/* May the caller not place a process into unit_path itself: its own
+   cgroup (unified hierarchy) and unit_path meet at a cgroup whose
+   cgroup.procs it may not write (a login session's scope and
+   user@UID.service meet at root's user-UID.slice)?  Then *own is the
+   caller's cgroup (malloc'd).  False also where that cannot be told (no
+   unified hierarchy, a cgroup namespace): the kernel decides.  */
+bool sbx_cg_systemd_user_must_place (sbx_cgroup *cg, const char *unit_path, char **own);
+/* The deepest cgroup two paths share: "/a/b/c" and "/a/b/d" -> "/a/b"
+   ("/ab" and "/ac" -> "/").  malloc'd.  */
+char *sbx_cg_common_ancestor (const char *a, const char *b);
+/* The unified-hierarchy cgroup of pid (0: ours), from /proc/PID/cgroup's
+   "0::PATH" line; NULL without one.  malloc'd.  */
+char *sbx_cg_unified_of (pid_t pid);
+/* Did systemd put pid at want (unified hierarchy)?  EIO naming both if not.  */
+int sbx_cg_systemd_landed (const sbx_cgroup *cg, pid_t pid, const char *want, sbx_error **err);
+/* Have systemd move pid into unit (AttachProcessesToUnit): rootless from
+   a cgroup that may not reach the unit's, for exec.  */
+int sbx_cg_systemd_attach (sbx_cg_systemd *s, const char *unit, pid_t pid, sbx_error **err);
 /* Is path (hierarchy-relative) inside a user manager's cgroup,
    "/user.slice/.../user@UID.service/..."?  */
 bool sbx_cg_systemd_in_user_manager (const char *path);

@@ -140,6 +140,7 @@ sbx_cgroup_free (sbx_cgroup *cg)
   free (cg->unit);
   free (cg->slice);
   free (cg->unit_path);
+  free (cg->placed_from);
   free (cg->id);
   sbx_cg_hiers_free (cg->h, cg->n);
   sbx_cg_hiers_free (cg->left, cg->nleft);
@@ -587,6 +588,20 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
     if (sbx_cg_systemd_hierarchy (&(*out)->h[i]))
       (*out)->h[i].parent_ours = false;
   (*out)->user_bus = rootless;
+  if (rootless && sbx_cg_systemd_user_must_place (*out, path, &(*out)->placed_from) && strlen (unit) > 6
+      && strcmp (unit + strlen (unit) - 6, ".slice") == 0)
+    {
+      sbx_error_set (err, EACCES,
+                     "--systemd-cgroup (rootless): linux.cgroupsPath `%s` names a slice as the "
+                     "container's cgroup; sbxrun runs in `%s`, from where the user may not move "
+                     "processes into the user's systemd, and systemd places a process only into a "
+                     "scope: name a scope (slice:prefix:name), or run sbxrun inside user@UID.service "
+                     "(systemd-run --user --scope sbxrun ...)",
+                     cgroups_path, (*out)->placed_from);
+      sbx_cgroup_free (*out);
+      *out = NULL;
+      return -1;
+    }
   (*out)->unit = steal_ptr (unit);
   (*out)->slice = steal_ptr (slice);
   (*out)->unit_path = steal_ptr (path);
@@ -700,25 +715,51 @@ sbx_cgroup_check_existing (sbx_cgroup *cg, sbx_error **err)
   return 0;
 }
 
-int
-sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
+static int
+make (sbx_cgroup *cg, pid_t init, sbx_error **err)
 {
   /* systemd makes the unit's cgroup(s); the other hierarchies (v1) are
      ours, as with the cgroupfs driver */
-  if (cg->slice && sbx_cg_systemd_start (cg, err) < 0)
+  if (cg->slice && sbx_cg_systemd_start (cg, init, err) < 0)
     return -1;
+  /* where systemd put it, read back */
+  if (init > 0 && sbx_cg_systemd_landed (cg, init, cg->unit_path, err) < 0)
+    goto fail;
   if (ops_of (cg)->create (cg, err) < 0)
+    goto fail;
+  /* the v1 hierarchies systemd does not place it in: there is no
+     common-ancestor rule on v1 */
+  if (init > 0 && cg->mode == SBX_CGROUP_V1 && ops_of (cg)->enter (cg, init, err) < 0)
     {
-      if (cg->slice)
-        {
-          sbx_cg_systemd_release (cg);
-          sbx_cg_systemd_stop (cg->bus, cg->unit, NULL);
-        }
-      return -1;
+      sbx_cg_undo_create (cg);
+      goto fail;
     }
   sbx_debug ("cgroup: created `%s` (cgroup %s)", sbx_cgroup_path (cg),
              cg->mode == SBX_CGROUP_V2 ? "v2" : "v1");
   return 0;
+fail:
+  if (cg->slice)
+    {
+      sbx_cg_systemd_release (cg);
+      sbx_cg_systemd_stop (cg->bus, cg->unit, NULL);
+    }
+  return -1;
+}
+
+int
+sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
+{
+  if (cg->placed_from)
+    return sbx_error_set (err, EINVAL, "internal: the cgroup is placed by systemd (sbx_cgroup_make_with)");
+  return make (cg, 0, err);
+}
+
+int
+sbx_cgroup_make_with (sbx_cgroup *cg, pid_t pid, sbx_error **err)
+{
+  if (cg->placed_from == NULL || pid <= 0)
+    return sbx_error_set (err, EINVAL, "internal: sbx_cgroup_make_with without systemd placing");
+  return make (cg, pid, err);
 }
 
 char *
@@ -815,6 +856,8 @@ sbx_cgroup_load (const char *saved, sbx_cgroup **out, sbx_error **err)
       h->fd = open (h->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
   cg->user_bus = cg->unit && cg->n && sbx_cg_systemd_in_user_manager (cg->h[0].path);
+  if (cg->user_bus && sbx_cg_unified (cg))
+    sbx_cg_systemd_user_must_place (cg, sbx_cg_unified (cg)->path, &cg->placed_from);
   *out = steal_ptr (cg);
   return 0;
 }

@@ -12,7 +12,9 @@
  * A scope must be started with a process in it, and the container's init
  * must be cloned into an existing cgroup; so a placeholder child (which
  * does nothing but wait) is the scope's first process until the init is in,
- * then it is killed (sbx_cg_systemd_release).
+ * then it is killed (sbx_cg_systemd_release).  Rootless from a cgroup that
+ * may not reach the unit's (systemd_user.c), the init itself is the first
+ * process, given to systemd to place.
  *
  * libsystemd is dlopen'ed on first use: runs without --systemd-cgroup do not
  * pay for loading it.  */
@@ -881,21 +883,27 @@ stop_unit (sbx_cg_systemd *s, const char *unit, sbx_error **err)
 }
 
 int
-sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err)
+sbx_cg_systemd_start (sbx_cgroup *cg, pid_t init, sbx_error **err)
 {
   cleanup_free char *path = NULL;
 
   if (cg->bus == NULL && bus_open (cg->user_bus, &cg->bus, err) < 0)
     return -1;
-  if (cg->user_bus && sbx_cg_systemd_user_check_self (err) < 0)
-    return -1;
-  if (!is_slice_unit (cg->unit) && (cg->hold = spawn_hold (err)) < 0)
+  if (init <= 0 && !is_slice_unit (cg->unit) && (cg->hold = spawn_hold (err)) < 0)
     {
       cg->hold = 0;
       return -1;
     }
-  if (start_unit (cg->bus, cg->id, cg->slice, cg->unit, cg->hold, err) < 0)
-    goto fail;
+  if (start_unit (cg->bus, cg->id, cg->slice, cg->unit, init > 0 ? init : cg->hold, err) < 0)
+    {
+      if (init > 0)
+        sbx_error_wrap (err,
+                        "--systemd-cgroup (rootless): sbxrun runs in `%s`, from where the user may not "
+                        "move processes into `%s`: the user manager was asked to move the container "
+                        "process %d into unit `%s` (through the system manager) and could not",
+                        cg->placed_from, cg->unit_path, (int)init, cg->unit);
+      goto fail;
+    }
   if (unit_cgroup (cg->bus, cg->unit, &path, err) < 0)
     goto fail;
   /* the path recorded in the journal (plan) is the one to clean up */
@@ -911,6 +919,33 @@ fail:
   stop_unit (cg->bus, cg->unit, NULL);
   sbx_cg_systemd_release (cg);
   return -1;
+}
+
+int
+sbx_cg_systemd_attach (sbx_cg_systemd *s, const char *unit, pid_t pid, sbx_error **err)
+{
+  sd_bus_message *m = NULL, *reply = NULL;
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  int r;
+
+  r = sd.new_method_call (s->bus, &m, SD_DEST, SD_PATH, SD_MANAGER, "AttachProcessesToUnit");
+  if (r >= 0)
+    r = sd.append (m, "ss", unit, "");
+  if (r >= 0)
+    r = sd.append (m, "au", 1, (uint32_t)pid);
+  if (r >= 0)
+    r = sd.call (s->bus, m, 0, &e, &reply);
+  if (m)
+    sd.message_unref (m);
+  if (reply)
+    sd.message_unref (reply);
+  if (r < 0)
+    {
+      bus_err (err, &e, r, "systemd refused to move process %d into unit `%s`", (int)pid, unit);
+      sd.error_free (&e);
+      return -1;
+    }
+  return 0;
 }
 
 int
@@ -934,9 +969,9 @@ sbx_cg_systemd_close (sbx_cg_systemd *s)
 #else /* !HAVE_SYSTEMD */
 
 int
-sbx_cg_systemd_start (sbx_cgroup *cg, sbx_error **err)
+sbx_cg_systemd_start (sbx_cgroup *cg, pid_t init, sbx_error **err)
 {
-  (void)cg;
+  (void)cg, (void)init;
   return sbx_error_set (err, ENOTSUP,
                         "--systemd-cgroup: this sbxrun was built without libsystemd (configure "
                         "--with-systemd)");
@@ -954,6 +989,13 @@ sbx_cg_systemd_set (sbx_cg_systemd *s, const char *unit, const oci_resources *r,
 {
   (void)s, (void)unit, (void)r, (void)err;
   return 0;
+}
+
+int
+sbx_cg_systemd_attach (sbx_cg_systemd *s, const char *unit, pid_t pid, sbx_error **err)
+{
+  (void)s, (void)unit, (void)pid;
+  return sbx_error_set (err, ENOTSUP, "--systemd-cgroup: this sbxrun was built without libsystemd");
 }
 
 int

@@ -168,6 +168,21 @@ sbx_criu_ready (const char *criu, const char *root, const char *what, sbx_error 
                         what, why);
 }
 
+/* CRIU dumps and restores namespaces, mounts and other users' ids only
+   with CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE in its --unprivileged
+   mode, which sbxrun does not drive): an unprivileged caller is refused
+   by name, before CRIU runs or anything is made.  */
+int
+sbx_criu_refuse_rootless (const char *what, sbx_error **err)
+{
+  return sbx_error_set (err, EPERM,
+                        "%s: not supported for an unprivileged caller (rootless): CRIU needs "
+                        "CAP_SYS_ADMIN to %s a container's namespaces, mounts and processes, and sbxrun "
+                        "does not drive its --unprivileged mode (CAP_CHECKPOINT_RESTORE): run it as "
+                        "root (see docs/rootless.md)",
+                        what, sbx_has_prefix (what, "restore") ? "recreate" : "dump");
+}
+
 /* The image (or work) directory: the given path, created if missing, or
    <state dir>/<name>.  malloc'd absolute path.  */
 static char *
@@ -492,6 +507,11 @@ sbx_container_checkpoint (const sbx_checkpoint_opts *o, sbx_error **err)
   cleanup_free char *addr = NULL;
   int r = -1, port;
 
+  if (o->rootless)
+    {
+      sbx_criu_refuse_rootless ("checkpoint", err);
+      return sbx_error_wrap (err, "checkpoint container \"%s\"", o->id);
+    }
   if (sbx_state_open (o->root, o->id, &s, err) < 0)
     return -1;
   status = sbx_state_status (s);
@@ -902,6 +922,12 @@ sbx_container_restore (const sbx_restore_opts *o, sbx_error **err)
   bool fresh = false;
   int ret, pty = -1;
 
+  if (o->rootless)
+    {
+      sbx_state_free (o->state); /* consumed either way */
+      sbx_criu_refuse_rootless ("restore", err);
+      return sbx_error_wrap (err, "restore container \"%s\"", o->id);
+    }
   if (o->state)
     r.s = o->state;
   if (o->state == NULL && sbx_state_open (o->root, o->id, &r.s, &e) < 0)

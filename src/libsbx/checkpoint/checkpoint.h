@@ -55,6 +55,7 @@ typedef struct
   bool leave_running;
   bool pre_dump;
   bool auto_dedup;
+  bool rootless; /* --rootless resolved: refused (CRIU needs privileges) */
 } sbx_checkpoint_opts;
 
 /* Dump a running container.  Without leave_running (or pre_dump) its
@@ -77,6 +78,7 @@ typedef struct
   bool auto_dedup;
   bool no_subreaper;
   bool systemd_cgroup;
+  bool rootless;    /* --rootless resolved: refused (CRIU needs privileges) */
   sbx_state *state; /* open and locked stopped container root/id, or NULL
                        (opened here); consumed either way */
 } sbx_restore_opts;

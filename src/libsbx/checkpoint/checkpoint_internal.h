@@ -49,5 +49,8 @@ int sbx_checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci
 /* (checkpoint.c) 0 when CRIU is usable, else an error for WHAT with CRIU's
    reason and a hint.  */
 int sbx_criu_ready (const char *criu, const char *root, const char *what, sbx_error **err);
+/* EPERM: `what` (checkpoint, restore) is not supported for an unprivileged
+   caller, and why.  */
+int sbx_criu_refuse_rootless (const char *what, sbx_error **err);
 
 #endif

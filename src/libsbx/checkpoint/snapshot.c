@@ -103,6 +103,8 @@ sbx_container_restore_snapshot (const sbx_restore_opts *o, const char *name, sbx
                        "restore --from-snapshot: container \"%s\" is %s; it is reset to a snapshot only when "
                        "it is stopped",
                        o->id, status);
+  else if (o->rootless)
+    r = sbx_criu_refuse_rootless ("restore --from-snapshot (a snapshot with a process image)", err);
   else if ((r = sbx_criu_ready (o->criu, o->root, "restore --from-snapshot (a snapshot with a process image)",
                                 err))
            == 0)

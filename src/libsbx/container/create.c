@@ -402,7 +402,9 @@ spawn_init (sbx_creator *cr, int *pidfd, sbx_error **err)
         if (setns (cr->plan.join_fds[i], CLONE_NEWTIME) < 0)
           return sbx_error_sys (err, "join time namespace");
       }
-  pid = sbx_process_spawn_in_cgroup (&ca, cr->cg, "the container process", err);
+  /* systemd places it (sbx_cgroup_placed_by_systemd): born in ours */
+  pid = sbx_process_spawn_in_cgroup (&ca, cr->cg && !sbx_cgroup_placed_by_systemd (cr->cg) ? cr->cg : NULL,
+                                     "the container process", err);
   if (pid == 0)
     {
       cr->born_in_v2 = (ca.flags & CLONE_INTO_CGROUP) != 0;
@@ -578,6 +580,45 @@ rootless_partial_cgroup (sbx_creator *cr, sbx_error **err)
   return sbx_state_save (cr->state, err);
 }
 
+/* linux.resources into the container's new cgroup, the memory limit held
+   at *restore_limit's cap (setup_memory_cap).  */
+static int
+apply_resources (sbx_creator *cr, int64_t *restore_limit, sbx_error **err)
+{
+  oci_resources *r = cr->c->linux ? cr->c->linux->resources : NULL;
+  int64_t cap = 0;
+
+  if (r)
+    {
+      sbx_cgroup_add_default_devices (r);
+      if (sbx_cgroup_apply (cr->cg, r, err) < 0)
+        return -1;
+      *restore_limit = setup_memory_cap (r, &cap);
+      if (*restore_limit && set_memory_limit (cr->cg, cap, err) < 0)
+        return sbx_error_wrap (err,
+                               "linux.resources.memory.limit: hold it below one charge batch during setup");
+    }
+  return 0;
+}
+
+/* Rootless --systemd-cgroup where the container process could not be
+   cloned into the unit's cgroup (sbx_cgroup_placed_by_systemd): systemd
+   starts the unit with it, before it sets anything up (it waits for
+   SYNC_GO), then the limits as in prepare.  No staging: the init sets up
+   inside its cgroup, under its limits (as runc's and crun's do), since
+   the way back to the runtime's cgroup is as closed as the way in.  */
+static int
+place_by_systemd (sbx_creator *cr, pid_t pid, int64_t *restore_limit, sbx_error **err)
+{
+  if (sbx_cgroup_make_with (cr->cg, pid, err) < 0)
+    return -1;
+  sbx_test_kill_point ("create:cgroup");
+  if (apply_resources (cr, restore_limit, err) < 0)
+    return -1;
+  sbx_test_kill_point ("create:resources");
+  return 0;
+}
+
 /* Everything of create before the init exists: the config checked, the
    state directory with the saved config, the cgroup with its limits (the
    memory limit held at *restore_limit's cap, see setup_memory_cap).  */
@@ -659,35 +700,31 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
       sbx_test_kill_point ("create:cgroup-recorded");
       if (o->rootless)
         sbx_cgroup_allow_partial (cg);
-      if (sbx_cgroup_make (cg, err) < 0)
+      if (sbx_cgroup_placed_by_systemd (cg))
+        sbx_debug ("cgroup: systemd places the container process: the unit comes once it exists");
+      else
         {
-          int r = rootless_without_cgroup (o, cr, err);
-          if (r <= 0)
-            return r;
-        }
-      else if (rootless_partial_cgroup (cr, err) < 0)
-        return -1;
-      sbx_test_kill_point ("create:cgroup");
-      if (cr->cg)
-        {
-          cleanup_error sbx_error *e = NULL;
-          const oci_resources *r = c->linux ? c->linux->resources : NULL;
-          bool nodes = r && r->devices_len && c->linux->devices_len;
-          if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (r), nodes, &e) < 0)
-            sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
-        }
-      if (cr->cg && c->linux && c->linux->resources)
-        {
-          int64_t cap = 0;
-          sbx_cgroup_add_default_devices (c->linux->resources);
-          if (sbx_cgroup_apply (cr->cg, c->linux->resources, err) < 0)
+          if (sbx_cgroup_make (cg, err) < 0)
+            {
+              int r = rootless_without_cgroup (o, cr, err);
+              if (r <= 0)
+                return r;
+            }
+          else if (rootless_partial_cgroup (cr, err) < 0)
             return -1;
-          *restore_limit = setup_memory_cap (c->linux->resources, &cap);
-          if (*restore_limit && set_memory_limit (cr->cg, cap, err) < 0)
-            return sbx_error_wrap (
-                err, "linux.resources.memory.limit: hold it below one charge batch during setup");
+          sbx_test_kill_point ("create:cgroup");
+          if (cr->cg)
+            {
+              cleanup_error sbx_error *e = NULL;
+              const oci_resources *r = c->linux ? c->linux->resources : NULL;
+              bool nodes = r && r->devices_len && c->linux->devices_len;
+              if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (r), nodes, &e) < 0)
+                sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
+              if (apply_resources (cr, restore_limit, err) < 0)
+                return -1;
+            }
+          sbx_test_kill_point ("create:resources");
         }
-      sbx_test_kill_point ("create:resources");
     }
   if (o->from_snapshot && fork_snapshot (o, cr, err) < 0)
     return -1;
@@ -791,6 +828,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (sbx_state_save (cr->state, err) < 0)
     goto fail;
   sbx_test_kill_point ("create:spawned");
+  if (cr->cg && sbx_cgroup_placed_by_systemd (cr->cg) && place_by_systemd (cr, pid, &restore_limit, err) < 0)
+    goto fail;
   /* A new network namespace exists from the clone: opened now, because an
      unprivileged runtime may only while the init is still dumpable (until
      SYNC_GO, see sbx_init_main).  A joined one, once the init is in it.  */

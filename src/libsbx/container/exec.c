@@ -41,6 +41,8 @@ struct exec_child
   int ns_flags; /* every namespace of the container, pid and time included */
   int *cg_fds;  /* the container's cgroup.procs, per hierarchy */
   size_t cg_n;
+  bool placed_by_systemd; /* no cg_fds: the runtime has systemd move the
+                             joiner, which waits for SYNC_GO */
   int sync_child, sync_parent;
   bool packet_guard; /* the container is under an egress policy */
 };
@@ -135,7 +137,12 @@ exec_joiner_main (struct exec_child *x)
     }
   if (sbx_process_cpu_affinity_apply (x->o->process, true, &err) < 0)
     goto fail;
-  /* Forked inside, so that pids.max counts the exec process.  */
+  /* Forked inside, so that pids.max counts the exec process; moved
+     there by systemd (rootless from a cgroup that may not reach the
+     container's) before we take the process's credentials, while our
+     host uid is still the caller's.  */
+  if (x->placed_by_systemd && sbx_process_sync_expect (x->sync_child, SYNC_GO, NULL, &err) < 0)
+    goto fail;
   if (sbx_cgroup_procs_enter_self (x->cg_fds, x->cg_n, &err) < 0)
     goto fail;
   for (int i = 1; i < nkeep; i++)
@@ -282,9 +289,21 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
         goto out;
     }
   x.sc = sc;
-  if (s->st->cgroup
-      && (sbx_cgroup_load (s->st->cgroup, &cg, err) < 0
-          || sbx_cgroup_procs_open (cg, o->cgroups, o->ncgroups, &x.cg_fds, &x.cg_n, err) < 0))
+  if (s->st->cgroup && sbx_cgroup_load (s->st->cgroup, &cg, err) < 0)
+    goto out;
+  x.placed_by_systemd = cg && sbx_cgroup_placed_by_systemd (cg);
+  if (x.placed_by_systemd && o->ncgroups > 0)
+    {
+      sbx_error_set (err, EACCES,
+                     "exec --cgroup: container \"%s\" is a unit of the user's systemd, which sbxrun, run "
+                     "from here, may not move processes into; systemd moves the process into the unit's "
+                     "cgroup itself, not into a sub-cgroup: run sbxrun inside user@UID.service "
+                     "(systemd-run --user --scope sbxrun exec ...)",
+                     s->id);
+      goto out;
+    }
+  if (cg && !x.placed_by_systemd
+      && sbx_cgroup_procs_open (cg, o->cgroups, o->ncgroups, &x.cg_fds, &x.cg_n, err) < 0)
     goto out;
   if (o->ncgroups > 0 && s->st->cgroup == NULL)
     {
@@ -312,6 +331,10 @@ exec_locked (const sbx_exec_opts *o, sbx_state *s, const oci_config *c, pid_t *p
     exec_joiner_main (&x);
   close (x.sync_child);
   x.sync_child = -1;
+  if (x.placed_by_systemd
+      && (sbx_cgroup_attach_by_systemd (cg, joiner, err) < 0
+          || sbx_process_sync_send (x.sync_parent, SYNC_GO, -1, err) < 0))
+    goto out;
   {
     cleanup_free char *text = NULL;
     long long n;
