@@ -150,6 +150,22 @@ def test_login_session_slice_refused(login):
 
 
 @needs_driver
+def test_login_session_nested_pid_namespace_refused(login):
+    """From a pid namespace of its own (NSpid has two numbers) sbxrun
+    cannot have systemd place the container by pid (systemd reads the
+    number in its own namespace, where it is another process): refused by
+    name; no unit, no state."""
+    s = login
+    b = s.bundle(["true"], user_scope_config("user.slice:sbxtest:c8", cgroupns=True))
+    cp = s.login("unshare --user --map-current-user --pid --fork " + sbx(s, "--systemd-cgroup", "run", "c8"),
+                 cwd=b)
+    assert cp.returncode != 0, describe(cp)
+    assert "pid namespace of its own" in cp.stderr and "session-" in cp.stderr, describe(cp)
+    assert not unit_listed(s, "sbxtest-c8.scope")
+    assert s.state_entries() == []
+
+
+@needs_driver
 def test_system_service_run(user_session):
     """The same from a system service's cgroup (the suite's unit in
     system.slice, root's): run places the container below

@@ -550,6 +550,21 @@ drop_shadowed (sbx_cgroup *cg)
     }
   cg->n = k;
 }
+/* Is sbxrun in a pid namespace below the one its /proc shows (NSpid has
+   more than one number)?  */
+static bool
+in_nested_pid_ns (void)
+{
+  cleanup_free char *text = NULL;
+  const char *l;
+  if (sbx_read_file ("/proc/self/status", 0, &text, NULL, NULL) < 0 || (l = strstr (text, "\nNSpid:")) == NULL)
+    return false;
+  l += 7;
+  l += strspn (l, " \t");
+  l += strspn (l, "0123456789");
+  return *l == ' ' || *l == '\t';
+}
+
 
 static int create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error **err);
 
@@ -588,8 +603,21 @@ sbx_cgroup_plan (const char *id, const char *cgroups_path, bool systemd_cgroup, 
     if (sbx_cg_systemd_hierarchy (&(*out)->h[i]))
       (*out)->h[i].parent_ours = false;
   (*out)->user_bus = rootless;
-  if (rootless && sbx_cg_systemd_user_must_place (*out, path, &(*out)->placed_from) && strlen (unit) > 6
-      && strcmp (unit + strlen (unit) - 6, ".slice") == 0)
+  if (rootless && sbx_cg_systemd_user_must_place (*out, path, &(*out)->placed_from) && in_nested_pid_ns ())
+    {
+      /* systemd would read the init's pid in its own pid namespace, where
+         that number is another process */
+      sbx_error_set (err, EACCES,
+                     "--systemd-cgroup (rootless): sbxrun runs in `%s`, from where systemd must place "
+                     "the container process by pid, but sbxrun is in a pid namespace of its own "
+                     "(/proc/self/status NSpid): run it in the user's systemd's pid namespace, or "
+                     "inside user@UID.service (systemd-run --user --scope sbxrun ...)",
+                     (*out)->placed_from);
+      sbx_cgroup_free (*out);
+      *out = NULL;
+      return -1;
+    }
+  if ((*out)->placed_from && strlen (unit) > 6 && strcmp (unit + strlen (unit) - 6, ".slice") == 0)
     {
       sbx_error_set (err, EACCES,
                      "--systemd-cgroup (rootless): linux.cgroupsPath `%s` names a slice as the "
