@@ -106,7 +106,7 @@ run (sbx_globals *g, int argc, char **argv, sbx_error **err)
       {
         cleanup_free char *name = NULL;
         const char *want = argc - i > 1 ? argv[i + 1] : NULL;
-        if ((with_process ? sbx_snapshot_create_with_process (g->root, g->criu, argv[i], want, &name, err)
+        if ((with_process ? sbx_snapshot_create_with_process (g->root, g->criu, g->rootless_on, argv[i], want, &name, err)
                           : sbx_fs_snapshot_create (g->root, argv[i], want, NULL, &name, err))
             < 0)
           return -1;

@@ -722,3 +722,7 @@ def test_rootless_checkpoint_restore_refused(rootless_user):
     cp = u.run("checkpoint", "rst")
     assert cp.returncode != 0 and "checkpoint: not supported for an unprivileged caller" in cp.stderr, describe(cp)
     assert u.state_entries() == []
+    cp = u.run("snapshot", "create", "--with-process", "rst", "s1")
+    assert cp.returncode != 0, describe(cp)
+    assert "snapshot create --with-process: not supported for an unprivileged caller" in cp.stderr, describe(cp)
+    assert u.state_entries() == []

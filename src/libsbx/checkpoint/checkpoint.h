@@ -95,7 +95,7 @@ int sbx_container_restore (const sbx_restore_opts *o, sbx_error **err);
    (leave-running) into the snapshot's process/, covered by its manifest.
    Where CRIU is unusable it fails before anything is made, the container
    untouched.  criu: the binary (NULL = "criu").  */
-int sbx_snapshot_create_with_process (const char *root, const char *criu, const char *id, const char *name,
+int sbx_snapshot_create_with_process (const char *root, const char *criu, bool rootless, const char *id, const char *name,
                                       char **name_out, sbx_error **err);
 /* restore --from-snapshot NAME ID (o->state must be NULL): a snapshot
    without a process image is container.h's reset (the container is

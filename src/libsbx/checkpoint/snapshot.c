@@ -65,10 +65,12 @@ dump_frozen (void *data, sbx_state *s, const char *dir, sbx_error **err)
 }
 
 int
-sbx_snapshot_create_with_process (const char *root, const char *criu, const char *id, const char *name,
+sbx_snapshot_create_with_process (const char *root, const char *criu, bool rootless, const char *id, const char *name,
                                   char **name_out, sbx_error **err)
 {
   struct dump d = { .root = root, .criu = criu };
+  if (rootless) /* as checkpoint: before anything is frozen or copied */
+    return sbx_criu_refuse_rootless (WITH_PROCESS, err);
   sbx_snapshot_hook hook = { .check = dump_check, .frozen = dump_frozen, .data = &d };
   int r = sbx_fs_snapshot_create (root, id, name, &hook, name_out, err);
   oci_config_free (d.c);
