@@ -347,6 +347,28 @@ def test_failed_create_stops_the_unit(sbx, bundle):
 
 
 @needs_driver
+def test_unit_of_another_container_left_alone(sbx, bundle):
+    """A second container naming the unit of a running one: refused by
+    name (UnitExists), and its cleanup neither stops that unit nor kills
+    the first container's processes."""
+    a = sbx.new_id()
+    unit = f"sbx-dup{a}.scope"
+    b = sd_bundle(bundle, f":sbx:dup{a}", ["sleep", "100"])
+    cp = sd_run(sbx, b, a)
+    assert cp.returncode == 0, describe(cp)
+    pid = sbx.state(a)["pid"]
+    other = sbx.new_id()
+    cp = sbx("--systemd-cgroup", "run", "-d", "--bundle", b, other)
+    assert cp.returncode != 0, describe(cp)
+    assert f"unit `{unit}` exists already" in cp.stderr, describe(cp)
+    assert other not in sbx.list_ids()
+    assert sbx.state(a)["status"] == "running" and os.path.exists(f"/proc/{pid}")
+    assert unit_prop(unit, "ActiveState") == "active"
+    sbx.ok("delete", "--force", a)
+    wait_for(lambda: unit_gone(unit), timeout=10, what=f"{unit} gone")
+
+
+@needs_driver
 @pytest.mark.parametrize("step", ["create:cgroup-recorded", "create:cgroup", "create:resources",
                                   "create:spawned"])
 def test_killed_create_is_removed_with_its_unit(sbx, bundle, step):

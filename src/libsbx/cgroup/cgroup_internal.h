@@ -64,6 +64,9 @@ struct sbx_cgroup
                         (sbx_cg_systemd_user_must_place): sbxrun's own
                         cgroup; systemd places the init (make_with) */
   pid_t hold;
+  /* the unit existed already (UnitExists): another's, never stopped or
+     emptied by this create's cleanup */
+  bool foreign;
   int64_t pids_after; /* pids.limit to set once the placeholder is gone (0: none) */
   sbx_cg_hier *h;
   size_t n;

@@ -1035,6 +1035,8 @@ sbx_cgroup_destroy (sbx_cgroup *cg, sbx_error **err)
   cleanup_error sbx_error *kerr = NULL;
   bool any = false;
 
+  if (cg->foreign)
+    return 0;
   for (size_t i = 0; i < cg->n; i++)
     if (access (cg->h[i].dir, F_OK) == 0)
       any = true;

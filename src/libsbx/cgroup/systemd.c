@@ -754,6 +754,15 @@ start_unit (sbx_cg_systemd *s, const char *id, const char *slice, const char *un
   if (r >= 0)
     r = sd.call (s->bus, m, 0, &e, &reply);
   sd.message_unref (m);
+  if (r < 0 && e.name && strcmp (e.name, "org.freedesktop.systemd1.UnitExists") == 0)
+    {
+      sbx_error_set (err, EEXIST,
+                     "--systemd-cgroup: unit `%s` exists already (another container's, or someone "
+                     "else's): sbxrun leaves it alone; name another unit in linux.cgroupsPath",
+                     unit);
+      sd.error_free (&e);
+      return -1;
+    }
   if (r < 0)
     {
       bus_err (err, &e, r, "--systemd-cgroup: systemd refused to start unit `%s` in `%s`", unit, slice);
@@ -896,6 +905,12 @@ sbx_cg_systemd_start (sbx_cgroup *cg, pid_t init, sbx_error **err)
     }
   if (start_unit (cg->bus, cg->id, cg->slice, cg->unit, init > 0 ? init : cg->hold, err) < 0)
     {
+      if (err && *err && (*err)->errno_ == EEXIST)
+        {
+          cg->foreign = true;
+          sbx_cg_systemd_release (cg);
+          return -1;
+        }
       if (init > 0)
         sbx_error_wrap (err,
                         "--systemd-cgroup (rootless): sbxrun runs in `%s`, from where the user may not "
