@@ -16,7 +16,8 @@
  * entry in order, /dev, pivot_root, masked and read-only paths.
  *
  * Runs in the container's init process, inside its new mount namespace
- * (and user namespace, if any, after the id mappings are written).  Every
+ * (and user namespace, if any, after the id mappings are written), or
+ * without one below a private bind of the rootfs (shared_ns, hostroot.c).  Every
  * mount target is resolved inside the rootfs without following a symlink out
  * of it (openat2 RESOLVE_IN_ROOT), and missing targets are created.
  *
