@@ -261,6 +261,12 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
   cr->host_root = !(cr->plan.new_flags & CLONE_NEWNS) && sbx_fs_host_root_wanted (cr->c);
   if (cr->host_root && sbx_fs_host_root_validate (cr->c, err) < 0)
     return sbx_error_wrap (err, "config.json");
+  if (cr->host_root && geteuid () != 0)
+    return sbx_error_set (err, EPERM,
+                          "config.json: mounts (also linux.maskedPaths, linux.readonlyPaths, "
+                          "root.readonly) need a new mount namespace in linux.namespaces when the caller "
+                          "is unprivileged (uid %u): it may not mount in the one it is in",
+                          (unsigned)geteuid ());
   if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
