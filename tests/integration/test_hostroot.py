@@ -185,3 +185,12 @@ def test_shared_propagation_refused_without_mount_namespace(sbx, bundle):
         c["linux"]["rootfsPropagation"] = "rshared"
     cp = sbx.fail("run", "--bundle", b, sbx.new_id())
     assert "linux.rootfsPropagation `rshared` needs a new mount namespace" in cp.stderr, describe(cp)
+
+
+def test_foreground_run_removes_its_mounts(sbx, bundle):
+    """`run` without --detach deletes the container when it exits: its
+    mounts go with it."""
+    b = bundle()
+    no_mount_ns(b, ["sh", "-c", "test -e /proc/self/mountinfo && test -c /dev/null"])
+    sbx.ok("run", "--bundle", b, sbx.new_id())
+    assert under(mount_points(), b.rootfs) == []
