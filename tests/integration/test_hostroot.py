@@ -3,6 +3,7 @@ joined by path) that still asks for mounts, masked and read-only paths and a
 read-only root: they are made below a private bind of the rootfs, nothing of
 it propagates to other mount namespaces, and delete (or the cleanup of a
 killed create) removes all of it, never anything outside the rootfs."""
+import json
 import os
 import signal
 import subprocess
@@ -194,3 +195,41 @@ def test_foreground_run_removes_its_mounts(sbx, bundle):
     no_mount_ns(b, ["sh", "-c", "test -e /proc/self/mountinfo && test -c /dev/null"])
     sbx.ok("run", "--bundle", b, sbx.new_id())
     assert under(mount_points(), b.rootfs) == []
+
+
+def _edit_host_root(sbx, cid, **fields):
+    p = sbx.root / cid / "status.json"
+    st = json.loads(p.read_text())
+    for k, v in fields.items():
+        if v is None:
+            st["hostRoot"].pop(k, None)
+        else:
+            st["hostRoot"][k] = v
+    p.write_text(json.dumps(st))
+
+
+def test_bind_id_not_yet_recorded(sbx, bundle):
+    """A runtime killed between the init's bind and recording its id: the
+    bind is recognised by the mount it sits on, and removed."""
+    b = bundle()
+    no_mount_ns(b)
+    cid = sbx.new_id()
+    sbx.ok("run", "--detach", "--bundle", b, cid)
+    _edit_host_root(sbx, cid, mountId=None)
+    sbx.ok("delete", "--force", cid)
+    assert under(mount_points(), b.rootfs) == []
+
+
+def test_a_mount_that_is_not_ours_is_left_alone(sbx, bundle):
+    """The mount on the rootfs is not the recorded one: delete says so and
+    unmounts nothing."""
+    b = bundle()
+    no_mount_ns(b)
+    cid = sbx.new_id()
+    sbx.ok("run", "--detach", "--bundle", b, cid)
+    _edit_host_root(sbx, cid, mountId=1)
+    cp = sbx.ok("delete", "--force", cid)
+    assert "is not the container's rootfs bind: left alone" in cp.stderr, describe(cp)
+    left = under(mount_points(), b.rootfs)
+    assert str(b.rootfs) in left and str(b.rootfs) + "/proc" in left, left
+    subprocess.run(["umount", "-l", b.rootfs], check=True)

@@ -84,9 +84,10 @@ static uint64_t
 mount_parent (uint64_t id)
 {
   cleanup_file FILE *f = fopen ("/proc/self/mountinfo", "re");
-  char line[4096];
+  cleanup_free char *line = NULL;
+  size_t cap = 0;
   unsigned long long mid, pid;
-  while (f && fgets (line, sizeof line, f))
+  while (f && getline (&line, &cap, f) > 0)
     if (sscanf (line, "%llu %llu", &mid, &pid) == 2 && mid == id)
       return pid;
   return 0;
