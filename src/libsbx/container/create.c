@@ -261,12 +261,6 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
   cr->host_root = !(cr->plan.new_flags & CLONE_NEWNS) && sbx_fs_host_root_wanted (cr->c);
   if (cr->host_root && sbx_fs_host_root_validate (cr->c, err) < 0)
     return sbx_error_wrap (err, "config.json");
-  if (cr->host_root && geteuid () != 0)
-    return sbx_error_set (err, EPERM,
-                          "config.json: mounts (also linux.maskedPaths, linux.readonlyPaths, "
-                          "root.readonly) need a new mount namespace in linux.namespaces when the caller "
-                          "is unprivileged (uid %u): it may not mount in the one it is in",
-                          (unsigned)geteuid ());
   if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
@@ -768,17 +762,11 @@ userns_maps (sbx_creator *cr, char **uid_map, char **gid_map, sbx_error **err)
 static int
 record_host_root (sbx_creator *cr, sbx_error **err)
 {
-  const char *ns_path = NULL;
   int nsfd = -1;
-  for (size_t i = 0; cr->c->linux && i < cr->c->linux->namespaces_len; i++)
-    if (cr->c->linux->namespaces[i]->type && strcmp (cr->c->linux->namespaces[i]->type, "mount") == 0)
-      ns_path = cr->c->linux->namespaces[i]->path;
   for (size_t i = 0; i < cr->plan.njoin; i++)
     if (cr->plan.join_types[i] == CLONE_NEWNS)
       nsfd = cr->plan.join_fds[i];
-  if (nsfd < 0)
-    ns_path = NULL;
-  if (sbx_fs_host_root_record (cr->state->st, cr->rootfs, nsfd, ns_path, err) < 0
+  if (sbx_fs_host_root_record (cr->state->st, cr->c, cr->rootfs, nsfd, err) < 0
       || sbx_state_save (cr->state, err) < 0)
     return -1;
   sbx_test_kill_point ("create:host-root");

@@ -107,12 +107,13 @@ int sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_err
    root.readonly)?  */
 bool sbx_fs_host_root_wanted (const oci_config *c);
 /* What cannot be done in a shared namespace: shared or slave propagation
-   (rootfsPropagation, a mount's options), refused by name.  */
+   (rootfsPropagation, a mount's options), any mount by an unprivileged
+   caller; refused by name.  */
 int sbx_fs_host_root_validate (const oci_config *c, sbx_error **err);
 /* Record the bind to be made on rootfs in st->host_root: the namespace
-   (nsfd, joined from ns_path; -1 and NULL: the runtime's own) and the
-   mount at rootfs now.  The caller saves st.  */
-int sbx_fs_host_root_record (sbx_status_file *st, const char *rootfs, int nsfd, const char *ns_path,
+   (nsfd, joined from c's linux.namespaces path; -1: the runtime's own)
+   and the mount at rootfs now.  The caller saves st.  */
+int sbx_fs_host_root_record (sbx_status_file *st, const oci_config *c, const char *rootfs, int nsfd,
                              sbx_error **err);
 /* Once the init has made it: record the bind's mount id.  */
 int sbx_fs_host_root_note_bind (sbx_status_file *st, sbx_error **err);

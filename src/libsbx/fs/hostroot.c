@@ -43,6 +43,12 @@ int
 sbx_fs_host_root_validate (const oci_config *c, sbx_error **err)
 {
   unsigned long prop = 0;
+  if (geteuid () != 0)
+    return sbx_error_set (err, EPERM,
+                          "mounts (also linux.maskedPaths, linux.readonlyPaths, root.readonly) need a new "
+                          "mount namespace in linux.namespaces when the caller is unprivileged (uid %u): "
+                          "it may not mount in the one it is in",
+                          (unsigned)geteuid ());
   if (c->linux && c->linux->rootfs_propagation && *c->linux->rootfs_propagation)
     {
       if (sbx_rootfs_propagation (c, &prop, err) < 0)
@@ -182,7 +188,7 @@ get_under (const sbx_status_host_root *h, uint64_t *out, sbx_error **err)
 }
 
 int
-sbx_fs_host_root_record (sbx_status_file *st, const char *rootfs, int nsfd, const char *ns_path,
+sbx_fs_host_root_record (sbx_status_file *st, const oci_config *c, const char *rootfs, int nsfd,
                          sbx_error **err)
 {
   sbx_status_host_root *h = xmalloc0 (sizeof *h);
@@ -191,7 +197,10 @@ sbx_fs_host_root_record (sbx_status_file *st, const char *rootfs, int nsfd, cons
   uint64_t under = 0;
 
   h->path = xstrdup (rootfs);
-  h->ns_path = ns_path ? xstrdup (ns_path) : NULL;
+  for (size_t i = 0; nsfd >= 0 && c->linux && i < c->linux->namespaces_len; i++)
+    if (c->linux->namespaces[i]->type && strcmp (c->linux->namespaces[i]->type, "mount") == 0
+        && c->linux->namespaces[i]->path)
+      h->ns_path = xstrdup (c->linux->namespaces[i]->path);
   if (nsfd < 0)
     nsfd = own = open ("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
   if (nsfd < 0 || fstat (nsfd, &sb) < 0)
