@@ -215,6 +215,22 @@ def test_rootless_limits_refused(rootless_user):
     assert u.state_entries() == []
 
 
+def test_rootless_mounts_without_mount_namespace_refused(rootless_user):
+    """An unprivileged caller may not mount in the namespace it is in: the
+    default mounts without a mount namespace are refused by name."""
+    u = rootless_user
+
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+
+    b = u.bundle(["true"], edit)
+    cp = u.run("run", "nomntns", cwd=b)
+    assert cp.returncode != 0, describe(cp)
+    assert "need a new mount namespace in linux.namespaces when the caller is unprivileged" in cp.stderr, \
+        describe(cp)
+    assert u.state_entries() == []
+
+
 def test_rootless_flag_values(rootless_user):
     u = rootless_user
     cp = u.run("--rootless=bogus", "list")

@@ -169,11 +169,7 @@ def test_exec_without_mount_namespace_enters_the_rootfs(sbx, bundle, marker_dir)
     b = bundle(["sleep", "600"])
     with b.edit() as c:
         c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
-        # nothing to mount without a mount namespace (refused otherwise)
-        c["mounts"] = []
-        c["root"]["readonly"] = False
-        c["linux"].pop("maskedPaths", None)
-        c["linux"].pop("readonlyPaths", None)
+        # the default mounts are made below a private bind of the rootfs
     (b.rootfs / "etc/os-release").write_text("ID=sbx-rootfs-marker\n")
     (b.rootfs / "work").mkdir()
     # what the old exec showed is a different world: the host's
@@ -188,6 +184,8 @@ def test_exec_without_mount_namespace_enters_the_rootfs(sbx, bundle, marker_dir)
     assert lines[1] == "/work", out
     assert set(lines[2:]) == set(os.listdir(b.rootfs)), out
     assert "HOST-SECRET" not in out
+    # its own procfs (of its pid namespace) there, not the host's
+    assert sbx.ok("exec", cid, "cat", "/proc/1/cmdline").stdout.split("\0")[:2] == ["sleep", "600"]
 
 
 @pytest.mark.needs_root

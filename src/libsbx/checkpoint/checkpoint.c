@@ -373,6 +373,12 @@ sbx_checkpoint_locked (const sbx_checkpoint_opts *o, sbx_state *s, const oci_con
                             "linux.namespaces: the %s namespace is joined by path (`%s`): only a joined "
                             "network namespace can be checkpointed",
                             *t, joined_ns (c, *t));
+  if (s->st->host_root)
+    return sbx_error_set (err, ENOTSUP,
+                          "linux.namespaces: no mount namespace of its own, but mounts (made below a private "
+                          "bind of the rootfs `%s` in a namespace shared with others): CRIU does not dump "
+                          "those, so the container is not checkpointed",
+                          s->st->host_root->path);
   {
     /* CRIU neither dumps nor restores a Landlock domain: the restored
        processes would run without it.  */

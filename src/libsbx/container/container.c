@@ -347,6 +347,19 @@ sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
       sbx_test_kill_point ("delete:cgroup");
     }
   sbx_container_net_teardown (s, nt);
+  /* The rootfs bind made without a mount namespace of its own: if it
+     cannot be removed the state stays, for another delete; a mount there
+     that is not ours is left alone.  */
+  if (sbx_fs_host_root_release (s->st, err) < 0)
+    {
+      if ((*err)->errno_ != EXDEV)
+        {
+          oci_config_free (c);
+          return sbx_error_wrap (err, "delete container \"%s\"", s->id);
+        }
+      sbx_warn ("container \"%s\": %s", s->id, (*err)->msg);
+      sbx_error_freep (err);
+    }
   if (c && c->hooks && c->hooks->poststop_len)
     {
       cleanup_free char *json = sbx_state_json (s, c, "stopped", false);

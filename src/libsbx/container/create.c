@@ -255,25 +255,12 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_set (err, EINVAL,
                           "config.json: " SBX_OVERLAY_ANNOTATION " (or --overlay) needs a new mount "
                           "namespace in linux.namespaces");
-  /* Without a mount namespace of its own a mount would be made in one
-     shared with the host (runc does so, and leaves it behind after
-     delete): refused by name rather than ignored.  */
-  if (!(cr->plan.new_flags & CLONE_NEWNS))
-    {
-      const oci_linux *l = cr->c->linux;
-      const char *f = cr->c->mounts_len                      ? "mounts"
-                      : l && l->masked_paths_len             ? "linux.maskedPaths"
-                      : l && l->readonly_paths_len           ? "linux.readonlyPaths"
-                      : cr->c->root && cr->c->root->readonly ? "root.readonly"
-                                                             : NULL;
-      if (f)
-        return sbx_error_set (err, EINVAL, "config.json: %s needs a new mount namespace in linux.namespaces (%s)",
-                              f,
-                              (cr->plan.join_flags & CLONE_NEWNS)
-                                  ? "the one joined by path is another process's: sbxrun does not build a "
-                                    "rootfs in it"
-                                  : "without one the mounts would be made in the host's mount namespace");
-    }
+  /* Without a mount namespace of its own (the host's, or one joined by
+     path) the rootfs is built below a private bind of itself, recorded
+     and removed whole at delete (fs.h, hostroot.c).  */
+  cr->host_root = !(cr->plan.new_flags & CLONE_NEWNS) && sbx_fs_host_root_wanted (cr->c);
+  if (cr->host_root && sbx_fs_host_root_validate (cr->c, err) < 0)
+    return sbx_error_wrap (err, "config.json");
   if ((cr->plan.new_flags & CLONE_NEWUSER) && (cr->plan.join_flags & ~CLONE_NEWUSER))
     return sbx_error_set (err, ENOTSUP,
                           "config.json: linux.namespaces: joining namespaces by path together with a "
@@ -296,9 +283,10 @@ load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err)
     return sbx_error_wrap (err, "config.json");
   if (cr->c->process)
     inherit_listen_fds (cr->c->process, (int *)&o->preserve_fds);
-  /* Without a mount namespace nothing is mounted: no procfs to get right. */
-  cr->fork_init = (cr->plan.join_flags & CLONE_NEWPID)
-                  && (!(cr->plan.new_flags & CLONE_NEWNS) || sbx_fs_mount_proc_pidns_supported ());
+  /* Nothing mounted: no procfs to get right. */
+  cr->fork_init
+      = (cr->plan.join_flags & CLONE_NEWPID)
+        && (!((cr->plan.new_flags & CLONE_NEWNS) || cr->host_root) || sbx_fs_mount_proc_pidns_supported ());
   if ((cr->plan.join_flags & CLONE_NEWPID) && !cr->fork_init)
     sbx_debug ("no procfs pidns= option: the init sets up inside the joined pid namespace");
   return 0;
@@ -768,6 +756,23 @@ userns_maps (sbx_creator *cr, char **uid_map, char **gid_map, sbx_error **err)
   return 0;
 }
 
+/* The rootfs bind the init makes without a mount namespace of its own,
+   journalled before it exists: its namespace (the runtime's or the one
+   joined by path) and the mount under it.  */
+static int
+record_host_root (sbx_creator *cr, sbx_error **err)
+{
+  int nsfd = -1;
+  for (size_t i = 0; i < cr->plan.njoin; i++)
+    if (cr->plan.join_types[i] == CLONE_NEWNS)
+      nsfd = cr->plan.join_fds[i];
+  if (sbx_fs_host_root_record (cr->state->st, cr->c, cr->rootfs, nsfd, err) < 0
+      || sbx_state_save (cr->state, err) < 0)
+    return -1;
+  sbx_test_kill_point ("create:host-root");
+  return 0;
+}
+
 /* Everything of create up to "created".  On success the init is blocked on
    start.sock; *pidfd and *pty (or -1) are for run.  */
 static int
@@ -802,15 +807,17 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
 
   /* The init's credentials in a new (or joined) user namespace may not
      reach a bind source the runtime can: open them here.  */
-  if ((cr->plan.new_flags & CLONE_NEWNS)
+  if (((cr->plan.new_flags & CLONE_NEWNS) || cr->host_root)
       && ((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER || any_idmapped_mount (c))
       && sbx_bind_sources_open (c, cr->bundle, &cr->bind_trees, err) < 0)
     goto fail;
   if (userns_maps (cr, &uid_map, &gid_map, err) < 0)
     goto fail;
   /* Device nodes with their owner, made where mknod is allowed.  */
-  if ((cr->plan.new_flags & CLONE_NEWNS) && uid_map && !cr->o->rootless
+  if (((cr->plan.new_flags & CLONE_NEWNS) || cr->host_root) && uid_map && !cr->o->rootless
       && sbx_fs_dev_nodes_open (c, uid_map, gid_map, &cr->dev_trees, err) < 0)
+    goto fail;
+  if (cr->host_root && record_host_root (cr, err) < 0)
     goto fail;
   pid = spawn_init (cr, &pidfd, err);
   sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? c->mounts_len : 0);
@@ -849,6 +856,10 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
   if (sbx_process_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
     goto fail;
   /* Namespaces exist, no container code or hook has run yet.  */
+  if (cr->host_root
+      && (sbx_fs_host_root_note_bind (cr->state->st, err) < 0 || sbx_state_save (cr->state, err) < 0))
+    goto fail;
+  sbx_test_kill_point ("create:host-root-bound");
   if (((c->linux && c->linux->net_devices_len) || np) && netns < 0 && (netns = open_netns (pid, err)) < 0)
     goto fail;
   if (c->linux && c->linux->net_devices_len)
@@ -938,6 +949,12 @@ create_cleanup (sbx_creator *cr)
 {
   if (cr->state) /* egress rules in a namespace joined by path (a pod's: as delete) */
     sbx_container_net_teardown (cr->state, sbx_net_teardown_prepare (cr->state->dir_fd, cr->state->id, 0));
+  if (cr->state)
+    {
+      cleanup_error sbx_error *e = NULL;
+      if (sbx_fs_host_root_release (cr->state->st, &e) < 0)
+        sbx_warn ("%s", e->msg);
+    }
   if (cr->cg)
     sbx_cgroup_destroy (cr->cg, NULL);
   if (cr->state && cr->o->carry)

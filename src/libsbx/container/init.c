@@ -178,7 +178,7 @@ open_terminal (sbx_creator *cr, struct pty_pair *t, sbx_error **err)
   t->peer = sbx_process_pty_open_peer (t->master, t->slave, err);
   if (t->peer < 0)
     return -1;
-  if ((cr->plan.new_flags & CLONE_NEWNS) && bind_console (t->peer, t->slave, err) < 0)
+  if (((cr->plan.new_flags & CLONE_NEWNS) || cr->host_root) && bind_console (t->peer, t->slave, err) < 0)
     return -1;
   return 0;
 }
@@ -284,6 +284,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
   sbx_rootfs_opts ro = { .rootfs = cr->rootfs,
                          .bundle = cr->bundle,
                          .no_pivot = cr->o->no_pivot,
+                         .shared_ns = cr->host_root,
                          /* rootless without one of its own: we run in a
                             user's namespace (rootless podman's) */
                          .userns = ((flags | cr->plan.join_flags) & CLONE_NEWUSER) || cr->o->rootless,
@@ -362,9 +363,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
         sbx_warn ("cannot join a new session keyring (%s): the container shares the runtime's",
                   strerror (errno));
     }
-  /* Without a mount namespace of its own nothing may be mounted (it would
-     land in a namespace shared with others): the root is only entered.  */
-  if ((flags & CLONE_NEWNS) && sbx_fs_rootfs_prepare (c, &ro, &container_procfd, err) < 0)
+  /* Without a mount namespace of its own and nothing to mount the root
+     is only entered.  */
+  if (((flags & CLONE_NEWNS) || cr->host_root) && sbx_fs_rootfs_prepare (c, &ro, &container_procfd, err) < 0)
     return -1;
   if (cr->overlay_fd >= 0)
     {
@@ -408,7 +409,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
   /* From here paths resolve in the container: startContainer hooks, which
      run there, keep the container's stdio.  */
   sbx_process_hooks_set_output (NULL);
-  if (flags & CLONE_NEWNS)
+  if ((flags & CLONE_NEWNS) || cr->host_root)
     {
       if (sbx_fs_rootfs_finish (c, &ro, err) < 0)
         return -1;

@@ -33,6 +33,8 @@ typedef struct
   int overlay_fd;      /* ... built here, attached by the init (or -1) */
   int *bind_trees;     /* bind sources opened outside the user namespace (fs.h) */
   int *dev_trees;      /* device nodes made outside it (sbx_fs_dev_nodes_open), or NULL */
+  bool host_root;      /* no new mount namespace, but mounts to make: the
+                          rootfs is built below a private bind (fs.h) */
   bool fork_init;      /* a pid namespace joined by path: the setup runs in the
                           host's, and forks the init into it (init.c) */
   pid_t hooks_pid;     /* child: the init's host pid for the hooks' state */

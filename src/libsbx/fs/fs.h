@@ -16,7 +16,8 @@
  * entry in order, /dev, pivot_root, masked and read-only paths.
  *
  * Runs in the container's init process, inside its new mount namespace
- * (and user namespace, if any, after the id mappings are written).  Every
+ * (and user namespace, if any, after the id mappings are written), or
+ * without one below a private bind of the rootfs (shared_ns, hostroot.c).  Every
  * mount target is resolved inside the rootfs without following a symlink out
  * of it (openat2 RESOLVE_IN_ROOT), and missing targets are created.
  *
@@ -36,6 +37,8 @@ typedef struct
   const char *rootfs;   /* absolute path of the rootfs on the host */
   const char *bundle;   /* absolute bundle path: relative bind sources resolve here */
   bool no_pivot;        /* --no-pivot: MS_MOVE + chroot instead of pivot_root */
+  bool shared_ns;       /* no mount namespace of its own: build the root
+                           below a private bind of it, chroot (hostroot.c) */
   bool userns;          /* in a user namespace (new, joined, or ours when rootless): bind devices, no mknod */
   int cgroupns;         /* a new cgroup namespace was created (for cgroup mounts) */
   const char *self_cgroup; /* /proc/self/cgroup as it was in the container's
@@ -92,6 +95,32 @@ int sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *p
 /* Phase 2: pivot_root (or move+chroot), then maskedPaths, readonlyPaths and
    root.readonly.  Afterwards "/" is the container root and cwd is "/".  */
 int sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error **err);
+
+/* hostroot.c - without a mount namespace of its own (the runtime's, or
+ * one joined by path) the rootfs is built below a private bind of the
+ * rootfs onto itself (sbx_rootfs_opts.shared_ns): nothing propagates to
+ * the namespace's other mounts, and one MNT_DETACH of that bind at delete
+ * removes everything.  status.json's hostRoot records it before it is
+ * made.  */
+
+/* Does c need anything mounted (mounts, masked or read-only paths,
+   root.readonly)?  */
+bool sbx_fs_host_root_wanted (const oci_config *c);
+/* What cannot be done in a shared namespace: shared or slave propagation
+   (rootfsPropagation, a mount's options), any mount by an unprivileged
+   caller; refused by name.  */
+int sbx_fs_host_root_validate (const oci_config *c, sbx_error **err);
+/* Record the bind to be made on rootfs in st->host_root: the namespace
+   (nsfd, joined from c's linux.namespaces path; -1: the runtime's own)
+   and the mount at rootfs now.  The caller saves st.  */
+int sbx_fs_host_root_record (sbx_status_file *st, const oci_config *c, const char *rootfs, int nsfd,
+                             sbx_error **err);
+/* Once the init has made it: record the bind's mount id.  */
+int sbx_fs_host_root_note_bind (sbx_status_file *st, sbx_error **err);
+/* Unmount (MNT_DETACH) the recorded bind and all below it, in its
+   namespace, if it is still there and still ours; nothing if the
+   namespace is gone.  */
+int sbx_fs_host_root_release (const sbx_status_file *st, sbx_error **err);
 
 /* At create, before anything exists: no mount on or under /proc but a
    procfs (or a bind of a procfs root) on /proc itself and binds over the

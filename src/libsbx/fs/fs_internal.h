@@ -106,6 +106,9 @@ struct sbx_mount_ctx
 /* (fs/mount_opts.c) linux.rootfsPropagation as MS_* flags; rprivate when
    absent.  */
 int sbx_rootfs_propagation (const oci_config *c, unsigned long *out, sbx_error **err);
+/* The propagation a mount's options ask for (MS_SHARED, MS_SLAVE... |
+   MS_REC), 0 for none; bad options are the mounts loop's to report.  */
+unsigned long sbx_mount_propagation (const oci_mount *m);
 /* (fs/mounts.c) One mounts[] entry.  */
 int sbx_mount_entry (struct sbx_mount_ctx *x, const oci_mount *m, sbx_error **err);
 /* (fs/mounts.c) A tmpfs on /dev with "ro": mounted read-write, made

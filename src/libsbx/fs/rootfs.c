@@ -39,10 +39,8 @@ is_dev (const char *dest)
   return *dest == '\0';
 }
 
-/* The propagation a mount's options ask for (MS_SHARED, MS_SLAVE... |
-   MS_REC), 0 for none; bad options are the mounts loop's to report.  */
-static unsigned long
-mount_propagation (const oci_mount *m)
+unsigned long
+sbx_mount_propagation (const oci_mount *m)
 {
   sbx_mount_opts mo;
   unsigned long prop;
@@ -62,52 +60,34 @@ static bool
 mounts_want_propagation (const oci_config *c)
 {
   for (size_t i = 0; i < c->mounts_len; i++)
-    if (mount_propagation (c->mounts[i]) & (MS_SHARED | MS_SLAVE))
+    if (sbx_mount_propagation (c->mounts[i]) & (MS_SHARED | MS_SLAVE))
       return true;
   return false;
 }
 
-int
-sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
+/* In a namespace shared with others (o->shared_ns), everything below the
+   rootfs bind is made private again after each step: a bind of a host
+   mount that is shared joins its peer group, and what is mounted on it
+   next would propagate back to the host.  */
+static int
+keep_private (const sbx_rootfs_opts *o, int rootfd, sbx_error **err)
 {
-  unsigned long prop;
+  char p[FDPATH_MAX];
+  if (o->shared_ns && mount (NULL, fdpath (p, rootfd), NOFS, MS_REC | MS_PRIVATE, NULL) < 0)
+    return sbx_error_sys (err, "make the rootfs bind private");
+  return 0;
+}
+
+/* Bind done: mounts[] and /dev below the rootfs.  */
+static int
+build_root (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
+{
   cleanup_close int rootfd = -1;
-  struct statfs sf;
   struct sbx_mount_ctx x = { .o = o, .c = c, .procfd = -1 };
   sbx_dev_kind dev = SBX_DEV_ROOTFS;
   int r = -1;
 
-  *procfd = -1;
-  if (o->rootfs == NULL || o->rootfs[0] != '/')
-    return sbx_error_set (err, EINVAL, "rootfs `%s` is not an absolute path",
-                          o->rootfs ? o->rootfs : "");
-  if (sbx_rootfs_propagation (c, &prop, err) < 0)
-    return -1;
-  /* Mount targets are named through /proc/self/fd: it must be a procfs.  */
-  if (statfs ("/proc", &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
-    return sbx_error_set (err, ENOENT, "/proc is not mounted");
-  /* Cut the propagation to the host first, always recursively so nothing
-     mounted below leaks out.  shared/slave keep a slave link to the host;
-     the requested type itself is set on the new / after pivot_root (which
-     rejects a shared new root, and an unbindable one could not be bound
-     onto itself below).  */
-  if (mount (NULL, "/", NOFS,
-             MS_REC
-                 | ((prop & (MS_SHARED | MS_SLAVE)) || mounts_want_propagation (c) ? MS_SLAVE : MS_PRIVATE),
-             NULL)
-      < 0)
-    return sbx_error_sys (err, "set propagation of /");
-  /* pivot_root needs the new root to be a mount point.  The overlay is
-     one already; it is attached only now that nothing propagates out.  */
-  if (o->has_root_mount)
-    {
-      if (syscall (SYS_move_mount, o->root_mount_fd, "", AT_FDCWD, o->rootfs, MOVE_MOUNT_F_EMPTY_PATH)
-          < 0)
-        return sbx_error_sys (err, "attach the overlay onto rootfs %s", o->rootfs);
-    }
-  else if (mount (o->rootfs, o->rootfs, NOFS, MS_BIND | MS_REC, NULL) < 0)
-    return sbx_error_sys (err, "bind rootfs %s", o->rootfs);
-  rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  rootfd = open (o->rootfs, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (rootfd < 0)
     return sbx_error_sys (err, "open rootfs %s", o->rootfs);
   x.rootfd = rootfd;
@@ -128,6 +108,8 @@ sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procf
           sbx_error_wrap (err, "mounts[%zu] (%s)", i, m->destination);
           goto out;
         }
+      if (keep_private (o, rootfd, err) < 0)
+        goto out;
       if (is_dev (m->destination))
         {
           bool b = (m->type && strcmp (m->type, "bind") == 0);
@@ -141,6 +123,8 @@ sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procf
       sbx_error_wrap (err, "/dev");
       goto out;
     }
+  if (keep_private (o, rootfd, err) < 0)
+    goto out;
   *procfd = steal_fd (&x.procfd);
   r = 0;
 out:
@@ -148,6 +132,60 @@ out:
     close (x.procfd);
   free (x.rootpath);
   return r;
+}
+
+/* Without a mount namespace of its own: the rootfs is bound onto itself
+   and that bind made private (recursively) before anything is mounted
+   below it, so nothing propagates to the peers of the namespace's shared
+   mounts; nothing outside the rootfs is touched (no propagation change of
+   /, no pivot_root).  Removed whole at delete (hostroot.c).  */
+static int
+host_root_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
+{
+  if (mount (o->rootfs, o->rootfs, NOFS, MS_BIND | MS_REC, NULL) < 0)
+    return sbx_error_sys (err, "bind rootfs %s", o->rootfs);
+  if (mount (NULL, o->rootfs, NOFS, MS_REC | MS_PRIVATE, NULL) < 0)
+    return sbx_error_sys (err, "make the rootfs bind %s private", o->rootfs);
+  return build_root (c, o, procfd, err);
+}
+
+int
+sbx_fs_rootfs_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
+{
+  unsigned long prop;
+  struct statfs sf;
+
+  *procfd = -1;
+  if (o->rootfs == NULL || o->rootfs[0] != '/')
+    return sbx_error_set (err, EINVAL, "rootfs `%s` is not an absolute path", o->rootfs ? o->rootfs : "");
+  if (sbx_rootfs_propagation (c, &prop, err) < 0)
+    return -1;
+  /* Mount targets are named through /proc/self/fd: it must be a procfs.  */
+  if (statfs ("/proc", &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC)
+    return sbx_error_set (err, ENOENT, "/proc is not mounted");
+  if (o->shared_ns)
+    return host_root_prepare (c, o, procfd, err);
+  /* Cut the propagation to the host first, always recursively so nothing
+     mounted below leaks out.  shared/slave keep a slave link to the host;
+     the requested type itself is set on the new / after pivot_root (which
+     rejects a shared new root, and an unbindable one could not be bound
+     onto itself below).  */
+  if (mount (NULL, "/", NOFS,
+             MS_REC
+                 | ((prop & (MS_SHARED | MS_SLAVE)) || mounts_want_propagation (c) ? MS_SLAVE : MS_PRIVATE),
+             NULL)
+      < 0)
+    return sbx_error_sys (err, "set propagation of /");
+  /* pivot_root needs the new root to be a mount point.  The overlay is
+     one already; it is attached only now that nothing propagates out.  */
+  if (o->has_root_mount)
+    {
+      if (syscall (SYS_move_mount, o->root_mount_fd, "", AT_FDCWD, o->rootfs, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        return sbx_error_sys (err, "attach the overlay onto rootfs %s", o->rootfs);
+    }
+  else if (mount (o->rootfs, o->rootfs, NOFS, MS_BIND | MS_REC, NULL) < 0)
+    return sbx_error_sys (err, "bind rootfs %s", o->rootfs);
+  return build_root (c, o, procfd, err);
 }
 
 /* Where mount(2) must be pointed for the object behind fd after pivot_root:
@@ -241,7 +279,13 @@ sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error *
     return -1;
   if (chdir (o->rootfs) < 0)
     return sbx_error_sys (err, "chdir %s", o->rootfs);
-  if (o->no_pivot)
+  if (o->shared_ns)
+    {
+      /* pivot_root would move the root of every process of the namespace */
+      if (chroot (".") < 0)
+        return sbx_error_sys (err, "chroot %s", o->rootfs);
+    }
+  else if (o->no_pivot)
     {
       if (mount (o->rootfs, "/", NOFS, MS_MOVE, NULL) < 0)
         return sbx_error_sys (err, "move rootfs onto /");
@@ -258,7 +302,9 @@ sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error *
     }
   if (chdir ("/") < 0)
     return sbx_error_sys (err, "chdir /");
-  if (mount (NULL, "/", NOFS, mounts_want_propagation (c) ? prop & ~(unsigned long)MS_REC : prop, NULL) < 0)
+  if (!o->shared_ns
+      && mount (NULL, "/", NOFS, mounts_want_propagation (c) ? prop & ~(unsigned long)MS_REC : prop, NULL)
+             < 0)
     return sbx_error_sys (err, "linux.rootfsPropagation");
 
   rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -270,7 +316,7 @@ sbx_fs_rootfs_finish (const oci_config *c, const sbx_rootfs_opts *o, sbx_error *
   for (size_t i = 0; i < c->mounts_len; i++)
     {
       const char *dest = c->mounts[i]->destination;
-      unsigned long mp = mount_propagation (c->mounts[i]);
+      unsigned long mp = sbx_mount_propagation (c->mounts[i]);
       char p[FDPATH_MAX];
       if (mp == 0)
         continue;

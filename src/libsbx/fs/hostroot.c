@@ -1,0 +1,315 @@
+/* fs/hostroot.c - a rootfs built in a mount namespace that is not the
+ * container's own: the runtime's (no mount namespace in linux.namespaces)
+ * or one joined by path.  See fs.h.
+ *
+ * Everything the container mounts hangs below one private bind of the
+ * rootfs onto itself.  That bind is recorded in status.json before it is
+ * made (its place, the mount under it, the namespace) and its id once it
+ * exists; removing it with MNT_DETACH takes the whole tree.  The place is
+ * never resolved through the rootfs: the bind is opened O_NOFOLLOW at the
+ * recorded path, checked by mount id, and unmounted through that fd.  */
+#include <config.h>
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "fs/fs_internal.h"
+
+bool
+sbx_fs_host_root_wanted (const oci_config *c)
+{
+  const oci_linux *l = c->linux;
+  return c->mounts_len || (l && (l->masked_paths_len || l->readonly_paths_len))
+         || (c->root && c->root->readonly);
+}
+
+/* private/rprivate, or nothing asked.  */
+static bool
+propagation_private (unsigned long prop)
+{
+  return (prop & ~(unsigned long)MS_REC) == 0 || (prop & ~(unsigned long)MS_REC) == MS_PRIVATE;
+}
+
+int
+sbx_fs_host_root_validate (const oci_config *c, sbx_error **err)
+{
+  unsigned long prop = 0;
+  if (geteuid () != 0)
+    return sbx_error_set (err, EPERM,
+                          "mounts (also linux.maskedPaths, linux.readonlyPaths, root.readonly) need a new "
+                          "mount namespace in linux.namespaces when the caller is unprivileged (uid %u): "
+                          "it may not mount in the one it is in",
+                          (unsigned)geteuid ());
+  if (c->linux && c->linux->rootfs_propagation && *c->linux->rootfs_propagation)
+    {
+      if (sbx_rootfs_propagation (c, &prop, err) < 0)
+        return -1;
+      if (!propagation_private (prop))
+        return sbx_error_set (err, EINVAL,
+                              "linux.rootfsPropagation `%s` needs a new mount namespace in linux.namespaces "
+                              "(without one the rootfs is a private bind in a namespace shared with others: "
+                              "shared or slave would link it to their mounts)",
+                              c->linux->rootfs_propagation);
+    }
+  for (size_t i = 0; i < c->mounts_len; i++)
+    if (!propagation_private (sbx_mount_propagation (c->mounts[i])))
+      return sbx_error_set (err, EINVAL,
+                            "mounts[%zu] (%s): shared or slave propagation needs a new mount namespace in "
+                            "linux.namespaces (without one it would link the container's mounts to the "
+                            "host's)",
+                            i, c->mounts[i]->destination);
+  return 0;
+}
+
+static int
+mount_id_of (int dirfd, const char *path, int flags, uint64_t *out)
+{
+  struct statx sx;
+  if (statx (dirfd, path, flags | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0)
+    return -1;
+  if (!(sx.stx_mask & STATX_MNT_ID))
+    {
+      errno = ENOTSUP;
+      return -1;
+    }
+  *out = sx.stx_mnt_id;
+  return 0;
+}
+
+/* The parent mount id of mount id in /proc/self/mountinfo, 0 if absent.  */
+static uint64_t
+mount_parent (uint64_t id)
+{
+  cleanup_file FILE *f = fopen ("/proc/self/mountinfo", "re");
+  cleanup_free char *line = NULL;
+  size_t cap = 0;
+  unsigned long long mid, pid;
+  while (f && getline (&line, &cap, f) > 0)
+    if (sscanf (line, "%llu %llu", &mid, &pid) == 2 && mid == id)
+      return pid;
+  return 0;
+}
+
+typedef int (*ns_fn) (const sbx_status_host_root *h, uint64_t *out, sbx_error **err);
+
+/* Run fn in the mount namespace nsfd, in a forked child (setns of a mount
+   namespace changes the root and cwd: never the runtime's own).  */
+static int
+in_mntns (int nsfd, ns_fn fn, const sbx_status_host_root *h, uint64_t *out, sbx_error **err)
+{
+  struct
+  {
+    uint64_t value;
+    int r, errno_;
+    char msg[512];
+  } res;
+  int p[2];
+  pid_t pid;
+  ssize_t n;
+
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return sbx_error_sys (err, "pipe");
+  pid = fork ();
+  if (pid < 0)
+    {
+      close (p[0]), close (p[1]);
+      return sbx_error_sys (err, "fork");
+    }
+  if (pid == 0)
+    {
+      sbx_error *e = NULL;
+      memset (&res, 0, sizeof res);
+      close (p[0]);
+      if (setns (nsfd, CLONE_NEWNS) < 0)
+        res.r = sbx_error_sys (&e, "enter the mount namespace");
+      else
+        res.r = fn (h, &res.value, &e);
+      if (e)
+        {
+          res.errno_ = e->errno_;
+          snprintf (res.msg, sizeof res.msg, "%s", e->msg);
+        }
+      (void)!sbx_write_all (p[1], &res, sizeof res);
+      _exit (0);
+    }
+  close (p[1]);
+  n = sbx_read_all (p[0], &res, sizeof res);
+  close (p[0]);
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  if (n != (ssize_t)sizeof res)
+    return sbx_error_set (err, EIO, "the helper in the container's mount namespace died");
+  if (res.r < 0)
+    return sbx_error_set (err, res.errno_, "%s", res.msg);
+  *out = res.value;
+  return res.r;
+}
+
+/* The namespace of h, opened and checked; -ENOENT when it is gone (and
+   its mounts with it).  */
+static int
+open_ns (const sbx_status_host_root *h, sbx_error **err)
+{
+  struct stat st;
+  const char *p = h->ns_path ? h->ns_path : "/proc/self/ns/mnt";
+  int fd = open (p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      if (h->ns_path && (errno == ENOENT || errno == ESRCH))
+        return -ENOENT;
+      return sbx_error_sys (err, "open mount namespace `%s`", p);
+    }
+  if (fstat (fd, &st) < 0 || st.st_dev != h->ns_dev || st.st_ino != h->ns_ino)
+    {
+      close (fd);
+      if (h->ns_path)
+        return -ENOENT; /* another namespace at that path now: ours is gone */
+      return sbx_error_set (
+          err, EXDEV, "the rootfs bind `%s` is in another mount namespace than this runtime's", h->path);
+    }
+  return fd;
+}
+
+static int
+get_under (const sbx_status_host_root *h, uint64_t *out, sbx_error **err)
+{
+  if (mount_id_of (AT_FDCWD, h->path, AT_SYMLINK_NOFOLLOW, out) < 0)
+    return sbx_error_sys (err, "mount id of rootfs `%s`", h->path);
+  return 0;
+}
+
+int
+sbx_fs_host_root_record (sbx_status_file *st, const oci_config *c, const char *rootfs, int nsfd,
+                         sbx_error **err)
+{
+  sbx_status_host_root *h = xmalloc0 (sizeof *h);
+  struct stat sb;
+  cleanup_close int own = -1;
+  uint64_t under = 0;
+
+  h->path = xstrdup (rootfs);
+  for (size_t i = 0; nsfd >= 0 && c->linux && i < c->linux->namespaces_len; i++)
+    if (c->linux->namespaces[i]->type && strcmp (c->linux->namespaces[i]->type, "mount") == 0
+        && c->linux->namespaces[i]->path)
+      h->ns_path = xstrdup (c->linux->namespaces[i]->path);
+  if (nsfd < 0)
+    nsfd = own = open ("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0 || fstat (nsfd, &sb) < 0)
+    {
+      ocispec_free (&sbx_status_host_root_type, h);
+      return sbx_error_sys (err, "the mount namespace of the rootfs");
+    }
+  h->ns_dev = sb.st_dev, h->has_ns_dev = true;
+  h->ns_ino = sb.st_ino, h->has_ns_ino = true;
+  if (in_mntns (nsfd, get_under, h, &under, err) < 0)
+    {
+      ocispec_free (&sbx_status_host_root_type, h);
+      return -1;
+    }
+  h->under_mount_id = under, h->has_under_mount_id = true;
+  if (st->host_root)
+    ocispec_free (&sbx_status_host_root_type, st->host_root);
+  st->host_root = h;
+  return 0;
+}
+
+/* The bind on h->path that h describes, opened; -ENOENT: none there.  */
+static int
+open_bind (const sbx_status_host_root *h, sbx_error **err)
+{
+  uint64_t id;
+  int fd = open (h->path, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? -ENOENT
+                                                                 : sbx_error_sys (err, "open `%s`", h->path);
+  if (mount_id_of (fd, "", AT_EMPTY_PATH, &id) < 0)
+    {
+      close (fd);
+      return sbx_error_sys (err, "mount id of `%s`", h->path);
+    }
+  if (id == h->under_mount_id)
+    {
+      close (fd);
+      return -ENOENT;
+    }
+  if ((h->has_mount_id && h->mount_id && id != h->mount_id) || mount_parent (id) != h->under_mount_id)
+    {
+      close (fd);
+      return sbx_error_set (err, EXDEV, "the mount on `%s` is not the container's rootfs bind: left alone",
+                            h->path);
+    }
+  return fd;
+}
+
+static int
+get_bind (const sbx_status_host_root *h, uint64_t *out, sbx_error **err)
+{
+  cleanup_close int fd = open_bind (h, err);
+  if (fd == -ENOENT)
+    return sbx_error_set (err, ENOENT, "no bind on rootfs `%s`", h->path);
+  if (fd < 0)
+    return -1;
+  return mount_id_of (fd, "", AT_EMPTY_PATH, out) < 0 ? sbx_error_sys (err, "mount id") : 0;
+}
+
+/* fn in the recorded namespace of h: 1 without running it when that
+   namespace is gone.  */
+static int
+in_recorded_ns (const sbx_status_host_root *h, ns_fn fn, uint64_t *out, sbx_error **err)
+{
+  cleanup_close int nsfd = open_ns (h, err);
+  if (nsfd == -ENOENT)
+    return 1;
+  if (nsfd < 0 || in_mntns (nsfd, fn, h, out, err) < 0)
+    return -1;
+  return 0;
+}
+
+int
+sbx_fs_host_root_note_bind (sbx_status_file *st, sbx_error **err)
+{
+  sbx_status_host_root *h = st->host_root;
+  uint64_t id;
+  int r = h ? in_recorded_ns (h, get_bind, &id, err) : 0;
+  if (r < 0)
+    return sbx_error_wrap (err, "the rootfs bind");
+  if (r > 0)
+    return sbx_error_set (err, ENOENT, "the container's mount namespace `%s` is gone", h->ns_path);
+  if (h)
+    h->mount_id = id, h->has_mount_id = true;
+  return 0;
+}
+
+static int
+detach_bind (const sbx_status_host_root *h, uint64_t *out, sbx_error **err)
+{
+  char p[FDPATH_MAX];
+  cleanup_close int fd = open_bind (h, err);
+  *out = 0;
+  if (fd == -ENOENT)
+    return 0;
+  if (fd < 0)
+    return -1;
+  if (umount2 (fdpath (p, fd), MNT_DETACH) < 0)
+    return sbx_error_sys (err, "unmount the rootfs bind `%s`", h->path);
+  *out = 1;
+  return 0;
+}
+
+int
+sbx_fs_host_root_release (const sbx_status_file *st, sbx_error **err)
+{
+  uint64_t done;
+  if (st->host_root && in_recorded_ns (st->host_root, detach_bind, &done, err) < 0)
+    return sbx_error_wrap (err, "remove the container's mounts under `%s`", st->host_root->path);
+  return 0;
+}
