@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import describe
+from conftest import describe, run_cmd
 
 pytestmark = [pytest.mark.needs_root, pytest.mark.usefixtures("seccomp_cache_cleanup")]
 
@@ -208,16 +208,58 @@ def _edit_host_root(sbx, cid, **fields):
     p.write_text(json.dumps(st))
 
 
-def test_bind_id_not_yet_recorded(sbx, bundle):
-    """A runtime killed between the init's bind and recording its id: the
-    bind is recognised by the mount it sits on, and removed."""
+def test_bind_without_a_recorded_id_is_not_taken_for_ours(sbx, bundle):
+    """The runtime records the bind's id before it attaches the bind, so a
+    state without one never has a bind of its own on the rootfs: a mount
+    found there then (another container's on the same rootfs) is left
+    alone, not taken for ours by where it sits."""
     b = bundle()
     no_mount_ns(b)
     cid = sbx.new_id()
     sbx.ok("run", "--detach", "--bundle", b, cid)
     _edit_host_root(sbx, cid, mountId=None)
     sbx.ok("delete", "--force", cid)
+    left = under(mount_points(), b.rootfs)
+    assert str(b.rootfs) in left, left
+    assert run_cmd(["umount", "-l", str(b.rootfs)]).returncode == 0
     assert under(mount_points(), b.rootfs) == []
+
+
+def test_rootfs_below_a_directory_others_may_change_refused(sbx, bundle, tmp_path):
+    """A parent of the rootfs that a user other than root could rename
+    would let them redirect the bind onto a host directory: refused by
+    name before anything is mounted; a sticky directory over a root-owned
+    entry is fine."""
+    b = bundle()
+    no_mount_ns(b, ["true"])
+    parent = b.rootfs.parent
+    mode = parent.stat().st_mode
+    os.chmod(parent, mode | 0o002)
+    try:
+        cp = sbx("run", "--bundle", b, sbx.new_id())
+        assert cp.returncode != 0, describe(cp)
+        assert "may be changed by others than root" in cp.stderr, describe(cp)
+        assert under(mount_points(), b.rootfs) == []
+        os.chmod(parent, mode | 0o1002)  # sticky: others cannot rename root's rootfs
+        cp = sbx("run", "--bundle", b, sbx.new_id())
+        assert cp.returncode == 0, describe(cp)
+    finally:
+        os.chmod(parent, mode)
+    assert under(mount_points(), b.rootfs) == []
+
+
+def test_host_root_as_rootfs_refused(sbx, bundle):
+    """root.path "/" without a mount namespace would bind the host's root
+    onto itself and build on the host's own tree: refused by name."""
+    b = bundle()
+    no_mount_ns(b)
+    b.config["root"]["path"] = "/"
+    b.write()
+    before = mount_points()
+    cp = sbx("run", "--bundle", b, sbx.new_id())
+    assert cp.returncode != 0, describe(cp)
+    assert "is the root of the mount namespace" in cp.stderr, describe(cp)
+    assert mount_points() == before
 
 
 def test_a_mount_that_is_not_ours_is_left_alone(sbx, bundle):
@@ -233,3 +275,20 @@ def test_a_mount_that_is_not_ours_is_left_alone(sbx, bundle):
     left = under(mount_points(), b.rootfs)
     assert str(b.rootfs) in left and str(b.rootfs) + "/proc" in left, left
     subprocess.run(["umount", "-l", b.rootfs], check=True)
+
+
+def test_delete_from_another_mount_namespace_keeps_the_state(sbx, bundle):
+    """delete run from another mount namespace cannot reach the bind: it
+    fails naming why and keeps the state, so a delete from the right one
+    removes the mounts (they are not dropped as someone else's)."""
+    b = bundle()
+    no_mount_ns(b)
+    cid = sbx.new_id()
+    sbx.ok("run", "--detach", "--bundle", b, cid)
+    cp = run_cmd(["unshare", "-m", "--propagation", "private", *sbx.argv("delete", "--force", cid)])
+    assert cp.returncode != 0, describe(cp)
+    assert "another mount namespace than this runtime's" in cp.stderr, describe(cp)
+    assert cid in sbx.list_ids()
+    sbx.ok("delete", "--force", cid)
+    assert cid not in sbx.list_ids()
+    assert under(mount_points(), b.rootfs) == []

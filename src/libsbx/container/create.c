@@ -760,17 +760,22 @@ userns_maps (sbx_creator *cr, char **uid_map, char **gid_map, sbx_error **err)
    journalled before it exists: its namespace (the runtime's or the one
    joined by path) and the mount under it.  */
 static int
+save_host_root (void *data, sbx_error **err)
+{
+  if (sbx_state_save (data, err) < 0)
+    return -1;
+  sbx_test_kill_point ("create:host-root");
+  return 0;
+}
+
+static int
 record_host_root (sbx_creator *cr, sbx_error **err)
 {
   int nsfd = -1;
   for (size_t i = 0; i < cr->plan.njoin; i++)
     if (cr->plan.join_types[i] == CLONE_NEWNS)
       nsfd = cr->plan.join_fds[i];
-  if (sbx_fs_host_root_record (cr->state->st, cr->c, cr->rootfs, nsfd, err) < 0
-      || sbx_state_save (cr->state, err) < 0)
-    return -1;
-  sbx_test_kill_point ("create:host-root");
-  return 0;
+  return sbx_fs_host_root_record (cr->state->st, cr->c, cr->rootfs, nsfd, save_host_root, cr->state, err);
 }
 
 /* Everything of create up to "created".  On success the init is blocked on

@@ -285,6 +285,9 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .bundle = cr->bundle,
                          .no_pivot = cr->o->no_pivot,
                          .shared_ns = cr->host_root,
+                         .host_bind_id = cr->host_root && cr->state->st->host_root
+                                             ? cr->state->st->host_root->mount_id
+                                             : 0,
                          /* rootless without one of its own: we run in a
                             user's namespace (rootless podman's) */
                          .userns = ((flags | cr->plan.join_flags) & CLONE_NEWUSER) || cr->o->rootless,

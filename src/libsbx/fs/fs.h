@@ -39,6 +39,8 @@ typedef struct
   bool no_pivot;        /* --no-pivot: MS_MOVE + chroot instead of pivot_root */
   bool shared_ns;       /* no mount namespace of its own: build the root
                            below a private bind of it, chroot (hostroot.c) */
+  uint64_t host_bind_id; /* shared_ns: the mount id the runtime's bind has
+                            (hostroot.c), checked before building on it */
   bool userns;          /* in a user namespace (new, joined, or ours when rootless): bind devices, no mknod */
   int cgroupns;         /* a new cgroup namespace was created (for cgroup mounts) */
   const char *self_cgroup; /* /proc/self/cgroup as it was in the container's
@@ -110,12 +112,14 @@ bool sbx_fs_host_root_wanted (const oci_config *c);
    (rootfsPropagation, a mount's options), any mount by an unprivileged
    caller; refused by name.  */
 int sbx_fs_host_root_validate (const oci_config *c, sbx_error **err);
-/* Record the bind to be made on rootfs in st->host_root: the namespace
-   (nsfd, joined from c's linux.namespaces path; -1: the runtime's own)
-   and the mount at rootfs now.  The caller saves st.  */
+/* Make the private bind of rootfs onto itself in its namespace (nsfd,
+   joined from c's linux.namespaces path; -1: the runtime's own), after
+   recording it in st->host_root (the namespace, the mount under it, the
+   bind's id) and calling save (data) while it is still detached.  Refuses
+   a rootfs that others than root could redirect, and "/".  */
 int sbx_fs_host_root_record (sbx_status_file *st, const oci_config *c, const char *rootfs, int nsfd,
-                             sbx_error **err);
-/* Once the init has made it: record the bind's mount id.  */
+                             int (*save) (void *data, sbx_error **err), void *data, sbx_error **err);
+/* Check that the recorded bind is still the one on the rootfs.  */
 int sbx_fs_host_root_note_bind (sbx_status_file *st, sbx_error **err);
 /* Unmount (MNT_DETACH) the recorded bind and all below it, in its
    namespace, if it is still there and still ours; nothing if the

@@ -3,11 +3,16 @@
  * or one joined by path.  See fs.h.
  *
  * Everything the container mounts hangs below one private bind of the
- * rootfs onto itself.  That bind is recorded in status.json before it is
- * made (its place, the mount under it, the namespace) and its id once it
- * exists; removing it with MNT_DETACH takes the whole tree.  The place is
- * never resolved through the rootfs: the bind is opened O_NOFOLLOW at the
- * recorded path, checked by mount id, and unmounted through that fd.  */
+ * rootfs onto itself.  The runtime makes that bind as a detached copy of
+ * the rootfs (open_tree), records its mount id in status.json (with its
+ * place, the mount under it and the namespace) and only then attaches it:
+ * a create killed at any point leaves either nothing or a recorded bind,
+ * and removing it with MNT_DETACH takes the whole tree.  The rootfs must
+ * not be reachable for renames by anyone but root (every directory above
+ * it root's and not group/other writable, or sticky over a root-owned
+ * entry), and is never "/".  The place is never resolved through the
+ * rootfs: the bind is opened O_NOFOLLOW at the recorded path, checked by
+ * mount id, and unmounted through that fd.  */
 #include <config.h>
 #include "fs/fs.h"
 
@@ -17,7 +22,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,14 +92,22 @@ mount_id_of (int dirfd, const char *path, int flags, uint64_t *out)
   return 0;
 }
 
-/* The parent mount id of mount id in /proc/self/mountinfo, 0 if absent.  */
+/* The runtime's procfs, opened before a setns (a joined namespace's
+   /proc may be another pid namespace's, where the helper is not).  */
+static int procfd = -1;
+
+/* The parent mount id of mount id in our mountinfo, 0 if absent.  */
 static uint64_t
 mount_parent (uint64_t id)
 {
-  cleanup_file FILE *f = fopen ("/proc/self/mountinfo", "re");
+  int fd = openat (procfd >= 0 ? procfd : AT_FDCWD, procfd >= 0 ? "self/mountinfo" : "/proc/self/mountinfo",
+                   O_RDONLY | O_CLOEXEC);
+  cleanup_file FILE *f = fd >= 0 ? fdopen (fd, "re") : NULL;
   cleanup_free char *line = NULL;
   size_t cap = 0;
   unsigned long long mid, pid;
+  if (fd >= 0 && f == NULL)
+    close (fd);
   while (f && getline (&line, &cap, f) > 0)
     if (sscanf (line, "%llu %llu", &mid, &pid) == 2 && mid == id)
       return pid;
@@ -129,6 +144,7 @@ in_mntns (int nsfd, ns_fn fn, const sbx_status_host_root *h, uint64_t *out, sbx_
       sbx_error *e = NULL;
       memset (&res, 0, sizeof res);
       close (p[0]);
+      procfd = open ("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
       if (setns (nsfd, CLONE_NEWNS) < 0)
         res.r = sbx_error_sys (&e, "enter the mount namespace");
       else
@@ -173,28 +189,137 @@ open_ns (const sbx_status_host_root *h, sbx_error **err)
       close (fd);
       if (h->ns_path)
         return -ENOENT; /* another namespace at that path now: ours is gone */
-      return sbx_error_set (
-          err, EXDEV, "the rootfs bind `%s` is in another mount namespace than this runtime's", h->path);
+      return sbx_error_set (err, EINVAL,
+                            "the rootfs bind `%s` is in another mount namespace than this runtime's: run "
+                            "delete from the mount namespace the container was created in",
+                            h->path);
     }
   return fd;
 }
 
+/* rootfs opened O_PATH, walking from "/" without following a symlink,
+   each directory above it root's and writable by root alone (or sticky,
+   over an entry root owns): nobody else can rename a parent to redirect
+   the bind.  Never "/" itself.  */
 static int
-get_under (const sbx_status_host_root *h, uint64_t *out, sbx_error **err)
+open_rootfs_checked (const char *path, sbx_error **err)
 {
-  if (mount_id_of (AT_FDCWD, h->path, AT_SYMLINK_NOFOLLOW, out) < 0)
-    return sbx_error_sys (err, "mount id of rootfs `%s`", h->path);
-  return 0;
+  cleanup_free char *copy = xstrdup (path);
+  cleanup_close int fd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  struct stat root, up, st;
+  char *save = NULL;
+
+  if (fd < 0 || fstat (fd, &root) < 0)
+    return sbx_error_sys (err, "open /");
+  up = root;
+  for (char *c = strtok_r (copy, "/", &save); c; c = strtok_r (NULL, "/", &save))
+    {
+      int next = openat (fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (next < 0)
+        return sbx_error_sys (err, "rootfs `%s`: `%s` (a symbolic link or not a directory?)", path, c);
+      close (fd);
+      fd = next;
+      if (fstat (fd, &st) < 0)
+        return sbx_error_sys (err, "stat `%s`", c);
+      if (!(up.st_uid == 0 && !(up.st_mode & (S_IWGRP | S_IWOTH)))
+          && !((up.st_mode & S_ISVTX) && st.st_uid == 0))
+        return sbx_error_set (err, EPERM,
+                              "rootfs `%s`: without a mount namespace of its own the rootfs is bound in a "
+                              "namespace shared with others, and the directory above `%s` may be changed by "
+                              "others than root (owner %u, mode %04o): move the bundle or add a mount "
+                              "namespace",
+                              path, c, (unsigned)up.st_uid, (unsigned)(up.st_mode & 07777));
+      up = st;
+    }
+  if (up.st_dev == root.st_dev && up.st_ino == root.st_ino)
+    return sbx_error_set (err, EINVAL,
+                          "rootfs `%s` is the root of the mount namespace it would be built in: it needs a "
+                          "new mount namespace in linux.namespaces",
+                          path);
+  return steal_fd (&fd);
+}
+
+struct bind_ids
+{
+  int r, errno_;
+  uint64_t under, bind;
+  char msg[512];
+};
+
+static void
+ids_error (struct bind_ids *b, sbx_error *e)
+{
+  b->r = -1;
+  b->errno_ = e ? e->errno_ : EIO;
+  snprintf (b->msg, sizeof b->msg, "%s", e ? e->msg : "failed");
+  sbx_error_free (e);
+}
+
+/* In the namespace (a forked child): a private detached copy of the
+   rootfs, its id sent on fd; attached on the rootfs only after the
+   runtime answers (it has saved the id), then made private again (a new
+   mount under a shared parent joins its peer group).  */
+static void
+bind_child (int fd, int nsfd, const char *path)
+{
+  struct bind_ids b = { 0 };
+  sbx_error *e = NULL;
+  cleanup_close int rootfd = -1, tree = -1;
+  struct sbx_mount_attr a = { .propagation = MS_PRIVATE };
+  char ok, p[FDPATH_MAX];
+  uint64_t at;
+
+  if (setns (nsfd, CLONE_NEWNS) < 0)
+    {
+      sbx_error_sys (&e, "enter the mount namespace");
+      goto out;
+    }
+  if ((rootfd = open_rootfs_checked (path, &e)) < 0)
+    goto out;
+  if (mount_id_of (rootfd, "", AT_EMPTY_PATH, &b.under) < 0)
+    {
+      sbx_error_sys (&e, "mount id of rootfs `%s`", path);
+      goto out;
+    }
+  tree = syscall (SYS_open_tree, rootfd, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+  if (tree < 0 || syscall (SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0
+      || mount_id_of (tree, "", AT_EMPTY_PATH, &b.bind) < 0)
+    {
+      sbx_error_sys (&e, "a private copy of rootfs `%s` (open_tree, mount_setattr: Linux 5.12)", path);
+      goto out;
+    }
+  if (sbx_write_all (fd, &b, sizeof b) < 0 || sbx_read_all (fd, &ok, 1) != 1)
+    _exit (1); /* the runtime is gone: the copy goes with us */
+  if (syscall (SYS_move_mount, tree, "", rootfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    {
+      sbx_error_sys (&e, "bind rootfs `%s`", path);
+      goto out;
+    }
+  if (mount (NULL, fdpath (p, tree), NOFS, MS_REC | MS_PRIVATE, NULL) < 0)
+    {
+      sbx_error_sys (&e, "make the rootfs bind `%s` private", path);
+      goto out;
+    }
+  if (mount_id_of (AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, &at) < 0 || at != b.bind)
+    sbx_error_set (&e, EXDEV, "rootfs `%s`: another mount is on the bind just made", path);
+out:
+  if (e)
+    ids_error (&b, e);
+  (void)!sbx_write_all (fd, &b, sizeof b);
+  _exit (0);
 }
 
 int
 sbx_fs_host_root_record (sbx_status_file *st, const oci_config *c, const char *rootfs, int nsfd,
-                         sbx_error **err)
+                         int (*save) (void *data, sbx_error **err), void *data, sbx_error **err)
 {
   sbx_status_host_root *h = xmalloc0 (sizeof *h);
   struct stat sb;
+  struct bind_ids b;
   cleanup_close int own = -1;
-  uint64_t under = 0;
+  int sp[2] = { -1, -1 };
+  pid_t pid = -1;
+  int r = -1;
 
   h->path = xstrdup (rootfs);
   for (size_t i = 0; nsfd >= 0 && c->linux && i < c->linux->namespaces_len; i++)
@@ -205,21 +330,64 @@ sbx_fs_host_root_record (sbx_status_file *st, const oci_config *c, const char *r
     nsfd = own = open ("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
   if (nsfd < 0 || fstat (nsfd, &sb) < 0)
     {
-      ocispec_free (&sbx_status_host_root_type, h);
-      return sbx_error_sys (err, "the mount namespace of the rootfs");
+      sbx_error_sys (err, "the mount namespace of the rootfs");
+      goto out;
     }
   h->ns_dev = sb.st_dev, h->has_ns_dev = true;
   h->ns_ino = sb.st_ino, h->has_ns_ino = true;
-  if (in_mntns (nsfd, get_under, h, &under, err) < 0)
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 || (pid = fork ()) < 0)
     {
-      ocispec_free (&sbx_status_host_root_type, h);
-      return -1;
+      sbx_error_sys (err, "fork");
+      goto out;
     }
-  h->under_mount_id = under, h->has_under_mount_id = true;
+  if (pid == 0)
+    {
+      close (sp[0]);
+      bind_child (sp[1], nsfd, rootfs);
+    }
+  close (sp[1]);
+  sp[1] = -1;
+  if (sbx_read_all (sp[0], &b, sizeof b) != (ssize_t)sizeof b)
+    {
+      sbx_error_set (err, EIO, "the helper in the container's mount namespace died");
+      goto out;
+    }
+  if (b.r < 0)
+    {
+      sbx_error_set (err, b.errno_, "%s", b.msg);
+      goto out;
+    }
+  h->under_mount_id = b.under, h->has_under_mount_id = true;
+  h->mount_id = b.bind, h->has_mount_id = true;
   if (st->host_root)
     ocispec_free (&sbx_status_host_root_type, st->host_root);
-  st->host_root = h;
-  return 0;
+  st->host_root = steal_ptr (h);
+  /* recorded before the bind exists: a create killed from here on leaves
+     a bind delete knows */
+  if (save (data, err) < 0)
+    goto out;
+  if (sbx_write_all (sp[0], "y", 1) < 0 || sbx_read_all (sp[0], &b, sizeof b) != (ssize_t)sizeof b)
+    {
+      sbx_error_set (err, EIO, "the helper in the container's mount namespace died");
+      goto out;
+    }
+  if (b.r < 0)
+    {
+      sbx_error_set (err, b.errno_, "%s", b.msg);
+      goto out;
+    }
+  r = 0;
+out:
+  if (sp[0] >= 0)
+    close (sp[0]);
+  if (sp[1] >= 0)
+    close (sp[1]);
+  if (pid > 0)
+    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+  if (h)
+    ocispec_free (&sbx_status_host_root_type, h);
+  return r;
 }
 
 /* The bind on h->path that h describes, opened; -ENOENT: none there.  */
@@ -236,12 +404,12 @@ open_bind (const sbx_status_host_root *h, sbx_error **err)
       close (fd);
       return sbx_error_sys (err, "mount id of `%s`", h->path);
     }
-  if (id == h->under_mount_id)
+  if (!h->has_mount_id || id == h->under_mount_id)
     {
-      close (fd);
+      close (fd); /* our bind was never attached (it is recorded first) */
       return -ENOENT;
     }
-  if ((h->has_mount_id && h->mount_id && id != h->mount_id) || mount_parent (id) != h->under_mount_id)
+  if (id != h->mount_id || mount_parent (id) != h->under_mount_id)
     {
       close (fd);
       return sbx_error_set (err, EXDEV, "the mount on `%s` is not the container's rootfs bind: left alone",
@@ -299,7 +467,9 @@ detach_bind (const sbx_status_host_root *h, uint64_t *out, sbx_error **err)
     return 0;
   if (fd < 0)
     return -1;
-  if (umount2 (fdpath (p, fd), MNT_DETACH) < 0)
+  if (procfd >= 0)
+    snprintf (p, sizeof p, "self/fd/%d", fd);
+  if ((procfd >= 0 ? fchdir (procfd) : 0) < 0 || umount2 (procfd >= 0 ? p : fdpath (p, fd), MNT_DETACH) < 0)
     return sbx_error_sys (err, "unmount the rootfs bind `%s`", h->path);
   *out = 1;
   return 0;

@@ -134,18 +134,20 @@ out:
   return r;
 }
 
-/* Without a mount namespace of its own: the rootfs is bound onto itself
-   and that bind made private (recursively) before anything is mounted
-   below it, so nothing propagates to the peers of the namespace's shared
+/* Without a mount namespace of its own: the runtime has bound the rootfs
+   onto itself and made that bind private (recursively) before anything
+   is mounted below it (hostroot.c), so nothing propagates to the peers of the namespace's shared
    mounts; nothing outside the rootfs is touched (no propagation change of
    /, no pivot_root).  Removed whole at delete (hostroot.c).  */
 static int
 host_root_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
 {
-  if (mount (o->rootfs, o->rootfs, NOFS, MS_BIND | MS_REC, NULL) < 0)
-    return sbx_error_sys (err, "bind rootfs %s", o->rootfs);
-  if (mount (NULL, o->rootfs, NOFS, MS_REC | MS_PRIVATE, NULL) < 0)
-    return sbx_error_sys (err, "make the rootfs bind %s private", o->rootfs);
+  struct statx sx;
+  /* the bind the runtime made and recorded (hostroot.c), nothing else */
+  if (statx (AT_FDCWD, o->rootfs, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0)
+    return sbx_error_sys (err, "rootfs %s", o->rootfs);
+  if (o->host_bind_id == 0 || !(sx.stx_mask & STATX_MNT_ID) || sx.stx_mnt_id != o->host_bind_id)
+    return sbx_error_set (err, EXDEV, "rootfs %s: the mount there is not the bind the runtime made", o->rootfs);
   return build_root (c, o, procfd, err);
 }
 
