@@ -83,6 +83,9 @@ struct sbx_cgroup
   bool staged_out;
 };
 
+/* stage.c: close the staging fds (stage_in, stage_out).  */
+void sbx_cg_stage_close (sbx_cgroup *cg);
+
 /* ---- discovery (cgroup/discovery.c); every parser takes the text so it is testable */
 
 /* Build the hierarchy list of a host in `mode` from the text of

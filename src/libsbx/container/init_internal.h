@@ -42,6 +42,10 @@ typedef struct
   bool born_in_v2;     /* child: clone3 placed it in the v2 cgroup (CLONE_INTO_CGROUP) */
 } sbx_creator;
 
+/* create's first step (create_config.c): config.json read into cr->c,
+   checked, and the namespaces and rootfs planned; nothing made yet.  */
+int sbx_create_load_config (const sbx_create_opts *o, sbx_creator *cr, sbx_error **err);
+
 /* The child's entry point; never returns.  */
 _Noreturn void sbx_init_main (sbx_creator *cr);
 
