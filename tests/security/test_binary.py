@@ -10,13 +10,15 @@ script over it.  A process with CAP_SYS_PTRACE can do the same through
 /proc/<pid>/exe of any runtime process it sees (exe_overwrite.c poll).
 
 Every route first runs against a deliberately weak target and shows the
-binary rewritten; sbxrun runs from a sealed memfd copy (sealed.h), so the
-write fails and the binary on disk keeps its hash.  The sbxrun under attack
+binary rewritten; sbxrun runs from a read-only overlay view of its binary or
+a sealed memfd copy (sealed.h), so the write fails and the binary on disk
+keeps its hash.  The sbxrun under attack
 is always a private copy (fixture sbxrun_copy), never the binary under
 test, so a regression cannot damage the build.
 """
 
 import ctypes
+import errno
 import os
 import re
 import shutil
@@ -87,10 +89,22 @@ def wait_report(out, timeout=15):
                     "the exploit's report")
 
 
+def sealed_target(link, binary):
+    """LINK (of a runtime process's exe) is one of sealed.c's: the memfd
+    copy, or the overlay view -- the binary's name at the root of a mount
+    attached nowhere (so no directory above it)."""
+    return link.startswith("/memfd:sbxrun") or link == "/" + binary.name
+
+
 def assert_stopped(rep, binary, before):
     assert sha256(binary) == before, f"the runtime's binary was rewritten: {rep}"
-    assert rep.get("target") and all(t.startswith("/memfd:sbxrun") for t in rep["target"]), rep
-    # The copy may be opened, but not changed: F_SEAL_WRITE -> EPERM.
+    assert rep.get("target") and all(sealed_target(t, binary) for t in rep["target"]), rep
+    assert_write_refused(rep)
+
+
+def assert_write_refused(rep):
+    # The memfd copy may be opened, but not changed (F_SEAL_WRITE -> EPERM);
+    # the overlay view cannot even be opened for writing (EROFS).
     writes = rep.get("write", []) + [v for v in rep.get("open_write", []) if v != "0"]
     assert writes and all(v != "0" for v in writes), rep
 
@@ -119,15 +133,24 @@ def test_primitive_rewrites_an_unprotected_runtime(tmp_path, bundle, weapons):
     assert naive.read_bytes().startswith(b"#!/bin/sh\necho PWNED")
 
 
-@pytest.mark.parametrize("route", ["run-d", "create-start"])
+@pytest.mark.parametrize("route", ["run-d", "create-start", "memfd-run-d"])
 def test_entrypoint_cannot_rewrite_the_runtime(sbx, bundle, tmp_path, weapons, sbxrun_copy, route):
+    """memfd-run-d: without the overlay view (no CAP_SYS_ADMIN, Linux
+    before 6.8) the copy is a sealed memfd, and the exploit reaches it."""
+    if route.startswith("memfd") and os.uname().machine != "x86_64":
+        pytest.skip("the filter is for x86_64")
     b = bundle(["/bin/evil"])
     out = tmp_path / "out"
     arm(b, weapons, out)
     sbx.binary = str(sbxrun_copy)
     before = sha256(sbxrun_copy)
     cid = sbx.new_id()
-    if route == "run-d":
+    if route == "memfd-run-d":
+        cp = run_cmd(sbx.argv("run", "-d", "--bundle", b, cid), preexec_fn=no_overlay_view)
+        assert cp.returncode == 0, describe(cp)
+        rep = wait_report(out)
+        assert all(t.startswith("/memfd:sbxrun") for t in rep.get("target", [])), rep
+    elif route == "run-d":
         sbx.ok("run", "-d", "--bundle", b, cid)
     else:
         sbx.ok("create", "--bundle", b, cid)
@@ -196,31 +219,45 @@ def test_ptracer_cannot_rewrite_the_runtime_during_exec(sbx, bundle, tmp_path, w
     sbx.ok("run", "-d", "--bundle", b, cid)
     deadline = time.monotonic() + 25
     while "found" not in report(out / "report") and time.monotonic() < deadline:
-        sbx.ok("exec", cid, "true")
+        cp = sbx("exec", cid, "true")
+        # The poller is the init: once it has tried the exe it found (the
+        # overlay view refuses at once, EROFS) it exits, killing that exec.
+        assert cp.returncode == 0 or "found" in report(out / "report"), describe(cp)
     rep = wait_report(out, 30)
     assert rep.get("found"), f"the poller never saw an exec process: {rep}"
-    assert all("memfd:sbxrun" in f for f in rep["found"]), rep
+    assert all(sealed_target(f.split(" ", 1)[1], sbxrun_copy) for f in rep["found"]), rep
     assert sha256(sbxrun_copy) == before, rep
-    assert rep.get("write") and all(v != "0" for v in rep["write"]), rep
+    assert_write_refused(rep)
+
+
+def waiting_init(sbx, bundle, binary):
+    """With BINARY as sbxrun, a created container whose init waits for
+    `start` as sbxrun: (BINARY's hash, its id, its pid)."""
+    sbx.binary = str(binary)
+    before = sha256(binary)
+    a = bundle(["sleep", "30"], name="waiting")
+    aid = sbx.new_id()
+    sbx.ok("create", "--bundle", a, aid)
+    return before, aid, sbx.state(aid)["pid"]
+
+
+def join_pid_ns(b, pid):
+    """Bundle B's container shares PID's pid namespace (a pod)."""
+    for ns in b.config["linux"]["namespaces"]:
+        if ns["type"] == "pid":
+            ns["path"] = f"/proc/{pid}/ns/pid"
+    b.write()
 
 
 def test_neighbour_cannot_rewrite_a_waiting_init(sbx, bundle, tmp_path, weapons, sbxrun_copy):
     """A created container's init waits for `start` as sbxrun; a neighbour
     in its pid namespace (a pod) goes for its /proc/1/exe."""
-    sbx.binary = str(sbxrun_copy)
-    before = sha256(sbxrun_copy)
-    a = bundle(["sleep", "30"], name="waiting")
-    aid = sbx.new_id()
-    sbx.ok("create", "--bundle", a, aid)
-    apid = sbx.state(aid)["pid"]
+    before, aid, apid = waiting_init(sbx, bundle, sbxrun_copy)
     n = bundle(name="neighbour")
     out = tmp_path / "out"
     arm(n, weapons, out)
     with_ptrace(n, ["/exploit", "poll", "sbxrun", "/out/report", "20"])
-    for ns in n.config["linux"]["namespaces"]:
-        if ns["type"] == "pid":
-            ns["path"] = f"/proc/{apid}/ns/pid"
-    n.write()
+    join_pid_ns(n, apid)
     nid = sbx.new_id()
     sbx.ok("run", "-d", "--bundle", n, nid)
     wait_for(lambda: "found" in report(out / "report"), 20, "the neighbour to find the waiting init")
@@ -230,22 +267,71 @@ def test_neighbour_cannot_rewrite_a_waiting_init(sbx, bundle, tmp_path, weapons,
     rep = wait_report(out, 25)
     assert rep.get("found"), f"the neighbour never saw the waiting init: {rep}"
     assert sha256(sbxrun_copy) == before, rep
-    assert rep.get("write") and all(v != "0" for v in rep["write"]), rep
+    assert_write_refused(rep)
     assert pid_alive(apid)
 
 
-def no_sealable_memfd():
-    """preexec_fn: a seccomp filter failing memfd_create(..., MFD_ALLOW_SEALING)
-    with ENOSYS, as on a kernel without memfd (the memfd sbxrun uses for
-    seccomp programs has no sealing flag and still works)."""
+def test_privileged_neighbour_cannot_make_the_overlay_view_writable(sbx, bundle, tmp_path, exploit,
+                                                                    sbxrun_copy):
+    """A waiting init runs from the overlay view of the binary; a neighbour
+    in its pid namespace with CAP_SYS_ADMIN in the initial user namespace
+    and no seccomp holds that exe and tries every way to make it writable:
+    open it for writing, clear its mount's read-only flag, reconfigure or
+    remount its filesystem read-write, reach the directory above it."""
+    remount = exploit("exe_remount")
+    before, aid, apid = waiting_init(sbx, bundle, sbxrun_copy)
+    link = os.readlink(f"/proc/{apid}/exe")
+    if link.startswith("/memfd:"):
+        pytest.skip(f"no overlay view here (kernel {os.uname().release}): the init runs from {link}")
+    assert link == "/" + sbxrun_copy.name, link
+    n = bundle(["/exe_remount", "1", "/out/report"], name="privileged")
+    shutil.copy(remount, n.rootfs / "exe_remount")
+    out = tmp_path / "out"
+    out.mkdir()
+    add_bind(n, out, "/out")
+    caps = n.config["process"]["capabilities"]
+    for k in caps:
+        caps[k] += [c for c in ("CAP_SYS_ADMIN", "CAP_SYS_PTRACE") if c not in caps[k]]
+    n.config["process"]["noNewPrivileges"] = False
+    lx = n.config["linux"]
+    lx.pop("seccomp", None)
+    lx["maskedPaths"], lx["readonlyPaths"] = [], []
+    assert not any(ns["type"] == "user" for ns in lx["namespaces"])
+    join_pid_ns(n, apid)
+    sbx.ok("run", "--bundle", n, sbx.new_id())
+    rep = wait_report(out)
+    assert rep.get("target") == [link], rep
+    assert rep.get("open_path") == ["0"], rep
+    erofs, einval = str(errno.EROFS), str(errno.EINVAL)
+    assert rep.get("open_write") == [erofs] and rep.get("open_write_after") == [erofs], rep
+    assert "write" not in rep, rep
+    # the mount is attached nowhere and the file is not a mount's root
+    for k in ("setattr", "fspick", "remount", "remount_bind"):
+        assert rep.get(k) == [einval], (k, rep)
+    assert rep.get("parent") == [str(errno.ENOTDIR)], rep
+    assert sha256(sbxrun_copy) == before, rep
+    sbx.ok("start", aid)
+    assert pid_alive(apid)
+
+
+def _enosys_filter(memfd):
+    """preexec_fn maker: a seccomp filter failing with ENOSYS the fsmount(2)
+    of sealed.c's overlay view (its attribute flags, NOSUID|NODEV, are its
+    alone), as on a kernel without overlayfs data-only layers; with MEMFD,
+    also memfd_create(..., MFD_ALLOW_SEALING), as on a kernel without memfd
+    (the memfd sbxrun uses for seccomp programs has no sealing flag and
+    still works)."""
     ret_allow, ret_errno, enosys = 0x7FFF0000, 0x00050000, 38
     prog = [
-        (0x20, 0, 0, 4),            # ld arch
-        (0x15, 0, 5, 0xC000003E),   # AUDIT_ARCH_X86_64, else allow
-        (0x20, 0, 0, 0),            # ld nr
-        (0x15, 0, 3, 319),          # __NR_memfd_create, else allow
-        (0x20, 0, 0, 24),           # ld args[1] (low word)
-        (0x45, 0, 1, 2),            # MFD_ALLOW_SEALING set?
+        (0x20, 0, 0, 4),            # 0: ld arch
+        (0x15, 0, 8, 0xC000003E),   # 1: AUDIT_ARCH_X86_64, else allow
+        (0x20, 0, 0, 0),            # 2: ld nr
+        (0x15, 0, 2, 432),          # 3: __NR_fsmount, else 6
+        (0x20, 0, 0, 32),           # 4: ld args[2] (low word)
+        (0x15, 3, 4, 0x6),          # 5: MOUNT_ATTR_NOSUID|NODEV: ENOSYS, else allow
+        (0x15, 0, 3, 319 if memfd else 0xFFFFFFFF),  # 6: __NR_memfd_create, else allow
+        (0x20, 0, 0, 24),           # 7: ld args[1] (low word)
+        (0x45, 0, 1, 2),            # 8: MFD_ALLOW_SEALING set?
         (0x06, 0, 0, ret_errno | enosys),
         (0x06, 0, 0, ret_allow),
     ]
@@ -257,11 +343,18 @@ def no_sealable_memfd():
     class Prog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
 
-    insns = (Insn * len(prog))(*[Insn(*i) for i in prog])
-    p = Prog(len(prog), insns)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(p), 0, 0) != 0:
-        os._exit(121)  # PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP FILTER
+    def install():
+        insns = (Insn * len(prog))(*[Insn(*i) for i in prog])
+        p = Prog(len(prog), insns)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(p), 0, 0) != 0:
+            os._exit(121)  # PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP FILTER
+
+    return install
+
+
+no_overlay_view = _enosys_filter(memfd=False)
+no_overlay_nor_sealable_memfd = _enosys_filter(memfd=True)
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filter is for x86_64")
@@ -274,14 +367,14 @@ def test_tmpfile_fallback_cannot_rewrite_the_runtime(sbx, bundle, tmp_path, weap
     sbx.binary = str(sbxrun_copy)
     before = sha256(sbxrun_copy)
     cid = sbx.new_id()
-    cp = run_cmd(sbx.argv("create", "--bundle", b, cid), preexec_fn=no_sealable_memfd)
+    cp = run_cmd(sbx.argv("create", "--bundle", b, cid), preexec_fn=no_overlay_nor_sealable_memfd)
     assert cp.returncode == 0, describe(cp)
     pid = sbx.state(cid)["pid"]
     link, st = os.readlink(f"/proc/{pid}/exe"), os.stat(f"/proc/{pid}/exe")
     assert "memfd:" not in link and link.endswith(" (deleted)") and st.st_nlink == 0, link
     assert str(sbxrun_copy) not in link
     sbx.ok("start", cid)
-    cp = run_cmd(sbx.argv("exec", "-d", cid, "/bin/evil"), preexec_fn=no_sealable_memfd)
+    cp = run_cmd(sbx.argv("exec", "-d", cid, "/bin/evil"), preexec_fn=no_overlay_nor_sealable_memfd)
     assert cp.returncode == 0, describe(cp)
     rep = wait_report(out)
     assert rep.get("target") and all(t.endswith(" (deleted)") and "memfd" not in t for t in rep["target"]), rep

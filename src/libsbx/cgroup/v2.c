@@ -32,6 +32,39 @@
 
 /* ---------------------------------------------------------- conversions */
 
+/* log2 and 10^x without libm (its shared object would cost every image of
+   sbxrun a mapping, relocations and ~300 KB of resident pages for this one
+   conversion): the mantissa's log by the atanh series, 10^x as 2^k e^r by
+   Taylor, both to double precision over the ranges used here.  */
+static double
+log2_of (double x)
+{
+  union
+  {
+    double d;
+    uint64_t u;
+  } v = { .d = x };
+  int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+  v.u = (v.u & ~(0x7ffULL << 52)) | (1023ULL << 52); /* mantissa in [1, 2) */
+  double s = (v.d - 1) / (v.d + 1), s2 = s * s, t = s, sum = 0;
+  for (int k = 1; k < 60; k += 2, t *= s2)
+    sum += t / k;
+  return e + 2 * sum / 0.69314718055994530942;
+}
+
+static double
+exp10_of (double x)
+{
+  double y = x * 2.30258509299404568402, r, term = 1, sum = 1;
+  int k = (int)(y / 0.69314718055994530942);
+  r = y - k * 0.69314718055994530942;
+  for (int n = 1; n < 30; n++)
+    term *= r / n, sum += term;
+  for (; k > 0; k--)
+    sum *= 2;
+  return sum;
+}
+
 uint64_t
 sbx_cg_shares_to_weight (uint64_t shares)
 {
@@ -49,10 +82,10 @@ sbx_cg_shares_to_weight (uint64_t shares)
     return 1;
   if (shares >= 262144)
     return 10000;
-  l = log2 ((double)shares);
-  e = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
-  w = pow (10.0, e);
-  r = round (w);
+  l = log2_of ((double)shares);
+  e = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0; /* > 0 from shares 3 on */
+  w = exp10_of (e);
+  r = (double)(uint64_t)(w + 0.5);
   /* exact powers of ten (1024 -> 100) must not be pushed up by rounding noise */
   if (fabs (w - r) < 1e-9 * w)
     w = r;

@@ -72,7 +72,7 @@ sbx_parse_duration_ms (const char *s, long long *ms, sbx_error **err)
     }
   if (total > 1e15)
     return sbx_error_set (err, ERANGE, "duration `%s` is too long", s);
-  *ms = (long long)llround (total);
+  *ms = (long long)(total + 0.5); /* total >= 0 */
   return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -29,9 +31,33 @@
 
 #define WANT_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
+/* The new mount API (the values are the kernel's ABI).  */
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#endif
+#define OVL_MAGIC 0x794c7630     /* OVERLAYFS_SUPER_MAGIC */
+#define FS_CLOEXEC 1             /* FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC */
+#define FS_SET_STRING 1          /* FSCONFIG_SET_STRING */
+#define FS_CMD_CREATE 6          /* FSCONFIG_CMD_CREATE */
+#define FS_ATTR_NOSUID_NODEV 0x6 /* MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV */
+
 extern char **environ;
 
 static int marker = -1; /* the environment said we are the copy */
+
+/* A file on a read-only overlay: its superblock, not just the mount, is
+   read-only (we never set the mount's flag, so ST_RDONLY is the
+   superblock's), as an overlay without an upper layer always is.  */
+static bool
+on_readonly_overlay (int fd)
+{
+  struct statfs sfs;
+  struct statvfs svfs;
+  return fstatfs (fd, &sfs) == 0 && sfs.f_type == OVL_MAGIC && fstatvfs (fd, &svfs) == 0
+         && (svfs.f_flag & ST_RDONLY);
+}
 
 static bool
 fd_is_sealed_copy (int fd)
@@ -40,8 +66,46 @@ fd_is_sealed_copy (int fd)
   struct stat st;
   if (seals >= 0)
     return (seals & WANT_SEALS) == WANT_SEALS;
-  /* The fallback's copy: no name left, and we made it.  */
-  return marker == 1 && fstat (fd, &st) == 0 && st.st_nlink == 0;
+  /* The other two kinds, and we made them: the overlay's view, or the
+     fallback's copy with no name left.  */
+  return marker == 1 && (on_readonly_overlay (fd) || (fstat (fd, &st) == 0 && st.st_nlink == 0));
+}
+
+/* The binary itself, seen through a private overlay mount of its
+   directory with no upper layer: no copy (the page cache is the binary's),
+   and nothing can make it writable -- an overlay without an upper layer is
+   read-only in its superblock and refuses to be reconfigured read-write,
+   and the mount is attached nowhere (no path leads to it; clearing its
+   mount flags would not help).  The directory is its only visible layer;
+   /dev is a data-only layer, there because an overlay needs two, never
+   looked up.  Needs CAP_SYS_ADMIN and Linux 6.8 (datadir+): -1 otherwise,
+   and when the file found is not the one running (replaced meanwhile).  */
+static int
+overlay_view (const struct stat *self)
+{
+  char path[4096];
+  ssize_t n = readlink ("/proc/self/exe", path, sizeof path - 1);
+  char *slash;
+  struct stat st;
+  if (n <= 1 || path[0] != '/')
+    return -1;
+  path[n] = '\0';
+  slash = strrchr (path, '/');
+  *slash = '\0';
+  cleanup_close int fs = (int)syscall (SYS_fsopen, "overlay", FS_CLOEXEC);
+  if (fs < 0 || syscall (SYS_fsconfig, fs, FS_SET_STRING, "lowerdir+", slash == path ? "/" : path, 0) < 0
+      || syscall (SYS_fsconfig, fs, FS_SET_STRING, "datadir+", "/dev", 0) < 0
+      || syscall (SYS_fsconfig, fs, FS_CMD_CREATE, NULL, NULL, 0) < 0)
+    return -1;
+  cleanup_close int mnt = (int)syscall (SYS_fsmount, fs, FS_CLOEXEC, FS_ATTR_NOSUID_NODEV);
+  if (mnt < 0)
+    return -1;
+  cleanup_close int fd = openat (mnt, slash + 1, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || fstat (fd, &st) < 0 || st.st_ino != self->st_ino || st.st_size != self->st_size
+      || st.st_mtim.tv_sec != self->st_mtim.tv_sec || st.st_mtim.tv_nsec != self->st_mtim.tv_nsec
+      || !on_readonly_overlay (fd))
+    return -1;
+  return steal_fd (&fd);
 }
 
 static int
@@ -148,7 +212,7 @@ sbx_reexec_sealed (char **argv, sbx_error **err)
     return sbx_error_sys (err, "open /proc/self/exe (to run from a sealed copy)");
   if (fd_is_sealed_copy (exe))
     {
-      /* An exec by fd names the process after the fd ("memfd:sbxrun"):
+      /* An exec by fd names the process after the fd (its number):
          keep the name ps and pgrep know.  */
       if (marker == 1 && argv[0])
         {
@@ -161,13 +225,18 @@ sbx_reexec_sealed (char **argv, sbx_error **err)
     return sbx_error_set (err, EPERM, "re-executed from a sealed copy of the binary, but it is not sealed");
   if (fstat (exe, &st) < 0)
     return sbx_error_sys (err, "stat /proc/self/exe");
-  off_t len = exec_extent (exe, st.st_size);
-  copy = sealed_memfd (exe, len);
+  copy = overlay_view (&st);
   if (copy < 0)
-    copy = tmpfile_copy (exe, len);
+    {
+      off_t len = exec_extent (exe, st.st_size);
+      copy = sealed_memfd (exe, len);
+      if (copy < 0)
+        copy = tmpfile_copy (exe, len);
+    }
   if (copy < 0)
-    return sbx_error_sys (err, "make a sealed copy of the sbxrun binary (memfd_create and O_TMPFILE both "
-                               "failed): refusing to let containers reach the binary itself");
+    return sbx_error_sys (err,
+                          "make a sealed copy of the sbxrun binary (a read-only overlay, memfd_create and "
+                          "O_TMPFILE all failed): refusing to let containers reach the binary itself");
   if (setenv (SEALED_ENV, "1", 1) < 0)
     return sbx_error_sys (err, "setenv");
   syscall (SYS_execveat, copy, "", argv, environ, AT_EMPTY_PATH);

@@ -101,9 +101,11 @@ bool sbx_seccomp_uses_notify (const sbx_seccomp *sc);
  * reopen the host's sbxrun for writing once we exit, and the next sbxrun on
  * the host would run its code as root (CVE-2019-5736).  So the commands
  * that make processes a container can see re-execute themselves, first
- * thing, from an anonymous copy sealed against writes: the file behind
- * every such /proc/<pid>/exe is then that copy, which nobody can change and
- * which disappears with the last process that runs it.  */
+ * thing, from the binary seen through a private overlay mount that nothing
+ * can make writable, or else from an anonymous copy sealed against writes:
+ * the file behind every such /proc/<pid>/exe is then that view or copy,
+ * which nobody can change, and which disappears with the last process that
+ * runs it.  */
 
 /* Re-execute from a sealed copy of /proc/self/exe with the same argv and
    environment, unless already running from one.  Returns 0 when running
