@@ -243,7 +243,12 @@ def test_rootfs_below_a_directory_others_may_change_refused(sbx, bundle, tmp_pat
         os.chmod(parent, mode | 0o1002)  # sticky: others cannot rename root's rootfs
         cp = sbx("run", "--bundle", b, sbx.new_id())
         assert cp.returncode == 0, describe(cp)
+        os.chown(parent, 65534, -1)  # but a sticky directory's owner can
+        cp = sbx("run", "--bundle", b, sbx.new_id())
+        assert cp.returncode != 0, describe(cp)
+        assert "may be changed by others than root" in cp.stderr, describe(cp)
     finally:
+        os.chown(parent, 0, -1)
         os.chmod(parent, mode)
     assert under(mount_points(), b.rootfs) == []
 

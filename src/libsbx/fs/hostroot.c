@@ -200,7 +200,8 @@ open_ns (const sbx_status_host_root *h, sbx_error **err)
 /* rootfs opened O_PATH, walking from "/" without following a symlink,
    each directory above it root's and writable by root alone (or sticky,
    over an entry root owns): nobody else can rename a parent to redirect
-   the bind.  Never "/" itself.  */
+   the bind (a sticky one's owner may rename entries too: root's).  Never
+   "/" itself.  */
 static int
 open_rootfs_checked (const char *path, sbx_error **err)
 {
@@ -221,8 +222,8 @@ open_rootfs_checked (const char *path, sbx_error **err)
       fd = next;
       if (fstat (fd, &st) < 0)
         return sbx_error_sys (err, "stat `%s`", c);
-      if (!(up.st_uid == 0 && !(up.st_mode & (S_IWGRP | S_IWOTH)))
-          && !((up.st_mode & S_ISVTX) && st.st_uid == 0))
+      /* in a sticky directory its owner may still rename any entry */
+      if (!(up.st_uid == 0 && (!(up.st_mode & (S_IWGRP | S_IWOTH)) || ((up.st_mode & S_ISVTX) && st.st_uid == 0))))
         return sbx_error_set (err, EPERM,
                               "rootfs `%s`: without a mount namespace of its own the rootfs is bound in a "
                               "namespace shared with others, and the directory above `%s` may be changed by "
@@ -266,7 +267,7 @@ bind_child (int fd, int nsfd, const char *path)
   sbx_error *e = NULL;
   cleanup_close int rootfd = -1, tree = -1;
   struct sbx_mount_attr a = { .propagation = MS_PRIVATE };
-  char ok, p[FDPATH_MAX];
+  char ok;
   uint64_t at;
 
   if (setns (nsfd, CLONE_NEWNS) < 0)
@@ -295,7 +296,8 @@ bind_child (int fd, int nsfd, const char *path)
       sbx_error_sys (&e, "bind rootfs `%s`", path);
       goto out;
     }
-  if (mount (NULL, fdpath (p, tree), NOFS, MS_REC | MS_PRIVATE, NULL) < 0)
+  /* by fd: this namespace's /proc may be another pid namespace's */
+  if (syscall (SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
     {
       sbx_error_sys (&e, "make the rootfs bind `%s` private", path);
       goto out;

@@ -103,6 +103,7 @@ overlay_view (const struct stat *self)
   cleanup_close int fd = openat (mnt, slash + 1, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0 || fstat (fd, &st) < 0 || st.st_ino != self->st_ino || st.st_size != self->st_size
       || st.st_mtim.tv_sec != self->st_mtim.tv_sec || st.st_mtim.tv_nsec != self->st_mtim.tv_nsec
+      || st.st_ctim.tv_sec != self->st_ctim.tv_sec || st.st_ctim.tv_nsec != self->st_ctim.tv_nsec
       || !on_readonly_overlay (fd))
     return -1;
   return steal_fd (&fd);
