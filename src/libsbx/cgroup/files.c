@@ -201,8 +201,20 @@ collect_at (int dirfd, const char *where, int depth, pid_t **pids, size_t *n, sb
   int lfd;
   struct dirent *de;
 
-  if (sbx_cg_read_at (dirfd, "cgroup.procs", &procs, err) < 0)
-    return sbx_error_wrap (err, "cgroup `%s`", where);
+  sbx_error *e = NULL;
+
+  if (sbx_cg_read_at (dirfd, "cgroup.procs", &procs, &e) < 0)
+    {
+      /* removed meanwhile once empty (systemd does that to a scope): no
+         processes there */
+      if (e->errno_ == ENODEV || e->errno_ == ENOENT)
+        {
+          sbx_error_free (e);
+          return 0;
+        }
+      *err = e;
+      return sbx_error_wrap (err, "cgroup `%s`", where);
+    }
   for (char *p = procs, *end; *p; p = end)
     {
       long v = strtol (p, &end, 10);
