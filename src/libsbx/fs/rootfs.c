@@ -142,11 +142,11 @@ out:
 static int
 host_root_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_error **err)
 {
-  struct statx sx;
+  uint64_t id = 0; /* 0: the kernel gives no mount id, so not the bind */
   /* the bind the runtime made and recorded (hostroot.c), nothing else */
-  if (statx (AT_FDCWD, o->rootfs, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0)
+  if (sbx_fs_mount_id (AT_FDCWD, o->rootfs, AT_SYMLINK_NOFOLLOW, &id) < 0 && errno != ENOTSUP)
     return sbx_error_sys (err, "rootfs %s", o->rootfs);
-  if (o->host_bind_id == 0 || !(sx.stx_mask & STATX_MNT_ID) || sx.stx_mnt_id != o->host_bind_id)
+  if (o->host_bind_id == 0 || id != o->host_bind_id)
     return sbx_error_set (err, EXDEV, "rootfs %s: the mount there is not the bind the runtime made", o->rootfs);
   return build_root (c, o, procfd, err);
 }
