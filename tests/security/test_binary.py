@@ -322,7 +322,7 @@ def _enosys_filter(memfd):
     (the memfd sbxrun uses for seccomp programs has no sealing flag and
     still works)."""
     ret_allow, ret_errno, enosys = 0x7FFF0000, 0x00050000, 38
-    prog = [
+    return _filter([
         (0x20, 0, 0, 4),            # 0: ld arch
         (0x15, 0, 8, 0xC000003E),   # 1: AUDIT_ARCH_X86_64, else allow
         (0x20, 0, 0, 0),            # 2: ld nr
@@ -334,7 +334,11 @@ def _enosys_filter(memfd):
         (0x45, 0, 1, 2),            # 8: MFD_ALLOW_SEALING set?
         (0x06, 0, 0, ret_errno | enosys),
         (0x06, 0, 0, ret_allow),
-    ]
+    ])
+
+
+def _filter(prog):
+    """preexec_fn installing the classic BPF program PROG (no_new_privs)."""
 
     class Insn(ctypes.Structure):
         _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
@@ -355,6 +359,82 @@ def _enosys_filter(memfd):
 
 no_overlay_view = _enosys_filter(memfd=False)
 no_overlay_nor_sealable_memfd = _enosys_filter(memfd=True)
+# prctl(PR_SET_MM, ...) fails EPERM, as without CAP_CHECKPOINT_RESTORE and
+# CAP_SYS_ADMIN: sbxrun cannot take the sealed file in place and re-executes.
+no_set_mm = _filter([
+    (0x20, 0, 0, 4),            # 0: ld arch
+    (0x15, 0, 5, 0xC000003E),   # 1: AUDIT_ARCH_X86_64, else allow
+    (0x20, 0, 0, 0),            # 2: ld nr
+    (0x15, 0, 3, 157),          # 3: __NR_prctl, else allow
+    (0x20, 0, 0, 16),           # 4: ld args[0] (low word)
+    (0x15, 0, 1, 35),           # 5: PR_SET_MM: EPERM, else allow
+    (0x06, 0, 0, 0x00050000 | errno.EPERM),
+    (0x06, 0, 0, 0x7FFF0000),
+])
+
+
+def image_maps(pid, binary):
+    """PID's mappings of BINARY's file (by device and inode, as
+    /proc/PID/maps shows them) and of the file behind its /proc/PID/exe."""
+    def key(st):
+        return (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+
+    own, exe = key(os.stat(binary)), key(os.stat(f"/proc/{pid}/exe"))
+    found = {own: [], exe: []}
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            rng, _, _, dev, ino = line.split()[:5]
+            maj, mnr = (int(x, 16) for x in dev.split(":"))
+            k = (maj, mnr, int(ino))
+            if k in found:
+                found[k].append(rng)
+    return found[own], found[exe] if exe != own else []
+
+
+def test_primitive_an_unsealed_runtime_maps_its_binary(sbx, bundle, sbxrun_copy):
+    """The check below can fail: a command that does not seal itself
+    (`events`, which stays) maps the binary it was started from."""
+    b = bundle(["sleep", "30"])
+    sbx.binary = str(sbxrun_copy)
+    cid = sbx.new_id()
+    sbx.ok("run", "-d", "--bundle", b, cid)
+    p = subprocess.Popen(sbx.argv("events", cid), stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: image_maps(p.pid, sbxrun_copy)[0], 10, "events to map its binary")
+        own, other = image_maps(p.pid, sbxrun_copy)
+        assert own and not other, (own, other)
+    finally:
+        p.kill()
+        p.wait()
+    sbx.ok("delete", "-f", cid)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filters are for x86_64")
+@pytest.mark.parametrize("route", ["view", "memfd", "tmpfile", "reexec"])
+def test_waiting_init_maps_nothing_of_the_binary(sbx, bundle, sbxrun_copy, route):
+    """Every mapping of the image a created init (which waits as sbxrun,
+    visible to its container) runs is of the sealed view or copy, none of
+    the binary on disk (/proc/<pid>/map_files would reach that).  With
+    CAP_CHECKPOINT_RESTORE (root here) sbxrun takes the sealed file in
+    place, without a second exec (the re-exec's marker never appears in
+    the init's initial environment); without, it re-executes."""
+    pre = {"view": None, "memfd": no_overlay_view, "tmpfile": no_overlay_nor_sealable_memfd,
+           "reexec": no_set_mm}[route]
+    b = bundle(["sleep", "30"])
+    sbx.binary = str(sbxrun_copy)
+    cid = sbx.new_id()
+    cp = run_cmd(sbx.argv("create", "--bundle", b, cid), preexec_fn=pre)
+    assert cp.returncode == 0, describe(cp)
+    pid = sbx.state(cid)["pid"]
+    own, sealed = image_maps(pid, sbxrun_copy)
+    assert not own, f"the init maps the binary on disk: {own}"
+    assert len(sealed) >= 3, sealed  # text, read-only data, data
+    link = os.readlink(f"/proc/{pid}/exe")
+    assert sealed_target(link, sbxrun_copy) or (route == "tmpfile" and link.endswith(" (deleted)")), link
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        reexecuted = (MARKER + "=1").encode() in f.read().split(b"\0")
+    assert reexecuted == (route == "reexec"), route
+    sbx.ok("delete", "-f", cid)
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filter is for x86_64")

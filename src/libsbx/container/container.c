@@ -584,8 +584,7 @@ sbx_container_list (const char *root, bool json, bool quiet, FILE *out, sbx_erro
         }
       else
         fprintf (out, "%-24s %-8d %-8s %-40s %-32s %s\n", *id, strcmp (status, "stopped") ? s->st->pid : 0,
-                 status, s->st->bundle, s->st->created ? s->st->created : "",
-                 s->st->owner ? s->st->owner : "");
+                 status, s->st->bundle, s->st->created ? s->st->created : "", sbx_state_owner (s));
       first = false;
       sbx_state_free (s);
     }

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
-#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,13 +93,6 @@ sbx_write_pid_file (const char *path, pid_t pid, sbx_error **err)
   if (sbx_write_file_atomic (dfd, base, buf, n, 0644, err) < 0)
     return sbx_error_wrap (err, "pid file `%s`", path);
   return 0;
-}
-
-static char *
-owner_name (void)
-{
-  struct passwd *pw = getpwuid (geteuid ());
-  return xstrdup (pw ? pw->pw_name : "");
 }
 
 static bool
@@ -476,18 +468,10 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
   cr->state->st->bundle = xstrdup (cr->bundle);
   cr->state->st->rootfs = xstrdup (cr->rootfs);
   cr->state->st->created = sbx_now_rfc3339 ();
-  cr->state->st->owner = owner_name ();
   cr->state->st->systemd_cgroup = o->systemd_cgroup;
   cr->state->st->has_systemd_cgroup = true;
-  if (sbx_state_save (cr->state, err) < 0)
-    return -1;
-  sbx_test_kill_point ("create:state");
-  {
-    size_t len;
-    cleanup_free char *json = ocispec_generate (&oci_config_type, c, false, &len);
-    if (sbx_write_file_atomic (cr->state->dir_fd, "config.json", json, len, 0600, err) < 0)
-      return sbx_error_wrap (err, "save config");
-  }
+  /* The cgroup is planned (nothing made yet) before the first write, so
+     that write records it too.  */
   if (sbx_cgroup_host_mode () != SBX_CGROUP_NONE)
     {
       sbx_cgroup *cg = NULL;
@@ -503,16 +487,26 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
       sbx_container_share_pod_cgroup (o->root, o->id, c, cg);
       cr->cg = cg;
       cr->state->st->cgroup = sbx_cgroup_describe (cg);
-      if (sbx_state_save (cr->state, err) < 0)
-        return -1;
+    }
+  if (sbx_state_save (cr->state, err) < 0)
+    return -1;
+  sbx_test_kill_point ("create:state");
+  {
+    size_t len;
+    cleanup_free char *json = ocispec_generate (&oci_config_type, c, false, &len);
+    if (sbx_write_file_atomic (cr->state->dir_fd, "config.json", json, len, 0600, err) < 0)
+      return sbx_error_wrap (err, "save config");
+  }
+  if (cr->cg)
+    {
       sbx_test_kill_point ("create:cgroup-recorded");
       if (o->rootless)
-        sbx_cgroup_allow_partial (cg);
-      if (sbx_cgroup_placed_by_systemd (cg))
+        sbx_cgroup_allow_partial (cr->cg);
+      if (sbx_cgroup_placed_by_systemd (cr->cg))
         sbx_debug ("cgroup: systemd places the container process: the unit comes once it exists");
       else
         {
-          if (sbx_cgroup_make (cg, err) < 0)
+          if (sbx_cgroup_make (cr->cg, err) < 0)
             {
               int r = rootless_without_cgroup (o, cr, err);
               if (r <= 0)

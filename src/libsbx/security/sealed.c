@@ -16,9 +16,12 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "core/core.h"
+
+#include <linux/prctl.h> /* struct prctl_mm_map */
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
@@ -196,6 +199,229 @@ tmpfile_copy (int exe, off_t size)
   return -1;
 }
 
+/* One mapping of the running image's file, from /proc/self/maps.  */
+struct image_map
+{
+  uintptr_t start, end;
+  off_t off;
+  int prot;
+};
+
+#define MAX_IMAGE_MAPS 32
+
+/* One field of a maps line: a number in BASE followed by SEP.  */
+static bool
+maps_field (char **p, int base, char sep, unsigned long *v)
+{
+  char *end;
+  errno = 0;
+  *v = strtoul (*p, &end, base);
+  if (end == *p || errno || *end != sep)
+    return false;
+  *p = end + 1;
+  return true;
+}
+
+/* Scan /proc/self/maps for the mappings of the file A (into m, at most
+   max) and of the file B (counted into *nb when B is set): the number of
+   A's, or -1 when there are more than max or maps cannot be read.  */
+static int
+scan_maps (const struct stat *a, struct image_map *m, int max, const struct stat *b, int *nb)
+{
+  cleanup_free char *buf = NULL;
+  sbx_error *err = NULL;
+  int n = 0;
+  if (sbx_read_file ("/proc/self/maps", 0, &buf, NULL, &err) < 0)
+    {
+      sbx_error_free (err);
+      return -1;
+    }
+  if (nb)
+    *nb = 0;
+  for (char *p = buf, *next; p && *p; p = next)
+    {
+      unsigned long s, e, off, maj, min, ino;
+      char perms[4];
+      next = strchr (p, '\n');
+      if (next)
+        *next++ = '\0';
+      if (!maps_field (&p, 16, '-', &s) || !maps_field (&p, 16, ' ', &e) || strlen (p) < 5 || p[4] != ' ')
+        return -1;
+      memcpy (perms, p, 4);
+      p += 5;
+      if (!maps_field (&p, 16, ' ', &off) || !maps_field (&p, 16, ':', &maj)
+          || !maps_field (&p, 16, ' ', &min))
+        return -1;
+      errno = 0;
+      ino = strtoul (p, NULL, 10);
+      if (errno)
+        return -1;
+      if (b && ino == b->st_ino && maj == major (b->st_dev) && min == minor (b->st_dev))
+        (*nb)++;
+      if (ino != a->st_ino || maj != major (a->st_dev) || min != minor (a->st_dev))
+        continue;
+      if (n == max)
+        return -1;
+      m[n].start = s;
+      m[n].end = e;
+      m[n].off = (off_t)off;
+      m[n].prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0)
+                  | (perms[2] == 'x' ? PROT_EXEC : 0);
+      n++;
+    }
+  return n;
+}
+
+/* Whether [s, e) touches a writable segment of the main program: its pages
+   may differ from the file (relocations, data written since, RELRO).  */
+static int
+writable_segment_cb (struct dl_phdr_info *info, size_t size, void *arg)
+{
+  uintptr_t *r = arg;
+  long page = sysconf (_SC_PAGESIZE);
+  (void)size;
+  for (int i = 0; i < info->dlpi_phnum; i++)
+    {
+      const ElfW (Phdr) *ph = &info->dlpi_phdr[i];
+      uintptr_t lo, hi;
+      if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
+        continue;
+      lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(page - 1);
+      hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+      if (r[0] < hi && r[1] > lo)
+        r[2] = 1;
+    }
+  return 1; /* the first object is the main program */
+}
+
+static bool
+in_writable_segment (uintptr_t s, uintptr_t e)
+{
+  uintptr_t r[3] = { s, e, 0 };
+  dl_iterate_phdr (writable_segment_cb, r);
+  return r[2] != 0;
+}
+
+/* The mm fields PR_SET_MM_MAP sets, as they are (/proc/self/stat's
+   fields 26-28 and 45-51); brk is read again right before use.  */
+static int
+current_mm_map (struct prctl_mm_map *mm)
+{
+  char buf[2048];
+  unsigned long long v[52];
+  char *p;
+  cleanup_close int fd = open ("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : sbx_read_all (fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  p = strrchr (buf, ')'); /* the name may hold anything */
+  if (p == NULL)
+    return -1;
+  p++;
+  /* Field 3 (the state letter) onwards.  */
+  for (int i = 3; i <= 51; i++)
+    {
+      char *end;
+      while (*p == ' ')
+        p++;
+      if (i == 3)
+        {
+          p++;
+          continue;
+        }
+      errno = 0;
+      v[i] = strtoull (p, &end, 10);
+      if (end == p || errno)
+        return -1;
+      p = end;
+    }
+  memset (mm, 0, sizeof *mm);
+  mm->start_code = v[26];
+  mm->end_code = v[27];
+  mm->start_stack = v[28];
+  mm->start_data = v[45];
+  mm->end_data = v[46];
+  mm->start_brk = v[47];
+  mm->arg_start = v[48];
+  mm->arg_end = v[49];
+  mm->env_start = v[50];
+  mm->env_end = v[51];
+  mm->brk = (uint64_t)syscall (SYS_brk, 0);
+  mm->exe_fd = (uint32_t)-1;
+  return 0;
+}
+
+/* Make the running image the sealed file COPY without an exec: map every
+   range of the binary afresh from COPY (same offsets, same bytes; the
+   pages of its writable segment, which relocations and the program have
+   changed, are copied over first), move each new mapping over the old one
+   in one mremap, then point /proc/self/exe at COPY (PR_SET_MM_MAP's
+   exe_fd, refused by the kernel while any mapping of the old file
+   remains; the other fields are set to what they are).  Needs
+   CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN; -1 when anything fails, and
+   the caller re-executes instead (what was remapped already holds the
+   same bytes).  Single-threaded, and nothing writes the program's data
+   between a copy and its mremap.  */
+static int
+adopt_in_place (int copy, const struct stat *self)
+{
+  struct image_map m[MAX_IMAGE_MAPS];
+  struct prctl_mm_map mm;
+  struct stat cst;
+  int n, ncopy;
+
+  /* Probe the permission: with an fd that cannot be open, the kernel
+     fails EBADF only after its capability check.  */
+  if (current_mm_map (&mm) < 0)
+    return -1;
+  mm.exe_fd = (uint32_t)INT32_MAX;
+  if (prctl (PR_SET_MM, PR_SET_MM_MAP, &mm, sizeof mm, 0) == 0 || errno != EBADF)
+    return -1;
+  if (fstat (copy, &cst) < 0)
+    return -1;
+  n = scan_maps (self, m, MAX_IMAGE_MAPS, NULL, NULL);
+  if (n <= 0)
+    return -1;
+  for (int i = 0; i < n; i++)
+    {
+      size_t len = m[i].end - m[i].start;
+      bool dirty = in_writable_segment (m[i].start, m[i].end);
+      long page = sysconf (_SC_PAGESIZE);
+      void *t;
+      /* Every page must exist in the copy (a mapping past its end would
+         fault with SIGBUS): the copy ends inside the last page at most.  */
+      if (m[i].off + (off_t)len > ((cst.st_size + page - 1) / page) * page)
+        return -1;
+      if (dirty && !(m[i].prot & PROT_READ))
+        return -1;
+      t = mmap (NULL, len, dirty ? PROT_READ | PROT_WRITE : m[i].prot, MAP_PRIVATE, copy, m[i].off);
+      if (t == MAP_FAILED)
+        return -1;
+      if (dirty)
+        {
+          memcpy (t, (void *)m[i].start, len);
+          if (m[i].prot != (PROT_READ | PROT_WRITE) && mprotect (t, len, m[i].prot) < 0)
+            {
+              munmap (t, len);
+              return -1;
+            }
+        }
+      if (mremap (t, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)m[i].start) == MAP_FAILED)
+        {
+          munmap (t, len);
+          return -1;
+        }
+    }
+  /* Nothing of the old file is mapped any more (the kernel only compares
+     paths, which would miss the file reached another way), and COPY is.  */
+  if (scan_maps (self, m, MAX_IMAGE_MAPS, &cst, &ncopy) != 0 || ncopy != n)
+    return -1;
+  mm.brk = (uint64_t)syscall (SYS_brk, 0); /* nothing allocates from here on */
+  mm.exe_fd = (uint32_t)copy;
+  return prctl (PR_SET_MM, PR_SET_MM_MAP, &mm, sizeof mm, 0);
+}
+
 int
 sbx_reexec_sealed (char **argv, sbx_error **err)
 {
@@ -238,6 +464,15 @@ sbx_reexec_sealed (char **argv, sbx_error **err)
     return sbx_error_sys (err,
                           "make a sealed copy of the sbxrun binary (a read-only overlay, memfd_create and "
                           "O_TMPFILE all failed): refusing to let containers reach the binary itself");
+  if (adopt_in_place (copy, &st) == 0)
+    {
+      cleanup_close int now = open ("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+      marker = 1; /* the view or copy is ours */
+      if (now >= 0 && fd_is_sealed_copy (now))
+        return 0;
+      return sbx_error_set (err, EPERM,
+                            "ran from a sealed copy of the binary in place, but it is not sealed");
+    }
   if (setenv (SEALED_ENV, "1", 1) < 0)
     return sbx_error_sys (err, "setenv");
   syscall (SYS_execveat, copy, "", argv, environ, AT_EMPTY_PATH);

@@ -100,18 +100,21 @@ bool sbx_seccomp_uses_notify (const sbx_seccomp *sc);
  * or exec process, a ptracer in a shared pid namespace) could otherwise
  * reopen the host's sbxrun for writing once we exit, and the next sbxrun on
  * the host would run its code as root (CVE-2019-5736).  So the commands
- * that make processes a container can see re-execute themselves, first
- * thing, from the binary seen through a private overlay mount that nothing
- * can make writable, or else from an anonymous copy sealed against writes:
- * the file behind every such /proc/<pid>/exe is then that view or copy,
- * which nobody can change, and which disappears with the last process that
- * runs it.  */
+ * that make processes a container can see switch, first thing, to the
+ * binary seen through a private overlay mount that nothing can make
+ * writable, or else to an anonymous copy sealed against writes: the file
+ * behind every such /proc/<pid>/exe, and behind every mapping of the
+ * image, is then that view or copy, which nobody can change, and which
+ * disappears with the last process that runs it.  */
 
-/* Re-execute from a sealed copy of /proc/self/exe with the same argv and
-   environment, unless already running from one.  Returns 0 when running
+/* Run from a sealed copy of /proc/self/exe, unless already running from
+   one: in place where the kernel allows it (every mapping of the binary
+   replaced by the same bytes of the copy, then PR_SET_MM_MAP's exe_fd;
+   needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN), else by re-executing
+   the copy with the same argv and environment.  Returns 0 when running
    sealed; on failure returns -1 with *err set (never runs unprotected
-   silently).  Call before opening anything: every fd of ours is
-   close-on-exec, the caller's fds pass through unchanged.  */
+   silently).  Call before opening anything and before any thread: every
+   fd of ours is close-on-exec, the caller's fds pass through unchanged.  */
 int sbx_reexec_sealed (char **argv, sbx_error **err);
 
 /* landlock.h - org.sbxrun.landlock.* annotations: Landlock rules on the

@@ -262,8 +262,14 @@ sbx_state_save (sbx_state *s, sbx_error **err)
 {
   size_t len;
   cleanup_free char *json = ocispec_generate (&sbx_status_file_type, s->st, false, &len);
+  /* Nothing changed since our last write: the file on disk says it all
+     (we hold the lock, nobody else writes it).  */
+  if (s->saved && s->tmp_name == NULL && strcmp (s->saved, json) == 0)
+    return 0;
   if (sbx_write_file_atomic (s->dir_fd, "status.json", json, len, 0600, err) < 0)
     return -1;
+  free (s->saved);
+  s->saved = steal_ptr (json);
   return s->tmp_name ? publish (s, err) : 0;
 }
 
@@ -345,6 +351,7 @@ sbx_state_free (sbx_state *s)
   free (s->id);
   free (s->dir);
   free (s->tmp_name);
+  free (s->saved);
   free (s);
 }
 
@@ -430,6 +437,19 @@ sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pret
   return sbx_state_json_pid (s, c, status, s->st->pid, pretty);
 }
 
+const char *
+sbx_state_owner (sbx_state *s)
+{
+  struct stat st;
+  if ((s->st->owner == NULL || s->st->owner[0] == '\0') && fstat (s->dir_fd, &st) == 0)
+    {
+      struct passwd *pw = getpwuid (st.st_uid);
+      free (s->st->owner);
+      s->st->owner = pw ? xstrdup (pw->pw_name) : xasprintf ("#%u", (unsigned)st.st_uid) /* as runc */;
+    }
+  return s->st->owner ? s->st->owner : "";
+}
+
 char *
 sbx_state_json_pid (sbx_state *s, const oci_config *c, const char *status, pid_t pid, bool pretty)
 {
@@ -450,7 +470,7 @@ sbx_state_json_pid (sbx_state *s, const oci_config *c, const char *status, pid_t
   oj_w_key (w, "created");
   oj_w_string (w, s->st->created ? s->st->created : "");
   oj_w_key (w, "owner");
-  oj_w_string (w, s->st->owner ? s->st->owner : "");
+  oj_w_string (w, sbx_state_owner (s));
   if (c) /* without a config: no "annotations" (optional, as runc's list) */
     {
       oj_w_key (w, "annotations");
@@ -528,10 +548,31 @@ char *
 sbx_now_rfc3339 (void)
 {
   struct timespec ts;
-  struct tm tm;
-  char buf[64];
   clock_gettime (CLOCK_REALTIME, &ts);
-  gmtime_r (&ts.tv_sec, &tm);
-  strftime (buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return xasprintf ("%s.%09ldZ", buf, ts.tv_nsec);
+  return sbx_rfc3339_utc (&ts);
+}
+
+char *
+sbx_rfc3339_utc (const struct timespec *t)
+{
+  struct timespec ts = *t;
+  long long days, secs, era, doe, yoe, doy, mp, y, m, d;
+  /* Not gmtime/strftime: glibc loads the time zone (/etc/localtime) on
+     first use even for UTC.  Civil date from days since 1970-01-01, in
+     400-year eras of 146097 days, years starting on March 1.  */
+  days = ts.tv_sec / 86400;
+  secs = ts.tv_sec % 86400;
+  if (secs < 0)
+    secs += 86400, days--;
+  days += 719468; /* 0000-03-01 to 1970-01-01 */
+  era = (days >= 0 ? days : days - 146096) / 146097;
+  doe = days - era * 146097;
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = yoe + era * 400 + (m <= 2);
+  return xasprintf ("%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%09ldZ", y, m, d, secs / 3600, secs / 60 % 60,
+                    secs % 60, ts.tv_nsec);
 }

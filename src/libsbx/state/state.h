@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "ocispec.h"
@@ -40,6 +41,7 @@ typedef struct
   char *dir;          /* path of dir_fd */
   sbx_status_file *st;
   char *tmp_name;     /* created, not yet saved: its temporary name in root */
+  char *saved;        /* status.json as this process last wrote it */
 } sbx_state;
 
 /* Check an ID: 1..1024 of [A-Za-z0-9_+.-], not starting with ".".  */
@@ -70,6 +72,9 @@ unsigned long long sbx_pid_start_time (pid_t pid);
    delete that did not finish ("creating", "deleting").  */
 const char *sbx_state_status (sbx_state *s);
 bool sbx_state_alive (sbx_state *s);
+/* The owner's user name: the saved one, else the state directory owner's
+   (looked up once, when asked: create does not pay for NSS).  */
+const char *sbx_state_owner (sbx_state *s);
 /* The OCI state document for this container (runtime.md), pretty or not;
    "annotations" are c's (none without c).  */
 char *sbx_state_json (sbx_state *s, const oci_config *c, const char *status, bool pretty);
@@ -88,5 +93,7 @@ int sbx_state_lock_root (sbx_state *s, sbx_error **err);
 void sbx_state_unlock_root (sbx_state *s);
 /* RFC 3339 UTC timestamp with nanoseconds.  */
 char *sbx_now_rfc3339 (void);
+/* "YYYY-MM-DDThh:mm:ss.nnnnnnnnnZ" of t (UTC, without loading a time zone).  */
+char *sbx_rfc3339_utc (const struct timespec *t);
 
 #endif
