@@ -155,6 +155,31 @@ def test_frozen_cgroup_is_refused_like_runc(runc, sbx, bundle, cgroup_parent):
     assert seen["sbxrun"] == seen["runc"] == (True, []), seen
 
 
+def test_frozen_ancestor_is_refused(sbx, bundle, cgroup_parent):
+    """A cgroupsPath two levels below a frozen cgroup, its parent not made
+    yet (sbxrun then skips looking for the parent and the leaf, which
+    cannot exist): still refused at once, nothing left."""
+    b = bundle(["true"])
+    cgpath = b.config["linux"]["cgroupsPath"]
+    d, f, (frozen, thawed) = _freezer_dir(cgpath)
+    b.config["linux"]["cgroupsPath"] = cgpath + "/newparent/leaf"
+    b.write()
+    os.makedirs(d)
+    with open(os.path.join(d, f), "w") as fh:
+        fh.write(frozen)
+    cid = sbx.new_id()
+    try:
+        cp = sbx("create", "--bundle", b, cid, timeout=30)
+        assert cp.returncode != 0 and "frozen" in cp.stderr, describe(cp)
+        assert cid not in sbx.list_ids()
+        assert not os.path.exists(os.path.join(d, "newparent")), os.listdir(d)
+    finally:
+        with open(os.path.join(d, f), "w") as fh:
+            fh.write(thawed)
+        sbx("delete", "--force", cid)
+        _rmdirs([os.path.join(d, "newparent", "leaf"), os.path.join(d, "newparent"), d])
+
+
 def test_non_empty_cgroup_warns_like_runc(runc, sbx, bundle, cgroup_parent):
     """A cgroupsPath naming a cgroup that has a process already: create
     succeeds with a warning about it, as runc's."""

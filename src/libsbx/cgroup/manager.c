@@ -358,6 +358,14 @@ static bool
 dir_frozen (const sbx_cg_hier *h)
 {
   cleanup_free char *d = xstrdup (h->dir);
+  /* Its parent was missing at plan time: start above it.  */
+  for (int up = h->parent_ours ? 2 : 0; up > 0; up--)
+    {
+      char *slash = strrchr (d, '/');
+      if (!slash || (size_t)(slash - d) <= strlen (h->mountpoint))
+        break;
+      *slash = '\0';
+    }
   for (;;)
     {
       cleanup_free char *path = NULL, *text = NULL;
@@ -401,7 +409,7 @@ sbx_cgroup_check_existing (sbx_cgroup *cg, sbx_error **err)
                               sbx_cgroup_path (cg), h->dir, h->unified ? "cgroup.freeze" : "freezer.state");
     }
   for (size_t i = 0; i < cg->n; i++)
-    if (access (cg->h[i].dir, F_OK) == 0)
+    if (!cg->h[i].parent_ours /* else it cannot exist */ && access (cg->h[i].dir, F_OK) == 0)
       {
         if (sbx_cgroup_pids (cg, &pids, &n, NULL) == 0 && n > 0)
           sbx_warn ("the container's cgroup `%s` is not empty: %zu process(es) found", sbx_cgroup_path (cg),

@@ -186,15 +186,19 @@ sbx_caps_apply (const oci_capabilities *caps, sbx_error **err)
     {
       if (bnd & (UINT64_C (1) << v))
         continue;
-      /* Skip what is already gone: an unprivileged caller may still succeed
-         when the bounding set is already small enough.  */
-      if (prctl (PR_CAPBSET_READ, v, 0, 0, 0) != 1)
-        continue;
+      /* One call each; on EPERM see whether it is already gone: an
+         unprivileged caller may still succeed when the bounding set is
+         already small enough.  */
       if (prctl (PR_CAPBSET_DROP, v, 0, 0, 0) < 0)
         {
-          cleanup_free char *n = cap_spec_name (v);
-          if (errno == EINVAL)
+          cleanup_free char *n = NULL;
+          int e = errno;
+          if (e == EINVAL)
             continue; /* not supported after all */
+          if (e == EPERM && prctl (PR_CAPBSET_READ, v, 0, 0, 0) == 0)
+            continue;
+          n = cap_spec_name (v);
+          errno = e;
           return n ? sbx_error_sys (err, "drop %s from the bounding set", n)
                    : sbx_error_sys (err, "drop capability %d from the bounding set", v);
         }
