@@ -89,8 +89,8 @@ sbx_cg_shares_to_weight (uint64_t shares)
   /* exact powers of ten (1024 -> 100) must not be pushed up by rounding noise */
   if (fabs (w - r) < 1e-9 * w)
     w = r;
-  else
-    w = ceil (w);
+  else /* ceil (w) for 0 < w < 2^63, without libm (at -Os or -O0 gcc calls it) */
+    w = (double)(uint64_t)w < w ? (double)((uint64_t)w + 1) : w;
   if (w < 1)
     return 1;
   if (w > 10000)
