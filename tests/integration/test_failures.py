@@ -1239,3 +1239,34 @@ def test_state_dir_without_status_is_removable(sbx, ro_bundle, leftovers):
     shutil.copy(b.config_path, d / "config.json")
     assert _listed(sbx, cid) == "creating"
     _delete_all_and_reuse(sbx, leftovers, b, cid)
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+def test_create_losing_the_id_race_leaves_the_winner_alone(sbx, bundle):
+    """Two creates of one id with one cgroupsPath: the one that checked
+    first but claims the id last (strace delays its mkdirat of the state
+    directory) fails with "already exists" and removes nothing of the
+    winner's: its init stays alive, its cgroup stays (review finding: the
+    loser's cleanup once destroyed the cgroup it had only planned)."""
+    b = bundle(["sleep", "30"])
+    cid = sbx.new_id()
+    loser = subprocess.Popen(
+        ["strace", "-qq", "-o", "/dev/null", "-e", "trace=mkdirat", "-e",
+         "inject=mkdirat:delay_enter=1500000:when=1"] + [str(a) for a in sbx.argv("create", "--bundle", b, cid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        sbx.ok("create", "--bundle", b, cid)
+        pid = sbx.state(cid)["pid"]
+        _, err = loser.communicate(timeout=30)
+        assert loser.returncode != 0 and "already exists" in err, err
+        time.sleep(0.2)
+        st = sbx.state(cid)
+        assert st["status"] == "created" and st["pid"] == pid and os.path.exists(f"/proc/{pid}"), st
+        dirs = [d for d in cgroup_dirs(b.config["linux"]["cgroupsPath"])]
+        assert dirs and all(os.path.isdir(d) for d in dirs), dirs
+    finally:
+        if loser.poll() is None:
+            loser.kill()
+            loser.wait()
+        sbx("delete", "--force", cid)

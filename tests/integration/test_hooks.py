@@ -14,6 +14,7 @@ the same host directory bind-mounted at /hooklog.
 
 import json
 import os
+import pwd
 import signal
 import sys
 import time
@@ -144,6 +145,8 @@ def test_all_hooks_in_order_with_state_and_namespaces(sbx, bundle, log):
         assert state.get("annotations") == {"org.example.hooks": "yes"}, where
         assert state["ociVersion"].startswith("1."), where
         assert state["status"] in want_status[label], f"{where}: status {state['status']}"
+        # the init's hooks too: their state comes from the runtime's lookup
+        assert state.get("owner") == pwd.getpwuid(os.geteuid()).pw_name, f"{where}: owner {state.get('owner')}"
         if label != "poststop":
             assert state["pid"] == pid, f"{where}: pid {state.get('pid')} != {pid}"
         if label.split("#")[0] in IN_CONTAINER:

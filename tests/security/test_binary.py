@@ -420,6 +420,11 @@ def test_waiting_init_maps_nothing_of_the_binary(sbx, bundle, sbxrun_copy, route
     the init's initial environment); without, it re-executes."""
     pre = {"view": None, "memfd": no_overlay_view, "tmpfile": no_overlay_nor_sealable_memfd,
            "reexec": no_set_mm}[route]
+    fs = run_cmd(["stat", "-f", "-c", "%T", sbxrun_copy]).stdout.strip()
+    if fs == "overlayfs":
+        # maps shows a view of a file on an overlay with that file's own
+        # device and inode: sbxrun cannot tell them apart and re-executes
+        pytest.skip("the binary under test is on overlayfs")
     b = bundle(["sleep", "30"])
     sbx.binary = str(sbxrun_copy)
     cid = sbx.new_id()

@@ -297,7 +297,8 @@ int
 sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
 {
   const char *status = sbx_state_status (s);
-  oci_config *c = NULL;
+  cleanup_oci_config oci_config *owned = NULL;
+  const oci_config *c = NULL;
   sbx_cgroup *cg = NULL;
   sbx_net_teardown *nt;
 
@@ -319,7 +320,7 @@ sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
   /* Egress rules: found before the kill (a live init's namespace),
      removed after it, so the container is never unrestricted.  */
   nt = sbx_net_teardown_prepare (s->dir_fd, s->id, strcmp (status, "stopped") ? s->st->pid : 0);
-  if (sbx_state_config (s, &c, NULL) < 0)
+  if (sbx_state_config_ref (s, &c, &owned, NULL) < 0)
     c = NULL;
   if (strcmp (status, "stopped") != 0)
     {
@@ -353,10 +354,7 @@ sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
   if (sbx_fs_host_root_release (s->st, err) < 0)
     {
       if ((*err)->errno_ != EXDEV)
-        {
-          oci_config_free (c);
-          return sbx_error_wrap (err, "delete container \"%s\"", s->id);
-        }
+        return sbx_error_wrap (err, "delete container \"%s\"", s->id);
       sbx_warn ("container \"%s\": %s", s->id, (*err)->msg);
       sbx_error_freep (err);
     }
@@ -366,12 +364,18 @@ sbx_container_delete_locked (sbx_state *s, bool force, sbx_error **err)
       sbx_process_hooks_set_output (c);
       sbx_process_hooks_run_warn ("poststop", c->hooks->poststop, c->hooks->poststop_len, json);
     }
-  oci_config_free (c);
   return sbx_state_remove (s, err);
 }
 
 int
 sbx_container_delete (const char *root, const char *id, bool force, sbx_error **err)
+{
+  return sbx_container_delete_known (root, id, force, NULL, err);
+}
+
+int
+sbx_container_delete_known (const char *root, const char *id, bool force, const oci_config *saved,
+                            sbx_error **err)
 {
   sbx_state *s = NULL;
   cleanup_error sbx_error *e = NULL;
@@ -384,6 +388,7 @@ sbx_container_delete (const char *root, const char *id, bool force, sbx_error **
       *err = steal_ptr (e);
       return -1;
     }
+  s->config = saved;
   r = sbx_container_delete_locked (s, force, err);
   sbx_state_free (s);
   return r;

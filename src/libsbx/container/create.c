@@ -36,9 +36,9 @@
 static void
 creator_release (sbx_creator *cr)
 {
-  /* normally closed right after the spawn already */
-  sbx_bind_sources_close (cr->bind_trees, cr->bind_trees ? cr->c->mounts_len : 0);
-  sbx_bind_sources_close (cr->dev_trees, cr->dev_trees ? sbx_fs_dev_nodes_len (cr->c) : 0);
+  /* normally closed right after the spawn already (run takes c after) */
+  sbx_bind_sources_close (cr->bind_trees, cr->bind_trees && cr->c ? cr->c->mounts_len : 0);
+  sbx_bind_sources_close (cr->dev_trees, cr->dev_trees && cr->c ? sbx_fs_dev_nodes_len (cr->c) : 0);
   oci_config_free (cr->c);
   free (cr->bundle);
   free (cr->rootfs);
@@ -429,6 +429,7 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
   oci_config *c;
   sbx_net_policy *np = NULL;
   cleanup_net_policy sbx_net_policy *pod = NULL;
+  cleanup_cgroup sbx_cgroup *cg = NULL;
 
   if (sbx_create_load_config (o, cr, err) < 0)
     return -1;
@@ -471,25 +472,27 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
   cr->state->st->systemd_cgroup = o->systemd_cgroup;
   cr->state->st->has_systemd_cgroup = true;
   /* The cgroup is planned (nothing made yet) before the first write, so
-     that write records it too.  */
+     that write records it too; ours (cr->cg, which a failed create
+     destroys) only once that write has claimed the id: a create that
+     loses the id to another must not remove that one's cgroup.  */
   if (sbx_cgroup_host_mode () != SBX_CGROUP_NONE)
     {
-      sbx_cgroup *cg = NULL;
       if (sbx_cgroup_plan (o->id, c->linux ? c->linux->cgroups_path : NULL, o->systemd_cgroup, o->rootless,
                            &cg, err)
           < 0)
         return -1;
       if (sbx_cgroup_check_existing (cg, err) < 0)
-        {
-          sbx_cgroup_free (cg); /* not ours to remove */
-          return -1;
-        }
+        return -1;
       sbx_container_share_pod_cgroup (o->root, o->id, c, cg);
-      cr->cg = cg;
       cr->state->st->cgroup = sbx_cgroup_describe (cg);
     }
+  /* The owner's name for the hooks' state, which the init (no state
+     directory there, and no NSS lookups in the container) cannot find.  */
+  if (c->hooks)
+    sbx_state_owner (cr->state);
   if (sbx_state_save (cr->state, err) < 0)
     return -1;
+  cr->cg = steal_ptr (cg);
   sbx_test_kill_point ("create:state");
   {
     size_t len;
@@ -845,6 +848,7 @@ sbx_container_run (const sbx_create_opts *o, sbx_error **err)
       sigprocmask (SIG_BLOCK, &set, NULL);
     }
   sbx_test_kill_point ("run:created");
+  cr.state->config = cr.c; /* what config.json holds: no need to parse it again */
   r = sbx_container_start_locked (cr.state, false, err);
   if (r < 0)
     kill_init (pid, pidfd);
@@ -859,6 +863,7 @@ sbx_container_run (const sbx_create_opts *o, sbx_error **err)
      exec work on it.  */
   {
     char *root = xstrdup (o->root);
+    cleanup_oci_config oci_config *saved = steal_ptr (cr.c);
     sbx_state_free (cr.state);
     cr.state = NULL;
     if (r == 0)
@@ -867,7 +872,7 @@ sbx_container_run (const sbx_create_opts *o, sbx_error **err)
     if (!o->keep)
       {
         cleanup_error sbx_error *e = NULL;
-        if (sbx_container_delete (root, o->id, true, &e) < 0)
+        if (sbx_container_delete_known (root, o->id, true, saved, &e) < 0)
           sbx_warn ("delete after run: %s", e->msg);
       }
     free (root);

@@ -257,13 +257,14 @@ poststart_failure_stops (const oci_config *c)
 int
 sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
 {
-  oci_config *c = NULL;
+  cleanup_oci_config oci_config *owned = NULL;
+  const oci_config *c = NULL;
   const char *status = sbx_state_status (s);
   int r;
 
   if (strcmp (status, "created") != 0)
     return sbx_error_set (err, EINVAL, "container \"%s\" cannot be started: it is %s", s->id, status);
-  if (sbx_state_config (s, &c, err) < 0)
+  if (sbx_state_config_ref (s, &c, &owned, err) < 0)
     return -1;
   r = request_start (s, c, err);
   if (r < 0)
@@ -322,7 +323,6 @@ sbx_container_start_locked (sbx_state *s, bool may_retry, sbx_error **err)
           r = -1;
         }
     }
-  oci_config_free (c);
   return r < 0 ? -1 : 0;
 }
 

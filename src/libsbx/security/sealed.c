@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
@@ -294,6 +295,35 @@ writable_segment_cb (struct dl_phdr_info *info, size_t size, void *arg)
   return 1; /* the first object is the main program */
 }
 
+/* The main program may be taken in place: it is the file whose mappings
+   were found (its program headers lie in one of them; not so when the
+   dynamic loader was run as the command), and no relocation wrote into
+   its read-only segments (DT_TEXTREL: their pages differ from the file).  */
+static int
+main_program_cb (struct dl_phdr_info *info, size_t size, void *arg)
+{
+  bool *textrel = arg;
+  (void)size;
+  for (int i = 0; i < info->dlpi_phnum; i++)
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+      for (const ElfW (Dyn) *d = (const ElfW (Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+           d->d_tag != DT_NULL; d++)
+        if (d->d_tag == DT_TEXTREL || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)))
+          *textrel = true;
+  return 1;
+}
+
+static bool
+main_program_in (const struct image_map *m, int n)
+{
+  uintptr_t phdr = (uintptr_t)getauxval (AT_PHDR);
+  bool textrel = false, found = false;
+  for (int i = 0; i < n; i++)
+    found |= m[i].start <= phdr && phdr < m[i].end;
+  dl_iterate_phdr (main_program_cb, &textrel);
+  return found && !textrel;
+}
+
 static bool
 in_writable_segment (uintptr_t s, uintptr_t e)
 {
@@ -381,7 +411,7 @@ adopt_in_place (int copy, const struct stat *self)
   if (fstat (copy, &cst) < 0)
     return -1;
   n = scan_maps (self, m, MAX_IMAGE_MAPS, NULL, NULL);
-  if (n <= 0)
+  if (n <= 0 || !main_program_in (m, n))
     return -1;
   for (int i = 0; i < n; i++)
     {

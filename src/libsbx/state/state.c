@@ -370,6 +370,21 @@ sbx_state_config (sbx_state *s, oci_config **out, sbx_error **err)
   return 0;
 }
 
+int
+sbx_state_config_ref (sbx_state *s, const oci_config **c, oci_config **owned, sbx_error **err)
+{
+  *owned = NULL;
+  if (s->config)
+    {
+      *c = s->config;
+      return 0;
+    }
+  if (sbx_state_config (s, owned, err) < 0)
+    return -1;
+  *c = *owned;
+  return 0;
+}
+
 unsigned long long
 sbx_pid_start_time (pid_t pid)
 {

@@ -42,6 +42,7 @@ typedef struct
   sbx_status_file *st;
   char *tmp_name;     /* created, not yet saved: its temporary name in root */
   char *saved;        /* status.json as this process last wrote it */
+  const oci_config *config; /* borrowed: what this process saved as config.json (run), or NULL */
 } sbx_state;
 
 /* Check an ID: 1..1024 of [A-Za-z0-9_+.-], not starting with ".".  */
@@ -65,6 +66,16 @@ void sbx_state_unlock (sbx_state *s);
 void sbx_state_free (sbx_state *s);
 /* The container's saved config.  */
 int sbx_state_config (sbx_state *s, oci_config **out, sbx_error **err);
+/* The same without parsing it again when this process saved it: *c is
+   s->config then (borrowed), else what is parsed into *owned, which the
+   caller frees.  */
+static inline void
+sbx_oci_config_freep (oci_config **c)
+{
+  oci_config_free (*c);
+}
+#define cleanup_oci_config __attribute__ ((cleanup (sbx_oci_config_freep)))
+int sbx_state_config_ref (sbx_state *s, const oci_config **c, oci_config **owned, sbx_error **err);
 
 /* Process start time (field 22 of /proc/pid/stat); 0 if gone or a zombie.  */
 unsigned long long sbx_pid_start_time (pid_t pid);
