@@ -262,6 +262,9 @@ typedef struct
 /* self_cgroup: the /proc/self/cgroup text the own directories come from
    (NULL: read it now).  */
 int sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, const char *self_cgroup, sbx_error **err);
+/* The init joined another mount namespace: the runtime's mountinfo, which
+   sbx_cgroup_host_layout_read reuses otherwise, says nothing of it.  */
+void sbx_cgroup_forget_mountinfo (void);
 void sbx_cgroup_host_layout_free (sbx_cgroup_host_layout *l);
 
 /* Kill what is left and remove the cgroup(s); succeeds if already gone.  */

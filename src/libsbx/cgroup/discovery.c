@@ -443,6 +443,26 @@ own_dir (const char *proc_cgroup, const sbx_cgroup_host_hierarchy *h, const char
   return xstrdup (h->path);
 }
 
+/* /proc/self/mountinfo as the runtime read it to plan the container's
+   cgroup: the init, forked after that in a copy of the same mount
+   namespace, finds the same cgroup mounts there (each checked again with
+   statfs below) without reading it again.  */
+static char *planned_mountinfo;
+
+void
+sbx_cg_note_mountinfo (const char *text)
+{
+  free (planned_mountinfo);
+  planned_mountinfo = xstrdup (text);
+}
+
+void
+sbx_cgroup_forget_mountinfo (void)
+{
+  free (planned_mountinfo);
+  planned_mountinfo = NULL;
+}
+
 int
 sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, const char *self_cgroup, sbx_error **err)
 {
@@ -450,7 +470,9 @@ sbx_cgroup_host_layout_read (sbx_cgroup_host_layout *l, const char *self_cgroup,
   char *save = NULL;
 
   memset (l, 0, sizeof *l);
-  if (sbx_read_file ("/proc/self/mountinfo", 0, &text, NULL, err) < 0)
+  if (planned_mountinfo)
+    text = xstrdup (planned_mountinfo);
+  else if (sbx_read_file ("/proc/self/mountinfo", 0, &text, NULL, err) < 0)
     return -1;
   if (self_cgroup)
     proc_cgroup = xstrdup (self_cgroup);

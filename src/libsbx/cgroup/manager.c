@@ -331,6 +331,7 @@ create_fs (const char *id, const char *cgroups_path, sbx_cgroup **out, sbx_error
   if (sbx_read_file ("/proc/self/cgroup", 0, &self_cg, NULL, err) < 0
       || sbx_read_file ("/proc/self/mountinfo", 0, &mountinfo, NULL, err) < 0)
     return -1;
+  sbx_cg_note_mountinfo (mountinfo);
   cg = xmalloc0 (sizeof *cg);
   cg->mode = mode;
   if (sbx_cg_hierarchies_from_text (mode, SBX_CGROUP_ROOT, self_cg, mountinfo, &cg->h, &cg->n, err) < 0)

@@ -314,6 +314,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
     }
   if (sbx_process_ns_join (&cr->plan, true, err) < 0)
     return -1;
+  if (cr->plan.join_flags & CLONE_NEWNS)
+    sbx_cgroup_forget_mountinfo ();
   if (flags & CLONE_NEWUSER)
     {
       /* Become the container's root: the mapping of our host uid may be
