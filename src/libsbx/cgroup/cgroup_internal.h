@@ -92,11 +92,11 @@ void sbx_cg_stage_close (sbx_cgroup *cg);
    /proc/self/cgroup and /proc/self/mountinfo.  root is where cgroup file
    systems live ("/sys/fs/cgroup").  Fills controllers, mountpoint,
    mount_root and own; path and dir stay NULL, fd -1.  */
+int sbx_cg_hierarchies_from_text (sbx_cgroup_mode mode, const char *root, const char *proc_cgroup,
+                                  const char *mountinfo, sbx_cg_hier **out, size_t *n, sbx_error **err);
 /* Remember the mountinfo text the plan was made from, for
    sbx_cgroup_host_layout_read in the init.  */
 void sbx_cg_note_mountinfo (const char *text);
-int sbx_cg_hierarchies_from_text (sbx_cgroup_mode mode, const char *root, const char *proc_cgroup,
-                                  const char *mountinfo, sbx_cg_hier **out, size_t *n, sbx_error **err);
 /* Resolve linux.cgroupsPath against `own` (the caller's cgroup in one
    hierarchy): absolute -> itself, relative -> below own, NULL/"" ->
    own/sbxrun/<id>.  The result is normalized ("/a/b", no "//", no trailing

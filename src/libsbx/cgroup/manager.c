@@ -359,20 +359,14 @@ static bool
 dir_frozen (const sbx_cg_hier *h)
 {
   cleanup_free char *d = xstrdup (h->dir);
-  /* Its parent was missing at plan time: start above it.  */
-  for (int up = h->parent_ours ? 2 : 0; up > 0; up--)
-    {
-      char *slash = strrchr (d, '/');
-      if (!slash || (size_t)(slash - d) <= strlen (h->mountpoint))
-        break;
-      *slash = '\0';
-    }
-  for (;;)
+  /* Its parent was missing at plan time: neither it nor the leaf can
+     exist, so the look starts above both.  */
+  for (int skip = h->parent_ours ? 2 : 0;; skip -= skip > 0)
     {
       cleanup_free char *path = NULL, *text = NULL;
       size_t len = 0;
       char *slash;
-      if (access (d, F_OK) == 0)
+      if (skip == 0 && access (d, F_OK) == 0)
         {
           if (!h->unified)
             {

@@ -247,15 +247,10 @@ criu_flags_args (sbx_argv *a, const sbx_criu_flags *f)
 static bool
 own_session (pid_t pid)
 {
-  char p[64];
-  cleanup_free char *text = NULL;
-  char *q;
-  int pgrp, sid;
-  snprintf (p, sizeof p, "/proc/%d/stat", pid);
-  if (sbx_read_file (p, 4096, &text, NULL, NULL) < 0 || (q = strrchr (text, ')')) == NULL
-      || sscanf (q + 1, " %*c %*d %d %d", &pgrp, &sid) != 2)
+  unsigned long long v[7]; /* pgrp is field 5, the session 6 */
+  if (sbx_proc_stat (pid, v, 6) < 0)
     return true;
-  return pgrp == pid && sid == pid;
+  return v[5] == (unsigned long long)pid && v[6] == (unsigned long long)pid;
 }
 
 /* --page-server ADDRESS:PORT ([IPV6]:PORT): a numeric address and a port

@@ -51,12 +51,12 @@ int sbx_expect_outcome (int r, sbx_error **e, pid_t pid, const oci_config *c, sb
    to console_socket, or keep it in *pty_out (-1 when passed on) for the
    foreground, sized like our own terminal.  */
 int sbx_receive_pty (int sync, const char *console_socket, int *pty_out, sbx_error **err);
-/* Pods (pod.c).  A member's cgroup shares the pod's (its parent) with
-   its sandbox: the last of them to go removes it.  */
 /* sbx_container_delete for run, which saved the container's config.json
    from SAVED (not parsed again).  */
 int sbx_container_delete_known (const char *root, const char *id, bool force, const oci_config *saved,
                                 sbx_error **err);
+/* Pods (pod.c).  A member's cgroup shares the pod's (its parent) with
+   its sandbox: the last of them to go removes it.  */
 void sbx_container_share_pod_cgroup (const char *root, const char *id, const oci_config *c, sbx_cgroup *cg);
 /* delete, after the container's processes: its egress rules, and its
    pod's table when the pod's last container goes (taken; NULL is

@@ -104,6 +104,10 @@ int sbx_write_file_atomic (int dirfd, const char *name, const void *data, size_t
 /* Full read/write loops retrying on EINTR.  */
 ssize_t sbx_write_all (int fd, const void *buf, size_t len);
 ssize_t sbx_read_all (int fd, void *buf, size_t len);
+/* Fields 3 to last (at most 52) of /proc/PID/stat (pid 0: our own), read
+   after the name, which may hold anything: v[3] is the state letter, the
+   others are numbers.  0, or -1 when the process or a field is missing.  */
+int sbx_proc_stat (pid_t pid, unsigned long long *v, int last);
 int sbx_mkdir_p (const char *path, mode_t mode, sbx_error **err);
 /* Remove name under dirfd and everything below it, never following a
    symlink; a missing name is fine.  -1 with errno on the first failure.  */

@@ -160,6 +160,40 @@ sbx_read_all (int fd, void *buf, size_t len)
 }
 
 int
+sbx_proc_stat (pid_t pid, unsigned long long *v, int last)
+{
+  char path[64], buf[2048];
+  cleanup_close int fd = -1;
+  ssize_t n;
+  char *p;
+
+  if (pid > 0)
+    snprintf (path, sizeof path, "/proc/%d/stat", pid);
+  else
+    snprintf (path, sizeof path, "/proc/self/stat");
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  n = fd < 0 ? -1 : sbx_read_all (fd, buf, sizeof buf - 1);
+  if (n <= 0 || last < 3 || last > 52)
+    return -1;
+  buf[n] = '\0';
+  p = strrchr (buf, ')');
+  if (p == NULL || p[1] != ' ' || p[2] == '\0')
+    return -1;
+  v[3] = (unsigned char)p[2];
+  p += 3;
+  for (int i = 4; i <= last; i++)
+    {
+      char *end;
+      errno = 0;
+      v[i] = strtoull (p, &end, 10);
+      if (end == p || errno)
+        return -1;
+      p = end;
+    }
+  return 0;
+}
+
+int
 sbx_read_fd (int fd, size_t max, char **out, size_t *len, sbx_error **err)
 {
   size_t cap = 4096, n = 0;

@@ -273,63 +273,68 @@ scan_maps (const struct stat *a, struct image_map *m, int max, const struct stat
   return n;
 }
 
-/* Whether [s, e) touches a writable segment of the main program: its pages
-   may differ from the file (relocations, data written since, RELRO).  */
-static int
-writable_segment_cb (struct dl_phdr_info *info, size_t size, void *arg)
+/* What the main program's headers say (dl_iterate_phdr's first object):
+   the page ranges of its writable segments, whose pages may differ from
+   the file (relocations, data written since, RELRO), and whether a
+   relocation wrote into its read-only ones (DT_TEXTREL).  */
+#define MAX_WRITABLE 8
+
+struct program_layout
 {
-  uintptr_t *r = arg;
-  long page = sysconf (_SC_PAGESIZE);
+  uintptr_t lo[MAX_WRITABLE], hi[MAX_WRITABLE];
+  int nw;
+  bool textrel, too_many;
+};
+
+static int
+program_layout_cb (struct dl_phdr_info *info, size_t size, void *arg)
+{
+  struct program_layout *l = arg;
+  uintptr_t page = (uintptr_t)sysconf (_SC_PAGESIZE);
   (void)size;
   for (int i = 0; i < info->dlpi_phnum; i++)
     {
       const ElfW (Phdr) *ph = &info->dlpi_phdr[i];
-      uintptr_t lo, hi;
-      if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
-        continue;
-      lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(page - 1);
-      hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
-      if (r[0] < hi && r[1] > lo)
-        r[2] = 1;
+      uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+      if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W))
+        {
+          if (l->nw == MAX_WRITABLE)
+            {
+              l->too_many = true;
+              continue;
+            }
+          l->lo[l->nw] = start & ~(page - 1);
+          l->hi[l->nw++] = (start + ph->p_memsz + page - 1) & ~(page - 1);
+        }
+      else if (ph->p_type == PT_DYNAMIC)
+        for (const ElfW (Dyn) *d = (const ElfW (Dyn) *)start; d->d_tag != DT_NULL; d++)
+          if (d->d_tag == DT_TEXTREL || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)))
+            l->textrel = true;
     }
   return 1; /* the first object is the main program */
+}
+
+static bool
+in_writable_segment (const struct program_layout *l, uintptr_t s, uintptr_t e)
+{
+  for (int i = 0; i < l->nw; i++)
+    if (s < l->hi[i] && e > l->lo[i])
+      return true;
+  return false;
 }
 
 /* The main program may be taken in place: it is the file whose mappings
    were found (its program headers lie in one of them; not so when the
    dynamic loader was run as the command), and no relocation wrote into
-   its read-only segments (DT_TEXTREL: their pages differ from the file).  */
-static int
-main_program_cb (struct dl_phdr_info *info, size_t size, void *arg)
-{
-  bool *textrel = arg;
-  (void)size;
-  for (int i = 0; i < info->dlpi_phnum; i++)
-    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-      for (const ElfW (Dyn) *d = (const ElfW (Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
-           d->d_tag != DT_NULL; d++)
-        if (d->d_tag == DT_TEXTREL || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)))
-          *textrel = true;
-  return 1;
-}
-
+   its read-only segments.  */
 static bool
-main_program_in (const struct image_map *m, int n)
+main_program_in (const struct program_layout *l, const struct image_map *m, int n)
 {
   uintptr_t phdr = (uintptr_t)getauxval (AT_PHDR);
-  bool textrel = false, found = false;
+  bool found = false;
   for (int i = 0; i < n; i++)
     found |= m[i].start <= phdr && phdr < m[i].end;
-  dl_iterate_phdr (main_program_cb, &textrel);
-  return found && !textrel;
-}
-
-static bool
-in_writable_segment (uintptr_t s, uintptr_t e)
-{
-  uintptr_t r[3] = { s, e, 0 };
-  dl_iterate_phdr (writable_segment_cb, r);
-  return r[2] != 0;
+  return found && !l->textrel && !l->too_many;
 }
 
 /* The mm fields PR_SET_MM_MAP sets, as they are (/proc/self/stat's
@@ -337,35 +342,9 @@ in_writable_segment (uintptr_t s, uintptr_t e)
 static int
 current_mm_map (struct prctl_mm_map *mm)
 {
-  char buf[2048];
   unsigned long long v[52];
-  char *p;
-  cleanup_close int fd = open ("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  ssize_t n = fd < 0 ? -1 : sbx_read_all (fd, buf, sizeof buf - 1);
-  if (n <= 0)
+  if (sbx_proc_stat (0, v, 51) < 0)
     return -1;
-  buf[n] = '\0';
-  p = strrchr (buf, ')'); /* the name may hold anything */
-  if (p == NULL)
-    return -1;
-  p++;
-  /* Field 3 (the state letter) onwards.  */
-  for (int i = 3; i <= 51; i++)
-    {
-      char *end;
-      while (*p == ' ')
-        p++;
-      if (i == 3)
-        {
-          p++;
-          continue;
-        }
-      errno = 0;
-      v[i] = strtoull (p, &end, 10);
-      if (end == p || errno)
-        return -1;
-      p = end;
-    }
   memset (mm, 0, sizeof *mm);
   mm->start_code = v[26];
   mm->end_code = v[27];
@@ -397,8 +376,10 @@ static int
 adopt_in_place (int copy, const struct stat *self)
 {
   struct image_map m[MAX_IMAGE_MAPS];
+  struct program_layout l = { .nw = 0 };
   struct prctl_mm_map mm;
   struct stat cst;
+  long page = sysconf (_SC_PAGESIZE);
   int n, ncopy;
 
   /* Probe the permission: with an fd that cannot be open, the kernel
@@ -411,13 +392,13 @@ adopt_in_place (int copy, const struct stat *self)
   if (fstat (copy, &cst) < 0)
     return -1;
   n = scan_maps (self, m, MAX_IMAGE_MAPS, NULL, NULL);
-  if (n <= 0 || !main_program_in (m, n))
+  dl_iterate_phdr (program_layout_cb, &l);
+  if (n <= 0 || !main_program_in (&l, m, n))
     return -1;
   for (int i = 0; i < n; i++)
     {
       size_t len = m[i].end - m[i].start;
-      bool dirty = in_writable_segment (m[i].start, m[i].end);
-      long page = sysconf (_SC_PAGESIZE);
+      bool dirty = in_writable_segment (&l, m[i].start, m[i].end);
       void *t;
       /* Every page must exist in the copy (a mapping past its end would
          fault with SIGBUS): the copy ends inside the last page at most.  */

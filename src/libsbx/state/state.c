@@ -388,39 +388,11 @@ sbx_state_config_ref (sbx_state *s, const oci_config **c, oci_config **owned, sb
 unsigned long long
 sbx_pid_start_time (pid_t pid)
 {
-  char path[64], buf[1024];
-  cleanup_close int fd = -1;
-  ssize_t n;
-  char *p;
-  unsigned long long start = 0;
-
-  if (pid <= 0)
+  unsigned long long v[23];
+  /* starttime is field 22; a zombie or a dead task has none that counts */
+  if (pid <= 0 || sbx_proc_stat (pid, v, 22) < 0 || v[3] == 'Z' || v[3] == 'X')
     return 0;
-  snprintf (path, sizeof path, "/proc/%d/stat", pid);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  n = sbx_read_all (fd, buf, sizeof buf - 1);
-  if (n <= 0)
-    return 0;
-  buf[n] = '\0';
-  /* comm may contain spaces and parens: fields restart after the last ')'.  */
-  p = strrchr (buf, ')');
-  if (p == NULL || p[1] != ' ')
-    return 0;
-  p += 2;
-  if (*p == 'Z' || *p == 'X')
-    return 0;
-  /* p is field 3 (state); starttime is field 22.  */
-  for (int field = 3; field < 22 && p; field++)
-    {
-      p = strchr (p, ' ');
-      if (p)
-        p++;
-    }
-  if (p == NULL || sscanf (p, "%llu", &start) != 1)
-    return 0;
-  return start;
+  return v[22];
 }
 
 bool

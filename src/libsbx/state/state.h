@@ -66,15 +66,15 @@ void sbx_state_unlock (sbx_state *s);
 void sbx_state_free (sbx_state *s);
 /* The container's saved config.  */
 int sbx_state_config (sbx_state *s, oci_config **out, sbx_error **err);
-/* The same without parsing it again when this process saved it: *c is
-   s->config then (borrowed), else what is parsed into *owned, which the
-   caller frees.  */
 static inline void
 sbx_oci_config_freep (oci_config **c)
 {
   oci_config_free (*c);
 }
 #define cleanup_oci_config __attribute__ ((cleanup (sbx_oci_config_freep)))
+/* The same without parsing it again when this process saved it: *c is
+   s->config then (borrowed), else what is parsed into *owned, which the
+   caller frees.  */
 int sbx_state_config_ref (sbx_state *s, const oci_config **c, oci_config **owned, sbx_error **err);
 
 /* Process start time (field 22 of /proc/pid/stat); 0 if gone or a zombie.  */
