@@ -95,6 +95,13 @@ def no_unit_left(sbx):
         sbx("delete", "--force", cid)
     # parent slices systemd made on the way (machine.slice) stay, as with runc
     left = {u for u in transient_units() - before if u.endswith(".scope")}
+    # podman's own conmon scope ends after `podman run --rm` has returned
+    # (conmon still runs podman's exit command): not ours, so waited for.
+    # sbxrun's scopes must be gone once delete has returned.
+    conmon = {u for u in left if u.startswith("libpod-conmon-")}
+    if conmon:
+        wait_for(lambda: all(unit_gone(u) for u in conmon), timeout=60, what=f"{sorted(conmon)} gone")
+    left -= conmon
     assert not left, f"units left behind: {sorted(left)}"
 
 
