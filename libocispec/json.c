@@ -4,6 +4,7 @@
 #include <config.h>
 #include "json.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,57 @@ oj_strndup (const char *s, size_t n)
   memcpy (r, s, n);
   r[n] = '\0';
   return r;
+}
+
+/* A parsed document lives in one arena: a document of a few thousand values
+   would otherwise cost as many mallocs and frees, the most of its parse.  */
+struct oj_chunk
+{
+  struct oj_chunk *next;
+  size_t used, cap;
+  max_align_t data[];
+};
+
+struct oj_arena
+{
+  struct oj_chunk *head;
+  size_t next_cap;
+};
+
+static void *
+arena_alloc (struct oj_arena *a, size_t n)
+{
+  struct oj_chunk *c = a->head;
+  void *p;
+
+  /* the DOM holds pointers, sizes and chars only */
+  n = (n + sizeof (void *) - 1) & ~(sizeof (void *) - 1);
+  if (c == NULL || c->cap - c->used < n)
+    {
+      size_t cap = a->next_cap > n ? a->next_cap : n;
+      c = malloc (sizeof *c + cap);
+      if (c == NULL)
+        abort ();
+      c->used = 0;
+      c->cap = cap;
+      c->next = a->head;
+      a->head = c;
+      a->next_cap = cap * 2;
+    }
+  p = (char *) c->data + c->used;
+  c->used += n;
+  return p;
+}
+
+static void
+arena_free (struct oj_arena *a)
+{
+  while (a->head)
+    {
+      struct oj_chunk *c = a->head;
+      a->head = c->next;
+      free (c);
+    }
 }
 
 oj_value *
@@ -69,6 +121,13 @@ oj_free (oj_value *v)
 
   if (v == NULL)
     return;
+  if (v->arena)
+    {
+      struct oj_arena *a = v->arena;
+      arena_free (a);
+      free (a);
+      return;
+    }
   stack = oj_xalloc (cap * sizeof *stack);
   stack[n++] = v;
   while (n)
@@ -118,23 +177,64 @@ struct builder
 {
   oj_value *stack[OJ_MAX_DEPTH + 1];
   size_t depth;
-  char *pending_key;
+  char *pending_key; /* in the arena */
   oj_value *root;
+  struct oj_arena *arena;
   bool too_deep;
   bool nul_char;
 };
 
+static oj_value *
+b_new (struct builder *b, oj_type t)
+{
+  oj_value *v = arena_alloc (b->arena, sizeof *v);
+  memset (v, 0, sizeof *v);
+  v->type = t;
+  return v;
+}
+
+static char *
+b_strndup (struct builder *b, const char *s, size_t n)
+{
+  char *r = arena_alloc (b->arena, n + 1);
+  memcpy (r, s, n);
+  r[n] = '\0';
+  return r;
+}
+
+/* As oj_append, in the arena: the arrays double, the old ones stay there.  */
 static int
 b_add (struct builder *b, oj_value *v)
 {
+  oj_value *top;
+
   if (b->depth == 0)
     {
       b->root = v;
       return 1;
     }
-  oj_value *top = b->stack[b->depth - 1];
-  oj_append (top, b->pending_key, v);
-  free (b->pending_key);
+  top = b->stack[b->depth - 1];
+  if (top->len >= 4 && (top->len & (top->len - 1)) == 0)
+    {
+      oj_value **items = arena_alloc (b->arena, 2 * top->len * sizeof *items);
+      memcpy (items, top->items, top->len * sizeof *items);
+      top->items = items;
+      if (top->type == OJ_OBJECT)
+        {
+          char **keys = arena_alloc (b->arena, 2 * top->len * sizeof *keys);
+          memcpy (keys, top->keys, top->len * sizeof *keys);
+          top->keys = keys;
+        }
+    }
+  else if (top->len == 0)
+    {
+      top->items = arena_alloc (b->arena, 4 * sizeof *top->items);
+      if (top->type == OJ_OBJECT)
+        top->keys = arena_alloc (b->arena, 4 * sizeof *top->keys);
+    }
+  if (top->type == OJ_OBJECT)
+    top->keys[top->len] = b->pending_key;
+  top->items[top->len++] = v;
   b->pending_key = NULL;
   return 1;
 }
@@ -148,7 +248,7 @@ b_push (struct builder *b, oj_type t)
       b->too_deep = true;
       return 0;
     }
-  v = oj_new (t);
+  v = b_new (b, t);
   b_add (b, v);
   b->stack[b->depth++] = v;
   return 1;
@@ -157,13 +257,13 @@ b_push (struct builder *b, oj_type t)
 static int
 cb_null (void *ctx)
 {
-  return b_add (ctx, oj_new (OJ_NULL));
+  return b_add (ctx, b_new (ctx, OJ_NULL));
 }
 
 static int
 cb_bool (void *ctx, int val)
 {
-  oj_value *v = oj_new (OJ_BOOL);
+  oj_value *v = b_new (ctx, OJ_BOOL);
   v->boolean = val;
   return b_add (ctx, v);
 }
@@ -171,8 +271,8 @@ cb_bool (void *ctx, int val)
 static int
 cb_number (void *ctx, const char *s, size_t l)
 {
-  oj_value *v = oj_new (OJ_NUMBER);
-  v->text = oj_strndup (s, l);
+  oj_value *v = b_new (ctx, OJ_NUMBER);
+  v->text = b_strndup (ctx, s, l);
   return b_add (ctx, v);
 }
 
@@ -184,8 +284,8 @@ cb_string (void *ctx, const unsigned char *s, size_t l)
       ((struct builder *) ctx)->nul_char = true;
       return 0;
     }
-  oj_value *v = oj_new (OJ_STRING);
-  v->text = oj_strndup ((const char *) s, l);
+  oj_value *v = b_new (ctx, OJ_STRING);
+  v->text = b_strndup (ctx, (const char *) s, l);
   return b_add (ctx, v);
 }
 
@@ -204,8 +304,7 @@ cb_map_key (void *ctx, const unsigned char *s, size_t l)
       b->nul_char = true;
       return 0;
     }
-  free (b->pending_key);
-  b->pending_key = oj_strndup ((const char *) s, l);
+  b->pending_key = b_strndup (b, (const char *) s, l);
   return 1;
 }
 
@@ -238,13 +337,16 @@ static const yajl_callbacks callbacks = {
 oj_value *
 oj_parse (const char *text, size_t len, char **errmsg)
 {
-  struct builder b = { 0 };
+  struct oj_arena *arena = oj_xalloc (sizeof *arena);
+  struct builder b = { .arena = arena };
   yajl_handle h = yajl_alloc (&callbacks, NULL, &b);
   yajl_status st;
   bool at_end = false, blank = true;
 
   if (h == NULL)
     abort ();
+  /* about what a configuration's values and strings take: one chunk */
+  arena->next_cap = 4096 + 7 * len;
   for (size_t i = 0; blank && i < len; i++)
     blank = text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n';
   st = yajl_parse (h, (const unsigned char *) text, len);
@@ -285,12 +387,12 @@ oj_parse (const char *text, size_t len, char **errmsg)
             }
         }
       yajl_free (h);
-      free (b.pending_key);
-      oj_free (b.root);
+      arena_free (arena);
+      free (arena);
       return NULL;
     }
   yajl_free (h);
-  free (b.pending_key);
+  b.root->arena = arena;
   return b.root;
 }
 

@@ -32,10 +32,12 @@ struct oj_value
   size_t len; /* OJ_ARRAY / OJ_OBJECT: element count */
   oj_value **items;
   char **keys; /* OJ_OBJECT */
+  struct oj_arena *arena; /* the root of a parsed document: all of it lives there */
 };
 
 /* Parse a document.  On failure returns NULL and *errmsg (malloc'd) says why
-   and where.  */
+   and where.  The document is read-only: it is allocated in one arena, which
+   oj_free of the root releases (no oj_append to it, no oj_free of a part).  */
 oj_value *oj_parse (const char *text, size_t len, char **errmsg);
 void oj_free (oj_value *v);
 const char *oj_type_name (oj_type t);

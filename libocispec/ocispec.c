@@ -62,51 +62,69 @@ xdup (const char *s)
   return r;
 }
 
+/* Where a value sits in the document, for error messages: a chain on the
+   stack from the value up to the root, rendered only when an error is
+   reported (a config with a 300-rule seccomp profile has a thousand).  */
+typedef struct jpath
+{
+  const struct jpath *up;
+  char kind; /* 'r' the caller's prefix, '.' a key, '[' an index, '"' a map key */
+  const char *s;
+  size_t i;
+} jpath;
+
+#define JPATH(name, parent, k, str, idx) const jpath name = { (parent), (k), (str), (idx) }
+
 static void
-set_err (char **errmsg, const char *path, const char *fmt, ...)
+path_print (FILE *f, const jpath *p)
+{
+  if (p->up)
+    path_print (f, p->up);
+  switch (p->kind)
+    {
+    case 'r':
+      fputs (p->s, f);
+      break;
+    case '.':
+      if (ftell (f) > 0)
+        fputc ('.', f);
+      fputs (p->s, f);
+      break;
+    case '[':
+      fprintf (f, "[%zu]", p->i);
+      break;
+    default:
+      fprintf (f, "[\"%s\"]", p->s);
+    }
+}
+
+static void
+set_err (char **errmsg, const jpath *path, const char *fmt, ...)
 {
   va_list ap;
-  char *msg;
+  char *msg, *where = NULL;
+  size_t wlen = 0;
+  FILE *f;
   if (errmsg == NULL || *errmsg)
     return;
   va_start (ap, fmt);
   if (vasprintf (&msg, fmt, ap) < 0)
     abort ();
   va_end (ap);
-  if (asprintf (errmsg, "%s: %s", *path ? path : "(document)", msg) < 0)
+  f = open_memstream (&where, &wlen);
+  if (f == NULL)
     abort ();
+  path_print (f, path);
+  if (fclose (f) != 0)
+    abort ();
+  if (asprintf (errmsg, "%s: %s", *where ? where : "(document)", msg) < 0)
+    abort ();
+  free (where);
   free (msg);
 }
 
-static char *
-path_key (const char *path, const char *key)
-{
-  char *r;
-  if (asprintf (&r, "%s%s%s", path, *path ? "." : "", key) < 0)
-    abort ();
-  return r;
-}
-
-static char *
-path_index (const char *path, size_t i)
-{
-  char *r;
-  if (asprintf (&r, "%s[%zu]", path, i) < 0)
-    abort ();
-  return r;
-}
-
-static char *
-path_mapkey (const char *path, const char *key)
-{
-  char *r;
-  if (asprintf (&r, "%s[\"%s\"]", path, key) < 0)
-    abort ();
-  return r;
-}
-
 static bool
-expect (const oj_value *v, oj_type t, const char *path, const char *what, char **errmsg)
+expect (const oj_value *v, oj_type t, const jpath *path, const char *what, char **errmsg)
 {
   if (v->type == t)
     return true;
@@ -117,7 +135,7 @@ expect (const oj_value *v, oj_type t, const char *path, const char *what, char *
 /* Integers: reject fractions/exponents, check the range of the C type.  */
 static bool
 parse_integer (const oj_value *v, bool is_signed, int64_t min, uint64_t max, void *out, int width,
-               const char *path, char **errmsg)
+               const jpath *path, char **errmsg)
 {
   char *end;
   const char *t;
@@ -162,11 +180,11 @@ range:
 }
 
 static void free_field (const ocispec_field *f, void *obj);
-static void *parse_value (const ocispec_type *t, const oj_value *v, const char *path,
+static void *parse_value (const ocispec_type *t, const oj_value *v, const jpath *path,
                           char **errmsg);
 
 static bool
-parse_strarr (const oj_value *v, char ***out, size_t *len, const char *path, char **errmsg)
+parse_strarr (const oj_value *v, char ***out, size_t *len, const jpath *path, char **errmsg)
 {
   char **arr;
   if (!expect (v, OJ_ARRAY, path, "array", errmsg))
@@ -178,9 +196,8 @@ parse_strarr (const oj_value *v, char ***out, size_t *len, const char *path, cha
     {
       if (v->items[i]->type != OJ_STRING)
         {
-          char *p = path_index (path, i);
-          set_err (errmsg, p, "expected string, got %s", oj_type_name (v->items[i]->type));
-          free (p);
+          JPATH (p, path, '[', NULL, i);
+          set_err (errmsg, &p, "expected string, got %s", oj_type_name (v->items[i]->type));
           *len = i;
           return false;
         }
@@ -190,7 +207,7 @@ parse_strarr (const oj_value *v, char ***out, size_t *len, const char *path, cha
 }
 
 static bool
-parse_field (const ocispec_field *f, void *obj, const oj_value *v, const char *path,
+parse_field (const ocispec_field *f, void *obj, const oj_value *v, const jpath *path,
              char **errmsg)
 {
   void *dst = AT (obj, f->off, void);
@@ -236,9 +253,8 @@ parse_field (const ocispec_field *f, void *obj, const oj_value *v, const char *p
         *AT (obj, f->aux, size_t) = v->len;
         for (size_t i = 0; i < v->len; i++)
           {
-            char *p = path_index (path, i);
-            ok = parse_integer (v->items[i], false, 0, UINT32_MAX, &arr[i], 32, p, errmsg);
-            free (p);
+            JPATH (p, path, '[', NULL, i);
+            ok = parse_integer (v->items[i], false, 0, UINT32_MAX, &arr[i], 32, &p, errmsg);
             if (!ok)
               return false;
           }
@@ -259,18 +275,17 @@ parse_field (const ocispec_field *f, void *obj, const oj_value *v, const char *p
         *len = 0;
         for (size_t i = 0; i < v->len; i++)
           {
-            char *p = path_mapkey (path, v->keys[i]);
+            JPATH (p, path, '"', v->keys[i], 0);
             if (f->kind == OF_STRMAP)
               {
                 if (v->items[i]->type == OJ_STRING)
                   vals[i] = xdup (v->items[i]->text);
                 else
-                  set_err (errmsg, p, "expected string, got %s",
+                  set_err (errmsg, &p, "expected string, got %s",
                            oj_type_name (v->items[i]->type));
               }
             else
-              vals[i] = parse_value (f->sub, v->items[i], p, errmsg);
-            free (p);
+              vals[i] = parse_value (f->sub, v->items[i], &p, errmsg);
             if (vals[i] == NULL)
               return false;
             keys[i] = xdup (v->keys[i]);
@@ -292,9 +307,8 @@ parse_field (const ocispec_field *f, void *obj, const oj_value *v, const char *p
         *len = 0;
         for (size_t i = 0; i < v->len; i++)
           {
-            char *p = path_index (path, i);
-            arr[i] = parse_value (f->sub, v->items[i], p, errmsg);
-            free (p);
+            JPATH (p, path, '[', NULL, i);
+            arr[i] = parse_value (f->sub, v->items[i], &p, errmsg);
             if (arr[i] == NULL)
               return false;
             *len = i + 1;
@@ -322,13 +336,14 @@ copy_value (const oj_value *v)
 void *
 ocispec_parse_value (const ocispec_type *t, const oj_value *v, const char *path, char **errmsg)
 {
+  JPATH (root, NULL, 'r', path, 0);
   if (errmsg)
     *errmsg = NULL;
-  return parse_value (t, v, path, errmsg);
+  return parse_value (t, v, &root, errmsg);
 }
 
 static void *
-parse_value (const ocispec_type *t, const oj_value *v, const char *path, char **errmsg)
+parse_value (const ocispec_type *t, const oj_value *v, const jpath *path, char **errmsg)
 {
   void *obj;
   if (!expect (v, OJ_OBJECT, path, "object", errmsg))
@@ -354,9 +369,8 @@ parse_value (const ocispec_type *t, const oj_value *v, const char *path, char **
         }
       if (v->items[k]->type == OJ_NULL)
         continue; /* null reads as absent, as Go's decoder does */
-      char *p = path_key (path, f->json);
-      bool ok = parse_field (f, obj, v->items[k], p, errmsg);
-      free (p);
+      JPATH (p, path, '.', f->json, 0);
+      bool ok = parse_field (f, obj, v->items[k], &p, errmsg);
       if (!ok)
         goto fail;
     }
@@ -381,9 +395,8 @@ parse_value (const ocispec_type *t, const oj_value *v, const char *path, char **
         }
       if (!present)
         {
-          char *p = path_key (path, f->json);
-          set_err (errmsg, p, "required property is missing");
-          free (p);
+          JPATH (p, path, '.', f->json, 0);
+          set_err (errmsg, &p, "required property is missing");
           goto fail;
         }
     }
@@ -403,7 +416,10 @@ ocispec_parse (const ocispec_type *t, const char *json, size_t len, char **errms
   v = oj_parse (json, len, errmsg);
   if (v == NULL)
     return NULL;
-  r = parse_value (t, v, "", errmsg);
+  {
+    JPATH (root, NULL, 'r', "", 0);
+    r = parse_value (t, v, &root, errmsg);
+  }
   oj_free (v);
   return r;
 }

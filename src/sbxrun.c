@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,11 @@ main (int argc, char **argv)
   bool version = false;
   int c, r;
 
+  /* A run lives milliseconds: memory freed (a large config's parse, the
+     JSON written back) is kept for the next allocation instead of being
+     unmapped, trimmed and faulted in again.  */
+  mallopt (M_MMAP_THRESHOLD, 4 << 20);
+  mallopt (M_TRIM_THRESHOLD, 8 << 20);
   /* Before anything of ours is opened: the fds a container may inherit.  */
   sbx_inherited_fds_snapshot ();
   opterr = 0;

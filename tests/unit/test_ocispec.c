@@ -1313,6 +1313,17 @@ test_error_messages (void **state)
       "{\"ociVersion\":\"1\",\"process\":{\"cwd\":\"/\",\"rlimits\":[{\"type\":\"RLIMIT_AS\","
       "\"soft\":1,\"hard\":-18446744073709551615}]}}",
       "process.rlimits[0].hard: value -18446744073709551615 out of range");
+  /* every kind of step in the path: map keys, nested indexes, a number array */
+  assert_config_error ("{\"ociVersion\":\"1\",\"annotations\":{\"a.b\":1}}",
+                       "annotations[\"a.b\"]: expected string, got number");
+  assert_config_error ("{\"ociVersion\":\"1\",\"linux\":{\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\","
+                       "\"syscalls\":[{\"names\":[\"a\"],\"action\":\"SCMP_ACT_ERRNO\"},{\"names\":[\"b\"],"
+                       "\"action\":\"SCMP_ACT_ERRNO\",\"args\":[{\"index\":0,\"value\":1,\"op\":\"SCMP_CMP_EQ\"},"
+                       "{\"index\":\"1\"}]}]}}}",
+                       "linux.seccomp.syscalls[1].args[1].index: expected integer, got string");
+  assert_config_error ("{\"ociVersion\":\"1\",\"process\":{\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0,"
+                       "\"additionalGids\":[1,2,-3]}}}",
+                       "process.user.additionalGids[2]: value -3 out of range");
 }
 
 static void

@@ -33,8 +33,8 @@
 
 /* ---- cache ---- */
 
-#define CACHE_MAGIC "SBXBPF02"
-#define CACHE_FORMAT "sbxrun seccomp cache v2: enosys-prefix, split-dup-args, bound key"
+#define CACHE_MAGIC "SBXBPF03"
+#define CACHE_FORMAT "sbxrun seccomp cache v3: enosys-prefix, split-dup-args, bound key, binary tree"
 
 /* The file names its key, but a name proves nothing: whoever could rename
    a permissive profile's entry over a strict one's would choose the filter.
