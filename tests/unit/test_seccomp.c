@@ -678,6 +678,125 @@ test_cache_timing (void **state)
   free (tmp);
 }
 
+/* A classic BPF interpreter for what libseccomp and the ENOSYS prefix
+   emit, counting the instructions run: the kernel runs the filter this way
+   for every syscall number when it loads it (and for each call not found
+   always allowed).  */
+static uint32_t
+run_filter (const sbx_seccomp *sc, const struct seccomp_data *d, int *steps)
+{
+  uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = { 0 };
+  size_t pc = 0;
+
+  for (*steps = 0; pc < sc->len; (*steps)++)
+    {
+      const struct sock_filter *f = &sc->insns[pc++];
+      uint32_t src = BPF_SRC (f->code) == BPF_X ? x : f->k;
+      switch (f->code)
+        {
+        case BPF_LD | BPF_W | BPF_ABS:
+          assert_true (f->k % 4 == 0 && f->k < sizeof *d);
+          memcpy (&a, (const char *)d + f->k, 4);
+          continue;
+        case BPF_LD | BPF_MEM: a = mem[f->k]; continue;
+        case BPF_LDX | BPF_MEM: x = mem[f->k]; continue;
+        case BPF_ST: mem[f->k] = a; continue;
+        case BPF_STX: mem[f->k] = x; continue;
+        case BPF_LD | BPF_IMM: a = f->k; continue;
+        case BPF_MISC | BPF_TAX: x = a; continue;
+        case BPF_MISC | BPF_TXA: a = x; continue;
+        case BPF_RET | BPF_K: return f->k;
+        case BPF_RET | BPF_A: return a;
+        case BPF_JMP | BPF_JA: pc += f->k; continue;
+        }
+      switch (BPF_CLASS (f->code))
+        {
+        case BPF_ALU:
+          switch (BPF_OP (f->code))
+            {
+            case BPF_AND: a &= src; continue;
+            case BPF_OR: a |= src; continue;
+            case BPF_ADD: a += src; continue;
+            case BPF_SUB: a -= src; continue;
+            case BPF_RSH: a >>= src; continue;
+            case BPF_LSH: a <<= src; continue;
+            }
+          break;
+        case BPF_JMP:
+          {
+            bool t = false;
+            switch (BPF_OP (f->code))
+              {
+              case BPF_JEQ: t = a == src; break;
+              case BPF_JGT: t = a > src; break;
+              case BPF_JGE: t = a >= src; break;
+              case BPF_JSET: t = (a & src) != 0; break;
+              default: fail_msg ("unknown jump 0x%x", f->code);
+              }
+            pc += t ? f->jt : f->jf;
+            continue;
+          }
+        }
+      fail_msg ("instruction 0x%x not interpreted", f->code);
+    }
+  fail_msg ("ran off the end of the filter");
+  return 0;
+}
+
+/* The filter is a binary tree of syscall numbers, not a list: what each
+   number decides is unchanged, and no number takes more than a few dozen
+   instructions to decide (a list of 300 takes 300 for the numbers it does
+   not hold).  That is what makes the kernel's load of it cheap.  */
+static void
+test_filter_is_a_tree (void **state)
+{
+  int nrules, worst = 0, steps;
+  char *json = big_profile (&nrules);
+  oci_seccomp *s = parse (json);
+  sbx_seccomp *sc;
+  sbx_error *err = NULL;
+  (void)state;
+
+  assert_int_equal (sbx_seccomp_prepare (s, NULL, &sc, &err), 0);
+  for (size_t i = 0; i < s->syscalls_len; i++)
+    {
+      /* every 10th rule has an argument condition (big_profile): args 0 and 1 */
+      int nr = seccomp_syscall_resolve_name (s->syscalls[i]->names[0]);
+      struct seccomp_data d = { .nr = nr, .arch = AUDIT_ARCH_X86_64 };
+      assert_true (nr >= 0);
+      if (i % 10)
+        assert_int_equal (run_filter (sc, &d, &steps), SECCOMP_RET_ALLOW);
+      else
+        {
+          d.args[0] = i; /* the condition is arg0 != i */
+          assert_int_not_equal (run_filter (sc, &d, &steps), SECCOMP_RET_ALLOW);
+          d.args[0] = i + 1;
+          assert_int_equal (run_filter (sc, &d, &steps), SECCOMP_RET_ALLOW);
+        }
+    }
+  for (int nr = 0; nr < 1024; nr++)
+    {
+      struct seccomp_data d = { .nr = nr, .arch = AUDIT_ARCH_X86_64, .args = { 1 << 20 } };
+      uint32_t r = run_filter (sc, &d, &steps);
+      char *name = seccomp_syscall_resolve_num_arch (SCMP_ARCH_NATIVE, nr);
+      bool listed = false;
+      for (size_t i = 0; name && i < s->syscalls_len; i++)
+        listed = listed || strcmp (s->syscalls[i]->names[0], name) == 0;
+      assert_int_equal (r == SECCOMP_RET_ALLOW, listed);
+      if (!listed)
+        assert_int_equal (r & SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ERRNO);
+      if (steps > worst)
+        worst = steps;
+      free (name);
+    }
+  print_message ("%d rules, %zu instructions: at most %d run for any syscall number\n", nrules, sc->len,
+                 worst);
+  assert_true (worst <= 64);
+  sbx_seccomp_free (sc);
+  ocispec_free (&oci_seccomp_type, s);
+  free (json);
+}
+
 int
 main (void)
 {
@@ -686,6 +805,7 @@ main (void)
     cmocka_unit_test (test_enosys_prefix), cmocka_unit_test (test_cache),
     cmocka_unit_test (test_sha256),        cmocka_unit_test (test_features_lists),
     cmocka_unit_test (test_notify_send),   cmocka_unit_test (test_cache_timing),
+    cmocka_unit_test (test_filter_is_a_tree),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
