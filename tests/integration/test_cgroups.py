@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -298,6 +299,61 @@ def test_cgroup_placement_and_namespace(sbx, bundle):
     assert lines and all(line.endswith(":/") for line in lines), view
     if V2:
         assert lines == ["0::/"], view
+
+
+def _stopped(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def _cgroup_lines(pid):
+    with open(f"/proc/{pid}/cgroup") as f:
+        return [line.rstrip("\n").split(":", 2) for line in f]
+
+
+@pytest.mark.skipif(V2, reason="pure v2: one cgroup, made before the clone; the init is born in it")
+def test_v1_cgroups_are_made_while_the_init_mounts(sbx, bundle, tmp_path):
+    """Late placement (cgroup.h): on v1 and hybrid hosts the runtime makes
+    the v1 cgroups after the clone, while the init mounts its rootfs.
+    With the runtime stopped right after making them, the init exists, has
+    mounted /proc and /sys but not /sys/fs/cgroup, and is in none of its v1
+    cgroups yet; let go, it is in all of them, its cgroup namespace rooted
+    there, as without the overlap."""
+    b = bundle(["sh", "-c", "cat /proc/self/cgroup > /tmp/cg; sleep 100"])
+    writable_root(b)
+    cid = sbx.new_id()
+    errfile = tmp_path / "create.err"  # a file: the created init holds its stderr
+    with open(errfile, "w") as ef:
+        p = subprocess.Popen(sbx.argv("create", "--bundle", b, cid), stdout=subprocess.DEVNULL, stderr=ef,
+                             env={**os.environ, "SBXRUN_TEST_STOP_AT": "create:cgroup"})
+    try:
+        wait_for(lambda: _stopped(p.pid), what="create stopped at create:cgroup")
+        pid = json.loads((sbx.root / cid / "status.json").read_text())["pid"]
+        rootfs = str(b.rootfs.resolve())
+
+        def mounted():
+            with open(f"/proc/{pid}/mountinfo") as f:
+                return {line.split()[4] for line in f}
+
+        # the init waits for its cgroups, its mounts before the cgroup one made
+        wait_for(lambda: rootfs + "/sys" in mounted(), what="the init's /sys mount")
+        points = mounted()
+        assert rootfs + "/proc" in points and rootfs + "/sys/fs/cgroup" not in points, sorted(points)
+        v1 = [(c, path) for _, c, path in _cgroup_lines(pid) if c]
+        assert v1 and all(not path.endswith(cg_path(b)) for _, path in v1), v1
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+        p.wait(timeout=60)
+    assert p.returncode == 0, errfile.read_text()
+    try:
+        lines = _cgroup_lines(pid)
+        assert all(path == cg_path(b) for _, _, path in lines), lines
+        assert cg_procs(b) == [pid]
+        sbx.ok("start", cid)
+        view = wait_for(lambda: (b.rootfs / "tmp/cg").exists() and (b.rootfs / "tmp/cg").read_text())
+        assert all(line.endswith(":/") for line in view.split()), view
+    finally:
+        sbx("delete", "--force", cid)
 
 
 def test_cpu_quota(sbx, bundle):

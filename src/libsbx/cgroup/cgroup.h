@@ -150,6 +150,22 @@ int sbx_cgroup_enter (sbx_cgroup *cg, pid_t pid, sbx_error **err);
    leave fails harmlessly (the init stays in), enter is a no-op unless
    leave succeeded.  */
 int sbx_cgroup_stage_prepare (sbx_cgroup *cg, bool limited, bool nodes, sbx_error **err);
+/* Late placement (v1 and hybrid hosts, the cgroupfs driver): make_early
+   makes only the unified hierarchy's cgroup (none on pure v1), for the
+   init to be born in, so that the v1 hierarchies (13 directories and
+   their parents: a millisecond) are made by sbx_cgroup_make while the
+   init already mounts its rootfs.  stage_prepare then opens the files
+   after the clone, which reach the init over the sync socket: stage_fds
+   lists them (at most 2n, with a text saying which slot each fills) and
+   the init's stage_adopt takes them, to arrive before its cgroup
+   namespace and cgroup mounts.  stage_ready is true from make_early on
+   (the init moves itself in).  stage_adopt takes every fd given: adopted,
+   or closed on failure.  */
+bool sbx_cgroup_can_be_late (const sbx_cgroup *cg);
+int sbx_cgroup_make_early (sbx_cgroup *cg, sbx_error **err);
+bool sbx_cgroup_is_late (const sbx_cgroup *cg);
+size_t sbx_cgroup_stage_fds (const sbx_cgroup *cg, int *fds, size_t max, char **slots);
+int sbx_cgroup_stage_adopt (sbx_cgroup *cg, const int *fds, size_t nfds, const char *slots, sbx_error **err);
 bool sbx_cgroup_stage_ready (const sbx_cgroup *cg);
 int sbx_cgroup_stage_arrive (sbx_cgroup *cg, bool born_in_v2, sbx_error **err);
 int sbx_cgroup_stage_leave (sbx_cgroup *cg, sbx_error **err);

@@ -45,6 +45,7 @@ typedef struct sbx_cg_hier
                         removes it once empty (saved with the description) */
   int refused;       /* v1, rootless: the errno of the mkdir the kernel refused
                         (the hierarchy is then left out, see sbx_cgroup.left) */
+  bool early;        /* made by sbx_cgroup_make_early (create skips it) */
 } sbx_cg_hier;
 
 typedef struct sbx_cg_systemd sbx_cg_systemd;
@@ -81,6 +82,7 @@ struct sbx_cgroup
      hierarchy, opened by sbx_cgroup_make; NULL when not prepared */
   int *stage_in, *stage_out;
   bool staged_out;
+  bool late; /* sbx_cgroup_make_early: the rest is made after the clone */
 };
 
 /* stage.c: close the staging fds (stage_in, stage_out).  */

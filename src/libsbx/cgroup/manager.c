@@ -453,6 +453,34 @@ sbx_cgroup_make (sbx_cgroup *cg, sbx_error **err)
   return make (cg, 0, err);
 }
 
+bool
+sbx_cgroup_can_be_late (const sbx_cgroup *cg)
+{
+  /* all staging files fit in one message (sbx_cgroup_stage_fds) */
+  return cg->mode == SBX_CGROUP_V1 && !cg->slice && !cg->placed_from && !cg->partial_ok
+         && 2 * cg->n <= SBX_MAX_SEND_FDS;
+}
+
+int
+sbx_cgroup_make_early (sbx_cgroup *cg, sbx_error **err)
+{
+  if (!sbx_cgroup_can_be_late (cg))
+    return sbx_error_set (err, EINVAL,
+                          "internal: late placement is for the cgroupfs driver on v1 hierarchies");
+  for (size_t i = 0; i < cg->n; i++)
+    if (cg->h[i].unified)
+      {
+        if (sbx_cg_mkdir (&cg->h[i], NULL, err) < 0)
+          {
+            sbx_cg_undo_create (cg);
+            return -1;
+          }
+        cg->h[i].early = true;
+      }
+  cg->late = true;
+  return 0;
+}
+
 int
 sbx_cgroup_make_with (sbx_cgroup *cg, pid_t pid, sbx_error **err)
 {

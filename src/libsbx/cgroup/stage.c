@@ -119,7 +119,61 @@ fail:
 bool
 sbx_cgroup_stage_ready (const sbx_cgroup *cg)
 {
-  return cg->stage_in != NULL;
+  return cg->stage_in != NULL || cg->late;
+}
+
+bool
+sbx_cgroup_is_late (const sbx_cgroup *cg)
+{
+  return cg->late;
+}
+
+/* Slot 2i is stage_in[i], 2i+1 stage_out[i]: '1' where a descriptor is
+   sent, '0' where none (not prepared, or nowhere to leave to).  */
+size_t
+sbx_cgroup_stage_fds (const sbx_cgroup *cg, int *fds, size_t max, char **slots)
+{
+  size_t n = 0;
+  char *t = xmalloc0 (2 * cg->n + 1);
+
+  for (size_t i = 0; i < 2 * cg->n; i++)
+    {
+      const int *arr = i % 2 ? cg->stage_out : cg->stage_in;
+      int fd = arr ? arr[i / 2] : -1;
+      t[i] = '0';
+      if (fd >= 0 && n < max)
+        {
+          fds[n++] = fd;
+          t[i] = '1';
+        }
+    }
+  *slots = t;
+  return n;
+}
+
+/* Takes every fd of fds: adopted, or closed on failure.  */
+int
+sbx_cgroup_stage_adopt (sbx_cgroup *cg, const int *fds, size_t nfds, const char *slots, sbx_error **err)
+{
+  size_t want = 0, k = 0;
+
+  for (const char *p = slots; *p; p++)
+    want += *p == '1';
+  sbx_cg_stage_close (cg);
+  if (strlen (slots) != 2 * cg->n || want != nfds)
+    {
+      for (size_t i = 0; i < nfds; i++)
+        close (fds[i]);
+      return sbx_error_set (err, EPROTO, "cgroup staging: %zu descriptors and `%s` for %zu hierarchies", nfds,
+                            slots, cg->n);
+    }
+  if (nfds == 0)
+    return 0; /* the runtime moved us by pid */
+  cg->stage_in = xmalloc0 (cg->n * sizeof (int));
+  cg->stage_out = xmalloc0 (cg->n * sizeof (int));
+  for (size_t i = 0; i < 2 * cg->n; i++)
+    (i % 2 ? cg->stage_out : cg->stage_in)[i / 2] = slots[i] == '1' ? fds[k++] : -1;
+  return 0;
 }
 
 static int

@@ -132,6 +132,8 @@ v1_create (sbx_cgroup *cg, sbx_error **err)
       sbx_cg_hier *h = &cg->h[i];
       bool cpuset = !h->unified && sbx_cg_has_word (h->controllers, "cpuset");
       sbx_error *e = NULL;
+      if (h->early)
+        continue; /* sbx_cgroup_make_early */
       if (sbx_cg_mkdir (h, cpuset ? cpuset_level : NULL, &e) == 0)
         {
           /* Under --systemd-cgroup the scope's placeholder goes into what

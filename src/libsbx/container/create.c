@@ -419,6 +419,62 @@ place_by_systemd (sbx_creator *cr, pid_t pid, int64_t *restore_limit, sbx_error 
   return 0;
 }
 
+/* Late placement (cgroup.h): on v1 and hybrid hosts the v1 cgroups are
+   made while the init mounts its rootfs, which it stops only before its
+   cgroup namespace and cgroup mounts.  Only where the init needs nothing of
+   them before: no user namespace (its maps, its own moves), no pid
+   namespace joined by path (fork_init), no host root, no CPU affinity for
+   the setup (joining a cpuset resets it), no snapshot or carried rootfs.  */
+static bool
+late_cgroup_wanted (const sbx_create_opts *o, const sbx_creator *cr)
+{
+  const oci_config *c = cr->c;
+  return sbx_cgroup_can_be_late (cr->cg) && !o->rootless && !o->systemd_cgroup && !o->from_snapshot
+         && !o->carry && !((cr->plan.new_flags | cr->plan.join_flags) & CLONE_NEWUSER) && !cr->fork_init
+         && !cr->host_root && (cr->plan.new_flags & CLONE_NEWNS)
+         && !(c->process && c->process->exec_cpu_affinity);
+}
+
+/* The rest of late placement, once the init runs: the v1 cgroups, their
+   limits, and the files the init moves itself in through (SYNC_CGROUP).  */
+static int
+late_cgroup (sbx_creator *cr, pid_t pid, int64_t *restore_limit, sbx_error **err)
+{
+  const oci_resources *r = cr->c->linux ? cr->c->linux->resources : NULL;
+  bool nodes = r && r->devices_len && cr->c->linux->devices_len;
+  cleanup_error sbx_error *e = NULL;
+  cleanup_free char *slots = NULL;
+  int fds[SBX_MAX_SEND_FDS];
+  size_t n;
+
+  if (sbx_cgroup_make (cr->cg, err) < 0)
+    return -1;
+  sbx_test_kill_point ("create:cgroup");
+  if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (r), nodes, &e) < 0)
+    {
+      sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
+      if (sbx_cgroup_enter (cr->cg, pid, err) < 0)
+        return -1;
+    }
+  if (apply_resources (cr, restore_limit, err) < 0)
+    return -1;
+  sbx_test_kill_point ("create:resources");
+  n = sbx_cgroup_stage_fds (cr->cg, fds, SBX_MAX_SEND_FDS, &slots);
+  {
+    /* An init that failed meanwhile has hung up: its error waits to be
+       read where the runtime expects its next step.  */
+    cleanup_error sbx_error *se = NULL;
+    int sr = sbx_process_sync_send_fds (cr->sync_parent, SYNC_CGROUP, fds, n, slots, &se);
+    if (sr < 0 && sr != SBX_SYNC_HUNG_UP)
+      {
+        if (err)
+          *err = steal_ptr (se);
+        return -1;
+      }
+  }
+  return 0;
+}
+
 /* Everything of create before the init exists: the config checked, the
    state directory with the saved config, the cgroup with its limits (the
    memory limit held at *restore_limit's cap, see setup_memory_cap).  */
@@ -507,6 +563,12 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
         sbx_cgroup_allow_partial (cr->cg);
       if (sbx_cgroup_placed_by_systemd (cr->cg))
         sbx_debug ("cgroup: systemd places the container process: the unit comes once it exists");
+      else if (late_cgroup_wanted (o, cr))
+        {
+          /* the unified one, to be born in; the rest in late_cgroup */
+          if (sbx_cgroup_make_early (cr->cg, err) < 0)
+            return -1;
+        }
       else
         {
           if (sbx_cgroup_make (cr->cg, err) < 0)
@@ -674,6 +736,8 @@ do_create (const sbx_create_opts *o, sbx_creator *cr, pid_t *pid_out, int *pidfd
       && sbx_process_stdio_give (uid_map, c->process, err) < 0)
     goto fail;
   if (sbx_process_sync_send (cr->sync_parent, SYNC_GO, -1, err) < 0)
+    goto fail;
+  if (cr->cg && sbx_cgroup_is_late (cr->cg) && late_cgroup (cr, pid, &restore_limit, err) < 0)
     goto fail;
   if (sbx_process_sync_expect (cr->sync_parent, SYNC_RUNTIME_HOOKS, NULL, err) < 0)
     goto fail;

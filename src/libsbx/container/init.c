@@ -274,6 +274,62 @@ joined_pidns (const sbx_creator *cr)
   return -1;
 }
 
+/* Into the container's cgroups (placed late: first the files to move in
+   through, from the runtime), then a new cgroup namespace is rooted where
+   we are: in the container's cgroup.  The rest of the setup is the
+   runtime's work, done in the runtime's own cgroups (best effort) so that
+   it is not charged to the container, with or without a cgroup namespace
+   (runc's default config has none); sbx_init_main goes back in before
+   "created".  Without a cgroup namespace the container's cgroup mount
+   binds the directories of the cgroups we are in now, not of the
+   runtime's.  Once: the later calls do nothing.  */
+struct cgroup_join
+{
+  sbx_creator *cr;
+  sbx_rootfs_opts *ro;
+  char *self_cgroup;
+  bool done;
+};
+
+static void
+cgroup_join_release (struct cgroup_join *j)
+{
+  free (j->self_cgroup);
+}
+
+static int
+join_cgroups (void *arg, sbx_error **err)
+{
+  struct cgroup_join *j = arg;
+  sbx_creator *cr = j->cr;
+
+  if (j->done)
+    return 0;
+  j->done = true;
+  if (cr->cg && sbx_cgroup_is_late (cr->cg))
+    {
+      int fds[SBX_MAX_SEND_FDS];
+      size_t n = 0;
+      cleanup_free char *slots = NULL;
+      if (sbx_process_sync_expect_fds (cr->sync_child, SYNC_CGROUP, fds, SBX_MAX_SEND_FDS, &n, &slots, err)
+              < 0
+          || sbx_cgroup_stage_adopt (cr->cg, fds, n, slots, err) < 0
+          || sbx_cgroup_stage_arrive (cr->cg, cr->born_in_v2, err) < 0)
+        return -1;
+      sbx_test_kill_point ("init:cgroup");
+    }
+  if (sbx_read_file ("/proc/self/cgroup", 0, &j->self_cgroup, NULL, NULL) == 0)
+    j->ro->self_cgroup = j->self_cgroup;
+  if ((cr->plan.new_flags & CLONE_NEWCGROUP) && unshare (CLONE_NEWCGROUP) < 0)
+    return sbx_error_sys (err, "create cgroup namespace");
+  {
+    cleanup_error sbx_error *e = NULL;
+    if (cr->cg && sbx_cgroup_stage_leave (cr->cg, &e) < 0)
+      sbx_debug ("init: setting up inside the container's cgroup: %s", e->msg);
+  }
+  return 0;
+}
+
 /* Everything up to "created".  */
 static int
 setup (sbx_creator *cr, char **state_json, sbx_error **err)
@@ -298,7 +354,7 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
                          .bind_trees_len = cr->bind_trees ? c->mounts_len : 0,
                          .dev_trees = cr->dev_trees,
                          .dev_trees_len = cr->dev_trees ? sbx_fs_dev_nodes_len (c) : 0 };
-  cleanup_free char *self_cgroup = NULL;
+  __attribute__ ((cleanup (cgroup_join_release))) struct cgroup_join cj = { .cr = cr, .ro = &ro };
 
   if (sbx_process_sync_expect (cr->sync_child, SYNC_GO, NULL, err) < 0)
     return -1;
@@ -323,22 +379,15 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
       if (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0)
         return sbx_error_sys (err, "become root in the user namespace (is uid/gid 0 mapped?)");
     }
-  /* A new cgroup namespace is rooted where we are: in the container's
-     cgroup.  The rest of the setup is the runtime's work, done in the
-     runtime's own cgroups (best effort) so that it is not charged to the
-     container, with or without a cgroup namespace (runc's default config
-     has none); sbx_init_main goes back in before "created".  Without a
-     cgroup namespace the container's cgroup mount binds the directories
-     of the cgroups we are in now, not of the runtime's.  */
-  if (sbx_read_file ("/proc/self/cgroup", 0, &self_cgroup, NULL, NULL) == 0)
-    ro.self_cgroup = self_cgroup;
-  if ((flags & CLONE_NEWCGROUP) && unshare (CLONE_NEWCGROUP) < 0)
-    return sbx_error_sys (err, "create cgroup namespace");
-  {
-    cleanup_error sbx_error *e = NULL;
-    if (cr->cg && sbx_cgroup_stage_leave (cr->cg, &e) < 0)
-      sbx_debug ("init: setting up inside the container's cgroup: %s", e->msg);
-  }
+  /* Placed late (cgroup.h), we join at the first cgroup mount, or after
+     the mounts; else now.  */
+  if (cr->cg && sbx_cgroup_is_late (cr->cg))
+    {
+      ro.before_cgroup = join_cgroups;
+      ro.before_cgroup_arg = &cj;
+    }
+  else if (join_cgroups (&cj, err) < 0)
+    return -1;
   if (flags & CLONE_NEWTIME)
     {
       int r;
@@ -371,6 +420,8 @@ setup (sbx_creator *cr, char **state_json, sbx_error **err)
   /* Without a mount namespace of its own and nothing to mount the root
      is only entered.  */
   if (((flags & CLONE_NEWNS) || cr->host_root) && sbx_fs_rootfs_prepare (c, &ro, &container_procfd, err) < 0)
+    return -1;
+  if (join_cgroups (&cj, err) < 0)
     return -1;
   if (cr->overlay_fd >= 0)
     {

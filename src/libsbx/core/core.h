@@ -211,6 +211,9 @@ int sbx_unix_connect (const char *path, sbx_error **err);
    EINTR retried.  What sendmsg returns (errno set on -1).  */
 struct iovec;
 ssize_t sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd);
+/* The same with up to SBX_MAX_SEND_FDS descriptors in one message.  */
+#define SBX_MAX_SEND_FDS 32
+ssize_t sbx_sendmsg_fds (int sock, struct iovec *iov, size_t niov, const int *fds, size_t nfds);
 /* Run argv (argv[0] searched in PATH) with stdin on /dev/null and no fd
    beyond stdio; its stdout and stderr together go to *out (malloc'd, NUL
    terminated).  hint follows the child's message when it cannot exec.

@@ -97,32 +97,43 @@ sbx_unix_connect (const char *path, sbx_error **err)
 }
 
 ssize_t
-sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd)
+sbx_sendmsg_fds (int sock, struct iovec *iov, size_t niov, const int *fds, size_t nfds)
 {
   union
   {
     struct cmsghdr h;
-    char buf[CMSG_SPACE (sizeof (int))];
+    char buf[CMSG_SPACE (SBX_MAX_SEND_FDS * sizeof (int))];
   } ctrl;
   struct msghdr msg = { .msg_iov = iov, .msg_iovlen = niov };
   ssize_t r;
 
-  if (fd >= 0)
+  if (nfds > SBX_MAX_SEND_FDS)
+    {
+      errno = E2BIG;
+      return -1;
+    }
+  if (nfds)
     {
       struct cmsghdr *c;
       memset (&ctrl, 0, sizeof ctrl);
       msg.msg_control = ctrl.buf;
-      msg.msg_controllen = sizeof ctrl.buf;
+      msg.msg_controllen = CMSG_SPACE (nfds * sizeof (int));
       c = CMSG_FIRSTHDR (&msg);
       c->cmsg_level = SOL_SOCKET;
       c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN (sizeof (int));
-      memcpy (CMSG_DATA (c), &fd, sizeof fd);
+      c->cmsg_len = CMSG_LEN (nfds * sizeof (int));
+      memcpy (CMSG_DATA (c), fds, nfds * sizeof (int));
     }
   do
     r = sendmsg (sock, &msg, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
   return r;
+}
+
+ssize_t
+sbx_sendmsg_fd (int sock, struct iovec *iov, size_t niov, int fd)
+{
+  return sbx_sendmsg_fds (sock, iov, niov, &fd, fd >= 0);
 }
 
 /* A child in a user namespace: a new one (nsfd < 0) or nsfd joined.  It

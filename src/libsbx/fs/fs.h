@@ -59,6 +59,11 @@ typedef struct
   size_t bind_trees_len;
   const int *dev_trees; /* sbx_fs_dev_nodes_open's nodes, or NULL */
   size_t dev_trees_len;
+  /* called once before the first cgroup mount of mounts[] (the init's
+     late placement, cgroup.h): the init joins its cgroups and cgroup
+     namespace there, and may set self_cgroup */
+  int (*before_cgroup) (void *arg, sbx_error **err);
+  void *before_cgroup_arg;
 } sbx_rootfs_opts;
 
 /* In the runtime, before the init enters a user namespace: a detached copy

@@ -103,6 +103,9 @@ build_root (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, sbx_erro
   for (size_t i = 0; i < c->mounts_len; i++)
     {
       const oci_mount *m = c->mounts[i];
+      if (o->before_cgroup && m->type && (strcmp (m->type, "cgroup") == 0 || strcmp (m->type, "cgroup2") == 0)
+          && o->before_cgroup (o->before_cgroup_arg, err) < 0)
+        goto out;
       if (sbx_mount_entry (&x, m, err) < 0)
         {
           sbx_error_wrap (err, "mounts[%zu] (%s)", i, m->destination);

@@ -22,6 +22,8 @@
  * this order (P = runtime, C = container init):
  *
  *   P->C  SYNC_GO             ids mapped, cgroup joined: start setting up
+ *   P->C  SYNC_CGROUP         (late cgroup, cgroup.h) the v1 cgroups are
+ *                             made: the files to move in through ride along
  *   C->P  SYNC_RUNTIME_HOOKS  namespaces and mounts done, before pivot_root:
  *                             run prestart + createRuntime hooks now
  *   P->C  SYNC_HOOKS_DONE
@@ -47,6 +49,7 @@ typedef enum
   SYNC_EXEC_READY,
   SYNC_ERROR,
   SYNC_CHILD_PID, /* text: host pid of the process that carries on (exec, joined pid ns) */
+  SYNC_CGROUP,    /* fds: the staging files (sbx_cgroup_stage_fds); text: which ones */
 } sbx_sync_step;
 
 /* errno of the error reported when the peer hung up.  */
@@ -72,6 +75,12 @@ void sbx_process_sync_send_error (int sock, const sbx_error *e);
 int sbx_process_sync_expect (int sock, sbx_sync_step want, int *fd_out, sbx_error **err);
 /* Same, returning the text payload (malloc'd, "" if none) in *text.  */
 int sbx_process_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err);
+/* With up to SBX_MAX_SEND_FDS descriptors attached: received into fds
+   (*nfds of them; more than max is an error, all closed).  */
+int sbx_process_sync_send_fds (int sock, sbx_sync_step step, const int *fds, size_t nfds, const char *text,
+                               sbx_error **err);
+int sbx_process_sync_expect_fds (int sock, sbx_sync_step want, int *fds, size_t max, size_t *nfds,
+                                 char **text, sbx_error **err);
 
 /* terminal.h - pseudo-terminals for process.terminal: allocate the pty in
  * the container's devpts, make the slave the controlling terminal and stdio,

@@ -22,8 +22,8 @@ struct sync_hdr
 const char *
 sbx_process_sync_step_name (sbx_sync_step s)
 {
-  static const char *names[]
-      = { "?", "go", "runtime-hooks", "hooks-done", "pty", "created", "exec-ready", "error", "child-pid" };
+  static const char *names[] = { "?",       "go",         "runtime-hooks", "hooks-done", "pty",
+                                 "created", "exec-ready", "error",         "child-pid",  "cgroup" };
   return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
 }
 
@@ -38,7 +38,7 @@ send_failed (int step, sbx_error **err)
 }
 
 static int
-send_msg (int sock, int step, int errno_, int fd, const char *text, sbx_error **err)
+send_msg_fds (int sock, int step, int errno_, const int *fds, size_t nfds, const char *text, sbx_error **err)
 {
   struct sync_hdr h = { step, errno_ };
   size_t tl = text ? strlen (text) : 0;
@@ -46,9 +46,22 @@ send_msg (int sock, int step, int errno_, int fd, const char *text, sbx_error **
     tl = SYNC_MSG_MAX - sizeof h - 1;
   struct iovec iov[2] = { { &h, sizeof h }, { (void *)(text ? text : ""), tl + 1 } };
 
-  if (sbx_sendmsg_fd (sock, iov, 2, fd) < 0)
+  if (sbx_sendmsg_fds (sock, iov, 2, fds, nfds) < 0)
     return send_failed (step, err);
   return 0;
+}
+
+static int
+send_msg (int sock, int step, int errno_, int fd, const char *text, sbx_error **err)
+{
+  return send_msg_fds (sock, step, errno_, &fd, fd >= 0, text, err);
+}
+
+int
+sbx_process_sync_send_fds (int sock, sbx_sync_step step, const int *fds, size_t nfds, const char *text,
+                           sbx_error **err)
+{
+  return send_msg_fds (sock, step, 0, fds, nfds, text, err);
 }
 
 int
@@ -82,7 +95,8 @@ sbx_process_sync_send_error (int sock, const sbx_error *e)
 }
 
 int
-sbx_process_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err)
+sbx_process_sync_expect_fds (int sock, sbx_sync_step want, int *fds, size_t max, size_t *nfds, char **text,
+                             sbx_error **err)
 {
   /* not zeroed: a recycled heap chunk would be written whole, charged to
      the container when the init waits in its cgroup */
@@ -90,16 +104,18 @@ sbx_process_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **
   struct iovec iov = { buf, SYNC_MSG_MAX };
   union
   {
-    char buf[CMSG_SPACE (sizeof (int))];
+    char buf[CMSG_SPACE (SBX_MAX_SEND_FDS * sizeof (int))];
     struct cmsghdr align;
   } u;
   struct msghdr mh
       = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
   struct sync_hdr h;
   ssize_t n;
-  int got_fd = -1;
+  int got[SBX_MAX_SEND_FDS];
+  size_t ngot = 0;
   const char *payload;
 
+  *nfds = 0;
   do
     n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
@@ -108,9 +124,15 @@ sbx_process_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **
       sbx_error_sys (err, "sync: waiting for `%s`", sbx_process_sync_step_name (want));
       return -1;
     }
+  for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR (&mh) : NULL; c; c = CMSG_NXTHDR (&mh, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      for (size_t k = 0; k < (c->cmsg_len - CMSG_LEN (0)) / sizeof (int) && ngot < SBX_MAX_SEND_FDS; k++)
+        memcpy (&got[ngot++], CMSG_DATA (c) + k * sizeof (int), sizeof (int));
   /* ECONNRESET: it hung up with our message unread.  */
   if (n < (ssize_t)sizeof h)
     {
+      for (size_t k = 0; k < ngot; k++)
+        close (got[k]);
       sbx_error_set (err, SBX_SYNC_HUNG_UP_ERRNO, "the container process exited while waiting for `%s`",
                      sbx_process_sync_step_name (want));
       return SBX_SYNC_HUNG_UP;
@@ -118,26 +140,40 @@ sbx_process_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **
   buf[n] = '\0';
   memcpy (&h, buf, sizeof h);
   payload = buf + sizeof h;
-  for (struct cmsghdr *c = CMSG_FIRSTHDR (&mh); c; c = CMSG_NXTHDR (&mh, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-      memcpy (&got_fd, CMSG_DATA (c), sizeof got_fd);
-  if (h.step != (int)want)
+  if (h.step != (int)want || ngot > max)
     {
-      if (got_fd >= 0)
-        close (got_fd);
+      for (size_t k = 0; k < ngot; k++)
+        close (got[k]);
       if (h.step == SYNC_ERROR)
         sbx_error_set (err, h.errno_, "%s", payload);
+      else if (h.step == (int)want)
+        sbx_error_set (err, EPROTO, "sync: `%s` with %zu descriptors, at most %zu expected",
+                       sbx_process_sync_step_name (want), ngot, max);
       else
         sbx_error_set (err, EPROTO, "sync: expected `%s`, got `%s`", sbx_process_sync_step_name (want),
                        sbx_process_sync_step_name (h.step));
       return -1;
     }
-  if (fd_out)
-    *fd_out = got_fd;
-  else if (got_fd >= 0)
-    close (got_fd);
+  memcpy (fds, got, ngot * sizeof *got);
+  *nfds = ngot;
   if (text)
     *text = xstrdup (payload);
+  return 0;
+}
+
+int
+sbx_process_sync_expect_text (int sock, sbx_sync_step want, int *fd_out, char **text, sbx_error **err)
+{
+  int fds[SBX_MAX_SEND_FDS];
+  size_t n = 0;
+  int r = sbx_process_sync_expect_fds (sock, want, fds, SBX_MAX_SEND_FDS, &n, text, err);
+  if (r < 0)
+    return r;
+  /* one at most is meant; any other is closed */
+  for (size_t k = fd_out ? 1 : 0; k < n; k++)
+    close (fds[k]);
+  if (fd_out)
+    *fd_out = n ? fds[0] : -1;
   return 0;
 }
 
