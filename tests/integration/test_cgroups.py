@@ -347,7 +347,8 @@ def test_v1_cgroups_are_made_while_the_init_mounts(sbx, bundle, tmp_path):
     assert p.returncode == 0, errfile.read_text()
     try:
         lines = _cgroup_lines(pid)
-        assert all(path == cg_path(b) for _, _, path in lines), lines
+        # the v1 hierarchies (a pure v1 host may show an unmounted "0::/")
+        assert all(path == cg_path(b) for _, c, path in lines if c), "\n".join(":".join(x) for x in lines)
         assert cg_procs(b) == [pid]
         sbx.ok("start", cid)
         view = wait_for(lambda: (b.rootfs / "tmp/cg").exists() and (b.rootfs / "tmp/cg").read_text())
