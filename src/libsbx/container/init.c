@@ -688,19 +688,6 @@ sbx_init_main (sbx_creator *cr)
 
 fail:
   if (cr->sync_child >= 0)
-    {
-      sbx_process_sync_send_error (cr->sync_child, err);
-      /* Placed late, the runtime may still send SYNC_CGROUP.  Exiting with
-         it unread would reset the connection (ECONNRESET), which the
-         runtime reads before our error: take what comes until it hangs up
-         or kills us (it does, having read the error).  */
-      if (cr->cg && sbx_cgroup_is_late (cr->cg))
-        {
-          char buf[64];
-          struct pollfd pf = { cr->sync_child, POLLIN, 0 };
-          while (poll (&pf, 1, 10000) > 0 && recv (cr->sync_child, buf, sizeof buf, MSG_DONTWAIT) > 0)
-            ;
-        }
-    }
+    sbx_process_sync_send_error (cr->sync_child, err);
   _exit (1);
 }

@@ -116,9 +116,16 @@ sbx_process_sync_expect_fds (int sock, sbx_sync_step want, int *fds, size_t max,
   const char *payload;
 
   *nfds = 0;
-  do
-    n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
+  /* A peer that exited with a message of ours unread leaves ECONNRESET,
+     which the kernel reports (once) before what the peer sent: its error,
+     queued, comes with the next call.  */
+  for (bool reset = false;;)
+    {
+      n = recvmsg (sock, &mh, MSG_CMSG_CLOEXEC);
+      if (n >= 0 || !(errno == EINTR || (errno == ECONNRESET && !reset)))
+        break;
+      reset = reset || errno == ECONNRESET;
+    }
   if (n < 0 && errno != ECONNRESET)
     {
       sbx_error_sys (err, "sync: waiting for `%s`", sbx_process_sync_step_name (want));
