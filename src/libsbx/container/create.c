@@ -419,6 +419,22 @@ place_by_systemd (sbx_creator *cr, pid_t pid, int64_t *restore_limit, sbx_error 
   return 0;
 }
 
+/* The made cgroup's staging files (the init moves itself in through them:
+   cgroup.h) and limits.  *staged: false when the files could not be
+   opened, and the init must be placed by pid.  */
+static int
+stage_and_limit (sbx_creator *cr, bool *staged, int64_t *restore_limit, sbx_error **err)
+{
+  const oci_resources *r = cr->c->linux ? cr->c->linux->resources : NULL;
+  bool nodes = r && r->devices_len && cr->c->linux->devices_len;
+  cleanup_error sbx_error *e = NULL;
+
+  *staged = sbx_cgroup_stage_prepare (cr->cg, setup_limited (r), nodes, &e) == 0;
+  if (!*staged)
+    sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
+  return apply_resources (cr, restore_limit, err);
+}
+
 /* Late placement (cgroup.h): on v1 and hybrid hosts the v1 cgroups are
    made while the init mounts its rootfs, which it stops only before its
    cgroup namespace and cgroup mounts.  Only where the init needs nothing of
@@ -440,23 +456,16 @@ late_cgroup_wanted (const sbx_create_opts *o, const sbx_creator *cr)
 static int
 late_cgroup (sbx_creator *cr, pid_t pid, int64_t *restore_limit, sbx_error **err)
 {
-  const oci_resources *r = cr->c->linux ? cr->c->linux->resources : NULL;
-  bool nodes = r && r->devices_len && cr->c->linux->devices_len;
-  cleanup_error sbx_error *e = NULL;
   cleanup_free char *slots = NULL;
   int fds[SBX_MAX_SEND_FDS];
+  bool staged;
   size_t n;
 
   if (sbx_cgroup_make (cr->cg, err) < 0)
     return -1;
   sbx_test_kill_point ("create:cgroup");
-  if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (r), nodes, &e) < 0)
-    {
-      sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
-      if (sbx_cgroup_enter (cr->cg, pid, err) < 0)
-        return -1;
-    }
-  if (apply_resources (cr, restore_limit, err) < 0)
+  if (stage_and_limit (cr, &staged, restore_limit, err) < 0
+      || (!staged && sbx_cgroup_enter (cr->cg, pid, err) < 0))
     return -1;
   sbx_test_kill_point ("create:resources");
   n = sbx_cgroup_stage_fds (cr->cg, fds, SBX_MAX_SEND_FDS, &slots);
@@ -580,16 +589,9 @@ prepare (const sbx_create_opts *o, sbx_creator *cr, sbx_net_policy **npp, int64_
           else if (rootless_partial_cgroup (cr, err) < 0)
             return -1;
           sbx_test_kill_point ("create:cgroup");
-          if (cr->cg)
-            {
-              cleanup_error sbx_error *e = NULL;
-              const oci_resources *r = c->linux ? c->linux->resources : NULL;
-              bool nodes = r && r->devices_len && c->linux->devices_len;
-              if (sbx_cgroup_stage_prepare (cr->cg, setup_limited (r), nodes, &e) < 0)
-                sbx_debug ("cgroup: the runtime places the init by pid: %s", e->msg);
-              if (apply_resources (cr, restore_limit, err) < 0)
-                return -1;
-            }
+          bool staged; /* unstaged: spawn_init places it by pid */
+          if (cr->cg && stage_and_limit (cr, &staged, restore_limit, err) < 0)
+            return -1;
           sbx_test_kill_point ("create:resources");
         }
     }
