@@ -10,9 +10,9 @@ script over it.  A process with CAP_SYS_PTRACE can do the same through
 /proc/<pid>/exe of any runtime process it sees (exe_overwrite.c poll).
 
 Every route first runs against a deliberately weak target and shows the
-binary rewritten; sbxrun runs from a read-only overlay view of its binary or
-a sealed memfd copy (sealed.h), so the write fails and the binary on disk
-keeps its hash.  The sbxrun under attack
+binary rewritten; sbxrun runs from a read-only overlay view of its binary, a
+read-only bind view of it, or a sealed memfd copy (sealed.h), so the write
+fails and the binary on disk keeps its hash.  The sbxrun under attack
 is always a private copy (fixture sbxrun_copy), never the binary under
 test, so a regression cannot damage the build.
 """
@@ -91,8 +91,8 @@ def wait_report(out, timeout=15):
 
 def sealed_target(link, binary):
     """LINK (of a runtime process's exe) is one of sealed.c's: the memfd
-    copy, or the overlay view -- the binary's name at the root of a mount
-    attached nowhere (so no directory above it)."""
+    copy, or the overlay or bind view -- the binary's name below the root
+    of a mount attached nowhere (so no directory above that)."""
     return link.startswith("/memfd:sbxrun") or link == "/" + binary.name
 
 
@@ -146,7 +146,7 @@ def test_entrypoint_cannot_rewrite_the_runtime(sbx, bundle, tmp_path, weapons, s
     before = sha256(sbxrun_copy)
     cid = sbx.new_id()
     if route == "memfd-run-d":
-        cp = run_cmd(sbx.argv("run", "-d", "--bundle", b, cid), preexec_fn=no_overlay_view)
+        cp = run_cmd(sbx.argv("run", "-d", "--bundle", b, cid), preexec_fn=no_view)
         assert cp.returncode == 0, describe(cp)
         rep = wait_report(out)
         assert all(t.startswith("/memfd:sbxrun") for t in rep.get("target", [])), rep
@@ -230,14 +230,16 @@ def test_ptracer_cannot_rewrite_the_runtime_during_exec(sbx, bundle, tmp_path, w
     assert_write_refused(rep)
 
 
-def waiting_init(sbx, bundle, binary):
-    """With BINARY as sbxrun, a created container whose init waits for
-    `start` as sbxrun: (BINARY's hash, its id, its pid)."""
+def waiting_init(sbx, bundle, binary, pre=None):
+    """With BINARY as sbxrun (its `create` under the seccomp filter PRE), a
+    created container whose init waits for `start` as sbxrun: (BINARY's
+    hash, its id, its pid)."""
     sbx.binary = str(binary)
     before = sha256(binary)
     a = bundle(["sleep", "30"], name="waiting")
     aid = sbx.new_id()
-    sbx.ok("create", "--bundle", a, aid)
+    cp = run_cmd(sbx.argv("create", "--bundle", a, aid), preexec_fn=pre)
+    assert cp.returncode == 0, describe(cp)
     return before, aid, sbx.state(aid)["pid"]
 
 
@@ -271,20 +273,28 @@ def test_neighbour_cannot_rewrite_a_waiting_init(sbx, bundle, tmp_path, weapons,
     assert pid_alive(apid)
 
 
-def test_privileged_neighbour_cannot_make_the_overlay_view_writable(sbx, bundle, tmp_path, exploit,
-                                                                    sbxrun_copy):
-    """A waiting init runs from the overlay view of the binary; a neighbour
+@pytest.mark.parametrize("view", ["default", "bind"])
+def test_privileged_neighbour_cannot_make_the_view_writable(sbx, bundle, tmp_path, exploit, sbxrun_copy, view):
+    """A waiting init runs from the overlay view of the binary (or, on a
+    kernel without overlayfs data-only layers, and here when the overlay's
+    fsmount is refused, the bind view); a neighbour
     in its pid namespace with CAP_SYS_ADMIN in the initial user namespace
     and no seccomp holds that exe and tries every way to make it writable:
     open it for writing, clear its mount's read-only flag, reconfigure or
-    remount its filesystem read-write, reach the directory above it."""
+    remount its filesystem read-write, reach the directory above it, clone
+    its mount and clear the clone's flag."""
+    if view == "bind" and os.uname().machine != "x86_64":
+        pytest.skip("the filter is for x86_64")
     remount = exploit("exe_remount")
-    before, aid, apid = waiting_init(sbx, bundle, sbxrun_copy)
+    before, aid, apid = waiting_init(sbx, bundle, sbxrun_copy, no_overlay_view if view == "bind" else None)
     link = os.readlink(f"/proc/{apid}/exe")
     if link.startswith("/memfd:"):
-        pytest.skip(f"no overlay view here (kernel {os.uname().release}): the init runs from {link}")
+        pytest.skip(f"no view here (kernel {os.uname().release}): the init runs from {link}")
     assert link == "/" + sbxrun_copy.name, link
-    n = bundle(["/exe_remount", "1", "/out/report"], name="privileged")
+    st, own = os.stat(f"/proc/{apid}/exe"), os.stat(sbxrun_copy)
+    bind = (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+    assert bind or view == "default"
+    n = bundle(["/exe_remount", "1", "/out/report", "20"], name="privileged")
     shutil.copy(remount, n.rootfs / "exe_remount")
     out = tmp_path / "out"
     out.mkdir()
@@ -298,40 +308,103 @@ def test_privileged_neighbour_cannot_make_the_overlay_view_writable(sbx, bundle,
     lx["maskedPaths"], lx["readonlyPaths"] = [], []
     assert not any(ns["type"] == "user" for ns in lx["namespaces"])
     join_pid_ns(n, apid)
-    sbx.ok("run", "--bundle", n, sbx.new_id())
-    rep = wait_report(out)
+    sbx.ok("run", "-d", "--bundle", n, sbx.new_id())
+    wait_for(lambda: "waiting" in report(out / "report"), 20, "the exploit's first round")
+    # the init leaves the binary for sleep; the exploit then writes again
+    # through what it holds (a running file is busy, whatever its mount)
+    sbx.ok("start", aid)
+    rep = wait_report(out, 25)
     assert rep.get("target") == [link], rep
     assert rep.get("open_path") == ["0"], rep
     erofs, einval = str(errno.EROFS), str(errno.EINVAL)
-    assert rep.get("open_write") == [erofs] and rep.get("open_write_after") == [erofs], rep
+    # the bind view is the binary itself, running: busy before read-only
+    assert rep.get("open_write") in ([[erofs], [str(errno.ETXTBSY)]] if bind else [[erofs]]), rep
+    assert rep.get("open_write_after") == [erofs], rep
     assert "write" not in rep, rep
     # the mount is attached nowhere and the file is not a mount's root
     for k in ("setattr", "fspick", "remount", "remount_bind"):
         assert rep.get(k) == [einval], (k, rep)
     assert rep.get("parent") == [str(errno.ENOTDIR)], rep
+    if bind:  # what sealed.c checked before it used the bind view
+        assert rep.get("clone") == [einval], rep
+    else:  # a clone of the overlay is the same read-only superblock
+        assert rep.get("clone") == [einval] or rep.get("clone_write") == [erofs], rep
     assert sha256(sbxrun_copy) == before, rep
-    sbx.ok("start", aid)
     assert pid_alive(apid)
 
 
-def _enosys_filter(memfd):
+def test_primitive_a_bind_view_is_cloned_writable(tmp_path, exploit):
+    """Why sealed.c closes its bind view's mount before it uses it, and
+    then checks that the mount cannot be cloned: a program run through a
+    read-only bind mount attached nowhere whose open_tree fd is still held
+    (by the program here), attacked as above by root on the host.  Where
+    the kernel clones such a mount (6.18 does, 6.1 does not), the clone,
+    rooted at the file, drops the read-only flag and the file is
+    rewritten; where it does not, every step is refused."""
+    remount = exploit("exe_remount")
+    d = tmp_path / "dir"
+    d.mkdir()
+    target = d / "sleep"
+    shutil.copy(shutil.which("sleep"), target)
+    before = sha256(target)
+    clones = kernel_clones_detached_mounts(tmp_path)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    pid = os.fork()
+    if pid == 0:
+        try:
+            m = libc.syscall(428, -100, str(d).encode(), 0x1)  # OPEN_TREE_CLONE
+            attr = (ctypes.c_uint64 * 4)(0x1, 0, 0, 0)  # MOUNT_ATTR_RDONLY
+            if m < 0 or libc.syscall(442, m, b"", 0x1000, attr, ctypes.sizeof(attr)) < 0:
+                os._exit(120)
+            f = os.open("sleep", os.O_RDONLY, dir_fd=m)
+            os.execve(f, ["sleep", "30"], {})  # m, not close-on-exec, stays open
+        finally:
+            os._exit(121)
+    report_path = tmp_path / "report"
+    try:
+        wait_for(lambda: os.readlink(f"/proc/{pid}/exe") == "/sleep", 10, "the view to run")
+        p = subprocess.Popen([remount, str(pid), report_path, "10"])
+        wait_for(lambda: "waiting" in report(report_path), 10, "the exploit's first round")
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert p.wait(timeout=15) == 0
+    rep = report(report_path)
+    assert rep.get("open_write") == [str(errno.ETXTBSY)], rep
+    assert rep.get("open_write_after") == [str(errno.EROFS)], rep
+    if clones:
+        assert rep.get("clone") == ["0"] and rep.get("clone_setattr") == ["0"], rep
+        assert rep.get("clone_write") == ["0"] and rep.get("write") == ["0"], rep
+        assert sha256(target) != before
+    else:
+        assert rep.get("clone") == [str(errno.EINVAL)] and "write" not in rep, rep
+        assert sha256(target) == before
+
+
+def _enosys_filter(memfd, bind=True):
     """preexec_fn maker: a seccomp filter failing with ENOSYS the fsmount(2)
     of sealed.c's overlay view (its attribute flags, NOSUID|NODEV, are its
-    alone), as on a kernel without overlayfs data-only layers; with MEMFD,
-    also memfd_create(..., MFD_ALLOW_SEALING), as on a kernel without memfd
-    (the memfd sbxrun uses for seccomp programs has no sealing flag and
-    still works)."""
+    alone), as on a kernel without overlayfs data-only layers; without
+    BIND, also the open_tree(2) of its bind view (its flags, CLONE|CLOEXEC|
+    AT_SYMLINK_NOFOLLOW, are its alone), as on a kernel that clones detached
+    mounts; with MEMFD, also memfd_create(..., MFD_ALLOW_SEALING), as on a
+    kernel without memfd (the memfd sbxrun uses for seccomp programs has no
+    sealing flag and still works)."""
     ret_allow, ret_errno, enosys = 0x7FFF0000, 0x00050000, 38
     return _filter([
         (0x20, 0, 0, 4),            # 0: ld arch
-        (0x15, 0, 8, 0xC000003E),   # 1: AUDIT_ARCH_X86_64, else allow
+        (0x15, 0, 11, 0xC000003E),  # 1: AUDIT_ARCH_X86_64, else allow
         (0x20, 0, 0, 0),            # 2: ld nr
         (0x15, 0, 2, 432),          # 3: __NR_fsmount, else 6
         (0x20, 0, 0, 32),           # 4: ld args[2] (low word)
-        (0x15, 3, 4, 0x6),          # 5: MOUNT_ATTR_NOSUID|NODEV: ENOSYS, else allow
-        (0x15, 0, 3, 319 if memfd else 0xFFFFFFFF),  # 6: __NR_memfd_create, else allow
-        (0x20, 0, 0, 24),           # 7: ld args[1] (low word)
-        (0x45, 0, 1, 2),            # 8: MFD_ALLOW_SEALING set?
+        (0x15, 6, 7, 0x6),          # 5: MOUNT_ATTR_NOSUID|NODEV: ENOSYS, else allow
+        (0x15, 0, 2, 0xFFFFFFFF if bind else 428),  # 6: __NR_open_tree, else 9
+        (0x20, 0, 0, 32),           # 7: ld args[2] (low word)
+        (0x15, 3, 4, 0x80101),      # 8: CLONE|CLOEXEC|NOFOLLOW: ENOSYS, else allow
+        (0x15, 0, 3, 319 if memfd else 0xFFFFFFFF),  # 9: __NR_memfd_create, else allow
+        (0x20, 0, 0, 24),           # 10: ld args[1] (low word)
+        (0x45, 0, 1, 2),            # 11: MFD_ALLOW_SEALING set?
         (0x06, 0, 0, ret_errno | enosys),
         (0x06, 0, 0, ret_allow),
     ])
@@ -358,7 +431,8 @@ def _filter(prog):
 
 
 no_overlay_view = _enosys_filter(memfd=False)
-no_overlay_nor_sealable_memfd = _enosys_filter(memfd=True)
+no_view = _enosys_filter(memfd=False, bind=False)
+no_view_nor_sealable_memfd = _enosys_filter(memfd=True, bind=False)
 # prctl(PR_SET_MM, ...) fails EPERM, as without CAP_CHECKPOINT_RESTORE and
 # CAP_SYS_ADMIN: sbxrun cannot take the sealed file in place and re-executes.
 no_set_mm = _filter([
@@ -374,21 +448,51 @@ no_set_mm = _filter([
 
 
 def image_maps(pid, binary):
-    """PID's mappings of BINARY's file (by device and inode, as
-    /proc/PID/maps shows them) and of the file behind its /proc/PID/exe."""
+    """PID's mappings of BINARY on disk, and those of the sealed view or
+    copy: by device and inode as /proc/PID/maps shows them (the file behind
+    /proc/PID/exe when it is another), and for BINARY's own inode by the
+    path /proc/PID/map_files gives -- the bind view is that very file,
+    through a mount attached nowhere ("/NAME")."""
     def key(st):
         return (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
 
     own, exe = key(os.stat(binary)), key(os.stat(f"/proc/{pid}/exe"))
-    found = {own: [], exe: []}
+    on_disk, view = [], []
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
             rng, _, _, dev, ino = line.split()[:5]
             maj, mnr = (int(x, 16) for x in dev.split(":"))
             k = (maj, mnr, int(ino))
-            if k in found:
-                found[k].append(rng)
-    return found[own], found[exe] if exe != own else []
+            if k == own:
+                link = os.readlink(f"/proc/{pid}/map_files/{rng}")
+                (on_disk if link == os.path.realpath(binary) else view).append(rng)
+            elif k == exe:
+                view.append(rng)
+    return on_disk, view
+
+
+def kernel_clones_detached_mounts(tmp_path):
+    """Whether open_tree(OPEN_TREE_CLONE) takes a file on a mount attached
+    nowhere whose own open_tree fd is still open (Linux 6.1 refuses with
+    EINVAL, 6.18 does it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    (tmp_path / "f").write_text("")
+    m = libc.syscall(428, -100, str(tmp_path).encode(), 0x1 | 0x80000)  # AT_FDCWD, CLONE|CLOEXEC
+    assert m >= 0, os.strerror(ctypes.get_errno())
+    try:
+        f = os.open("f", os.O_RDONLY | os.O_CLOEXEC, dir_fd=m)
+        try:
+            c = libc.syscall(428, f, b"", 0x1 | 0x80000 | 0x1000)  # + AT_EMPTY_PATH
+            if c >= 0:
+                os.close(c)
+                return True
+            assert ctypes.get_errno() == errno.EINVAL, os.strerror(ctypes.get_errno())
+            return False
+        finally:
+            os.close(f)
+    finally:
+        os.close(m)
 
 
 def test_primitive_an_unsealed_runtime_maps_its_binary(sbx, bundle, sbxrun_copy):
@@ -410,15 +514,16 @@ def test_primitive_an_unsealed_runtime_maps_its_binary(sbx, bundle, sbxrun_copy)
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filters are for x86_64")
-@pytest.mark.parametrize("route", ["view", "memfd", "tmpfile", "reexec"])
+@pytest.mark.parametrize("route", ["view", "bind", "memfd", "tmpfile", "reexec"])
 def test_waiting_init_maps_nothing_of_the_binary(sbx, bundle, sbxrun_copy, route):
     """Every mapping of the image a created init (which waits as sbxrun,
     visible to its container) runs is of the sealed view or copy, none of
     the binary on disk (/proc/<pid>/map_files would reach that).  With
     CAP_CHECKPOINT_RESTORE (root here) sbxrun takes the sealed file in
     place, without a second exec (the re-exec's marker never appears in
-    the init's initial environment); without, it re-executes."""
-    pre = {"view": None, "memfd": no_overlay_view, "tmpfile": no_overlay_nor_sealable_memfd,
+    the init's initial environment); without, it re-executes.  bind: no
+    overlay view, so the bind view."""
+    pre = {"view": None, "bind": no_overlay_view, "memfd": no_view, "tmpfile": no_view_nor_sealable_memfd,
            "reexec": no_set_mm}[route]
     fs = run_cmd(["stat", "-f", "-c", "%T", sbxrun_copy]).stdout.strip()
     if fs == "overlayfs":
@@ -436,6 +541,9 @@ def test_waiting_init_maps_nothing_of_the_binary(sbx, bundle, sbxrun_copy, route
     assert len(sealed) >= 3, sealed  # text, read-only data, data
     link = os.readlink(f"/proc/{pid}/exe")
     assert sealed_target(link, sbxrun_copy) or (route == "tmpfile" and link.endswith(" (deleted)")), link
+    if route == "bind":  # the binary itself, through another mount
+        st, own = os.stat(f"/proc/{pid}/exe"), os.stat(sbxrun_copy)
+        assert (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino), link
     with open(f"/proc/{pid}/environ", "rb") as f:
         reexecuted = (MARKER + "=1").encode() in f.read().split(b"\0")
     assert reexecuted == (route == "reexec"), route
@@ -452,14 +560,14 @@ def test_tmpfile_fallback_cannot_rewrite_the_runtime(sbx, bundle, tmp_path, weap
     sbx.binary = str(sbxrun_copy)
     before = sha256(sbxrun_copy)
     cid = sbx.new_id()
-    cp = run_cmd(sbx.argv("create", "--bundle", b, cid), preexec_fn=no_overlay_nor_sealable_memfd)
+    cp = run_cmd(sbx.argv("create", "--bundle", b, cid), preexec_fn=no_view_nor_sealable_memfd)
     assert cp.returncode == 0, describe(cp)
     pid = sbx.state(cid)["pid"]
     link, st = os.readlink(f"/proc/{pid}/exe"), os.stat(f"/proc/{pid}/exe")
     assert "memfd:" not in link and link.endswith(" (deleted)") and st.st_nlink == 0, link
     assert str(sbxrun_copy) not in link
     sbx.ok("start", cid)
-    cp = run_cmd(sbx.argv("exec", "-d", cid, "/bin/evil"), preexec_fn=no_overlay_nor_sealable_memfd)
+    cp = run_cmd(sbx.argv("exec", "-d", cid, "/bin/evil"), preexec_fn=no_view_nor_sealable_memfd)
     assert cp.returncode == 0, describe(cp)
     rep = wait_report(out)
     assert rep.get("target") and all(t.endswith(" (deleted)") and "memfd" not in t for t in rep["target"]), rep

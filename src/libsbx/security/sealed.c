@@ -41,6 +41,15 @@
 #define SYS_fsconfig 431
 #define SYS_fsmount 432
 #endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define TREE_CLONE 1             /* OPEN_TREE_CLONE */
+#define TREE_CLOEXEC O_CLOEXEC   /* OPEN_TREE_CLOEXEC */
+#define ATTR_RO_NOSUID_NODEV 0x7 /* MOUNT_ATTR_RDONLY | NOSUID | NODEV */
 #define OVL_MAGIC 0x794c7630     /* OVERLAYFS_SUPER_MAGIC */
 #define FS_CLOEXEC 1             /* FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC */
 #define FS_SET_STRING 1          /* FSCONFIG_SET_STRING */
@@ -50,6 +59,16 @@
 extern char **environ;
 
 static int marker = -1; /* the environment said we are the copy */
+static uint64_t view_mnt; /* the mount id of bind_view's mount, once made */
+
+static uint64_t
+mount_id_of (int fd)
+{
+  struct statx sx;
+  if (statx (fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
+    return 0;
+  return sx.stx_mnt_id;
+}
 
 /* A file on a read-only overlay: its superblock, not just the mount, is
    read-only (we never set the mount's flag, so ST_RDONLY is the
@@ -68,11 +87,42 @@ fd_is_sealed_copy (int fd)
 {
   int seals = fcntl (fd, F_GET_SEALS);
   struct stat st;
-  if (seals >= 0)
-    return (seals & WANT_SEALS) == WANT_SEALS;
-  /* The other two kinds, and we made them: the overlay's view, or the
-     fallback's copy with no name left.  */
-  return marker == 1 && (on_readonly_overlay (fd) || (fstat (fd, &st) == 0 && st.st_nlink == 0));
+  if (seals >= 0 && (seals & WANT_SEALS) == WANT_SEALS)
+    return true;
+  /* The other kinds, and we made them: the overlay's view, bind_view's,
+     or the fallback's copy with no name left (on tmpfs, which answers
+     F_GET_SEALS for every file, with F_SEAL_SEAL alone).  */
+  return marker == 1
+         && (on_readonly_overlay (fd) || (view_mnt != 0 && mount_id_of (fd) == view_mnt)
+             || (fstat (fd, &st) == 0 && st.st_nlink == 0));
+}
+
+/* The running binary's directory and name (split in PATH), from
+   /proc/self/exe; false when it is no absolute path.  */
+static bool
+exe_path (char *path, size_t size, char **name)
+{
+  ssize_t n = readlink ("/proc/self/exe", path, size - 1);
+  char *slash;
+  if (n <= 1 || path[0] != '/')
+    return false;
+  path[n] = '\0';
+  slash = strrchr (path, '/');
+  *slash = '\0';
+  *name = slash + 1;
+  return true;
+}
+
+/* FD is the running binary still (not replaced since it started); on its
+   own device unless through an overlay, which has its own.  */
+static bool
+same_file (int fd, const struct stat *self, bool same_dev)
+{
+  struct stat st;
+  return fstat (fd, &st) == 0 && st.st_ino == self->st_ino && (!same_dev || st.st_dev == self->st_dev)
+         && st.st_size == self->st_size && st.st_mtim.tv_sec == self->st_mtim.tv_sec
+         && st.st_mtim.tv_nsec == self->st_mtim.tv_nsec && st.st_ctim.tv_sec == self->st_ctim.tv_sec
+         && st.st_ctim.tv_nsec == self->st_ctim.tv_nsec;
 }
 
 /* The binary itself, seen through a private overlay mount of its
@@ -87,30 +137,59 @@ fd_is_sealed_copy (int fd)
 static int
 overlay_view (const struct stat *self)
 {
-  char path[4096];
-  ssize_t n = readlink ("/proc/self/exe", path, sizeof path - 1);
-  char *slash;
-  struct stat st;
-  if (n <= 1 || path[0] != '/')
+  char path[4096], *name;
+  if (!exe_path (path, sizeof path, &name))
     return -1;
-  path[n] = '\0';
-  slash = strrchr (path, '/');
-  *slash = '\0';
   cleanup_close int fs = (int)syscall (SYS_fsopen, "overlay", FS_CLOEXEC);
-  if (fs < 0 || syscall (SYS_fsconfig, fs, FS_SET_STRING, "lowerdir+", slash == path ? "/" : path, 0) < 0
+  if (fs < 0 || syscall (SYS_fsconfig, fs, FS_SET_STRING, "lowerdir+", *path ? path : "/", 0) < 0
       || syscall (SYS_fsconfig, fs, FS_SET_STRING, "datadir+", "/dev", 0) < 0
       || syscall (SYS_fsconfig, fs, FS_CMD_CREATE, NULL, NULL, 0) < 0)
     return -1;
   cleanup_close int mnt = (int)syscall (SYS_fsmount, fs, FS_CLOEXEC, FS_ATTR_NOSUID_NODEV);
   if (mnt < 0)
     return -1;
-  cleanup_close int fd = openat (mnt, slash + 1, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0 || fstat (fd, &st) < 0 || st.st_ino != self->st_ino || st.st_size != self->st_size
-      || st.st_mtim.tv_sec != self->st_mtim.tv_sec || st.st_mtim.tv_nsec != self->st_mtim.tv_nsec
-      || st.st_ctim.tv_sec != self->st_ctim.tv_sec || st.st_ctim.tv_nsec != self->st_ctim.tv_nsec
-      || !on_readonly_overlay (fd))
+  cleanup_close int fd = openat (mnt, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || !same_file (fd, self, false) || !on_readonly_overlay (fd))
     return -1;
   return steal_fd (&fd);
+}
+
+/* Without the overlay view (before Linux 6.8, or no overlayfs): the
+   binary through a read-only clone of its directory's mount.  No copy
+   either, but only the mount's flag keeps writes out (the filesystem is
+   the host's, writable), so that flag must be out of reach: the file is
+   not the mount's root (no mount_setattr, fspick or remount takes it),
+   nothing leads above it, and once the clone's fd is closed the mount
+   belongs to no namespace, which the kernel refuses to clone again (a
+   clone rooted at the file would take its holder's flags) -- tried here
+   as root, which must fail EINVAL.  The mappings then show the binary's
+   own device and inode, so they are told apart by mount id (view_mnt).  */
+static int
+bind_view (const struct stat *self)
+{
+  char path[4096], *name;
+  struct statvfs svfs;
+  struct
+  {
+    uint64_t set, clr, propagation, userns_fd;
+  } a = { ATTR_RO_NOSUID_NODEV, 0, 0, 0 };
+  cleanup_close int fd = -1, again = -1;
+  if (!exe_path (path, sizeof path, &name))
+    return -1;
+  {
+    cleanup_close int mnt = (int)syscall (SYS_open_tree, AT_FDCWD, *path ? path : "/",
+                                          TREE_CLONE | TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+    if (mnt < 0 || syscall (SYS_mount_setattr, mnt, "", AT_EMPTY_PATH, &a, sizeof a) < 0)
+      return -1;
+    fd = openat (mnt, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  }
+  if (fd < 0 || !same_file (fd, self, true) || fstatvfs (fd, &svfs) < 0 || !(svfs.f_flag & ST_RDONLY))
+    return -1;
+  again = (int)syscall (SYS_open_tree, fd, "", TREE_CLONE | TREE_CLOEXEC | AT_EMPTY_PATH);
+  if (again >= 0 || errno != EINVAL)
+    return -1;
+  view_mnt = mount_id_of (fd);
+  return view_mnt ? steal_fd (&fd) : -1;
 }
 
 static int
@@ -273,6 +352,24 @@ scan_maps (const struct stat *a, struct image_map *m, int max, const struct stat
   return n;
 }
 
+/* Each of the N mappings in M is of a file on bind_view's mount (seen
+   through /proc/self/map_files, which needs the capabilities
+   adopt_in_place needs).  */
+static bool
+maps_through_view (const struct image_map *m, int n)
+{
+  for (int i = 0; i < n; i++)
+    {
+      char p[80];
+      snprintf (p, sizeof p, "/proc/self/map_files/%lx-%lx", (unsigned long)m[i].start,
+                (unsigned long)m[i].end);
+      cleanup_close int fd = open (p, O_PATH | O_CLOEXEC);
+      if (fd < 0 || view_mnt == 0 || mount_id_of (fd) != view_mnt)
+        return false;
+    }
+  return true;
+}
+
 /* What the main program's headers say (dl_iterate_phdr's first object):
    the page ranges of its writable segments, whose pages may differ from
    the file (relocations, data written since, RELRO), and whether a
@@ -425,12 +522,29 @@ adopt_in_place (int copy, const struct stat *self)
         }
     }
   /* Nothing of the old file is mapped any more (the kernel only compares
-     paths, which would miss the file reached another way), and COPY is.  */
-  if (scan_maps (self, m, MAX_IMAGE_MAPS, &cst, &ncopy) != 0 || ncopy != n)
+     paths, which would miss the file reached another way), and COPY is;
+     for bind_view's, the same file, each mapping is through its mount.  */
+  if (cst.st_ino == self->st_ino && cst.st_dev == self->st_dev)
+    {
+      if (scan_maps (self, m, MAX_IMAGE_MAPS, NULL, NULL) != n || !maps_through_view (m, n))
+        return -1;
+    }
+  else if (scan_maps (self, m, MAX_IMAGE_MAPS, &cst, &ncopy) != 0 || ncopy != n)
     return -1;
   mm.brk = (uint64_t)syscall (SYS_brk, 0); /* nothing allocates from here on */
   mm.exe_fd = (uint32_t)copy;
   return prctl (PR_SET_MM, PR_SET_MM_MAP, &mm, sizeof mm, 0);
+}
+
+/* After adopt_in_place: /proc/self/exe is the view or copy.  */
+static int
+adopted (sbx_error **err)
+{
+  cleanup_close int now = open ("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  marker = 1; /* the view or copy is ours */
+  if (now >= 0 && fd_is_sealed_copy (now))
+    return 0;
+  return sbx_error_set (err, EPERM, "ran from a sealed copy of the binary in place, but it is not sealed");
 }
 
 int
@@ -464,6 +578,15 @@ sbx_reexec_sealed (char **argv, sbx_error **err)
   if (fstat (exe, &st) < 0)
     return sbx_error_sys (err, "stat /proc/self/exe");
   copy = overlay_view (&st);
+  if (copy < 0 && (copy = bind_view (&st)) >= 0)
+    {
+      /* only in place: a re-executed image could not tell the mount */
+      if (adopt_in_place (copy, &st) == 0)
+        return adopted (err);
+      close (copy);
+      copy = -1;
+      view_mnt = 0;
+    }
   if (copy < 0)
     {
       off_t len = exec_extent (exe, st.st_size);
@@ -476,14 +599,7 @@ sbx_reexec_sealed (char **argv, sbx_error **err)
                           "make a sealed copy of the sbxrun binary (a read-only overlay, memfd_create and "
                           "O_TMPFILE all failed): refusing to let containers reach the binary itself");
   if (adopt_in_place (copy, &st) == 0)
-    {
-      cleanup_close int now = open ("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-      marker = 1; /* the view or copy is ours */
-      if (now >= 0 && fd_is_sealed_copy (now))
-        return 0;
-      return sbx_error_set (err, EPERM,
-                            "ran from a sealed copy of the binary in place, but it is not sealed");
-    }
+    return adopted (err);
   if (setenv (SEALED_ENV, "1", 1) < 0)
     return sbx_error_sys (err, "setenv");
   syscall (SYS_execveat, copy, "", argv, environ, AT_EMPTY_PATH);
