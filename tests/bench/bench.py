@@ -657,21 +657,25 @@ def report(ents, floor, sc, meta, pol=None):
         print(f"### seccomp: ~300-rule allowlist ({meta['sc_rules']} rules, default SCMP_ACT_ERRNO, "
               f"3 architectures), {n} runs each\n")
         print(f"Interleaved with the same runtimes on the main config ({meta['seccomp']}), "
-              "the reference for the added cost.\n")
+              "the reference for the added cost; paired: the median of the per-iteration "
+              "differences (both ran in the same iteration).\n")
         warm = next((a for a in sc if a["name"] == "sbxrun, seccomp, warm cache"), None)
         rows = []
         for a in sc:
             if not a["t"]:
-                rows.append([a["name"], "failed", "-", "-", "-"])
+                rows.append([a["name"], "failed", "-", "-", "-", "-"])
                 continue
             m = statistics.median(a["t"])
             ref = a.get("ref")
             base = statistics.median(ref["t"]) if ref and ref["t"] else None
+            added = ""
+            if ref and len(ref["t"]) == len(a["t"]):
+                added = f"{statistics.median(x - y for x, y in zip(a['t'], ref['t'])) * 1000:+.2f}"
             rows.append([a["name"], ms(m), ms(percentile(a["t"], 90)),
-                         f"{(m - base) * 1000:+.1f}" if base else "",
+                         f"{(m - base) * 1000:+.1f}" if base else "", added,
                          ratio(m, statistics.median(warm["t"])) if warm and warm["t"] and ref else ""])
         table(["runtime", "run median (ms)", "run p90 (ms)", "added by the profile (ms)",
-               "vs sbxrun warm"], rows)
+               "added, paired (ms)", "vs sbxrun warm"], rows)
 
     if pol and pol["plain"]:
         ratios = [b / a for a, b in zip(pol["plain"], pol["policy"])]
