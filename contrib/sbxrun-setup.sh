@@ -68,7 +68,7 @@ BUILD_DEPS=(autoconf automake libtool pkg-config gcc make m4
 	go-md2man busybox-static)
 DEMO_DEPS=(jq iproute2 nftables)
 TEST_DEPS=(uidmap libcmocka-dev valgrind python3 python3-pytest runc crun podman criu slirp4netns dbus-user-session
-	iproute2 nftables jq time util-linux xz-utils
+	iproute2 nftables jq time util-linux xz-utils strace
 	libc6-dev clang libclang-rt-14-dev golang-github-opencontainers-specs-dev
 	qemu-system-x86 linux-image-amd64 systemd containerd)
 
