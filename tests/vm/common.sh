@@ -5,8 +5,9 @@
 # build under /tmp would be invisible there: everything the guest runs is
 # copied into a scratch directory that guest.sh shares read-write.
 #
-# Sets: TOP_SRCDIR TOP_BUILDDIR SBXRUN GUEST scratch; stage_suite copies the
-# integration suite, the binary and cgroup_live into $scratch.
+# Sets: TOP_SRCDIR TOP_BUILDDIR SBXRUN GUEST scratch; stage_suite [DIR...]
+# copies the integration suite (and the suite DIRs, e.g. tests/security),
+# the binary and cgroup_live into $scratch.
 # Env read: SBX_VM=0 (skip the guest suites), SBX_VM_DISTCHECK=1 (run them
 # inside `make distcheck` too), SBX_VM_TIMEOUT (seconds per guest),
 # SBX_VM_CONSOLE=FILE (keep the guest's console: kernel messages, OOM reports).
@@ -53,9 +54,12 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/sbxvm-suite.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
 stage_suite() {
+	local d
 	mkdir -p "$scratch/tests"
-	cp -r "$TOP_SRCDIR/tests/integration" "$scratch/tests/"
-	rm -rf "$scratch/tests/integration/__pycache__" "$scratch/tests/integration/.pytest_cache"
+	for d in tests/integration "$@"; do
+		cp -r "$TOP_SRCDIR/$d" "$scratch/tests/"
+		rm -rf "$scratch/$d/__pycache__" "$scratch/$d/.pytest_cache"
+	done
 	cp "$SBXRUN" "$scratch/sbxrun"
 	if [ -x "$TOP_BUILDDIR/tests/unit/cgroup_live" ]; then
 		cp "$TOP_BUILDDIR/tests/unit/cgroup_live" "$scratch/cgroup_live"

@@ -20,9 +20,7 @@
 # (no QEMU or kernel and none installable, not root, no pytest).
 set -eu
 . "$(dirname "$0")/common.sh"
-stage_suite
-cp -r "$TOP_SRCDIR/tests/security" "$scratch/tests/"
-rm -rf "$scratch/tests/security/__pycache__" "$scratch/tests/security/.pytest_cache"
+stage_suite tests/security
 cat >"$scratch/suite.sh" <<'GUEST'
 echo "guest: kernel $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control), up $(cut -d' ' -f1 /proc/uptime)s"
 rc=0

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -244,6 +245,9 @@ typedef struct
   char *root, *mountpoint, *fstype, *superopts;
 } sbx_mountinfo_entry;
 bool sbx_mountinfo_parse_line (char *line, sbx_mountinfo_entry *e);
+/* The mount id (statx STATX_MNT_ID) of path at dirfd, flags as statx's;
+   -1 with errno, ENOTSUP when the kernel gives none.  */
+int sbx_mount_id (int dirfd, const char *path, int flags, uint64_t *out);
 
 /* Append (or replace) one annotation of a config: what the runtime
    records in the saved config for `state` (org.sbxrun.*.resolved...).  */

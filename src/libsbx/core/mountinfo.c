@@ -1,9 +1,12 @@
 /* core/mountinfo.c - one parser of /proc/<pid>/mountinfo lines, for the
- * cgroup discovery and the cgroup mounts of fs/.  */
+ * cgroup discovery and the cgroup mounts of fs/; and a file's mount id.  */
 #include <config.h>
 #include "core/core.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo.  */
 static void
@@ -51,4 +54,19 @@ sbx_mountinfo_parse_line (char *line, sbx_mountinfo_entry *e)
   unescape_octal (e->root);
   unescape_octal (e->mountpoint);
   return true;
+}
+
+int
+sbx_mount_id (int dirfd, const char *path, int flags, uint64_t *out)
+{
+  struct statx sx;
+  if (statx (dirfd, path, flags | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0)
+    return -1;
+  if (!(sx.stx_mask & STATX_MNT_ID))
+    {
+      errno = ENOTSUP;
+      return -1;
+    }
+  *out = sx.stx_mnt_id;
+  return 0;
 }

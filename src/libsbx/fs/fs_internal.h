@@ -79,10 +79,6 @@ int sbx_fs_new_mount (const char *type, int pidns, unsigned long flags, const ch
 /* Flags that only make sense on a superblock: a bind remount ignores them.  */
 #define SB_ONLY (MS_SYNCHRONOUS | MS_DIRSYNC | MS_MANDLOCK | MS_LAZYTIME | MS_SILENT)
 
-/* The mount id (statx STATX_MNT_ID) of path at dirfd, flags as statx's;
-   -1 with errno, ENOTSUP when the kernel gives none (hostroot.c).  */
-int sbx_fs_mount_id (int dirfd, const char *path, int flags, uint64_t *out);
-
 #define FDPATH_MAX 40
 static inline const char *
 fdpath (char *buf, int fd)

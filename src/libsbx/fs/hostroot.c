@@ -77,21 +77,6 @@ sbx_fs_host_root_validate (const oci_config *c, sbx_error **err)
   return 0;
 }
 
-int
-sbx_fs_mount_id (int dirfd, const char *path, int flags, uint64_t *out)
-{
-  struct statx sx;
-  if (statx (dirfd, path, flags | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0)
-    return -1;
-  if (!(sx.stx_mask & STATX_MNT_ID))
-    {
-      errno = ENOTSUP;
-      return -1;
-    }
-  *out = sx.stx_mnt_id;
-  return 0;
-}
-
 /* The runtime's procfs, opened before a setns (a joined namespace's
    /proc may be another pid namespace's, where the helper is not).  */
 static int procfd = -1;
@@ -277,14 +262,14 @@ bind_child (int fd, int nsfd, const char *path)
     }
   if ((rootfd = open_rootfs_checked (path, &e)) < 0)
     goto out;
-  if (sbx_fs_mount_id (rootfd, "", AT_EMPTY_PATH, &b.under) < 0)
+  if (sbx_mount_id (rootfd, "", AT_EMPTY_PATH, &b.under) < 0)
     {
       sbx_error_sys (&e, "mount id of rootfs `%s`", path);
       goto out;
     }
   tree = syscall (SYS_open_tree, rootfd, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
   if (tree < 0 || syscall (SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0
-      || sbx_fs_mount_id (tree, "", AT_EMPTY_PATH, &b.bind) < 0)
+      || sbx_mount_id (tree, "", AT_EMPTY_PATH, &b.bind) < 0)
     {
       sbx_error_sys (&e, "a private copy of rootfs `%s` (open_tree, mount_setattr: Linux 5.12)", path);
       goto out;
@@ -302,7 +287,7 @@ bind_child (int fd, int nsfd, const char *path)
       sbx_error_sys (&e, "make the rootfs bind `%s` private", path);
       goto out;
     }
-  if (sbx_fs_mount_id (AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, &at) < 0 || at != b.bind)
+  if (sbx_mount_id (AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, &at) < 0 || at != b.bind)
     sbx_error_set (&e, EXDEV, "rootfs `%s`: another mount is on the bind just made", path);
 out:
   if (e)
@@ -401,7 +386,7 @@ open_bind (const sbx_status_host_root *h, sbx_error **err)
   if (fd < 0)
     return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? -ENOENT
                                                                  : sbx_error_sys (err, "open `%s`", h->path);
-  if (sbx_fs_mount_id (fd, "", AT_EMPTY_PATH, &id) < 0)
+  if (sbx_mount_id (fd, "", AT_EMPTY_PATH, &id) < 0)
     {
       close (fd);
       return sbx_error_sys (err, "mount id of `%s`", h->path);
@@ -428,7 +413,7 @@ get_bind (const sbx_status_host_root *h, uint64_t *out, sbx_error **err)
     return sbx_error_set (err, ENOENT, "no bind on rootfs `%s`", h->path);
   if (fd < 0)
     return -1;
-  return sbx_fs_mount_id (fd, "", AT_EMPTY_PATH, out) < 0 ? sbx_error_sys (err, "mount id") : 0;
+  return sbx_mount_id (fd, "", AT_EMPTY_PATH, out) < 0 ? sbx_error_sys (err, "mount id") : 0;
 }
 
 /* fn in the recorded namespace of h: 1 without running it when that

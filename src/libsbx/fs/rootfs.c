@@ -147,7 +147,7 @@ host_root_prepare (const oci_config *c, const sbx_rootfs_opts *o, int *procfd, s
 {
   uint64_t id = 0; /* 0: the kernel gives no mount id, so not the bind */
   /* the bind the runtime made and recorded (hostroot.c), nothing else */
-  if (sbx_fs_mount_id (AT_FDCWD, o->rootfs, AT_SYMLINK_NOFOLLOW, &id) < 0 && errno != ENOTSUP)
+  if (sbx_mount_id (AT_FDCWD, o->rootfs, AT_SYMLINK_NOFOLLOW, &id) < 0 && errno != ENOTSUP)
     return sbx_error_sys (err, "rootfs %s", o->rootfs);
   if (o->host_bind_id == 0 || id != o->host_bind_id)
     return sbx_error_set (err, EXDEV, "rootfs %s: the mount there is not the bind the runtime made", o->rootfs);

@@ -61,13 +61,12 @@ extern char **environ;
 static int marker = -1; /* the environment said we are the copy */
 static uint64_t view_mnt; /* the mount id of bind_view's mount, once made */
 
-static uint64_t
-mount_id_of (int fd)
+/* FD is a file on bind_view's mount.  */
+static bool
+on_view_mount (int fd)
 {
-  struct statx sx;
-  if (statx (fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
-    return 0;
-  return sx.stx_mnt_id;
+  uint64_t id;
+  return view_mnt != 0 && sbx_mount_id (fd, "", AT_EMPTY_PATH, &id) == 0 && id == view_mnt;
 }
 
 /* A file on a read-only overlay: its superblock, not just the mount, is
@@ -93,8 +92,7 @@ fd_is_sealed_copy (int fd)
      or the fallback's copy with no name left (on tmpfs, which answers
      F_GET_SEALS for every file, with F_SEAL_SEAL alone).  */
   return marker == 1
-         && (on_readonly_overlay (fd) || (view_mnt != 0 && mount_id_of (fd) == view_mnt)
-             || (fstat (fd, &st) == 0 && st.st_nlink == 0));
+         && (on_readonly_overlay (fd) || on_view_mount (fd) || (fstat (fd, &st) == 0 && st.st_nlink == 0));
 }
 
 /* The running binary's directory and name (split in PATH), from
@@ -188,8 +186,12 @@ bind_view (const struct stat *self)
   again = (int)syscall (SYS_open_tree, fd, "", TREE_CLONE | TREE_CLOEXEC | AT_EMPTY_PATH);
   if (again >= 0 || errno != EINVAL)
     return -1;
-  view_mnt = mount_id_of (fd);
-  return view_mnt ? steal_fd (&fd) : -1;
+  if (sbx_mount_id (fd, "", AT_EMPTY_PATH, &view_mnt) < 0)
+    {
+      view_mnt = 0;
+      return -1;
+    }
+  return steal_fd (&fd);
 }
 
 static int
@@ -364,7 +366,7 @@ maps_through_view (const struct image_map *m, int n)
       snprintf (p, sizeof p, "/proc/self/map_files/%lx-%lx", (unsigned long)m[i].start,
                 (unsigned long)m[i].end);
       cleanup_close int fd = open (p, O_PATH | O_CLOEXEC);
-      if (fd < 0 || view_mnt == 0 || mount_id_of (fd) != view_mnt)
+      if (fd < 0 || !on_view_mount (fd))
         return false;
     }
   return true;
